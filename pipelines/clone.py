@@ -1,0 +1,169 @@
+"""Stage 4: put each model's git repository in the dataset tree, off the reactor thread.
+
+Git runs in a pool of ``PTM_CLONE_CONCURRENCY`` threads; the item waits on an asyncio future, so
+the crawl goes on. A repository is handled once per crawl whatever number of models (or hubs)
+point at it: concurrent requests for one URL share one future, and ``<data>/repo-index.jsonl``
+remembers where each URL was cloned, so another hub's crawl reuses that clone.
+
+The record gets ``RepoPath``, ``LatestGitCommitSHA`` (the clone's HEAD, or the last commit under
+``RepoSubPath``) and ``CloneStatus``: cloned / updated / unchanged / skipped / failed: <reason>.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import git as gitpython
+
+from ptmscrape import dataset
+from ptmscrape.dataset import DatasetTree, UnsafePath, read_jsonl
+from ptmscrape.gitrepo import (
+    Git, GitPolicy, RepoError, check_url, clean_scratch, head_sha, normalize_url, owner_and_name,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    path: str | None  # relative to the data dir
+    sha: str | None
+    status: str
+
+
+class ClonePipeline:
+    def __init__(self, crawler):
+        settings = crawler.settings
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.enabled = settings.getbool("PTM_CLONE", True)
+        self.tree = DatasetTree.from_crawler(crawler)
+        self.git = Git(GitPolicy.from_settings(settings))
+        self.concurrency = max(1, settings.getint("PTM_CLONE_CONCURRENCY", 4))
+        self.executor: ThreadPoolExecutor | None = None
+        self.results: dict[str, asyncio.Future[CloneResult]] = {}
+        self.index: dict[str, str] = {}
+        self.index_lock = threading.Lock()
+        self.running = 0
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def open_spider(self):
+        if not self.enabled:
+            return
+        self.executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ptm-clone")
+        for entry in read_jsonl(self.tree.path(dataset.REPO_INDEX_FILE)):
+            if isinstance(entry.get("url"), str) and isinstance(entry.get("path"), str):
+                self.index[entry["url"]] = entry["path"]
+        removed = clean_scratch(self.tree.scratch_dir(self.crawler.spider.name))
+        if removed:
+            logger.info("Removed %d unfinished clone(s) left by a killed crawl", removed)
+
+    def close_spider(self):
+        if self.executor:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+    async def process_item(self, record):
+        if not self.enabled:
+            return self._finish(record, CloneResult(None, record.get("LatestGitCommitSHA"), "skipped"))
+        url = record.get("RepoURL")
+        if not url:
+            self.stats.inc_value("ptm/clone/no_repo_url")
+            return self._finish(record, CloneResult(None, record.get("LatestGitCommitSHA"), "skipped"))
+        try:
+            check_url(url, self.git.policy)
+            key = normalize_url(url)
+            owner, name = owner_and_name(url)
+        except RepoError as exc:
+            return self._finish(record, CloneResult(None, record.get("LatestGitCommitSHA"), f"failed: {exc}"))
+        future = self.results.get(key)
+        if future is None:
+            self.stats.inc_value("ptm/clone/queued")
+            future = asyncio.wrap_future(self.executor.submit(
+                self._materialize, url, key, record["ModelHub"]["ModelHubName"], owner, name,
+                record.get("RepoBranch"), record.get("LatestGitCommitSHA"),
+            ))
+            self.results[key] = future
+        else:
+            self.stats.inc_value("ptm/clone/shared")
+        result = await asyncio.shield(future)
+        subpath = record.get("RepoSubPath")
+        if subpath and result.path:
+            sha = await asyncio.wrap_future(self.executor.submit(self._subpath_sha, result.path, subpath))
+            result = CloneResult(result.path, sha or result.sha, result.status)
+        return self._finish(record, result)
+
+    def _finish(self, record, result: CloneResult):
+        record["RepoPath"] = result.path
+        record["LatestGitCommitSHA"] = result.sha
+        record["CloneStatus"] = result.status
+        kind = result.status.split(":", 1)[0]
+        self.stats.inc_value(f"ptm/clone/{kind}")
+        if kind == "failed":
+            reason = result.status.split(": ", 1)[1]
+            self.stats.inc_value(f"ptm/clone/failed/{reason.split(' (')[0].split(':')[0][:60]}")
+            logger.warning("Clone failed for %s (%s): %s", record.label, record.get("RepoURL"), reason)
+        return record
+
+    # -- worker threads ------------------------------------------------------------------
+    def _materialize(self, url, key, hub, owner, name, branch, hub_sha) -> CloneResult:
+        with self.index_lock:
+            self.running += 1
+            self.stats.set_value("ptm/clone/running", self.running)
+        try:
+            return self._clone_or_update(url, key, hub, owner, name, branch, hub_sha)
+        except (RepoError, UnsafePath) as exc:
+            return CloneResult(None, hub_sha, f"failed: {exc}")
+        except OSError as exc:
+            return CloneResult(None, hub_sha, f"failed: filesystem error ({exc.strerror or exc})")
+        except Exception as exc:
+            logger.exception("Unexpected error cloning %s", url)
+            return CloneResult(None, hub_sha, f"failed: internal error ({type(exc).__name__})")
+        finally:
+            with self.index_lock:
+                self.running -= 1
+                self.stats.set_value("ptm/clone/running", self.running)
+
+    def _clone_or_update(self, url, key, hub, owner, name, branch, hub_sha) -> CloneResult:
+        relative = self.index.get(key) or dataset.repo_dir(hub, owner, name)
+        path = self.tree.path(relative)
+        head = head_sha(path) if path.exists() else None
+        if head and _origin(path) not in (None, key):
+            # Same owner/name, different repository (e.g. another host): keep both apart.
+            relative = dataset.repo_dir(hub, owner, f"{name}~{dataset.stable_suffix(key)}")
+            path = self.tree.path(relative)
+            head = head_sha(path) if path.exists() else None
+        if head:
+            if hub_sha and head == hub_sha:
+                return CloneResult(relative, head, "unchanged")
+            sha = self.git.update(url, path, branch)
+            return CloneResult(relative, sha, "updated" if sha != head else "unchanged")
+        if path.exists():  # not a valid repository: replace it
+            shutil.rmtree(path)
+        sha = self.git.clone(url, path, self.tree.scratch_dir(hub), branch)
+        with self.index_lock:
+            if self.index.get(key) != relative:
+                self.index[key] = relative
+                self.tree.append_line(dataset.REPO_INDEX_FILE, {"url": key, "path": relative})
+        return CloneResult(relative, sha, "cloned")
+
+    def _subpath_sha(self, relative: str, subpath: str) -> str | None:
+        try:
+            return self.git.last_commit_touching(self.tree.path(relative), subpath)
+        except RepoError:
+            return None
+
+
+def _origin(path: Path) -> str | None:
+    try:
+        return normalize_url(gitpython.Repo(path).remotes.origin.url)
+    except Exception:
+        return None

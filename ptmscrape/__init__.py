@@ -1,0 +1,1 @@
+"""ptmscrape: mine pre-trained model packages from model hubs into a uniform dataset."""

@@ -1,0 +1,278 @@
+"""Git, the safe way: every clone, fetch and HEAD lookup of the project goes through here.
+
+Rules (repo URLs come from strangers):
+
+* a URL is accepted only if it is a plain ``scheme://host/path`` URL whose scheme is in
+  ``PTM_GIT_ALLOW_PROTOCOL`` (default ``https``) — no ``ext::``/remote-helper syntax, no
+  ``file://``/``ssh://`` unless explicitly allowed, no credentials, no leading ``-``, no
+  whitespace or control characters; git itself enforces the same list via ``GIT_ALLOW_PROTOCOL``;
+* the URL is always passed after ``--`` and no option is ever built from hub data (branch names
+  are checked against git's ref-name rules first);
+* git never prompts (``GIT_TERMINAL_PROMPT=0``, empty askpass), a transfer slower than 1 KB/s for
+  ``PTM_GIT_STALL_TIMEOUT`` seconds aborts, and any command is killed after ``PTM_GIT_TIMEOUT``;
+* a new clone is built in a scratch dir and lands with one ``rename``: a clone directory in the
+  dataset tree is always complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import git
+from git.exc import GitCommandError
+
+_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/\-]{1,200}(?<![./])$")
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+class RepoError(Exception):
+    """A repository could not be cloned or updated; ``str()`` is a short reason for CloneStatus."""
+
+
+class UnsafeRepoURL(RepoError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class GitPolicy:
+    allow_protocols: tuple[str, ...] = ("https",)
+    stall_timeout: int = 60
+    timeout: int = 3600
+    lfs: bool = False
+    depth: int = 0
+
+    @classmethod
+    def from_settings(cls, settings) -> GitPolicy:
+        protocols = tuple(p for p in settings.get("PTM_GIT_ALLOW_PROTOCOL", "https").split(":") if p)
+        return cls(
+            allow_protocols=protocols,
+            stall_timeout=settings.getint("PTM_GIT_STALL_TIMEOUT", 60),
+            timeout=settings.getint("PTM_GIT_TIMEOUT", 3600),
+            lfs=settings.getbool("PTM_CLONE_LFS", False),
+            depth=settings.getint("PTM_CLONE_DEPTH", 0),
+        )
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            GIT_TERMINAL_PROMPT="0",
+            GIT_ASKPASS="",
+            SSH_ASKPASS="",
+            GCM_INTERACTIVE="never",
+            GIT_ALLOW_PROTOCOL=":".join(self.allow_protocols),
+            GIT_PROTOCOL_FROM_USER="0",
+        )
+        if not self.lfs:
+            env["GIT_LFS_SKIP_SMUDGE"] = "1"
+        return env
+
+    def config_options(self) -> list[str]:
+        return [
+            "-c", "http.lowSpeedLimit=1000",
+            "-c", f"http.lowSpeedTime={self.stall_timeout}",
+            "-c", "core.askPass=",
+            "-c", "credential.helper=",
+        ]
+
+
+def check_url(url: object, policy: GitPolicy) -> str:
+    """The URL, stripped, if it is safe to hand to git; else :class:`UnsafeRepoURL` saying why."""
+    if not isinstance(url, str) or not url.strip():
+        raise UnsafeRepoURL("no repository URL")
+    url = url.strip()
+    if url.startswith("-"):
+        raise UnsafeRepoURL(f"URL starts with '-' (git option injection): {url[:80]!r}")
+    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
+        raise UnsafeRepoURL("URL contains whitespace or control characters")
+    if "::" in url.split("/", 1)[0] or re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*::", url):
+        raise UnsafeRepoURL(f"remote-helper URL not allowed: {url[:80]!r}")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise UnsafeRepoURL(f"malformed URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if not scheme or "://" not in url:
+        raise UnsafeRepoURL(f"not a scheme://host/path URL: {url[:80]!r}")
+    if scheme not in policy.allow_protocols:
+        allowed = ":".join(policy.allow_protocols)
+        raise UnsafeRepoURL(f"transport '{scheme}' not allowed (PTM_GIT_ALLOW_PROTOCOL={allowed})")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise UnsafeRepoURL("credentials in the URL are not accepted")
+    if not parts.hostname or parts.hostname.startswith("-"):
+        raise UnsafeRepoURL(f"no valid host in {url[:80]!r}")
+    if not parts.path.strip("/"):
+        raise UnsafeRepoURL(f"no repository path in {url[:80]!r}")
+    try:
+        git.Git.check_unsafe_protocols(url)
+    except Exception as exc:  # GitPython's own list (ext::, fd::)
+        raise UnsafeRepoURL(str(exc)) from None
+    return url
+
+
+def normalize_url(url: str) -> str:
+    """Key under which one repository is known, whatever hub or spelling led to it."""
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/")
+    if path.endswith(".git"):
+        path = path[:-4]
+    host = (parts.hostname or "").lower()
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if host in ("github.com", "www.github.com", "gitlab.com"):
+        host = host.removeprefix("www.")
+        path = path.lower()
+    return f"{parts.scheme.lower()}://{host}{path}"
+
+
+def owner_and_name(url: str) -> tuple[str, str]:
+    """``(owner, name)`` of a repository URL: the first two path segments (``.git`` dropped)."""
+    segments = [s for s in urlsplit(url).path.split("/") if s]
+    if not segments:
+        raise UnsafeRepoURL(f"no repository path in {url[:80]!r}")
+    name = segments[1] if len(segments) > 1 else segments[0]
+    owner = segments[0] if len(segments) > 1 else "_"
+    return owner, name.removesuffix(".git") or name
+
+
+def check_branch(branch: str | None) -> str | None:
+    if branch in (None, ""):
+        return None
+    if not isinstance(branch, str) or not _BRANCH.match(branch) or branch.endswith(".lock"):
+        raise RepoError(f"invalid branch name {str(branch)[:60]!r}")
+    return branch
+
+
+def head_sha(path: str | os.PathLike[str]) -> str | None:
+    """Commit checked out in a clone, or None if the directory is not a valid repository."""
+    try:
+        sha = git.Repo(path).head.commit.hexsha
+    except Exception:
+        return None
+    return sha if _SHA.match(sha) else None
+
+
+class Git:
+    """Runs git commands for one policy; every call is bounded by ``policy.timeout``."""
+
+    def __init__(self, policy: GitPolicy):
+        self.policy = policy
+        self._env = policy.env()
+
+    def _run(self, cwd: str | os.PathLike[str], *args: str) -> str:
+        cmd = ["git", *self.policy.config_options(), *args]
+        try:
+            return git.Git(os.fspath(cwd)).execute(
+                cmd, env=self._env, kill_after_timeout=self.policy.timeout,
+                with_extended_output=False, strip_newline_in_stdout=True,
+            )
+        except GitCommandError as exc:
+            raise RepoError(describe_failure(exc)) from None
+
+    def clone(self, url: str, target: Path, scratch_root: Path, branch: str | None = None) -> str:
+        """Clone ``url`` so that it appears at ``target`` complete or not at all; returns HEAD."""
+        url = check_url(url, self.policy)
+        branch = check_branch(branch)
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        scratch = scratch_root / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        args = ["clone", "--no-recurse-submodules"]
+        if self.policy.depth > 0:
+            args += ["--depth", str(self.policy.depth)]
+        if branch:
+            args += ["--branch", branch]
+        try:
+            self._run(scratch_root, *args, "--", url, os.fspath(scratch))
+            if self.policy.lfs:
+                self._run(scratch, "lfs", "pull")
+            sha = head_sha(scratch)
+            if sha is None:
+                raise RepoError("clone has no HEAD commit (empty repository?)")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(scratch, target)
+            except OSError:
+                # Another worker landed the same repository first: theirs is complete; use it.
+                if head_sha(target) is None:
+                    raise
+            return sha
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def update(self, url: str, path: Path, branch: str | None = None) -> str:
+        """Fetch ``branch`` (default: the remote's HEAD) into an existing clone and check it out."""
+        url = check_url(url, self.policy)
+        branch = check_branch(branch)
+        self._run(path, "config", "remote.origin.url", url)
+        args = ["fetch", "--no-recurse-submodules"]
+        if self.policy.depth > 0:
+            args += ["--depth", str(self.policy.depth)]
+        # check_branch() refused anything that git could read as an option.
+        self._run(path, *args, "origin", branch or "HEAD")
+        self._run(path, "reset", "--hard", "--quiet", "FETCH_HEAD")
+        if self.policy.lfs:
+            self._run(path, "lfs", "pull")
+        sha = head_sha(path)
+        if sha is None:
+            raise RepoError("clone has no HEAD commit after update")
+        return sha
+
+    def last_commit_touching(self, path: Path, subpath: str) -> str | None:
+        """Last commit that changed files under ``subpath`` (for many models in one repo)."""
+        out = self._run(path, "log", "-1", "--format=%H", "--", subpath.strip("/") or ".")
+        return out.strip() if _SHA.match(out.strip()) else None
+
+
+def clean_scratch(scratch_root: Path) -> int:
+    """Remove leftovers of killed clones of this host (their pid is gone); returns how many."""
+    removed = 0
+    if not scratch_root.is_dir():
+        return 0
+    for entry in scratch_root.iterdir():
+        pid = entry.name.split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_FAILURES = [
+    (re.compile(r"timed out|Operation too slow|transfer rate|Timeout", re.I), "transfer stalled or timed out"),
+    (re.compile(r"error: 404|not found|does not exist", re.I), "repository not found (HTTP 404)"),
+    (re.compile(r"error: 401|error: 403|Authentication failed|could not read Username|terminal prompts disabled", re.I),
+     "authentication required (HTTP 401/403)"),
+    (re.compile(r"transport '[^']*' not allowed", re.I), "transport not allowed"),
+    (re.compile(r"Remote branch .* not found|couldn't find remote ref", re.I), "branch not found"),
+    (re.compile(r"No space left on device", re.I), "disk full"),
+    (re.compile(r"Could not resolve host|Connection refused|Failed to connect", re.I), "host unreachable"),
+    (re.compile(r"RPC failed|early EOF|unexpected disconnect|fetch-pack: invalid|the remote end hung up", re.I),
+     "connection broken during transfer"),
+]
+
+
+def describe_failure(exc: GitCommandError) -> str:
+    """A short reason for a failed git command, without URLs' query strings or credentials."""
+    stderr = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode("utf-8", "replace")
+    if exc.status in (-9, "-9") or "kill" in str(exc.status).lower():
+        return "transfer stalled or timed out (killed after PTM_GIT_TIMEOUT)"
+    for pattern, reason in _FAILURES:
+        if pattern.search(stderr):
+            return reason
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    last = lines[-1] if lines else f"git exited with status {exc.status}"
+    last = re.sub(r"https?://\S+", "<url>", last)
+    return last[:200]

@@ -1,0 +1,44 @@
+"""The two kinds of item that flow through the pipelines.
+
+A spider yields a :class:`RawModelItem` — the hub's own payload, untouched, plus where it came from.
+The map stage turns it into a :class:`PTMRecord`, the uniform record described by
+``schema/ptm-record.schema.json``. A record is a plain ``dict`` for feed exporters and the JSON
+Schema; the raw item it came from rides along as an attribute (``record.raw``), so it is stored by
+the store stage but never exported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from importlib import resources
+from typing import Any
+
+SCHEMA_VERSION = "1.1.0"
+
+
+@dataclasses.dataclass
+class RawModelItem:
+    hub: str  # spider name, e.g. "huggingface"
+    model_id: str  # the hub's own id of the model (may be hostile: never a path as is)
+    url: str  # where the payload was fetched
+    payload: Any  # JSON-able payload exactly as the hub served it
+    # Hints a spider knows but the payload does not (e.g. the hub's base URL); mappers read them.
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class PTMRecord(dict):
+    """A uniform PTM record (a dict); ``raw`` is the :class:`RawModelItem` it was mapped from."""
+
+    raw: RawModelItem | None = None
+
+    @property
+    def label(self) -> str:
+        """How log lines and errors name this model: ``hub:model id``."""
+        hub = (self.get("ModelHub") or {}).get("ModelHubName", "?")
+        return f"{hub}:{self.raw.model_id if self.raw else self.get('ModelName')}"
+
+
+def load_schema() -> dict[str, Any]:
+    text = resources.files("ptmscrape").joinpath("schema/ptm-record.schema.json").read_text("utf-8")
+    return json.loads(text)

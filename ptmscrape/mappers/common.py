@@ -1,0 +1,95 @@
+"""Helpers shared by the hub mappers: stable ids, the record skeleton, tolerant field readers."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from ptmscrape import dataset
+from ptmscrape.items import SCHEMA_VERSION
+
+_ARXIV = re.compile(r"^\d{4}\.\d{4,5}(v\d+)?$|^[a-z\-]+(\.[A-Z]{2})?/\d{7}(v\d+)?$")
+
+
+class MappingError(ValueError):
+    """The raw payload cannot become a record; the message says why."""
+
+
+def stable_id(hub: str, key: str) -> int:
+    """A positive 53-bit integer from hub name and the hub's id of the model.
+
+    The same model gets the same id on every crawl and every machine (no coordination), and the
+    id is exact in JSON readers that use doubles (JavaScript, pandas).
+    """
+    digest = hashlib.sha256(f"{hub}\x00{key}".encode("utf-8", "surrogatepass")).digest()
+    return (int.from_bytes(digest[:8], "big") >> 11) or 1
+
+
+def new_record(*, hub: str, hub_url: str, object_id: str, owner: str, name: str,
+               model_url: str, owner_url: str, stable_key: str | None = None) -> dict[str, Any]:
+    """The required part of a record; mappers fill in the rest."""
+    return {
+        "id": stable_id(hub, stable_key or object_id),
+        "SchemaVersion": SCHEMA_VERSION,
+        "ModelHub": {
+            "ModelHubName": hub,
+            "ModelHubURL": hub_url,
+            "MetadataFilePath": dataset.metadata_file(hub, owner or "_", name),
+            "MetadataObjectID": object_id,
+        },
+        "ModelName": name,
+        "ModelOwner": owner,
+        "ModelURL": model_url,
+        "ModelOwnerURL": owner_url,
+        "Datasets": [],
+        "ModelPaperDOIs": [],
+        "LatestGitCommitSHA": None,
+        "RepoURL": None,
+        "RepoBranch": None,
+        "RepoSubPath": None,
+        "RepoPath": None,
+        "CloneStatus": "pending",
+        "CrawledAt": dataset.utc_now(),
+    }
+
+
+def text(value: Any, limit: int = 10_000) -> str | None:
+    """A string field, or None when the hub sent another type; over-long text is cut."""
+    if isinstance(value, str):
+        return value[:limit]
+    return None
+
+
+def count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def str_list(value: Any, limit: int = 1000) -> list[str]:
+    """A list of strings from a string, a list, or junk (ignored), order kept, no duplicates."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, str) and item and item not in out:
+            out.append(item[:500])
+        if len(out) >= limit:
+            break
+    return out
+
+
+def arxiv_doi(arxiv_id: str) -> str | None:
+    """DataCite DOI of an arXiv paper: ``10.48550/arXiv.<id>`` (version suffix dropped)."""
+    arxiv_id = arxiv_id.strip()
+    if not _ARXIV.match(arxiv_id):
+        return None
+    return "10.48550/arXiv." + re.sub(r"v\d+$", "", arxiv_id)
+
+
+def github_owner_url(repo_url: str | None) -> str:
+    """``https://github.com/<owner>`` for a GitHub repo URL, else ''."""
+    if not repo_url:
+        return ""
+    m = re.match(r"^https?://(www\.)?github\.com/([^/]+)", repo_url)
+    return f"https://github.com/{m.group(2)}" if m else ""

@@ -1,0 +1,126 @@
+"""Downloader middlewares shared by all spiders: hub auth and rate-limit aware waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import os
+import re
+import time
+from urllib.parse import urlsplit
+
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+
+logger = logging.getLogger(__name__)
+
+
+class HubAuthMiddleware:
+    """Sends a spider's token (``spider.auth_token_env``, e.g. ``HF_TOKEN``) as a bearer token.
+
+    Only to the spider's own hub host (``spider.auth_host``), and only at download time: the
+    header is removed again as soon as the response (or error) comes back, so retry and redirect
+    copies of the request — which may be pickled into JOBDIR or Redis — never carry the token.
+    """
+
+    def __init__(self, crawler):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def _token_and_host(self):
+        spider = self.crawler.spider
+        env_name = getattr(spider, "auth_token_env", None)
+        token = os.environ.get(env_name, "").strip() if env_name else ""
+        return token, getattr(spider, "auth_host", None)
+
+    def process_request(self, request: Request):
+        token, host = self._token_and_host()
+        if token and host and urlsplit(request.url).netloc == host:
+            request.headers[b"Authorization"] = f"Bearer {token}".encode()
+            request.meta["_ptm_auth"] = True
+        return None
+
+    def process_response(self, request: Request, response):
+        self._strip(request)
+        return response
+
+    def process_exception(self, request: Request, exception):
+        self._strip(request)
+        return None
+
+    @staticmethod
+    def _strip(request: Request) -> None:
+        if request.meta.pop("_ptm_auth", False):
+            request.headers.pop(b"Authorization", None)
+
+
+_RATELIMIT_T = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+)")
+
+
+def wait_seconds(headers) -> float | None:
+    """What a 429 asks us to wait: ``RateLimit: "api";r=0;t=<s>`` or ``Retry-After``."""
+    for name in (b"RateLimit", b"RateLimit-Reset"):
+        value = headers.get(name)
+        if value:
+            text = value.decode("latin-1")
+            m = _RATELIMIT_T.search(text)
+            if m:
+                return float(m.group(1))
+            if text.strip().isdigit():
+                return float(text.strip())
+    value = headers.get(b"Retry-After")
+    if value:
+        text = value.decode("latin-1").strip()
+        if text.isdigit():
+            return float(text)
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+class RateLimitMiddleware:
+    """On 429 (or 503 with a wait header), wait what the hub says, then retry.
+
+    Scrapy's RetryMiddleware retries 429 at once and ignores both headers; this one runs first
+    on the response path. Waiting is an ``asyncio.sleep`` — the reactor keeps running, other
+    requests proceed. A request still limited after ``PTM_RATELIMIT_MAX_RETRIES`` waits is
+    reported (log + ``ptm/ratelimit/gave_up``) and dropped.
+    """
+
+    def __init__(self, crawler):
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.max_wait = crawler.settings.getfloat("PTM_RATELIMIT_MAX_WAIT", 600)
+        self.max_retries = crawler.settings.getint("PTM_RATELIMIT_MAX_RETRIES", 8)
+        self.default_wait = crawler.settings.getfloat("PTM_RATELIMIT_DEFAULT_WAIT", 5)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    async def process_response(self, request: Request, response):
+        wait = wait_seconds(response.headers)
+        if response.status != 429 and not (response.status == 503 and wait is not None):
+            return response
+        attempts = request.meta.get("ptm_ratelimit_retries", 0)
+        if attempts >= self.max_retries:
+            self.stats.inc_value("ptm/ratelimit/gave_up")
+            logger.error("Rate limited %d times, giving up on %s", attempts, request.url)
+            raise IgnoreRequest(f"rate limited {attempts} times: {request.url}")
+        if wait is None:
+            wait = self.default_wait * (2 ** attempts)
+        wait = min(max(wait, 0.0), self.max_wait)
+        self.stats.inc_value("ptm/ratelimit/waits")
+        self.stats.inc_value("ptm/ratelimit/wait_seconds", round(wait, 3))
+        logger.info("HTTP %d from %s: waiting %.1fs as the hub asks", response.status, request.url, wait)
+        await asyncio.sleep(wait)
+        retry = request.replace(dont_filter=True)
+        retry.meta["ptm_ratelimit_retries"] = attempts + 1
+        return retry

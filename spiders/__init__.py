@@ -1,0 +1,1 @@
+"""One spider per model hub; each yields ``RawModelItem`` s (see ``ptmscrape.spiders_base``)."""

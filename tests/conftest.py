@@ -1,0 +1,16 @@
+import pytest
+
+from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
+
+
+@pytest.fixture
+def hf_models() -> list[dict]:
+    """The hand-written fixtures plus 8 synthetic models: 12 models."""
+    return fixture_models() + synthetic_models(8)
+
+
+@pytest.fixture
+def hf_replica(tmp_path, hf_models):
+    with HuggingFaceReplica(hf_models, tmp_path / "hub-git",
+                            renames={"bert-base-uncased": "google-bert/bert-base-uncased"}) as hub:
+        yield hub
