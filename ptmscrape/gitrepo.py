@@ -88,10 +88,10 @@ def check_url(url: object, policy: GitPolicy) -> str:
     url = url.strip()
     if url.startswith("-"):
         raise UnsafeRepoURL(f"URL starts with '-' (git option injection): {url[:80]!r}")
-    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
-        raise UnsafeRepoURL("URL contains whitespace or control characters")
     if "::" in url.split("/", 1)[0] or re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*::", url):
         raise UnsafeRepoURL(f"remote-helper URL not allowed: {url[:80]!r}")
+    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
+        raise UnsafeRepoURL("URL contains whitespace or control characters")
     try:
         parts = urlsplit(url)
     except ValueError as exc:

@@ -66,3 +66,16 @@ def run_crawl(spider: str, workdir: Path, *, args: dict | None = None, settings:
         assert proc.returncode == 0, result.log[-5000:]
         assert "Traceback" not in result.log, result.log[-5000:]
     return result
+
+
+def project_crawler(spidercls, settings: dict | None = None):
+    """A crawler with the project's settings (``ptmscrape/settings.py``) plus ``settings``, its
+    stats open — for cheap callback and pipeline tests without a reactor."""
+    from scrapy.utils.test import get_crawler
+
+    import ptmscrape.settings as project
+
+    ours = {k: getattr(project, k) for k in dir(project) if k.isupper()}
+    crawler = get_crawler(spidercls, {**ours, **(settings or {})})
+    crawler.stats.open_spider()
+    return crawler

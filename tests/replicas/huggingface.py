@@ -189,3 +189,10 @@ class HuggingFaceReplica:
         if model is None:
             return Reply.json({"error": "Repository not found"}, 404)
         return Reply.json(model)
+
+
+def start_demo_replica(workdir: Path):
+    """For the offline demo: (replica context manager, crawl settings, crawl environment)."""
+    hub = HuggingFaceReplica(fixture_models() + synthetic_models(20), Path(workdir) / "huggingface-git",
+                             renames={"bert-base-uncased": "google-bert/bert-base-uncased"})
+    return hub, {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 10}, {}

@@ -1,0 +1,93 @@
+import json
+import os
+
+import pytest
+
+from ptmscrape import dataset
+from ptmscrape.dataset import (
+    DatasetTree, SnapshotWriter, UnsafePath, merge_records, pending_snapshots, read_jsonl, segment,
+)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("bert-base-uncased", "bert-base-uncased"),
+    ("v1.0_final", "v1.0_final"),
+    ("..", "%2E."),
+    (".hidden", "%2Ehidden"),
+    ("a/b", "a%2Fb"),
+    ("/etc/passwd", "%2Fetc%2Fpasswd"),
+    ("nul\x00byte", "nul%00byte"),
+    ("modèle", "mod%C3%A8le"),
+    ("-rf", "-rf"),
+])
+def test_segment_encodes_everything_unsafe(name, expected):
+    assert segment(name) == expected
+
+
+def test_segment_is_injective_and_bounded():
+    long_a, long_b = "x" * 500 + "a", "x" * 500 + "b"
+    assert segment(long_a) != segment(long_b)
+    assert len(segment(long_a)) <= 120
+    assert segment("a%2Fb") == "a%252Fb"
+
+
+@pytest.mark.parametrize("bad", ["", None, 3])
+def test_segment_refuses_empty_or_non_text(bad):
+    with pytest.raises(UnsafePath):
+        segment(bad)
+
+
+def test_tree_paths_never_leave_the_root(tmp_path):
+    tree = DatasetTree(tmp_path / "data")
+    assert tree.path("hub/x.json") == (tmp_path / "data/hub/x.json").resolve()
+    for escape in ("../x", "hub/../../x", "/etc/passwd"):
+        with pytest.raises(UnsafePath):
+            tree.path(escape)
+    hostile = dataset.metadata_file("huggingface", "..", "../../etc/passwd")
+    assert tree.root in tree.path(hostile).parents
+
+
+def test_write_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path):
+    tree = DatasetTree(tmp_path)
+    tree.write_atomic("hub/json/a.json", b'{"v": 1}')
+    tree.write_atomic("hub/json/a.json", b'{"v": 2}')
+    assert json.loads((tmp_path / "hub/json/a.json").read_bytes()) == {"v": 2}
+    assert os.listdir(tmp_path / "hub/json") == ["a.json"]
+
+
+def test_read_jsonl_skips_a_torn_last_line(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'{"id": 1}\n{"id": 2}\n{"id": 3, "Mod')
+    assert [r["id"] for r in read_jsonl(path)] == [1, 2]
+
+
+def _snapshot(tree, hub, stamp, records):
+    writer = SnapshotWriter(tree, hub, stamp)
+    for record in records:
+        writer.write(record)
+    writer.close()
+    return writer.path
+
+
+def test_merge_keeps_newest_record_per_id_and_counts_unseen(tmp_path):
+    tree = DatasetTree(tmp_path)
+    first = _snapshot(tree, "hub", "1", [{"id": 1, "v": "a"}, {"id": 2, "v": "a"}])
+    merge_records(tree, "hub", [first])
+    second = _snapshot(tree, "hub", "2", [{"id": 2, "v": "b"}, {"id": 3, "v": "b"}])
+    counts = merge_records(tree, "hub", [second])
+    records = {r["id"]: r["v"] for r in read_jsonl(tmp_path / "hub/hub.jsonl")}
+    assert records == {1: "a", 2: "b", 3: "b"}
+    assert counts == {"records": 3, "carried": 1}
+    assert pending_snapshots(tree, "hub") == []
+    assert first.exists() and second.exists()  # snapshots stay: they are the time series
+
+
+def test_snapshot_of_a_killed_crawl_is_pending_until_merged(tmp_path):
+    tree = DatasetTree(tmp_path)
+    writer = SnapshotWriter(tree, "hub", "killed")
+    writer.write({"id": 7, "v": "x"})
+    # no close(), no merge: as if the process died here
+    assert pending_snapshots(tree, "hub") == [writer.path]
+    merge_records(tree, "hub", pending_snapshots(tree, "hub"))
+    assert [r["id"] for r in read_jsonl(tmp_path / "hub/hub.jsonl")] == [7]
+    assert pending_snapshots(tree, "hub") == []

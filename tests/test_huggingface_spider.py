@@ -1,0 +1,103 @@
+import asyncio
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from scrapy.http import Request, TextResponse
+
+from ptmscrape.items import RawModelItem
+from ptmscrape.spiders_base import next_link
+from spiders.huggingface import HuggingfaceSpider
+from tests.crawl import project_crawler
+from tests.replicas.huggingface import fixture_models
+
+BASE = "https://hub.example"
+
+
+def make_spider(settings=None, **kwargs):
+    crawler = project_crawler(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": BASE, **(settings or {})})
+    return HuggingfaceSpider.from_crawler(crawler, **kwargs)
+
+
+def page(url, models, link=None):
+    headers = {"Content-Type": "application/json"}
+    if link:
+        headers["Link"] = f'<{link}>; rel="next"'
+    return TextResponse(url, body=json.dumps(models).encode(), headers=headers,
+                        request=Request(url))
+
+
+def first_request(spider):
+    async def collect():
+        return [r async for r in spider.start()]
+    return asyncio.run(collect())
+
+
+def test_next_link_reads_github_style_headers():
+    nxt = "https://huggingface.co/api/models?limit=10&cursor=eyIkb3IiOltdfQ%3D%3D"
+    assert next_link(f'<{nxt}>; rel="next"') == nxt
+    assert next_link(f'<https://x/prev>; rel="prev", <{nxt}>; rel="next"'.encode()) == nxt
+    assert next_link('<https://x/last>; rel="last"') is None
+    assert next_link(None) is None
+
+
+def test_listing_url_asks_for_the_fields_and_filters():
+    spider = make_spider(limit="5", sort="likes", search="bert", author="google")
+    (request,) = first_request(spider)
+    parts = urlsplit(request.url)
+    query = parse_qs(parts.query)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{BASE}/api/models"
+    assert query["sort"] == ["likes"] and query["direction"] == ["-1"]
+    assert query["limit"] == ["5"]  # no bigger page than the limit
+    assert query["search"] == ["bert"] and query["author"] == ["google"]
+    assert {"cardData", "config", "sha", "downloadsAllTime", "safetensors", "usedStorage"} <= set(query["expand[]"])
+
+
+def test_listing_without_expand_uses_full_config_carddata():
+    spider = make_spider({"PTM_HUGGINGFACE_EXPAND": []})
+    (request,) = first_request(spider)
+    query = parse_qs(urlsplit(request.url).query)
+    assert (query["full"], query["config"], query["cardData"]) == (["true"], ["true"], ["true"])
+
+
+def test_listing_page_yields_raw_items_then_the_next_page():
+    spider = make_spider()
+    models = fixture_models()
+    url = f"{BASE}/api/models?limit=4"
+    out = list(spider.parse_listing(page(url, models, link=f"{BASE}/api/models?cursor=abc")))
+    items = [o for o in out if isinstance(o, RawModelItem)]
+    requests = [o for o in out if isinstance(o, Request)]
+    assert [i.model_id for i in items] == [m["id"] for m in models]
+    assert items[0].payload == models[0]  # untouched
+    assert items[0].context["base_url"] == BASE and items[0].url == url
+    assert [r.url for r in requests] == [f"{BASE}/api/models?cursor=abc"]
+
+
+def test_last_page_has_no_next_request():
+    out = list(make_spider().parse_listing(page(f"{BASE}/api/models", fixture_models())))
+    assert not any(isinstance(o, Request) for o in out)
+
+
+def test_limit_stops_items_and_paging():
+    spider = make_spider(limit="3")
+    out = list(spider.parse_listing(page(f"{BASE}/api/models", fixture_models(), link=f"{BASE}/next")))
+    assert len(out) == 3 and all(isinstance(o, RawModelItem) for o in out)
+
+
+def test_malformed_page_is_reported_with_url_not_raised():
+    spider = make_spider()
+    bad = TextResponse(f"{BASE}/api/models?p=2", body=b'[{"id": "a/b", "downl', request=Request(f"{BASE}/x"))
+    assert list(spider.parse_listing(bad)) == []
+    assert spider.crawler.stats.get_value("ptm/pages/bad") == 1
+
+
+def test_models_argument_fetches_each_model_by_id():
+    spider = make_spider(models="bert-base-uncased, google/vit-base-patch16-224")
+    urls = [r.url for r in first_request(spider)]
+    assert urls == [f"{BASE}/api/models/bert-base-uncased", f"{BASE}/api/models/google/vit-base-patch16-224"]
+
+
+def test_scrapyd_job_argument_is_accepted_and_bad_limit_refused():
+    assert make_spider(_job="abc123").limit is None
+    with pytest.raises(ValueError, match="limit"):
+        make_spider(limit="lots")

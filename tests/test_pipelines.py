@@ -1,0 +1,138 @@
+"""The pipeline stages, built through ``from_crawler`` with the project's settings."""
+
+import asyncio
+import copy
+
+import pytest
+
+from pipelines.clone import ClonePipeline
+from pipelines.dedupe import DedupePipeline, DuplicateModel
+from pipelines.map import MapPipeline, UnmappableModel
+from pipelines.store import StorePipeline
+from pipelines.validate import InvalidRecord, ValidatePipeline
+from ptmscrape.dataset import read_jsonl
+from ptmscrape.items import PTMRecord, RawModelItem
+from spiders.huggingface import HuggingfaceSpider
+from tests.crawl import project_crawler
+from tests.replicas.huggingface import fixture_models
+from tests.replicas.server import GitHost, Replica
+
+BASE = "https://huggingface.co"
+
+
+@pytest.fixture
+def crawler(tmp_path):
+    crawler = project_crawler(HuggingfaceSpider, {"PTM_DATA_DIR": str(tmp_path / "data"),
+                                                  "PTM_GIT_ALLOW_PROTOCOL": "https:http"})
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    return crawler
+
+
+def raw(model):
+    return RawModelItem("huggingface", model["id"], f"{BASE}/api/models", model, {"base_url": BASE})
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def mapped(crawler, model):
+    return run(MapPipeline.from_crawler(crawler).process_item(raw(model)))
+
+
+def test_map_turns_a_raw_item_into_a_record_carrying_its_raw_payload(crawler):
+    model = fixture_models()[0]
+    record = mapped(crawler, model)
+    assert isinstance(record, PTMRecord) and record.raw.payload is model
+    assert "raw" not in record  # never exported
+    assert crawler.stats.get_value("ptm/map/mapped") == 1
+
+
+def test_map_drops_an_unmappable_model_naming_it(crawler):
+    with pytest.raises(UnmappableModel, match=r"huggingface:broken/x: missing or malformed 'id'"):
+        run(MapPipeline.from_crawler(crawler).process_item(
+            RawModelItem("huggingface", "broken/x", "u", {"id": 42}, {"base_url": BASE})))
+    assert crawler.stats.get_value("ptm/map/failed") == 1
+
+
+def test_validate_drops_an_invalid_record_naming_model_and_field(crawler):
+    record = mapped(crawler, fixture_models()[0])
+    record["Downloads"] = "lots"
+    with pytest.raises(InvalidRecord, match=r"huggingface:acme-research/vit-tiny-demo: Downloads: 'lots'"):
+        run(ValidatePipeline.from_crawler(crawler).process_item(record))
+    assert crawler.stats.get_value("ptm/validate/invalid") == 1
+
+
+def test_dedupe_drops_the_second_sighting_of_a_model(crawler):
+    stage = DedupePipeline.from_crawler(crawler)
+    model = fixture_models()[0]
+    run(stage.process_item(mapped(crawler, model)))
+    renamed = copy.deepcopy(model)
+    renamed["id"] = "acme-research/renamed"  # same Mongo _id: the same model
+    with pytest.raises(DuplicateModel, match="already processed"):
+        run(stage.process_item(mapped(crawler, renamed)))
+    assert crawler.stats.get_value("ptm/dedupe/duplicate") == 1
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("ext::sh -c touch% /tmp/pwned", "remote-helper URL not allowed"),
+    ("file:///etc", "transport 'file' not allowed"),
+    ("ssh://git@github.com/a/b", "transport 'ssh' not allowed"),
+    ("https://user:secret@github.com/a/b", "credentials in the URL"),
+    ("--upload-pack=touch /tmp/pwned", "starts with '-'"),
+])
+def test_clone_refuses_unsafe_urls_without_running_git(crawler, url, reason):
+    stage = ClonePipeline.from_crawler(crawler)
+    stage.open_spider()
+    record = mapped(crawler, fixture_models()[0])
+    record["RepoURL"] = url
+    out = run(stage.process_item(record))
+    stage.close_spider()
+    assert out["CloneStatus"].startswith("failed: ") and reason in out["CloneStatus"]
+    assert "secret" not in out["CloneStatus"]
+    assert out["RepoPath"] is None
+    assert crawler.stats.get_value("ptm/clone/failed") == 1
+
+
+def test_one_repository_reached_from_two_hubs_is_cloned_once(tmp_path, crawler):
+    git_host = GitHost(tmp_path / "git")
+    sha = git_host.add_repo("pytorch/vision", {"hubconf.py": "dependencies = []\n"})
+    with Replica() as server:
+        git_host.mount(server)
+        url = f"{server.url}/pytorch/vision"
+        first_hub = mapped(crawler, fixture_models()[0])
+        first_hub["RepoURL"] = url
+        stage = ClonePipeline.from_crawler(crawler)
+        stage.open_spider()
+        first = run(stage.process_item(first_hub))
+        stage.close_spider()
+
+        other = project_crawler(HuggingfaceSpider, dict(crawler.settings))
+        other.spider = HuggingfaceSpider.from_crawler(other)
+        second_hub = mapped(other, fixture_models()[1])
+        second_hub["ModelHub"]["ModelHubName"] = "pytorchhub"
+        second_hub["RepoURL"] = url + ".git"  # another spelling of the same repository
+        stage = ClonePipeline.from_crawler(other)
+        stage.open_spider()
+        second = run(stage.process_item(second_hub))
+        stage.close_spider()
+        assert server.count("GET", "/info/refs") == 2  # one clone, then one fetch of that clone
+
+    assert (first["CloneStatus"], second["CloneStatus"]) == ("cloned", "unchanged")
+    assert first["RepoPath"] == second["RepoPath"] == "huggingface/repos/pytorch/vision"
+    assert first["LatestGitCommitSHA"] == second["LatestGitCommitSHA"] == sha
+    assert not (tmp_path / "data/pytorchhub/repos").exists()
+
+
+def test_store_writes_payload_snapshot_and_merged_file(crawler, tmp_path):
+    stage = StorePipeline.from_crawler(crawler)
+    stage.open_spider()
+    records = [mapped(crawler, m) for m in fixture_models()]
+    for record in records:
+        run(stage.process_item(record))
+    stage.close_spider()
+    data = tmp_path / "data"
+    assert [r["id"] for r in read_jsonl(data / "huggingface/huggingface.jsonl")] == [r["id"] for r in records]
+    for record in records:
+        assert (data / record["ModelHub"]["MetadataFilePath"]).is_file()
+    assert crawler.stats.get_value("ptm/store/records") == len(records)

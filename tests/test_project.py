@@ -1,0 +1,54 @@
+"""Project-wide conventions: spider naming, documented settings, the CLI sees every spider."""
+
+import importlib
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import scrapy
+
+import ptmscrape.settings as settings
+import spiders
+from ptmscrape.spiders_base import HubSpider
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spider_modules():
+    return [m.name for m in pkgutil.iter_modules(spiders.__path__) if not m.name.startswith("_")]
+
+
+def test_every_spider_imports_and_file_class_and_name_agree():
+    assert "huggingface" in spider_modules()
+    for module_name in spider_modules():
+        module = importlib.import_module(f"spiders.{module_name}")
+        classes = [c for c in vars(module).values()
+                   if isinstance(c, type) and issubclass(c, scrapy.Spider) and c.__module__ == module.__name__]
+        assert len(classes) == 1, f"spiders/{module_name}.py should define exactly one spider"
+        (cls,) = classes
+        assert cls.name == module_name
+        assert cls.__name__.lower() == f"{module_name}spider"
+        assert issubclass(cls, HubSpider)
+        assert importlib.import_module(f"ptmscrape.mappers.{module_name}").map_raw
+
+
+def test_scrapy_list_shows_every_spider():
+    out = subprocess.run([sys.executable, "-m", "scrapy.cmdline", "list"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert sorted(out) == sorted(spider_modules())
+
+
+def test_every_ptm_setting_is_documented_in_the_readme_and_vice_versa():
+    defined = {name for name in dir(settings) if name.startswith("PTM_")}
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `(PTM_[A-Z0-9_]+)` \|", readme, flags=re.M))
+    assert defined == documented
+
+
+def test_every_ptm_setting_has_a_doc_comment():
+    lines = (ROOT / "ptmscrape/settings.py").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^PTM_[A-Z0-9_]+ = ", line):
+            assert lines[i - 1].startswith("# "), f"{line.split()[0]} needs a one-line comment above it"
