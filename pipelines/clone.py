@@ -15,6 +15,7 @@ import asyncio
 import logging
 import shutil
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from ptmscrape.gitrepo import (
 )
 
 logger = logging.getLogger(__name__)
+
+FINISHED_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,10 @@ class ClonePipeline:
         self.git = Git(GitPolicy.from_settings(settings))
         self.concurrency = max(1, settings.getint("PTM_CLONE_CONCURRENCY", 4))
         self.executor: ThreadPoolExecutor | None = None
-        self.results: dict[str, asyncio.Future[CloneResult]] = {}
+        # URL -> result: in-flight futures are shared; finished results are remembered (LRU) so a
+        # repository used by many models is fetched once per crawl, in bounded memory.
+        self.in_flight: dict[str, asyncio.Future[CloneResult]] = {}
+        self.finished: OrderedDict[str, CloneResult] = OrderedDict()
         self.index: dict[str, str] = {}
         self.index_lock = threading.Lock()
         self.running = 0
@@ -84,22 +90,37 @@ class ClonePipeline:
             owner, name = owner_and_name(url)
         except RepoError as exc:
             return self._finish(record, CloneResult(None, record.get("LatestGitCommitSHA"), f"failed: {exc}"))
-        future = self.results.get(key)
-        if future is None:
-            self.stats.inc_value("ptm/clone/queued")
-            future = asyncio.wrap_future(self.executor.submit(
-                self._materialize, url, key, record["ModelHub"]["ModelHubName"], owner, name,
-                record.get("RepoBranch"), record.get("LatestGitCommitSHA"),
-            ))
-            self.results[key] = future
-        else:
+        result = self.finished.get(key)
+        if result is not None:
+            self.finished.move_to_end(key)
             self.stats.inc_value("ptm/clone/shared")
-        result = await asyncio.shield(future)
+        else:
+            result = await self._materialize_once(record, url, key, owner, name)
         subpath = record.get("RepoSubPath")
         if subpath and result.path:
             sha = await asyncio.wrap_future(self.executor.submit(self._subpath_sha, result.path, subpath))
             result = CloneResult(result.path, sha or result.sha, result.status)
         return self._finish(record, result)
+
+    async def _materialize_once(self, record, url, key, owner, name) -> CloneResult:
+        future = self.in_flight.get(key)
+        if future is not None:
+            self.stats.inc_value("ptm/clone/shared")
+            return await asyncio.shield(future)
+        self.stats.inc_value("ptm/clone/queued")
+        future = asyncio.wrap_future(self.executor.submit(
+            self._materialize, url, key, record["ModelHub"]["ModelHubName"], owner, name,
+            record.get("RepoBranch"), record.get("LatestGitCommitSHA"),
+        ))
+        self.in_flight[key] = future
+        try:
+            result = await asyncio.shield(future)
+        finally:
+            del self.in_flight[key]
+        self.finished[key] = result
+        if len(self.finished) > FINISHED_CACHE_SIZE:
+            self.finished.popitem(last=False)
+        return result
 
     def _finish(self, record, result: CloneResult):
         record["RepoPath"] = result.path
