@@ -7,11 +7,14 @@ remembers where each URL was cloned, so another hub's crawl reuses that clone.
 
 The record gets ``RepoPath``, ``LatestGitCommitSHA`` (the clone's HEAD, or the last commit under
 ``RepoSubPath``) and ``CloneStatus``: cloned / updated / unchanged / skipped / failed: <reason>.
+``ptm/clone/bytes`` adds up what landed: the object store of each new clone, the growth of each
+updated one (the progress extension logs it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import threading
@@ -19,6 +22,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import git as gitpython
 
@@ -26,7 +30,10 @@ from ptmscrape import dataset
 from ptmscrape.dataset import DatasetTree, UnsafePath, read_jsonl
 from ptmscrape.gitrepo import (
     Git, GitPolicy, RepoError, check_url, clean_scratch, head_sha, normalize_url, owner_and_name,
+    without_credentials,
 )
+from ptmscrape.middlewares import hub_token
+from ptmscrape.items import printable
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +73,9 @@ class ClonePipeline:
         if not self.enabled:
             return
         self.executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ptm-clone")
+        auth = _hub_auth_header(self.crawler.spider, self.crawler.settings)
+        if auth:  # gated repositories the token may read clone too; other hosts never see it
+            self.git = Git(dataclasses.replace(self.git.policy, auth_headers=(auth,)))
         for entry in read_jsonl(self.tree.path(dataset.REPO_INDEX_FILE)):
             if isinstance(entry.get("url"), str) and isinstance(entry.get("path"), str):
                 self.index[entry["url"]] = entry["path"]
@@ -78,6 +88,9 @@ class ClonePipeline:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
     async def process_item(self, record):
+        if isinstance(record.get("RepoURL"), str):
+            # Someone's credentials in a hub's repo URL are not re-published in our dataset or logs.
+            record["RepoURL"] = without_credentials(record["RepoURL"])
         if not self.enabled:
             return self._finish(record, CloneResult(None, record.get("LatestGitCommitSHA"), "skipped"))
         url = record.get("RepoURL")
@@ -131,7 +144,8 @@ class ClonePipeline:
         if kind == "failed":
             reason = result.status.split(": ", 1)[1]
             self.stats.inc_value(f"ptm/clone/failed/{reason.split(' (')[0].split(':')[0][:60]}")
-            logger.warning("Clone failed for %s (%s): %s", record.label, record.get("RepoURL"), reason)
+            logger.warning("Clone failed for %s (%s): %s", record.label, printable(record.get("RepoURL")),
+                           printable(reason, 300))
         return record
 
     # -- worker threads ------------------------------------------------------------------
@@ -165,22 +179,45 @@ class ClonePipeline:
         if head:
             if hub_sha and head == hub_sha:
                 return CloneResult(relative, head, "unchanged")
+            before = self._stored_bytes(path)
             sha = self.git.update(url, path, branch)
+            self._count_bytes(self._stored_bytes(path) - before)
             return CloneResult(relative, sha, "updated" if sha != head else "unchanged")
         if path.exists():  # not a valid repository: replace it
             shutil.rmtree(path)
         sha = self.git.clone(url, path, self.tree.scratch_dir(hub), branch)
+        self._count_bytes(self._stored_bytes(path))
         with self.index_lock:
             if self.index.get(key) != relative:
                 self.index[key] = relative
                 self.tree.append_line(dataset.REPO_INDEX_FILE, {"url": key, "path": relative})
         return CloneResult(relative, sha, "cloned")
 
+    def _stored_bytes(self, path: Path) -> int:
+        try:
+            return self.git.stored_bytes(path)
+        except (RepoError, OSError, ValueError):  # a statistic: never fail the clone for it
+            return 0
+
+    def _count_bytes(self, size: int) -> None:
+        with self.index_lock:  # stats are a plain dict: increments from threads need the lock
+            self.stats.inc_value("ptm/clone/bytes", max(0, size))
+
     def _subpath_sha(self, relative: str, subpath: str) -> str | None:
         try:
             return self.git.last_commit_touching(self.tree.path(relative), subpath)
         except RepoError:
             return None
+
+
+def _hub_auth_header(spider, settings) -> tuple[str, str] | None:
+    """(``<scheme>://<hub host>/``, ``Authorization: Bearer <token>``) for git, if the spider's hub
+    token is set and ``PTM_GIT_SEND_TOKEN`` is on."""
+    token, host = hub_token(spider)
+    base = getattr(spider, "base_url", "")
+    if not (token and host and base and settings.getbool("PTM_GIT_SEND_TOKEN", True)):
+        return None
+    return f"{urlsplit(base).scheme}://{host}/", f"Authorization: Bearer {token}"
 
 
 def _origin(path: Path) -> str | None:

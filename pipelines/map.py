@@ -6,7 +6,7 @@ import logging
 
 from scrapy.exceptions import DropItem
 
-from ptmscrape.items import PTMRecord, RawModelItem
+from ptmscrape.items import PTMRecord, RawModelItem, printable
 from ptmscrape.mappers import mapper_for
 from ptmscrape.mappers.common import MappingError
 
@@ -20,6 +20,7 @@ class UnmappableModel(DropItem):
 class MapPipeline:
     def __init__(self, crawler):
         self.stats = crawler.stats
+        self.mappers: dict[str, object] = {}  # hub -> map_raw (import once, not once per model)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -28,9 +29,10 @@ class MapPipeline:
     async def process_item(self, item):
         if not isinstance(item, RawModelItem):
             return item
-        label = f"{item.hub}:{item.model_id}"
+        label = printable(f"{item.hub}:{item.model_id}")
         try:
-            record = PTMRecord(mapper_for(item.hub)(item))
+            mapper = self.mappers.get(item.hub) or self.mappers.setdefault(item.hub, mapper_for(item.hub))
+            record = PTMRecord(mapper(item))
         except MappingError as exc:
             self.stats.inc_value("ptm/map/failed")
             raise UnmappableModel(f"{label}: {exc}") from None

@@ -1,7 +1,14 @@
-"""Stage 2: check each record against the published JSON Schema (ptmscrape/schema/)."""
+"""Stage 2: check each record against the published JSON Schema (ptmscrape/schema/).
+
+``jsonschema`` is the authority, but it costs ~200 µs a record; a validator compiled by
+``fastjsonschema`` (~10 µs) clears the valid ones first. It is never looser than ``jsonschema``
+on this schema, so only records it rejects are re-checked, and the reason comes from
+``jsonschema`` as before.
+"""
 
 from __future__ import annotations
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from scrapy.exceptions import DropItem
 
@@ -15,14 +22,21 @@ class InvalidRecord(DropItem):
 class ValidatePipeline:
     def __init__(self, crawler):
         self.stats = crawler.stats
-        self.validator = Draft202012Validator(load_schema())
+        schema = load_schema()
+        self.validator = Draft202012Validator(schema)
+        # use_formats=False: "format" is an annotation only, as in jsonschema's default.
+        self.fast_check = fastjsonschema.compile(schema, use_formats=False)
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
     async def process_item(self, record: PTMRecord):
-        error = next(self.validator.iter_errors(record), None)
+        try:
+            self.fast_check(record)
+            error = None
+        except fastjsonschema.JsonSchemaException:
+            error = next(self.validator.iter_errors(record), None)
         if error is None:
             self.stats.inc_value("ptm/validate/valid")
             return record

@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -26,9 +27,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import jsonlines
+from ptmscrape.idset import IdSet
+
 
 _SAFE_CHARS = re.compile(r"[A-Za-z0-9_.\-]")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,119}")  # already its own segment
 _MAX_SEGMENT = 120
 
 
@@ -45,6 +48,8 @@ def segment(name: str) -> str:
     """
     if not isinstance(name, str) or not name:
         raise UnsafePath(f"empty or non-text name {name!r}")
+    if _SAFE_NAME.fullmatch(name):
+        return name
     out = []
     for i, ch in enumerate(name):
         if _SAFE_CHARS.fullmatch(ch) and not (i == 0 and ch == "."):
@@ -87,6 +92,9 @@ class DatasetTree:
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).resolve()
+        # Checked and created folders (relative -> absolute): a crawl writes up to a million
+        # files into a few thousand folders, and resolving every path costs a syscall per segment.
+        self._folders: dict[str, str] = {}
 
     @classmethod
     def from_crawler(cls, crawler) -> DatasetTree:
@@ -95,7 +103,10 @@ class DatasetTree:
     # -- paths ---------------------------------------------------------------------------
     def path(self, relative: str) -> Path:
         """Absolute path of a tree-relative path, refusing anything that resolves outside."""
-        p = (self.root / relative).resolve()
+        try:
+            p = (self.root / relative).resolve()
+        except (ValueError, OSError) as exc:  # NUL byte, symlink loop, over-long name
+            raise UnsafePath(f"{relative[:200]!r}: {exc}") from None
         if p != self.root and self.root not in p.parents:
             raise UnsafePath(f"{relative!r} leaves the data dir")
         return p
@@ -107,9 +118,61 @@ class DatasetTree:
     # -- files ---------------------------------------------------------------------------
     def write_atomic(self, relative: str, data: bytes) -> None:
         """Write a whole file so readers (and a crash) see the old or the new content, never half."""
+        folder_relative, _, name = relative.rpartition("/")
+        folder = self._folders.get(folder_relative)
+        if folder is None or name in ("", ".", "..") or os.path.islink(f"{folder}/{name}"):
+            self._write_atomic_checked(relative, data)
+            return
+        tmp = f"{folder}/.tmp-{os.getpid()}-{next(_tmp_numbers)}{os.path.splitext(name)[1]}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError:  # folder removed meanwhile, or a leftover name: the careful way
+            self._folders.pop(folder_relative, None)
+            self._write_atomic_checked(relative, data)
+            return
+        try:
+            try:
+                written = 0
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+            finally:
+                os.close(fd)
+            os.replace(tmp, f"{folder}/{name}")
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
+    def write_if_changed(self, relative: str, data: bytes) -> bool:
+        """:meth:`write_atomic`, unless the file already holds exactly ``data`` (a re-crawl of an
+        unchanged hub reads its files instead of replacing them). Returns whether it wrote."""
+        if self._holds(relative, data):
+            return False
+        self.write_atomic(relative, data)
+        return True
+
+    def _holds(self, relative: str, data: bytes) -> bool:
+        folder_relative, _, name = relative.rpartition("/")
+        if name in ("", ".", ".."):
+            return False
+        folder = self._folders.get(folder_relative)
+        if folder is None:
+            path = self.path(folder_relative) if folder_relative else self.root
+            if not path.is_dir():
+                return False
+            folder = self._remember_folder(folder_relative, path)
+        try:  # O_NOFOLLOW: a symlink is never "unchanged"; writing it goes the careful way
+            fd = os.open(f"{folder}/{name}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            return os.fstat(fd).st_size == len(data) and os.read(fd, len(data) + 1) == data
+        finally:
+            os.close(fd)
+
+    def _write_atomic_checked(self, relative: str, data: bytes) -> None:
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{os.getpid()}-", suffix=target.suffix)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -117,17 +180,31 @@ class DatasetTree:
         except BaseException:
             _unlink_quietly(tmp)
             raise
+        folder_relative = relative.rpartition("/")[0]
+        self._remember_folder(folder_relative, self.path(folder_relative) if folder_relative else self.root)
+
+    def _remember_folder(self, relative: str, path: Path) -> str:
+        if len(self._folders) >= 10_000:  # bounded: a hub has up to ~100k owner folders
+            self._folders.clear()
+        folder = self._folders[relative] = str(path)
+        return folder
 
     def append_line(self, relative: str, obj: Any) -> None:
         """Append one JSON line with a single write (concurrent appenders never interleave)."""
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         line = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # a crash tore the last line: never glue ours onto it
             os.write(fd, line)
         finally:
             os.close(fd)
+
+
+_tmp_numbers = itertools.count()
 
 
 def _unlink_quietly(path: str | os.PathLike[str]) -> None:
@@ -137,8 +214,57 @@ def _unlink_quietly(path: str | os.PathLike[str]) -> None:
         pass
 
 
+_TEMP_FILE = re.compile(r"\.(?:tmp|merge)-([0-9]+)-")
+
+
+def remove_stale_temp_files(tree: DatasetTree, hub: str) -> int:
+    """Remove the temp files (``.tmp-<pid>-…``) that killed writers left in ``<hub>/`` outside
+    ``repos/``; files of live processes (another worker) stay. Returns how many were removed."""
+    removed = 0
+    top = tree.path(segment(hub))
+    for folder, dirs, files in os.walk(top):
+        if folder == str(top) and "repos" in dirs:
+            dirs.remove("repos")  # clones: git's own business (and maybe a million files)
+        for name in files:
+            m = _TEMP_FILE.match(name)
+            if m and not _pid_alive(int(m.group(1))):
+                _unlink_quietly(os.path.join(folder, name))
+                removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Records of a JSON Lines file; a torn last line (a crash mid-write) is ignored."""
+    for raw in _complete_lines(path):
+        obj = _json_object(raw)
+        if obj is not None:
+            yield obj
+
+
+def record_ids(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """The ``id`` of every record of a JSON Lines file that has one, in order: the ids of
+    :func:`read_jsonl`, without decoding the lines this module wrote (see ``_OWN_LINE``)."""
+    for raw in _complete_lines(path):
+        own = _OWN_LINE.fullmatch(raw)
+        if own:
+            yield int(own.group(1))
+            continue
+        obj = _json_object(raw)
+        if obj is not None and "id" in obj:
+            yield obj["id"]
+
+
+def _complete_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -147,12 +273,15 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
         for raw in f:
             if not raw.endswith(b"\n"):
                 break  # torn tail of a killed writer
-            try:
-                obj = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                yield obj
+            yield raw
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 class SnapshotWriter:
@@ -170,20 +299,24 @@ class SnapshotWriter:
         self.path = tree.path(self.relative)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         pending_marker(self.path).touch()
-        self._fp = open(self.path, "ab")
-        self._writer = jsonlines.Writer(self._fp, compact=True, flush=True,
-                                        dumps=_dumps_ascii_safe)
+        # Unbuffered: each record reaches the file in one write() of its whole line.
+        self._fp = open(self.path, "ab", buffering=0)
 
     def write(self, record: dict[str, Any]) -> None:
-        self._writer.write(record)
+        line = (_dumps_ascii_safe(record) + "\n").encode()
+        written = self._fp.write(line)
+        while written < len(line):  # a short write (rare: signals, a full disk raises next)
+            written += self._fp.write(line[written:])
 
     def close(self) -> None:
-        self._writer.close()
         self._fp.close()
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _dumps_ascii_safe(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(obj)
 
 
 def pending_marker(snapshot: Path) -> Path:
@@ -224,20 +357,35 @@ def _locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# A whole line as this module writes records: compact JSON, "id" first. Such lines are copied
+# as they are; re-encoding a million of them would give the same bytes, at 20 µs a line.
+_OWN_LINE = re.compile(rb'\{"id":(-?[0-9]{1,20}),".*\}\n', re.DOTALL)
+
+
 def _merge_locked(target: Path, snapshots: list[Path]) -> dict[str, int]:
-    seen: set[int] = set()
+    # Under the lock no other merge runs: a temp file here is a killed merge's leftover.
+    for leftover in target.parent.glob(".merge-*.jsonl"):
+        _unlink_quietly(leftover)
+    seen = IdSet()
     counts = {"records": 0, "carried": 0}
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".merge-", suffix=".jsonl")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            writer = jsonlines.Writer(out, compact=True, dumps=_dumps_ascii_safe)
+        with os.fdopen(fd, "wb") as out:
             for source, is_old in [*((s, False) for s in reversed(snapshots)), (target, True)]:
-                for record in read_jsonl(source):
-                    rid = record.get("id")
-                    if not isinstance(rid, int) or rid in seen:
+                for raw in _complete_lines(source):
+                    own = _OWN_LINE.fullmatch(raw)
+                    if own:
+                        rid, line = int(own.group(1)), raw
+                    else:
+                        record = _json_object(raw)
+                        rid = record.get("id") if record is not None else None
+                        if not isinstance(rid, int):
+                            continue
+                        line = (_dumps_ascii_safe(record) + "\n").encode()
+                    if rid in seen:
                         continue
                     seen.add(rid)
-                    writer.write(record)
+                    out.write(line)
                     counts["records"] += 1
                     counts["carried"] += is_old
             out.flush()

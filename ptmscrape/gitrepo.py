@@ -22,12 +22,17 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import git
 from git.exc import GitCommandError
 
-_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/\-]{1,200}(?<![./])$")
+_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*/\.)(?!\.)[A-Za-z0-9._/\-]{1,200}(?<![./])$")
+_MAX_URL = 2048
+_REPO_LOCATING_ENV = frozenset({
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE",
+})
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
@@ -46,6 +51,10 @@ class GitPolicy:
     timeout: int = 3600
     lfs: bool = False
     depth: int = 0
+    # (URL prefix, header) pairs sent by git to matching URLs only, e.g. the hub's bearer token for
+    # its own host. Given to git through GIT_CONFIG_* environment variables: never on a command
+    # line (visible in ps) nor in a clone's .git/config. Not in repr(), so never in a log line.
+    auth_headers: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
 
     @classmethod
     def from_settings(cls, settings) -> GitPolicy:
@@ -59,7 +68,9 @@ class GitPolicy:
         )
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # Variables that point git at another repository or object store than the one it works
+        # on (set, e.g., when a crawl is started from a git hook) must not reach our commands.
+        env = {k: v for k, v in os.environ.items() if k not in _REPO_LOCATING_ENV}
         env.update(
             GIT_TERMINAL_PROMPT="0",
             GIT_ASKPASS="",
@@ -70,6 +81,13 @@ class GitPolicy:
         )
         if not self.lfs:
             env["GIT_LFS_SKIP_SMUDGE"] = "1"
+        n = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
+        for prefix, header in self.auth_headers:
+            env[f"GIT_CONFIG_KEY_{n}"] = f"http.{prefix}.extraHeader"
+            env[f"GIT_CONFIG_VALUE_{n}"] = header
+            n += 1
+        if self.auth_headers:
+            env["GIT_CONFIG_COUNT"] = str(n)
         return env
 
     def config_options(self) -> list[str]:
@@ -78,6 +96,9 @@ class GitPolicy:
             "-c", f"http.lowSpeedTime={self.stall_timeout}",
             "-c", "core.askPass=",
             "-c", "credential.helper=",
+            # A repository's symlinks are checked out as small files holding the link text, so no
+            # path in the dataset tree leads outside it (a clone may link to /etc or ~).
+            "-c", "core.symlinks=false",
         ]
 
 
@@ -86,6 +107,8 @@ def check_url(url: object, policy: GitPolicy) -> str:
     if not isinstance(url, str) or not url.strip():
         raise UnsafeRepoURL("no repository URL")
     url = url.strip()
+    if len(url) > _MAX_URL:
+        raise UnsafeRepoURL(f"URL longer than {_MAX_URL} characters")
     if url.startswith("-"):
         raise UnsafeRepoURL(f"URL starts with '-' (git option injection): {url[:80]!r}")
     if "::" in url.split("/", 1)[0] or re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*::", url):
@@ -98,21 +121,33 @@ def check_url(url: object, policy: GitPolicy) -> str:
         raise UnsafeRepoURL(f"malformed URL: {exc}") from None
     scheme = parts.scheme.lower()
     if not scheme or "://" not in url:
-        raise UnsafeRepoURL(f"not a scheme://host/path URL: {url[:80]!r}")
+        raise UnsafeRepoURL(f"not a plain URL with scheme, host and path ({url[:80]!r})")
     if scheme not in policy.allow_protocols:
         allowed = ":".join(policy.allow_protocols)
         raise UnsafeRepoURL(f"transport '{scheme}' not allowed (PTM_GIT_ALLOW_PROTOCOL={allowed})")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise UnsafeRepoURL("credentials in the URL are not accepted")
     if not parts.hostname or parts.hostname.startswith("-"):
-        raise UnsafeRepoURL(f"no valid host in {url[:80]!r}")
+        raise UnsafeRepoURL(f"no valid host ({url[:80]!r})")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        raise UnsafeRepoURL(f"invalid port ({url[:80]!r})") from None
     if not parts.path.strip("/"):
-        raise UnsafeRepoURL(f"no repository path in {url[:80]!r}")
+        raise UnsafeRepoURL(f"no repository path ({url[:80]!r})")
+    if any(unquote(s) in (".", "..") for s in parts.path.split("/")):
+        # curl resolves them, so the URL would fetch another repository than the one named.
+        raise UnsafeRepoURL(f"'.' or '..' segment in the URL path ({url[:80]!r})")
     try:
         git.Git.check_unsafe_protocols(url)
     except Exception as exc:  # GitPython's own list (ext::, fd::)
         raise UnsafeRepoURL(str(exc)) from None
     return url
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@`` (check_url refuses such URLs)."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@", r"\1***@", url)
 
 
 def normalize_url(url: str) -> str:
@@ -143,7 +178,8 @@ def owner_and_name(url: str) -> tuple[str, str]:
 def check_branch(branch: str | None) -> str | None:
     if branch in (None, ""):
         return None
-    if not isinstance(branch, str) or not _BRANCH.match(branch) or branch.endswith(".lock"):
+    if (not isinstance(branch, str) or not _BRANCH.match(branch)
+            or any(part.endswith(".lock") for part in branch.split("/"))):
         raise RepoError(f"invalid branch name {str(branch)[:60]!r}")
     return branch
 
@@ -220,6 +256,16 @@ class Git:
         if sha is None:
             raise RepoError("clone has no HEAD commit after update")
         return sha
+
+    def stored_bytes(self, path: Path) -> int:
+        """Bytes of git objects (loose and packed, ``git count-objects -v``) and LFS objects."""
+        sizes = dict(line.split(": ", 1) for line in self._run(path, "count-objects", "-v").splitlines()
+                     if ": " in line)
+        total = (int(sizes.get("size", 0)) + int(sizes.get("size-pack", 0))) * 1024
+        lfs = Path(path, ".git", "lfs", "objects")
+        if lfs.is_dir():
+            total += sum(f.stat().st_size for f in lfs.rglob("*") if f.is_file())
+        return total
 
     def last_commit_touching(self, path: Path, subpath: str) -> str | None:
         """Last commit that changed files under ``subpath`` (for many models in one repo)."""

@@ -35,8 +35,17 @@ class PTMRecord(dict):
     @property
     def label(self) -> str:
         """How log lines and errors name this model: ``hub:model id``."""
-        hub = (self.get("ModelHub") or {}).get("ModelHubName", "?")
-        return f"{hub}:{self.raw.model_id if self.raw else self.get('ModelName')}"
+        hub_info = self.get("ModelHub")
+        hub = hub_info.get("ModelHubName", "?") if isinstance(hub_info, dict) else "?"
+        return printable(f"{hub}:{self.raw.model_id if self.raw else self.get('ModelName')}")
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """Hub text made safe for one log line: control characters escaped (no fake log lines, no
+    terminal escapes), cut to ``limit`` characters with the full length noted."""
+    text = str(text)
+    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text[:limit])
+    return out if len(text) <= limit else f"{out}…({len(text)} chars)"
 
 
 def load_schema() -> dict[str, Any]:

@@ -6,11 +6,13 @@ import asyncio
 import email.utils
 import logging
 import os
+import random
 import re
 import time
 from urllib.parse import urlsplit
 
 from scrapy import Request
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest
 
 logger = logging.getLogger(__name__)
@@ -32,10 +34,7 @@ class HubAuthMiddleware:
         return cls(crawler)
 
     def _token_and_host(self):
-        spider = self.crawler.spider
-        env_name = getattr(spider, "auth_token_env", None)
-        token = os.environ.get(env_name, "").strip() if env_name else ""
-        return token, getattr(spider, "auth_host", None)
+        return hub_token(self.crawler.spider)
 
     def process_request(self, request: Request):
         token, host = self._token_and_host()
@@ -56,6 +55,14 @@ class HubAuthMiddleware:
     def _strip(request: Request) -> None:
         if request.meta.pop("_ptm_auth", False):
             request.headers.pop(b"Authorization", None)
+
+
+def hub_token(spider) -> tuple[str, str | None]:
+    """The spider's hub token from its environment variable (``spider.auth_token_env``; '' if
+    unset) and the one host it may be sent to (``spider.auth_host``)."""
+    env_name = getattr(spider, "auth_token_env", None)
+    token = os.environ.get(env_name, "").strip() if env_name else ""
+    return token, getattr(spider, "auth_host", None)
 
 
 _RATELIMIT_T = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+)")
@@ -124,3 +131,41 @@ class RateLimitMiddleware:
         retry = request.replace(dont_filter=True)
         retry.meta["ptm_ratelimit_retries"] = attempts + 1
         return retry
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's RetryMiddleware (5xx, 408, resets, timeouts, cut-off bodies), with back-off.
+
+    A retry waits ``PTM_RETRY_BACKOFF`` seconds, doubling with each retry of the same request (with
+    jitter, capped at ``PTM_RETRY_BACKOFF_MAX``), so a struggling hub is not hammered. The wait is
+    carried in ``meta["ptm_retry_delay"]`` and slept (without blocking the reactor) just before the
+    request is downloaded again; spiders re-requesting a malformed page set it too
+    (``HubSpider.page_malformed``). Requests the hub answers with 429 never reach this middleware:
+    RateLimitMiddleware waits what the hub asks.
+    """
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.backoff = settings.getfloat("PTM_RETRY_BACKOFF", 1.0)
+        self.backoff_max = settings.getfloat("PTM_RETRY_BACKOFF_MAX", 60.0)
+
+    async def process_request(self, request: Request):
+        delay = request.meta.pop("ptm_retry_delay", 0)
+        if delay:
+            await asyncio.sleep(delay)
+        return None
+
+    def _retry(self, request: Request, reason):
+        retry = super()._retry(request, reason)
+        if retry is not None:
+            retry.meta["ptm_retry_delay"] = backoff_delay(
+                retry.meta.get("retry_times", 1), self.backoff, self.backoff_max)
+        return retry
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Seconds to wait before retry number ``attempt`` (1, 2, …): ``base * 2**(attempt-1)``,
+    jittered by ±25 % so workers retrying together spread out, never above ``cap``."""
+    if base <= 0:
+        return 0.0
+    return min(cap, base * 2 ** max(0, attempt - 1) * random.uniform(0.75, 1.25))

@@ -13,7 +13,9 @@ import scrapy
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from ptmscrape import distributed
 from ptmscrape.items import RawModelItem
+from ptmscrape.middlewares import backoff_delay
 
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
 
@@ -36,15 +38,24 @@ class HubSpider(scrapy.Spider):
     Subclasses set ``name`` (also the hub name in the dataset tree) and ``base_url_setting``
     (the ``PTM_*_URL`` setting with the hub's base URL), and yield items via :meth:`raw_item`.
     Any extra ``-a`` argument (e.g. Scrapyd's ``_job``) is accepted and ignored.
+
+    In a distributed crawl (``PTM_REDIS_URL`` set) :meth:`raw_item` returns a hand-off request
+    instead of the item, so the model is processed by whichever worker pops it from Redis (see
+    ``ptmscrape/distributed.py``); spiders yield its result either way.
     """
 
     base_url_setting: str = ""
     custom_settings: dict[str, Any] = {}
+    handoff: distributed.Handoff | None = None
+    # -a arguments that only order or tune a crawl. Any other one (limit, search, …) may narrow
+    # it, and then a model the crawl did not list is not reported as removed from the hub.
+    full_crawl_arguments: frozenset[str] = frozenset()
+    arguments: dict[str, Any] = {}
 
     def __init__(self, *args: Any, limit: str | int | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.limit = _positive_int(limit, "limit")
-        self.items_yielded = 0
+        self._items_yielded = 0
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -52,18 +63,49 @@ class HubSpider(scrapy.Spider):
         spider.base_url = crawler.settings.get(cls.base_url_setting, "").rstrip("/")
         if not spider.base_url:
             raise ValueError(f"{cls.base_url_setting} is not set")
+        spider.handoff = distributed.Handoff.from_spider(spider)
+        spider.arguments = dict(kwargs)
         return spider
+
+    @property
+    def narrowed_by(self) -> list[str]:
+        """The -a arguments that may have kept this crawl from listing the whole hub."""
+        return sorted(name for name, value in self.arguments.items()
+                      if value not in (None, "") and not name.startswith("_")
+                      and name not in self.full_crawl_arguments)
 
     # -- items ---------------------------------------------------------------------------
     @property
-    def limit_reached(self) -> bool:
-        return self.limit is not None and self.items_yielded >= self.limit
+    def items_yielded(self) -> int:
+        """Models listed so far — with JOBDIR, by all runs of the job (kept in ``spider.state``,
+        which Scrapy saves on a graceful pause and loads when the spider opens)."""
+        state = getattr(self, "state", None)
+        return state.get("ptm_items_yielded", 0) if isinstance(state, dict) else self._items_yielded
 
-    def raw_item(self, model_id: Any, response: Response, payload: Any, **context: Any) -> RawModelItem:
-        self.items_yielded += 1
+    @property
+    def limit_reached(self) -> bool:
+        if self.limit is None:
+            return False
+        # Distributed: listing pages may be fetched by different workers; the count is shared.
+        listed = self.handoff.listed() if self.handoff else self.items_yielded
+        return listed >= self.limit
+
+    def raw_item(self, model_id: Any, response: Response, payload: Any,
+                 **context: Any) -> RawModelItem | scrapy.Request:
+        """What to yield for one model: its raw item (or, distributed, a hand-off request)."""
+        state = getattr(self, "state", None)
+        if isinstance(state, dict):
+            state["ptm_items_yielded"] = state.get("ptm_items_yielded", 0) + 1
+        else:
+            self._items_yielded += 1
         context.setdefault("base_url", self.base_url)
-        return RawModelItem(hub=self.name, model_id=str(model_id)[:300], url=response.url,
+        item = RawModelItem(hub=self.name, model_id=str(model_id)[:300], url=response.url,
                             payload=payload, context=context)
+        return self.handoff.request(item) if self.handoff else item
+
+    def deliver_handoff(self, response: Response):
+        """Callback of a hand-off request: the model, in the worker that popped it."""
+        yield distributed.unpack(response)
 
     # -- pages ---------------------------------------------------------------------------
     def request(self, url: str, callback, **kwargs: Any) -> scrapy.Request:
@@ -71,19 +113,57 @@ class HubSpider(scrapy.Spider):
         return scrapy.Request(url, callback=callback, errback=self.page_failed, **kwargs)
 
     def json_page(self, response: Response, expect: type | tuple[type, ...] = (list, dict)) -> Any:
-        """The decoded JSON body, or None after reporting a malformed page."""
+        """The decoded JSON body, or None for a malformed page (cut short, not JSON, or not of
+        the ``expect``-ed type), which is fetched again or reported (see :meth:`page_malformed`)."""
         try:
             data = json.loads(response.body)
         except ValueError as exc:
-            return self.report_bad_page(response, f"malformed JSON ({exc.__class__.__name__}: {exc})")
+            return self.page_malformed(response, "malformed JSON", f"{exc.__class__.__name__}: {exc}")
         if not isinstance(data, expect):
-            return self.report_bad_page(response, f"unexpected JSON {type(data).__name__}")
+            return self.page_malformed(response, "unexpected JSON", f"a {type(data).__name__}")
         return data
 
+    def html_page(self, response: Response, complete: str = "</html>") -> Response | None:
+        """The response if its HTML arrived whole (``complete`` in its last 4 KB), else None after
+        fetching it again or reporting it: a truncated page parses fine and silently lists fewer
+        models, so listing and detail pages are checked before their rows are read."""
+        if complete.encode().lower() in response.body[-4096:].lower():
+            return response
+        return self.page_malformed(response, "incomplete HTML", f"no {complete} at the end")
+
+    def page_malformed(self, response: Response, kind: str, detail: str) -> None:
+        """Fetch a malformed 200 page again (Scrapy's retries only cover errors), up to
+        ``PTM_PAGE_RETRIES`` times with back-off; then report it by URL and reason."""
+        request = response.request
+        tries = request.meta.get("ptm_page_retries", 0) if request is not None else 0
+        try:
+            engine = self.crawler.engine
+        except RuntimeError:  # not crawling (a callback called directly): report at once
+            engine = None
+        limit = self.settings.getint("PTM_PAGE_RETRIES", 3) if self.settings else 0
+        if request is not None and engine is not None and tries < limit:
+            retry = request.replace(dont_filter=True)
+            retry.meta["ptm_page_retries"] = tries + 1
+            retry.meta["ptm_retry_delay"] = backoff_delay(
+                tries + 1, self.settings.getfloat("PTM_RETRY_BACKOFF", 1.0),
+                self.settings.getfloat("PTM_RETRY_BACKOFF_MAX", 60.0))
+            self.logger.warning("Malformed page %s (%s: %s): fetching it again (%d of %d)",
+                                response.url, kind, detail[:200], tries + 1, limit)
+            self.crawler.stats.inc_value("ptm/pages/retried")
+            self.crawler.stats.inc_value(f"ptm/pages/retried/{kind}")
+            engine.crawl(retry)
+            return None
+        return self.report_bad_page(response, f"{kind} ({detail[:200]})")
+
     def report_bad_page(self, response: Response, reason: str) -> None:
-        self.logger.error("Bad page %s: %s", response.url, reason)
+        """A page still malformed after its retries: logged with URL and reason, and counted in
+        ``ptm/pages/bad`` and ``ptm/pages/failed/<kind>`` (like pages that failed to download)."""
+        kind = reason.split(" (")[0]
+        self.logger.error("Page failed after retries: %s (%s)", response.url, reason)
         self.crawler.stats.inc_value("ptm/pages/bad")
-        self.crawler.stats.inc_value(f"ptm/pages/bad/{reason.split(' (')[0]}")
+        self.crawler.stats.inc_value(f"ptm/pages/bad/{kind}")
+        self.crawler.stats.inc_value("ptm/pages/failed")
+        self.crawler.stats.inc_value(f"ptm/pages/failed/{kind}")
         return None
 
     def page_failed(self, failure: Failure) -> None:

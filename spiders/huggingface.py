@@ -17,6 +17,7 @@ class HuggingfaceSpider(HubSpider):
     name = "huggingface"
     base_url_setting = "PTM_HUGGINGFACE_URL"
     auth_token_env = "HF_TOKEN"
+    full_crawl_arguments = frozenset({"sort"})
 
     def __init__(self, *args, sort="downloads", search=None, author=None, models=None, **kwargs):
         super().__init__(*args, **kwargs)

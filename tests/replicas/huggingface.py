@@ -32,43 +32,48 @@ def fixture_models() -> list[dict]:
     return json.loads((FIXTURES / "models.json").read_text())
 
 
+_TASKS = ["text-classification", "image-classification", "text-generation", "fill-mask",
+          "automatic-speech-recognition", "token-classification", "translation", None]
+_LIBRARIES = ["transformers", "timm", "diffusers", "sentence-transformers", "speechbrain", None]
+_ARCHS = ["BertForMaskedLM", "ViTForImageClassification", "LlamaForCausalLM", "T5ForConditionalGeneration"]
+
+
 def synthetic_models(n: int, seed: int = 1) -> list[dict]:
     """``n`` models with the Hub's field shapes and realistic sizes (deterministic per seed)."""
     rng = random.Random(seed)
-    tasks = ["text-classification", "image-classification", "text-generation", "fill-mask",
-             "automatic-speech-recognition", "token-classification", "translation", None]
-    libraries = ["transformers", "timm", "diffusers", "sentence-transformers", "speechbrain", None]
-    archs = ["BertForMaskedLM", "ViTForImageClassification", "LlamaForCausalLM", "T5ForConditionalGeneration"]
-    models = []
-    for i in range(n):
-        owner = f"org{rng.randrange(max(1, n // 20) + 1)}"
-        model_id = f"{owner}/model-{i:07d}"
-        task = rng.choice(tasks)
-        arch = rng.choice(archs)
-        tags = ["transformers", "pytorch", "safetensors", arch.split("For")[0].lower()]
-        tags += [t for t in (task,) if t]
-        tags += [f"dataset:{rng.choice(['glue', 'imagenet-1k', 'squad', 'wikipedia'])}",
-                 f"arxiv:{rng.randrange(1800, 2412)}.{rng.randrange(10000, 99999)}",
-                 f"license:{rng.choice(['apache-2.0', 'mit', 'cc-by-4.0'])}", "region:us"]
-        downloads = int(rng.paretovariate(1.2) * 10) if i % 7 else 0
-        models.append({
-            "_id": f"{0x650000000000000000000000 + i * 7919:024x}",
-            "id": model_id, "modelId": model_id, "author": owner,
-            "sha": f"{rng.getrandbits(160):040x}",
-            "lastModified": f"2024-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}T10:00:00.000Z",
-            "private": False, "disabled": False, "gated": rng.choice([False] * 8 + ["auto", "manual"]),
-            "pipeline_tag": task, "library_name": rng.choice(libraries), "tags": tags,
-            "downloads": downloads, "downloadsAllTime": downloads * rng.randrange(1, 20),
-            "likes": downloads // 100, "createdAt": "2023-05-01T00:00:00.000Z",
-            "usedStorage": rng.randrange(10**5, 10**10),
-            "safetensors": {"parameters": {"F32": (p := rng.randrange(10**6, 10**9))}, "total": p},
-            "config": {"architectures": [arch], "model_type": arch.split("For")[0].lower()},
-            "cardData": {"license": tags[-2].split(":")[1], "language": ["en"],
-                         "datasets": [tags[-4].split(":")[1]]},
-            "siblings": [{"rfilename": f} for f in (".gitattributes", "README.md", "config.json",
-                                                     "model.safetensors")],
-        })
-    return models
+    return [synthetic_model(rng, i, owners=max(1, n // 20) + 1) for i in range(n)]
+
+
+def synthetic_model(rng: random.Random, i: int, owners: int) -> dict:
+    """Model number ``i`` drawn from ``rng`` (the benchmark builds huge hubs page by page with it)."""
+    tasks, libraries, archs = _TASKS, _LIBRARIES, _ARCHS
+    owner = f"org{rng.randrange(owners)}"
+    model_id = f"{owner}/model-{i:07d}"
+    task = rng.choice(tasks)
+    arch = rng.choice(archs)
+    tags = ["transformers", "pytorch", "safetensors", arch.split("For")[0].lower()]
+    tags += [t for t in (task,) if t]
+    tags += [f"dataset:{rng.choice(['glue', 'imagenet-1k', 'squad', 'wikipedia'])}",
+             f"arxiv:{rng.randrange(1800, 2412)}.{rng.randrange(10000, 99999)}",
+             f"license:{rng.choice(['apache-2.0', 'mit', 'cc-by-4.0'])}", "region:us"]
+    downloads = int(rng.paretovariate(1.2) * 10) if i % 7 else 0
+    return {
+        "_id": f"{0x650000000000000000000000 + i * 7919:024x}",
+        "id": model_id, "modelId": model_id, "author": owner,
+        "sha": f"{rng.getrandbits(160):040x}",
+        "lastModified": f"2024-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}T10:00:00.000Z",
+        "private": False, "disabled": False, "gated": rng.choice([False] * 8 + ["auto", "manual"]),
+        "pipeline_tag": task, "library_name": rng.choice(libraries), "tags": tags,
+        "downloads": downloads, "downloadsAllTime": downloads * rng.randrange(1, 20),
+        "likes": downloads // 100, "createdAt": "2023-05-01T00:00:00.000Z",
+        "usedStorage": rng.randrange(10**5, 10**10),
+        "safetensors": {"parameters": {"F32": (p := rng.randrange(10**6, 10**9))}, "total": p},
+        "config": {"architectures": [arch], "model_type": arch.split("For")[0].lower()},
+        "cardData": {"license": tags[-2].split(":")[1], "language": ["en"],
+                     "datasets": [tags[-4].split(":")[1]]},
+        "siblings": [{"rfilename": f} for f in (".gitattributes", "README.md", "config.json",
+                                                 "model.safetensors")],
+    }
 
 
 def _cursor(sort: str, value, object_id: str) -> str:
@@ -121,6 +126,16 @@ class HuggingFaceReplica:
         self.models[model_id]["sha"] = sha
         self.models[model_id]["lastModified"] = "2025-01-01T00:00:00.000Z"
         return sha
+
+    def remove_model(self, model_id: str) -> None:
+        """The model disappears from listings and the API (its git repository stays served)."""
+        del self.models[model_id]
+        self._orders.clear()
+
+    def set_field(self, model_id: str, field: str, value) -> None:
+        """Change a listed field (e.g. ``downloads``), keeping the listing order cache right."""
+        self.models[model_id][field] = value
+        self._orders.clear()
 
     # -- HTTP ----------------------------------------------------------------------------
     @property

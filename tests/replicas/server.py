@@ -10,14 +10,17 @@ import hashlib
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Replica", "GIT_AUTHOR_EMAIL": "replica@example.invalid",
@@ -31,6 +34,10 @@ class Reply:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # A broken answer (tests/replicas/faults.py): send only the first ``cut`` bytes of the body
+    # (-1: not even the status line), hold the connection ``stall`` seconds, then drop it.
+    cut: int | None = None
+    stall: float = 0.0
 
     @classmethod
     def json(cls, obj, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -62,11 +69,19 @@ Handler = Callable[[Incoming, re.Match], Reply]
 
 
 class Replica:
-    """A threaded HTTP server on 127.0.0.1 dispatching to regex routes; ``with`` starts/stops it."""
+    """A threaded HTTP server on 127.0.0.1 dispatching to regex routes; ``with`` starts/stops it.
 
-    def __init__(self, port: int = 0):
+    ``delay`` (seconds, settable any time) is slept before answering each request: network latency.
+    """
+
+    def __init__(self, port: int = 0, delay: float = 0.0):
+        self.delay = delay
         self.routes: list[tuple[str, re.Pattern, Handler]] = []
         self.requests: list[tuple[str, str]] = []  # (method, path?query) log, for assertions
+        # Wrappers around routing, outermost last: ``fn(incoming, call_next) -> Reply`` may answer
+        # by itself or change what the routes answered (fault injection, auth checks).
+        self.interceptors: list[Callable[[Incoming, Callable[[], Reply]], Reply]] = []
+        self.stopping = threading.Event()  # cuts stalls short when the replica stops
         self._lock = threading.Lock()
         replica = self
 
@@ -99,6 +114,7 @@ class Replica:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -114,21 +130,21 @@ class Replica:
             return sum(1 for m, p in self.requests if m == method and pattern.search(p))
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        if self.delay:
+            time.sleep(self.delay)
         parts = urlsplit(h.path)
         body = _read_body(h)
         incoming = Incoming(h.command, parts.path, parse_qsl(parts.query, keep_blank_values=True),
                             {k.lower(): v for k, v in h.headers.items()}, body)
         with self._lock:
             self.requests.append((h.command, h.path))
-        reply = Reply.text("Not Found", 404)
-        for method, pattern, handler in self.routes:
-            m = pattern.fullmatch(parts.path)
-            if m and (method == h.command or (method == "GET" and h.command == "HEAD")):
-                try:
-                    reply = handler(incoming, m)
-                except Exception as exc:  # a replica bug shows as a 500 with the reason
-                    reply = Reply.text(f"replica error: {exc!r}", 500)
-                break
+        call = lambda: self._route(incoming)  # noqa: E731
+        for interceptor in self.interceptors:
+            call = (lambda f, nxt: lambda: f(incoming, nxt))(interceptor, call)
+        reply = call()
+        if reply.cut is not None and reply.cut < 0:
+            self._drop(h, reply.stall)
+            return
         h.send_response(reply.status)
         headers = {k.lower(): (k, v) for k, v in reply.headers.items()}
         for key, value in headers.values():
@@ -136,7 +152,27 @@ class Replica:
         h.send_header("Content-Length", str(len(reply.body)))
         h.end_headers()
         if h.command != "HEAD":
-            h.wfile.write(reply.body)
+            h.wfile.write(reply.body if reply.cut is None else reply.body[:reply.cut])
+        if reply.cut is not None:
+            self._drop(h, reply.stall)
+
+    def _route(self, incoming: Incoming) -> Reply:
+        for method, pattern, handler in self.routes:
+            m = pattern.fullmatch(incoming.path)
+            if m and (method == incoming.method or (method == "GET" and incoming.method == "HEAD")):
+                try:
+                    return handler(incoming, m)
+                except Exception as exc:  # a replica bug shows as a 500 with the reason
+                    return Reply.text(f"replica error: {exc!r}", 500)
+        return Reply.text("Not Found", 404)
+
+    def _drop(self, h: BaseHTTPRequestHandler, stall: float) -> None:
+        """End the connection abruptly (RST), after holding it ``stall`` seconds."""
+        h.wfile.flush()
+        if stall:
+            self.stopping.wait(stall)
+        h.close_connection = True
+        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def _read_body(h: BaseHTTPRequestHandler) -> bytes:
@@ -237,7 +273,7 @@ class GitHost:
         replica.route("POST", f"{re.escape(prefix)}/{service}", self._smart_http)
 
     def _smart_http(self, req: Incoming, m: re.Match) -> Reply:
-        repo = m.group("repo")
+        repo = unquote(m.group("repo"))  # git sends non-ASCII names percent-encoded
         if repo in self.denied:
             status = self.denied[repo]
             return Reply.text("Authentication required" if status == 401 else "Not Found", status,

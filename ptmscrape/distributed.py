@@ -1,0 +1,290 @@
+"""Distributed crawls: several ``scrapy crawl <hub>`` workers share one Redis-backed scheduler.
+
+Off unless ``PTM_REDIS_URL`` is set; then :class:`RedisDistribution` (an add-on listed in
+``ADDONS``) switches the crawl to scrapy-redis's scheduler and dupefilter, under keys
+``<PTM_REDIS_PREFIX>:<spider>:…``. Unset, nothing here is imported by a crawl but this module.
+
+What this module adds to scrapy-redis (its ``RedisSpider`` relies on the removed
+``start_requests()``, so we use only its ``Scheduler`` and ``RFPDupeFilter``):
+
+* **Per-model work goes through Redis.** A listing page yields all its models in the worker that
+  fetched it. In distributed mode :meth:`Handoff.request` turns each model into a request for a
+  ``data:`` URL that carries the hub's payload in ``meta``: it costs the hub nothing, any worker
+  may pop it, and the worker that does runs the model's pipelines (mapping, clone, store). Hand-offs
+  outrank listing pages, so the queue holds about one page of models, not the whole hub.
+* **Each worker takes only what it can work on.** ``SCRAPER_SLOT_MAX_ACTIVE_SIZE`` (Scrapy's own
+  back-pressure) is set so that a worker holds about ``2 × PTM_CLONE_CONCURRENCY`` models at once
+  and leaves the rest in Redis for the others.
+* **Workers stop together.** Scrapy closes a spider as soon as its own scheduler is empty, but a
+  shared queue can be empty while another worker is still fetching a page that will fill it. Each
+  worker keeps a short-lived ``busy`` key in Redis while it works; an idle worker stays open while
+  any other worker is busy, and closes when the queue is empty and nobody is busy.
+* **Start requests are seeded once.** Every worker yields the hub's start requests; the shared
+  dupefilter drops the copies, so listing pages are fetched once.
+* **No model twice, one limit for all.** The dedupe stage uses a Redis set of record ids
+  (:func:`shared_seen_set`), and ``-a limit=`` counts models listed by all workers together.
+* **Flushing.** A crawl that *finishes* deletes its keys (queue, dupefilter, seen-set, counter)
+  so the next crawl starts afresh; with ``SCHEDULER_PERSIST=True`` they are kept. A worker that is
+  stopped (Ctrl-C, ``CLOSESPIDER_*``) never deletes them: the others carry on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+import re
+import socket
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import scrapy
+from scrapy import signals
+from scrapy.exceptions import DontCloseSpider
+
+from ptmscrape.items import RawModelItem
+
+logger = logging.getLogger(__name__)
+
+# Seconds a worker's busy mark lives unless refreshed (a crashed worker stops counting after this).
+BUSY_TTL = 60
+BUSY_REFRESH = 5
+# Seconds between looks at the shared queue while this worker waits for busy peers.
+IDLE_POLL = 0.5
+# Hand-offs go before listing pages (priority 0): finish the listed models, then list more.
+HANDOFF_PRIORITY = 10
+HANDOFF_META = "ptm_handoff"
+
+
+class RedisUnavailable(RuntimeError):
+    """The distributed crawl's Redis does not answer (the message never shows its password)."""
+
+
+def redacted(url: str | None) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", url or "")
+
+
+def enabled(settings) -> bool:
+    return bool(settings.get("PTM_REDIS_URL"))
+
+
+def redis_key(settings, spider_name: str, what: str) -> str:
+    return f"{settings.get('PTM_REDIS_PREFIX') or 'ptmscrape'}:{spider_name}:{what}"
+
+
+def connect(settings):
+    """A Redis client for these settings (``REDIS_URL``/``REDIS_PARAMS``, as scrapy-redis uses)."""
+    from scrapy_redis.connection import get_redis_from_settings
+
+    return get_redis_from_settings(settings)
+
+
+class RedisDistribution:
+    """Add-on: with ``PTM_REDIS_URL`` set, crawl through the shared Redis scheduler.
+
+    Everything is set at add-on priority, so ``-s`` on the command line still wins (e.g.
+    ``-s SCHEDULER_PERSIST=True``).
+    """
+
+    def update_settings(self, settings) -> None:
+        url = settings.get("PTM_REDIS_URL")
+        if not url:
+            return
+        prefix = settings.get("PTM_REDIS_PREFIX") or "ptmscrape"
+        per_worker = 2 * max(1, settings.getint("PTM_CLONE_CONCURRENCY", 4))
+        for name, value in {
+            "REDIS_URL": url,
+            "SCHEDULER": "ptmscrape.distributed.SharedScheduler",
+            "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+            "SCHEDULER_QUEUE_CLASS": "scrapy_redis.queue.PriorityQueue",
+            "SCHEDULER_QUEUE_KEY": f"{prefix}:%(spider)s:requests",
+            "SCHEDULER_DUPEFILTER_KEY": f"{prefix}:%(spider)s:dupefilter",
+            "SCHEDULER_PERSIST": False,
+            # A hand-off response counts as 1 KiB in Scrapy's scraper slot (its minimum size).
+            "SCRAPER_SLOT_MAX_ACTIVE_SIZE": per_worker * 1024,
+        }.items():
+            settings.set(name, value, priority="addon")
+
+
+def __getattr__(name: str):
+    # ``SCHEDULER = "ptmscrape.distributed.SharedScheduler"`` is resolved here, on first use, so a
+    # single-process crawl never imports scrapy-redis or redis.
+    if name == "SharedScheduler":
+        return _shared_scheduler_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _shared_scheduler_class():
+    """scrapy-redis's ``Scheduler`` plus worker bookkeeping (busy marks, joint close, flushing)."""
+    from scrapy.utils.misc import load_object
+    from scrapy_redis.scheduler import Scheduler
+
+    class SharedScheduler(Scheduler):
+        @classmethod
+        def from_crawler(cls, crawler):
+            from redis.exceptions import RedisError
+
+            try:
+                scheduler = super().from_crawler(crawler)  # pings Redis
+            except RedisError as exc:
+                url = redacted(crawler.settings.get("PTM_REDIS_URL"))
+                raise RedisUnavailable(f"PTM_REDIS_URL={url}: Redis not reachable ({exc})") from None
+            scheduler.crawler = crawler
+            # scrapy-redis passes spider= to the stats (deprecated in Scrapy 2.19): count here.
+            scheduler.stats = None
+            scheduler.wake_pending = False
+            scheduler.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            scheduler.looping = None
+            crawler.signals.connect(scheduler.spider_idle, signal=signals.spider_idle)
+            return scheduler
+
+        # -- keys --------------------------------------------------------------------------
+        def key(self, what: str) -> str:
+            return redis_key(self.crawler.settings, self.spider.name, what)
+
+        @property
+        def busy_key(self) -> str:
+            return self.key(f"busy:{self.worker}")
+
+        # -- lifecycle ---------------------------------------------------------------------
+        def open(self, spider):
+            # scrapy-redis's open(), minus its deprecated spider.log() call.
+            self.spider = spider
+            self.queue = load_object(self.queue_cls)(server=self.server, spider=spider, serializer=self.serializer,
+                                                     key=self.queue_key % {"spider": spider.name})
+            if not self.df:
+                self.df = load_object(self.dupefilter_cls).from_spider(spider)
+            if self.flush_on_start:
+                self.flush()
+            if len(self.queue):
+                logger.info("Joining a crawl with %d request(s) queued in Redis", len(self.queue))
+            # Busy from the start: a worker whose start request was just deduplicated must not
+            # see an idle peer that has not popped the listing yet and close the crawl.
+            self.mark_busy()
+            from scrapy.utils.asyncio import create_looping_call
+
+            self.looping = create_looping_call(self.refresh)
+            self.looping.start(BUSY_REFRESH, now=False)
+            logger.info("Distributed crawl: worker %s on Redis keys %s*", self.worker, self.key(""))
+
+        def close(self, reason):
+            if self.looping is not None and self.looping.running:
+                self.looping.stop()
+            self.server.delete(self.busy_key)
+            if reason == "finished" and not self.persist:
+                self.flush()
+
+        def flush(self):
+            super().flush()
+            self.server.delete(self.key("models"), self.key("listed"))
+
+        def enqueue_request(self, request):
+            added = super().enqueue_request(request)
+            self.crawler.stats.inc_value("scheduler/enqueued/redis" if added else "scheduler/filtered/redis")
+            return added
+
+        def next_request(self):
+            request = super().next_request()
+            if request is not None:
+                self.mark_busy()
+                self.crawler.stats.inc_value("scheduler/dequeued/redis")
+            return request
+
+        # -- busy marks --------------------------------------------------------------------
+        def mark_busy(self) -> None:
+            self.server.set(self.busy_key, b"1", ex=BUSY_TTL)
+
+        def refresh(self) -> None:
+            try:
+                working = not self.crawler.engine.spider_is_idle()
+            except (AttributeError, RuntimeError):  # engine not started or already closed
+                return
+            if working:
+                self.mark_busy()
+
+        def others_busy(self) -> list[str]:
+            pattern = self.key("busy:*")
+            own = self.busy_key.encode()
+            return [k.decode() for k in self.server.scan_iter(match=pattern, count=1000) if k != own]
+
+        def spider_idle(self, spider):
+            self.server.delete(self.busy_key)
+            if len(self.queue):  # another worker pushed since the engine looked
+                self.wake_soon()
+                raise DontCloseSpider
+            busy = self.others_busy()
+            if busy:
+                logger.debug("Queue empty; waiting for %d busy worker(s)", len(busy))
+                self.wake_soon()
+                raise DontCloseSpider
+
+        def wake_soon(self) -> None:
+            """Look at the shared queue again in IDLE_POLL s, not at Scrapy's 5 s heartbeat."""
+            if self.wake_pending:
+                return
+            from twisted.internet import reactor
+
+            self.wake_pending = True
+            reactor.callLater(IDLE_POLL, self.wake)
+
+        def wake(self) -> None:
+            self.wake_pending = False
+            # The engine's own "try the scheduler now" call (no public API for it).
+            slot = getattr(self.crawler.engine, "_slot", None)
+            if slot is not None and not slot.closing:
+                slot.nextcall.schedule()
+
+    SharedScheduler.__qualname__ = "SharedScheduler"
+    return SharedScheduler
+
+
+class Handoff:
+    """Distributed mode's per-model requests, and the listing counter shared by all workers."""
+
+    def __init__(self, spider: scrapy.Spider, server):
+        self.spider = spider
+        self.server = server
+        self.listed_key = redis_key(spider.settings, spider.name, "listed")
+
+    @classmethod
+    def from_spider(cls, spider: scrapy.Spider) -> Handoff | None:
+        if not enabled(spider.settings):
+            return None
+        return cls(spider, connect(spider.settings))
+
+    def listed(self) -> int:
+        return int(self.server.get(self.listed_key) or 0)
+
+    def request(self, item: RawModelItem) -> scrapy.Request:
+        """A request any worker may pop; its response delivers ``item`` (see :func:`unpack`)."""
+        if getattr(self.spider, "limit", None) is not None:  # the counter only serves -a limit=
+            self.server.incr(self.listed_key)
+        # Unique per model, so the shared dupefilter also drops a model listed twice.
+        url = "data:text/plain," + quote(f"{item.hub}/{item.model_id}", safe="")
+        return scrapy.Request(url, callback=self.spider.deliver_handoff, errback=self.spider.page_failed,
+                              priority=HANDOFF_PRIORITY, meta={HANDOFF_META: dataclasses.asdict(item)})
+
+
+def unpack(response) -> RawModelItem:
+    return RawModelItem(**response.meta[HANDOFF_META])
+
+
+def shared_seen_set(crawler):
+    """The dedupe stage's seen-set: ``None`` for a single-process crawl, else a Redis set."""
+    if not enabled(crawler.settings):
+        return None
+    return SharedSeenSet(crawler)
+
+
+class SharedSeenSet:
+    def __init__(self, crawler):
+        self.crawler = crawler
+        self.server = connect(crawler.settings)
+
+    def add(self, value: Any) -> bool:
+        """Add ``value``; True if no worker had added it before."""
+        key = redis_key(self.crawler.settings, self.crawler.spider.name, "models")
+        return self.server.sadd(key, str(value)) == 1

@@ -1,0 +1,154 @@
+"""Pause and resume with ``-s JOBDIR=<dir>``, safe against hard kills.
+
+Scrapy keeps a paused crawl in JOBDIR (pending requests, fingerprints of seen requests,
+``spider.state``) but writes them completely only when the crawl stops gracefully (Ctrl-C once,
+SIGTERM). After a hard kill (SIGKILL, the OOM killer, a power cut) they are stale or torn: the
+pending listing pages can be lost while their fingerprints are remembered, and the resumed crawl
+would "finish" early with part of the hub.
+
+:class:`JobGuard` (an extension) lets one crawl at a time use a JOBDIR and marks it while in use.
+Finding the mark of a crawl that never closed, it discards Scrapy's state before the scheduler
+reads it, so the job restarts from its start requests. Nothing is lost and no model is done
+twice: the store stage lists the job's snapshots in ``ptm-snapshots.txt``, and the dedupe stage
+skips every model already stored in them. A model listed but not stored when the crawl died is
+done again: its landed clone is reused, an unfinished one was removed by the clone stage.
+
+Files of ours in a JOBDIR: ``ptm-job.lock`` (flock), ``ptm-running.json`` (the mark),
+``ptm-snapshots.txt``, and ``ptm-finished.json`` once the job has finished (a new crawl in that
+JOBDIR would do nothing, and is warned).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.job import job_dir
+
+from ptmscrape.dataset import read_jsonl
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = "ptm-job.lock"
+RUNNING_MARK = "ptm-running.json"
+FINISHED_MARK = "ptm-finished.json"
+SNAPSHOTS_FILE = "ptm-snapshots.txt"
+# What Scrapy keeps in a JOBDIR (scheduler queue, dupefilter, SpiderState extension).
+SCRAPY_STATE = ("requests.queue", "requests.seen", "spider.state")
+
+
+class JobDirBusy(RuntimeError):
+    """Another running crawl uses this JOBDIR."""
+
+
+def folder(settings) -> Path | None:
+    path = job_dir(settings)
+    return Path(path) if path else None
+
+
+def remember_snapshot(settings, snapshot: Path) -> None:
+    """Note that this job wrote ``snapshot`` (one line, appended in one write)."""
+    jobdir = folder(settings)
+    if jobdir is None:
+        return
+    jobdir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(jobdir / SNAPSHOTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (os.fspath(snapshot.resolve()) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def snapshots(settings) -> list[Path]:
+    """The snapshots written by earlier runs of this job (oldest first); [] without JOBDIR."""
+    jobdir = folder(settings)
+    if jobdir is None:
+        return []
+    try:
+        lines = (jobdir / SNAPSHOTS_FILE).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [Path(line) for line in dict.fromkeys(lines) if line.strip()]
+
+
+def stored_ids(paths: list[Path]) -> set[int]:
+    """Record ids stored in these snapshots (a torn last line, from a kill, is not stored)."""
+    return {r["id"] for path in paths for r in read_jsonl(path) if isinstance(r.get("id"), int)}
+
+
+class JobGuard:
+    def __init__(self, crawler, jobdir: Path):
+        self.crawler = crawler
+        self.jobdir = jobdir
+        jobdir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(jobdir / LOCK_FILE, "a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise JobDirBusy(f"JOBDIR {jobdir} is in use by another running crawl") from None
+        self.restarted = False
+        mark = jobdir / RUNNING_MARK
+        if mark.exists():
+            self.restarted = True
+            self._discard_scrapy_state(_read_json(mark))
+        elif (jobdir / FINISHED_MARK).exists():
+            logger.warning("The job in %s has finished: Scrapy skips every request it made, so this "
+                           "crawl does nothing new. Give each new crawl a new JOBDIR.", jobdir)
+        elif (jobdir / "requests.seen").exists():
+            logger.info("Resuming the job in %s (paused gracefully)", jobdir)
+        mark.write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        jobdir = folder(crawler.settings)
+        if jobdir is None:
+            raise NotConfigured
+        guard = cls(crawler, jobdir)
+        crawler.signals.connect(guard.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(guard.spider_closed, signal=signals.spider_closed)
+        return guard
+
+    def _discard_scrapy_state(self, previous: dict) -> None:
+        found = [name for name in SCRAPY_STATE if (self.jobdir / name).exists()]
+        logger.warning(
+            "The last run of the job in %s (pid %s) was killed before it could save its request "
+            "queue; restarting the job from its first pages. Models it stored are not done again.",
+            self.jobdir, previous.get("pid", "?"))
+        for name in found:
+            path = self.jobdir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+    def spider_opened(self, spider):
+        if self.restarted:
+            self.crawler.stats.set_value("ptm/job/restarted_after_kill", 1)
+
+    def spider_closed(self, spider, reason):
+        # Extensions connect in priority order, so Scrapy's SpiderState (priority 0) has pickled
+        # spider.state by now, and the scheduler saved its queue before spider_closed was sent.
+        unsaved = self.crawler.stats.get_value("scheduler/unserializable", 0)
+        if unsaved:
+            logger.error("%d request(s) could not be saved in JOBDIR and are lost on resume: their "
+                         "callbacks must be spider methods and their meta picklable", unsaved)
+        if reason == "finished":
+            (self.jobdir / FINISHED_MARK).write_text(json.dumps({"finished": time.time()}))
+        (self.jobdir / RUNNING_MARK).unlink(missing_ok=True)
+        self._lock.close()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,70 @@
+"""PyTorch Hub model pages (fields read by ``spiders/pytorchhub.py``) -> uniform records.
+
+The repository is the first two path segments of the page's GitHub link, which is usually a deep
+link (``…/vision/blob/main/torchvision/models/resnet.py``); the card's ``data-id`` (``owner/repo``)
+stands in when the page has no GitHub link. A ``tree/<ref>/<folder>`` link names the model's
+folder in a repository shared by several models (NVIDIA/DeepLearningExamples): ``RepoSubPath``.
+The branch is left to the repository's default, as ``torch.hub.load('owner/repo', …)`` does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ptmscrape import dataset
+from ptmscrape.items import RawModelItem
+from ptmscrape.mappers.common import MappingError, new_record, str_list, text
+
+_GITHUB_HOSTS = ("github.com", "www.github.com")
+_OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# The hub's tags are domains; "scriptable" says the model can be TorchScripted, not what it does.
+_NOT_A_TASK = {"scriptable"}
+
+
+def map_raw(raw: RawModelItem) -> dict[str, Any]:
+    page = raw.payload
+    if not isinstance(page, dict):
+        raise MappingError(f"payload is {type(page).__name__}, not an object")
+    slug = text(page.get("Slug"), 200)
+    if not slug or not slug.strip():
+        raise MappingError("no slug (the model page's URL name)")
+    name = text(page.get("ModelName"), 300)
+    if not name or not name.strip():
+        raise MappingError("model page has no name")
+    base = raw.context.get("base_url", "https://pytorch.org/hub").rstrip("/")
+    repo_url, subpath = repository(text(page.get("GitHubURL"), 1000), text(page.get("GitHubID"), 200))
+    repo_owner = repo_url.split("/")[3] if repo_url else ""
+    tags = str_list(page.get("Tags"))
+
+    record = new_record(
+        hub=raw.hub, hub_url=base, object_id=slug,
+        owner=text(page.get("ModelAuthor"), 300) or repo_owner, name=name,
+        model_url=text(page.get("ModelURL"), 1000) or f"{base}/{slug}/",
+        owner_url=f"https://github.com/{repo_owner}" if repo_owner else "",
+    )
+    # Slugs are unique on the hub, titles need not be: the payload file is named by the slug.
+    record["ModelHub"]["MetadataFilePath"] = dataset.metadata_file(raw.hub, repo_owner or "_", slug)
+    record.update(
+        ModelTask=next((t for t in tags if t not in _NOT_A_TASK), None),
+        Tags=tags,
+        Library="pytorch",
+        RepoURL=repo_url,
+        RepoSubPath=subpath,
+    )
+    return record
+
+
+def repository(link: str | None, github_id: str | None) -> tuple[str | None, str | None]:
+    """``(repo URL, folder or None)`` from the page's GitHub link, else the card's ``owner/repo``."""
+    parts = urlsplit(link.strip()) if link else None
+    if parts and parts.scheme in ("https", "http") and (parts.hostname or "") in _GITHUB_HOSTS:
+        segments = [unquote(s) for s in parts.path.split("/") if s]
+        if len(segments) >= 2:
+            owner, repo = segments[0], segments[1].removesuffix(".git")
+            subpath = "/".join(segments[4:]) if len(segments) > 4 and segments[2] == "tree" else None
+            return f"https://github.com/{owner}/{repo}", subpath
+    if github_id and _OWNER_REPO.match(github_id.strip()):
+        return f"https://github.com/{github_id.strip()}", None
+    return None, None

@@ -1,0 +1,208 @@
+"""ModelZoo (modelzoo.co): its JSON API, or (``-a render=splash``) its JavaScript site through Splash.
+
+API (default):
+
+* ``GET <base>/api/models/<offset>/`` -> ``{"models": [{slug, title, description, stars, link,
+  framework, categories}, ...]}``. Whether the number is an offset into 50-model pages was never
+  confirmed (PTMTorrent read only ``/api/models/0/`` and took it as the whole list). The crawl
+  reads it as an offset: after ``/0/`` it asks for ``/<0 + models on the page>/`` and so on, and
+  stops at a page that is empty or lists no slug it has not seen. So 50-model pages, other page
+  sizes, and a ``/0/`` that holds every model (one extra request, whose page is empty or repeats
+  the list) all give the whole hub.
+* ``GET <base>/api/models/<slug>/`` -> ``{title, description, stars, long_desc, link, papers,
+  framework, categories, id}`` (no ``slug``): the model's raw payload, as served.
+
+Rendered site (``-a render=splash``, needs ``SPLASH_URL``): the HTML pages are an empty shell that
+JavaScript fills from the API, so each page is fetched through Splash (``ptmscrape.splash``).
+
+* ``<base>/`` lists model cards ``a.model-detail-div.box-shadow.w-100[href="/model/<slug>"]``;
+  ``a.next-page`` leads to the next listing page; ``.no-models`` marks an empty one (the end).
+  (The cards are modelzoo.co's; the paging markup is the replica's, as the real site's is unknown.)
+* ``<base>/model/<slug>``: ``div.model-info-div.box-shadow`` whose stripped strings hold the
+  framework (index 2), category titles (4) and GitHub stars (6, ``-`` when missing); the
+  repository link ``a.btn.btn-primary.btn-get-model[target=_blank]``; and, in ``.model-page``
+  (``data-model-id``): ``.model-title``, ``.model-description``, ``a.model-category`` badges
+  (``data-id``, ``data-slug``, ``data-short-title``, title as text), ``a.model-paper`` links
+  (paper title as text) and ``.model-long-desc``. An element for a null value is left out.
+
+Both paths yield the same raw payload: the detail object. (Rendered HTML cannot tell ``null``
+from ``""`` for framework and stars, and HTML parsing turns CR LF into LF in text.)
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, unquote, urlsplit
+
+from scrapy.settings import SETTINGS_PRIORITIES
+
+from ptmscrape.splash import SplashRendering, splash_enabled, splash_request
+from ptmscrape.spiders_base import HubSpider
+
+_CARD = "a.model-detail-div.box-shadow.w-100"
+_INFO = "div.model-info-div.box-shadow"
+_GET_MODEL = "a.btn.btn-primary.btn-get-model[target=_blank]"
+_MODEL_PATH = re.compile(r"^/model/([^/]+)/?$")
+
+
+class ModelzooSpider(HubSpider):
+    name = "modelzoo"
+    base_url_setting = "PTM_MODELZOO_URL"
+    full_crawl_arguments = frozenset({"render"})
+
+    @classmethod
+    def update_settings(cls, settings):
+        super().update_settings(settings)
+        # -a render=splash: Splash's middlewares. The add-on does nothing unless SPLASH_URL is set.
+        # Set at spider priority (as custom_settings would be), keeping the project's add-ons:
+        # `scrapy crawl` re-applies the project settings after this, at project priority.
+        splash = f"{SplashRendering.__module__}.{SplashRendering.__qualname__}"
+        addons = {**settings.getdict("ADDONS"), splash: 0}
+        settings.set("ADDONS", addons, priority=max(settings.getpriority("ADDONS") or 0,
+                                                   SETTINGS_PRIORITIES["spider"]))
+
+    def __init__(self, *args, render="api", models=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if render not in ("api", "splash"):
+            raise ValueError(f"-a render= must be 'api' or 'splash', got {render!r}")
+        self.render = render
+        self.models = [m.strip() for m in (models or "").split(",") if m.strip()]
+        self.listed: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        if spider.render == "splash" and not splash_enabled(crawler.settings):
+            raise ValueError("-a render=splash needs a Splash server: set SPLASH_URL "
+                             "(e.g. -s SPLASH_URL=http://127.0.0.1:8050)")
+        return spider
+
+    async def start(self):
+        if self.limit == 0:
+            return
+        if self.models:
+            for slug in self.models[: self.limit]:
+                yield self.model_request(slug)
+        elif self.render == "splash":
+            yield self.rendered(f"{self.base_url}/", self.parse_listing_page)
+        else:
+            yield self.listing_request(0)
+
+    # -- requests ------------------------------------------------------------------------
+    def listing_request(self, offset: int):
+        return self.request(f"{self.base_url}/api/models/{offset}/", self.parse_listing,
+                            cb_kwargs={"offset": offset})
+
+    def model_request(self, slug: str):
+        if self.render == "splash":
+            return self.rendered(f"{self.base_url}/model/{quote(slug, safe='')}", self.parse_model_page,
+                                 cb_kwargs={"slug": slug})
+        return self.request(f"{self.base_url}/api/models/{quote(slug, safe='')}/", self.parse_model,
+                            cb_kwargs={"slug": slug})
+
+    def rendered(self, url: str, callback, **kwargs):
+        wait = self.settings.getfloat("PTM_MODELZOO_SPLASH_WAIT", 1.0)
+        return splash_request(url, callback, wait=wait, errback=self.page_failed, **kwargs)
+
+    # -- API -----------------------------------------------------------------------------
+    def parse_listing(self, response, offset: int):
+        page = self.json_page(response, expect=dict)
+        if page is None:
+            return
+        models = page.get("models")
+        if not isinstance(models, list):
+            self.page_malformed(response, "unexpected JSON", "no 'models' list")
+            return
+        slugs = [self.listed_slug(response, m.get("slug") if isinstance(m, dict) else None) for m in models]
+        more = yield from self.request_models(slugs)
+        if more:
+            yield self.listing_request(offset + len(models))
+
+    def parse_model(self, response, slug: str):
+        model = self.json_page(response, expect=dict)
+        if model is not None:
+            yield self.raw_item(slug, response, model)
+
+    # -- rendered site -------------------------------------------------------------------
+    def parse_listing_page(self, response):
+        cards = response.css(f"{_CARD}::attr(href)").getall()
+        if not cards and not response.css(".no-models"):
+            # The script failed or was slower than PTM_MODELZOO_SPLASH_WAIT: render it again.
+            self.page_malformed(response, "page not rendered", "no model cards, no end of list")
+            return
+        slugs = [self.listed_slug(response, _slug_from_href(response.urljoin(href))) for href in cards]
+        more = yield from self.request_models(slugs)
+        next_page = response.css("a.next-page::attr(href)").get()
+        if more and next_page:
+            yield self.rendered(response.urljoin(next_page), self.parse_listing_page)
+
+    def parse_model_page(self, response, slug: str):
+        if not response.css(_INFO):
+            self.page_malformed(response, "page not rendered", "no model-info-div")
+            return
+        yield self.raw_item(slug, response, rendered_model(response))
+
+    # -- listing bookkeeping -------------------------------------------------------------
+    def listed_slug(self, response, slug) -> str | None:
+        if isinstance(slug, str) and slug.strip():
+            return slug
+        self.logger.error("Listing entry without a slug on %s: %r", response.url, slug)
+        self.crawler.stats.inc_value("ptm/pages/entries_without_slug")
+        return None
+
+    def request_models(self, slugs):
+        """Requests for the slugs not listed before; returns whether to read the next page."""
+        new = False
+        for slug in slugs:
+            if slug is None or slug in self.listed:
+                continue
+            if self.limit is not None and len(self.listed) >= self.limit:
+                return False
+            new = True
+            self.listed.add(slug)
+            yield self.model_request(slug)
+        return new and (self.limit is None or len(self.listed) < self.limit)
+
+
+def rendered_model(response) -> dict:
+    """The detail object, read back from a rendered model page (same keys, same order)."""
+    page = response.css(".model-page")
+    info = [s.strip() for s in response.css(f"{_INFO} ::text").getall() if s.strip()]
+    return {
+        "title": _text(page, ".model-title"),
+        "description": _text(page, ".model-description"),
+        "stars": _stars(info[6] if len(info) > 6 else None),
+        "long_desc": _text(page, ".model-long-desc"),
+        "link": response.css(f"{_GET_MODEL}::attr(href)").get(),
+        "papers": {a.xpath("string()").get(): a.attrib.get("href")
+                   for a in page.css("a.model-paper")} if page.css("ul.model-papers") else None,
+        "framework": _dash_none(info[2] if len(info) > 2 else None),
+        "categories": [{"id": _int(a.attrib.get("data-id")), "slug": a.attrib.get("data-slug"),
+                        "title": a.xpath("string()").get(), "short_title": a.attrib.get("data-short-title")}
+                       for a in page.css("a.model-category")],
+        "id": _int(page.attrib.get("data-model-id")) if page else None,
+    }
+
+
+def _text(selection, css: str) -> str | None:
+    """Exact text of the first match (whitespace kept), or None when there is no such element."""
+    found = selection.css(css)
+    return found[0].xpath("string()").get() if found else None
+
+
+def _dash_none(value: str | None) -> str | None:
+    return None if value in (None, "-") else value
+
+
+def _stars(value: str | None) -> int | None:
+    value = _dash_none(value)
+    return int(value.replace(",", "")) if value and value.replace(",", "").isdigit() else None
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.lstrip("-").isdigit() else None
+
+
+def _slug_from_href(url: str) -> str | None:
+    match = _MODEL_PATH.match(urlsplit(url).path)
+    return unquote(match.group(1)) if match else None

@@ -1,0 +1,123 @@
+"""Real ``scrapy crawl modelzoo`` runs (subprocess) against the local ModelZoo replica: the JSON API
+path, and the rendered-site path through a real Splash server."""
+
+import json
+import os
+import subprocess
+import urllib.request
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from ptmscrape.items import load_schema
+from tests.crawl import run_crawl
+from tests.replicas.modelzoo import ModelZooReplica, detail, fixture_models
+from tests.services import require_service
+
+VALIDATOR = Draft202012Validator(load_schema())
+SPLASH_URL = os.environ.get("SPLASH_URL", "http://127.0.0.1:8050")
+
+
+@pytest.fixture
+def zoo(tmp_path):
+    with ModelZooReplica(fixture_models(), tmp_path / "github", page_size=5) as replica:
+        yield replica
+
+
+def crawl(zoo, workdir, **kwargs):
+    return run_crawl("modelzoo", workdir, settings={"PTM_MODELZOO_URL": zoo.url, **kwargs.pop("settings", {})},
+                     env=zoo.git_env(), **kwargs)
+
+
+def log(repo_dir):
+    return subprocess.run(["git", "-C", str(repo_dir), "log", "--format=%H", "--reverse"], capture_output=True,
+                          text=True, check=True).stdout.split()
+
+
+def by_name(items):
+    return {i["ModelName"]: i for i in items}
+
+
+def test_api_crawl_maps_validates_stores_and_clones(tmp_path, zoo):
+    result = crawl(zoo, tmp_path)
+    items = by_name(result.items)
+
+    assert sorted(items) == sorted(zoo.models)
+    for item in items.values():
+        assert list(VALIDATOR.iter_errors(item)) == [], item["ModelName"]
+        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        assert payload == detail(zoo.models[item["ModelName"]])  # the hub's detail object, as served
+    # Offset paging: 5 + 5 + 4 models, then the empty page at offset 14 ends the listing.
+    assert [p for m, p in zoo.replica.requests if p.startswith("/api/models/") and p[12].isdigit()] == \
+        ["/api/models/0/", "/api/models/5/", "/api/models/10/", "/api/models/14/"]
+
+    openpose = items["openpose-caffe"]
+    assert openpose["CloneStatus"] == "cloned"
+    assert openpose["RepoPath"] == "modelzoo/repos/CMU-Perceptual-Computing-Lab/openpose"
+    assert log(result.data_dir / openpose["RepoPath"])[-1] == openpose["LatestGitCommitSHA"]
+
+    # Two models in folders of one repository: one clone, each model's SHA is its folder's commit.
+    resnet, retinanet = items["resnet-tensorflow-2"], items["retinanet-tensorflow"]
+    assert resnet["RepoPath"] == retinanet["RepoPath"] == "modelzoo/repos/acme-research/model-garden"
+    first, second = log(result.data_dir / resnet["RepoPath"])
+    assert (resnet["LatestGitCommitSHA"], retinanet["LatestGitCommitSHA"]) == (first, second)
+    assert zoo.replica.count("GET", r"^/acme-research/model-garden/info/refs") == 1
+
+    # No repository: the record is kept, the clone skipped or failed with the reason.
+    assert (items["ray"]["RepoURL"], items["ray"]["CloneStatus"]) == (None, "skipped")
+    assert (items["graph-nets"]["RepoURL"], items["graph-nets"]["CloneStatus"]) == (None, "skipped")
+    assert items["chainercv"]["CloneStatus"].startswith("failed: repository not found")
+    assert items["chainercv"]["RepoPath"] is None
+
+    stats = result.stats
+    assert stats["finish_reason"] == "finished"
+    assert stats["ptm/store/records"] == stats["item_scraped_count"] == 14
+    assert (stats["ptm/clone/cloned"], stats["ptm/clone/skipped"], stats["ptm/clone/failed"]) == (11, 2, 1)
+    assert len(result.records("modelzoo")) == 14
+
+
+def test_bad_detail_json_is_reported_and_the_crawl_goes_on(tmp_path, zoo):
+    zoo.bodies["tts"] = b'{"title": "TTS", "stars": '
+    result = crawl(zoo, tmp_path, settings={"PTM_CLONE": "0", "PTM_PAGE_RETRIES": "0"})
+    assert sorted(by_name(result.items)) == sorted(set(zoo.models) - {"tts"})
+    assert result.stats["ptm/pages/bad/malformed JSON"] == 1
+    errors = [line for line in result.log.splitlines() if " ERROR: " in line]
+    assert len(errors) == 1 and f"{zoo.url}/api/models/tts/" in errors[0] and "malformed JSON" in errors[0]
+
+
+def test_splash_crawl_of_the_javascript_site_yields_the_api_records(tmp_path, zoo):
+    splash = require_service("Splash", SPLASH_URL, start_hint="bash .ci/splash.sh")
+
+    # Without JavaScript, the site's pages carry no model data at all.
+    for path in ("/", "/model/detectron2"):
+        shell = urllib.request.urlopen(zoo.url + path, timeout=10).read().decode()
+        assert "model-detail-div box-shadow" in shell  # only inside the script
+        assert 'class="model-detail-div' not in shell and "Detectron2" not in shell
+        assert "detectron2" not in shell.lower().replace("/model/detectron2", "")
+
+    api = crawl(zoo, tmp_path / "api")
+    before = len(zoo.replica.requests)
+    # An API hiccup while a model page and a listing page render: the script shows an error
+    # instead of the data, and the spider has Splash render the page again.
+    zoo.fail_once = {"/api/models/stylegan/", "/api/models/5/"}
+    rendered = crawl(zoo, tmp_path / "splash", args={"render": "splash"}, settings={"SPLASH_URL": splash})
+
+    def comparable(items):
+        return sorted(({k: v for k, v in i.items() if k != "CrawledAt"} for i in items), key=lambda r: r["id"])
+
+    assert len(rendered.items) == 14
+    assert comparable(rendered.items) == comparable(api.items)
+    for item in rendered.items:
+        path = item["ModelHub"]["MetadataFilePath"]
+        assert (rendered.data_dir / path).read_bytes() == (api.data_dir / path).read_bytes()
+
+    # The pages went through Splash, and Splash's browser ran the script that called the API.
+    stats = rendered.stats
+    # 4 listing pages, 14 model pages, 2 rendered again
+    assert stats["splash/render.html/response_count/200"] == 4 + 14 + 2
+    assert stats["ptm/pages/retried/page not rendered"] == 2 and "ptm/pages/bad" not in stats
+    splash_paths = [p for m, p in zoo.replica.requests[before:]]
+    assert splash_paths.count("/") == 1 and "/?offset=14" in splash_paths
+    assert splash_paths.count("/model/stylegan") == splash_paths.count("/?offset=5") == 2
+    assert {f"/model/{slug}" for slug in zoo.models} <= set(splash_paths)
+    assert {f"/api/models/{slug}/" for slug in zoo.models} <= set(splash_paths)

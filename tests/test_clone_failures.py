@@ -1,0 +1,135 @@
+"""Clones that fail: repository gone (404), auth required (401, Hugging Face's answer for gated and
+missing repos), a transfer that stalls, a server dying mid-pack, a full or read-only disk. Each
+ends as ``CloneStatus: failed: <reason>`` and ``ptm/clone/failed/<reason>``, with nothing under
+``repos/`` but complete clones, and no hang."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from contextlib import contextmanager
+
+import pytest
+
+from tests.crawl import run_crawl
+from tests.reliability_support import assert_only_complete_clones
+from tests.replicas.faults import FaultPlan, inject
+from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
+
+
+def model(i: int, model_id: str) -> dict:
+    return {"_id": f"{0x670000000000000000000000 + i:024x}", "id": model_id, "downloads": 100 - i, "tags": []}
+
+
+def by_id(records) -> dict[str, dict]:
+    return {f"{r['ModelOwner']}/{r['ModelName']}": r for r in records}
+
+
+def crawl(hub, tmp_path, **settings):
+    return run_crawl("huggingface", tmp_path, settings={
+        "PTM_HUGGINGFACE_URL": hub.url, "PTM_GIT_STALL_TIMEOUT": 2, "PTM_GIT_TIMEOUT": 120, **settings})
+
+
+def test_gone_gated_stalled_and_dying_clones_are_recorded_failures(tmp_path):
+    failing = {
+        "gone/repo": "repository not found (HTTP 404)",
+        "gated/repo": "authentication required (HTTP 401/403)",
+        "stall/repo": "transfer stalled or timed out",
+        "dies/repo": "connection broken during transfer",
+    }
+    with HuggingFaceReplica(synthetic_models(3), tmp_path / "hub-git") as hub:
+        for i, model_id in enumerate(failing):
+            hub.add_model(model(i, model_id))
+        hub.git.denied["gone/repo"] = 404
+        hub.git.denied["gated/repo"] = 401
+        # Part of the pack, then silence for far longer than PTM_GIT_STALL_TIMEOUT...
+        stall = inject(hub.replica, FaultPlan(broken={r"^/stall/repo(\.git)?/git-upload-pack": "cut"},
+                                              stall=600))
+        # ...or part of the pack, then the connection is reset.
+        dies = inject(hub.replica, FaultPlan(broken={r"^/dies/repo(\.git)?/git-upload-pack": "cut"}))
+        result = crawl(hub, tmp_path)
+
+    assert [k for *_, k in stall.injected] == ["cut"] and [k for *_, k in dies.injected] == ["cut"]
+    records = by_id(result.records("huggingface"))
+    assert len(records) == 7
+    for model_id, reason in failing.items():
+        assert records[model_id]["CloneStatus"] == f"failed: {reason}", records[model_id]["CloneStatus"]
+        assert records[model_id]["RepoPath"] is None
+        assert f"Clone failed for huggingface:{model_id}" in result.log
+    assert {r["CloneStatus"] for m, r in records.items() if m not in failing} == {"cloned"}
+    stats = result.stats
+    assert stats["ptm/clone/failed"] == 4 and stats["ptm/clone/cloned"] == 3
+    for reason in ("repository not found", "authentication required", "transfer stalled or timed out",
+                   "connection broken during transfer"):
+        assert stats[f"ptm/clone/failed/{reason}"] == 1, reason
+    clones = assert_only_complete_clones(result.data_dir / "huggingface/repos")
+    assert sorted(f"{c.parent.name}/{c.name}" for c in clones) == sorted(
+        m for m in records if m not in failing)
+
+
+def test_a_clone_outliving_ptm_git_timeout_is_killed_and_recorded(tmp_path):
+    # A trickle (a few bytes, then silence) under a huge stall limit: only PTM_GIT_TIMEOUT ends it.
+    with HuggingFaceReplica([model(0, "slow/repo")], tmp_path / "hub-git") as hub:
+        inject(hub.replica, FaultPlan(broken={r"^/slow/repo(\.git)?/git-upload-pack": "cut"}, stall=600))
+        result = crawl(hub, tmp_path, PTM_GIT_STALL_TIMEOUT=600, PTM_GIT_TIMEOUT=3)
+    record = result.records("huggingface")[0]
+    assert record["CloneStatus"].startswith("failed: transfer stalled or timed out"), record["CloneStatus"]
+    assert_only_complete_clones(result.data_dir / "huggingface/repos")
+
+
+@contextmanager
+def mounted_tmpfs(path, options: str):
+    """A tmpfs at ``path`` (root only); skips the test when mounting is not permitted."""
+    path.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
+                         text=True)
+    if out.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({out.stderr.strip() or 'not root'}); "
+                    "the disk-error tests need root and mount permission")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def big_model_hub(tmp_path):
+    hub = HuggingFaceReplica(synthetic_models(2), tmp_path / "hub-git")
+    big = model(9, "big/repo")
+    hub.add_model(big, repo=False)
+    hub.models["big/repo"]["sha"] = hub.git.add_repo("big/repo", {"weights.bin": os.urandom(3 << 20)})
+    return hub
+
+
+def test_a_full_disk_fails_the_clone_that_does_not_fit_and_keeps_the_rest(tmp_path):
+    data = tmp_path / "data"
+    hub = big_model_hub(tmp_path)
+    with hub, mounted_tmpfs(data / "huggingface/repos", "size=1m"):
+        result = crawl(hub, tmp_path, PTM_CLONE_CONCURRENCY=1)
+        records = by_id(result.records("huggingface"))
+        assert records["big/repo"]["CloneStatus"] in ("failed: disk full",
+                                                      "failed: filesystem error (No space left on device)")
+        assert {r["CloneStatus"] for m, r in records.items() if m != "big/repo"} <= {"cloned", "failed: disk full"}
+        clones = assert_only_complete_clones(data / "huggingface/repos")
+        assert "big" not in {c.parent.name for c in clones}
+        stats = result.stats
+        assert stats.get("ptm/clone/failed/disk full", 0) + stats.get("ptm/clone/failed/filesystem error", 0) >= 1
+
+
+def test_a_read_only_repos_dir_fails_every_clone_with_the_reason(tmp_path):
+    data = tmp_path / "data"
+    repos = data / "huggingface/repos"
+    with HuggingFaceReplica(synthetic_models(3), tmp_path / "hub-git") as hub:
+        if os.geteuid() == 0:
+            ctx = mounted_tmpfs(repos, "ro,size=64k")
+        else:
+            repos.mkdir(parents=True)
+            repos.chmod(0o555)
+            ctx = contextmanager(lambda: (yield repos))()
+        with ctx:
+            result = crawl(hub, tmp_path)
+            assert list(repos.iterdir()) == []
+    records = result.records("huggingface")
+    assert len(records) == 3  # the records are stored: only the clones failed
+    assert {r["CloneStatus"] for r in records} in (
+        {"failed: filesystem error (Read-only file system)"}, {"failed: filesystem error (Permission denied)"})
+    assert result.stats["ptm/clone/failed/filesystem error"] == 3

@@ -1,0 +1,102 @@
+"""Output integrity across a SIGKILL: the data tree a killed crawl leaves holds only whole lines and
+whole payload files, and repeating the crawl (no JOBDIR) gives each model exactly once in
+``<hub>.jsonl``. (Pausing and resuming a JOBDIR job: tests/test_resume.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ptmscrape.dataset import DatasetTree, read_jsonl
+from tests.crawl import crawl_command, run_crawl
+from tests.crawl_control import BackgroundCrawl, count_lines, hold
+from tests.reliability_support import assert_only_complete_clones
+from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
+
+PAGE = 10
+DEAD_PID = 4_000_000  # above Linux's pid_max: no process has it
+
+
+def jsonl_files(data):
+    return [p for p in data.rglob("*.jsonl") if not p.name.startswith(".")]
+
+
+def assert_whole_lines(path) -> list[dict]:
+    raw = path.read_bytes()
+    assert raw == b"" or raw.endswith(b"\n"), f"torn last line in {path}: {raw[-80:]!r}"
+    return [json.loads(line) for line in raw.splitlines()]
+
+
+def assert_whole_payloads(data) -> int:
+    payloads = [p for p in (data / "huggingface/json").rglob("*.json") if not p.name.startswith(".")]
+    for p in payloads:
+        json.loads(p.read_bytes())
+    return len(payloads)
+
+
+def test_killed_crawl_leaves_whole_files_and_a_repeat_crawl_stores_each_model_once(tmp_path):
+    data = tmp_path / "data"
+    with HuggingFaceReplica(synthetic_models(6 * PAGE, seed=9), tmp_path / "hub-git") as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": PAGE,
+                    "PTM_CLONE_CONCURRENCY": 4}
+        order = [row[2] for row in hub._order("downloads")]
+        held_clone = order[2 * PAGE + 3]  # listed on page 3; its clone is held half-way
+        listing = hold(hub.replica, "GET", hub._listing, lambda req, m, n: n == 4)
+        clone = hold(hub.replica, "POST", hub.git._smart_http, lambda req, m, n: m.group("repo") == held_clone)
+        cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json",
+                            settings=settings)
+        crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
+        snapshots = lambda: list((data / "huggingface/snapshots").glob("*.jsonl"))  # noqa: E731
+        crawl.wait_until(lambda: listing.reached.is_set() and clone.reached.is_set()
+                         and count_lines(snapshots()) == 3 * PAGE - 1, "29 models stored")
+        crawl.kill()  # SIGKILL, crawl and git children
+        listing.open()
+        clone.open()
+
+        # What the kill left: whole lines, whole payloads, a pending (unmerged) snapshot.
+        killed_snapshot, = snapshots()
+        stored = assert_whole_lines(killed_snapshot)
+        assert len(stored) == 3 * PAGE - 1 and len({r["id"] for r in stored}) == len(stored)
+        assert assert_whole_payloads(data) >= len(stored)
+        assert (killed_snapshot.parent / (killed_snapshot.name + ".pending")).exists()
+        assert not (data / "huggingface/huggingface.jsonl").exists()
+        assert list((data / "huggingface/repos/.incoming").iterdir())  # the held clone, half-way
+
+        # What a power cut could add: a torn record, temp files of unfinished atomic writes.
+        with open(killed_snapshot, "ab") as f:
+            f.write(b'{"id":1234567,"ModelName":"torn')
+        stale_tmp = data / "huggingface/json/metadata" / stored[0]["ModelOwner"] / f".tmp-{DEAD_PID}-7.json"
+        stale_tmp.write_bytes(b'{"half": ')
+        stale_merge = data / "huggingface/.merge-abc123.jsonl"
+        stale_merge.write_bytes(b'{"id": 1}\n{"id"')
+
+        for n in (2, 3):  # a repeat crawl, and another one
+            result = run_crawl("huggingface", tmp_path, settings=settings, data_dir=data,
+                               out_name=f"{n}.jsonl")
+            assert result.stats["finish_reason"] == "finished"
+            records = assert_whole_lines(data / "huggingface/huggingface.jsonl")
+            assert len(records) == len({r["id"] for r in records}) == 6 * PAGE  # each model once
+            assert sorted(f"{r['ModelOwner']}/{r['ModelName']}" for r in records) == sorted(order)
+            assert 1234567 not in {r["id"] for r in records}
+            if n == 2:
+                assert "Merged 1 snapshot(s) of interrupted crawls" in result.log
+    assert {r["CloneStatus"] for r in records} == {"unchanged"}  # third crawl: every clone landed
+    assert not stale_tmp.exists() and not stale_merge.exists()
+    assert not list((data / "huggingface/snapshots").glob("*.pending"))
+    for path in jsonl_files(data):
+        if path != killed_snapshot:
+            assert_whole_lines(path)
+    assert len(list(read_jsonl(killed_snapshot))) == 3 * PAGE - 1  # its torn tail is skipped
+    assert assert_whole_payloads(data) == 6 * PAGE
+    assert len(assert_only_complete_clones(data / "huggingface/repos")) == 6 * PAGE
+
+
+def test_an_append_after_a_torn_line_starts_on_a_line_of_its_own(tmp_path):
+    tree = DatasetTree(tmp_path)
+    tree.append_line("repo-index.jsonl", {"url": "https://a", "path": "x/a"})
+    with open(tmp_path / "repo-index.jsonl", "ab") as f:
+        f.write(b'{"url": "https://b", "pa')  # a crash mid-append
+    tree.append_line("repo-index.jsonl", {"url": "https://c", "path": "x/c"})
+    assert [r["url"] for r in read_jsonl(tmp_path / "repo-index.jsonl")] == ["https://a", "https://c"]
+    assert (tmp_path / "repo-index.jsonl").read_bytes().endswith(b"\n")
+    assert os.path.getsize(tmp_path / "repo-index.jsonl") > 0

@@ -1,0 +1,99 @@
+"""The dataset tree's fast paths (benchmarks: bench/) behave exactly like the careful ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from ptmscrape.dataset import DatasetTree, SnapshotWriter, UnsafePath, merge_records, pending_snapshots
+
+
+def test_write_atomic_fast_path_gives_the_same_file_as_the_first_write(tmp_path):
+    tree = DatasetTree(tmp_path)
+    tree.write_atomic("hub/json/o/a.json", "{\"é\": 1}".encode())  # first: checked path, folder made
+    tree.write_atomic("hub/json/o/b.json", b"[2]")  # same folder: fast path
+    tree.write_atomic("hub/json/o/a.json", b"[3]")  # replace through the fast path
+    folder = tmp_path / "hub/json/o"
+    assert sorted(os.listdir(folder)) == ["a.json", "b.json"]  # no temp files left
+    assert (folder / "a.json").read_bytes() == b"[3]" and (folder / "b.json").read_bytes() == b"[2]"
+    modes = {stat.S_IMODE((folder / n).stat().st_mode) for n in ("a.json", "b.json")}
+    assert len(modes) == 1
+
+
+def test_write_atomic_fast_path_still_refuses_a_symlink_out_of_the_tree(tmp_path):
+    tree = DatasetTree(tmp_path / "data")
+    tree.write_atomic("hub/json/o/a.json", b"1")
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(b"keep")
+    os.symlink(outside, tmp_path / "data/hub/json/o/evil.json")
+    with pytest.raises(UnsafePath):
+        tree.write_atomic("hub/json/o/evil.json", b"overwritten")
+    assert outside.read_bytes() == b"keep"
+
+
+def test_write_atomic_recreates_a_folder_removed_during_the_crawl(tmp_path):
+    tree = DatasetTree(tmp_path)
+    tree.write_atomic("hub/json/o/a.json", b"1")
+    (tmp_path / "hub/json/o/a.json").unlink()
+    (tmp_path / "hub/json/o").rmdir()
+    tree.write_atomic("hub/json/o/b.json", b"2")
+    assert (tmp_path / "hub/json/o/b.json").read_bytes() == b"2"
+
+
+def test_merge_output_is_the_compact_re_encoding_of_every_kept_line(tmp_path):
+    tree = DatasetTree(tmp_path)
+    records = [{"id": i, "ModelName": f"modèle \u2028 {i}", "Tags": ["a", "\"q\""], "Likes": None}
+               for i in range(1, 6)]
+    writer = SnapshotWriter(tree, "hub", "s1")
+    for record in records:
+        writer.write(record)
+    writer.close()
+    old = tmp_path / "hub/hub.jsonl"
+    # Lines not written by this module: spaced JSON, id not first, junk, a duplicate, a torn tail.
+    old.write_bytes(b'{"id": 9, "ModelName": "spaced"}\n{"ModelName":"late id","id":10}\n'
+                    b'not json\n{"id":3,"ModelName":"older copy"}\n{"id": 11, "Mod')
+    counts = merge_records(tree, "hub", pending_snapshots(tree, "hub"))
+    lines = old.read_bytes().splitlines(keepends=True)
+    expected = [json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+                for r in [*records, {"id": 9, "ModelName": "spaced"}, {"ModelName": "late id", "id": 10}]]
+    assert lines == expected
+    assert counts == {"records": 7, "carried": 2}
+    assert pending_snapshots(tree, "hub") == []
+
+
+def test_write_if_changed_leaves_an_identical_file_alone(tmp_path):
+    tree = DatasetTree(tmp_path)
+    assert tree.write_if_changed("hub/json/o/a.json", b"[1]") is True
+    before = (tmp_path / "hub/json/o/a.json").stat().st_ino
+    assert DatasetTree(tmp_path).write_if_changed("hub/json/o/a.json", b"[1]") is False  # a new crawl
+    assert (tmp_path / "hub/json/o/a.json").stat().st_ino == before
+    assert tree.write_if_changed("hub/json/o/a.json", b"[12]") is True
+    assert tree.write_if_changed("hub/json/o/a.json", b"[21]") is True  # same size, other bytes
+    assert (tmp_path / "hub/json/o/a.json").read_bytes() == b"[21]"
+
+
+def test_write_if_changed_never_reads_through_a_symlink(tmp_path):
+    tree = DatasetTree(tmp_path / "data")
+    tree.write_atomic("hub/json/o/a.json", b"1")
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(b"same")
+    os.symlink(outside, tmp_path / "data/hub/json/o/evil.json")
+    with pytest.raises(UnsafePath):
+        tree.write_if_changed("hub/json/o/evil.json", b"same")
+
+
+def test_record_ids_are_the_ids_read_jsonl_gives(tmp_path):
+    from ptmscrape.dataset import read_jsonl, record_ids
+
+    tree = DatasetTree(tmp_path)
+    writer = SnapshotWriter(tree, "hub", "s1")
+    for i in (5, 3, 2**53 - 1):
+        writer.write({"id": i, "ModelName": f"m{i}"})
+    writer.close()
+    with open(writer.path, "ab") as f:
+        f.write(b'{"ModelName": "spaced", "id": 7}\n{"no": "id"}\n[1]\nnot json\n{"id": "text"}\n{"id":8,"Mo')
+    assert list(record_ids(writer.path)) == [r["id"] for r in read_jsonl(writer.path) if "id" in r]
+    assert list(record_ids(writer.path)) == [5, 3, 2**53 - 1, 7, "text"]

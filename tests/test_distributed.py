@@ -1,0 +1,269 @@
+"""Distributed crawls on scrapy-redis: settings switch, hand-off requests, and two real
+``scrapy crawl huggingface`` workers sharing one Redis (``.ci/start-redis.sh``) and one data dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from scrapy.http import Request, TextResponse
+
+from ptmscrape import distributed
+from ptmscrape.items import RawModelItem
+from spiders.huggingface import HuggingfaceSpider
+from tests.crawl import ROOT, crawl_command, project_crawler, read_jsonl, run_crawl
+from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
+from tests.services import require_service
+
+REDIS_URL = os.environ.get("PTM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _redis_or_skip():
+    """Skip (locally) or fail (CI=true) when Redis is not running; the client otherwise."""
+    import redis
+
+    require_service("Redis", REDIS_URL, start_hint="bash .ci/start-redis.sh")
+    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+
+
+@pytest.fixture
+def redis_client():
+    return _redis_or_skip()
+
+
+@pytest.fixture
+def prefix(redis_client):
+    """A Redis key prefix of this test alone; its keys are removed afterwards."""
+    name = f"ptmtest-{uuid.uuid4().hex[:12]}"
+    yield name
+    keys = list(redis_client.scan_iter(match=f"{name}:*"))
+    if keys:
+        redis_client.delete(*keys)
+
+
+def redis_settings(prefix: str, **extra) -> dict:
+    return {"PTM_REDIS_URL": REDIS_URL, "PTM_REDIS_PREFIX": prefix, **extra}
+
+
+# -- the switch -------------------------------------------------------------------------------
+
+def test_without_redis_url_the_crawl_is_single_process_and_never_imports_scrapy_redis():
+    code = (
+        "import sys\n"
+        "from tests.crawl import project_crawler\n"
+        "from spiders.huggingface import HuggingfaceSpider\n"
+        "c = project_crawler(HuggingfaceSpider, {'PTM_HUGGINGFACE_URL': 'https://hub.example'})\n"
+        "s = HuggingfaceSpider.from_crawler(c)\n"
+        "print(c.settings['SCHEDULER'], s.handoff, any(m.startswith(('scrapy_redis', 'redis')) for m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["scrapy.core.scheduler.Scheduler", "None", "False"]
+
+
+def test_redis_url_switches_to_the_shared_scheduler_under_the_prefix():
+    crawler = project_crawler(HuggingfaceSpider, {**redis_settings("crawl7"), "PTM_CLONE_CONCURRENCY": 3})
+    s = crawler.settings
+    assert s["SCHEDULER"] == "ptmscrape.distributed.SharedScheduler"
+    assert s["DUPEFILTER_CLASS"] == "scrapy_redis.dupefilter.RFPDupeFilter"
+    assert s["REDIS_URL"] == REDIS_URL
+    assert s["SCHEDULER_QUEUE_KEY"] % {"spider": "huggingface"} == "crawl7:huggingface:requests"
+    assert s["SCHEDULER_DUPEFILTER_KEY"] % {"spider": "huggingface"} == "crawl7:huggingface:dupefilter"
+    assert s.getint("SCRAPER_SLOT_MAX_ACTIVE_SIZE") == 6 * 1024  # ~2 x clone threads of models
+    # The add-on sets defaults only: a user's -s still wins.
+    persisted = project_crawler(HuggingfaceSpider, {**redis_settings("p"), "SCHEDULER_PERSIST": True})
+    assert persisted.settings.getbool("SCHEDULER_PERSIST") is True
+
+
+def test_shared_scheduler_class_subclasses_scrapy_redis():
+    from scrapy.core.scheduler import BaseScheduler
+    from scrapy_redis.scheduler import Scheduler
+
+    cls = distributed.SharedScheduler
+    assert issubclass(cls, Scheduler) and issubclass(cls, BaseScheduler)
+
+
+# -- hand-offs (spider callbacks against a real Redis) ------------------------------------------
+
+def listing_page(url: str, models: list[dict]) -> TextResponse:
+    return TextResponse(url, body=json.dumps(models).encode(), request=Request(url),
+                        headers={"Content-Type": "application/json"})
+
+
+def make_spider(prefix: str, **kwargs) -> HuggingfaceSpider:
+    crawler = project_crawler(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": "https://hub.example",
+                                                  **redis_settings(prefix)})
+    return HuggingfaceSpider.from_crawler(crawler, **kwargs)
+
+
+def test_listing_hands_each_model_off_as_a_request_that_delivers_the_same_item(prefix):
+    models = fixture_models()[:3]
+    url = "https://hub.example/api/models?limit=3"
+    local = HuggingfaceSpider.from_crawler(
+        project_crawler(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": "https://hub.example"}))
+    expected = list(local.parse_listing(listing_page(url, models)))
+
+    spider = make_spider(prefix)
+    handoffs = list(spider.parse_listing(listing_page(url, models)))
+    assert all(isinstance(r, Request) for r in handoffs) and len(handoffs) == 3
+    assert len({r.url for r in handoffs}) == 3  # one fingerprint per model: the dupefilter drops repeats
+    assert all(r.url.startswith("data:") and r.priority > 0 for r in handoffs)  # before listing pages
+    # What travels through Redis: the request as scrapy-redis serialises it.
+    from scrapy.utils.request import request_from_dict
+
+    delivered = []
+    for request in handoffs:
+        copy = request_from_dict(request.to_dict(spider=spider), spider=spider)
+        response = TextResponse(copy.url, body=b"", request=copy)
+        delivered += list(copy.callback(response))
+    assert delivered == expected
+    assert all(isinstance(i, RawModelItem) for i in delivered)
+
+
+def test_limit_counts_the_models_listed_by_all_workers(prefix):
+    models = fixture_models()[:4]
+    first, second = make_spider(prefix, limit="3"), make_spider(prefix, limit="3")
+    assert len(list(first.parse_listing(listing_page("https://hub.example/api/models?p=1", models[:2])))) == 2
+    # The second worker fetched the next page: only one model is left under the shared limit.
+    out = list(second.parse_listing(listing_page("https://hub.example/api/models?p=2", models[2:])))
+    assert len(out) == 1 and second.limit_reached and first.limit_reached
+
+
+def test_dedupe_stage_shares_its_seen_set_across_workers(prefix):
+    from pipelines.dedupe import DedupePipeline
+
+    crawlers = [project_crawler(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": "https://hub.example",
+                                                    **redis_settings(prefix)}) for _ in range(2)]
+    for crawler in crawlers:
+        crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    one, two = (DedupePipeline.from_crawler(c) for c in crawlers)
+    assert one.shared.add(42) is True
+    assert two.shared.add(42) is False and two.shared.add(43) is True
+
+
+# -- real workers --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def replica(tmp_path_factory):
+    models = fixture_models() + synthetic_models(60)
+    with HuggingFaceReplica(models, tmp_path_factory.mktemp("hf-git")) as hub:
+        yield hub
+
+
+def hub_settings(hub, **extra) -> dict:
+    return {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 10,
+            "PTM_CLONE_CONCURRENCY": 2, **extra}
+
+
+def run_workers(hub, workdir: Path, data_dir: Path, prefix: str, n: int = 2, **extra) -> list[dict]:
+    """Start ``n`` crawls at once against one Redis and one data dir; their items and stats."""
+    procs = []
+    for w in range(n):
+        cmd = crawl_command("huggingface", workdir / f"w{w}.jsonl", data_dir, workdir / f"w{w}.stats.json",
+                            settings={**hub_settings(hub), **redis_settings(prefix), **extra})
+        log = open(workdir / f"w{w}.log", "w")
+        procs.append((subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log))
+    results = []
+    for w, (proc, log) in enumerate(procs):
+        rc = proc.wait(timeout=600)
+        log.close()
+        text = (workdir / f"w{w}.log").read_text()
+        assert rc == 0 and "Traceback" not in text, text[-5000:]
+        assert "DeprecationWarning" not in text, text[-5000:]  # scrapy-redis on Scrapy 2.19, patched
+        results.append({"items": read_jsonl(workdir / f"w{w}.jsonl"),
+                        "stats": json.loads((workdir / f"w{w}.stats.json").read_text())})
+    return results
+
+
+def head(repo: Path) -> str:
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def comparable(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "CrawledAt"}
+
+
+def test_two_workers_split_the_crawl_and_together_equal_a_single_process_crawl(
+        tmp_path, replica, prefix, redis_client):
+    def hub_traffic():
+        return replica.replica.count("GET", r"^/api/models\?"), replica.replica.count("POST", r"/git-upload-pack")
+
+    start = hub_traffic()
+    single = run_crawl("huggingface", tmp_path / "single", settings=hub_settings(replica))
+    expected = {r["id"]: comparable(r) for r in single.items}
+    assert len(expected) == len(replica.models) == 64
+    after_single = hub_traffic()
+    (tmp_path / "dist").mkdir()
+    data = tmp_path / "dist" / "data"
+    workers = run_workers(replica, tmp_path / "dist", data, prefix)
+
+    ids = [{i["id"] for i in w["items"]} for w in workers]
+    assert not ids[0] & ids[1], "a model was processed by both workers"
+    assert sum(len(w["items"]) for w in workers) == 64
+    union = {i["id"]: comparable(i) for w in workers for i in w["items"]}
+    assert union == expected
+
+    # Both did part of the work, cloning included; nothing was dropped as a duplicate.
+    for w in workers:
+        stats = w["stats"]
+        assert stats["finish_reason"] == "finished"
+        assert stats["ptm/store/records"] > 0 and stats["ptm/clone/cloned"] > 0, stats
+        assert "ptm/dedupe/duplicate" not in stats
+    assert sum(w["stats"]["ptm/clone/cloned"] for w in workers) == 64
+
+    # Listing pages were fetched once (7 pages of 10) and every repository cloned once: the two
+    # workers together talked to the hub exactly as much as the single process did.
+    after_workers = hub_traffic()
+    assert after_single[0] - start[0] == 7
+    assert [b - a for a, b in zip(after_single, after_workers)] == [b - a for a, b in zip(start, after_single)]
+
+    # One dataset tree: every model once in huggingface.jsonl, one clone each at the hub's HEAD.
+    records = read_jsonl(data / "huggingface" / "huggingface.jsonl")
+    assert sorted(r["id"] for r in records) == sorted(expected)
+    owners = (data / "huggingface" / "repos").iterdir()
+    clones = [repo for owner in owners if owner.name != ".incoming" for repo in owner.iterdir()]
+    assert len(clones) == 64
+    for record in records:
+        model = replica.models[f"{record['ModelOwner']}/{record['ModelName']}"]
+        assert head(data / record["RepoPath"]) == record["LatestGitCommitSHA"] == model["sha"]
+    assert list((data / "huggingface" / "repos" / ".incoming").iterdir()) == []
+
+    # A finished crawl leaves nothing behind in Redis: the next one starts afresh.
+    assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+
+
+def test_persisted_crawl_keeps_its_keys_and_a_rerun_skips_what_was_seen(tmp_path, replica, prefix, redis_client):
+    keep = {"SCHEDULER_PERSIST": "True", "PTM_CLONE": "0"}
+    args = {"limit": 5}
+    first = run_crawl("huggingface", tmp_path, args=args, out_name="1.jsonl",
+                      settings={**hub_settings(replica), **redis_settings(prefix), **keep})
+    assert len(first.items) == 5
+    assert redis_client.scard(f"{prefix}:huggingface:models") == 5
+    assert redis_client.exists(f"{prefix}:huggingface:dupefilter")
+
+    again = run_crawl("huggingface", tmp_path, args=args, out_name="2.jsonl",
+                      settings={**hub_settings(replica), **redis_settings(prefix), **keep})
+    assert again.items == []  # the listing request was already seen: nothing is crawled twice
+
+    fresh = run_crawl("huggingface", tmp_path, args=args, out_name="3.jsonl",
+                      settings={**hub_settings(replica), **redis_settings(prefix),
+                                "PTM_CLONE": "0", "SCHEDULER_FLUSH_ON_START": "True"})
+    assert sorted(i["id"] for i in fresh.items) == sorted(i["id"] for i in first.items)
+    assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+
+
+def test_unreachable_redis_stops_the_crawl_with_a_clear_error_and_no_password(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    result = run_crawl("huggingface", tmp_path, check=False, settings={
+        "PTM_HUGGINGFACE_URL": "http://127.0.0.1:9", "PTM_REDIS_URL": f"redis://:s3cret-pw@127.0.0.1:{port}/0"})
+    assert result.returncode != 0
+    assert f"PTM_REDIS_URL=redis://***@127.0.0.1:{port}/0: Redis not reachable" in result.log
+    assert "s3cret-pw" not in result.log

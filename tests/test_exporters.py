@@ -1,0 +1,51 @@
+"""The JSON Lines exporter's shortcut writes exactly what Scrapy's own exporter writes."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from scrapy.exporters import JsonLinesItemExporter as ScrapyExporter
+
+from ptmscrape.exporters import JsonLinesItemExporter
+from ptmscrape.items import PTMRecord, RawModelItem
+from ptmscrape.mappers.huggingface import map_raw
+from tests.replicas.huggingface import fixture_models, synthetic_models
+
+
+def _items():
+    records = [PTMRecord(map_raw(RawModelItem("huggingface", str(m.get("id")), "http://x", m,
+                                              {"base_url": "http://127.0.0.1:1"})))
+               for m in fixture_models() + synthetic_models(20)]
+    odd = PTMRecord({"ModelName": "ünïcode \u2028 \x01 \"quoted\"", "Downloads": None, "Tags": []})
+    raw = RawModelItem("huggingface", "a/b", "http://x", {"id": "a/b", "n": 1.5})
+    return [*records, odd, {"plain": "dict"}, raw]
+
+
+def _export(cls, items, **options) -> bytes:
+    out = io.BytesIO()
+    exporter = cls(out, **options)
+    exporter.start_exporting()
+    for item in items:
+        exporter.export_item(item)
+    exporter.finish_exporting()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("options", [
+    {"encoding": "utf-8"},
+    {},
+    {"encoding": "utf-8", "fields_to_export": ["ModelName", "id"]},
+    {"encoding": "utf-8", "indent": 2},
+])
+def test_same_bytes_as_scrapys_exporter(options):
+    items = _items()
+    expected = _export(ScrapyExporter, items, **options)
+    assert expected.count(b"\n") >= len(items)
+    assert _export(JsonLinesItemExporter, items, **options) == expected
+
+
+def test_project_uses_it_for_json_lines_feeds():
+    import ptmscrape.settings as project
+
+    assert project.FEED_EXPORTERS["jsonl"] == "ptmscrape.exporters.JsonLinesItemExporter"

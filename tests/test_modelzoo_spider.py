@@ -1,0 +1,202 @@
+"""ModelZoo spider callbacks on fixture responses: the API's JSON pages and the rendered site's HTML
+(``tests/fixtures/modelzoo/rendered/``: what Splash returned for the replica's JavaScript pages)."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from scrapy.http import HtmlResponse, Request, TextResponse
+
+from ptmscrape.items import RawModelItem
+from spiders.modelzoo import ModelzooSpider
+from tests.crawl import project_crawler
+from tests.replicas.modelzoo import DETAIL_KEYS, LISTING_KEYS, detail, fixture_models, listing_entry
+
+BASE = "https://zoo.example"
+RENDERED = Path(__file__).resolve().parent / "fixtures" / "modelzoo" / "rendered"
+RENDERED_BASE = "http://127.0.0.1:8000"  # the fixtures' (rewritten) replica URL
+SPLASH = {"SPLASH_URL": "http://127.0.0.1:8050"}
+
+
+def make_spider(settings=None, base=BASE, **kwargs):
+    crawler = project_crawler(ModelzooSpider, {"PTM_MODELZOO_URL": base, **(settings or {})})
+    spider = ModelzooSpider.from_crawler(crawler, **kwargs)
+    crawler.spider = spider
+    return spider
+
+
+def rendered_spider(**kwargs):
+    return make_spider(SPLASH, base=RENDERED_BASE, render="splash", **kwargs)
+
+
+def api_page(url, obj, body=None):
+    return TextResponse(url, body=body if body is not None else json.dumps(obj).encode(),
+                        headers={"Content-Type": "application/json"}, request=Request(url))
+
+
+def listing(offset, models):
+    return api_page(f"{BASE}/api/models/{offset}/", {"models": [listing_entry(m) for m in models]})
+
+
+def rendered(name, path):
+    url = f"{RENDERED_BASE}{path}"
+    return HtmlResponse(url, body=(RENDERED / name).read_bytes(), encoding="utf-8", request=Request(url))
+
+
+def start_requests(spider):
+    async def collect():
+        return [r async for r in spider.start()]
+    return asyncio.run(collect())
+
+
+def split(out):
+    out = list(out)
+    return ([o for o in out if isinstance(o, RawModelItem)], [o for o in out if isinstance(o, Request)])
+
+
+def by_slug(slug):
+    return next(m for m in fixture_models() if m["slug"] == slug)
+
+
+# -- API -----------------------------------------------------------------------------------------
+
+def test_fixture_payloads_have_exactly_the_hubs_keys():
+    for model in fixture_models():
+        assert tuple(listing_entry(model)) == LISTING_KEYS
+        assert tuple(detail(model)) == DETAIL_KEYS and "slug" not in detail(model)
+
+
+def test_crawl_starts_at_offset_zero_of_the_api():
+    (request,) = start_requests(make_spider())
+    assert request.url == f"{BASE}/api/models/0/"
+    assert request.callback.__name__ == "parse_listing" and request.cb_kwargs == {"offset": 0}
+
+
+def test_listing_page_requests_each_model_then_the_page_at_the_next_offset():
+    spider = make_spider()
+    models = fixture_models()[:5]
+    items, requests = split(spider.parse_listing(listing(0, models), offset=0))
+    assert items == []  # the raw payload is the detail object
+    assert [r.url for r in requests] == [f"{BASE}/api/models/{m['slug']}/" for m in models] + \
+        [f"{BASE}/api/models/5/"]
+    assert requests[0].cb_kwargs == {"slug": models[0]["slug"]}
+    assert requests[-1].cb_kwargs == {"offset": 5}
+
+
+def test_paging_stops_at_an_empty_page_and_at_a_page_of_known_slugs():
+    spider = make_spider()
+    models = fixture_models()
+    list(spider.parse_listing(listing(0, models), offset=0))
+    assert split(spider.parse_listing(listing(14, []), offset=14)) == ([], [])
+    # An API that ignores the number and serves the whole list again: nothing new, no next page.
+    assert split(spider.parse_listing(listing(14, models), offset=14)) == ([], [])
+
+
+def test_detail_response_is_the_raw_payload_untouched():
+    spider = make_spider()
+    model = by_slug("openpose-caffe")
+    url = f"{BASE}/api/models/openpose-caffe/"
+    (item,) = spider.parse_model(api_page(url, detail(model)), slug="openpose-caffe")
+    assert item.hub == "modelzoo" and item.model_id == "openpose-caffe" and item.url == url
+    assert item.payload == detail(model) and item.context == {"base_url": BASE}
+
+
+def test_model_with_null_link_and_papers_is_yielded():
+    model = by_slug("ray")
+    assert model["link"] is None and model["papers"] is None
+    (item,) = make_spider().parse_model(api_page(f"{BASE}/api/models/ray/", detail(model)), slug="ray")
+    assert item.payload["link"] is None
+
+
+def test_bad_json_is_reported_with_the_url_and_the_crawl_goes_on():
+    spider = make_spider()
+    bad = api_page(f"{BASE}/api/models/detectron2/", None, body=b'{"title": "Detectron2", "sta')
+    assert list(spider.parse_model(bad, slug="detectron2")) == []
+    not_listing = api_page(f"{BASE}/api/models/0/", {"detail": "Not found."})
+    assert list(spider.parse_listing(not_listing, offset=0)) == []
+    stats = spider.crawler.stats
+    assert stats.get_value("ptm/pages/bad") == 2
+    assert stats.get_value("ptm/pages/bad/malformed JSON") == 1
+    assert stats.get_value("ptm/pages/bad/unexpected JSON") == 1
+
+
+def test_listing_entries_without_a_slug_are_counted_and_skipped():
+    spider = make_spider()
+    response = api_page(f"{BASE}/api/models/0/", {"models": [{"title": "no slug"}, "junk", {"slug": "ray"}]})
+    _, requests = split(spider.parse_listing(response, offset=0))
+    assert [r.url for r in requests] == [f"{BASE}/api/models/ray/", f"{BASE}/api/models/3/"]
+    assert spider.crawler.stats.get_value("ptm/pages/entries_without_slug") == 2
+
+
+def test_limit_caps_the_models_requested_and_stops_paging():
+    spider = make_spider(limit="3")
+    _, requests = split(spider.parse_listing(listing(0, fixture_models()[:5]), offset=0))
+    assert [r.cb_kwargs for r in requests] == [{"slug": m["slug"]} for m in fixture_models()[:3]]
+
+
+def test_models_argument_fetches_given_slugs_and_quotes_them():
+    spider = make_spider(models="ray, a/b")
+    assert [r.url for r in start_requests(spider)] == [f"{BASE}/api/models/ray/", f"{BASE}/api/models/a%2Fb/"]
+
+
+def test_render_argument_is_checked_and_splash_needs_a_splash_url():
+    with pytest.raises(ValueError, match="render"):
+        make_spider(render="selenium")
+    with pytest.raises(ValueError, match="SPLASH_URL"):
+        make_spider(render="splash")
+
+
+# -- rendered site (Splash) ----------------------------------------------------------------------
+
+def test_splash_crawl_starts_at_the_homepage_through_splash():
+    (request,) = start_requests(make_spider(SPLASH, render="splash"))
+    assert request.url == f"{BASE}/"
+    assert request.meta["splash"]["endpoint"] == "render.html"
+    assert request.meta["splash"]["args"]["wait"] == 1.0
+
+
+def test_rendered_homepage_cards_lead_to_model_pages_and_the_next_page():
+    spider = rendered_spider()
+    items, requests = split(spider.parse_listing_page(rendered("home.html", "/")))
+    slugs = [m["slug"] for m in fixture_models()[:5]]
+    assert items == []
+    assert [r.url for r in requests] == [f"{RENDERED_BASE}/model/{s}" for s in slugs] + \
+        [f"{RENDERED_BASE}/?offset=5"]
+    assert all("splash" in r.meta for r in requests)
+    assert [r.cb_kwargs for r in requests[:-1]] == [{"slug": s} for s in slugs]
+
+
+def test_rendered_empty_page_ends_the_listing():
+    spider = rendered_spider()
+    assert list(spider.parse_listing_page(rendered("home-offset-14.html", "/?offset=14"))) == []
+    assert spider.crawler.stats.get_value("ptm/pages/bad") is None
+
+
+@pytest.mark.parametrize("slug", ["stylegan", "gluon-cv", "ray", "tts"])
+def test_rendered_model_page_gives_the_same_payload_as_the_api(slug):
+    spider = rendered_spider()
+    (item,) = spider.parse_model_page(rendered(f"model-{slug}.html", f"/model/{slug}"), slug=slug)
+    assert item.model_id == slug and item.url == f"{RENDERED_BASE}/model/{slug}"
+    assert item.payload == detail(by_slug(slug))
+    assert list(item.payload) == list(DETAIL_KEYS)  # same key order: same stored payload file
+
+
+def test_rendered_model_page_reads_the_documented_info_positions():
+    spider = rendered_spider()
+    response = rendered("model-tts.html", "/model/tts")
+    info = [s.strip() for s in response.css("div.model-info-div.box-shadow ::text").getall() if s.strip()]
+    assert (info[2], info[4], info[6]) == ("pytorch", "Audio and Speech", "-")
+    (item,) = spider.parse_model_page(response, slug="tts")
+    assert item.payload["stars"] is None and item.payload["framework"] == "pytorch"
+
+
+def test_unrendered_shell_is_reported_not_taken_for_an_empty_site():
+    from tests.replicas.modelzoo import shell_html
+
+    spider = rendered_spider()
+    shell = HtmlResponse(f"{RENDERED_BASE}/", body=shell_html().encode(), encoding="utf-8")
+    assert list(spider.parse_listing_page(shell)) == []
+    model_shell = HtmlResponse(f"{RENDERED_BASE}/model/ray", body=shell_html().encode(), encoding="utf-8")
+    assert list(spider.parse_model_page(model_shell, slug="ray")) == []
+    assert spider.crawler.stats.get_value("ptm/pages/bad/page not rendered") == 2

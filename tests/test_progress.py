@@ -1,0 +1,93 @@
+"""Progress on long crawls (LogStats, clone progress), the run report (PTM_STATS_FILE) and the
+optional spidermon monitors (PTM_MONITORS)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+from ptmscrape.extensions import human_bytes
+from tests.crawl import crawl_command, run_crawl
+from tests.crawl_control import BackgroundCrawl, hold
+
+HELD = "acme-research/vit-tiny-demo"
+PAGES = re.compile(r"Crawled ([1-9]\d*) pages \(at \d+ pages/min\), scraped \d+ items \(at \d+ items/min\)")
+PROGRESS = re.compile(r"Clones: (\d+) queued, (\d+) running, (\d+) done \((\d+) cloned, (\d+) updated, "
+                      r"(\d+) unchanged\), (\d+) failed, (\d+) skipped; ([\d.]+ \w+) landed \((\d+) done/min\)")
+
+
+def settings(hub, **extra):
+    return {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5, **extra}
+
+
+def stored_bytes(repo) -> int:
+    out = subprocess.run(["git", "-C", str(repo), "count-objects", "-v"], capture_output=True, text=True,
+                         check=True).stdout
+    sizes = dict(line.split(": ") for line in out.splitlines())
+    return (int(sizes["size"]) + int(sizes["size-pack"])) * 1024
+
+
+def test_a_long_crawl_logs_progress_and_ends_with_a_run_report(tmp_path, hf_replica):
+    clone = hold(hf_replica.replica, "POST", hf_replica.git._smart_http,
+                 lambda req, m, n: m.group("repo") == HELD)
+    stats_file = tmp_path / "stats.json"
+    cmd = crawl_command("huggingface", tmp_path / "out.jsonl", tmp_path / "data", stats_file,
+                        settings=settings(hf_replica, LOGSTATS_INTERVAL=1, PTM_PROGRESS_INTERVAL=1))
+    crawl = BackgroundCrawl(cmd, tmp_path / "crawl.log")
+    # While one clone is held, Scrapy's LogStats reports pages and the progress lines show it running.
+    crawl.wait_until(lambda: clone.reached.is_set() and PAGES.search(crawl.log)
+                     and any(int(m[1]) >= 1 for m in PROGRESS.findall(crawl.log)), "progress with a running clone")
+    clone.open()
+    assert crawl.wait() == 0
+    log = crawl.log
+    ticks = PROGRESS.findall(log)
+    assert all(int(queued) <= 12 and int(done) <= 12 for queued, _, done, *rest in ticks)
+
+    stats = json.loads(stats_file.read_text())
+    assert stats["finish_reason"] == "finished"
+    assert stats["ptm/clone/queued"] == stats["ptm/clone/cloned"] == stats["ptm/store/records"] == 12
+    assert stats["ptm/clone/running"] == 0
+    repos = [p for owner in (tmp_path / "data/huggingface/repos").iterdir() if owner.name != ".incoming"
+             for p in owner.iterdir()]
+    assert stats["ptm/clone/bytes"] == sum(stored_bytes(r) for r in repos) > 0
+    assert stats["ptm/validate/valid"] == stats["item_scraped_count"] == 12
+    assert {"start_time", "finish_time", "elapsed_time_seconds"} <= stats.keys()
+    assert (f"Clones at the end: 12 queued, 0 running, 12 done (12 cloned, 0 updated, 0 unchanged), "
+            f"0 failed, 0 skipped; {human_bytes(stats['ptm/clone/bytes'])} landed") in log
+
+
+def test_the_run_report_says_why_a_crawl_stopped(tmp_path, hf_replica):
+    result = run_crawl("huggingface", tmp_path, settings=settings(hf_replica, PTM_CLONE=0,
+                                                                   CLOSESPIDER_ITEMCOUNT=3))
+    stats = result.stats
+    assert stats["finish_reason"] == "closespider_itemcount"
+    assert 3 <= stats["ptm/store/records"] < 12
+    assert "Clones:" not in result.log  # no clone progress when cloning is off
+
+
+def test_monitors_pass_on_a_good_crawl(tmp_path, hf_replica):
+    result = run_crawl("huggingface", tmp_path, settings=settings(hf_replica, PTM_CLONE=0, PTM_MONITORS=1))
+    stats = result.stats
+    assert stats["ptm/monitors/failed"] == 0
+    assert stats["ptm/monitors/passed"] == 3  # the error count monitor "passes" by skipping: no errors
+    assert "[Spidermon] 3 monitors in" in result.log and "[Spidermon] FAILED" not in result.log
+    assert "Spider.log() is deprecated" not in result.log  # the gap ptmscrape.monitors fills
+
+
+def test_a_failing_monitor_is_reported_in_log_and_run_report(tmp_path, hf_replica):
+    result = run_crawl("huggingface", tmp_path, check=False,
+                       settings=settings(hf_replica, PTM_CLONE=0, PTM_MONITORS=1, SPIDERMON_MIN_ITEMS=1000))
+    assert result.returncode == 0
+    stats = result.stats
+    assert stats["ptm/monitors/failed"] == 1
+    assert stats["ptm/monitors/failed/Extracted Items Monitor"] == 1
+    assert stats["ptm/monitors/passed"] == 2
+    assert "[Spidermon] FAILED (failures=1" in result.log
+    assert "FAIL: Extracted Items Monitor" in result.log
+    assert "Expecting 'item_scraped_count' to be '>=' to '1000.0'. Current value: '12.0'" in result.log
+
+
+def test_human_bytes():
+    assert [human_bytes(n) for n in (0, 1023, 1024, 5 * 1024**2 + 1, 3 * 1024**4)] == [
+        "0 B", "1023 B", "1.0 KiB", "5.0 MiB", "3.0 TiB"]

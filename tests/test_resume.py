@@ -1,0 +1,216 @@
+"""Pause and resume (``-s JOBDIR=…``): a hard-killed crawl and a paused one, resumed, give the
+dataset a complete crawl gives; and every spider's requests can be saved in a JOBDIR."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import pickle
+import pkgutil
+import signal
+import subprocess
+from collections import Counter
+
+import pytest
+import scrapy
+from scrapy.utils.request import request_from_dict
+
+import spiders
+from spiders.huggingface import HuggingfaceSpider
+from ptmscrape.spiders_base import HubSpider
+from tests.crawl import crawl_command, project_crawler, read_jsonl, run_crawl
+from tests.crawl_control import BackgroundCrawl, count_lines, hold
+from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
+
+PAGE = 10
+
+
+@pytest.fixture
+def hub(tmp_path):
+    with HuggingFaceReplica(fixture_models() + synthetic_models(80), tmp_path / "hub-git") as hub:
+        yield hub
+
+
+def crawl_settings(hub, jobdir):
+    return {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": PAGE, "JOBDIR": jobdir}
+
+
+def head(repo):
+    out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def listing_order(hub) -> list[str]:
+    return [row[2] for row in hub._order("downloads")]
+
+
+def info_refs_per_repo(hub) -> Counter:
+    return Counter(path.split("/info/refs")[0].lstrip("/") for method, path in hub.replica.requests
+                   if method == "GET" and "/info/refs" in path)
+
+
+def listing_requests(hub) -> int:
+    return hub.replica.count("GET", r"^/api/models\?")
+
+
+def assert_dataset_is_whole(data, hub):
+    """Every model once; every clone complete, at its record's HEAD; nothing half-built."""
+    records = read_jsonl(data / "huggingface/huggingface.jsonl")
+    names = [f"{r['ModelOwner']}/{r['ModelName']}" for r in records]
+    assert sorted(names) == sorted(hub.models)
+    assert len({r["id"] for r in records}) == len(records)
+    by_path = {r["RepoPath"]: r for r in records}
+    for r in records:
+        assert r["LatestGitCommitSHA"] == hub.models[f"{r['ModelOwner']}/{r['ModelName']}"]["sha"]
+    repos = data / "huggingface/repos"
+    clones = [d for owner in repos.iterdir() if owner.name != ".incoming" for d in owner.iterdir()]
+    assert len(clones) == len(records)
+    for clone in clones:
+        record = by_path[str(clone.relative_to(data))]
+        assert head(clone) == record["LatestGitCommitSHA"]
+    assert list((repos / ".incoming").iterdir()) == []
+    return records
+
+
+def test_a_hard_killed_crawl_resumes_into_a_complete_dataset(tmp_path, hub):
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    order = listing_order(hub)
+    half_cloned = order[14]  # listed on page 2; its clone is held half-way
+    listing = hold(hub.replica, "GET", hub._listing, lambda req, m, n: n >= 6)
+    clone = hold(hub.replica, "POST", hub.git._smart_http,
+                 lambda req, m, n: m.group("repo") == half_cloned)
+    cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json",
+                        settings=crawl_settings(hub, jobdir))
+    crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
+    snapshots = lambda: list((data / "huggingface/snapshots").glob("*.jsonl"))  # noqa: E731
+    # Pages 1-5 answered, page 6 held; all their models but the held clone stored.
+    crawl.wait_until(lambda: listing.reached.is_set() and clone.reached.is_set()
+                     and count_lines(snapshots()) == 5 * PAGE - 1, "49 models stored")
+    crawl.kill()
+    listing.open()
+    clone.open()
+
+    stored_before_kill = count_lines(snapshots())
+    assert not (data / "huggingface/huggingface.jsonl").exists()  # the kill skipped the merge
+    assert list((data / "huggingface/repos/.incoming").iterdir())  # a clone was cut off half-way
+    assert (jobdir / "requests.seen").exists()
+
+    resumed = run_crawl("huggingface", tmp_path, settings=crawl_settings(hub, jobdir), data_dir=data,
+                        out_name="2.jsonl")
+    assert "was killed before it could save its request queue" in resumed.log
+    stats = resumed.stats
+    assert stats["finish_reason"] == "finished"
+    assert stats["ptm/job/restarted_after_kill"] == 1
+    # The job re-listed the hub from page 1 and skipped every model the killed run had stored.
+    assert stats["ptm/dedupe/stored_before_resume"] == stored_before_kill
+    assert stats["ptm/store/records"] == len(hub.models) - stored_before_kill
+    assert "scheduler/unserializable" not in stats
+
+    records = assert_dataset_is_whole(data, hub)
+    assert next(r for r in records if r["ModelName"] == half_cloned.split("/")[1])["CloneStatus"] == "cloned"
+    # Each model is stored once in the job's snapshots, and each repository cloned once —
+    # except the one cut off, cloned again.
+    assert count_lines(snapshots()) == len(hub.models)
+    fetched = info_refs_per_repo(hub)
+    assert fetched.pop(half_cloned) == 2
+    assert fetched == Counter({name: 1 for name in hub.models if name != half_cloned})
+    assert stats["ptm/store/removed"] == 0
+
+
+def test_a_paused_crawl_resumes_where_it_stopped_and_keeps_its_limit(tmp_path, hub):
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    limit = 6 * PAGE + 5
+    listing = hold(hub.replica, "GET", hub._listing, lambda req, m, n: n == 6)
+    cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json",
+                        args={"limit": limit}, settings=crawl_settings(hub, jobdir))
+    crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
+    snapshot = lambda: list((data / "huggingface/snapshots").glob("*.jsonl"))  # noqa: E731
+    crawl.wait_until(lambda: listing.reached.is_set() and count_lines(snapshot()) == 5 * PAGE,
+                     "pages 1-5 stored")
+    crawl.proc.send_signal(signal.SIGTERM)  # what Ctrl-C does: stop gracefully
+    crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
+    listing.open()  # page 6 (in flight) is finished; page 7 goes into the JOBDIR queue
+    assert crawl.wait() == 0
+    paused = json.loads((tmp_path / "1.stats.json").read_text())
+    assert paused["finish_reason"] == "shutdown"
+    assert paused["ptm/store/records"] == 6 * PAGE
+    assert listing_requests(hub) == 6
+
+    resumed = run_crawl("huggingface", tmp_path, args={"limit": limit},
+                        settings=crawl_settings(hub, jobdir), data_dir=data, out_name="2.jsonl")
+    assert "Resuming crawl (1 requests scheduled)" in resumed.log
+    assert resumed.stats["finish_reason"] == "finished"
+    assert resumed.stats["ptm/store/records"] == limit - 6 * PAGE  # the limit counts both runs
+    assert listing_requests(hub) == 7  # no page fetched twice
+    records = read_jsonl(data / "huggingface/huggingface.jsonl")
+    assert sorted(f"{r['ModelOwner']}/{r['ModelName']}" for r in records) == sorted(listing_order(hub)[:limit])
+    assert set(info_refs_per_repo(hub).values()) == {1}
+    assert "narrowed by -a limit" in resumed.log  # a limited crawl reports nothing as removed
+
+
+def test_a_torn_jobdir_left_by_a_kill_does_not_end_the_job_early(tmp_path, hf_replica):
+    """After a kill, Scrapy's requests.seen may hold the start page (its buffer was flushed) while
+    the queue holding the next pages was never saved: trusting it, the job would "finish" at once."""
+    settings = {"PTM_HUGGINGFACE_URL": hf_replica.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0,
+                "JOBDIR": tmp_path / "job"}
+    crawler = project_crawler(HuggingfaceSpider, {**settings, "JOBDIR": ""})
+    (start,) = asyncio.run(first_requests(HuggingfaceSpider.from_crawler(crawler)))
+    fingerprint = crawler.request_fingerprinter.fingerprint(start)
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job/requests.seen").write_bytes(len(fingerprint).to_bytes(2, "big") + fingerprint)
+    (tmp_path / "job/ptm-running.json").write_text('{"pid": 4194304}')  # the killed run's mark
+
+    result = run_crawl("huggingface", tmp_path, settings=settings)
+    assert "was killed before it could save its request queue" in result.log
+    assert len(result.items) == len(hf_replica.models) == 12
+    assert not (tmp_path / "job/ptm-running.json").exists()  # closed cleanly this time
+
+
+def test_a_jobdir_is_used_by_one_crawl_at_a_time(tmp_path):
+    from ptmscrape.jobdir import JobDirBusy, JobGuard
+
+    settings = {"JOBDIR": str(tmp_path / "job")}
+    first = project_crawler(HuggingfaceSpider, settings).get_extension(JobGuard)
+    with pytest.raises(JobDirBusy, match="in use by another running crawl"):
+        project_crawler(HuggingfaceSpider, settings)
+    first.spider_closed(None, "finished")
+    project_crawler(HuggingfaceSpider, settings)  # free again
+
+
+# -- every spider ------------------------------------------------------------------------------
+
+def spider_classes():
+    for info in pkgutil.iter_modules(spiders.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"spiders.{info.name}")
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, HubSpider) and obj.__module__ == module.__name__:
+                yield obj
+
+
+async def first_requests(spider, n=50):
+    out = []
+    async for request in spider.start():
+        if isinstance(request, scrapy.Request):
+            out.append(request)
+        if len(out) >= n:
+            break
+    return out
+
+
+@pytest.mark.parametrize("spidercls", list(spider_classes()), ids=lambda c: c.name)
+def test_every_spiders_start_requests_can_be_saved_in_a_jobdir(spidercls):
+    crawler = project_crawler(spidercls, {spidercls.base_url_setting: "http://127.0.0.1:9"})
+    spider = spidercls.from_crawler(crawler)
+    crawler.spider = spider
+    requests = asyncio.run(first_requests(spider))
+    assert requests, f"{spidercls.name} yields no start request"
+    for request in requests:
+        # What Scrapy's disk queue does (scrapy.squeues): callbacks by name, so they must be
+        # spider methods; then pickle, so meta and cb_kwargs must be picklable.
+        saved = pickle.dumps(request.to_dict(spider=spider), protocol=4)
+        restored = request_from_dict(pickle.loads(saved), spider=spider)
+        assert (restored.url, restored.callback, restored.errback) == (request.url, request.callback,
+                                                                        request.errback)

@@ -1,0 +1,303 @@
+"""Splash on Scrapy 2.19 (ptmscrape/splash.py): the fixed scrapy-splash components, the settings
+helper and add-on, and a real crawl through the Splash server of ``.ci/splash.sh``.
+
+The integration test needs Splash at ``SPLASH_URL`` (default http://127.0.0.1:8050): skipped when it
+is not running, failed under ``CI=true`` (tests/services.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import uuid
+import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import scrapy
+
+from ptmscrape import splash  # first: it makes scrapy_splash importable on this Scrapy (fix 1)
+
+import scrapy_splash  # noqa: E402  (isort: skip)
+from scrapy.core.downloader import Downloader
+from scrapy.core.downloader.middleware import DownloaderMiddlewareManager
+from scrapy.core.spidermw import SpiderMiddlewareManager
+from scrapy.downloadermiddlewares.offsite import OffsiteMiddleware
+from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.misc import load_object
+from scrapy.utils.test import get_crawler
+
+from tests.services import require_service
+
+ROOT = Path(__file__).resolve().parent.parent
+SPLASH_URL = os.environ.get("SPLASH_URL", "http://127.0.0.1:8050")
+
+
+def splash_warnings(lines) -> list[str]:
+    """Warning lines (DeprecationWarning, ScrapyDeprecationWarning …) that concern Splash code."""
+    return [
+        line for line in lines
+        if "Warning" in line and re.search(r"scrapy_splash|ptmscrape[./]splash|Splash", line)
+    ]
+
+
+# --- cheap: import, settings, components --------------------------------------------------------
+
+
+def test_import_works_and_settings_point_at_the_fixed_classes():
+    # Importing ptmscrape.splash made scrapy_splash importable on this Scrapy (fix 1).
+    assert scrapy_splash.SplashRequest is splash.SplashRequest
+    fixed = {
+        "DOWNLOADER_MIDDLEWARES": {
+            "ptmscrape.splash.SplashCookiesMiddleware": (splash.SplashCookiesMiddleware, scrapy_splash.SplashCookiesMiddleware),
+            "ptmscrape.splash.SplashMiddleware": (splash.SplashMiddleware, scrapy_splash.SplashMiddleware),
+        },
+        "SPIDER_MIDDLEWARES": {
+            "ptmscrape.splash.SplashDeduplicateArgsMiddleware": (
+                splash.SplashDeduplicateArgsMiddleware, scrapy_splash.SplashDeduplicateArgsMiddleware),
+        },
+    }
+    s = splash.splash_settings("http://splash.test:8050")
+    assert s["SPLASH_URL"] == "http://splash.test:8050"
+    for name, classes in fixed.items():
+        for path, (ours, upstream) in classes.items():
+            assert path in s[name]
+            assert load_object(path) is ours and issubclass(ours, upstream)
+    assert s["DOWNLOADER_MIDDLEWARES"]["ptmscrape.splash.SplashMiddleware"] == 725
+    assert s["DOWNLOADER_MIDDLEWARES"][
+        "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware"] == 810
+    assert load_object(s["REQUEST_FINGERPRINTER_CLASS"]) is splash.SplashRequestFingerprinter
+    assert load_object(s["DUPEFILTER_CLASS"]) is splash.SplashAwareDupeFilter
+    assert load_object(s["HTTPCACHE_STORAGE"]) is splash.SplashAwareFSCacheStorage
+    assert not any(k.startswith("scrapy_splash.") for k in s["DOWNLOADER_MIDDLEWARES"])
+
+
+def test_splash_settings_are_empty_without_a_splash_url(monkeypatch):
+    monkeypatch.delenv("SPLASH_URL", raising=False)
+    assert splash.splash_settings() == {}
+    assert splash.splash_settings("") == {}
+    assert splash.splash_settings({"SPLASH_URL": "", "DOWNLOADER_MIDDLEWARES": {"a.B": 1}}) == {}
+    monkeypatch.setenv("SPLASH_URL", "http://envsplash:8050")
+    assert splash.splash_settings()["SPLASH_URL"] == "http://envsplash:8050"
+
+
+def test_splash_settings_merge_into_existing_settings():
+    current = {
+        "SPLASH_URL": "http://127.0.0.1:8050",
+        "DOWNLOADER_MIDDLEWARES": {"ptmscrape.middlewares.HubAuthMiddleware": 650,
+                                   "scrapy_splash.SplashMiddleware": 725},
+        "SPIDER_MIDDLEWARES": {"scrapy_splash.SplashDeduplicateArgsMiddleware": 100},
+        "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+        "REQUEST_FINGERPRINTER_CLASS": "my.project.Fingerprinter",
+    }
+    s = splash.splash_settings(current)
+    assert s["DOWNLOADER_MIDDLEWARES"]["ptmscrape.middlewares.HubAuthMiddleware"] == 650
+    assert "scrapy_splash.SplashMiddleware" not in s["DOWNLOADER_MIDDLEWARES"]  # replaced by ours
+    assert s["SPIDER_MIDDLEWARES"] == {"ptmscrape.splash.SplashDeduplicateArgsMiddleware": 100}
+    assert "DUPEFILTER_CLASS" not in s  # scrapy-redis's is kept
+    assert s["SCRAPY_SPLASH_REQUEST_FINGERPRINTER_BASE_CLASS"] == "my.project.Fingerprinter"
+    assert current["DOWNLOADER_MIDDLEWARES"]["scrapy_splash.SplashMiddleware"] == 725  # not mutated
+
+
+def test_addon_enables_splash_only_with_a_splash_url():
+    off = get_crawler(settings_dict={"ADDONS": {splash.SplashRendering: 0}})
+    assert not any("splash" in str(k).lower() for k in off.settings.getdict("DOWNLOADER_MIDDLEWARES"))
+    assert off.settings["REQUEST_FINGERPRINTER_CLASS"] == "scrapy.utils.request.RequestFingerprinter"
+
+    on = get_crawler(settings_dict={"ADDONS": {splash.SplashRendering: 0},
+                                    "SPLASH_URL": "http://127.0.0.1:8050"})
+    dmw = on.settings.getdict("DOWNLOADER_MIDDLEWARES")
+    assert dmw[splash.SplashMiddleware] == 725 and dmw[splash.SplashCookiesMiddleware] == 723
+    assert on.settings.getdict("SPIDER_MIDDLEWARES")[splash.SplashDeduplicateArgsMiddleware] == 100
+    assert on.settings["DUPEFILTER_CLASS"] == "ptmscrape.splash.SplashAwareDupeFilter"
+    assert isinstance(on.request_fingerprinter, splash.SplashRequestFingerprinter)
+
+
+def test_scrapy_accepts_the_fixed_middlewares_without_deprecation_warnings():
+    crawler = get_crawler(settings_dict=splash.splash_settings(SPLASH_URL))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # Upstream's SplashDeduplicateArgsMiddleware makes this raise TypeError (fix 3), and every
+        # upstream downloader middleware method warns about its spider argument (fix 5).
+        dmw = DownloaderMiddlewareManager.from_crawler(crawler)
+        smw = SpiderMiddlewareManager.from_crawler(crawler)
+        splash.SplashAwareDupeFilter.from_crawler(crawler)
+        splash.SplashRequestFingerprinter.from_crawler(crawler).fingerprint(splash.splash_request("http://a.test/"))
+    assert splash_warnings(f"{w.category.__name__}: {w.message} ({w.filename})" for w in caught) == []
+    assert any(isinstance(mw, splash.SplashMiddleware) for mw in dmw.middlewares)
+    assert any(isinstance(mw, splash.SplashDeduplicateArgsMiddleware) for mw in smw.middlewares)
+
+
+def test_splash_request_is_render_html_with_wait():
+    req = splash.splash_request("http://a.test/page", wait=1.5, timeout=20, args={"images": 0},
+                                cb_kwargs={"k": 1})
+    assert isinstance(req, scrapy_splash.SplashRequest)
+    assert req.meta["splash"]["endpoint"] == "render.html"
+    assert req.meta["splash"]["args"] == {"url": "http://a.test/page", "wait": 1.5, "timeout": 20, "images": 0}
+    assert req.cb_kwargs == {"k": 1}
+    assert splash.splash_request("http://a.test/")._splash_args["wait"] == splash.DEFAULT_WAIT
+
+
+def test_fingerprints_tell_rendered_from_plain_requests():
+    crawler = get_crawler(settings_dict=splash.splash_settings(SPLASH_URL))
+    fp = crawler.request_fingerprinter.fingerprint
+    url = "http://a.test/page"
+    assert fp(splash.splash_request(url)) == fp(splash.splash_request(url))
+    assert fp(splash.splash_request(url)) != fp(scrapy.Request(url))
+    assert fp(splash.splash_request(url, wait=2)) != fp(splash.splash_request(url))
+    # The dupefilter and cache storage are Splash-aware even under a plain fingerprinter.
+    plain = get_crawler()
+    df = splash.SplashAwareDupeFilter.from_crawler(plain)
+    assert not df.request_seen(splash.splash_request(url))
+    assert not df.request_seen(scrapy.Request(url))
+    assert df.request_seen(splash.splash_request(url))
+
+
+def _splash_middleware(allowed_domains):
+    class Spider(scrapy.Spider):
+        name = "t"
+
+    Spider.allowed_domains = allowed_domains
+    crawler = get_crawler(Spider, splash.splash_settings("http://127.0.0.1:8050"))
+    crawler.spider = crawler._create_spider()
+    crawler.engine = SimpleNamespace(downloader=SimpleNamespace(get_slot_key=lambda r: f"slot:{r.url}"))
+    return crawler, splash.SplashMiddleware.from_crawler(crawler)
+
+
+def test_splash_middleware_uses_the_public_slot_key_and_passes_offsite():
+    assert hasattr(Downloader, "get_slot_key") and not hasattr(Downloader, "_get_slot_key")
+    crawler, mw = _splash_middleware(["site.test"])
+    original = splash.splash_request("http://site.test/page")
+    rewritten = mw.process_request(original)  # no spider argument: Scrapy 2.19 passes none
+    assert rewritten.url == "http://127.0.0.1:8050/render.html"
+    assert rewritten.meta["download_slot"] == "slot:http://site.test/page"  # fix 2
+    offsite = OffsiteMiddleware.from_crawler(crawler)
+    offsite.spider_opened(crawler.spider)
+    offsite.process_request(rewritten)  # fix 8: not "Filtered offsite request to '127.0.0.1'"
+    del rewritten.meta["allow_offsite"]
+    with pytest.raises(IgnoreRequest):  # what upstream's rewritten request gets
+        offsite.process_request(rewritten)
+
+
+# --- integration: a real crawl through the real Splash ------------------------------------------
+
+SHELL = b"""<!doctype html>
+<html><head><title>js shell</title></head>
+<body><div id="app">loading</div>
+<script>
+  // XMLHttpRequest, not fetch(): Splash's default engine is QtWebKit 602 (Safari 10), without fetch.
+  var xhr = new XMLHttpRequest();
+  xhr.open("GET", "/titles.json");
+  xhr.onload = function () {
+    var titles = JSON.parse(xhr.responseText).titles;
+    document.getElementById("app").innerHTML = titles.map(function (t) {
+      return '<h1 class="title">' + t + "</h1>";
+    }).join("");
+  };
+  xhr.send();
+</script></body></html>
+"""
+
+SPIDER = '''
+import scrapy
+from ptmscrape.splash import splash_request
+
+
+class JsSpider(scrapy.Spider):
+    name = "js"
+    # Splash only because the crawl sets SPLASH_URL (-s): the add-on does nothing without it.
+    custom_settings = {"ADDONS": {"ptmscrape.splash.SplashRendering": 0}}
+
+    async def start(self):
+        yield splash_request(self.page, self.parse, wait=0.5, cb_kwargs={"via": "splash"})
+        yield scrapy.Request(self.page, self.parse, cb_kwargs={"via": "plain"})
+
+    def parse(self, response, via):
+        yield {
+            "via": via,
+            "url": response.url,
+            "titles": response.css("h1.title::text").getall(),
+            "app": response.css("#app::text").get(),
+            "response_class": type(response).__name__,
+        }
+'''
+
+
+class _Page:
+    """A 127.0.0.1 server (thread, free port) serving the JS shell and the JSON it loads."""
+
+    def __init__(self, titles):
+        page = self
+        self.titles = titles
+        self.paths: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                page.paths.append(self.path)
+                if self.path == "/titles.json":
+                    body, ctype = json.dumps({"titles": page.titles}).encode(), "application/json"
+                elif self.path == "/":
+                    body, ctype = SHELL, "text/html; charset=utf-8"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_spider_sees_javascript_content_through_real_splash(tmp_path):
+    splash_url = require_service("Splash", SPLASH_URL, start_hint="bash .ci/splash.sh")
+    titles = [f"model-{uuid.uuid4().hex[:8]}", f"model-{uuid.uuid4().hex[:8]}"]
+    spider_file = tmp_path / "js_spider.py"
+    spider_file.write_text(SPIDER)
+    out = tmp_path / "items.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRAPY_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONWARNINGS"] = "default"  # show DeprecationWarnings too, not only Scrapy's
+
+    with _Page(titles) as page:
+        proc = subprocess.run(
+            [sys.executable, "-m", "scrapy.cmdline", "runspider", str(spider_file),
+             "-a", f"page={page.url}", "-s", f"SPLASH_URL={splash_url}", "-s", "LOG_LEVEL=INFO",
+             "-O", str(out)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    items = {item["via"]: item for item in json.loads(out.read_text())}
+    assert set(items) == {"splash", "plain"}, log[-4000:]
+
+    rendered, plain = items["splash"], items["plain"]
+    assert rendered["titles"] == titles, log[-4000:]  # written by the page's JavaScript
+    assert rendered["url"] == page.url  # the page's URL, not Splash's
+    assert rendered["response_class"] == "SplashTextResponse"
+    assert plain["titles"] == [] and plain["app"] == "loading"  # the bare shell
+    assert "/titles.json" in page.paths  # fetched by Splash's browser, only it runs the script
+    assert "'splash/render.html/response_count/200': 1" in log
+
+    assert splash_warnings(log.splitlines()) == [], "deprecation warnings from the Splash middlewares"
+    assert "Traceback" not in log, log[-4000:]

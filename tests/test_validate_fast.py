@@ -1,0 +1,61 @@
+"""The validate stage's fast path (fastjsonschema) must give jsonschema's verdict on every record."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from pipelines.validate import InvalidRecord, ValidatePipeline
+from ptmscrape.items import PTMRecord, RawModelItem, load_schema
+from ptmscrape.mappers.huggingface import map_raw
+from spiders.huggingface import HuggingfaceSpider
+from tests.crawl import project_crawler
+from tests.replicas.huggingface import synthetic_models
+
+ODD_VALUES = [None, True, False, 0, 1, 1.0, 1.5, -1, 2**53, 2**60, "", "x", "0" * 40, "1.1.0",
+              "failed: x", "2024-01-01T00:00:00Z", [], ["a"], ["a", "a"], [1], {}, {"a": 1}]
+
+
+def _records() -> list[dict]:
+    base = map_raw(RawModelItem("huggingface", "m", "http://x", synthetic_models(1)[0],
+                                {"base_url": "http://127.0.0.1:1"}))
+    out = [base]
+    for key in list(base):
+        for value in ODD_VALUES:
+            out.append({**base, key: value})
+        out.append({k: v for k, v in base.items() if k != key})
+    for key in base["ModelHub"]:
+        for value in ODD_VALUES:
+            changed = copy.deepcopy(base)
+            changed["ModelHub"][key] = value
+            out.append(changed)
+    for value in ODD_VALUES:
+        changed = copy.deepcopy(base)
+        changed["Datasets"] = [{"DatasetName": value, "DatasetOwner": "o", "DatasetURL": "u",
+                                "DatasetOwnerURL": "v"}]
+        out.append(changed)
+    out.append({**base, "Unexpected": 1})
+    return out
+
+
+@pytest.fixture
+def pipeline():
+    return ValidatePipeline(project_crawler(HuggingfaceSpider))
+
+
+def test_fast_path_agrees_with_jsonschema_on_every_variant(pipeline):
+    authority = Draft202012Validator(load_schema())
+    verdicts = {True: 0, False: 0}
+    for record in _records():
+        expected = authority.is_valid(record)
+        try:
+            asyncio.run(pipeline.process_item(PTMRecord(record)))
+            got = True
+        except InvalidRecord:
+            got = False
+        assert got == expected, record
+        verdicts[got] += 1
+    assert verdicts[True] > 20 and verdicts[False] > 100  # both sides really exercised
