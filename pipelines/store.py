@@ -14,7 +14,6 @@ the crawl is the whole job: the snapshots of all its runs (listed in the JOBDIR)
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -23,12 +22,10 @@ from scrapy import signals
 
 from ptmscrape import jobdir, removed
 from ptmscrape.dataset import (
-    DatasetTree, SnapshotWriter, merge_records, pending_snapshots, remove_stale_temp_files,
+    DatasetTree, SnapshotWriter, compact_json, merge_records, pending_snapshots, remove_stale_temp_files,
 )
 
 logger = logging.getLogger(__name__)
-
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class StorePipeline:
@@ -72,7 +69,7 @@ class StorePipeline:
         if raw is not None:
             # Compact, like the hub serves it: indenting would need json's pure-Python encoder,
             # which costs more than everything else this stage does.
-            payload = _COMPACT.encode(raw.payload).encode()
+            payload = compact_json(raw.payload).encode()
             if not self.tree.write_if_changed(record["ModelHub"]["MetadataFilePath"], payload):
                 self.stats.inc_value("ptm/store/raw_payloads_unchanged")
             self.stats.inc_value("ptm/store/raw_payloads")

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonlines
+
 from ptmscrape.idset import IdSet
 
 
@@ -227,13 +229,14 @@ def remove_stale_temp_files(tree: DatasetTree, hub: str) -> int:
             dirs.remove("repos")  # clones: git's own business (and maybe a million files)
         for name in files:
             m = _TEMP_FILE.match(name)
-            if m and not _pid_alive(int(m.group(1))):
+            if m and not pid_alive(int(m.group(1))):
                 _unlink_quietly(os.path.join(folder, name))
                 removed += 1
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (leftovers of dead writers may be removed)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -299,24 +302,20 @@ class SnapshotWriter:
         self.path = tree.path(self.relative)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         pending_marker(self.path).touch()
-        # Unbuffered: each record reaches the file in one write() of its whole line.
-        self._fp = open(self.path, "ab", buffering=0)
+        # flush=True: each line leaves the buffer whole, in one write() for lines under 8 KiB.
+        self._writer = jsonlines.Writer(open(self.path, "ab"), dumps=compact_json, flush=True)
 
     def write(self, record: dict[str, Any]) -> None:
-        line = (_dumps_ascii_safe(record) + "\n").encode()
-        written = self._fp.write(line)
-        while written < len(line):  # a short write (rare: signals, a full disk raises next)
-            written += self._fp.write(line[written:])
+        self._writer.write(record)
 
     def close(self) -> None:
-        self._fp.close()
+        fp = self._writer._fp  # jsonlines closes only files it opened itself
+        self._writer.close()
+        fp.close()
 
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def _dumps_ascii_safe(obj: Any) -> str:
-    return _COMPACT.encode(obj)
+compact_json = _COMPACT.encode
 
 
 def pending_marker(snapshot: Path) -> Path:
@@ -371,6 +370,7 @@ def _merge_locked(target: Path, snapshots: list[Path]) -> dict[str, int]:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".merge-", suffix=".jsonl")
     try:
         with os.fdopen(fd, "wb") as out:
+            reencode = jsonlines.Writer(out, dumps=compact_json)
             for source, is_old in [*((s, False) for s in reversed(snapshots)), (target, True)]:
                 for raw in _complete_lines(source):
                     own = _OWN_LINE.fullmatch(raw)
@@ -381,11 +381,14 @@ def _merge_locked(target: Path, snapshots: list[Path]) -> dict[str, int]:
                         rid = record.get("id") if record is not None else None
                         if not isinstance(rid, int):
                             continue
-                        line = (_dumps_ascii_safe(record) + "\n").encode()
+                        line = None
                     if rid in seen:
                         continue
                     seen.add(rid)
-                    out.write(line)
+                    if line is None:
+                        reencode.write(record)
+                    else:
+                        out.write(line)
                     counts["records"] += 1
                     counts["carried"] += is_old
             out.flush()

@@ -110,11 +110,16 @@ DOWNLOADER_MIDDLEWARES = {
     "ptmscrape.middlewares.HubAuthMiddleware": 650,
 }
 
-# Switches to the shared Redis scheduler when PTM_REDIS_URL is set (does nothing otherwise).
+# Splash server for JavaScript pages (modelzoo -a render=splash); also read from the environment.
+SPLASH_URL = os.environ.get("SPLASH_URL", "")
+
 ADDONS = {
+    # Switches to the shared Redis scheduler when PTM_REDIS_URL is set (does nothing otherwise).
     "ptmscrape.distributed.RedisDistribution": 0,
     # Enables spidermon's monitors when PTM_MONITORS is on (does nothing otherwise).
     "ptmscrape.monitors.Monitors": 0,
+    # Routes Splash requests through Splash when SPLASH_URL is set (does nothing otherwise).
+    "ptmscrape.splash.SplashRendering": 0,
 }
 
 # JSON Lines feeds (-O x.jsonl): Scrapy's exporter, minus its per-field walk for dict items.

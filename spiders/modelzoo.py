@@ -34,9 +34,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote, urlsplit
 
-from scrapy.settings import SETTINGS_PRIORITIES
-
-from ptmscrape.splash import SplashRendering, splash_enabled, splash_request
+from ptmscrape.splash import splash_enabled, splash_request
 from ptmscrape.spiders_base import HubSpider
 
 _CARD = "a.model-detail-div.box-shadow.w-100"
@@ -49,17 +47,6 @@ class ModelzooSpider(HubSpider):
     name = "modelzoo"
     base_url_setting = "PTM_MODELZOO_URL"
     full_crawl_arguments = frozenset({"render"})
-
-    @classmethod
-    def update_settings(cls, settings):
-        super().update_settings(settings)
-        # -a render=splash: Splash's middlewares. The add-on does nothing unless SPLASH_URL is set.
-        # Set at spider priority (as custom_settings would be), keeping the project's add-ons:
-        # `scrapy crawl` re-applies the project settings after this, at project priority.
-        splash = f"{SplashRendering.__module__}.{SplashRendering.__qualname__}"
-        addons = {**settings.getdict("ADDONS"), splash: 0}
-        settings.set("ADDONS", addons, priority=max(settings.getpriority("ADDONS") or 0,
-                                                   SETTINGS_PRIORITIES["spider"]))
 
     def __init__(self, *args, render="api", models=None, **kwargs):
         super().__init__(*args, **kwargs)

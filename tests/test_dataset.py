@@ -91,3 +91,22 @@ def test_snapshot_of_a_killed_crawl_is_pending_until_merged(tmp_path):
     merge_records(tree, "hub", pending_snapshots(tree, "hub"))
     assert [r["id"] for r in read_jsonl(tmp_path / "hub/hub.jsonl")] == [7]
     assert pending_snapshots(tree, "hub") == []
+
+
+def test_snapshot_line_is_whole_on_disk_when_write_returns(tmp_path):
+    tree = DatasetTree(tmp_path)
+    writer = SnapshotWriter(tree, "hub", "live")
+    record = {"id": 5, "ModelName": "modèle", "Tags": ["a"] * 3000}  # longer than one buffer
+    writer.write(record)
+    # Read by another file object while the writer is still open: nothing may wait in a buffer.
+    assert writer.path.read_bytes() == (json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+                                        + "\n").encode()
+    writer.close()
+
+
+def test_merge_reencodes_foreign_lines_compactly_and_drops_lines_without_id(tmp_path):
+    tree = DatasetTree(tmp_path)
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub/hub.jsonl").write_text('{"v": "old", "id": 9}\n{"no": "id"}\n')
+    merge_records(tree, "hub", [])
+    assert (tmp_path / "hub/hub.jsonl").read_text() == '{"v":"old","id":9}\n'

@@ -170,18 +170,29 @@ def _pytorchhub(tmp_path):
     return hub, hub.settings(), hub.env()
 
 
+def _onnxmodelzoo(tmp_path):
+    from tests.replicas.onnx import OnnxZooReplica
+    hub = OnnxZooReplica(tmp_path / "hub-git")
+    return hub, hub.settings(), hub.env()
+
+
 HEAVY_FAULTS = {"5xx": .2, "429": .1, "truncate": .15, "malformed": .15, "reset": .1, "cut": .1, "slow": .1}
+# Markdown has no end marker: a complete 200 answer with half a README cannot be told from a short
+# one, so the ONNX zoo is tested with the faults a client can see (see README, Failure behaviour).
+VISIBLE_FAULTS = {"5xx": .25, "429": .15, "reset": .15, "cut": .15, "slow": .1}
 
 
-@pytest.mark.parametrize("spider, make_hub", [("modelhub", _modelhub), ("modelzoo", _modelzoo),
-                                              ("pytorchhub", _pytorchhub)])
-def test_other_hubs_under_faults_give_the_same_models_exactly_once(tmp_path, spider, make_hub):
+@pytest.mark.parametrize("spider, make_hub, rates", [
+    ("modelhub", _modelhub, HEAVY_FAULTS), ("modelzoo", _modelzoo, HEAVY_FAULTS),
+    ("pytorchhub", _pytorchhub, HEAVY_FAULTS), ("onnxmodelzoo", _onnxmodelzoo, VISIBLE_FAULTS),
+])
+def test_other_hubs_under_faults_give_the_same_models_exactly_once(tmp_path, spider, make_hub, rates):
     hub, settings, env = make_hub(tmp_path)
     with hub:
         (tmp_path / "clean").mkdir()
         clean = run_crawl(spider, tmp_path / "clean", settings={**settings, **FAST}, env=env,
                           data_dir=tmp_path / "clean-data", out_name="clean.jsonl")
-        faults = inject(hub.replica, FaultPlan(seed=21, rates=HEAVY_FAULTS, healthy_after=4,
+        faults = inject(hub.replica, FaultPlan(seed=21, rates=rates, healthy_after=4,
                                                paths=r"^(?!.*(/info/refs|/git-upload-pack))"))
         faulty = run_crawl(spider, tmp_path, settings={**settings, **FAST}, env=env)
 

@@ -1,6 +1,7 @@
 """Project-wide conventions: spider naming, documented settings, the CLI sees every spider."""
 
 import importlib
+import os
 import pkgutil
 import re
 import subprocess
@@ -52,3 +53,22 @@ def test_every_ptm_setting_has_a_doc_comment():
     for i, line in enumerate(lines):
         if re.match(r"^PTM_[A-Z0-9_]+ = ", line):
             assert lines[i - 1].startswith("# "), f"{line.split()[0]} needs a one-line comment above it"
+
+
+def test_splash_is_on_exactly_when_splash_url_is_set_in_the_environment():
+    # The settings module reads SPLASH_URL at import, as `scrapy crawl` does in a fresh process.
+    probe = ("from scrapy.utils.reactor import install_reactor;"
+             "install_reactor('twisted.internet.asyncioreactor.AsyncioSelectorReactor');"
+             "from scrapy.utils.project import get_project_settings;"
+             "from scrapy.utils.test import get_crawler;"
+             "from spiders.huggingface import HuggingfaceSpider as S;"
+             "c = get_crawler(S, get_project_settings().copy_to_dict());"
+             "print(sorted(str(k) for k in c.settings.getdict('DOWNLOADER_MIDDLEWARES') if 'plash' in str(k)))")
+    def splash_middlewares(env_url):
+        env = {k: v for k, v in os.environ.items() if k != "SPLASH_URL"}
+        if env_url:
+            env["SPLASH_URL"] = env_url
+        return subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    assert splash_middlewares(None) == "[]"
+    assert "SplashMiddleware" in splash_middlewares("http://127.0.0.1:8050")
