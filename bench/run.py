@@ -40,6 +40,7 @@ PLANS = {
              "repos": 200, "clone_levels": sorted({1, 4, 8, 16, 32, project_settings.PTM_CLONE_CONCURRENCY})},
 }
 LATENCY_MS = 50
+RECRAWL_RUNS = 3
 
 
 @dataclass
@@ -155,11 +156,22 @@ def bench_clones(m: int, levels: list[int], work: Path) -> dict:
             run_dir.mkdir()
             result["crawls"][level] = crawl(url, run_dir, {"PTM_CLONE": 1, "PTM_CLONE_CONCURRENCY": level}, env)
         default_dir = work / f"clone-{project_settings.PTM_CLONE_CONCURRENCY}"
-        result["recrawl"] = crawl(url, default_dir, {"PTM_CLONE": 1}, env, name="recrawl")
-        meta_dir = work / "clone-metadata-only"
-        meta_dir.mkdir()
-        result["metadata_only"] = crawl(url, meta_dir, {"PTM_CLONE": 0}, env)
+        # A re-crawl lasts about a second: the median of RECRAWL_RUNS runs, each followed by a
+        # metadata-only crawl of the same hub (fresh data dir), so the two are compared back to back.
+        recrawls, metas = [], []
+        for n in range(RECRAWL_RUNS):
+            recrawls.append(crawl(url, default_dir, {"PTM_CLONE": 1}, env, name=f"recrawl-{n}"))
+            meta_dir = work / f"clone-metadata-only-{n}"
+            meta_dir.mkdir()
+            metas.append(crawl(url, meta_dir, {"PTM_CLONE": 0}, env))
+        result["recrawl"] = _median_run(recrawls)
+        result["metadata_only"] = _median_run(metas)
     return result
+
+
+def _median_run(runs: list[dict]) -> dict:
+    ordered = sorted(runs, key=lambda r: r["wall"])
+    return {**ordered[len(ordered) // 2], "walls": [round(r["wall"], 3) for r in runs]}
 
 
 def _git_env() -> dict:
@@ -241,14 +253,17 @@ def render(plan_name: str, res: dict) -> str:
                          f"{c['load_before']:.1f} → {c['load_after']:.1f} |")
         first = {int(k): v for k, v in cl["crawls"].items()}[project_settings.PTM_CLONE_CONCURRENCY]
         again, meta = cl["recrawl"], cl["metadata_only"]
+        runs = (f" (median of {len(again['walls'])} runs: {', '.join(f'{w:.2f}' for w in again['walls'])} s; "
+                f"metadata-only: {', '.join(f'{w:.2f}' for w in meta['walls'])} s, run after each)"
+                if "walls" in again else "")
         lines += ["", f"Crawl wall times include Scrapy's start-up and the listing: a metadata-only crawl of the "
-                  f"same hub takes {meta['wall']:.1f} s.", "",
+                  f"same hub takes {meta['wall']:.2f} s.", "",
                   f"Re-crawl of the unchanged hub (clones on, default concurrency) into the same data dir: "
-                  f"{again['wall']:.1f} s vs {first['wall']:.1f} s = **{again['wall'] / first['wall']:.0%}** of "
-                  f"the first crawl ({again['clone'].get('unchanged', 0)} clones unchanged). Less the metadata-only "
-                  f"crawl, an unchanged repository costs {(again['wall'] - meta['wall']) / cl['repos'] * 1e3:.1f} ms "
+                  f"{again['wall']:.2f} s vs {first['wall']:.1f} s = **{again['wall'] / first['wall']:.0%}** of "
+                  f"the first crawl ({again['clone'].get('unchanged', 0)} clones unchanged){runs}. Less the metadata-only "
+                  f"crawl, an unchanged repository costs {(again['wall'] - meta['wall']) / cl['repos'] * 1e3:.2f} ms "
                   f"and a clone {(first['wall'] - meta['wall']) / cl['repos'] * 1e3:.1f} ms: "
-                  f"{(again['wall'] - meta['wall']) / (first['wall'] - meta['wall']):.0%}, the ratio a "
+                  f"{(again['wall'] - meta['wall']) / (first['wall'] - meta['wall']):.1%}, the ratio a "
                   f"re-crawl tends to as the number of repositories grows."]
     return "\n".join(lines) + "\n"
 
@@ -289,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--report", type=Path, default=RESULTS)
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, outputs)")
     ap.add_argument("--skip-clones", action="store_true")
+    ap.add_argument("--skip-listing", action="store_true", help="clones only; keep the listing's last figures")
     ap.add_argument("--sizes", type=int, nargs="+", help="hub sizes to crawl instead of the plan's")
     args = ap.parse_args(argv)
     plan = dict(PLANS[args.plan])
@@ -299,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     res = {"plan": args.plan, "machine": machine(),
            "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"), "listing": []}
     try:
-        for n in plan["listing"]:
+        for n in ([] if args.skip_listing else plan["listing"]):
             print(f"listing: {n:,} models …", file=sys.stderr, flush=True)
             (work / str(n)).mkdir()
             res["listing"].append(bench_listing(n, plan, work / str(n), args.cache))

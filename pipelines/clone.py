@@ -1,7 +1,9 @@
 """Stage 4: put each model's git repository in the dataset tree, off the reactor thread.
 
 Git runs in a pool of ``PTM_CLONE_CONCURRENCY`` threads; the item waits on an asyncio future, so
-the crawl goes on. A repository is handled once per crawl whatever number of models (or hubs)
+the crawl goes on. A clone already at the hub's commit (most of a re-crawl) is recognised from a
+few small files of its ``.git`` (``gitrepo.head_and_origin``, no git process) without a trip
+through the pool. A repository is handled once per crawl whatever number of models (or hubs)
 point at it: concurrent requests for one URL share one future, and ``<data>/repo-index.jsonl``
 remembers where each URL was cloned, so another hub's crawl reuses that clone.
 
@@ -24,13 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import git as gitpython
-
 from ptmscrape import dataset
 from ptmscrape.dataset import DatasetTree, UnsafePath, read_jsonl
 from ptmscrape.gitrepo import (
-    Git, GitPolicy, RepoError, check_url, clean_scratch, head_sha, normalize_url, owner_and_name,
-    without_credentials,
+    Git, GitPolicy, RepoError, check_url, clean_scratch, head_and_origin, head_sha, normalize_url,
+    owner_and_name, without_credentials,
 )
 from ptmscrape.middlewares import hub_token
 from ptmscrape.items import printable
@@ -38,6 +38,7 @@ from ptmscrape.items import printable
 logger = logging.getLogger(__name__)
 
 FINISHED_CACHE_SIZE = 10_000
+_STAT_KEYS = {kind: f"ptm/clone/{kind}" for kind in ("cloned", "updated", "unchanged", "skipped", "failed")}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class ClonePipeline:
         settings = crawler.settings
         self.crawler = crawler
         self.stats = crawler.stats
+        self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
         self.enabled = settings.getbool("PTM_CLONE", True)
         self.tree = DatasetTree.from_crawler(crawler)
         self.git = Git(GitPolicy.from_settings(settings))
@@ -121,26 +123,39 @@ class ClonePipeline:
             self.stats.inc_value("ptm/clone/shared")
             return await asyncio.shield(future)
         self.stats.inc_value("ptm/clone/queued")
-        future = asyncio.wrap_future(self.executor.submit(
-            self._materialize, url, key, record["ModelHub"]["ModelHubName"], owner, name,
-            record.get("RepoBranch"), record.get("LatestGitCommitSHA"),
-        ))
-        self.in_flight[key] = future
-        try:
-            result = await asyncio.shield(future)
-        finally:
-            del self.in_flight[key]
+        hub, hub_sha = record["ModelHub"]["ModelHubName"], record.get("LatestGitCommitSHA")
+        # The usual case of a re-crawl, a clone already at the hub's commit, is told from a few
+        # small files (no git process): cheaper here than a trip through the thread pool, whose
+        # GIL hand-offs with the reactor cost more than the check itself.
+        result = self._unchanged(key, hub, owner, name, hub_sha) if hub_sha else None
+        if result is None:
+            future = asyncio.wrap_future(self.executor.submit(
+                self._materialize, url, key, hub, owner, name, record.get("RepoBranch"), hub_sha,
+            ))
+            self.in_flight[key] = future
+            try:
+                result = await asyncio.shield(future)
+            finally:
+                del self.in_flight[key]
         self.finished[key] = result
         if len(self.finished) > FINISHED_CACHE_SIZE:
             self.finished.popitem(last=False)
         return result
+
+    def _unchanged(self, key, hub, owner, name, hub_sha) -> CloneResult | None:
+        """The result for a clone already at ``hub_sha``, or None (the worker then decides)."""
+        try:
+            relative, _, head = self._locate(key, hub, owner, name)
+        except Exception:  # the worker meets it again and reports it
+            return None
+        return CloneResult(relative, head, "unchanged") if head and head == hub_sha else None
 
     def _finish(self, record, result: CloneResult):
         record["RepoPath"] = result.path
         record["LatestGitCommitSHA"] = result.sha
         record["CloneStatus"] = result.status
         kind = result.status.split(":", 1)[0]
-        self.stats.inc_value(f"ptm/clone/{kind}")
+        self._count(_STAT_KEYS.get(kind) or f"ptm/clone/{kind}")
         if kind == "failed":
             reason = result.status.split(": ", 1)[1]
             self.stats.inc_value(f"ptm/clone/failed/{reason.split(' (')[0].split(':')[0][:60]}")
@@ -167,15 +182,20 @@ class ClonePipeline:
                 self.running -= 1
                 self.stats.set_value("ptm/clone/running", self.running)
 
-    def _clone_or_update(self, url, key, hub, owner, name, branch, hub_sha) -> CloneResult:
+    def _locate(self, key, hub, owner, name) -> tuple[str, Path, str | None]:
+        """Where the clone of ``key`` is or goes (relative, absolute) and its HEAD if it is valid."""
         relative = self.index.get(key) or dataset.repo_dir(hub, owner, name)
         path = self.tree.path(relative)
-        head = head_sha(path) if path.exists() else None
-        if head and _origin(path) not in (None, key):
+        head, origin = head_and_origin(path) if path.exists() else (None, None)
+        if head and origin is not None and _normalized(origin) not in (None, key):
             # Same owner/name, different repository (e.g. another host): keep both apart.
             relative = dataset.repo_dir(hub, owner, f"{name}~{dataset.stable_suffix(key)}")
             path = self.tree.path(relative)
             head = head_sha(path) if path.exists() else None
+        return relative, path, head
+
+    def _clone_or_update(self, url, key, hub, owner, name, branch, hub_sha) -> CloneResult:
+        relative, path, head = self._locate(key, hub, owner, name)
         if head:
             if hub_sha and head == hub_sha:
                 return CloneResult(relative, head, "unchanged")
@@ -220,8 +240,8 @@ def _hub_auth_header(spider, settings) -> tuple[str, str] | None:
     return f"{urlsplit(base).scheme}://{host}/", f"Authorization: Bearer {token}"
 
 
-def _origin(path: Path) -> str | None:
+def _normalized(url: str) -> str | None:
     try:
-        return normalize_url(gitpython.Repo(path).remotes.origin.url)
+        return normalize_url(url)
     except Exception:
         return None

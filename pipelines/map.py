@@ -20,6 +20,7 @@ class UnmappableModel(DropItem):
 class MapPipeline:
     def __init__(self, crawler):
         self.stats = crawler.stats
+        self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
         self.mappers: dict[str, object] = {}  # hub -> map_raw (import once, not once per model)
 
     @classmethod
@@ -29,20 +30,25 @@ class MapPipeline:
     async def process_item(self, item):
         if not isinstance(item, RawModelItem):
             return item
-        label = printable(f"{item.hub}:{item.model_id}")
         try:
             mapper = self.mappers.get(item.hub) or self.mappers.setdefault(item.hub, mapper_for(item.hub))
             record = PTMRecord(mapper(item))
         except MappingError as exc:
-            self.stats.inc_value("ptm/map/failed")
-            raise UnmappableModel(f"{label}: {exc}") from None
+            self._count("ptm/map/failed")
+            raise UnmappableModel(f"{_label(item)}: {exc}") from None
         except LookupError as exc:
-            self.stats.inc_value("ptm/map/failed")
-            raise UnmappableModel(f"{label}: {exc}") from None
+            self._count("ptm/map/failed")
+            raise UnmappableModel(f"{_label(item)}: {exc}") from None
         except Exception as exc:  # a mapper bug must not stop a week-long crawl
+            label = _label(item)
             logger.exception("Mapper crashed on %s", label)
-            self.stats.inc_value("ptm/map/failed")
+            self._count("ptm/map/failed")
             raise UnmappableModel(f"{label}: mapper error {type(exc).__name__}: {exc}") from None
         record.raw = item
-        self.stats.inc_value("ptm/map/mapped")
+        self._count("ptm/map/mapped")
         return record
+
+
+def _label(item: RawModelItem) -> str:
+    """How an error names the model (escaped: built only when there is an error to report)."""
+    return printable(f"{item.hub}:{item.model_id}")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from typing import Any
 
 from ptmscrape import dataset
 from ptmscrape.items import SCHEMA_VERSION
 
 _ARXIV = re.compile(r"^\d{4}\.\d{4,5}(v\d+)?$|^[a-z\-]+(\.[A-Z]{2})?/\d{7}(v\d+)?$")
+_ARXIV_VERSION = re.compile(r"v\d+$")
 
 
 class MappingError(ValueError):
@@ -50,8 +52,22 @@ def new_record(*, hub: str, hub_url: str, object_id: str, owner: str, name: str,
         "RepoSubPath": None,
         "RepoPath": None,
         "CloneStatus": "pending",
-        "CrawledAt": dataset.utc_now(),
+        "CrawledAt": crawled_at(),
     }
+
+
+_now: tuple[int, str] = (-1, "")  # (second, its "%Y-%m-%dT%H:%M:%SZ" text), replaced whole
+
+
+def crawled_at() -> str:
+    """``dataset.utc_now()`` (UTC, to the second), formatted once per second rather than once per
+    record: a crawl maps thousands of records a second."""
+    global _now
+    second = int(time.time())
+    now = _now
+    if second != now[0]:
+        now = _now = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return now[1]
 
 
 def text(value: Any, limit: int = 10_000) -> str | None:
@@ -84,7 +100,7 @@ def arxiv_doi(arxiv_id: str) -> str | None:
     arxiv_id = arxiv_id.strip()
     if not _ARXIV.match(arxiv_id):
         return None
-    return "10.48550/arXiv." + re.sub(r"v\d+$", "", arxiv_id)
+    return "10.48550/arXiv." + _ARXIV_VERSION.sub("", arxiv_id)
 
 
 def github_owner_url(repo_url: str | None) -> str:

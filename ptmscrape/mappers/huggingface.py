@@ -11,6 +11,7 @@ from ptmscrape.mappers.common import (
 )
 
 _MODEL_ID = re.compile(r"^[^\s/]+(/[^\s/]+)?$")
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def map_raw(raw: RawModelItem) -> dict[str, Any]:
@@ -105,4 +106,4 @@ def _license(card: dict[str, Any], tags: list[str]) -> str | None:
 
 
 def _sha(value: Any) -> str | None:
-    return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{40}", value) else None
+    return value if isinstance(value, str) and _SHA.fullmatch(value) else None

@@ -1,0 +1,111 @@
+"""Re-crawl speed: a clone already at the hub's commit is recognised on the reactor thread, from
+its files, without the thread pool and without any git process; anything else still goes to the
+pool (fetch, clone) as before."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import subprocess
+
+import pytest
+
+from pipelines.clone import ClonePipeline
+from pipelines.map import MapPipeline
+from ptmscrape.items import RawModelItem
+from spiders.huggingface import HuggingfaceSpider
+from tests.crawl import project_crawler
+from tests.replicas.huggingface import fixture_models
+from tests.replicas.server import GitHost, Replica
+
+BASE = "https://huggingface.co"
+
+
+@pytest.fixture
+def crawler(tmp_path):
+    crawler = project_crawler(HuggingfaceSpider, {"PTM_DATA_DIR": str(tmp_path / "data"),
+                                                  "PTM_GIT_ALLOW_PROTOCOL": "https:http"})
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    return crawler
+
+
+class NoPool:
+    def submit(self, *args, **kwargs):
+        raise AssertionError("the thread pool was used")
+
+    def shutdown(self, *args, **kwargs):
+        pass
+
+
+def record_for(crawler, url: str, sha: str):
+    model = fixture_models()[0]
+    item = RawModelItem("huggingface", model["id"], f"{BASE}/api/models", model, {"base_url": BASE})
+    record = asyncio.run(MapPipeline.from_crawler(crawler).process_item(item))
+    record["RepoURL"], record["LatestGitCommitSHA"] = url, sha
+    return record
+
+
+def crawl_one(crawler, record, no_pool: bool = False):
+    stage = ClonePipeline.from_crawler(crawler)
+    stage.open_spider()
+    if no_pool:
+        stage.executor.shutdown()
+        stage.executor = NoPool()
+    try:
+        return asyncio.run(stage.process_item(copy.deepcopy(record)))
+    finally:
+        stage.close_spider()
+
+
+def test_an_unchanged_clone_needs_neither_the_pool_nor_git(tmp_path, crawler, monkeypatch):
+    host = GitHost(tmp_path / "git")
+    sha = host.add_repo("owner/repo", {"README.md": "x\n"})
+    with Replica() as server:
+        host.mount(server)
+        record = record_for(crawler, f"{server.url}/owner/repo", sha)
+        first = crawl_one(crawler, record)
+        assert first["CloneStatus"] == "cloned"
+
+        def no_process(*args, **kwargs):
+            raise AssertionError("a process was started")
+
+        with monkeypatch.context() as m:
+            m.setattr(subprocess, "Popen", no_process)
+            again = crawl_one(crawler, record, no_pool=True)
+        assert (again["CloneStatus"], again["RepoPath"], again["LatestGitCommitSHA"]) == (
+            "unchanged", first["RepoPath"], sha)
+        assert crawler.stats.get_value("ptm/clone/unchanged") == 1
+        assert server.count("GET", "/info/refs") == 1  # the first clone only
+
+        # The hub names another commit: the pool fetches, as before.
+        newer = host.commit("owner/repo", {"README.md": "y\n"})
+        updated = crawl_one(crawler, record_for(crawler, f"{server.url}/owner/repo", newer))
+        assert (updated["CloneStatus"], updated["LatestGitCommitSHA"]) == ("updated", newer)
+        assert server.count("GET", "/info/refs") == 2
+
+
+def test_a_clone_of_another_repository_at_the_same_place_is_not_taken_as_unchanged(tmp_path, crawler):
+    """Same owner/name on another host: the origin check still keeps the two apart."""
+    host = GitHost(tmp_path / "git")
+    sha = host.add_repo("owner/repo", {"README.md": "x\n"})
+    with Replica() as first_server, Replica() as second_server:
+        host.mount(first_server)
+        host.mount(second_server)
+        first = crawl_one(crawler, record_for(crawler, f"{first_server.url}/owner/repo", sha))
+        second = crawl_one(crawler, record_for(crawler, f"{second_server.url}/owner/repo", sha))
+    assert (first["CloneStatus"], second["CloneStatus"]) == ("cloned", "cloned")
+    assert second["RepoPath"].startswith(first["RepoPath"] + "%7E")  # "<name>~<suffix>", escaped
+
+
+def test_a_broken_clone_at_the_hub_commit_is_replaced_not_kept(tmp_path, crawler):
+    host = GitHost(tmp_path / "git")
+    sha = host.add_repo("owner/repo", {"README.md": "x\n"})
+    with Replica() as server:
+        host.mount(server)
+        record = record_for(crawler, f"{server.url}/owner/repo", sha)
+        first = crawl_one(crawler, record)
+        clone = tmp_path / "data" / first["RepoPath"]
+        for pack in (clone / ".git/objects/pack").iterdir():  # the commit is gone
+            pack.unlink()
+        again = crawl_one(crawler, record)
+    assert again["CloneStatus"] == "cloned" and again["LatestGitCommitSHA"] == sha
