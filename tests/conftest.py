@@ -14,3 +14,15 @@ def hf_replica(tmp_path, hf_models):
     with HuggingFaceReplica(hf_models, tmp_path / "hub-git",
                             renames={"bert-base-uncased": "google-bert/bert-base-uncased"}) as hub:
         yield hub
+
+
+@pytest.fixture
+def crawler(tmp_path):
+    """A Hugging Face crawler with the project's settings, its data dir under tmp_path."""
+    from spiders.huggingface import HuggingfaceSpider
+    from tests.crawl import project_crawler
+
+    crawler = project_crawler(HuggingfaceSpider, {"PTM_DATA_DIR": str(tmp_path / "data"),
+                                                  "PTM_GIT_ALLOW_PROTOCOL": "https:http"})
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    return crawler

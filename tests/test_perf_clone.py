@@ -13,20 +13,10 @@ import pytest
 from pipelines.clone import ClonePipeline
 from pipelines.map import MapPipeline
 from ptmscrape.items import RawModelItem
-from spiders.huggingface import HuggingfaceSpider
-from tests.crawl import project_crawler
 from tests.replicas.huggingface import fixture_models
 from tests.replicas.server import GitHost, Replica
 
 BASE = "https://huggingface.co"
-
-
-@pytest.fixture
-def crawler(tmp_path):
-    crawler = project_crawler(HuggingfaceSpider, {"PTM_DATA_DIR": str(tmp_path / "data"),
-                                                  "PTM_GIT_ALLOW_PROTOCOL": "https:http"})
-    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
-    return crawler
 
 
 class NoPool:

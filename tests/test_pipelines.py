@@ -20,14 +20,6 @@ from tests.replicas.server import GitHost, Replica
 BASE = "https://huggingface.co"
 
 
-@pytest.fixture
-def crawler(tmp_path):
-    crawler = project_crawler(HuggingfaceSpider, {"PTM_DATA_DIR": str(tmp_path / "data"),
-                                                  "PTM_GIT_ALLOW_PROTOCOL": "https:http"})
-    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
-    return crawler
-
-
 def raw(model):
     return RawModelItem("huggingface", model["id"], f"{BASE}/api/models", model, {"base_url": BASE})
 
