@@ -1,0 +1,80 @@
+"""The benchmark harness (bench/) measures what it says: every model served, crawled and counted.
+
+No timing is asserted here (figures live in bench/RESULTS.md); these runs are small so that a
+broken harness shows up in CI rather than in the next week-long benchmark session.
+"""
+
+import json
+
+import pytest
+
+from bench import run as bench_run
+from bench.baseline import main as baseline_main
+from bench.baseline import pages
+from bench.models import page_bytes
+from bench.replica import PageCache, listing_replica
+
+N = 2_500  # three pages of 1,000, the last one short
+
+
+@pytest.fixture
+def listing(tmp_path):
+    cache = PageCache(tmp_path / "cache", N)
+    cache.build(workers=1)
+    replica = listing_replica(cache)
+    replica.start()
+    yield replica
+    replica.stop()
+
+
+def test_synthetic_pages_are_deterministic_and_cover_the_hub(tmp_path):
+    assert page_bytes(1, N) == page_bytes(1, N) != page_bytes(1, N, seed=2)
+    cache = PageCache(tmp_path, N)
+    cache.build(workers=1)
+    models = [m for p in range(cache.pages) for m in json.loads(cache.read(p))]
+    assert cache.pages == 3 and len(models) == N
+    assert len({m["id"] for m in models}) == len({m["_id"] for m in models}) == N
+    assert 1_000 < len(cache.read(0)) / 1_000 < 8_000  # bytes per model: like the Hub's listing
+
+
+def test_replica_pages_by_link_header_and_the_baseline_maps_every_model(tmp_path, listing, capsys):
+    assert [len(page) for page in pages(listing.url)] == [1_000, 1_000, 500]
+    baseline_main([listing.url, str(tmp_path / "out.jsonl")])
+    phases = json.loads(capsys.readouterr().out)
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert phases["models"] == len(lines) == N
+    assert len({json.loads(line)["id"] for line in lines}) == N
+
+
+def test_listing_benchmark_crawls_every_model_and_reports_it(tmp_path):
+    plan = {"recrawl_models": N, "floor_models": N, "baseline_max": N}
+    row = bench_run.bench_listing(N, plan, tmp_path, tmp_path / "cache")
+    for part in ("crawl", "recrawl", "floor"):
+        assert row[part]["items"] == N, part
+        assert row[part]["returncode"] == 0 and row[part]["max_rss_mb"] > 10
+    assert row["baseline"]["models"] == N and row["replica"]["models"] == N
+    report = bench_run.render("quick", {"machine": bench_run.machine(), "started": "now", "seconds": 1,
+                                        "listing": [row]})
+    assert "| 2,500 |" in report and "Scrapy alone at 2,500" in report and "re-crawl" in report
+
+
+def test_clone_benchmark_clones_every_repository_at_each_level(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench_run, "RECRAWL_RUNS", 1)
+    default = bench_run.project_settings.PTM_CLONE_CONCURRENCY
+    result = bench_run.bench_clones(3, [1, default], tmp_path)
+    assert result["sequential"]["returncode"] == 0
+    for level in (1, default):
+        clone = result["crawls"][level]["clone"]
+        assert (clone["queued"], clone["cloned"], clone.get("failed", 0)) == (3, 3, 0), level
+    assert result["recrawl"]["clone"].get("unchanged") == 3 and "cloned" not in result["recrawl"]["clone"]
+    assert result["metadata_only"]["clone"].get("skipped") == 3
+
+
+def test_report_block_is_replaced_in_place(tmp_path):
+    report = tmp_path / "RESULTS.md"
+    report.write_text("# Results\n\nhand-written\n")
+    bench_run.write_report("quick", "first\n", report)
+    bench_run.write_report("quick", "second\n", report)
+    text = report.read_text()
+    assert text.count("<!-- bench:quick:begin -->") == 1 and "second" in text and "first" not in text
+    assert text.startswith("# Results\n\nhand-written\n")
