@@ -32,7 +32,7 @@ from git.exc import GitCommandError
 
 from ptmscrape.dataset import pid_alive
 
-_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*/\.)(?!\.)[A-Za-z0-9._/\-]{1,200}(?<![./])$")
+_BRANCH = re.compile(r"^(?![-/])(?!.*\.\.)(?!.*//)(?!.*/\.)(?!\.)[A-Za-z0-9._/\-]{1,200}(?<![./])$")
 _MAX_URL = 2048
 _REPO_LOCATING_ENV = frozenset({
     "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",

@@ -157,7 +157,7 @@ def test_check_url_only_ever_lets_plain_allowed_urls_through(url):
     assert all(unquote(s) not in (".", "..") for s in parts.path.split("/"))
 
 
-@pytest.mark.parametrize("branch", ["-f", "--upload-pack=x", "a..b", "a//b", "a/", "a.", ".hidden",
+@pytest.mark.parametrize("branch", ["-f", "--upload-pack=x", "/a", "a..b", "a//b", "a/", "a.", ".hidden",
                                     "a/.b", "a.lock", "a.lock/b", "a b", "a~1", "a^", "a:b", "a?", "a*",
                                     "a[", "a\\b", "@{-1}", "x" * 201, 5, ["main"]])
 def test_check_branch_refuses_options_and_bad_ref_names(branch):
