@@ -33,10 +33,7 @@ class MapPipeline:
         try:
             mapper = self.mappers.get(item.hub) or self.mappers.setdefault(item.hub, mapper_for(item.hub))
             record = PTMRecord(mapper(item))
-        except MappingError as exc:
-            self._count("ptm/map/failed")
-            raise UnmappableModel(f"{_label(item)}: {exc}") from None
-        except LookupError as exc:
+        except (MappingError, LookupError) as exc:  # LookupError: mapper_for() knows no such hub
             self._count("ptm/map/failed")
             raise UnmappableModel(f"{_label(item)}: {exc}") from None
         except Exception as exc:  # a mapper bug must not stop a week-long crawl

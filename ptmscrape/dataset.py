@@ -65,8 +65,11 @@ def segment(name: str) -> str:
     return safe
 
 
+UTC_TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"  # CrawledAt and every other time the dataset records
+
+
 def utc_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime(UTC_TIMESTAMP)
 
 
 # -- tree-relative paths (pure functions: mappers use them too) ---------------------------------

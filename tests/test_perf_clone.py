@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import subprocess
-
-import pytest
+from contextlib import contextmanager
 
 from pipelines.clone import ClonePipeline
 from pipelines.map import MapPipeline
@@ -47,7 +46,10 @@ def crawl_one(crawler, record, no_pool: bool = False):
         stage.close_spider()
 
 
-def test_an_unchanged_clone_needs_neither_the_pool_nor_git(tmp_path, crawler, monkeypatch):
+@contextmanager
+def cloned_once(tmp_path, crawler):
+    """A repository served over HTTP and a first crawl that cloned it:
+    (host, server, record, sha, first result)."""
     host = GitHost(tmp_path / "git")
     sha = host.add_repo("owner/repo", {"README.md": "x\n"})
     with Replica() as server:
@@ -55,7 +57,11 @@ def test_an_unchanged_clone_needs_neither_the_pool_nor_git(tmp_path, crawler, mo
         record = record_for(crawler, f"{server.url}/owner/repo", sha)
         first = crawl_one(crawler, record)
         assert first["CloneStatus"] == "cloned"
+        yield host, server, record, sha, first
 
+
+def test_an_unchanged_clone_needs_neither_the_pool_nor_git(tmp_path, crawler, monkeypatch):
+    with cloned_once(tmp_path, crawler) as (host, server, record, sha, first):
         def no_process(*args, **kwargs):
             raise AssertionError("a process was started")
 
@@ -88,12 +94,7 @@ def test_a_clone_of_another_repository_at_the_same_place_is_not_taken_as_unchang
 
 
 def test_a_broken_clone_at_the_hub_commit_is_replaced_not_kept(tmp_path, crawler):
-    host = GitHost(tmp_path / "git")
-    sha = host.add_repo("owner/repo", {"README.md": "x\n"})
-    with Replica() as server:
-        host.mount(server)
-        record = record_for(crawler, f"{server.url}/owner/repo", sha)
-        first = crawl_one(crawler, record)
+    with cloned_once(tmp_path, crawler) as (_, _, record, sha, first):
         clone = tmp_path / "data" / first["RepoPath"]
         for pack in (clone / ".git/objects/pack").iterdir():  # the commit is gone
             pack.unlink()

@@ -56,7 +56,7 @@ def new_record(*, hub: str, hub_url: str, object_id: str, owner: str, name: str,
     }
 
 
-_now: tuple[int, str] = (-1, "")  # (second, its "%Y-%m-%dT%H:%M:%SZ" text), replaced whole
+_now: tuple[int, str] = (-1, "")  # (second, its UTC_TIMESTAMP text), replaced whole
 
 
 def crawled_at() -> str:
@@ -66,7 +66,7 @@ def crawled_at() -> str:
     second = int(time.time())
     now = _now
     if second != now[0]:
-        now = _now = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+        now = _now = (second, time.strftime(dataset.UTC_TIMESTAMP, time.gmtime(second)))
     return now[1]
 
 
