@@ -3,11 +3,15 @@
 The hub has no JSON API: ``<base>/research-models/compact`` lists every model as a card
 (``div.compact-hub-card-wrapper`` with ``data-tags`` and ``data-id`` = GitHub ``owner/repo``, around
 one site-relative ``a[href="/hub/<slug>/"]``; no pagination, sorting and filtering are client-side).
-Each model page ``/hub/<slug>/`` gives the name (``h1``), the author (the first ``p.detail-lead``,
+Each model page ``<base>/<slug>/`` (built from the base URL and the card's slug, not from the
+card's site-relative href, so a mirror under a path works) gives the name (the jumbotron's ``h1``:
+articles have ``h1`` headings of their own), the author (the first ``p.detail-lead``,
 rendered ``By <author> ``), the summary (``p.lead-summary``) and buttons whose parent ``<a>`` holds the
 GitHub link (usually a deep ``blob``/``tree`` URL), the Colab notebook and, for some, a demo. The
 button classes are the same in the current layout (buttons in ``div.detail-button-container``) and
-the ~2020 one (buttons loose in ``div.col-md-6``).
+the ~2020 one (buttons loose in ``div.col-md-6``). From the article (``article.pytorch-article``)
+come the text of each code block (``CodeSamples``, where the ``torch.hub.load`` calls are) and every
+link (``ArticleLinks``, where the papers are); the mapper reads entrypoints and DOIs from them.
 
 The raw payload is therefore built here: a dict of the fields read from the card and the page,
 plus the slug and the page URL (keys as in PTMTorrent's ``pytorchhubModelMetadata`` schema).
@@ -15,11 +19,16 @@ plus the slug and the page URL (keys as in PTMTorrent's ``pytorchhubModelMetadat
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
+from urllib.parse import quote, urlsplit
 
 from ptmscrape.spiders_base import HubSpider
 
 CARDS = "div.compact-hub-card-wrapper"
+ARTICLE = "article.pytorch-article"
+# Bounds on what one page may put in its payload (the real maximum: 21 code blocks, 30 links).
+MAX_CODE_SAMPLES, MAX_CODE_CHARS, MAX_LINKS = 100, 20_000, 500
+_URL = re.compile(r"https?://[^\s<>\"'()\[\]{}]+")
 
 
 class PytorchhubSpider(HubSpider):
@@ -47,7 +56,7 @@ class PytorchhubSpider(HubSpider):
             if self.limit is not None and wanted >= self.limit:
                 return
             wanted += 1
-            yield self.request(response.urljoin(href), self.parse_model, cb_kwargs={"card": {
+            yield self.request(f"{self.base_url}/{quote(slug)}/", self.parse_model, cb_kwargs={"card": {
                 "slug": slug,
                 "tags": [t.strip() for t in card.attrib.get("data-tags", "").split(",") if t.strip()],
                 "github_id": card.attrib.get("data-id", "").strip(),
@@ -58,13 +67,14 @@ class PytorchhubSpider(HubSpider):
     def parse_model(self, response, card):
         if self.html_page(response) is None:
             return
-        name = _text(response.css("h1"))
+        name = _text(response.css("div.jumbotron h1")[:1]) or _text(response.css("h1")[:1])
         if not name:
             self.page_malformed(response, "model page without a name", "no text in h1")
             return
         if self.limit_reached:
             return
         author = _text(response.css("p.detail-lead")[:1])
+        article = response.css(ARTICLE)[:1] or response.css("div.main-content")[:1]
         yield self.raw_item(card["slug"], response, {
             "Slug": card["slug"],
             "ModelURL": response.url,
@@ -77,6 +87,10 @@ class PytorchhubSpider(HubSpider):
             "GitHubID": card["github_id"] or None,
             "Tags": card["tags"],
             "CardTitle": card["title"] or None,
+            "CodeSamples": [code[:MAX_CODE_CHARS] for code in
+                            ("".join(pre.css("::text").getall()) for pre in article.css("pre"))
+                            if code.strip()][:MAX_CODE_SAMPLES],
+            "ArticleLinks": _links(response, article),
         })
 
 
@@ -89,6 +103,22 @@ def _slug(href: str) -> str | None:
 def _text(selection) -> str:
     """The element's text with runs of whitespace collapsed (h1 is wrapped in newlines)."""
     return " ".join(" ".join(selection.css("::text").getall()).split())
+
+
+def _links(response, article) -> list[str]:
+    """The article's link targets and the URLs written out in its text (references as plain
+    text, BibTeX in code blocks), absolute, each once, in page order."""
+    out: list[str] = []
+    written = _URL.findall(" ".join(article.css("::text").getall()))
+    for href in article.css("a::attr(href)").getall() + [u.rstrip(".,;:") for u in written]:
+        href = href.strip()
+        if href and not href.startswith("#"):
+            url = response.urljoin(href)
+            if url not in out:
+                out.append(url)
+        if len(out) >= MAX_LINKS:
+            break
+    return out
 
 
 def _button_link(response, button_class: str) -> str | None:

@@ -83,3 +83,32 @@ def test_a_missing_model_page_is_reported_and_the_crawl_goes_on(tmp_path, hub):
     assert result.stats["ptm/pages/failed/HTTP 404"] == 1
     assert f"Page failed after retries: {hub.base_url}/quietlab_hush-vad_vad/ (HTTP 404" in result.log
     assert {i["CloneStatus"] for i in result.items} == {"skipped"}
+
+
+def test_crawl_under_a_prefixed_base_url_gives_names_dois_and_entrypoints(tmp_path):
+    # A mirror under a path: the cards still link /hub/<slug>/, the pages live under the base URL.
+    with PytorchHubReplica(tmp_path / "hub-git", prefix="/mirror/pt") as hub:
+        result = run_crawl("pytorchhub", tmp_path, settings={**hub.settings(), "PTM_CLONE": 0}, env=hub.env())
+        assert all(hub.page_requests(slug) == 1 for slug in MODEL_REPOS)
+        base = hub.base_url
+    items = {i["ModelHub"]["MetadataObjectID"]: i for i in result.items}
+    assert sorted(items) == sorted(MODEL_REPOS)
+    assert result.stats.get("ptm/pages/failed", 0) == 0
+    for slug, item in items.items():
+        assert list(VALIDATOR.iter_errors(item)) == [], slug
+        assert item["ModelURL"] == f"{base}/{slug}/"
+        assert item["Entrypoints"], slug  # every fixture page loads its model with torch.hub.load
+    forge = items["textforge_transformers"]
+    assert forge["ModelName"] == "TextForge Transformers"  # not joined with the article's <h1>s
+    assert forge["ModelPaperDOIs"] == ["10.48550/arXiv.1810.04805", "10.48550/arXiv.1907.11692",
+                                       "10.48550/arXiv.1906.08237"]
+    assert [e["Name"] for e in forge["Entrypoints"]] == ["tokenizer", "model", "modelForMaskedLM"]
+    assert items["pytorch_vision_tinyresnet"]["Entrypoints"] == [
+        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet18"},
+        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet34"}]
+    assert items["pytorch_vision_tinyresnet"]["ModelPaperDOIs"] == ["10.48550/arXiv.1512.03385"]
+    assert items["quietlab_hush-vad_vad"]["ModelPaperDOIs"] == ["10.21105/joss.01667",
+                                                                "10.48550/arXiv.hep-th/9901001"]
+    # The records in the dataset carry the same fields.
+    stored = {r["ModelHub"]["MetadataObjectID"]: r for r in result.records("pytorchhub")}
+    assert stored["textforge_transformers"]["Entrypoints"] == forge["Entrypoints"]

@@ -9,8 +9,8 @@ from scrapy.http import HtmlResponse, Request
 from scrapy.utils.request import request_from_dict
 
 from ptmscrape.items import RawModelItem, load_schema
-from ptmscrape.mappers.common import MappingError, stable_id
-from ptmscrape.mappers.pytorchhub import map_raw, repository
+from ptmscrape.mappers.common import MappingError, paper_doi, stable_id
+from ptmscrape.mappers.pytorchhub import entrypoints, map_raw, repository
 from spiders.pytorchhub import PytorchhubSpider
 from tests.crawl import project_crawler
 from tests.replicas.pytorchhub import FIXTURES, LISTING, slugs
@@ -111,6 +111,7 @@ def test_current_layout_fields_are_extracted_exactly():
     item = crawl_fixtures(make_spider())["pytorch_vision_tinyresnet"]
     assert isinstance(item, RawModelItem) and item.hub == "pytorchhub"
     assert item.url == f"{BASE}/pytorch_vision_tinyresnet/"
+    code = item.payload.pop("CodeSamples")
     assert item.payload == {
         "Slug": "pytorch_vision_tinyresnet",
         "ModelURL": f"{BASE}/pytorch_vision_tinyresnet/",
@@ -124,7 +125,37 @@ def test_current_layout_fields_are_extracted_exactly():
         "GitHubID": "pytorch/vision",
         "Tags": ["vision", "scriptable"],
         "CardTitle": "TinyResNet",
+        # The article's links (not the Colab/GitHub buttons above it), each once, in page order.
+        "ArticleLinks": ["https://arxiv.org/abs/1512.03385", "https://github.com/pytorch/vision",
+                         "https://github.com/pytorch/hub/issues"],
     }
+    # Code blocks as their text: the highlighter's <span>s joined back into source lines.
+    assert len(code) == 1
+    assert code[0].splitlines()[:4] == [
+        "import torch",
+        "model = torch.hub.load('pytorch/vision:v0.10.0', 'tinyresnet18', pretrained=True)",
+        "# or any of these variants",
+        "# model = torch.hub.load('pytorch/vision:v0.10.0', 'tinyresnet34', pretrained=True)"]
+
+
+def test_the_name_is_the_page_title_not_the_articles_own_h1_headings():
+    # Like huggingface_pytorch-transformers: the article has <h1>s (its own title, Model
+    # Description, Usage, …); before, they were all joined into the name.
+    payload = crawl_fixtures(make_spider())["textforge_transformers"].payload
+    assert payload["ModelName"] == "TextForge Transformers"
+    assert len(payload["CodeSamples"]) == 2
+    assert payload["ArticleLinks"] == ["https://arxiv.org/abs/1810.04805v2", "http://arxiv.org/pdf/1907.11692.pdf",
+                                       "https://arxiv.org/abs/1906.08237"]  # the last one written out
+
+
+def test_model_pages_are_requested_under_the_base_url_even_with_a_path():
+    # The cards' links are site-relative (/hub/<slug>/); a mirror under a path serves the pages
+    # under its own base URL, so the page URL is built from the base URL and the slug.
+    base = "http://127.0.0.1:8123/mirror/hub"
+    crawler = project_crawler(PytorchhubSpider, {"PTM_PYTORCHHUB_URL": base + "/"})
+    spider = PytorchhubSpider.from_crawler(crawler)
+    requests = list(spider.parse_listing(html(f"{base}/research-models/compact", (FIXTURES / LISTING).read_bytes())))
+    assert [r.url for r in requests] == [f"{base}/{slug}/" for slug in slugs()]
 
 
 def test_a_model_without_a_demo_and_a_multi_word_name():
@@ -210,6 +241,68 @@ def test_tree_links_give_the_models_folder_and_git_suffixes_are_dropped():
 ])
 def test_repository_from_link_or_card_id(link, github_id, expected):
     assert repository(link, github_id) == expected
+
+
+def test_paper_links_become_dois_and_code_samples_entrypoints():
+    items = crawl_fixtures(make_spider())
+    tiny = map_raw(items["pytorch_vision_tinyresnet"])
+    assert tiny["ModelPaperDOIs"] == ["10.48550/arXiv.1512.03385"]
+    assert tiny["Entrypoints"] == [  # the commented-out variant too
+        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet18"},
+        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet34"}]
+    forge = map_raw(items["textforge_transformers"])
+    assert forge["ModelName"] == "TextForge Transformers"
+    # arXiv abs with a version, pdf over http, and a URL written out in the text.
+    assert forge["ModelPaperDOIs"] == ["10.48550/arXiv.1810.04805", "10.48550/arXiv.1907.11692",
+                                       "10.48550/arXiv.1906.08237"]
+    assert forge["Entrypoints"] == [  # each once; the call with a variable entrypoint is left out
+        {"Repo": "textforge/textforge-transformers", "Ref": None, "Name": "tokenizer"},
+        {"Repo": "textforge/textforge-transformers", "Ref": None, "Name": "model"},
+        {"Repo": "textforge/textforge-transformers", "Ref": "v2", "Name": "modelForMaskedLM"}]
+    hush = map_raw(items["quietlab_hush-vad_vad"])  # keyword arguments over several lines
+    assert hush["Entrypoints"] == [{"Repo": "quietlab/hush-vad", "Ref": None, "Name": "hush_vad"}]
+    assert hush["ModelPaperDOIs"] == ["10.21105/joss.01667", "10.48550/arXiv.hep-th/9901001"]
+    wsl = map_raw(items["facebookresearch_WSL-Mini_resnext"])  # 2020 layout, no papers
+    assert wsl["ModelPaperDOIs"] == [] and wsl["Entrypoints"] == [
+        {"Repo": "facebookresearch/WSL-Mini", "Ref": None, "Name": "resnext101_8x8d_wslmini"}]
+    for record in (tiny, forge, hush, wsl):
+        assert list(VALIDATOR.iter_errors(record)) == []
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("m = torch.hub.load('a/b', 'x')", [("a/b", None, "x")]),
+    ('m = torch.hub.load("a/b:main", "x", pretrained=True)', [("a/b", "main", "x")]),
+    ("m = torch.hub.load('a/b',\n#     'pgan', model_name='celebAHQ-512')", [("a/b", None, "pgan")]),
+    ("m, u = torch.hub.load(repo_or_dir='a/b',\n    model='vad')", [("a/b", None, "vad")]),
+    ("m = torch.hub.load('a/b', model_name, pretrained=True)", []),
+    ("m = torch.hub.load(repo, 'x')", []),
+    ("print('torch.hub.load is great')", []),
+])
+def test_entrypoints_of_code(code, expected):
+    assert [(e["Repo"], e["Ref"], e["Name"]) for e in entrypoints([code])] == expected
+
+
+def test_entrypoints_tolerate_junk():
+    assert entrypoints(None) == entrypoints("torch.hub.load('a/b', 'x')") == entrypoints([3, None]) == []
+    long_block = "x = 1\n" * 200 + "m = torch.hub.load('a/b', 'late')"  # past 500 characters
+    assert entrypoints([long_block]) == [{"Repo": "a/b", "Ref": None, "Name": "late"}]
+
+
+@pytest.mark.parametrize("url, doi", [
+    ("https://arxiv.org/abs/1512.03385", "10.48550/arXiv.1512.03385"),
+    ("https://arxiv.org/pdf/1812.03982.pdf", "10.48550/arXiv.1812.03982"),
+    ("https://arxiv.org/pdf/2205.00841v3", "10.48550/arXiv.2205.00841"),
+    ("http://www.arxiv.org/abs/1810.04805v2#section", "10.48550/arXiv.1810.04805"),
+    ("https://arxiv.org/abs/cs/0112017", "10.48550/arXiv.cs/0112017"),
+    ("https://doi.org/10.21105/joss.01667", "10.21105/joss.01667"),
+    ("https://dx.doi.org/10.1109%2FCVPR.2016.90", "10.1109/CVPR.2016.90"),
+    ("https://arxiv.org/list/cs.CV/recent", None),
+    ("https://github.com/pytorch/vision", None),
+    ("https://zenodo.org/badge/latestdoi/264818686", None),
+    (None, None),
+])
+def test_paper_doi_of_a_link(url, doi):
+    assert paper_doi(url) == doi
 
 
 def test_a_model_without_any_repository_maps_with_no_repo():

@@ -6,6 +6,7 @@ import hashlib
 import re
 import time
 from typing import Any
+from urllib.parse import unquote
 
 from ptmscrape import dataset
 from ptmscrape.items import SCHEMA_VERSION
@@ -109,3 +110,20 @@ def github_owner_url(repo_url: str | None) -> str:
         return ""
     m = re.match(r"^https?://(www\.)?github\.com/([^/]+)", repo_url)
     return f"https://github.com/{m.group(2)}" if m else ""
+
+
+_ARXIV_LINK = re.compile(r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/([^?#]+?)(?:\.pdf)?/?(?:[?#].*)?$", re.I)
+_DOI_LINK = re.compile(r"^https?://(?:dx\.|www\.)?doi\.org/(10\.\d{4,9}/[^?#\s]+)", re.I)
+
+
+def paper_doi(url: Any) -> str | None:
+    """The DOI a paper link names: arXiv abs/pdf pages -> ``10.48550/arXiv.<id>`` (no version),
+    ``doi.org`` links -> their DOI; None for any other link."""
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    if match := _ARXIV_LINK.match(url):
+        return arxiv_doi(match.group(1))
+    if match := _DOI_LINK.match(unquote(url)):
+        return match.group(1).rstrip(".")
+    return None

@@ -5,6 +5,12 @@ link (``…/vision/blob/main/torchvision/models/resnet.py``); the card's ``data-
 stands in when the page has no GitHub link. A ``tree/<ref>/<folder>`` link names the model's
 folder in a repository shared by several models (NVIDIA/DeepLearningExamples): ``RepoSubPath``.
 The branch is left to the repository's default, as ``torch.hub.load('owner/repo', …)`` does.
+
+The article's paper links become ``ModelPaperDOIs`` (arXiv abs/pdf -> ``10.48550/arXiv.<id>``,
+doi.org links -> the DOI), and the ``torch.hub.load('<repo>[:<ref>]', '<entrypoint>', …)`` calls of
+its code samples ``Entrypoints`` (``[{Repo, Ref, Name}]``, each once, in page order), commented-out
+variants (``# model = torch.hub.load(…)``) included; calls whose repo or entrypoint is a variable
+are left out.
 """
 
 from __future__ import annotations
@@ -15,12 +21,19 @@ from urllib.parse import unquote, urlsplit
 
 from ptmscrape import dataset
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, new_record, str_list, text
+from ptmscrape.mappers.common import MappingError, new_record, paper_doi, str_list, text
 
 _GITHUB_HOSTS = ("github.com", "www.github.com")
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # The hub's tags are domains; "scriptable" says the model can be TorchScripted, not what it does.
 _NOT_A_TASK = {"scriptable"}
+# torch.hub.load('owner/repo[:ref]', 'entrypoint', …), also with repo_or_dir=/model= keywords and
+# with the arguments on "#"-commented continuation lines.
+_SEP = r"[\s#]*"
+_HUB_LOAD = re.compile(
+    rf"torch\.hub\.load\({_SEP}(?:repo_or_dir{_SEP}={_SEP})?(['\"])([^'\"\n]{{1,300}})\1{_SEP},"
+    rf"{_SEP}(?:model{_SEP}={_SEP})?(['\"])([^'\"\n]{{1,300}})\3")
+_MAX_ENTRYPOINTS = 500
 
 
 def map_raw(raw: RawModelItem) -> dict[str, Any]:
@@ -52,8 +65,36 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         Library="pytorch",
         RepoURL=repo_url,
         RepoSubPath=subpath,
+        ModelPaperDOIs=paper_dois(page.get("ArticleLinks")),
+        Entrypoints=entrypoints(page.get("CodeSamples")),
     )
     return record
+
+
+def paper_dois(links: Any) -> list[str]:
+    dois: list[str] = []
+    for link in str_list(links):
+        doi = paper_doi(link)
+        if doi and doi not in dois:
+            dois.append(doi)
+    return dois
+
+
+def entrypoints(code_samples: Any) -> list[dict[str, str | None]]:
+    """``[{"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "resnet18"}, …]`` from the
+    ``torch.hub.load`` calls in the page's code samples."""
+    found: list[dict[str, str | None]] = []
+    samples = code_samples if isinstance(code_samples, list) else []
+    for code in (c for c in samples if isinstance(c, str)):
+        for match in _HUB_LOAD.finditer(code):
+            repo, _, ref = match.group(2).strip().partition(":")
+            name = match.group(4).strip()
+            entry = {"Repo": repo.strip(), "Ref": ref.strip() or None, "Name": name}
+            if entry["Repo"] and name and entry not in found:
+                found.append(entry)
+            if len(found) >= _MAX_ENTRYPOINTS:
+                return found
+    return found
 
 
 def repository(link: str | None, github_id: str | None) -> tuple[str | None, str | None]:

@@ -46,17 +46,23 @@ def hubconf(*entrypoints: str) -> str:
 
 
 class PytorchHubReplica:
-    """``with PytorchHubReplica(tmp_path / "git") as hub: hub.base_url`` (= ``<url>/hub``)."""
+    """``with PytorchHubReplica(tmp_path / "git") as hub: hub.base_url`` (= ``<url><prefix>/hub``).
 
-    def __init__(self, repos_root: str | Path):
+    ``prefix`` (e.g. ``/mirror``) serves the site under a path, as a mirror or proxy would; the
+    pages' links stay site-relative ``/hub/<slug>/``, as in the served HTML.
+    """
+
+    def __init__(self, repos_root: str | Path, prefix: str = ""):
+        self.prefix = prefix.rstrip("/")
         self.replica = Replica()
         self.git = GitHost(repos_root)
         self.commits: dict[str, list[str]] = {}  # owner/repo -> SHAs, oldest first
         self.gone: set[str] = set()  # slugs whose page answers 404 (taken down after listing)
         self._build_repos()
-        self.replica.route("GET", r"/hub/research-models/compact", self._listing)
-        self.replica.route("GET", r"/hub/(?P<slug>[A-Za-z0-9_.-]+)/", self._model_page)
-        self.replica.route("GET", r"/hub/(?P<slug>[A-Za-z0-9_.-]+)", self._add_slash)
+        hub = re.escape(self.prefix) + "/hub"
+        self.replica.route("GET", rf"{hub}/research-models/compact", self._listing)
+        self.replica.route("GET", rf"{hub}/(?P<slug>[A-Za-z0-9_.-]+)/", self._model_page)
+        self.replica.route("GET", rf"{hub}/(?P<slug>[A-Za-z0-9_.-]+)", self._add_slash)
         self.git.mount(self.replica)
 
     def _build_repos(self) -> None:
@@ -86,7 +92,7 @@ class PytorchHubReplica:
 
     @property
     def base_url(self) -> str:
-        return self.url + "/hub"
+        return self.url + self.prefix + "/hub"
 
     def settings(self) -> dict[str, str]:
         return {"PTM_PYTORCHHUB_URL": self.base_url}
@@ -103,7 +109,7 @@ class PytorchHubReplica:
         return self.replica.count("GET", rf"^/{re.escape(repo)}(\.git)?/info/refs")
 
     def page_requests(self, slug: str) -> int:
-        return self.replica.count("GET", rf"^/hub/{re.escape(slug)}/$")
+        return self.replica.count("GET", rf"^{re.escape(self.prefix)}/hub/{re.escape(slug)}/$")
 
     def __enter__(self) -> PytorchHubReplica:
         self.replica.start()
@@ -123,7 +129,7 @@ class PytorchHubReplica:
 
     def _add_slash(self, req: Incoming, m: re.Match) -> Reply:
         # GitHub Pages redirects a folder URL without its trailing slash.
-        return Reply.text("", 301, headers={"Location": f"/hub/{m.group('slug')}/"})
+        return Reply.text("", 301, headers={"Location": f"{self.prefix}/hub/{m.group('slug')}/"})
 
 
 def start_demo_replica(workdir: Path):
