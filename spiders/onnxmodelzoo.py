@@ -15,30 +15,51 @@ capitalisation), then zero or more accuracy columns whose names vary (Accuracy, 
 <file>.onnx)`` relative to the folder. Tables without a Download column (GLUE scores, dataset
 files) are not about model files and are left out; so are rows without a download link.
 
-One record per model folder, as PTMTorrent made one per per-model README: the folder is what
-the index links, what has a README and what git history can date (``RepoSubPath``). Index rows
-sharing a folder (ShuffleNet V1 and V2) make one record; the folder's download-table rows are its
-variants, kept in the raw payload. The payload, built here:
+One item per model: each download-table row with a download link is a model (what the hub offers
+as one downloadable model, as PTMTorrent counted them; ``ResNet50-int8`` and ``ResNet50-qdq`` are
+two), sharing its folder (``RepoSubPath``) with the folder's other rows. The payload of a row,
+built here (``kind: "readme_row"``):
 
 * ``category``, ``anchor`` (the task, as PTMTorrent used it), ``model_dir``, ``model_classes``
-  (the index rows: ``name``, ``reference``, ``reference_url``, ``description``, ``hf_space_url``);
+  (the index rows linking the folder: ``name``, ``reference``, ``reference_url``, ``description``,
+  ``hf_space_url``);
 * ``title`` (the README's first ``#`` heading), ``readme_path``, ``readme_url``, ``index_url``;
-* ``tables``: each download table's ``header``, ``line`` and ``rows`` (dicts of cells as written);
-* ``variants``: each row with a download link: ``name``, ``name_url``, ``downloads`` (``column``,
-  ``size``, and ``path`` in the repository or ``url``), ``onnx_version``, ``opset``, ``dataset``,
-  ``metrics`` ({column: value} for every other non-empty column), ``line``, ``table``;
-* ``table_problems``: rows with more cells than their header (extra cells dropped), also logged
-  and counted in ``ptm/pages/malformed_table_rows``. Skipped rows count in
-  ``ptm/pages/rows_without_link``.
+* ``table``: the row's table's ``header`` (as written) and ``line``, and ``cells``: the row as
+  written ({header: cell});
+* ``row``: ``name``, ``name_url``, ``downloads`` (``column``, ``size``, and ``path`` in the
+  repository or ``url``), ``onnx_version``, ``opset``, ``dataset``, ``metrics`` ({column: value}
+  for every other non-empty column), ``line``, ``table`` (its number in the README).
+
+Rows with more cells than their header (extra cells dropped) are logged and counted in
+``ptm/pages/malformed_table_rows``; rows without a download link in ``ptm/pages/rows_without_link``;
+a README without any model row in ``ptm/pages/readmes_without_models``.
+
+**Generated models** (newest layout): ``<category>/<model>_Opset<N>_<source>/`` folders (under
+``Computer_Vision/``, ``Natural_Language_Processing/``, ``Generative_AI/``,
+``Graph_Machine_Learning/``), each with a ``.onnx`` file and a ``turnkey_stats.yaml``, linked from
+no README. They are found in the repository's file tree, ``GET <PTM_ONNX_TREE_URL>`` (GitHub's
+recursive git-trees API, one request: ``{sha, tree: [{path, type, sha, size}], truncated}``): every
+``<top folder>/<model folder>/turnkey_stats.yaml`` outside ``validated/`` (folders under
+``<category>/skip/`` hold unverified models and are counted in ``ptm/pages/unverified_models_skipped``,
+not crawled), then ``GET <raw>/<model folder>/turnkey_stats.yaml``. GitHub cuts a tree listing
+at 100,000 entries or 7 MB and says ``truncated: true``: the models listed are crawled, the rest
+are missing, and the crawl says so (WARNING, ``ptm/pages/tree_truncated``, and as a failed page, so
+no model is reported as removed). Their payload (``kind: "generated"``): ``model_dir``,
+``category``, ``files`` (the folder's ``.onnx`` paths), ``stats_path``, ``stats_url``, ``tree_sha``
+and ``turnkey`` (the YAML as parsed: ``author``, ``class``, ``model_name``, ``parameters``,
+``onnx_model_information`` {``ir_version``, ``opset``, ``size on disk (KiB)``}, ``task``, …).
 
 All models live in ``PTM_ONNX_REPO_URL``, which the clone stage clones once (LFS pointers only).
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
+
+import yaml
 
 from ptmscrape.markdown_tables import Table, links, parse_tables, plain_text
 from ptmscrape.spiders_base import HubSpider
@@ -46,6 +67,8 @@ from ptmscrape.spiders_base import HubSpider
 INDEX = "README.md"
 _ROLES = {"model": "name", "onnx version": "onnx_version", "opset version": "opset", "dataset": "dataset"}
 _ANCHOR = re.compile(r"""<a\s+(?:name|id)\s*=\s*["']([^"']+)["']\s*/?>""", re.I)
+STATS_FILE = "turnkey_stats.yaml"
+MAX_STATS_BYTES = 1 << 20  # the real files are ~5 KB
 
 
 class OnnxmodelzooSpider(HubSpider):
@@ -55,12 +78,16 @@ class OnnxmodelzooSpider(HubSpider):
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.repo_url = crawler.settings.get("PTM_ONNX_REPO_URL", "").rstrip("/")
+        spider.repo_url = crawler.settings.get("PTM_ONNX_REPO_URL").rstrip("/")
+        spider.tree_url = crawler.settings.get("PTM_ONNX_TREE_URL").strip()
         return spider
 
     async def start(self):
         if self.limit != 0:
             yield self.request(f"{self.base_url}/{INDEX}", self.parse_index)
+            if self.tree_url:
+                yield self.request(self.tree_url, self.parse_tree,
+                                   headers={"Accept": "application/vnd.github+json"})
 
     def parse_index(self, response):
         entries, skipped = index_entries(markdown_of(response))
@@ -75,37 +102,151 @@ class OnnxmodelzooSpider(HubSpider):
                                cb_kwargs={"entry": entry})
 
     def parse_model(self, response, entry):
-        if self.limit_reached:
-            return
         model_dir, text = entry["model_dir"], markdown_of(response)
         tables = [t for t in parse_tables(text) if is_download_table(t)]
         problems = [p for t in tables for p in t.problems]
         for problem in problems:
             self.logger.warning("Malformed table row in %s: %s", response.url, problem)
         self.crawler.stats.inc_value("ptm/pages/malformed_table_rows", len(problems))
-        variants, skipped = [], 0
-        for number, table in enumerate(tables):
-            for variant in table_variants(table, model_dir):
-                if variant["downloads"]:
-                    variants.append({**variant, "table": number})
-                else:
-                    skipped += 1
-        self.crawler.stats.inc_value("ptm/pages/rows_without_link", skipped)
-        yield self.raw_item(model_dir, response, {
+        folder_info = {
             **entry,
             "title": readme_title(text),
             "readme_path": f"{model_dir}/README.md",
             "readme_url": response.url,
             "index_url": f"{self.base_url}/{INDEX}",
-            "tables": [{"header": list(t.header), "line": t.line, "rows": t.records()} for t in tables],
-            "variants": variants,
-            "table_problems": problems,
+        }
+        models = skipped = 0
+        for number, table in enumerate(tables):
+            records = table.records()
+            for variant, cells in zip(table_variants(table, model_dir), records):
+                if not variant["downloads"]:
+                    skipped += 1
+                    continue
+                if self.limit_reached:
+                    return
+                models += 1
+                row = {**variant, "table": number}
+                yield self.raw_item(row_key(row), response, {
+                    "kind": "readme_row", **folder_info,
+                    "table": {"header": list(table.header), "line": table.line},
+                    "cells": cells, "row": row,
+                }, repo_url=self.repo_url)
+        self.crawler.stats.inc_value("ptm/pages/rows_without_link", skipped)
+        if not models:
+            self.logger.warning("No model row in %s (no download table row with a link)", response.url)
+            self.crawler.stats.inc_value("ptm/pages/readmes_without_models")
+
+    # -- generated models (the repository's file tree) -------------------------------------------
+    def parse_tree(self, response):
+        data = self.json_page(response, dict)
+        if data is None:
+            return
+        entries = data.get("tree")
+        if not isinstance(entries, list):
+            self.page_malformed(response, "unexpected JSON", "no tree list")
+            return
+        folders, skipped = generated_folders(entries)
+        self.crawler.stats.inc_value("ptm/pages/unverified_models_skipped", skipped)
+        self.crawler.stats.set_value("ptm/pages/generated_models_listed", len(folders))
+        if data.get("truncated") is True:
+            self.logger.warning(
+                "Tree listing %s is truncated (%d entries): generated models beyond it are missing "
+                "from this crawl, and no model is reported as removed", response.url, len(entries))
+            self.crawler.stats.set_value("ptm/pages/tree_truncated", 1)
+            self.crawler.stats.inc_value("ptm/pages/failed")
+            self.crawler.stats.inc_value("ptm/pages/failed/truncated tree")
+        tree_sha = data.get("sha") if isinstance(data.get("sha"), str) else None
+        for number, (folder_path, files) in enumerate(folders.items()):
+            if self.limit is not None and number >= self.limit:
+                return
+            yield self.request(f"{self.base_url}/{quote(folder_path)}/{STATS_FILE}", self.parse_stats,
+                               cb_kwargs={"model": {"model_dir": folder_path, "files": files,
+                                                    "tree_sha": tree_sha}})
+
+    def parse_stats(self, response, model):
+        if len(response.body) > MAX_STATS_BYTES:
+            self.report_bad_page(response, f"oversized YAML ({len(response.body)} bytes)")
+            return
+        try:
+            stats = load_yaml(markdown_of(response))
+        except yaml.YAMLError as exc:
+            self.page_malformed(response, "malformed YAML", " ".join(str(exc).split()))
+            return
+        if not isinstance(stats, dict):
+            self.page_malformed(response, "unexpected YAML", f"a {type(stats).__name__}")
+            return
+        if self.limit_reached:
+            return
+        model_dir = model["model_dir"]
+        yield self.raw_item(model_dir.rsplit("/", 1)[-1], response, {
+            "kind": "generated",
+            "model_dir": model_dir,
+            "category": model_dir.split("/", 1)[0],
+            "files": model["files"],
+            "stats_path": f"{model_dir}/{STATS_FILE}",
+            "stats_url": response.url,
+            "tree_sha": model["tree_sha"],
+            "turnkey": stats,
         }, repo_url=self.repo_url)
 
 
 def markdown_of(response) -> str:
     """The file's text: raw GitHub files are UTF-8, whatever type they are served as."""
     return response.body.decode("utf-8", "replace")
+
+
+def row_key(row: dict) -> str:
+    """A row's model file (its first ``.onnx`` download, else its first download) as named in the
+    table: the raw item's id (the mapper keys the record by the file's name)."""
+    downloads = row["downloads"]
+    first = next((d for d in downloads if (d.get("path") or d.get("url", "")).endswith(".onnx")), downloads[0])
+    return first.get("path") or first.get("url")
+
+
+# -- the file tree -------------------------------------------------------------------------------
+
+def generated_folders(entries: list) -> tuple[dict[str, list[str]], int]:
+    """``({model folder: [its .onnx paths]}, unverified folders skipped)`` from a git tree listing:
+    the folders ``<top>/<model>/`` (outside ``validated/``) holding a ``turnkey_stats.yaml``."""
+    blobs = [e["path"] for e in entries if isinstance(e, dict) and e.get("type") == "blob"
+             and isinstance(e.get("path"), str) and safe_repo_path(e["path"])]
+    folders: dict[str, list[str]] = {}
+    skipped = 0
+    for path in blobs:
+        parts = path.split("/")
+        if parts[-1] != STATS_FILE or parts[0] == "validated":
+            continue
+        if len(parts) == 4 and parts[1] == "skip":
+            skipped += 1
+        elif len(parts) == 3:
+            folders["/".join(parts[:2])] = []
+    for path in blobs:
+        folder_path, _, name = path.rpartition("/")
+        if folder_path in folders and name.endswith(".onnx"):
+            folders[folder_path].append(path)
+    return folders, skipped
+
+
+def safe_repo_path(path: str) -> bool:
+    parts = path.split("/")
+    return (0 < len(path) <= 1000 and "\\" not in path
+            and all(p and p not in (".", "..") and p.isprintable() for p in parts))
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without aliases: ``*alias`` references can make a small file expand
+    exponentially once copied (the real files use none)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError(f"aliases are not accepted ({self.peek_event().start_mark})")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str):
+    """The document as JSON-compatible data (dates as ISO text, keys as strings)."""
+    data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+    return json.loads(json.dumps(data, default=str, skipkeys=True))
 
 
 # -- the top-level README -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 mapper."""
 
 import asyncio
+import json
 import logging
 import pickle
 
@@ -11,20 +12,25 @@ from scrapy.http import Request, TextResponse
 from scrapy.utils.request import request_from_dict
 
 from ptmscrape.items import RawModelItem, load_schema
-from ptmscrape.mappers.common import MappingError
+from ptmscrape.mappers.common import MappingError, stable_id
 from ptmscrape.mappers.onnxmodelzoo import map_raw
-from spiders.onnxmodelzoo import OnnxmodelzooSpider, folder, index_entries
+from spiders.onnxmodelzoo import OnnxmodelzooSpider, folder, generated_folders, index_entries, load_yaml
 from tests.crawl import project_crawler
-from tests.replicas.onnx import FIXTURES, MODEL_DIRS, PLACEHOLDER_ROWS, model_dirs, prefix
+from tests.replicas.onnx import (
+    FIXTURES, GENERATED_DIRS, MODEL_DIRS, PLACEHOLDER_ROWS, UNVERIFIED_DIRS, generated_model_file, model_dirs,
+    prefix,
+)
 
 VALIDATOR = Draft202012Validator(load_schema())
 RAW = "https://raw.githubusercontent.com/onnx/models/main"
 REPO = "https://github.com/onnx/models"
+TREE = "https://api.github.com/repos/onnx/models/git/trees/main?recursive=1"
 LAYOUTS = ["2023", "2025"]
 
 
 def make_spider(**kwargs):
-    crawler = project_crawler(OnnxmodelzooSpider, {"PTM_ONNX_RAW_URL": RAW, "PTM_ONNX_REPO_URL": REPO})
+    crawler = project_crawler(OnnxmodelzooSpider, {"PTM_ONNX_RAW_URL": RAW, "PTM_ONNX_REPO_URL": REPO,
+                                                   "PTM_ONNX_TREE_URL": TREE})
     spider = OnnxmodelzooSpider.from_crawler(crawler, **kwargs)
     crawler.spider = spider
     return spider
@@ -40,20 +46,25 @@ def index_requests(spider, layout, body=None):
     return list(spider.parse_index(text_response(f"{RAW}/README.md", body)))
 
 
-def model_payload(spider, request, layout, body=None):
-    """The raw payload parse_model yields for one index request (its README from the fixtures)."""
+def model_items(spider, request, layout, body=None):
+    """The raw items parse_model yields for one index request (its README from the fixtures)."""
     path = request.url.removeprefix(f"{RAW}/")
     body = body if body is not None else (FIXTURES / layout / path).read_bytes()
-    (item,) = spider.parse_model(text_response(request.url, body, request), **request.cb_kwargs)
-    assert isinstance(item, RawModelItem) and item.model_id == request.cb_kwargs["entry"]["model_dir"]
-    return item
+    items = list(spider.parse_model(text_response(request.url, body, request), **request.cb_kwargs))
+    assert all(isinstance(i, RawModelItem) for i in items)
+    return items
 
 
 def crawl_fixtures(layout):
-    """Index, then every model README: the raw items by model folder (without the layout prefix)."""
+    """Index, then every model README: the raw items of each model folder (without the layout
+    prefix), in table order."""
     spider = make_spider()
-    items = [model_payload(spider, r, layout) for r in index_requests(spider, layout)]
-    return {i.model_id.removeprefix(prefix(layout)): i for i in items}
+    return {r.cb_kwargs["entry"]["model_dir"].removeprefix(prefix(layout)): model_items(spider, r, layout)
+            for r in index_requests(spider, layout)}
+
+
+def rows(items):
+    return [i.payload["row"] for i in items]
 
 
 def stat(spider, key):
@@ -67,11 +78,12 @@ def layout_items(request):
 
 # -- the top-level README ------------------------------------------------------------------------
 
-def test_start_is_the_top_level_readme():
+def test_start_is_the_top_level_readme_and_the_file_tree():
     async def collect(spider):
         return [r async for r in spider.start()]
-    (request,) = asyncio.run(collect(make_spider()))
-    assert request.url == f"{RAW}/README.md" and request.callback.__name__ == "parse_index"
+    index, tree = asyncio.run(collect(make_spider()))
+    assert index.url == f"{RAW}/README.md" and index.callback.__name__ == "parse_index"
+    assert tree.url == TREE and tree.callback.__name__ == "parse_tree"
     assert asyncio.run(collect(make_spider(limit="0"))) == []
 
 
@@ -152,9 +164,9 @@ def test_index_entries_ignore_tables_that_are_not_model_class_tables():
     assert list(entries) == ["x/dir"] and skipped == 0 and entries["x/dir"]["anchor"] == "a"
 
 
-# -- the per-model READMEs -----------------------------------------------------------------------
+# -- the per-model READMEs: one item per model row ------------------------------------------------
 
-# folder -> (download tables, variants, metric columns) in the 2023 fixtures
+# folder -> (download tables with model rows, model rows, metric columns) in the 2023 fixtures
 SHAPES = {
     "vision/classification/pebblenet": (3, 8, {"Top-1 accuracy (%)", "Top-5 accuracy (%)"}),
     "vision/classification/shardnet": (2, 4, {"Top-1 error", "Top-5 error"}),
@@ -167,41 +179,50 @@ SHAPES = {
     "text/machine_comprehension/qa-bert-mini": (1, 3, {"Accuracy"}),
     "text/machine_comprehension/t5-mini": (1, 2, set()),
 }
+# Rows the newest layout added: PebbleNet18-v2-int8 and Upscale_CNN-int8.
+ROWS = {"2023": sum(n for _, n, _ in SHAPES.values()), "2025": sum(n for _, n, _ in SHAPES.values()) + 2}
 
 
-def test_every_linked_folder_gives_one_item(layout_items):
+def test_every_model_row_gives_one_item(layout_items):
     layout, items = layout_items
     assert sorted(items) == sorted(MODEL_DIRS)
+    assert sum(len(v) for v in items.values()) == ROWS[layout] == {"2023": 29, "2025": 31}[layout]
+    ids = [i.model_id for v in items.values() for i in v]
+    assert len(set(ids)) == len(ids)  # each row's model file, as listed
+    for model_dir, folder_items in items.items():
+        for item in folder_items:
+            assert item.model_id.startswith(prefix(layout) + model_dir + "/")
+            assert item.payload["kind"] == "readme_row" and item.payload["model_dir"] == prefix(layout) + model_dir
 
 
 @pytest.mark.parametrize("model_dir", sorted(SHAPES))
-def test_header_variants_give_download_tables_variants_and_metrics(model_dir):
-    payload = crawl_fixtures("2023")[model_dir].payload
-    tables, variants, metrics = SHAPES[model_dir]
-    assert len(payload["tables"]) == tables
-    assert len(payload["variants"]) == variants
-    assert set().union(*(v["metrics"] for v in payload["variants"])) == metrics
-    for variant in payload["variants"]:
-        assert variant["downloads"] and variant["opset"] and variant["opset"].isdigit()
-        assert all(d["path"].startswith(f"{model_dir}/model") for d in variant["downloads"])
-    assert payload["table_problems"] == []
+def test_header_variants_give_rows_and_metrics(model_dir):
+    folder_rows = rows(crawl_fixtures("2023")[model_dir])
+    tables, count, metrics = SHAPES[model_dir]
+    assert len({r["table"] for r in folder_rows}) == tables
+    assert len(folder_rows) == count
+    assert set().union(*(r["metrics"] for r in folder_rows)) == metrics
+    for row in folder_rows:
+        assert row["downloads"] and row["opset"] and row["opset"].isdigit()
+        assert all(d["path"].startswith(f"{model_dir}/model") for d in row["downloads"])
 
 
-def test_pebblenet_tables_as_written_and_as_variants(layout_items):
+def test_pebblenet_rows_as_written_and_as_read(layout_items):
     layout, items = layout_items
-    payload = items["vision/classification/pebblenet"].payload
+    pebble = items["vision/classification/pebblenet"]
     folder_ = prefix(layout) + "vision/classification/pebblenet"
-    assert payload["title"] == "PebbleNet" and payload["anchor"] == "image_classification"
-    assert payload["readme_path"] == f"{folder_}/README.md"
-    assert payload["readme_url"] == f"{RAW}/{folder_}/README.md" and payload["index_url"] == f"{RAW}/README.md"
-    first = payload["tables"][0]
-    assert first["line"] == 19 and first["header"][:2] == ["Model", "Download"]
-    assert first["rows"][0] == {
+    first = pebble[0].payload
+    assert first["title"] == "PebbleNet" and first["anchor"] == "image_classification"
+    assert first["readme_path"] == f"{folder_}/README.md"
+    assert first["readme_url"] == f"{RAW}/{folder_}/README.md" and first["index_url"] == f"{RAW}/README.md"
+    assert first["table"]["line"] == 19 and first["table"]["header"][:2] == ["Model", "Download"]
+    assert first["cells"] == {
         "Model": "PebbleNet18", "Download": "[41.2 MB](model/pebblenet18-v1-7.onnx)",
         "Download (with sample test data)": "[39.9 MB](model/pebblenet18-v1-7.tar.gz)",
         "ONNX version": "1.2.1", "Opset version": "7",
         "Top-1 accuracy (%)": "68.10", "Top-5 accuracy (%)": "88.05"}
-    qdq = next(v for v in payload["variants"] if v["name"] == "PebbleNet50-qdq")
+    assert pebble[0].model_id == f"{folder_}/model/pebblenet18-v1-7.onnx"
+    qdq = next(r for r in rows(pebble) if r["name"] == "PebbleNet50-qdq")
     assert qdq == {
         "name": "PebbleNet50-qdq", "name_url": None, "onnx_version": "1.10.0", "opset": "12", "dataset": None,
         "metrics": {"Top-1 accuracy (%)": "73.70"}, "line": 25, "table": 0,
@@ -209,46 +230,43 @@ def test_pebblenet_tables_as_written_and_as_variants(layout_items):
             {"column": "Download", "size": "24.2 MB", "path": f"{folder_}/model/pebblenet50-v1-12-qdq.onnx"},
             {"column": "Download (with sample test data)", "size": "16.1 MB",
              "path": f"{folder_}/model/pebblenet50-v1-12-qdq.tar.gz"}]}
-    caffe2 = [v for v in payload["variants"] if v["table"] == 1]
-    assert [v["opset"] for v in caffe2] == ["3", "9"] and all(v["metrics"] == {} for v in caffe2)
+    caffe2 = [r for r in rows(pebble) if r["table"] == 1]
+    assert [r["opset"] for r in caffe2] == ["3", "9"] and all(r["metrics"] == {} for r in caffe2)
     # The table inside <!-- --> and the "| like this |" line in the code block are not read.
-    assert all("from the paper" not in v["name"] for v in payload["variants"])
-    # The newest layout added a row.
-    v2 = [v["name"] for v in payload["variants"] if v["table"] == 2]
+    assert all("from the paper" not in r["name"] for r in rows(pebble))
+    v2 = [r["name"] for r in rows(pebble) if r["table"] == 2]
     assert v2 == (["PebbleNet18-v2", "PebbleNet18-v2-int8"] if layout == "2025" else ["PebbleNet18-v2"])
 
 
 def test_odd_columns_dataset_links_and_capitalisation():
     items = crawl_fixtures("2023")
-    ages = items["vision/body_analysis/age_bands"].payload["variants"]
-    assert [(v["name"], v["name_url"], v["dataset"]) for v in ages] == [
+    ages = rows(items["vision/body_analysis/age_bands"])
+    assert [(r["name"], r["name_url"], r["dataset"]) for r in ages] == [
         ("tinynet_age_bands", "https://example.org/drive/age-bands-tinynet", "FaceAges"),
         ("widenet_age_bands_2019", "https://example.org/drive/age-bands-widenet", "FaceAges 2019")]
     assert ages[0]["downloads"] == [{"column": "Download", "size": "22 MB",
                                      "path": "vision/body_analysis/age_bands/models/age_bands_tinynet.onnx"}]
-    (upscale,) = items["vision/super_resolution/upscale_cnn"].payload["variants"]  # "Opset Version"
+    (upscale,) = rows(items["vision/super_resolution/upscale_cnn"])  # "Opset Version"
     assert (upscale["onnx_version"], upscale["opset"]) == ("1.5.0", "10")
-    duc = items["vision/object_detection_segmentation/duc-lite"].payload
-    assert duc["variants"][0]["metrics"] == {"mIOU (%)": "76.40"}
-    assert duc["tables"][0]["header"][5] == "[mIOU](#metric) (%)"  # as written
-    t5 = items["text/machine_comprehension/t5-mini"].payload["variants"]  # rows without a trailing |
-    assert [(v["name"], v["opset"]) for v in t5] == [("T5-Mini-encoder", "12"),
+    duc = items["vision/object_detection_segmentation/duc-lite"]
+    assert duc[0].payload["row"]["metrics"] == {"mIOU (%)": "76.40"}
+    assert duc[0].payload["table"]["header"][5] == "[mIOU](#metric) (%)"  # as written
+    t5 = rows(items["text/machine_comprehension/t5-mini"])  # rows without a trailing |
+    assert [(r["name"], r["opset"]) for r in t5] == [("T5-Mini-encoder", "12"),
                                                      ("T5-Mini-decoder-with-lm-head", "12")]
 
 
 def test_non_download_tables_and_rows_without_links_are_left_out():
     spider = make_spider()
     requests = {r.cb_kwargs["entry"]["model_dir"]: r for r in index_requests(spider, "2023")}
-    segfcn = model_payload(spider, requests["vision/object_detection_segmentation/segfcn"], "2023").payload
-    assert [t["header"][-1] for t in segfcn["tables"]] == ["Mean IoU"]  # not the two "mean IoU" tables
+    segfcn = model_items(spider, requests["vision/object_detection_segmentation/segfcn"], "2023")
+    assert {i.payload["table"]["header"][-1] for i in segfcn} == {"Mean IoU"}  # not the "mean IoU" tables
     before = stat(spider, "ptm/pages/rows_without_link")
-    qa = model_payload(spider, requests["text/machine_comprehension/qa-bert-mini"], "2023").payload
+    qa = model_items(spider, requests["text/machine_comprehension/qa-bert-mini"], "2023")
     assert stat(spider, "ptm/pages/rows_without_link") == before + 1  # "(coming soon)" row
-    assert [v["name"] for v in qa["variants"]] == ["QA-BERT-Mini", "QA-BERT-Mini", "QA-BERT-Mini-Classifier"]
-    assert len(qa["tables"][0]["rows"]) == 4  # the table as written keeps it
-    assert qa["variants"][2]["metrics"] == {"Accuracy": "MCC of 0.81"}
-    assert qa["variants"][0]["metrics"] == {}  # empty accuracy cell
-    assert len(qa["tables"]) == 1  # not the GLUE scores
+    assert [r["name"] for r in rows(qa)] == ["QA-BERT-Mini", "QA-BERT-Mini", "QA-BERT-Mini-Classifier"]
+    assert rows(qa)[2]["metrics"] == {"Accuracy": "MCC of 0.81"}
+    assert rows(qa)[0]["metrics"] == {}  # empty accuracy cell
 
 
 def test_a_malformed_row_is_reported_and_the_rest_is_kept(caplog):
@@ -259,78 +277,237 @@ def test_a_malformed_row_is_reported_and_the_rest_is_kept(caplog):
             "|Wide|[2 MB](model/wide-9.onnx)|1.4|9|extra|cells|\n"
             "|Short|[3 MB](model/short-11.onnx)|\n")
     with caplog.at_level(logging.WARNING):
-        payload = model_payload(spider, request, "2023", body=body).payload
-    assert [(v["name"], v["opset"]) for v in payload["variants"]] == [
-        ("Good", "7"), ("Wide", "9"), ("Short", None)]
-    assert payload["table_problems"] == ["line 6: 6 cells, the header has 4 (dropped: extra | cells)"]
+        items = model_items(spider, request, "2023", body=body)
+    assert [(r["name"], r["opset"]) for r in rows(items)] == [("Good", "7"), ("Wide", "9"), ("Short", None)]
     assert stat(spider, "ptm/pages/malformed_table_rows") == 1
     assert f"Malformed table row in {request.url}: line 6" in caplog.text
 
 
-def test_a_readme_without_download_tables_still_makes_an_item():
+def test_a_readme_without_model_rows_gives_no_item_and_is_counted(caplog):
     spider = make_spider()
     request = index_requests(spider, "2023")[0]
-    payload = model_payload(spider, request, "2023", body="# PebbleNet\n\nModels are coming.\n").payload
-    assert payload["tables"] == [] and payload["variants"] == [] and payload["title"] == "PebbleNet"
+    with caplog.at_level(logging.WARNING):
+        assert model_items(spider, request, "2023", body="# PebbleNet\n\nModels are coming.\n") == []
+    assert stat(spider, "ptm/pages/readmes_without_models") == 1
+    assert f"No model row in {request.url}" in caplog.text
+
+
+def test_the_limit_counts_model_rows_not_folders():
+    spider = make_spider(limit="3")
+    request = index_requests(spider, "2023")[0]  # PebbleNet: 8 rows
+    assert len(model_items(spider, request, "2023")) == 3
+
+
+# -- generated models: the file tree and turnkey_stats.yaml --------------------------------------
+
+def tree_entries(dirs, extra=()):
+    """A git-trees listing (as GitHub serves it) of generated-model folders."""
+    entries = [{"path": "validated/vision/classification/pebblenet/README.md", "type": "blob", "sha": "0" * 40,
+                "size": 10, "mode": "100644"},
+               {"path": "validated/x/y/turnkey_stats.yaml", "type": "blob", "sha": "0" * 40, "size": 1}]
+    for d in dirs:
+        entries += [{"path": d.split("/")[0], "type": "tree", "sha": "1" * 40, "mode": "040000"},
+                    {"path": d, "type": "tree", "sha": "2" * 40, "mode": "040000"},
+                    {"path": generated_model_file(d), "type": "blob", "sha": "3" * 40, "size": 133},
+                    {"path": f"{d}/turnkey_stats.yaml", "type": "blob", "sha": "4" * 40, "size": 900}]
+    return entries + list(extra)
+
+
+def tree_requests(spider, entries, truncated=False):
+    body = json.dumps({"sha": "f" * 40, "url": TREE, "tree": entries, "truncated": truncated})
+    return list(spider.parse_tree(text_response(TREE, body)))
+
+
+def stats_item(spider, request, body=None):
+    if body is None:
+        body = (FIXTURES / "2025" / request.url.removeprefix(f"{RAW}/")).read_bytes()
+    return list(spider.parse_stats(text_response(request.url, body, request), **request.cb_kwargs))
+
+
+def test_the_tree_lists_each_generated_model_folder_once():
+    spider = make_spider()
+    requests = tree_requests(spider, tree_entries(GENERATED_DIRS + UNVERIFIED_DIRS))
+    assert [r.url for r in requests] == [f"{RAW}/{d}/turnkey_stats.yaml" for d in GENERATED_DIRS]
+    assert requests[1].cb_kwargs == {"model": {
+        "model_dir": "Computer_Vision/tinyvit_Opset17_timm", "tree_sha": "f" * 40,
+        "files": ["Computer_Vision/tinyvit_Opset17_timm/tinyvit_Opset17.onnx"]}}
+    assert stat(spider, "ptm/pages/generated_models_listed") == len(GENERATED_DIRS)
+    assert stat(spider, "ptm/pages/unverified_models_skipped") == 1  # Computer_Vision/skip/…
+    assert stat(spider, "ptm/pages/tree_truncated") is None and stat(spider, "ptm/pages/failed") is None
+
+
+def test_a_truncated_tree_is_crawled_as_far_as_it_goes_and_reported(caplog):
+    spider = make_spider()
+    with caplog.at_level(logging.WARNING):
+        requests = tree_requests(spider, tree_entries(GENERATED_DIRS[:2]), truncated=True)
+    assert len(requests) == 2
+    assert stat(spider, "ptm/pages/tree_truncated") == 1
+    assert stat(spider, "ptm/pages/failed/truncated tree") == 1 and stat(spider, "ptm/pages/failed") == 1
+    assert f"Tree listing {TREE} is truncated" in caplog.text
+
+
+def test_tree_paths_that_could_escape_are_ignored():
+    hostile = [{"path": p, "type": "blob"} for p in (
+        "../evil/turnkey_stats.yaml", "A/../turnkey_stats.yaml", "A/b\\c/turnkey_stats.yaml",
+        "A//turnkey_stats.yaml", "A/x\x00/turnkey_stats.yaml")] + [{"path": 7, "type": "blob"}, "junk", None]
+    folders, skipped = generated_folders(hostile + [{"path": "A/ok_Opset1_x/turnkey_stats.yaml", "type": "blob"}])
+    assert folders == {"A/ok_Opset1_x": []} and skipped == 0
+
+
+def test_a_tree_that_is_not_a_listing_is_reported():
+    spider = make_spider()
+    assert list(spider.parse_tree(text_response(TREE, '{"message": "API rate limit exceeded"}'))) == []
+    assert stat(spider, "ptm/pages/failed/unexpected JSON") == 1
+
+
+def test_turnkey_stats_become_the_generated_models_payload():
+    spider = make_spider()
+    requests = tree_requests(spider, tree_entries(GENERATED_DIRS))
+    items = [i for r in requests for i in stats_item(spider, r)]
+    assert [i.model_id for i in items] == [d.rsplit("/", 1)[-1] for d in GENERATED_DIRS]
+    tiny = items[1]
+    assert tiny.url == f"{RAW}/Computer_Vision/tinyvit_Opset17_timm/turnkey_stats.yaml"
+    payload = dict(tiny.payload)
+    stats = payload.pop("turnkey")
+    assert payload == {
+        "kind": "generated", "model_dir": "Computer_Vision/tinyvit_Opset17_timm", "category": "Computer_Vision",
+        "files": ["Computer_Vision/tinyvit_Opset17_timm/tinyvit_Opset17.onnx"],
+        "stats_path": "Computer_Vision/tinyvit_Opset17_timm/turnkey_stats.yaml",
+        "stats_url": tiny.url, "tree_sha": "f" * 40}
+    assert (stats["author"], stats["class"], stats["parameters"]) == ("timm", "TinyViT", 5428040)
+    assert stats["onnx_model_information"] == {"ir_version": 8, "opset": 17, "size on disk (KiB)": 21204.5}
+    assert tiny.context["repo_url"] == REPO
+
+
+@pytest.mark.parametrize("body, kind", [
+    ("author: timm\nclass: [unclosed\n", "malformed YAML"),
+    ("- just\n- a list\n", "unexpected YAML"),
+    ("base: &b [1, 2]\nbomb: [*b, *b]\n", "malformed YAML"),  # aliases refused
+])
+def test_a_bad_turnkey_stats_file_is_reported_and_gives_no_item(body, kind):
+    spider = make_spider()
+    (request,) = tree_requests(spider, tree_entries(GENERATED_DIRS[:1]))
+    assert stats_item(spider, request, body) == []
+    assert stat(spider, f"ptm/pages/failed/{kind}") == 1
+
+
+def test_yaml_values_become_json_values():
+    assert load_yaml("when: 2023-12-08\n1: one\nok: [1, 2.5, true, null]\n") == {
+        "when": "2023-12-08", "1": "one", "ok": [1, 2.5, True, None]}
 
 
 # -- mapper --------------------------------------------------------------------------------------
 
-def test_every_fixture_model_maps_to_a_valid_record(layout_items):
+def test_every_fixture_row_maps_to_a_valid_record(layout_items):
     layout, items = layout_items
-    records = {d: map_raw(item) for d, item in items.items()}
-    for model_dir, record in records.items():
-        assert list(VALIDATOR.iter_errors(record)) == [], model_dir
-        assert record["RepoURL"] == REPO and record["RepoSubPath"] == prefix(layout) + model_dir
-        assert record["ModelHub"]["MetadataObjectID"] == prefix(layout) + model_dir
-        assert record["ModelURL"] == f"{REPO}/tree/HEAD/{prefix(layout)}{model_dir}"
+    records = [map_raw(item) for folder_items in items.values() for item in folder_items]
+    assert len(records) == ROWS[layout]
+    for record in records:
+        model_dir = record["RepoSubPath"]
+        assert list(VALIDATOR.iter_errors(record)) == [], record["ModelName"]
+        assert model_dir.removeprefix(prefix(layout)) in MODEL_DIRS
+        assert record["RepoURL"] == REPO
+        (main,) = [f for f in record["ModelFiles"] if f["Path"] == record["ModelHub"]["MetadataObjectID"]]
+        assert main["Path"].startswith(model_dir + "/") and main["Path"].endswith(".onnx")
+        assert record["ModelURL"] == f"{REPO}/blob/HEAD/{main['Path']}"
+        assert record["ModelName"] == main["Path"].rsplit("/", 1)[-1].removesuffix(".onnx")
         assert (record["ModelOwner"], record["ModelOwnerURL"], record["Library"]) == (
             "onnx", "https://github.com/onnx", "onnx")
-    assert len({r["id"] for r in records.values()}) == len(records)
-    assert len({r["ModelHub"]["MetadataFilePath"] for r in records.values()}) == len(records)
+    assert len({r["id"] for r in records}) == len(records)
+    assert len({r["ModelHub"]["MetadataFilePath"] for r in records}) == len(records)
+    assert len({r["ModelName"] for r in records}) == len(records)  # row names repeat, file names do not
 
 
-def test_record_fields_of_pebblenet_and_shardnet():
+def test_record_fields_of_a_pebblenet_row_and_a_shardnet_row():
     items = crawl_fixtures("2023")
-    pebble = map_raw(items["vision/classification/pebblenet"])
-    assert (pebble["ModelName"], pebble["ModelTask"], pebble["ModelArchitecture"]) == (
-        "PebbleNet", "image_classification", "PebbleNet")
-    assert pebble["Tags"] == ["image_classification", "opset:3", "opset:7", "opset:9", "opset:12"]
-    assert pebble["ModelPaperDOIs"] == ["10.48550/arXiv.2101.00042"]
-    assert pebble["ModelHub"]["ModelHubURL"] == REPO
-    assert pebble["LatestGitCommitSHA"] is None and pebble["CloneStatus"] == "pending"
-    shard = map_raw(items["vision/classification/shardnet"])
-    assert (shard["ModelName"], shard["ModelArchitecture"]) == ("ShardNet", "ShardNet_V1")
+    qdq = map_raw(next(i for i in items["vision/classification/pebblenet"]
+                       if i.payload["row"]["name"] == "PebbleNet50-qdq"))
+    assert (qdq["ModelName"], qdq["ModelTask"], qdq["ModelArchitecture"]) == (
+        "pebblenet50-v1-12-qdq", "image_classification", "PebbleNet")
+    assert qdq["ModelFiles"] == [
+        {"Path": "vision/classification/pebblenet/model/pebblenet50-v1-12-qdq.onnx", "URL": None,
+         "Size": "24.2 MB", "Kind": "Download"},
+        {"Path": "vision/classification/pebblenet/model/pebblenet50-v1-12-qdq.tar.gz", "URL": None,
+         "Size": "16.1 MB", "Kind": "Download (with sample test data)"}]
+    assert (qdq["OnnxVersion"], qdq["Opset"], qdq["Metrics"]) == ("1.10.0", 12, {"Top-1 accuracy (%)": "73.70"})
+    assert qdq["Tags"] == ["image_classification", "opset:12"]
+    assert qdq["ModelPaperDOIs"] == ["10.48550/arXiv.2101.00042"]
+    assert qdq["RepoSubPath"] == "vision/classification/pebblenet"
+    assert qdq["ModelHub"]["MetadataObjectID"] == "vision/classification/pebblenet/model/pebblenet50-v1-12-qdq.onnx"
+    assert qdq["ModelHub"]["MetadataFilePath"] == "onnxmodelzoo/json/metadata/onnx/pebblenet50-v1-12-qdq.onnx.json"
+    assert qdq["id"] == stable_id("onnxmodelzoo", "pebblenet50-v1-12-qdq.onnx")
+    assert (qdq["SourceLibrary"], qdq["ModelClass"], qdq["ParameterCount"]) == (None, None, None)
+    assert qdq["LatestGitCommitSHA"] is None and qdq["CloneStatus"] == "pending"
+    shard = map_raw(items["vision/classification/shardnet"][0])
+    assert (shard["ModelName"], shard["ModelArchitecture"]) == ("shardnet-3", "ShardNet_V1")
     # arXiv pdf link and abs link with a version: both DOIs, versions dropped.
     assert shard["ModelPaperDOIs"] == ["10.48550/arXiv.1902.01234", "10.48550/arXiv.1911.05678"]
-    assert map_raw(items["vision/body_analysis/age_bands"])["ModelPaperDOIs"] == []  # not arXiv
+    age = map_raw(items["vision/body_analysis/age_bands"][0])
+    assert age["ModelPaperDOIs"] == []  # not arXiv
+    assert age["Datasets"] == [{"DatasetName": "FaceAges", "DatasetOwner": "", "DatasetURL": "",
+                                "DatasetOwnerURL": ""}]
 
 
-def test_a_model_keeps_its_id_and_payload_file_when_it_moves_under_validated():
+def test_a_model_row_keeps_its_id_and_payload_file_when_it_moves_under_validated():
     old, new = crawl_fixtures("2023"), crawl_fixtures("2025")
     for model_dir in MODEL_DIRS:
-        a, b = map_raw(old[model_dir]), map_raw(new[model_dir])
-        assert a["id"] == b["id"]
-        assert a["ModelHub"]["MetadataFilePath"] == b["ModelHub"]["MetadataFilePath"]
-        assert a["ModelHub"]["MetadataObjectID"] != b["ModelHub"]["MetadataObjectID"]
+        before = {r["id"]: r for r in map(map_raw, old[model_dir])}
+        after = {r["id"]: r for r in map(map_raw, new[model_dir])}
+        assert set(before) <= set(after), model_dir  # 2025 added rows, removed none
+        for model_id, a in before.items():
+            b = after[model_id]
+            assert a["ModelName"] == b["ModelName"]
+            assert a["ModelHub"]["MetadataFilePath"] == b["ModelHub"]["MetadataFilePath"]
+            assert b["ModelHub"]["MetadataObjectID"] == "validated/" + a["ModelHub"]["MetadataObjectID"]
+            assert b["RepoSubPath"] == "validated/" + a["RepoSubPath"]
 
 
-def test_mapper_name_fallback_and_repository_from_context():
-    item = crawl_fixtures("2023")["vision/classification/shardnet"]
-    payload = {**item.payload, "title": None}
-    record = map_raw(RawModelItem("onnxmodelzoo", item.model_id, item.url, payload,
+def test_a_row_linking_a_file_elsewhere_and_the_repository_from_context():
+    item = crawl_fixtures("2023")["vision/classification/shardnet"][0]
+    row = {**item.payload["row"], "downloads": [
+        {"column": "Download", "size": "5 MB", "url": "https://example.org/files/shard%20net-7.onnx?dl=1"}]}
+    record = map_raw(RawModelItem("onnxmodelzoo", item.model_id, item.url, {**item.payload, "row": row},
                                   {"repo_url": "https://github.com/mirror-org/onnx-models/"}))
-    assert record["ModelName"] == "ShardNet_V1"  # no README title: the first Model Class
+    assert record["ModelName"] == "shard net-7"
+    assert record["ModelURL"] == "https://example.org/files/shard%20net-7.onnx?dl=1"
+    assert record["ModelFiles"] == [{"Path": None, "URL": "https://example.org/files/shard%20net-7.onnx?dl=1",
+                                     "Size": "5 MB", "Kind": "Download"}]
     assert record["RepoURL"] == "https://github.com/mirror-org/onnx-models"
     assert (record["ModelOwner"], record["ModelOwnerURL"]) == ("mirror-org", "https://github.com/mirror-org")
     assert list(VALIDATOR.iter_errors(record)) == []
 
 
+def test_generated_models_map_turnkey_stats_onto_the_record():
+    spider = make_spider()
+    items = [i for r in tree_requests(spider, tree_entries(GENERATED_DIRS)) for i in stats_item(spider, r)]
+    records = {r["ModelName"]: r for r in map(map_raw, items)}
+    assert sorted(records) == sorted(d.rsplit("/", 1)[-1] for d in GENERATED_DIRS)
+    tiny = records["tinyvit_Opset17_timm"]
+    assert [e.message for e in VALIDATOR.iter_errors(tiny)] == []
+    assert tiny["id"] == stable_id("onnxmodelzoo", "tinyvit_Opset17_timm")
+    assert tiny["ModelHub"]["MetadataObjectID"] == "Computer_Vision/tinyvit_Opset17_timm"
+    assert tiny["ModelURL"] == f"{REPO}/tree/HEAD/Computer_Vision/tinyvit_Opset17_timm"
+    assert (tiny["ParameterCount"], tiny["Opset"], tiny["SourceLibrary"], tiny["ModelClass"]) == (
+        5428040, 17, "timm", "TinyViT")
+    assert (tiny["ModelArchitecture"], tiny["ModelTask"], tiny["Tags"]) == (
+        "TinyViT", "Computer_Vision", ["Computer_Vision", "opset:17"])
+    assert tiny["ModelFiles"] == [{"Path": "Computer_Vision/tinyvit_Opset17_timm/tinyvit_Opset17.onnx",
+                                   "URL": None, "Size": "21204.5 KiB", "Kind": "model"}]
+    assert (tiny["RepoURL"], tiny["RepoSubPath"]) == (REPO, "Computer_Vision/tinyvit_Opset17_timm")
+    assert (tiny["OnnxVersion"], tiny["Metrics"]) == (None, None)
+    assert {r["SourceLibrary"] for r in records.values()} == {
+        "timm", "torchvision", "transformers", "graph_convolutions"}
+    for record in records.values():
+        assert list(VALIDATOR.iter_errors(record)) == [], record["ModelName"]
+
+
 @pytest.mark.parametrize("payload, reason", [
     (["not", "an", "object"], "not an object"),
-    ({"model_dir": "", "title": "X"}, "no model folder"),
-    ({"model_dir": "a/b", "title": None, "model_classes": []}, "neither a README title"),
-    ({"model_dir": "a/b", "title": 7, "model_classes": [{"name": None}]}, "neither a README title"),
+    ({"model_dir": "", "row": {}}, "no model folder"),
+    ({"model_dir": "a/b", "kind": "readme_row"}, "no table row"),
+    ({"model_dir": "a/b", "row": {"downloads": []}}, "without a model file"),
+    ({"model_dir": "a/b", "row": {"downloads": [{"url": "https://example.org/"}]}}, "without a name"),
+    ({"model_dir": "a/b", "kind": "generated", "turnkey": ["x"]}, "no turnkey_stats.yaml object"),
 ])
 def test_unmappable_payloads_name_the_reason(payload, reason):
     with pytest.raises(MappingError, match=reason):
@@ -338,8 +515,20 @@ def test_unmappable_payloads_name_the_reason(payload, reason):
 
 
 def test_junk_in_optional_fields_is_tolerated():
-    payload = {"model_dir": "a/b", "title": "Ok", "anchor": 5, "model_classes": ["junk", {"name": 3}],
-               "variants": [None, {"opset": 12}, {"opset": "ONNX 9, ONNX.ML 1"}, {"opset": " 11 "}]}
-    record = map_raw(RawModelItem("onnxmodelzoo", "a/b", RAW, payload))
-    assert record["Tags"] == ["opset:11"] and record["ModelTask"] is None and record["ModelArchitecture"] is None
+    row = {"downloads": [None, {"path": "a/b/m-9.onnx", "size": 5, "column": None}], "opset": "ONNX 9",
+           "metrics": {"Top-1": 3, "Top-5": "90"}, "onnx_version": 1.2, "dataset": ["x"]}
+    payload = {"model_dir": "a/b", "anchor": 5, "model_classes": ["junk", {"name": 3}], "row": row}
+    record = map_raw(RawModelItem("onnxmodelzoo", "a/b/m-9.onnx", RAW, payload))
+    assert (record["ModelName"], record["Tags"], record["ModelTask"], record["ModelArchitecture"]) == (
+        "m-9", [], None, None)
+    assert (record["Opset"], record["OnnxVersion"], record["Metrics"], record["Datasets"]) == (None, None, {"Top-5": "90"}, [])
+    assert record["ModelFiles"] == [{"Path": "a/b/m-9.onnx", "URL": None, "Size": None, "Kind": "download"}]
+    assert list(VALIDATOR.iter_errors(record)) == []
+    generated = {"model_dir": "C/x_Opset1_y", "kind": "generated", "category": "C", "files": [3, "C/x_Opset1_y/x.onnx"],
+                 "turnkey": {"parameters": -1, "onnx_model_information": {"opset": True, "size on disk (KiB)": "9"},
+                             "class": 4, "author": None}}
+    record = map_raw(RawModelItem("onnxmodelzoo", "x_Opset1_y", RAW, generated))
+    assert (record["ParameterCount"], record["Opset"], record["ModelClass"], record["SourceLibrary"]) == (
+        None, None, None, None)
+    assert record["ModelTask"] == "C" and record["ModelFiles"][0]["Size"] is None
     assert list(VALIDATOR.iter_errors(record)) == []

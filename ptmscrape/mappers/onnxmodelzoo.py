@@ -1,29 +1,46 @@
-"""ONNX Model Zoo model folders (payload built by ``spiders/onnxmodelzoo.py``) -> uniform records.
+"""ONNX Model Zoo models (payloads built by ``spiders/onnxmodelzoo.py``) -> uniform records.
 
-One record per model folder. Every model lives in the one ``onnx/models`` repository
-(``RepoURL``); the folder is ``RepoSubPath``, so the clone stage shares one clone and sets
-``LatestGitCommitSHA`` to the last commit under the folder. The task is the index section's
-anchor (``image_classification``), the architecture the first Model Class name; tags are the
-anchor and the opsets served (``opset:12``). Papers linked on arXiv become DOIs.
+One record per model: a download-table row of a model folder's README (``kind: "readme_row"``) or
+a generated model folder with a ``turnkey_stats.yaml`` (``kind: "generated"``). Every model lives
+in the one ``onnx/models`` repository (``RepoURL``); its folder is ``RepoSubPath``, so the clone
+stage shares one clone and sets ``LatestGitCommitSHA`` to the last commit under the folder (rows of
+one folder share it).
 
-The stable id and the payload file are keyed by the folder without the ``validated/`` prefix the
-2023-12 revamp added, so a model keeps its id across that move; ``MetadataObjectID`` is the
-folder as listed.
+README rows: the name is the model file's name without its extension (``resnet50-v1-12``, unique,
+where the rows' own names repeat: six "AlexNet" rows, one per opset); the table's columns become
+``ModelFiles`` (path in the repository, size as written, column), ``OnnxVersion``, ``Opset`` and
+``Metrics`` (every accuracy column, as written), a ``Dataset`` column ``Datasets``. The task is the
+index section's anchor (``image_classification``), the architecture the first Model Class name;
+tags are the anchor and ``opset:<n>``. Papers linked on arXiv become DOIs.
+
+Generated models: the name is the folder's (``alexnet_Opset17_torch_hub``); ``turnkey_stats.yaml``
+gives ``ParameterCount`` (``parameters``), ``Opset``, ``SourceLibrary`` (``author``: timm,
+torchvision, torch_hub, transformers, …), ``ModelClass`` and ``ModelArchitecture`` (``class``) and
+``ModelTask`` (``task``); ``ModelFiles`` are the folder's ``.onnx`` files, sized as the YAML says.
+
+Ids and payload files are keyed by the model file's name (README rows) or the model folder's name
+(generated models), never by the folder path, so a model keeps its id when folders move (the
+2023-12 revamp moved every README model under ``validated/``). ``MetadataObjectID`` is the model
+file's path (or the generated model's folder) as listed.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ptmscrape import dataset
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, arxiv_doi, github_owner_url, new_record, text
+from ptmscrape.mappers.common import (
+    MappingError, arxiv_doi, count, github_owner_url, new_record, text,
+)
 
 DEFAULT_REPO = "https://github.com/onnx/models"
 _ARXIV_URL = re.compile(r"^https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/([^?#]+?)(?:\.pdf)?/?(?:[?#].*)?$")
 _OPSET = re.compile(r"^\d{1,3}$")
+_MODEL_SUFFIXES = (".onnx", ".tar.gz", ".tgz", ".zip")
 
 
 def map_raw(raw: RawModelItem) -> dict[str, Any]:
@@ -33,34 +50,127 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     model_dir = text(page.get("model_dir"), 500)
     if not model_dir or not model_dir.strip("/ "):
         raise MappingError("no model folder")
-    classes = [c for c in page.get("model_classes") or [] if isinstance(c, dict)]
-    class_names = [n.strip() for n in (text(c.get("name"), 300) for c in classes) if n and n.strip()]
-    name = (text(page.get("title"), 300) or "").strip() or (class_names[0] if class_names else None)
-    if not name:
-        raise MappingError(f"{model_dir[:100]!r} has neither a README title nor a Model Class name")
-
     repo_url = (text(raw.context.get("repo_url"), 500) or DEFAULT_REPO).rstrip("/")
-    key = model_dir.removeprefix("validated/")
     segments = [s for s in urlsplit(repo_url).path.split("/") if s]
     owner = segments[0] if len(segments) >= 2 else ""
+    if page.get("kind") == "generated":
+        return _generated(raw.hub, page, model_dir, repo_url, owner)
+    return _readme_row(raw.hub, page, model_dir, repo_url, owner)
+
+
+def _readme_row(hub: str, page: dict, model_dir: str, repo_url: str, owner: str) -> dict[str, Any]:
+    row = page.get("row")
+    if not isinstance(row, dict):
+        raise MappingError(f"{model_dir[:100]!r}: no table row")
+    files = model_files(row.get("downloads"))
+    main = next((f for f in files if (f["Path"] or f["URL"] or "").endswith(".onnx")), files[0] if files else None)
+    if main is None:
+        raise MappingError(f"{model_dir[:100]!r}: table row without a model file")
+    location = main["Path"] or main["URL"]
+    file_name = posixpath.basename(unquote(urlsplit(location).path) if main["URL"] else location)
+    if not file_name:
+        raise MappingError(f"{model_dir[:100]!r}: model file without a name ({location[:100]!r})")
+    name = _stem(file_name)
+    classes = [c for c in page.get("model_classes") or [] if isinstance(c, dict)]
+    class_names = [n.strip() for n in (text(c.get("name"), 300) for c in classes) if n and n.strip()]
+
     record = new_record(
-        hub=raw.hub, hub_url=repo_url, object_id=model_dir, owner=owner, name=name,
-        model_url=f"{repo_url}/tree/HEAD/{model_dir}", owner_url=github_owner_url(repo_url),
-        stable_key=key,
+        hub=hub, hub_url=repo_url, object_id=location, owner=owner, name=name,
+        model_url=f"{repo_url}/blob/HEAD/{main['Path']}" if main["Path"] else main["URL"],
+        owner_url=github_owner_url(repo_url), stable_key=file_name,
     )
-    # One file per folder (names repeat across folders); keyed like the id, so it survives the move.
-    record["ModelHub"]["MetadataFilePath"] = dataset.metadata_file(raw.hub, owner or "_", key)
+    record["ModelHub"]["MetadataFilePath"] = dataset.metadata_file(hub, owner or "_", file_name)
     anchor = text(page.get("anchor"), 200)
+    opset = _opset(row.get("opset"))
+    metrics = row.get("metrics") if isinstance(row.get("metrics"), dict) else {}
+    dataset_name = (text(row.get("dataset"), 300) or "").strip()
     record.update(
         ModelTask=anchor,
         ModelArchitecture=class_names[0] if class_names else None,
         ModelPaperDOIs=paper_dois(text(c.get("reference_url"), 1000) for c in classes),
-        Tags=([anchor] if anchor else []) + [f"opset:{o}" for o in opsets(page.get("variants"))],
+        Datasets=[{"DatasetName": dataset_name, "DatasetOwner": "", "DatasetURL": "",
+                   "DatasetOwnerURL": ""}] if dataset_name else [],
+        Tags=([anchor] if anchor else []) + ([f"opset:{opset}"] if opset else []),
         Library="onnx",
         RepoURL=repo_url,
         RepoSubPath=model_dir,
+        ModelFiles=files,
+        OnnxVersion=(text(row.get("onnx_version"), 50) or "").strip() or None,
+        Opset=opset,
+        Metrics={str(k)[:200]: v[:200] for k, v in list(metrics.items())[:50] if isinstance(v, str)},
+        SourceLibrary=None,
+        ModelClass=None,
+        ParameterCount=None,
     )
     return record
+
+
+def _generated(hub: str, page: dict, model_dir: str, repo_url: str, owner: str) -> dict[str, Any]:
+    name = model_dir.rstrip("/").rsplit("/", 1)[-1]
+    stats = page.get("turnkey")
+    if not isinstance(stats, dict):
+        raise MappingError(f"{model_dir[:100]!r}: no turnkey_stats.yaml object")
+    info = stats.get("onnx_model_information") if isinstance(stats.get("onnx_model_information"), dict) else {}
+    size = info.get("size on disk (KiB)")
+    size_text = f"{size} KiB" if isinstance(size, (int, float)) and not isinstance(size, bool) else None
+    files = [{"Path": p[:1000], "URL": None, "Size": size_text, "Kind": "model"}
+             for p in page.get("files") or [] if isinstance(p, str) and p]
+    model_class = (text(stats.get("class"), 300) or "").strip() or None
+    task = (text(stats.get("task"), 200) or "").strip() or (text(page.get("category"), 200) or None)
+    opset = _opset(info.get("opset"))
+
+    record = new_record(
+        hub=hub, hub_url=repo_url, object_id=model_dir, owner=owner, name=name,
+        model_url=f"{repo_url}/tree/HEAD/{model_dir}", owner_url=github_owner_url(repo_url),
+        stable_key=name,
+    )
+    record["ModelHub"]["MetadataFilePath"] = dataset.metadata_file(hub, owner or "_", name)
+    record.update(
+        ModelTask=task,
+        ModelArchitecture=model_class,
+        Tags=([task] if task else []) + ([f"opset:{opset}"] if opset else []),
+        Library="onnx",
+        RepoURL=repo_url,
+        RepoSubPath=model_dir,
+        ModelFiles=files,
+        OnnxVersion=None,
+        Opset=opset,
+        Metrics=None,
+        SourceLibrary=(text(stats.get("author"), 200) or "").strip() or None,
+        ModelClass=model_class,
+        ParameterCount=count(stats.get("parameters")),
+    )
+    return record
+
+
+def model_files(downloads: Any) -> list[dict[str, str | None]]:
+    """``ModelFiles`` of a row's download links (repository paths or outside URLs)."""
+    files = []
+    for d in downloads if isinstance(downloads, list) else []:
+        if not isinstance(d, dict):
+            continue
+        path, url = text(d.get("path"), 1000), text(d.get("url"), 2000)
+        if not (path or url):
+            continue
+        files.append({"Path": path or None, "URL": None if path else url,
+                      "Size": (text(d.get("size"), 100) or "").strip() or None,
+                      "Kind": (text(d.get("column"), 200) or "").strip() or "download"})
+    return files
+
+
+def _stem(file_name: str) -> str:
+    for suffix in _MODEL_SUFFIXES:
+        if file_name.lower().endswith(suffix) and len(file_name) > len(suffix):
+            return file_name[: -len(suffix)]
+    return file_name
+
+
+def _opset(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 0 < value < 1000 else None
+    if isinstance(value, str) and _OPSET.match(value.strip()) and int(value) > 0:
+        return int(value)
+    return None
 
 
 def paper_dois(urls) -> list[str]:
@@ -71,10 +181,3 @@ def paper_dois(urls) -> list[str]:
         if doi and doi not in dois:
             dois.append(doi)
     return dois
-
-
-def opsets(variants: Any) -> list[str]:
-    """The distinct opset numbers of the folder's model files, lowest first."""
-    found = {v.get("opset").strip() for v in variants or [] if isinstance(v, dict)
-             and isinstance(v.get("opset"), str) and _OPSET.match(v.get("opset").strip())}
-    return sorted(found, key=int)

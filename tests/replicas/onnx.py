@@ -3,8 +3,13 @@
 raw.githubusercontent.com serves them, at ``/onnx/models/main/<path>`` (LFS files as pointers).
 
 The repository holds our hand-written zoo in ``tests/fixtures/onnx/<layout>/`` (``2023``: model
-folders at ``vision/…``, ``text/…``; ``2025``: under ``validated/``, deprecation notice) plus an
-LFS pointer for every ``model/…`` or ``models/…`` file a README links. History, so that folders
+folders at ``vision/…``, ``text/…``; ``2025``: under ``validated/``, deprecation notice, and
+generated-model folders ``<Category>/<model>_Opset<N>_<source>/turnkey_stats.yaml``) plus an
+LFS pointer for every ``model/…`` or ``models/…`` file a README links and a ``<model>_Opset<N>.onnx``
+pointer in every generated-model folder. GitHub's recursive git-trees listing of ``main`` is served
+at ``/ghapi/repos/onnx/models/git/trees/main`` (a base URL with a path, as a proxy would have);
+``truncate_tree = N`` serves only its first N entries with ``truncated: true``, as GitHub does for
+huge trees. History, so that folders
 have different last commits:
 
 1. every README and most weight pointers (2023-01-05);
@@ -15,6 +20,7 @@ have different last commits:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -30,6 +36,17 @@ RAW_PREFIX = f"/{REPO}/main"
 LAYOUTS = ("2023", "2025")
 ATTRIBUTES = "*.onnx filter=lfs diff=lfs merge=lfs -text\n*.tar.gz filter=lfs diff=lfs merge=lfs -text\n"
 _WEIGHT_LINK = re.compile(r"\]\((models?/[^)\s]+\.(?:onnx|tar\.gz))\)")
+TREE_PREFIX = f"/ghapi/repos/{REPO}/git/trees"
+# Generated-model folders of the 2025 layout (in the tree, linked from no README), and the
+# unverified ones under <Category>/skip/ (in the tree, never crawled).
+GENERATED_DIRS = [
+    "Computer_Vision/pebbleconv_Opset16_torchvision",
+    "Computer_Vision/tinyvit_Opset17_timm",
+    "Generative_AI/tinygpt_Opset16_transformers",
+    "Graph_Machine_Learning/gcnlite_Opset16_graph_convolutions",
+    "Natural_Language_Processing/minibert_Opset18_transformers",
+]
+UNVERIFIED_DIRS = ["Computer_Vision/skip/wobblynet_Opset16_timm"]
 
 # Model folders the top-level README links (relative to the layout's prefix), in README order.
 MODEL_DIRS = [
@@ -63,6 +80,17 @@ def model_dirs(layout: str) -> list[str]:
     return [prefix(layout) + d for d in MODEL_DIRS]
 
 
+def generated_dirs(layout: str) -> list[str]:
+    return GENERATED_DIRS if layout == "2025" else []
+
+
+def generated_model_file(model_dir: str) -> str:
+    """``Computer_Vision/alexnet_Opset17_torch_hub/alexnet_Opset17.onnx`` for that folder."""
+    name = model_dir.rsplit("/", 1)[-1]
+    stem = re.sub(r"(_Opset\d+)_.*$", r"\1", name)
+    return f"{model_dir}/{stem}.onnx"
+
+
 def fake_weights(path: str) -> bytes:
     """Stand-in content of an LFS-tracked file (only its pointer is committed)."""
     return f"replica weights of {path}\n".encode()
@@ -79,8 +107,10 @@ class OnnxZooReplica:
         self.git = GitHost(repos_root)
         self.commits: list[str] = []  # oldest first
         self.gone: set[str] = set()  # repository paths answered 404 over raw
+        self.truncate_tree: int | None = None
         self._build_repo()
         self.replica.route("GET", rf"{re.escape(RAW_PREFIX)}/(?P<path>.+)", self._raw)
+        self.replica.route("GET", rf"{re.escape(TREE_PREFIX)}/(?P<ref>[^/]+)", self._tree)
         self.git.mount(self.replica)
 
     # -- the repository ------------------------------------------------------------------------
@@ -95,6 +125,9 @@ class OnnxZooReplica:
                 for link in _WEIGHT_LINK.findall(path.read_text()):
                     weight = f"{folder}/{link}"
                     files[weight] = self._pointer(weight)
+            if path.name == "turnkey_stats.yaml":
+                weight = generated_model_file(path.parent.relative_to(root).as_posix())
+                files[weight] = self._pointer(weight)
         later = []
         for message, date, folder, names in LATER_COMMITS:
             paths = [f"{prefix(self.layout)}{folder}/{name}" for name in names]
@@ -129,8 +162,13 @@ class OnnxZooReplica:
     def raw_url(self) -> str:
         return self.url + RAW_PREFIX
 
+    @property
+    def tree_url(self) -> str:
+        return f"{self.url}{TREE_PREFIX}/main?recursive=1"
+
     def settings(self) -> dict[str, str]:
-        return {"PTM_ONNX_RAW_URL": self.raw_url, "PTM_ONNX_REPO_URL": f"https://github.com/{REPO}"}
+        return {"PTM_ONNX_RAW_URL": self.raw_url, "PTM_ONNX_REPO_URL": f"https://github.com/{REPO}",
+                "PTM_ONNX_TREE_URL": self.tree_url}
 
     def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """Crawl environment: git fetches https://github.com/onnx/models from this replica."""
@@ -156,6 +194,30 @@ class OnnxZooReplica:
         if content is None:
             return Reply.text("404: Not Found", 404)
         return Reply(200, content, {"Content-Type": "text/plain; charset=utf-8"})
+
+    def _tree(self, req: Incoming, m: re.Match) -> Reply:
+        env = {"GIT_DIR": str(self.git.bare_path(REPO))}
+        ref = m.group("ref")
+        try:
+            tree_sha = git("rev-parse", f"{ref}^{{tree}}", env=env)
+        except Exception:  # noqa: BLE001 (an unknown ref)
+            return Reply.text('{"message": "Not Found"}', 404, content_type="application/json")
+        recursive = req.arg("recursive") not in (None, "", "0", "false")
+        listing = git("ls-tree", "-l", *(["-r", "-t"] if recursive else []), ref, env=env)
+        entries = []
+        for line in listing.splitlines():
+            meta, path = line.split("\t", 1)
+            mode, kind, sha, size = meta.split()
+            entry = {"path": path, "mode": mode, "type": kind, "sha": sha}
+            if kind == "blob":
+                entry["size"] = int(size)
+            entries.append(entry)
+        truncated = self.truncate_tree is not None and len(entries) > self.truncate_tree
+        if truncated:
+            entries = entries[: self.truncate_tree]
+        body = {"sha": tree_sha, "url": f"{self.url}{TREE_PREFIX}/{tree_sha}", "tree": entries,
+                "truncated": truncated}
+        return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/json; charset=utf-8"})
 
 
 def start_demo_replica(workdir: Path):
