@@ -475,6 +475,11 @@ def test_a_row_linking_a_file_elsewhere_and_the_repository_from_context():
     assert record["RepoURL"] == "https://github.com/mirror-org/onnx-models"
     assert (record["ModelOwner"], record["ModelOwnerURL"]) == ("mirror-org", "https://github.com/mirror-org")
     assert list(VALIDATOR.iter_errors(record)) == []
+    # A mirror under a path: the owner is still the repository's, not the mirror's first segment.
+    mirrored = map_raw(RawModelItem("onnxmodelzoo", item.model_id, item.url, item.payload,
+                                    {"repo_url": "http://127.0.0.1:8080/git/mirror/onnx/models"}))
+    assert mirrored["ModelOwner"] == "onnx"
+    assert mirrored["ModelHub"]["MetadataFilePath"] == "onnxmodelzoo/json/metadata/onnx/shardnet-3.onnx.json"
 
 
 def test_generated_models_map_turnkey_stats_onto_the_record():

@@ -51,8 +51,9 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     if not model_dir or not model_dir.strip("/ "):
         raise MappingError("no model folder")
     repo_url = (text(raw.context.get("repo_url"), 500) or DEFAULT_REPO).rstrip("/")
+    # The owner is the segment before the repository's name, also behind a mirror's path prefix.
     segments = [s for s in urlsplit(repo_url).path.split("/") if s]
-    owner = segments[0] if len(segments) >= 2 else ""
+    owner = segments[-2] if len(segments) >= 2 else ""
     if page.get("kind") == "generated":
         return _generated(raw.hub, page, model_dir, repo_url, owner)
     return _readme_row(raw.hub, page, model_dir, repo_url, owner)
