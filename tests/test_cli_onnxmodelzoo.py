@@ -122,8 +122,14 @@ def test_a_truncated_tree_listing_is_crawled_as_far_as_it_goes_and_said(tmp_path
     with OnnxZooReplica(tmp_path / "zoo-git", layout="2025") as zoo:
         listing = json.loads(urllib.request.urlopen(zoo.tree_url).read())
         first_stats = next(n for n, e in enumerate(listing["tree"]) if e["path"].endswith("turnkey_stats.yaml"))
+        full = run_crawl("onnxmodelzoo", tmp_path, settings={**zoo.settings(), "PTM_CLONE": 0}, env=zoo.env(),
+                         out_name="full.jsonl")
         zoo.truncate_tree = first_stats + 1  # GitHub cuts huge trees; here after the first generated model
         result = run_crawl("onnxmodelzoo", tmp_path, settings={**zoo.settings(), "PTM_CLONE": 0}, env=zoo.env())
+    assert len(full.items) == ROWS["2025"] + len(GENERATED_DIRS)
+    # The generated models the cut listing lost are not reported as removed from the hub.
+    assert not list((result.data_dir / "onnxmodelzoo").glob("removed-*.txt"))
+    assert len(result.records("onnxmodelzoo")) == len(full.items)
     generated = [i for i in result.items if i["SourceLibrary"]]
     assert [i["RepoSubPath"] for i in generated] == [listing["tree"][first_stats]["path"].rsplit("/", 1)[0]]
     assert len(result.items) == ROWS["2025"] + 1
