@@ -34,6 +34,14 @@ PTM_MODELZOO_SPLASH_WAIT = 1.0
 PTM_ONNX_RAW_URL = "https://raw.githubusercontent.com/onnx/models/main"
 # The ONNX Model Zoo git repository holding every model folder (cloned once per crawl).
 PTM_ONNX_REPO_URL = "https://github.com/onnx/models"
+# Base URL of Civitai (REST API under /api/v1/; models have no git repository).
+PTM_CIVITAI_URL = "https://civitai.com"
+# Models per /api/v1/models page (the API allows at most 100).
+PTM_CIVITAI_PAGE_SIZE = 100
+# Base URL of the Ollama site (HTML library listing <base>/library, tag pages <base>/library/<m>/tags).
+PTM_OLLAMA_URL = "https://ollama.com"
+# Base URL of Ollama's OCI registry (tag manifests at <base>/v2/library/<model>/manifests/<tag>).
+PTM_OLLAMA_REGISTRY_URL = "https://registry.ollama.ai"
 
 # --- dataset tree ---------------------------------------------------------------------------
 # Root of the dataset tree: <dir>/<hub>/{<hub>.jsonl,snapshots/,json/metadata/,repos/}.
