@@ -110,3 +110,36 @@ def test_unprefixed_base_urls_work_too(tmp_path):
         result = run_crawl("ollama", tmp_path, args={"limit": 1}, settings=hub.settings())
     (item,) = result.items
     assert item["ModelURL"] == f"{hub.url}/library/llama3.2" and len(item["ModelVersions"]) == 3
+
+
+def test_a_crawl_paused_mid_model_resumes_with_the_tags_it_had_gathered(tmp_path, hub):
+    """The tags gathered so far travel in the queued manifest request, so a JOBDIR keeps them."""
+    import signal
+    from collections import Counter
+
+    from tests.crawl import crawl_command
+    from tests.crawl_control import BackgroundCrawl, count_lines, hold
+
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    settings = {**hub.settings(), "JOBDIR": jobdir}
+    gate = hold(hub.replica, "GET", hub._manifest,
+                lambda req, m, n: (m.group("model"), m.group("tag")) == ("magistral", "24b"))
+    cmd = crawl_command("ollama", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json", settings=settings)
+    crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
+    snapshots = lambda: list((data / "ollama/snapshots").glob("*.jsonl"))  # noqa: E731
+    crawl.wait_until(lambda: gate.reached.is_set() and count_lines(snapshots()) == 4, "4 models stored")
+    crawl.proc.send_signal(signal.SIGTERM)
+    crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
+    gate.open()  # magistral:24b (in flight) is answered; the request for its last tag is saved
+    assert crawl.wait() == 0
+    paused = json.loads((tmp_path / "1.stats.json").read_text())
+    assert paused["finish_reason"] == "shutdown" and paused["ptm/store/records"] == 4
+
+    resumed = run_crawl("ollama", tmp_path, settings=settings, data_dir=data, out_name="2.jsonl")
+    assert "Resuming crawl (1 requests scheduled)" in resumed.log
+    (magistral,) = resumed.items
+    assert magistral["ModelName"] == "magistral"
+    assert [v["Name"] for v in magistral["ModelVersions"]] == ["latest", "24b", "24b-small-2506-q8_0"]
+    assert all(v["Digest"] and not v["Error"] for v in magistral["ModelVersions"])
+    assert set(Counter(hub.manifest_requests()).values()) == {1}  # no manifest fetched twice
+    assert sorted(by_name(read_jsonl(data / "ollama/ollama.jsonl"))) == sorted(fixture_models())

@@ -188,3 +188,35 @@ def test_a_tags_page_without_its_model_name_is_reported():
     spider = make_spider()
     assert tags(spider, listing(spider)[0], body) == []
     assert stat(spider, "ptm/pages/failed") == 1
+
+
+def test_distributed_the_finished_model_is_handed_off_and_delivers_the_same_item():
+    import os
+    import uuid
+
+    from tests.services import require_service
+    redis_url = require_service("Redis", os.environ.get("PTM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                                start_hint="bash .ci/start-redis.sh")
+    prefix = f"ollama-test-{uuid.uuid4().hex[:8]}"
+    local = make_spider()
+    (expected,) = run_chain(local, tags(local, listing(local)[4])[0])
+    crawler = project_crawler(OllamaSpider, {"PTM_OLLAMA_URL": SITE, "PTM_OLLAMA_REGISTRY_URL": REGISTRY,
+                                             "PTM_REDIS_URL": redis_url, "PTM_REDIS_PREFIX": prefix})
+    spider = OllamaSpider.from_crawler(crawler)
+    crawler.spider = spider
+    try:
+        request = tags(spider, listing(spider)[4])[0]
+        out = [request]
+        while out and not out[0].url.startswith("data:"):
+            (request,) = out
+            out = list(request.callback(manifest_response(request), **request.cb_kwargs))
+        (handoff,) = out
+        copy = request_from_dict(handoff.to_dict(spider=spider), spider=spider)
+        (delivered,) = list(copy.callback(TextResponse(copy.url, body=b"", request=copy)))
+        assert delivered == expected
+    finally:
+        import redis
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
