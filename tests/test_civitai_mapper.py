@@ -57,7 +57,7 @@ def test_a_checkpoint_with_two_versions():
     assert f["SHA256"] == f["Hashes"]["SHA256"].lower() and len(f["SHA256"]) == 64
     assert set(f["Hashes"]) == {"AutoV1", "AutoV2", "SHA256", "CRC32", "BLAKE3"}
     assert (f["PickleScan"], f["PickleScanMessage"], f["VirusScan"]) == ("Success", "No Pickle imports", "Success")
-    assert f["DownloadURL"] == "https://civitai.com/api/download/models/176425"
+    assert f["URL"] == "https://civitai.com/api/download/models/176425"
     assert r["UsedStorage"] == v7["Size"] + inpainting["Size"]
 
 

@@ -110,6 +110,6 @@ def test_no_name_is_refused_and_junk_gives_a_valid_record():
     assert v["Files"] == [{"Name": None, "Type": None, "Format": None, "Size": None, "SHA256": None,
                            "Digest": None, "Hashes": {}, "PickleScan": None, "PickleScanMessage": None,
                            "VirusScan": None, "VirusScanMessage": None, "ScannedAt": None, "Primary": None,
-                           "DownloadURL": None}]
+                           "URL": None}]
     assert (r["Tags"], r["Downloads"], r["LastModified"], r["UsedStorage"]) == (["tools"], None, None, None)
     assert "/../" not in r["ModelHub"]["MetadataFilePath"]

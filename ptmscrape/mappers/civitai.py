@@ -115,7 +115,7 @@ def _file(entry: dict) -> dict[str, Any]:
         "VirusScanMessage": text(entry.get("virusScanMessage"), 2000),
         "ScannedAt": text(entry.get("scannedAt"), 40),
         "Primary": entry.get("primary") if isinstance(entry.get("primary"), bool) else None,
-        "DownloadURL": text(entry.get("downloadUrl"), 2000),
+        "URL": text(entry.get("downloadUrl"), 2000),
     }
 
 

@@ -92,7 +92,7 @@ def _layer(entry: dict) -> dict[str, Any]:
         "Name": kind, "Type": media_type, "Format": None, "Size": count(entry.get("size")),
         "SHA256": digest.removeprefix("sha256:") if digest else None, "Digest": digest, "Hashes": {},
         "PickleScan": None, "PickleScanMessage": None, "VirusScan": None, "VirusScanMessage": None,
-        "ScannedAt": None, "Primary": kind == "model" if kind else None, "DownloadURL": None,
+        "ScannedAt": None, "Primary": kind == "model" if kind else None, "URL": None,
     }
 
 
