@@ -8,7 +8,7 @@ point at it: concurrent requests for one URL share one future, and ``<data>/repo
 remembers where each URL was cloned, so another hub's crawl reuses that clone.
 
 The record gets ``RepoPath``, ``LatestGitCommitSHA`` (the clone's HEAD, or the last commit under
-``RepoSubPath``) and ``CloneStatus``: cloned / updated / unchanged / skipped / failed: <reason>.
+``RepoSubPath``) and ``CloneStatus``: cloned / updated / unchanged / skipped[: <reason>] / failed: <reason>.
 ``ptm/clone/bytes`` adds up what landed: the object store of each new clone, the growth of each
 updated one (the progress extension logs it).
 """
@@ -93,12 +93,16 @@ class ClonePipeline:
         if isinstance(record.get("RepoURL"), str):
             # Someone's credentials in a hub's repo URL are not re-published in our dataset or logs.
             record["RepoURL"] = without_credentials(record["RepoURL"])
+        # A mapper may say why a model has nothing to clone ("skipped: the hub has no git
+        # repository"); that reason is kept whether or not cloning is on.
+        given = record.get("CloneStatus")
+        skipped = given if isinstance(given, str) and given.startswith("skipped: ") else "skipped"
         if not self.enabled:
-            return self._finish(record, CloneResult(None, record.get("LatestGitCommitSHA"), "skipped"))
+            return self._finish(record, CloneResult(None, record.get("LatestGitCommitSHA"), skipped))
         url = record.get("RepoURL")
         if not url:
             self.stats.inc_value("ptm/clone/no_repo_url")
-            return self._finish(record, CloneResult(None, record.get("LatestGitCommitSHA"), "skipped"))
+            return self._finish(record, CloneResult(None, record.get("LatestGitCommitSHA"), skipped))
         try:
             check_url(url, self.git.policy)
             key = normalize_url(url)

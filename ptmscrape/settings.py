@@ -36,6 +36,14 @@ PTM_ONNX_RAW_URL = "https://raw.githubusercontent.com/onnx/models/main"
 PTM_ONNX_REPO_URL = "https://github.com/onnx/models"
 # GitHub recursive git-trees listing of the ONNX zoo, where the generated models (not linked from any README) are found; empty: skip them.
 PTM_ONNX_TREE_URL = "https://api.github.com/repos/onnx/models/git/trees/main?recursive=1"
+# Base URL of Civitai (REST API under /api/v1/; models have no git repository).
+PTM_CIVITAI_URL = "https://civitai.com"
+# Models per /api/v1/models page (the API allows at most 100).
+PTM_CIVITAI_PAGE_SIZE = 100
+# Base URL of the Ollama site (HTML library listing <base>/library, tag pages <base>/library/<m>/tags).
+PTM_OLLAMA_URL = "https://ollama.com"
+# Base URL of Ollama's OCI registry (tag manifests at <base>/v2/library/<model>/manifests/<tag>).
+PTM_OLLAMA_REGISTRY_URL = "https://registry.ollama.ai"
 
 # --- dataset tree ---------------------------------------------------------------------------
 # Root of the dataset tree: <dir>/<hub>/{<hub>.jsonl,snapshots/,json/metadata/,repos/}.

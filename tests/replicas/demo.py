@@ -29,6 +29,8 @@ REPLICAS = {
     "modelzoo": "modelzoo",
     "onnxmodelzoo": "onnx",
     "pytorchhub": "pytorchhub",
+    "civitai": "civitai",
+    "ollama": "ollama",
 }
 
 

@@ -1,0 +1,130 @@
+"""Civitai items -> records: versions, files, hashes, scans, license flags, NSFW; bad ids refused."""
+
+import copy
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from ptmscrape.items import RawModelItem, load_schema
+from ptmscrape.mappers.civitai import NO_REPOSITORY, map_raw
+from ptmscrape.mappers.common import MappingError, stable_id
+from tests.replicas.civitai import fixture_models
+
+VALIDATOR = Draft202012Validator(load_schema())
+BASE = "https://civitai.com"
+
+
+def raw(payload, base=BASE):
+    model_id = str(payload.get("id")) if isinstance(payload, dict) else "?"
+    return RawModelItem(hub="civitai", model_id=model_id, url=f"{base}/api/v1/models", payload=payload,
+                        context={"base_url": base})
+
+
+def by_id(model_id):
+    return copy.deepcopy(next(m for m in fixture_models() if m["id"] == model_id))
+
+
+def errors(record):
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in VALIDATOR.iter_errors(record)]
+
+
+def test_every_fixture_model_maps_to_a_valid_record():
+    for model in fixture_models():
+        record = map_raw(raw(model))
+        assert errors(record) == [], model["id"]
+        assert record["CloneStatus"] == NO_REPOSITORY and record["RepoURL"] is None
+
+
+def test_a_checkpoint_with_two_versions():
+    r = map_raw(raw(by_id(43331)))
+    assert (r["ModelName"], r["ModelOwner"]) == ("majicMIX realistic 麦橘写实", "Merjic")
+    assert r["ModelURL"] == "https://civitai.com/models/43331"
+    assert r["ModelOwnerURL"] == "https://civitai.com/user/Merjic"
+    assert r["ModelHub"] == {"ModelHubName": "civitai", "ModelHubURL": BASE, "MetadataObjectID": "43331",
+                             "MetadataFilePath": "civitai/json/metadata/Merjic/43331.json"}
+    assert r["id"] == stable_id("civitai", "43331")
+    assert (r["ModelType"], r["NSFW"], r["NSFWLevel"]) == ("Checkpoint", False, 31)
+    assert (r["Downloads"], r["Likes"]) == (802158, 40107)
+    assert r["Tags"] == ["base model", "asian", "realistic"] and r["BaseModels"] == ["SD 1.5"]
+    assert (r["CreatedAt"], r["LastModified"]) == ("2023-10-05T13:31:16.745", "2023-11-11T16:15:55.231")
+    assert r["LicensePermissions"] == {"AllowCommercialUse": ["Image"], "AllowDerivatives": True,
+                                       "AllowDifferentLicense": True, "AllowNoCredit": True}
+    v7, inpainting = r["ModelVersions"]
+    assert (v7["Name"], v7["VersionID"], v7["BaseModel"]) == ("v7", "176425", "SD 1.5")
+    (f,) = v7["Files"]
+    assert f["Name"] == "majicmixRealistic_v7.safetensors" and f["Size"] == round(2082642.474609375 * 1024)
+    assert f["Format"] == "SafeTensor" and f["Type"] == "Model" and f["Primary"] is True
+    assert f["SHA256"] == f["Hashes"]["SHA256"].lower() and len(f["SHA256"]) == 64
+    assert set(f["Hashes"]) == {"AutoV1", "AutoV2", "SHA256", "CRC32", "BLAKE3"}
+    assert (f["PickleScan"], f["PickleScanMessage"], f["VirusScan"]) == ("Success", "No Pickle imports", "Success")
+    assert f["URL"] == "https://civitai.com/api/download/models/176425"
+    assert r["UsedStorage"] == v7["Size"] + inpainting["Size"]
+
+
+def test_scan_results_and_secondary_files_are_kept():
+    r = map_raw(raw(by_id(5529)))  # EasyNegative: no creator, a pickle file flagged Danger
+    assert (r["ModelOwner"], r["ModelOwnerURL"]) == ("", "")
+    assert r["ModelHub"]["MetadataFilePath"] == "civitai/json/metadata/_/5529.json"
+    safetensors, pickle_file = r["ModelVersions"][0]["Files"]
+    assert (pickle_file["Format"], pickle_file["Primary"]) == ("PickleTensor", None)
+    assert (pickle_file["PickleScan"], pickle_file["PickleScanMessage"]) == (
+        "Danger", "Dangerous import detected: builtins.eval")
+    assert (pickle_file["VirusScan"], pickle_file["ScannedAt"]) == ("Pending", None)
+
+
+def test_license_flags_old_and_new_shapes_and_nsfw_as_data():
+    assert map_raw(raw(by_id(7240)))["LicensePermissions"] == {  # older answers: one string
+        "AllowCommercialUse": ["Sell"], "AllowDerivatives": False, "AllowDifferentLicense": False,
+        "AllowNoCredit": False}
+    nsfw = map_raw(raw(by_id(9001)))
+    assert (nsfw["NSFW"], nsfw["NSFWLevel"], nsfw["LicensePermissions"]["AllowCommercialUse"]) == (True, 28, [])
+    model = by_id(9001)
+    model["allowCommercialUse"] = "None"
+    assert map_raw(raw(model))["LicensePermissions"]["AllowCommercialUse"] == []
+
+
+def test_the_base_url_is_the_model_and_owner_urls_base():
+    r = map_raw(raw(by_id(4201), base="http://127.0.0.1:9/mirror"))
+    assert r["ModelURL"] == "http://127.0.0.1:9/mirror/models/4201"
+    assert r["ModelHub"]["ModelHubURL"] == "http://127.0.0.1:9/mirror"
+
+
+@pytest.mark.parametrize("bad_id", [None, True, 0, -3, 1.5, "../../etc", "12/34", "", "١٢", "9" * 30])
+def test_a_model_without_a_usable_id_is_refused_with_the_reason(bad_id):
+    model = by_id(4201)
+    model["id"] = bad_id
+    with pytest.raises(MappingError, match="'id'"):
+        map_raw(raw(model))
+
+
+def test_digit_string_ids_are_accepted_and_a_missing_name_is_refused():
+    model = by_id(4201)
+    model["id"] = "4201"
+    assert map_raw(raw(model))["id"] == map_raw(raw(by_id(4201)))["id"]
+    model["name"] = "  "
+    with pytest.raises(MappingError, match="no name"):
+        map_raw(raw(model))
+    with pytest.raises(MappingError, match="not an object"):
+        map_raw(raw(["not", "a", "model"]))
+
+
+def test_wrong_types_and_huge_values_still_give_a_valid_bounded_record():
+    model = by_id(82098)
+    model.update(nsfw="yes", nsfwLevel=-1, allowDerivatives="true", tags="one-tag", stats=[1, 2],
+                 creator={"username": "../../" + "x" * 5000}, type=["LORA"])
+    version = model["modelVersions"][0]
+    version["files"] += ["not a file", {"sizeKB": "12", "hashes": ["SHA256"], "metadata": None,
+                                        "primary": "yes", "name": 7}]
+    version["files"][0]["hashes"]["SHA256"] = "not-a-hash"
+    version["files"][0]["sizeKB"] = float("inf")
+    model["modelVersions"].append("junk")
+    r = map_raw(raw(model))
+    assert errors(r) == []
+    assert (r["NSFW"], r["NSFWLevel"], r["ModelType"], r["Downloads"]) == (None, None, None, None)
+    assert r["Tags"] == ["one-tag"] and len(r["ModelOwner"]) <= 200
+    assert "/../" not in r["ModelHub"]["MetadataFilePath"].split("metadata/", 1)[1]
+    assert r["ModelOwnerURL"].startswith("https://civitai.com/user/..%2F..%2F")
+    first, junk = r["ModelVersions"][0]["Files"]
+    assert (first["SHA256"], first["Size"]) == (None, None)
+    assert (junk["Size"], junk["Hashes"], junk["Primary"], junk["Name"]) == (None, {}, None, None)
+    assert len(r["ModelVersions"]) == 1
