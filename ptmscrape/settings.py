@@ -34,6 +34,10 @@ PTM_MODELZOO_SPLASH_WAIT = 1.0
 PTM_ONNX_RAW_URL = "https://raw.githubusercontent.com/onnx/models/main"
 # The ONNX Model Zoo git repository holding every model folder (cloned once per crawl).
 PTM_ONNX_REPO_URL = "https://github.com/onnx/models"
+# Base URL of ModelScope (catalogue PUT /api/v1/dolphin/models, git repositories /<owner>/<name>.git).
+PTM_MODELSCOPE_URL = "https://www.modelscope.cn"
+# Models per ModelScope listing page (PageSize of the catalogue and of the per-owner listing).
+PTM_MODELSCOPE_PAGE_SIZE = 100
 
 # --- dataset tree ---------------------------------------------------------------------------
 # Root of the dataset tree: <dir>/<hub>/{<hub>.jsonl,snapshots/,json/metadata/,repos/}.

@@ -94,7 +94,7 @@ class Replica:
             def _serve(self):
                 replica._handle(self)
 
-            do_GET = do_POST = do_HEAD = _serve
+            do_GET = do_POST = do_HEAD = do_PUT = _serve
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self.server.daemon_threads = True
