@@ -29,6 +29,7 @@ REPLICAS = {
     "modelzoo": "modelzoo",
     "onnxmodelzoo": "onnx",
     "pytorchhub": "pytorchhub",
+    "modelscope": "modelscope",
 }
 
 

@@ -20,8 +20,8 @@ from tests.replicas.server import GitHost, Incoming, Replica, Reply
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "modelscope"
 MAX_PAGE_SIZE = 100  # what the replica serves at most per page, whatever PageSize asks
-SORTS = {"Default": lambda m: _number(m.get("Id")), "DownloadsCount": lambda m: -_number(m.get("Downloads")),
-         "GmtModified": lambda m: -_number(m.get("LastUpdatedTime"))}
+SORTS = {"Default": lambda m: _number(m, "Id"), "DownloadsCount": lambda m: -_number(m, "Downloads"),
+         "GmtModified": lambda m: -_number(m, "LastUpdatedTime")}
 
 
 def fixture_models() -> list[dict]:
@@ -49,7 +49,9 @@ def synthetic_models(n: int, seed: int = 3) -> list[dict]:
     return out
 
 
-def _number(value) -> int:
+def _number(model, field: str) -> int:
+    """A numeric field to sort by (0 for anything else: hostile tests serve junk too)."""
+    value = model.get(field) if isinstance(model, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
@@ -142,7 +144,8 @@ class ModelScopeReplica:
         if isinstance(parsed, Reply):
             return parsed
         body, (start, size) = parsed
-        rows = sorted((mo for mo in self.models.values() if mo.get("Path") == body.get("Path")),
+        rows = sorted((mo for mo in self.models.values()
+                       if isinstance(mo, dict) and mo.get("Path") == body.get("Path")),
                       key=SORTS["Default"])
         return Reply.json(envelope({"Models": rows[start:start + size] if start >= 0 else [],
                                     "TotalCount": len(rows)}))
