@@ -3,6 +3,7 @@ under a path prefix (a mirror): catalogue and per-owner listings, clones, limit,
 removed models, faults, hostile models, two distributed workers."""
 
 import json
+import os
 import signal
 import subprocess
 
@@ -196,3 +197,47 @@ def test_a_resumed_jobdir_crawl_ends_with_every_model_once(tmp_path, ms):
     records = read_jsonl(data / "modelscope/modelscope.jsonl")
     assert sorted(map(key, records)) == sorted(ms.models)
     assert [b["PageNumber"] for b in ms.listing_puts("catalogue")] == [1, 2, 3]  # no page twice
+
+
+def test_two_distributed_workers_share_the_crawl_each_model_once(tmp_path):
+    """Listing pages (PUTs told apart only by their body) fetched once, each model handed off
+    (raw_item) to one worker, which maps and clones it."""
+    import uuid
+
+    from tests.services import require_service
+
+    REDIS_URL = os.environ.get("PTM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    require_service("Redis", REDIS_URL, start_hint="bash .ci/start-redis.sh")
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    prefix = f"ptmtest-{uuid.uuid4().hex[:12]}"
+    data = tmp_path / "data"
+    try:
+        with ModelScopeReplica(fixture_models() + synthetic_models(24), tmp_path / "hub-git", prefix=PREFIX) as hub:
+            extra = {"PTM_REDIS_URL": REDIS_URL, "PTM_REDIS_PREFIX": prefix, "PTM_CLONE_CONCURRENCY": 2}
+            procs = []
+            for w in range(2):
+                cmd = crawl_command("modelscope", tmp_path / f"w{w}.jsonl", data, tmp_path / f"w{w}.stats.json",
+                                    settings={**settings(hub), **extra})
+                log = open(tmp_path / f"w{w}.log", "w")
+                procs.append((subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log))
+            for w, (proc, log) in enumerate(procs):
+                assert proc.wait(timeout=600) == 0, (tmp_path / f"w{w}.log").read_text()[-4000:]
+                log.close()
+                assert "Traceback" not in (tmp_path / f"w{w}.log").read_text()
+            pages = sorted(b["PageNumber"] for b in hub.listing_puts("catalogue"))
+            heads = dict(hub.heads)
+            models = set(hub.models)
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+    workers = [read_jsonl(tmp_path / f"w{w}.jsonl") for w in range(2)]
+    ids = [{i["id"] for i in items} for items in workers]
+    assert not ids[0] & ids[1] and len(ids[0]) + len(ids[1]) == len(models) == 30
+    assert pages == [1, 2, 3, 4, 5, 6]  # each page once, whichever worker fetched it
+    records = read_jsonl(data / "modelscope/modelscope.jsonl")
+    assert sorted(map(key, records)) == sorted(models)
+    for record in records:
+        assert head(data / record["RepoPath"]) == record["LatestGitCommitSHA"] == heads[key(record)]
