@@ -76,6 +76,10 @@ class ModelscopeSpider(HubSpider):
         if not isinstance(listing, list):
             self.page_malformed(response, "unexpected JSON", "no Models list in Data")
             return
+        if number == 1 and not listing:
+            # The catalogue answers an unknown SortBy (e.g. "Downloads") with an empty page.
+            self.logger.warning("ModelScope listed no models for %s", f"owner {owner!r}" if owner
+                                else f"the catalogue with SortBy {self.sort!r}")
         for model in listing:
             if self.limit_reached:
                 return

@@ -90,10 +90,13 @@ def test_paging_goes_on_until_total_count_then_stops():
     assert seen == [f"{m['Path']}/{m['Name']}" for m in models]
 
 
-def test_an_empty_page_ends_the_listing_whatever_total_count_says():
-    spider = make_spider({"PTM_MODELSCOPE_PAGE_SIZE": 2})
+def test_an_empty_page_ends_the_listing_whatever_total_count_says(caplog):
+    spider = make_spider({"PTM_MODELSCOPE_PAGE_SIZE": 2}, sort="Downloads")
     (request,) = start_requests(spider)
     assert run(spider, request, catalogue([], total=1000)) == []
+    assert "ModelScope listed no models for the catalogue with SortBy 'Downloads'" in caplog.text
+    (later,) = items_and_requests(run(spider, request, catalogue(fixture_models()[:2], total=6)))[1]
+    assert run(spider, later, catalogue([], total=6)) == []
 
 
 def test_without_total_count_paging_goes_on_until_an_empty_page():
