@@ -241,3 +241,11 @@ def test_two_distributed_workers_share_the_crawl_each_model_once(tmp_path):
     assert sorted(map(key, records)) == sorted(models)
     for record in records:
         assert head(data / record["RepoPath"]) == record["LatestGitCommitSHA"] == heads[key(record)]
+
+
+def test_lfs_weights_are_fetched_when_asked(tmp_path, ms):
+    result = run_crawl("modelscope", tmp_path, args={"owners": "AI-ModelScope"},
+                       settings=settings(ms, PTM_CLONE_LFS=1))
+    (item,) = result.items
+    weights = (result.data_dir / item["RepoPath"] / "pytorch_model.bin").read_bytes()
+    assert weights.startswith(b"weights of AI-ModelScope/bert-base-uncased") and item["CloneStatus"] == "cloned"
