@@ -5,7 +5,7 @@ Catalogue: ``PUT <base>/api/v1/dolphin/models`` with a JSON body ``{PageSize, Pa
 {Models: [...], TotalCount}}}``. Per owner: ``PUT <base>/api/v1/models/`` with ``{Path: <owner>,
 PageNumber, PageSize}`` (``HubApi.list_models``) answers ``{Code, Success, Data: {Models: [...],
 TotalCount}}``. Page numbers start at 1; paging stops at an empty page or once ``PageNumber ×
-PageSize`` reaches ``TotalCount``. Shapes are the SDK's: no real response was ever recorded.
+PageSize`` reaches ``TotalCount`` (without one: at a page shorter than ``PageSize``). Shapes are the SDK's: no real response was ever recorded.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class ModelscopeSpider(HubSpider):
             self.page_malformed(response, "hub error", f"Code {str(page.get('Code'))[:20]}: {message}")
             return
         data = page.get("Data")
-        listing = data.get("Models" if owner else "Model") if isinstance(data, dict) else None
+        listing = data.get("Model" if owner is None else "Models") if isinstance(data, dict) else None
         if owner is None:  # the catalogue nests one level deeper: Data.Model.Models
             listing = listing.get("Models") if isinstance(listing, dict) else None
             total = data["Model"].get("TotalCount") if isinstance(listing, list) else None
@@ -86,8 +86,11 @@ class ModelscopeSpider(HubSpider):
             yield self.raw_item(_label(model, owner), response, model, listed_owner=owner)
         if number == 1 and 0 < len(listing) < size and isinstance(total, int) and total > len(listing):
             size = len(listing)  # the hub capped the page size: page on with its size, not ours
-        more = isinstance(total, int) and not isinstance(total, bool) and number * size < total
-        if listing and (more or not isinstance(total, int)) and not self.limit_reached:
+        if isinstance(total, int) and not isinstance(total, bool):
+            more = number * size < total
+        else:  # no TotalCount: a short page is the last one
+            more = len(listing) >= size
+        if listing and more and not self.limit_reached:
             yield self.page_request(number + 1, owner, size)
 
 

@@ -99,12 +99,15 @@ def test_an_empty_page_ends_the_listing_whatever_total_count_says(caplog):
     assert run(spider, later, catalogue([], total=6)) == []
 
 
-def test_without_total_count_paging_goes_on_until_an_empty_page():
+def test_without_total_count_paging_goes_on_until_a_short_page():
     spider = make_spider({"PTM_MODELSCOPE_PAGE_SIZE": 2})
     (request,) = start_requests(spider)
     body = envelope({"Model": {"Models": fixture_models()[:2]}})
     items, (follow,) = items_and_requests(run(spider, request, body))
     assert len(items) == 2 and json.loads(follow.body)["PageNumber"] == 2
+    short = envelope({"Model": {"Models": fixture_models()[2:3]}})
+    items, follow = items_and_requests(run(spider, follow, short))
+    assert len(items) == 1 and follow == []  # a short page without TotalCount is the last
 
 
 def test_a_hub_that_caps_the_page_size_is_paged_with_its_size():
