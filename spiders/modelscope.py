@@ -5,7 +5,8 @@ Catalogue: ``PUT <base>/api/v1/dolphin/models`` with a JSON body ``{PageSize, Pa
 {Models: [...], TotalCount}}}``. Per owner: ``PUT <base>/api/v1/models/`` with ``{Path: <owner>,
 PageNumber, PageSize}`` (``HubApi.list_models``) answers ``{Code, Success, Data: {Models: [...],
 TotalCount}}``. Page numbers start at 1; paging stops at an empty page or once ``PageNumber ×
-PageSize`` reaches ``TotalCount`` (without one: at a page shorter than ``PageSize``). Shapes are the SDK's: no real response was ever recorded.
+PageSize`` reaches ``TotalCount`` (without one: at a page shorter than ``PageSize``). Shapes are
+the SDK's: no real response was ever recorded.
 """
 
 from __future__ import annotations
