@@ -106,7 +106,7 @@ class ClonePipeline:
         try:
             check_url(url, self.git.policy)
             key = normalize_url(url)
-            owner, name = owner_and_name(url)
+            owner, name = _clone_names(record, url, self.crawler.spider)
         except RepoError as exc:
             return self._finish(record, CloneResult(None, record.get("LatestGitCommitSHA"), f"failed: {exc}"))
         result = self.finished.get(key)
@@ -242,6 +242,14 @@ def _hub_auth_header(spider, settings) -> tuple[str, str] | None:
     if not (token and host and base and settings.getbool("PTM_GIT_SEND_TOKEN", True)):
         return None
     return f"{urlsplit(base).scheme}://{host}/", f"Authorization: Bearer {token}"
+
+
+def _clone_names(record, url: str, spider) -> tuple[str, str]:
+    """(owner, name) of the clone's folder: the model's own ids when the hub gives each model
+    its own repository (``HubSpider.repo_per_model``), else the repository URL's first segments."""
+    if getattr(spider, "repo_per_model", False) and record.get("ModelName"):
+        return record.get("ModelOwner") or "_", record["ModelName"]
+    return owner_and_name(url)
 
 
 def _normalized(url: str) -> str | None:

@@ -44,6 +44,10 @@ PTM_CIVITAI_PAGE_SIZE = 100
 PTM_OLLAMA_URL = "https://ollama.com"
 # Base URL of Ollama's OCI registry (tag manifests at <base>/v2/library/<model>/manifests/<tag>).
 PTM_OLLAMA_REGISTRY_URL = "https://registry.ollama.ai"
+# Base URL of ModelScope (catalogue PUT /api/v1/dolphin/models, git repositories /<owner>/<name>.git).
+PTM_MODELSCOPE_URL = "https://www.modelscope.cn"
+# Models per ModelScope listing page (PageSize of the catalogue and of the per-owner listing).
+PTM_MODELSCOPE_PAGE_SIZE = 100
 
 # --- dataset tree ---------------------------------------------------------------------------
 # Root of the dataset tree: <dir>/<hub>/{<hub>.jsonl,snapshots/,json/metadata/,repos/}.

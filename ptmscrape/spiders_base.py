@@ -51,6 +51,10 @@ class HubSpider(scrapy.Spider):
     # it, and then a model the crawl did not list is not reported as removed from the hub.
     full_crawl_arguments: frozenset[str] = frozenset()
     arguments: dict[str, Any] = {}
+    # Each model is its own git repository on the hub: its clone goes to repos/<ModelOwner>/
+    # <ModelName> (the hub's ids), not to a folder read off the repository URL's path, which
+    # a base URL with a path (a mirror, a proxy) would shift.
+    repo_per_model: bool = False
 
     def __init__(self, *args: Any, limit: str | int | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)

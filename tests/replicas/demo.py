@@ -31,6 +31,7 @@ REPLICAS = {
     "pytorchhub": "pytorchhub",
     "civitai": "civitai",
     "ollama": "ollama",
+    "modelscope": "modelscope",
 }
 
 
