@@ -151,6 +151,8 @@ class HubHistory:
 
     def __post_init__(self):
         for n, (model_id, model) in enumerate(sorted(self.hub.models.items())):
+            if not re.fullmatch(r"[0-9a-f]{40}", model.get("sha") or ""):  # the Hub lists one for every model
+                model["sha"] = _sha(model_id, "head")
             self.histories[model_id] = synthetic_history(model_id, model["sha"], n)
         routes = [
             (rf"/api/models/{_ID}/commits/(?P<rev>[^/]+)", self._commits),
