@@ -9,7 +9,8 @@ import pytest
 
 from ptmscrape.history.store import digest
 from ptmscrape.history.tables import TABLES, rows
-from tests.crawl import read_jsonl, run_crawl
+from ptmscrape.dataset import read_jsonl
+from tests.crawl import run_crawl
 from tests.replicas.huggingface import HuggingFaceReplica
 from tests.replicas.huggingface_history import HubHistory
 
@@ -30,7 +31,7 @@ def crawl(hub, tmp_path, name, args=None, **settings):
 
 
 def history(data, kind):
-    return read_jsonl(data / "huggingface/history" / f"{kind}.jsonl")
+    return list(read_jsonl(data / "huggingface/history" / f"{kind}.jsonl"))  # skips a torn line
 
 
 def calls(hub, pattern):
@@ -165,3 +166,40 @@ def test_unknown_history_kind_is_refused_with_the_reason(tmp_path, hub):
     assert result.returncode != 0
     assert "-a history= knows commits, refs, discussions, files (or all), not stars" in result.log
     assert calls(hub, r"/api/") == 0
+
+
+def test_a_killed_history_crawl_loses_nothing_and_the_next_one_completes_it(tmp_path, hub):
+    from tests.crawl import crawl_command
+    from tests.crawl_control import BackgroundCrawl, hold
+
+    data = tmp_path / "data"
+    deep = max(hub.histories, key=lambda m: len(hub.histories[m].commits))  # a model with several commit pages
+    commits_gate = hold(hub.hub.replica, "GET", hub._commits,
+                        lambda req, m, n: m.group("id") == deep and req.arg("p") == "1")
+    tree_gate = hold(hub.hub.replica, "GET", hub._tree, lambda req, m, n: m.group("id") == deep and req.arg("cursor"))
+    settings = {"PTM_HUGGINGFACE_URL": hub.hub.url + PREFIX, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0,
+                "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 5}
+    args = {"history": "all"}
+    cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json", args, settings)
+    crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
+    stored = lambda: {c["raw"]["id"] for c in history(data, "commits") if c["model_id"] == deep}  # noqa: E731
+    crawl.wait_until(lambda: commits_gate.reached.is_set() and tree_gate.reached.is_set() and len(stored()) == 5,
+                     "first commit page of the deep model stored")
+    crawl.kill()
+    commits_gate.open()
+    tree_gate.open()
+    # the kill left whole lines and no state claiming the unfinished commits or files
+    for path in (data / "huggingface/history").iterdir():
+        assert path.read_bytes().endswith(b"\n")
+    assert not [s for s in history(data, "state") if s["model_id"] == deep and s["kind"] in ("commits", "files")]
+    with open(data / "huggingface/history/commits.jsonl", "ab") as f:
+        f.write(b'{"model":1,"model_id":"torn","raw":{"id":"to')  # and a power cut tore a line
+
+    result = run_crawl("huggingface", tmp_path, args=args, settings=settings, data_dir=data, out_name="2.jsonl")
+    records = result.records("huggingface")
+    assert {tuple(k) for k in table_keys(data, "commit")} == hub.all_commits()  # nothing lost, each once
+    assert table_keys(data, "file") == hub.all_files()
+    assert table_keys(data, "discussion_event") == hub.all_events()
+    assert {c["raw"]["id"] for c in history(data, "commits") if c["model_id"] == deep} == {
+        c["id"] for c in hub.histories[deep].commits}
+    assert len(records) == 12

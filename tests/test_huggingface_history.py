@@ -286,3 +286,18 @@ def test_requests_are_paced_once_few_calls_are_left_and_not_before(monkeypatch):
     assert len(slept) == 2
     other = Request("https://other.example/x")
     assert asyncio.run(mw.process_request(other)) is None and len(slept) == 2
+
+
+def test_a_call_failing_after_retries_is_recorded_without_marking_the_listing_incomplete(tmp_path):
+    from twisted.internet.error import ConnectionRefusedError
+    from twisted.python.failure import Failure
+
+    spider = make_spider(tmp_path)
+    request = by_kind(spider.history_requests(MODEL))["files"]
+    failure = Failure(ConnectionRefusedError("refused"))
+    failure.request = request
+    (item,) = spider.history_failed(failure)
+    assert item.kind == "files" and item.failure["reason"] == "failed after retries (ConnectionRefusedError)"
+    stats = spider.crawler.stats
+    assert stats.get_value("ptm/history/failed/files") == 1 and stats.get_value("ptm/history/calls/files") == 1
+    assert stats.get_value("ptm/pages/failed") is None  # the removed-models report still runs

@@ -287,8 +287,8 @@ class HistoryMixin:
             yield follow
 
     def history_failed(self, failure):
-        """Errback: the call failed after retries (network, 5xx); reported and recorded."""
-        self.page_failed(failure)
+        """Errback: the call failed after retries (network, 5xx); reported and recorded. Not
+        counted in ``ptm/pages/failed``: a lost history call loses no model of the listing."""
         request = failure.request
         ctx = request.meta["ptm_history"]
         kind = request.callback.__name__.removeprefix("parse_history_")
@@ -296,6 +296,8 @@ class HistoryMixin:
         self._history_count(f"calls/{kind}")
         status = getattr(getattr(failure.value, "response", None), "status", None)
         reason = f"HTTP {status}" if status else (failure.type.__name__ if failure.type else "error")
+        self.logger.error("History call failed after retries: %s (%s: %s)", request.url, reason,
+                          failure.getErrorMessage()[:200])
         yield self._history_failure(ctx, kind, f"failed after retries ({reason})", request.url)
 
 
