@@ -221,6 +221,8 @@ class RateLimitPacingMiddleware:
             pace["spacing"] = 0.0
             return None
         slot = max(now, pace["next"])
+        if slot >= pace["until"]:
+            return None  # the window has reset by then: a full quota again
         pace["next"] = slot + pace["spacing"]
         wait = min(slot - now, self.max_wait)
         if wait > 0:

@@ -203,3 +203,24 @@ def test_a_killed_history_crawl_loses_nothing_and_the_next_one_completes_it(tmp_
     assert {c["raw"]["id"] for c in history(data, "commits") if c["model_id"] == deep} == {
         c["id"] for c in hub.histories[deep].commits}
     assert len(records) == 12
+
+
+def test_few_calls_left_in_the_rate_limit_window_slow_the_crawl_down(tmp_path, hub):
+    sent = []
+
+    def ratelimit_headers(incoming, call_next):
+        reply = call_next()
+        if "/refs" in incoming.path and not sent:  # once: 9 of 500 calls left, window resets in 1 s
+            sent.append(1)
+            reply.headers.update({"RateLimit": '"api";r=9;t=1',
+                                  "RateLimit-Policy": '"fixed window";"api";q=500;w=300'})
+        return reply
+
+    hub.hub.replica.interceptors.append(ratelimit_headers)
+    result = crawl(hub, tmp_path, "1", args={"limit": 3})
+    assert sent and result.stats["ptm/ratelimit/paced"] >= 1
+    assert "9 calls left for 1s: pacing requests" in result.log
+    # one call every 1 / (9 + 1) s until the window resets: no wait beyond the reset
+    assert 0 < result.stats["ptm/ratelimit/paced_seconds"] <= result.stats["ptm/ratelimit/paced"] * 1.0
+    assert result.stats["ptm/ratelimit/paced"] <= 10
+    assert len(result.items) == 3 and "ptm/history/failed" not in result.stats
