@@ -27,6 +27,7 @@ import scrapy
 
 from ptmscrape.dataset import DatasetTree
 from ptmscrape.history.store import HistoryItem, digest, load_state
+from ptmscrape.idset import IdSet
 from ptmscrape.items import printable
 from ptmscrape.mappers.common import stable_id, text
 from ptmscrape.spiders_base import next_link
@@ -69,7 +70,7 @@ class HistoryMixin:
         super().__init__(*args, **kwargs)
         self.history_kinds = parse_history_kinds(history)
         self._history_state: dict[int, dict[str, Any]] | None = None
-        self._history_models: set[int] = set()
+        self._history_models = IdSet()  # models whose history this crawl asked for
 
     @property
     def history_state(self) -> dict[int, dict[str, Any]]:
