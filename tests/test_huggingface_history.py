@@ -188,7 +188,21 @@ def test_a_torn_line_of_a_killed_crawl_is_skipped_and_never_glued_to(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_bytes(b'{"model":1,"model_id":"o/m","raw":{"id":"c0"}}\n{"model":1,"model_id":"o/m","ra')
     store.write(HistoryItem("huggingface", 1, "o/m", "commits", {"commits": [{"raw": {"id": "c1"}}]}))
-    assert [r[2] for r in rows(tmp_path, "commit")] == ["c0", "c1"]
+    assert [r[2] for r in rows(tmp_path, "commit")] == ["c1", "c0"]
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 16])
+def test_history_files_read_newest_first_across_blocks_skipping_torn_and_broken_lines(tmp_path, block):
+    from ptmscrape.history.tables import _newest_first
+
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'{"n":1}\n[2]\n{"n":3,"s":"\xc3\xa9\\n"}\nnot json\n{"n":5}\n{"n":6,"torn')
+    assert [o["n"] for o in _newest_first(path, block)] == [5, 3, 1]
+    path.write_bytes(b'{"n":1}\n{"n":2}\n')
+    assert [o["n"] for o in _newest_first(path, block)] == [2, 1]
+    path.write_bytes(b"")
+    assert list(_newest_first(path, block)) == []
+    assert list(_newest_first(tmp_path / "missing.jsonl", block)) == []
 
 
 def _write(tmp_path, name, lines):
@@ -226,10 +240,10 @@ def test_tables_give_each_key_once_newest_wins_and_only_complete_file_lists(tmp_
         cols = TABLES[name].columns
         return [dict(zip(cols, r)) for r in rows(tmp_path, name)]
 
-    assert [(c["commit_id"], c["authors"]) for c in table("commit")] == [("c2", '["a","b"]'), ("c1", "[]")]
+    assert [(c["commit_id"], c["authors"]) for c in table("commit")] == [("c1", "[]"), ("c2", '["a","b"]')]  # newest first
     (d,) = table("discussion")
     assert (d["status"], d["author"], d["is_pull_request"]) == ("closed", "u", None)
-    e1, e2 = table("discussion_event")
+    e2, e1 = table("discussion_event")  # newest first
     assert (e1["author"], e1["hidden"], e1["text"]) == (None, 1, "hi")  # a deleted user: NULL
     assert (e2["type"], json.loads(e2["data"])) == ("status-change", {"status": "closed"})
     assert {(r["ref_type"], r["ref"], r["target_commit"]) for r in table("ref")} == {

@@ -12,11 +12,13 @@ and its key; :func:`rows` yields its rows as tuples in column order, each row on
 ``model`` is the record ``id`` of ``<hub>.jsonl``; ``model_id`` the hub's id of the model.
 List and object values (authors, event data) are JSON text. The history files may hold a row more
 than once (a crawl killed mid-way, a force-pushed history, a discussion that changed): the newest
-line wins.
+line wins. Rows come newest first; memory grows by 8 bytes per key (a 64-bit hash of the key: two
+keys sharing one would lose a row, odds about n²/2⁶⁵, one in a million at six million rows).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from typing import Any
 
 from ptmscrape.dataset import read_jsonl
 from ptmscrape.history.store import STATE_FILE, history_file
+from ptmscrape.idset import IdSet
 
 HUB = "huggingface"
 
@@ -44,18 +47,63 @@ class Table:
         return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  {cols},\n  PRIMARY KEY ({key})\n)'
 
     def rows(self, data_dir: str | Path, hub: str = HUB) -> Iterator[tuple]:
-        """Each row once (the newest line of a key), as a tuple in column order."""
-        latest: dict[tuple, dict[str, Any]] = {}
+        """Each row once (the newest line of a key), as a tuple in column order, newest first.
+
+        Sources are read from their end, so the first line of a key is its newest; memory holds
+        a 64-bit hash per key (:class:`~ptmscrape.idset.IdSet`), not the rows."""
+        seen = IdSet()
         for row in self.source(Path(data_dir), hub):
-            k = tuple(row.get(c) for c in self.key)
-            latest.pop(k, None)  # re-insert: keeps the order of the newest lines
-            latest[k] = row
-        for row in latest.values():
+            k = _key_hash(tuple(row.get(c) for c in self.key))
+            if k in seen:
+                continue
+            seen.add(k)
             yield tuple(row.get(c) for c in self.columns)
 
 
+def _key_hash(key: tuple) -> int:
+    text = json.dumps(key, ensure_ascii=False, separators=(",", ":"))
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "big", signed=True)
+
+
+def _newest_first(path: Path, block: int = 1 << 16) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSON Lines file, last line first; a torn last line is skipped."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        pos = f.seek(0, 2)
+        rest, last = b"", True
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            parts = (f.read(step) + rest).split(b"\n")
+            rest = parts[0]
+            for raw in reversed(parts[1:]):
+                if last:  # what follows the file's last newline: b"" or a torn line
+                    last = False
+                    continue
+                obj = _object(raw)
+                if obj is not None:
+                    yield obj
+        if rest and not last:
+            obj = _object(rest)
+            if obj is not None:
+                yield obj
+
+
+def _object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def _lines(data_dir: Path, hub: str, name: str) -> Iterator[dict[str, Any]]:
-    for line in read_jsonl(data_dir / history_file(hub, name)):
+    for line in _newest_first(data_dir / history_file(hub, name)):
         if isinstance(line.get("model"), int) and isinstance(line.get("raw"), dict):
             yield line
 
@@ -93,11 +141,11 @@ _REF_TYPES = {"branches": "branch", "tags": "tag", "converts": "convert", "pullR
 
 
 def _refs(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
-    newest: dict[int, dict[str, Any]] = {}  # a refs line is the whole body: only the newest counts
+    models = IdSet()  # a refs line is the whole body: only each model's newest counts
     for line in _lines(data_dir, hub, "refs"):
-        newest.pop(line["model"], None)
-        newest[line["model"]] = line
-    for line in newest.values():
+        if line["model"] in models:
+            continue
+        models.add(line["model"])
         for group, ref_type in _REF_TYPES.items():
             for ref in line["raw"].get(group) or []:
                 if isinstance(ref, dict):
