@@ -315,3 +315,15 @@ def test_a_call_failing_after_retries_is_recorded_without_marking_the_listing_in
     stats = spider.crawler.stats
     assert stats.get_value("ptm/history/failed/files") == 1 and stats.get_value("ptm/history/calls/files") == 1
     assert stats.get_value("ptm/pages/failed") is None  # the removed-models report still runs
+
+
+def test_without_a_listed_sha_commits_stop_at_the_stored_head_and_files_are_asked_again(tmp_path):
+    spider = make_spider(tmp_path)
+    model = {"_id": MODEL["_id"], "id": MODEL["id"]}  # e.g. PTM_HUGGINGFACE_EXPAND without sha
+    rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, model, {}))["id"]
+    spider._history_state = {rid: {"commits": {"head": SHA}, "files": {"revision": "main"}}}
+    calls = by_kind(spider.history_requests(model))
+    assert calls["commits"].url.endswith("/commits/main?limit=2") and calls["files"].url.endswith("/tree/main?recursive=1&expand=1")
+    (item,) = spider.parse_history_commits(respond(calls["commits"], [{"id": SHA}, {"id": "b" * 40}],
+                                                   headers={"Link": '</api/models/x/commits/main?p=1>; rel="next"'}))
+    assert item.rows["commits"] == [] and item.states[0]["head"] == SHA  # nothing new: one call
