@@ -169,3 +169,82 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
     if base <= 0:
         return 0.0
     return min(cap, base * 2 ** max(0, attempt - 1) * random.uniform(0.75, 1.25))
+
+
+_RATELIMIT_R = re.compile(r"(?:^|;)\s*r\s*=\s*(\d+)")
+_RATELIMIT_Q = re.compile(r"(?:^|;)\s*q\s*=\s*(\d+)")
+
+
+def ratelimit_remaining(headers) -> tuple[int, float, int | None] | None:
+    """``(remaining, seconds to reset, quota)`` from ``RateLimit: "api";r=<n>;t=<s>`` and
+    ``RateLimit-Policy: "fixed window";"api";q=<n>;w=<s>`` (quota None without a policy), or
+    None when the response names no remaining count."""
+    value = headers.get(b"RateLimit")
+    if not value:
+        return None
+    text = value.decode("latin-1")
+    r, t = _RATELIMIT_R.search(text), _RATELIMIT_T.search(text)
+    if not r or not t:
+        return None
+    policy = (headers.get(b"RateLimit-Policy") or b"").decode("latin-1")
+    q = _RATELIMIT_Q.search(policy)
+    return int(r.group(1)), float(t.group(1)), int(q.group(1)) if q else None
+
+
+class RateLimitPacingMiddleware:
+    """Spreads requests out when the hub says few are left in its window, so a long crawl (each
+    model costs several history calls) slows down instead of running into 429s.
+
+    Every response's ``RateLimit`` header gives the calls remaining (``r``) and the seconds until
+    the window resets (``t``). Below ``PTM_RATELIMIT_PACE_BELOW`` of the quota (``q`` of
+    ``RateLimit-Policy``; without one, of the most remaining seen), requests to that host are
+    sent one every ``t / (r + 1)`` seconds until the window resets. 429s are still handled by
+    :class:`RateLimitMiddleware`.
+    """
+
+    def __init__(self, crawler):
+        self.stats = crawler.stats
+        self.fraction = crawler.settings.getfloat("PTM_RATELIMIT_PACE_BELOW")
+        self.max_wait = crawler.settings.getfloat("PTM_RATELIMIT_MAX_WAIT")
+        self.hosts: dict[str, dict[str, float]] = {}  # host -> spacing, until, next slot, most seen
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    async def process_request(self, request: Request):
+        pace = self.hosts.get(urlsplit(request.url).netloc)
+        if not pace or not pace["spacing"]:
+            return None
+        now = time.monotonic()
+        if now >= pace["until"]:
+            pace["spacing"] = 0.0
+            return None
+        slot = max(now, pace["next"])
+        if slot >= pace["until"]:
+            return None  # the window has reset by then: a full quota again
+        pace["next"] = slot + pace["spacing"]
+        wait = min(slot - now, self.max_wait)
+        if wait > 0:
+            self.stats.inc_value("ptm/ratelimit/paced")
+            self.stats.inc_value("ptm/ratelimit/paced_seconds", round(wait, 3))
+            await asyncio.sleep(wait)
+        return None
+
+    def process_response(self, request: Request, response):
+        seen = ratelimit_remaining(response.headers)
+        if seen is None or self.fraction <= 0:
+            return response
+        remaining, reset, quota = seen
+        pace = self.hosts.setdefault(urlsplit(request.url).netloc,
+                                     {"spacing": 0.0, "until": 0.0, "next": 0.0, "most": 0.0})
+        pace["most"] = max(pace["most"], remaining)
+        if remaining < self.fraction * (quota or pace["most"]):
+            if not pace["spacing"]:
+                logger.info("%s: %d calls left for %.0fs: pacing requests", urlsplit(request.url).netloc,
+                            remaining, reset)
+            pace["spacing"] = min(reset / (remaining + 1), self.max_wait)
+            pace["until"] = time.monotonic() + reset
+        else:
+            pace["spacing"] = 0.0
+        return response

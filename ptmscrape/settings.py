@@ -22,6 +22,8 @@ PTM_HUGGINGFACE_EXPAND = [
 ]
 # Models per /api/models page (the Hub caps it at 1000).
 PTM_HUGGINGFACE_PAGE_SIZE = 1000
+# Commits per /api/models/<id>/commits/<rev> page of -a history=commits (the Hub's default is 50).
+PTM_HUGGINGFACE_COMMITS_PAGE_SIZE = 100
 # URL of Modelhub's model index (a JSON array; each model's code is a GitHub repository).
 PTM_MODELHUB_INDEX_URL = "https://raw.githubusercontent.com/modelhub-ai/modelhub/master/models.json"
 # Base URL of PyTorch Hub (listing <base>/research-models/compact, model pages <base>/<slug>/).
@@ -97,6 +99,8 @@ PTM_RATELIMIT_DEFAULT_WAIT = 5
 PTM_RETRY_BACKOFF = 1.0
 # Longest back-off (seconds) between two retries of one page.
 PTM_RETRY_BACKOFF_MAX = 60.0
+# Pace requests once a response's RateLimit header shows fewer calls left than this share of the quota.
+PTM_RATELIMIT_PACE_BELOW = 0.1
 # Times a malformed page (cut short, not JSON, incomplete HTML) is fetched again before it is reported.
 PTM_PAGE_RETRIES = 3
 
@@ -116,6 +120,8 @@ LOG_FORMATTER = "ptmscrape.logformatter.ConciseLogFormatter"  # dropped items: r
 DOWNLOADER_MIDDLEWARES = {
     # Before RetryMiddleware (550) on the response path: waits what the hub asks on a 429.
     "ptmscrape.middlewares.RateLimitMiddleware": 560,
+    # Spreads requests out while the hub's RateLimit header shows few calls left (history crawls).
+    "ptmscrape.middlewares.RateLimitPacingMiddleware": 570,
     # Scrapy's retries (5xx, resets, cut-off bodies) with exponential back-off (PTM_RETRY_BACKOFF).
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "ptmscrape.middlewares.BackoffRetryMiddleware": 550,
@@ -148,9 +154,12 @@ EXTENSIONS = {
     "ptmscrape.jobdir.JobGuard": 100,
     "ptmscrape.extensions.StatsFile": 500,
     "ptmscrape.extensions.CloneProgress": 500,
+    "ptmscrape.history.progress.HistoryProgress": 500,
 }
 
 ITEM_PIPELINES = {
+    # -a history=… items (not models): stored in <data>/<hub>/history/ and kept out of the rest.
+    "pipelines.history.HistoryPipeline": 50,
     "pipelines.map.MapPipeline": 100,
     "pipelines.validate.ValidatePipeline": 200,
     "pipelines.dedupe.DedupePipeline": 300,

@@ -4,20 +4,24 @@ Listing: ``GET <base>/api/models?sort=<sort>&direction=-1&limit=<page>&expand[]=
 array; the next page is the ``Link: <…>; rel="next"`` header (absent on the last page). Legacy ids
 (``bert-base-uncased``) answer ``/api/models/<id>`` with a 307 to the canonical id, which Scrapy
 follows; the record uses the ``id`` in the final body.
+
+``-a history=commits,refs,discussions,files`` adds each listed model's history calls
+(``ptmscrape/history/spider.py``).
 """
 
 from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
+from ptmscrape.history.spider import HistoryMixin
 from ptmscrape.spiders_base import HubSpider, next_link
 
 
-class HuggingfaceSpider(HubSpider):
+class HuggingfaceSpider(HistoryMixin, HubSpider):
     name = "huggingface"
     base_url_setting = "PTM_HUGGINGFACE_URL"
     auth_token_env = "HF_TOKEN"
-    full_crawl_arguments = frozenset({"sort"})
+    full_crawl_arguments = frozenset({"sort", "history"})
 
     def __init__(self, *args, sort="downloads", search=None, author=None, models=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,6 +60,7 @@ class HuggingfaceSpider(HubSpider):
             if self.limit_reached:
                 return
             yield self.raw_item(_model_id(model), response, model)
+            yield from self.history_requests(model)
         url = next_link(response.headers.get("Link"))
         if url and not self.limit_reached:
             yield self.request(response.urljoin(url), self.parse_listing)
@@ -64,6 +69,7 @@ class HuggingfaceSpider(HubSpider):
         model = self.json_page(response, expect=dict)
         if model is not None:
             yield self.raw_item(_model_id(model), response, model)
+            yield from self.history_requests(model)
 
 
 def _model_id(model) -> str:

@@ -1,0 +1,309 @@
+"""The spider side of ``-a history=commits,refs,discussions,files``: for each model the crawl lists,
+the Hub API calls for its history, their paging, and what a re-crawl can skip.
+
+Per model (``<api>`` is ``<base>/api/models/<id>``, the id as the hub gave it):
+
+* commits — ``<api>/commits/<sha>?limit=N``, newest first, the next page in a (relative) ``Link``
+  header; paging stops at the newest commit an earlier crawl stored completely, and no call is
+  made when the listed SHA is that commit;
+* refs — ``<api>/refs?include_prs=1``: one call; stored only when the body changed;
+* discussions — ``<api>/discussions?p=N`` until ``start + len(discussions) >= count``, then
+  ``<api>/discussions/<num>`` for each discussion that is new or whose list entry changed (status,
+  title, comments, reactions, pinned: the list carries no update time);
+* files — ``<api>/tree/<sha>?recursive=1&expand=1``, cursor ``Link`` paging; no call when the
+  files at the listed SHA are stored already.
+
+A call the hub refuses (401 gated/private/missing, 404 ``RevisionNotFound``, …) is recorded as a
+failure of that model and kind; the crawl goes on.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import scrapy
+
+from ptmscrape.dataset import DatasetTree
+from ptmscrape.history.store import HistoryItem, digest, load_state
+from ptmscrape.idset import IdSet
+from ptmscrape.items import printable
+from ptmscrape.mappers.common import stable_id, text
+from ptmscrape.spiders_base import next_link
+
+HISTORY_KINDS = ("commits", "refs", "discussions", "files")
+_SHA = re.compile(r"[0-9a-f]{40}")
+_MODEL_ID = re.compile(r"[^\s/?#%\\]+(/[^\s/?#%\\]+)?")
+# Answers that say something about the model (kept, recorded), not about the network.
+_REFUSALS = [401, 403, 404, 410]
+
+
+def parse_history_kinds(value: str | None) -> tuple[str, ...]:
+    """``-a history=commits,files`` (or ``all``) -> the kinds, in a fixed order."""
+    names = {v.strip() for v in (value or "").split(",") if v.strip()}
+    if "all" in names:
+        names = (names - {"all"}) | set(HISTORY_KINDS)
+    unknown = sorted(names - set(HISTORY_KINDS))
+    if unknown:
+        raise ValueError(f"-a history= knows {', '.join(HISTORY_KINDS)} (or all), not {', '.join(unknown)}")
+    return tuple(k for k in HISTORY_KINDS if k in names)
+
+
+def refusal_reason(status: int, headers) -> str:
+    """Why the hub refused a history call, for stats and the failures file."""
+    code = (headers.get(b"X-Error-Code") or b"").decode("latin-1").strip()[:60]
+    if status in (401, 403):
+        return f"gated, private or missing (HTTP {status})"
+    if status == 404 and code == "RevisionNotFound":
+        return "revision not found (HTTP 404 RevisionNotFound)"
+    return f"not found (HTTP {status}{' ' + code if code else ''})"
+
+
+class HistoryMixin:
+    """Mixed into a :class:`~ptmscrape.spiders_base.HubSpider` (before it) whose listing callbacks
+    ``yield from self.history_requests(model)`` for each listed model payload."""
+
+    history_kinds: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, history: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.history_kinds = parse_history_kinds(history)
+        self._history_state: dict[int, dict[str, Any]] | None = None
+        self._history_models = IdSet()  # models whose history this crawl asked for
+
+    @property
+    def history_state(self) -> dict[int, dict[str, Any]]:
+        """What earlier crawls stored (read once, when the first model's history is asked for)."""
+        if self._history_state is None:
+            self._history_state = load_state(DatasetTree.from_crawler(self.crawler), self.name)
+        return self._history_state
+
+    def _history_count(self, key: str, n: int = 1) -> None:
+        self.crawler.stats.inc_value(f"ptm/history/{key}", n)
+
+    # -- per model ------------------------------------------------------------------------
+    def history_requests(self, model: Any):
+        """The first history calls of one listed model (none without ``-a history``)."""
+        if not self.history_kinds or not isinstance(model, dict):
+            return
+        model_id = model.get("id", model.get("modelId"))
+        if not isinstance(model_id, str) or not _MODEL_ID.fullmatch(model_id) or any(
+                part in (".", "..") for part in model_id.split("/")):
+            self._history_count("skipped/malformed id")
+            self.logger.warning("No history for %s: malformed model id", printable(f"{self.name}:{model_id}"))
+            return
+        record_id = stable_id(self.name, text(model.get("_id"), 100) or model_id)
+        if record_id in self._history_models:
+            return  # listed twice in one crawl
+        self._history_models.add(record_id)
+        self._history_count("models")
+        state = self.history_state.get(record_id, {})
+        sha = model.get("sha") if isinstance(model.get("sha"), str) and _SHA.fullmatch(model["sha"]) else None
+        rev = sha or "main"
+        api = f"{self.base_url}/api/models/{quote(model_id, safe='/')}"
+        ctx = {"model": record_id, "model_id": model_id, "api": api}
+        if "commits" in self.history_kinds:
+            known = state.get("commits", {}).get("head")
+            if sha and known == sha:
+                self._history_count("unchanged/commits")
+            else:
+                size = self.settings.getint("PTM_HUGGINGFACE_COMMITS_PAGE_SIZE")
+                yield self.history_request(f"{api}/commits/{rev}?limit={size}", self.parse_history_commits,
+                                           {**ctx, "rev": rev, "stop_at": known})
+        if "refs" in self.history_kinds:
+            yield self.history_request(f"{api}/refs?include_prs=1", self.parse_history_refs, ctx)
+        if "discussions" in self.history_kinds:
+            yield self.history_request(f"{api}/discussions?p=0", self.parse_history_discussions,
+                                       {**ctx, "page": 0})
+        if "files" in self.history_kinds:
+            if sha and state.get("files", {}).get("revision") == sha:
+                self._history_count("unchanged/files")
+            else:
+                yield self.history_request(f"{api}/tree/{rev}?recursive=1&expand=1", self.parse_history_files,
+                                           {**ctx, "rev": rev, "count": 0})
+
+    def history_request(self, url: str, callback, ctx: dict[str, Any]) -> scrapy.Request:
+        return scrapy.Request(url, callback=callback, errback=self.history_failed,
+                              meta={"ptm_history": ctx, "handle_httpstatus_list": _REFUSALS})
+
+    def history_link(self, response, link: str) -> str | None:
+        """Absolute URL of a ``Link`` rel=next, kept under the base URL: the Hub sends links
+        relative to its root, so a base URL with a path (a mirror) gets its path put back. A link
+        to another host is refused."""
+        prefix = urlsplit(self.base_url).path.rstrip("/")
+        if prefix and link.startswith("/") and not link.startswith("//") and not link.startswith(prefix + "/"):
+            link = prefix + link
+        url = response.urljoin(link)
+        return url if urlsplit(url).netloc == urlsplit(self.base_url).netloc else None
+
+    # -- callbacks ------------------------------------------------------------------------
+    def _history_response(self, response, kind: str):
+        """Count the call; the failure item if the hub refused it, else None."""
+        self._history_count("calls")
+        self._history_count(f"calls/{kind}")
+        if response.status < 300:
+            return None
+        return self._history_failure(response.meta["ptm_history"], kind,
+                                     refusal_reason(response.status, response.headers), response.url)
+
+    def _history_failure(self, ctx: dict[str, Any], kind: str, reason: str, url: str) -> HistoryItem:
+        self._history_count("failed")
+        self._history_count(f"failed/{kind}")
+        self._history_count(f"failed/{reason}")
+        self.logger.warning("History of %s (%s) not stored: %s",
+                            printable(f"{self.name}:{ctx['model_id']}"), kind, reason)
+        return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, failure={"reason": reason, "url": url})
+
+    def _item(self, ctx: dict[str, Any], kind: str, rows=None, states=None) -> HistoryItem:
+        return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, rows or {}, states or [])
+
+    def _next(self, response, ctx, kind, callback, new_ctx):
+        """The request for the next page, or a failure item when the link leaves the hub."""
+        link = next_link(response.headers.get("Link"))
+        if not link:
+            return None
+        url = self.history_link(response, link)
+        if url is None:
+            return self._history_failure(ctx, kind, "next page link leaves the hub", response.url)
+        return self.history_request(url, callback, new_ctx)
+
+    def parse_history_commits(self, response):
+        ctx = response.meta["ptm_history"]
+        refused = self._history_response(response, "commits")
+        if refused:
+            yield refused
+            return
+        page = self.json_page(response, expect=list)
+        if page is None:
+            return
+        head = ctx.get("head") or (ctx["rev"] if _SHA.fullmatch(ctx["rev"]) else None)
+        rows, reached_known = [], False
+        for commit in page:
+            if not isinstance(commit, dict) or not isinstance(commit.get("id"), str):
+                self._history_count("malformed/commits")
+                continue
+            head = head or commit["id"]
+            if commit["id"] == ctx.get("stop_at"):
+                reached_known = True
+                break
+            rows.append({"raw": commit})
+        follow = None if reached_known else self._next(response, ctx, "commits", self.parse_history_commits,
+                                                       {**ctx, "head": head})
+        states = []
+        if follow is None and head:
+            total = (response.headers.get(b"X-Total-Count") or b"").decode("latin-1").strip()
+            states.append({"kind": "commits", "head": head, "total": int(total) if total.isdigit() else None})
+        yield self._item(ctx, "commits", {"commits": rows}, states)
+        if follow is not None:
+            yield follow
+
+    def parse_history_refs(self, response):
+        ctx = response.meta["ptm_history"]
+        refused = self._history_response(response, "refs")
+        if refused:
+            yield refused
+            return
+        body = self.json_page(response, expect=dict)
+        if body is None:
+            return
+        body_digest = digest(body)
+        if self.history_state.get(ctx["model"], {}).get("refs", {}).get("digest") == body_digest:
+            self._history_count("unchanged/refs")
+            return
+        yield self._item(ctx, "refs", {"refs": [{"raw": body}]}, [{"kind": "refs", "digest": body_digest}])
+
+    def parse_history_discussions(self, response):
+        ctx = response.meta["ptm_history"]
+        refused = self._history_response(response, "discussions")
+        if refused:
+            yield refused
+            return
+        body = self.json_page(response, expect=dict)
+        if body is None:
+            return
+        listed = body.get("discussions")
+        if not isinstance(listed, list):
+            self.report_bad_page(response, "unexpected JSON (no discussions list)")
+            return
+        stored = self.history_state.get(ctx["model"], {}).get("discussion", {})
+        for entry in listed:
+            if not isinstance(entry, dict) or not isinstance(entry.get("num"), int):
+                self._history_count("malformed/discussions")
+                continue
+            signature = discussion_signature(entry)
+            if stored.get(entry["num"], {}).get("signature") == signature:
+                self._history_count("unchanged/discussions")
+                continue
+            yield self.history_request(f"{ctx['api']}/discussions/{entry['num']}",
+                                       self.parse_history_discussion,
+                                       {**ctx, "listed": entry, "signature": signature})
+        count, start = body.get("count"), body.get("start")
+        if (listed and isinstance(count, int) and isinstance(start, int)
+                and start + len(listed) < count):
+            page = ctx["page"] + 1
+            yield self.history_request(f"{ctx['api']}/discussions?p={page}",
+                                       self.parse_history_discussions, {**ctx, "page": page})
+
+    def parse_history_discussion(self, response):
+        ctx = response.meta["ptm_history"]
+        refused = self._history_response(response, "discussion")
+        if refused:
+            yield refused
+            return
+        detail = self.json_page(response, expect=dict)
+        if detail is None:
+            return
+        num = ctx["listed"]["num"]
+        known = self.history_state.get(ctx["model"], {}).get("discussion", {}).get(num, {}).get("events") or {}
+        events = detail.get("events") if isinstance(detail.get("events"), list) else []
+        digests, new_events = {}, []
+        for event in events:
+            if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+                self._history_count("malformed/events")
+                continue
+            digests[event["id"]] = event_digest = digest(event)
+            if known.get(event["id"]) != event_digest:
+                new_events.append({"num": num, "raw": event})
+        discussion = {**ctx["listed"], **{k: v for k, v in detail.items() if k != "events"}}
+        yield self._item(ctx, "discussion",
+                         {"discussions": [{"num": num, "raw": discussion}], "discussion_events": new_events},
+                         [{"kind": "discussion", "num": num, "signature": ctx["signature"], "events": digests}])
+
+    def parse_history_files(self, response):
+        ctx = response.meta["ptm_history"]
+        refused = self._history_response(response, "files")
+        if refused:
+            yield refused
+            return
+        page = self.json_page(response, expect=list)
+        if page is None:
+            return
+        rows = [{"revision": ctx["rev"], "raw": e} for e in page if isinstance(e, dict) and isinstance(e.get("path"), str)]
+        count = ctx["count"] + len(rows)
+        follow = self._next(response, ctx, "files", self.parse_history_files, {**ctx, "count": count})
+        states = [] if follow is not None else [{"kind": "files", "revision": ctx["rev"], "count": count}]
+        yield self._item(ctx, "files", {"files": rows}, states)
+        if follow is not None:
+            yield follow
+
+    def history_failed(self, failure):
+        """Errback: the call failed after retries (network, 5xx); reported and recorded. Not
+        counted in ``ptm/pages/failed``: a lost history call loses no model of the listing."""
+        request = failure.request
+        ctx = request.meta["ptm_history"]
+        kind = request.callback.__name__.removeprefix("parse_history_")
+        self._history_count("calls")
+        self._history_count(f"calls/{kind}")
+        status = getattr(getattr(failure.value, "response", None), "status", None)
+        reason = f"HTTP {status}" if status else (failure.type.__name__ if failure.type else "error")
+        self.logger.error("History call failed after retries: %s (%s: %s)", request.url, reason,
+                          failure.getErrorMessage()[:200])
+        yield self._history_failure(ctx, kind, f"failed after retries ({reason})", request.url)
+
+
+def discussion_signature(entry: dict[str, Any]) -> str:
+    """What of a list entry moves when a discussion changes (the list has no update time)."""
+    return digest({k: entry.get(k) for k in ("title", "status", "numComments", "numReactionUsers",
+                                              "pinned", "isPullRequest")})
+

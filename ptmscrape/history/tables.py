@@ -1,0 +1,228 @@
+"""Rows of the history tables, read from the history files of a data dir (no Scrapy here).
+
+For exporters (``scrapy export``): :data:`TABLES` names each table with its columns, its SQLite DDL
+and its key; :func:`rows` yields its rows as tuples in column order, each row once (by key).
+
+* ``commit``           — one row per (model, commit id);
+* ``ref``              — the model's refs (branches, tags, converts, pull requests) as last stored;
+* ``discussion``       — one row per (model, discussion number), as last stored;
+* ``discussion_event`` — one row per (model, discussion number, event id), as last stored;
+* ``file``             — the files at the model's last completely stored revision.
+
+``model`` is the record ``id`` of ``<hub>.jsonl``; ``model_id`` the hub's id of the model.
+List and object values (authors, event data) are JSON text. The history files may hold a row more
+than once (a crawl killed mid-way, a force-pushed history, a discussion that changed): the newest
+line wins. Rows come newest first; memory grows by 8 bytes per key (a 64-bit hash of the key: two
+keys sharing one would lose a row, odds about n²/2⁶⁵, one in a million at six million rows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ptmscrape.dataset import read_jsonl
+from ptmscrape.history.store import STATE_FILE, history_file
+from ptmscrape.idset import IdSet
+
+HUB = "huggingface"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]  # SQLite column types, in column order
+    key: tuple[str, ...]
+    source: Callable[[Path, str], Iterator[dict[str, Any]]]
+
+    @property
+    def ddl(self) -> str:
+        cols = ",\n  ".join(f'"{c}" {t}' for c, t in zip(self.columns, self.types))
+        key = ", ".join(f'"{c}"' for c in self.key)
+        return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  {cols},\n  PRIMARY KEY ({key})\n)'
+
+    def rows(self, data_dir: str | Path, hub: str = HUB) -> Iterator[tuple]:
+        """Each row once (the newest line of a key), as a tuple in column order, newest first.
+
+        Sources are read from their end, so the first line of a key is its newest; memory holds
+        a 64-bit hash per key (:class:`~ptmscrape.idset.IdSet`), not the rows."""
+        seen = IdSet()
+        for row in self.source(Path(data_dir), hub):
+            k = _key_hash(tuple(row.get(c) for c in self.key))
+            if k in seen:
+                continue
+            seen.add(k)
+            yield tuple(row.get(c) for c in self.columns)
+
+
+def _key_hash(key: tuple) -> int:
+    text = json.dumps(key, ensure_ascii=False, separators=(",", ":"))
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "big", signed=True)
+
+
+def _newest_first(path: Path, block: int = 1 << 16) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSON Lines file, last line first; a torn last line is skipped."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        pos = f.seek(0, 2)
+        rest, last = b"", True
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            parts = (f.read(step) + rest).split(b"\n")
+            rest = parts[0]
+            for raw in reversed(parts[1:]):
+                if last:  # what follows the file's last newline: b"" or a torn line
+                    last = False
+                    continue
+                obj = _object(raw)
+                if obj is not None:
+                    yield obj
+        if rest and not last:
+            obj = _object(rest)
+            if obj is not None:
+                yield obj
+
+
+def _object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _lines(data_dir: Path, hub: str, name: str) -> Iterator[dict[str, Any]]:
+    for line in _newest_first(data_dir / history_file(hub, name)):
+        if isinstance(line.get("model"), int) and isinstance(line.get("raw"), dict):
+            yield line
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _name(author: Any) -> str | None:
+    """A user's name; None for a deleted user (the Hub then sends no author)."""
+    return author.get("name") if isinstance(author, dict) and isinstance(author.get("name"), str) else None
+
+
+def _bool(value: Any) -> int | None:
+    return int(value) if isinstance(value, bool) else None
+
+
+def _commits(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
+    for line in _lines(data_dir, hub, "commits"):
+        c = line["raw"]
+        authors = c.get("authors") if isinstance(c.get("authors"), list) else []
+        yield {"model": line["model"], "model_id": line["model_id"], "commit_id": c.get("id"),
+               "title": c.get("title"), "message": c.get("message"), "date": c.get("date"),
+               "authors": _json([a.get("user") for a in authors if isinstance(a, dict)]),
+               "crawled_at": line.get("crawled_at")}
+
+
+_REF_TYPES = {"branches": "branch", "tags": "tag", "converts": "convert", "pullRequests": "pull_request"}
+
+
+def _refs(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
+    models = IdSet()  # a refs line is the whole body: only each model's newest counts
+    for line in _lines(data_dir, hub, "refs"):
+        if line["model"] in models:
+            continue
+        models.add(line["model"])
+        for group, ref_type in _REF_TYPES.items():
+            for ref in line["raw"].get(group) or []:
+                if isinstance(ref, dict):
+                    yield {"model": line["model"], "model_id": line["model_id"], "ref_type": ref_type,
+                           "name": ref.get("name"), "ref": ref.get("ref") or ref.get("name"),
+                           "target_commit": ref.get("targetCommit"), "crawled_at": line.get("crawled_at")}
+
+
+def _discussions(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
+    for line in _lines(data_dir, hub, "discussions"):
+        d = line["raw"]
+        yield {"model": line["model"], "model_id": line["model_id"], "num": line.get("num", d.get("num")),
+               "title": d.get("title"), "status": d.get("status"), "is_pull_request": _bool(d.get("isPullRequest")),
+               "author": _name(d.get("author")), "created_at": d.get("createdAt"),
+               "num_comments": d.get("numComments"), "num_reaction_users": d.get("numReactionUsers"),
+               "pinned": _bool(d.get("pinned")), "locked": _bool(d.get("locked")),
+               "base_ref": _get(d, "changes", "base"), "merge_commit_id": _get(d, "changes", "mergeCommitId"),
+               "crawled_at": line.get("crawled_at")}
+
+
+def _events(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
+    for line in _lines(data_dir, hub, "discussion_events"):
+        e = line["raw"]
+        yield {"model": line["model"], "model_id": line["model_id"], "num": line.get("num"),
+               "event_id": e.get("id"), "type": e.get("type"), "author": _name(e.get("author")),
+               "created_at": e.get("createdAt"), "hidden": _bool(_get(e, "data", "hidden")),
+               "text": _get(e, "data", "latest", "raw"), "data": _json(e.get("data")),
+               "crawled_at": line.get("crawled_at")}
+
+
+def _files(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
+    complete: dict[int, str] = {}  # model -> revision whose every page was stored (last wins)
+    for line in read_jsonl(data_dir / history_file(hub, STATE_FILE)):
+        if line.get("kind") == "files" and isinstance(line.get("model"), int):
+            complete[line["model"]] = line.get("revision")
+    for line in _lines(data_dir, hub, "files"):
+        if complete.get(line["model"]) != line.get("revision"):
+            continue  # an older revision, or one a killed crawl did not finish
+        f = line["raw"]
+        yield {"model": line["model"], "model_id": line["model_id"], "revision": line.get("revision"),
+               "path": f.get("path"), "type": f.get("type"), "size": f.get("size"), "oid": f.get("oid"),
+               "lfs_oid": _get(f, "lfs", "oid"), "lfs_size": _get(f, "lfs", "size"), "xet_hash": f.get("xetHash"),
+               "last_commit_id": _get(f, "lastCommit", "id"), "last_commit_date": _get(f, "lastCommit", "date"),
+               "security_status": _get(f, "securityFileStatus", "status"), "crawled_at": line.get("crawled_at")}
+
+
+def _table(name, spec: list[tuple[str, str]], key, source) -> Table:
+    return Table(name, tuple(c for c, _ in spec), tuple(t for _, t in spec), key, source)
+
+
+_MODEL = [("model", "INTEGER NOT NULL"), ("model_id", "TEXT NOT NULL")]
+TABLES: dict[str, Table] = {t.name: t for t in (
+    _table("commit", _MODEL + [("commit_id", "TEXT NOT NULL"), ("title", "TEXT"), ("message", "TEXT"),
+                               ("date", "TEXT"), ("authors", "TEXT"), ("crawled_at", "TEXT")],
+           ("model", "commit_id"), _commits),
+    _table("ref", _MODEL + [("ref_type", "TEXT"), ("name", "TEXT"), ("ref", "TEXT NOT NULL"),
+                            ("target_commit", "TEXT"), ("crawled_at", "TEXT")],
+           ("model", "ref"), _refs),
+    _table("discussion", _MODEL + [("num", "INTEGER NOT NULL"), ("title", "TEXT"), ("status", "TEXT"),
+                                   ("is_pull_request", "INTEGER"), ("author", "TEXT"), ("created_at", "TEXT"),
+                                   ("num_comments", "INTEGER"), ("num_reaction_users", "INTEGER"),
+                                   ("pinned", "INTEGER"), ("locked", "INTEGER"), ("base_ref", "TEXT"),
+                                   ("merge_commit_id", "TEXT"), ("crawled_at", "TEXT")],
+           ("model", "num"), _discussions),
+    _table("discussion_event", _MODEL + [("num", "INTEGER NOT NULL"), ("event_id", "TEXT NOT NULL"),
+                                         ("type", "TEXT"), ("author", "TEXT"), ("created_at", "TEXT"),
+                                         ("hidden", "INTEGER"), ("text", "TEXT"), ("data", "TEXT"),
+                                         ("crawled_at", "TEXT")],
+           ("model", "num", "event_id"), _events),
+    _table("file", _MODEL + [("revision", "TEXT"), ("path", "TEXT NOT NULL"), ("type", "TEXT"),
+                             ("size", "INTEGER"), ("oid", "TEXT"), ("lfs_oid", "TEXT"), ("lfs_size", "INTEGER"),
+                             ("xet_hash", "TEXT"), ("last_commit_id", "TEXT"), ("last_commit_date", "TEXT"),
+                             ("security_status", "TEXT"), ("crawled_at", "TEXT")],
+           ("model", "path"), _files),
+)}
+
+
+def rows(data_dir: str | Path, table: str, hub: str = HUB) -> Iterator[tuple]:
+    """Rows of one table (``TABLES[table].columns`` order), each key once."""
+    return TABLES[table].rows(data_dir, hub)

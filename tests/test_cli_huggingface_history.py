@@ -1,0 +1,226 @@
+"""Real ``scrapy crawl huggingface -a history=…`` runs (subprocess) against the local replica's
+history endpoints: everything served lands once, re-crawls ask only what can have changed, and
+refused calls are recorded per model."""
+
+import math
+from collections import Counter
+
+import pytest
+
+from ptmscrape.history.store import digest
+from ptmscrape.history.tables import TABLES, rows
+from ptmscrape.dataset import read_jsonl
+from tests.crawl import run_crawl
+from tests.replicas.huggingface import HuggingFaceReplica
+from tests.replicas.huggingface_history import HubHistory
+
+PREFIX = "/hf"  # a mirror under a path: links must keep it
+
+
+@pytest.fixture
+def hub(hf_models):
+    with HuggingFaceReplica(hf_models, repos=False) as replica:
+        yield HubHistory(replica, commits_page=50, discussions_page=3, tree_page=4, prefix=PREFIX)
+
+
+def crawl(hub, tmp_path, name, args=None, **settings):
+    return run_crawl("huggingface", tmp_path, data_dir=tmp_path / "data", out_name=f"{name}.jsonl",
+                     args={"history": "commits,refs,discussions,files", **(args or {})},
+                     settings={"PTM_HUGGINGFACE_URL": hub.hub.url + PREFIX, "PTM_HUGGINGFACE_PAGE_SIZE": 5,
+                               "PTM_CLONE": 0, "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 5, **settings})
+
+
+def history(data, kind):
+    return list(read_jsonl(data / "huggingface/history" / f"{kind}.jsonl"))  # skips a torn line
+
+
+def calls(hub, pattern):
+    return hub.hub.replica.count("GET", pattern)
+
+
+def table_keys(data, name):
+    table = TABLES[name]
+    at = [table.columns.index(c) for c in ("model_id", *table.key[1:])]
+    keys = [tuple(row[i] for i in at) for row in rows(data, name)]
+    assert len(keys) == len(set(keys)), f"{name}: a row twice"
+    return set(keys)
+
+
+def assert_everything_once(hub, data, records):
+    """Every served commit, ref, discussion, event and file: once in the tree, once in the tables."""
+    by_model = {r["ModelOwner"] + "/" + r["ModelName"]: r["id"] for r in records}
+    commits = [(c["model_id"], c["raw"]["id"]) for c in history(data, "commits")]
+    assert Counter(commits).most_common(1)[0][1] == 1 and set(commits) == hub.all_commits()
+    events = [(e["model_id"], e["num"], e["raw"]["id"]) for e in history(data, "discussion_events")]
+    assert Counter(events).most_common(1)[0][1] == 1 and set(events) == hub.all_events()
+    files = [(f["model_id"], f["revision"], f["raw"]["path"]) for f in history(data, "files")]
+    assert Counter(files).most_common(1)[0][1] == 1  # once per revision: the tree keeps older file lists
+    head = {m: hub.hub.models[m]["sha"] for m in hub.served()}
+    assert {(m, path) for m, rev, path in files if rev == head[m]} == hub.all_files()
+    # a discussion that changed has a line per version; no version twice
+    versions = [(d["model_id"], d["num"], digest(d["raw"])) for d in history(data, "discussions")]
+    assert Counter(versions).most_common(1)[0][1] == 1 and {v[:2] for v in versions} == hub.all_discussions()
+    refs = history(data, "refs")  # the whole body, once per version
+    assert Counter((r["model_id"], digest(r["raw"])) for r in refs).most_common(1)[0][1] == 1
+    assert {r["model_id"] for r in refs} == set(hub.served())
+    for line in [*refs, *history(data, "files"), *history(data, "discussions")]:
+        assert line["model"] == by_model[line["model_id"]]  # the record id of <hub>.jsonl
+    assert table_keys(data, "commit") == hub.all_commits()
+    assert table_keys(data, "ref") == hub.all_refs()
+    assert table_keys(data, "discussion") == hub.all_discussions()
+    assert table_keys(data, "discussion_event") == hub.all_events()
+    assert table_keys(data, "file") == hub.all_files()
+
+
+def list_pages(hub):
+    """Discussion list calls one crawl needs to see every model's discussions."""
+    return sum(max(1, math.ceil(len(h.discussions) / hub.discussions_page)) for h in hub.served().values())
+
+
+def test_history_crawl_stores_everything_served_once_and_recrawls_ask_only_what_changed(tmp_path, hub):
+    data = tmp_path / "data"
+    first = crawl(hub, tmp_path, "1")
+    assert len(first.items) == 12  # history rows never reach the feed
+    assert_everything_once(hub, data, first.records("huggingface"))
+    assert sum(len(h.commits) > 5 for h in hub.histories.values()) >= 3  # multi-page commits
+    assert sum(len(h.discussions) > 3 for h in hub.histories.values()) >= 3  # multi-page discussions
+    assert calls(hub, r"/commits/") > 12 and calls(hub, r"/discussions\?p=[1-9]") > 0
+    assert calls(hub, r"/tree/.*cursor=") > 0
+    stats = first.stats
+    assert stats["ptm/history/models"] == 12
+    assert stats["ptm/history/calls"] == sum(stats[f"ptm/history/calls/{k}"] for k in (
+        "commits", "refs", "discussions", "discussion", "files"))
+    assert "History at the end: 12 models, " in first.log
+    deleted = [r for r in rows(data, "discussion_event") if r[TABLES["discussion_event"].columns.index("author")] is None]
+    assert deleted  # replies of deleted users are kept, author NULL
+    sizes = {p.name: p.stat().st_size for p in (data / "huggingface/history").iterdir()}
+
+    before = len(hub.hub.replica.requests)
+    second = crawl(hub, tmp_path, "2")
+    new = hub.hub.replica.requests[before:]
+    history_calls = [p for _, p in new if "/api/models/" in p and p.split("?")[0].count("/") > 5]
+    # unchanged: one refs call per model and the discussion lists; no commits, trees or details
+    assert len(history_calls) == 12 + list_pages(hub), history_calls
+    assert all("/refs?" in p or "/discussions?p=" in p for p in history_calls)
+    assert {p.name: p.stat().st_size for p in (data / "huggingface/history").iterdir()} == sizes
+    assert second.stats["ptm/history/unchanged/commits"] == second.stats["ptm/history/unchanged/files"] == 12
+
+    pushed, talked, opened = sorted(hub.histories)[:3]
+    hub.push_commit(pushed)
+    talked_num = next(d["num"] for d in hub.histories[talked].discussions)
+    hub.comment(talked, talked_num)
+    hub.open_discussion(opened)
+    before = len(hub.hub.replica.requests)
+    third = crawl(hub, tmp_path, "3")
+    new = [p for _, p in hub.hub.replica.requests[before:]]
+    assert [p for p in new if "/commits/" in p] == [
+        f"{PREFIX}/api/models/{pushed}/commits/{hub.hub.models[pushed]['sha']}?limit=5"]  # one page: new + known
+    tree_pages = math.ceil(len(hub.histories[pushed].files) / hub.tree_page)
+    assert len([p for p in new if "/tree/" in p]) == tree_pages
+    details = sorted(p for p in new if "/discussions/" in p)
+    assert details == sorted([f"{PREFIX}/api/models/{talked}/discussions/{talked_num}",
+                              f"{PREFIX}/api/models/{opened}/discussions/{len(hub.histories[opened].discussions)}"])
+    assert_everything_once(hub, data, third.records("huggingface"))
+    files_table = [r for r in rows(data, "file") if r[1] == pushed]
+    assert {r[2] for r in files_table} == {hub.hub.models[pushed]["sha"]}  # files at the new revision only
+
+
+def test_gated_and_missing_revisions_are_recorded_per_model_and_the_crawl_goes_on(tmp_path, hub):
+    gated, moved = sorted(hub.histories)[:2]
+    hub.gated.add(gated)
+    hub.hub.models[moved]["sha"] = "f" * 40  # listed at a revision the hub no longer has
+    result = crawl(hub, tmp_path, "1")
+    assert result.stats["finish_reason"] == "finished" and len(result.items) == 12
+    failures = {(f["model_id"], f["kind"]): f["reason"] for f in history(result.data_dir, "failures")}
+    assert failures == {
+        **{(gated, k): "gated, private or missing (HTTP 401)" for k in ("commits", "refs", "discussions", "files")},
+        (moved, "commits"): "revision not found (HTTP 404 RevisionNotFound)",
+        (moved, "files"): "revision not found (HTTP 404 RevisionNotFound)",
+    }
+    stats = result.stats
+    assert stats["ptm/history/failed/gated, private or missing (HTTP 401)"] == 4
+    assert stats["ptm/history/failed/revision not found (HTTP 404 RevisionNotFound)"] == 2
+    assert f"History of huggingface:{gated} (refs) not stored: gated, private or missing (HTTP 401)" in result.log
+    data = result.data_dir
+    assert {c["model_id"] for c in history(data, "commits")} == set(hub.histories) - {gated, moved}
+    assert {r["model_id"] for r in history(data, "refs")} == set(hub.histories) - {gated}
+    assert {d["model_id"] for d in history(data, "discussions")} == {m for m, _ in hub.all_discussions()}
+    state = history(data, "state")
+    assert not [s for s in state if s["model_id"] in (gated,) or (s["model_id"] == moved and s["kind"] in ("commits", "files"))]
+
+
+def test_history_follows_the_crawls_own_selection(tmp_path, hub):
+    one = "google-bert/bert-base-uncased"
+    result = crawl(hub, tmp_path, "1", args={"models": one, "history": "commits"})
+    assert {c["model_id"] for c in history(result.data_dir, "commits")} == {one}
+    assert calls(hub, r"/refs|/discussions|/tree/") == 0
+    assert not (result.data_dir / "huggingface/history/files.jsonl").exists()
+
+    limited = crawl(hub, tmp_path, "2", args={"limit": 3, "history": "refs"})
+    assert len(limited.items) == 3 and calls(hub, r"/refs\?include_prs=1$") == 3
+
+
+def test_unknown_history_kind_is_refused_with_the_reason(tmp_path, hub):
+    result = run_crawl("huggingface", tmp_path, args={"history": "commits,stars"},
+                       settings={"PTM_HUGGINGFACE_URL": hub.hub.url}, check=False)
+    assert result.returncode != 0
+    assert "-a history= knows commits, refs, discussions, files (or all), not stars" in result.log
+    assert calls(hub, r"/api/") == 0
+
+
+def test_a_killed_history_crawl_loses_nothing_and_the_next_one_completes_it(tmp_path, hub):
+    from tests.crawl import crawl_command
+    from tests.crawl_control import BackgroundCrawl, hold
+
+    data = tmp_path / "data"
+    deep = max(hub.histories, key=lambda m: len(hub.histories[m].commits))  # a model with several commit pages
+    commits_gate = hold(hub.hub.replica, "GET", hub._commits,
+                        lambda req, m, n: m.group("id") == deep and req.arg("p") == "1")
+    tree_gate = hold(hub.hub.replica, "GET", hub._tree, lambda req, m, n: m.group("id") == deep and req.arg("cursor"))
+    settings = {"PTM_HUGGINGFACE_URL": hub.hub.url + PREFIX, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0,
+                "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 5}
+    args = {"history": "all"}
+    cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json", args, settings)
+    crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
+    stored = lambda: {c["raw"]["id"] for c in history(data, "commits") if c["model_id"] == deep}  # noqa: E731
+    crawl.wait_until(lambda: commits_gate.reached.is_set() and tree_gate.reached.is_set() and len(stored()) == 5,
+                     "first commit page of the deep model stored")
+    crawl.kill()
+    commits_gate.open()
+    tree_gate.open()
+    # the kill left whole lines and no state claiming the unfinished commits or files
+    for path in (data / "huggingface/history").iterdir():
+        assert path.read_bytes().endswith(b"\n")
+    assert not [s for s in history(data, "state") if s["model_id"] == deep and s["kind"] in ("commits", "files")]
+    with open(data / "huggingface/history/commits.jsonl", "ab") as f:
+        f.write(b'{"model":1,"model_id":"torn","raw":{"id":"to')  # and a power cut tore a line
+
+    result = run_crawl("huggingface", tmp_path, args=args, settings=settings, data_dir=data, out_name="2.jsonl")
+    records = result.records("huggingface")
+    assert {tuple(k) for k in table_keys(data, "commit")} == hub.all_commits()  # nothing lost, each once
+    assert table_keys(data, "file") == hub.all_files()
+    assert table_keys(data, "discussion_event") == hub.all_events()
+    assert {c["raw"]["id"] for c in history(data, "commits") if c["model_id"] == deep} == {
+        c["id"] for c in hub.histories[deep].commits}
+    assert len(records) == 12
+
+
+def test_few_calls_left_in_the_rate_limit_window_slow_the_crawl_down(tmp_path, hub):
+    sent = []
+
+    def ratelimit_headers(incoming, call_next):
+        reply = call_next()
+        if "/refs" in incoming.path and not sent:  # once: 9 of 500 calls left, window resets in 1 s
+            sent.append(1)
+            reply.headers.update({"RateLimit": '"api";r=9;t=1',
+                                  "RateLimit-Policy": '"fixed window";"api";q=500;w=300'})
+        return reply
+
+    hub.hub.replica.interceptors.append(ratelimit_headers)
+    result = crawl(hub, tmp_path, "1", args={"limit": 3})
+    assert sent and result.stats["ptm/ratelimit/paced"] >= 1
+    assert "9 calls left for 1s: pacing requests" in result.log
+    # one call every 1 / (9 + 1) s until the window resets: no wait beyond the reset
+    assert 0 < result.stats["ptm/ratelimit/paced_seconds"] <= result.stats["ptm/ratelimit/paced"] * 1.0
+    assert result.stats["ptm/ratelimit/paced"] <= 10
+    assert len(result.items) == 3 and "ptm/history/failed" not in result.stats

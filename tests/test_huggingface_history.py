@@ -1,0 +1,329 @@
+"""Cheap tests of the history calls (spider callbacks on replica-shaped responses), the history
+files, the tables module and RateLimit pacing — no crawl, no network."""
+
+import asyncio
+import json
+import sqlite3
+
+import pytest
+from scrapy.http import Headers, Request, TextResponse
+from scrapy.utils.request import request_from_dict
+
+from pipelines.history import HistoryPipeline, HistoryStored
+from ptmscrape.dataset import DatasetTree
+from ptmscrape.history.spider import parse_history_kinds, refusal_reason
+from ptmscrape.history.store import HistoryItem, HistoryStore, history_file, load_state
+from ptmscrape.history.tables import TABLES, rows
+from ptmscrape.items import RawModelItem
+from ptmscrape.mappers.huggingface import map_raw
+from ptmscrape.middlewares import RateLimitPacingMiddleware, ratelimit_remaining
+from spiders.huggingface import HuggingfaceSpider
+from tests.crawl import project_crawler
+from tests.replicas.huggingface_history import synthetic_history
+
+BASE = "https://mirror.example/hf"
+SHA = "a" * 40
+MODEL = {"_id": "621ffdc036468d709f174338", "id": "google-bert/bert-base-uncased", "sha": SHA}
+
+
+def make_spider(tmp_path, history="all", **settings):
+    crawler = project_crawler(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": BASE, "PTM_DATA_DIR": str(tmp_path),
+                                                  "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 2, **settings})
+    spider = HuggingfaceSpider.from_crawler(crawler, history=history)
+    crawler.spider = spider
+    return spider
+
+
+def respond(request, body, status=200, headers=None):
+    return TextResponse(request.url, body=json.dumps(body).encode(), status=status,
+                        headers={"Content-Type": "application/json", **(headers or {})}, request=request)
+
+
+def by_kind(outputs):
+    return {r.callback.__name__.removeprefix("parse_history_"): r for r in outputs if isinstance(r, Request)}
+
+
+def test_history_argument_names_kinds_or_all():
+    assert parse_history_kinds(None) == ()
+    assert parse_history_kinds("files, commits") == ("commits", "files")
+    assert parse_history_kinds("all") == ("commits", "refs", "discussions", "files")
+    with pytest.raises(ValueError, match="not stars"):
+        parse_history_kinds("commits,stars")
+
+
+def test_each_listed_model_gets_its_calls_under_the_base_url_with_its_record_id(tmp_path):
+    spider = make_spider(tmp_path)
+    listing = respond(Request(f"{BASE}/api/models?limit=1"), [MODEL, dict(MODEL)])  # listed twice
+    out = list(spider.parse_listing(listing))
+    assert isinstance(out[0], RawModelItem)
+    calls = by_kind(out)
+    assert len([r for r in out if isinstance(r, Request)]) == 4  # the second listing adds none
+    api = f"{BASE}/api/models/google-bert/bert-base-uncased"
+    assert calls["commits"].url == f"{api}/commits/{SHA}?limit=2"
+    assert calls["refs"].url == f"{api}/refs?include_prs=1"
+    assert calls["discussions"].url == f"{api}/discussions?p=0"
+    assert calls["files"].url == f"{api}/tree/{SHA}?recursive=1&expand=1"
+    record = map_raw(RawModelItem("huggingface", MODEL["id"], listing.url, MODEL, {"base_url": BASE}))
+    assert {r.meta["ptm_history"]["model"] for r in calls.values()} == {record["id"]}
+    for request in calls.values():  # plain data and spider methods: a JOBDIR can hold them
+        assert request_from_dict(request.to_dict(spider=spider), spider=spider).url == request.url
+
+
+def test_malformed_model_ids_get_no_history(tmp_path):
+    spider = make_spider(tmp_path)
+    for bad in ("../../etc", "a/b/c", "x y", None):
+        assert list(spider.history_requests({"id": bad, "sha": SHA})) == []
+    assert spider.crawler.stats.get_value("ptm/history/skipped/malformed id") == 4
+
+
+def test_stored_state_skips_commits_and_files_of_an_unchanged_sha(tmp_path):
+    spider = make_spider(tmp_path)
+    rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
+    spider._history_state = {rid: {"commits": {"head": SHA}, "files": {"revision": SHA}}}
+    assert set(by_kind(spider.history_requests(MODEL))) == {"refs", "discussions"}
+    moved = by_kind(spider.history_requests({**MODEL, "_id": "other"}))  # another model: all four
+    assert set(moved) == {"commits", "refs", "discussions", "files"}
+
+
+def test_commit_pages_stop_at_the_newest_stored_commit(tmp_path):
+    spider = make_spider(tmp_path)
+    commits = synthetic_history(MODEL["id"], SHA, 3).commits  # 17 commits, newest first
+    request = by_kind(spider.history_requests(MODEL))["commits"]
+    request.meta["ptm_history"]["stop_at"] = commits[3]["id"]
+    first = list(spider.parse_history_commits(respond(request, commits[:2], headers={
+        "X-Total-Count": "17", "Link": f'</api/models/{MODEL["id"]}/commits/{SHA}?p=1&limit=2>; rel="next"'})))
+    item, follow = first
+    assert [r["raw"]["id"] for r in item.rows["commits"]] == [SHA, commits[1]["id"]] and item.states == []
+    # the Hub's root-relative link, put back under the mirror's path
+    assert follow.url == f"{BASE}/api/models/{MODEL['id']}/commits/{SHA}?p=1&limit=2"
+    (last,) = spider.parse_history_commits(respond(follow, commits[2:4], headers={"X-Total-Count": "17"}))
+    assert [r["raw"]["id"] for r in last.rows["commits"]] == [commits[2]["id"]]  # stopped at the known one
+    assert last.states == [{"kind": "commits", "head": SHA, "total": 17}]
+
+
+def test_next_links_stay_on_the_hub(tmp_path):
+    spider = make_spider(tmp_path)
+    request = by_kind(spider.history_requests(MODEL))["files"]
+    same = respond(request, [], headers={"Link": f'<{BASE}/api/models/x/tree/{SHA}?cursor=abc>; rel="next"'})
+    assert spider.history_link(same, f"/hf/api/models/x/tree/{SHA}?cursor=abc") == f"{BASE}/api/models/x/tree/{SHA}?cursor=abc"
+    evil = respond(request, [{"path": "a", "type": "file"}],
+                   headers={"Link": '<https://evil.example/steal>; rel="next"'})
+    item, failure = spider.parse_history_files(evil)
+    assert failure.failure["reason"] == "next page link leaves the hub"
+    assert item.states == [] and len(item.rows["files"]) == 1  # rows kept; revision not complete
+
+
+@pytest.mark.parametrize("status,headers,reason", [
+    (401, {"X-Error-Message": "Invalid username or password."}, "gated, private or missing (HTTP 401)"),
+    (404, {"X-Error-Code": "RevisionNotFound"}, "revision not found (HTTP 404 RevisionNotFound)"),
+    (404, {"X-Error-Code": "EntryNotFound"}, "not found (HTTP 404 EntryNotFound)"),
+])
+def test_refused_calls_become_failure_items(tmp_path, status, headers, reason):
+    spider = make_spider(tmp_path)
+    request = by_kind(spider.history_requests(MODEL))["commits"]
+    (item,) = spider.parse_history_commits(respond(request, {"error": "x"}, status, headers))
+    assert item.failure == {"reason": reason, "url": request.url} and item.rows == {} and item.states == []
+    assert refusal_reason(status, Headers(headers)) == reason
+    assert spider.crawler.stats.get_value(f"ptm/history/failed/{reason}") == 1
+
+
+def test_discussions_fetch_only_new_or_changed_ones_and_store_only_new_events(tmp_path):
+    spider = make_spider(tmp_path)
+    rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
+    details = synthetic_history(MODEL["id"], SHA, 3).discussions  # 1 discussion
+    listed = {k: details[0][k] for k in ("num", "title", "status", "isPullRequest", "pinned")}
+    listed["numComments"] = 1
+    request = by_kind(spider.history_requests(MODEL))["discussions"]
+    (detail_request,) = spider.parse_history_discussions(respond(request, {
+        "discussions": [listed], "count": 1, "start": 0, "numClosedDiscussions": 0}))
+    (item,) = spider.parse_history_discussion(respond(detail_request, details[0]))
+    events = [e["id"] for e in details[0]["events"]]
+    assert [e["raw"]["id"] for e in item.rows["discussion_events"]] == events
+    (state,) = item.states
+    spider._history_state = {rid: {"discussion": {1: state}}}
+    # unchanged list entry: no detail call; changed: only the new event is stored
+    assert list(spider.parse_history_discussions(respond(request, {
+        "discussions": [listed], "count": 1, "start": 0}))) == []
+    (detail_request,) = spider.parse_history_discussions(respond(request, {
+        "discussions": [{**listed, "numComments": 2}], "count": 1, "start": 0}))
+    new_event = {"id": "f" * 24, "type": "comment", "createdAt": "2025-01-01T00:00:00.000Z", "data": {}}
+    (item,) = spider.parse_history_discussion(respond(detail_request, {**details[0],
+                                                                        "events": details[0]["events"] + [new_event]}))
+    assert [e["raw"]["id"] for e in item.rows["discussion_events"]] == ["f" * 24]
+
+
+def test_discussion_list_pages_until_start_plus_length_reaches_count(tmp_path):
+    spider = make_spider(tmp_path)
+    request = by_kind(spider.history_requests(MODEL))["discussions"]
+    entry = {"num": 1, "title": "t", "status": "open"}
+    more = [r for r in spider.parse_history_discussions(respond(request, {"discussions": [entry], "count": 3,
+                                                                          "start": 0}))]
+    assert [r.url.rsplit("/", 1)[1] for r in more] == ["1", "discussions?p=1"]
+    last = list(spider.parse_history_discussions(respond(more[1], {"discussions": [{**entry, "num": 2},
+                                                                                   {**entry, "num": 3}],
+                                                                   "count": 3, "start": 1})))
+    assert [r.url.rsplit("/", 1)[1] for r in last] == ["2", "3"]
+
+
+def test_pipeline_stores_rows_then_state_and_keeps_items_out_of_the_feed(tmp_path):
+    crawler = project_crawler(HuggingfaceSpider, {"PTM_DATA_DIR": str(tmp_path)})
+    stage = HistoryPipeline.from_crawler(crawler)
+    item = HistoryItem("huggingface", 7, "o/m", "commits", {"commits": [{"raw": {"id": "c1"}}]},
+                       [{"kind": "commits", "head": "c1"}])
+    with pytest.raises(HistoryStored):
+        asyncio.run(stage.process_item(item))
+    raw = RawModelItem("huggingface", "o/m", BASE, {})
+    assert asyncio.run(stage.process_item(raw)) is raw
+    tree = DatasetTree(tmp_path)
+    (line,) = [json.loads(x) for x in tree.path(history_file("huggingface", "commits")).read_text().splitlines()]
+    assert (line["model"], line["model_id"], line["raw"]) == (7, "o/m", {"id": "c1"}) and line["crawled_at"]
+    assert load_state(tree, "huggingface")[7]["commits"]["head"] == "c1"
+    assert crawler.stats.get_value("ptm/history/stored/commits") == 1
+
+
+def test_a_torn_line_of_a_killed_crawl_is_skipped_and_never_glued_to(tmp_path):
+    tree = DatasetTree(tmp_path)
+    store = HistoryStore(tree)
+    path = tree.path(history_file("huggingface", "commits"))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'{"model":1,"model_id":"o/m","raw":{"id":"c0"}}\n{"model":1,"model_id":"o/m","ra')
+    store.write(HistoryItem("huggingface", 1, "o/m", "commits", {"commits": [{"raw": {"id": "c1"}}]}))
+    assert [r[2] for r in rows(tmp_path, "commit")] == ["c1", "c0"]
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 16])
+def test_history_files_read_newest_first_across_blocks_skipping_torn_and_broken_lines(tmp_path, block):
+    from ptmscrape.history.tables import _newest_first
+
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'{"n":1}\n[2]\n{"n":3,"s":"\xc3\xa9\\n"}\nnot json\n{"n":5}\n{"n":6,"torn')
+    assert [o["n"] for o in _newest_first(path, block)] == [5, 3, 1]
+    path.write_bytes(b'{"n":1}\n{"n":2}\n')
+    assert [o["n"] for o in _newest_first(path, block)] == [2, 1]
+    path.write_bytes(b"")
+    assert list(_newest_first(path, block)) == []
+    assert list(_newest_first(tmp_path / "missing.jsonl", block)) == []
+
+
+def _write(tmp_path, name, lines):
+    path = DatasetTree(tmp_path).path(history_file("huggingface", name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        for line in lines:
+            f.write(json.dumps(line) + "\n")
+
+
+def test_tables_give_each_key_once_newest_wins_and_only_complete_file_lists(tmp_path):
+    m = {"model": 5, "model_id": "o/m", "crawled_at": "2025-01-01T00:00:00Z"}
+    _write(tmp_path, "commits", [{**m, "raw": {"id": "c1", "title": "t"}}, {**m, "raw": {"id": "c2", "authors": [
+        {"user": "a", "avatar": "x"}, {"user": "b", "avatar": "y"}]}}, {**m, "raw": {"id": "c1", "title": "t"}}])
+    _write(tmp_path, "discussions", [{**m, "num": 1, "raw": {"num": 1, "status": "open", "isPullRequest": False}},
+                                     {**m, "num": 1, "raw": {"num": 1, "status": "closed", "author": {"name": "u"}}}])
+    _write(tmp_path, "discussion_events", [
+        {**m, "num": 1, "raw": {"id": "e1", "type": "comment", "data": {"hidden": True, "latest": {"raw": "hi"}}}},
+        {**m, "num": 1, "raw": {"id": "e2", "type": "status-change", "author": {"name": "u"},
+                                "data": {"status": "closed"}}}])
+    _write(tmp_path, "refs", [{**m, "raw": {"branches": [{"name": "main", "ref": "refs/heads/main",
+                                                          "targetCommit": "c0"}]}},
+                              {**m, "raw": {"branches": [{"name": "main", "ref": "refs/heads/main",
+                                                          "targetCommit": "c2"}],
+                                            "tags": [{"name": "v1", "ref": "refs/tags/v1", "targetCommit": "c1"}],
+                                            "pullRequests": [{"name": "refs/pr/1", "ref": "refs/pr/1",
+                                                              "targetCommit": "p1"}]}}])
+    lfs = {"oid": "9" * 64, "size": 10, "pointerSize": 134}
+    _write(tmp_path, "files", [{**m, "revision": "r1", "raw": {"path": "a", "type": "file", "size": 1}},
+                               {**m, "revision": "r2", "raw": {"path": "a", "type": "file", "size": 2, "lfs": lfs}},
+                               {**m, "revision": "r3", "raw": {"path": "b", "type": "file"}}])  # r3 unfinished
+    _write(tmp_path, "state", [{**m, "kind": "files", "revision": "r1"}, {**m, "kind": "files", "revision": "r2"}])
+
+    def table(name):
+        cols = TABLES[name].columns
+        return [dict(zip(cols, r)) for r in rows(tmp_path, name)]
+
+    assert [(c["commit_id"], c["authors"]) for c in table("commit")] == [("c1", "[]"), ("c2", '["a","b"]')]  # newest first
+    (d,) = table("discussion")
+    assert (d["status"], d["author"], d["is_pull_request"]) == ("closed", "u", None)
+    e2, e1 = table("discussion_event")  # newest first
+    assert (e1["author"], e1["hidden"], e1["text"]) == (None, 1, "hi")  # a deleted user: NULL
+    assert (e2["type"], json.loads(e2["data"])) == ("status-change", {"status": "closed"})
+    assert {(r["ref_type"], r["ref"], r["target_commit"]) for r in table("ref")} == {
+        ("branch", "refs/heads/main", "c2"), ("tag", "refs/tags/v1", "c1"), ("pull_request", "refs/pr/1", "p1")}
+    (f,) = table("file")
+    assert (f["revision"], f["path"], f["size"], f["lfs_oid"], f["lfs_size"]) == ("r2", "a", 2, "9" * 64, 10)
+
+    db = sqlite3.connect(":memory:")
+    for t in TABLES.values():
+        db.execute(t.ddl)
+        db.executemany(f'INSERT INTO "{t.name}" VALUES ({",".join("?" * len(t.columns))})', rows(tmp_path, t.name))
+    counts = {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in TABLES}
+    assert counts == {"commit": 2, "ref": 3, "discussion": 1, "discussion_event": 2, "file": 1}
+
+
+def test_tables_of_an_empty_data_dir_are_empty(tmp_path):
+    assert all(list(rows(tmp_path, name)) == [] for name in TABLES)
+
+
+def test_ratelimit_header_gives_remaining_reset_and_quota():
+    headers = Headers({"RateLimit": '"api";r=489;t=189', "RateLimit-Policy": '"fixed window";"api";q=500;w=300'})
+    assert ratelimit_remaining(headers) == (489, 189.0, 500)
+    assert ratelimit_remaining(Headers({"RateLimit": '"api";r=3;t=10'})) == (3, 10.0, None)
+    assert ratelimit_remaining(Headers({})) is None
+
+
+def test_requests_are_paced_once_few_calls_are_left_and_not_before(monkeypatch):
+    crawler = project_crawler(HuggingfaceSpider, {"PTM_RATELIMIT_PACE_BELOW": 0.1})
+    mw = RateLimitPacingMiddleware.from_crawler(crawler)
+    slept = []
+
+    async def fake_sleep(seconds):
+        slept.append(seconds)
+    monkeypatch.setattr("ptmscrape.middlewares.asyncio.sleep", fake_sleep)
+    request = Request("https://hub.example/api/models/x/refs")
+    policy = {"RateLimit-Policy": '"fixed window";"api";q=500;w=300'}
+
+    def answer(remaining, reset):
+        mw.process_response(request, TextResponse(request.url, body=b"[]", headers={
+            "RateLimit": f'"api";r={remaining};t={reset}', **policy}))
+
+    answer(400, 200)  # plenty left
+    for _ in range(3):
+        asyncio.run(mw.process_request(request))
+    assert slept == []
+    answer(9, 100)  # under 10% of 500: one call every 100 / 10 s
+    for _ in range(3):
+        asyncio.run(mw.process_request(request))
+    # the first goes at once, the next ones a slot of 100 / (9 + 1) s apart (the clock is frozen here)
+    assert len(slept) == 2 and 9.9 < slept[0] <= 10 and 19.9 < slept[1] <= 20
+    assert crawler.stats.get_value("ptm/ratelimit/paced") == 2
+    answer(480, 300)  # a new window
+    asyncio.run(mw.process_request(request))
+    assert len(slept) == 2
+    other = Request("https://other.example/x")
+    assert asyncio.run(mw.process_request(other)) is None and len(slept) == 2
+
+
+def test_a_call_failing_after_retries_is_recorded_without_marking_the_listing_incomplete(tmp_path):
+    from twisted.internet.error import ConnectionRefusedError
+    from twisted.python.failure import Failure
+
+    spider = make_spider(tmp_path)
+    request = by_kind(spider.history_requests(MODEL))["files"]
+    failure = Failure(ConnectionRefusedError("refused"))
+    failure.request = request
+    (item,) = spider.history_failed(failure)
+    assert item.kind == "files" and item.failure["reason"] == "failed after retries (ConnectionRefusedError)"
+    stats = spider.crawler.stats
+    assert stats.get_value("ptm/history/failed/files") == 1 and stats.get_value("ptm/history/calls/files") == 1
+    assert stats.get_value("ptm/pages/failed") is None  # the removed-models report still runs
+
+
+def test_without_a_listed_sha_commits_stop_at_the_stored_head_and_files_are_asked_again(tmp_path):
+    spider = make_spider(tmp_path)
+    model = {"_id": MODEL["_id"], "id": MODEL["id"]}  # e.g. PTM_HUGGINGFACE_EXPAND without sha
+    rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, model, {}))["id"]
+    spider._history_state = {rid: {"commits": {"head": SHA}, "files": {"revision": "main"}}}
+    calls = by_kind(spider.history_requests(model))
+    assert calls["commits"].url.endswith("/commits/main?limit=2") and calls["files"].url.endswith("/tree/main?recursive=1&expand=1")
+    (item,) = spider.parse_history_commits(respond(calls["commits"], [{"id": SHA}, {"id": "b" * 40}],
+                                                   headers={"Link": '</api/models/x/commits/main?p=1>; rel="next"'}))
+    assert item.rows["commits"] == [] and item.states[0]["head"] == SHA  # nothing new: one call
