@@ -4,8 +4,9 @@ Layout (``PTM_DATA_DIR``, default ``data``)::
 
     <data>/<hub>/<hub>.jsonl                    latest record of every model (one line each)
     <data>/<hub>/snapshots/<hub>-<stamp>.jsonl  the records of one crawl (a time series)
-    <data>/<hub>/json/metadata/<owner>/<name>.json   raw hub payload of one model
-    <data>/<hub>/repos/<owner>/<name>/          git clone of one model repository
+    <data>/<hub>/json/metadata/<owner>/<name>.json   raw hub payload of one model (its hub id)
+    <data>/<hub>/repos/<owner>/<name>/          clone of a hub-hosted repository (the model's id)
+    <data>/<hub>/repos/<path below the host>/   clone of any other repository (its URL's path)
     <data>/repo-index.jsonl                     repo URL -> clone path, shared by all hubs
 
 Names from the internet become path segments only through :func:`segment`, which is injective and
@@ -90,6 +91,32 @@ def metadata_file(hub: str, owner: str, name: str) -> str:
 
 def repo_dir(hub: str, owner: str, name: str) -> str:
     return f"{segment(hub)}/repos/{segment(owner)}/{segment(name)}"
+
+
+def owner_and_name(model_id: str) -> tuple[str, str]:
+    """``(owner, name)`` of a hub's id of a model, split at its last ``/``; ``_`` when it has no
+    owner part (``gpt2``, a slug). Payload files and hub-hosted clones are named by it."""
+    owner, _, name = model_id.rpartition("/")
+    return owner or "_", name
+
+
+def metadata_file_of(hub: str, model_id: str) -> str:
+    """Payload file of the model the hub calls ``model_id``: ``<hub>/json/metadata/<owner>/<name>.json``."""
+    return metadata_file(hub, *owner_and_name(model_id))
+
+
+def repo_dir_of(hub: str, model_id: str) -> str:
+    """Clone of a repository hosted by the hub itself, named by the model's id (never by its URL,
+    whose path may carry a mirror's prefix): ``<hub>/repos/<owner>/<name>``."""
+    return repo_dir(hub, *owner_and_name(model_id))
+
+
+def repo_dir_at(hub: str, path_segments: list[str]) -> str:
+    """Clone of an external repository: its URL's path below the host, one folder per segment
+    (GitLab's nested groups kept): ``<hub>/repos/<group>/<subgroup>/<project>``."""
+    if not path_segments:
+        raise UnsafePath("no repository path")
+    return f"{segment(hub)}/repos/" + "/".join(segment(s) for s in path_segments)
 
 
 class DatasetTree:
