@@ -11,7 +11,8 @@ Where a clone goes: a repository hosted by the hub itself is named by the model'
 mapper puts in ``RepoPath`` (``<hub>/repos/<owner>/<name>``); any other repository by its URL's
 path below the host (``<hub>/repos/group/sub/project``). Two repositories never share a folder,
 nor does one land inside another's: a folder claimed by a clone in flight, holding a clone of
-another repository, holding other clones, or below a clone is passed over for ``<name>~<hash>``.
+another repository, holding other clones, or below a clone is passed over for ``<name>~<hash>``
+(or, below a clone, ``<hub>/repos/<whole path>~<hash>`` in one folder).
 
 The record gets ``RepoPath``, ``LatestGitCommitSHA`` (the clone's HEAD, or the last commit under
 ``RepoSubPath``) and ``CloneStatus``: cloned / updated / unchanged / skipped / failed: <reason>.
@@ -214,16 +215,20 @@ class ClonePipeline:
     def _claim(self, key: str, planned: str) -> tuple[str, Path, str | None]:
         """Claim the folder of ``key``'s clone (its indexed one, else ``planned``, else
         ``planned~<hash>``): (relative, absolute, HEAD of the valid clone of ``key`` there or None)."""
-        suffixed = f"{planned}%7E{dataset.stable_suffix(key)}"  # "~" as segment() spells it
+        suffix = dataset.stable_suffix(key)
+        suffixed = f"{planned}%7E{suffix}"  # "~" as segment() spells it
+        # Below another clone, a sibling would be too: then one folder right under repos/.
+        top, below = planned.split("/", 2)[1], planned.split("/", 2)[2]
+        flat = f"{planned.split('/', 1)[0]}/{top}/{dataset.segment(below + '~' + suffix)}"
         with self.index_lock:
-            for relative in dict.fromkeys(r for r in (self.index.get(key), planned, suffixed) if r):
+            for relative in dict.fromkeys(r for r in (self.index.get(key), planned, suffixed, flat) if r):
                 found = self._free_for(key, relative)
                 if found is not None:
                     self.claims[relative] = key
                     for above in _folders_above(relative):
                         self.claimed_above[above] = self.claimed_above.get(above, 0) + 1
                     return relative, found[0], found[1]
-        raise RepoError(f"no free folder for the clone (tried {planned!r} and {suffixed!r})")
+        raise RepoError(f"no free folder for the clone (tried {planned!r}, {suffixed!r} and {flat!r})")
 
     def _free_for(self, key: str, relative: str) -> tuple[Path, str | None] | None:
         """(path, HEAD of ``key``'s clone there or None) if ``relative`` may hold ``key``'s clone."""

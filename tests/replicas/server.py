@@ -267,7 +267,7 @@ class GitHost:
         """Serve every repository under ``prefix`` (smart HTTP + LFS batch API)."""
         service = r"(?P<repo>.+?)(?:\.git)?/(?P<rest>info/refs|git-upload-pack|HEAD|objects/.+)"
         lfs = r"(?P<repo>.+?)(?:\.git)?/info/lfs/objects/batch"
-        replica.route("POST", f"{re.escape(prefix)}/{lfs}", self._lfs_batch(replica))
+        replica.route("POST", f"{re.escape(prefix)}/{lfs}", self._lfs_batch(replica, prefix))
         replica.route("GET", f"{re.escape(prefix)}/lfs-objects/(?P<oid>[0-9a-f]{{64}})", self._lfs_object)
         replica.route("GET", f"{re.escape(prefix)}/{service}", self._smart_http)
         replica.route("POST", f"{re.escape(prefix)}/{service}", self._smart_http)
@@ -303,14 +303,14 @@ class GitHost:
                 headers[key] = value.strip()
         return Reply(status, body, headers)
 
-    def _lfs_batch(self, replica: Replica) -> Handler:
+    def _lfs_batch(self, replica: Replica, prefix: str = "") -> Handler:
         def handler(req: Incoming, m: re.Match) -> Reply:
             request = json.loads(req.body or b"{}")
             objects = []
             for obj in request.get("objects", []):
                 oid = obj.get("oid", "")
                 if oid in self.lfs_objects:
-                    href = f"{replica.url}/lfs-objects/{oid}"
+                    href = f"{replica.url}{prefix}/lfs-objects/{oid}"
                     objects.append({"oid": oid, "size": obj.get("size"), "authenticated": True,
                                     "actions": {"download": {"href": href, "expires_in": 3600}}})
                 else:
