@@ -64,3 +64,19 @@ def test_huggingface_under_a_prefix_follows_renames_and_pages(tmp_path):
                           settings={"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0})
     assert sorted(f"{i['ModelOwner']}/{i['ModelName']}" for i in listed.items) == sorted(hub.models)
     assert [i["ModelURL"] for i in given.items] == [f"{hub.url}/google-bert/bert-base-uncased"]
+
+
+def test_pytorchhub_model_pages_stay_under_a_prefixed_base():
+    from spiders.pytorchhub import PytorchhubSpider
+
+    base = "http://127.0.0.1:8000/mirrors/pytorch/hub"
+    crawler = project_crawler(PytorchhubSpider, {"PTM_PYTORCHHUB_URL": base})
+    spider = PytorchhubSpider.from_crawler(crawler)
+    crawler.spider = spider
+    body = ('<html><body><div class="compact-hub-card-wrapper" data-id="pytorch/vision">'
+            '<a href="/hub/pytorch_vision_resnet/"><h4 class="compact-item-title">ResNet</h4></a></div>'
+            '</body></html>')
+    url = f"{base}/research-models/compact"
+    (request,) = spider.parse_listing(HtmlResponse(url, body=body.encode(), encoding="utf-8", request=Request(url)))
+    assert request.url == f"{base}/pytorch_vision_resnet/"
+    assert request.cb_kwargs["card"]["slug"] == "pytorch_vision_resnet"
