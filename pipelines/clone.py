@@ -62,7 +62,7 @@ class ClonePipeline:
         self.crawler = crawler
         self.stats = crawler.stats
         self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
-        self.enabled = settings.getbool("PTM_CLONE", True)
+        self.enabled = settings.getbool("PTM_CLONE")
         self.tree = DatasetTree.from_crawler(crawler)
         self.git = Git(GitPolicy.from_settings(settings))
         self.concurrency = max(1, settings.getint("PTM_CLONE_CONCURRENCY"))
@@ -301,7 +301,7 @@ def _hub_auth_header(spider, settings) -> tuple[str, str] | None:
     token is set and ``PTM_GIT_SEND_TOKEN`` is on."""
     token, host = hub_token(spider)
     base = getattr(spider, "base_url", "")
-    if not (token and host and base and settings.getbool("PTM_GIT_SEND_TOKEN", True)):
+    if not (token and host and base and settings.getbool("PTM_GIT_SEND_TOKEN")):
         return None
     return f"{urlsplit(base).scheme}://{host}/", f"Authorization: Bearer {token}"
 

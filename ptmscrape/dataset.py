@@ -130,7 +130,7 @@ class DatasetTree:
 
     @classmethod
     def from_crawler(cls, crawler) -> DatasetTree:
-        return cls(crawler.settings.get("PTM_DATA_DIR", "data"))
+        return cls(crawler.settings.get("PTM_DATA_DIR"))
 
     # -- paths ---------------------------------------------------------------------------
     def path(self, relative: str) -> Path:

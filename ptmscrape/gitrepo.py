@@ -67,13 +67,13 @@ class GitPolicy:
 
     @classmethod
     def from_settings(cls, settings) -> GitPolicy:
-        protocols = tuple(p for p in settings.get("PTM_GIT_ALLOW_PROTOCOL", "https").split(":") if p)
+        protocols = tuple(p for p in settings.get("PTM_GIT_ALLOW_PROTOCOL").split(":") if p)
         return cls(
             allow_protocols=protocols,
-            stall_timeout=settings.getint("PTM_GIT_STALL_TIMEOUT", 60),
-            timeout=settings.getint("PTM_GIT_TIMEOUT", 3600),
-            lfs=settings.getbool("PTM_CLONE_LFS", False),
-            depth=settings.getint("PTM_CLONE_DEPTH", 0),
+            stall_timeout=settings.getint("PTM_GIT_STALL_TIMEOUT"),
+            timeout=settings.getint("PTM_GIT_TIMEOUT"),
+            lfs=settings.getbool("PTM_CLONE_LFS"),
+            depth=settings.getint("PTM_CLONE_DEPTH"),
         )
 
     def env(self) -> dict[str, str]:

@@ -60,7 +60,7 @@ class HubSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.base_url = crawler.settings.get(cls.base_url_setting, "").rstrip("/")
+        spider.base_url = (crawler.settings.get(cls.base_url_setting) or "").rstrip("/")
         if not spider.base_url:
             raise ValueError(f"{cls.base_url_setting} is not set")
         spider.handoff = distributed.Handoff.from_spider(spider)
@@ -140,13 +140,13 @@ class HubSpider(scrapy.Spider):
             engine = self.crawler.engine
         except RuntimeError:  # not crawling (a callback called directly): report at once
             engine = None
-        limit = self.settings.getint("PTM_PAGE_RETRIES", 3) if self.settings else 0
+        limit = self.settings.getint("PTM_PAGE_RETRIES") if self.settings else 0
         if request is not None and engine is not None and tries < limit:
             retry = request.replace(dont_filter=True)
             retry.meta["ptm_page_retries"] = tries + 1
             retry.meta["ptm_retry_delay"] = backoff_delay(
-                tries + 1, self.settings.getfloat("PTM_RETRY_BACKOFF", 1.0),
-                self.settings.getfloat("PTM_RETRY_BACKOFF_MAX", 60.0))
+                tries + 1, self.settings.getfloat("PTM_RETRY_BACKOFF"),
+                self.settings.getfloat("PTM_RETRY_BACKOFF_MAX"))
             self.logger.warning("Malformed page %s (%s: %s): fetching it again (%d of %d)",
                                 response.url, kind, detail[:200], tries + 1, limit)
             self.crawler.stats.inc_value("ptm/pages/retried")

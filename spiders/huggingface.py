@@ -39,7 +39,7 @@ class HuggingfaceSpider(HubSpider):
             yield self.request(self.listing_url(), self.parse_listing)
 
     def listing_url(self) -> str:
-        page = self.settings.getint("PTM_HUGGINGFACE_PAGE_SIZE", 1000)
+        page = self.settings.getint("PTM_HUGGINGFACE_PAGE_SIZE")
         params: list[tuple[str, str]] = [("sort", self.sort), ("direction", "-1"),
                                          ("limit", str(min(page, self.limit or page)))]
         params += [(k, v) for k, v in (("search", self.search), ("author", self.author)) if v]

@@ -88,7 +88,7 @@ class ModelzooSpider(HubSpider):
                             cb_kwargs={"slug": slug})
 
     def rendered(self, url: str, callback, **kwargs):
-        wait = self.settings.getfloat("PTM_MODELZOO_SPLASH_WAIT", 1.0)
+        wait = self.settings.getfloat("PTM_MODELZOO_SPLASH_WAIT")
         return splash_request(url, callback, wait=wait, errback=self.page_failed, **kwargs)
 
     # -- API -----------------------------------------------------------------------------

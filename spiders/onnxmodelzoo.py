@@ -55,7 +55,7 @@ class OnnxmodelzooSpider(HubSpider):
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.repo_url = crawler.settings.get("PTM_ONNX_REPO_URL", "").rstrip("/")
+        spider.repo_url = crawler.settings.get("PTM_ONNX_REPO_URL").rstrip("/")
         return spider
 
     async def start(self):
