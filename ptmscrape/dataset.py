@@ -157,7 +157,8 @@ class DatasetTree:
             return
         tmp = f"{folder}/.tmp-{os.getpid()}-{next(_tmp_numbers)}{os.path.splitext(name)[1]}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            # 0o666 less the umask, as any file a user creates: the dataset is shared with others.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
         except OSError:  # folder removed meanwhile, or a leftover name: the careful way
             self._folders.pop(folder_relative, None)
             self._write_atomic_checked(relative, data)
@@ -206,6 +207,7 @@ class DatasetTree:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{os.getpid()}-", suffix=target.suffix)
         try:
+            os.fchmod(fd, file_mode())
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, target)
@@ -226,7 +228,7 @@ class DatasetTree:
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         line = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -237,6 +239,21 @@ class DatasetTree:
 
 
 _tmp_numbers = itertools.count()
+
+
+def file_mode() -> int:
+    """Mode of a new file as ``open()`` makes it: 0o666 less the process's umask. For files made
+    by ``mkstemp`` (always 0o600), so the dataset is as readable as any other file of its user."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # no /proc (not Linux): read it by setting it, and put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _unlink_quietly(path: str | os.PathLike[str]) -> None:
@@ -399,6 +416,7 @@ def _merge_locked(target: Path, snapshots: list[Path]) -> dict[str, int]:
     counts = {"records": 0, "carried": 0}
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".merge-", suffix=".jsonl")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as out:
             reencode = jsonlines.Writer(out, dumps=compact_json)
             for source, is_old in [*((s, False) for s in reversed(snapshots)), (target, True)]:
