@@ -131,3 +131,41 @@ def test_payload_files_are_named_by_the_hubs_id():
         "pytorchhub/json/metadata/_/facebookresearch_WSL-Images_resnext.json"
     assert dataset.metadata_file_of("hub", "../..") == "hub/json/metadata/%2E./%2E..json"
     assert dataset.repo_dir_of("huggingface", "gpt2") == "huggingface/repos/_/gpt2"
+
+
+def test_hostile_url_paths_and_ids_stay_single_safe_segments():
+    from ptmscrape.gitrepo import path_segments
+
+    for url, expected in [
+        ("https://gitlab.com/group/sub/project.git", "h/repos/group/sub/project"),
+        ("https://host/.incoming/x", "h/repos/%2Eincoming/x"),  # never the scratch folder
+        ("https://host/a/.git", "h/repos/a/%2Egit"),
+        ("https://host/%2F/x%00", "h/repos/%252F/x%2500"),
+        ("https://host/" + "/".join("abcdefghijk"), "h/repos/a/b/c/d/e/f/g/h%2Fi%2Fj%2Fk"),
+    ]:
+        assert dataset.repo_dir_at("h", path_segments(url)) == expected, url
+    for model_id in ("../..", "./x", "-rf/--upload-pack=touch", "a" * 500):
+        relative = dataset.repo_dir_of("h", model_id)
+        parts = relative.split("/")
+        assert len(parts) == 4 and parts[:2] == ["h", "repos"] and not {"..", "."} & set(parts)
+        assert all(len(p) <= 120 for p in parts)
+
+
+def test_a_clone_landing_where_another_process_put_another_repository_is_refused(tmp_path):
+    import pytest
+
+    from ptmscrape.gitrepo import DirectoryTaken, Git, GitPolicy
+
+    host = GitHost(tmp_path / "git")
+    first, second = host.add_repo("one/repo", {"a": "1\n"}), host.add_repo("two/repo", {"b": "2\n"})
+    git = Git(GitPolicy(allow_protocols=("http",)))
+    target = tmp_path / "data/repos/repo"
+    with Replica() as server:
+        host.mount(server)
+        assert git.clone(f"{server.url}/one/repo", target, tmp_path / "scratch") == first
+        # The same repository landing again (another worker was first): theirs is used.
+        assert git.clone(f"{server.url}/one/repo.git", target, tmp_path / "scratch") == first
+        with pytest.raises(DirectoryTaken):
+            git.clone(f"{server.url}/two/repo", target, tmp_path / "scratch")
+    assert git_out(target, "rev-parse", "HEAD") == first != second
+    assert list((tmp_path / "scratch").iterdir()) == []
