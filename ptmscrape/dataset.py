@@ -4,8 +4,9 @@ Layout (``PTM_DATA_DIR``, default ``data``)::
 
     <data>/<hub>/<hub>.jsonl                    latest record of every model (one line each)
     <data>/<hub>/snapshots/<hub>-<stamp>.jsonl  the records of one crawl (a time series)
-    <data>/<hub>/json/metadata/<owner>/<name>.json   raw hub payload of one model
-    <data>/<hub>/repos/<owner>/<name>/          git clone of one model repository
+    <data>/<hub>/json/metadata/<owner>/<name>.json   raw hub payload of one model (its hub id)
+    <data>/<hub>/repos/<owner>/<name>/          clone of a hub-hosted repository (the model's id)
+    <data>/<hub>/repos/<path below the host>/   clone of any other repository (its URL's path)
     <data>/repo-index.jsonl                     repo URL -> clone path, shared by all hubs
 
 Names from the internet become path segments only through :func:`segment`, which is injective and
@@ -92,6 +93,32 @@ def repo_dir(hub: str, owner: str, name: str) -> str:
     return f"{segment(hub)}/repos/{segment(owner)}/{segment(name)}"
 
 
+def owner_and_name(model_id: str) -> tuple[str, str]:
+    """``(owner, name)`` of a hub's id of a model, split at its last ``/``; ``_`` when it has no
+    owner part (``gpt2``, a slug). Payload files and hub-hosted clones are named by it."""
+    owner, _, name = model_id.rpartition("/")
+    return owner or "_", name
+
+
+def metadata_file_of(hub: str, model_id: str) -> str:
+    """Payload file of the model the hub calls ``model_id``: ``<hub>/json/metadata/<owner>/<name>.json``."""
+    return metadata_file(hub, *owner_and_name(model_id))
+
+
+def repo_dir_of(hub: str, model_id: str) -> str:
+    """Clone of a repository hosted by the hub itself, named by the model's id (never by its URL,
+    whose path may carry a mirror's prefix): ``<hub>/repos/<owner>/<name>``."""
+    return repo_dir(hub, *owner_and_name(model_id))
+
+
+def repo_dir_at(hub: str, path_segments: list[str]) -> str:
+    """Clone of an external repository: its URL's path below the host, one folder per segment
+    (GitLab's nested groups kept): ``<hub>/repos/<group>/<subgroup>/<project>``."""
+    if not path_segments:
+        raise UnsafePath("no repository path")
+    return f"{segment(hub)}/repos/" + "/".join(segment(s) for s in path_segments)
+
+
 class DatasetTree:
     """Paths and files of one data dir. All returned relative paths use ``/``."""
 
@@ -103,7 +130,7 @@ class DatasetTree:
 
     @classmethod
     def from_crawler(cls, crawler) -> DatasetTree:
-        return cls(crawler.settings.get("PTM_DATA_DIR", "data"))
+        return cls(crawler.settings.get("PTM_DATA_DIR"))
 
     # -- paths ---------------------------------------------------------------------------
     def path(self, relative: str) -> Path:
@@ -130,7 +157,8 @@ class DatasetTree:
             return
         tmp = f"{folder}/.tmp-{os.getpid()}-{next(_tmp_numbers)}{os.path.splitext(name)[1]}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            # 0o666 less the umask, as any file a user creates: the dataset is shared with others.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
         except OSError:  # folder removed meanwhile, or a leftover name: the careful way
             self._folders.pop(folder_relative, None)
             self._write_atomic_checked(relative, data)
@@ -179,6 +207,7 @@ class DatasetTree:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{os.getpid()}-", suffix=target.suffix)
         try:
+            os.fchmod(fd, file_mode())
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, target)
@@ -199,7 +228,7 @@ class DatasetTree:
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         line = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -210,6 +239,21 @@ class DatasetTree:
 
 
 _tmp_numbers = itertools.count()
+
+
+def file_mode() -> int:
+    """Mode of a new file as ``open()`` makes it: 0o666 less the process's umask. For files made
+    by ``mkstemp`` (always 0o600), so the dataset is as readable as any other file of its user."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # no /proc (not Linux): read it by setting it, and put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _unlink_quietly(path: str | os.PathLike[str]) -> None:
@@ -372,6 +416,7 @@ def _merge_locked(target: Path, snapshots: list[Path]) -> dict[str, int]:
     counts = {"records": 0, "carried": 0}
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".merge-", suffix=".jsonl")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as out:
             reencode = jsonlines.Writer(out, dumps=compact_json)
             for source, is_old in [*((s, False) for s in reversed(snapshots)), (target, True)]:

@@ -71,7 +71,7 @@ def enabled(settings) -> bool:
 
 
 def redis_key(settings, spider_name: str, what: str) -> str:
-    return f"{settings.get('PTM_REDIS_PREFIX') or 'ptmscrape'}:{spider_name}:{what}"
+    return f"{settings.get('PTM_REDIS_PREFIX')}:{spider_name}:{what}"
 
 
 def connect(settings):
@@ -92,8 +92,8 @@ class RedisDistribution:
         url = settings.get("PTM_REDIS_URL")
         if not url:
             return
-        prefix = settings.get("PTM_REDIS_PREFIX") or "ptmscrape"
-        per_worker = 2 * max(1, settings.getint("PTM_CLONE_CONCURRENCY", 4))
+        prefix = settings.get("PTM_REDIS_PREFIX")
+        per_worker = 2 * max(1, settings.getint("PTM_CLONE_CONCURRENCY"))
         for name, value in {
             "REDIS_URL": url,
             "SCHEDULER": "ptmscrape.distributed.SharedScheduler",

@@ -77,8 +77,8 @@ class CloneProgress:
 
     @classmethod
     def from_crawler(cls, crawler):
-        interval = crawler.settings.getfloat("PTM_PROGRESS_INTERVAL", 60)
-        if interval <= 0 or not crawler.settings.getbool("PTM_CLONE", True):
+        interval = crawler.settings.getfloat("PTM_PROGRESS_INTERVAL")
+        if interval <= 0 or not crawler.settings.getbool("PTM_CLONE"):
             raise NotConfigured
         ext = cls(crawler, interval)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)

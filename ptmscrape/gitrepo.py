@@ -49,6 +49,10 @@ class UnsafeRepoURL(RepoError):
     pass
 
 
+class DirectoryTaken(RepoError):
+    """Another process landed a clone of another repository in the target folder first."""
+
+
 @dataclasses.dataclass(frozen=True)
 class GitPolicy:
     allow_protocols: tuple[str, ...] = ("https",)
@@ -63,13 +67,13 @@ class GitPolicy:
 
     @classmethod
     def from_settings(cls, settings) -> GitPolicy:
-        protocols = tuple(p for p in settings.get("PTM_GIT_ALLOW_PROTOCOL", "https").split(":") if p)
+        protocols = tuple(p for p in settings.get("PTM_GIT_ALLOW_PROTOCOL").split(":") if p)
         return cls(
             allow_protocols=protocols,
-            stall_timeout=settings.getint("PTM_GIT_STALL_TIMEOUT", 60),
-            timeout=settings.getint("PTM_GIT_TIMEOUT", 3600),
-            lfs=settings.getbool("PTM_CLONE_LFS", False),
-            depth=settings.getint("PTM_CLONE_DEPTH", 0),
+            stall_timeout=settings.getint("PTM_GIT_STALL_TIMEOUT"),
+            timeout=settings.getint("PTM_GIT_TIMEOUT"),
+            lfs=settings.getbool("PTM_CLONE_LFS"),
+            depth=settings.getint("PTM_CLONE_DEPTH"),
         )
 
     def env(self) -> dict[str, str]:
@@ -173,14 +177,21 @@ def normalize_url(url: str) -> str:
     return f"{parts.scheme.lower()}://{host}{path}"
 
 
-def owner_and_name(url: str) -> tuple[str, str]:
-    """``(owner, name)`` of a repository URL: the first two path segments (``.git`` dropped)."""
+_MAX_PATH_DEPTH = 8  # folders of one clone below repos/; deeper URL paths share the last one
+
+
+def path_segments(url: str) -> list[str]:
+    """The path of a repository URL below its host, segment by segment (``.git`` dropped):
+    ``https://gitlab.com/group/sub/project.git`` -> ``["group", "sub", "project"]``. Segments past
+    ``_MAX_PATH_DEPTH`` are kept, joined (``/`` then encoded by ``dataset.segment``), in the last."""
     segments = [s for s in urlsplit(url).path.split("/") if s]
+    if segments:
+        segments[-1] = segments[-1].removesuffix(".git") or segments[-1]
     if not segments:
         raise UnsafeRepoURL(f"no repository path in {url[:80]!r}")
-    name = segments[1] if len(segments) > 1 else segments[0]
-    owner = segments[0] if len(segments) > 1 else "_"
-    return owner, name.removesuffix(".git") or name
+    if len(segments) > _MAX_PATH_DEPTH:
+        segments[_MAX_PATH_DEPTH - 1:] = ["/".join(segments[_MAX_PATH_DEPTH - 1:])]
+    return segments
 
 
 def check_branch(branch: str | None) -> str | None:
@@ -418,8 +429,12 @@ class Git:
                 os.rename(scratch, target)
             except OSError:
                 # Another worker landed the same repository first: theirs is complete; use it.
-                if head_sha(target) is None:
+                head, origin = head_and_origin(target)
+                if head is None:
                     raise
+                if origin is not None and normalize_url(origin) != normalize_url(url):
+                    raise DirectoryTaken(f"{target} holds a clone of another repository") from None
+                return head
             return sha
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

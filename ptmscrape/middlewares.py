@@ -104,9 +104,9 @@ class RateLimitMiddleware:
     def __init__(self, crawler):
         self.crawler = crawler
         self.stats = crawler.stats
-        self.max_wait = crawler.settings.getfloat("PTM_RATELIMIT_MAX_WAIT", 600)
-        self.max_retries = crawler.settings.getint("PTM_RATELIMIT_MAX_RETRIES", 8)
-        self.default_wait = crawler.settings.getfloat("PTM_RATELIMIT_DEFAULT_WAIT", 5)
+        self.max_wait = crawler.settings.getfloat("PTM_RATELIMIT_MAX_WAIT")
+        self.max_retries = crawler.settings.getint("PTM_RATELIMIT_MAX_RETRIES")
+        self.default_wait = crawler.settings.getfloat("PTM_RATELIMIT_DEFAULT_WAIT")
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -146,8 +146,8 @@ class BackoffRetryMiddleware(RetryMiddleware):
 
     def __init__(self, settings):
         super().__init__(settings)
-        self.backoff = settings.getfloat("PTM_RETRY_BACKOFF", 1.0)
-        self.backoff_max = settings.getfloat("PTM_RETRY_BACKOFF_MAX", 60.0)
+        self.backoff = settings.getfloat("PTM_RETRY_BACKOFF")
+        self.backoff_max = settings.getfloat("PTM_RETRY_BACKOFF_MAX")
 
     async def process_request(self, request: Request):
         delay = request.meta.pop("ptm_retry_delay", 0)

@@ -51,10 +51,6 @@ class HubSpider(scrapy.Spider):
     # it, and then a model the crawl did not list is not reported as removed from the hub.
     full_crawl_arguments: frozenset[str] = frozenset()
     arguments: dict[str, Any] = {}
-    # Each model is its own git repository on the hub: its clone goes to repos/<ModelOwner>/
-    # <ModelName> (the hub's ids), not to a folder read off the repository URL's path, which
-    # a base URL with a path (a mirror, a proxy) would shift.
-    repo_per_model: bool = False
 
     def __init__(self, *args: Any, limit: str | int | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -64,7 +60,7 @@ class HubSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.base_url = crawler.settings.get(cls.base_url_setting, "").rstrip("/")
+        spider.base_url = (crawler.settings.get(cls.base_url_setting) or "").rstrip("/")
         if not spider.base_url:
             raise ValueError(f"{cls.base_url_setting} is not set")
         spider.handoff = distributed.Handoff.from_spider(spider)
@@ -144,13 +140,13 @@ class HubSpider(scrapy.Spider):
             engine = self.crawler.engine
         except RuntimeError:  # not crawling (a callback called directly): report at once
             engine = None
-        limit = self.settings.getint("PTM_PAGE_RETRIES", 3) if self.settings else 0
+        limit = self.settings.getint("PTM_PAGE_RETRIES") if self.settings else 0
         if request is not None and engine is not None and tries < limit:
             retry = request.replace(dont_filter=True)
             retry.meta["ptm_page_retries"] = tries + 1
             retry.meta["ptm_retry_delay"] = backoff_delay(
-                tries + 1, self.settings.getfloat("PTM_RETRY_BACKOFF", 1.0),
-                self.settings.getfloat("PTM_RETRY_BACKOFF_MAX", 60.0))
+                tries + 1, self.settings.getfloat("PTM_RETRY_BACKOFF"),
+                self.settings.getfloat("PTM_RETRY_BACKOFF_MAX"))
             self.logger.warning("Malformed page %s (%s: %s): fetching it again (%d of %d)",
                                 response.url, kind, detail[:200], tries + 1, limit)
             self.crawler.stats.inc_value("ptm/pages/retried")

@@ -25,7 +25,6 @@ class ModelscopeSpider(HubSpider):
     name = "modelscope"
     base_url_setting = "PTM_MODELSCOPE_URL"
     full_crawl_arguments = frozenset({"sort"})
-    repo_per_model = True
 
     def __init__(self, *args, sort="Default", owners=None, **kwargs):
         super().__init__(*args, **kwargs)

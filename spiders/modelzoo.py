@@ -88,7 +88,7 @@ class ModelzooSpider(HubSpider):
                             cb_kwargs={"slug": slug})
 
     def rendered(self, url: str, callback, **kwargs):
-        wait = self.settings.getfloat("PTM_MODELZOO_SPLASH_WAIT", 1.0)
+        wait = self.settings.getfloat("PTM_MODELZOO_SPLASH_WAIT")
         return splash_request(url, callback, wait=wait, errback=self.page_failed, **kwargs)
 
     # -- API -----------------------------------------------------------------------------
@@ -117,7 +117,8 @@ class ModelzooSpider(HubSpider):
             # The script failed or was slower than PTM_MODELZOO_SPLASH_WAIT: render it again.
             self.page_malformed(response, "page not rendered", "no model cards, no end of list")
             return
-        slugs = [self.listed_slug(response, _slug_from_href(response.urljoin(href))) for href in cards]
+        slugs = [self.listed_slug(response, _slug_from_href(response.urljoin(href), self.base_url))
+                 for href in cards]
         more = yield from self.request_models(slugs)
         next_page = response.css("a.next-page::attr(href)").get()
         if more and next_page:
@@ -190,6 +191,10 @@ def _int(value: str | None) -> int | None:
     return int(value) if value and value.lstrip("-").isdigit() else None
 
 
-def _slug_from_href(url: str) -> str | None:
-    match = _MODEL_PATH.match(urlsplit(url).path)
+def _slug_from_href(url: str, base_url: str) -> str | None:
+    """The slug of a model page's URL, read below the base URL's path (a mirror's ``/modelzoo``);
+    a site that does not know its prefix links from the host's root, which is read too."""
+    path, base_path = urlsplit(url).path, urlsplit(base_url).path.rstrip("/")
+    match = (_MODEL_PATH.match(path[len(base_path):]) if base_path and path.startswith(base_path + "/")
+             else None) or _MODEL_PATH.match(path)
     return unquote(match.group(1)) if match else None

@@ -56,7 +56,9 @@ class PytorchhubSpider(HubSpider):
             if self.limit is not None and wanted >= self.limit:
                 return
             wanted += 1
-            yield self.request(f"{self.base_url}/{quote(slug)}/", self.parse_model, cb_kwargs={"card": {
+            # The page is <base>/<slug>/: the site links from its root (/hub/…), which a mirror's
+            # base URL with a path (http://mirror/pytorch/hub) would leave.
+            yield self.request(f"{self.base_url}/{quote(slug, safe='')}/", self.parse_model, cb_kwargs={"card": {
                 "slug": slug,
                 "tags": [t.strip() for t in card.attrib.get("data-tags", "").split(",") if t.strip()],
                 "github_id": card.attrib.get("data-id", "").strip(),

@@ -101,3 +101,17 @@ def test_scrapyd_job_argument_is_accepted_and_bad_limit_refused():
     assert make_spider(_job="abc123").limit is None
     with pytest.raises(ValueError, match="limit"):
         make_spider(limit="lots")
+
+
+def test_a_legacy_id_answered_in_place_is_asked_under_its_namespace():
+    spider = make_spider(models="gpt2")
+    legacy = {"_id": "621ffdc036468d709f17434d", "id": "gpt2", "author": "openai-community"}
+    (request,) = spider.parse_model(page(f"{BASE}/api/models/gpt2", legacy))
+    assert request.url == f"{BASE}/api/models/openai-community/gpt2" and request.dont_filter
+    canonical = {**legacy, "id": "openai-community/gpt2"}
+    (item,) = spider.parse_namespaced(page(request.url, canonical), **request.cb_kwargs)
+    assert item.model_id == "openai-community/gpt2" and item.payload == canonical
+    # The name now belongs to another model: the legacy body is its own record.
+    other = {**canonical, "_id": "650000000000000000000001"}
+    (item,) = spider.parse_namespaced(page(request.url, other), **request.cb_kwargs)
+    assert (item.model_id, item.payload, item.url) == ("gpt2", legacy, f"{BASE}/api/models/gpt2")

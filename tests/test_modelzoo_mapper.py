@@ -30,7 +30,7 @@ def test_ptmtorrent_keys_from_a_github_model():
     r = record("openpose-caffe")
     assert r["id"] == stable_id("modelzoo", "openpose-caffe")
     assert r["ModelHub"] == {"ModelHubName": "modelzoo", "ModelHubURL": BASE,
-                             "MetadataFilePath": "modelzoo/json/metadata/CMU-Perceptual-Computing-Lab/openpose-caffe.json",
+                             "MetadataFilePath": "modelzoo/json/metadata/_/openpose-caffe.json",
                              "MetadataObjectID": "17"}
     assert r["ModelName"] == "openpose-caffe" and r["ModelOwner"] == "CMU-Perceptual-Computing-Lab"
     assert r["ModelURL"] == f"{BASE}/model/openpose-caffe"

@@ -94,6 +94,7 @@ def test_one_repository_reached_from_two_hubs_is_cloned_once(tmp_path, crawler):
         url = f"{server.url}/pytorch/vision"
         first_hub = mapped(crawler, fixture_models()[0])
         first_hub["RepoURL"] = url
+        first_hub["RepoPath"] = None  # not the hub's own repository: placed by its URL's path
         stage = ClonePipeline.from_crawler(crawler)
         stage.open_spider()
         first = run(stage.process_item(first_hub))

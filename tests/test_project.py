@@ -72,3 +72,25 @@ def test_splash_is_on_exactly_when_splash_url_is_set_in_the_environment():
                               text=True, check=True).stdout.strip()
     assert splash_middlewares(None) == "[]"
     assert "SplashMiddleware" in splash_middlewares("http://127.0.0.1:8050")
+
+
+def test_ptm_settings_are_read_without_a_fallback():
+    """Defaults live in ptmscrape/settings.py only: no read site passes its own (issue 11, item 7)."""
+    import ast
+
+    getters = {"get", "getint", "getfloat", "getbool", "getlist", "getdict", "getwithbase", "getpriority"}
+    found = []
+    for folder in ("ptmscrape", "pipelines", "spiders"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path == ROOT / "ptmscrape/settings.py":  # where the defaults live
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in getters and node.args):
+                    continue
+                name = node.args[0]
+                ptm = (isinstance(name, ast.Constant) and isinstance(name.value, str) and name.value.startswith("PTM_")) \
+                    or "setting" in ast.unparse(name)  # e.g. cls.base_url_setting
+                if ptm and (len(node.args) > 1 or any(k.arg == "default" for k in node.keywords)):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []

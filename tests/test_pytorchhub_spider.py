@@ -210,7 +210,7 @@ def test_record_fields_of_a_deep_blob_link():
     assert r["id"] == stable_id("pytorchhub", "pytorch_vision_tinyresnet")
     assert r["ModelHub"] == {
         "ModelHubName": "pytorchhub", "ModelHubURL": BASE,
-        "MetadataFilePath": "pytorchhub/json/metadata/pytorch/pytorch_vision_tinyresnet.json",
+        "MetadataFilePath": "pytorchhub/json/metadata/_/pytorch_vision_tinyresnet.json",
         "MetadataObjectID": "pytorch_vision_tinyresnet",
     }
     assert (r["ModelName"], r["ModelOwner"]) == ("TinyResNet", "Pytorch Team")

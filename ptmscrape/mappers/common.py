@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ptmscrape import dataset
-from ptmscrape.items import SCHEMA_VERSION
+from ptmscrape.items import SCHEMA_VERSION, load_schema
 
 _ARXIV = re.compile(r"^\d{4}\.\d{4,5}(v\d+)?$|^[a-z\-]+(\.[A-Z]{2})?/\d{7}(v\d+)?$")
 _ARXIV_VERSION = re.compile(r"v\d+$")
@@ -29,16 +29,34 @@ def stable_id(hub: str, key: str) -> int:
     return (int.from_bytes(digest[:8], "big") >> 11) or 1
 
 
+def _schema_keys() -> tuple[tuple[str, bool], ...]:
+    """(key, takes a list) for every property of the record schema, in the schema's order."""
+    properties = load_schema()["properties"]
+    return tuple((key, "array" in (spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]))
+                 for key, spec in properties.items())
+
+
+# Every record carries every schema key, so all hubs give one set of columns: a key a hub has no
+# value for is null (or [] for a list). Read from the schema, so a new key needs no code here.
+SCHEMA_KEYS = _schema_keys()
+
+
 def new_record(*, hub: str, hub_url: str, object_id: str, owner: str, name: str,
-               model_url: str, owner_url: str, stable_key: str | None = None) -> dict[str, Any]:
-    """The required part of a record; mappers fill in the rest."""
-    return {
+               model_url: str, owner_url: str, stable_key: str | None = None,
+               model_id: str | None = None) -> dict[str, Any]:
+    """The required part of a record, every other schema key null or []; mappers fill in the rest.
+
+    ``model_id`` is the hub's id of the model (what it lists and serves it by): the payload file
+    is named by it (``dataset.metadata_file_of``); without it, by ``owner``/``name``.
+    """
+    record = {
         "id": stable_id(hub, stable_key or object_id),
         "SchemaVersion": SCHEMA_VERSION,
         "ModelHub": {
             "ModelHubName": hub,
             "ModelHubURL": hub_url,
-            "MetadataFilePath": dataset.metadata_file(hub, owner or "_", name),
+            "MetadataFilePath": dataset.metadata_file_of(hub, model_id) if model_id
+            else dataset.metadata_file(hub, owner or "_", name),
             "MetadataObjectID": object_id,
         },
         "ModelName": name,
@@ -55,6 +73,10 @@ def new_record(*, hub: str, hub_url: str, object_id: str, owner: str, name: str,
         "CloneStatus": "pending",
         "CrawledAt": crawled_at(),
     }
+    for key, is_list in SCHEMA_KEYS:
+        if key not in record:
+            record[key] = [] if is_list else None
+    return record
 
 
 _now: tuple[int, str] = (-1, "")  # (second, its UTC_TIMESTAMP text), replaced whole

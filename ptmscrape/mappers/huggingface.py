@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ptmscrape import dataset
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import (
     MappingError, arxiv_doi, count, new_record, str_list, text,
@@ -34,7 +35,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         hub=raw.hub, hub_url=base, object_id=object_id, owner=owner, name=name,
         model_url=f"{base}/{model_id}", owner_url=f"{base}/{owner}" if owner else "",
         # Mongo _id survives renames; the model id does not.
-        stable_key=object_id,
+        stable_key=object_id, model_id=model_id,
     )
     record.update(
         Datasets=[_dataset(d, base) for d in _tagged(tags, "dataset", card.get("datasets"))],
@@ -57,6 +58,9 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         if isinstance(obj.get("safetensors"), dict) else None,
         UsedStorage=count(obj.get("usedStorage")),
         RepoURL=f"{base}/{model_id}",
+        # The hub's own repository: its clone is named by the model id, not by the URL's path
+        # (a mirror's base URL may carry one).
+        RepoPath=dataset.repo_dir_of(raw.hub, model_id),
     )
     return record
 

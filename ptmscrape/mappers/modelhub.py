@@ -40,7 +40,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     backends = str_list(entry.get("backend"))
     record = new_record(
         hub=raw.hub, hub_url=HUB_URL, object_id=model_id, owner=owner, name=name,
-        model_url=repo_url or "", owner_url=f"{host}/{owner}" if owner else "",
+        model_url=repo_url or "", owner_url=f"{host}/{owner}" if owner else "", model_id=model_id,
     )
     record.update(
         ModelTask=text(entry.get("task_extended"), 500),

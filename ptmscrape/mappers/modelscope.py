@@ -15,6 +15,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from ptmscrape import dataset
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import MappingError, arxiv_doi, count, new_record, str_list, text
 
@@ -77,6 +78,9 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         DisplayName=text(obj.get("ChineseName"), 500) or None,
         # Each model is its own git repository (LFS for weights), at the hub's default branch.
         RepoURL=f"{base}/{o}/{n}.git",
+        # The hub's own repository: its clone is named by the model's id, never by the URL's
+        # path (a mirror's base URL may carry one).
+        RepoPath=dataset.repo_dir_of(raw.hub, f"{owner}/{name}"),
     )
     return record
 

@@ -46,7 +46,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         owner=owner_url.rsplit("/", 1)[-1] if owner_url else "", name=slug,
         model_url=f"{base}/model/{quote(slug, safe='')}", owner_url=owner_url,
         # The slug is what the hub lists and links by; the numeric id only comes with the detail.
-        stable_key=slug,
+        stable_key=slug, model_id=slug,
     )
     record.update(
         ModelPaperDOIs=paper_dois(obj.get("papers")),

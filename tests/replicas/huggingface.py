@@ -93,19 +93,26 @@ class HuggingFaceReplica:
     ``repos=False``; each model's ``sha`` is then its repository's HEAD."""
 
     def __init__(self, models: list[dict], repos_root: str | Path | None = None, *,
-                 renames: dict[str, str] | None = None, repos: bool = True, lfs: bool = True):
+                 renames: dict[str, str] | None = None, repos: bool = True, lfs: bool = True,
+                 aliases: dict[str, str] | None = None, prefix: str = ""):
         self.models: dict[str, dict] = {}
         self.renames = dict(renames or {})
+        # Legacy ids answered in place (no redirect), as the real /api/models/gpt2 does: the
+        # canonical model's body with "id" set to the legacy id and the same "_id".
+        self.aliases = dict(aliases or {})
+        # Served under a path (a mirror or proxy: http://host/hf/api/models, http://host/hf/<repo>).
+        self.prefix = prefix.rstrip("/")
         self.replica = Replica()
         self.git = GitHost(repos_root) if repos_root else None
         self._orders: dict[str, list[tuple]] = {}
         for model in models:
             self.add_model(model, repo=repos and self.git is not None, lfs=lfs)
         r = self.replica
-        r.route("GET", r"/api/models", self._listing)
-        r.route("GET", r"/api/models/(?P<id>[^?]+)", self._detail)
+        p = re.escape(self.prefix)
+        r.route("GET", p + r"/api/models", self._listing)
+        r.route("GET", p + r"/api/models/(?P<id>[^?]+)", self._detail)
         if self.git:
-            self.git.mount(r)
+            self.git.mount(r, self.prefix)
 
     # -- data ----------------------------------------------------------------------------
     def add_model(self, model: dict, *, repo: bool = True, lfs: bool = True) -> dict:
@@ -140,7 +147,7 @@ class HuggingFaceReplica:
     # -- HTTP ----------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return self.replica.url
+        return self.replica.url + self.prefix
 
     def __enter__(self) -> HuggingFaceReplica:
         self.replica.start()
@@ -197,9 +204,11 @@ class HuggingFaceReplica:
     def _detail(self, req: Incoming, m: re.Match) -> Reply:
         model_id = m.group("id")
         if model_id in self.renames:
-            target = f"/api/models/{self.renames[model_id]}"
+            target = f"{self.prefix}/api/models/{self.renames[model_id]}"
             return Reply.text(f"Temporary Redirect. Redirecting to {target}", 307,
                               headers={"Location": target, "Vary": "Origin, Accept"})
+        if model_id in self.aliases:
+            return Reply.json({**self.models[self.aliases[model_id]], "id": model_id, "modelId": model_id})
         model = self.models.get(model_id)
         if model is None:
             return Reply.json({"error": "Repository not found"}, 404)

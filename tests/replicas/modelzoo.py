@@ -61,22 +61,24 @@ class ModelZooReplica:
     link's path, one commit per model in list order."""
 
     def __init__(self, models: list[dict], repos_root: str | Path | None = None, *,
-                 page_size: int = 50, repos: bool = True):
+                 page_size: int = 50, repos: bool = True, prefix: str = ""):
         self.models: dict[str, dict] = {}
         self.page_size = page_size
         self.bodies: dict[str, bytes] = {}  # slug -> raw detail body served instead (e.g. bad JSON)
         self.fail_once: set[str] = set()  # API paths answered once with a 503 (then normally)
         self.replica = Replica()
+        self.prefix = prefix.rstrip("/")  # everything served under it (a mirror: /modelzoo/...)
         self.git = GitHost(repos_root) if repos_root and repos else None
         for model in models:
             self.add_model(model)
         r = self.replica
-        r.route("GET", r"/api/models/(?P<offset>\d+)/?", self._listing)
-        r.route("GET", r"/api/models/(?P<slug>[^/]+)/?", self._detail)
-        r.route("GET", r"/(?:model/[^/]+/?)?", self._shell)
-        r.route("GET", r"/website(?:/[^/]*)?", self._website)  # pages only: no /info/refs
+        p = re.escape(self.prefix)
+        r.route("GET", p + r"/api/models/(?P<offset>\d+)/?", self._listing)
+        r.route("GET", p + r"/api/models/(?P<slug>[^/]+)/?", self._detail)
+        r.route("GET", p + r"/(?:model/[^/]+/?)?", self._shell)
+        r.route("GET", p + r"/website(?:/[^/]*)?", self._website)  # pages only: no /info/refs
         if self.git:
-            self.git.mount(r)
+            self.git.mount(r, self.prefix)
 
     # -- data ----------------------------------------------------------------------------
     def add_model(self, model: dict) -> dict:
@@ -101,7 +103,7 @@ class ModelZooReplica:
     # -- HTTP ----------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return self.replica.url
+        return self.replica.url + self.prefix
 
     def git_env(self, env: dict[str, str] | None = None) -> dict[str, str]:
         """Environment sending git's GitHub and website traffic to this replica."""

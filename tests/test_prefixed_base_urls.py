@@ -1,0 +1,82 @@
+"""Hub base URLs with a path (a mirror or proxy: ``http://host/modelzoo``), issue 11 item 2.
+
+Every URL a spider builds or reads is taken relative to the base URL, never to the host's root.
+"""
+
+from __future__ import annotations
+
+import os
+
+from scrapy.http import HtmlResponse, Request
+
+from spiders.modelzoo import ModelzooSpider
+from tests.crawl import project_crawler, run_crawl
+from tests.replicas.huggingface import HuggingFaceReplica, fixture_models as hf_fixture_models
+from tests.replicas.modelzoo import ModelZooReplica, fixture_models
+from tests.services import require_service
+
+SPLASH_URL = os.environ.get("SPLASH_URL", "http://127.0.0.1:8050")
+MIRROR = "http://127.0.0.1:8000/mirrors/modelzoo"
+
+
+def test_rendered_cards_under_a_prefixed_base_give_their_slugs():
+    crawler = project_crawler(ModelzooSpider, {"PTM_MODELZOO_URL": MIRROR, "SPLASH_URL": SPLASH_URL})
+    spider = ModelzooSpider.from_crawler(crawler, render="splash")
+    crawler.spider = spider
+    body = ('<html><body><a class="model-detail-div box-shadow w-100" href="/mirrors/modelzoo/model/tts">t</a>'
+            '<a class="model-detail-div box-shadow w-100" href="model/a%20b">a</a>'
+            '<a class="model-detail-div box-shadow w-100" href="/model/root-linked">r</a>'
+            '<a class="next-page" href="/mirrors/modelzoo/?offset=3">more</a></body></html>')
+    response = HtmlResponse(f"{MIRROR}/", body=body.encode(), encoding="utf-8", request=Request(f"{MIRROR}/"))
+    requests = list(spider.parse_listing_page(response))
+    assert [r.cb_kwargs.get("slug") for r in requests[:-1]] == ["tts", "a b", "root-linked"]
+    assert [r.url for r in requests] == [f"{MIRROR}/model/tts", f"{MIRROR}/model/a%20b",
+                                         f"{MIRROR}/model/root-linked", f"{MIRROR}/?offset=3"]
+    assert crawler.stats.get_value("ptm/pages/entries_without_slug") is None
+
+
+def comparable(items):
+    return sorted(({k: v for k, v in i.items() if k not in ("CrawledAt", "ModelHub", "ModelURL", "RepoPath")}
+                   for i in items), key=lambda r: r["id"])
+
+
+def test_modelzoo_api_and_rendered_site_under_a_prefix_give_every_model(tmp_path):
+    splash = require_service("Splash", SPLASH_URL, start_hint="bash .ci/splash.sh")
+    with ModelZooReplica(fixture_models(), tmp_path / "github", page_size=5, prefix="/modelzoo") as zoo:
+        assert zoo.url.endswith("/modelzoo")
+        settings = {"PTM_MODELZOO_URL": zoo.url, "PTM_CLONE": 0}
+        api = run_crawl("modelzoo", tmp_path / "api", settings=settings)
+        rendered = run_crawl("modelzoo", tmp_path / "splash", args={"render": "splash"},
+                             settings={**settings, "SPLASH_URL": splash})
+    assert len(api.items) == len(rendered.items) == len(zoo.models) == 14
+    assert comparable(rendered.items) == comparable(api.items)
+    assert {i["ModelURL"] for i in rendered.items} == {f"{zoo.url}/model/{s}" for s in zoo.models}
+    assert "entries_without_slug" not in str(rendered.stats)
+    assert "Listing entry without a slug" not in rendered.log
+
+
+def test_huggingface_under_a_prefix_follows_renames_and_pages(tmp_path):
+    with HuggingFaceReplica(hf_fixture_models(), None, prefix="/api/hf", repos=False,
+                            renames={"bert-base-uncased": "google-bert/bert-base-uncased"}) as hub:
+        listed = run_crawl("huggingface", tmp_path / "list", settings={
+            "PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0})
+        given = run_crawl("huggingface", tmp_path / "given", args={"models": "bert-base-uncased"},
+                          settings={"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0})
+    assert sorted(f"{i['ModelOwner']}/{i['ModelName']}" for i in listed.items) == sorted(hub.models)
+    assert [i["ModelURL"] for i in given.items] == [f"{hub.url}/google-bert/bert-base-uncased"]
+
+
+def test_pytorchhub_model_pages_stay_under_a_prefixed_base():
+    from spiders.pytorchhub import PytorchhubSpider
+
+    base = "http://127.0.0.1:8000/mirrors/pytorch/hub"
+    crawler = project_crawler(PytorchhubSpider, {"PTM_PYTORCHHUB_URL": base})
+    spider = PytorchhubSpider.from_crawler(crawler)
+    crawler.spider = spider
+    body = ('<html><body><div class="compact-hub-card-wrapper" data-id="pytorch/vision">'
+            '<a href="/hub/pytorch_vision_resnet/"><h4 class="compact-item-title">ResNet</h4></a></div>'
+            '</body></html>')
+    url = f"{base}/research-models/compact"
+    (request,) = spider.parse_listing(HtmlResponse(url, body=body.encode(), encoding="utf-8", request=Request(url)))
+    assert request.url == f"{base}/pytorch_vision_resnet/"
+    assert request.cb_kwargs["card"]["slug"] == "pytorch_vision_resnet"
