@@ -46,7 +46,7 @@ class OllamaSpider(HubSpider):
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.registry_url = crawler.settings.get("PTM_OLLAMA_REGISTRY_URL", "").rstrip("/")
+        spider.registry_url = (crawler.settings.get("PTM_OLLAMA_REGISTRY_URL") or "").rstrip("/")
         if not spider.registry_url:
             raise ValueError("PTM_OLLAMA_REGISTRY_URL is not set")
         return spider

@@ -31,7 +31,6 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ptmscrape import dataset
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import (
     MappingError, arxiv_doi, count, github_owner_url, new_record, text,
@@ -79,8 +78,8 @@ def _readme_row(hub: str, page: dict, model_dir: str, repo_url: str, owner: str)
         hub=hub, hub_url=repo_url, object_id=location, owner=owner, name=name,
         model_url=f"{repo_url}/blob/HEAD/{main['Path']}" if main["Path"] else main["URL"],
         owner_url=github_owner_url(repo_url), stable_key=file_name,
+        model_id=f"{owner or '_'}/{file_name}",
     )
-    record["ModelHub"]["MetadataFilePath"] = dataset.metadata_file(hub, owner or "_", file_name)
     anchor = text(page.get("anchor"), 200)
     opset = _opset(row.get("opset"))
     metrics = row.get("metrics") if isinstance(row.get("metrics"), dict) else {}
@@ -123,9 +122,8 @@ def _generated(hub: str, page: dict, model_dir: str, repo_url: str, owner: str) 
     record = new_record(
         hub=hub, hub_url=repo_url, object_id=model_dir, owner=owner, name=name,
         model_url=f"{repo_url}/tree/HEAD/{model_dir}", owner_url=github_owner_url(repo_url),
-        stable_key=name,
+        stable_key=name, model_id=f"{owner or '_'}/{name}",
     )
-    record["ModelHub"]["MetadataFilePath"] = dataset.metadata_file(hub, owner or "_", name)
     record.update(
         ModelTask=task,
         ModelArchitecture=model_class,
