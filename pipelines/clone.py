@@ -9,7 +9,9 @@ remembers where each URL was cloned, so another hub's crawl reuses that clone.
 
 The record gets ``RepoPath``, ``LatestGitCommitSHA`` (the clone's HEAD, or the last commit under
 ``RepoSubPath``) and ``CloneStatus``: cloned / updated / unchanged / skipped / failed: <reason>.
-``ptm/clone/bytes`` adds up what landed: the object store of each new clone, the growth of each
+``ptm/clone/<status>`` counts models, ``ptm/clone/repos/<status>`` repositories (one each,
+however many models share it); ``ptm/clone/waiting`` and ``ptm/clone/running`` are git jobs
+waiting for a thread and running now. ``ptm/clone/bytes`` adds up what landed: the object store of each new clone, the growth of each
 updated one (the progress extension logs it).
 """
 
@@ -66,6 +68,7 @@ class ClonePipeline:
         self.index: dict[str, str] = {}
         self.index_lock = threading.Lock()
         self.running = 0
+        self.waiting = 0  # git jobs submitted, not yet started (ptm/clone/waiting)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -129,6 +132,9 @@ class ClonePipeline:
         # GIL hand-offs with the reactor cost more than the check itself.
         result = self._unchanged(key, hub, owner, name, hub_sha) if hub_sha else None
         if result is None:
+            with self.index_lock:
+                self.waiting += 1
+                self.stats.set_value("ptm/clone/waiting", self.waiting)
             future = asyncio.wrap_future(self.executor.submit(
                 self._materialize, url, key, hub, owner, name, record.get("RepoBranch"), hub_sha,
             ))
@@ -137,6 +143,8 @@ class ClonePipeline:
                 result = await asyncio.shield(future)
             finally:
                 del self.in_flight[key]
+        # Per repository (ptm/clone/<status> counts models: ten models sharing a clone are ten).
+        self._count(f"ptm/clone/repos/{result.status.split(':', 1)[0]}")
         self.finished[key] = result
         if len(self.finished) > FINISHED_CACHE_SIZE:
             self.finished.popitem(last=False)
@@ -166,6 +174,8 @@ class ClonePipeline:
     # -- worker threads ------------------------------------------------------------------
     def _materialize(self, url, key, hub, owner, name, branch, hub_sha) -> CloneResult:
         with self.index_lock:
+            self.waiting -= 1
+            self.stats.set_value("ptm/clone/waiting", self.waiting)
             self.running += 1
             self.stats.set_value("ptm/clone/running", self.running)
         try:
