@@ -93,10 +93,11 @@ class HuggingFaceReplica:
     ``repos=False``; each model's ``sha`` is then its repository's HEAD."""
 
     def __init__(self, models: list[dict], repos_root: str | Path | None = None, *,
-                 renames: dict[str, str] | None = None, repos: bool = True, lfs: bool = True):
+                 renames: dict[str, str] | None = None, repos: bool = True, lfs: bool = True,
+                 port: int = 0):
         self.models: dict[str, dict] = {}
         self.renames = dict(renames or {})
-        self.replica = Replica()
+        self.replica = Replica(port)
         self.git = GitHost(repos_root) if repos_root else None
         self._orders: dict[str, list[tuple]] = {}
         for model in models:
@@ -206,8 +207,8 @@ class HuggingFaceReplica:
         return Reply.json(model)
 
 
-def start_demo_replica(workdir: Path):
+def start_demo_replica(workdir: Path, port: int = 0):
     """For the offline demo: (replica context manager, crawl settings, crawl environment)."""
     hub = HuggingFaceReplica(fixture_models() + synthetic_models(20), Path(workdir) / "huggingface-git",
-                             renames={"bert-base-uncased": "google-bert/bert-base-uncased"})
+                             renames={"bert-base-uncased": "google-bert/bert-base-uncased"}, port=port)
     return hub, {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 10}, {}

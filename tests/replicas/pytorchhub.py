@@ -48,8 +48,8 @@ def hubconf(*entrypoints: str) -> str:
 class PytorchHubReplica:
     """``with PytorchHubReplica(tmp_path / "git") as hub: hub.base_url`` (= ``<url>/hub``)."""
 
-    def __init__(self, repos_root: str | Path):
-        self.replica = Replica()
+    def __init__(self, repos_root: str | Path, port: int = 0):
+        self.replica = Replica(port)
         self.git = GitHost(repos_root)
         self.commits: dict[str, list[str]] = {}  # owner/repo -> SHAs, oldest first
         self.gone: set[str] = set()  # slugs whose page answers 404 (taken down after listing)
@@ -126,7 +126,7 @@ class PytorchHubReplica:
         return Reply.text("", 301, headers={"Location": f"/hub/{m.group('slug')}/"})
 
 
-def start_demo_replica(workdir: Path):
+def start_demo_replica(workdir: Path, port: int = 0):
     """For the offline demo: (replica context manager, crawl settings, crawl environment)."""
-    hub = PytorchHubReplica(Path(workdir) / "pytorchhub-git")
+    hub = PytorchHubReplica(Path(workdir) / "pytorchhub-git", port=port)
     return hub, hub.settings(), hub.env()
