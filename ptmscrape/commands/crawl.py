@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.spiderloader import get_spider_loader
@@ -41,7 +42,7 @@ class Command(ScrapyCrawlCommand):
         try:
             preflight(spidercls, self.settings, opts.spargs)
         except BadInput as exc:
-            fail(args[0], exc)
+            fail(args[0], exc, self.settings.get("LOG_FILE"))
 
     def run(self, args, opts) -> None:
         if len(args) != 1:
@@ -57,7 +58,7 @@ class Command(ScrapyCrawlCommand):
         self.crawler_process.start()
         if errors:
             if isinstance(errors[0], BadInput):
-                fail(args[0], errors[0])
+                fail(args[0], errors[0], self.settings.get("LOG_FILE"))
             logger.error("The crawl could not start", exc_info=errors[0])
             self.exitcode = FAILED
         elif self.crawler_process.bootstrap_failed:
@@ -78,7 +79,17 @@ def preflight(spidercls, settings, arguments: dict) -> None:
     check_data_dir(settings.get("PTM_DATA_DIR"))
 
 
-def fail(spider: str, exc: BadInput):
-    sys.stderr.write(f"scrapy crawl {spider}: error: {exc}\n")
+def fail(spider: str, exc: BadInput, log_file: str | None = None):
+    """One line on stderr, and in ``LOG_FILE`` if there is one (Scrapyd's job log), then exit 2."""
+    line = f"scrapy crawl {spider}: error: {exc}"
+    sys.stderr.write(line + "\n")
     sys.stderr.flush()
+    if log_file:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            with open(log_file, "a", encoding="utf-8") as log:
+                log.write(f"{stamp} [{__name__}] ERROR: {line}\n"
+                          f"{stamp} [{__name__}] ERROR: Crawl verdict: exit status {BAD_INPUT}: {exc}\n")
+        except OSError:
+            pass
     raise SystemExit(BAD_INPUT)
