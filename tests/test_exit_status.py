@@ -190,8 +190,12 @@ def read_only_command(cmd: list[str], data: Path) -> list[str]:
     if os.geteuid() != 0:
         data.chmod(0o555)
         return cmd
-    if not shutil.which("unshare"):
-        pytest.skip("running as root without unshare(1): cannot make a read-only directory")
+    script = f"mount -t tmpfs -o ro,size=16k tmpfs {shlex.quote(str(data))}"
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, text=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("running as root, and no mount namespace to make a read-only directory in: "
+                    + (probe.stderr.strip() if probe else "no unshare(1)"))
     script = f'mount -t tmpfs -o ro,size=16k tmpfs {shlex.quote(str(data))} && exec "$@"'
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
 
