@@ -173,7 +173,11 @@ class HubSpider(scrapy.Spider):
         """A page still malformed after its retries: logged with URL and reason, and counted in
         ``ptm/pages/bad`` and ``ptm/pages/failed/<kind>`` (like pages that failed to download)."""
         kind = reason.split(" (")[0]
-        self.logger.error("Page failed after retries: %s (%s)", response.url, reason)
+        request = response.request
+        if request is not None and request.meta.get("ptm_page_retries"):
+            self.logger.error("Page failed after retries: %s (%s)", response.url, reason)
+        else:  # PTM_PAGE_RETRIES=0, or a fault fetching it again cannot mend
+            self.logger.error("Page failed (not retried): %s (%s)", response.url, reason)
         self.crawler.stats.inc_value("ptm/pages/bad")
         self.crawler.stats.inc_value(f"ptm/pages/bad/{kind}")
         self.crawler.stats.inc_value("ptm/pages/failed")

@@ -58,7 +58,7 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
         kinds = sorted((k.removeprefix("ptm/pages/failed/"), int(v)) for k, v in stats.items()
                        if k.startswith("ptm/pages/failed/") and k != "ptm/pages/failed/HTTP 404")
         detail = ", ".join(f"{kind}: {n}" for kind, n in kinds)
-        problems.append(_plural(failed - not_found, "page") + " failed after retries"
+        problems.append(_plural(failed - not_found, "page") + " failed"
                         + (f" ({detail})" if detail else ""))
     errors = int(stats.get("spider_exceptions_count") or 0)
     if errors:

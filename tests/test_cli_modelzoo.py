@@ -84,7 +84,7 @@ def test_bad_detail_json_is_reported_and_the_crawl_goes_on(tmp_path, zoo):
     errors = [line for line in result.log.splitlines() if " ERROR: " in line]
     assert len(errors) == 2 and f"{zoo.url}/api/models/tts/" in errors[0] and "malformed JSON" in errors[0]
     # The lost page fails the crawl: the last line says so, and the exit status (README "Exit status").
-    assert errors[1].endswith("Crawl verdict: exit status 1: 1 page failed after retries (malformed JSON: 1)")
+    assert errors[1].endswith("Crawl verdict: exit status 1: 1 page failed (malformed JSON: 1)")
     assert result.returncode == 1
 
 

@@ -62,7 +62,7 @@ def test_a_refused_connection_exits_1(tmp_path):
     assert f"Page failed after retries: {url}/api/models" in result.log
     assert "Traceback" not in result.log
     assert last_line(result.log).endswith(
-        "Crawl verdict: exit status 1: 1 page failed after retries (DownloadConnectionRefusedError: 1); "
+        "Crawl verdict: exit status 1: 1 page failed (DownloadConnectionRefusedError: 1); "
         "nothing was stored")
     assert result.stats["finish_reason"] == "failed_pages"
     assert "Spider closed (failed_pages)" in result.log
@@ -113,7 +113,7 @@ def test_a_hub_that_never_answers_is_named_then_given_up_with_exit_1(tmp_path):
     assert f"s for {url}/api/models?" in result.log
     assert "(attempt 2 of 2; each attempt is given up after DOWNLOAD_TIMEOUT=3 s)" in result.log
     assert "Page failed after retries" in result.log and "DownloadTimeoutError" in result.log
-    assert last_line(result.log).endswith("exit status 1: 1 page failed after retries (DownloadTimeoutError: 1); "
+    assert last_line(result.log).endswith("exit status 1: 1 page failed (DownloadTimeoutError: 1); "
                                           "nothing was stored")
 
 

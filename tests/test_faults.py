@@ -133,7 +133,7 @@ def test_a_listing_page_that_never_recovers_is_reported_not_skipped(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.log
     assert stats["finish_reason"] == "failed_pages" and stats["ptm/verdict/exit_status"] == 1
     assert result.log.rstrip().splitlines()[-1].endswith(
-        f"Crawl verdict: exit status 1: 1 page failed after retries ({failed[0][1]}: 1)")
+        f"Crawl verdict: exit status 1: 1 page failed ({failed[0][1]}: 1)")
 
 
 def test_detail_pages_under_faults_and_broken_ones_reported_by_url(tmp_path):
@@ -154,7 +154,7 @@ def test_detail_pages_under_faults_and_broken_ones_reported_by_url(tmp_path):
     stats = result.stats
     assert stats["ptm/pages/failed"] == 2 and stats["ptm/pages/failed/malformed JSON"] == 1
     assert result.returncode == 1 and stats["finish_reason"] == "failed_pages"
-    assert "exit status 1: 2 pages failed after retries (" in result.log
+    assert "exit status 1: 2 pages failed (" in result.log
     assert stats["ptm/pages/retried/malformed JSON"] >= 3  # the garbled one, before giving up
 
 

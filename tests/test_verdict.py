@@ -28,7 +28,7 @@ def test_failed_pages_are_1_with_their_kinds_and_finish_reason():
              "ptm/pages/failed/malformed JSON": 1}
     result = verdict(stats)
     assert result.status == 1
-    assert result.reason == "3 pages failed after retries (HTTP 503: 2, malformed JSON: 1)"
+    assert result.reason == "3 pages failed (HTTP 503: 2, malformed JSON: 1)"
     assert result.finish_reason == FAILED_PAGES
     while_running = {k: v for k, v in stats.items() if k != "finish_reason"}
     assert verdict(while_running).finish_reason == FAILED_PAGES
@@ -37,7 +37,7 @@ def test_failed_pages_are_1_with_their_kinds_and_finish_reason():
 def test_not_found_is_told_apart_from_failed():
     stats = {**GOOD, "ptm/pages/failed": 2, "ptm/pages/not_found": 1, "ptm/pages/failed/HTTP 404": 1,
              "ptm/pages/failed/TimeoutError": 1}
-    assert verdict(stats).reason == "1 page not found (HTTP 404); 1 page failed after retries (TimeoutError: 1)"
+    assert verdict(stats).reason == "1 page not found (HTTP 404); 1 page failed (TimeoutError: 1)"
     only_404 = {**GOOD, "ptm/pages/failed": 1, "ptm/pages/not_found": 1, "ptm/pages/failed/HTTP 404": 1}
     assert verdict(only_404).reason == "1 page not found (HTTP 404)"
 
