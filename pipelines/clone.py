@@ -16,7 +16,9 @@ another repository, holding other clones, or below a clone is passed over for ``
 
 The record gets ``RepoPath``, ``LatestGitCommitSHA`` (the clone's HEAD, or the last commit under
 ``RepoSubPath``) and ``CloneStatus``: cloned / updated / unchanged / skipped[: <reason>] / failed: <reason>.
-``ptm/clone/bytes`` adds up what landed: the object store of each new clone, the growth of each
+``ptm/clone/<status>`` counts models, ``ptm/clone/repos/<status>`` repositories (one each,
+however many models share it); ``ptm/clone/waiting`` and ``ptm/clone/running`` are git jobs
+waiting for a thread and running now. ``ptm/clone/bytes`` adds up what landed: the object store of each new clone, the growth of each
 updated one (the progress extension logs it).
 """
 
@@ -78,6 +80,7 @@ class ClonePipeline:
         # clone that has not landed yet is invisible on disk, so these keep two workers apart.
         self.claims: dict[str, str] = {}
         self.claimed_above: dict[str, int] = {}
+        self.waiting = 0  # git jobs submitted, not yet started (ptm/clone/waiting)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -154,6 +157,9 @@ class ClonePipeline:
         # GIL hand-offs with the reactor cost more than the check itself.
         result = self._unchanged(key, planned, hub_sha) if hub_sha else None
         if result is None:
+            with self.index_lock:
+                self.waiting += 1
+                self.stats.set_value("ptm/clone/waiting", self.waiting)
             future = asyncio.wrap_future(self.executor.submit(
                 self._materialize, url, key, hub, planned, record.get("RepoBranch"), hub_sha,
             ))
@@ -162,6 +168,8 @@ class ClonePipeline:
                 result = await asyncio.shield(future)
             finally:
                 del self.in_flight[key]
+        # Per repository (ptm/clone/<status> counts models: ten models sharing a clone are ten).
+        self._count(f"ptm/clone/repos/{result.status.split(':', 1)[0]}")
         self.finished[key] = result
         if len(self.finished) > FINISHED_CACHE_SIZE:
             self.finished.popitem(last=False)
@@ -197,6 +205,8 @@ class ClonePipeline:
     # -- worker threads ------------------------------------------------------------------
     def _materialize(self, url, key, hub, planned, branch, hub_sha) -> CloneResult:
         with self.index_lock:
+            self.waiting -= 1
+            self.stats.set_value("ptm/clone/waiting", self.waiting)
             self.running += 1
             self.stats.set_value("ptm/clone/running", self.running)
         try:

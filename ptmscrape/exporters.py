@@ -1,4 +1,5 @@
-"""Feed exporters: Scrapy's JSON Lines exporter with a shortcut for plain-dict items.
+"""Feed exporters: Scrapy's JSON Lines exporter with a shortcut for plain-dict items, and a CSV
+exporter that writes nested record fields as columns and JSON (see :class:`CsvItemExporter`).
 
 For a dict item (every PTM record) with no ``FEED_EXPORT_FIELDS`` and no field serializers,
 Scrapy's exporter rebuilds the same dict field by field through an ``ItemAdapter``, which costs
@@ -8,9 +9,12 @@ is; the bytes written are the same.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from itemadapter import ItemAdapter
 from scrapy.exporters import BaseItemExporter
+from scrapy.exporters import CsvItemExporter as ScrapyCsvItemExporter
 from scrapy.exporters import JsonLinesItemExporter as ScrapyJsonLinesItemExporter
 from scrapy.utils.python import to_bytes
 
@@ -26,3 +30,27 @@ class JsonLinesItemExporter(ScrapyJsonLinesItemExporter):
             self.file.write(to_bytes(self.encoder.encode(item) + "\n", self.encoding))
             return
         super().export_item(item)
+
+
+class CsvItemExporter(ScrapyCsvItemExporter):
+    """CSV a spreadsheet or ``pandas.read_csv`` can use: nested objects become columns named by
+    their path (``ModelHub.ModelHubName``), lists are written as JSON (``Datasets``, ``Tags``),
+    null as an empty cell. Scrapy's exporter would write Python reprs (``{'ModelHubName': …}``).
+    The columns are those of the first record (every PTM record has the same keys)."""
+
+    def export_item(self, item: Any) -> None:
+        super().export_item(flatten(ItemAdapter(item).asdict()))
+
+
+def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}, "c": [1]}`` -> ``{"a.b": 1, "c": "[1]"}``."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = json.dumps(value, ensure_ascii=False, default=str)
+        else:
+            flat[name] = value
+    return flat

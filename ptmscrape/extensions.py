@@ -1,15 +1,20 @@
-"""Scrapy extensions: the end-of-run report and clone progress on long crawls."""
+"""Scrapy extensions: the end-of-run report, clone progress on long crawls, the crawl's verdict
+(exit status) and the downloads it is waiting on."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+import time
 from pathlib import Path
 
 from scrapy import signals
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import CloseSpider, NotConfigured
 from scrapy.utils.asyncio import create_looping_call
+
+from ptmscrape import distributed
+from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED, Verdict, verdict
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +69,9 @@ class CloneProgress:
     """Logs the clone stage's progress every ``PTM_PROGRESS_INTERVAL`` seconds, and once at the end.
 
     Scrapy's LogStats (``LOGSTATS_INTERVAL``) reports pages and items per minute; git work runs in
-    threads it does not see. This reads the ``ptm/clone/*`` counters of the clone stage: queued
-    and running count git jobs (one per repository), done/failed/skipped count models (several
-    models may share one repository).
+    threads it does not see. This reads the ``ptm/clone/*`` counters of the clone stage: waiting,
+    running, done and failed count repositories (several models may share one), then the models
+    handled, failed (including unsafe URLs refused before any git) and skipped.
     """
 
     def __init__(self, crawler, interval: float):
@@ -98,12 +103,17 @@ class CloneProgress:
         logger.info("Clones: %s", self.line())
 
     def line(self, final: bool = False) -> str:
+        """``3 waiting, 4 running, 110 done (…), 2 failed; 130 models (2 failed, 15 skipped); …``:
+        waiting (submitted, no thread yet), running, done and failed count repositories, each
+        once however many models share it; then the models the clone stage has handled."""
         get = self.stats.get_value
-        done = {kind: get(f"ptm/clone/{kind}", 0) for kind in ("cloned", "updated", "unchanged")}
+        done = {kind: get(f"ptm/clone/repos/{kind}", 0) for kind in ("cloned", "updated", "unchanged")}
         finished = sum(done.values())
-        text = (f"{get('ptm/clone/queued', 0)} queued, {get('ptm/clone/running', 0)} running, "
+        models = sum(get(f"ptm/clone/{kind}", 0) for kind in ("cloned", "updated", "unchanged", "failed", "skipped"))
+        text = (f"{get('ptm/clone/waiting', 0)} waiting, {get('ptm/clone/running', 0)} running, "
                 f"{finished} done ({', '.join(f'{n} {kind}' for kind, n in done.items())}), "
-                f"{get('ptm/clone/failed', 0)} failed, {get('ptm/clone/skipped', 0)} skipped; "
+                f"{get('ptm/clone/repos/failed', 0)} failed; {models} models "
+                f"({get('ptm/clone/failed', 0)} failed, {get('ptm/clone/skipped', 0)} skipped); "
                 f"{human_bytes(get('ptm/clone/bytes', 0))} landed")
         if not final:
             rate = (finished - self.last_done) * 60 / self.interval
@@ -118,3 +128,110 @@ def human_bytes(n: int | float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+class CrawlVerdict:
+    """The crawl's verdict (``ptmscrape/verdict.py``): exit status and reason.
+
+    * When the spider goes idle with failed pages (or nothing stored), it closes with finish
+      reason ``failed_pages`` (``nothing_stored``) instead of ``finished``, so the stats, the
+      ``Spider closed (…)`` line and Scrapyd's log say so (not in a distributed crawl, whose
+      shared Redis queue is only cleared by a ``finished`` worker).
+    * When the engine has stopped (spidermon's monitors have run by then), the verdict goes into
+      the stats (``ptm/verdict/exit_status``, ``ptm/verdict/reason``) before ``StatsFile`` writes
+      them, and is logged as the crawl's last line; ``scrapy crawl`` exits with it.
+    """
+
+    def __init__(self, crawler):
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.result: Verdict | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        ext = cls(crawler)
+        crawler.signals.connect(ext.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        # Connected before StatsFile's (extensions are built in priority order).
+        crawler.signals.connect(ext.decide, signal=signals.engine_stopped)
+        return ext
+
+    @property
+    def expect_records(self) -> bool:
+        spider = self.crawler.spider
+        return getattr(spider, "limit", None) != 0 and not distributed.enabled(self.crawler.settings)
+
+    def spider_opened(self, spider):
+        # Connected last of all engine_stopped handlers: the verdict is the last line of the log.
+        self.crawler.signals.connect(self.log, signal=signals.engine_stopped)
+
+    def spider_idle(self, spider):
+        if distributed.enabled(self.crawler.settings):
+            return
+        result = verdict(self.stats.get_stats(), expect_records=self.expect_records)
+        if result.status and result.finish_reason in (FAILED_PAGES, NOTHING_STORED):
+            raise CloseSpider(result.finish_reason)
+
+    def decide(self):
+        self.result = verdict(self.stats.get_stats(), expect_records=self.expect_records)
+        self.stats.set_value("ptm/verdict/exit_status", self.result.status)
+        self.stats.set_value("ptm/verdict/reason", self.result.reason)
+
+    def log(self):
+        if self.result is not None:
+            logger.log(logging.ERROR if self.result.status else logging.INFO, "%s", self.result.line)
+
+
+class WaitReport:
+    """Names the downloads a crawl is waiting on: every ``PTM_WAIT_REPORT_INTERVAL`` seconds, each
+    request in the downloader for longer than that is logged with its URL, how long it has waited,
+    which attempt it is and when it is given up (``DOWNLOAD_TIMEOUT``, ``RETRY_TIMES``). A hub that
+    accepts connections and never answers is then visible within the interval, not only as
+    "Crawled 0 pages" lines."""
+
+    def __init__(self, crawler, interval: float):
+        self.crawler = crawler
+        self.interval = interval
+        self.timeout = crawler.settings.getfloat("DOWNLOAD_TIMEOUT")
+        self.retries = crawler.settings.getint("RETRY_TIMES")
+        self.in_flight: dict[int, tuple[float, object]] = {}
+        self.task = None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        interval = crawler.settings.getfloat("PTM_WAIT_REPORT_INTERVAL")
+        if interval <= 0:
+            raise NotConfigured
+        ext = cls(crawler, interval)
+        crawler.signals.connect(ext.reached, signal=signals.request_reached_downloader)
+        crawler.signals.connect(ext.left, signal=signals.request_left_downloader)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def reached(self, request, spider):
+        self.in_flight[id(request)] = (time.monotonic(), request)
+
+    def left(self, request, spider):
+        self.in_flight.pop(id(request), None)
+
+    def spider_opened(self, spider):
+        self.task = create_looping_call(self.report)
+        self.task.start(self.interval, now=False)
+
+    def spider_closed(self, spider, reason):
+        if self.task is not None and self.task.running:
+            self.task.stop()
+
+    def report(self):
+        now = time.monotonic()
+        waiting = sorted(((started, request) for started, request in self.in_flight.values()
+                          if now - started >= self.interval), key=lambda pair: pair[0])
+        for started, request in waiting[:10]:
+            attempt = request.meta.get("retry_times", 0) + 1
+            timeout = request.meta.get("download_timeout", self.timeout)
+            logger.warning("Waiting %.0f s for %s (attempt %d of %d; each attempt is given up after "
+                           "DOWNLOAD_TIMEOUT=%g s)", now - started, request.url, attempt,
+                           self.retries + 1, timeout)
+        if len(waiting) > 10:
+            logger.warning("... and %d more request(s) waiting over %g s", len(waiting) - 10, self.interval)

@@ -25,14 +25,14 @@ def removed_file(hub: str, stamp: str) -> str:
 
 def why_incomplete(reason: str, spider, stats, settings) -> str | None:
     """Why this crawl cannot tell removed models from models it did not reach (None: it can)."""
+    failed = stats.get_value("ptm/pages/failed") or 0  # downloads and malformed pages alike
+    if failed:  # (before the finish reason, which then is failed_pages: ptmscrape/verdict.py)
+        return f"{failed} page(s) failed or were malformed"
     if reason != "finished":
         return f"the crawl did not finish normally (finish reason {reason!r})"
     narrowed = getattr(spider, "narrowed_by", [])
     if narrowed:
         return "the crawl was narrowed by " + ", ".join(f"-a {name}" for name in narrowed)
-    failed = stats.get_value("ptm/pages/failed") or 0  # downloads and malformed pages alike
-    if failed:
-        return f"{failed} page(s) failed or were malformed"
     if distributed.enabled(settings):
         return "each worker of a distributed crawl lists only part of the hub"
     return None

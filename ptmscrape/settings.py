@@ -10,6 +10,8 @@ import os
 BOT_NAME = "ptmscrape"
 SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
+# Our `scrapy crawl`: checks arguments and settings first, exits 0/1/2 (README "Exit status").
+COMMANDS_MODULE = "ptmscrape.commands"
 
 # --- hubs -----------------------------------------------------------------------------------
 # Base URL of the Hugging Face Hub (API under /api, git repositories under /<model id>).
@@ -85,6 +87,8 @@ PTM_REDIS_PREFIX = "ptmscrape"
 PTM_STATS_FILE = ""
 # Seconds between clone progress lines (queued/running/done/failed, bytes); 0 = off.
 PTM_PROGRESS_INTERVAL = 60
+# Every this many seconds, log each download waited on longer than that (URL, seconds); 0 = off.
+PTM_WAIT_REPORT_INTERVAL = 30
 # Run spidermon's end-of-crawl monitors (min items, max errors, finish reason); see monitors.py.
 PTM_MONITORS = False
 
@@ -108,7 +112,8 @@ PTM_PAGE_RETRIES = 3
 ROBOTSTXT_OBEY = False  # the hubs' APIs are meant for programmatic use
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
-DOWNLOAD_TIMEOUT = 120
+# API-sized: a silent hub is given up after (5 retries + 1) x 30 s + back-off (~31 s) < 4 min.
+DOWNLOAD_TIMEOUT = 30
 RETRY_TIMES = 5
 USER_AGENT = "ptmscrape (+https://github.com/ptmscrape/ptmscrape)"
 FEED_EXPORT_ENCODING = "utf-8"
@@ -147,11 +152,16 @@ FEED_EXPORTERS = {
     "jsonlines": "ptmscrape.exporters.JsonLinesItemExporter",
     "jsonl": "ptmscrape.exporters.JsonLinesItemExporter",
     "jl": "ptmscrape.exporters.JsonLinesItemExporter",
+    # CSV (-O x.csv): nested keys flattened into columns (ModelHub.ModelHubName), lists as JSON.
+    "csv": "ptmscrape.exporters.CsvItemExporter",
 }
 
 EXTENSIONS = {
     # After Scrapy's SpiderState (0): with JOBDIR, makes resuming after a hard kill safe.
     "ptmscrape.jobdir.JobGuard": 100,
+    # Before StatsFile: the verdict (exit status, reason) is in the stats file too.
+    "ptmscrape.extensions.CrawlVerdict": 400,
+    "ptmscrape.extensions.WaitReport": 500,
     "ptmscrape.extensions.StatsFile": 500,
     "ptmscrape.extensions.CloneProgress": 500,
     "ptmscrape.history.progress.HistoryProgress": 500,

@@ -14,6 +14,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from ptmscrape import distributed
+from ptmscrape.checks import BadInput, check_arguments, positive_int
 from ptmscrape.items import RawModelItem
 from ptmscrape.middlewares import backoff_delay
 
@@ -37,7 +38,9 @@ class HubSpider(scrapy.Spider):
 
     Subclasses set ``name`` (also the hub name in the dataset tree) and ``base_url_setting``
     (the ``PTM_*_URL`` setting with the hub's base URL), and yield items via :meth:`raw_item`.
-    Any extra ``-a`` argument (e.g. Scrapyd's ``_job``) is accepted and ignored.
+    The ``-a`` arguments a spider accepts are the keyword parameters of its ``__init__`` (and
+    its bases'): any other is refused (:class:`BadInput`), except ``_``-prefixed ones such as
+    Scrapyd's ``_job``, which are accepted and ignored.
 
     In a distributed crawl (``PTM_REDIS_URL`` set) :meth:`raw_item` returns a hand-off request
     instead of the item, so the model is processed by whichever worker pops it from Redis (see
@@ -53,19 +56,32 @@ class HubSpider(scrapy.Spider):
     arguments: dict[str, Any] = {}
 
     def __init__(self, *args: Any, limit: str | int | None = None, **kwargs: Any):
+        check_arguments(type(self), {name: None for name in kwargs if name != "name"})
         super().__init__(*args, **kwargs)
-        self.limit = _positive_int(limit, "limit")
+        self.limit = positive_int(limit, "limit")
         self._items_yielded = 0
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.check_settings(crawler.settings)
         spider.base_url = (crawler.settings.get(cls.base_url_setting) or "").rstrip("/")
         if not spider.base_url:
             raise ValueError(f"{cls.base_url_setting} is not set")
         spider.handoff = distributed.Handoff.from_spider(spider)
         spider.arguments = dict(kwargs)
         return spider
+
+    @classmethod
+    def check_input(cls, settings, arguments: dict[str, Any]) -> None:
+        """Raise :class:`BadInput` for bad ``-a`` arguments or settings, before any crawling
+        (``ptmscrape/commands/crawl.py``): the checks ``__init__`` and ``from_crawler`` make."""
+        cls(**arguments).check_settings(settings)
+
+    def check_settings(self, settings) -> None:
+        """Raise :class:`BadInput` for settings this spider cannot crawl with."""
+        if not str(settings.get(self.base_url_setting) or "").strip():
+            raise BadInput(f"{self.base_url_setting} is not set: give the hub's base URL")
 
     @property
     def narrowed_by(self) -> list[str]:
@@ -159,7 +175,11 @@ class HubSpider(scrapy.Spider):
         """A page still malformed after its retries: logged with URL and reason, and counted in
         ``ptm/pages/bad`` and ``ptm/pages/failed/<kind>`` (like pages that failed to download)."""
         kind = reason.split(" (")[0]
-        self.logger.error("Page failed after retries: %s (%s)", response.url, reason)
+        request = response.request
+        if request is not None and request.meta.get("ptm_page_retries"):
+            self.logger.error("Page failed after retries: %s (%s)", response.url, reason)
+        else:  # PTM_PAGE_RETRIES=0, or a fault fetching it again cannot mend
+            self.logger.error("Page failed (not retried): %s (%s)", response.url, reason)
         self.crawler.stats.inc_value("ptm/pages/bad")
         self.crawler.stats.inc_value(f"ptm/pages/bad/{kind}")
         self.crawler.stats.inc_value("ptm/pages/failed")
@@ -171,7 +191,13 @@ class HubSpider(scrapy.Spider):
         reason = failure.getErrorMessage() or failure.type.__name__
         status = getattr(getattr(failure.value, "response", None), "status", None)
         kind = f"HTTP {status}" if status else failure.type.__name__
-        self.logger.error("Page failed after retries: %s (%s: %s)", request.url, kind, reason)
+        if status == 404:  # never retried: the hub says there is no such page
+            self.logger.error("Page not found: %s (%s)", request.url, kind)
+            self.crawler.stats.inc_value("ptm/pages/not_found")
+        elif request.meta.get("retry_times") or request.meta.get("ptm_ratelimit_retries"):
+            self.logger.error("Page failed after retries: %s (%s: %s)", request.url, kind, reason)
+        else:  # an error Scrapy does not retry (e.g. HTTP 403)
+            self.logger.error("Page failed (not retried): %s (%s: %s)", request.url, kind, reason)
         self.crawler.stats.inc_value("ptm/pages/failed")
         self.crawler.stats.inc_value(f"ptm/pages/failed/{kind}")
 
@@ -179,14 +205,3 @@ class HubSpider(scrapy.Spider):
     def base_host(self) -> str:
         return urlsplit(self.base_url).netloc
 
-
-def _positive_int(value: str | int | None, name: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"-a {name}= must be a whole number, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"-a {name}= must not be negative, got {value!r}")
-    return number

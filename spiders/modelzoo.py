@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote, urlsplit
 
+from ptmscrape.checks import BadInput
 from ptmscrape.splash import splash_enabled, splash_request
 from ptmscrape.spiders_base import HubSpider
 
@@ -51,18 +52,16 @@ class ModelzooSpider(HubSpider):
     def __init__(self, *args, render="api", models=None, **kwargs):
         super().__init__(*args, **kwargs)
         if render not in ("api", "splash"):
-            raise ValueError(f"-a render= must be 'api' or 'splash', got {render!r}")
+            raise BadInput(f"-a render= must be 'api' or 'splash', got {render!r}")
         self.render = render
         self.models = [m.strip() for m in (models or "").split(",") if m.strip()]
         self.listed: set[str] = set()
 
-    @classmethod
-    def from_crawler(cls, crawler, *args, **kwargs):
-        spider = super().from_crawler(crawler, *args, **kwargs)
-        if spider.render == "splash" and not splash_enabled(crawler.settings):
-            raise ValueError("-a render=splash needs a Splash server: set SPLASH_URL "
-                             "(e.g. -s SPLASH_URL=http://127.0.0.1:8050)")
-        return spider
+    def check_settings(self, settings) -> None:
+        super().check_settings(settings)
+        if self.render == "splash" and not splash_enabled(settings):
+            raise BadInput("-a render=splash needs a Splash server: set SPLASH_URL "
+                           "(e.g. -s SPLASH_URL=http://127.0.0.1:8050)")
 
     async def start(self):
         if self.limit == 0:

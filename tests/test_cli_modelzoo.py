@@ -78,11 +78,14 @@ def test_api_crawl_maps_validates_stores_and_clones(tmp_path, zoo):
 
 def test_bad_detail_json_is_reported_and_the_crawl_goes_on(tmp_path, zoo):
     zoo.bodies["tts"] = b'{"title": "TTS", "stars": '
-    result = crawl(zoo, tmp_path, settings={"PTM_CLONE": "0", "PTM_PAGE_RETRIES": "0"})
+    result = crawl(zoo, tmp_path, settings={"PTM_CLONE": "0", "PTM_PAGE_RETRIES": "0"}, check=False)
     assert sorted(by_name(result.items)) == sorted(set(zoo.models) - {"tts"})
     assert result.stats["ptm/pages/bad/malformed JSON"] == 1
     errors = [line for line in result.log.splitlines() if " ERROR: " in line]
-    assert len(errors) == 1 and f"{zoo.url}/api/models/tts/" in errors[0] and "malformed JSON" in errors[0]
+    assert len(errors) == 2 and f"{zoo.url}/api/models/tts/" in errors[0] and "malformed JSON" in errors[0]
+    # The lost page fails the crawl: the last line says so, and the exit status (README "Exit status").
+    assert errors[1].endswith("Crawl verdict: exit status 1: 1 page failed (malformed JSON: 1)")
+    assert result.returncode == 1
 
 
 def test_splash_crawl_of_the_javascript_site_yields_the_api_records(tmp_path, zoo):

@@ -77,11 +77,13 @@ def test_limit_gives_that_many_records_and_pages(tmp_path, hub):
 
 def test_a_missing_model_page_is_reported_and_the_crawl_goes_on(tmp_path, hub):
     hub.gone.add("quietlab_hush-vad_vad")
-    result = run_crawl("pytorchhub", tmp_path, settings={**hub.settings(), "PTM_CLONE": 0}, env=hub.env())
+    result = run_crawl("pytorchhub", tmp_path, settings={**hub.settings(), "PTM_CLONE": 0}, env=hub.env(),
+                       check=False)
     assert sorted(i["ModelHub"]["MetadataObjectID"] for i in result.items) == sorted(
         slug for slug in MODEL_REPOS if slug != "quietlab_hush-vad_vad")
     assert result.stats["ptm/pages/failed/HTTP 404"] == 1
-    assert f"Page failed after retries: {hub.base_url}/quietlab_hush-vad_vad/ (HTTP 404" in result.log
+    assert f"Page not found: {hub.base_url}/quietlab_hush-vad_vad/ (HTTP 404)" in result.log
+    assert result.returncode == 1 and "exit status 1: 1 page not found (HTTP 404)" in result.log
     assert {i["CloneStatus"] for i in result.items} == {"skipped"}
 
 

@@ -49,3 +49,22 @@ def test_project_uses_it_for_json_lines_feeds():
     import ptmscrape.settings as project
 
     assert project.FEED_EXPORTERS["jsonl"] == "ptmscrape.exporters.JsonLinesItemExporter"
+
+
+def test_csv_flattens_nested_keys_and_writes_lists_as_json():
+    import csv
+    import json
+
+    from ptmscrape.exporters import CsvItemExporter, flatten
+
+    record = PTMRecord({"id": 7, "ModelHub": {"ModelHubName": "hf", "Inner": {"Deep": None}},
+                        "Datasets": [{"DatasetName": "squad, v2", "DatasetOwner": None}], "Tags": ["a\nb", 'q"'],
+                        "Gated": False, "License": None})
+    assert flatten(record) == {"id": 7, "ModelHub.ModelHubName": "hf", "ModelHub.Inner.Deep": None,
+                               "Datasets": '[{"DatasetName": "squad, v2", "DatasetOwner": null}]',
+                               "Tags": '["a\\nb", "q\\""]', "Gated": False, "License": None}
+    rows = list(csv.DictReader(io.StringIO(_export(CsvItemExporter, [record]).decode(), newline="")))
+    assert rows == [{"id": "7", "ModelHub.ModelHubName": "hf", "ModelHub.Inner.Deep": "",
+                     "Datasets": '[{"DatasetName": "squad, v2", "DatasetOwner": null}]',
+                     "Tags": '["a\\nb", "q\\""]', "Gated": "False", "License": ""}]
+    assert json.loads(rows[0]["Tags"]) == ["a\nb", 'q"']

@@ -116,7 +116,7 @@ def test_a_listing_page_that_never_recovers_is_reported_not_skipped(tmp_path):
         cursor = _cursor("downloads", last_of_page_2.get("downloads") or 0, last_of_page_2["_id"])
         faults = inject(hub.replica, FaultPlan(seed=2, rates={"5xx": .1, "slow": .1}, healthy_after=3,
                                                broken={re.escape(cursor): "5xx"}))
-        result = run_crawl("huggingface", tmp_path, settings={
+        result = run_crawl("huggingface", tmp_path, check=False, settings={
             "PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 100, "RETRY_TIMES": 2, **FAST})
 
     page_3 = [t for _, t, _, k in faults.injected if cursor in t]
@@ -129,6 +129,11 @@ def test_a_listing_page_that_never_recovers_is_reported_not_skipped(tmp_path):
     expected = sorted(hub.models[row[2]]["id"] for row in order[:200])
     assert ids(result.records("huggingface")) == ids(result.items) == expected
     assert "not reported as removed: 1 page(s) failed" in result.log
+    # A lost page fails the crawl (README "Exit status"), in the finish reason and the last line too.
+    assert result.returncode == 1 and "Traceback" not in result.log
+    assert stats["finish_reason"] == "failed_pages" and stats["ptm/verdict/exit_status"] == 1
+    assert result.log.rstrip().splitlines()[-1].endswith(
+        f"Crawl verdict: exit status 1: 1 page failed ({failed[0][1]}: 1)")
 
 
 def test_detail_pages_under_faults_and_broken_ones_reported_by_url(tmp_path):
@@ -139,7 +144,7 @@ def test_detail_pages_under_faults_and_broken_ones_reported_by_url(tmp_path):
         inject(hub.replica, FaultPlan(seed=8, rates=ALL_FAULTS, healthy_after=4,
                                       broken={f"/api/models/{re.escape(gone)}$": "5xx",
                                               f"/api/models/{re.escape(garbled)}$": "truncate"}))
-        result = run_crawl("huggingface", tmp_path, args={"models": ",".join(wanted)}, settings={
+        result = run_crawl("huggingface", tmp_path, check=False, args={"models": ",".join(wanted)}, settings={
             "PTM_HUGGINGFACE_URL": hub.url, "RETRY_TIMES": 3, "PTM_PAGE_RETRIES": 3, **FAST})
 
     assert ids(result.records("huggingface")) == ids(result.items) == sorted(set(wanted) - {gone, garbled})
@@ -148,6 +153,8 @@ def test_detail_pages_under_faults_and_broken_ones_reported_by_url(tmp_path):
                      result.log)
     stats = result.stats
     assert stats["ptm/pages/failed"] == 2 and stats["ptm/pages/failed/malformed JSON"] == 1
+    assert result.returncode == 1 and stats["finish_reason"] == "failed_pages"
+    assert "exit status 1: 2 pages failed (" in result.log
     assert stats["ptm/pages/retried/malformed JSON"] >= 3  # the garbled one, before giving up
 
 

@@ -102,8 +102,10 @@ def test_a_crawl_that_did_not_see_the_whole_hub_reports_nothing_removed(tmp_path
     listing = routes[i][2]
     routes[i] = ("GET", routes[i][1], lambda req, m: Reply.text("oops", 500) if req.arg("cursor")
                  else listing(req, m))
-    broken = run_crawl("huggingface", tmp_path, settings=no_clone, data_dir=data, out_name="broken.jsonl")
+    broken = run_crawl("huggingface", tmp_path, settings=no_clone, data_dir=data, out_name="broken.jsonl",
+                       check=False)
     assert len(broken.items) == 5
+    assert broken.returncode == 1 and broken.stats["finish_reason"] == "failed_pages"
     assert "not reported as removed: 1 page(s) failed" in broken.log
 
     for result in (limited, searched, broken):

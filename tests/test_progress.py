@@ -13,8 +13,9 @@ from tests.crawl_control import BackgroundCrawl, hold
 
 HELD = "acme-research/vit-tiny-demo"
 PAGES = re.compile(r"Crawled ([1-9]\d*) pages \(at \d+ pages/min\), scraped \d+ items \(at \d+ items/min\)")
-PROGRESS = re.compile(r"Clones: (\d+) queued, (\d+) running, (\d+) done \((\d+) cloned, (\d+) updated, "
-                      r"(\d+) unchanged\), (\d+) failed, (\d+) skipped; ([\d.]+ \w+) landed \((\d+) done/min\)")
+PROGRESS = re.compile(r"Clones: (\d+) waiting, (\d+) running, (\d+) done \((\d+) cloned, (\d+) updated, "
+                      r"(\d+) unchanged\), (\d+) failed; (\d+) models \((\d+) failed, (\d+) skipped\); "
+                      r"([\d.]+ \w+) landed \((\d+) done/min\)")
 
 
 def settings(hub, **extra):
@@ -42,19 +43,21 @@ def test_a_long_crawl_logs_progress_and_ends_with_a_run_report(tmp_path, hf_repl
     assert crawl.wait() == 0
     log = crawl.log
     ticks = PROGRESS.findall(log)
-    assert all(int(queued) <= 12 and int(done) <= 12 for queued, _, done, *rest in ticks)
+    # Waiting + running + done never exceed the 12 repositories: waiting is what is still to start.
+    assert all(int(waiting) + int(running) + int(done) <= 12 for waiting, running, done, *rest in ticks)
 
     stats = json.loads(stats_file.read_text())
     assert stats["finish_reason"] == "finished"
     assert stats["ptm/clone/queued"] == stats["ptm/clone/cloned"] == stats["ptm/store/records"] == 12
-    assert stats["ptm/clone/running"] == 0
+    assert stats["ptm/clone/running"] == stats["ptm/clone/waiting"] == 0
+    assert stats["ptm/clone/repos/cloned"] == 12
     repos = [p for owner in (tmp_path / "data/huggingface/repos").iterdir() if owner.name != ".incoming"
              for p in owner.iterdir()]
     assert stats["ptm/clone/bytes"] == sum(stored_bytes(r) for r in repos) > 0
     assert stats["ptm/validate/valid"] == stats["item_scraped_count"] == 12
     assert {"start_time", "finish_time", "elapsed_time_seconds"} <= stats.keys()
-    assert (f"Clones at the end: 12 queued, 0 running, 12 done (12 cloned, 0 updated, 0 unchanged), "
-            f"0 failed, 0 skipped; {human_bytes(stats['ptm/clone/bytes'])} landed") in log
+    assert (f"Clones at the end: 0 waiting, 0 running, 12 done (12 cloned, 0 updated, 0 unchanged), "
+            f"0 failed; 12 models (0 failed, 0 skipped); {human_bytes(stats['ptm/clone/bytes'])} landed") in log
 
 
 def test_the_run_report_says_why_a_crawl_stopped(tmp_path, hf_replica):
@@ -78,7 +81,8 @@ def test_monitors_pass_on_a_good_crawl(tmp_path, hf_replica):
 def test_a_failing_monitor_is_reported_in_log_and_run_report(tmp_path, hf_replica):
     result = run_crawl("huggingface", tmp_path, check=False,
                        settings=settings(hf_replica, PTM_CLONE=0, PTM_MONITORS=1, SPIDERMON_MIN_ITEMS=1000))
-    assert result.returncode == 0
+    assert result.returncode == 1  # README "Exit status": a failed monitor fails the crawl
+    assert "Crawl verdict: exit status 1: 1 monitor failed (Extracted Items Monitor)" in result.log
     stats = result.stats
     assert stats["ptm/monitors/failed"] == 1
     assert stats["ptm/monitors/failed/Extracted Items Monitor"] == 1
@@ -91,3 +95,16 @@ def test_a_failing_monitor_is_reported_in_log_and_run_report(tmp_path, hf_replic
 def test_human_bytes():
     assert [human_bytes(n) for n in (0, 1023, 1024, 5 * 1024**2 + 1, 3 * 1024**4)] == [
         "0 B", "1023 B", "1.0 KiB", "5.0 MiB", "3.0 TiB"]
+
+
+def test_a_clone_shared_by_every_model_is_reported_once(tmp_path):
+    """The ONNX zoo: every model is a folder of one repository, cloned once; the progress line
+    counts that one clone (and the models it served), not one clone per model."""
+    from tests.replicas.onnx import OnnxZooReplica
+
+    with OnnxZooReplica(tmp_path / "git", layout="2025") as zoo:
+        result = run_crawl("onnxmodelzoo", tmp_path, settings=zoo.settings(), env=zoo.env())
+    stats, models = result.stats, len(result.items)
+    assert models > 1 and stats["ptm/clone/repos/cloned"] == 1 and stats["ptm/clone/cloned"] == models
+    assert (f"Clones at the end: 0 waiting, 0 running, 1 done (1 cloned, 0 updated, 0 unchanged), "
+            f"0 failed; {models} models (0 failed, 0 skipped);") in result.log

@@ -131,7 +131,8 @@ def test_a_paused_crawl_resumes_where_it_stopped_and_keeps_its_limit(tmp_path, h
     crawl.proc.send_signal(signal.SIGTERM)  # what Ctrl-C does: stop gracefully
     crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
     listing.open()  # page 6 (in flight) is finished; page 7 goes into the JOBDIR queue
-    assert crawl.wait() == 0
+    assert crawl.wait() == 1  # paused, not finished (README "Exit status")
+    assert "exit status 1: the crawl stopped before the end (finish reason shutdown)" in crawl.log
     paused = json.loads((tmp_path / "1.stats.json").read_text())
     assert paused["finish_reason"] == "shutdown"
     assert paused["ptm/store/records"] == 6 * PAGE

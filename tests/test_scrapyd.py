@@ -202,13 +202,24 @@ def test_scrapyd_deploy_schedule_and_crawl_into_the_dataset_tree(tmp_path):
         ])
         assert scheduled["status"] == "ok", scheduled
         job = scheduled["jobid"]
+        # A typo in an argument: refused before the crawl starts (README "Exit status").
+        typo = scrapyd.post("schedule.json", [("project", "ptmscrape"), ("spider", "huggingface"),
+                                              ("limt", "5"), ("setting", f"PTM_DATA_DIR={data}")])["jobid"]
         scrapyd.wait_finished("ptmscrape", job)
+        scrapyd.wait_finished("ptmscrape", typo)
         assert scrapyd.get("status.json", job=job, project="ptmscrape")["currstate"] == "finished"
 
     log = (scrapyd.dirs["logs"] / "ptmscrape" / "huggingface" / f"{job}.log").read_text()
     assert "Traceback" not in log and "] ERROR:" not in log, log[-5000:]
+    assert log.rstrip().splitlines()[-1].endswith("Crawl verdict: exit status 0: every listed page was read")
     stats = json.loads((tmp_path / "stats.json").read_text())
-    assert stats["finish_reason"] == "finished"
+    assert stats["finish_reason"] == "finished" and stats["ptm/verdict/exit_status"] == 0
+    typo_log = (scrapyd.dirs["logs"] / "ptmscrape" / "huggingface" / f"{typo}.log").read_text()
+    assert "unknown spider argument -a limt: huggingface accepts" in typo_log and "Traceback" not in typo_log
+    assert typo_log.rstrip().splitlines()[-1].endswith("Crawl verdict: exit status 2: unknown spider argument "
+                                                       "-a limt: huggingface accepts author, limit, models, "
+                                                       "search, sort")
+    assert "exitstatus=2" in scrapyd.log.read_text()  # Scrapyd's own log: "Process died: exitstatus=2"
 
     # Items feed written by Scrapyd (items_dir), and the dataset tree written by the pipelines.
     items = read_jsonl(scrapyd.dirs["items"] / "ptmscrape" / "huggingface" / f"{job}.jl")

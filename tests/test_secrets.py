@@ -66,7 +66,7 @@ def test_token_reaches_only_the_hub_host_and_is_stored_nowhere(tmp_path):
         first.proc.send_signal(signal.SIGTERM)
         first.wait_until(lambda: "shutting down gracefully" in first.log, "the graceful stop")
         held.open()
-        assert first.wait() == 0
+        assert first.wait() == 1  # paused, not finished (README "Exit status")
         queued = [p for p in jobdir.rglob("*") if p.is_file() and "requests.queue" in str(p)]
         assert queued and sum(p.stat().st_size for p in queued) > 1000  # requests were pickled
         assert files_containing(tmp_path, token.encode()) == []

@@ -50,12 +50,12 @@ class CivitaiReplica:
     """``with CivitaiReplica(models, prefix="/mirror") as hub: hub.base_url``."""
 
     def __init__(self, models: list[dict] | None = None, prefix: str = "",
-                 public_origin: str = "https://civitai.com", cursor_in_metadata: bool = True):
+                 public_origin: str = "https://civitai.com", cursor_in_metadata: bool = True, port: int = 0):
         self.models = fixture_models() if models is None else models
         self.prefix = prefix
         self.public_origin = public_origin
         self.cursor_in_metadata = cursor_in_metadata
-        self.replica = Replica()
+        self.replica = Replica(port)
         self.replica.route("GET", rf"{re.escape(prefix)}/api/v1/models", self._listing)
 
     @property
@@ -126,7 +126,7 @@ class CivitaiReplica:
         return Reply.json({"items": items, "metadata": metadata})
 
 
-def start_demo_replica(workdir: Path):
+def start_demo_replica(workdir: Path, port: int = 0):
     """For the offline demo: (replica context manager, crawl settings, crawl environment)."""
-    hub = CivitaiReplica(fixture_models() + synthetic_models(5))
+    hub = CivitaiReplica(fixture_models() + synthetic_models(5), port=port)
     return hub, hub.settings(PTM_CIVITAI_PAGE_SIZE=4), {}

@@ -6,6 +6,11 @@
 
 Each crawl is the ordinary ``scrapy crawl <hub> -O <out>/<hub>.jsonl``, with the hub's base URL
 pointed at its replica (and, for GitHub-hosted repositories, git's ``url.<base>.insteadOf``).
+
+Each replica listens on the port it had in the previous run into the same ``--out``
+(``<out>/demo-ports.json``), so its URLs stay the same and a re-run updates the clones it made
+(``updated``/``unchanged``) instead of cloning everything again beside them (a new port is a new
+repository URL). Only if that port is taken does a replica get a new one, which the demo says.
 """
 
 from __future__ import annotations
@@ -60,23 +65,68 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
+    ports_file = out / PORTS_FILE
+    ports = _read_ports(ports_file)
     with tempfile.TemporaryDirectory(prefix="ptm-demo-") as scratch:
         for hub in hubs:
             with contextlib.ExitStack() as stack:
-                replica, settings, env = starters[hub](Path(scratch) / hub)
+                replica, settings, env = _start(starters[hub], Path(scratch) / hub, ports.get(hub, 0), hub)
                 stack.enter_context(replica)
+                ports[hub] = int(replica.url.rsplit(":", 1)[1])
+                _write_ports(ports_file, ports)
                 settings = {**settings, "PTM_GIT_ALLOW_PROTOCOL": "https:http"}
-                cmd = crawl_command(hub, out / f"{hub}.jsonl", out / "data", out / f"{hub}.stats.json",
-                                    settings=settings)
+                stats_file = out / f"{hub}.stats.json"
+                stats_file.unlink(missing_ok=True)  # never report a previous run's figures
+                cmd = crawl_command(hub, out / f"{hub}.jsonl", out / "data", stats_file, settings=settings)
                 print(f"==> scrapy {' '.join(cmd[3:6])} …  (replica at {replica.url})", flush=True)
                 proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env})
                 failures += proc.returncode != 0
-                stats = json.loads((out / f"{hub}.stats.json").read_text())
-                print(f"    {stats.get('item_scraped_count', 0)} records, "
-                      f"{stats.get('ptm/clone/cloned', 0)} cloned, "
-                      f"{stats.get('ptm/clone/failed', 0)} clone failures -> {out / (hub + '.jsonl')}")
+                print("    " + summary(hub, proc.returncode, stats_file, out), flush=True)
     print(f"Dataset tree: {out / 'data'}")
     return 1 if failures else 0
+
+
+PORTS_FILE = "demo-ports.json"
+
+
+def summary(hub: str, returncode: int, stats_file: Path, out: Path) -> str:
+    """What this run of the hub's crawl did (from its own stats file only)."""
+    try:
+        stats = json.loads(stats_file.read_text())
+    except (OSError, ValueError):
+        stats = None
+    if stats is None:
+        return f"FAILED (exit status {returncode}): the crawl wrote no stats; see its log above"
+    get = stats.get
+    text = (f"{get('item_scraped_count', 0)} records; repositories: {get('ptm/clone/repos/cloned', 0)} cloned, "
+            f"{get('ptm/clone/repos/updated', 0)} updated, {get('ptm/clone/repos/unchanged', 0)} unchanged, "
+            f"{get('ptm/clone/repos/failed', 0)} failed -> {out / (hub + '.jsonl')}")
+    if returncode:
+        text = f"FAILED (exit status {returncode}: {get('ptm/verdict/reason', '?')}); " + text
+    return text
+
+
+def _start(starter, workdir: Path, port: int, hub: str):
+    try:
+        return starter(workdir, port=port)
+    except OSError as exc:
+        if not port:
+            raise
+        print(f"    port {port} of the last run is taken ({exc.strerror}): {hub} gets a new port, "
+              f"so its repositories are cloned again beside the old ones", flush=True)
+        return starter(workdir, port=0)
+
+
+def _read_ports(path: Path) -> dict[str, int]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, int)} if isinstance(data, dict) else {}
+
+
+def _write_ports(path: Path, ports: dict[str, int]) -> None:
+    path.write_text(json.dumps(ports, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ class HuggingFaceReplica:
 
     def __init__(self, models: list[dict], repos_root: str | Path | None = None, *,
                  renames: dict[str, str] | None = None, repos: bool = True, lfs: bool = True,
-                 aliases: dict[str, str] | None = None, prefix: str = ""):
+                 aliases: dict[str, str] | None = None, prefix: str = "", port: int = 0):
         self.models: dict[str, dict] = {}
         self.renames = dict(renames or {})
         # Legacy ids answered in place (no redirect), as the real /api/models/gpt2 does: the
@@ -102,7 +102,7 @@ class HuggingFaceReplica:
         self.aliases = dict(aliases or {})
         # Served under a path (a mirror or proxy: http://host/hf/api/models, http://host/hf/<repo>).
         self.prefix = prefix.rstrip("/")
-        self.replica = Replica()
+        self.replica = Replica(port)
         self.git = GitHost(repos_root) if repos_root else None
         self._orders: dict[str, list[tuple]] = {}
         for model in models:
@@ -215,8 +215,8 @@ class HuggingFaceReplica:
         return Reply.json(model)
 
 
-def start_demo_replica(workdir: Path):
+def start_demo_replica(workdir: Path, port: int = 0):
     """For the offline demo: (replica context manager, crawl settings, crawl environment)."""
     hub = HuggingFaceReplica(fixture_models() + synthetic_models(20), Path(workdir) / "huggingface-git",
-                             renames={"bert-base-uncased": "google-bert/bert-base-uncased"})
+                             renames={"bert-base-uncased": "google-bert/bert-base-uncased"}, port=port)
     return hub, {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 10}, {}

@@ -64,11 +64,11 @@ class ModelhubReplica:
     """
 
     def __init__(self, repos_root: str | Path, models: list[dict] | None = None, *,
-                 index_text: str | None = None, head_elsewhere: tuple[str, ...] = ()):
+                 index_text: str | None = None, head_elsewhere: tuple[str, ...] = (), port: int = 0):
         self.index_text = index_text if index_text is not None else (
             fixture_index_text() if models is None else json.dumps(models, indent=2) + "\n")
         self.models = json.loads(self.index_text) if models is None else models
-        self.replica = Replica()
+        self.replica = Replica(port)
         self.git = GitHost(repos_root)
         self.branch_heads: dict[str, str] = {}  # owner/repo -> SHA of github_branch
         for model in self.models:
@@ -118,7 +118,7 @@ class ModelhubReplica:
         return Reply.text(self.index_text)
 
 
-def start_demo_replica(workdir: Path):
+def start_demo_replica(workdir: Path, port: int = 0):
     """For the offline demo: (replica context manager, crawl settings, crawl environment)."""
-    hub = ModelhubReplica(Path(workdir) / "modelhub-git")
+    hub = ModelhubReplica(Path(workdir) / "modelhub-git", port=port)
     return hub, hub.settings(), hub.env()

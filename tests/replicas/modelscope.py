@@ -65,12 +65,12 @@ class ModelScopeReplica:
     ``owner/name`` to its HEAD."""
 
     def __init__(self, models: list[dict], repos_root: str | Path | None = None, *, prefix: str = "",
-                 repos: bool = True):
+                 repos: bool = True, port: int = 0):
         self.prefix = prefix.rstrip("/")
         self.models: dict[str, dict] = {}
         self.heads: dict[str, str] = {}
         self.bodies: list[tuple[str, dict]] = []  # (catalogue|owner, JSON body) of each listing PUT
-        self.replica = Replica()
+        self.replica = Replica(port)
         self.git = GitHost(repos_root) if repos_root else None
         for model in models:
             self.add_model(model, repo=repos and self.git is not None)
@@ -151,8 +151,8 @@ class ModelScopeReplica:
                                     "TotalCount": len(rows)}))
 
 
-def start_demo_replica(workdir: Path):
+def start_demo_replica(workdir: Path, port: int = 0):
     """For the offline demo: (replica context manager, crawl settings, crawl environment)."""
     hub = ModelScopeReplica(fixture_models() + synthetic_models(10), Path(workdir) / "modelscope-git",
-                            prefix="/mirror")
+                            prefix="/mirror", port=port)
     return hub, {"PTM_MODELSCOPE_URL": hub.url, "PTM_MODELSCOPE_PAGE_SIZE": 5}, {}

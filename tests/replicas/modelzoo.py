@@ -61,12 +61,12 @@ class ModelZooReplica:
     link's path, one commit per model in list order."""
 
     def __init__(self, models: list[dict], repos_root: str | Path | None = None, *,
-                 page_size: int = 50, repos: bool = True, prefix: str = ""):
+                 page_size: int = 50, repos: bool = True, prefix: str = "", port: int = 0):
         self.models: dict[str, dict] = {}
         self.page_size = page_size
         self.bodies: dict[str, bytes] = {}  # slug -> raw detail body served instead (e.g. bad JSON)
         self.fail_once: set[str] = set()  # API paths answered once with a 503 (then normally)
-        self.replica = Replica()
+        self.replica = Replica(port)
         self.prefix = prefix.rstrip("/")  # everything served under it (a mirror: /modelzoo/...)
         self.git = GitHost(repos_root) if repos_root and repos else None
         for model in models:
@@ -148,7 +148,7 @@ class ModelZooReplica:
                           content_type="text/html; charset=utf-8")
 
 
-def start_demo_replica(workdir: Path):
+def start_demo_replica(workdir: Path, port: int = 0):
     """For the offline demo: (replica context manager, crawl settings, crawl environment)."""
-    zoo = ModelZooReplica(fixture_models(), Path(workdir) / "modelzoo-git", page_size=5)
+    zoo = ModelZooReplica(fixture_models(), Path(workdir) / "modelzoo-git", page_size=5, port=port)
     return zoo, {"PTM_MODELZOO_URL": zoo.url}, zoo.git_env({})

@@ -35,11 +35,11 @@ def manifest_bytes(model: str, tag: str) -> bytes | None:
 class OllamaReplica:
     """``with OllamaReplica(site_prefix="/site", registry_prefix="/reg") as hub: hub.settings()``."""
 
-    def __init__(self, site_prefix: str = "", registry_prefix: str = ""):
+    def __init__(self, site_prefix: str = "", registry_prefix: str = "", port: int = 0):
         self.site_prefix, self.registry_prefix = site_prefix, registry_prefix
         self.pages: dict[str, str] = {}
         self.gone_manifests: set[str] = set()
-        self.replica = Replica()
+        self.replica = Replica(port)
         site, reg = re.escape(site_prefix), re.escape(registry_prefix)
         self.replica.route("GET", rf"{reg}/v2/library/(?P<model>[^/]+)/manifests/(?P<tag>[^/]+)", self._manifest)
         self.replica.route("GET", rf"{site}/library", self._listing)
@@ -97,7 +97,7 @@ class OllamaReplica:
         return Reply(200, body, {"Content-Type": MANIFEST_TYPE, "Docker-Content-Digest": digest})
 
 
-def start_demo_replica(workdir: Path):
+def start_demo_replica(workdir: Path, port: int = 0):
     """For the offline demo: (replica context manager, crawl settings, crawl environment)."""
-    hub = OllamaReplica(registry_prefix="/registry")
+    hub = OllamaReplica(registry_prefix="/registry", port=port)
     return hub, hub.settings(), {}

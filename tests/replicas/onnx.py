@@ -99,11 +99,11 @@ def fake_weights(path: str) -> bytes:
 class OnnxZooReplica:
     """``with OnnxZooReplica(tmp_path / "git", layout="2023") as zoo: zoo.raw_url``."""
 
-    def __init__(self, repos_root: str | Path, layout: str = "2023"):
+    def __init__(self, repos_root: str | Path, layout: str = "2023", port: int = 0):
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         self.layout = layout
-        self.replica = Replica()
+        self.replica = Replica(port)
         self.git = GitHost(repos_root)
         self.commits: list[str] = []  # oldest first
         self.gone: set[str] = set()  # repository paths answered 404 over raw
@@ -220,7 +220,7 @@ class OnnxZooReplica:
         return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/json; charset=utf-8"})
 
 
-def start_demo_replica(workdir: Path):
+def start_demo_replica(workdir: Path, port: int = 0):
     """For the offline demo: (replica context manager, crawl settings, crawl environment)."""
-    zoo = OnnxZooReplica(Path(workdir) / "onnx-git", layout="2025")
+    zoo = OnnxZooReplica(Path(workdir) / "onnx-git", layout="2025", port=port)
     return zoo, zoo.settings(), zoo.env()

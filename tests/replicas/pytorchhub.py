@@ -52,9 +52,9 @@ class PytorchHubReplica:
     pages' links stay site-relative ``/hub/<slug>/``, as in the served HTML.
     """
 
-    def __init__(self, repos_root: str | Path, prefix: str = ""):
+    def __init__(self, repos_root: str | Path, prefix: str = "", port: int = 0):
         self.prefix = prefix.rstrip("/")
-        self.replica = Replica()
+        self.replica = Replica(port)
         self.git = GitHost(repos_root)
         self.commits: dict[str, list[str]] = {}  # owner/repo -> SHAs, oldest first
         self.gone: set[str] = set()  # slugs whose page answers 404 (taken down after listing)
@@ -132,7 +132,7 @@ class PytorchHubReplica:
         return Reply.text("", 301, headers={"Location": f"{self.prefix}/hub/{m.group('slug')}/"})
 
 
-def start_demo_replica(workdir: Path):
+def start_demo_replica(workdir: Path, port: int = 0):
     """For the offline demo: (replica context manager, crawl settings, crawl environment)."""
-    hub = PytorchHubReplica(Path(workdir) / "pytorchhub-git")
+    hub = PytorchHubReplica(Path(workdir) / "pytorchhub-git", port=port)
     return hub, hub.settings(), hub.env()

@@ -1,0 +1,89 @@
+"""Checks of spider arguments and settings made before a crawl starts (no Scrapy here).
+
+A problem is a :class:`BadInput`: one line naming the argument or setting, which
+``ptmscrape/commands/crawl.py`` prints on stderr before exiting with status 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+
+class BadInput(ValueError):
+    """A bad spider argument or setting; its message is the one line the user sees."""
+
+
+def spider_arguments(spidercls: type) -> list[str]:
+    """The ``-a`` arguments a spider declares: the keyword parameters of the ``__init__`` of its
+    class and its bases, down to (not including) Scrapy's own classes."""
+    names: list[str] = []
+    for klass in spidercls.__mro__:
+        if klass.__module__.split(".")[0] == "scrapy" or klass is object:
+            break
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for param in inspect.signature(init).parameters.values():
+            if (param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and param.name != "self"
+                    and param.name not in names):
+                names.append(param.name)
+    return sorted(names)
+
+
+def check_arguments(spidercls: type, given: dict[str, Any]) -> None:
+    """Refuse ``-a`` arguments the spider does not declare (a typo such as ``limt`` would else
+    crawl the whole hub). ``_``-prefixed ones (Scrapyd's ``_job``, ``_version``) are accepted."""
+    known = spider_arguments(spidercls)
+    unknown = sorted(name for name in given if not name.startswith("_") and name not in known)
+    if unknown:
+        listed = ", ".join(known) if known else "none"
+        raise BadInput(f"unknown spider argument {', '.join(f'-a {n}' for n in unknown)}: "
+                       f"{getattr(spidercls, 'name', spidercls.__name__)} accepts {listed}")
+
+
+def positive_int(value: str | int | None, name: str) -> int | None:
+    """``-a <name>=`` as a whole number >= 0 (None when not given)."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    if not text.lstrip("+-").isdigit():
+        raise BadInput(f"-a {name}= must be a whole number, got {value!r}")
+    number = int(text)
+    if number < 0:
+        raise BadInput(f"-a {name}= must not be negative, got {value!r}")
+    return number
+
+
+def check_data_dir(value: Any) -> None:
+    """``PTM_DATA_DIR`` must be a directory we can write to, or creatable in one."""
+    if not value:
+        raise BadInput("PTM_DATA_DIR is empty: give the dataset tree a directory")
+    path = Path(str(value)).expanduser()
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"PTM_DATA_DIR={value} is not a directory")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInput(f"PTM_DATA_DIR={value} cannot be created: {existing} is not a directory")
+    # access() answers for the running user, and EROFS (a read-only mount) even for root.
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is read-only" if existing == path else f"cannot be created: {existing} is read-only"
+        raise BadInput(f"PTM_DATA_DIR={value} {what}")
+
+
+def check_typed_settings(defaults: dict[str, Any], get) -> None:
+    """Each ``PTM_`` setting whose default is a bool, int or float must parse as one.
+    ``get(name, kind)`` reads it through Scrapy's ``getbool``/``getint``/``getfloat``."""
+    for name, default in sorted(defaults.items()):
+        kind = type(default)
+        if kind not in (bool, int, float):
+            continue
+        try:
+            get(name, kind)
+        except (TypeError, ValueError):
+            word = {bool: "true/false (1/0)", int: "a whole number", float: "a number"}[kind]
+            raise BadInput(f"-s {name}= must be {word}") from None

@@ -1,0 +1,95 @@
+"""``scrapy crawl`` with an exit status that tells what happened (README "Exit status").
+
+Scrapy's own command, plus:
+
+* before anything starts, the spider's arguments and the project's settings are checked
+  (``HubSpider.check_input``, ``ptmscrape/checks.py``); a problem is one line on stderr and exit
+  status 2, with no traceback;
+* after the crawl, the exit status is the verdict of ``ptmscrape.extensions.CrawlVerdict``
+  (``ptmscrape/verdict.py``): 0 when every listed page was read, 1 otherwise.
+
+Scrapyd runs jobs through ``scrapy.cmdline.execute()`` (``scrapyd.runner``), so its jobs use this
+command too: the same checks, the verdict as the last line of the job's log, and the exit status
+in Scrapyd's own log ("Process died: exitstatus=1").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+
+from scrapy.commands.crawl import Command as ScrapyCrawlCommand
+from scrapy.spiderloader import get_spider_loader
+
+import ptmscrape.settings as project_settings
+from ptmscrape.checks import BadInput, check_data_dir, check_typed_settings
+from ptmscrape.verdict import BAD_INPUT, FAILED
+
+logger = logging.getLogger(__name__)
+
+
+class Command(ScrapyCrawlCommand):
+    def process_options(self, args, opts) -> None:
+        super().process_options(args, opts)
+        if len(args) != 1:
+            return  # Scrapy's usage error, from run()
+        try:
+            spidercls = get_spider_loader(self.settings).load(args[0])
+        except KeyError:
+            return  # Scrapy's "Spider not found", from run()
+        try:
+            preflight(spidercls, self.settings, opts.spargs)
+        except BadInput as exc:
+            fail(args[0], exc, self.settings.get("LOG_FILE"))
+
+    def run(self, args, opts) -> None:
+        if len(args) != 1:
+            return super().run(args, opts)
+        crawler = self._create_crawler(args[0])
+        errors: list[BaseException] = []
+        started = self.crawler_process.crawl(crawler, **opts.spargs)
+        if isinstance(started, asyncio.Future):
+            started.add_done_callback(lambda task: task.cancelled() or task.exception() is None
+                                      or errors.append(task.exception()))
+        else:
+            started.addErrback(lambda failure: errors.append(failure.value))
+        self.crawler_process.start()
+        if errors:
+            if isinstance(errors[0], BadInput):
+                fail(args[0], errors[0], self.settings.get("LOG_FILE"))
+            logger.error("The crawl could not start", exc_info=errors[0])
+            self.exitcode = FAILED
+        elif self.crawler_process.bootstrap_failed:
+            self.exitcode = FAILED
+        else:
+            self.exitcode = int(crawler.stats.get_value("ptm/verdict/exit_status", FAILED))
+
+
+def preflight(spidercls, settings, arguments: dict) -> None:
+    """Everything checkable before the crawl starts; raises :class:`BadInput`."""
+    defaults = {name: getattr(project_settings, name) for name in dir(project_settings)
+                if name.startswith("PTM_")}
+    getters = {bool: settings.getbool, int: settings.getint, float: settings.getfloat}
+    check_typed_settings(defaults, lambda name, kind: getters[kind](name))
+    check_input = getattr(spidercls, "check_input", None)
+    if check_input is not None:
+        check_input(settings, arguments)
+    check_data_dir(settings.get("PTM_DATA_DIR"))
+
+
+def fail(spider: str, exc: BadInput, log_file: str | None = None):
+    """One line on stderr, and in ``LOG_FILE`` if there is one (Scrapyd's job log), then exit 2."""
+    line = f"scrapy crawl {spider}: error: {exc}"
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    if log_file:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            with open(log_file, "a", encoding="utf-8") as log:
+                log.write(f"{stamp} [{__name__}] ERROR: {line}\n"
+                          f"{stamp} [{__name__}] ERROR: Crawl verdict: exit status {BAD_INPUT}: {exc}\n")
+        except OSError:
+            pass
+    raise SystemExit(BAD_INPUT)

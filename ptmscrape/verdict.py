@@ -1,0 +1,84 @@
+"""What a crawl's exit status says, decided from its stats alone (no Scrapy here).
+
+* ``0`` — the crawl finished and every page it listed was read;
+* ``1`` — pages failed (after their retries) or were not found, a callback raised, nothing was
+  stored, the crawl was stopped before the end, or a spidermon monitor failed;
+* ``2`` — bad arguments or settings (decided before the crawl starts: ``ptmscrape/checks.py``).
+
+``ptmscrape.extensions.CrawlVerdict`` applies it twice: when the spider goes idle (so the finish
+reason says ``failed_pages`` / ``nothing_stored`` instead of ``finished``) and when the engine has
+stopped (monitors included), logging it as the crawl's last line; ``ptmscrape/commands/crawl.py``
+exits with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+OK, FAILED, BAD_INPUT = 0, 1, 2
+
+# Finish reasons of a crawl that ended as asked: the whole listing, or a limit the user set.
+COMPLETE_REASONS = frozenset({"finished", "closespider_itemcount", "closespider_pagecount",
+                              "closespider_timeout"})
+FAILED_PAGES, NOTHING_STORED = "failed_pages", "nothing_stored"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: int
+    reason: str  # one line: why (or "every listed page was read")
+    finish_reason: str | None = None  # what the finish reason should be, when the crawl closes
+
+    @property
+    def line(self) -> str:
+        return f"Crawl verdict: exit status {self.status}: {self.reason}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict:
+    """The verdict on a crawl from its stats (``finish_reason`` absent while it runs).
+
+    ``expect_records``: whether storing nothing is a failure (not for ``-a limit=0``, nor for a
+    worker of a distributed crawl, whose peers may have taken every model).
+    """
+    problems: list[str] = []
+    finish = stats.get("finish_reason")
+    if finish is not None and finish not in COMPLETE_REASONS | {FAILED_PAGES, NOTHING_STORED}:
+        problems.append(f"the crawl stopped before the end (finish reason {finish})")
+    failed = int(stats.get("ptm/pages/failed") or 0)
+    not_found = int(stats.get("ptm/pages/not_found") or 0)
+    if not_found:
+        problems.append(_plural(not_found, "page") + " not found (HTTP 404)")
+    if failed - not_found > 0:
+        kinds = sorted((k.removeprefix("ptm/pages/failed/"), int(v)) for k, v in stats.items()
+                       if k.startswith("ptm/pages/failed/") and k != "ptm/pages/failed/HTTP 404")
+        detail = ", ".join(f"{kind}: {n}" for kind, n in kinds)
+        problems.append(_plural(failed - not_found, "page") + " failed"
+                        + (f" ({detail})" if detail else ""))
+    errors = int(stats.get("spider_exceptions_count") or 0)
+    if errors:
+        problems.append(_plural(errors, "callback error") + " (pages only partly read)")
+    stored = int(stats.get("ptm/store/records") or 0) + int(stats.get("ptm/dedupe/stored_before_resume") or 0)
+    if expect_records and not stored:
+        problems.append("nothing was stored")
+    monitors = int(stats.get("ptm/monitors/failed") or 0)
+    if monitors:
+        names = sorted(k.removeprefix("ptm/monitors/failed/") for k in stats
+                       if k.startswith("ptm/monitors/failed/"))
+        problems.append(_plural(monitors, "monitor") + " failed" + (f" ({', '.join(names)})" if names else ""))
+    if not problems:
+        return Verdict(OK, "every listed page was read", finish or "finished")
+    if failed or errors:
+        new_finish = FAILED_PAGES
+    elif expect_records and not stored:
+        new_finish = NOTHING_STORED
+    else:
+        new_finish = finish
+    if finish is not None and finish not in ("finished", FAILED_PAGES, NOTHING_STORED):
+        new_finish = finish  # a stop (Ctrl-C, CLOSESPIDER_*) keeps its own reason
+    return Verdict(FAILED, "; ".join(problems), new_finish)

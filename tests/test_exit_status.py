@@ -1,0 +1,236 @@
+"""A failed crawl says so: exit status (README "Exit status"), bounded waits on a silent hub, one-line
+errors for bad input, unknown arguments refused, messages that tell the truth. Every case runs the
+real ``scrapy crawl`` in a subprocess."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+import ptmscrape.settings as project
+from tests.crawl import ROOT, crawl_command, run_crawl
+
+FAST = {"RETRY_TIMES": 1, "PTM_RETRY_BACKOFF": 0.05, "PTM_CLONE": 0}
+
+
+def hf(hub, **extra):
+    return {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5, **extra}
+
+
+def last_line(log: str) -> str:
+    return [line for line in log.splitlines() if line.strip()][-1]
+
+
+# -- exit status 0 ------------------------------------------------------------------------------
+
+def test_a_complete_crawl_exits_0_and_says_so_last(tmp_path, hf_replica):
+    result = run_crawl("huggingface", tmp_path, settings=hf(hf_replica, PTM_CLONE=0))
+    assert result.returncode == 0
+    assert last_line(result.log).endswith("Crawl verdict: exit status 0: every listed page was read")
+    stats = result.stats
+    assert (stats["finish_reason"], stats["ptm/verdict/exit_status"]) == ("finished", 0)
+
+
+def test_scrapyds_underscore_arguments_are_accepted(tmp_path, hf_replica):
+    result = run_crawl("huggingface", tmp_path, args={"_job": "0f3c9a2e", "_version": "1", "limit": 2},
+                       settings=hf(hf_replica, PTM_CLONE=0))
+    assert result.returncode == 0 and len(result.items) == 2
+
+
+# -- exit status 1 ------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_refused_connection_exits_1(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = run_crawl("huggingface", tmp_path, check=False, args={"limit": 5},
+                       settings={"PTM_HUGGINGFACE_URL": url, **FAST})
+    assert result.returncode == 1, result.log[-3000:]
+    assert f"Page failed after retries: {url}/api/models" in result.log
+    assert "Traceback" not in result.log
+    assert last_line(result.log).endswith(
+        "Crawl verdict: exit status 1: 1 page failed (DownloadConnectionRefusedError: 1); "
+        "nothing was stored")
+    assert result.stats["finish_reason"] == "failed_pages"
+    assert "Spider closed (failed_pages)" in result.log
+
+
+class SilentHub:
+    """A loopback socket that accepts connections and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.accepted: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                self.accepted.append(self.sock.accept()[0])
+            except OSError:
+                continue
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+def test_a_hub_that_never_answers_is_named_then_given_up_with_exit_1(tmp_path):
+    with SilentHub() as hub:
+        url = hub.url
+        result = run_crawl("huggingface", tmp_path, check=False, timeout=120, args={"limit": 5}, settings={
+            "PTM_HUGGINGFACE_URL": hub.url, **FAST, "DOWNLOAD_TIMEOUT": 3, "PTM_WAIT_REPORT_INTERVAL": 1})
+        assert hub.accepted  # it did accept: the wait is on an open connection
+    assert result.returncode == 1, result.log[-3000:]
+    assert f"s for {url}/api/models?" in result.log
+    assert "(attempt 2 of 2; each attempt is given up after DOWNLOAD_TIMEOUT=3 s)" in result.log
+    assert "Page failed after retries" in result.log and "DownloadTimeoutError" in result.log
+    assert last_line(result.log).endswith("exit status 1: 1 page failed (DownloadTimeoutError: 1); "
+                                          "nothing was stored")
+
+
+def test_the_default_settings_give_up_on_a_silent_hub_within_four_minutes():
+    """README "Exit status": (RETRY_TIMES + 1) attempts of DOWNLOAD_TIMEOUT, plus the back-offs."""
+    backoffs = sum(min(project.PTM_RETRY_BACKOFF_MAX, project.PTM_RETRY_BACKOFF * 2 ** n * 1.25)
+                   for n in range(project.RETRY_TIMES))
+    worst = (project.RETRY_TIMES + 1) * project.DOWNLOAD_TIMEOUT + backoffs
+    assert worst <= 240, worst
+    assert project.PTM_WAIT_REPORT_INTERVAL <= 60  # the URL is named within a minute
+    readme = (ROOT / "README.md").read_text()
+    assert "within 4 minutes" in readme and "DOWNLOAD_TIMEOUT" in readme
+
+
+def test_a_model_that_does_not_exist_is_not_found_and_exits_1(tmp_path, hf_replica):
+    result = run_crawl("huggingface", tmp_path, check=False, args={"models": "does/not-exist,bert-base-uncased"},
+                       settings=hf(hf_replica, PTM_CLONE=0))
+    assert result.returncode == 1
+    assert f"Page not found: {hf_replica.url}/api/models/does/not-exist (HTTP 404)" in result.log
+    assert "failed after retries" not in result.log
+    assert last_line(result.log).endswith("Crawl verdict: exit status 1: 1 page not found (HTTP 404)")
+    assert result.stats["ptm/pages/not_found"] == 1 and len(result.items) == 1
+
+
+def test_a_failing_monitor_exits_1(tmp_path, hf_replica):
+    result = run_crawl("huggingface", tmp_path, check=False,
+                       settings=hf(hf_replica, PTM_CLONE=0, PTM_MONITORS=1, SPIDERMON_MIN_ITEMS=1000))
+    assert result.returncode == 1
+    assert "exit status 1: 1 monitor failed (" in last_line(result.log)
+    assert result.stats["ptm/verdict/exit_status"] == 1
+
+
+# -- exit status 2: one line on stderr, no traceback ----------------------------------------------
+
+def assert_one_line_error(result, *expected: str):
+    assert result.returncode == 2, result.log[-3000:]
+    lines = [line for line in result.log.splitlines() if line.strip()]
+    assert len(lines) == 1, result.log[-3000:]
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert not result.out.exists()  # nothing started
+
+
+@pytest.mark.parametrize("spider, args, expected", [
+    ("huggingface", {"limit": "abc"}, ["-a limit=", "whole number", "'abc'"]),
+    ("huggingface", {"limit": "-1"}, ["-a limit=", "negative", "'-1'"]),
+    ("huggingface", {"limit": "1.5"}, ["-a limit=", "whole number", "'1.5'"]),
+    ("modelzoo", {"render": "bogus"}, ["-a render=", "'api' or 'splash'", "'bogus'"]),
+    ("modelzoo", {"render": "splash"}, ["-a render=splash", "SPLASH_URL"]),
+    ("huggingface", {"limt": "5"}, ["unknown spider argument -a limt",
+                                     "huggingface accepts author, limit, models, search, sort"]),
+    ("modelhub", {"search": "x", "_job": "1"}, ["unknown spider argument -a search", "modelhub accepts limit"]),
+])
+def test_bad_arguments_are_one_line_and_exit_2(tmp_path, spider, args, expected):
+    result = run_crawl(spider, tmp_path, check=False, args=args, env={"SPLASH_URL": ""})
+    assert_one_line_error(result, *expected)
+
+
+def test_a_bad_typed_setting_is_one_line_and_exit_2(tmp_path):
+    result = run_crawl("huggingface", tmp_path, check=False, settings={"PTM_CLONE_CONCURRENCY": "many"})
+    assert_one_line_error(result, "-s PTM_CLONE_CONCURRENCY=", "whole number")
+
+
+def test_a_data_dir_that_is_a_file_is_one_line_and_exit_2(tmp_path):
+    data = tmp_path / "data"
+    data.write_text("not a directory")
+    result = run_crawl("huggingface", tmp_path, check=False, data_dir=data)
+    assert_one_line_error(result, f"PTM_DATA_DIR={data} is not a directory")
+
+
+def read_only_command(cmd: list[str], data: Path) -> list[str]:
+    """``cmd`` with ``data`` read-only: mode 555 for a user; root writes through mode bits, so for
+    root a read-only tmpfs is mounted on it in a mount namespace of the crawl's own."""
+    if os.geteuid() != 0:
+        data.chmod(0o555)
+        return cmd
+    script = f"mount -t tmpfs -o ro,size=16k tmpfs {shlex.quote(str(data))}"
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, text=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("running as root, and no mount namespace to make a read-only directory in: "
+                    + (probe.stderr.strip() if probe else "no unshare(1)"))
+    script = f'mount -t tmpfs -o ro,size=16k tmpfs {shlex.quote(str(data))} && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
+
+
+def test_a_read_only_data_dir_is_one_line_and_exit_2(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for target, message in ((data, f"PTM_DATA_DIR={data} is read-only"),
+                            (data / "sub" / "tree", f"cannot be created: {data} is read-only")):
+        out = tmp_path / "out.jsonl"
+        cmd = read_only_command(crawl_command("huggingface", out, target, tmp_path / "stats.json"), data)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        data.chmod(0o755)
+        lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+        assert message in lines[0]
+        assert not out.exists() and not any(data.iterdir())
+
+
+# -- CSV feeds ------------------------------------------------------------------------------------
+
+def test_a_csv_feed_has_nested_keys_as_columns_and_lists_as_json(tmp_path, hf_replica):
+    result = run_crawl("huggingface", tmp_path, out_name="out.csv", settings=hf(hf_replica, PTM_CLONE=0))
+    text = result.out.read_text()
+    assert "{'" not in text and "[{'" not in text  # no Python reprs
+    with result.out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    records = {str(r["id"]): r for r in result.records("huggingface")}
+    assert len(rows) == len(records) == 12
+    for row in rows:
+        record = records[row["id"]]
+        assert row["ModelHub.ModelHubName"] == record["ModelHub"]["ModelHubName"] == "huggingface"
+        assert row["ModelName"] == record["ModelName"] and row["ModelOwner"] == record["ModelOwner"]
+        assert row["ModelHub.MetadataFilePath"] == record["ModelHub"]["MetadataFilePath"]
+        assert json.loads(row["Datasets"]) == record["Datasets"]
+        assert json.loads(row["Tags"]) == record["Tags"]
+    assert any(json.loads(row["Datasets"]) for row in rows)  # a non-empty nested list round-trips
+    assert "ModelHub" not in rows[0]

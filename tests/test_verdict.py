@@ -1,0 +1,112 @@
+"""The crawl's verdict (ptmscrape/verdict.py) and the pre-crawl checks (ptmscrape/checks.py): plain
+functions of stats, arguments and paths, no Scrapy. tests/test_exit_status.py runs them for real."""
+
+from __future__ import annotations
+
+import pytest
+
+from ptmscrape.checks import BadInput, check_arguments, check_data_dir, check_typed_settings, positive_int
+from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED, verdict
+from spiders.huggingface import HuggingfaceSpider
+from spiders.modelhub import ModelhubSpider
+from spiders.modelzoo import ModelzooSpider
+
+GOOD = {"finish_reason": "finished", "ptm/store/records": 12}
+
+
+def test_a_complete_crawl_is_0():
+    result = verdict(GOOD)
+    assert (result.status, result.reason) == (0, "every listed page was read")
+    assert result.line == "Crawl verdict: exit status 0: every listed page was read"
+    assert verdict({**GOOD, "finish_reason": "closespider_itemcount"}).status == 0
+    # Clone failures are in the records (CloneStatus), not a failed crawl.
+    assert verdict({**GOOD, "ptm/clone/failed": 3}).status == 0
+
+
+def test_failed_pages_are_1_with_their_kinds_and_finish_reason():
+    stats = {**GOOD, "ptm/pages/failed": 3, "ptm/pages/failed/HTTP 503": 2,
+             "ptm/pages/failed/malformed JSON": 1}
+    result = verdict(stats)
+    assert result.status == 1
+    assert result.reason == "3 pages failed (HTTP 503: 2, malformed JSON: 1)"
+    assert result.finish_reason == FAILED_PAGES
+    while_running = {k: v for k, v in stats.items() if k != "finish_reason"}
+    assert verdict(while_running).finish_reason == FAILED_PAGES
+
+
+def test_not_found_is_told_apart_from_failed():
+    stats = {**GOOD, "ptm/pages/failed": 2, "ptm/pages/not_found": 1, "ptm/pages/failed/HTTP 404": 1,
+             "ptm/pages/failed/TimeoutError": 1}
+    assert verdict(stats).reason == "1 page not found (HTTP 404); 1 page failed (TimeoutError: 1)"
+    only_404 = {**GOOD, "ptm/pages/failed": 1, "ptm/pages/not_found": 1, "ptm/pages/failed/HTTP 404": 1}
+    assert verdict(only_404).reason == "1 page not found (HTTP 404)"
+
+
+def test_nothing_stored_is_1_unless_none_was_expected():
+    empty = {"finish_reason": "finished"}
+    assert (verdict(empty).status, verdict(empty).reason, verdict(empty).finish_reason) == (
+        1, "nothing was stored", NOTHING_STORED)
+    assert verdict(empty, expect_records=False).status == 0
+    # A resumed job whose models were all stored by the run that was killed stored them all.
+    assert verdict({**empty, "ptm/dedupe/stored_before_resume": 5}).status == 0
+
+
+def test_failed_monitors_callback_errors_and_stops_are_1():
+    monitors = verdict({**GOOD, "ptm/monitors/failed": 1, "ptm/monitors/failed/Minimum items": 1})
+    assert (monitors.status, monitors.reason) == (1, "1 monitor failed (Minimum items)")
+    assert monitors.finish_reason == "finished"  # monitors run after the spider closed
+    errors = verdict({**GOOD, "spider_exceptions_count": 2})
+    assert (errors.status, errors.finish_reason) == (1, FAILED_PAGES)
+    stopped = verdict({**GOOD, "finish_reason": "shutdown", "ptm/pages/failed": 1})
+    assert stopped.status == 1 and stopped.finish_reason == "shutdown"
+    assert stopped.reason.startswith("the crawl stopped before the end (finish reason shutdown)")
+
+
+def test_spider_arguments_are_the_init_keywords():
+    check_arguments(HuggingfaceSpider, {"limit": "1", "sort": "likes", "_job": "x", "_version": "2"})
+    check_arguments(ModelzooSpider, {"render": "api", "models": "a"})
+    with pytest.raises(BadInput, match=r"unknown spider argument -a limt: huggingface accepts "
+                                       r"author, limit, models, search, sort"):
+        check_arguments(HuggingfaceSpider, {"limt": "5"})
+    with pytest.raises(BadInput, match="modelhub accepts limit$"):
+        check_arguments(ModelhubSpider, {"sort": "likes"})
+    with pytest.raises(BadInput, match="limt"):  # the spider refuses it too, not only the command
+        HuggingfaceSpider(limt="5")
+
+
+@pytest.mark.parametrize("value, message", [("abc", "whole number"), ("1.5", "whole number"),
+                                            ("-1", "negative"), ("1e3", "whole number")])
+def test_limit_must_be_a_whole_number(value, message):
+    with pytest.raises(BadInput, match=message):
+        positive_int(value, "limit")
+
+
+def test_limit_values_that_are_fine():
+    assert [positive_int(v, "limit") for v in (None, "", "0", " 7 ", 3)] == [None, None, 0, 7, 3]
+
+
+def test_data_dir(tmp_path):
+    check_data_dir(tmp_path)
+    check_data_dir(tmp_path / "new" / "tree")  # created by the crawl
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BadInput, match="is not a directory"):
+        check_data_dir(tmp_path / "file")
+    with pytest.raises(BadInput, match="cannot be created: .*file is not a directory"):
+        check_data_dir(tmp_path / "file" / "data")
+    with pytest.raises(BadInput, match="PTM_DATA_DIR is empty"):
+        check_data_dir("")
+
+
+def test_typed_settings():
+    values = {"PTM_A": "3", "PTM_B": "many", "PTM_C": "yes?"}
+
+    def get(name, kind):
+        if kind is bool and values[name] not in ("0", "1", "True", "False"):
+            raise ValueError(values[name])
+        return kind(values[name])
+
+    check_typed_settings({"PTM_A": 1, "PTM_S": "text"}, get)
+    with pytest.raises(BadInput, match="-s PTM_B= must be a whole number"):
+        check_typed_settings({"PTM_B": 1}, get)
+    with pytest.raises(BadInput, match=r"-s PTM_C= must be true/false"):
+        check_typed_settings({"PTM_C": True}, get)
