@@ -164,7 +164,7 @@ def assert_one_line_error(result, *expected: str):
     ("modelzoo", {"render": "bogus"}, ["-a render=", "'api' or 'splash'", "'bogus'"]),
     ("modelzoo", {"render": "splash"}, ["-a render=splash", "SPLASH_URL"]),
     ("huggingface", {"limt": "5"}, ["unknown spider argument -a limt",
-                                     "huggingface accepts author, limit, models, search, sort"]),
+                                     "huggingface accepts author, history, limit, models, search, sort"]),
     ("modelhub", {"search": "x", "_job": "1"}, ["unknown spider argument -a search", "modelhub accepts limit"]),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path, spider, args, expected):

@@ -66,7 +66,7 @@ def test_spider_arguments_are_the_init_keywords():
     check_arguments(HuggingfaceSpider, {"limit": "1", "sort": "likes", "_job": "x", "_version": "2"})
     check_arguments(ModelzooSpider, {"render": "api", "models": "a"})
     with pytest.raises(BadInput, match=r"unknown spider argument -a limt: huggingface accepts "
-                                       r"author, limit, models, search, sort"):
+                                       r"author, history, limit, models, search, sort"):
         check_arguments(HuggingfaceSpider, {"limt": "5"})
     with pytest.raises(BadInput, match="modelhub accepts limit$"):
         check_arguments(ModelhubSpider, {"sort": "likes"})
