@@ -11,7 +11,7 @@ One replica serves, for a repository ``<owner>/<name>`` built from a dict of fil
 
 ``prefix`` puts the API and raw files under a path (a mirror); ``extra_entries`` adds tree entries
 that are not in git (hostile paths); ``truncated`` cuts the tree as GitHub does past its limits;
-``gone`` paths answer 404 over raw.
+``gone`` paths answer 404 over raw; ``hidden`` paths are left out of the tree.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class GitHubRepoReplica:
         self.extra_entries: list[dict] = []
         self.truncated: int | None = None  # keep only this many entries and say "truncated"
         self.gone: set[str] = set()
+        self.hidden: set[str] = set()  # paths left out of the tree (a model removed from the hub)
         self.replica.route("GET", rf"{re.escape(self.prefix)}/api/repos/{re.escape(repo)}/git/trees/(?P<ref>[^/]+)",
                            self._tree)
         self.replica.route("GET", rf"{re.escape(self.prefix)}/raw/{re.escape(repo)}/(?P<ref>[^/]+)/(?P<path>.+)",
@@ -123,7 +124,7 @@ class GitHubRepoReplica:
         sha, entries = found
         if req.arg("recursive") in (None, "", "0", "false"):
             entries = [e for e in entries if "/" not in e["path"]]
-        entries += self.extra_entries
+        entries = [e for e in entries if e["path"] not in self.hidden] + self.extra_entries
         truncated = self.truncated is not None and len(entries) > self.truncated
         if truncated:
             entries = entries[:self.truncated]
