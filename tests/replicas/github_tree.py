@@ -124,7 +124,7 @@ class GitHubRepoReplica:
         sha, entries = found
         if req.arg("recursive") in (None, "", "0", "false"):
             entries = [e for e in entries if "/" not in e["path"]]
-        entries = [e for e in entries if e["path"] not in self.hidden] + self.extra_entries
+        entries = self.extra_entries + [e for e in entries if e["path"] not in self.hidden]
         truncated = self.truncated is not None and len(entries) > self.truncated
         if truncated:
             entries = entries[:self.truncated]
