@@ -29,6 +29,8 @@ REPLICAS = {
     "modelzoo": "modelzoo",
     "onnxmodelzoo": "onnx",
     "pytorchhub": "pytorchhub",
+    "tfhub": "tfhub",
+    "openvino": "openvino",
 }
 
 
