@@ -28,6 +28,7 @@ from ptmscrape.items import printable
 from ptmscrape.spiders_base import HubSpider
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 MAX_PATH = 1000  # longer tree paths are not model files of any known hub
 
 
@@ -84,7 +85,7 @@ class GitTreeHubSpider(HubSpider):
         if not isinstance(entries, list):
             self.page_malformed(response, "unexpected JSON", "no 'tree' list")
             return
-        tree_sha = data.get("sha") if isinstance(data.get("sha"), str) else None
+        tree_sha = git_sha(data.get("sha"))
         if data.get("truncated") is True:
             self.logger.error("Tree listing truncated by GitHub: %s (%d entries): models past the cut "
                               "are not listed", response.url, len(entries))
@@ -111,7 +112,7 @@ class GitTreeHubSpider(HubSpider):
             entry = files[path]
             yield self.request(f"{self.base_url}/{quote(path)}", self.parse_file, cb_kwargs={
                 "path": path, "tree_sha": tree_sha,
-                "blob_sha": entry["sha"] if isinstance(entry.get("sha"), str) else None,
+                "blob_sha": git_sha(entry.get("sha")),
             })
 
     def parse_file(self, response: Response, path: str, tree_sha: str | None = None,
@@ -125,6 +126,11 @@ class GitTreeHubSpider(HubSpider):
         payload = {**payload, "path": path, "raw_url": response.url, "blob_sha": blob_sha,
                    "tree_sha": tree_sha, "tree_url": self.tree_url}
         yield self.raw_item(model_id, response, payload, repo_url=self.repo_url)
+
+
+def git_sha(value: Any) -> str | None:
+    """A git object id (SHA-1 or SHA-256, lowercase hex) from the tree, or None for anything else."""
+    return value if isinstance(value, str) and _SHA.match(value) else None
 
 
 def text_of(response: Response) -> str:

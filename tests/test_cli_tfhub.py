@@ -146,3 +146,31 @@ def test_two_distributed_workers_share_the_crawl(tmp_path):
     assert sorted(i["ModelHub"]["MetadataObjectID"] for i in items) == sorted(MODELS.values())
     assert tree_requests == 1
     assert len(read_jsonl(data_dir / "tfhub/tfhub.jsonl")) == len(MODELS)
+
+
+def test_a_paused_crawl_resumes_from_its_jobdir_without_fetching_anything_twice(tmp_path):
+    import signal
+
+    from tests.crawl_control import BackgroundCrawl, count_lines, hold
+
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
+        settings = {**hub.settings(), "PTM_CLONE": 0, "JOBDIR": jobdir, "CONCURRENT_REQUESTS": 1}
+        gate = hold(hub.replica, "GET", hub._raw, lambda req, m, n: n == 5)
+        crawl = BackgroundCrawl(crawl_command("tfhub", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json",
+                                              settings=settings), tmp_path / "1.log")
+        snapshots = lambda: list((data / "tfhub/snapshots").glob("*.jsonl"))  # noqa: E731
+        crawl.wait_until(lambda: gate.reached.is_set() and count_lines(snapshots()) == 4, "4 models stored")
+        crawl.proc.send_signal(signal.SIGTERM)
+        crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
+        gate.open()
+        assert crawl.wait() == 0
+        paused = json.loads((tmp_path / "1.stats.json").read_text())
+        resumed = run_crawl("tfhub", tmp_path, settings=settings, data_dir=data, out_name="2.jsonl")
+        raw_fetches, tree_fetches = hub.raw_requests(), hub.tree_requests()
+    assert paused["finish_reason"] == "shutdown" and paused["ptm/store/records"] == 5
+    assert "Resuming crawl (5 requests scheduled)" in resumed.log
+    assert resumed.stats["finish_reason"] == "finished" and resumed.stats["ptm/store/records"] == 5
+    assert (raw_fetches, tree_fetches) == (len(MODELS), 1)
+    records = read_jsonl(data / "tfhub/tfhub.jsonl")
+    assert sorted(r["ModelHub"]["MetadataObjectID"] for r in records) == sorted(MODELS.values())

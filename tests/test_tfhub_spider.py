@@ -185,3 +185,14 @@ def test_a_malformed_tree_is_reported(body, kind, caplog):
         assert list(spider.parse_tree(response(TREE, body))) == []
     assert stat(spider, f"ptm/pages/failed/{kind}") == 1
     assert f"Page failed after retries: {TREE}" in caplog.text
+
+
+def test_tree_and_blob_shas_are_kept_only_when_they_are_git_object_ids():
+    tree = fixture_tree()
+    tree["sha"] = "x" * 100_000
+    for entry in tree["tree"]:
+        entry["sha"] = ["not", "a", "sha"] if entry["path"].endswith("albert_base/1.md") else entry["sha"]
+    requests = {r.cb_kwargs["path"]: r.cb_kwargs for r in tree_requests(make_spider(), tree)}
+    assert all(kw["tree_sha"] is None for kw in requests.values())
+    assert requests["assets/docs/google/models/albert_base/1.md"]["blob_sha"] is None
+    assert len(requests["assets/docs/google/models/albert_base/2.md"]["blob_sha"]) == 40
