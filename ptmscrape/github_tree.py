@@ -58,8 +58,8 @@ class GitTreeHubSpider(HubSpider):
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.repo_url = crawler.settings.get(cls.repo_url_setting, "").rstrip("/")
-        spider.tree_url = crawler.settings.get(cls.tree_url_setting, "")
+        spider.repo_url = (crawler.settings.get(cls.repo_url_setting) or "").rstrip("/")
+        spider.tree_url = crawler.settings.get(cls.tree_url_setting) or ""
         if not spider.tree_url:
             raise ValueError(f"{cls.tree_url_setting} is not set")
         return spider
