@@ -8,9 +8,9 @@ Each ``model.yml`` describes one downloadable model: ``description``, ``task_typ
 A composite model (``formula-recognition-medium-scan-0001``) has one ``model.yml`` per part, in
 its subfolders (``…/<composite>/<part>/model.yml``): each part is a model. One item per file; the
 model id is ``<group>/<folder>`` (``intel/person-detection-0200``). The payload: ``group``,
-``name`` (the last folder: the downloader's name), ``folder``, ``model_dir`` and ``model`` (the parsed YAML, as JSON); the base
-adds ``path``, ``raw_url``, ``blob_sha``, ``tree_sha``, ``tree_url``. A file that is not a YAML
-mapping is a malformed page (fetched again, then reported).
+``name`` (the last folder: the downloader's name), ``folder``, ``model_dir`` and ``model`` (the
+parsed YAML, as JSON); the base adds ``path``, ``raw_url``, ``blob_sha``, ``tree_sha``,
+``tree_url``. A file that is not a YAML mapping is a malformed page (fetched again, then reported).
 
 YAML comes from the internet: it is read with a safe loader that also refuses aliases (an alias
 bomb expands to gigabytes once written as JSON) and keeps dates, binary and sets as text.

@@ -20,7 +20,7 @@ from ptmscrape import dataset
 from ptmscrape.github_tree import safe_tree_path
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import MappingError, new_record, text
-from ptmscrape.mappers.tfhub import file_entry, paper_dois
+from ptmscrape.mappers.repo_files import file_entry, paper_dois
 
 DEFAULT_REPO = "https://github.com/openvinotoolkit/open_model_zoo"
 GROUPS = ("intel", "public")
@@ -58,7 +58,8 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         ModelTask=task,
         Library=framework,
         License=text(model.get("license"), 1000),
-        Tags=[t for t in (group, task, framework) if t] + (["quantizable"] if model.get("quantizable") is True else []),
+        Tags=[t for t in (group, task, framework) if t]
+        + (["quantizable"] if model.get("quantizable") is True else []),
         ModelPaperDOIs=paper_dois(_URL.findall(text(model.get("description")) or "")),
         ModelFormat="openvino_ir" if framework == "dldt" else None,
         Files=files,

@@ -16,20 +16,17 @@ commit that changed it.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ptmscrape.github_tree import safe_tree_path
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, arxiv_doi, new_record, text
+from ptmscrape.mappers.common import MappingError, new_record, text
+from ptmscrape.mappers.repo_files import file_entry, paper_dois
 
 TFHUB_URL = "https://tfhub.dev"
 DEFAULT_REPO = "https://github.com/tensorflow/tfhub.dev"
 FORMAT_OF_KIND = {"tfjs": "tfjs", "lite": "lite", "coral": "coral"}
 LIBRARY_OF_FORMAT = {"tfjs": "tensorflow.js", "lite": "tflite", "coral": "tflite"}
-_ARXIV_URL = re.compile(r"^https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/([^?#]+?)(?:\.pdf)?/?(?:[?#].*)?$")
-_DOI_URL = re.compile(r"^https?://(?:dx\.)?doi\.org/(10\.\d{4,9}/[^\s?#]+)$", re.I)
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def map_raw(raw: RawModelItem) -> dict[str, Any]:
@@ -90,26 +87,3 @@ def metadata(value: Any) -> dict[str, list[str]]:
 
 def unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
-
-
-def paper_dois(urls: Any) -> list[str]:
-    """DOIs of the arXiv (``10.48550/arXiv.<id>``) and doi.org links, in order, once each."""
-    dois: list[str] = []
-    for url in urls if isinstance(urls, list) else []:
-        if not isinstance(url, str):
-            continue
-        arxiv, doi = _ARXIV_URL.match(url.strip()), _DOI_URL.match(url.strip())
-        found = arxiv_doi(arxiv.group(1)) if arxiv else doi.group(1) if doi else None
-        if found and found not in dois:
-            dois.append(found)
-    return dois
-
-
-def file_entry(name: Any, size: Any, sha256: Any, url: Any) -> dict[str, Any]:
-    """One ``Files`` entry: ``Name``, ``Size`` (bytes), ``SHA256`` (hex), ``URL``; junk -> null."""
-    return {
-        "Name": text(name, 500) or "",
-        "Size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
-        "SHA256": sha256.lower() if isinstance(sha256, str) and _SHA256.match(sha256.lower()) else None,
-        "URL": text(url, 2000),
-    }
