@@ -174,3 +174,28 @@ def test_a_paused_crawl_resumes_from_its_jobdir_without_fetching_anything_twice(
     assert (raw_fetches, tree_fetches) == (len(MODELS), 1)
     records = read_jsonl(data / "tfhub/tfhub.jsonl")
     assert sorted(r["ModelHub"]["MetadataObjectID"] for r in records) == sorted(MODELS.values())
+
+
+def test_hostile_names_and_contents_stay_inside_the_data_dir(tmp_path):
+    odd = {
+        "assets/docs/.hidden/models/a b/1.md": "# Module .hidden/a b/1\n<!-- license: \x00evil -->\n",
+        "assets/docs/-rf/models/x\u202ey/2.md": "# Module -rf/x/2\n" + "<!-- dataset: " + "d" * 5000 + " -->\n",
+        "assets/docs/%2e%2e/models/%2F..%2F/3.md": "# Lite ../../../etc/passwd/3\n\x00\xff binary\n",
+        "assets/docs/p/models/" + "n" * 200 + "/4.md": "#" * 100_000 + "\n",
+    }
+    with TfhubReplica(tmp_path / "hub-git") as hub:
+        hub.commit(odd, message="odd names", date="2023-06-01T10:00:00Z")
+        result = run_crawl("tfhub", tmp_path, settings=hub.settings(), env=hub.env())
+    by_path = {i["RepoSubPath"]: i for i in result.items}
+    assert set(odd) | set(MODELS) == set(by_path)
+    data = result.data_dir.resolve()
+    for path in odd:
+        item = by_path[path]
+        assert list(VALIDATOR.iter_errors(item)) == [], path
+        assert item["CloneStatus"] == "cloned" and item["LatestGitCommitSHA"] == hub.commits[-1]
+        payload = (data / item["ModelHub"]["MetadataFilePath"]).resolve()
+        assert payload.is_file() and data in payload.parents
+    assert by_path["assets/docs/%2e%2e/models/%2F..%2F/3.md"]["ModelOwner"] == "%2e%2e"
+    everything = [p.resolve() for p in tmp_path.rglob("*")]
+    assert all(tmp_path.resolve() in p.parents for p in everything)
+    assert not [p for p in (data / "tfhub/json/metadata").iterdir() if p.name in (".", "..", ".hidden")]
