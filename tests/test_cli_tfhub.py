@@ -124,27 +124,46 @@ def test_under_faults_every_model_arrives_exactly_once(tmp_path):
 
 
 def test_two_distributed_workers_share_the_crawl(tmp_path):
+    import time
+
+    from tests.crawl_control import hold
     from tests.test_distributed import REDIS_URL, _redis_or_skip
 
     client = _redis_or_skip()
     prefix = f"ptmtest-tfhub-{os.getpid()}"
     data_dir = tmp_path / "data"
+    procs = []
     try:
         with TfhubReplica(tmp_path / "hub-git") as hub:
             settings = {**hub.settings(), "PTM_CLONE": 0, "PTM_REDIS_URL": REDIS_URL, "PTM_REDIS_PREFIX": prefix}
-            procs = [subprocess.Popen(crawl_command("tfhub", tmp_path / f"w{n}.jsonl", data_dir,
-                                                    tmp_path / f"w{n}.stats.json", settings=settings),
-                                      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                     for n in range(2)]
+            # The tree is held until the second worker's start request met the first's in the
+            # shared dupefilter: a crawl this small could otherwise end, and clear its Redis keys,
+            # before the second worker joins, which would then crawl everything again.
+            gate = hold(hub.replica, "GET", hub._tree, lambda req, m, n: True)
+            logs = [tmp_path / f"w{n}.log" for n in range(2)]
+            procs += [subprocess.Popen(crawl_command("tfhub", tmp_path / f"w{n}.jsonl", data_dir,
+                                                     tmp_path / f"w{n}.stats.json",
+                                                     settings={**settings, "LOG_LEVEL": "DEBUG"}),
+                                       cwd=ROOT, stdout=logs[n].open("wb"), stderr=subprocess.STDOUT)
+                      for n in range(2)]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not any(
+                    "Filtered duplicate request" in log.read_text(errors="replace") for log in logs if log.exists()):
+                time.sleep(0.05)
+            joined = any("Filtered duplicate request" in log.read_text(errors="replace") for log in logs)
+            gate.open()
             assert [p.wait(timeout=300) for p in procs] == [0, 0]
             tree_requests = hub.tree_requests()
     finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
         keys = list(client.scan_iter(match=f"{prefix}:*"))
         if keys:
             client.delete(*keys)
     items = read_jsonl(tmp_path / "w0.jsonl") + read_jsonl(tmp_path / "w1.jsonl")
     assert sorted(i["ModelHub"]["MetadataObjectID"] for i in items) == sorted(MODELS.values())
-    assert tree_requests == 1
+    assert joined and tree_requests == 1
     assert len(read_jsonl(data_dir / "tfhub/tfhub.jsonl")) == len(MODELS)
 
 
