@@ -6,8 +6,10 @@ import hashlib
 import json
 import logging
 import pickle
+import posixpath
 
 import pytest
+from hypothesis import given, strategies as st
 from scrapy.http import Request, TextResponse
 from scrapy.utils.request import request_from_dict
 
@@ -196,3 +198,12 @@ def test_tree_and_blob_shas_are_kept_only_when_they_are_git_object_ids():
     assert all(kw["tree_sha"] is None for kw in requests.values())
     assert requests["assets/docs/google/models/albert_base/1.md"]["blob_sha"] is None
     assert len(requests["assets/docs/google/models/albert_base/2.md"]["blob_sha"]) == 40
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab./\\:%\x00\n -")), max_size=30))
+def test_an_accepted_tree_path_never_leaves_the_repository(path):
+    kept = safe_tree_path(path)
+    if kept is not None:
+        normal = posixpath.normpath(kept)
+        assert normal == kept and ".." not in normal.split("/") and not normal.startswith(("/", ":"))
+        assert "\\" not in normal and "\x00" not in normal
