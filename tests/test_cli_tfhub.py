@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 
-import pytest
 from jsonschema import Draft202012Validator
 
 from ptmscrape.items import load_schema
