@@ -52,6 +52,18 @@ PTM_OLLAMA_REGISTRY_URL = "https://registry.ollama.ai"
 PTM_MODELSCOPE_URL = "https://www.modelscope.cn"
 # Models per ModelScope listing page (PageSize of the catalogue and of the per-owner listing).
 PTM_MODELSCOPE_PAGE_SIZE = 100
+# The tensorflow/tfhub.dev git repository: TF Hub's model documentation (cloned once per crawl).
+PTM_TFHUB_REPO_URL = "https://github.com/tensorflow/tfhub.dev"
+# Raw-file base of tensorflow/tfhub.dev (<base>/assets/docs/<publisher>/models/<model>/<version>.md).
+PTM_TFHUB_RAW_URL = "https://raw.githubusercontent.com/tensorflow/tfhub.dev/master"
+# GitHub's recursive git-trees API for tensorflow/tfhub.dev: every model file in one request.
+PTM_TFHUB_TREE_URL = "https://api.github.com/repos/tensorflow/tfhub.dev/git/trees/master?recursive=1"
+# The OpenVINO Open Model Zoo git repository holding every model.yml (cloned once per crawl).
+PTM_OPENVINO_REPO_URL = "https://github.com/openvinotoolkit/open_model_zoo"
+# Raw-file base of open_model_zoo (<base>/models/{intel,public}/<name>/model.yml).
+PTM_OPENVINO_RAW_URL = "https://raw.githubusercontent.com/openvinotoolkit/open_model_zoo/master"
+# GitHub's recursive git-trees API for open_model_zoo: every model.yml in one request.
+PTM_OPENVINO_TREE_URL = "https://api.github.com/repos/openvinotoolkit/open_model_zoo/git/trees/master?recursive=1"
 
 # --- dataset tree ---------------------------------------------------------------------------
 # Root of the dataset tree: <dir>/<hub>/{<hub>.jsonl,snapshots/,json/metadata/,repos/}.

@@ -37,6 +37,8 @@ REPLICAS = {
     "civitai": "civitai",
     "ollama": "ollama",
     "modelscope": "modelscope",
+    "tfhub": "tfhub",
+    "openvino": "openvino",
 }
 
 

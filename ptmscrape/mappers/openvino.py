@@ -1,0 +1,70 @@
+"""OpenVINO Open Model Zoo ``model.yml`` files (payload built by ``spiders/openvino.py``) -> records.
+
+One record per ``models/<group>/<name>/model.yml``: ``ModelOwner`` is the group (``intel``: Intel's
+own models, shipped as OpenVINO IR; ``public``: third-party models with conversion recipes),
+``ModelName`` the folder name (a composite model's part: the part's folder), the id
+``<group>/<folder>``. ``task_type`` -> ``ModelTask``,
+``framework`` -> ``Library`` (``dldt`` is OpenVINO IR: ``ModelFormat`` ``openvino_ir``),
+``license`` (a URL) -> ``License``, ``files`` -> ``Files`` (name, size, SHA256, source URL) and
+their total size -> ``UsedStorage``; arXiv and doi.org links in the description ->
+``ModelPaperDOIs``. Every model shares the clone of the zoo's repository (``RepoURL``); its folder
+is ``RepoSubPath``, so ``LatestGitCommitSHA`` is the last commit under it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ptmscrape import dataset
+from ptmscrape.github_tree import safe_tree_path
+from ptmscrape.items import RawModelItem
+from ptmscrape.mappers.common import MappingError, new_record, text
+from ptmscrape.mappers.repo_files import file_entry, paper_dois
+
+DEFAULT_REPO = "https://github.com/openvinotoolkit/open_model_zoo"
+GROUPS = ("intel", "public")
+MAX_FILES = 1000
+_URL = re.compile(r"https?://[^\s<>\"')\]]+")
+
+
+def map_raw(raw: RawModelItem) -> dict[str, Any]:
+    page = raw.payload
+    if not isinstance(page, dict):
+        raise MappingError(f"payload is {type(page).__name__}, not an object")
+    group, name = text(page.get("group"), 20), text(page.get("name"), 300)
+    folder = text(page.get("folder"), 600) or name
+    if group not in GROUPS or not name or not name.strip() or not folder:
+        raise MappingError(f"no model group and name (got {group!r:.30}, {name!r:.100})")
+    model_dir = safe_tree_path(page.get("model_dir"))
+    if model_dir is None:
+        raise MappingError(f"{group}/{name[:100]}: unsafe or missing model folder")
+    model = page.get("model")
+    if not isinstance(model, dict):
+        raise MappingError(f"{group}/{name[:100]}: model.yml is not a mapping")
+    repo_url = (text(raw.context.get("repo_url"), 500) or DEFAULT_REPO).rstrip("/")
+    record = new_record(hub=raw.hub, hub_url=repo_url, object_id=f"{group}/{folder}", owner=group, name=name,
+                        model_url=f"{repo_url}/tree/HEAD/{model_dir}",
+                        owner_url=f"{repo_url}/tree/HEAD/models/{group}")
+    # One payload file per model.yml: a part's name could repeat under two composites.
+    record["ModelHub"]["MetadataFilePath"] = dataset.metadata_file(raw.hub, group, folder)
+    framework = text(model.get("framework"), 100)
+    task = text(model.get("task_type"), 200)
+    files = [file_entry(f.get("name"), f.get("size"), f.get("sha256"), f.get("source"))
+             for f in (model.get("files") if isinstance(model.get("files"), list) else [])[:MAX_FILES]
+             if isinstance(f, dict)]
+    sizes = [f["Size"] for f in files if f["Size"] is not None]
+    record.update(
+        ModelTask=task,
+        Library=framework,
+        License=text(model.get("license"), 1000),
+        Tags=[t for t in (group, task, framework) if t]
+        + (["quantizable"] if model.get("quantizable") is True else []),
+        ModelPaperDOIs=paper_dois(_URL.findall(text(model.get("description")) or "")),
+        ModelFormat="openvino_ir" if framework == "dldt" else None,
+        Files=files,
+        UsedStorage=sum(sizes) if sizes else None,
+        RepoURL=repo_url,
+        RepoSubPath=model_dir,
+    )
+    return record

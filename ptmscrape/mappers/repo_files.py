@@ -1,0 +1,36 @@
+"""Helpers shared by the mappers of hubs kept in one GitHub repository (tfhub, openvino): paper
+links as DOIs and the ``Files`` entries of the record."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ptmscrape.mappers.common import arxiv_doi, text
+
+_ARXIV_URL = re.compile(r"^https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/([^?#]+?)(?:\.pdf)?/?(?:[?#].*)?$")
+_DOI_URL = re.compile(r"^https?://(?:dx\.)?doi\.org/(10\.\d{4,9}/[^\s?#]+)$", re.I)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def paper_dois(urls: Any) -> list[str]:
+    """DOIs of the arXiv (``10.48550/arXiv.<id>``) and doi.org links, in order, once each."""
+    dois: list[str] = []
+    for url in urls if isinstance(urls, list) else []:
+        if not isinstance(url, str):
+            continue
+        arxiv, doi = _ARXIV_URL.match(url.strip()), _DOI_URL.match(url.strip())
+        found = arxiv_doi(arxiv.group(1)) if arxiv else doi.group(1) if doi else None
+        if found and found not in dois:
+            dois.append(found)
+    return dois
+
+
+def file_entry(name: Any, size: Any, sha256: Any, url: Any) -> dict[str, Any]:
+    """One ``Files`` entry: ``Name``, ``Size`` (bytes), ``SHA256`` (hex), ``URL``; junk -> null."""
+    return {
+        "Name": text(name, 500) or "",
+        "Size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+        "SHA256": sha256.lower() if isinstance(sha256, str) and _SHA256.match(sha256.lower()) else None,
+        "URL": text(url, 2000),
+    }

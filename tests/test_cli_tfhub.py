@@ -1,0 +1,219 @@
+"""Real ``scrapy crawl tfhub`` runs (subprocess) against the local TensorFlow Hub repository
+(git-trees API and raw files under a path prefix, as behind a mirror); git fetches
+https://github.com/tensorflow/tfhub.dev from the replica through ``insteadOf``."""
+
+import json
+import os
+import subprocess
+
+from jsonschema import Draft202012Validator
+
+from ptmscrape.items import load_schema
+from tests.crawl import ROOT, crawl_command, read_jsonl, run_crawl
+from tests.replicas.faults import FaultPlan, inject
+from tests.replicas.tfhub import MODELS, REPO, UPDATED, TfhubReplica
+
+VALIDATOR = Draft202012Validator(load_schema())
+CLONE = "tfhub/repos/tensorflow/tfhub.dev"
+PREFIX = "/mirror/gh"
+FAST = {"PTM_RETRY_BACKOFF": 0.02, "PTM_RETRY_BACKOFF_MAX": 0.2, "PTM_RATELIMIT_MAX_WAIT": 1}
+
+
+def git_out(clone, *args):
+    return subprocess.run(["git", "-C", str(clone), *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_crawl_makes_one_record_per_model_version_from_one_shared_clone(tmp_path):
+    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
+        result = run_crawl("tfhub", tmp_path, settings=hub.settings(), env=hub.env())
+        expected_sha = {path: hub.last_commit(path) for path in MODELS}
+        sessions, tree_requests, raw_requests = hub.git_sessions(), hub.tree_requests(), hub.raw_requests()
+        not_models = [hub.raw_requests(p) for p in ("assets/docs/google/google.md",
+                                                    "assets/docs/google/collections/albert/1.md")]
+        commits = hub.commits
+    assert hub.raw_url.endswith(f"{PREFIX}/raw/{REPO}/master")
+
+    items = {i["ModelHub"]["MetadataObjectID"]: i for i in result.items}
+    assert sorted(items) == sorted(MODELS.values())
+    assert tree_requests == 1 and raw_requests == len(MODELS) and not_models == [0, 0]
+    # One clone, shared by every model; each record's SHA is the last commit of its own file.
+    assert result.stats["ptm/clone/queued"] == 1 and sessions == 1
+    assert result.stats["ptm/clone/shared"] == len(MODELS) - 1
+    clone = result.data_dir / CLONE
+    assert git_out(clone, "rev-parse", "HEAD") == commits[-1]
+    by_path = {i["RepoSubPath"]: i for i in items.values()}
+    for path, item in by_path.items():
+        assert list(VALIDATOR.iter_errors(item)) == [], path
+        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (f"https://github.com/{REPO}", CLONE, "cloned")
+        assert item["LatestGitCommitSHA"] == expected_sha[path] == git_out(clone, "log", "-1", "--format=%H", "--", path)
+        assert (clone / path).is_file()
+        assert item["LatestGitCommitSHA"] == (commits[1] if path == UPDATED else commits[0])
+        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        assert payload["path"] == path and payload["raw_url"] == f"{hub.raw_url}/{path}"
+        assert payload["tree_url"] == hub.tree_url and len(payload["tree_sha"]) == 40
+
+    albert = items["google/albert_base/3"]
+    assert (albert["ModelOwner"], albert["ModelName"], albert["ModelURL"]) == (
+        "google", "albert_base/3", "https://tfhub.dev/google/albert_base/3")
+    stats = result.stats
+    assert stats["finish_reason"] == "finished"
+    assert stats["ptm/store/records"] == stats["item_scraped_count"] == len(MODELS)
+    assert len(result.records("tfhub")) == len(MODELS)
+    assert not list((result.data_dir / "tfhub").glob("removed-*.txt"))
+
+
+def test_limit_a_missing_file_and_the_removed_model_report(tmp_path):
+    metadata_only = {"PTM_CLONE": 0, **FAST}
+    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
+        settings = {**hub.settings(), **metadata_only}
+        limited = run_crawl("tfhub", tmp_path, args={"limit": 2}, settings=settings, out_name="limited.jsonl")
+        fetched = hub.raw_requests()
+        full = run_crawl("tfhub", tmp_path, settings=settings, out_name="full.jsonl")
+        gone = sorted(MODELS)[4]
+        hub.gone.add(gone)
+        lost = run_crawl("tfhub", tmp_path, settings=settings, out_name="lost.jsonl")
+        hub.gone.clear()
+        removed = sorted(MODELS)[0]
+        hub.hidden.add(removed)
+        after = run_crawl("tfhub", tmp_path, settings=settings, out_name="after.jsonl")
+        assert hub.git_sessions() == 0
+
+    assert sorted(i["RepoSubPath"] for i in limited.items) == sorted(MODELS)[:2] and fetched == 2
+    assert {i["CloneStatus"] for i in full.items} == {"skipped"}
+    assert all(i["LatestGitCommitSHA"] is None for i in full.items)  # a tree SHA is no commit SHA
+    # A file that fails is reported, and the crawl then reports nothing as removed.
+    assert sorted(i["RepoSubPath"] for i in lost.items) == sorted(set(MODELS) - {gone})
+    assert lost.stats["ptm/pages/failed/HTTP 404"] == 1
+    assert f"Page failed after retries: {hub.raw_url}/{gone} (HTTP 404" in lost.log
+    # A model no longer in the tree, after a complete crawl: reported, its record kept.
+    reports = list((after.data_dir / "tfhub").glob("removed-*.txt"))
+    assert len(reports) == 1 and MODELS[removed].split("/", 1)[1] in reports[0].read_text()
+    assert after.stats["ptm/store/removed"] == 1
+    assert len(after.records("tfhub")) == len(MODELS)
+
+
+def test_hostile_tree_entries_and_a_truncated_tree(tmp_path):
+    with TfhubReplica(tmp_path / "hub-git") as hub:
+        hub.extra_entries = [{"path": p, "type": "blob", "sha": "1" * 40, "size": 3} for p in (
+            "assets/docs/../../../../escape/models/x/1.md", "assets/docs/google/models/..%2F..%2Fx/1.md",
+            "/etc/models/x/1.md", "assets/docs/g\x00/models/x/1.md")]
+        hub.truncated = 25  # GitHub's cut: the fixture tree (with the 4 above first) has about 45
+        result = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **FAST}, env=hub.env())
+        requested = [p for m, p in hub.replica.requests if m == "GET" and "/raw/" in p]
+    assert not any(".." in p.split("/") or "%00" in p or "/etc/" in p for p in requested)
+    assert 0 < len(result.items) < len(MODELS)  # only what the cut tree listed
+    assert "Tree listing truncated by GitHub" in result.log
+    stats = result.stats
+    assert stats["ptm/pages/tree_truncated"] == 1 and stats["ptm/pages/failed/truncated tree"] == 1
+    assert "ptm/store/removed" not in stats
+    assert all(not list(VALIDATOR.iter_errors(i)) for i in result.items)
+    outside = [p for p in tmp_path.rglob("*") if "escape" in p.name or p.name == "etc"]
+    assert outside == []
+
+
+def test_under_faults_every_model_arrives_exactly_once(tmp_path):
+    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
+        faults = inject(hub.replica, FaultPlan(seed=15, rates={"5xx": .25, "429": .15, "reset": .15, "cut": .15,
+                                                               "slow": .1}, healthy_after=4))
+        result = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **FAST, "PTM_CLONE": 0})
+    assert faults.injected
+    assert sorted(i["ModelHub"]["MetadataObjectID"] for i in result.items) == sorted(MODELS.values())
+    assert result.stats["finish_reason"] == "finished" and "ptm/pages/failed" not in result.stats
+
+
+def test_two_distributed_workers_share_the_crawl(tmp_path):
+    import time
+
+    from tests.crawl_control import hold
+    from tests.test_distributed import REDIS_URL, _redis_or_skip
+
+    client = _redis_or_skip()
+    prefix = f"ptmtest-tfhub-{os.getpid()}"
+    data_dir = tmp_path / "data"
+    procs = []
+    try:
+        with TfhubReplica(tmp_path / "hub-git") as hub:
+            settings = {**hub.settings(), "PTM_CLONE": 0, "PTM_REDIS_URL": REDIS_URL, "PTM_REDIS_PREFIX": prefix}
+            # The tree is held until the second worker's start request met the first's in the
+            # shared dupefilter: a crawl this small could otherwise end, and clear its Redis keys,
+            # before the second worker joins, which would then crawl everything again.
+            gate = hold(hub.replica, "GET", hub._tree, lambda req, m, n: True)
+            logs = [tmp_path / f"w{n}.log" for n in range(2)]
+            procs += [subprocess.Popen(crawl_command("tfhub", tmp_path / f"w{n}.jsonl", data_dir,
+                                                     tmp_path / f"w{n}.stats.json",
+                                                     settings={**settings, "LOG_LEVEL": "DEBUG"}),
+                                       cwd=ROOT, stdout=logs[n].open("wb"), stderr=subprocess.STDOUT)
+                      for n in range(2)]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not any(
+                    "Filtered duplicate request" in log.read_text(errors="replace") for log in logs if log.exists()):
+                time.sleep(0.05)
+            joined = any("Filtered duplicate request" in log.read_text(errors="replace") for log in logs)
+            gate.open()
+            assert [p.wait(timeout=300) for p in procs] == [0, 0]
+            tree_requests = hub.tree_requests()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+    items = read_jsonl(tmp_path / "w0.jsonl") + read_jsonl(tmp_path / "w1.jsonl")
+    assert sorted(i["ModelHub"]["MetadataObjectID"] for i in items) == sorted(MODELS.values())
+    assert joined and tree_requests == 1
+    assert len(read_jsonl(data_dir / "tfhub/tfhub.jsonl")) == len(MODELS)
+
+
+def test_a_paused_crawl_resumes_from_its_jobdir_without_fetching_anything_twice(tmp_path):
+    import signal
+
+    from tests.crawl_control import BackgroundCrawl, count_lines, hold
+
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
+        settings = {**hub.settings(), "PTM_CLONE": 0, "JOBDIR": jobdir, "CONCURRENT_REQUESTS": 1}
+        gate = hold(hub.replica, "GET", hub._raw, lambda req, m, n: n == 5)
+        crawl = BackgroundCrawl(crawl_command("tfhub", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json",
+                                              settings=settings), tmp_path / "1.log")
+        snapshots = lambda: list((data / "tfhub/snapshots").glob("*.jsonl"))  # noqa: E731
+        crawl.wait_until(lambda: gate.reached.is_set() and count_lines(snapshots()) == 4, "4 models stored")
+        crawl.proc.send_signal(signal.SIGTERM)
+        crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
+        gate.open()
+        assert crawl.wait() == 0
+        paused = json.loads((tmp_path / "1.stats.json").read_text())
+        resumed = run_crawl("tfhub", tmp_path, settings=settings, data_dir=data, out_name="2.jsonl")
+        raw_fetches, tree_fetches = hub.raw_requests(), hub.tree_requests()
+    assert paused["finish_reason"] == "shutdown" and paused["ptm/store/records"] == 5
+    assert "Resuming crawl (5 requests scheduled)" in resumed.log
+    assert resumed.stats["finish_reason"] == "finished" and resumed.stats["ptm/store/records"] == 5
+    assert (raw_fetches, tree_fetches) == (len(MODELS), 1)
+    records = read_jsonl(data / "tfhub/tfhub.jsonl")
+    assert sorted(r["ModelHub"]["MetadataObjectID"] for r in records) == sorted(MODELS.values())
+
+
+def test_hostile_names_and_contents_stay_inside_the_data_dir(tmp_path):
+    odd = {
+        "assets/docs/.hidden/models/a b/1.md": "# Module .hidden/a b/1\n<!-- license: \x00evil -->\n",
+        "assets/docs/-rf/models/x\u202ey/2.md": "# Module -rf/x/2\n" + "<!-- dataset: " + "d" * 5000 + " -->\n",
+        "assets/docs/%2e%2e/models/%2F..%2F/3.md": "# Lite ../../../etc/passwd/3\n\x00\xff binary\n",
+        "assets/docs/p/models/" + "n" * 200 + "/4.md": "#" * 100_000 + "\n",
+    }
+    with TfhubReplica(tmp_path / "hub-git") as hub:
+        hub.commit(odd, message="odd names", date="2023-06-01T10:00:00Z")
+        result = run_crawl("tfhub", tmp_path, settings=hub.settings(), env=hub.env())
+    by_path = {i["RepoSubPath"]: i for i in result.items}
+    assert set(odd) | set(MODELS) == set(by_path)
+    data = result.data_dir.resolve()
+    for path in odd:
+        item = by_path[path]
+        assert list(VALIDATOR.iter_errors(item)) == [], path
+        assert item["CloneStatus"] == "cloned" and item["LatestGitCommitSHA"] == hub.commits[-1]
+        payload = (data / item["ModelHub"]["MetadataFilePath"]).resolve()
+        assert payload.is_file() and data in payload.parents
+    assert by_path["assets/docs/%2e%2e/models/%2F..%2F/3.md"]["ModelOwner"] == "%2e%2e"
+    everything = [p.resolve() for p in tmp_path.rglob("*")]
+    assert all(tmp_path.resolve() in p.parents for p in everything)
+    assert not [p for p in (data / "tfhub/json/metadata").iterdir() if p.name in (".", "..", ".hidden")]

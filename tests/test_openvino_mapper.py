@@ -1,0 +1,96 @@
+"""OpenVINO Open Model Zoo mapper: model.yml payloads (parsed as the spider does) -> records."""
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from ptmscrape.items import RawModelItem, load_schema
+from ptmscrape.mappers.common import MappingError, stable_id
+from ptmscrape.mappers.openvino import map_raw
+from spiders.openvino import MODEL_FILE, load_yaml
+from tests.replicas.openvino import FIXTURES, MODELS
+
+VALIDATOR = Draft202012Validator(load_schema())
+REPO = "https://github.com/openvinotoolkit/open_model_zoo"
+
+
+def payload_of(model_dir):
+    m = MODEL_FILE.match(f"{model_dir}/model.yml")
+    return {"group": m["group"], "name": m["name"], "folder": m["folder"], "model_dir": model_dir,
+            "model": load_yaml((FIXTURES / model_dir / "model.yml").read_text())}
+
+
+def raw(payload, repo_url=REPO):
+    return RawModelItem(hub="openvino", model_id="x", url="http://x", payload=payload,
+                        context={"repo_url": repo_url})
+
+
+def record_of(model_dir):
+    return map_raw(raw(payload_of(model_dir)))
+
+
+@pytest.mark.parametrize("model_dir", sorted(MODELS))
+def test_every_fixture_model_maps_to_a_valid_record(model_dir):
+    record = record_of(model_dir)
+    assert list(VALIDATOR.iter_errors(record)) == []
+    assert record["ModelHub"]["MetadataObjectID"] == MODELS[model_dir]
+    assert record["id"] == stable_id("openvino", MODELS[model_dir])
+    assert (record["RepoURL"], record["RepoSubPath"]) == (REPO, model_dir)
+    assert record["ModelURL"] == f"{REPO}/tree/HEAD/{model_dir}"
+
+
+def test_intel_ir_model_files_sizes_and_hashes():
+    r = record_of("models/intel/person-detection-0200")
+    assert (r["ModelOwner"], r["ModelName"], r["ModelOwnerURL"]) == (
+        "intel", "person-detection-0200", f"{REPO}/tree/HEAD/models/intel")
+    assert (r["ModelTask"], r["Library"], r["ModelFormat"]) == ("detection", "dldt", "openvino_ir")
+    assert r["License"] == "https://raw.githubusercontent.com/opencv/open_model_zoo/master/LICENSE"
+    assert [f["Name"] for f in r["Files"]][:2] == ["FP32/person-detection-0200.xml", "FP32/person-detection-0200.bin"]
+    assert all(len(f["SHA256"]) == 64 and f["URL"].startswith("https://storage.openvinotoolkit.org/")
+               for f in r["Files"])
+    assert r["UsedStorage"] == 187842 + 7269168 + 187779 + 3634626 + 492835 + 1921625
+    assert r["Tags"] == ["intel", "detection", "dldt"]
+
+
+def test_public_model_framework_license_paper_and_a_drive_source():
+    r = record_of("models/public/resnet-50-pytorch")
+    assert (r["Library"], r["ModelFormat"], r["ModelTask"]) == ("pytorch", None, "classification")
+    assert r["ModelPaperDOIs"] == ["10.48550/arXiv.1512.03385"]
+    assert r["Tags"] == ["public", "classification", "pytorch", "quantizable"]
+    assert r["Files"] == [{"Name": "resnet50-19c8e357.pth", "Size": 102502400, "URL":
+                           "https://download.pytorch.org/models/resnet50-19c8e357.pth",
+                           "SHA256": "19c8e3572231adff6824a2da93fd67b5986919a2e65f8b6007eab4edee220097"}]
+    google = record_of("models/public/googlenet-v1-tf")
+    assert google["Files"][1]["URL"] is None  # {$type: google_drive, id: ...}: kept in the payload
+    assert google["UsedStorage"] == 24642554 + 26735789
+
+
+def test_composite_parts_are_separate_models_with_separate_payload_files():
+    parts = [record_of(d) for d in MODELS if "formula" in d]
+    assert {p["ModelName"] for p in parts} == {"formula-recognition-medium-scan-0001-im2latex-encoder",
+                                                "formula-recognition-medium-scan-0001-im2latex-decoder"}
+    assert len({p["ModelHub"]["MetadataFilePath"] for p in parts}) == 2
+
+
+@pytest.mark.parametrize("payload, reason", [
+    ("x", "not an object"),
+    ({"group": "evil", "name": "a", "model_dir": "models/evil/a", "model": {}}, "no model group and name"),
+    ({"group": "intel", "name": "", "model_dir": "models/intel/a", "model": {}}, "no model group and name"),
+    ({"group": "intel", "name": "a", "model_dir": "models/intel/../../a", "model": {}}, "unsafe or missing model folder"),
+    ({"group": "intel", "name": "a", "model_dir": "models/intel/a", "model": ["x"]}, "not a mapping"),
+])
+def test_unmappable_payloads_name_the_reason(payload, reason):
+    with pytest.raises(MappingError, match=reason):
+        map_raw(raw(payload))
+
+
+def test_junk_in_model_yml_fields_gives_a_valid_record():
+    record = map_raw(raw({"group": "public", "name": "..", "model_dir": "models/public/%2e%2e", "model": {
+        "task_type": ["x"], "framework": 3, "license": None, "description": 5,
+        "files": [{"name": "a", "size": -1, "sha256": "XYZ", "source": {"$type": "drive"}}, "junk",
+                  {"name": 7, "size": True, "sha256": "AB" * 32}],
+    }}))
+    assert list(VALIDATOR.iter_errors(record)) == []
+    assert record["Files"] == [{"Name": "a", "Size": None, "SHA256": None, "URL": None},
+                               {"Name": "", "Size": None, "SHA256": "ab" * 32, "URL": None}]
+    assert (record["UsedStorage"], record["ModelTask"], record["Library"]) == (None, None, None)
+    assert record["ModelHub"]["MetadataFilePath"] == "openvino/json/metadata/public/%2E..json"
