@@ -10,6 +10,7 @@ import os
 BOT_NAME = "ptmscrape"
 SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
+COMMANDS_MODULE = "ptmscrape.commands"
 
 # --- hubs -----------------------------------------------------------------------------------
 # Base URL of the Hugging Face Hub (API under /api, git repositories under /<model id>).
