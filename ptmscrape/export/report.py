@@ -8,6 +8,7 @@ downloads histogram reads a column whole (8 bytes a model).
 from __future__ import annotations
 
 import base64
+from array import array
 import html
 import io
 import math
@@ -108,7 +109,7 @@ def sections(con: sqlite3.Connection) -> list[tuple[str, str]]:
             body += f'<img alt="top {label}" src="{_barh(f"Top {label}", rows)}">'
         out.append((f"Top {label}", body))
 
-    downloads = [r[0] for r in con.execute("SELECT downloads FROM model WHERE downloads IS NOT NULL")]
+    downloads = array("q", (r[0] for r in con.execute("SELECT downloads FROM model WHERE downloads IS NOT NULL")))
     if downloads:
         fig, ax = _figure("Downloads per model (log scale)")
         top = max(downloads)
