@@ -414,3 +414,23 @@ def test_report_is_self_contained_and_renders_in_splash(tree):
     assert colours is not None and len(colours) > 50  # text, bars, axes: not a blank page
     blue = sum(n for n, (r, g, b) in colours if b > 150 and r < 100)
     assert blue > 5000  # the bars of the plots were drawn (decoded PNGs, not broken images)
+
+
+def test_hostile_values_are_escaped_in_the_report_and_links_out_of_the_tree_are_skipped(tree, tmp_path):
+    from ptmscrape.export.report import write_report
+
+    data = tmp_path / "data"
+    (data / "huggingface").mkdir(parents=True)
+    record = next(iter(read_jsonl(tree / "data" / "huggingface" / "huggingface.jsonl")))
+    hostile = "<script>alert(1)</script> $\\frac{$"  # HTML, and malformed mathtext for matplotlib
+    (data / "huggingface" / "huggingface.jsonl").write_text(json.dumps(
+        {**record, "License": hostile, "ModelTask": hostile, "BaseModels": [hostile], "Tags": [hostile]}) + "\n")
+    outside = tmp_path / "elsewhere" / "modelzoo"
+    outside.mkdir(parents=True)
+    (outside / "modelzoo.jsonl").write_text(json.dumps({**record, "id": 2}) + "\n")
+    (data / "modelzoo").symlink_to(outside)
+    target = tmp_path / "d.sqlite"
+    counts = export_sqlite(data, target)
+    assert counts["files_outside"] == 1 and query(target, "SELECT count(*) FROM model") == [(1,)]
+    page = write_report(target, tmp_path / "r.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; $\\frac{$" in page

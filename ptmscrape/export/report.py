@@ -8,12 +8,12 @@ downloads histogram reads a column whole (8 bytes a model).
 from __future__ import annotations
 
 import base64
-from array import array
 import html
 import io
 import math
 import os
 import sqlite3
+from array import array
 from pathlib import Path
 
 import matplotlib
@@ -170,7 +170,10 @@ img{max-width:100%;display:block;margin:.5em 0}h2{border-bottom:1px solid #ddd}"
 
 
 def render(con: sqlite3.Connection) -> str:
-    body = "".join(f"<section><h2>{html.escape(h)}</h2>{content}</section>" for h, content in sections(con))
+    # Labels are hub data: a '$' must not switch matplotlib to (possibly malformed) mathtext.
+    with plt.rc_context({"text.parse_math": False, "text.usetex": False}):
+        parts = sections(con)
+    body = "".join(f"<section><h2>{html.escape(h)}</h2>{content}</section>" for h, content in parts)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{TITLE}</title>'
             f"<style>{_CSS}</style></head><body><h1>{TITLE}</h1>{body}</body></html>\n")
 

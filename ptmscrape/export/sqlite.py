@@ -213,7 +213,11 @@ def export_sqlite(data_dir: str | os.PathLike[str], db_path: str | os.PathLike[s
 
 def _import_file(con, loader: Loader, source: Source, data: Path, path: Path, counts: dict) -> None:
     path = path.resolve()
-    relative = path.relative_to(data).as_posix()  # raises for a path outside the tree
+    if not path.is_relative_to(data):  # a symlink out of the tree: not part of the dataset
+        logger.warning("Skipped %s: it leads outside the data dir %s", path, data)
+        counts["files_outside"] = counts.get("files_outside", 0) + 1
+        return
+    relative = path.relative_to(data).as_posix()
     st = path.stat()
     state = con.execute("SELECT size, mtime_ns, offset, head, tail FROM import_file "
                         "WHERE source = ? AND path = ?", (source.name, relative)).fetchone()
