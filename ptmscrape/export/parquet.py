@@ -1,8 +1,8 @@
 """Every exported table of the SQLite database as one Parquet file (``<table>.parquet``), read by
 pandas, polars, DuckDB and Spark alike.
 
-Rows are streamed from SQLite in batches into a ``pyarrow.parquet.ParquetWriter``, so memory stays
-bounded; each file is written beside its target and renamed over it when complete.
+Rows are streamed from SQLite in batches into a ``pyarrow.parquet.ParquetWriter`` (row groups of
+at most 128k rows or 32 MiB), so memory stays bounded; each file is written beside its target and renamed over it when complete.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import pyarrow.parquet as pq
 
 from ptmscrape.export.sqlite import exported_tables
 
-BATCH_ROWS = 65_536
+FETCH_ROWS = 4_096          # rows held as Python tuples at a time (the costly part)
+ROW_GROUP_ROWS = 131_072    # rows per Parquet row group at most ...
+ROW_GROUP_BYTES = 32 << 20  # ... and at most this much Arrow data held before it is written
 _TYPES = {"INTEGER": pa.int64(), "REAL": pa.float64(), "BLOB": pa.binary()}
 
 
@@ -41,12 +43,19 @@ def export_parquet(db_path: str | os.PathLike[str], out_dir: str | os.PathLike[s
             try:
                 with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
                     cursor = con.execute(f"SELECT * FROM {table}")
-                    while batch := cursor.fetchmany(BATCH_ROWS):
+                    group: list[pa.RecordBatch] = []
+                    while batch := cursor.fetchmany(FETCH_ROWS):
                         columns = list(zip(*batch))
-                        writer.write_batch(pa.record_batch(
+                        group.append(pa.record_batch(
                             [pa.array(col, type=field.type) for col, field in zip(columns, schema)],
                             schema=schema))
                         count += len(batch)
+                        if (sum(b.num_rows for b in group) >= ROW_GROUP_ROWS
+                                or sum(b.nbytes for b in group) >= ROW_GROUP_BYTES):
+                            writer.write_table(pa.Table.from_batches(group, schema))
+                            group = []
+                    if group or count == 0:
+                        writer.write_table(pa.Table.from_batches(group, schema))
                 os.replace(tmp, target)
             except BaseException:
                 tmp.unlink(missing_ok=True)
