@@ -255,6 +255,10 @@ def test_schema_file_is_current_and_other_versions_are_refused(tmp_path):
     (tmp_path / "data").mkdir()
     proc = scrapy("export", "-s", f"PTM_DATA_DIR={tmp_path / 'data'}", "-o", str(old), check=False)
     assert proc.returncode == 1 and "schema version" in proc.stderr
+    (tmp_path / "notes.txt").write_text("not a database\n" * 100)
+    proc = scrapy("export", "-s", f"PTM_DATA_DIR={tmp_path / 'data'}", "-o", str(tmp_path / "notes.txt"), check=False)
+    assert proc.returncode == 1 and "is not an SQLite database" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "notes.txt").read_text() == "not a database\n" * 100  # left alone
 
 
 # A plug-in source, registered the way a module in SOURCE_MODULES would be (see registry.py).

@@ -153,7 +153,10 @@ def _lines(path: Path, offset: int, position: list[int], counts: dict[str, int])
 
 
 def open_database(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
-    con = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        con = sqlite3.connect(db_path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise ExportError(f"cannot open {db_path} ({exc})") from None
     try:
         version = con.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as exc:
