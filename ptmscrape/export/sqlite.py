@@ -196,12 +196,13 @@ def _statements(ddl: str) -> list[str]:
 
 def export_sqlite(data_dir: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> dict[str, Any]:
     """Bring ``db_path`` up to date with the tree at ``data_dir``. Returns counts: ``files_read``,
-    ``files_unchanged``, ``lines`` read, ``bad_lines`` (not JSON objects), ``skipped`` (records a
-    source could not use)."""
+    ``files_unchanged``, ``files_outside`` (links out of the tree, skipped), ``lines`` read,
+    ``bad_lines`` (not JSON objects), ``skipped`` (records a source could not use)."""
     data = Path(data_dir).resolve()
     all_sources = sources()
     con = open_database(db_path)
-    counts = {"files_read": 0, "files_unchanged": 0, "lines": 0, "bad_lines": 0, "skipped": 0}
+    counts = {"files_read": 0, "files_unchanged": 0, "files_outside": 0, "lines": 0, "bad_lines": 0,
+              "skipped": 0}
     try:
         _ensure_schema(con, all_sources)
         loader = Loader(con)
@@ -218,7 +219,7 @@ def _import_file(con, loader: Loader, source: Source, data: Path, path: Path, co
     path = path.resolve()
     if not path.is_relative_to(data):  # a symlink out of the tree: not part of the dataset
         logger.warning("Skipped %s: it leads outside the data dir %s", path, data)
-        counts["files_outside"] = counts.get("files_outside", 0) + 1
+        counts["files_outside"] += 1
         return
     relative = path.relative_to(data).as_posix()
     st = path.stat()
