@@ -1,8 +1,8 @@
 """One self-contained HTML page summarising the dataset database: tables and plots (matplotlib,
 Agg backend, embedded as base64 PNG), no external file, script or font.
 
-Every figure comes from an SQL query on the database of ``ptmscrape/export/sqlite.py``; only the
-downloads histogram reads a column whole (8 bytes a model).
+Every figure comes from an SQL query on the database of ``ptmscrape/export/sqlite.py`` that returns
+a few rows (counts per group), so memory does not grow with the number of models.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import io
 import math
 import os
 import sqlite3
-from array import array
 from pathlib import Path
 
 import matplotlib
@@ -41,9 +40,14 @@ def _figure(title: str, width: float = 7, height: float = 3.6):
     return fig, ax
 
 
+def _label(value) -> str:
+    """Hub data as a plot label: cut short, and a '$' never starts (possibly malformed) mathtext."""
+    return "(none)" if value is None else str(value)[:60].replace("$", r"\$")
+
+
 def _barh(title: str, rows: list[tuple[str, int]], xlabel: str = "models") -> str:
     fig, ax = _figure(title, height=max(2.0, 0.3 * len(rows) + 1))
-    labels = [str(k)[:60] if k is not None else "(none)" for k, _ in rows][::-1]
+    labels = [_label(k) for k, _ in rows][::-1]
     ax.barh(labels, [v for _, v in rows][::-1], color="#3b75af")
     ax.set_xlabel(xlabel)
     return _png(fig)
@@ -92,7 +96,8 @@ def sections(con: sqlite3.Connection) -> list[tuple[str, str]]:
         fig, ax = _figure("Models per crawl snapshot")
         for hub in sorted({g[0] for g in growth}):
             points = [(g[1], g[2]) for g in growth if g[0] == hub]
-            ax.plot([p[0][:16] for p in points], [p[1] for p in points], marker="o", label=hub)
+            ax.plot([_label(p[0][:16]) for p in points], [p[1] for p in points], marker="o",
+                    label=_label(hub))
         ax.set_ylabel("models observed")
         ax.legend()
         fig.autofmt_xdate()
@@ -109,20 +114,24 @@ def sections(con: sqlite3.Connection) -> list[tuple[str, str]]:
             body += f'<img alt="top {label}" src="{_barh(f"Top {label}", rows)}">'
         out.append((f"Top {label}", body))
 
-    downloads = array("q", (r[0] for r in con.execute("SELECT downloads FROM model WHERE downloads IS NOT NULL")))
-    if downloads:
+    reported, top, zero = q("SELECT count(*), max(downloads), total(downloads = 0) FROM model "
+                            "WHERE downloads IS NOT NULL")[0]
+    if reported:
         fig, ax = _figure("Downloads per model (log scale)")
-        top = max(downloads)
         decades = max(1, math.ceil(math.log10(top + 1)))
         edges = [0, 1] + [10 ** (i / 2) for i in range(1, 2 * decades + 1)]  # two bins a decade
-        ax.hist(downloads, bins=edges, color="#3b75af")
+        # Counted by SQL, bin by bin: memory does not grow with the number of models.
+        case = " ".join(f"WHEN downloads < {edge!r} THEN {i}" for i, edge in enumerate(edges[1:]))
+        per_bin = dict(q(f"SELECT CASE {case} ELSE {len(edges) - 2} END, count(*) FROM model "
+                         "WHERE downloads IS NOT NULL GROUP BY 1"))
+        ax.hist(edges[:-1], bins=edges, weights=[per_bin.get(i, 0) for i in range(len(edges) - 1)],
+                color="#3b75af")
         ax.set_xscale("symlog", linthresh=1)
         ax.set_yscale("log")
         ax.set_xlabel("downloads")
         ax.set_ylabel("models")
-        zero = sum(1 for d in downloads if d == 0)
         out.append(("Downloads distribution",
-                    f"<p>{len(downloads):,} models report downloads ({zero:,} with none); "
+                    f"<p>{reported:,} models report downloads ({int(zero):,} with none); "
                     f"the most downloaded has {top:,}.</p>" f'<img alt="downloads" src="{_png(fig)}">'))
 
     status = q("""SELECT CASE WHEN clone_status LIKE 'failed:%' THEN 'failed' ELSE clone_status END,
@@ -141,7 +150,7 @@ def sections(con: sqlite3.Connection) -> list[tuple[str, str]]:
         xs = range(len(coverage))
         ax.bar([x - 0.2 for x in xs], [100 * c[1] for c in coverage], width=0.4, label="paper (DOI)")
         ax.bar([x + 0.2 for x in xs], [100 * c[2] for c in coverage], width=0.4, label="dataset")
-        ax.set_xticks(list(xs), [c[0] for c in coverage])
+        ax.set_xticks(list(xs), [_label(c[0]) for c in coverage])
         ax.set_ylabel("% of the hub's models")
         ax.legend()
         papers = q("SELECT count(*) FROM paper")[0][0]
@@ -170,8 +179,7 @@ img{max-width:100%;display:block;margin:.5em 0}h2{border-bottom:1px solid #ddd}"
 
 
 def render(con: sqlite3.Connection) -> str:
-    # Labels are hub data: a '$' must not switch matplotlib to (possibly malformed) mathtext.
-    with plt.rc_context({"text.parse_math": False, "text.usetex": False}):
+    with plt.rc_context({"text.usetex": False}):
         parts = sections(con)
     body = "".join(f"<section><h2>{html.escape(h)}</h2>{content}</section>" for h, content in parts)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{TITLE}</title>'
