@@ -232,7 +232,7 @@ def test_a_growing_snapshot_is_read_from_where_the_last_export_stopped(tree, tmp
 def test_a_changed_model_replaces_its_tags(tree, tmp_path):
     data = tmp_path / "data"
     (data / "huggingface").mkdir(parents=True)
-    record = read_jsonl(tree / "data" / "huggingface" / "huggingface.jsonl").__iter__().__next__()
+    record = read_jsonl(tree / "data" / "huggingface" / "huggingface.jsonl")[0]
     path = data / "huggingface" / "huggingface.jsonl"
     path.write_text(json.dumps({**record, "Tags": ["a", "b"], "License": "mit"}) + "\n")
     target = tmp_path / "d.sqlite"
@@ -425,7 +425,7 @@ def test_hostile_values_are_escaped_in_the_report_and_links_out_of_the_tree_are_
 
     data = tmp_path / "data"
     (data / "huggingface").mkdir(parents=True)
-    record = next(iter(read_jsonl(tree / "data" / "huggingface" / "huggingface.jsonl")))
+    record = read_jsonl(tree / "data" / "huggingface" / "huggingface.jsonl")[0]
     hostile = "<script>alert(1)</script> $\\frac{$"  # HTML, and malformed mathtext for matplotlib
     (data / "huggingface" / "huggingface.jsonl").write_text(json.dumps(
         {**record, "License": hostile, "ModelTask": hostile, "BaseModels": [hostile], "Tags": [hostile]}) + "\n")
