@@ -10,7 +10,8 @@ import os
 BOT_NAME = "ptmscrape"
 SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
-# Our `scrapy crawl`: checks arguments and settings first, exits 0/1/2 (README "Exit status").
+# Project commands: `scrapy crawl` checks arguments and settings first and exits 0/1/2 (README
+# "Exit status"); `scrapy export` and `scrapy report` turn the dataset tree into tables and a report.
 COMMANDS_MODULE = "ptmscrape.commands"
 
 # --- hubs -----------------------------------------------------------------------------------

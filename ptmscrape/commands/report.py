@@ -1,0 +1,56 @@
+"""``scrapy report``: one self-contained HTML page with plots summarising the dataset tree
+(``PTM_DATA_DIR``). The work is done in ``ptmscrape/export/report.py``; this only reads options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from scrapy.commands import ScrapyCommand
+from scrapy.exceptions import UsageError
+
+from ptmscrape.export.sqlite import ExportError, export_sqlite
+
+
+class Command(ScrapyCommand):
+    requires_project = True
+    requires_crawler_process = False
+    default_settings = {"LOG_ENABLED": False}
+
+    def syntax(self) -> str:
+        return "-o report.html [--sqlite dataset.sqlite]"
+
+    def short_desc(self) -> str:
+        return "Write an HTML report with plots of the dataset tree (PTM_DATA_DIR)"
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
+        parser.add_argument("-o", "--output", metavar="FILE", required=True, help="the HTML page")
+        parser.add_argument("--sqlite", metavar="FILE",
+                            help="the SQLite database to update and summarise (default: a temporary one)")
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if args:
+            raise UsageError(f"unexpected arguments: {' '.join(args)}")
+        data_dir = Path(self.settings["PTM_DATA_DIR"])
+        if not data_dir.is_dir():
+            raise UsageError(f"no dataset tree at {data_dir} (PTM_DATA_DIR)", print_help=False)
+        from ptmscrape.export.report import write_report  # matplotlib only when asked for
+
+        out = Path(opts.output)
+        try:
+            if opts.sqlite:
+                export_sqlite(data_dir, opts.sqlite)
+                write_report(opts.sqlite, out)
+            else:
+                with tempfile.TemporaryDirectory(dir=out.resolve().parent, prefix=".report-") as tmp:
+                    db = Path(tmp) / "dataset.sqlite"
+                    export_sqlite(data_dir, db)
+                    write_report(db, out)
+        except ExportError as exc:
+            print(f"report failed: {exc}", file=sys.stderr)
+            self.exitcode = 1
+            return
+        print(f"{out}: report written")

@@ -1,0 +1,199 @@
+"""One self-contained HTML page summarising the dataset database: tables and plots (matplotlib,
+Agg backend, embedded as base64 PNG), no external file, script or font.
+
+Every figure comes from an SQL query on the database of ``ptmscrape/export/sqlite.py`` that returns
+a few rows (counts per group), so memory does not grow with the number of models.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import sqlite3
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+
+TITLE = "ptmscrape dataset report"
+TOP = 15
+
+_TOP_COLUMNS = {"licenses": "license", "tasks": "task", "libraries": "library",
+                "architectures": "architecture"}
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(title: str, width: float = 7, height: float = 3.6):
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.set_title(title)
+    return fig, ax
+
+
+def _label(value) -> str:
+    """Hub data as a plot label: cut short, and a '$' never starts (possibly malformed) mathtext."""
+    return "(none)" if value is None else str(value)[:60].replace("$", r"\$")
+
+
+def _barh(title: str, rows: list[tuple[str, int]], xlabel: str = "models") -> str:
+    fig, ax = _figure(title, height=max(2.0, 0.3 * len(rows) + 1))
+    labels = [_label(k) for k, _ in rows][::-1]
+    ax.barh(labels, [v for _, v in rows][::-1], color="#3b75af")
+    ax.set_xlabel(xlabel)
+    return _png(fig)
+
+
+def _table(headers: list[str], rows: list[tuple]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.1%}" if 0 <= value <= 1 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def sections(con: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(heading, HTML) of every section of the report."""
+    q = lambda sql, *p: con.execute(sql, p).fetchall()  # noqa: E731
+    out: list[tuple[str, str]] = []
+    total = q("SELECT count(*) FROM model")[0][0]
+
+    per_hub = q("SELECT hub, count(*) FROM model GROUP BY hub ORDER BY 2 DESC")
+    summary = q("""SELECT hub, count(*), sum(downloads), sum(likes),
+                          avg(EXISTS (SELECT 1 FROM model_paper p WHERE p.model_id = m.model_id)),
+                          avg(EXISTS (SELECT 1 FROM model_dataset d WHERE d.model_id = m.model_id)),
+                          max(crawled_at)
+                   FROM model m GROUP BY hub ORDER BY 2 DESC""")
+    out.append(("Models per hub",
+                f"<p>{total:,} models from {len(per_hub)} hub(s); "
+                f"{q('SELECT count(*) FROM crawl')[0][0]:,} crawl snapshot(s), "
+                f"{q('SELECT count(*) FROM observation')[0][0]:,} observations.</p>"
+                + _table(["hub", "models", "downloads", "likes", "with a paper", "with a dataset",
+                          "last crawled"], summary)
+                + (f'<img alt="models per hub" src="{_barh("Models per hub", per_hub)}">' if per_hub else "")))
+
+    growth = q("""SELECT c.hub, min(o.crawled_at), count(*) FROM observation o
+                  JOIN crawl c ON c.crawl_id = o.crawl_id GROUP BY c.crawl_id ORDER BY 2""")
+    if growth:
+        fig, ax = _figure("Models per crawl snapshot")
+        for hub in sorted({g[0] for g in growth}):
+            points = [(g[1], g[2]) for g in growth if g[0] == hub]
+            ax.plot([_label(p[0][:16]) for p in points], [p[1] for p in points], marker="o",
+                    label=_label(hub))
+        ax.set_ylabel("models observed")
+        ax.legend()
+        fig.autofmt_xdate()
+        out.append(("Growth across snapshots",
+                    _table(["hub", "crawl started", "models"], growth[-20:])
+                    + f'<img alt="growth" src="{_png(fig)}">'))
+
+    for label, column in _TOP_COLUMNS.items():
+        rows = q(f"SELECT {column}, count(*) FROM model WHERE {column} IS NOT NULL "
+                 f"GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT {TOP}")
+        missing = q(f"SELECT count(*) FROM model WHERE {column} IS NULL")[0][0]
+        body = f"<p>{missing:,} model(s) without one.</p>"
+        if rows:
+            body += f'<img alt="top {label}" src="{_barh(f"Top {label}", rows)}">'
+        out.append((f"Top {label}", body))
+
+    reported, top, zero = q("SELECT count(*), max(downloads), total(downloads = 0) FROM model "
+                            "WHERE downloads IS NOT NULL")[0]
+    if reported:
+        fig, ax = _figure("Downloads per model (log scale)")
+        decades = max(1, math.ceil(math.log10(top + 1)))
+        edges = [0, 1] + [10 ** (i / 2) for i in range(1, 2 * decades + 1)]  # two bins a decade
+        # Counted by SQL, bin by bin: memory does not grow with the number of models.
+        case = " ".join(f"WHEN downloads < {edge!r} THEN {i}" for i, edge in enumerate(edges[1:]))
+        per_bin = dict(q(f"SELECT CASE {case} ELSE {len(edges) - 2} END, count(*) FROM model "
+                         "WHERE downloads IS NOT NULL GROUP BY 1"))
+        ax.hist(edges[:-1], bins=edges, weights=[per_bin.get(i, 0) for i in range(len(edges) - 1)],
+                color="#3b75af")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("downloads")
+        ax.set_ylabel("models")
+        out.append(("Downloads distribution",
+                    f"<p>{reported:,} models report downloads ({int(zero):,} with none); "
+                    f"the most downloaded has {top:,}.</p>" f'<img alt="downloads" src="{_png(fig)}">'))
+
+    status = q("""SELECT CASE WHEN clone_status LIKE 'failed:%' THEN 'failed' ELSE clone_status END,
+                         count(*) FROM model GROUP BY 1 ORDER BY 2 DESC""")
+    reasons = q("""SELECT substr(clone_status, 9), count(*) FROM model WHERE clone_status LIKE 'failed:%'
+                   GROUP BY 1 ORDER BY 2 DESC LIMIT 10""")
+    out.append(("Clone status", (f'<img alt="clone status" src="{_barh("Clone status", status)}">'
+                                 if status else "") + (_table(["failure", "models"], reasons) if reasons else "")))
+
+    coverage = q("""SELECT hub,
+                      avg(EXISTS (SELECT 1 FROM model_paper p WHERE p.model_id = m.model_id)),
+                      avg(EXISTS (SELECT 1 FROM model_dataset d WHERE d.model_id = m.model_id))
+                    FROM model m GROUP BY hub ORDER BY hub""")
+    if coverage:
+        fig, ax = _figure("Models with a paper / a dataset")
+        xs = range(len(coverage))
+        ax.bar([x - 0.2 for x in xs], [100 * c[1] for c in coverage], width=0.4, label="paper (DOI)")
+        ax.bar([x + 0.2 for x in xs], [100 * c[2] for c in coverage], width=0.4, label="dataset")
+        ax.set_xticks(list(xs), [_label(c[0]) for c in coverage])
+        ax.set_ylabel("% of the hub's models")
+        ax.legend()
+        papers = q("SELECT count(*) FROM paper")[0][0]
+        datasets = q("SELECT count(*) FROM dataset")[0][0]
+        out.append(("Papers and datasets",
+                    f"<p>{papers:,} distinct papers, {datasets:,} distinct datasets.</p>"
+                    f'<img alt="coverage" src="{_png(fig)}">'
+                    + _table(["most cited paper (DOI)", "models"], q(
+                        """SELECT p.doi, count(*) FROM model_paper mp JOIN paper p USING (paper_id)
+                           GROUP BY p.paper_id ORDER BY 2 DESC, 1 LIMIT 10"""))))
+
+    declared = q("SELECT count(DISTINCT model_id), count(*) FROM model_base")[0]
+    edges = q("SELECT count(*), count(DISTINCT model_id), count(DISTINCT base_model_id) FROM lineage")[0]
+    bases = q("""SELECT b.base_model, count(*) FROM model_base b GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10""")
+    out.append(("Lineage",
+                _table(["models naming a base model", "base-model references", "edges between known models",
+                        "derived models (known base)", "known base models"],
+                       [(declared[0], declared[1], edges[0], edges[1], edges[2])])
+                + (_table(["most used base model", "derived models"], bases) if bases else "")))
+    return out
+
+
+_CSS = """body{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}
+img{max-width:100%;display:block;margin:.5em 0}h2{border-bottom:1px solid #ddd}"""
+
+
+def render(con: sqlite3.Connection) -> str:
+    with plt.rc_context({"text.usetex": False}):
+        parts = sections(con)
+    body = "".join(f"<section><h2>{html.escape(h)}</h2>{content}</section>" for h, content in parts)
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{TITLE}</title>'
+            f"<style>{_CSS}</style></head><body><h1>{TITLE}</h1>{body}</body></html>\n")
+
+
+def write_report(db_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
+    con = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
+    try:
+        page = render(con)
+    finally:
+        con.close()
+    out = Path(out_path)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,440 @@
+"""``scrapy export`` (SQLite, Parquet) and ``scrapy report``, on the dataset tree of real crawls
+against the local replicas (PTM_CLONE=0: a Hugging Face hub crawled twice, ModelZoo once).
+
+Every answer of the database is checked against the same answer computed from the JSON Lines
+files. The report test needs Splash (tests/services.py: skipped without it, failed under CI=true).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections import Counter
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlencode
+from urllib.request import urlopen
+
+import pytest
+
+from ptmscrape.export import registry
+from ptmscrape.export.registry import jsonl_table
+from ptmscrape.export.sqlite import SCHEMA_VERSION, ExportError, export_sqlite, exported_tables, schema_sql
+from tests.crawl import ROOT, read_jsonl, run_crawl
+from tests.replicas import modelzoo
+from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
+from tests.services import require_service
+
+POPULAR = "google-bert/bert-base-uncased"
+DERIVED = "org9/bert-finetuned-demo"   # names POPULAR as its base model
+SPLASH_URL = "http://127.0.0.1:8050"
+
+
+def scrapy(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "scrapy.cmdline", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def full_name(r: dict) -> str:
+    return f"{r['ModelOwner']}/{r['ModelName']}" if r["ModelOwner"] else r["ModelName"]
+
+
+def hub_of(r: dict) -> str:
+    return r["ModelHub"]["ModelHubName"]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """work/data: ModelZoo crawled once, Hugging Face twice (POPULAR's downloads changed in
+    between); work/data-1: the tree after the first Hugging Face crawl."""
+    work = tmp_path_factory.mktemp("export")
+    data = work / "data"
+    zoo, zoo_settings, zoo_env = modelzoo.start_demo_replica(work / "zoo")
+    with zoo:
+        run_crawl("modelzoo", work, settings={**zoo_settings, "PTM_CLONE": 0}, env=zoo_env,
+                  data_dir=data, out_name="mz.jsonl")
+    derived = copy.deepcopy(synthetic_models(1, seed=7)[0])
+    derived.update(id=DERIVED, modelId=DERIVED, author="org9", _id="6500000000000000000abcde",
+                   tags=[*derived["tags"], f"base_model:finetune:{POPULAR}"])
+    with HuggingFaceReplica(fixture_models() + synthetic_models(8) + [derived], repos=False,
+                            renames={"bert-base-uncased": POPULAR}) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0}
+        run_crawl("huggingface", work, settings=settings, data_dir=data, out_name="hf1.jsonl")
+        shutil.copytree(data, work / "data-1")
+        hub.set_field(POPULAR, "downloads", hub.models[POPULAR]["downloads"] + 1000)
+        run_crawl("huggingface", work, settings=settings, data_dir=data, out_name="hf2.jsonl")
+    return work
+
+
+@pytest.fixture(scope="module")
+def db(tree):
+    """dataset.sqlite exported by the real command."""
+    out = scrapy("export", "-s", f"PTM_DATA_DIR={tree / 'data'}", "-o", str(tree / "dataset.sqlite"))
+    assert "5 file(s) read, 0 unchanged" in out.stdout, out.stdout  # 2 x <hub>.jsonl, 3 snapshots
+    return tree / "dataset.sqlite"
+
+
+def latest(tree: Path) -> list[dict]:
+    return [r for hub in ("huggingface", "modelzoo") for r in read_jsonl(tree / "data" / hub / f"{hub}.jsonl")]
+
+
+def snapshots(tree: Path, hub: str) -> list[Path]:
+    return sorted((tree / "data" / hub / "snapshots").glob("*.jsonl"))
+
+
+def query(db: Path, sql: str, *params) -> list[tuple]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def normalised(db: Path) -> dict[str, list]:
+    """The database's content without its surrogate ids (they depend on the order of export)."""
+    con = sqlite3.connect(db)
+    try:
+        out = {"model": sorted(con.execute("SELECT * FROM model").fetchall(), key=repr),
+               "observation": sorted(con.execute(
+                   "SELECT o.model_id, o.crawled_at, o.downloads, o.downloads_all_time, o.likes, o.sha, "
+                   "o.clone_status, o.last_modified, o.used_storage, o.parameter_count, c.hub, c.snapshot "
+                   "FROM observation o JOIN crawl c USING (crawl_id)").fetchall(), key=repr),
+               "lineage": sorted(con.execute("SELECT * FROM lineage").fetchall())}
+        for junction, lookup, key, value in [("model_tag", "tag", "tag_id", "name"),
+                                             ("model_license", "license", "license_id", "name"),
+                                             ("model_library", "library", "library_id", "name"),
+                                             ("model_language", "language", "language_id", "code"),
+                                             ("model_paper", "paper", "paper_id", "doi"),
+                                             ("model_dataset", "dataset", "dataset_id", "url")]:
+            out[junction] = sorted(con.execute(
+                f"SELECT j.model_id, l.{value} FROM {junction} j JOIN {lookup} l USING ({key})").fetchall())
+        out["model_base"] = sorted(con.execute("SELECT * FROM model_base").fetchall())
+        return out
+    finally:
+        con.close()
+
+
+def test_tree_has_two_hubs_and_two_crawls_of_one(tree):
+    assert len(snapshots(tree, "huggingface")) == 2 and len(snapshots(tree, "modelzoo")) == 1
+
+
+def test_sql_answers_equal_the_jsonl(tree, db):
+    records = latest(tree)
+    assert query(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    # models per hub
+    assert dict(query(db, "SELECT hub, count(*) FROM model GROUP BY hub")) == Counter(map(hub_of, records))
+    # per hub and license
+    assert dict(((h, lic), n) for h, lic, n in query(
+        db, "SELECT m.hub, l.name, count(*) FROM model m JOIN model_license USING (model_id) "
+            "JOIN license l USING (license_id) GROUP BY 1, 2")) == Counter(
+        (hub_of(r), r["License"]) for r in records if r.get("License"))
+    # per tag, language, library, paper, dataset
+    expect_tags = Counter(t for r in records for t in set(r.get("Tags") or []))
+    assert dict(query(db, "SELECT t.name, count(*) FROM model_tag JOIN tag t USING (tag_id) GROUP BY 1")) == expect_tags
+    assert len(expect_tags) > 20
+    assert dict(query(db, "SELECT l.code, count(*) FROM model_language JOIN language l USING (language_id) "
+                          "GROUP BY 1")) == Counter(x for r in records for x in set(r.get("Languages") or []))
+    assert dict(query(db, "SELECT l.name, count(*) FROM model_library JOIN library l USING (library_id) "
+                          "GROUP BY 1")) == Counter(r["Library"] for r in records if r.get("Library"))
+    assert set(query(db, "SELECT m.full_name, p.doi FROM model m JOIN model_paper USING (model_id) "
+                         "JOIN paper p USING (paper_id)")) == {
+        (full_name(r), doi) for r in records for doi in r["ModelPaperDOIs"]}
+    assert set(query(db, "SELECT m.model_id, d.name, d.url FROM model m JOIN model_dataset USING (model_id) "
+                         "JOIN dataset d USING (dataset_id)")) == {
+        (r["id"], d["DatasetName"], d["DatasetURL"]) for r in records for d in r["Datasets"]}
+    # every column of every model
+    rows = {row[0]: row for row in query(db, "SELECT model_id, hub, owner, name, full_name, task, architecture, "
+                                             "license, library, downloads, likes, sha, clone_status, crawled_at, "
+                                             "repo_url, parameter_count, created_at FROM model")}
+    assert rows == {r["id"]: (r["id"], hub_of(r), r["ModelOwner"], r["ModelName"], full_name(r),
+                              r.get("ModelTask"), r.get("ModelArchitecture"), r.get("License"),
+                              r.get("Library"), r.get("Downloads"), r.get("Likes"), r["LatestGitCommitSHA"],
+                              r["CloneStatus"], r["CrawledAt"], r["RepoURL"], r.get("ParameterCount"),
+                              r.get("CreatedAt")) for r in records}
+    # lineage: edges between models both in the database
+    known = {(hub_of(r), full_name(r)): r["id"] for r in records}
+    edges = {(r["id"], known[(hub_of(r), b)]) for r in records for b in r.get("BaseModels") or []
+             if (hub_of(r), b) in known}
+    assert set(query(db, "SELECT model_id, base_model_id FROM lineage")) == edges
+    assert (known[("huggingface", DERIVED)], known[("huggingface", POPULAR)]) in edges
+    assert query(db, "SELECT count(*) FROM model_base")[0][0] > len(edges)  # unknown bases are kept, not linked
+
+
+def test_observations_of_one_model_across_two_crawls(tree, db):
+    expected = [(r["CrawledAt"], r["Downloads"], path.relative_to(tree / "data").as_posix())
+                for path in snapshots(tree, "huggingface") for r in read_jsonl(path) if full_name(r) == POPULAR]
+    got = query(db, "SELECT o.crawled_at, o.downloads, c.snapshot FROM observation o JOIN model m USING (model_id) "
+                    "JOIN crawl c USING (crawl_id) WHERE m.full_name = ? ORDER BY c.snapshot", POPULAR)
+    assert got == expected and len(got) == 2
+    assert got[1][1] == got[0][1] + 1000
+    total = sum(1 for hub in ("huggingface", "modelzoo") for p in snapshots(tree, hub) for _ in read_jsonl(p))
+    assert query(db, "SELECT count(*) FROM observation")[0][0] == total
+    assert query(db, "SELECT count(*) FROM crawl")[0][0] == 3
+
+
+def test_exporting_twice_changes_nothing(tree, db):
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    out = scrapy("export", "-s", f"PTM_DATA_DIR={tree / 'data'}", "-o", str(db))
+    assert "0 file(s) read, 5 unchanged, 0 lines" in out.stdout
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+def test_export_after_a_new_crawl_reads_only_what_is_new(tree, db, tmp_path):
+    inc = tmp_path / "inc.sqlite"
+    first = export_sqlite(tree / "data-1", inc)
+    assert first["files_read"] == 4  # 2 x <hub>.jsonl, 2 snapshots
+    second = export_sqlite(tree / "data", inc)
+    # the new snapshot and the rewritten huggingface.jsonl; ModelZoo's files and the first snapshot unchanged
+    assert (second["files_read"], second["files_unchanged"]) == (2, 3)
+    new_snapshot = snapshots(tree, "huggingface")[1]
+    assert second["lines"] == len(read_jsonl(new_snapshot)) + len(read_jsonl(
+        tree / "data" / "huggingface" / "huggingface.jsonl"))
+    assert normalised(inc) == normalised(db)
+
+
+def test_a_growing_snapshot_is_read_from_where_the_last_export_stopped(tree, tmp_path):
+    data = tmp_path / "data"
+    snap = data / "huggingface" / "snapshots" / "huggingface-20250101T000000Z-1.jsonl"
+    snap.parent.mkdir(parents=True)
+    lines = (tree / "data" / "huggingface" / "huggingface.jsonl").read_bytes().splitlines(keepends=True)
+    snap.write_bytes(lines[0] + b"not json\n" + lines[1] + lines[2][:20])  # + a torn line
+    target = tmp_path / "d.sqlite"
+    counts = export_sqlite(data, target)
+    assert (counts["lines"], counts["bad_lines"]) == (2, 1)
+    assert query(target, "SELECT count(*) FROM observation") == [(2,)]
+    with open(snap, "ab") as f:  # the crawl goes on: the torn line completed, one more
+        f.write(lines[2][20:] + lines[3])
+    counts = export_sqlite(data, target)
+    assert counts["lines"] == 2  # only the new ones
+    assert query(target, "SELECT count(*) FROM observation") == [(4,)]
+    snap.write_bytes(lines[5])  # rewritten (not a snapshot's life, but a source's): read again
+    assert export_sqlite(data, target)["lines"] == 1
+    assert query(target, "SELECT count(*) FROM observation") == [(5,)]  # observations are kept
+    # a model record without an id is skipped and counted, the rest goes on
+    (data / "huggingface" / "huggingface.jsonl").write_bytes(b'{"ModelName": "x"}\n' + lines[0])
+    counts = export_sqlite(data, target)
+    assert counts["skipped"] == 1 and query(target, "SELECT count(*) FROM model") == [(1,)]
+
+
+def test_a_changed_model_replaces_its_tags(tree, tmp_path):
+    data = tmp_path / "data"
+    (data / "huggingface").mkdir(parents=True)
+    record = read_jsonl(tree / "data" / "huggingface" / "huggingface.jsonl")[0]
+    path = data / "huggingface" / "huggingface.jsonl"
+    path.write_text(json.dumps({**record, "Tags": ["a", "b"], "License": "mit"}) + "\n")
+    target = tmp_path / "d.sqlite"
+    export_sqlite(data, target)
+    path.write_text(json.dumps({**record, "Tags": ["b", "c"], "License": "apache-2.0", "Downloads": 7}) + "\n")
+    export_sqlite(data, target)
+    assert query(target, "SELECT t.name FROM model_tag JOIN tag t USING (tag_id) ORDER BY 1") == [("b",), ("c",)]
+    assert query(target, "SELECT l.name FROM model_license JOIN license l USING (license_id)") == [("apache-2.0",)]
+    assert query(target, "SELECT downloads, license FROM model") == [(7, "apache-2.0")]
+
+
+def test_schema_file_is_current_and_other_versions_are_refused(tmp_path):
+    assert (ROOT / "ptmscrape" / "export" / "schema.sql").read_text() == schema_sql()
+    con = sqlite3.connect(":memory:")
+    con.executescript(schema_sql())  # the published file is valid SQL on its own
+    old = tmp_path / "old.sqlite"
+    sqlite3.connect(old).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}").connection.close()
+    with pytest.raises(ExportError, match="schema version"):
+        export_sqlite(tmp_path, old)
+    (tmp_path / "data").mkdir()
+    proc = scrapy("export", "-s", f"PTM_DATA_DIR={tmp_path / 'data'}", "-o", str(old), check=False)
+    assert proc.returncode == 1 and "schema version" in proc.stderr
+    (tmp_path / "notes.txt").write_text("not a database\n" * 100)
+    proc = scrapy("export", "-s", f"PTM_DATA_DIR={tmp_path / 'data'}", "-o", str(tmp_path / "notes.txt"), check=False)
+    assert proc.returncode == 1 and "is not an SQLite database" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "notes.txt").read_text() == "not a database\n" * 100  # left alone
+
+
+# A plug-in source, registered the way a module in SOURCE_MODULES would be (see registry.py).
+SOURCES = [jsonl_table(
+    "hf_commit",
+    "CREATE TABLE IF NOT EXISTS hf_commit (model_id INTEGER NOT NULL, sha TEXT NOT NULL, title TEXT, "
+    "PRIMARY KEY (model_id, sha)) WITHOUT ROWID;",
+    files=lambda data: sorted(data.glob("huggingface/history/commits*.jsonl")),
+    rows=lambda r: [(r["model_id"], r["sha"], r.get("title"))],
+)]
+
+
+def test_a_plugged_in_table_is_exported_incrementally(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "SOURCE_MODULES", (*registry.SOURCE_MODULES, __name__))
+    history = tmp_path / "data" / "huggingface" / "history" / "commits.jsonl"
+    history.parent.mkdir(parents=True)
+    history.write_text("".join(json.dumps({"model_id": 1, "sha": f"{i:040x}", "title": f"c{i}"}) + "\n"
+                               for i in range(3)))
+    target = tmp_path / "d.sqlite"
+    assert export_sqlite(tmp_path / "data", target)["lines"] == 3
+    before = target.read_bytes()
+    assert export_sqlite(tmp_path / "data", target)["files_read"] == 0
+    assert target.read_bytes() == before
+    assert query(target, "SELECT count(*) FROM hf_commit") == [(3,)]
+    assert "hf_commit" in exported_tables()
+    from ptmscrape.export.parquet import export_parquet
+    assert export_parquet(target, tmp_path / "pq")["hf_commit"] == 3
+
+
+def test_parquet_files_round_trip(tree, db):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    out = tree / "parquet"
+    scrapy("export", "--format", "parquet", "-s", f"PTM_DATA_DIR={tree / 'data'}", "-o", str(out),
+           "--sqlite", str(tree / "pq.sqlite"))
+    assert sorted(p.stem for p in out.glob("*.parquet")) == sorted(exported_tables())
+    assert not list(out.glob(".*"))  # no temporary file left
+    for table in exported_tables():
+        assert pq.read_table(out / f"{table}.parquet").num_rows == query(db, f"SELECT count(*) FROM {table}")[0][0], table
+    model = pd.read_parquet(out / "model.parquet")
+    assert str(model["model_id"].dtype) == "int64"
+    assert dict(model.groupby("hub").size()) == dict(query(db, "SELECT hub, count(*) FROM model GROUP BY hub"))
+    by_id = model.set_index("model_id")
+    for model_id, downloads, sha in query(db, "SELECT model_id, downloads, sha FROM model"):
+        got = by_id.loc[model_id]
+        assert (None if pd.isna(got["downloads"]) else int(got["downloads"])) == downloads
+        assert (None if pd.isna(got["sha"]) else got["sha"]) == sha
+    # without --sqlite: a temporary database, removed afterwards
+    scrapy("export", "--format", "parquet", "-s", f"PTM_DATA_DIR={tree / 'data'}", "-o", str(tree / "pq2"))
+    assert sorted(p.name for p in (tree / "pq2").iterdir()) == sorted(f"{t}.parquet" for t in exported_tables())
+    assert pq.read_table(tree / "pq2" / "observation.parquet").num_rows == pq.read_table(
+        out / "observation.parquet").num_rows
+
+
+# --- the README's snippets -------------------------------------------------------------------------
+
+
+def readme_blocks(language: str) -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Analyse the dataset\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def analysed(tree, db):
+    """A folder as the README's snippets expect it: dataset.sqlite and parquet/."""
+    folder = tree / "analyse"
+    folder.mkdir()
+    shutil.copy(db, folder / "dataset.sqlite")
+    scrapy("export", "--format", "parquet", "-s", f"PTM_DATA_DIR={tree / 'data'}", "-o", str(folder / "parquet"))
+    return folder
+
+
+def expected_answers(tree):
+    records = latest(tree)
+    licenses = Counter((hub_of(r), r["License"]) for r in records if r.get("License"))
+    papers = sorted((hub_of(r), full_name(r), doi) for r in records for doi in r["ModelPaperDOIs"])
+    downloads = [(r["CrawledAt"], r["Downloads"]) for p in snapshots(tree, "huggingface")
+                 for r in read_jsonl(p) if full_name(r) == POPULAR]
+    return licenses, papers, downloads
+
+
+def test_readme_sql_snippet_answers_the_three_questions(tree, analysed):
+    (sql,) = readme_blocks("sql")
+    statements = [s for s in sql.split(";") if s.strip()]
+    assert len(statements) == 3
+    con = sqlite3.connect(analysed / "dataset.sqlite")
+    licenses, papers, downloads = (con.execute(s).fetchall() for s in statements)
+    want_licenses, want_papers, want_downloads = expected_answers(tree)
+    assert {(h, lic): n for h, lic, n in licenses} == want_licenses
+    assert [(h, lic) for h, lic, _ in licenses] == sorted(want_licenses, key=lambda k: (k[0], -want_licenses[k], k[1]))
+    assert licenses and papers == want_papers and len(papers) > 10
+    assert downloads == want_downloads and len(downloads) == 2
+
+
+def run_python(code: str, cwd: Path) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_readme_pandas_and_duckdb_snippets_run(tree, analysed):
+    want_licenses, want_papers, want_downloads = expected_answers(tree)
+    blocks = [b for b in readme_blocks("python")]
+    pandas_snippet = next(b for b in blocks if "pandas" in b)
+    duckdb_snippet = next(b for b in blocks if "duckdb" in b)
+    for snippet in (pandas_snippet, duckdb_snippet):
+        out = run_python(snippet, analysed)
+        for (_, lic), n in want_licenses.items():
+            assert re.search(rf"{re.escape(lic)}\s*[│|]?\s*{n}\b", out), (lic, n, out)
+        doi = want_papers[0][2]
+        assert doi in out
+        for crawled_at, count in want_downloads:
+            assert crawled_at[:10] in out and (str(count) in out or f"{count:,}" in out), out
+
+
+# --- the report -------------------------------------------------------------------------------------
+
+
+def test_report_is_self_contained_and_renders_in_splash(tree):
+    report = tree / "report" / "report.html"
+    report.parent.mkdir()
+    scrapy("report", "-s", f"PTM_DATA_DIR={tree / 'data'}", "-o", str(report))
+    assert sorted(p.name for p in report.parent.iterdir()) == ["report.html"]  # the temp database is gone
+    page = report.read_text()
+    assert "<title>ptmscrape dataset report</title>" in page
+    images = re.findall(r'<img alt="([^"]+)" src="([^"]+)"', page)
+    assert len(images) >= 9 and all(src.startswith("data:image/png;base64,") for _, src in images)
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from elsewhere
+    for heading in ("Models per hub", "Growth across snapshots", "Top licenses", "Top tasks", "Top libraries",
+                    "Top architectures", "Downloads distribution", "Clone status", "Papers and datasets",
+                    "Lineage"):
+        assert f"<h2>{heading}</h2>" in page
+
+    splash = require_service("Splash", SPLASH_URL, start_hint="bash .ci/splash.sh")
+    handler = partial(SimpleHTTPRequestHandler, directory=str(report.parent))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/report.html"
+        params = urlencode({"url": url, "png": 1, "html": 0, "width": 1000, "render_all": 1, "wait": 0.5})
+        with urlopen(f"{splash}/render.json?{params}", timeout=120) as resp:
+            rendered = json.load(resp)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert rendered["title"] == "ptmscrape dataset report"
+    import base64
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(rendered["png"]))).convert("RGB")
+    assert image.width == 1000 and image.height > 2000  # every section laid out
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50  # text, bars, axes: not a blank page
+    blue = sum(n for n, (r, g, b) in colours if b > 150 and r < 100)
+    assert blue > 5000  # the bars of the plots were drawn (decoded PNGs, not broken images)
+
+
+def test_hostile_values_are_escaped_in_the_report_and_links_out_of_the_tree_are_skipped(tree, tmp_path):
+    from ptmscrape.export.report import write_report
+
+    data = tmp_path / "data"
+    (data / "huggingface").mkdir(parents=True)
+    record = read_jsonl(tree / "data" / "huggingface" / "huggingface.jsonl")[0]
+    hostile = "<script>alert(1)</script> $\\frac{$"  # HTML, and malformed mathtext for matplotlib
+    (data / "huggingface" / "huggingface.jsonl").write_text(json.dumps(
+        {**record, "License": hostile, "ModelTask": hostile, "BaseModels": [hostile], "Tags": [hostile]}) + "\n")
+    outside = tmp_path / "elsewhere" / "modelzoo"
+    outside.mkdir(parents=True)
+    (outside / "modelzoo.jsonl").write_text(json.dumps({**record, "id": 2}) + "\n")
+    (data / "modelzoo").symlink_to(outside)
+    target = tmp_path / "d.sqlite"
+    counts = export_sqlite(data, target)
+    assert counts["files_outside"] == 1 and query(target, "SELECT count(*) FROM model") == [(1,)]
+    page = write_report(target, tmp_path / "r.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; $\\frac{$" in page
