@@ -2,7 +2,7 @@
 
 Git runs in a pool of ``PTM_CLONE_CONCURRENCY`` threads; the item waits on an asyncio future, so
 the crawl goes on. A clone already at the hub's commit (most of a re-crawl) is recognised from a
-few small files of its ``.git`` (``gitrepo.head_and_origin``, no git process) without a trip
+few small files of its ``.git`` (``gitrepo.head_and_origin``, read by ``gitfiles``, no git process) without a trip
 through the pool. A repository is handled once per crawl whatever number of models (or hubs)
 point at it: concurrent requests for one URL share one future, and ``<data>/repo-index.jsonl``
 remembers where each URL was cloned, so another hub's crawl reuses that clone.
