@@ -40,7 +40,7 @@ from ptmscrape import dataset
 from ptmscrape.dataset import DatasetTree, UnsafePath, read_jsonl
 from ptmscrape.gitrepo import (
     DirectoryTaken, Git, GitPolicy, RepoError, check_url, clean_scratch, head_and_origin, normalize_url,
-    path_segments, without_credentials,
+    path_segments,
 )
 from ptmscrape.middlewares import hub_token
 from ptmscrape.items import printable
@@ -105,9 +105,6 @@ class ClonePipeline:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
     async def process_item(self, record):
-        if isinstance(record.get("RepoURL"), str):
-            # Someone's credentials in a hub's repo URL are not re-published in our dataset or logs.
-            record["RepoURL"] = without_credentials(record["RepoURL"])
         # A mapper may say why a model has nothing to clone ("skipped: the hub has no git
         # repository"); that reason is kept whether or not cloning is on.
         given = record.get("CloneStatus")
