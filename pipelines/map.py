@@ -1,4 +1,9 @@
-"""Stage 1: raw hub item -> uniform PTM record, with the hub's mapper."""
+"""Stage 1: raw hub item -> uniform PTM record, with the hub's mapper.
+
+A repository URL carrying someone's credentials (``https://user:pw@host/x``) leaves this stage as
+``https://***@host/x``: validate, dedupe, clone, store and the logs never see the secret (the clone
+stage then refuses the URL: "credentials in the URL are not accepted").
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 
 from scrapy.exceptions import DropItem
 
+from ptmscrape.gitrepo import without_credentials
 from ptmscrape.items import PTMRecord, RawModelItem, printable
 from ptmscrape.mappers import mapper_for
 from ptmscrape.mappers.common import MappingError
@@ -41,6 +47,8 @@ class MapPipeline:
             logger.exception("Mapper crashed on %s", label)
             self._count("ptm/map/failed")
             raise UnmappableModel(f"{label}: mapper error {type(exc).__name__}: {exc}") from None
+        if isinstance(record.get("RepoURL"), str):
+            record["RepoURL"] = without_credentials(record["RepoURL"])
         record.raw = item
         self._count("ptm/map/mapped")
         return record

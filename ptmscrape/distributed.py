@@ -2,9 +2,11 @@
 
 Off unless ``PTM_REDIS_URL`` is set; then :class:`RedisDistribution` (an add-on listed in
 ``ADDONS``) switches the crawl to scrapy-redis's scheduler and dupefilter, under keys
-``<PTM_REDIS_PREFIX>:<spider>:…``. Unset, nothing here is imported by a crawl but this module.
+``<PTM_REDIS_PREFIX>:<spider>:…``. Unset, a crawl imports nothing of it but this module (no
+scrapy-redis, no redis): the scheduler is ``ptmscrape.redis_scheduler.SharedScheduler``, on
+scrapy-redis's ``Scheduler`` as fixed in ``ptmscrape.compat.scrapy_redis``, named by the add-on only.
 
-What this module adds to scrapy-redis (its ``RedisSpider`` relies on the removed
+What the project adds to scrapy-redis (its ``RedisSpider`` relies on the removed
 ``start_requests()``, so we use only its ``Scheduler`` and ``RFPDupeFilter``):
 
 * **Per-model work goes through Redis.** A listing page yields all its models in the worker that
@@ -31,22 +33,14 @@ What this module adds to scrapy-redis (its ``RedisSpider`` relies on the removed
 from __future__ import annotations
 
 import dataclasses
-import functools
-import logging
-import os
 import re
-import socket
-import uuid
 from typing import Any
 from urllib.parse import quote
 
 import scrapy
-from scrapy import signals
-from scrapy.exceptions import DontCloseSpider
 
 from ptmscrape.items import RawModelItem
 
-logger = logging.getLogger(__name__)
 
 # Seconds a worker's busy mark lives unless refreshed (a crashed worker stops counting after this).
 BUSY_TTL = 60
@@ -96,7 +90,7 @@ class RedisDistribution:
         per_worker = 2 * max(1, settings.getint("PTM_CLONE_CONCURRENCY"))
         for name, value in {
             "REDIS_URL": url,
-            "SCHEDULER": "ptmscrape.distributed.SharedScheduler",
+            "SCHEDULER": "ptmscrape.redis_scheduler.SharedScheduler",
             "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
             "SCHEDULER_QUEUE_CLASS": "scrapy_redis.queue.PriorityQueue",
             "SCHEDULER_QUEUE_KEY": f"{prefix}:%(spider)s:requests",
@@ -106,139 +100,6 @@ class RedisDistribution:
             "SCRAPER_SLOT_MAX_ACTIVE_SIZE": per_worker * 1024,
         }.items():
             settings.set(name, value, priority="addon")
-
-
-def __getattr__(name: str):
-    # ``SCHEDULER = "ptmscrape.distributed.SharedScheduler"`` is resolved here, on first use, so a
-    # single-process crawl never imports scrapy-redis or redis.
-    if name == "SharedScheduler":
-        return _shared_scheduler_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@functools.cache
-def _shared_scheduler_class():
-    """scrapy-redis's ``Scheduler`` plus worker bookkeeping (busy marks, joint close, flushing)."""
-    from scrapy.utils.misc import load_object
-    from scrapy_redis.scheduler import Scheduler
-
-    class SharedScheduler(Scheduler):
-        @classmethod
-        def from_crawler(cls, crawler):
-            from redis.exceptions import RedisError
-
-            try:
-                scheduler = super().from_crawler(crawler)  # pings Redis
-            except RedisError as exc:
-                url = redacted(crawler.settings.get("PTM_REDIS_URL"))
-                raise RedisUnavailable(f"PTM_REDIS_URL={url}: Redis not reachable ({exc})") from None
-            scheduler.crawler = crawler
-            # scrapy-redis passes spider= to the stats (deprecated in Scrapy 2.19): count here.
-            scheduler.stats = None
-            scheduler.wake_pending = False
-            scheduler.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-            scheduler.looping = None
-            crawler.signals.connect(scheduler.spider_idle, signal=signals.spider_idle)
-            return scheduler
-
-        # -- keys --------------------------------------------------------------------------
-        def key(self, what: str) -> str:
-            return redis_key(self.crawler.settings, self.spider.name, what)
-
-        @property
-        def busy_key(self) -> str:
-            return self.key(f"busy:{self.worker}")
-
-        # -- lifecycle ---------------------------------------------------------------------
-        def open(self, spider):
-            # scrapy-redis's open(), minus its deprecated spider.log() call.
-            self.spider = spider
-            self.queue = load_object(self.queue_cls)(server=self.server, spider=spider, serializer=self.serializer,
-                                                     key=self.queue_key % {"spider": spider.name})
-            if not self.df:
-                self.df = load_object(self.dupefilter_cls).from_spider(spider)
-            if self.flush_on_start:
-                self.flush()
-            if len(self.queue):
-                logger.info("Joining a crawl with %d request(s) queued in Redis", len(self.queue))
-            # Busy from the start: a worker whose start request was just deduplicated must not
-            # see an idle peer that has not popped the listing yet and close the crawl.
-            self.mark_busy()
-            from scrapy.utils.asyncio import create_looping_call
-
-            self.looping = create_looping_call(self.refresh)
-            self.looping.start(BUSY_REFRESH, now=False)
-            logger.info("Distributed crawl: worker %s on Redis keys %s*", self.worker, self.key(""))
-
-        def close(self, reason):
-            if self.looping is not None and self.looping.running:
-                self.looping.stop()
-            self.server.delete(self.busy_key)
-            if reason == "finished" and not self.persist:
-                self.flush()
-
-        def flush(self):
-            super().flush()
-            self.server.delete(self.key("models"), self.key("listed"))
-
-        def enqueue_request(self, request):
-            added = super().enqueue_request(request)
-            self.crawler.stats.inc_value("scheduler/enqueued/redis" if added else "scheduler/filtered/redis")
-            return added
-
-        def next_request(self):
-            request = super().next_request()
-            if request is not None:
-                self.mark_busy()
-                self.crawler.stats.inc_value("scheduler/dequeued/redis")
-            return request
-
-        # -- busy marks --------------------------------------------------------------------
-        def mark_busy(self) -> None:
-            self.server.set(self.busy_key, b"1", ex=BUSY_TTL)
-
-        def refresh(self) -> None:
-            try:
-                working = not self.crawler.engine.spider_is_idle()
-            except (AttributeError, RuntimeError):  # engine not started or already closed
-                return
-            if working:
-                self.mark_busy()
-
-        def others_busy(self) -> list[str]:
-            pattern = self.key("busy:*")
-            own = self.busy_key.encode()
-            return [k.decode() for k in self.server.scan_iter(match=pattern, count=1000) if k != own]
-
-        def spider_idle(self, spider):
-            self.server.delete(self.busy_key)
-            if len(self.queue):  # another worker pushed since the engine looked
-                self.wake_soon()
-                raise DontCloseSpider
-            busy = self.others_busy()
-            if busy:
-                logger.debug("Queue empty; waiting for %d busy worker(s)", len(busy))
-                self.wake_soon()
-                raise DontCloseSpider
-
-        def wake_soon(self) -> None:
-            """Look at the shared queue again in IDLE_POLL s, not at Scrapy's 5 s heartbeat."""
-            if self.wake_pending:
-                return
-            from twisted.internet import reactor
-
-            self.wake_pending = True
-            reactor.callLater(IDLE_POLL, self.wake)
-
-        def wake(self) -> None:
-            self.wake_pending = False
-            # The engine's own "try the scheduler now" call (no public API for it).
-            slot = getattr(self.crawler.engine, "_slot", None)
-            if slot is not None and not slot.closing:
-                slot.nextcall.schedule()
-
-    SharedScheduler.__qualname__ = "SharedScheduler"
-    return SharedScheduler
 
 
 class Handoff:

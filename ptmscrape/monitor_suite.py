@@ -1,15 +1,11 @@
-"""The spidermon side of ``PTM_MONITORS`` (see ``ptmscrape/monitors.py``): the monitor suite, an
-action putting its verdicts into the stats, and spidermon's extension logging via ``spider.logger``
-(spidermon 1.27 calls ``Spider.log()``, deprecated in Scrapy 2.19)."""
+"""The spidermon side of ``PTM_MONITORS`` (see ``ptmscrape/monitors.py``): the monitor suite and an
+action putting its verdicts into the stats. (spidermon's extension, fixed to log the Scrapy 2.19
+way, is ``ptmscrape.compat.spidermon.Spidermon``.)"""
 
 from __future__ import annotations
 
-import logging
-
 from spidermon import MonitorSuite
-from spidermon.contrib.scrapy import extensions
 from spidermon.contrib.scrapy.monitors import ErrorCountMonitor, FinishReasonMonitor, ItemCountMonitor
-from spidermon.contrib.scrapy.runners import LOG_MESSAGE_HEADER, SpiderMonitorResult, SpiderMonitorRunner
 from spidermon.core.actions import Action
 
 
@@ -29,22 +25,3 @@ class CountResults(Action):
 class CrawlMonitors(MonitorSuite):
     monitors = [ItemCountMonitor, ErrorCountMonitor, FinishReasonMonitor]
     monitors_finished_actions = [CountResults]
-
-
-class _LoggerResult(SpiderMonitorResult):
-    def log(self, msg, level=logging.DEBUG):
-        self.spider.logger.log(level, "[%s] %s", LOG_MESSAGE_HEADER, msg)
-
-
-class _Runner(SpiderMonitorRunner):
-    def create_result(self):
-        return _LoggerResult(self.spider)
-
-
-class Spidermon(extensions.Spidermon):
-    """spidermon's Scrapy extension, its results logged with ``spider.logger``."""
-
-    def _run_suites(self, spider, suites):
-        data = self._generate_data_for_spider(spider)
-        for suite in suites:
-            _Runner(spider=spider).run(suite, **data)

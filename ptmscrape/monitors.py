@@ -16,9 +16,9 @@ spidermon way (``SPIDERMON_*`` settings).
 
 Checked with spidermon 1.27.0 on Scrapy 2.19: the monitors work; the one gap is that spidermon
 logs through ``Spider.log()``, deprecated in Scrapy 2.19 (a ScrapyDeprecationWarning on every
-run, an error once it is removed). ``monitor_suite.Spidermon`` is spidermon's extension logging
-through ``spider.logger`` instead; drop it when spidermon does that itself. Spidermon is imported
-only when the monitors are on.
+run, an error once it is removed). ``ptmscrape.compat.spidermon.Spidermon`` is spidermon's
+extension logging through ``spider.logger`` instead; drop it when spidermon does that itself
+(``tests/test_compat_upstream.py`` says when). Spidermon is imported only when the monitors are on.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Monitors:
         if not settings.getbool("PTM_MONITORS"):
             return
         settings.set("SPIDERMON_ENABLED", True, priority="addon")
-        settings["EXTENSIONS"]["ptmscrape.monitor_suite.Spidermon"] = 510
+        settings["EXTENSIONS"]["ptmscrape.compat.spidermon.Spidermon"] = 510
         settings.set("SPIDERMON_SPIDER_CLOSE_MONITORS", ["ptmscrape.monitor_suite.CrawlMonitors"],
                      priority="addon")
         for name, value in DEFAULTS.items():

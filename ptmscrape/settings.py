@@ -157,7 +157,7 @@ ADDONS = {
     # Enables spidermon's monitors when PTM_MONITORS is on (does nothing otherwise).
     "ptmscrape.monitors.Monitors": 0,
     # Routes Splash requests through Splash when SPLASH_URL is set (does nothing otherwise).
-    "ptmscrape.splash.SplashRendering": 0,
+    "ptmscrape.rendering.SplashRendering": 0,
 }
 
 # JSON Lines feeds (-O x.jsonl): Scrapy's exporter, minus its per-field walk for dict items.

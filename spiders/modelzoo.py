@@ -13,7 +13,7 @@ API (default):
   framework, categories, id}`` (no ``slug``): the model's raw payload, as served.
 
 Rendered site (``-a render=splash``, needs ``SPLASH_URL``): the HTML pages are an empty shell that
-JavaScript fills from the API, so each page is fetched through Splash (``ptmscrape.splash``).
+JavaScript fills from the API, so each page is fetched through Splash (``ptmscrape.rendering``).
 
 * ``<base>/`` lists model cards ``a.model-detail-div.box-shadow.w-100[href="/model/<slug>"]``;
   ``a.next-page`` leads to the next listing page; ``.no-models`` marks an empty one (the end).
@@ -35,7 +35,7 @@ import re
 from urllib.parse import quote, unquote, urlsplit
 
 from ptmscrape.checks import BadInput
-from ptmscrape.splash import splash_enabled, splash_request
+from ptmscrape.rendering import splash_enabled, splash_request
 from ptmscrape.spiders_base import HubSpider
 
 _CARD = "a.model-detail-div.box-shadow.w-100"

@@ -83,7 +83,7 @@ def test_external_repositories_follow_their_path_and_never_share_or_nest_with_16
         records = [zoo_record(crawler, f"m{i}", url) for i, url in enumerate(heads)]
 
         stage = ClonePipeline.from_crawler(crawler)
-        assert stage.concurrency == 16
+        assert stage.cloner.concurrency == 16
         stage.open_spider()
 
         async def all_at_once():

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from scrapy.http import Request, TextResponse
 
-from ptmscrape import distributed
 from ptmscrape.items import RawModelItem
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import ROOT, crawl_command, project_crawler, read_jsonl, run_crawl
@@ -69,7 +68,7 @@ def test_without_redis_url_the_crawl_is_single_process_and_never_imports_scrapy_
 def test_redis_url_switches_to_the_shared_scheduler_under_the_prefix():
     crawler = project_crawler(HuggingfaceSpider, {**redis_settings("crawl7"), "PTM_CLONE_CONCURRENCY": 3})
     s = crawler.settings
-    assert s["SCHEDULER"] == "ptmscrape.distributed.SharedScheduler"
+    assert s["SCHEDULER"] == "ptmscrape.redis_scheduler.SharedScheduler"
     assert s["DUPEFILTER_CLASS"] == "scrapy_redis.dupefilter.RFPDupeFilter"
     assert s["REDIS_URL"] == REDIS_URL
     assert s["SCHEDULER_QUEUE_KEY"] % {"spider": "huggingface"} == "crawl7:huggingface:requests"
@@ -84,7 +83,7 @@ def test_shared_scheduler_class_subclasses_scrapy_redis():
     from scrapy.core.scheduler import BaseScheduler
     from scrapy_redis.scheduler import Scheduler
 
-    cls = distributed.SharedScheduler
+    from ptmscrape.redis_scheduler import SharedScheduler as cls
     assert issubclass(cls, Scheduler) and issubclass(cls, BaseScheduler)
 
 

@@ -38,8 +38,8 @@ def crawl_one(crawler, record, no_pool: bool = False):
     stage = ClonePipeline.from_crawler(crawler)
     stage.open_spider()
     if no_pool:
-        stage.executor.shutdown()
-        stage.executor = NoPool()
+        stage.cloner.executor.shutdown()
+        stage.cloner.executor = NoPool()
     try:
         return asyncio.run(stage.process_item(copy.deepcopy(record)))
     finally:

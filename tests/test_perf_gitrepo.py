@@ -16,7 +16,8 @@ import git as gitpython
 import pytest
 
 from ptmscrape import gitrepo
-from ptmscrape.gitrepo import _commit_in_store, _head_sha_git, _read_clone, head_and_origin, head_sha
+from ptmscrape.gitfiles import commit_in_store, read_clone
+from ptmscrape.gitrepo import _head_sha_git, head_and_origin, head_sha
 
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
        "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"}
@@ -90,7 +91,7 @@ def test_valid_layouts_give_the_head_and_origin_git_gives(tmp_path, layout):
     head, origin = assert_same_as_git(path)
     assert head == (shas[1] if layout == "detached" else shas[-1])
     assert origin == (None if layout == "no-origin" else ORIGIN)
-    assert _read_clone(path) is not None  # the fast path answered
+    assert read_clone(path) is not None  # the fast path answered
 
 
 def broken(tmp_path: Path, kind: str) -> Path:
@@ -152,12 +153,12 @@ def test_what_the_files_cannot_vouch_for_is_asked_of_git(tmp_path):
     borrower = tmp_path / "borrower"
     git(tmp_path, "clone", "-q", "--shared", "--", str(tagged), "borrower")
     assert (borrower / ".git/objects/info/alternates").exists()
-    assert _read_clone(borrower) is None
+    assert read_clone(borrower) is None
     assert assert_same_as_git(borrower)[0] == shas[-1]
 
     git(tagged, "tag", "-a", "v1", "-m", "v1", shas[0])
     (tagged / ".git/HEAD").write_text(git(tagged, "rev-parse", "v1") + "\n")  # the tag object
-    assert _read_clone(tagged) is None
+    assert read_clone(tagged) is None
     assert assert_same_as_git(tagged)[0] == shas[0]
 
     for config in ('[include]\n\tpath = other\n', '[remote "origin"]\n\turl = "https://q/a b"\n',
@@ -167,7 +168,7 @@ def test_what_the_files_cannot_vouch_for_is_asked_of_git(tmp_path):
         make_repo(odd, origin=None)
         with open(odd / ".git/config", "a") as f:
             f.write(config)
-        assert _read_clone(odd) is None, config
+        assert read_clone(odd) is None, config
         assert_same_as_git(odd)
 
 
@@ -178,14 +179,14 @@ def test_config_as_git_writes_it_is_read_and_anything_else_goes_to_gitpython(tmp
     git(path, "config", "remote.origin.url", "https://a/b/c.git")
     git(path, "config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")
     git(path, "config", "branch.main.remote", "origin")
-    assert _read_clone(path)[1] == "https://a/b/c.git"
+    assert read_clone(path)[1] == "https://a/b/c.git"
     assert_same_as_git(path)
     plain = (path / ".git/config").read_text()
     for variant in (plain.replace('[remote "origin"]', '[REMOTE  "origin"]  # comment'),
                     plain.replace("\turl = https://a", "\tURL=https://a"), plain + "; comment\n",
                     plain.replace("[core]", "[core] ")):
         (path / ".git/config").write_text(variant)
-        assert _read_clone(path) is None, variant
+        assert read_clone(path) is None, variant
         assert_same_as_git(path)
 
 
@@ -201,9 +202,9 @@ def test_every_object_of_a_big_pack_is_found_with_its_type(tmp_path):
     kinds = {line.split()[0]: line.split()[1] for line in listed}
     assert set(commits) <= set(kinds)
     for sha, kind in kinds.items():
-        assert _commit_in_store(objects, sha) == (kind == "commit"), (sha, kind)
+        assert commit_in_store(objects, sha) == (kind == "commit"), (sha, kind)
     for n in range(256):
-        assert not _commit_in_store(objects, f"{n:02x}" + "5" * 38)
+        assert not commit_in_store(objects, f"{n:02x}" + "5" * 38)
 
 
 def test_large_offsets_table_is_followed(tmp_path, monkeypatch):
@@ -221,16 +222,16 @@ def test_large_offsets_table_is_followed(tmp_path, monkeypatch):
     first_offset = int.from_bytes(data[8 + 1024 + 24 * count:8 + 1024 + 24 * count + 4], "big")
     assert first_offset & 0x80000000
     for sha in commits:
-        assert _commit_in_store(str(path / ".git/objects"), sha)
+        assert commit_in_store(str(path / ".git/objects"), sha)
     assert head_sha(path) == commits[-1]
 
 
 def test_git_locating_variables_send_everything_to_the_slow_path(repo, monkeypatch):
     monkeypatch.setenv("GIT_OBJECT_DIRECTORY", str(repo / ".git/objects"))
-    assert _read_clone(repo) is None
+    assert read_clone(repo) is None
     assert head_sha(repo) == git(repo, "rev-parse", "HEAD")
     monkeypatch.delenv("GIT_OBJECT_DIRECTORY")
-    assert _read_clone(repo) is not None
+    assert read_clone(repo) is not None
 
 
 def test_fast_reader_is_used_by_head_sha(repo, monkeypatch):

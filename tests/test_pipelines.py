@@ -47,6 +47,19 @@ def test_map_drops_an_unmappable_model_naming_it(crawler):
     assert crawler.stats.get_value("ptm/map/failed") == 1
 
 
+def test_map_scrubs_credentials_from_the_repo_url_before_validate_and_dedupe(crawler):
+    model = fixture_models()[0]
+    item = RawModelItem("huggingface", model["id"], "u", model, {"base_url": "https://user:pw@127.0.0.1/x"})
+    record = run(MapPipeline.from_crawler(crawler).process_item(item))
+    assert record["RepoURL"] == f"https://***@127.0.0.1/x/{model['id']}"
+    seen = []
+    validate, dedupe = ValidatePipeline.from_crawler(crawler), DedupePipeline.from_crawler(crawler)
+    for stage in (validate, dedupe):
+        record = run(stage.process_item(record))
+        seen.append(record["RepoURL"])
+    assert seen == [f"https://***@127.0.0.1/x/{model['id']}"] * 2
+
+
 def test_validate_drops_an_invalid_record_naming_model_and_field(crawler):
     record = mapped(crawler, fixture_models()[0])
     record["Downloads"] = "lots"

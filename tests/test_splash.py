@@ -1,5 +1,5 @@
-"""Splash on Scrapy 2.19 (ptmscrape/splash.py): the fixed scrapy-splash components, the settings
-helper and add-on, and a real crawl through the Splash server of ``.ci/splash.sh``.
+"""Splash on Scrapy 2.19: the fixed scrapy-splash components (ptmscrape/compat/splash.py), the settings
+helper and add-on (ptmscrape/rendering.py), and a real crawl through the Splash server of ``.ci/splash.sh``.
 
 The integration test needs Splash at ``SPLASH_URL`` (default http://127.0.0.1:8050): skipped when it
 is not running, failed under ``CI=true`` (tests/services.py).
@@ -22,7 +22,8 @@ from types import SimpleNamespace
 import pytest
 import scrapy
 
-from ptmscrape import splash  # first: it makes scrapy_splash importable on this Scrapy (fix 1)
+from ptmscrape import rendering
+from ptmscrape.compat import splash  # first: it makes scrapy_splash importable on this Scrapy (fix 1)
 
 import scrapy_splash  # noqa: E402  (isort: skip)
 from scrapy.core.downloader import Downloader
@@ -33,6 +34,8 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.misc import load_object
 from scrapy.utils.test import get_crawler
 
+from tests.crawl import crawl_command
+from tests.replicas.modelzoo import ModelZooReplica, fixture_models
 from tests.services import require_service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +46,8 @@ def splash_warnings(lines) -> list[str]:
     """Warning lines (DeprecationWarning, ScrapyDeprecationWarning …) that concern Splash code."""
     return [
         line for line in lines
-        if "Warning" in line and re.search(r"scrapy_splash|ptmscrape[./]splash|Splash", line)
+        if "Warning" in line
+        and re.search(r"scrapy_splash|ptmscrape[./](compat[./])?splash|ptmscrape[./]rendering|Splash", line)
     ]
 
 
@@ -51,25 +55,25 @@ def splash_warnings(lines) -> list[str]:
 
 
 def test_import_works_and_settings_point_at_the_fixed_classes():
-    # Importing ptmscrape.splash made scrapy_splash importable on this Scrapy (fix 1).
+    # Importing ptmscrape.compat.splash made scrapy_splash importable on this Scrapy (fix 1).
     assert scrapy_splash.SplashRequest is splash.SplashRequest
     fixed = {
         "DOWNLOADER_MIDDLEWARES": {
-            "ptmscrape.splash.SplashCookiesMiddleware": (splash.SplashCookiesMiddleware, scrapy_splash.SplashCookiesMiddleware),
-            "ptmscrape.splash.SplashMiddleware": (splash.SplashMiddleware, scrapy_splash.SplashMiddleware),
+            "ptmscrape.compat.splash.SplashCookiesMiddleware": (splash.SplashCookiesMiddleware, scrapy_splash.SplashCookiesMiddleware),
+            "ptmscrape.compat.splash.SplashMiddleware": (splash.SplashMiddleware, scrapy_splash.SplashMiddleware),
         },
         "SPIDER_MIDDLEWARES": {
-            "ptmscrape.splash.SplashDeduplicateArgsMiddleware": (
+            "ptmscrape.compat.splash.SplashDeduplicateArgsMiddleware": (
                 splash.SplashDeduplicateArgsMiddleware, scrapy_splash.SplashDeduplicateArgsMiddleware),
         },
     }
-    s = splash.splash_settings("http://splash.test:8050")
+    s = rendering.splash_settings("http://splash.test:8050")
     assert s["SPLASH_URL"] == "http://splash.test:8050"
     for name, classes in fixed.items():
         for path, (ours, upstream) in classes.items():
             assert path in s[name]
             assert load_object(path) is ours and issubclass(ours, upstream)
-    assert s["DOWNLOADER_MIDDLEWARES"]["ptmscrape.splash.SplashMiddleware"] == 725
+    assert s["DOWNLOADER_MIDDLEWARES"]["ptmscrape.compat.splash.SplashMiddleware"] == 725
     assert s["DOWNLOADER_MIDDLEWARES"][
         "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware"] == 810
     assert load_object(s["REQUEST_FINGERPRINTER_CLASS"]) is splash.SplashRequestFingerprinter
@@ -80,11 +84,11 @@ def test_import_works_and_settings_point_at_the_fixed_classes():
 
 def test_splash_settings_are_empty_without_a_splash_url(monkeypatch):
     monkeypatch.delenv("SPLASH_URL", raising=False)
-    assert splash.splash_settings() == {}
-    assert splash.splash_settings("") == {}
-    assert splash.splash_settings({"SPLASH_URL": "", "DOWNLOADER_MIDDLEWARES": {"a.B": 1}}) == {}
+    assert rendering.splash_settings() == {}
+    assert rendering.splash_settings("") == {}
+    assert rendering.splash_settings({"SPLASH_URL": "", "DOWNLOADER_MIDDLEWARES": {"a.B": 1}}) == {}
     monkeypatch.setenv("SPLASH_URL", "http://envsplash:8050")
-    assert splash.splash_settings()["SPLASH_URL"] == "http://envsplash:8050"
+    assert rendering.splash_settings()["SPLASH_URL"] == "http://envsplash:8050"
 
 
 def test_splash_settings_merge_into_existing_settings():
@@ -96,31 +100,31 @@ def test_splash_settings_merge_into_existing_settings():
         "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
         "REQUEST_FINGERPRINTER_CLASS": "my.project.Fingerprinter",
     }
-    s = splash.splash_settings(current)
+    s = rendering.splash_settings(current)
     assert s["DOWNLOADER_MIDDLEWARES"]["ptmscrape.middlewares.HubAuthMiddleware"] == 650
     assert "scrapy_splash.SplashMiddleware" not in s["DOWNLOADER_MIDDLEWARES"]  # replaced by ours
-    assert s["SPIDER_MIDDLEWARES"] == {"ptmscrape.splash.SplashDeduplicateArgsMiddleware": 100}
+    assert s["SPIDER_MIDDLEWARES"] == {"ptmscrape.compat.splash.SplashDeduplicateArgsMiddleware": 100}
     assert "DUPEFILTER_CLASS" not in s  # scrapy-redis's is kept
     assert s["SCRAPY_SPLASH_REQUEST_FINGERPRINTER_BASE_CLASS"] == "my.project.Fingerprinter"
     assert current["DOWNLOADER_MIDDLEWARES"]["scrapy_splash.SplashMiddleware"] == 725  # not mutated
 
 
 def test_addon_enables_splash_only_with_a_splash_url():
-    off = get_crawler(settings_dict={"ADDONS": {splash.SplashRendering: 0}})
+    off = get_crawler(settings_dict={"ADDONS": {rendering.SplashRendering: 0}})
     assert not any("splash" in str(k).lower() for k in off.settings.getdict("DOWNLOADER_MIDDLEWARES"))
     assert off.settings["REQUEST_FINGERPRINTER_CLASS"] == "scrapy.utils.request.RequestFingerprinter"
 
-    on = get_crawler(settings_dict={"ADDONS": {splash.SplashRendering: 0},
+    on = get_crawler(settings_dict={"ADDONS": {rendering.SplashRendering: 0},
                                     "SPLASH_URL": "http://127.0.0.1:8050"})
     dmw = on.settings.getdict("DOWNLOADER_MIDDLEWARES")
     assert dmw[splash.SplashMiddleware] == 725 and dmw[splash.SplashCookiesMiddleware] == 723
     assert on.settings.getdict("SPIDER_MIDDLEWARES")[splash.SplashDeduplicateArgsMiddleware] == 100
-    assert on.settings["DUPEFILTER_CLASS"] == "ptmscrape.splash.SplashAwareDupeFilter"
+    assert on.settings["DUPEFILTER_CLASS"] == "ptmscrape.compat.splash.SplashAwareDupeFilter"
     assert isinstance(on.request_fingerprinter, splash.SplashRequestFingerprinter)
 
 
 def test_scrapy_accepts_the_fixed_middlewares_without_deprecation_warnings():
-    crawler = get_crawler(settings_dict=splash.splash_settings(SPLASH_URL))
+    crawler = get_crawler(settings_dict=rendering.splash_settings(SPLASH_URL))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # Upstream's SplashDeduplicateArgsMiddleware makes this raise TypeError (fix 3), and every
@@ -128,35 +132,35 @@ def test_scrapy_accepts_the_fixed_middlewares_without_deprecation_warnings():
         dmw = DownloaderMiddlewareManager.from_crawler(crawler)
         smw = SpiderMiddlewareManager.from_crawler(crawler)
         splash.SplashAwareDupeFilter.from_crawler(crawler)
-        splash.SplashRequestFingerprinter.from_crawler(crawler).fingerprint(splash.splash_request("http://a.test/"))
+        splash.SplashRequestFingerprinter.from_crawler(crawler).fingerprint(rendering.splash_request("http://a.test/"))
     assert splash_warnings(f"{w.category.__name__}: {w.message} ({w.filename})" for w in caught) == []
     assert any(isinstance(mw, splash.SplashMiddleware) for mw in dmw.middlewares)
     assert any(isinstance(mw, splash.SplashDeduplicateArgsMiddleware) for mw in smw.middlewares)
 
 
 def test_splash_request_is_render_html_with_wait():
-    req = splash.splash_request("http://a.test/page", wait=1.5, timeout=20, args={"images": 0},
+    req = rendering.splash_request("http://a.test/page", wait=1.5, timeout=20, args={"images": 0},
                                 cb_kwargs={"k": 1})
     assert isinstance(req, scrapy_splash.SplashRequest)
     assert req.meta["splash"]["endpoint"] == "render.html"
     assert req.meta["splash"]["args"] == {"url": "http://a.test/page", "wait": 1.5, "timeout": 20, "images": 0}
     assert req.cb_kwargs == {"k": 1}
-    assert splash.splash_request("http://a.test/")._splash_args["wait"] == splash.DEFAULT_WAIT
+    assert rendering.splash_request("http://a.test/")._splash_args["wait"] == rendering.DEFAULT_WAIT
 
 
 def test_fingerprints_tell_rendered_from_plain_requests():
-    crawler = get_crawler(settings_dict=splash.splash_settings(SPLASH_URL))
+    crawler = get_crawler(settings_dict=rendering.splash_settings(SPLASH_URL))
     fp = crawler.request_fingerprinter.fingerprint
     url = "http://a.test/page"
-    assert fp(splash.splash_request(url)) == fp(splash.splash_request(url))
-    assert fp(splash.splash_request(url)) != fp(scrapy.Request(url))
-    assert fp(splash.splash_request(url, wait=2)) != fp(splash.splash_request(url))
+    assert fp(rendering.splash_request(url)) == fp(rendering.splash_request(url))
+    assert fp(rendering.splash_request(url)) != fp(scrapy.Request(url))
+    assert fp(rendering.splash_request(url, wait=2)) != fp(rendering.splash_request(url))
     # The dupefilter and cache storage are Splash-aware even under a plain fingerprinter.
     plain = get_crawler()
     df = splash.SplashAwareDupeFilter.from_crawler(plain)
-    assert not df.request_seen(splash.splash_request(url))
+    assert not df.request_seen(rendering.splash_request(url))
     assert not df.request_seen(scrapy.Request(url))
-    assert df.request_seen(splash.splash_request(url))
+    assert df.request_seen(rendering.splash_request(url))
 
 
 def _splash_middleware(allowed_domains):
@@ -164,7 +168,7 @@ def _splash_middleware(allowed_domains):
         name = "t"
 
     Spider.allowed_domains = allowed_domains
-    crawler = get_crawler(Spider, splash.splash_settings("http://127.0.0.1:8050"))
+    crawler = get_crawler(Spider, rendering.splash_settings("http://127.0.0.1:8050"))
     crawler.spider = crawler._create_spider()
     crawler.engine = SimpleNamespace(downloader=SimpleNamespace(get_slot_key=lambda r: f"slot:{r.url}"))
     return crawler, splash.SplashMiddleware.from_crawler(crawler)
@@ -173,7 +177,7 @@ def _splash_middleware(allowed_domains):
 def test_splash_middleware_uses_the_public_slot_key_and_passes_offsite():
     assert hasattr(Downloader, "get_slot_key") and not hasattr(Downloader, "_get_slot_key")
     crawler, mw = _splash_middleware(["site.test"])
-    original = splash.splash_request("http://site.test/page")
+    original = rendering.splash_request("http://site.test/page")
     rewritten = mw.process_request(original)  # no spider argument: Scrapy 2.19 passes none
     assert rewritten.url == "http://127.0.0.1:8050/render.html"
     assert rewritten.meta["download_slot"] == "slot:http://site.test/page"  # fix 2
@@ -183,6 +187,34 @@ def test_splash_middleware_uses_the_public_slot_key_and_passes_offsite():
     del rewritten.meta["allow_offsite"]
     with pytest.raises(IgnoreRequest):  # what upstream's rewritten request gets
         offsite.process_request(rewritten)
+
+
+# --- loaded only when used ----------------------------------------------------------------------
+
+# Runs ``scrapy <argv>`` and prints, at exit, which of the libraries that ptmscrape.compat fixes it loaded.
+_LOADED = (
+    "import atexit, sys\n"
+    "libs = {'scrapy_splash', 'scrapy_redis', 'redis', 'spidermon'}\n"
+    "atexit.register(lambda: print('LOADED', sorted(libs & {m.split('.')[0] for m in sys.modules})))\n"
+    "from scrapy.cmdline import execute\n"
+    "execute(['scrapy', *sys.argv[1:]])\n"
+)
+
+
+@pytest.mark.parametrize("splash_url, loaded", [("", []), ("http://127.0.0.1:9", ["scrapy_splash"])])
+def test_a_crawl_imports_scrapy_splash_only_when_splash_url_is_set(tmp_path, splash_url, loaded):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCRAPY_", "SPLASH_"))}
+    with ModelZooReplica(fixture_models(), tmp_path / "github", page_size=5) as zoo:
+        cmd = crawl_command("modelzoo", tmp_path / "out.jsonl", tmp_path / "data", tmp_path / "stats.json",
+                            args={"limit": 2},
+                            settings={"PTM_MODELZOO_URL": zoo.url, "PTM_CLONE": 0, "SPLASH_URL": splash_url})
+        assert cmd[1:3] == ["-m", "scrapy.cmdline"]
+        proc = subprocess.run([sys.executable, "-c", _LOADED, *cmd[3:]], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=180)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2, log[-4000:]  # a real crawl
+    assert f"LOADED {loaded}" in proc.stdout, log[-4000:]
 
 
 # --- integration: a real crawl through the real Splash ------------------------------------------
@@ -206,13 +238,13 @@ SHELL = b"""<!doctype html>
 
 SPIDER = '''
 import scrapy
-from ptmscrape.splash import splash_request
+from ptmscrape.rendering import splash_request
 
 
 class JsSpider(scrapy.Spider):
     name = "js"
     # Splash only because the crawl sets SPLASH_URL (-s): the add-on does nothing without it.
-    custom_settings = {"ADDONS": {"ptmscrape.splash.SplashRendering": 0}}
+    custom_settings = {"ADDONS": {"ptmscrape.rendering.SplashRendering": 0}}
 
     async def start(self):
         yield splash_request(self.page, self.parse, wait=0.5, cb_kwargs={"via": "splash"})

@@ -1,18 +1,8 @@
-"""Splash (JavaScript rendering) for ptmscrape: scrapy-splash 0.11.1 made to work on Scrapy 2.19.
+"""scrapy-splash 0.11.1 made to work on Scrapy 2.19: the fixed components; loaded only when ``SPLASH_URL``
+is set (``ptmscrape.rendering`` names these classes in the settings and imports this module then).
 
-Off unless ``SPLASH_URL`` is set. Then the add-on :class:`SplashRendering` (or the dict that
-:func:`splash_settings` returns) routes requests built with :func:`splash_request` (or any
-``scrapy_splash.SplashRequest``) through the Splash server: the response a callback gets is the page
-*after* its JavaScript ran, with ``response.url`` the page's own URL. Plain requests are untouched.
-
-Enable it in a project's settings, either way::
-
-    SPLASH_URL = os.environ.get("SPLASH_URL", "")          # or -s SPLASH_URL=http://127.0.0.1:8050
-    ADDONS = {"ptmscrape.splash.SplashRendering": 0}          # 1. add-on: a no-op without SPLASH_URL
-    globals().update(splash_settings(globals()))              # 2. or at the end of settings.py
-
-Why this module exists: scrapy-splash 0.11.1 (the newest release) is broken on current Scrapy, and
-each class here fixes one thing (all verified against Scrapy 2.19.0):
+scrapy-splash 0.11.1 (the newest release) is broken on current Scrapy, and each class here fixes
+one thing (all verified against Scrapy 2.19.0):
 
 1. **It cannot be imported.** ``scrapy_splash.dupefilter`` and ``scrapy_splash.request`` do
    ``from scrapy.utils.url import canonicalize_url``; Scrapy dropped that re-export of
@@ -53,8 +43,11 @@ each class here fixes one thing (all verified against Scrapy 2.19.0):
    '127.0.0.1'"). :class:`SplashMiddleware` marks that request ``allow_offsite`` (the page's own URL
    was checked before the rewrite).
 
+Each fix has a strict-xfail test in ``tests/test_compat_upstream.py`` (``test_splash_fix_<n>_…``)
+asserting that scrapy-splash alone works: when one XPASSes after an upgrade, delete that fix.
+
 Not fixed here: with the distributed crawl (``PTM_REDIS_URL``) scrapy-redis's dupefilter computes its
-own fingerprint (method, URL, body) and ignores Splash options; this module leaves its
+own fingerprint (method, URL, body) and ignores Splash options; ``ptmscrape.rendering`` leaves its
 ``DUPEFILTER_CLASS`` alone.
 
 The Splash server itself (3.5, without Docker) is installed and started by ``.ci/splash.sh``.
@@ -62,8 +55,7 @@ The Splash server itself (3.5, without Docker) is installed and started by ``.ci
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import scrapy.utils.url
@@ -78,26 +70,18 @@ import scrapy_splash  # noqa: E402
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware  # noqa: E402
 from scrapy.dupefilters import RFPDupeFilter  # noqa: E402
 from scrapy.extensions.httpcache import FilesystemCacheStorage  # noqa: E402
-from scrapy.utils.misc import load_object  # noqa: E402
 from scrapy_splash import SlotPolicy, SplashRequest  # noqa: E402,F401  (re-exported)
 from scrapy_splash import middleware as _upstream  # noqa: E402
 
 __all__ = [
-    "DEFAULT_WAIT",
-    "SPLASH_DOWNLOADER_MIDDLEWARES",
-    "SPLASH_SPIDER_MIDDLEWARES",
     "SafeRobotsTxtMiddleware",
     "SplashAwareDupeFilter",
     "SplashAwareFSCacheStorage",
     "SplashCookiesMiddleware",
     "SplashDeduplicateArgsMiddleware",
     "SplashMiddleware",
-    "SplashRendering",
     "SplashRequest",
     "SplashRequestFingerprinter",
-    "splash_enabled",
-    "splash_request",
-    "splash_settings",
 ]
 
 # --- the fixed components ------------------------------------------------------------------
@@ -208,8 +192,8 @@ class SplashRequestFingerprinter(scrapy_splash.SplashRequestFingerprinter):
     """Upstream's fingerprinter: base fingerprint + the request's Splash options (fix 7).
 
     The base is ``SCRAPY_SPLASH_REQUEST_FINGERPRINTER_BASE_CLASS`` (Scrapy's default fingerprinter
-    unless set; :func:`splash_settings` sets it to the project's own ``REQUEST_FINGERPRINTER_CLASS``),
-    or the ``base`` fingerprinter given.
+    unless set; ``ptmscrape.rendering.splash_settings`` sets it to the project's own
+    ``REQUEST_FINGERPRINTER_CLASS``), or the ``base`` fingerprinter given.
     """
 
     def __init__(self, crawler=None, *, base=None):
@@ -241,161 +225,3 @@ class SplashAwareFSCacheStorage(FilesystemCacheStorage):
     def open_spider(self, spider):
         super().open_spider(spider)
         self._fingerprinter = _splash_aware(self._fingerprinter)
-
-
-# --- settings ------------------------------------------------------------------------------
-
-# scrapy-splash's documented order: cookies before SplashMiddleware on the request path, and
-# HttpCompressionMiddleware after it, so Splash's own responses are decompressed before
-# SplashMiddleware reads them.
-SPLASH_DOWNLOADER_MIDDLEWARES = {
-    "ptmscrape.splash.SplashCookiesMiddleware": 723,
-    "ptmscrape.splash.SplashMiddleware": 725,
-    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": 810,
-}
-SPLASH_SPIDER_MIDDLEWARES = {
-    "ptmscrape.splash.SplashDeduplicateArgsMiddleware": 100,
-}
-_FINGERPRINTER = "ptmscrape.splash.SplashRequestFingerprinter"
-_SCRAPY_FINGERPRINTER = "scrapy.utils.request.RequestFingerprinter"
-_DEFAULTS = {
-    "DUPEFILTER_CLASS": ("scrapy.dupefilters.RFPDupeFilter", "ptmscrape.splash.SplashAwareDupeFilter"),
-    "HTTPCACHE_STORAGE": (
-        "scrapy.extensions.httpcache.FilesystemCacheStorage",
-        "ptmscrape.splash.SplashAwareFSCacheStorage",
-    ),
-}
-
-
-def _path(obj) -> str:
-    if isinstance(obj, str):
-        return obj
-    return f"{obj.__module__}.{obj.__qualname__}"
-
-
-def _is_splash_fingerprinter(obj) -> bool:
-    try:
-        cls = load_object(obj) if isinstance(obj, str) else obj
-    except (ImportError, NameError, AttributeError, ValueError):
-        return False
-    return isinstance(cls, type) and issubclass(cls, scrapy_splash.SplashRequestFingerprinter)
-
-
-def _merge(existing, ours: dict[str, int]) -> dict:
-    """``existing`` without upstream scrapy_splash entries (replaced by ours), plus ours where
-    ``existing`` does not already name the component."""
-    merged = {k: v for k, v in dict(existing or {}).items() if not _path(k).startswith("scrapy_splash.")}
-    named = {_path(k) for k in merged}
-    for path, priority in ours.items():
-        if path not in named:
-            merged[path] = priority
-    return merged
-
-
-def splash_settings(settings_or_url: Any = None) -> dict[str, Any]:
-    """The settings that route Splash requests through Splash, or ``{}`` when there is no Splash URL.
-
-    ``settings_or_url`` is a Splash URL (``"http://127.0.0.1:8050"``), or a mapping of the
-    settings so far (a settings module's ``globals()``, a dict, a Scrapy ``Settings``) whose
-    ``SPLASH_URL`` decides, or ``None`` for the ``SPLASH_URL`` environment variable. Returns::
-
-        {"SPLASH_URL": url,
-         "DOWNLOADER_MIDDLEWARES": {..., "ptmscrape.splash.SplashCookiesMiddleware": 723,
-                                    "ptmscrape.splash.SplashMiddleware": 725,
-                                    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": 810},
-         "SPIDER_MIDDLEWARES": {..., "ptmscrape.splash.SplashDeduplicateArgsMiddleware": 100},
-         "REQUEST_FINGERPRINTER_CLASS": "ptmscrape.splash.SplashRequestFingerprinter",
-         "DUPEFILTER_CLASS": "ptmscrape.splash.SplashAwareDupeFilter",
-         "HTTPCACHE_STORAGE": "ptmscrape.splash.SplashAwareFSCacheStorage"}
-
-    Given existing settings, the middleware dicts are theirs plus these entries (upstream
-    ``scrapy_splash.*`` entries are dropped, as these replace them); ``DUPEFILTER_CLASS`` and
-    ``HTTPCACHE_STORAGE`` are only included while they are unset or Scrapy's defaults (so e.g.
-    scrapy-redis's dupefilter is kept); a project's own ``REQUEST_FINGERPRINTER_CLASS`` becomes
-    ``SCRAPY_SPLASH_REQUEST_FINGERPRINTER_BASE_CLASS``, the base of the Splash-aware one.
-    """
-    if settings_or_url is None:
-        settings_or_url = os.environ.get("SPLASH_URL", "")
-    if isinstance(settings_or_url, str):
-        url, current = settings_or_url, {}
-    elif isinstance(settings_or_url, Mapping) or hasattr(settings_or_url, "get"):
-        url, current = settings_or_url.get("SPLASH_URL") or "", settings_or_url
-    else:
-        raise TypeError(f"splash_settings() takes a URL or settings, got {type(settings_or_url)}")
-    if not url:
-        return {}
-
-    out: dict[str, Any] = {
-        "SPLASH_URL": url,
-        "DOWNLOADER_MIDDLEWARES": _merge(
-            current.get("DOWNLOADER_MIDDLEWARES"), SPLASH_DOWNLOADER_MIDDLEWARES
-        ),
-        "SPIDER_MIDDLEWARES": _merge(current.get("SPIDER_MIDDLEWARES"), SPLASH_SPIDER_MIDDLEWARES),
-        "REQUEST_FINGERPRINTER_CLASS": _FINGERPRINTER,
-    }
-    base = current.get("REQUEST_FINGERPRINTER_CLASS")
-    if base and _path(base) != _SCRAPY_FINGERPRINTER and not _is_splash_fingerprinter(base):
-        out["SCRAPY_SPLASH_REQUEST_FINGERPRINTER_BASE_CLASS"] = base
-    for name, (default, ours) in _DEFAULTS.items():
-        if _path(current.get(name) or default) == default:
-            out[name] = ours
-    return out
-
-
-def splash_enabled(settings) -> bool:
-    """Whether these settings send Splash requests to Splash (``SPLASH_URL`` is set)."""
-    return bool(settings.get("SPLASH_URL"))
-
-
-class SplashRendering:
-    """Add-on: with ``SPLASH_URL`` set, enable Splash (the settings of :func:`splash_settings`).
-
-    Middlewares are added to the component dicts whatever their priority; the other settings are
-    set at add-on priority, so a value given in settings.py or with ``-s`` still wins.
-    """
-
-    def update_settings(self, settings) -> None:
-        wanted = splash_settings(settings)
-        ours = {
-            "DOWNLOADER_MIDDLEWARES": SPLASH_DOWNLOADER_MIDDLEWARES,
-            "SPIDER_MIDDLEWARES": SPLASH_SPIDER_MIDDLEWARES,
-        }
-        for name, value in wanted.items():
-            if name in ours:
-                # value[path] is the project's own priority where it names the component already.
-                for path in ours[name]:
-                    settings.set_in_component_priority_dict(name, load_object(path), value[path])
-                for stale in [k for k in settings.getdict(name) if _path(k).startswith("scrapy_splash.")]:
-                    settings.set_in_component_priority_dict(name, load_object(stale), None)
-            else:
-                settings.set(name, value, priority="addon")
-
-
-# --- requests ------------------------------------------------------------------------------
-
-# Seconds Splash waits after the page loaded before returning the DOM (lets XHR-filled content land).
-DEFAULT_WAIT = 0.5
-
-
-def splash_request(
-    url: str,
-    callback=None,
-    *,
-    wait: float = DEFAULT_WAIT,
-    timeout: float | None = None,
-    args: dict | None = None,
-    **kwargs: Any,
-) -> SplashRequest:
-    """A request for ``url`` rendered by Splash's ``render.html``: ``response.text`` is the DOM after
-    the page's JavaScript ran and ``wait`` more seconds; ``response.url`` is ``url``.
-
-    ``timeout`` is Splash's render timeout (server default 30 s, at most its ``--max-timeout``);
-    ``args`` are more render.html arguments (e.g. ``{"images": 0}``); other keyword arguments go
-    to :class:`scrapy_splash.SplashRequest` / :class:`scrapy.Request` (``meta``, ``cb_kwargs``,
-    ``errback``, ``dont_filter``…). Without ``SPLASH_URL`` (Splash off) it is fetched as a plain GET.
-    """
-    splash_args: dict[str, Any] = {"wait": wait}
-    if timeout is not None:
-        splash_args["timeout"] = timeout
-    splash_args.update(args or {})
-    return SplashRequest(url, callback, endpoint="render.html", args=splash_args, **kwargs)

@@ -1,0 +1,314 @@
+"""The clone stage's work, without Scrapy: put repositories in the dataset tree, off the event loop.
+
+:class:`Cloner` runs git in a pool of ``concurrency`` threads; a caller awaits :meth:`Cloner.clone`
+on an asyncio loop (the crawl's), which goes on meanwhile. A clone already at the hub's commit (most
+of a re-crawl) is recognised from a few small files of its ``.git`` (``gitrepo.head_and_origin``,
+read by ``gitfiles``, no git process) without a trip through the pool. A repository is handled once
+per run whatever number of models (or hubs) point at it: concurrent requests for one URL share one
+future, finished results are remembered (bounded), and ``<data>/repo-index.jsonl`` remembers where
+each URL was cloned, so another hub's crawl reuses that clone.
+
+Where a clone goes: a repository hosted by the hub itself is named by the model's id, which the
+mapper puts in ``RepoPath`` (``<hub>/repos/<owner>/<name>``, passed here as ``named``); any other
+repository by its URL's path below the host (``<hub>/repos/group/sub/project``). Two repositories
+never share a folder, nor does one land inside another's: a folder claimed by a clone in flight,
+holding a clone of another repository, holding other clones, or below a clone is passed over for
+``<name>~<hash>`` (or, below a clone, ``<hub>/repos/<whole path>~<hash>`` in one folder).
+
+Shared state and its locks (worker threads and the loop thread both touch it): ``index_lock``
+guards the repository index (and its file), ``claims_lock`` the folders claimed by clones in
+flight, ``counters_lock`` the git job counters and the byte count. No code holds two of them.
+
+Counters go to ``stats`` (anything with ``inc_value(key, count=1)`` and ``set_value(key, value)``,
+e.g. Scrapy's stats collector; :class:`Counters` by default): ``ptm/clone/queued``,
+``ptm/clone/shared``, ``ptm/clone/repos/<status>`` (once per repository), ``ptm/clone/waiting``
+and ``ptm/clone/running`` (git jobs waiting for a thread, running now) and ``ptm/clone/bytes`` (the
+object store of each new clone, the growth of each updated one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import shutil
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ptmscrape import dataset
+from ptmscrape.dataset import DatasetTree, UnsafePath, read_jsonl
+from ptmscrape.gitrepo import (
+    DirectoryTaken, Git, RepoError, check_url, clean_scratch, head_and_origin, normalize_url, path_segments,
+)
+
+logger = logging.getLogger(__name__)
+
+FINISHED_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    path: str | None  # relative to the data dir
+    sha: str | None
+    status: str  # cloned / updated / unchanged / failed: <reason>
+
+
+class Counters(dict):
+    """The smallest stats collector :class:`Cloner` needs (a dict of counters)."""
+
+    def inc_value(self, key: str, count: int = 1, start: int = 0) -> None:
+        self[key] = self.get(key, start) + count
+
+    def set_value(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+class Cloner:
+    def __init__(self, tree: DatasetTree, git: Git, *, concurrency: int, stats=None):
+        self.tree = tree
+        self.git = git
+        self.concurrency = max(1, concurrency)
+        self.stats = stats if stats is not None else Counters()
+        self._count = self.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
+        self.executor: ThreadPoolExecutor | None = None
+        # URL -> result: in-flight futures are shared; finished results are remembered (LRU) so a
+        # repository used by many models is fetched once per run, in bounded memory. Loop thread only.
+        self.in_flight: dict[str, asyncio.Future[CloneResult]] = {}
+        self.finished: OrderedDict[str, CloneResult] = OrderedDict()
+        # URL key -> folder of its clone (repo-index.jsonl).
+        self.index: dict[str, str] = {}
+        self.index_lock = threading.Lock()
+        # Folders of the clones in flight (relative -> URL key), and every folder above them: a
+        # clone that has not landed yet is invisible on disk, so these keep two workers apart.
+        self.claims: dict[str, str] = {}
+        self.claimed_above: dict[str, int] = {}
+        self.claims_lock = threading.Lock()
+        # Git jobs submitted, not yet started (ptm/clone/waiting), and running (ptm/clone/running).
+        self.waiting = 0
+        self.running = 0
+        self.counters_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def open(self, hub: str, auth_header: tuple[str, str] | None = None) -> None:
+        """Start the pool, read the repository index and clear ``hub``'s leftovers of a killed run.
+        ``auth_header`` (``(<url prefix>, <header>)``) is given to git for that prefix only."""
+        self.executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ptm-clone")
+        if auth_header:  # gated repositories the token may read clone too; other hosts never see it
+            self.git = Git(dataclasses.replace(self.git.policy, auth_headers=(auth_header,)))
+        for entry in read_jsonl(self.tree.path(dataset.REPO_INDEX_FILE)):
+            if isinstance(entry.get("url"), str) and isinstance(entry.get("path"), str):
+                self.index[entry["url"]] = entry["path"]
+        removed = clean_scratch(self.tree.scratch_dir(hub))
+        if removed:
+            logger.info("Removed %d unfinished clone(s) left by a killed crawl", removed)
+
+    def close(self) -> None:
+        if self.executor:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+    # -- the loop thread -----------------------------------------------------------------
+    async def clone(self, hub: str, url: str, *, named: object = None, branch: str | None = None,
+                    hub_sha: str | None = None, subpath: str | None = None) -> CloneResult:
+        """Clone ``url`` for ``hub`` (or update, or recognise as unchanged at ``hub_sha``); with
+        ``subpath``, the SHA is the last commit touching it. Never raises for a bad URL or a git
+        failure: the result's status is ``failed: <reason>``."""
+        try:
+            check_url(url, self.git.policy)
+            key = normalize_url(url)
+            planned = self._planned_dir(hub, url, named)
+        except (RepoError, UnsafePath) as exc:
+            return CloneResult(None, hub_sha, f"failed: {exc}")
+        result = self.finished.get(key)
+        if result is not None:
+            self.finished.move_to_end(key)
+            self.stats.inc_value("ptm/clone/shared")
+        else:
+            result = await self._materialize_once(hub, url, key, planned, branch, hub_sha)
+        if subpath and result.path:
+            sha = await asyncio.wrap_future(self.executor.submit(self._subpath_sha, result.path, subpath))
+            result = CloneResult(result.path, sha or result.sha, result.status)
+        return result
+
+    def _planned_dir(self, hub: str, url: str, named: object) -> str:
+        """The mapper's folder for a hub-hosted repository (from the model's id), else the URL's
+        path below the host."""
+        if isinstance(named, str) and named.startswith(f"{dataset.segment(hub)}/repos/"):
+            self.tree.path(named)  # inside the data dir, or UnsafePath
+            return named
+        return dataset.repo_dir_at(hub, path_segments(url))
+
+    async def _materialize_once(self, hub, url, key, planned, branch, hub_sha) -> CloneResult:
+        future = self.in_flight.get(key)
+        if future is not None:
+            self.stats.inc_value("ptm/clone/shared")
+            return await asyncio.shield(future)
+        self.stats.inc_value("ptm/clone/queued")
+        # The usual case of a re-crawl, a clone already at the hub's commit, is told from a few
+        # small files (no git process): cheaper here than a trip through the thread pool, whose
+        # GIL hand-offs with the event loop cost more than the check itself.
+        result = self._unchanged(key, planned, hub_sha) if hub_sha else None
+        if result is None:
+            with self.counters_lock:
+                self.waiting += 1
+                self.stats.set_value("ptm/clone/waiting", self.waiting)
+            future = asyncio.wrap_future(self.executor.submit(
+                self._materialize, url, key, hub, planned, branch, hub_sha,
+            ))
+            self.in_flight[key] = future
+            try:
+                result = await asyncio.shield(future)
+            finally:
+                del self.in_flight[key]
+        # Per repository (the pipeline counts models: ten models sharing a clone are ten).
+        self._count(f"ptm/clone/repos/{result.status.split(':', 1)[0]}")
+        self.finished[key] = result
+        if len(self.finished) > FINISHED_CACHE_SIZE:
+            self.finished.popitem(last=False)
+        return result
+
+    def _indexed(self, key: str) -> str | None:
+        with self.index_lock:
+            return self.index.get(key)
+
+    def _unchanged(self, key, planned, hub_sha) -> CloneResult | None:
+        """The result for a clone of ``key`` already at ``hub_sha``, or None (the worker decides)."""
+        relative = self._indexed(key) or planned
+        try:
+            with self.claims_lock:
+                if relative in self.claims:
+                    return None
+            head, origin = head_and_origin(self.tree.path(relative))
+        except Exception:  # the worker meets it again and reports it
+            return None
+        if head and head == hub_sha and (origin is None or _normalized(origin) == key):
+            return CloneResult(relative, head, "unchanged")
+        return None
+
+    # -- worker threads ------------------------------------------------------------------
+    def _materialize(self, url, key, hub, planned, branch, hub_sha) -> CloneResult:
+        with self.counters_lock:
+            self.waiting -= 1
+            self.stats.set_value("ptm/clone/waiting", self.waiting)
+            self.running += 1
+            self.stats.set_value("ptm/clone/running", self.running)
+        try:
+            try:
+                return self._clone_or_update(url, key, hub, planned, branch, hub_sha)
+            except DirectoryTaken:  # another process landed another repository there first
+                return self._clone_or_update(url, key, hub, planned, branch, hub_sha)
+        except (RepoError, UnsafePath) as exc:
+            return CloneResult(None, hub_sha, f"failed: {exc}")
+        except OSError as exc:
+            return CloneResult(None, hub_sha, f"failed: filesystem error ({exc.strerror or exc})")
+        except Exception as exc:
+            logger.exception("Unexpected error cloning %s", url)
+            return CloneResult(None, hub_sha, f"failed: internal error ({type(exc).__name__})")
+        finally:
+            with self.counters_lock:
+                self.running -= 1
+                self.stats.set_value("ptm/clone/running", self.running)
+
+    def _claim(self, key: str, planned: str) -> tuple[str, Path, str | None]:
+        """Claim the folder of ``key``'s clone (its indexed one, else ``planned``, else
+        ``planned~<hash>``): (relative, absolute, HEAD of the valid clone of ``key`` there or None)."""
+        suffix = dataset.stable_suffix(key)
+        suffixed = f"{planned}%7E{suffix}"  # "~" as segment() spells it
+        # Below another clone, a sibling would be too: then one folder right under repos/.
+        top, below = planned.split("/", 2)[1], planned.split("/", 2)[2]
+        flat = f"{planned.split('/', 1)[0]}/{top}/{dataset.segment(below + '~' + suffix)}"
+        # Only this key's worker changes its index entry, and only one worker per key runs.
+        indexed = self._indexed(key)
+        with self.claims_lock:
+            for relative in dict.fromkeys(r for r in (indexed, planned, suffixed, flat) if r):
+                found = self._free_for(key, relative)
+                if found is not None:
+                    self.claims[relative] = key
+                    for above in _folders_above(relative):
+                        self.claimed_above[above] = self.claimed_above.get(above, 0) + 1
+                    return relative, found[0], found[1]
+        raise RepoError(f"no free folder for the clone (tried {planned!r}, {suffixed!r} and {flat!r})")
+
+    def _free_for(self, key: str, relative: str) -> tuple[Path, str | None] | None:
+        """(path, HEAD of ``key``'s clone there or None) if ``relative`` may hold ``key``'s clone.
+        Called with ``claims_lock`` held."""
+        if self.claims.get(relative, key) != key or relative in self.claimed_above:
+            return None  # in flight for another repository, or above one
+        path = self.tree.path(relative)
+        for above in _folders_above(relative):
+            if above in self.claims or os.path.lexists(self.tree.path(above) / ".git"):
+                return None  # a clone's working tree is not ours to fill
+        if not path.exists():
+            return path, None
+        head, origin = head_and_origin(path)
+        if head:
+            return (path, head) if origin is None or _normalized(origin) == key else None
+        if path.is_dir() and not os.path.lexists(path / ".git") and any(path.iterdir()):
+            return None  # a folder of other clones (e.g. group/ of group/sub/project)
+        return path, None
+
+    def _release(self, relative: str) -> None:
+        with self.claims_lock:
+            del self.claims[relative]
+            for above in _folders_above(relative):
+                left = self.claimed_above[above] - 1
+                if left:
+                    self.claimed_above[above] = left
+                else:
+                    del self.claimed_above[above]
+
+    def _clone_or_update(self, url, key, hub, planned, branch, hub_sha) -> CloneResult:
+        relative, path, head = self._claim(key, planned)
+        try:
+            if head:
+                if hub_sha and head == hub_sha:
+                    return CloneResult(relative, head, "unchanged")
+                before = self._stored_bytes(path)
+                sha = self.git.update(url, path, branch)
+                self._count_bytes(self._stored_bytes(path) - before)
+                return CloneResult(relative, sha, "updated" if sha != head else "unchanged")
+            if path.exists():  # not a valid repository (nor a folder of other clones): replace it
+                shutil.rmtree(path)
+            sha = self.git.clone(url, path, self.tree.scratch_dir(hub), branch)
+            self._count_bytes(self._stored_bytes(path))
+            with self.index_lock:
+                if self.index.get(key) != relative:
+                    self.index[key] = relative
+                    self.tree.append_line(dataset.REPO_INDEX_FILE, {"url": key, "path": relative})
+            return CloneResult(relative, sha, "cloned")
+        finally:
+            self._release(relative)
+
+    def _stored_bytes(self, path: Path) -> int:
+        try:
+            return self.git.stored_bytes(path)
+        except (RepoError, OSError, ValueError):  # a statistic: never fail the clone for it
+            return 0
+
+    def _count_bytes(self, size: int) -> None:
+        with self.counters_lock:  # stats are a plain dict: increments from threads need the lock
+            self.stats.inc_value("ptm/clone/bytes", max(0, size))
+
+    def _subpath_sha(self, relative: str, subpath: str) -> str | None:
+        try:
+            return self.git.last_commit_touching(self.tree.path(relative), subpath)
+        except RepoError:
+            return None
+
+
+def _folders_above(relative: str) -> list[str]:
+    """The folders between ``<hub>/repos`` and ``relative`` (``h/repos/a/b/c`` -> ``h/repos/a``,
+    ``h/repos/a/b``)."""
+    parts = relative.split("/")
+    return ["/".join(parts[:i]) for i in range(3, len(parts))]
+
+
+def _normalized(url: str) -> str | None:
+    try:
+        return normalize_url(url)
+    except Exception:
+        return None

@@ -1,0 +1,203 @@
+"""Splash (JavaScript rendering) for ptmscrape: which settings turn it on, and Splash requests.
+
+Off unless ``SPLASH_URL`` is set. Then the add-on :class:`SplashRendering` (or the dict that
+:func:`splash_settings` returns) routes requests built with :func:`splash_request` (or any
+``scrapy_splash.SplashRequest``) through the Splash server: the response a callback gets is the page
+*after* its JavaScript ran, with ``response.url`` the page's own URL. Plain requests are untouched.
+
+Enable it in a project's settings, either way::
+
+    SPLASH_URL = os.environ.get("SPLASH_URL", "")          # or -s SPLASH_URL=http://127.0.0.1:8050
+    ADDONS = {"ptmscrape.rendering.SplashRendering": 0}      # 1. add-on: a no-op without SPLASH_URL
+    globals().update(splash_settings(globals()))              # 2. or at the end of settings.py
+
+The components these settings name are scrapy-splash's, fixed for Scrapy 2.19, in
+``ptmscrape.compat.splash``. This module does not import it (nor scrapy-splash): a crawl without
+``SPLASH_URL`` never loads scrapy-splash. It is loaded when Splash is on (the add-on, or
+:func:`splash_request`, which only a spider rendering through Splash calls).
+
+The Splash server itself (3.5, without Docker) is installed and started by ``.ci/splash.sh``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from scrapy.utils.misc import load_object
+
+if TYPE_CHECKING:
+    from scrapy_splash import SplashRequest
+
+__all__ = [
+    "DEFAULT_WAIT",
+    "SPLASH_DOWNLOADER_MIDDLEWARES",
+    "SPLASH_SPIDER_MIDDLEWARES",
+    "SplashRendering",
+    "splash_enabled",
+    "splash_request",
+    "splash_settings",
+]
+
+# --- settings ------------------------------------------------------------------------------
+
+# scrapy-splash's documented order: cookies before SplashMiddleware on the request path, and
+# HttpCompressionMiddleware after it, so Splash's own responses are decompressed before
+# SplashMiddleware reads them.
+SPLASH_DOWNLOADER_MIDDLEWARES = {
+    "ptmscrape.compat.splash.SplashCookiesMiddleware": 723,
+    "ptmscrape.compat.splash.SplashMiddleware": 725,
+    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": 810,
+}
+SPLASH_SPIDER_MIDDLEWARES = {
+    "ptmscrape.compat.splash.SplashDeduplicateArgsMiddleware": 100,
+}
+_FINGERPRINTER = "ptmscrape.compat.splash.SplashRequestFingerprinter"
+_SCRAPY_FINGERPRINTER = "scrapy.utils.request.RequestFingerprinter"
+_DEFAULTS = {
+    "DUPEFILTER_CLASS": ("scrapy.dupefilters.RFPDupeFilter", "ptmscrape.compat.splash.SplashAwareDupeFilter"),
+    "HTTPCACHE_STORAGE": (
+        "scrapy.extensions.httpcache.FilesystemCacheStorage",
+        "ptmscrape.compat.splash.SplashAwareFSCacheStorage",
+    ),
+}
+
+
+def _path(obj) -> str:
+    if isinstance(obj, str):
+        return obj
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def _is_splash_fingerprinter(obj) -> bool:
+    # Only called with SPLASH_URL set (Splash is on); first, so "scrapy_splash.…" paths load.
+    from ptmscrape.compat.splash import scrapy_splash
+
+    try:
+        cls = load_object(obj) if isinstance(obj, str) else obj
+    except (ImportError, NameError, AttributeError, ValueError):
+        return False
+    return isinstance(cls, type) and issubclass(cls, scrapy_splash.SplashRequestFingerprinter)
+
+
+def _merge(existing, ours: dict[str, int]) -> dict:
+    """``existing`` without upstream scrapy_splash entries (replaced by ours), plus ours where
+    ``existing`` does not already name the component."""
+    merged = {k: v for k, v in dict(existing or {}).items() if not _path(k).startswith("scrapy_splash.")}
+    named = {_path(k) for k in merged}
+    for path, priority in ours.items():
+        if path not in named:
+            merged[path] = priority
+    return merged
+
+
+def splash_settings(settings_or_url: Any = None) -> dict[str, Any]:
+    """The settings that route Splash requests through Splash, or ``{}`` when there is no Splash URL.
+
+    ``settings_or_url`` is a Splash URL (``"http://127.0.0.1:8050"``), or a mapping of the
+    settings so far (a settings module's ``globals()``, a dict, a Scrapy ``Settings``) whose
+    ``SPLASH_URL`` decides, or ``None`` for the ``SPLASH_URL`` environment variable. Returns::
+
+        {"SPLASH_URL": url,
+         "DOWNLOADER_MIDDLEWARES": {..., "ptmscrape.compat.splash.SplashCookiesMiddleware": 723,
+                                    "ptmscrape.compat.splash.SplashMiddleware": 725,
+                                    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": 810},
+         "SPIDER_MIDDLEWARES": {..., "ptmscrape.compat.splash.SplashDeduplicateArgsMiddleware": 100},
+         "REQUEST_FINGERPRINTER_CLASS": "ptmscrape.compat.splash.SplashRequestFingerprinter",
+         "DUPEFILTER_CLASS": "ptmscrape.compat.splash.SplashAwareDupeFilter",
+         "HTTPCACHE_STORAGE": "ptmscrape.compat.splash.SplashAwareFSCacheStorage"}
+
+    Given existing settings, the middleware dicts are theirs plus these entries (upstream
+    ``scrapy_splash.*`` entries are dropped, as these replace them); ``DUPEFILTER_CLASS`` and
+    ``HTTPCACHE_STORAGE`` are only included while they are unset or Scrapy's defaults (so e.g.
+    scrapy-redis's dupefilter is kept); a project's own ``REQUEST_FINGERPRINTER_CLASS`` becomes
+    ``SCRAPY_SPLASH_REQUEST_FINGERPRINTER_BASE_CLASS``, the base of the Splash-aware one.
+    """
+    if settings_or_url is None:
+        settings_or_url = os.environ.get("SPLASH_URL", "")
+    if isinstance(settings_or_url, str):
+        url, current = settings_or_url, {}
+    elif isinstance(settings_or_url, Mapping) or hasattr(settings_or_url, "get"):
+        url, current = settings_or_url.get("SPLASH_URL") or "", settings_or_url
+    else:
+        raise TypeError(f"splash_settings() takes a URL or settings, got {type(settings_or_url)}")
+    if not url:
+        return {}
+
+    out: dict[str, Any] = {
+        "SPLASH_URL": url,
+        "DOWNLOADER_MIDDLEWARES": _merge(
+            current.get("DOWNLOADER_MIDDLEWARES"), SPLASH_DOWNLOADER_MIDDLEWARES
+        ),
+        "SPIDER_MIDDLEWARES": _merge(current.get("SPIDER_MIDDLEWARES"), SPLASH_SPIDER_MIDDLEWARES),
+        "REQUEST_FINGERPRINTER_CLASS": _FINGERPRINTER,
+    }
+    base = current.get("REQUEST_FINGERPRINTER_CLASS")
+    if base and _path(base) != _SCRAPY_FINGERPRINTER and not _is_splash_fingerprinter(base):
+        out["SCRAPY_SPLASH_REQUEST_FINGERPRINTER_BASE_CLASS"] = base
+    for name, (default, ours) in _DEFAULTS.items():
+        if _path(current.get(name) or default) == default:
+            out[name] = ours
+    return out
+
+
+def splash_enabled(settings) -> bool:
+    """Whether these settings send Splash requests to Splash (``SPLASH_URL`` is set)."""
+    return bool(settings.get("SPLASH_URL"))
+
+
+class SplashRendering:
+    """Add-on: with ``SPLASH_URL`` set, enable Splash (the settings of :func:`splash_settings`).
+
+    Middlewares are added to the component dicts whatever their priority; the other settings are
+    set at add-on priority, so a value given in settings.py or with ``-s`` still wins.
+    """
+
+    def update_settings(self, settings) -> None:
+        wanted = splash_settings(settings)
+        ours = {
+            "DOWNLOADER_MIDDLEWARES": SPLASH_DOWNLOADER_MIDDLEWARES,
+            "SPIDER_MIDDLEWARES": SPLASH_SPIDER_MIDDLEWARES,
+        }
+        for name, value in wanted.items():
+            if name in ours:
+                # value[path] is the project's own priority where it names the component already.
+                for path in ours[name]:
+                    settings.set_in_component_priority_dict(name, load_object(path), value[path])
+                for stale in [k for k in settings.getdict(name) if _path(k).startswith("scrapy_splash.")]:
+                    settings.set_in_component_priority_dict(name, load_object(stale), None)
+            else:
+                settings.set(name, value, priority="addon")
+
+
+# --- requests ------------------------------------------------------------------------------
+
+# Seconds Splash waits after the page loaded before returning the DOM (lets XHR-filled content land).
+DEFAULT_WAIT = 0.5
+
+
+def splash_request(
+    url: str,
+    callback=None,
+    *,
+    wait: float = DEFAULT_WAIT,
+    timeout: float | None = None,
+    args: dict | None = None,
+    **kwargs: Any,
+) -> SplashRequest:
+    """A request for ``url`` rendered by Splash's ``render.html``: ``response.text`` is the DOM after
+    the page's JavaScript ran and ``wait`` more seconds; ``response.url`` is ``url``.
+
+    ``timeout`` is Splash's render timeout (server default 30 s, at most its ``--max-timeout``);
+    ``args`` are more render.html arguments (e.g. ``{"images": 0}``); other keyword arguments go
+    to :class:`scrapy_splash.SplashRequest` / :class:`scrapy.Request` (``meta``, ``cb_kwargs``,
+    ``errback``, ``dont_filter``…). Without ``SPLASH_URL`` (Splash off) it is fetched as a plain GET.
+    """
+    from ptmscrape.compat.splash import SplashRequest
+
+    splash_args: dict[str, Any] = {"wait": wait}
+    if timeout is not None:
+        splash_args["timeout"] = timeout
+    splash_args.update(args or {})
+    return SplashRequest(url, callback, endpoint="render.html", args=splash_args, **kwargs)

@@ -1,0 +1,130 @@
+"""The clone stage's work (``ptmscrape.cloning.Cloner``) on its own, without Scrapy: real git over
+HTTP from a local replica (``tests/replicas/server.py``), asyncio instead of the reactor."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from ptmscrape.cloning import Cloner, Counters
+from ptmscrape.dataset import DatasetTree
+from ptmscrape.gitrepo import Git, GitPolicy
+from tests.crawl import ROOT
+from tests.replicas.server import GitHost, Replica
+
+POLICY = GitPolicy(allow_protocols=("https", "http"))
+
+
+def cloner(data_dir, concurrency: int = 4) -> Cloner:
+    return Cloner(DatasetTree(data_dir), Git(POLICY), concurrency=concurrency)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(host, server): a git host on 127.0.0.1 with one repository, owner/repo."""
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/repo", {"README.md": "x\n"})
+    with Replica() as server:
+        host.mount(server)
+        yield host, server
+
+
+def test_cloner_imports_and_clones_with_scrapy_and_twisted_blocked(tmp_path, served):
+    host, server = served
+    probe = f"""
+import asyncio, sys
+sys.modules["scrapy"] = None  # any "import scrapy…" now raises ImportError
+sys.modules["twisted"] = None
+from ptmscrape.cloning import Cloner
+from ptmscrape.dataset import DatasetTree
+from ptmscrape.gitrepo import Git, GitPolicy
+
+async def run(hub_sha=None):
+    c = Cloner(DatasetTree({str(tmp_path / "data")!r}), Git(GitPolicy(allow_protocols=("http",))), concurrency=2)
+    c.open("modelzoo")
+    try:
+        result = await c.clone("modelzoo", {server.url + "/owner/repo"!r}, hub_sha=hub_sha)
+    finally:
+        c.close()
+    return result, c.stats
+
+first, stats = asyncio.run(run())
+again, _ = asyncio.run(run(first.sha))
+print(first.status, first.path, again.status, again.sha == first.sha, stats["ptm/clone/repos/cloned"],
+      stats["ptm/clone/bytes"] > 0, sorted(m for m, mod in sys.modules.items() if mod and m.split(".")[0] in ("scrapy", "twisted")))
+"""
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["cloned", "modelzoo/repos/owner/repo", "unchanged", "True", "1", "True",
+                                  "[]"], out.stderr[-3000:]
+    assert '"path":"modelzoo/repos/owner/repo"' in (tmp_path / "data/repo-index.jsonl").read_text()
+
+
+def test_one_url_asked_by_many_at_once_is_cloned_once(tmp_path, served):
+    host, server = served
+    c = cloner(tmp_path / "data")
+    c.open("huggingface")
+
+    async def many():
+        urls = [f"{server.url}/owner/repo", f"{server.url}/owner/repo.git", f"{server.url}/owner/repo/"] * 3
+        return await asyncio.gather(*(c.clone("huggingface", u) for u in urls))
+
+    try:
+        results = asyncio.run(many())
+    finally:
+        c.close()
+    assert {(r.status, r.path) for r in results} == {("cloned", "huggingface/repos/owner/repo")}
+    assert server.count("GET", "/info/refs") == 1
+    assert isinstance(c.stats, Counters)
+    assert (c.stats["ptm/clone/queued"], c.stats["ptm/clone/shared"], c.stats["ptm/clone/repos/cloned"]) == (1, 8, 1)
+    assert (c.stats["ptm/clone/waiting"], c.stats["ptm/clone/running"]) == (0, 0)
+
+
+def test_a_refused_url_fails_without_git_or_the_pool(tmp_path):
+    c = cloner(tmp_path / "data")  # never opened: no pool at all
+    result = asyncio.run(c.clone("huggingface", "https://user:pw@github.com/a/b", hub_sha="f" * 40))
+    assert (result.path, result.sha) == (None, "f" * 40)
+    assert result.status == "failed: credentials in the URL are not accepted"
+    assert dict(c.stats) == {}
+
+
+def test_each_lock_guards_one_thing(tmp_path):
+    """Index, claims and counters have locks of their own: a worker holding one never stalls the
+    others (one lock for all of them was the clone pipeline's old ``index_lock``)."""
+    c = cloner(tmp_path / "data")
+    c.index["https://h/a"] = "hub/repos/a"
+    held, release = threading.Event(), threading.Event()
+
+    def hold(lock):
+        with lock:
+            held.set()
+            release.wait(10)
+
+    def claim_and_release():
+        c.claims["hub/repos/x"] = "https://h/x"
+        c._release("hub/repos/x")
+
+    def index_op():
+        assert c._indexed("https://h/a") == "hub/repos/a"
+
+    claims_op, counters_op = claim_and_release, (lambda: c._count_bytes(5))
+    for lock, others in ((c.index_lock, (claims_op, counters_op)), (c.claims_lock, (index_op, counters_op)),
+                         (c.counters_lock, (index_op, claims_op))):
+        held.clear()
+        release.clear()
+        holder = threading.Thread(target=hold, args=(lock,))
+        holder.start()
+        held.wait(10)
+        done = threading.Thread(target=lambda: [op() for op in others])
+        done.start()
+        done.join(5)
+        finished = not done.is_alive()
+        release.set()
+        holder.join()
+        done.join()
+        assert finished, lock
+    assert c.stats["ptm/clone/bytes"] == 10 and c.claims == {}
