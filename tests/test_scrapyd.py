@@ -217,7 +217,7 @@ def test_scrapyd_deploy_schedule_and_crawl_into_the_dataset_tree(tmp_path):
     typo_log = (scrapyd.dirs["logs"] / "ptmscrape" / "huggingface" / f"{typo}.log").read_text()
     assert "unknown spider argument -a limt: huggingface accepts" in typo_log and "Traceback" not in typo_log
     assert typo_log.rstrip().splitlines()[-1].endswith("Crawl verdict: exit status 2: unknown spider argument "
-                                                       "-a limt: huggingface accepts author, limit, models, "
+                                                       "-a limt: huggingface accepts author, history, limit, models, "
                                                        "search, sort")
     assert "exitstatus=2" in scrapyd.log.read_text()  # Scrapyd's own log: "Process died: exitstatus=2"
 
