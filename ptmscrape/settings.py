@@ -99,19 +99,19 @@ PTM_REDIS_PREFIX = "ptmscrape"
 # Write the crawl's final stats (finish reason, ptm/... counters) as JSON to this file ('' = off).
 PTM_STATS_FILE = ""
 # Seconds between clone progress lines (queued/running/done/failed, bytes); 0 = off.
-PTM_PROGRESS_INTERVAL = 60
+PTM_PROGRESS_INTERVAL = 60.0
 # Every this many seconds, log each download waited on longer than that (URL, seconds); 0 = off.
-PTM_WAIT_REPORT_INTERVAL = 30
+PTM_WAIT_REPORT_INTERVAL = 30.0
 # Run spidermon's end-of-crawl monitors (min items, max errors, finish reason); see monitors.py.
 PTM_MONITORS = False
 
 # --- politeness and rate limits -------------------------------------------------------------
 # Longest wait (seconds) honoured from a 429's RateLimit t= or Retry-After before giving up.
-PTM_RATELIMIT_MAX_WAIT = 600
+PTM_RATELIMIT_MAX_WAIT = 600.0
 # How many times one request is retried after a 429 before it is reported as failed.
 PTM_RATELIMIT_MAX_RETRIES = 8
 # Wait (seconds) before retrying a 429 that names no wait; doubles with each further 429.
-PTM_RATELIMIT_DEFAULT_WAIT = 5
+PTM_RATELIMIT_DEFAULT_WAIT = 5.0
 # Seconds before the first retry of a failed or malformed page; doubles each retry (jittered).
 PTM_RETRY_BACKOFF = 1.0
 # Longest back-off (seconds) between two retries of one page.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from ptmscrape.checks import BadInput
 from ptmscrape.spiders_base import HubSpider
 
 LISTING = "/api/v1/models"
@@ -33,7 +34,7 @@ class CivitaiSpider(HubSpider):
                  **kwargs):
         super().__init__(*args, **kwargs)
         if str(nsfw).lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"-a nsfw= must be true or false, got {nsfw!r}")
+            raise BadInput(f"-a nsfw= must be true or false, got {nsfw!r}")
         self.sort = sort
         self.types = [t.strip() for t in (types or "").split(",") if t.strip()]
         self.query = query

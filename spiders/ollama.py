@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import scrapy
 
+from ptmscrape.checks import BadInput
 from ptmscrape.spiders_base import HubSpider
 
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
@@ -45,11 +46,14 @@ class OllamaSpider(HubSpider):
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
-        spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.registry_url = (crawler.settings.get("PTM_OLLAMA_REGISTRY_URL") or "").rstrip("/")
-        if not spider.registry_url:
-            raise ValueError("PTM_OLLAMA_REGISTRY_URL is not set")
+        spider = super().from_crawler(crawler, *args, **kwargs)  # check_settings: the registry is set
+        spider.registry_url = crawler.settings.get("PTM_OLLAMA_REGISTRY_URL").strip().rstrip("/")
         return spider
+
+    def check_settings(self, settings) -> None:
+        super().check_settings(settings)
+        if not str(settings.get("PTM_OLLAMA_REGISTRY_URL") or "").strip():
+            raise BadInput("PTM_OLLAMA_REGISTRY_URL is not set: give the registry's base URL")
 
     async def start(self):
         if self.limit != 0:

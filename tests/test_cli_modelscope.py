@@ -139,7 +139,10 @@ def test_a_page_that_never_recovers_is_reported_and_nothing_is_called_removed(tm
     i = next(n for n, r in enumerate(routes) if r[0] == "PUT" and "dolphin" in r[1].pattern)
     routes[i] = ("PUT", routes[i][1], broken)
     result = run_crawl("modelscope", tmp_path, settings=settings(ms, PTM_CLONE=0, PTM_RETRY_BACKOFF=0.01),
-                       data_dir=data, out_name="2.jsonl")
+                       data_dir=data, out_name="2.jsonl", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.log  # README "Exit status"
+    assert "Crawl verdict: exit status 1: 1 page failed (hub error: 1)" in result.log
+    assert result.stats["finish_reason"] == "failed_pages" and result.stats["ptm/verdict/exit_status"] == 1
     assert len(result.items) == 5  # page 1; page 2 failed, so page 3 was never asked for
     assert result.stats["ptm/pages/failed/hub error"] == 1
     assert "Page failed after retries" in result.log and "Code 500: internal error" in result.log
@@ -190,7 +193,9 @@ def test_a_resumed_jobdir_crawl_ends_with_every_model_once(tmp_path, ms):
     crawl.proc.send_signal(signal.SIGTERM)
     crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
     listing.open()
-    assert crawl.wait() == 0
+    assert crawl.wait() == 1  # paused, not finished (README "Exit status")
+    assert "exit status 1: the crawl stopped before the end (finish reason shutdown)" in crawl.log
+    assert json.loads((tmp_path / "1.stats.json").read_text())["finish_reason"] == "shutdown"
     resumed = run_crawl("modelscope", tmp_path, settings=settings(ms, PTM_CLONE=0, JOBDIR=jobdir),
                         data_dir=data, out_name="2.jsonl")
     assert "Resuming crawl" in resumed.log and resumed.stats["finish_reason"] == "finished"

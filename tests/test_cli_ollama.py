@@ -67,13 +67,23 @@ def test_limit_gives_that_many_records_and_pages(tmp_path, hub):
 def test_a_tag_gone_from_the_registry_is_reported_and_its_model_kept(tmp_path, hub):
     hub.gone_manifests.add("magistral:24b")
     data = tmp_path / "data"
-    run_crawl("ollama", tmp_path, settings=hub.settings(), data_dir=data, out_name="1.jsonl")
+    # The tags page lists the tag, the registry has no manifest for it: a page not found, so the
+    # record is incomplete and the crawl exits 1 (README "Exit status"), with every model stored.
+    first = run_crawl("ollama", tmp_path, settings=hub.settings(), data_dir=data, out_name="1.jsonl", check=False)
+    assert first.returncode == 1 and "Traceback" not in first.log
+    assert first.log.rstrip().endswith("Crawl verdict: exit status 1: 1 page not found (HTTP 404)")
+    assert first.stats["finish_reason"] == "failed_pages" and first.stats["ptm/verdict/exit_status"] == 1
+    assert sorted(by_name(first.records("ollama"))) == sorted(fixture_models())
     hub.pages["/library.html"] = (FIXTURES / "library.html").read_text().replace('title="llava"', 'title="llava2"')
-    result = run_crawl("ollama", tmp_path, settings={**hub.settings(), **FAST}, data_dir=data, out_name="2.jsonl")
+    result = run_crawl("ollama", tmp_path, settings={**hub.settings(), **FAST}, data_dir=data, out_name="2.jsonl",
+                       check=False)
+    assert result.returncode == 1 and "Traceback" not in result.log
+    assert "Crawl verdict: exit status 1: 2 pages not found (HTTP 404)" in result.log
     items = by_name(result.items)
     assert [v["Error"] for v in items["magistral"]["ModelVersions"]] == [None, "HTTP 404", None]
     assert result.stats["ptm/pages/failed/HTTP 404"] == 2  # the gone tag, and llava2's tags page
-    assert f"Page failed after retries: {hub.registry_url}/v2/library/magistral/manifests/24b (HTTP 404" in result.log
+    assert result.stats["ptm/pages/not_found"] == 2
+    assert f"Page not found: {hub.registry_url}/v2/library/magistral/manifests/24b (HTTP 404)" in result.log
     # A crawl that lost pages cannot tell a removed model (llava) from one it did not reach.
     assert "ptm/store/removed" not in result.stats and "1 page(s) failed" not in result.log
     assert "not reported as removed: 2 page(s) failed" in result.log
@@ -131,9 +141,11 @@ def test_a_crawl_paused_mid_model_resumes_with_the_tags_it_had_gathered(tmp_path
     crawl.proc.send_signal(signal.SIGTERM)
     crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
     gate.open()  # magistral:24b (in flight) is answered; the request for its last tag is saved
-    assert crawl.wait() == 0
+    assert crawl.wait() == 1  # paused, not finished (README "Exit status")
+    assert "exit status 1: the crawl stopped before the end (finish reason shutdown)" in crawl.log
     paused = json.loads((tmp_path / "1.stats.json").read_text())
     assert paused["finish_reason"] == "shutdown" and paused["ptm/store/records"] == 4
+    assert paused["ptm/verdict/exit_status"] == 1
 
     resumed = run_crawl("ollama", tmp_path, settings=settings, data_dir=data, out_name="2.jsonl")
     assert "Resuming crawl (1 requests scheduled)" in resumed.log

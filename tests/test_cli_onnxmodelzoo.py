@@ -125,7 +125,11 @@ def test_a_truncated_tree_listing_is_crawled_as_far_as_it_goes_and_said(tmp_path
         full = run_crawl("onnxmodelzoo", tmp_path, settings={**zoo.settings(), "PTM_CLONE": 0}, env=zoo.env(),
                          out_name="full.jsonl")
         zoo.truncate_tree = first_stats + 1  # GitHub cuts huge trees; here after the first generated model
-        result = run_crawl("onnxmodelzoo", tmp_path, settings={**zoo.settings(), "PTM_CLONE": 0}, env=zoo.env())
+        result = run_crawl("onnxmodelzoo", tmp_path, settings={**zoo.settings(), "PTM_CLONE": 0}, env=zoo.env(),
+                           check=False)
+    # The listing was not read whole: a failed page, so exit status 1 (README "Exit status").
+    assert result.returncode == 1 and "Traceback" not in result.log
+    assert "Crawl verdict: exit status 1: 1 page failed (truncated tree: 1)" in result.log
     assert len(full.items) == ROWS["2025"] + len(GENERATED_DIRS)
     # The generated models the cut listing lost are not reported as removed from the hub.
     assert not list((result.data_dir / "onnxmodelzoo").glob("removed-*.txt"))
@@ -136,7 +140,7 @@ def test_a_truncated_tree_listing_is_crawled_as_far_as_it_goes_and_said(tmp_path
     assert result.stats["ptm/pages/tree_truncated"] == 1
     assert result.stats["ptm/pages/failed/truncated tree"] == 1
     assert "is truncated" in result.log and "generated models beyond it are missing" in result.log
-    assert result.stats["finish_reason"] == "finished"
+    assert result.stats["finish_reason"] == "failed_pages" and result.stats["ptm/verdict/exit_status"] == 1
 
 
 def test_recrawl_fetches_the_clone_and_moves_only_the_touched_folder(tmp_path):

@@ -18,6 +18,9 @@ def test_offline_demo_crawls_every_hub_that_has_a_replica(tmp_path):
         assert records, f"the demo crawled no {hub} models"
         assert (tmp_path / "data" / hub / f"{hub}.jsonl").is_file()
         assert json.loads((tmp_path / f"{hub}.stats.json").read_text())["finish_reason"] == "finished"
+    assert "FAILED" not in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+    ports = json.loads((tmp_path / "demo-ports.json").read_text())
+    assert sorted(ports) == sorted(hubs) and all(isinstance(p, int) and p > 0 for p in ports.values())
 
 
 def run_demo(out, *hubs):
@@ -50,3 +53,21 @@ def test_a_demo_rerun_updates_its_clones_and_a_failed_rerun_shows_no_old_figures
     assert "FAILED (exit status 2): the crawl wrote no stats" in failed.stdout
     assert "records;" not in failed.stdout  # not the previous run's figures
     assert "PTM_DATA_DIR=" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_a_demo_rerun_keeps_the_port_of_a_replica_behind_a_path_and_hubs_without_git_say_so(tmp_path):
+    """modelscope's replica URL carries a path (``…:PORT/mirror``); civitai and ollama have no git
+    repositories, which the summary says instead of '0 cloned, … 0 failed'."""
+    first = run_demo(tmp_path, "modelscope", "civitai", "ollama")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    url = re.search(r"crawl modelscope .*replica at (http://127\.0\.0\.1:\d+/mirror)\)", first.stdout)
+    assert url, first.stdout
+    for hub in ("civitai", "ollama"):
+        assert re.search(rf"\n    \d+ records; no git repositories to clone -> \S+/{hub}\.jsonl\n", first.stdout)
+    assert re.search(r"\d+ records; repositories: (\d+) cloned, 0 updated, 0 unchanged, 0 failed -> \S+/modelscope",
+                     first.stdout)
+
+    again = run_demo(tmp_path, "modelscope")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"replica at {url[1]})" in again.stdout  # the same port, so the clones are updated in place
+    assert re.search(r"records; repositories: 0 cloned, 0 updated, \d+ unchanged, 0 failed", again.stdout)

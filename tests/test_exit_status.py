@@ -166,10 +166,17 @@ def assert_one_line_error(result, *expected: str):
     ("huggingface", {"limt": "5"}, ["unknown spider argument -a limt",
                                      "huggingface accepts author, history, limit, models, search, sort"]),
     ("modelhub", {"search": "x", "_job": "1"}, ["unknown spider argument -a search", "modelhub accepts limit"]),
+    ("civitai", {"nsfw": "maybe"}, ["-a nsfw=", "true or false", "'maybe'"]),
+    ("huggingface", {"history": "commits,stars"}, ["-a history=", "(or all)", "not stars"]),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path, spider, args, expected):
     result = run_crawl(spider, tmp_path, check=False, args=args, env={"SPLASH_URL": ""})
     assert_one_line_error(result, *expected)
+
+
+def test_a_missing_registry_url_is_one_line_and_exit_2(tmp_path):
+    result = run_crawl("ollama", tmp_path, check=False, settings={"PTM_OLLAMA_REGISTRY_URL": ""})
+    assert_one_line_error(result, "PTM_OLLAMA_REGISTRY_URL is not set")
 
 
 def test_a_bad_typed_setting_is_one_line_and_exit_2(tmp_path):

@@ -94,3 +94,23 @@ def test_ptm_settings_are_read_without_a_fallback():
                 if ptm and (len(node.args) > 1 or any(k.arg == "default" for k in node.keywords)):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
     assert found == []
+
+
+def test_typed_ptm_settings_have_a_default_of_the_type_they_are_read_as():
+    """``-s`` values are checked against the default's type before the crawl (``checks.py``): a
+    setting read with ``getfloat`` but an int default would refuse ``-s PTM_…=0.5`` with exit 2."""
+    import ast
+
+    kinds = {"getint": int, "getfloat": float, "getbool": bool}
+    wrong = []
+    for folder in ("ptmscrape", "pipelines", "spiders"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in kinds and node.args and isinstance(node.args[0], ast.Constant)
+                        and str(node.args[0].value).startswith("PTM_")):
+                    name, kind = node.args[0].value, kinds[node.func.attr]
+                    if type(getattr(settings, name)) is not kind:
+                        wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name} read as {kind.__name__}, "
+                                     f"default {getattr(settings, name)!r}")
+    assert wrong == []

@@ -110,3 +110,60 @@ def test_typed_settings():
         check_typed_settings({"PTM_B": 1}, get)
     with pytest.raises(BadInput, match=r"-s PTM_C= must be true/false"):
         check_typed_settings({"PTM_C": True}, get)
+
+
+# -- the README's documented -a arguments are the ones each spider accepts ----------------------
+
+def readme_arguments(spider: str) -> set[str]:
+    """The ``-a`` arguments the README documents for ``spider``: on its ``crawl <spider>`` command
+    lines and in its Hubs bullet, plus ``limit`` ("Every spider accepts `limit`")."""
+    import re
+
+    from tests.crawl import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert "Every spider accepts `limit`" in readme.replace("\n", " ")
+    found = {"limit"}
+    for line in readme.splitlines():
+        if re.search(rf"\bcrawl {spider}\b", line):
+            found |= set(re.findall(r"-a (\w+)=?", line))
+    bullet = re.search(rf"^\* `\.venv/bin/scrapy crawl {spider} .*?(?=^\* |^$)", readme, re.M | re.S)
+    if bullet:
+        found |= set(re.findall(r"-a (\w+)", bullet[0]))
+    return found
+
+
+def every_spider():
+    import importlib
+    import pkgutil
+
+    import scrapy
+
+    import spiders
+    for module in pkgutil.iter_modules(spiders.__path__):
+        loaded = importlib.import_module(f"spiders.{module.name}")
+        yield from (c for c in vars(loaded).values() if isinstance(c, type) and issubclass(c, scrapy.Spider)
+                    and c.__module__ == loaded.__name__)
+
+
+# What the README must document at least (guards the parsing above).
+AT_LEAST = {"huggingface": {"sort", "search", "author", "models", "history"},
+            "civitai": {"sort", "types", "query", "username", "nsfw"},
+            "modelscope": {"sort", "owners"}, "modelzoo": {"render", "models"}}
+# A valid value for each argument whose value is checked; the others take any text.
+VALID = {"limit": "5", "nsfw": "false", "history": "all", "render": "api"}
+
+
+@pytest.mark.parametrize("spidercls", list(every_spider()), ids=lambda c: c.name)
+def test_every_documented_argument_is_accepted_and_every_accepted_one_documented(spidercls):
+    from scrapy.settings import Settings
+
+    import ptmscrape.settings as project
+    from ptmscrape.checks import spider_arguments
+
+    documented = readme_arguments(spidercls.name)
+    assert documented >= AT_LEAST.get(spidercls.name, set())
+    assert documented == set(spider_arguments(spidercls))
+    given = {name: VALID.get(name, "x") for name in documented}
+    check_arguments(spidercls, {**given, "_job": "1"})  # the signature check of `scrapy crawl`
+    spidercls.check_input(Settings({k: getattr(project, k) for k in dir(project) if k.isupper()}), given)  # and the spider's own checks of the values

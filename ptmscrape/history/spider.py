@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 
 import scrapy
 
+from ptmscrape.checks import BadInput
 from ptmscrape.dataset import DatasetTree
 from ptmscrape.history.store import HistoryItem, digest, load_state
 from ptmscrape.idset import IdSet
@@ -46,7 +47,7 @@ def parse_history_kinds(value: str | None) -> tuple[str, ...]:
         names = (names - {"all"}) | set(HISTORY_KINDS)
     unknown = sorted(names - set(HISTORY_KINDS))
     if unknown:
-        raise ValueError(f"-a history= knows {', '.join(HISTORY_KINDS)} (or all), not {', '.join(unknown)}")
+        raise BadInput(f"-a history= knows {', '.join(HISTORY_KINDS)} (or all), not {', '.join(unknown)}")
     return tuple(k for k in HISTORY_KINDS if k in names)
 
 

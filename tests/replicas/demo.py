@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tests.crawl import ROOT, crawl_command
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.ExitStack() as stack:
                 replica, settings, env = _start(starters[hub], Path(scratch) / hub, ports.get(hub, 0), hub)
                 stack.enter_context(replica)
-                ports[hub] = int(replica.url.rsplit(":", 1)[1])
+                ports[hub] = urlsplit(replica.url).port  # the url may carry a path (…:PORT/mirror)
                 _write_ports(ports_file, ports)
                 settings = {**settings, "PTM_GIT_ALLOW_PROTOCOL": "https:http"}
                 stats_file = out / f"{hub}.stats.json"
@@ -100,9 +101,14 @@ def summary(hub: str, returncode: int, stats_file: Path, out: Path) -> str:
     if stats is None:
         return f"FAILED (exit status {returncode}): the crawl wrote no stats; see its log above"
     get = stats.get
-    text = (f"{get('item_scraped_count', 0)} records; repositories: {get('ptm/clone/repos/cloned', 0)} cloned, "
-            f"{get('ptm/clone/repos/updated', 0)} updated, {get('ptm/clone/repos/unchanged', 0)} unchanged, "
-            f"{get('ptm/clone/repos/failed', 0)} failed -> {out / (hub + '.jsonl')}")
+    records = get("item_scraped_count", 0)
+    repos = {kind: get(f"ptm/clone/repos/{kind}", 0) for kind in ("cloned", "updated", "unchanged", "failed")}
+    if not any(repos.values()) and records and get("ptm/clone/skipped", 0) == records:
+        # civitai, ollama: the hub has no git repositories, so there is nothing to clone
+        text = f"{records} records; no git repositories to clone -> {out / (hub + '.jsonl')}"
+    else:
+        text = (f"{records} records; repositories: {repos['cloned']} cloned, {repos['updated']} updated, "
+                f"{repos['unchanged']} unchanged, {repos['failed']} failed -> {out / (hub + '.jsonl')}")
     if returncode:
         text = f"FAILED (exit status {returncode}: {get('ptm/verdict/reason', '?')}); " + text
     return text
