@@ -51,7 +51,6 @@ def _create_table(name: str, table: history.Table, extra_key: tuple[str, ...] = 
 
 COMMIT, REF, DISCUSSION, EVENT, FILE = (history.TABLES[n] for n in (
     "commit", "ref", "discussion", "discussion_event", "file"))
-FILE_COLUMNS = ", ".join(c for c, _, _ in _columns(FILE))
 
 DDL = {
     "commit": "-- One row per commit of a model (commits.jsonl); joins model on model_id.\n"
@@ -89,13 +88,23 @@ def _coerce(value: Any, sql_type: str) -> Any:
     return value if isinstance(value, str) else history._json(value)
 
 
+def _plan(table: history.Table) -> list[tuple[str, str, bool]]:
+    """(history column, declared type, required), in column order; required: in the key (of
+    ``file_at_revision`` for files) or ``NOT NULL``."""
+    required = {*table.key, "revision"} if table is FILE else set(table.key)
+    return [(column, sql_type, column in required or "NOT NULL" in sql_type)
+            for _, column, sql_type in _columns(table)]
+
+
+_PLANS = {t.name: _plan(t) for t in (COMMIT, REF, DISCUSSION, EVENT, FILE)}
+
+
 def _row(table: history.Table, row: dict[str, Any]) -> tuple | None:
     """The export row, or None when a column the key or ``NOT NULL`` needs is missing."""
     out = []
-    required = {*table.key, "revision"} if table is FILE else set(table.key)
-    for _, column, sql_type in _columns(table):
+    for column, sql_type, required in _PLANS[table.name]:
         value = _coerce(row.get(column), sql_type)
-        if value is None and (column in required or "NOT NULL" in sql_type):
+        if value is None and required:
             return None
         out.append(value)
     return tuple(out)
