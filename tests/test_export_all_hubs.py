@@ -35,9 +35,8 @@ def tree(tmp_path_factory) -> Path:
                 HubHistory(replica, discussions_page=3, tree_page=4)
                 args = {"history": "all"}
             result = run_crawl(hub, work, args=args, env=env, data_dir=work / "data", out_name=f"{hub}.jsonl",
-                               settings={**settings, "PTM_CLONE": 0, "PTM_GIT_ALLOW_PROTOCOL": "https:http"},
-                               check=False)
-            assert "Traceback" not in result.log, result.log[-3000:]
+                               settings={**settings, "PTM_CLONE": 0, "PTM_GIT_ALLOW_PROTOCOL": "https:http"})
+            assert result.stats["ptm/verdict/exit_status"] == 0
             assert read_jsonl(work / "data" / hub / f"{hub}.jsonl"), f"{hub}: nothing stored\n{result.log[-3000:]}"
     return work
 
