@@ -127,13 +127,14 @@ def _valid(loader, relative: str, lines: Iterator[Line]) -> Iterator[dict[str, A
 def _upsert(name: str, table: history.Table) -> Callable:
     sql = f'INSERT OR REPLACE INTO "{name}" VALUES ({", ".join("?" * len(table.columns))})'
     line_rows = history.LINE_ROWS[table.name][1]
+    missing = f"a {table.name} without {' or '.join(table.key[1:])}"
 
     def load(loader, relative: str, lines: Iterator[Line]) -> None:
         for record in _valid(loader, relative, lines):
             for row in line_rows(record):
                 values = _row(table, row)
                 if values is None:
-                    loader.skip(relative, f"a {table.name} without {', '.join(table.key)}")
+                    loader.skip(relative, missing)
                 else:
                     loader.add(sql, values)
     return load
