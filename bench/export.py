@@ -2,12 +2,15 @@
 
     python -m bench.export --models 100000            # ~1 min; figures appended to bench/RESULTS.md
     python -m bench.export --models 1000000 --keep    # keep the tree and outputs under --work
+    python -m bench.export --models 100000 --history 10   # plus history files (commits, files, ...)
 
 The tree is one Hugging Face hub of N models: ``huggingface.jsonl`` and one snapshot, both real
 mapper output (1,000 synthetic Hub payloads through ``ptmscrape.mappers.huggingface``, repeated with
 new ids, names, owners, downloads and base models). Then, as after a second crawl, a second
 snapshot (downloads changed) and a rewritten ``huggingface.jsonl``. Each step is a real
 ``scrapy export`` / ``scrapy report`` process; peak RSS is that process's maximum (``wait4``).
+With ``--history K`` each crawl also appends ``-a history=all`` files: K commits and K files a
+model (every model moved: a new revision), its refs, one discussion and two events.
 Never run by the tests.
 """
 
@@ -66,6 +69,40 @@ def write_records(path: Path, n: int, crawled_at: str, seed: int, tpl: list[dict
             f.write(compact_json(r) + "\n")
 
 
+def write_history(hub: Path, n: int, k: int, crawled_at: str, seed: int) -> None:
+    """History files as ``-a history=all`` appends them, for models 1..n: ``k`` commits and ``k``
+    files a model (a new revision each call: ``seed``), its refs, one discussion with two events."""
+    folder = hub / "history"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ("commits", "files", "refs", "discussions", "discussion_events", "state")
+    files = {name: open(folder / f"{name}.jsonl", "a", encoding="utf-8") for name in names}
+    try:
+        for i in range(n):
+            head = {"model": i + 1, "model_id": f"org{i % max(1, n // 20)}/model-{i:07d}", "crawled_at": crawled_at}
+            revision = f"{seed:08x}{i:032x}"
+            for c in range(k):
+                files["commits"].write(compact_json({**head, "raw": {
+                    "id": f"{seed:08x}{i:024x}{c:08x}", "title": f"Update {c}", "message": "",
+                    "authors": [{"user": f"dev{c % 7}"}], "date": crawled_at}}) + "\n")
+                files["files"].write(compact_json({**head, "revision": revision, "raw": {
+                    "type": "file", "oid": f"{c:040x}", "size": 1000 * c, "path": f"dir/file-{c}.bin",
+                    "lfs": {"oid": f"{c:064x}", "size": 1000 * c, "pointerSize": 133},
+                    "lastCommit": {"id": revision, "date": crawled_at}}}) + "\n")
+            files["refs"].write(compact_json({**head, "raw": {"branches": [
+                {"name": "main", "ref": "refs/heads/main", "targetCommit": revision}], "tags": [], "converts": []}}) + "\n")
+            files["discussions"].write(compact_json({**head, "num": 1, "raw": {
+                "num": 1, "title": "Question", "status": "open" if seed == 1 else "closed", "isPullRequest": False,
+                "author": {"name": "user"}, "createdAt": crawled_at, "numComments": 2}}) + "\n")
+            for e in range(2):
+                files["discussion_events"].write(compact_json({**head, "num": 1, "raw": {
+                    "id": f"{i:016x}{e:08x}", "type": "comment", "author": {"name": "user"},
+                    "createdAt": crawled_at, "data": {"latest": {"raw": "text"}, "hidden": False}}}) + "\n")
+            files["state"].write(compact_json({**head, "kind": "files", "revision": revision}) + "\n")
+    finally:
+        for f in files.values():
+            f.close()
+
+
 def measure(name: str, cmd: list[str], log: Path) -> dict:
     started = time.perf_counter()
     with open(log, "a") as out:
@@ -82,7 +119,7 @@ def scrapy(*args: str) -> list[str]:
     return [sys.executable, "-m", "scrapy.cmdline", *args]
 
 
-def run(n: int, work: Path) -> tuple[list[dict], dict]:
+def run(n: int, work: Path, history: int = 0) -> tuple[list[dict], dict]:
     data = work / "data"
     hub = data / "huggingface"
     tpl = templates()
@@ -90,12 +127,16 @@ def run(n: int, work: Path) -> tuple[list[dict], dict]:
     write_records(hub / "huggingface.jsonl", n, "2025-06-01T00:00:00Z", 1, tpl)
     (hub / "snapshots").mkdir(parents=True, exist_ok=True)
     shutil.copy(hub / "huggingface.jsonl", hub / "snapshots" / "huggingface-20250601T000000Z-1.jsonl")
+    if history:
+        write_history(hub, n, history, "2025-06-01T00:00:00Z", 1)
     built = time.perf_counter() - t0
     db, log = work / "dataset.sqlite", work / "export.log"
     setting = ["-s", f"PTM_DATA_DIR={data}"]
     steps = [measure("first export (1 crawl)", scrapy("export", *setting, "-o", str(db)), log)]
     write_records(hub / "snapshots" / "huggingface-20250701T000000Z-1.jsonl", n, "2025-07-01T00:00:00Z", 2, tpl)
     shutil.copy(hub / "snapshots" / "huggingface-20250701T000000Z-1.jsonl", hub / "huggingface.jsonl")
+    if history:  # every model moved: new commits, a new file list, its discussion changed
+        write_history(hub, n, history, "2025-07-01T00:00:00Z", 2)
     steps.append(measure("after a 2nd crawl (incremental)", scrapy("export", *setting, "-o", str(db)), log))
     steps.append(measure("again (no-op)", scrapy("export", *setting, "-o", str(db)), log))
     steps.append(measure("Parquet from the database", scrapy(
@@ -109,10 +150,16 @@ def run(n: int, work: Path) -> tuple[list[dict], dict]:
     return steps, sizes
 
 
-def markdown(n: int, steps: list[dict], sizes: dict) -> str:
+def title(n: int, history: int) -> str:
+    return f"{n:,} models" + (f" with history ({history} commits and {history} files a model a crawl)"
+                              if history else "")
+
+
+def markdown(n: int, steps: list[dict], sizes: dict, history: int = 0) -> str:
     cpu = platform.processor() or platform.machine()
-    lines = [f"### {n:,} models ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, `python -m bench.export "
-             f"--models {n}`)", "",
+    option = f" --history {history}" if history else ""
+    lines = [f"### {title(n, history)} ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, `python -m bench.export "
+             f"--models {n}{option}`)", "",
              f"{os.cpu_count()} cores ({cpu}), load average {os.getloadavg()[0]:.1f} at the end. "
              f"`huggingface.jsonl` {sizes['jsonl_mb']:,.0f} MB; database {sizes['sqlite_mb']:,.0f} MB "
              f"(2 crawls); Parquet {sizes['parquet_mb']:,.0f} MB.", "",
@@ -123,15 +170,15 @@ def markdown(n: int, steps: list[dict], sizes: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def record(section: str, n: int) -> None:
+def record(section: str, n: int, history: int = 0) -> None:
     text = RESULTS.read_text()
     if BEGIN not in text:
         text += (f"\n## Export (`scrapy export`, `scrapy report`)\n\n{BEGIN}\n{END}\n")
     head, rest = text.split(BEGIN, 1)
     body, tail = rest.split(END, 1)
     blocks = [b for b in re.split(r"(?=^### )", body.strip("\n"), flags=re.M) if b.strip()]
-    blocks = [b for b in blocks if not b.startswith(f"### {n:,} models")] + [section]
-    blocks.sort(key=lambda b: int(re.match(r"### ([\d,]+)", b).group(1).replace(",", "")))
+    blocks = [b for b in blocks if not b.startswith(f"### {title(n, history)} (")] + [section]
+    blocks.sort(key=lambda b: (int(re.match(r"### ([\d,]+)", b).group(1).replace(",", "")), " with history" in b))
     RESULTS.write_text(f"{head}{BEGIN}\n" + "\n".join(b.rstrip("\n") + "\n" for b in blocks) + f"{END}{tail}")
 
 
@@ -141,19 +188,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="folder for the tree and outputs (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep --work afterwards")
     parser.add_argument("--no-record", action="store_true", help="do not write bench/RESULTS.md")
+    parser.add_argument("--history", type=int, default=0, metavar="K",
+                        help="also history files: K commits and K files a model a crawl (default: none)")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="ptm-bench-export-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        steps, sizes = run(args.models, work)
+        steps, sizes = run(args.models, work, args.history)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    section = markdown(args.models, steps, sizes)
+    section = markdown(args.models, steps, sizes, args.history)
     print(section)
     print(json.dumps({"steps": steps, "sizes": sizes}))
     if not args.no_record:
-        record(section, args.models)
+        record(section, args.models, args.history)
     return 0
 
 

@@ -266,14 +266,14 @@ SOURCES = [jsonl_table(
     "hf_commit",
     "CREATE TABLE IF NOT EXISTS hf_commit (model_id INTEGER NOT NULL, sha TEXT NOT NULL, title TEXT, "
     "PRIMARY KEY (model_id, sha)) WITHOUT ROWID;",
-    files=lambda data: sorted(data.glob("huggingface/history/commits*.jsonl")),
+    files=lambda data: sorted(data.glob("huggingface/plugin/commits*.jsonl")),
     rows=lambda r: [(r["model_id"], r["sha"], r.get("title"))],
 )]
 
 
 def test_a_plugged_in_table_is_exported_incrementally(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "SOURCE_MODULES", (*registry.SOURCE_MODULES, __name__))
-    history = tmp_path / "data" / "huggingface" / "history" / "commits.jsonl"
+    history = tmp_path / "data" / "huggingface" / "plugin" / "commits.jsonl"
     history.parent.mkdir(parents=True)
     history.write_text("".join(json.dumps({"model_id": 1, "sha": f"{i:040x}", "title": f"c{i}"}) + "\n"
                                for i in range(3)))
@@ -298,7 +298,7 @@ def test_parquet_files_round_trip(tree, db):
     assert sorted(p.stem for p in out.glob("*.parquet")) == sorted(exported_tables())
     assert not list(out.glob(".*"))  # no temporary file left
     for table in exported_tables():
-        assert pq.read_table(out / f"{table}.parquet").num_rows == query(db, f"SELECT count(*) FROM {table}")[0][0], table
+        assert pq.read_table(out / f"{table}.parquet").num_rows == query(db, f'SELECT count(*) FROM "{table}"')[0][0], table
     model = pd.read_parquet(out / "model.parquet")
     assert str(model["model_id"].dtype) == "int64"
     assert dict(model.groupby("hub").size()) == dict(query(db, "SELECT hub, count(*) FROM model GROUP BY hub"))

@@ -27,7 +27,7 @@ class Command(ScrapyCommand):
         return "Export the dataset tree (PTM_DATA_DIR) to SQLite or Parquet"
 
     def long_desc(self) -> str:
-        return ("Export every hub's latest records and every snapshot of the dataset tree "
+        return ("Export every hub's latest records, every snapshot and the history files of the dataset tree "
                 "(PTM_DATA_DIR) into one SQLite database (-o FILE; incremental: only what is new "
                 "is read), or the same tables as Parquet files (--format parquet -o DIR, built "
                 "through --sqlite FILE, updated first, or a temporary database).")

@@ -25,7 +25,7 @@ _TYPES = {"INTEGER": pa.int64(), "REAL": pa.float64(), "BLOB": pa.binary()}
 def arrow_schema(con: sqlite3.Connection, table: str) -> pa.Schema:
     """From the declared column types (a view's columns carry those of the columns they show)."""
     return pa.schema([(name, _TYPES.get((decl or "").upper(), pa.string()))
-                      for _, name, decl, *_ in con.execute(f"PRAGMA table_info({table})")])
+                      for _, name, decl, *_ in con.execute(f'PRAGMA table_info("{table}")')])
 
 
 def export_parquet(db_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, int]:
@@ -42,7 +42,7 @@ def export_parquet(db_path: str | os.PathLike[str], out_dir: str | os.PathLike[s
             count = 0
             try:
                 with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-                    cursor = con.execute(f"SELECT * FROM {table}")
+                    cursor = con.execute(f'SELECT * FROM "{table}"')
                     group: list[pa.RecordBatch] = []
                     while batch := cursor.fetchmany(FETCH_ROWS):
                         columns = list(zip(*batch))

@@ -15,18 +15,19 @@ such as ``<hub>.jsonl`` after a crawl, is read again whole), in one transaction 
 source must be idempotent: loading the same line twice leaves the same rows (upserts, or
 ``INSERT OR REPLACE`` on a primary key).
 
-Adding tables (e.g. Hugging Face history: commits, refs, discussions) takes one small module::
+Adding tables takes one small module (``ptmscrape/export/history.py``, the Hugging Face history,
+is a full example: several tables, a view, rows that replace earlier ones)::
 
-    # ptmscrape/export/hf_history.py
+    # ptmscrape/export/stars.py (a hypothetical <hub>/stars.jsonl: who starred which model)
     from ptmscrape.export.registry import jsonl_table
 
     SOURCES = [jsonl_table(
-        "hf_commit",
-        '''CREATE TABLE IF NOT EXISTS hf_commit (
-             model_id INTEGER NOT NULL, sha TEXT NOT NULL, authored_at TEXT, title TEXT,
-             PRIMARY KEY (model_id, sha)) WITHOUT ROWID;''',
-        files=lambda data: sorted(data.glob("huggingface/history/commits*.jsonl")),
-        rows=lambda r: [(r["model_id"], r["sha"], r.get("date"), r.get("title"))],
+        "star",
+        '''CREATE TABLE IF NOT EXISTS star (
+             model_id INTEGER NOT NULL, user TEXT NOT NULL, starred_at TEXT,
+             PRIMARY KEY (model_id, user)) WITHOUT ROWID;''',
+        files=lambda data: sorted(data.glob("*/stars.jsonl")),
+        rows=lambda r: [(r["model"], r["user"], r.get("date"))],
     )]
 
 plus its module name in :data:`SOURCE_MODULES` below, and ``python -m ptmscrape.export.sqlite
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 # Modules defining a list ``SOURCES``; their order is the order of loading and of the schema.
-SOURCE_MODULES = ("ptmscrape.export.models",)
+SOURCE_MODULES = ("ptmscrape.export.models", "ptmscrape.export.history")
 
 
 class Line(NamedTuple):

@@ -170,7 +170,42 @@ def sections(con: sqlite3.Connection) -> list[tuple[str, str]]:
                         "derived models (known base)", "known base models"],
                        [(declared[0], declared[1], edges[0], edges[1], edges[2])])
                 + (_table(["most used base model", "derived models"], bases) if bases else "")))
+    out.extend(_history_section(q))
     return out
+
+
+_HISTORY_TABLES = ("commit", "ref", "discussion", "discussion_event", "file")
+
+
+def _history_section(q) -> list[tuple[str, str]]:
+    """Counts of the history tables (``-a history=…``), when the crawls stored any."""
+    present = {r[0] for r in q("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+    if not set(_HISTORY_TABLES) <= present:
+        return []
+    counts = {t: q(f'SELECT count(*), count(DISTINCT model_id) FROM "{t}"')[0] for t in _HISTORY_TABLES}
+    if not any(n for n, _ in counts.values()):
+        return []
+    refs = dict(q("SELECT ref_type, count(*) FROM ref GROUP BY 1"))
+    pulls, closed = q("SELECT total(is_pull_request), total(status != 'open') FROM discussion")[0]
+    size, lfs = q("SELECT total(size), total(lfs_size) FROM file WHERE type = 'file'")[0]
+    body = _table(
+        ["", "rows", "models"],
+        [("commits", *counts["commit"]),
+         (f"refs ({refs.get('branch', 0):,} branches, {refs.get('tag', 0):,} tags, "
+          f"{refs.get('pull_request', 0):,} pull requests)", *counts["ref"]),
+         (f"discussions ({int(pulls):,} pull requests, {int(closed):,} not open)", *counts["discussion"]),
+         ("discussion events", *counts["discussion_event"]),
+         (f"files at the last revision ({int(size) / 2**30:,.2f} GiB, {int(lfs) / 2**30:,.2f} GiB in LFS)",
+          *counts["file"])])
+    statuses = q("""SELECT CASE WHEN is_pull_request THEN 'pull request: ' ELSE 'discussion: ' END || status,
+                           count(*) FROM discussion GROUP BY 1 ORDER BY 2 DESC, 1""")
+    if statuses:
+        body += f'<img alt="discussions per status" src="{_barh("Discussions per status", statuses, "discussions")}">'
+    busiest = q("""SELECT m.full_name, count(*) FROM "commit" c JOIN model m USING (model_id)
+                   GROUP BY c.model_id ORDER BY 2 DESC, 1 LIMIT 10""")
+    if busiest:
+        body += _table(["most commits", "commits"], busiest)
+    return [("History and community (Hugging Face)", body)]
 
 
 _CSS = """body{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}

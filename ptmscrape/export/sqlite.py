@@ -28,7 +28,10 @@ from ptmscrape.export.registry import Line, Source, sources
 logger = logging.getLogger(__name__)
 
 # PRAGMA user_version of the databases this code writes; bump it when a table changes shape.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Older versions this code brings up to date by creating what is missing (the schema only grew
+# since: version 2 added the history tables).
+UPGRADABLE_VERSIONS = (1,)
 BATCH_ROWS = 20_000      # buffered rows before they are written (per flush, all statements)
 LOOKUP_CACHE = 200_000   # cached lookup values (tags, papers, ...) before the cache is emptied
 FINGERPRINT_BYTES = 4096
@@ -162,7 +165,7 @@ def open_database(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         con.close()
         raise ExportError(f"{db_path} is not an SQLite database ({exc})") from None
-    if version not in (0, SCHEMA_VERSION):
+    if version not in (0, SCHEMA_VERSION, *UPGRADABLE_VERSIONS):
         con.close()
         raise ExportError(f"{db_path} has schema version {version}, this export writes version "
                           f"{SCHEMA_VERSION}: export into a new file")

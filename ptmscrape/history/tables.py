@@ -102,9 +102,15 @@ def _object(raw: bytes) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
+def valid_line(line: dict[str, Any]) -> bool:
+    """A history line the tables can use: a record id and the hub's object."""
+    return isinstance(line.get("model"), int) and not isinstance(line.get("model"), bool) \
+        and isinstance(line.get("raw"), dict)
+
+
 def _lines(data_dir: Path, hub: str, name: str) -> Iterator[dict[str, Any]]:
     for line in _newest_first(data_dir / history_file(hub, name)):
-        if isinstance(line.get("model"), int) and isinstance(line.get("raw"), dict):
+        if valid_line(line):
             yield line
 
 
@@ -127,17 +133,33 @@ def _bool(value: Any) -> int | None:
     return int(value) if isinstance(value, bool) else None
 
 
+def commit_rows(line: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The rows of one (valid) line of ``commits.jsonl``; the same for each ``*_rows`` below."""
+    c = line["raw"]
+    authors = c.get("authors") if isinstance(c.get("authors"), list) else []
+    yield {"model": line["model"], "model_id": line.get("model_id"), "commit_id": c.get("id"),
+           "title": c.get("title"), "message": c.get("message"), "date": c.get("date"),
+           "authors": _json([a.get("user") for a in authors if isinstance(a, dict)]),
+           "crawled_at": line.get("crawled_at")}
+
+
 def _commits(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
     for line in _lines(data_dir, hub, "commits"):
-        c = line["raw"]
-        authors = c.get("authors") if isinstance(c.get("authors"), list) else []
-        yield {"model": line["model"], "model_id": line["model_id"], "commit_id": c.get("id"),
-               "title": c.get("title"), "message": c.get("message"), "date": c.get("date"),
-               "authors": _json([a.get("user") for a in authors if isinstance(a, dict)]),
-               "crawled_at": line.get("crawled_at")}
+        yield from commit_rows(line)
 
 
 _REF_TYPES = {"branches": "branch", "tags": "tag", "converts": "convert", "pullRequests": "pull_request"}
+
+
+def ref_rows(line: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """All refs of the model: a refs line is the whole body, replacing the model's earlier ones."""
+    for group, ref_type in _REF_TYPES.items():
+        refs = line["raw"].get(group)
+        for ref in refs if isinstance(refs, list) else ():
+            if isinstance(ref, dict):
+                yield {"model": line["model"], "model_id": line.get("model_id"), "ref_type": ref_type,
+                       "name": ref.get("name"), "ref": ref.get("ref") or ref.get("name"),
+                       "target_commit": ref.get("targetCommit"), "crawled_at": line.get("crawled_at")}
 
 
 def _refs(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
@@ -146,50 +168,68 @@ def _refs(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
         if line["model"] in models:
             continue
         models.add(line["model"])
-        for group, ref_type in _REF_TYPES.items():
-            for ref in line["raw"].get(group) or []:
-                if isinstance(ref, dict):
-                    yield {"model": line["model"], "model_id": line["model_id"], "ref_type": ref_type,
-                           "name": ref.get("name"), "ref": ref.get("ref") or ref.get("name"),
-                           "target_commit": ref.get("targetCommit"), "crawled_at": line.get("crawled_at")}
+        yield from ref_rows(line)
+
+
+def discussion_rows(line: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    d = line["raw"]
+    yield {"model": line["model"], "model_id": line.get("model_id"), "num": line.get("num", d.get("num")),
+           "title": d.get("title"), "status": d.get("status"), "is_pull_request": _bool(d.get("isPullRequest")),
+           "author": _name(d.get("author")), "created_at": d.get("createdAt"),
+           "num_comments": d.get("numComments"), "num_reaction_users": d.get("numReactionUsers"),
+           "pinned": _bool(d.get("pinned")), "locked": _bool(d.get("locked")),
+           "base_ref": _get(d, "changes", "base"), "merge_commit_id": _get(d, "changes", "mergeCommitId"),
+           "crawled_at": line.get("crawled_at")}
 
 
 def _discussions(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
     for line in _lines(data_dir, hub, "discussions"):
-        d = line["raw"]
-        yield {"model": line["model"], "model_id": line["model_id"], "num": line.get("num", d.get("num")),
-               "title": d.get("title"), "status": d.get("status"), "is_pull_request": _bool(d.get("isPullRequest")),
-               "author": _name(d.get("author")), "created_at": d.get("createdAt"),
-               "num_comments": d.get("numComments"), "num_reaction_users": d.get("numReactionUsers"),
-               "pinned": _bool(d.get("pinned")), "locked": _bool(d.get("locked")),
-               "base_ref": _get(d, "changes", "base"), "merge_commit_id": _get(d, "changes", "mergeCommitId"),
-               "crawled_at": line.get("crawled_at")}
+        yield from discussion_rows(line)
+
+
+def event_rows(line: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    e = line["raw"]
+    yield {"model": line["model"], "model_id": line.get("model_id"), "num": line.get("num"),
+           "event_id": e.get("id"), "type": e.get("type"), "author": _name(e.get("author")),
+           "created_at": e.get("createdAt"), "hidden": _bool(_get(e, "data", "hidden")),
+           "text": _get(e, "data", "latest", "raw"), "data": _json(e.get("data")),
+           "crawled_at": line.get("crawled_at")}
 
 
 def _events(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
     for line in _lines(data_dir, hub, "discussion_events"):
-        e = line["raw"]
-        yield {"model": line["model"], "model_id": line["model_id"], "num": line.get("num"),
-               "event_id": e.get("id"), "type": e.get("type"), "author": _name(e.get("author")),
-               "created_at": e.get("createdAt"), "hidden": _bool(_get(e, "data", "hidden")),
-               "text": _get(e, "data", "latest", "raw"), "data": _json(e.get("data")),
-               "crawled_at": line.get("crawled_at")}
+        yield from event_rows(line)
 
 
 def _files(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
     complete: dict[int, str] = {}  # model -> revision whose every page was stored (last wins)
     for line in read_jsonl(data_dir / history_file(hub, STATE_FILE)):
-        if line.get("kind") == "files" and isinstance(line.get("model"), int):
-            complete[line["model"]] = line.get("revision")
+        if found := complete_files_revision(line):
+            complete[found[0]] = found[1]
     for line in _lines(data_dir, hub, "files"):
         if complete.get(line["model"]) != line.get("revision"):
             continue  # an older revision, or one a killed crawl did not finish
-        f = line["raw"]
-        yield {"model": line["model"], "model_id": line["model_id"], "revision": line.get("revision"),
-               "path": f.get("path"), "type": f.get("type"), "size": f.get("size"), "oid": f.get("oid"),
-               "lfs_oid": _get(f, "lfs", "oid"), "lfs_size": _get(f, "lfs", "size"), "xet_hash": f.get("xetHash"),
-               "last_commit_id": _get(f, "lastCommit", "id"), "last_commit_date": _get(f, "lastCommit", "date"),
-               "security_status": _get(f, "securityFileStatus", "status"), "crawled_at": line.get("crawled_at")}
+        yield from file_rows(line)
+
+
+def file_rows(line: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """One file at one revision (whether that revision was stored completely is in ``state.jsonl``:
+    lines of kind ``files``, see :func:`complete_files_revision`)."""
+    f = line["raw"]
+    yield {"model": line["model"], "model_id": line.get("model_id"), "revision": line.get("revision"),
+           "path": f.get("path"), "type": f.get("type"), "size": f.get("size"), "oid": f.get("oid"),
+           "lfs_oid": _get(f, "lfs", "oid"), "lfs_size": _get(f, "lfs", "size"), "xet_hash": f.get("xetHash"),
+           "last_commit_id": _get(f, "lastCommit", "id"), "last_commit_date": _get(f, "lastCommit", "date"),
+           "security_status": _get(f, "securityFileStatus", "status"), "crawled_at": line.get("crawled_at")}
+
+
+def complete_files_revision(state_line: dict[str, Any]) -> tuple[int, Any] | None:
+    """(model, revision) when a line of ``state.jsonl`` says the model's files at that revision
+    were stored completely (the model's last such line wins); None for any other line."""
+    model = state_line.get("model")
+    if state_line.get("kind") == "files" and isinstance(model, int) and not isinstance(model, bool):
+        return model, state_line.get("revision")
+    return None
 
 
 def _table(name, spec: list[tuple[str, str]], key, source) -> Table:
@@ -221,6 +261,17 @@ TABLES: dict[str, Table] = {t.name: t for t in (
                              ("security_status", "TEXT"), ("crawled_at", "TEXT")],
            ("model", "path"), _files),
 )}
+
+
+# Per table: the history file its rows come from, and the rows of one valid line of that file
+# (for readers that go line by line, in file order, such as the incremental export).
+LINE_ROWS: dict[str, tuple[str, Callable[[dict[str, Any]], Iterator[dict[str, Any]]]]] = {
+    "commit": ("commits", commit_rows),
+    "ref": ("refs", ref_rows),
+    "discussion": ("discussions", discussion_rows),
+    "discussion_event": ("discussion_events", event_rows),
+    "file": ("files", file_rows),
+}
 
 
 def rows(data_dir: str | Path, table: str, hub: str = HUB) -> Iterator[tuple]:
