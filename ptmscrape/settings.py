@@ -1,7 +1,7 @@
 """Scrapy settings for ptmscrape.
 
 Every custom setting has the ``PTM_`` prefix, is defined here with its default and a one-line doc
-comment, and is listed in the README's settings table (a test keeps the two in sync).
+comment, and is listed in the settings table of docs/settings.md (a test keeps the two in sync).
 Override any of them on the command line: ``scrapy crawl huggingface -s PTM_CLONE=0``.
 """
 

@@ -185,7 +185,7 @@ def _onnxmodelzoo(tmp_path):
 
 HEAVY_FAULTS = {"5xx": .2, "429": .1, "truncate": .15, "malformed": .15, "reset": .1, "cut": .1, "slow": .1}
 # Markdown has no end marker: a complete 200 answer with half a README cannot be told from a short
-# one, so the ONNX zoo is tested with the faults a client can see (see README, Failure behaviour).
+# one, so the ONNX zoo is tested with the faults a client can see (see docs/failures.md, Failure behaviour).
 VISIBLE_FAULTS = {"5xx": .25, "429": .15, "reset": .15, "cut": .15, "slow": .1}
 
 

@@ -115,14 +115,18 @@ def test_typed_settings():
 # -- the README's documented -a arguments are the ones each spider accepts ----------------------
 
 def readme_arguments(spider: str) -> set[str]:
-    """The ``-a`` arguments the README documents for ``spider``: on its ``crawl <spider>`` command
-    lines and in its Hubs bullet, plus ``limit`` ("Every spider accepts `limit`")."""
+    """The ``-a`` arguments the README and ``docs/`` document for ``spider``: on its ``crawl <spider>``
+    command lines and in its bullet in docs/hubs.md, plus ``limit`` ("Every spider accepts `limit`")."""
     import re
 
     from tests.crawl import ROOT
 
-    readme = (ROOT / "README.md").read_text()
-    assert "Every spider accepts `limit`" in readme.replace("\n", " ")
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    readme = "\n\n".join(page.read_text() for page in pages)
+    assert "Every spider accepts `limit`" in (ROOT / "README.md").read_text().replace("\n", " ")
+    assert "Every spider accepts `limit`" in (ROOT / "docs/hubs.md").read_text().replace("\n", " ")
+    assert re.search(rf"^\* `\.venv/bin/scrapy crawl {spider} ", (ROOT / "docs/hubs.md").read_text(), re.M) \
+        or spider == "huggingface", f"docs/hubs.md has no bullet for {spider}"
     found = {"limit"}
     for line in readme.splitlines():
         if re.search(rf"\bcrawl {spider}\b", line):

@@ -1,0 +1,78 @@
+"""The README stays short (a newcomer's way in) and every relative link in it and in docs/ leads somewhere.
+
+Other tests read what the pages say: settings (test_project.py), -a arguments (test_verdict.py), the
+silent-hub bound (test_exit_status.py), the analysis snippets (test_export.py).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from tests.crawl import ROOT
+
+README_LIMIT = 12_000
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_FENCE = re.compile(r"^```.*?^```", re.M | re.S)
+_CODE = re.compile(r"`[^`\n]*`")
+_LINK = re.compile(r"\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def prose(text: str) -> str:
+    """The page without code blocks and inline code, where brackets are not links."""
+    return _CODE.sub("", _FENCE.sub("", text))
+
+
+def links(text: str) -> list[str]:
+    return _LINK.findall(prose(text))
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces to '-'."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    for heading in re.findall(r"^#{1,6}[ \t]+(.+?)[ \t]*#*$", _FENCE.sub("", text), re.M):
+        slug = "".join(c for c in heading.lower().replace("`", "")
+                       if c in " -_" or unicodedata.category(c)[0] in "LN").replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        found.add(slug if n == 0 else f"{slug}-{n}")
+    return found
+
+
+def test_the_readme_is_at_most_12000_characters():
+    size = len((ROOT / "README.md").read_text())
+    assert size <= README_LIMIT, f"README.md has {size} characters; move detail into docs/"
+
+
+def test_the_readme_links_every_docs_page():
+    linked = {(ROOT / target.split("#")[0]).resolve() for target in links((ROOT / "README.md").read_text())}
+    assert [p.name for p in PAGES[1:] if p.resolve() not in linked] == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_points_at_an_existing_file_and_heading(page: Path):
+    broken = []
+    for target in links(page.read_text()):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):  # https:, mailto:: not ours to check
+            continue
+        path, _, fragment = target.partition("#")
+        file = (page.parent / path).resolve() if path else page.resolve()
+        if not file.exists():
+            broken.append(f"{target}: no such file")
+        elif not file.is_relative_to(ROOT):
+            broken.append(f"{target}: outside the repository")
+        elif fragment and file.suffix == ".md" and fragment not in anchors(file.read_text()):
+            broken.append(f"{target}: no heading #{fragment} in {file.relative_to(ROOT)}")
+    assert broken == []
+
+
+def test_the_link_checker_finds_broken_links(tmp_path):
+    """Guards the parsing above: it sees links, skips code, and knows a heading's anchor."""
+    text = ("# Exit status\n\n## The `PTM` record (v1)\n\nSee [a](docs/a.md#x) and `[b](not/a/link.md)`.\n\n"
+            "```\n[c](also/not.md)\n```\n")
+    assert links(text) == ["docs/a.md#x"]
+    assert anchors(text) == {"exit-status", "the-ptm-record-v1"}
