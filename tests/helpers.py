@@ -5,6 +5,7 @@ Bureau's scrapers build theirs (``file_response``) — so no test file keeps its
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from scrapy.http import HtmlResponse, Request, TextResponse
@@ -39,10 +40,17 @@ def start_requests(spider) -> list:
 
 
 def text_response(url: str, body: str | bytes, request: Request | None = None, *,
-                  headers: dict | None = None, cls=TextResponse) -> TextResponse:
+                  headers: dict | None = None, status: int = 200, cls=TextResponse) -> TextResponse:
     """A UTF-8 response to ``request`` (default: a GET of ``url``), as a callback receives it."""
     body = body.encode() if isinstance(body, str) else body
-    return cls(url, body=body, encoding="utf-8", headers=headers, request=request or Request(url))
+    return cls(url, body=body, encoding="utf-8", headers=headers, status=status, request=request or Request(url))
+
+
+def json_response(url: str, obj, request: Request | None = None, *, headers: dict | None = None,
+                  status: int = 200) -> TextResponse:
+    """``obj`` served as ``application/json`` (plus ``headers``), as an API answers."""
+    return text_response(url, json.dumps(obj), request, status=status,
+                         headers={"Content-Type": "application/json", **(headers or {})})
 
 
 def html_response(url: str, body: str | bytes, request: Request | None = None, **kwargs) -> HtmlResponse:

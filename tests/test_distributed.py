@@ -17,7 +17,7 @@ from scrapy.http import Request, TextResponse
 from ptmscrape.items import RawModelItem
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import ROOT, crawl_command, project_crawler, read_jsonl, run_crawl
-from tests.helpers import make_spider
+from tests.helpers import json_response, make_spider
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
 from tests.services import require_service
 
@@ -91,8 +91,7 @@ def test_shared_scheduler_class_subclasses_scrapy_redis():
 # -- hand-offs (spider callbacks against a real Redis) ------------------------------------------
 
 def listing_page(url: str, models: list[dict]) -> TextResponse:
-    return TextResponse(url, body=json.dumps(models).encode(), request=Request(url),
-                        headers={"Content-Type": "application/json"})
+    return json_response(url, models)
 
 
 def redis_spider(prefix: str, **kwargs) -> HuggingfaceSpider:

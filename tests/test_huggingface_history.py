@@ -19,7 +19,7 @@ from ptmscrape.mappers.huggingface import map_raw
 from ptmscrape.middlewares import RateLimitPacingMiddleware, ratelimit_remaining
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import project_crawler
-from tests.helpers import make_spider
+from tests.helpers import json_response, make_spider
 from tests.replicas.huggingface_history import synthetic_history
 
 BASE = "https://mirror.example/hf"
@@ -33,8 +33,7 @@ def history_spider(tmp_path, history="all", **settings):
 
 
 def respond(request, body, status=200, headers=None):
-    return TextResponse(request.url, body=json.dumps(body).encode(), status=status,
-                        headers={"Content-Type": "application/json", **(headers or {})}, request=request)
+    return json_response(request.url, body, request, status=status, headers=headers)
 
 
 def by_kind(outputs):

@@ -1,4 +1,3 @@
-import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -7,7 +6,7 @@ from scrapy.http import Request, TextResponse
 from ptmscrape.items import RawModelItem
 from ptmscrape.spiders_base import next_link
 from spiders.huggingface import HuggingfaceSpider
-from tests.helpers import spider_maker, start_requests
+from tests.helpers import json_response, spider_maker, start_requests
 from tests.replicas.huggingface import fixture_models
 
 BASE = "https://hub.example"
@@ -17,11 +16,7 @@ make_spider = spider_maker(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": BASE})
 
 
 def page(url, models, link=None):
-    headers = {"Content-Type": "application/json"}
-    if link:
-        headers["Link"] = f'<{link}>; rel="next"'
-    return TextResponse(url, body=json.dumps(models).encode(), headers=headers,
-                        request=Request(url))
+    return json_response(url, models, headers={"Link": f'<{link}>; rel="next"'} if link else None)
 
 
 def test_next_link_reads_github_style_headers():

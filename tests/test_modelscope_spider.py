@@ -4,12 +4,12 @@ import json
 import pickle
 
 import pytest
-from scrapy.http import Request, TextResponse
+from scrapy.http import Request
 from scrapy.utils.request import request_from_dict
 
 from ptmscrape.items import RawModelItem
 from spiders.modelscope import ModelscopeSpider
-from tests.helpers import spider_maker, start_requests
+from tests.helpers import json_response, spider_maker, start_requests
 from tests.replicas.modelscope import envelope, fixture_models
 
 BASE = "https://mirror.example/ms"  # a base URL with a path
@@ -20,8 +20,7 @@ make_spider = spider_maker(ModelscopeSpider, {"PTM_MODELSCOPE_URL": BASE})
 
 def answer(request, body):
     """The response to ``request`` (kept, so callbacks see its body) with this JSON body."""
-    return TextResponse(request.url, body=json.dumps(body).encode(), request=request,
-                        headers={"Content-Type": "application/json"})
+    return json_response(request.url, body, request)
 
 
 def catalogue(models, total):

@@ -1,14 +1,13 @@
 """ModelZoo spider callbacks on fixture responses: the API's JSON pages and the rendered site's HTML
 (``tests/fixtures/modelzoo/rendered/``: what Splash returned for the replica's JavaScript pages)."""
 
-import json
 
 import pytest
-from scrapy.http import HtmlResponse, Request, TextResponse
+from scrapy.http import HtmlResponse, Request
 
 from ptmscrape.items import RawModelItem
 from spiders.modelzoo import ModelzooSpider
-from tests.helpers import fixture_response, spider_maker, start_requests
+from tests.helpers import fixture_response, json_response, spider_maker, start_requests, text_response
 from tests.replicas.modelzoo import DETAIL_KEYS, LISTING_KEYS, detail, fixture_models, listing_entry
 
 BASE = "https://zoo.example"
@@ -24,8 +23,9 @@ def rendered_spider(**kwargs):
 
 
 def api_page(url, obj, body=None):
-    return TextResponse(url, body=body if body is not None else json.dumps(obj).encode(),
-                        headers={"Content-Type": "application/json"}, request=Request(url))
+    if body is not None:
+        return text_response(url, body, headers={"Content-Type": "application/json"})
+    return json_response(url, obj)
 
 
 def listing(offset, models):
