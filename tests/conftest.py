@@ -26,3 +26,13 @@ def crawler(tmp_path):
                                                   "PTM_GIT_ALLOW_PROTOCOL": "https:http"})
     crawler.spider = HuggingfaceSpider.from_crawler(crawler)
     return crawler
+
+
+
+# -- tiers: ``pytest -m "not crawl" tests`` is the quick tier (tests/tiers.py finds what to mark) --
+
+def pytest_collection_modifyitems(config, items):
+    from tests.tiers import mark
+
+    for item in items:
+        mark(item)

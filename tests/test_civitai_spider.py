@@ -1,8 +1,6 @@
 """Civitai: listing callbacks on fixture pages (cursor paging, limit, malformed pages, JOBDIR-safe
 requests, distributed hand-off)."""
 
-import asyncio
-import json
 import os
 import pickle
 from urllib.parse import parse_qsl, urlsplit
@@ -13,29 +11,19 @@ from scrapy.utils.request import request_from_dict
 
 from ptmscrape.items import RawModelItem
 from spiders.civitai import CivitaiSpider
-from tests.crawl import project_crawler
+from tests.helpers import json_response, spider_maker, start_requests, text_response
 from tests.replicas.civitai import fixture_models
 
 BASE = "https://mirror.example/civitai"  # a base URL with a path: the crawl must stay under it
 
 
-def make_spider(settings=None, **kwargs):
-    crawler = project_crawler(CivitaiSpider, {"PTM_CIVITAI_URL": BASE, **(settings or {})})
-    spider = CivitaiSpider.from_crawler(crawler, **kwargs)
-    crawler.spider = spider
-    return spider
-
-
-def start_requests(spider):
-    async def collect():
-        return [r async for r in spider.start()]
-    return asyncio.run(collect())
+make_spider = spider_maker(CivitaiSpider, {"PTM_CIVITAI_URL": BASE})
 
 
 def page(url, items, metadata=None, body=None):
-    body = body if body is not None else json.dumps({"items": items, "metadata": metadata or {}}).encode()
-    return TextResponse(url, body=body, encoding="utf-8", request=Request(url),
-                        headers={"Content-Type": "application/json"})
+    if body is not None:
+        return text_response(url, body, headers={"Content-Type": "application/json"})
+    return json_response(url, {"items": items, "metadata": metadata or {}})
 
 
 def query(url):

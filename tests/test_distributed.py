@@ -17,6 +17,7 @@ from scrapy.http import Request, TextResponse
 from ptmscrape.items import RawModelItem
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import ROOT, crawl_command, project_crawler, read_jsonl, run_crawl
+from tests.helpers import json_response, make_spider
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
 from tests.services import require_service
 
@@ -90,24 +91,21 @@ def test_shared_scheduler_class_subclasses_scrapy_redis():
 # -- hand-offs (spider callbacks against a real Redis) ------------------------------------------
 
 def listing_page(url: str, models: list[dict]) -> TextResponse:
-    return TextResponse(url, body=json.dumps(models).encode(), request=Request(url),
-                        headers={"Content-Type": "application/json"})
+    return json_response(url, models)
 
 
-def make_spider(prefix: str, **kwargs) -> HuggingfaceSpider:
-    crawler = project_crawler(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": "https://hub.example",
-                                                  **redis_settings(prefix)})
-    return HuggingfaceSpider.from_crawler(crawler, **kwargs)
+def redis_spider(prefix: str, **kwargs) -> HuggingfaceSpider:
+    return make_spider(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": "https://hub.example", **redis_settings(prefix)},
+                       **kwargs)
 
 
 def test_listing_hands_each_model_off_as_a_request_that_delivers_the_same_item(prefix):
     models = fixture_models()[:3]
     url = "https://hub.example/api/models?limit=3"
-    local = HuggingfaceSpider.from_crawler(
-        project_crawler(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": "https://hub.example"}))
+    local = make_spider(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": "https://hub.example"})
     expected = list(local.parse_listing(listing_page(url, models)))
 
-    spider = make_spider(prefix)
+    spider = redis_spider(prefix)
     handoffs = list(spider.parse_listing(listing_page(url, models)))
     assert all(isinstance(r, Request) for r in handoffs) and len(handoffs) == 3
     assert len({r.url for r in handoffs}) == 3  # one fingerprint per model: the dupefilter drops repeats
@@ -126,7 +124,7 @@ def test_listing_hands_each_model_off_as_a_request_that_delivers_the_same_item(p
 
 def test_limit_counts_the_models_listed_by_all_workers(prefix):
     models = fixture_models()[:4]
-    first, second = make_spider(prefix, limit="3"), make_spider(prefix, limit="3")
+    first, second = redis_spider(prefix, limit="3"), redis_spider(prefix, limit="3")
     assert len(list(first.parse_listing(listing_page("https://hub.example/api/models?p=1", models[:2])))) == 2
     # The second worker fetched the next page: only one model is left under the shared limit.
     out = list(second.parse_listing(listing_page("https://hub.example/api/models?p=2", models[2:])))

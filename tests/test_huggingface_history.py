@@ -19,6 +19,7 @@ from ptmscrape.mappers.huggingface import map_raw
 from ptmscrape.middlewares import RateLimitPacingMiddleware, ratelimit_remaining
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import project_crawler
+from tests.helpers import json_response, make_spider
 from tests.replicas.huggingface_history import synthetic_history
 
 BASE = "https://mirror.example/hf"
@@ -26,17 +27,13 @@ SHA = "a" * 40
 MODEL = {"_id": "621ffdc036468d709f174338", "id": "google-bert/bert-base-uncased", "sha": SHA}
 
 
-def make_spider(tmp_path, history="all", **settings):
-    crawler = project_crawler(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": BASE, "PTM_DATA_DIR": str(tmp_path),
-                                                  "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 2, **settings})
-    spider = HuggingfaceSpider.from_crawler(crawler, history=history)
-    crawler.spider = spider
-    return spider
+def history_spider(tmp_path, history="all", **settings):
+    return make_spider(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": BASE, "PTM_DATA_DIR": str(tmp_path),
+                                           "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 2, **settings}, history=history)
 
 
 def respond(request, body, status=200, headers=None):
-    return TextResponse(request.url, body=json.dumps(body).encode(), status=status,
-                        headers={"Content-Type": "application/json", **(headers or {})}, request=request)
+    return json_response(request.url, body, request, status=status, headers=headers)
 
 
 def by_kind(outputs):
@@ -52,7 +49,7 @@ def test_history_argument_names_kinds_or_all():
 
 
 def test_each_listed_model_gets_its_calls_under_the_base_url_with_its_record_id(tmp_path):
-    spider = make_spider(tmp_path)
+    spider = history_spider(tmp_path)
     listing = respond(Request(f"{BASE}/api/models?limit=1"), [MODEL, dict(MODEL)])  # listed twice
     out = list(spider.parse_listing(listing))
     assert isinstance(out[0], RawModelItem)
@@ -70,14 +67,14 @@ def test_each_listed_model_gets_its_calls_under_the_base_url_with_its_record_id(
 
 
 def test_malformed_model_ids_get_no_history(tmp_path):
-    spider = make_spider(tmp_path)
+    spider = history_spider(tmp_path)
     for bad in ("../../etc", "a/b/c", "x y", None):
         assert list(spider.history_requests({"id": bad, "sha": SHA})) == []
     assert spider.crawler.stats.get_value("ptm/history/skipped/malformed id") == 4
 
 
 def test_stored_state_skips_commits_and_files_of_an_unchanged_sha(tmp_path):
-    spider = make_spider(tmp_path)
+    spider = history_spider(tmp_path)
     rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
     spider._history_state = {rid: {"commits": {"head": SHA}, "files": {"revision": SHA}}}
     assert set(by_kind(spider.history_requests(MODEL))) == {"refs", "discussions"}
@@ -86,7 +83,7 @@ def test_stored_state_skips_commits_and_files_of_an_unchanged_sha(tmp_path):
 
 
 def test_commit_pages_stop_at_the_newest_stored_commit(tmp_path):
-    spider = make_spider(tmp_path)
+    spider = history_spider(tmp_path)
     commits = synthetic_history(MODEL["id"], SHA, 3).commits  # 17 commits, newest first
     request = by_kind(spider.history_requests(MODEL))["commits"]
     request.meta["ptm_history"]["stop_at"] = commits[3]["id"]
@@ -102,7 +99,7 @@ def test_commit_pages_stop_at_the_newest_stored_commit(tmp_path):
 
 
 def test_next_links_stay_on_the_hub(tmp_path):
-    spider = make_spider(tmp_path)
+    spider = history_spider(tmp_path)
     request = by_kind(spider.history_requests(MODEL))["files"]
     same = respond(request, [], headers={"Link": f'<{BASE}/api/models/x/tree/{SHA}?cursor=abc>; rel="next"'})
     assert spider.history_link(same, f"/hf/api/models/x/tree/{SHA}?cursor=abc") == f"{BASE}/api/models/x/tree/{SHA}?cursor=abc"
@@ -119,7 +116,7 @@ def test_next_links_stay_on_the_hub(tmp_path):
     (404, {"X-Error-Code": "EntryNotFound"}, "not found (HTTP 404 EntryNotFound)"),
 ])
 def test_refused_calls_become_failure_items(tmp_path, status, headers, reason):
-    spider = make_spider(tmp_path)
+    spider = history_spider(tmp_path)
     request = by_kind(spider.history_requests(MODEL))["commits"]
     (item,) = spider.parse_history_commits(respond(request, {"error": "x"}, status, headers))
     assert item.failure == {"reason": reason, "url": request.url} and item.rows == {} and item.states == []
@@ -128,7 +125,7 @@ def test_refused_calls_become_failure_items(tmp_path, status, headers, reason):
 
 
 def test_discussions_fetch_only_new_or_changed_ones_and_store_only_new_events(tmp_path):
-    spider = make_spider(tmp_path)
+    spider = history_spider(tmp_path)
     rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
     details = synthetic_history(MODEL["id"], SHA, 3).discussions  # 1 discussion
     listed = {k: details[0][k] for k in ("num", "title", "status", "isPullRequest", "pinned")}
@@ -153,7 +150,7 @@ def test_discussions_fetch_only_new_or_changed_ones_and_store_only_new_events(tm
 
 
 def test_discussion_list_pages_until_start_plus_length_reaches_count(tmp_path):
-    spider = make_spider(tmp_path)
+    spider = history_spider(tmp_path)
     request = by_kind(spider.history_requests(MODEL))["discussions"]
     entry = {"num": 1, "title": "t", "status": "open"}
     more = [r for r in spider.parse_history_discussions(respond(request, {"discussions": [entry], "count": 3,
@@ -306,7 +303,7 @@ def test_a_call_failing_after_retries_is_recorded_without_marking_the_listing_in
     from twisted.internet.error import ConnectionRefusedError
     from twisted.python.failure import Failure
 
-    spider = make_spider(tmp_path)
+    spider = history_spider(tmp_path)
     request = by_kind(spider.history_requests(MODEL))["files"]
     failure = Failure(ConnectionRefusedError("refused"))
     failure.request = request
@@ -318,7 +315,7 @@ def test_a_call_failing_after_retries_is_recorded_without_marking_the_listing_in
 
 
 def test_without_a_listed_sha_commits_stop_at_the_stored_head_and_files_are_asked_again(tmp_path):
-    spider = make_spider(tmp_path)
+    spider = history_spider(tmp_path)
     model = {"_id": MODEL["_id"], "id": MODEL["id"]}  # e.g. PTM_HUGGINGFACE_EXPAND without sha
     rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, model, {}))["id"]
     spider._history_state = {rid: {"commits": {"head": SHA}, "files": {"revision": "main"}}}

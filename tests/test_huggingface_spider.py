@@ -1,5 +1,3 @@
-import asyncio
-import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -8,29 +6,17 @@ from scrapy.http import Request, TextResponse
 from ptmscrape.items import RawModelItem
 from ptmscrape.spiders_base import next_link
 from spiders.huggingface import HuggingfaceSpider
-from tests.crawl import project_crawler
+from tests.helpers import json_response, spider_maker, start_requests
 from tests.replicas.huggingface import fixture_models
 
 BASE = "https://hub.example"
 
 
-def make_spider(settings=None, **kwargs):
-    crawler = project_crawler(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": BASE, **(settings or {})})
-    return HuggingfaceSpider.from_crawler(crawler, **kwargs)
+make_spider = spider_maker(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": BASE})
 
 
 def page(url, models, link=None):
-    headers = {"Content-Type": "application/json"}
-    if link:
-        headers["Link"] = f'<{link}>; rel="next"'
-    return TextResponse(url, body=json.dumps(models).encode(), headers=headers,
-                        request=Request(url))
-
-
-def first_request(spider):
-    async def collect():
-        return [r async for r in spider.start()]
-    return asyncio.run(collect())
+    return json_response(url, models, headers={"Link": f'<{link}>; rel="next"'} if link else None)
 
 
 def test_next_link_reads_github_style_headers():
@@ -43,7 +29,7 @@ def test_next_link_reads_github_style_headers():
 
 def test_listing_url_asks_for_the_fields_and_filters():
     spider = make_spider(limit="5", sort="likes", search="bert", author="google")
-    (request,) = first_request(spider)
+    (request,) = start_requests(spider)
     parts = urlsplit(request.url)
     query = parse_qs(parts.query)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{BASE}/api/models"
@@ -55,7 +41,7 @@ def test_listing_url_asks_for_the_fields_and_filters():
 
 def test_listing_without_expand_uses_full_config_carddata():
     spider = make_spider({"PTM_HUGGINGFACE_EXPAND": []})
-    (request,) = first_request(spider)
+    (request,) = start_requests(spider)
     query = parse_qs(urlsplit(request.url).query)
     assert (query["full"], query["config"], query["cardData"]) == (["true"], ["true"], ["true"])
 
@@ -93,7 +79,7 @@ def test_malformed_page_is_reported_with_url_not_raised():
 
 def test_models_argument_fetches_each_model_by_id():
     spider = make_spider(models="bert-base-uncased, google/vit-base-patch16-224")
-    urls = [r.url for r in first_request(spider)]
+    urls = [r.url for r in start_requests(spider)]
     assert urls == [f"{BASE}/api/models/bert-base-uncased", f"{BASE}/api/models/google/vit-base-patch16-224"]
 
 

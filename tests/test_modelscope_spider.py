@@ -1,38 +1,26 @@
 """ModelScope spider callbacks on fixture responses: the PUT requests, paging, envelopes."""
 
-import asyncio
 import json
 import pickle
 
 import pytest
-from scrapy.http import Request, TextResponse
+from scrapy.http import Request
 from scrapy.utils.request import request_from_dict
 
 from ptmscrape.items import RawModelItem
 from spiders.modelscope import ModelscopeSpider
-from tests.crawl import project_crawler
+from tests.helpers import json_response, spider_maker, start_requests
 from tests.replicas.modelscope import envelope, fixture_models
 
 BASE = "https://mirror.example/ms"  # a base URL with a path
 
 
-def make_spider(settings=None, **kwargs):
-    crawler = project_crawler(ModelscopeSpider, {"PTM_MODELSCOPE_URL": BASE, **(settings or {})})
-    spider = ModelscopeSpider.from_crawler(crawler, **kwargs)
-    crawler.spider = spider
-    return spider
-
-
-def start_requests(spider):
-    async def collect():
-        return [r async for r in spider.start()]
-    return asyncio.run(collect())
+make_spider = spider_maker(ModelscopeSpider, {"PTM_MODELSCOPE_URL": BASE})
 
 
 def answer(request, body):
     """The response to ``request`` (kept, so callbacks see its body) with this JSON body."""
-    return TextResponse(request.url, body=json.dumps(body).encode(), request=request,
-                        headers={"Content-Type": "application/json"})
+    return json_response(request.url, body, request)
 
 
 def catalogue(models, total):

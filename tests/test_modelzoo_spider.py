@@ -1,38 +1,31 @@
 """ModelZoo spider callbacks on fixture responses: the API's JSON pages and the rendered site's HTML
 (``tests/fixtures/modelzoo/rendered/``: what Splash returned for the replica's JavaScript pages)."""
 
-import asyncio
-import json
-from pathlib import Path
 
 import pytest
-from scrapy.http import HtmlResponse, Request, TextResponse
+from scrapy.http import HtmlResponse, Request
 
 from ptmscrape.items import RawModelItem
 from spiders.modelzoo import ModelzooSpider
-from tests.crawl import project_crawler
+from tests.helpers import fixture_response, json_response, spider_maker, start_requests, text_response
 from tests.replicas.modelzoo import DETAIL_KEYS, LISTING_KEYS, detail, fixture_models, listing_entry
 
 BASE = "https://zoo.example"
-RENDERED = Path(__file__).resolve().parent / "fixtures" / "modelzoo" / "rendered"
 RENDERED_BASE = "http://127.0.0.1:8000"  # the fixtures' (rewritten) replica URL
 SPLASH = {"SPLASH_URL": "http://127.0.0.1:8050"}
 
 
-def make_spider(settings=None, base=BASE, **kwargs):
-    crawler = project_crawler(ModelzooSpider, {"PTM_MODELZOO_URL": base, **(settings or {})})
-    spider = ModelzooSpider.from_crawler(crawler, **kwargs)
-    crawler.spider = spider
-    return spider
+make_spider = spider_maker(ModelzooSpider, {"PTM_MODELZOO_URL": BASE})
 
 
 def rendered_spider(**kwargs):
-    return make_spider(SPLASH, base=RENDERED_BASE, render="splash", **kwargs)
+    return make_spider({**SPLASH, "PTM_MODELZOO_URL": RENDERED_BASE}, render="splash", **kwargs)
 
 
 def api_page(url, obj, body=None):
-    return TextResponse(url, body=body if body is not None else json.dumps(obj).encode(),
-                        headers={"Content-Type": "application/json"}, request=Request(url))
+    if body is not None:
+        return text_response(url, body, headers={"Content-Type": "application/json"})
+    return json_response(url, obj)
 
 
 def listing(offset, models):
@@ -40,14 +33,7 @@ def listing(offset, models):
 
 
 def rendered(name, path):
-    url = f"{RENDERED_BASE}{path}"
-    return HtmlResponse(url, body=(RENDERED / name).read_bytes(), encoding="utf-8", request=Request(url))
-
-
-def start_requests(spider):
-    async def collect():
-        return [r async for r in spider.start()]
-    return asyncio.run(collect())
+    return fixture_response(f"modelzoo/rendered/{name}", f"{RENDERED_BASE}{path}")
 
 
 def split(out):

@@ -1,19 +1,18 @@
 """Ollama: listing, tags page and manifest callbacks on fixture pages (the tag chain, failures
 recorded on their tag, hostile names, limit, JOBDIR-safe requests)."""
 
-import asyncio
 import hashlib
 import pickle
 
 import pytest
-from scrapy.http import HtmlResponse, Request, TextResponse
+from scrapy.http import Request, TextResponse
 from scrapy.utils.request import request_from_dict
 from twisted.python.failure import Failure
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from ptmscrape.items import RawModelItem
 from spiders.ollama import MANIFEST_ACCEPT, OllamaSpider
-from tests.crawl import project_crawler
+from tests.helpers import fixture_response, html_response, spider_maker, start_requests
 from tests.replicas.ollama import FIXTURES, fixture_models, manifest_bytes
 
 SITE = "https://mirror.example/ollama"
@@ -21,27 +20,20 @@ REGISTRY = "https://mirror.example/registry"
 LISTING_NAMES = ["llama3.2", "gemma2", "nomic-embed-text", "llava", "magistral"]
 
 
-def make_spider(**kwargs):
-    crawler = project_crawler(OllamaSpider, {"PTM_OLLAMA_URL": SITE, "PTM_OLLAMA_REGISTRY_URL": REGISTRY})
-    spider = OllamaSpider.from_crawler(crawler, **kwargs)
-    crawler.spider = spider
-    return spider
-
-
-def html(url, body, request=None):
-    body = body.encode() if isinstance(body, str) else body
-    return HtmlResponse(url, body=body, encoding="utf-8", request=request or Request(url))
+make_spider = spider_maker(OllamaSpider, {"PTM_OLLAMA_URL": SITE, "PTM_OLLAMA_REGISTRY_URL": REGISTRY})
 
 
 def listing(spider, body=None):
-    body = body if body is not None else (FIXTURES / "library.html").read_bytes()
-    return list(spider.parse_listing(html(f"{SITE}/library", body)))
+    url = f"{SITE}/library"
+    response = fixture_response(FIXTURES / "library.html", url) if body is None else html_response(url, body)
+    return list(spider.parse_listing(response))
 
 
 def tags(spider, request, body=None):
     name = request.cb_kwargs["model"]["Name"]
-    body = body if body is not None else (FIXTURES / "library" / name / "tags.html").read_bytes()
-    return list(spider.parse_tags(html(request.url, body, request), **request.cb_kwargs))
+    response = (fixture_response(FIXTURES / "library" / name / "tags.html", request.url, request) if body is None
+                else html_response(request.url, body, request))
+    return list(spider.parse_tags(response, **request.cb_kwargs))
 
 
 def manifest_response(request, body=None):
@@ -66,11 +58,9 @@ def stat(spider, key):
 
 
 def test_start_is_the_library_listing():
-    async def collect(spider):
-        return [r async for r in spider.start()]
-    (request,) = asyncio.run(collect(make_spider()))
+    (request,) = start_requests(make_spider())
     assert request.url == f"{SITE}/library" and request.callback.__name__ == "parse_listing"
-    assert asyncio.run(collect(make_spider(limit="0"))) == []
+    assert start_requests(make_spider(limit="0")) == []
 
 
 def test_listing_requests_each_models_tags_page_with_what_the_listing_shows():
@@ -200,10 +190,7 @@ def test_distributed_the_finished_model_is_handed_off_and_delivers_the_same_item
     prefix = f"ollama-test-{uuid.uuid4().hex[:8]}"
     local = make_spider()
     (expected,) = run_chain(local, tags(local, listing(local)[4])[0])
-    crawler = project_crawler(OllamaSpider, {"PTM_OLLAMA_URL": SITE, "PTM_OLLAMA_REGISTRY_URL": REGISTRY,
-                                             "PTM_REDIS_URL": redis_url, "PTM_REDIS_PREFIX": prefix})
-    spider = OllamaSpider.from_crawler(crawler)
-    crawler.spider = spider
+    spider = make_spider({"PTM_REDIS_URL": redis_url, "PTM_REDIS_PREFIX": prefix})
     try:
         request = tags(spider, listing(spider)[4])[0]
         out = [request]

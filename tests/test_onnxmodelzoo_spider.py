@@ -1,56 +1,43 @@
-"""ONNX Model Zoo: index and per-model README callbacks on our fixture zoo (both layouts), and the
-mapper."""
+"""ONNX Model Zoo: index and per-model README callbacks on our fixture zoo (both layouts); the mapper:
+``test_onnxmodelzoo_mapper.py``."""
 
-import asyncio
 import json
 import logging
 import pickle
 
 import pytest
-from jsonschema import Draft202012Validator
-from scrapy.http import Request, TextResponse
 from scrapy.utils.request import request_from_dict
 
-from ptmscrape.items import RawModelItem, load_schema
-from ptmscrape.mappers.common import MappingError, stable_id
-from ptmscrape.mappers.onnxmodelzoo import map_raw
+from ptmscrape.items import RawModelItem
 from spiders.onnxmodelzoo import OnnxmodelzooSpider, folder, generated_folders, index_entries, load_yaml
-from tests.crawl import project_crawler
+from tests.helpers import fixture_response, spider_maker, start_requests, text_response
 from tests.replicas.onnx import (
     FIXTURES, GENERATED_DIRS, MODEL_DIRS, PLACEHOLDER_ROWS, UNVERIFIED_DIRS, generated_model_file, model_dirs,
     prefix,
 )
 
-VALIDATOR = Draft202012Validator(load_schema())
 RAW = "https://raw.githubusercontent.com/onnx/models/main"
 REPO = "https://github.com/onnx/models"
 TREE = "https://api.github.com/repos/onnx/models/git/trees/main?recursive=1"
 LAYOUTS = ["2023", "2025"]
 
 
-def make_spider(**kwargs):
-    crawler = project_crawler(OnnxmodelzooSpider, {"PTM_ONNX_RAW_URL": RAW, "PTM_ONNX_REPO_URL": REPO,
-                                                   "PTM_ONNX_TREE_URL": TREE})
-    spider = OnnxmodelzooSpider.from_crawler(crawler, **kwargs)
-    crawler.spider = spider
-    return spider
-
-
-def text_response(url, body, request=None):
-    body = body.encode() if isinstance(body, str) else body
-    return TextResponse(url, body=body, encoding="utf-8", request=request or Request(url))
+make_spider = spider_maker(OnnxmodelzooSpider, {"PTM_ONNX_RAW_URL": RAW, "PTM_ONNX_REPO_URL": REPO,
+                                                 "PTM_ONNX_TREE_URL": TREE})
 
 
 def index_requests(spider, layout, body=None):
-    body = body if body is not None else (FIXTURES / layout / "README.md").read_bytes()
-    return list(spider.parse_index(text_response(f"{RAW}/README.md", body)))
+    url = f"{RAW}/README.md"
+    response = fixture_response(FIXTURES / layout / "README.md", url) if body is None else text_response(url, body)
+    return list(spider.parse_index(response))
 
 
 def model_items(spider, request, layout, body=None):
     """The raw items parse_model yields for one index request (its README from the fixtures)."""
     path = request.url.removeprefix(f"{RAW}/")
-    body = body if body is not None else (FIXTURES / layout / path).read_bytes()
-    items = list(spider.parse_model(text_response(request.url, body, request), **request.cb_kwargs))
+    response = (fixture_response(FIXTURES / layout / path, request.url, request) if body is None
+                else text_response(request.url, body, request))
+    items = list(spider.parse_model(response, **request.cb_kwargs))
     assert all(isinstance(i, RawModelItem) for i in items)
     return items
 
@@ -79,12 +66,10 @@ def layout_items(request):
 # -- the top-level README ------------------------------------------------------------------------
 
 def test_start_is_the_top_level_readme_and_the_file_tree():
-    async def collect(spider):
-        return [r async for r in spider.start()]
-    index, tree = asyncio.run(collect(make_spider()))
+    index, tree = start_requests(make_spider())
     assert index.url == f"{RAW}/README.md" and index.callback.__name__ == "parse_index"
     assert tree.url == TREE and tree.callback.__name__ == "parse_tree"
-    assert asyncio.run(collect(make_spider(limit="0"))) == []
+    assert start_requests(make_spider(limit="0")) == []
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -319,9 +304,9 @@ def tree_requests(spider, entries, truncated=False):
 
 
 def stats_item(spider, request, body=None):
-    if body is None:
-        body = (FIXTURES / "2025" / request.url.removeprefix(f"{RAW}/")).read_bytes()
-    return list(spider.parse_stats(text_response(request.url, body, request), **request.cb_kwargs))
+    response = (fixture_response(FIXTURES / "2025" / request.url.removeprefix(f"{RAW}/"), request.url, request)
+                if body is None else text_response(request.url, body, request))
+    return list(spider.parse_stats(response, **request.cb_kwargs))
 
 
 def test_the_tree_lists_each_generated_model_folder_once():
@@ -394,146 +379,3 @@ def test_a_bad_turnkey_stats_file_is_reported_and_gives_no_item(body, kind):
 def test_yaml_values_become_json_values():
     assert load_yaml("when: 2023-12-08\n1: one\nok: [1, 2.5, true, null]\n") == {
         "when": "2023-12-08", "1": "one", "ok": [1, 2.5, True, None]}
-
-
-# -- mapper --------------------------------------------------------------------------------------
-
-def test_every_fixture_row_maps_to_a_valid_record(layout_items):
-    layout, items = layout_items
-    records = [map_raw(item) for folder_items in items.values() for item in folder_items]
-    assert len(records) == ROWS[layout]
-    for record in records:
-        model_dir = record["RepoSubPath"]
-        assert list(VALIDATOR.iter_errors(record)) == [], record["ModelName"]
-        assert model_dir.removeprefix(prefix(layout)) in MODEL_DIRS
-        assert record["RepoURL"] == REPO
-        (main,) = [f for f in record["ModelFiles"] if f["Path"] == record["ModelHub"]["MetadataObjectID"]]
-        assert main["Path"].startswith(model_dir + "/") and main["Path"].endswith(".onnx")
-        assert record["ModelURL"] == f"{REPO}/blob/HEAD/{main['Path']}"
-        assert record["ModelName"] == main["Path"].rsplit("/", 1)[-1].removesuffix(".onnx")
-        assert (record["ModelOwner"], record["ModelOwnerURL"], record["Library"]) == (
-            "onnx", "https://github.com/onnx", "onnx")
-    assert len({r["id"] for r in records}) == len(records)
-    assert len({r["ModelHub"]["MetadataFilePath"] for r in records}) == len(records)
-    assert len({r["ModelName"] for r in records}) == len(records)  # row names repeat, file names do not
-
-
-def test_record_fields_of_a_pebblenet_row_and_a_shardnet_row():
-    items = crawl_fixtures("2023")
-    qdq = map_raw(next(i for i in items["vision/classification/pebblenet"]
-                       if i.payload["row"]["name"] == "PebbleNet50-qdq"))
-    assert (qdq["ModelName"], qdq["ModelTask"], qdq["ModelArchitecture"]) == (
-        "pebblenet50-v1-12-qdq", "image_classification", "PebbleNet")
-    assert qdq["ModelFiles"] == [
-        {"Path": "vision/classification/pebblenet/model/pebblenet50-v1-12-qdq.onnx", "URL": None,
-         "Size": "24.2 MB", "Kind": "Download"},
-        {"Path": "vision/classification/pebblenet/model/pebblenet50-v1-12-qdq.tar.gz", "URL": None,
-         "Size": "16.1 MB", "Kind": "Download (with sample test data)"}]
-    assert (qdq["OnnxVersion"], qdq["Opset"], qdq["Metrics"]) == ("1.10.0", 12, {"Top-1 accuracy (%)": "73.70"})
-    assert qdq["Tags"] == ["image_classification", "opset:12"]
-    assert qdq["ModelPaperDOIs"] == ["10.48550/arXiv.2101.00042"]
-    assert qdq["RepoSubPath"] == "vision/classification/pebblenet"
-    assert qdq["ModelHub"]["MetadataObjectID"] == "vision/classification/pebblenet/model/pebblenet50-v1-12-qdq.onnx"
-    assert qdq["ModelHub"]["MetadataFilePath"] == "onnxmodelzoo/json/metadata/onnx/pebblenet50-v1-12-qdq.onnx.json"
-    assert qdq["id"] == stable_id("onnxmodelzoo", "pebblenet50-v1-12-qdq.onnx")
-    assert (qdq["SourceLibrary"], qdq["ModelClass"], qdq["ParameterCount"]) == (None, None, None)
-    assert qdq["LatestGitCommitSHA"] is None and qdq["CloneStatus"] == "pending"
-    shard = map_raw(items["vision/classification/shardnet"][0])
-    assert (shard["ModelName"], shard["ModelArchitecture"]) == ("shardnet-3", "ShardNet_V1")
-    # arXiv pdf link and abs link with a version: both DOIs, versions dropped.
-    assert shard["ModelPaperDOIs"] == ["10.48550/arXiv.1902.01234", "10.48550/arXiv.1911.05678"]
-    age = map_raw(items["vision/body_analysis/age_bands"][0])
-    assert age["ModelPaperDOIs"] == []  # not arXiv
-    assert age["Datasets"] == [{"DatasetName": "FaceAges", "DatasetOwner": "", "DatasetURL": "",
-                                "DatasetOwnerURL": ""}]
-
-
-def test_a_model_row_keeps_its_id_and_payload_file_when_it_moves_under_validated():
-    old, new = crawl_fixtures("2023"), crawl_fixtures("2025")
-    for model_dir in MODEL_DIRS:
-        before = {r["id"]: r for r in map(map_raw, old[model_dir])}
-        after = {r["id"]: r for r in map(map_raw, new[model_dir])}
-        assert set(before) <= set(after), model_dir  # 2025 added rows, removed none
-        for model_id, a in before.items():
-            b = after[model_id]
-            assert a["ModelName"] == b["ModelName"]
-            assert a["ModelHub"]["MetadataFilePath"] == b["ModelHub"]["MetadataFilePath"]
-            assert b["ModelHub"]["MetadataObjectID"] == "validated/" + a["ModelHub"]["MetadataObjectID"]
-            assert b["RepoSubPath"] == "validated/" + a["RepoSubPath"]
-
-
-def test_a_row_linking_a_file_elsewhere_and_the_repository_from_context():
-    item = crawl_fixtures("2023")["vision/classification/shardnet"][0]
-    row = {**item.payload["row"], "downloads": [
-        {"column": "Download", "size": "5 MB", "url": "https://example.org/files/shard%20net-7.onnx?dl=1"}]}
-    record = map_raw(RawModelItem("onnxmodelzoo", item.model_id, item.url, {**item.payload, "row": row},
-                                  {"repo_url": "https://github.com/mirror-org/onnx-models/"}))
-    assert record["ModelName"] == "shard net-7"
-    assert record["ModelURL"] == "https://example.org/files/shard%20net-7.onnx?dl=1"
-    assert record["ModelFiles"] == [{"Path": None, "URL": "https://example.org/files/shard%20net-7.onnx?dl=1",
-                                     "Size": "5 MB", "Kind": "Download"}]
-    assert record["RepoURL"] == "https://github.com/mirror-org/onnx-models"
-    assert (record["ModelOwner"], record["ModelOwnerURL"]) == ("mirror-org", "https://github.com/mirror-org")
-    assert list(VALIDATOR.iter_errors(record)) == []
-    # A mirror under a path: the owner is still the repository's, not the mirror's first segment.
-    mirrored = map_raw(RawModelItem("onnxmodelzoo", item.model_id, item.url, item.payload,
-                                    {"repo_url": "http://127.0.0.1:8080/git/mirror/onnx/models"}))
-    assert mirrored["ModelOwner"] == "onnx"
-    assert mirrored["ModelHub"]["MetadataFilePath"] == "onnxmodelzoo/json/metadata/onnx/shardnet-3.onnx.json"
-
-
-def test_generated_models_map_turnkey_stats_onto_the_record():
-    spider = make_spider()
-    items = [i for r in tree_requests(spider, tree_entries(GENERATED_DIRS)) for i in stats_item(spider, r)]
-    records = {r["ModelName"]: r for r in map(map_raw, items)}
-    assert sorted(records) == sorted(d.rsplit("/", 1)[-1] for d in GENERATED_DIRS)
-    tiny = records["tinyvit_Opset17_timm"]
-    assert [e.message for e in VALIDATOR.iter_errors(tiny)] == []
-    assert tiny["id"] == stable_id("onnxmodelzoo", "tinyvit_Opset17_timm")
-    assert tiny["ModelHub"]["MetadataObjectID"] == "Computer_Vision/tinyvit_Opset17_timm"
-    assert tiny["ModelURL"] == f"{REPO}/tree/HEAD/Computer_Vision/tinyvit_Opset17_timm"
-    assert (tiny["ParameterCount"], tiny["Opset"], tiny["SourceLibrary"], tiny["ModelClass"]) == (
-        5428040, 17, "timm", "TinyViT")
-    assert (tiny["ModelArchitecture"], tiny["ModelTask"], tiny["Tags"]) == (
-        "TinyViT", "Computer_Vision", ["Computer_Vision", "opset:17"])
-    assert tiny["ModelFiles"] == [{"Path": "Computer_Vision/tinyvit_Opset17_timm/tinyvit_Opset17.onnx",
-                                   "URL": None, "Size": "21204.5 KiB", "Kind": "model"}]
-    assert (tiny["RepoURL"], tiny["RepoSubPath"]) == (REPO, "Computer_Vision/tinyvit_Opset17_timm")
-    assert (tiny["OnnxVersion"], tiny["Metrics"]) == (None, None)
-    assert {r["SourceLibrary"] for r in records.values()} == {
-        "timm", "torchvision", "transformers", "graph_convolutions"}
-    for record in records.values():
-        assert list(VALIDATOR.iter_errors(record)) == [], record["ModelName"]
-
-
-@pytest.mark.parametrize("payload, reason", [
-    (["not", "an", "object"], "not an object"),
-    ({"model_dir": "", "row": {}}, "no model folder"),
-    ({"model_dir": "a/b", "kind": "readme_row"}, "no table row"),
-    ({"model_dir": "a/b", "row": {"downloads": []}}, "without a model file"),
-    ({"model_dir": "a/b", "row": {"downloads": [{"url": "https://example.org/"}]}}, "without a name"),
-    ({"model_dir": "a/b", "kind": "generated", "turnkey": ["x"]}, "no turnkey_stats.yaml object"),
-])
-def test_unmappable_payloads_name_the_reason(payload, reason):
-    with pytest.raises(MappingError, match=reason):
-        map_raw(RawModelItem("onnxmodelzoo", "a/b", RAW, payload))
-
-
-def test_junk_in_optional_fields_is_tolerated():
-    row = {"downloads": [None, {"path": "a/b/m-9.onnx", "size": 5, "column": None}], "opset": "ONNX 9",
-           "metrics": {"Top-1": 3, "Top-5": "90"}, "onnx_version": 1.2, "dataset": ["x"]}
-    payload = {"model_dir": "a/b", "anchor": 5, "model_classes": ["junk", {"name": 3}], "row": row}
-    record = map_raw(RawModelItem("onnxmodelzoo", "a/b/m-9.onnx", RAW, payload))
-    assert (record["ModelName"], record["Tags"], record["ModelTask"], record["ModelArchitecture"]) == (
-        "m-9", [], None, None)
-    assert (record["Opset"], record["OnnxVersion"], record["Metrics"], record["Datasets"]) == (None, None, {"Top-5": "90"}, [])
-    assert record["ModelFiles"] == [{"Path": "a/b/m-9.onnx", "URL": None, "Size": None, "Kind": "download"}]
-    assert list(VALIDATOR.iter_errors(record)) == []
-    generated = {"model_dir": "C/x_Opset1_y", "kind": "generated", "category": "C", "files": [3, "C/x_Opset1_y/x.onnx"],
-                 "turnkey": {"parameters": -1, "onnx_model_information": {"opset": True, "size on disk (KiB)": "9"},
-                             "class": 4, "author": None}}
-    record = map_raw(RawModelItem("onnxmodelzoo", "x_Opset1_y", RAW, generated))
-    assert (record["ParameterCount"], record["Opset"], record["ModelClass"], record["SourceLibrary"]) == (
-        None, None, None, None)
-    assert record["ModelTask"] == "C" and record["ModelFiles"][0]["Size"] is None
-    assert list(VALIDATOR.iter_errors(record)) == []

@@ -1,16 +1,15 @@
 """OpenVINO Open Model Zoo: the tree and model.yml callbacks on our fixture repository, and the
 safe YAML loader."""
 
-import asyncio
 import json
 import logging
 
 import pytest
-from scrapy.http import Request, TextResponse
+from scrapy.http import Request
 
 from ptmscrape.items import RawModelItem
 from spiders.openvino import OpenvinoSpider, load_yaml
-from tests.crawl import project_crawler
+from tests.helpers import fixture_response, spider_maker, start_requests, text_response
 from tests.replicas.openvino import FIXTURES, MODELS
 
 RAW = "https://raw.githubusercontent.com/openvinotoolkit/open_model_zoo/master"
@@ -18,17 +17,8 @@ TREE = "https://api.github.com/repos/openvinotoolkit/open_model_zoo/git/trees/ma
 REPO = "https://github.com/openvinotoolkit/open_model_zoo"
 
 
-def make_spider(**kwargs):
-    crawler = project_crawler(OpenvinoSpider, {"PTM_OPENVINO_RAW_URL": RAW, "PTM_OPENVINO_TREE_URL": TREE,
-                                               "PTM_OPENVINO_REPO_URL": REPO})
-    spider = OpenvinoSpider.from_crawler(crawler, **kwargs)
-    crawler.spider = spider
-    return spider
-
-
-def response(url, body, request=None):
-    body = body.encode() if isinstance(body, str) else body
-    return TextResponse(url, body=body, encoding="utf-8", request=request or Request(url))
+make_spider = spider_maker(OpenvinoSpider, {"PTM_OPENVINO_RAW_URL": RAW, "PTM_OPENVINO_TREE_URL": TREE,
+                                             "PTM_OPENVINO_REPO_URL": REPO})
 
 
 def fixture_tree(extra=()):
@@ -38,13 +28,14 @@ def fixture_tree(extra=()):
 
 
 def tree_requests(spider, tree=None):
-    return list(spider.parse_tree(response(TREE, json.dumps(tree or fixture_tree()))))
+    return list(spider.parse_tree(text_response(TREE, json.dumps(tree or fixture_tree()))))
 
 
 def fetch(spider, request, body=None):
     path = request.cb_kwargs["path"]
-    body = body if body is not None else (FIXTURES / path).read_bytes()
-    return list(spider.parse_file(response(request.url, body, request), **request.cb_kwargs))
+    response = (fixture_response(FIXTURES / path, request.url, request) if body is None
+                else text_response(request.url, body, request))
+    return list(spider.parse_file(response, **request.cb_kwargs))
 
 
 def one_request(spider, path):
@@ -57,12 +48,8 @@ def stat(spider, key):
 
 def test_start_is_the_tree():
     spider = make_spider()
-    (start,) = asyncio.run(_collect(spider.start()))
+    (start,) = start_requests(spider)
     assert (start.url, start.callback) == (TREE, spider.parse_tree)
-
-
-async def _collect(agen):
-    return [x async for x in agen]
 
 
 def test_one_request_per_model_yml_including_composite_parts_and_nothing_else():

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import os
 
-from scrapy.http import HtmlResponse, Request
-
 from spiders.modelzoo import ModelzooSpider
-from tests.crawl import project_crawler, run_crawl
+from tests.crawl import run_crawl
+from tests.helpers import html_response, make_spider
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models as hf_fixture_models
 from tests.replicas.modelzoo import ModelZooReplica, fixture_models
 from tests.services import require_service
@@ -20,19 +19,17 @@ MIRROR = "http://127.0.0.1:8000/mirrors/modelzoo"
 
 
 def test_rendered_cards_under_a_prefixed_base_give_their_slugs():
-    crawler = project_crawler(ModelzooSpider, {"PTM_MODELZOO_URL": MIRROR, "SPLASH_URL": SPLASH_URL})
-    spider = ModelzooSpider.from_crawler(crawler, render="splash")
-    crawler.spider = spider
+    spider = make_spider(ModelzooSpider, {"PTM_MODELZOO_URL": MIRROR, "SPLASH_URL": SPLASH_URL}, render="splash")
     body = ('<html><body><a class="model-detail-div box-shadow w-100" href="/mirrors/modelzoo/model/tts">t</a>'
             '<a class="model-detail-div box-shadow w-100" href="model/a%20b">a</a>'
             '<a class="model-detail-div box-shadow w-100" href="/model/root-linked">r</a>'
             '<a class="next-page" href="/mirrors/modelzoo/?offset=3">more</a></body></html>')
-    response = HtmlResponse(f"{MIRROR}/", body=body.encode(), encoding="utf-8", request=Request(f"{MIRROR}/"))
+    response = html_response(f"{MIRROR}/", body)
     requests = list(spider.parse_listing_page(response))
     assert [r.cb_kwargs.get("slug") for r in requests[:-1]] == ["tts", "a b", "root-linked"]
     assert [r.url for r in requests] == [f"{MIRROR}/model/tts", f"{MIRROR}/model/a%20b",
                                          f"{MIRROR}/model/root-linked", f"{MIRROR}/?offset=3"]
-    assert crawler.stats.get_value("ptm/pages/entries_without_slug") is None
+    assert spider.crawler.stats.get_value("ptm/pages/entries_without_slug") is None
 
 
 def comparable(items):
@@ -70,13 +67,11 @@ def test_pytorchhub_model_pages_stay_under_a_prefixed_base():
     from spiders.pytorchhub import PytorchhubSpider
 
     base = "http://127.0.0.1:8000/mirrors/pytorch/hub"
-    crawler = project_crawler(PytorchhubSpider, {"PTM_PYTORCHHUB_URL": base})
-    spider = PytorchhubSpider.from_crawler(crawler)
-    crawler.spider = spider
+    spider = make_spider(PytorchhubSpider, {"PTM_PYTORCHHUB_URL": base})
     body = ('<html><body><div class="compact-hub-card-wrapper" data-id="pytorch/vision">'
             '<a href="/hub/pytorch_vision_resnet/"><h4 class="compact-item-title">ResNet</h4></a></div>'
             '</body></html>')
     url = f"{base}/research-models/compact"
-    (request,) = spider.parse_listing(HtmlResponse(url, body=body.encode(), encoding="utf-8", request=Request(url)))
+    (request,) = spider.parse_listing(html_response(url, body))
     assert request.url == f"{base}/pytorch_vision_resnet/"
     assert request.cb_kwargs["card"]["slug"] == "pytorch_vision_resnet"

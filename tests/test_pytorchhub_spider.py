@@ -1,44 +1,32 @@
-"""PyTorch Hub: listing and model-page callbacks on fixture HTML, and the mapper."""
+"""PyTorch Hub: listing and model-page callbacks on fixture HTML (the mapper: ``test_pytorchhub_mapper.py``)."""
 
-import asyncio
 import pickle
 
-import pytest
-from jsonschema import Draft202012Validator
-from scrapy.http import HtmlResponse, Request
 from scrapy.utils.request import request_from_dict
 
-from ptmscrape.items import RawModelItem, load_schema
-from ptmscrape.mappers.common import MappingError, paper_doi, stable_id
-from ptmscrape.mappers.pytorchhub import entrypoints, map_raw, repository
+from ptmscrape.items import RawModelItem
 from spiders.pytorchhub import PytorchhubSpider
-from tests.crawl import project_crawler
+from tests.helpers import fixture_response, html_response, spider_maker, start_requests
 from tests.replicas.pytorchhub import FIXTURES, LISTING, slugs
 
-VALIDATOR = Draft202012Validator(load_schema())
 BASE = "https://pytorch.org/hub"
 LISTING_URL = f"{BASE}/research-models/compact"
 
 
-def make_spider(**kwargs):
-    crawler = project_crawler(PytorchhubSpider, {"PTM_PYTORCHHUB_URL": BASE})
-    return PytorchhubSpider.from_crawler(crawler, **kwargs)
-
-
-def html(url, body, request=None):
-    body = body.encode() if isinstance(body, str) else body
-    return HtmlResponse(url, body=body, encoding="utf-8", request=request or Request(url))
+make_spider = spider_maker(PytorchhubSpider, {"PTM_PYTORCHHUB_URL": BASE})
 
 
 def listing(spider, body=None):
-    body = body if body is not None else (FIXTURES / LISTING).read_bytes()
-    return list(spider.parse_listing(html(LISTING_URL, body)))
+    response = (fixture_response(FIXTURES / LISTING, LISTING_URL) if body is None
+                else html_response(LISTING_URL, body))
+    return list(spider.parse_listing(response))
 
 
 def model_item(spider, request, body=None):
     slug = request.cb_kwargs["card"]["slug"]
-    body = body if body is not None else (FIXTURES / f"{slug}.html").read_bytes()
-    return list(spider.parse_model(html(request.url, body, request), **request.cb_kwargs))
+    response = (fixture_response(FIXTURES / f"{slug}.html", request.url, request) if body is None
+                else html_response(request.url, body, request))
+    return list(spider.parse_model(response, **request.cb_kwargs))
 
 
 def crawl_fixtures(spider):
@@ -54,11 +42,9 @@ def stat(spider, key):
 # -- listing -------------------------------------------------------------------------------------
 
 def test_start_is_the_compact_listing():
-    async def collect(spider):
-        return [r async for r in spider.start()]
-    (request,) = asyncio.run(collect(make_spider()))
+    (request,) = start_requests(make_spider())
     assert request.url == LISTING_URL and request.callback.__name__ == "parse_listing"
-    assert asyncio.run(collect(make_spider(limit="0"))) == []
+    assert start_requests(make_spider(limit="0")) == []
 
 
 def test_listing_requests_every_card_page_with_its_card_data():
@@ -152,9 +138,8 @@ def test_model_pages_are_requested_under_the_base_url_even_with_a_path():
     # The cards' links are site-relative (/hub/<slug>/); a mirror under a path serves the pages
     # under its own base URL, so the page URL is built from the base URL and the slug.
     base = "http://127.0.0.1:8123/mirror/hub"
-    crawler = project_crawler(PytorchhubSpider, {"PTM_PYTORCHHUB_URL": base + "/"})
-    spider = PytorchhubSpider.from_crawler(crawler)
-    requests = list(spider.parse_listing(html(f"{base}/research-models/compact", (FIXTURES / LISTING).read_bytes())))
+    spider = make_spider({"PTM_PYTORCHHUB_URL": base + "/"})
+    requests = list(spider.parse_listing(fixture_response(FIXTURES / LISTING, f"{base}/research-models/compact")))
     assert [r.url for r in requests] == [f"{base}/{slug}/" for slug in slugs()]
 
 
@@ -195,130 +180,3 @@ def test_a_page_without_buttons_still_gives_the_model():
     assert item.payload["ModelName"] == "Bare"
     assert (item.payload["ModelAuthor"], item.payload["GitHubURL"], item.payload["ColabURL"]) == (None, None, None)
     assert item.payload["ModelDescription"] == "Pre-trained voice activity detector for noisy rooms"  # from the card
-
-
-# -- mapper --------------------------------------------------------------------------------------
-
-def test_every_fixture_model_maps_to_a_valid_record():
-    for slug, item in crawl_fixtures(make_spider()).items():
-        record = map_raw(item)
-        assert [e.message for e in VALIDATOR.iter_errors(record)] == [], slug
-
-
-def test_record_fields_of_a_deep_blob_link():
-    r = map_raw(crawl_fixtures(make_spider())["pytorch_vision_tinyresnet"])
-    assert r["id"] == stable_id("pytorchhub", "pytorch_vision_tinyresnet")
-    assert r["ModelHub"] == {
-        "ModelHubName": "pytorchhub", "ModelHubURL": BASE,
-        "MetadataFilePath": "pytorchhub/json/metadata/_/pytorch_vision_tinyresnet.json",
-        "MetadataObjectID": "pytorch_vision_tinyresnet",
-    }
-    assert (r["ModelName"], r["ModelOwner"]) == ("TinyResNet", "Pytorch Team")
-    assert r["ModelURL"] == f"{BASE}/pytorch_vision_tinyresnet/"
-    assert r["ModelOwnerURL"] == "https://github.com/pytorch"
-    assert (r["RepoURL"], r["RepoSubPath"], r["RepoBranch"]) == ("https://github.com/pytorch/vision", None, None)
-    assert (r["Tags"], r["ModelTask"], r["Library"]) == (["vision", "scriptable"], "vision", "pytorch")
-
-
-def test_tree_links_give_the_models_folder_and_git_suffixes_are_dropped():
-    items = crawl_fixtures(make_spider())
-    speak = map_raw(items["nvidia_deeplearningexamples_speakfast"])
-    assert speak["RepoURL"] == "https://github.com/NVIDIA/DeepLearningExamples"
-    assert speak["RepoSubPath"] == "PyTorch/SpeechSynthesis/SpeakFast"
-    assert (speak["ModelTask"], speak["ModelOwner"]) == ("audio", "NVIDIA")
-    forge = map_raw(items["textforge_transformers"])
-    assert forge["RepoURL"] == "https://github.com/textforge/textforge-transformers"
-    assert forge["RepoSubPath"] is None and forge["ModelTask"] == "nlp"
-
-
-@pytest.mark.parametrize("link, github_id, expected", [
-    ("https://github.com/pytorch/fairseq/", None, ("https://github.com/pytorch/fairseq", None)),
-    ("https://www.github.com/a/b/blob/master/x/y.py", None, ("https://github.com/a/b", None)),
-    ("https://github.com/a/b/tree/master", None, ("https://github.com/a/b", None)),
-    (None, "owner/repo", ("https://github.com/owner/repo", None)),
-    ("https://gitlab.com/a/b", "owner/repo", ("https://github.com/owner/repo", None)),
-    ("https://github.com/lonely", "not an id", (None, None)),
-])
-def test_repository_from_link_or_card_id(link, github_id, expected):
-    assert repository(link, github_id) == expected
-
-
-def test_paper_links_become_dois_and_code_samples_entrypoints():
-    items = crawl_fixtures(make_spider())
-    tiny = map_raw(items["pytorch_vision_tinyresnet"])
-    assert tiny["ModelPaperDOIs"] == ["10.48550/arXiv.1512.03385"]
-    assert tiny["Entrypoints"] == [  # the commented-out variant too
-        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet18"},
-        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet34"}]
-    forge = map_raw(items["textforge_transformers"])
-    assert forge["ModelName"] == "TextForge Transformers"
-    # arXiv abs with a version, pdf over http, and a URL written out in the text.
-    assert forge["ModelPaperDOIs"] == ["10.48550/arXiv.1810.04805", "10.48550/arXiv.1907.11692",
-                                       "10.48550/arXiv.1906.08237"]
-    assert forge["Entrypoints"] == [  # each once; the call with a variable entrypoint is left out
-        {"Repo": "textforge/textforge-transformers", "Ref": None, "Name": "tokenizer"},
-        {"Repo": "textforge/textforge-transformers", "Ref": None, "Name": "model"},
-        {"Repo": "textforge/textforge-transformers", "Ref": "v2", "Name": "modelForMaskedLM"}]
-    hush = map_raw(items["quietlab_hush-vad_vad"])  # keyword arguments over several lines
-    assert hush["Entrypoints"] == [{"Repo": "quietlab/hush-vad", "Ref": None, "Name": "hush_vad"}]
-    assert hush["ModelPaperDOIs"] == ["10.21105/joss.01667", "10.48550/arXiv.hep-th/9901001"]
-    wsl = map_raw(items["facebookresearch_WSL-Mini_resnext"])  # 2020 layout, no papers
-    assert wsl["ModelPaperDOIs"] == [] and wsl["Entrypoints"] == [
-        {"Repo": "facebookresearch/WSL-Mini", "Ref": None, "Name": "resnext101_8x8d_wslmini"}]
-    for record in (tiny, forge, hush, wsl):
-        assert list(VALIDATOR.iter_errors(record)) == []
-
-
-@pytest.mark.parametrize("code, expected", [
-    ("m = torch.hub.load('a/b', 'x')", [("a/b", None, "x")]),
-    ('m = torch.hub.load("a/b:main", "x", pretrained=True)', [("a/b", "main", "x")]),
-    ("m = torch.hub.load('a/b',\n#     'pgan', model_name='celebAHQ-512')", [("a/b", None, "pgan")]),
-    ("m, u = torch.hub.load(repo_or_dir='a/b',\n    model='vad')", [("a/b", None, "vad")]),
-    ("m = torch.hub.load('a/b', model_name, pretrained=True)", []),
-    ("m = torch.hub.load(repo, 'x')", []),
-    ("print('torch.hub.load is great')", []),
-])
-def test_entrypoints_of_code(code, expected):
-    assert [(e["Repo"], e["Ref"], e["Name"]) for e in entrypoints([code])] == expected
-
-
-def test_entrypoints_tolerate_junk():
-    assert entrypoints(None) == entrypoints("torch.hub.load('a/b', 'x')") == entrypoints([3, None]) == []
-    long_block = "x = 1\n" * 200 + "m = torch.hub.load('a/b', 'late')"  # past 500 characters
-    assert entrypoints([long_block]) == [{"Repo": "a/b", "Ref": None, "Name": "late"}]
-
-
-@pytest.mark.parametrize("url, doi", [
-    ("https://arxiv.org/abs/1512.03385", "10.48550/arXiv.1512.03385"),
-    ("https://arxiv.org/pdf/1812.03982.pdf", "10.48550/arXiv.1812.03982"),
-    ("https://arxiv.org/pdf/2205.00841v3", "10.48550/arXiv.2205.00841"),
-    ("http://www.arxiv.org/abs/1810.04805v2#section", "10.48550/arXiv.1810.04805"),
-    ("https://arxiv.org/abs/cs/0112017", "10.48550/arXiv.cs/0112017"),
-    ("https://doi.org/10.21105/joss.01667", "10.21105/joss.01667"),
-    ("https://dx.doi.org/10.1109%2FCVPR.2016.90", "10.1109/CVPR.2016.90"),
-    ("https://arxiv.org/list/cs.CV/recent", None),
-    ("https://github.com/pytorch/vision", None),
-    ("https://zenodo.org/badge/latestdoi/264818686", None),
-    (None, None),
-])
-def test_paper_doi_of_a_link(url, doi):
-    assert paper_doi(url) == doi
-
-
-def test_a_model_without_any_repository_maps_with_no_repo():
-    item = crawl_fixtures(make_spider())["quietlab_hush-vad_vad"]
-    item.payload.update(GitHubURL=None, GitHubID=None, ModelAuthor=None, Tags=["scriptable"])
-    r = map_raw(item)
-    assert (r["RepoURL"], r["ModelOwner"], r["ModelOwnerURL"], r["ModelTask"]) == (None, "", "", None)
-    assert r["ModelHub"]["MetadataFilePath"] == "pytorchhub/json/metadata/_/quietlab_hush-vad_vad.json"
-    assert list(VALIDATOR.iter_errors(r)) == []
-
-
-@pytest.mark.parametrize("payload, reason", [
-    ("<html>", "payload is str"),
-    ({"ModelName": "X"}, "no slug"),
-    ({"Slug": "x", "ModelName": " "}, "model page has no name"),
-])
-def test_unmappable_payloads_say_why(payload, reason):
-    with pytest.raises(MappingError, match=reason):
-        map_raw(RawModelItem(hub="pytorchhub", model_id="x", url=BASE, payload=payload))

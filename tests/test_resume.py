@@ -20,6 +20,7 @@ import spiders
 from spiders.huggingface import HuggingfaceSpider
 from ptmscrape.spiders_base import HubSpider
 from tests.crawl import crawl_command, project_crawler, read_jsonl, run_crawl
+from tests.helpers import make_spider
 from tests.crawl_control import BackgroundCrawl, count_lines, hold
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
 
@@ -203,9 +204,7 @@ async def first_requests(spider, n=50):
 
 @pytest.mark.parametrize("spidercls", list(spider_classes()), ids=lambda c: c.name)
 def test_every_spiders_start_requests_can_be_saved_in_a_jobdir(spidercls):
-    crawler = project_crawler(spidercls, {spidercls.base_url_setting: "http://127.0.0.1:9"})
-    spider = spidercls.from_crawler(crawler)
-    crawler.spider = spider
+    spider = make_spider(spidercls, {spidercls.base_url_setting: "http://127.0.0.1:9"})
     requests = asyncio.run(first_requests(spider))
     assert requests, f"{spidercls.name} yields no start request"
     for request in requests:

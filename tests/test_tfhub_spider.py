@@ -1,7 +1,6 @@
 """TensorFlow Hub: the tree and documentation-file callbacks on our fixture repository, and the
 shared base of tree-discovered hubs (ptmscrape/github_tree.py): unsafe and truncated trees."""
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -10,13 +9,13 @@ import posixpath
 
 import pytest
 from hypothesis import given, strategies as st
-from scrapy.http import Request, TextResponse
+from scrapy.http import Request
 from scrapy.utils.request import request_from_dict
 
 from ptmscrape.github_tree import safe_tree_path
 from ptmscrape.items import RawModelItem
 from spiders.tfhub import TfhubSpider, parse_doc
-from tests.crawl import project_crawler
+from tests.helpers import fixture_response, spider_maker, start_requests, text_response
 from tests.replicas.tfhub import FIXTURES, MODELS
 
 RAW = "https://raw.githubusercontent.com/tensorflow/tfhub.dev/master"
@@ -24,17 +23,8 @@ TREE = "https://api.github.com/repos/tensorflow/tfhub.dev/git/trees/master?recur
 REPO = "https://github.com/tensorflow/tfhub.dev"
 
 
-def make_spider(**kwargs):
-    crawler = project_crawler(TfhubSpider, {"PTM_TFHUB_RAW_URL": RAW, "PTM_TFHUB_TREE_URL": TREE,
-                                            "PTM_TFHUB_REPO_URL": REPO})
-    spider = TfhubSpider.from_crawler(crawler, **kwargs)
-    crawler.spider = spider
-    return spider
-
-
-def response(url, body, request=None):
-    body = body.encode() if isinstance(body, str) else body
-    return TextResponse(url, body=body, encoding="utf-8", request=request or Request(url))
+make_spider = spider_maker(TfhubSpider, {"PTM_TFHUB_RAW_URL": RAW, "PTM_TFHUB_TREE_URL": TREE,
+                                          "PTM_TFHUB_REPO_URL": REPO})
 
 
 def fixture_tree(extra=(), truncated=False):
@@ -52,13 +42,14 @@ def fixture_tree(extra=(), truncated=False):
 
 def tree_requests(spider, tree=None):
     body = json.dumps(tree if tree is not None else fixture_tree())
-    return list(spider.parse_tree(response(TREE, body)))
+    return list(spider.parse_tree(text_response(TREE, body)))
 
 
 def fetch(spider, request, body=None):
     path = request.cb_kwargs["path"]
-    body = body if body is not None else (FIXTURES / path).read_bytes()
-    return list(spider.parse_file(response(request.url, body, request), **request.cb_kwargs))
+    response = (fixture_response(FIXTURES / path, request.url, request) if body is None
+                else text_response(request.url, body, request))
+    return list(spider.parse_file(response, **request.cb_kwargs))
 
 
 def stat(spider, key):
@@ -67,7 +58,7 @@ def stat(spider, key):
 
 def test_start_is_one_tree_request_and_it_can_be_saved_in_a_jobdir():
     spider = make_spider()
-    (start,) = asyncio.run(_collect(spider.start()))
+    (start,) = start_requests(spider)
     assert start.url == TREE and start.callback == spider.parse_tree
     assert start.headers[b"Accept"] == b"application/vnd.github+json"
     for request in [start, *tree_requests(spider)]:
@@ -76,12 +67,8 @@ def test_start_is_one_tree_request_and_it_can_be_saved_in_a_jobdir():
                                                                          request.cb_kwargs)
 
 
-async def _collect(agen):
-    return [x async for x in agen]
-
-
 def test_limit_zero_makes_no_request():
-    assert asyncio.run(_collect(make_spider(limit="0").start())) == []
+    assert start_requests(make_spider(limit="0")) == []
 
 
 def test_the_tree_gives_one_request_per_model_file_and_skips_publishers_collections_and_folders():
@@ -184,7 +171,7 @@ def test_a_truncated_tree_is_crawled_logged_and_counted_as_a_failed_page(caplog)
 def test_a_malformed_tree_is_reported(body, kind, caplog):
     spider = make_spider()
     with caplog.at_level(logging.ERROR):
-        assert list(spider.parse_tree(response(TREE, body))) == []
+        assert list(spider.parse_tree(text_response(TREE, body))) == []
     assert stat(spider, f"ptm/pages/failed/{kind}") == 1
     assert f"Page failed after retries: {TREE}" in caplog.text
 

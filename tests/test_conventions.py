@@ -1,0 +1,90 @@
+"""Conventions of the test suite: three tiers per hub in their own files, the cheap tiers free of
+processes (so ``pytest -m "not crawl" tests`` stays quick), shared helpers instead of copies."""
+
+import importlib
+import inspect
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+import scrapy
+
+import spiders
+from tests.tiers import reaches
+
+TESTS = Path(__file__).resolve().parent
+
+
+def hub_names() -> list[str]:
+    """The ``name`` of every spider in ``spiders/``."""
+    names = set()
+    for info in pkgutil.iter_modules(spiders.__path__):
+        module = importlib.import_module(f"spiders.{info.name}")
+        names.update(c.name for c in vars(module).values()
+                     if isinstance(c, type) and issubclass(c, scrapy.Spider) and c.__module__ == module.__name__
+                     and getattr(c, "name", None))
+    return sorted(names)
+
+
+def module_tests(module_name: str) -> dict:
+    module = importlib.import_module(f"tests.{module_name}")
+    return {name: f for name, f in vars(module).items()
+            if name.startswith("test_") and inspect.isfunction(f) and f.__module__ == module.__name__}
+
+
+HUBS = hub_names()
+
+
+def test_the_hubs_are_found():
+    assert {"huggingface", "modelzoo", "tfhub"} <= set(HUBS) and len(HUBS) >= 10
+
+
+@pytest.mark.parametrize("hub", HUBS)
+def test_every_hub_has_callback_mapper_and_cli_tests(hub):
+    missing = [f for f in (f"test_{hub}_spider.py", f"test_{hub}_mapper.py", f"test_cli_{hub}.py")
+               if not (TESTS / f).is_file()]
+    assert missing == [], f"hub {hub!r} lacks {missing}"
+    assert module_tests(f"test_{hub}_mapper"), f"test_{hub}_mapper.py has no test"
+
+
+@pytest.mark.parametrize("hub", HUBS)
+def test_mapper_tests_live_in_the_mapper_file(hub):
+    # The callback tier checks what the spider yields; what the mapper makes of it is tested in
+    # test_<hub>_mapper.py (which may build its payloads with the spider-test helpers).
+    source = (TESTS / f"test_{hub}_spider.py").read_text()
+    assert f"ptmscrape.mappers.{hub}" not in source and "map_raw" not in source
+
+
+@pytest.mark.parametrize("hub", HUBS)
+def test_the_cheap_tiers_start_no_process_and_the_cli_tier_is_marked_crawl(hub):
+    for module_name in (f"test_{hub}_spider", f"test_{hub}_mapper"):
+        for name, func in module_tests(module_name).items():
+            assert not reaches(func) & {"subprocess", "run_crawl"}, f"{module_name}::{name} starts a process"
+    cli = module_tests(f"test_cli_{hub}")
+    assert cli
+    for name, func in cli.items():
+        assert reaches(func), f"test_cli_{hub}::{name} would run in the quick tier"
+
+
+def test_tiers_follow_helpers_and_module_attributes():
+    # Probe code compiled here (not written in this test) so this test itself stays in the quick tier.
+    probe = {"__name__": "tests.probe", "crawl": importlib.import_module("tests.crawl")}
+    exec("def test_probe(tmp_path):\n    return helper(tmp_path)\n"
+         "def helper(tmp_path):\n    return crawl.run_crawl('huggingface', tmp_path)\n"
+         "def cheap():\n    return 1\n", probe)
+    assert reaches(probe["test_probe"]) == {"run_crawl", "subprocess"}
+    assert reaches(probe["cheap"]) == set()
+    helpers = importlib.import_module("tests.helpers")
+    assert reaches(helpers.make_spider) == reaches(helpers.fixture_response) == set()
+
+
+def test_no_test_module_keeps_its_own_spider_factory_or_start_request_collector():
+    copies = []
+    for path in sorted(TESTS.glob("test_*.py")):
+        source = path.read_text()
+        if re.search(r"^def make_spider\(", source, re.M):
+            copies.append(f"{path.name}: make_spider (use tests.helpers.spider_maker/make_spider)")
+        if re.search(r"return \[\w+ async for \w+ in \w+\.start\(\)\]", source):
+            copies.append(f"{path.name}: a start-request collector (use tests.helpers.start_requests)")
+    assert copies == []
