@@ -91,7 +91,7 @@ def test_a_bad_model_yml_is_reported_by_url_and_reason(body, why, caplog):
     path = "models/public/broken/model.yml"
     with caplog.at_level(logging.ERROR):
         assert fetch(spider, one_request(spider, path), body) == []
-    assert f"Page failed after retries: {RAW}/{path} (malformed YAML" in caplog.text and why in caplog.text
+    assert f"Page failed (not retried): {RAW}/{path} (malformed YAML" in caplog.text and why in caplog.text
     assert stat(spider, "ptm/pages/failed/malformed YAML") == 1
 
 

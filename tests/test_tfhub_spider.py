@@ -173,7 +173,7 @@ def test_a_malformed_tree_is_reported(body, kind, caplog):
     with caplog.at_level(logging.ERROR):
         assert list(spider.parse_tree(text_response(TREE, body))) == []
     assert stat(spider, f"ptm/pages/failed/{kind}") == 1
-    assert f"Page failed after retries: {TREE}" in caplog.text
+    assert f"Page failed (not retried): {TREE}" in caplog.text
 
 
 def test_tree_and_blob_shas_are_kept_only_when_they_are_git_object_ids():
