@@ -1,6 +1,7 @@
 """Real ``scrapy crawl modelhub`` runs (subprocess) against the local Modelhub replica; git fetches
 https://github.com/... from the replica through ``url.<replica>.insteadOf``."""
 
+from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import subprocess
 
@@ -43,7 +44,7 @@ def test_crawl_maps_every_entry_and_clones_each_repo_at_its_branch(tmp_path, hub
         assert item["RepoURL"] == model["github"] and item["RepoBranch"] == "master"
         assert head(result.data_dir / item["RepoPath"]) == item["LatestGitCommitSHA"] == hub.branch_heads[repo]
         assert hub.git_sessions(repo) == 1
-        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload == model  # the index entry, untouched
 
     # The branch is honoured: the remote HEAD of this repository is another commit.

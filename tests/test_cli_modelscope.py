@@ -2,6 +2,7 @@
 under a path prefix (a mirror): catalogue and per-owner listings, clones, limit, re-crawls and
 removed models, faults, hostile models, two distributed workers."""
 
+from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import os
 import signal
@@ -57,7 +58,7 @@ def test_crawl_pages_the_catalogue_maps_stores_and_clones_every_model(tmp_path, 
         repo = result.data_dir / item["RepoPath"]
         assert head(repo) == item["LatestGitCommitSHA"] == ms.heads[key(item)]
         assert (repo / "pytorch_model.bin").read_text().startswith("version https://git-lfs.github.com/spec/v1")
-        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload == ms.models[key(item)]
         assert item["ModelHub"]["ModelHubURL"] == ms.url
     assert sorted(r["id"] for r in result.records("modelscope")) == sorted(i["id"] for i in items)

@@ -1,6 +1,7 @@
 """Real ``scrapy crawl modelzoo`` runs (subprocess) against the local ModelZoo replica: the JSON API
 path, and the rendered-site path through a real Splash server."""
 
+from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import os
 import subprocess
@@ -45,7 +46,7 @@ def test_api_crawl_maps_validates_stores_and_clones(tmp_path, zoo):
     assert sorted(items) == sorted(zoo.models)
     for item in items.values():
         assert list(VALIDATOR.iter_errors(item)) == [], item["ModelName"]
-        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload == detail(zoo.models[item["ModelName"]])  # the hub's detail object, as served
     # Offset paging: 5 + 5 + 4 models, then the empty page at offset 14 ends the listing.
     assert [p for m, p in zoo.replica.requests if p.startswith("/api/models/") and p[12].isdigit()] == \
@@ -110,9 +111,10 @@ def test_splash_crawl_of_the_javascript_site_yields_the_api_records(tmp_path, zo
 
     assert len(rendered.items) == 14
     assert comparable(rendered.items) == comparable(api.items)
+    api_items = {i["id"]: i for i in api.items}
     for item in rendered.items:
-        path = item["ModelHub"]["MetadataFilePath"]
-        assert (rendered.data_dir / path).read_bytes() == (api.data_dir / path).read_bytes()
+        assert read_payload(DatasetTree(rendered.data_dir), item["ModelHub"]["MetadataFilePath"]) == \
+            read_payload(DatasetTree(api.data_dir), api_items[item["id"]]["ModelHub"]["MetadataFilePath"])
 
     # The pages went through Splash, and Splash's browser ran the script that called the API.
     stats = rendered.stats

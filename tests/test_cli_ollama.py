@@ -2,6 +2,7 @@
 behind base URLs with path prefixes: listing -> tags pages -> manifests, limit, failures, faults,
 removed models."""
 
+from ptmscrape.dataset import DatasetTree, read_payload
 import hashlib
 import json
 
@@ -49,7 +50,7 @@ def test_crawl_records_every_model_with_its_tags_manifests(tmp_path, hub):
             assert version["Digest"] == "sha256:" + hashlib.sha256(served).hexdigest()
             assert [f["Digest"] for f in version["Files"][1:]] == [
                 layer["digest"] for layer in json.loads(served)["layers"]]
-        payload = json.loads((result.data_dir / record["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), record["ModelHub"]["MetadataFilePath"])
         assert payload["Name"] == name and len(payload["Tags"]) == len(models[name])
     assert records["llava"]["ModelVersions"][0]["Files"][2]["Name"] == "projector"
     assert records["nomic-embed-text"]["Tags"] == ["embedding"]

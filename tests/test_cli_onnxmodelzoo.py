@@ -1,6 +1,7 @@
 """Real ``scrapy crawl onnxmodelzoo`` runs (subprocess) against the local ONNX Model Zoo, in both
 layouts; git fetches https://github.com/onnx/models from the replica through ``insteadOf``."""
 
+from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import subprocess
 import urllib.request
@@ -83,7 +84,7 @@ def test_crawl_makes_one_record_per_model_row_and_generated_model_from_one_share
     assert (qdq["ModelTask"], qdq["ModelArchitecture"], qdq["Opset"], qdq["OnnxVersion"]) == (
         "image_classification", "PebbleNet", 12, "1.10.0")
     assert qdq["Metrics"] == {"Top-1 accuracy (%)": "73.70"}
-    payload = json.loads((result.data_dir / qdq["ModelHub"]["MetadataFilePath"]).read_text())
+    payload = read_payload(DatasetTree(result.data_dir), qdq["ModelHub"]["MetadataFilePath"])
     assert payload["model_dir"] == qdq["RepoSubPath"] and payload["anchor"] == "image_classification"
     assert payload["readme_url"] == f"{zoo.raw_url}/{qdq['RepoSubPath']}/README.md"
     assert payload["row"]["name"] == "PebbleNet50-qdq" and payload["cells"]["Model"] == "PebbleNet50-qdq"

@@ -2,6 +2,7 @@
 (git-trees API and raw files under a path prefix); git fetches
 https://github.com/openvinotoolkit/open_model_zoo from the replica through ``insteadOf``."""
 
+from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import subprocess
 
@@ -47,7 +48,7 @@ def test_crawl_and_recrawl_one_record_per_model_yml_from_one_shared_clone(tmp_pa
         assert item["LatestGitCommitSHA"] == expected_sha[model_dir]
         assert item["LatestGitCommitSHA"] == (commits[1] if model_dir == UPDATED else commits[0])
         assert (clone / model_dir / "model.yml").is_file()
-        payload = json.loads((first.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(first.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload["model_dir"] == model_dir and isinstance(payload["model"]["files"], list)
     face = items["intel/face-detection-0200"]
     assert [f["Name"] for f in face["Files"]][-1] == "FP16-INT8/face-detection-0200.xml"  # the later commit

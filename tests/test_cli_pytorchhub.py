@@ -1,6 +1,7 @@
 """Real ``scrapy crawl pytorchhub`` runs (subprocess) against the local PyTorch Hub replica; git
 fetches https://github.com/... from the replica through ``url.<replica>.insteadOf``."""
 
+from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import subprocess
 
@@ -44,7 +45,7 @@ def test_crawl_maps_every_model_and_clones_each_repository_once(tmp_path, hub):
         assert head(clone) == hub.head(repo)  # the default branch (main for pytorch/vision)
         if slug not in SUBPATHS:
             assert item["LatestGitCommitSHA"] == head(clone)
-        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload["Slug"] == slug and payload["ModelURL"] == item["ModelURL"]
 
     # Two repositories serve two models each: one git session each, the second model reuses it.

@@ -5,6 +5,7 @@ be kept is kept, and nothing is written outside the data dir."""
 
 from __future__ import annotations
 
+from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import os
 import re
@@ -311,7 +312,7 @@ def test_crawl_of_hostile_models_keeps_what_it_can_and_writes_only_inside_the_da
     for model_id, status in refused.items():
         assert records[model_id]["CloneStatus"].startswith(status), model_id
         assert records[model_id]["RepoPath"] is None
-        assert (data / records[model_id]["ModelHub"]["MetadataFilePath"]).is_file()  # payload kept
+        assert read_payload(DatasetTree(data), records[model_id]["ModelHub"]["MetadataFilePath"])  # payload kept
     assert records["ok/huge"]["CloneStatus"] == "cloned" and records["ok/huge"]["ModelTask"] == "t" * 200
     assert records["ok/wrong-types"]["Downloads"] is None and records["ok/wrong-types"]["Tags"] == []
 

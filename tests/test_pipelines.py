@@ -1,5 +1,6 @@
 """The pipeline stages, built through ``from_crawler`` with the project's settings."""
 
+from ptmscrape.dataset import DatasetTree, read_payload
 import asyncio
 import copy
 
@@ -127,5 +128,5 @@ def test_store_writes_payload_snapshot_and_merged_file(crawler, tmp_path):
     data = tmp_path / "data"
     assert [r["id"] for r in read_jsonl(data / "huggingface/huggingface.jsonl")] == [r["id"] for r in records]
     for record in records:
-        assert (data / record["ModelHub"]["MetadataFilePath"]).is_file()
+        assert read_payload(DatasetTree(data), record["ModelHub"]["MetadataFilePath"]) == record.raw.payload
     assert crawler.stats.get_value("ptm/store/records") == len(records)

@@ -3,6 +3,7 @@ runs the Hugging Face spider against the local replica and produces the dataset 
 
 from __future__ import annotations
 
+from ptmscrape.dataset import DatasetTree, read_payload
 import importlib
 import json
 import os
@@ -230,6 +231,6 @@ def test_scrapyd_deploy_schedule_and_crawl_into_the_dataset_tree(tmp_path):
         model = hub.models[f"{item['ModelOwner']}/{item['ModelName']}"]
         assert item["CloneStatus"] == "cloned"
         assert head(data / item["RepoPath"]) == item["LatestGitCommitSHA"] == model["sha"]
-        assert (data / item["ModelHub"]["MetadataFilePath"]).is_file()
+        assert read_payload(DatasetTree(data), item["ModelHub"]["MetadataFilePath"])
 
     assert (ROOT / "scrapy.cfg").read_text() == cfg_before
