@@ -36,6 +36,7 @@ class StorePipeline:
     def __init__(self, crawler):
         self.crawler = crawler
         self.stats = crawler.stats
+        self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
         self.tree = DatasetTree.from_crawler(crawler)
         self.writer: SnapshotWriter | None = None
         self.payloads: PayloadWriter | None = None
@@ -82,11 +83,11 @@ class StorePipeline:
             if locator is None:
                 locator = self.payloads.write(line)
             else:
-                self.stats.inc_value("ptm/store/raw_payloads_unchanged")
+                self._count("ptm/store/raw_payloads_unchanged")
             record["ModelHub"]["MetadataFilePath"] = locator
-            self.stats.inc_value("ptm/store/raw_payloads")
+            self._count("ptm/store/raw_payloads")
         self.writer.write(record)
-        self.stats.inc_value("ptm/store/records")
+        self._count("ptm/store/records")
         return record
 
     def close_spider(self):
