@@ -411,6 +411,7 @@ class PayloadWriter:
 # The payload locator of a record line as this module writes it (the first MetadataFilePath key:
 # ModelHub comes before any free text, and a quote inside a string value is escaped).
 _LOCATOR = re.compile(rb'"MetadataFilePath":"([^"#\\]{1,2000})#([0-9]{1,15})"')
+_ID_PREFIX = re.compile(rb'\{"id":(-?[0-9]{1,20}),')
 _OFFSET_BITS = 40  # a payload file up to 1 TB; the file's number in the bits above
 
 
@@ -429,8 +430,8 @@ class StoredPayloads:
         numbers: dict[bytes, int] = {}
         ids, locations = array("q"), array("q")
         for raw in _complete_lines(tree.path(records_file(hub))):
-            own = _OWN_LINE.fullmatch(raw)
-            found = _LOCATOR.search(raw) if own else None
+            own = _ID_PREFIX.match(raw)
+            found = _LOCATOR.search(raw, 0, 4096) if own else None  # ModelHub comes first
             if found is None:
                 continue
             number = numbers.get(found.group(1))
