@@ -26,7 +26,8 @@ from scrapy import signals
 
 from ptmscrape import jobdir, removed
 from ptmscrape.dataset import (
-    DatasetTree, PayloadWriter, SnapshotWriter, StoredPayloads, compact_json, merge_records, pending_snapshots, remove_stale_temp_files,
+    DatasetTree, PayloadWriter, SnapshotWriter, StoredPayloads, compact_json, merge_records, pending_snapshots,
+    remove_stale_temp_files,
 )
 
 logger = logging.getLogger(__name__)

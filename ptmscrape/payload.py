@@ -16,7 +16,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from ptmscrape.dataset import DatasetTree, pending_snapshots, read_jsonl, read_payload, records_file
+from ptmscrape.dataset import (
+    DatasetTree, compact_json, pending_snapshots, read_jsonl, read_payload, records_file,
+)
 
 
 def matches(record: dict[str, Any], model_id: str) -> bool:
@@ -50,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("hub")
     ap.add_argument("model_id")
     args = ap.parse_args(argv)
-    from ptmscrape.dataset import compact_json
     try:
         payload = find_payload(args.data_dir, args.hub, args.model_id)
     except KeyError as exc:

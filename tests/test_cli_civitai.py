@@ -1,12 +1,12 @@
 """Real ``scrapy crawl civitai`` runs (subprocess) against the local Civitai replica, behind a base
 URL with a path prefix: cursor paging, limit, faults, hostile ids, removed models."""
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import json
 
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import read_jsonl, run_crawl
 from tests.replicas.civitai import CivitaiReplica, fixture_models, synthetic_models

@@ -1,11 +1,11 @@
 """Real ``scrapy crawl huggingface`` runs (subprocess) against the local Hugging Face replica."""
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import subprocess
 
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.server import Reply

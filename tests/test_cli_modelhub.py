@@ -1,13 +1,13 @@
 """Real ``scrapy crawl modelhub`` runs (subprocess) against the local Modelhub replica; git fetches
 https://github.com/... from the replica through ``url.<replica>.insteadOf``."""
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import subprocess
 
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.modelhub import ModelhubReplica, fixture_models, repo_path

@@ -2,7 +2,6 @@
 under a path prefix (a mirror): catalogue and per-owner listings, clones, limit, re-crawls and
 removed models, faults, hostile models, two distributed workers."""
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import os
 import signal
@@ -11,6 +10,7 @@ import subprocess
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import ROOT, crawl_command, read_jsonl, run_crawl
 from tests.replicas.faults import FaultPlan, inject

@@ -1,7 +1,6 @@
 """Real ``scrapy crawl modelzoo`` runs (subprocess) against the local ModelZoo replica: the JSON API
 path, and the rendered-site path through a real Splash server."""
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import urllib.request
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.modelzoo import ModelZooReplica, detail, fixture_models

@@ -2,13 +2,13 @@
 behind base URLs with path prefixes: listing -> tags pages -> manifests, limit, failures, faults,
 removed models."""
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import hashlib
 import json
 
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import read_jsonl, run_crawl
 from tests.replicas.faults import FaultPlan, inject

@@ -1,7 +1,6 @@
 """Real ``scrapy crawl onnxmodelzoo`` runs (subprocess) against the local ONNX Model Zoo, in both
 layouts; git fetches https://github.com/onnx/models from the replica through ``insteadOf``."""
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import subprocess
 import urllib.request
@@ -9,6 +8,7 @@ import urllib.request
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.onnx import (

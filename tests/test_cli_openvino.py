@@ -2,12 +2,12 @@
 (git-trees API and raw files under a path prefix); git fetches
 https://github.com/openvinotoolkit/open_model_zoo from the replica through ``insteadOf``."""
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import subprocess
 
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.faults import FaultPlan, inject

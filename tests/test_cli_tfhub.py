@@ -2,13 +2,13 @@
 (git-trees API and raw files under a path prefix, as behind a mirror); git fetches
 https://github.com/tensorflow/tfhub.dev from the replica through ``insteadOf``."""
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import os
 import subprocess
 
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import ROOT, crawl_command, read_jsonl, run_crawl
 from tests.replicas.faults import FaultPlan, inject

@@ -8,12 +8,12 @@ with 16 clones in flight.
 
 from __future__ import annotations
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import asyncio
 import json
 import subprocess
 from pathlib import Path
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from pipelines.clone import ClonePipeline
 from pipelines.map import MapPipeline
 from ptmscrape import dataset

@@ -5,7 +5,6 @@ be kept is kept, and nothing is written outside the data dir."""
 
 from __future__ import annotations
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import json
 import os
 import re
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from ptmscrape import dataset
-from ptmscrape.dataset import DatasetTree, UnsafePath, segment
+from ptmscrape.dataset import DatasetTree, UnsafePath, read_payload, segment
 from ptmscrape.gitrepo import GitPolicy, RepoError, UnsafeRepoURL, check_branch, check_url
 from ptmscrape.items import RawModelItem, load_schema, printable
 from ptmscrape.logformatter import ConciseLogFormatter

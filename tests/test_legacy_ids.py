@@ -5,11 +5,11 @@ namespaced id, whatever answer comes first."""
 
 from __future__ import annotations
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import copy
 
 import pytest
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from tests.crawl import run_crawl
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
 

@@ -1,6 +1,5 @@
 """The pipeline stages, built through ``from_crawler`` with the project's settings."""
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import asyncio
 import copy
 
@@ -11,7 +10,7 @@ from pipelines.dedupe import DedupePipeline, DuplicateModel
 from pipelines.map import MapPipeline, UnmappableModel
 from pipelines.store import StorePipeline
 from pipelines.validate import InvalidRecord, ValidatePipeline
-from ptmscrape.dataset import read_jsonl
+from ptmscrape.dataset import DatasetTree, read_jsonl, read_payload
 from ptmscrape.items import PTMRecord, RawModelItem
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import project_crawler

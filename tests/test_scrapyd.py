@@ -3,7 +3,6 @@ runs the Hugging Face spider against the local replica and produces the dataset 
 
 from __future__ import annotations
 
-from ptmscrape.dataset import DatasetTree, read_payload
 import importlib
 import json
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import spiders
+from ptmscrape.dataset import DatasetTree, read_payload
 from tests.crawl import ROOT, project_crawler, read_jsonl
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
 
