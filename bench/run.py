@@ -34,12 +34,16 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 RAW_RESULTS = ROOT / "bench" / "results-{plan}.json"
 PLANS = {
     "quick": {"listing": [10_000], "baseline_max": 10_000, "recrawl_models": 10_000, "floor_models": 10_000,
+              "paced_models": 10_000,
               "repos": 100, "clone_levels": sorted({4, project_settings.PTM_CLONE_CONCURRENCY})},
     "full": {"listing": [10_000, 100_000, 1_000_000], "baseline_max": 100_000, "recrawl_models": 100_000,
-             "floor_models": 100_000,
+             "floor_models": 100_000, "paced_models": 20_000,
              "repos": 200, "clone_levels": sorted({1, 4, 8, 16, 32, project_settings.PTM_CLONE_CONCURRENCY})},
 }
 LATENCY_MS = 50
+# Paced mode: the replica serves each listing page in this time (cursor paging: one page in
+# flight), as the real Hub does in roughly 0.3-1 s for 1,000 models with expand[] fields.
+PACE_MS = 500
 RECRAWL_RUNS = 3
 
 
@@ -83,7 +87,7 @@ def replica(*args: str):
 
 
 def crawl(url: str, work: Path, settings: dict, env: dict | None = None, name: str = "crawl",
-          feed: bool = True) -> dict:
+          feed: bool = True, stores: bool = True) -> dict:
     out, stats_file = work / f"{name}.jsonl", work / f"{name}.stats.json"
     settings = {"PTM_HUGGINGFACE_URL": url, "LOG_LEVEL": "INFO", **settings}
     cmd = crawl_command("huggingface", out, work / "data", stats_file, settings=settings)
@@ -92,7 +96,8 @@ def crawl(url: str, work: Path, settings: dict, env: dict | None = None, name: s
         del cmd[at:at + 2]
     run = measure(cmd, work / f"{name}.log", env)
     stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
-    if run.returncode != 0 or not stats:
+    # A crawl without pipelines stores nothing: its exit status is 1 by design (README "Exit status").
+    if run.returncode not in ((0,) if stores else (0, 1)) or not stats:
         raise RuntimeError(f"crawl failed (exit {run.returncode}); see {work / f'{name}.log'}")
     return {**asdict(run), "items": stats.get("item_scraped_count", 0),
             "engine_seconds": stats.get("elapsed_time_seconds"),
@@ -117,6 +122,25 @@ def replica_rate(url: str) -> dict:
     return {**info, "models_per_s": info["models"] / info["fetch_seconds"]}
 
 
+def disk_usage(root: Path) -> dict:
+    """Files (and folders) a crawl left in its data dir, and the bytes they take on disk."""
+    files = folders = blocks = 0
+    for folder, dirs, names in os.walk(root):
+        folders += len(dirs)
+        for name in names:
+            st = os.lstat(os.path.join(folder, name))
+            files += 1
+            blocks += st.st_blocks
+    return {"files": files, "folders": folders, "bytes": blocks * 512}
+
+
+def startup(url: str, work: Path) -> dict:
+    """A crawl that lists nothing (``-a limit=0``): Scrapy's and the project's start-up alone."""
+    cmd = crawl_command("huggingface", work / "startup.jsonl", work / "startup-data", work / "startup.stats.json",
+                        args={"limit": 0}, settings={"PTM_HUGGINGFACE_URL": url, "PTM_CLONE": 0})
+    return asdict(measure(cmd, work / "startup.log"))
+
+
 # -- the benchmarks ---------------------------------------------------------------------------
 
 def bench_listing(n: int, plan: dict, work: Path, cache: Path) -> dict:
@@ -126,14 +150,34 @@ def bench_listing(n: int, plan: dict, work: Path, cache: Path) -> dict:
         run_dir = work / f"listing-{n}"
         run_dir.mkdir()
         result["crawl"] = crawl(hub["url"], run_dir, {"PTM_CLONE": 0})
+        result["crawl"]["disk"] = disk_usage(run_dir / "data")
+        result["pages"] = -(-n // 1000)
+        result["startup"] = startup(hub["url"], run_dir)
         if n == plan["recrawl_models"]:
             result["recrawl"] = crawl(hub["url"], run_dir, {"PTM_CLONE": 0}, name="recrawl")
+            result["recrawl"]["disk"] = disk_usage(run_dir / "data")
         shutil.rmtree(run_dir / "data", ignore_errors=True)
         if n == plan["floor_models"]:
             # Scrapy alone: the same listing, items passed to no pipeline and no feed.
-            result["floor"] = crawl(hub["url"], run_dir, {"ITEM_PIPELINES": "{}"}, name="floor", feed=False)
+            result["floor"] = crawl(hub["url"], run_dir, {"ITEM_PIPELINES": "{}"}, name="floor", feed=False,
+                                    stores=False)
         if n <= plan["baseline_max"]:
             result["baseline"] = baseline(hub["url"], run_dir)
+    return result
+
+
+def bench_paced(n: int, pace_ms: int, work: Path, cache: Path) -> dict:
+    """The crawl and the plain baseline against a replica that serves each page in ``pace_ms``."""
+    pages = -(-n // 1000)
+    result: dict = {"models": n, "pace_ms": pace_ms, "pages": pages, "hub_seconds": pages * pace_ms / 1000}
+    with replica("--models", str(n), "--cache", str(cache), "--latency-ms", str(pace_ms)) as hub:
+        run_dir = work / f"paced-{n}"
+        run_dir.mkdir()
+        result["startup"] = startup(hub["url"], run_dir)
+        result["crawl"] = crawl(hub["url"], run_dir, {"PTM_CLONE": 0})
+        result["crawl"]["disk"] = disk_usage(run_dir / "data")
+        shutil.rmtree(run_dir / "data", ignore_errors=True)
+        result["baseline"] = baseline(hub["url"], run_dir)
     return result
 
 
@@ -217,6 +261,19 @@ def render(plan_name: str, res: dict) -> str:
                      f"{c['cpu'] / max(1, c['items']) * 1e6:.0f} | {c['max_rss_mb']:.0f} | {base} | "
                      f"{row['replica']['models_per_s']:,.0f} | {c['load_before']:.1f} → {c['load_after']:.1f} |")
     for row in res["listing"]:
+        c, up = row["crawl"], row.get("startup")
+        if up and "disk" in c:
+            beyond = (c["cpu"] - up["cpu"]) / max(1, c["items"]) * 1e6
+            lines.append(f"\nAt {row['models']:,} ({row['pages']} pages): start-up alone (`-a limit=0`) "
+                         f"{up['wall']:.2f} s wall, {up['cpu']:.2f} CPU s; **{beyond:.0f} CPU µs per model beyond "
+                         f"start-up**; the data dir holds **{c['disk']['files']} files** in "
+                         f"{c['disk']['folders']} folders, {c['disk']['bytes'] / max(1, c['items']):,.0f} bytes "
+                         f"on disk per model ({c['disk']['bytes'] / 2**20:.1f} MB).")
+        again = row.get("recrawl")
+        if again and "disk" in again:
+            lines.append(f"After the re-crawl of the unchanged hub: {again['disk']['files']} files, "
+                         f"{again['disk']['bytes'] / 2**20:.1f} MB.")
+    for row in res["listing"]:
         b = row.get("baseline")
         if b:
             lines.append(f"\nBaseline phases at {row['models']:,}: fetch {b['fetch_seconds']:.2f} s, "
@@ -236,6 +293,22 @@ def render(plan_name: str, res: dict) -> str:
             lines.append(f"\nMetadata-only re-crawl of the unchanged hub at {row['models']:,} into the same data "
                          f"dir: {again['wall']:.1f} s vs {first['wall']:.1f} s = "
                          f"**{again['wall'] / first['wall']:.0%}** of the first crawl.")
+    pc = res.get("paced")
+    if pc:
+        c, b, up = pc["crawl"], pc["baseline"], pc["startup"]
+        hub = pc["hub_seconds"]
+        mark = f" — run of {pc['carried_from']}" if "carried_from" in pc else ""
+        lines += ["", f"**Paced**{mark} ({pc['models']:,} models, the replica serves each of its {pc['pages']} pages in "
+                  f"{pc['pace_ms']} ms, so the hub's serving time is {hub:.1f} s; cursor paging: one page in flight):",
+                  "", "| program | wall s | ÷ hub time | target (1.05 × hub + start-up) | CPU s | peak RSS MB | "
+                  "files in data dir | load |", "|---|---|---|---|---|---|---|---|",
+                  f"| crawl | {c['wall']:.1f} | {c['wall'] / hub:.2f}× | {1.05 * hub + up['wall']:.1f} s: "
+                  f"**{'met' if c['wall'] <= 1.05 * hub + up['wall'] else 'missed'}** | {c['cpu']:.1f} | "
+                  f"{c['max_rss_mb']:.0f} | {c['disk']['files']} | {c['load_before']:.1f} → {c['load_after']:.1f} |",
+                  f"| plain `requests` baseline | {b['wall']:.1f} | {b['wall'] / hub:.2f}× | — | {b['cpu']:.1f} | "
+                  f"{b['max_rss_mb']:.0f} | — | {b['load_before']:.1f} → {b['load_after']:.1f} |",
+                  f"| start-up alone (`-a limit=0`) | {up['wall']:.2f} | — | — | {up['cpu']:.2f} | "
+                  f"{up['max_rss_mb']:.0f} | — | {up['load_before']:.1f} → {up['load_after']:.1f} |"]
     cl = res.get("clones")
     if cl:
         seq = cl["sequential"]["wall"]
@@ -276,6 +349,8 @@ def _carry_over(res: dict, raw: Path) -> None:
         for row in last.get("listing", []):
             if row["models"] not in done:
                 res["listing"].append({"carried_from": last["started"], **row})
+        if "paced" not in res and "paced" in last:
+            res["paced"] = {"carried_from": last["started"], **last["paced"]}
         if "clones" not in res and "clones" in last:
             res["clones"] = {"carried_from": last["started"], **last["clones"]}
         res["listing"].sort(key=lambda row: row["models"])
@@ -320,6 +395,12 @@ def main(argv: list[str] | None = None) -> None:
             (work / str(n)).mkdir()
             res["listing"].append(bench_listing(n, plan, work / str(n), args.cache))
             print(json.dumps(res["listing"][-1]["crawl"]), file=sys.stderr, flush=True)
+        if not args.skip_listing and plan.get("paced_models"):
+            n = plan["paced_models"]
+            print(f"paced: {n:,} models, {PACE_MS} ms a page …", file=sys.stderr, flush=True)
+            (work / "paced").mkdir()
+            res["paced"] = bench_paced(n, PACE_MS, work / "paced", args.cache)
+            print(json.dumps(res["paced"]["crawl"]), file=sys.stderr, flush=True)
         if not args.skip_clones:
             print(f"clones: {plan['repos']} repositories …", file=sys.stderr, flush=True)
             (work / "clones").mkdir()

@@ -7,6 +7,7 @@ stage then refuses the URL: "credentials in the URL are not accepted").
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from scrapy.exceptions import DropItem
@@ -18,6 +19,12 @@ from ptmscrape.mappers.common import MappingError
 
 logger = logging.getLogger(__name__)
 
+# Every this many models the stage gives the event loop a turn. The stages' work is all CPU, so
+# without it the loop turns only between batches of CONCURRENT_ITEMS models, and the next listing
+# page (requested first, see ``spiders_base.LISTING_PRIORITY``), whose body is read 64 KB a turn,
+# would arrive only after the current page's models were processed, not while.
+LOOP_TURN_EVERY = 8
+
 
 class UnmappableModel(DropItem):
     """The hub payload of a model could not be mapped (the message says which and why)."""
@@ -28,6 +35,7 @@ class MapPipeline:
         self.stats = crawler.stats
         self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
         self.mappers: dict[str, object] = {}  # hub -> map_raw (import once, not once per model)
+        self._models = 0
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -36,6 +44,9 @@ class MapPipeline:
     async def process_item(self, item):
         if not isinstance(item, RawModelItem):
             return item
+        self._models += 1
+        if self._models % LOOP_TURN_EVERY == 0 and _in_asyncio_loop():
+            await asyncio.sleep(0)
         try:
             mapper = self.mappers.get(item.hub) or self.mappers.setdefault(item.hub, mapper_for(item.hub))
             record = PTMRecord(mapper(item))
@@ -57,3 +68,11 @@ class MapPipeline:
 def _label(item: RawModelItem) -> str:
     """How an error names the model (escaped: built only when there is an error to report)."""
     return printable(f"{item.hub}:{item.model_id}")
+
+
+def _in_asyncio_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # driven by Twisted without asyncio (tests calling a stage directly)
+        return False
+    return True

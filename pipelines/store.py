@@ -1,6 +1,10 @@
 """Stage 5: write the raw payload and the record into the dataset tree.
 
-* raw payload -> ``<data>/<hub>/json/metadata/<owner>/<name>.json`` (atomic replace);
+* raw payload -> one line of this crawl's ``<data>/<hub>/json/payloads/<hub>-<stamp>.jsonl``,
+  written before the record; the record's ``MetadataFilePath`` becomes its locator
+  ``<file>#<byte offset>`` (``python -m ptmscrape.payload`` reads it back). One file per crawl
+  (per worker): a crawl writes O(1) payload files, not one per model. A payload equal to the
+  stored one (``StoredPayloads``) is not written again: the record keeps its earlier locator;
 * record -> this crawl's snapshot ``<data>/<hub>/snapshots/<hub>-<stamp>.jsonl`` (one flushed line
   each, so a kill loses nothing already stored);
 * at close (and at the next start, for a crawl that was killed) the snapshots are merged into
@@ -22,7 +26,8 @@ from scrapy import signals
 
 from ptmscrape import jobdir, removed
 from ptmscrape.dataset import (
-    DatasetTree, SnapshotWriter, compact_json, merge_records, pending_snapshots, remove_stale_temp_files,
+    DatasetTree, PayloadWriter, SnapshotWriter, StoredPayloads, compact_json, merge_records, pending_snapshots,
+    remove_stale_temp_files,
 )
 
 logger = logging.getLogger(__name__)
@@ -32,8 +37,11 @@ class StorePipeline:
     def __init__(self, crawler):
         self.crawler = crawler
         self.stats = crawler.stats
+        self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
         self.tree = DatasetTree.from_crawler(crawler)
         self.writer: SnapshotWriter | None = None
+        self.payloads: PayloadWriter | None = None
+        self.stored: StoredPayloads | None = None
         self.stamp = ""
         self.dropped_ids: set[int] = set()  # listed, but dropped before this stage (e.g. invalid)
 
@@ -60,6 +68,8 @@ class StorePipeline:
                         len(interrupted), self.hub, counts["records"])
         self.stamp = stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
         self.writer = SnapshotWriter(self.tree, self.hub, stamp)
+        self.payloads = PayloadWriter(self.tree, self.hub, stamp)
+        self.stored = StoredPayloads(self.tree, self.hub)
         jobdir.remember_snapshot(self.crawler.settings, self.writer.path)
         self.stats.set_value("ptm/store/snapshot", self.writer.relative)
         logger.info("Dataset tree: %s (snapshot %s)", self.tree.root, self.writer.relative)
@@ -69,18 +79,24 @@ class StorePipeline:
         if raw is not None:
             # Compact, like the hub serves it: indenting would need json's pure-Python encoder,
             # which costs more than everything else this stage does.
-            payload = compact_json(raw.payload).encode()
-            if not self.tree.write_if_changed(record["ModelHub"]["MetadataFilePath"], payload):
-                self.stats.inc_value("ptm/store/raw_payloads_unchanged")
-            self.stats.inc_value("ptm/store/raw_payloads")
+            line = compact_json(raw.payload).encode()
+            locator = self.stored.unchanged(record["id"], line) if self.stored else None
+            if locator is None:
+                locator = self.payloads.write(line)
+            else:
+                self._count("ptm/store/raw_payloads_unchanged")
+            record["ModelHub"]["MetadataFilePath"] = locator
+            self._count("ptm/store/raw_payloads")
         self.writer.write(record)
-        self.stats.inc_value("ptm/store/records")
+        self._count("ptm/store/records")
         return record
 
     def close_spider(self):
         if self.writer is None:
             return
         self.writer.close()
+        self.payloads.close()
+        self.stored.close()
         snapshots = pending_snapshots(self.tree, self.hub)
         if self.writer.path not in snapshots:
             # Another worker sharing this data dir (distributed crawl) started meanwhile and merged

@@ -7,7 +7,9 @@ the models added and removed between two snapshots (or any two record files, e.g
     ~ google-bert/bert-base-uncased  Downloads: 55443322 -> 56000000 (+556678)
 
 ``--fields Downloads,Likes`` compares only these fields; ``--json`` prints one JSON object instead.
-``CrawledAt`` and ``CloneStatus`` differ on every crawl, so they are compared only when named.
+``CrawledAt`` and ``CloneStatus`` differ on every crawl, so they are compared only when named;
+``ModelHub.MetadataFilePath`` (the payload's locator, which moves to the new crawl's payload file
+whenever the payload changed) only when ``ModelHub`` is named.
 Models are matched by ``id``, which is stable across crawls (and renames on Hugging Face).
 """
 
@@ -66,12 +68,21 @@ def compare(a: dict[int, dict], b: dict[int, dict], fields: list[str] | None = N
     for i in sorted(a.keys() & b.keys(), key=lambda i: label(b[i])):
         old, new = a[i], b[i]
         names = fields or sorted((old.keys() | new.keys()) - NOISY_FIELDS)
-        changes = [FieldChange(n, old.get(n), new.get(n)) for n in names if old.get(n) != new.get(n)]
+        strip = not fields
+        changes = [FieldChange(n, old.get(n), new.get(n)) for n in names
+                   if _value(old, n, strip) != _value(new, n, strip)]
         if changes:
             out.changed.append((new, changes))
         else:
             out.unchanged += 1
     return out
+
+
+def _value(record: dict, name: str, strip_locator: bool) -> Any:
+    value = record.get(name)
+    if strip_locator and name == "ModelHub" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "MetadataFilePath"}
+    return value
 
 
 def label(record: dict) -> str:

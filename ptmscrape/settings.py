@@ -67,7 +67,7 @@ PTM_OPENVINO_RAW_URL = "https://raw.githubusercontent.com/openvinotoolkit/open_m
 PTM_OPENVINO_TREE_URL = "https://api.github.com/repos/openvinotoolkit/open_model_zoo/git/trees/master?recursive=1"
 
 # --- dataset tree ---------------------------------------------------------------------------
-# Root of the dataset tree: <dir>/<hub>/{<hub>.jsonl,snapshots/,json/metadata/,repos/}.
+# Root of the dataset tree: <dir>/<hub>/{<hub>.jsonl,snapshots/,json/payloads/,repos/}.
 PTM_DATA_DIR = "data"
 
 # --- clone stage ----------------------------------------------------------------------------

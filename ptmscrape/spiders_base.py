@@ -18,6 +18,13 @@ from ptmscrape.checks import BadInput, check_arguments, positive_int
 from ptmscrape.items import RawModelItem
 from ptmscrape.middlewares import backoff_delay
 
+# Priority of a paged listing's next page. It is yielded before the page's models, as soon as its
+# URL is known, and goes before requests already queued (detail pages, history calls), so it
+# downloads while the page's models go through the pipelines: a listing that pages sequentially
+# then runs at the hub's pace. Not in a distributed crawl, whose hand-offs go first (see
+# ``distributed.HANDOFF_PRIORITY``) so that the shared queue never holds the whole hub.
+LISTING_PRIORITY = 100
+
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
 
 
@@ -106,6 +113,14 @@ class HubSpider(scrapy.Spider):
         listed = self.handoff.listed() if self.handoff else self.items_yielded
         return listed >= self.limit
 
+    def more_wanted(self, upcoming: int) -> bool:
+        """Whether to ask for the next listing page before yielding the ``upcoming`` models of
+        this one: not when they already reach ``-a limit``."""
+        if self.limit is None:
+            return True
+        listed = self.handoff.listed() if self.handoff else self.items_yielded
+        return listed + upcoming < self.limit
+
     def raw_item(self, model_id: Any, response: Response, payload: Any,
                  **context: Any) -> RawModelItem | scrapy.Request:
         """What to yield for one model: its raw item (or, distributed, a hand-off request)."""
@@ -127,6 +142,11 @@ class HubSpider(scrapy.Spider):
     def request(self, url: str, callback, **kwargs: Any) -> scrapy.Request:
         """A request whose failure (after retries) is reported by URL and reason."""
         return scrapy.Request(url, callback=callback, errback=self.page_failed, **kwargs)
+
+    def next_page(self, url: str, callback, **kwargs: Any) -> scrapy.Request:
+        """:meth:`request` for a listing's next page, ahead of queued requests (``LISTING_PRIORITY``)."""
+        kwargs.setdefault("priority", 0 if self.handoff else LISTING_PRIORITY)
+        return self.request(url, callback, **kwargs)
 
     def json_page(self, response: Response, expect: type | tuple[type, ...] = (list, dict)) -> Any:
         """The decoded JSON body, or None for a malformed page (cut short, not JSON, or not of

@@ -71,13 +71,14 @@ class CivitaiSpider(HubSpider):
         if not isinstance(items, list):
             self.page_malformed(response, "unexpected JSON", "no 'items' list")
             return
+        # The next page first: it downloads while this page's models are processed.
+        url = self.next_url(response, page.get("metadata"))
+        if url and items and self.more_wanted(len(items)):
+            yield self.next_page(url, self.parse_listing)
         for model in items:
             if self.limit_reached:
                 return
             yield self.raw_item(_model_id(model), response, model)
-        url = self.next_url(response, page.get("metadata"))
-        if url and items and not self.limit_reached:
-            yield self.request(url, self.parse_listing)
 
     def next_url(self, response, metadata) -> str | None:
         """The next listing page on our base URL, from the cursor the API gave (None: last page)."""

@@ -64,14 +64,20 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
 
     def parse_listing(self, response):
         page = self.json_page(response, expect=list)
-        for model in page or []:
+        if page is None:
+            return
+        # The next page first: it downloads while this page's models are processed.
+        url = next_link(response.headers.get("Link"))
+        if url and page and self.more_wanted(len(page)):
+            # With history calls queued, the listing must not run ahead of them (they would pile
+            # up in the scheduler): the next page keeps the ordinary priority then.
+            yield self.next_page(response.urljoin(url), self.parse_listing,
+                                 **({"priority": 0} if self.history_kinds else {}))
+        for model in page:
             if self.limit_reached:
                 return
             yield self.raw_item(_model_id(model), response, model)
             yield from self.history_requests(model)
-        url = next_link(response.headers.get("Link"))
-        if url and not self.limit_reached:
-            yield self.request(response.urljoin(url), self.parse_listing)
 
     def parse_model(self, response):
         model = self.json_page(response, expect=dict)

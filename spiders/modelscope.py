@@ -44,7 +44,8 @@ class ModelscopeSpider(HubSpider):
         size = max(1, self.settings.getint("PTM_MODELSCOPE_PAGE_SIZE"))
         return min(size, self.limit) if self.limit else size
 
-    def page_request(self, number: int, owner: str | None = None, size: int | None = None):
+    def page_request(self, number: int, owner: str | None = None, size: int | None = None,
+                     next_page: bool = False):
         """The PUT for page ``number`` (JSON body, so it is saved whole in a JOBDIR and retried as is)."""
         size = size or self.page_size()
         if owner is None:
@@ -54,7 +55,8 @@ class ModelscopeSpider(HubSpider):
         else:
             url = self.base_url + OWNER_LISTING_PATH
             body = {"Path": owner, "PageNumber": number, "PageSize": size}
-        return self.request(url, self.parse_listing, method="PUT", body=json.dumps(body),
+        return (self.next_page if next_page else self.request)(
+            url, self.parse_listing, method="PUT", body=json.dumps(body),
                             headers={"Content-Type": "application/json"},
                             cb_kwargs={"number": number, "owner": owner, "size": size})
 
@@ -80,18 +82,19 @@ class ModelscopeSpider(HubSpider):
             # The catalogue answers an unknown SortBy (e.g. "Downloads") with an empty page.
             self.logger.warning("ModelScope listed no models for %s", f"owner {owner!r}" if owner
                                 else f"the catalogue with SortBy {self.sort!r}")
-        for model in listing:
-            if self.limit_reached:
-                return
-            yield self.raw_item(_label(model, owner), response, model, listed_owner=owner)
         if number == 1 and 0 < len(listing) < size and isinstance(total, int) and total > len(listing):
             size = len(listing)  # the hub capped the page size: page on with its size, not ours
         if isinstance(total, int) and not isinstance(total, bool):
             more = number * size < total
         else:  # no TotalCount: a short page is the last one
             more = len(listing) >= size
-        if listing and more and not self.limit_reached:
-            yield self.page_request(number + 1, owner, size)
+        # The next page first: it downloads while this page's models are processed.
+        if listing and more and self.more_wanted(len(listing)):
+            yield self.page_request(number + 1, owner, size, next_page=True)
+        for model in listing:
+            if self.limit_reached:
+                return
+            yield self.raw_item(_label(model, owner), response, model, listed_owner=owner)
 
 
 def _label(model, owner: str | None) -> str:

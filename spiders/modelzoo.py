@@ -75,8 +75,8 @@ class ModelzooSpider(HubSpider):
             yield self.listing_request(0)
 
     # -- requests ------------------------------------------------------------------------
-    def listing_request(self, offset: int):
-        return self.request(f"{self.base_url}/api/models/{offset}/", self.parse_listing,
+    def listing_request(self, offset: int, next_page: bool = False):
+        return (self.next_page if next_page else self.request)(f"{self.base_url}/api/models/{offset}/", self.parse_listing,
                             cb_kwargs={"offset": offset})
 
     def model_request(self, slug: str):
@@ -100,9 +100,10 @@ class ModelzooSpider(HubSpider):
             self.page_malformed(response, "unexpected JSON", "no 'models' list")
             return
         slugs = [self.listed_slug(response, m.get("slug") if isinstance(m, dict) else None) for m in models]
-        more = yield from self.request_models(slugs)
-        if more:
-            yield self.listing_request(offset + len(models))
+        requests, more = self.request_models(slugs)
+        if more:  # the next page first: it downloads while this page's models are fetched
+            yield self.listing_request(offset + len(models), next_page=True)
+        yield from requests
 
     def parse_model(self, response, slug: str):
         model = self.json_page(response, expect=dict)
@@ -118,10 +119,11 @@ class ModelzooSpider(HubSpider):
             return
         slugs = [self.listed_slug(response, _slug_from_href(response.urljoin(href), self.base_url))
                  for href in cards]
-        more = yield from self.request_models(slugs)
+        requests, more = self.request_models(slugs)
         next_page = response.css("a.next-page::attr(href)").get()
-        if more and next_page:
+        if more and next_page:  # the next page first (see parse_listing)
             yield self.rendered(response.urljoin(next_page), self.parse_listing_page)
+        yield from requests
 
     def parse_model_page(self, response, slug: str):
         if not response.css(_INFO):
@@ -137,18 +139,17 @@ class ModelzooSpider(HubSpider):
         self.crawler.stats.inc_value("ptm/pages/entries_without_slug")
         return None
 
-    def request_models(self, slugs):
-        """Requests for the slugs not listed before; returns whether to read the next page."""
-        new = False
+    def request_models(self, slugs) -> tuple[list, bool]:
+        """Requests for the slugs not listed before, and whether to read the next page."""
+        requests = []
         for slug in slugs:
             if slug is None or slug in self.listed:
                 continue
             if self.limit is not None and len(self.listed) >= self.limit:
-                return False
-            new = True
+                return requests, False
             self.listed.add(slug)
-            yield self.model_request(slug)
-        return new and (self.limit is None or len(self.listed) < self.limit)
+            requests.append(self.model_request(slug))
+        return requests, bool(requests) and (self.limit is None or len(self.listed) < self.limit)
 
 
 def rendered_model(response) -> dict:

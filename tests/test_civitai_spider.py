@@ -67,7 +67,8 @@ def test_listing_yields_each_model_as_served_and_follows_the_cursor_on_our_base(
     out = list(spider.parse_listing(page(url, models, {
         "nextCursor": "22138|364671|25494",
         "nextPage": "https://civitai.com/api/v1/models?limit=3&sort=Newest&nsfw=true&cursor=22138%7C364671%7C25494"})))
-    items, (nxt,) = out[:3], out[3:]
+    # The next page is asked for first, so it downloads while the page's models are processed.
+    (nxt,), items = out[:1], out[1:]
     assert all(isinstance(i, RawModelItem) for i in items)
     assert [i.payload for i in items] == models and [i.model_id for i in items] == [str(m["id"]) for m in models]
     assert items[0].context == {"base_url": BASE}
@@ -81,7 +82,7 @@ def test_next_page_alone_is_followed_with_its_query_on_our_base():
     spider = make_spider()
     out = list(spider.parse_listing(page(f"{BASE}/api/v1/models", fixture_models()[:1], {
         "nextPage": "https://civitai.com/api/v1/models?limit=1&page=1&sort=Newest&cursor=9001%7C1"})))
-    nxt = out[-1]
+    nxt = out[0]
     assert isinstance(nxt, Request) and nxt.url.startswith(f"{BASE}/api/v1/models?")
     assert query(nxt.url) == {"limit": "1", "page": "1", "sort": "Newest", "cursor": "9001|1"}
 
@@ -120,7 +121,7 @@ def test_a_malformed_listing_page_is_reported_by_kind(body, kind):
 def test_listing_requests_can_be_saved_in_a_jobdir():
     spider = make_spider()
     (first,) = start_requests(spider)
-    nxt = list(spider.parse_listing(page(first.url, fixture_models()[:1], {"nextCursor": "7|1"})))[-1]
+    nxt = list(spider.parse_listing(page(first.url, fixture_models()[:1], {"nextCursor": "7|1"})))[0]
     for request in (first, nxt):
         restored = request_from_dict(pickle.loads(pickle.dumps(request.to_dict(spider=spider))), spider=spider)
         assert (restored.url, restored.callback, restored.errback) == (request.url, request.callback, request.errback)

@@ -6,6 +6,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import read_jsonl, run_crawl
 from tests.replicas.civitai import CivitaiReplica, fixture_models, synthetic_models
@@ -49,7 +50,7 @@ def test_crawl_pages_through_cursors_and_stores_every_model_valid(tmp_path, hub)
         assert list(VALIDATOR.iter_errors(record)) == [], model_id
         assert record["CloneStatus"] == "skipped: the hub has no git repository"
         assert record["ModelURL"] == f"{hub.base_url}/models/{model_id}"
-        payload = json.loads((result.data_dir / record["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), record["ModelHub"]["MetadataFilePath"])
         assert payload == served[model_id]
     assert not (result.data_dir / "civitai/repos").exists() or not any(
         p for p in (result.data_dir / "civitai/repos").iterdir() if p.name != ".incoming")
@@ -102,8 +103,9 @@ def test_hostile_models_are_dropped_or_kept_inside_the_data_dir(tmp_path):
     assert result.stats["item_dropped_reasons_count/UnmappableModel"] == 4
     assert "Dropped: civitai:../../../etc/passwd: missing or malformed 'id'" in result.log
     record = next(r for r in result.records("civitai") if r["ModelHub"]["MetadataObjectID"] == "777")
-    path = (result.data_dir / record["ModelHub"]["MetadataFilePath"]).resolve()
+    path = (result.data_dir / record["ModelHub"]["MetadataFilePath"].partition("#")[0]).resolve()
     assert path.is_file() and path.is_relative_to(result.data_dir.resolve())
+    assert read_payload(DatasetTree(result.data_dir), record["ModelHub"]["MetadataFilePath"])["id"] == 777
     assert record["ModelOwner"] == "../../../tmp/evil"  # kept as data, never as a path
     assert not list(tmp_path.parent.glob("evil*"))
 

@@ -5,6 +5,7 @@ import subprocess
 
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.server import Reply
@@ -43,7 +44,7 @@ def test_crawl_pages_maps_stores_and_clones_every_model(tmp_path, hf_replica):
         assert head(repo) == item["LatestGitCommitSHA"] == model["sha"]
         # LFS weights stay pointers by default
         assert (repo / "model.safetensors").read_text().startswith("version https://git-lfs.github.com/spec/v1")
-        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload["id"] == model["id"] and payload["_id"] == model["_id"]
 
     records = result.records("huggingface")

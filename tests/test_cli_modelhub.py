@@ -7,6 +7,7 @@ import subprocess
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.modelhub import ModelhubReplica, fixture_models, repo_path
@@ -43,7 +44,7 @@ def test_crawl_maps_every_entry_and_clones_each_repo_at_its_branch(tmp_path, hub
         assert item["RepoURL"] == model["github"] and item["RepoBranch"] == "master"
         assert head(result.data_dir / item["RepoPath"]) == item["LatestGitCommitSHA"] == hub.branch_heads[repo]
         assert hub.git_sessions(repo) == 1
-        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload == model  # the index entry, untouched
 
     # The branch is honoured: the remote HEAD of this repository is another commit.

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import ROOT, crawl_command, read_jsonl, run_crawl
 from tests.replicas.faults import FaultPlan, inject
@@ -57,7 +58,7 @@ def test_crawl_pages_the_catalogue_maps_stores_and_clones_every_model(tmp_path, 
         repo = result.data_dir / item["RepoPath"]
         assert head(repo) == item["LatestGitCommitSHA"] == ms.heads[key(item)]
         assert (repo / "pytorch_model.bin").read_text().startswith("version https://git-lfs.github.com/spec/v1")
-        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload == ms.models[key(item)]
         assert item["ModelHub"]["ModelHubURL"] == ms.url
     assert sorted(r["id"] for r in result.records("modelscope")) == sorted(i["id"] for i in items)

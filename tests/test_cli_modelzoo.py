@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.modelzoo import ModelZooReplica, detail, fixture_models
@@ -45,7 +46,7 @@ def test_api_crawl_maps_validates_stores_and_clones(tmp_path, zoo):
     assert sorted(items) == sorted(zoo.models)
     for item in items.values():
         assert list(VALIDATOR.iter_errors(item)) == [], item["ModelName"]
-        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload == detail(zoo.models[item["ModelName"]])  # the hub's detail object, as served
     # Offset paging: 5 + 5 + 4 models, then the empty page at offset 14 ends the listing.
     assert [p for m, p in zoo.replica.requests if p.startswith("/api/models/") and p[12].isdigit()] == \
@@ -105,14 +106,17 @@ def test_splash_crawl_of_the_javascript_site_yields_the_api_records(tmp_path, zo
     zoo.fail_once = {"/api/models/stylegan/", "/api/models/5/"}
     rendered = crawl(zoo, tmp_path / "splash", args={"render": "splash"}, settings={"SPLASH_URL": splash})
 
-    def comparable(items):
-        return sorted(({k: v for k, v in i.items() if k != "CrawledAt"} for i in items), key=lambda r: r["id"])
+    def comparable(items):  # the payload locators name each crawl's file: payloads are compared below
+        return sorted(({**{k: v for k, v in i.items() if k != "CrawledAt"},
+                        "ModelHub": {k: v for k, v in i["ModelHub"].items() if k != "MetadataFilePath"}}
+                       for i in items), key=lambda r: r["id"])
 
     assert len(rendered.items) == 14
     assert comparable(rendered.items) == comparable(api.items)
+    api_items = {i["id"]: i for i in api.items}
     for item in rendered.items:
-        path = item["ModelHub"]["MetadataFilePath"]
-        assert (rendered.data_dir / path).read_bytes() == (api.data_dir / path).read_bytes()
+        assert read_payload(DatasetTree(rendered.data_dir), item["ModelHub"]["MetadataFilePath"]) == \
+            read_payload(DatasetTree(api.data_dir), api_items[item["id"]]["ModelHub"]["MetadataFilePath"])
 
     # The pages went through Splash, and Splash's browser ran the script that called the API.
     stats = rendered.stats

@@ -8,6 +8,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import read_jsonl, run_crawl
 from tests.replicas.faults import FaultPlan, inject
@@ -49,7 +50,7 @@ def test_crawl_records_every_model_with_its_tags_manifests(tmp_path, hub):
             assert version["Digest"] == "sha256:" + hashlib.sha256(served).hexdigest()
             assert [f["Digest"] for f in version["Files"][1:]] == [
                 layer["digest"] for layer in json.loads(served)["layers"]]
-        payload = json.loads((result.data_dir / record["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), record["ModelHub"]["MetadataFilePath"])
         assert payload["Name"] == name and len(payload["Tags"]) == len(models[name])
     assert records["llava"]["ModelVersions"][0]["Files"][2]["Name"] == "projector"
     assert records["nomic-embed-text"]["Tags"] == ["embedding"]

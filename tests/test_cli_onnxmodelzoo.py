@@ -8,6 +8,7 @@ import urllib.request
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.onnx import (
@@ -83,7 +84,7 @@ def test_crawl_makes_one_record_per_model_row_and_generated_model_from_one_share
     assert (qdq["ModelTask"], qdq["ModelArchitecture"], qdq["Opset"], qdq["OnnxVersion"]) == (
         "image_classification", "PebbleNet", 12, "1.10.0")
     assert qdq["Metrics"] == {"Top-1 accuracy (%)": "73.70"}
-    payload = json.loads((result.data_dir / qdq["ModelHub"]["MetadataFilePath"]).read_text())
+    payload = read_payload(DatasetTree(result.data_dir), qdq["ModelHub"]["MetadataFilePath"])
     assert payload["model_dir"] == qdq["RepoSubPath"] and payload["anchor"] == "image_classification"
     assert payload["readme_url"] == f"{zoo.raw_url}/{qdq['RepoSubPath']}/README.md"
     assert payload["row"]["name"] == "PebbleNet50-qdq" and payload["cells"]["Model"] == "PebbleNet50-qdq"

@@ -7,6 +7,7 @@ import subprocess
 
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.faults import FaultPlan, inject
@@ -47,7 +48,7 @@ def test_crawl_and_recrawl_one_record_per_model_yml_from_one_shared_clone(tmp_pa
         assert item["LatestGitCommitSHA"] == expected_sha[model_dir]
         assert item["LatestGitCommitSHA"] == (commits[1] if model_dir == UPDATED else commits[0])
         assert (clone / model_dir / "model.yml").is_file()
-        payload = json.loads((first.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(first.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload["model_dir"] == model_dir and isinstance(payload["model"]["files"], list)
     face = items["intel/face-detection-0200"]
     assert [f["Name"] for f in face["Files"]][-1] == "FP16-INT8/face-detection-0200.xml"  # the later commit

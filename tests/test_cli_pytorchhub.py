@@ -7,6 +7,7 @@ import subprocess
 import pytest
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.pytorchhub import MODEL_REPOS, SUBPATHS, PytorchHubReplica
@@ -44,7 +45,7 @@ def test_crawl_maps_every_model_and_clones_each_repository_once(tmp_path, hub):
         assert head(clone) == hub.head(repo)  # the default branch (main for pytorch/vision)
         if slug not in SUBPATHS:
             assert item["LatestGitCommitSHA"] == head(clone)
-        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload["Slug"] == slug and payload["ModelURL"] == item["ModelURL"]
 
     # Two repositories serve two models each: one git session each, the second model reuses it.

@@ -8,6 +8,7 @@ import subprocess
 
 from jsonschema import Draft202012Validator
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import load_schema
 from tests.crawl import ROOT, crawl_command, read_jsonl, run_crawl
 from tests.replicas.faults import FaultPlan, inject
@@ -49,7 +50,7 @@ def test_crawl_makes_one_record_per_model_version_from_one_shared_clone(tmp_path
         assert item["LatestGitCommitSHA"] == expected_sha[path] == git_out(clone, "log", "-1", "--format=%H", "--", path)
         assert (clone / path).is_file()
         assert item["LatestGitCommitSHA"] == (commits[1] if path == UPDATED else commits[0])
-        payload = json.loads((result.data_dir / item["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])
         assert payload["path"] == path and payload["raw_url"] == f"{hub.raw_url}/{path}"
         assert payload["tree_url"] == hub.tree_url and len(payload["tree_sha"]) == 40
 
@@ -211,9 +212,10 @@ def test_hostile_names_and_contents_stay_inside_the_data_dir(tmp_path):
         item = by_path[path]
         assert list(VALIDATOR.iter_errors(item)) == [], path
         assert item["CloneStatus"] == "cloned" and item["LatestGitCommitSHA"] == hub.commits[-1]
-        payload = (data / item["ModelHub"]["MetadataFilePath"]).resolve()
+        payload = (data / item["ModelHub"]["MetadataFilePath"].partition("#")[0]).resolve()
         assert payload.is_file() and data in payload.parents
+        assert read_payload(DatasetTree(data), item["ModelHub"]["MetadataFilePath"])
     assert by_path["assets/docs/%2e%2e/models/%2F..%2F/3.md"]["ModelOwner"] == "%2e%2e"
     everything = [p.resolve() for p in tmp_path.rglob("*")]
     assert all(tmp_path.resolve() in p.parents for p in everything)
-    assert not [p for p in (data / "tfhub/json/metadata").iterdir() if p.name in (".", "..", ".hidden")]
+    assert not [p for p in (data / "tfhub/json/payloads").iterdir() if p.name in (".", "..", ".hidden")]

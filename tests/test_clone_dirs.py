@@ -13,6 +13,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from pipelines.clone import ClonePipeline
 from pipelines.map import MapPipeline
 from ptmscrape import dataset
@@ -45,11 +46,11 @@ def test_hub_hosted_clones_follow_the_model_id_under_a_prefixed_base_url(tmp_pat
         assert r["CloneStatus"] == "cloned", (model_id, r["CloneStatus"])
         assert r["RepoURL"] == f"{hub.url}/{model_id}"
         assert r["RepoPath"] == f"huggingface/repos/{model_id}"
-        assert r["ModelHub"]["MetadataFilePath"] == f"huggingface/json/metadata/{model_id}.json"
+        assert r["ModelHub"]["MetadataFilePath"].startswith("huggingface/json/payloads/huggingface-")
         clone = result.data_dir / r["RepoPath"]
         assert git_out(clone, "rev-parse", "HEAD") == r["LatestGitCommitSHA"] == served[model_id]
         assert git_out(clone, "remote", "get-url", "origin") == r["RepoURL"]
-        payload = json.loads((result.data_dir / r["ModelHub"]["MetadataFilePath"]).read_text())
+        payload = read_payload(DatasetTree(result.data_dir), r["ModelHub"]["MetadataFilePath"])
         assert payload["id"] == model_id
     assert not (result.data_dir / "huggingface/repos/hf").exists()
 

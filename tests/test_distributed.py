@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from scrapy.http import Request, TextResponse
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import RawModelItem
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import ROOT, crawl_command, project_crawler, read_jsonl, run_crawl
@@ -182,8 +183,10 @@ def head(repo: Path) -> str:
                           check=True).stdout.strip()
 
 
-def comparable(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k != "CrawledAt"}
+def comparable(record: dict, data: Path) -> dict:
+    """The record, its payload read through its locator (which names the crawl's payload file)."""
+    hub = dict(record["ModelHub"], MetadataFilePath=read_payload(DatasetTree(data), record["ModelHub"]["MetadataFilePath"]))
+    return {k: v for k, v in {**record, "ModelHub": hub}.items() if k != "CrawledAt"}
 
 
 def test_two_workers_split_the_crawl_and_together_equal_a_single_process_crawl(
@@ -193,7 +196,7 @@ def test_two_workers_split_the_crawl_and_together_equal_a_single_process_crawl(
 
     start = hub_traffic()
     single = run_crawl("huggingface", tmp_path / "single", settings=hub_settings(replica))
-    expected = {r["id"]: comparable(r) for r in single.items}
+    expected = {r["id"]: comparable(r, single.data_dir) for r in single.items}
     assert len(expected) == len(replica.models) == 64
     after_single = hub_traffic()
     (tmp_path / "dist").mkdir()
@@ -203,7 +206,7 @@ def test_two_workers_split_the_crawl_and_together_equal_a_single_process_crawl(
     ids = [{i["id"] for i in w["items"]} for w in workers]
     assert not ids[0] & ids[1], "a model was processed by both workers"
     assert sum(len(w["items"]) for w in workers) == 64
-    union = {i["id"]: comparable(i) for w in workers for i in w["items"]}
+    union = {i["id"]: comparable(i, data) for w in workers for i in w["items"]}
     assert union == expected
 
     # Both did part of the work, cloning included; nothing was dropped as a duplicate.

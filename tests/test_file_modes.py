@@ -26,7 +26,8 @@ def test_dataset_files_follow_the_umask(tmp_path, umask, mode):
     files = [p for p in data.rglob("*") if p.is_file() and "/repos/" not in str(p) and not p.name.startswith(".")]
     names = {p.relative_to(data).as_posix() for p in files}
     assert "huggingface/huggingface.jsonl" in names and "repo-index.jsonl" in names
-    assert sum(n.startswith("huggingface/json/metadata/") for n in names) == 6
+    # One payload file: the first crawl's (the re-crawl found every payload unchanged).
+    assert sum(n.startswith("huggingface/json/payloads/") for n in names) == 1
     assert sum(n.startswith("huggingface/snapshots/") for n in names) == 2
     assert {p.relative_to(data).as_posix(): oct(stat.S_IMODE(os.stat(p).st_mode)) for p in files} == \
         {n: oct(mode) for n in names}

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from ptmscrape import dataset
-from ptmscrape.dataset import DatasetTree, UnsafePath, segment
+from ptmscrape.dataset import DatasetTree, UnsafePath, read_payload, segment
 from ptmscrape.gitrepo import GitPolicy, RepoError, UnsafeRepoURL, check_branch, check_url
 from ptmscrape.items import RawModelItem, load_schema, printable
 from ptmscrape.logformatter import ConciseLogFormatter
@@ -311,7 +311,7 @@ def test_crawl_of_hostile_models_keeps_what_it_can_and_writes_only_inside_the_da
     for model_id, status in refused.items():
         assert records[model_id]["CloneStatus"].startswith(status), model_id
         assert records[model_id]["RepoPath"] is None
-        assert (data / records[model_id]["ModelHub"]["MetadataFilePath"]).is_file()  # payload kept
+        assert read_payload(DatasetTree(data), records[model_id]["ModelHub"]["MetadataFilePath"])  # payload kept
     assert records["ok/huge"]["CloneStatus"] == "cloned" and records["ok/huge"]["ModelTask"] == "t" * 200
     assert records["ok/wrong-types"]["Downloads"] is None and records["ok/wrong-types"]["Tags"] == []
 

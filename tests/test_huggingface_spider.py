@@ -4,7 +4,7 @@ import pytest
 from scrapy.http import Request, TextResponse
 
 from ptmscrape.items import RawModelItem
-from ptmscrape.spiders_base import next_link
+from ptmscrape.spiders_base import LISTING_PRIORITY, next_link
 from spiders.huggingface import HuggingfaceSpider
 from tests.helpers import json_response, spider_maker, start_requests
 from tests.replicas.huggingface import fixture_models
@@ -101,3 +101,25 @@ def test_a_legacy_id_answered_in_place_is_asked_under_its_namespace():
     other = {**canonical, "_id": "650000000000000000000001"}
     (item,) = spider.parse_namespaced(page(request.url, other), **request.cb_kwargs)
     assert (item.model_id, item.payload, item.url) == ("gpt2", legacy, f"{BASE}/api/models/gpt2")
+
+
+def test_the_next_page_is_asked_for_before_the_pages_models_and_ahead_of_queued_requests():
+    spider = make_spider()
+    out = list(spider.parse_listing(page(f"{BASE}/api/models", fixture_models(), link=f"{BASE}/next")))
+    assert isinstance(out[0], Request) and out[0].url == f"{BASE}/next"
+    assert out[0].priority == LISTING_PRIORITY > 0
+    assert all(isinstance(o, RawModelItem) for o in out[1:])
+
+
+def test_a_page_that_reaches_the_limit_asks_for_no_next_page():
+    n = len(fixture_models())
+    for limit, asks in ((n, False), (n + 1, True)):
+        spider = make_spider(limit=str(limit))
+        out = list(spider.parse_listing(page(f"{BASE}/api/models", fixture_models(), link=f"{BASE}/next")))
+        assert any(isinstance(o, Request) for o in out) is asks, limit
+
+
+def test_with_history_the_next_page_keeps_the_ordinary_priority():
+    spider = make_spider(history="refs")
+    out = list(spider.parse_listing(page(f"{BASE}/api/models", fixture_models(), link=f"{BASE}/next")))
+    assert out[0].url == f"{BASE}/next" and out[0].priority == 0

@@ -9,6 +9,7 @@ import copy
 
 import pytest
 
+from ptmscrape.dataset import DatasetTree, read_payload
 from tests.crawl import run_crawl
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
 
@@ -37,7 +38,9 @@ def test_a_model_given_under_its_legacy_id_gets_the_namespaced_id(tmp_path, hub,
     assert [i["id"] for i in result.items] == [record["id"]]
     assert (record["ModelOwner"], record["ModelName"]) == ("openai-community", "gpt2")
     assert record["ModelURL"] == record["RepoURL"] == f"{hub.url}/openai-community/gpt2"
-    assert record["ModelHub"]["MetadataFilePath"] == "huggingface/json/metadata/openai-community/gpt2.json"
+    assert record["ModelHub"]["MetadataFilePath"].startswith("huggingface/json/payloads/")
+    assert read_payload(DatasetTree(result.data_dir), record["ModelHub"]["MetadataFilePath"])["id"] == \
+        "openai-community/gpt2"
     assert record["ModelHub"]["MetadataObjectID"] == hub.models["openai-community/gpt2"]["_id"]
     assert not (result.data_dir / "huggingface/json/metadata/_/gpt2.json").exists()
 

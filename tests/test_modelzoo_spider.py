@@ -64,10 +64,11 @@ def test_listing_page_requests_each_model_then_the_page_at_the_next_offset():
     models = fixture_models()[:5]
     items, requests = split(spider.parse_listing(listing(0, models), offset=0))
     assert items == []  # the raw payload is the detail object
-    assert [r.url for r in requests] == [f"{BASE}/api/models/{m['slug']}/" for m in models] + \
-        [f"{BASE}/api/models/5/"]
-    assert requests[0].cb_kwargs == {"slug": models[0]["slug"]}
-    assert requests[-1].cb_kwargs == {"offset": 5}
+    # The next page first: it downloads while the models are fetched.
+    assert [r.url for r in requests] == [f"{BASE}/api/models/5/"] + \
+        [f"{BASE}/api/models/{m['slug']}/" for m in models]
+    assert requests[1].cb_kwargs == {"slug": models[0]["slug"]}
+    assert requests[0].cb_kwargs == {"offset": 5}
 
 
 def test_paging_stops_at_an_empty_page_and_at_a_page_of_known_slugs():
@@ -111,7 +112,7 @@ def test_listing_entries_without_a_slug_are_counted_and_skipped():
     spider = make_spider()
     response = api_page(f"{BASE}/api/models/0/", {"models": [{"title": "no slug"}, "junk", {"slug": "ray"}]})
     _, requests = split(spider.parse_listing(response, offset=0))
-    assert [r.url for r in requests] == [f"{BASE}/api/models/ray/", f"{BASE}/api/models/3/"]
+    assert [r.url for r in requests] == [f"{BASE}/api/models/3/", f"{BASE}/api/models/ray/"]
     assert spider.crawler.stats.get_value("ptm/pages/entries_without_slug") == 2
 
 
@@ -147,10 +148,10 @@ def test_rendered_homepage_cards_lead_to_model_pages_and_the_next_page():
     items, requests = split(spider.parse_listing_page(rendered("home.html", "/")))
     slugs = [m["slug"] for m in fixture_models()[:5]]
     assert items == []
-    assert [r.url for r in requests] == [f"{RENDERED_BASE}/model/{s}" for s in slugs] + \
-        [f"{RENDERED_BASE}/?offset=5"]
+    assert [r.url for r in requests] == [f"{RENDERED_BASE}/?offset=5"] + \
+        [f"{RENDERED_BASE}/model/{s}" for s in slugs]
     assert all("splash" in r.meta for r in requests)
-    assert [r.cb_kwargs for r in requests[:-1]] == [{"slug": s} for s in slugs]
+    assert [r.cb_kwargs for r in requests[1:]] == [{"slug": s} for s in slugs]
 
 
 def test_rendered_empty_page_ends_the_listing():

@@ -10,7 +10,7 @@ from pipelines.dedupe import DedupePipeline, DuplicateModel
 from pipelines.map import MapPipeline, UnmappableModel
 from pipelines.store import StorePipeline
 from pipelines.validate import InvalidRecord, ValidatePipeline
-from ptmscrape.dataset import read_jsonl
+from ptmscrape.dataset import DatasetTree, read_jsonl, read_payload
 from ptmscrape.items import PTMRecord, RawModelItem
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import project_crawler
@@ -140,5 +140,5 @@ def test_store_writes_payload_snapshot_and_merged_file(crawler, tmp_path):
     data = tmp_path / "data"
     assert [r["id"] for r in read_jsonl(data / "huggingface/huggingface.jsonl")] == [r["id"] for r in records]
     for record in records:
-        assert (data / record["ModelHub"]["MetadataFilePath"]).is_file()
+        assert read_payload(DatasetTree(data), record["ModelHub"]["MetadataFilePath"]) == record.raw.payload
     assert crawler.stats.get_value("ptm/store/records") == len(records)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import spiders
+from ptmscrape.dataset import DatasetTree, read_payload
 from tests.crawl import ROOT, project_crawler, read_jsonl
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
 
@@ -230,6 +231,6 @@ def test_scrapyd_deploy_schedule_and_crawl_into_the_dataset_tree(tmp_path):
         model = hub.models[f"{item['ModelOwner']}/{item['ModelName']}"]
         assert item["CloneStatus"] == "cloned"
         assert head(data / item["RepoPath"]) == item["LatestGitCommitSHA"] == model["sha"]
-        assert (data / item["ModelHub"]["MetadataFilePath"]).is_file()
+        assert read_payload(DatasetTree(data), item["ModelHub"]["MetadataFilePath"])
 
     assert (ROOT / "scrapy.cfg").read_text() == cfg_before

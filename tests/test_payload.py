@@ -1,0 +1,69 @@
+"""Raw payloads in one JSON Lines file per crawl, located by ``<file>#<offset>``; the payload command."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ptmscrape.dataset import DatasetTree, PayloadWriter, read_jsonl, read_payload
+from ptmscrape.payload import find_payload
+from tests.crawl import ROOT, run_crawl
+from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
+
+
+def test_payloads_of_a_crawl_share_one_file_and_read_back_by_locator(tmp_path):
+    tree = DatasetTree(tmp_path)
+    writer = PayloadWriter(tree, "hub", "s1")
+    payloads = [{"id": f"o/m{i}", "n": i, "text": "é\n" * i} for i in range(50)]
+    locators = [writer.write(json.dumps(p, ensure_ascii=False).encode()) for p in payloads]
+    writer.close()
+    assert {loc.partition("#")[0] for loc in locators} == {"hub/json/payloads/hub-s1.jsonl"}
+    assert [read_payload(tree, loc) for loc in locators] == payloads
+    assert os.listdir(tmp_path / "hub/json/payloads") == ["hub-s1.jsonl"]
+
+
+def test_a_torn_tail_is_skipped_and_never_located(tmp_path):
+    tree = DatasetTree(tmp_path)
+    writer = PayloadWriter(tree, "hub", "s1")
+    first = writer.write(b'{"id":"a"}')
+    writer.close()
+    with open(tmp_path / "hub/json/payloads/hub-s1.jsonl", "ab") as f:
+        f.write(b'{"id":"torn')  # a killed crawl's last write
+    assert [r["id"] for r in read_jsonl(tmp_path / "hub/json/payloads/hub-s1.jsonl")] == ["a"]
+    with pytest.raises(ValueError):
+        read_payload(tree, "hub/json/payloads/hub-s1.jsonl#10")
+    assert read_payload(tree, first) == {"id": "a"}
+
+
+def test_a_locator_cannot_leave_the_data_dir(tmp_path):
+    with pytest.raises(ValueError):
+        read_payload(DatasetTree(tmp_path / "data"), "../../etc/passwd#0")
+
+
+def test_a_crawl_writes_one_payload_file_and_the_command_prints_a_payload(tmp_path):
+    models = synthetic_models(30)
+    with HuggingFaceReplica(models, None, repos=False) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 7, "PTM_CLONE": 0}
+        result = run_crawl("huggingface", tmp_path, settings=settings)
+        assert len(result.items) == 30
+        files = [f for f in (result.data_dir / "huggingface/json").rglob("*") if f.is_file()]
+        assert len(files) == 1 and files[0].parent.name == "payloads"  # one file, not one per model
+        wanted = models[17]
+        out = subprocess.run([sys.executable, "-m", "ptmscrape.payload", str(result.data_dir), "huggingface",
+                              wanted["id"]], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert out.returncode == 0, out.stderr
+        payload, served = json.loads(out.stdout), json.loads(json.dumps(hub.models[wanted["id"]]))
+        assert payload["id"] == wanted["id"] and payload == {k: served[k] for k in payload}
+        by_object_id = find_payload(str(result.data_dir), "huggingface", wanted["_id"])  # MetadataObjectID
+        assert by_object_id["id"] == wanted["id"]
+        missing = subprocess.run([sys.executable, "-m", "ptmscrape.payload", str(result.data_dir), "huggingface",
+                                  "no/such"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert missing.returncode == 1 and "no record of huggingface:no/such" in missing.stderr
+
+        # A re-crawl of the unchanged hub writes no payload: records keep their locators.
+        again = run_crawl("huggingface", tmp_path, settings=settings, out_name="again.jsonl")
+    assert again.stats["ptm/store/raw_payloads_unchanged"] == 30
+    assert [f for f in (result.data_dir / "huggingface/json").rglob("*") if f.is_file()] == files
+    assert {i["id"]: i["ModelHub"] for i in again.items} == {i["id"]: i["ModelHub"] for i in result.items}
