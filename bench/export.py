@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ptmscrape.dataset import compact_json
+from ptmscrape.dataset.jsonl import compact_json
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.huggingface import map_raw
 from tests.replicas.huggingface import synthetic_models

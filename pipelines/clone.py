@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 from itemadapter import ItemAdapter
 
-from ptmscrape.cloning import CloneResult, Cloner
-from ptmscrape.dataset import DatasetTree
+from ptmscrape.cloning import Cloner, CloneResult
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy
 from ptmscrape.items import printable
 from ptmscrape.middlewares import hub_token

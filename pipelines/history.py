@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from scrapy.exceptions import DropItem
 
-from ptmscrape.dataset import DatasetTree
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.history.store import HistoryItem, HistoryStore
 
 

@@ -25,10 +25,10 @@ import time
 from scrapy import signals
 
 from ptmscrape import jobdir, removed
-from ptmscrape.dataset import (
-    DatasetTree, PayloadWriter, SnapshotWriter, StoredPayloads, compact_json, merge_records, pending_snapshots,
-    remove_stale_temp_files,
-)
+from ptmscrape.dataset.jsonl import compact_json
+from ptmscrape.dataset.payloads import PayloadWriter, StoredPayloads
+from ptmscrape.dataset.snapshots import SnapshotWriter, merge_records, pending_snapshots
+from ptmscrape.dataset.tree import DatasetTree, remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
 

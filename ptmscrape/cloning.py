@@ -40,8 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ptmscrape import dataset
-from ptmscrape.dataset import DatasetTree, UnsafePath, read_jsonl
+from ptmscrape.dataset import paths
+from ptmscrape.dataset.jsonl import read_jsonl
+from ptmscrape.dataset.paths import UnsafePath
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import (
     DirectoryTaken, Git, RepoError, check_url, clean_scratch, head_and_origin, normalize_url, path_segments,
 )
@@ -100,7 +102,7 @@ class Cloner:
         self.executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ptm-clone")
         if auth_header:  # gated repositories the token may read clone too; other hosts never see it
             self.git = Git(dataclasses.replace(self.git.policy, auth_headers=(auth_header,)))
-        for entry in read_jsonl(self.tree.path(dataset.REPO_INDEX_FILE)):
+        for entry in read_jsonl(self.tree.path(paths.REPO_INDEX_FILE)):
             if isinstance(entry.get("url"), str) and isinstance(entry.get("path"), str):
                 self.index[entry["url"]] = entry["path"]
         removed = clean_scratch(self.tree.scratch_dir(hub))
@@ -137,10 +139,10 @@ class Cloner:
     def _planned_dir(self, hub: str, url: str, named: object) -> str:
         """The mapper's folder for a hub-hosted repository (from the model's id), else the URL's
         path below the host."""
-        if isinstance(named, str) and named.startswith(f"{dataset.segment(hub)}/repos/"):
+        if isinstance(named, str) and named.startswith(f"{paths.segment(hub)}/repos/"):
             self.tree.path(named)  # inside the data dir, or UnsafePath
             return named
-        return dataset.repo_dir_at(hub, path_segments(url))
+        return paths.repo_dir_at(hub, path_segments(url))
 
     async def _materialize_once(self, hub, url, key, planned, branch, hub_sha) -> CloneResult:
         future = self.in_flight.get(key)
@@ -216,11 +218,11 @@ class Cloner:
     def _claim(self, key: str, planned: str) -> tuple[str, Path, str | None]:
         """Claim the folder of ``key``'s clone (its indexed one, else ``planned``, else
         ``planned~<hash>``): (relative, absolute, HEAD of the valid clone of ``key`` there or None)."""
-        suffix = dataset.stable_suffix(key)
+        suffix = paths.stable_suffix(key)
         suffixed = f"{planned}%7E{suffix}"  # "~" as segment() spells it
         # Below another clone, a sibling would be too: then one folder right under repos/.
         top, below = planned.split("/", 2)[1], planned.split("/", 2)[2]
-        flat = f"{planned.split('/', 1)[0]}/{top}/{dataset.segment(below + '~' + suffix)}"
+        flat = f"{planned.split('/', 1)[0]}/{top}/{paths.segment(below + '~' + suffix)}"
         # Only this key's worker changes its index entry, and only one worker per key runs.
         indexed = self._indexed(key)
         with self.claims_lock:
@@ -278,7 +280,7 @@ class Cloner:
             with self.index_lock:
                 if self.index.get(key) != relative:
                     self.index[key] = relative
-                    self.tree.append_line(dataset.REPO_INDEX_FILE, {"url": key, "path": relative})
+                    self.tree.append_line(paths.REPO_INDEX_FILE, {"url": key, "path": relative})
             return CloneResult(relative, sha, "cloned")
         finally:
             self._release(relative)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ptmscrape.dataset import read_jsonl
+from ptmscrape.dataset.jsonl import read_jsonl
 
 NOISY_FIELDS = frozenset({"CrawledAt", "CloneStatus"})
 

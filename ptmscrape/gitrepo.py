@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 import git
 from git.exc import GitCommandError
 
-from ptmscrape.dataset import pid_alive
+from ptmscrape.dataset.processes import pid_alive
 from ptmscrape.gitfiles import read_clone
 
 _BRANCH = re.compile(r"^(?![-/])(?!.*\.\.)(?!.*//)(?!.*/\.)(?!\.)[A-Za-z0-9._/\-]{1,200}(?<![./])$")

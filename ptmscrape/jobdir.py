@@ -32,7 +32,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.job import job_dir
 
-from ptmscrape.dataset import read_jsonl
+from ptmscrape.dataset.jsonl import read_jsonl
 
 logger = logging.getLogger(__name__)
 

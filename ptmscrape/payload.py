@@ -5,7 +5,7 @@
 ``<model id>`` is the hub's id of the model (``openai-community/gpt2``), its ``MetadataObjectID``
 or its record ``id``. The newest record of the model (``<hub>/<hub>.jsonl``, then the snapshots of
 crawls not merged yet) locates the payload: its ``MetadataFilePath`` is ``<file>#<byte offset>``,
-one line of a crawl's ``<hub>/json/payloads/<hub>-<stamp>.jsonl`` (see ``ptmscrape/dataset.py``).
+one line of a crawl's ``<hub>/json/payloads/<hub>-<stamp>.jsonl`` (see ``ptmscrape/dataset/payloads.py``).
 Exit status 1 when no record of that model is found.
 """
 
@@ -16,9 +16,11 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from ptmscrape.dataset import (
-    DatasetTree, compact_json, pending_snapshots, read_jsonl, read_payload, records_file,
-)
+from ptmscrape.dataset.jsonl import compact_json, read_jsonl
+from ptmscrape.dataset.paths import records_file
+from ptmscrape.dataset.payloads import read_payload
+from ptmscrape.dataset.snapshots import pending_snapshots
+from ptmscrape.dataset.tree import DatasetTree
 
 
 def matches(record: dict[str, Any], model_id: str) -> bool:

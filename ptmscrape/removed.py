@@ -13,7 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ptmscrape import distributed
-from ptmscrape.dataset import DatasetTree, read_jsonl, record_ids, records_file, segment
+from ptmscrape.dataset.jsonl import read_jsonl, record_ids
+from ptmscrape.dataset.paths import records_file, segment
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.idset import IdSet
 
 HEADER = "model\tid\tlast_crawled_at\turl\n"

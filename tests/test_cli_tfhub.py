@@ -8,7 +8,8 @@ import subprocess
 
 from jsonschema import Draft202012Validator
 
-from ptmscrape.dataset import DatasetTree, read_payload
+from ptmscrape.dataset.payloads import read_payload
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.items import load_schema
 from tests.crawl import ROOT, crawl_command, read_jsonl, run_crawl
 from tests.replicas.faults import FaultPlan, inject

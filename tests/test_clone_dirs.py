@@ -13,10 +13,11 @@ import json
 import subprocess
 from pathlib import Path
 
-from ptmscrape.dataset import DatasetTree, read_payload
+from ptmscrape.dataset.payloads import read_payload
+from ptmscrape.dataset.tree import DatasetTree
 from pipelines.clone import ClonePipeline
 from pipelines.map import MapPipeline
-from ptmscrape import dataset
+from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
 from spiders.modelzoo import ModelzooSpider
 from tests.crawl import project_crawler, run_crawl
@@ -126,12 +127,12 @@ def test_external_repositories_follow_their_path_and_never_share_or_nest_with_16
 
 
 def test_payload_files_are_named_by_the_hubs_id():
-    assert dataset.metadata_file_of("huggingface", "openai-community/gpt2") == \
+    assert paths.metadata_file_of("huggingface", "openai-community/gpt2") == \
         "huggingface/json/metadata/openai-community/gpt2.json"
-    assert dataset.metadata_file_of("pytorchhub", "facebookresearch_WSL-Images_resnext") == \
+    assert paths.metadata_file_of("pytorchhub", "facebookresearch_WSL-Images_resnext") == \
         "pytorchhub/json/metadata/_/facebookresearch_WSL-Images_resnext.json"
-    assert dataset.metadata_file_of("hub", "../..") == "hub/json/metadata/%2E./%2E..json"
-    assert dataset.repo_dir_of("huggingface", "gpt2") == "huggingface/repos/_/gpt2"
+    assert paths.metadata_file_of("hub", "../..") == "hub/json/metadata/%2E./%2E..json"
+    assert paths.repo_dir_of("huggingface", "gpt2") == "huggingface/repos/_/gpt2"
 
 
 def test_hostile_url_paths_and_ids_stay_single_safe_segments():
@@ -144,9 +145,9 @@ def test_hostile_url_paths_and_ids_stay_single_safe_segments():
         ("https://host/%2F/x%00", "h/repos/%252F/x%2500"),
         ("https://host/" + "/".join("abcdefghijk"), "h/repos/a/b/c/d/e/f/g/h%2Fi%2Fj%2Fk"),
     ]:
-        assert dataset.repo_dir_at("h", path_segments(url)) == expected, url
+        assert paths.repo_dir_at("h", path_segments(url)) == expected, url
     for model_id in ("../..", "./x", "-rf/--upload-pack=touch", "a" * 500):
-        relative = dataset.repo_dir_of("h", model_id)
+        relative = paths.repo_dir_of("h", model_id)
         parts = relative.split("/")
         assert len(parts) == 4 and parts[:2] == ["h", "repos"] and not {"..", "."} & set(parts)
         assert all(len(p) <= 120 for p in parts)

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from ptmscrape.cloning import Cloner, Counters
-from ptmscrape.dataset import DatasetTree
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy
 from tests.crawl import ROOT
 from tests.replicas.server import GitHost, Replica
@@ -40,7 +40,7 @@ import asyncio, sys
 sys.modules["scrapy"] = None  # any "import scrapy…" now raises ImportError
 sys.modules["twisted"] = None
 from ptmscrape.cloning import Cloner
-from ptmscrape.dataset import DatasetTree
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy
 
 async def run(hub_sha=None):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import os
 
-from ptmscrape.dataset import DatasetTree, read_jsonl
+from ptmscrape.dataset.jsonl import read_jsonl
+from ptmscrape.dataset.tree import DatasetTree
 from tests.crawl import crawl_command, run_crawl
 from tests.crawl_control import BackgroundCrawl, count_lines, hold
 from tests.reliability_support import assert_only_complete_clones

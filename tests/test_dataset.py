@@ -3,10 +3,11 @@ import os
 
 import pytest
 
-from ptmscrape import dataset
-from ptmscrape.dataset import (
-    DatasetTree, SnapshotWriter, UnsafePath, merge_records, pending_snapshots, read_jsonl, segment,
-)
+from ptmscrape.dataset import paths
+from ptmscrape.dataset.jsonl import read_jsonl
+from ptmscrape.dataset.paths import UnsafePath, segment
+from ptmscrape.dataset.snapshots import SnapshotWriter, merge_records, pending_snapshots
+from ptmscrape.dataset.tree import DatasetTree
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -43,7 +44,7 @@ def test_tree_paths_never_leave_the_root(tmp_path):
     for escape in ("../x", "hub/../../x", "/etc/passwd"):
         with pytest.raises(UnsafePath):
             tree.path(escape)
-    hostile = dataset.metadata_file("huggingface", "..", "../../etc/passwd")
+    hostile = paths.metadata_file("huggingface", "..", "../../etc/passwd")
     assert tree.root in tree.path(hostile).parents
 
 

@@ -8,7 +8,9 @@ import stat
 
 import pytest
 
-from ptmscrape.dataset import DatasetTree, SnapshotWriter, UnsafePath, merge_records, pending_snapshots
+from ptmscrape.dataset.paths import UnsafePath
+from ptmscrape.dataset.snapshots import SnapshotWriter, merge_records, pending_snapshots
+from ptmscrape.dataset.tree import DatasetTree
 
 
 def test_write_atomic_fast_path_gives_the_same_file_as_the_first_write(tmp_path):
@@ -86,7 +88,7 @@ def test_write_if_changed_never_reads_through_a_symlink(tmp_path):
 
 
 def test_record_ids_are_the_ids_read_jsonl_gives(tmp_path):
-    from ptmscrape.dataset import read_jsonl, record_ids
+    from ptmscrape.dataset.jsonl import read_jsonl, record_ids
 
     tree = DatasetTree(tmp_path)
     writer = SnapshotWriter(tree, "hub", "s1")

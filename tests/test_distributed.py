@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from scrapy.http import Request, TextResponse
 
-from ptmscrape.dataset import DatasetTree, read_payload
+from ptmscrape.dataset.payloads import read_payload
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.items import RawModelItem
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import ROOT, crawl_command, project_crawler, read_jsonl, run_crawl

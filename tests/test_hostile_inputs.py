@@ -16,8 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from ptmscrape import dataset
-from ptmscrape.dataset import DatasetTree, UnsafePath, read_payload, segment
+from ptmscrape.dataset import paths
+from ptmscrape.dataset.paths import UnsafePath, segment
+from ptmscrape.dataset.payloads import read_payload
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import GitPolicy, RepoError, UnsafeRepoURL, check_branch, check_url
 from ptmscrape.items import RawModelItem, load_schema, printable
 from ptmscrape.logformatter import ConciseLogFormatter
@@ -44,7 +46,7 @@ def test_hostile_names_become_one_harmless_segment(name, tmp_path):
     safe = segment(name)
     assert re.fullmatch(r"[A-Za-z0-9_.%~\-]{1,120}", safe) and not safe.startswith(".")
     tree = DatasetTree(tmp_path / "data")
-    for relative in (dataset.metadata_file("hub", name, name), dataset.repo_dir("hub", name, name)):
+    for relative in (paths.metadata_file("hub", name, name), paths.repo_dir("hub", name, name)):
         assert tree.root in tree.path(relative).parents
 
 

@@ -10,7 +10,7 @@ from scrapy.http import Headers, Request, TextResponse
 from scrapy.utils.request import request_from_dict
 
 from pipelines.history import HistoryPipeline, HistoryStored
-from ptmscrape.dataset import DatasetTree
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.history.spider import parse_history_kinds, refusal_reason
 from ptmscrape.history.store import HistoryItem, HistoryStore, history_file, load_state
 from ptmscrape.history.tables import TABLES, rows

@@ -9,7 +9,8 @@ import copy
 
 import pytest
 
-from ptmscrape.dataset import DatasetTree, read_payload
+from ptmscrape.dataset.payloads import read_payload
+from ptmscrape.dataset.tree import DatasetTree
 from tests.crawl import run_crawl
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
 

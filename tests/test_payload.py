@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from ptmscrape.dataset import DatasetTree, PayloadWriter, read_jsonl, read_payload
+from ptmscrape.dataset.jsonl import read_jsonl
+from ptmscrape.dataset.payloads import PayloadWriter, read_payload
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.payload import find_payload
 from tests.crawl import ROOT, run_crawl
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models

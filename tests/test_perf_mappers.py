@@ -30,7 +30,7 @@ def test_crawled_at_is_utc_now_to_the_second_across_second_boundaries(monkeypatc
 
 
 def test_crawled_at_matches_dataset_utc_now_in_a_record():
-    from ptmscrape.dataset import utc_now
+    from ptmscrape.dataset.paths import utc_now
 
     before = utc_now()
     record = common.new_record(hub="h", hub_url="u", object_id="o", owner="w", name="n", model_url="m",

@@ -10,7 +10,9 @@ from pipelines.dedupe import DedupePipeline, DuplicateModel
 from pipelines.map import MapPipeline, UnmappableModel
 from pipelines.store import StorePipeline
 from pipelines.validate import InvalidRecord, ValidatePipeline
-from ptmscrape.dataset import DatasetTree, read_jsonl, read_payload
+from ptmscrape.dataset.jsonl import read_jsonl
+from ptmscrape.dataset.payloads import read_payload
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.items import PTMRecord, RawModelItem
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import project_crawler

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 import spiders
-from ptmscrape.dataset import DatasetTree, read_payload
+from ptmscrape.dataset.payloads import read_payload
+from ptmscrape.dataset.tree import DatasetTree
 from tests.crawl import ROOT, project_crawler, read_jsonl
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
 

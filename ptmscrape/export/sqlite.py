@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ptmscrape.dataset import _json_object
+from ptmscrape.dataset.jsonl import json_object
 from ptmscrape.export.registry import Line, Source, sources
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def _lines(path: Path, offset: int, position: list[int], counts: dict[str, int])
             if not raw.endswith(b"\n"):
                 break
             pos += len(raw)
-            record = _json_object(raw)
+            record = json_object(raw)
             if record is None:
                 counts["bad_lines"] += 1
             else:

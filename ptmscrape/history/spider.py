@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 import scrapy
 
 from ptmscrape.checks import BadInput
-from ptmscrape.dataset import DatasetTree
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.history.store import HistoryItem, digest, load_state
 from ptmscrape.idset import IdSet
 from ptmscrape.items import printable

@@ -26,7 +26,9 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ptmscrape.dataset import DatasetTree, compact_json, read_jsonl, segment, utc_now
+from ptmscrape.dataset.jsonl import compact_json, read_jsonl
+from ptmscrape.dataset.paths import segment, utc_now
+from ptmscrape.dataset.tree import DatasetTree
 
 ROW_FILES = ("commits", "refs", "discussions", "discussion_events", "files")
 STATE_FILE = "state"

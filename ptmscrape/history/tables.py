@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ptmscrape.dataset import read_jsonl
+from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.history.store import STATE_FILE, history_file
 from ptmscrape.idset import IdSet
 

@@ -17,7 +17,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from ptmscrape import dataset
+from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import MappingError, count, new_record, str_list, text
 
@@ -48,7 +48,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         owner_url=f"{base}/user/{quote(owner, safe='')}" if owner else "",
     )
     # Names are not unique on Civitai (and change); ids are: the payload file is named by the id.
-    record["ModelHub"]["MetadataFilePath"] = dataset.metadata_file(raw.hub, owner or "_", model_id)
+    record["ModelHub"]["MetadataFilePath"] = paths.metadata_file(raw.hub, owner or "_", model_id)
 
     versions = [_version(v) for v in _list(model.get("modelVersions"))[:MAX_VERSIONS] if isinstance(v, dict)]
     published = sorted(v["CreatedAt"] for v in versions if v["CreatedAt"])

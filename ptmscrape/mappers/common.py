@@ -8,7 +8,7 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
-from ptmscrape import dataset
+from ptmscrape.dataset import paths
 from ptmscrape.items import SCHEMA_VERSION, load_schema
 
 _ARXIV = re.compile(r"^\d{4}\.\d{4,5}(v\d+)?$|^[a-z\-]+(\.[A-Z]{2})?/\d{7}(v\d+)?$")
@@ -47,7 +47,7 @@ def new_record(*, hub: str, hub_url: str, object_id: str, owner: str, name: str,
     """The required part of a record, every other schema key null or []; mappers fill in the rest.
 
     ``model_id`` is the hub's id of the model (what it lists and serves it by): the payload file
-    is named by it (``dataset.metadata_file_of``); without it, by ``owner``/``name``.
+    is named by it (``paths.metadata_file_of``); without it, by ``owner``/``name``.
     """
     record = {
         "id": stable_id(hub, stable_key or object_id),
@@ -55,8 +55,8 @@ def new_record(*, hub: str, hub_url: str, object_id: str, owner: str, name: str,
         "ModelHub": {
             "ModelHubName": hub,
             "ModelHubURL": hub_url,
-            "MetadataFilePath": dataset.metadata_file_of(hub, model_id) if model_id
-            else dataset.metadata_file(hub, owner or "_", name),
+            "MetadataFilePath": paths.metadata_file_of(hub, model_id) if model_id
+            else paths.metadata_file(hub, owner or "_", name),
             "MetadataObjectID": object_id,
         },
         "ModelName": name,
@@ -83,13 +83,13 @@ _now: tuple[int, str] = (-1, "")  # (second, its UTC_TIMESTAMP text), replaced w
 
 
 def crawled_at() -> str:
-    """``dataset.utc_now()`` (UTC, to the second), formatted once per second rather than once per
+    """``paths.utc_now()`` (UTC, to the second), formatted once per second rather than once per
     record: a crawl maps thousands of records a second."""
     global _now
     second = int(time.time())
     now = _now
     if second != now[0]:
-        now = _now = (second, time.strftime(dataset.UTC_TIMESTAMP, time.gmtime(second)))
+        now = _now = (second, time.strftime(paths.UTC_TIMESTAMP, time.gmtime(second)))
     return now[1]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ptmscrape import dataset
+from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import (
     MappingError, arxiv_doi, count, new_record, str_list, text,
@@ -60,7 +60,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         RepoURL=f"{base}/{model_id}",
         # The hub's own repository: its clone is named by the model id, not by the URL's path
         # (a mirror's base URL may carry one).
-        RepoPath=dataset.repo_dir_of(raw.hub, model_id),
+        RepoPath=paths.repo_dir_of(raw.hub, model_id),
     )
     return record
 

@@ -15,7 +15,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from ptmscrape import dataset
+from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import MappingError, arxiv_doi, count, new_record, str_list, text
 
@@ -80,7 +80,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         RepoURL=f"{base}/{o}/{n}.git",
         # The hub's own repository: its clone is named by the model's id, never by the URL's
         # path (a mirror's base URL may carry one).
-        RepoPath=dataset.repo_dir_of(raw.hub, f"{owner}/{name}"),
+        RepoPath=paths.repo_dir_of(raw.hub, f"{owner}/{name}"),
     )
     return record
 

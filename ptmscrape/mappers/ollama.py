@@ -18,7 +18,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from ptmscrape import dataset
+from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import MappingError, count, new_record, str_list, text
 
@@ -47,7 +47,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         model_url=f"{base}/{quote(namespace, safe='')}/{quote(name, safe='')}",
         owner_url=f"{base}/{quote(namespace, safe='')}",
     )
-    record["ModelHub"]["MetadataFilePath"] = dataset.metadata_file(raw.hub, namespace, name)
+    record["ModelHub"]["MetadataFilePath"] = paths.metadata_file(raw.hub, namespace, name)
     versions = [_version(t) for t in _list(model.get("Tags"))[:MAX_TAGS] if isinstance(t, dict)]
     blobs = {f["Digest"]: f["Size"] for v in versions for f in v["Files"]
              if f["Digest"] and f["Size"] is not None}
@@ -116,7 +116,7 @@ def _date(value: Any) -> str | None:
         when = dt.datetime.strptime(value.strip()[:40], "%b %d, %Y %I:%M %p UTC")
     except ValueError:
         return None
-    return when.strftime(dataset.UTC_TIMESTAMP)
+    return when.strftime(paths.UTC_TIMESTAMP)
 
 
 def _list(value: Any) -> list:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ptmscrape import dataset
+from ptmscrape.dataset import paths
 from ptmscrape.github_tree import safe_tree_path
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import MappingError, new_record, text
@@ -47,7 +47,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
                         model_url=f"{repo_url}/tree/HEAD/{model_dir}",
                         owner_url=f"{repo_url}/tree/HEAD/models/{group}")
     # One payload file per model.yml: a part's name could repeat under two composites.
-    record["ModelHub"]["MetadataFilePath"] = dataset.metadata_file(raw.hub, group, folder)
+    record["ModelHub"]["MetadataFilePath"] = paths.metadata_file(raw.hub, group, folder)
     framework = text(model.get("framework"), 100)
     task = text(model.get("task_type"), 200)
     files = [file_entry(f.get("name"), f.get("size"), f.get("sha256"), f.get("source"))

@@ -19,7 +19,7 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ptmscrape import dataset
+from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import MappingError, new_record, paper_doi, str_list, text
 
@@ -58,7 +58,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         owner_url=f"https://github.com/{repo_owner}" if repo_owner else "",
     )
     # Slugs are unique on the hub, titles need not be: the payload file is named by the slug.
-    record["ModelHub"]["MetadataFilePath"] = dataset.metadata_file_of(raw.hub, slug)
+    record["ModelHub"]["MetadataFilePath"] = paths.metadata_file_of(raw.hub, slug)
     record.update(
         ModelTask=next((t for t in tags if t not in _NOT_A_TASK), None),
         Tags=tags,

@@ -1,0 +1,135 @@
+"""Raw hub payloads: one JSON Lines file per crawl, each record locating its payload by
+``<file>#<byte offset>`` (its ``MetadataFilePath``)."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import re
+from array import array
+from typing import Any
+
+from ptmscrape.dataset.jsonl import complete_lines
+from ptmscrape.dataset.paths import UnsafePath, payload_file, records_file
+from ptmscrape.dataset.tree import DatasetTree
+
+
+class PayloadWriter:
+    """Appends the raw payloads of one crawl to one JSON Lines file (O(1) files per crawl, not
+    one per model): each payload is one line, written whole with a single ``write()`` before its
+    record is stored, so a killed crawl leaves whole lines plus at most one torn tail that no
+    record points to. :meth:`write` returns the payload's locator, ``<file>#<byte offset>``
+    (the record's ``MetadataFilePath``; :func:`read_payload` reads it back)."""
+
+    def __init__(self, tree: DatasetTree, hub: str, stamp: str):
+        self.tree = tree
+        self.relative = payload_file(hub, stamp)
+        self._fd = -1  # opened at the first payload: a crawl that writes none leaves no file
+        self._size = 0
+        self._prefix = self.relative + "#"
+
+    def _open(self) -> None:
+        path = self.tree.path(self.relative)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        self._size = os.fstat(self._fd).st_size
+        if self._size:  # another run of this stamp (cannot happen: the pid is in it) tore a line
+            self._size += os.write(self._fd, b"\n")
+
+    def write(self, line: bytes) -> str:
+        """Append ``line`` (compact JSON, no newline); return its locator."""
+        if self._fd < 0:
+            self._open()
+        offset = self._size
+        data = line + b"\n"
+        written = os.write(self._fd, data)
+        while written < len(data):  # a short write (signal, full disk): the rest, in order
+            written += os.write(self._fd, data[written:])
+        self._size += len(data)
+        return f"{self._prefix}{offset}"
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+# The payload locator of a record line as this module writes it (the first MetadataFilePath key:
+# ModelHub comes before any free text, and a quote inside a string value is escaped).
+_LOCATOR = re.compile(rb'"MetadataFilePath":"([^"#\\]{1,2000})#([0-9]{1,15})"')
+_ID_PREFIX = re.compile(rb'\{"id":(-?[0-9]{1,20}),')
+_OFFSET_BITS = 40  # a payload file up to 1 TB; the file's number in the bits above
+
+
+class StoredPayloads:
+    """Where ``<hub>.jsonl`` says each model's payload is, to leave unchanged payloads alone.
+
+    A re-crawl writes a model's payload only when it differs from the stored one (compared byte
+    for byte with one ``pread``); an unchanged one keeps its record's locator, pointing into the
+    earlier crawl's file. So a re-crawl of an unchanged hub writes no payload, and its records
+    equal the previous crawl's. Memory: 16 bytes a model (two sorted arrays), not a dict.
+    """
+
+    def __init__(self, tree: DatasetTree, hub: str):
+        self.tree = tree
+        self.files: list[str] = []
+        numbers: dict[bytes, int] = {}
+        ids, locations = array("q"), array("q")
+        for raw in complete_lines(tree.path(records_file(hub))):
+            own = _ID_PREFIX.match(raw)
+            found = _LOCATOR.search(raw, 0, 4096) if own else None  # ModelHub comes first
+            if own is None or found is None:
+                continue
+            number = numbers.get(found.group(1))
+            if number is None:
+                number = numbers[found.group(1)] = len(self.files)
+                self.files.append(found.group(1).decode())
+            ids.append(int(own.group(1)))
+            locations.append(number << _OFFSET_BITS | int(found.group(2)))
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        self.ids = array("q", (ids[i] for i in order))
+        self.locations = array("q", (locations[i] for i in order))
+        self._fds: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def unchanged(self, record_id: int, line: bytes) -> str | None:
+        """The stored locator of this model's payload if it holds exactly ``line``, else None."""
+        i = bisect.bisect_left(self.ids, record_id)
+        if i == len(self.ids) or self.ids[i] != record_id:
+            return None
+        number, offset = self.locations[i] >> _OFFSET_BITS, self.locations[i] & ((1 << _OFFSET_BITS) - 1)
+        fd = self._fds.get(number)
+        if fd is None:
+            try:
+                fd = os.open(self.tree.path(self.files[number]), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except (OSError, UnsafePath):
+                fd = -1
+            self._fds[number] = fd
+        if fd < 0 or os.pread(fd, len(line) + 1, offset) != line + b"\n":
+            return None
+        return f"{self.files[number]}#{offset}"
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            if fd >= 0:
+                os.close(fd)
+        self._fds.clear()
+
+
+def read_payload(tree: DatasetTree, locator: str) -> Any:
+    """The raw payload a record's ``MetadataFilePath`` locates: ``<file>#<offset>`` (one line of a
+    crawl's payload file), or a whole file (datasets written before payload files per crawl)."""
+    relative, _, offset = locator.partition("#")
+    path = tree.path(relative)
+    if not offset:
+        return json.loads(path.read_bytes())
+    with open(path, "rb") as f:
+        f.seek(int(offset))
+        line = f.readline()
+    if not line.endswith(b"\n"):
+        raise ValueError(f"{locator}: no whole line at this offset")
+    return json.loads(line)
+

@@ -1,0 +1,129 @@
+"""Snapshots (the records of one crawl, a time series) and their merge into ``<hub>.jsonl``."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonlines
+
+from ptmscrape.dataset.jsonl import OWN_LINE, compact_json, complete_lines, json_object
+from ptmscrape.dataset.paths import records_file, segment, snapshot_file
+from ptmscrape.dataset.tree import DatasetTree, file_mode, unlink_quietly
+from ptmscrape.idset import IdSet
+
+
+class SnapshotWriter:
+    """Appends the records of one crawl to its snapshot file, one flushed line per record.
+
+    The file is opened in append mode and each record is written and flushed whole, so a killed
+    crawl leaves complete lines (plus at most one torn tail, which :func:`read_jsonl` skips). A
+    ``.pending`` marker beside the snapshot says it is not yet merged into ``<hub>.jsonl``.
+    """
+
+    def __init__(self, tree: DatasetTree, hub: str, stamp: str):
+        self.tree = tree
+        self.hub = hub
+        self.relative = snapshot_file(hub, stamp)
+        self.path = tree.path(self.relative)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        pending_marker(self.path).touch()
+        # flush=True: each line leaves the buffer whole, in one write() for lines under 8 KiB.
+        self._writer = jsonlines.Writer(open(self.path, "ab"), dumps=compact_json, flush=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._writer.write(record)
+
+    def close(self) -> None:
+        fp = self._writer._fp  # jsonlines closes only files it opened itself
+        self._writer.close()
+        fp.close()
+
+
+
+def pending_marker(snapshot: Path) -> Path:
+    return snapshot.with_name(snapshot.name + ".pending")
+
+
+def pending_snapshots(tree: DatasetTree, hub: str) -> list[Path]:
+    """Snapshots not yet merged (their crawl crashed or is still running), oldest first."""
+    folder = tree.path(f"{segment(hub)}/snapshots")
+    if not folder.is_dir():
+        return []
+    return sorted(p.with_name(p.name[: -len(".pending")]) for p in folder.glob("*.jsonl.pending"))
+
+
+def merge_records(tree: DatasetTree, hub: str, snapshots: Iterable[Path]) -> dict[str, int]:
+    """Rebuild ``<hub>.jsonl``: the newest record of every model, one line each.
+
+    Sources are read newest first (the given snapshots, newest last in the argument, then the
+    current file), keeping the first line seen per ``id``; memory holds only the set of ids.
+    Returns counts: ``records`` written, ``carried`` (models in the old file that no merged
+    snapshot contains: not seen by this crawl, possibly removed from the hub).
+    """
+    snapshots = list(snapshots)
+    target = tree.path(records_file(hub))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(target.with_name(".merge.lock")):
+        return _merge_locked(target, snapshots)
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """Serialise merges of workers sharing one data dir (distributed crawls)."""
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+
+
+def _merge_locked(target: Path, snapshots: list[Path]) -> dict[str, int]:
+    # Under the lock no other merge runs: a temp file here is a killed merge's leftover.
+    for leftover in target.parent.glob(".merge-*.jsonl"):
+        unlink_quietly(leftover)
+    seen = IdSet()
+    counts = {"records": 0, "carried": 0}
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".merge-", suffix=".jsonl")
+    try:
+        os.fchmod(fd, file_mode())
+        with os.fdopen(fd, "wb") as out:
+            reencode = jsonlines.Writer(out, dumps=compact_json)
+            for source, is_old in [*((s, False) for s in reversed(snapshots)), (target, True)]:
+                for raw in complete_lines(source):
+                    own = OWN_LINE.fullmatch(raw)
+                    if own:
+                        rid, line = int(own.group(1)), raw
+                    else:
+                        record = json_object(raw)
+                        found = record.get("id") if record is not None else None
+                        if not isinstance(found, int):
+                            continue
+                        rid, line = found, None
+                    if rid in seen:
+                        continue
+                    seen.add(rid)
+                    if line is None:
+                        reencode.write(record)
+                    else:
+                        out.write(line)
+                    counts["records"] += 1
+                    counts["carried"] += is_old
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+    for snapshot in snapshots:
+        unlink_quietly(pending_marker(snapshot))
+    return counts
+
