@@ -12,6 +12,7 @@ import logging
 
 from scrapy.exceptions import DropItem
 
+from ptmscrape import signals as ptm_signals
 from ptmscrape.gitrepo import without_credentials
 from ptmscrape.items import PTMRecord, RawModelItem, printable
 from ptmscrape.mappers import mapper_for
@@ -33,6 +34,7 @@ class UnmappableModel(DropItem):
 class MapPipeline:
     def __init__(self, crawler):
         self.stats = crawler.stats
+        self._signal = crawler.signals.send_catch_log
         self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
         self.mappers: dict[str, object] = {}  # hub -> map_raw (import once, not once per model)
         self._models = 0
@@ -52,11 +54,13 @@ class MapPipeline:
             record = PTMRecord(mapper(item))
         except (MappingError, LookupError) as exc:  # LookupError: mapper_for() knows no such hub
             self._count("ptm/map/failed")
+            self._signal(ptm_signals.model_unmapped, item=item)
             raise UnmappableModel(f"{_label(item)}: {exc}") from None
         except Exception as exc:  # a mapper bug must not stop a week-long crawl
             label = _label(item)
             logger.exception("Mapper crashed on %s", label)
             self._count("ptm/map/failed")
+            self._signal(ptm_signals.model_unmapped, item=item)
             raise UnmappableModel(f"{label}: mapper error {type(exc).__name__}: {exc}") from None
         if isinstance(record.get("RepoURL"), str):
             record["RepoURL"] = without_credentials(record["RepoURL"])

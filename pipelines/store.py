@@ -11,9 +11,9 @@
   ``<data>/<hub>/<hub>.jsonl``, which keeps the newest record of every model: a re-crawl updates it
   and never duplicates.
 
-After a complete crawl, models of ``<hub>.jsonl`` the hub no longer lists are reported in
-``<hub>/removed-<stamp>.txt`` (see ``ptmscrape/removed.py``); nothing is deleted. With a JOBDIR,
-the crawl is the whole job: the snapshots of all its runs (listed in the JOBDIR) count as seen.
+Models of ``<hub>.jsonl`` this crawl did not see are reported by an extension
+(``ptmscrape/removed.py``), to which this stage signals the snapshot it writes
+(``ptmscrape.signals.snapshot_opened``).
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ import logging
 import os
 import time
 
-from scrapy import signals
-
-from ptmscrape import jobdir, removed
+from ptmscrape import jobdir
+from ptmscrape import signals as ptm_signals
 from ptmscrape.dataset.jsonl import compact_json
 from ptmscrape.dataset.payloads import PayloadWriter, StoredPayloads
-from ptmscrape.dataset.snapshots import SnapshotWriter, merge_records, pending_snapshots
-from ptmscrape.dataset.tree import DatasetTree, remove_stale_temp_files
+from ptmscrape.dataset.snapshots import SnapshotWriter, merge_interrupted, merge_records, pending_snapshots
+from ptmscrape.dataset.tree import DatasetTree
 
 logger = logging.getLogger(__name__)
 
@@ -43,29 +42,21 @@ class StorePipeline:
         self.payloads: PayloadWriter | None = None
         self.stored: StoredPayloads | None = None
         self.stamp = ""
-        self.dropped_ids: set[int] = set()  # listed, but dropped before this stage (e.g. invalid)
 
     @classmethod
     def from_crawler(cls, crawler):
-        stage = cls(crawler)
-        # After close_spider (the merge): only spider_closed knows why the crawl ended.
-        crawler.signals.connect(stage.report_removed, signal=signals.spider_closed)
-        crawler.signals.connect(stage.item_dropped, signal=signals.item_dropped)
-        return stage
+        return cls(crawler)
 
     @property
     def hub(self) -> str:
         return self.crawler.spider.name
 
     def open_spider(self):
-        interrupted = pending_snapshots(self.tree, self.hub)
-        if interrupted:
-            stale = remove_stale_temp_files(self.tree, self.hub)
-            if stale:
-                logger.info("Removed %d temp file(s) of a killed crawl's unfinished writes", stale)
-            counts = merge_records(self.tree, self.hub, interrupted)
-            logger.info("Merged %d snapshot(s) of interrupted crawls into %s (%d records)",
-                        len(interrupted), self.hub, counts["records"])
+        merged, records, stale = merge_interrupted(self.tree, self.hub)
+        if stale:
+            logger.info("Removed %d temp file(s) of a killed crawl's unfinished writes", stale)
+        if merged:
+            logger.info("Merged %d snapshot(s) of interrupted crawls into %s (%d records)", merged, self.hub, records)
         self.stamp = stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
         self.writer = SnapshotWriter(self.tree, self.hub, stamp)
         self.payloads = PayloadWriter(self.tree, self.hub, stamp)
@@ -73,6 +64,8 @@ class StorePipeline:
         jobdir.remember_snapshot(self.crawler.settings, self.writer.path)
         self.stats.set_value("ptm/store/snapshot", self.writer.relative)
         logger.info("Dataset tree: %s (snapshot %s)", self.tree.root, self.writer.relative)
+        self.crawler.signals.send_catch_log(ptm_signals.snapshot_opened, tree=self.tree, hub=self.hub, stamp=stamp,
+                                            snapshot=self.writer.path)
 
     async def process_item(self, record):
         raw = record.raw
@@ -107,26 +100,3 @@ class StorePipeline:
         self.stats.set_value("ptm/store/not_seen_this_crawl", counts["carried"])
         logger.info("%s now holds %d models (%d not seen in this crawl)",
                     self.tree.path(f"{self.hub}/{self.hub}.jsonl"), counts["records"], counts["carried"])
-
-    def item_dropped(self, item):
-        if isinstance(item, dict) and isinstance(item.get("id"), int):
-            self.dropped_ids.add(item["id"])
-
-    def report_removed(self, spider, reason):
-        if self.writer is None:
-            return
-        incomplete = removed.why_incomplete(reason, spider, self.stats, self.crawler.settings)
-        if incomplete:
-            logger.info("Models not seen in this crawl are not reported as removed: %s", incomplete)
-            return
-        crawl_snapshots = jobdir.snapshots(self.crawler.settings) or [self.writer.path]
-        gone = removed.not_seen(self.tree, self.hub, crawl_snapshots, also_seen=self.dropped_ids)
-        self.stats.set_value("ptm/store/removed", len(gone))
-        if not gone:
-            return
-        unmapped = self.stats.get_value("ptm/map/failed") or 0
-        note = (f"{unmapped} model(s) listed by this crawl could not be mapped; they may be among these"
-                if unmapped else "")
-        report = removed.write_report(self.tree, self.hub, self.stamp, gone, note)
-        logger.warning("%d model(s) of %s are no longer listed by the hub (records and clones kept); "
-                       "list: %s", len(gone), self.hub, self.tree.path(report))

@@ -6,17 +6,36 @@ mean "removed": the crawl finished normally, was not narrowed by spider argument
 ``-a search``, …), lost no listing page, and was not one worker of a distributed crawl. Then the
 models are listed in ``<hub>/removed-<stamp>.txt``, counted in ``ptm/store/removed`` and logged;
 their records stay in ``<hub>.jsonl`` and their clones stay in ``repos/``.
+
+:class:`RemovedModelsReport` is the Scrapy extension that does it. It is fed explicitly, by
+signals (``ptmscrape/signals.py``): the store stage says which snapshot this crawl writes, the
+spiders which pages were lost, the map stage which models it could not map, and Scrapy which items
+were dropped; it reads no other stage's stats. With a JOBDIR the crawl is the whole job: the
+snapshots of all its runs (listed in the JOBDIR) count as seen.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ptmscrape import distributed
+from scrapy import signals
+
+from ptmscrape import distributed, jobdir
+from ptmscrape import signals as ptm_signals
 from ptmscrape.dataset.jsonl import read_jsonl, record_ids
 from ptmscrape.dataset.paths import records_file, segment
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.idset import IdSet
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
+
+logger = logging.getLogger(__name__)
 
 HEADER = "model\tid\tlast_crawled_at\turl\n"
 
@@ -25,9 +44,9 @@ def removed_file(hub: str, stamp: str) -> str:
     return f"{segment(hub)}/removed-{segment(stamp)}.txt"
 
 
-def why_incomplete(reason: str, spider, stats, settings) -> str | None:
-    """Why this crawl cannot tell removed models from models it did not reach (None: it can)."""
-    failed = stats.get_value("ptm/pages/failed") or 0  # downloads and malformed pages alike
+def why_incomplete(reason: str, spider: Any, failed: int, settings: BaseSettings) -> str | None:
+    """Why this crawl cannot tell removed models from models it did not reach (None: it can).
+    ``failed``: pages lost for good (downloads and malformed pages alike)."""
     if failed:  # (before the finish reason, which then is failed_pages: ptmscrape/verdict.py)
         return f"{failed} page(s) failed or were malformed"
     if reason != "finished":
@@ -41,7 +60,7 @@ def why_incomplete(reason: str, spider, stats, settings) -> str | None:
 
 
 def not_seen(tree: DatasetTree, hub: str, crawl_snapshots: list[Path],
-             also_seen: set[int] = frozenset()) -> list[dict]:
+             also_seen: AbstractSet[int] = frozenset()) -> list[dict]:
     """Records of ``<hub>.jsonl`` whose model is in none of the crawl's snapshots (nor in
     ``also_seen``: listed, but dropped before the store stage, e.g. invalid now)."""
     seen = IdSet(rid for path in crawl_snapshots for rid in record_ids(path))  # 9 bytes an id
@@ -61,3 +80,68 @@ def write_report(tree: DatasetTree, hub: str, stamp: str, records: list[dict], n
         lines.append("\t".join(f.replace("\t", " ").replace("\n", " ") for f in fields) + "\n")
     tree.write_atomic(relative, "".join(lines).encode())
     return relative
+
+
+@dataclass(frozen=True)
+class OpenedSnapshot:
+    """What the store stage said when it opened this crawl's snapshot (``snapshot_opened``)."""
+
+    tree: DatasetTree
+    hub: str
+    stamp: str
+    snapshot: Path
+
+
+class RemovedModelsReport:
+    """Extension: after a complete crawl, lists the models of ``<hub>.jsonl`` it did not see."""
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+        self.opened: OpenedSnapshot | None = None  # None: no store stage ran, nothing to report
+        self.failed_pages = 0
+        self.unmapped = 0
+        self.dropped_ids: set[int] = set()  # listed, but dropped before the store (e.g. invalid)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RemovedModelsReport:
+        ext = cls(crawler)
+        crawler.signals.connect(ext.snapshot_opened, signal=ptm_signals.snapshot_opened)
+        crawler.signals.connect(ext.page_failed, signal=ptm_signals.page_failed)
+        crawler.signals.connect(ext.model_unmapped, signal=ptm_signals.model_unmapped)
+        crawler.signals.connect(ext.item_dropped, signal=signals.item_dropped)
+        # After the store's close_spider (the merge): only spider_closed knows why the crawl ended.
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def snapshot_opened(self, tree: DatasetTree, hub: str, stamp: str, snapshot: Path) -> None:
+        self.opened = OpenedSnapshot(tree, hub, stamp, snapshot)
+
+    def page_failed(self, kind: str) -> None:
+        self.failed_pages += 1
+
+    def model_unmapped(self, item: Any) -> None:
+        self.unmapped += 1
+
+    def item_dropped(self, item: Any) -> None:
+        if isinstance(item, dict) and isinstance(item.get("id"), int):
+            self.dropped_ids.add(item["id"])
+
+    def spider_closed(self, spider: Any, reason: str) -> None:
+        opened = self.opened
+        if opened is None:
+            return
+        settings = self.crawler.settings
+        incomplete = why_incomplete(reason, spider, self.failed_pages, settings)
+        if incomplete:
+            logger.info("Models not seen in this crawl are not reported as removed: %s", incomplete)
+            return
+        crawl_snapshots = jobdir.snapshots(settings) or [opened.snapshot]
+        gone = not_seen(opened.tree, opened.hub, crawl_snapshots, also_seen=self.dropped_ids)
+        self.crawler.stats.set_value("ptm/store/removed", len(gone))
+        if not gone:
+            return
+        note = (f"{self.unmapped} model(s) listed by this crawl could not be mapped; they may be among these"
+                if self.unmapped else "")
+        report = write_report(opened.tree, opened.hub, opened.stamp, gone, note)
+        logger.warning("%d model(s) of %s are no longer listed by the hub (records and clones kept); "
+                       "list: %s", len(gone), opened.hub, opened.tree.path(report))

@@ -178,6 +178,8 @@ EXTENSIONS = {
     "ptmscrape.extensions.StatsFile": 500,
     "ptmscrape.extensions.CloneProgress": 500,
     "ptmscrape.history.progress.HistoryProgress": 500,
+    # Models not seen by a complete crawl, after the store stage's merge (fed by ptmscrape/signals.py).
+    "ptmscrape.removed.RemovedModelsReport": 500,
 }
 
 ITEM_PIPELINES = {

@@ -14,6 +14,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from ptmscrape import distributed
+from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput, check_arguments, positive_int
 from ptmscrape.items import RawModelItem
 from ptmscrape.middlewares import backoff_delay
@@ -202,8 +203,7 @@ class HubSpider(scrapy.Spider):
             self.logger.error("Page failed (not retried): %s (%s)", response.url, reason)
         self.crawler.stats.inc_value("ptm/pages/bad")
         self.crawler.stats.inc_value(f"ptm/pages/bad/{kind}")
-        self.crawler.stats.inc_value("ptm/pages/failed")
-        self.crawler.stats.inc_value(f"ptm/pages/failed/{kind}")
+        self.count_failed_page(kind)
         return None
 
     def page_failed(self, failure: Failure) -> None:
@@ -218,8 +218,14 @@ class HubSpider(scrapy.Spider):
             self.logger.error("Page failed after retries: %s (%s: %s)", request.url, kind, reason)
         else:  # an error Scrapy does not retry (e.g. HTTP 403)
             self.logger.error("Page failed (not retried): %s (%s: %s)", request.url, kind, reason)
+        self.count_failed_page(kind)
+
+    def count_failed_page(self, kind: str) -> None:
+        """A page lost for good: counted in ``ptm/pages/failed`` (and by ``kind``), and signalled
+        (``ptmscrape.signals.page_failed``: the removed-models report then reports nothing)."""
         self.crawler.stats.inc_value("ptm/pages/failed")
         self.crawler.stats.inc_value(f"ptm/pages/failed/{kind}")
+        self.crawler.signals.send_catch_log(ptm_signals.page_failed, kind=kind)
 
     @property
     def base_host(self) -> str:

@@ -2,8 +2,10 @@
 
 import asyncio
 import copy
+import shutil
 
 import pytest
+from scrapy import signals
 
 from pipelines.clone import ClonePipeline
 from pipelines.dedupe import DedupePipeline, DuplicateModel
@@ -14,6 +16,7 @@ from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.dataset.payloads import read_payload
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.items import PTMRecord, RawModelItem
+from ptmscrape.removed import RemovedModelsReport
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import project_crawler
 from tests.replicas.huggingface import fixture_models
@@ -144,3 +147,36 @@ def test_store_writes_payload_snapshot_and_merged_file(crawler, tmp_path):
     for record in records:
         assert read_payload(DatasetTree(data), record["ModelHub"]["MetadataFilePath"]) == record.raw.payload
     assert crawler.stats.get_value("ptm/store/records") == len(records)
+
+
+def store_crawl(tmp_path, models, *, lost_page=False, stats=None):
+    """One crawl through the store stage with the removed-models report listening."""
+    crawler = project_crawler(HuggingfaceSpider, {"PTM_DATA_DIR": str(tmp_path / "data")})
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    RemovedModelsReport.from_crawler(crawler)
+    for name, value in (stats or {}).items():
+        crawler.stats.set_value(name, value)
+    stage = StorePipeline.from_crawler(crawler)
+    stage.open_spider()
+    for model in models:
+        run(stage.process_item(mapped(crawler, model)))
+    if lost_page:
+        crawler.spider.count_failed_page("HTTP 503")
+    stage.close_spider()
+    crawler.signals.send_catch_log(signals.spider_closed, spider=crawler.spider, reason="finished")
+    shutil.rmtree(tmp_path / "data/huggingface/snapshots")  # merged; the next crawl may get the same stamp
+    return crawler
+
+
+def test_removed_models_report_is_fed_by_signals_not_by_other_stages_stats(tmp_path):
+    models = fixture_models()[:3]
+    assert store_crawl(tmp_path, models).stats.get_value("ptm/store/removed") == 0
+    # A lost page, signalled by the spider: the models not seen may only not have been reached.
+    assert store_crawl(tmp_path, models[:2], lost_page=True).stats.get_value("ptm/store/removed") is None
+    # Other stages' counters are not read: only what they signal counts.
+    crawler = store_crawl(tmp_path, models[:2], stats={"ptm/pages/failed": 5, "ptm/map/failed": 2})
+    assert crawler.stats.get_value("ptm/store/removed") == 1
+    (report,) = (tmp_path / "data/huggingface").glob("removed-*.txt")
+    lines = report.read_text().splitlines()
+    assert lines[0].startswith("model\t") and len(lines) == 2  # no "could not be mapped" note
+    assert lines[1].split("\t")[1] == str(mapped(crawler, models[2])["id"])

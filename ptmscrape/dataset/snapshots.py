@@ -14,7 +14,7 @@ import jsonlines
 
 from ptmscrape.dataset.jsonl import OWN_LINE, compact_json, complete_lines, json_object
 from ptmscrape.dataset.paths import records_file, segment, snapshot_file
-from ptmscrape.dataset.tree import DatasetTree, file_mode, unlink_quietly
+from ptmscrape.dataset.tree import DatasetTree, file_mode, remove_stale_temp_files, unlink_quietly
 from ptmscrape.idset import IdSet
 
 
@@ -56,6 +56,18 @@ def pending_snapshots(tree: DatasetTree, hub: str) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p.with_name(p.name[: -len(".pending")]) for p in folder.glob("*.jsonl.pending"))
+
+
+def merge_interrupted(tree: DatasetTree, hub: str) -> tuple[int, int, int]:
+    """Crash recovery at a crawl's start: merge the snapshots of interrupted crawls into
+    ``<hub>.jsonl`` and remove the temp files their killed writers left. Returns how many
+    snapshots were merged, how many records ``<hub>.jsonl`` then holds, how many temp files went."""
+    interrupted = pending_snapshots(tree, hub)
+    if not interrupted:
+        return 0, 0, 0
+    stale = remove_stale_temp_files(tree, hub)
+    counts = merge_records(tree, hub, interrupted)
+    return len(interrupted), counts["records"], stale
 
 
 def merge_records(tree: DatasetTree, hub: str, snapshots: Iterable[Path]) -> dict[str, int]:

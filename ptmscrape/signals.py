@@ -1,0 +1,17 @@
+"""This project's own signals (Scrapy's are in ``scrapy.signals``): how one part tells another what
+happened, so that no part reads another's stats as shared state. Sent with
+``crawler.signals.send_catch_log(signal, **arguments)``.
+"""
+
+from __future__ import annotations
+
+snapshot_opened = object()
+"""The store stage opened this crawl's snapshot. Arguments: ``tree`` (the ``DatasetTree``),
+``hub``, ``stamp`` (of this crawl's files) and ``snapshot`` (the snapshot's ``Path``)."""
+
+page_failed = object()
+"""A page was lost for good (failed to download, or still malformed after its retries, or a
+truncated listing): the models it lists may be missing from this crawl. Argument: ``kind``."""
+
+model_unmapped = object()
+"""A model the hub listed could not be mapped to a record. Argument: ``item`` (its ``RawModelItem``)."""
