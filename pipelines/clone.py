@@ -24,10 +24,11 @@ from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy
 from ptmscrape.items import printable
 from ptmscrape.middlewares import hub_token
+from ptmscrape.stats import CLONE_BY_STATUS, CLONE_FAILED_BY_REASON, CLONE_NO_REPO_URL
 
 logger = logging.getLogger(__name__)
 
-_STAT_KEYS = {kind: f"ptm/clone/{kind}" for kind in ("cloned", "updated", "unchanged", "skipped", "failed")}
+_STAT_KEYS = {kind: CLONE_BY_STATUS + kind for kind in ("cloned", "updated", "unchanged", "skipped", "failed")}
 
 
 class ClonePipeline:
@@ -63,7 +64,7 @@ class ClonePipeline:
         if not self.enabled:
             result = CloneResult(None, hub_sha, skipped)
         elif not url:
-            self.stats.inc_value("ptm/clone/no_repo_url")
+            self.stats.inc_value(CLONE_NO_REPO_URL)
             result = CloneResult(None, hub_sha, skipped)
         else:
             result = await self.cloner.clone(
@@ -77,10 +78,10 @@ class ClonePipeline:
         record["LatestGitCommitSHA"] = result.sha
         record["CloneStatus"] = result.status
         kind = result.status.split(":", 1)[0]
-        self._count(_STAT_KEYS.get(kind) or f"ptm/clone/{kind}")
+        self._count(_STAT_KEYS.get(kind) or CLONE_BY_STATUS + kind)
         if kind == "failed":
             reason = result.status.split(": ", 1)[1]
-            self.stats.inc_value(f"ptm/clone/failed/{reason.split(' (')[0].split(':')[0][:60]}")
+            self.stats.inc_value(CLONE_FAILED_BY_REASON + reason.split(' (')[0].split(':')[0][:60])
             logger.warning("Clone failed for %s (%s): %s", item.label, printable(record.get("RepoURL")),
                            printable(reason, 300))
         return item

@@ -18,6 +18,7 @@ from scrapy.exceptions import DropItem
 
 from ptmscrape import distributed, jobdir
 from ptmscrape.idset import IdSet
+from ptmscrape.stats import DEDUPE_DUPLICATE, DEDUPE_STORED_BEFORE_RESUME, DEDUPE_UNIQUE
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +56,12 @@ class DedupePipeline:
 
     async def process_item(self, record):
         if record["id"] in self.stored_before:
-            self.stats.inc_value("ptm/dedupe/stored_before_resume")
+            self.stats.inc_value(DEDUPE_STORED_BEFORE_RESUME)
             raise StoredBeforeResume(f"{record.label}: stored by an earlier run of this job")
         if not self._first_time(record["id"]):
-            self.stats.inc_value("ptm/dedupe/duplicate")
+            self.stats.inc_value(DEDUPE_DUPLICATE)
             raise DuplicateModel(f"{record.label}: already processed in this crawl (id {record['id']})")
-        self._count("ptm/dedupe/unique")
+        self._count(DEDUPE_UNIQUE)
         return record
 
     def _first_time(self, record_id: int) -> bool:

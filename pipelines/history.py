@@ -11,6 +11,7 @@ from scrapy.exceptions import DropItem
 
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.history.store import HistoryItem, HistoryStore
+from ptmscrape.stats import HISTORY_STORED_BY_FILE, HISTORY_STORED_FAILURES
 
 
 class HistoryStored(DropItem):
@@ -33,7 +34,7 @@ class HistoryPipeline:
         if not isinstance(item, HistoryItem):
             return item
         for name, n in self.store.write(item).items():
-            self.stats.inc_value(f"ptm/history/stored/{name}", n)
+            self.stats.inc_value(f"{HISTORY_STORED_BY_FILE}{name}", n)
         if item.failure:
-            self.stats.inc_value("ptm/history/stored/failures")
+            self.stats.inc_value(HISTORY_STORED_FAILURES)
         raise HistoryStored(f"stored {item!r}")

@@ -17,6 +17,7 @@ from ptmscrape.gitrepo import without_credentials
 from ptmscrape.items import PTMRecord, RawModelItem, printable
 from ptmscrape.mappers import mapper_for
 from ptmscrape.mappers.common import MappingError
+from ptmscrape.stats import MAP_FAILED, MAP_MAPPED
 
 logger = logging.getLogger(__name__)
 
@@ -53,19 +54,19 @@ class MapPipeline:
             mapper = self.mappers.get(item.hub) or self.mappers.setdefault(item.hub, mapper_for(item.hub))
             record = PTMRecord(mapper(item))
         except (MappingError, LookupError) as exc:  # LookupError: mapper_for() knows no such hub
-            self._count("ptm/map/failed")
+            self._count(MAP_FAILED)
             self._signal(ptm_signals.model_unmapped, item=item)
             raise UnmappableModel(f"{_label(item)}: {exc}") from None
         except Exception as exc:  # a mapper bug must not stop a week-long crawl
             label = _label(item)
             logger.exception("Mapper crashed on %s", label)
-            self._count("ptm/map/failed")
+            self._count(MAP_FAILED)
             self._signal(ptm_signals.model_unmapped, item=item)
             raise UnmappableModel(f"{label}: mapper error {type(exc).__name__}: {exc}") from None
         if isinstance(record.get("RepoURL"), str):
             record["RepoURL"] = without_credentials(record["RepoURL"])
         record.raw = item
-        self._count("ptm/map/mapped")
+        self._count(MAP_MAPPED)
         return record
 
 

@@ -28,6 +28,14 @@ from ptmscrape.dataset.jsonl import compact_json
 from ptmscrape.dataset.payloads import PayloadWriter, StoredPayloads
 from ptmscrape.dataset.snapshots import SnapshotWriter, merge_interrupted, merge_records, pending_snapshots
 from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.stats import (
+    STORE_DATASET_RECORDS,
+    STORE_NOT_SEEN_THIS_CRAWL,
+    STORE_RAW_PAYLOADS,
+    STORE_RAW_PAYLOADS_UNCHANGED,
+    STORE_RECORDS,
+    STORE_SNAPSHOT,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +70,7 @@ class StorePipeline:
         self.payloads = PayloadWriter(self.tree, self.hub, stamp)
         self.stored = StoredPayloads(self.tree, self.hub)
         jobdir.remember_snapshot(self.crawler.settings, self.writer.path)
-        self.stats.set_value("ptm/store/snapshot", self.writer.relative)
+        self.stats.set_value(STORE_SNAPSHOT, self.writer.relative)
         logger.info("Dataset tree: %s (snapshot %s)", self.tree.root, self.writer.relative)
         self.crawler.signals.send_catch_log(ptm_signals.snapshot_opened, tree=self.tree, hub=self.hub, stamp=stamp,
                                             snapshot=self.writer.path)
@@ -77,11 +85,11 @@ class StorePipeline:
             if locator is None:
                 locator = self.payloads.write(line)
             else:
-                self._count("ptm/store/raw_payloads_unchanged")
+                self._count(STORE_RAW_PAYLOADS_UNCHANGED)
             record["ModelHub"]["MetadataFilePath"] = locator
-            self._count("ptm/store/raw_payloads")
+            self._count(STORE_RAW_PAYLOADS)
         self.writer.write(record)
-        self._count("ptm/store/records")
+        self._count(STORE_RECORDS)
         return record
 
     def close_spider(self):
@@ -96,7 +104,7 @@ class StorePipeline:
             # our snapshot so far as "interrupted"; merge it again for the records written since.
             snapshots.append(self.writer.path)
         counts = merge_records(self.tree, self.hub, snapshots)
-        self.stats.set_value("ptm/store/dataset_records", counts["records"])
-        self.stats.set_value("ptm/store/not_seen_this_crawl", counts["carried"])
+        self.stats.set_value(STORE_DATASET_RECORDS, counts["records"])
+        self.stats.set_value(STORE_NOT_SEEN_THIS_CRAWL, counts["carried"])
         logger.info("%s now holds %d models (%d not seen in this crawl)",
                     self.tree.path(f"{self.hub}/{self.hub}.jsonl"), counts["records"], counts["carried"])

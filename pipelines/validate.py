@@ -13,6 +13,7 @@ import fastjsonschema
 from scrapy.exceptions import DropItem
 
 from ptmscrape.items import PTMRecord, load_schema
+from ptmscrape.stats import VALIDATE_INVALID, VALIDATE_VALID
 
 
 class InvalidRecord(DropItem):
@@ -48,9 +49,9 @@ class ValidatePipeline:
         except fastjsonschema.JsonSchemaException:
             error = next(self.validator.iter_errors(record), None)
         if error is None:
-            self._count("ptm/validate/valid")
+            self._count(VALIDATE_VALID)
             return record
-        self._count("ptm/validate/invalid")
+        self._count(VALIDATE_INVALID)
         where = "/".join(str(p) for p in error.absolute_path) or "(record)"
         label = record.label if isinstance(record, PTMRecord) else "?"
         raise InvalidRecord(f"{label}: {where}: {error.message[:300]}")

@@ -45,7 +45,22 @@ from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.dataset.paths import UnsafePath
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import (
-    DirectoryTaken, Git, RepoError, check_url, clean_scratch, head_and_origin, normalize_url, path_segments,
+    DirectoryTaken,
+    Git,
+    RepoError,
+    check_url,
+    clean_scratch,
+    head_and_origin,
+    normalize_url,
+    path_segments,
+)
+from ptmscrape.stats import (
+    CLONE_BYTES,
+    CLONE_QUEUED,
+    CLONE_REPOS_BY_STATUS,
+    CLONE_RUNNING,
+    CLONE_SHARED,
+    CLONE_WAITING,
 )
 
 logger = logging.getLogger(__name__)
@@ -128,7 +143,7 @@ class Cloner:
         result = self.finished.get(key)
         if result is not None:
             self.finished.move_to_end(key)
-            self.stats.inc_value("ptm/clone/shared")
+            self.stats.inc_value(CLONE_SHARED)
         else:
             result = await self._materialize_once(hub, url, key, planned, branch, hub_sha)
         if subpath and result.path:
@@ -147,9 +162,9 @@ class Cloner:
     async def _materialize_once(self, hub, url, key, planned, branch, hub_sha) -> CloneResult:
         future = self.in_flight.get(key)
         if future is not None:
-            self.stats.inc_value("ptm/clone/shared")
+            self.stats.inc_value(CLONE_SHARED)
             return await asyncio.shield(future)
-        self.stats.inc_value("ptm/clone/queued")
+        self.stats.inc_value(CLONE_QUEUED)
         # The usual case of a re-crawl, a clone already at the hub's commit, is told from a few
         # small files (no git process): cheaper here than a trip through the thread pool, whose
         # GIL hand-offs with the event loop cost more than the check itself.
@@ -157,7 +172,7 @@ class Cloner:
         if result is None:
             with self.counters_lock:
                 self.waiting += 1
-                self.stats.set_value("ptm/clone/waiting", self.waiting)
+                self.stats.set_value(CLONE_WAITING, self.waiting)
             future = asyncio.wrap_future(self.executor.submit(
                 self._materialize, url, key, hub, planned, branch, hub_sha,
             ))
@@ -167,7 +182,7 @@ class Cloner:
             finally:
                 del self.in_flight[key]
         # Per repository (the pipeline counts models: ten models sharing a clone are ten).
-        self._count(f"ptm/clone/repos/{result.status.split(':', 1)[0]}")
+        self._count(f"{CLONE_REPOS_BY_STATUS}{result.status.split(':', 1)[0]}")
         self.finished[key] = result
         if len(self.finished) > FINISHED_CACHE_SIZE:
             self.finished.popitem(last=False)
@@ -195,9 +210,9 @@ class Cloner:
     def _materialize(self, url, key, hub, planned, branch, hub_sha) -> CloneResult:
         with self.counters_lock:
             self.waiting -= 1
-            self.stats.set_value("ptm/clone/waiting", self.waiting)
+            self.stats.set_value(CLONE_WAITING, self.waiting)
             self.running += 1
-            self.stats.set_value("ptm/clone/running", self.running)
+            self.stats.set_value(CLONE_RUNNING, self.running)
         try:
             try:
                 return self._clone_or_update(url, key, hub, planned, branch, hub_sha)
@@ -213,7 +228,7 @@ class Cloner:
         finally:
             with self.counters_lock:
                 self.running -= 1
-                self.stats.set_value("ptm/clone/running", self.running)
+                self.stats.set_value(CLONE_RUNNING, self.running)
 
     def _claim(self, key: str, planned: str) -> tuple[str, Path, str | None]:
         """Claim the folder of ``key``'s clone (its indexed one, else ``planned``, else
@@ -293,7 +308,7 @@ class Cloner:
 
     def _count_bytes(self, size: int) -> None:
         with self.counters_lock:  # stats are a plain dict: increments from threads need the lock
-            self.stats.inc_value("ptm/clone/bytes", max(0, size))
+            self.stats.inc_value(CLONE_BYTES, max(0, size))
 
     def _subpath_sha(self, relative: str, subpath: str) -> str | None:
         try:

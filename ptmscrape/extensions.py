@@ -14,6 +14,17 @@ from scrapy.exceptions import CloseSpider, NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
 from ptmscrape import distributed
+from ptmscrape.stats import (
+    CLONE_BY_STATUS,
+    CLONE_BYTES,
+    CLONE_FAILED,
+    CLONE_REPOS_BY_STATUS,
+    CLONE_RUNNING,
+    CLONE_SKIPPED,
+    CLONE_WAITING,
+    VERDICT_EXIT_STATUS,
+    VERDICT_REASON,
+)
 from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED, Verdict, verdict
 
 logger = logging.getLogger(__name__)
@@ -107,14 +118,14 @@ class CloneProgress:
         waiting (submitted, no thread yet), running, done and failed count repositories, each
         once however many models share it; then the models the clone stage has handled."""
         get = self.stats.get_value
-        done = {kind: get(f"ptm/clone/repos/{kind}", 0) for kind in ("cloned", "updated", "unchanged")}
+        done = {kind: get(CLONE_REPOS_BY_STATUS + kind, 0) for kind in ("cloned", "updated", "unchanged")}
         finished = sum(done.values())
-        models = sum(get(f"ptm/clone/{kind}", 0) for kind in ("cloned", "updated", "unchanged", "failed", "skipped"))
-        text = (f"{get('ptm/clone/waiting', 0)} waiting, {get('ptm/clone/running', 0)} running, "
+        models = sum(get(CLONE_BY_STATUS + kind, 0) for kind in ("cloned", "updated", "unchanged", "failed", "skipped"))
+        text = (f"{get(CLONE_WAITING, 0)} waiting, {get(CLONE_RUNNING, 0)} running, "
                 f"{finished} done ({', '.join(f'{n} {kind}' for kind, n in done.items())}), "
-                f"{get('ptm/clone/repos/failed', 0)} failed; {models} models "
-                f"({get('ptm/clone/failed', 0)} failed, {get('ptm/clone/skipped', 0)} skipped); "
-                f"{human_bytes(get('ptm/clone/bytes', 0))} landed")
+                f"{get(CLONE_REPOS_BY_STATUS + 'failed', 0)} failed; {models} models "
+                f"({get(CLONE_FAILED, 0)} failed, {get(CLONE_SKIPPED, 0)} skipped); "
+                f"{human_bytes(get(CLONE_BYTES, 0))} landed")
         if not final:
             rate = (finished - self.last_done) * 60 / self.interval
             self.last_done = finished
@@ -174,8 +185,8 @@ class CrawlVerdict:
 
     def decide(self):
         self.result = verdict(self.stats.get_stats(), expect_records=self.expect_records)
-        self.stats.set_value("ptm/verdict/exit_status", self.result.status)
-        self.stats.set_value("ptm/verdict/reason", self.result.reason)
+        self.stats.set_value(VERDICT_EXIT_STATUS, self.result.status)
+        self.stats.set_value(VERDICT_REASON, self.result.reason)
 
     def log(self):
         if self.result is not None:

@@ -26,6 +26,7 @@ from scrapy.http import Response
 
 from ptmscrape.items import printable
 from ptmscrape.spiders_base import HubSpider
+from ptmscrape.stats import PAGES_TREE_MODEL_FILES, PAGES_TREE_TRUNCATED, PAGES_UNSAFE_TREE_PATHS
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -89,7 +90,7 @@ class GitTreeHubSpider(HubSpider):
         if data.get("truncated") is True:
             self.logger.error("Tree listing truncated by GitHub: %s (%d entries): models past the cut "
                               "are not listed", response.url, len(entries))
-            self.crawler.stats.inc_value("ptm/pages/tree_truncated")
+            self.crawler.stats.inc_value(PAGES_TREE_TRUNCATED)
             self.count_failed_page("truncated tree")
         files, unsafe = {}, 0
         for entry in entries:
@@ -103,8 +104,8 @@ class GitTreeHubSpider(HubSpider):
                 continue
             if self.is_model_file(path):
                 files[path] = entry
-        self.crawler.stats.inc_value("ptm/pages/unsafe_tree_paths", unsafe)
-        self.crawler.stats.set_value("ptm/pages/tree_model_files", len(files))
+        self.crawler.stats.inc_value(PAGES_UNSAFE_TREE_PATHS, unsafe)
+        self.crawler.stats.set_value(PAGES_TREE_MODEL_FILES, len(files))
         for number, path in enumerate(sorted(files)):
             if self.limit is not None and number >= self.limit:
                 return

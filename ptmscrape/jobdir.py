@@ -33,6 +33,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.job import job_dir
 
 from ptmscrape.dataset.jsonl import read_jsonl
+from ptmscrape.stats import JOB_RESTARTED_AFTER_KILL
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class JobGuard:
 
     def spider_opened(self, spider):
         if self.restarted:
-            self.crawler.stats.set_value("ptm/job/restarted_after_kill", 1)
+            self.crawler.stats.set_value(JOB_RESTARTED_AFTER_KILL, 1)
 
     def spider_closed(self, spider, reason):
         # Extensions connect in priority order, so Scrapy's SpiderState (priority 0) has pickled

@@ -15,6 +15,14 @@ from scrapy import Request
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest
 
+from ptmscrape.stats import (
+    RATELIMIT_GAVE_UP,
+    RATELIMIT_PACED,
+    RATELIMIT_PACED_SECONDS,
+    RATELIMIT_WAIT_SECONDS,
+    RATELIMIT_WAITS,
+)
+
 logger = logging.getLogger(__name__)
 
 
@@ -118,14 +126,14 @@ class RateLimitMiddleware:
             return response
         attempts = request.meta.get("ptm_ratelimit_retries", 0)
         if attempts >= self.max_retries:
-            self.stats.inc_value("ptm/ratelimit/gave_up")
+            self.stats.inc_value(RATELIMIT_GAVE_UP)
             logger.error("Rate limited %d times, giving up on %s", attempts, request.url)
             raise IgnoreRequest(f"rate limited {attempts} times: {request.url}")
         if wait is None:
             wait = self.default_wait * (2 ** attempts)
         wait = min(max(wait, 0.0), self.max_wait)
-        self.stats.inc_value("ptm/ratelimit/waits")
-        self.stats.inc_value("ptm/ratelimit/wait_seconds", round(wait, 3))
+        self.stats.inc_value(RATELIMIT_WAITS)
+        self.stats.inc_value(RATELIMIT_WAIT_SECONDS, round(wait, 3))
         logger.info("HTTP %d from %s: waiting %.1fs as the hub asks", response.status, request.url, wait)
         await asyncio.sleep(wait)
         retry = request.replace(dont_filter=True)
@@ -226,8 +234,8 @@ class RateLimitPacingMiddleware:
         pace["next"] = slot + pace["spacing"]
         wait = min(slot - now, self.max_wait)
         if wait > 0:
-            self.stats.inc_value("ptm/ratelimit/paced")
-            self.stats.inc_value("ptm/ratelimit/paced_seconds", round(wait, 3))
+            self.stats.inc_value(RATELIMIT_PACED)
+            self.stats.inc_value(RATELIMIT_PACED_SECONDS, round(wait, 3))
             await asyncio.sleep(wait)
         return None
 

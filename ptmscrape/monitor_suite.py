@@ -8,6 +8,8 @@ from spidermon import MonitorSuite
 from spidermon.contrib.scrapy.monitors import ErrorCountMonitor, FinishReasonMonitor, ItemCountMonitor
 from spidermon.core.actions import Action
 
+from ptmscrape.stats import MONITORS_FAILED, MONITORS_FAILED_BY_MONITOR, MONITORS_PASSED
+
 
 class CountResults(Action):
     """Puts the monitors' verdicts into the crawl's stats."""
@@ -16,10 +18,10 @@ class CountResults(Action):
         stats = self.data.crawler.stats
         passed = self.result.monitors_passed_results
         failed = self.result.monitors_failed_results
-        stats.set_value("ptm/monitors/passed", len(passed))  # skipped ones included
-        stats.set_value("ptm/monitors/failed", len(failed))
+        stats.set_value(MONITORS_PASSED, len(passed))  # skipped ones included
+        stats.set_value(MONITORS_FAILED, len(failed))
         for outcome in failed:
-            stats.inc_value(f"ptm/monitors/failed/{outcome.item.monitor_name}")
+            stats.inc_value(f"{MONITORS_FAILED_BY_MONITOR}{outcome.item.monitor_name}")
 
 
 class CrawlMonitors(MonitorSuite):

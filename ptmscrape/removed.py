@@ -30,6 +30,7 @@ from ptmscrape.dataset.jsonl import read_jsonl, record_ids
 from ptmscrape.dataset.paths import records_file, segment
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.idset import IdSet
+from ptmscrape.stats import STORE_REMOVED
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -137,7 +138,7 @@ class RemovedModelsReport:
             return
         crawl_snapshots = jobdir.snapshots(settings) or [opened.snapshot]
         gone = not_seen(opened.tree, opened.hub, crawl_snapshots, also_seen=self.dropped_ids)
-        self.crawler.stats.set_value("ptm/store/removed", len(gone))
+        self.crawler.stats.set_value(STORE_REMOVED, len(gone))
         if not gone:
             return
         note = (f"{self.unmapped} model(s) listed by this crawl could not be mapped; they may be among these"

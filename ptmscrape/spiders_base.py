@@ -18,6 +18,7 @@ from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput, check_arguments, positive_int
 from ptmscrape.items import RawModelItem
 from ptmscrape.middlewares import backoff_delay
+from ptmscrape.stats import PAGES_FAILED, PAGES_FAILED_BY_KIND, PAGES_NOT_FOUND, PAGES_RETRIED, PAGES_RETRIED_BY_KIND
 
 # Priority of a paged listing's next page. It is yielded before the page's models, as soon as its
 # URL is known, and goes before requests already queued (detail pages, history calls), so it
@@ -186,23 +187,21 @@ class HubSpider(scrapy.Spider):
                 self.settings.getfloat("PTM_RETRY_BACKOFF_MAX"))
             self.logger.warning("Malformed page %s (%s: %s): fetching it again (%d of %d)",
                                 response.url, kind, detail[:200], tries + 1, limit)
-            self.crawler.stats.inc_value("ptm/pages/retried")
-            self.crawler.stats.inc_value(f"ptm/pages/retried/{kind}")
+            self.crawler.stats.inc_value(PAGES_RETRIED)
+            self.crawler.stats.inc_value(PAGES_RETRIED_BY_KIND + kind)
             engine.crawl(retry)
             return None
         return self.report_bad_page(response, f"{kind} ({detail[:200]})")
 
     def report_bad_page(self, response: Response, reason: str) -> None:
         """A page still malformed after its retries: logged with URL and reason, and counted in
-        ``ptm/pages/bad`` and ``ptm/pages/failed/<kind>`` (like pages that failed to download)."""
+        ``ptm/pages/failed`` and ``ptm/pages/failed/<kind>`` (like pages that failed to download)."""
         kind = reason.split(" (")[0]
         request = response.request
         if request is not None and request.meta.get("ptm_page_retries"):
             self.logger.error("Page failed after retries: %s (%s)", response.url, reason)
         else:  # PTM_PAGE_RETRIES=0, or a fault fetching it again cannot mend
             self.logger.error("Page failed (not retried): %s (%s)", response.url, reason)
-        self.crawler.stats.inc_value("ptm/pages/bad")
-        self.crawler.stats.inc_value(f"ptm/pages/bad/{kind}")
         self.count_failed_page(kind)
         return None
 
@@ -213,7 +212,7 @@ class HubSpider(scrapy.Spider):
         kind = f"HTTP {status}" if status else failure.type.__name__
         if status == 404:  # never retried: the hub says there is no such page
             self.logger.error("Page not found: %s (%s)", request.url, kind)
-            self.crawler.stats.inc_value("ptm/pages/not_found")
+            self.crawler.stats.inc_value(PAGES_NOT_FOUND)
         elif request.meta.get("retry_times") or request.meta.get("ptm_ratelimit_retries"):
             self.logger.error("Page failed after retries: %s (%s: %s)", request.url, kind, reason)
         else:  # an error Scrapy does not retry (e.g. HTTP 403)
@@ -223,8 +222,8 @@ class HubSpider(scrapy.Spider):
     def count_failed_page(self, kind: str) -> None:
         """A page lost for good: counted in ``ptm/pages/failed`` (and by ``kind``), and signalled
         (``ptmscrape.signals.page_failed``: the removed-models report then reports nothing)."""
-        self.crawler.stats.inc_value("ptm/pages/failed")
-        self.crawler.stats.inc_value(f"ptm/pages/failed/{kind}")
+        self.crawler.stats.inc_value(PAGES_FAILED)
+        self.crawler.stats.inc_value(PAGES_FAILED_BY_KIND + kind)
         self.crawler.signals.send_catch_log(ptm_signals.page_failed, kind=kind)
 
     @property

@@ -17,6 +17,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ptmscrape.stats import (
+    DEDUPE_STORED_BEFORE_RESUME,
+    MONITORS_FAILED,
+    MONITORS_FAILED_BY_MONITOR,
+    PAGES_FAILED,
+    PAGES_FAILED_BY_KIND,
+    PAGES_NOT_FOUND,
+    STORE_RECORDS,
+)
+
 OK, FAILED, BAD_INPUT = 0, 1, 2
 
 # Finish reasons of a crawl that ended as asked: the whole listing, or a limit the user set.
@@ -50,26 +60,26 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     finish = stats.get("finish_reason")
     if finish is not None and finish not in COMPLETE_REASONS | {FAILED_PAGES, NOTHING_STORED}:
         problems.append(f"the crawl stopped before the end (finish reason {finish})")
-    failed = int(stats.get("ptm/pages/failed") or 0)
-    not_found = int(stats.get("ptm/pages/not_found") or 0)
+    failed = int(stats.get(PAGES_FAILED) or 0)
+    not_found = int(stats.get(PAGES_NOT_FOUND) or 0)
     if not_found:
         problems.append(_plural(not_found, "page") + " not found (HTTP 404)")
     if failed - not_found > 0:
-        kinds = sorted((k.removeprefix("ptm/pages/failed/"), int(v)) for k, v in stats.items()
-                       if k.startswith("ptm/pages/failed/") and k != "ptm/pages/failed/HTTP 404")
+        kinds = sorted((k.removeprefix(PAGES_FAILED_BY_KIND), int(v)) for k, v in stats.items()
+                       if k.startswith(PAGES_FAILED_BY_KIND) and k != PAGES_FAILED_BY_KIND + "HTTP 404")
         detail = ", ".join(f"{kind}: {n}" for kind, n in kinds)
         problems.append(_plural(failed - not_found, "page") + " failed"
                         + (f" ({detail})" if detail else ""))
     errors = int(stats.get("spider_exceptions_count") or 0)
     if errors:
         problems.append(_plural(errors, "callback error") + " (pages only partly read)")
-    stored = int(stats.get("ptm/store/records") or 0) + int(stats.get("ptm/dedupe/stored_before_resume") or 0)
+    stored = int(stats.get(STORE_RECORDS) or 0) + int(stats.get(DEDUPE_STORED_BEFORE_RESUME) or 0)
     if expect_records and not stored:
         problems.append("nothing was stored")
-    monitors = int(stats.get("ptm/monitors/failed") or 0)
+    monitors = int(stats.get(MONITORS_FAILED) or 0)
     if monitors:
-        names = sorted(k.removeprefix("ptm/monitors/failed/") for k in stats
-                       if k.startswith("ptm/monitors/failed/"))
+        names = sorted(k.removeprefix(MONITORS_FAILED_BY_MONITOR) for k in stats
+                       if k.startswith(MONITORS_FAILED_BY_MONITOR))
         problems.append(_plural(monitors, "monitor") + " failed" + (f" ({', '.join(names)})" if names else ""))
     if not problems:
         return Verdict(OK, "every listed page was read", finish or "finished")

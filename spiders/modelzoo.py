@@ -37,6 +37,7 @@ from urllib.parse import quote, unquote, urlsplit
 from ptmscrape.checks import BadInput
 from ptmscrape.rendering import splash_enabled, splash_request
 from ptmscrape.spiders_base import HubSpider
+from ptmscrape.stats import PAGES_ENTRIES_WITHOUT_SLUG
 
 _CARD = "a.model-detail-div.box-shadow.w-100"
 _INFO = "div.model-info-div.box-shadow"
@@ -136,7 +137,7 @@ class ModelzooSpider(HubSpider):
         if isinstance(slug, str) and slug.strip():
             return slug
         self.logger.error("Listing entry without a slug on %s: %r", response.url, slug)
-        self.crawler.stats.inc_value("ptm/pages/entries_without_slug")
+        self.crawler.stats.inc_value(PAGES_ENTRIES_WITHOUT_SLUG)
         return None
 
     def request_models(self, slugs) -> tuple[list, bool]:

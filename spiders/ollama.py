@@ -32,6 +32,7 @@ import scrapy
 
 from ptmscrape.checks import BadInput
 from ptmscrape.spiders_base import HubSpider
+from ptmscrape.stats import PAGES_ENTRIES_WITHOUT_NAME, PAGES_INVALID_TAGS
 
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
 NAMESPACE = "library"
@@ -73,7 +74,7 @@ class OllamaSpider(HubSpider):
             if not _NAME.match(name):
                 self.logger.error("Listing entry %d on %s without a usable model name: %r",
                                   number, response.url, name[:200])
-                self.crawler.stats.inc_value("ptm/pages/entries_without_name")
+                self.crawler.stats.inc_value(PAGES_ENTRIES_WITHOUT_NAME)
                 continue
             if self.limit is not None and wanted >= self.limit:
                 return
@@ -114,7 +115,7 @@ class OllamaSpider(HubSpider):
             if not _TAG.match(tag):
                 self.logger.error("Tag %r of %s on %s is not a valid tag: skipped", tag[:200],
                                   model["Name"], response.url)
-                self.crawler.stats.inc_value("ptm/pages/invalid_tags")
+                self.crawler.stats.inc_value(PAGES_INVALID_TAGS)
                 continue
             row = link.xpath("ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' group ')][1]")
             columns = [_text(p) for p in row.css("p.col-span-2, div.col-span-2")]

@@ -63,6 +63,14 @@ import yaml
 
 from ptmscrape.markdown_tables import Table, links, parse_tables, plain_text
 from ptmscrape.spiders_base import HubSpider
+from ptmscrape.stats import (
+    PAGES_GENERATED_MODELS_LISTED,
+    PAGES_MALFORMED_TABLE_ROWS,
+    PAGES_READMES_WITHOUT_MODELS,
+    PAGES_ROWS_WITHOUT_LINK,
+    PAGES_TREE_TRUNCATED,
+    PAGES_UNVERIFIED_MODELS_SKIPPED,
+)
 
 INDEX = "README.md"
 _ROLES = {"model": "name", "onnx version": "onnx_version", "opset version": "opset", "dataset": "dataset"}
@@ -94,7 +102,7 @@ class OnnxmodelzooSpider(HubSpider):
         if not entries:
             self.page_malformed(response, "no model tables", "no Model Class row links a folder")
             return
-        self.crawler.stats.inc_value("ptm/pages/rows_without_link", skipped)
+        self.crawler.stats.inc_value(PAGES_ROWS_WITHOUT_LINK, skipped)
         for number, (model_dir, entry) in enumerate(entries.items()):
             if self.limit is not None and number >= self.limit:
                 return
@@ -107,7 +115,7 @@ class OnnxmodelzooSpider(HubSpider):
         problems = [p for t in tables for p in t.problems]
         for problem in problems:
             self.logger.warning("Malformed table row in %s: %s", response.url, problem)
-        self.crawler.stats.inc_value("ptm/pages/malformed_table_rows", len(problems))
+        self.crawler.stats.inc_value(PAGES_MALFORMED_TABLE_ROWS, len(problems))
         folder_info = {
             **entry,
             "title": readme_title(text),
@@ -131,10 +139,10 @@ class OnnxmodelzooSpider(HubSpider):
                     "table": {"header": list(table.header), "line": table.line},
                     "cells": cells, "row": row,
                 }, repo_url=self.repo_url)
-        self.crawler.stats.inc_value("ptm/pages/rows_without_link", skipped)
+        self.crawler.stats.inc_value(PAGES_ROWS_WITHOUT_LINK, skipped)
         if not models:
             self.logger.warning("No model row in %s (no download table row with a link)", response.url)
-            self.crawler.stats.inc_value("ptm/pages/readmes_without_models")
+            self.crawler.stats.inc_value(PAGES_READMES_WITHOUT_MODELS)
 
     # -- generated models (the repository's file tree) -------------------------------------------
     def parse_tree(self, response):
@@ -146,13 +154,13 @@ class OnnxmodelzooSpider(HubSpider):
             self.page_malformed(response, "unexpected JSON", "no tree list")
             return
         folders, skipped = generated_folders(entries)
-        self.crawler.stats.inc_value("ptm/pages/unverified_models_skipped", skipped)
-        self.crawler.stats.set_value("ptm/pages/generated_models_listed", len(folders))
+        self.crawler.stats.inc_value(PAGES_UNVERIFIED_MODELS_SKIPPED, skipped)
+        self.crawler.stats.set_value(PAGES_GENERATED_MODELS_LISTED, len(folders))
         if data.get("truncated") is True:
             self.logger.warning(
                 "Tree listing %s is truncated (%d entries): generated models beyond it are missing "
                 "from this crawl, and no model is reported as removed", response.url, len(entries))
-            self.crawler.stats.set_value("ptm/pages/tree_truncated", 1)
+            self.crawler.stats.set_value(PAGES_TREE_TRUNCATED, 1)
             self.count_failed_page("truncated tree")
         tree_sha = data.get("sha") if isinstance(data.get("sha"), str) else None
         for number, (folder_path, files) in enumerate(folders.items()):

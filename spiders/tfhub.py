@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 
 from ptmscrape.github_tree import GitTreeHubSpider, text_of
+from ptmscrape.stats import PAGES_NOT_A_MODEL
 
 MODEL_FILE = re.compile(r"^assets/docs/(?P<publisher>[^/]+)/models/(?P<model>.+)/(?P<version>\d+)\.md$")
 NOT_MODELS = {"collection", "publisher"}
@@ -49,7 +50,7 @@ class TfhubSpider(GitTreeHubSpider):
         page = parse_doc(text_of(response), path)
         if page["kind"] and page["kind"].lower() in NOT_MODELS:
             self.logger.info("Not a model: %s (%s)", response.url, page["kind"])
-            self.crawler.stats.inc_value("ptm/pages/not_a_model")
+            self.crawler.stats.inc_value(PAGES_NOT_A_MODEL)
             return None
         return page["handle"], page
 

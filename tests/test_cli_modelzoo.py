@@ -82,7 +82,7 @@ def test_bad_detail_json_is_reported_and_the_crawl_goes_on(tmp_path, zoo):
     zoo.bodies["tts"] = b'{"title": "TTS", "stars": '
     result = crawl(zoo, tmp_path, settings={"PTM_CLONE": "0", "PTM_PAGE_RETRIES": "0"}, check=False)
     assert sorted(by_name(result.items)) == sorted(set(zoo.models) - {"tts"})
-    assert result.stats["ptm/pages/bad/malformed JSON"] == 1
+    assert result.stats["ptm/pages/failed/malformed JSON"] == 1
     errors = [line for line in result.log.splitlines() if " ERROR: " in line]
     assert len(errors) == 2 and f"{zoo.url}/api/models/tts/" in errors[0] and "malformed JSON" in errors[0]
     # The lost page fails the crawl: the last line says so, and the exit status (README "Exit status").
@@ -123,7 +123,7 @@ def test_splash_crawl_of_the_javascript_site_yields_the_api_records(tmp_path, zo
     stats = rendered.stats
     # 4 listing pages, 14 model pages, 2 rendered again
     assert stats["splash/render.html/response_count/200"] == 4 + 14 + 2
-    assert stats["ptm/pages/retried/page not rendered"] == 2 and "ptm/pages/bad" not in stats
+    assert stats["ptm/pages/retried/page not rendered"] == 2 and "ptm/pages/failed" not in stats
     splash_paths = [p for m, p in zoo.replica.requests[before:]]
     assert splash_paths.count("/") == 1 and "/?offset=14" in splash_paths
     assert splash_paths.count("/model/stylegan") == splash_paths.count("/?offset=5") == 2

@@ -76,3 +76,38 @@ def test_the_link_checker_finds_broken_links(tmp_path):
             "```\n[c](also/not.md)\n```\n")
     assert links(text) == ["docs/a.md#x"]
     assert anchors(text) == {"exit-status", "the-ptm-record-v1"}
+
+
+def stats_names_spelled_out(path: Path) -> list[tuple[int, str]]:
+    """``ptm/…`` string literals of a module (whole strings, and f-strings starting with one);
+    docstrings and comments mention names as prose, and are not counted."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        first = node.values[0] if isinstance(node, ast.JoinedStr) and node.values else node
+        if isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.startswith("ptm/"):
+            found.append((node.lineno, first.value))
+    return found
+
+
+def test_docs_stats_lists_every_stats_name():
+    from ptmscrape.stats import names
+
+    page = (ROOT / "docs/stats.md").read_text()
+    listed = set(re.findall(r"^\| `(ptm/[^`]+)` \|", page, re.M))
+    missing = [name for name in names().values()
+               if (name not in listed if not name.endswith("/") else not any(
+                   n.startswith(name + "<") for n in listed))]
+    assert names() and not missing, f"docs/stats.md lacks {missing}"
+    unknown = [n for n in listed if n not in names().values() and not any(
+        n.startswith(p + "<") for p in names().values() if p.endswith("/"))]
+    assert not unknown, f"docs/stats.md lists names the code does not count: {unknown}"
+
+
+def test_stats_names_are_spelled_out_only_in_the_stats_module():
+    modules = [p for folder in ("ptmscrape", "spiders", "pipelines") for p in sorted((ROOT / folder).rglob("*.py"))]
+    spelled = {str(p.relative_to(ROOT)): stats_names_spelled_out(p) for p in modules}
+    assert spelled.pop("ptmscrape/stats.py")  # the one place (and the check sees literals)
+    offenders = {path: found for path, found in spelled.items() if found}
+    assert not offenders, f"use the constants of ptmscrape/stats.py: {offenders}"

@@ -74,7 +74,7 @@ def test_malformed_page_is_reported_with_url_not_raised():
     spider = make_spider()
     bad = TextResponse(f"{BASE}/api/models?p=2", body=b'[{"id": "a/b", "downl', request=Request(f"{BASE}/x"))
     assert list(spider.parse_listing(bad)) == []
-    assert spider.crawler.stats.get_value("ptm/pages/bad") == 1
+    assert spider.crawler.stats.get_value("ptm/pages/failed") == 1
 
 
 def test_models_argument_fetches_each_model_by_id():

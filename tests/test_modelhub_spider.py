@@ -62,7 +62,7 @@ def test_limit_stops_the_index():
 def test_a_malformed_index_is_reported_not_raised(body, reason):
     spider = make_spider()
     assert list(spider.parse_index(index_response(body))) == []
-    assert spider.crawler.stats.get_value(f"ptm/pages/bad/{reason}") == 1
+    assert spider.crawler.stats.get_value(f"ptm/pages/failed/{reason}") == 1
 
 
 def test_junk_entries_still_become_items_for_the_mapper_to_reject():

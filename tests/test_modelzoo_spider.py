@@ -103,9 +103,9 @@ def test_bad_json_is_reported_with_the_url_and_the_crawl_goes_on():
     not_listing = api_page(f"{BASE}/api/models/0/", {"detail": "Not found."})
     assert list(spider.parse_listing(not_listing, offset=0)) == []
     stats = spider.crawler.stats
-    assert stats.get_value("ptm/pages/bad") == 2
-    assert stats.get_value("ptm/pages/bad/malformed JSON") == 1
-    assert stats.get_value("ptm/pages/bad/unexpected JSON") == 1
+    assert stats.get_value("ptm/pages/failed") == 2
+    assert stats.get_value("ptm/pages/failed/malformed JSON") == 1
+    assert stats.get_value("ptm/pages/failed/unexpected JSON") == 1
 
 
 def test_listing_entries_without_a_slug_are_counted_and_skipped():
@@ -157,7 +157,7 @@ def test_rendered_homepage_cards_lead_to_model_pages_and_the_next_page():
 def test_rendered_empty_page_ends_the_listing():
     spider = rendered_spider()
     assert list(spider.parse_listing_page(rendered("home-offset-14.html", "/?offset=14"))) == []
-    assert spider.crawler.stats.get_value("ptm/pages/bad") is None
+    assert spider.crawler.stats.get_value("ptm/pages/failed") is None
 
 
 @pytest.mark.parametrize("slug", ["stylegan", "gluon-cv", "ray", "tts"])
@@ -186,4 +186,4 @@ def test_unrendered_shell_is_reported_not_taken_for_an_empty_site():
     assert list(spider.parse_listing_page(shell)) == []
     model_shell = HtmlResponse(f"{RENDERED_BASE}/model/ray", body=shell_html().encode(), encoding="utf-8")
     assert list(spider.parse_model_page(model_shell, slug="ray")) == []
-    assert spider.crawler.stats.get_value("ptm/pages/bad/page not rendered") == 2
+    assert spider.crawler.stats.get_value("ptm/pages/failed/page not rendered") == 2

@@ -74,13 +74,13 @@ def test_a_card_without_a_link_is_reported_and_the_others_go_on():
     spider = make_spider()
     requests = listing(spider, body)
     assert len(requests) == 6 and "pocketnet" not in " ".join(r.url for r in requests)
-    assert stat(spider, "ptm/pages/bad/card without a model link") == 1
+    assert stat(spider, "ptm/pages/failed/card without a model link") == 1
 
 
 def test_a_listing_without_cards_is_reported():
     spider = make_spider()
     assert listing(spider, "<html><body><h1>Maintenance</h1></body></html>") == []
-    assert stat(spider, "ptm/pages/bad/no model cards") == 1
+    assert stat(spider, "ptm/pages/failed/no model cards") == 1
 
 
 def test_a_truncated_page_is_reported_not_parsed():
@@ -88,7 +88,7 @@ def test_a_truncated_page_is_reported_not_parsed():
     body = (FIXTURES / LISTING).read_text()
     cut = body[: body.index('data-item-count="4"')]  # the connection dropped after three cards
     assert listing(spider, cut) == []
-    assert stat(spider, "ptm/pages/bad/incomplete HTML") == 1
+    assert stat(spider, "ptm/pages/failed/incomplete HTML") == 1
 
 
 # -- model pages ---------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def test_a_page_without_a_name_is_reported_not_raised():
     spider = make_spider()
     request = listing(spider)[0]
     assert model_item(spider, request, "<html><body><h1> </h1><p class='detail-lead'>By X </p></body></html>") == []
-    assert stat(spider, "ptm/pages/bad/model page without a name") == 1
+    assert stat(spider, "ptm/pages/failed/model page without a name") == 1
 
 
 def test_a_page_without_buttons_still_gives_the_model():

@@ -25,6 +25,7 @@ from scrapy.spiderloader import get_spider_loader
 
 import ptmscrape.settings as project_settings
 from ptmscrape.checks import BadInput, check_data_dir, check_typed_settings
+from ptmscrape.stats import VERDICT_EXIT_STATUS
 from ptmscrape.verdict import BAD_INPUT, FAILED
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class Command(ScrapyCrawlCommand):
         elif self.crawler_process.bootstrap_failed:
             self.exitcode = FAILED
         else:
-            self.exitcode = int(crawler.stats.get_value("ptm/verdict/exit_status", FAILED))
+            self.exitcode = int(crawler.stats.get_value(VERDICT_EXIT_STATUS, FAILED))
 
 
 def preflight(spidercls, settings, arguments: dict) -> None:

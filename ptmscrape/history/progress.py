@@ -8,6 +8,8 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
+from ptmscrape.stats import HISTORY_CALLS, HISTORY_FAILED, HISTORY_MODELS, HISTORY_STORED_BY_FILE
+
 logger = logging.getLogger(__name__)
 
 _ROWS = ("commits", "refs", "discussions", "discussion_events", "files")
@@ -50,11 +52,11 @@ class HistoryProgress:
 
     def line(self, final: bool = False) -> str:
         get = self.stats.get_value
-        models, calls = get("ptm/history/models", 0), get("ptm/history/calls", 0)
+        models, calls = get(HISTORY_MODELS, 0), get(HISTORY_CALLS, 0)
         per_model = f"{calls / models:.1f} per model" if models else "no models yet"
         if not final:
             per_model += f", {(calls - self.last_calls) * 60 / self.interval:.0f}/min"
             self.last_calls = calls
-        stored = ", ".join(f"{get(f'ptm/history/stored/{k}', 0)} {k}" for k in _ROWS)
-        return (f"{models} models, {calls} calls ({per_model}), {get('ptm/history/failed', 0)} failed; "
+        stored = ", ".join(f"{get(HISTORY_STORED_BY_FILE + k, 0)} {k}" for k in _ROWS)
+        return (f"{models} models, {calls} calls ({per_model}), {get(HISTORY_FAILED, 0)} failed; "
                 f"stored {stored}")

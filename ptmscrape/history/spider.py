@@ -32,6 +32,16 @@ from ptmscrape.idset import IdSet
 from ptmscrape.items import printable
 from ptmscrape.mappers.common import stable_id, text
 from ptmscrape.spiders_base import next_link
+from ptmscrape.stats import (
+    HISTORY_CALLS,
+    HISTORY_CALLS_BY_KIND,
+    HISTORY_FAILED,
+    HISTORY_FAILED_BY,
+    HISTORY_MALFORMED_BY_KIND,
+    HISTORY_MODELS,
+    HISTORY_SKIPPED_BY_REASON,
+    HISTORY_UNCHANGED_BY_KIND,
+)
 
 HISTORY_KINDS = ("commits", "refs", "discussions", "files")
 _SHA = re.compile(r"[0-9a-f]{40}")
@@ -80,8 +90,8 @@ class HistoryMixin:
             self._history_state = load_state(DatasetTree.from_crawler(self.crawler), self.name)
         return self._history_state
 
-    def _history_count(self, key: str, n: int = 1) -> None:
-        self.crawler.stats.inc_value(f"ptm/history/{key}", n)
+    def _history_count(self, name: str, n: int = 1) -> None:
+        self.crawler.stats.inc_value(name, n)
 
     # -- per model ------------------------------------------------------------------------
     def history_requests(self, model: Any):
@@ -91,14 +101,14 @@ class HistoryMixin:
         model_id = model.get("id", model.get("modelId"))
         if not isinstance(model_id, str) or not _MODEL_ID.fullmatch(model_id) or any(
                 part in (".", "..") for part in model_id.split("/")):
-            self._history_count("skipped/malformed id")
+            self._history_count(HISTORY_SKIPPED_BY_REASON + "malformed id")
             self.logger.warning("No history for %s: malformed model id", printable(f"{self.name}:{model_id}"))
             return
         record_id = stable_id(self.name, text(model.get("_id"), 100) or model_id)
         if record_id in self._history_models:
             return  # listed twice in one crawl
         self._history_models.add(record_id)
-        self._history_count("models")
+        self._history_count(HISTORY_MODELS)
         state = self.history_state.get(record_id, {})
         sha = model.get("sha") if isinstance(model.get("sha"), str) and _SHA.fullmatch(model["sha"]) else None
         rev = sha or "main"
@@ -107,7 +117,7 @@ class HistoryMixin:
         if "commits" in self.history_kinds:
             known = state.get("commits", {}).get("head")
             if sha and known == sha:
-                self._history_count("unchanged/commits")
+                self._history_count(HISTORY_UNCHANGED_BY_KIND + "commits")
             else:
                 size = self.settings.getint("PTM_HUGGINGFACE_COMMITS_PAGE_SIZE")
                 yield self.history_request(f"{api}/commits/{rev}?limit={size}", self.parse_history_commits,
@@ -119,7 +129,7 @@ class HistoryMixin:
                                        {**ctx, "page": 0})
         if "files" in self.history_kinds:
             if sha and state.get("files", {}).get("revision") == sha:
-                self._history_count("unchanged/files")
+                self._history_count(HISTORY_UNCHANGED_BY_KIND + "files")
             else:
                 yield self.history_request(f"{api}/tree/{rev}?recursive=1&expand=1", self.parse_history_files,
                                            {**ctx, "rev": rev, "count": 0})
@@ -141,17 +151,17 @@ class HistoryMixin:
     # -- callbacks ------------------------------------------------------------------------
     def _history_response(self, response, kind: str):
         """Count the call; the failure item if the hub refused it, else None."""
-        self._history_count("calls")
-        self._history_count(f"calls/{kind}")
+        self._history_count(HISTORY_CALLS)
+        self._history_count(HISTORY_CALLS_BY_KIND + kind)
         if response.status < 300:
             return None
         return self._history_failure(response.meta["ptm_history"], kind,
                                      refusal_reason(response.status, response.headers), response.url)
 
     def _history_failure(self, ctx: dict[str, Any], kind: str, reason: str, url: str) -> HistoryItem:
-        self._history_count("failed")
-        self._history_count(f"failed/{kind}")
-        self._history_count(f"failed/{reason}")
+        self._history_count(HISTORY_FAILED)
+        self._history_count(HISTORY_FAILED_BY + kind)
+        self._history_count(HISTORY_FAILED_BY + reason)
         self.logger.warning("History of %s (%s) not stored: %s",
                             printable(f"{self.name}:{ctx['model_id']}"), kind, reason)
         return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, failure={"reason": reason, "url": url})
@@ -182,7 +192,7 @@ class HistoryMixin:
         rows, reached_known = [], False
         for commit in page:
             if not isinstance(commit, dict) or not isinstance(commit.get("id"), str):
-                self._history_count("malformed/commits")
+                self._history_count(HISTORY_MALFORMED_BY_KIND + "commits")
                 continue
             head = head or commit["id"]
             if commit["id"] == ctx.get("stop_at"):
@@ -210,7 +220,7 @@ class HistoryMixin:
             return
         body_digest = digest(body)
         if self.history_state.get(ctx["model"], {}).get("refs", {}).get("digest") == body_digest:
-            self._history_count("unchanged/refs")
+            self._history_count(HISTORY_UNCHANGED_BY_KIND + "refs")
             return
         yield self._item(ctx, "refs", {"refs": [{"raw": body}]}, [{"kind": "refs", "digest": body_digest}])
 
@@ -230,11 +240,11 @@ class HistoryMixin:
         stored = self.history_state.get(ctx["model"], {}).get("discussion", {})
         for entry in listed:
             if not isinstance(entry, dict) or not isinstance(entry.get("num"), int):
-                self._history_count("malformed/discussions")
+                self._history_count(HISTORY_MALFORMED_BY_KIND + "discussions")
                 continue
             signature = discussion_signature(entry)
             if stored.get(entry["num"], {}).get("signature") == signature:
-                self._history_count("unchanged/discussions")
+                self._history_count(HISTORY_UNCHANGED_BY_KIND + "discussions")
                 continue
             yield self.history_request(f"{ctx['api']}/discussions/{entry['num']}",
                                        self.parse_history_discussion,
@@ -261,7 +271,7 @@ class HistoryMixin:
         digests, new_events = {}, []
         for event in events:
             if not isinstance(event, dict) or not isinstance(event.get("id"), str):
-                self._history_count("malformed/events")
+                self._history_count(HISTORY_MALFORMED_BY_KIND + "events")
                 continue
             digests[event["id"]] = event_digest = digest(event)
             if known.get(event["id"]) != event_digest:
@@ -294,8 +304,8 @@ class HistoryMixin:
         request = failure.request
         ctx = request.meta["ptm_history"]
         kind = request.callback.__name__.removeprefix("parse_history_")
-        self._history_count("calls")
-        self._history_count(f"calls/{kind}")
+        self._history_count(HISTORY_CALLS)
+        self._history_count(HISTORY_CALLS_BY_KIND + kind)
         status = getattr(getattr(failure.value, "response", None), "status", None)
         reason = f"HTTP {status}" if status else (failure.type.__name__ if failure.type else "error")
         self.logger.error("History call failed after retries: %s (%s: %s)", request.url, reason,
