@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from itemadapter import ItemAdapter
 
-from ptmscrape.cloning import CloneResult, Cloner
+from ptmscrape.cloning import Cloner, CloneResult
 from ptmscrape.dataset import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy
 from ptmscrape.items import printable

@@ -22,7 +22,12 @@ from scrapy import signals
 
 from ptmscrape import jobdir, removed
 from ptmscrape.dataset import (
-    DatasetTree, SnapshotWriter, compact_json, merge_records, pending_snapshots, remove_stale_temp_files,
+    DatasetTree,
+    SnapshotWriter,
+    compact_json,
+    merge_records,
+    pending_snapshots,
+    remove_stale_temp_files,
 )
 
 logger = logging.getLogger(__name__)

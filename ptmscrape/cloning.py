@@ -43,7 +43,14 @@ from typing import Any
 from ptmscrape import dataset
 from ptmscrape.dataset import DatasetTree, UnsafePath, read_jsonl
 from ptmscrape.gitrepo import (
-    DirectoryTaken, Git, RepoError, check_url, clean_scratch, head_and_origin, normalize_url, path_segments,
+    DirectoryTaken,
+    Git,
+    RepoError,
+    check_url,
+    clean_scratch,
+    head_and_origin,
+    normalize_url,
+    path_segments,
 )
 
 logger = logging.getLogger(__name__)

@@ -32,7 +32,6 @@ import jsonlines
 
 from ptmscrape.idset import IdSet
 
-
 _SAFE_CHARS = re.compile(r"[A-Za-z0-9_.\-]")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,119}")  # already its own segment
 _MAX_SEGMENT = 120

@@ -41,7 +41,6 @@ import scrapy
 
 from ptmscrape.items import RawModelItem
 
-
 # Seconds a worker's busy mark lives unless refreshed (a crashed worker stops counting after this).
 BUSY_TTL = 60
 BUSY_REFRESH = 5

@@ -4,7 +4,6 @@ failure reporting. Hub spiders in ``spiders/`` only describe their hub's URLs an
 from __future__ import annotations
 
 import json
-import logging
 import re
 from typing import Any
 from urllib.parse import urlsplit

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
+from ptmscrape.dataset import read_jsonl
 from ptmscrape.history.store import digest
 from ptmscrape.history.tables import TABLES, rows
-from ptmscrape.dataset import read_jsonl
 from tests.crawl import run_crawl
 from tests.replicas.huggingface import HuggingFaceReplica
 from tests.replicas.huggingface_history import HubHistory

@@ -12,8 +12,8 @@ from jsonschema import Draft202012Validator
 
 from ptmscrape.items import load_schema
 from tests.crawl import ROOT, crawl_command, read_jsonl, run_crawl
-from tests.replicas.faults import FaultPlan, inject
 from tests.crawl_control import BackgroundCrawl, hold
+from tests.replicas.faults import FaultPlan, inject
 from tests.replicas.modelscope import ModelScopeReplica, fixture_models, synthetic_models
 from tests.replicas.server import Reply
 

@@ -9,7 +9,15 @@ from ptmscrape.mappers.common import MappingError, stable_id
 from ptmscrape.mappers.onnxmodelzoo import map_raw
 from tests.replicas.onnx import GENERATED_DIRS, MODEL_DIRS, prefix
 from tests.test_onnxmodelzoo_spider import (
-    LAYOUTS, RAW, REPO, ROWS, crawl_fixtures, make_spider, stats_item, tree_entries, tree_requests,
+    LAYOUTS,
+    RAW,
+    REPO,
+    ROWS,
+    crawl_fixtures,
+    make_spider,
+    stats_item,
+    tree_entries,
+    tree_requests,
 )
 
 VALIDATOR = Draft202012Validator(load_schema())

@@ -18,8 +18,6 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import pytest
-
 import spiders
 from tests.crawl import ROOT, project_crawler, read_jsonl
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models

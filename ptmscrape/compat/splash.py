@@ -70,8 +70,11 @@ import scrapy_splash  # noqa: E402
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware  # noqa: E402
 from scrapy.dupefilters import RFPDupeFilter  # noqa: E402
 from scrapy.extensions.httpcache import FilesystemCacheStorage  # noqa: E402
-from scrapy_splash import SlotPolicy, SplashRequest  # noqa: E402,F401  (re-exported)
-from scrapy_splash import middleware as _upstream  # noqa: E402
+from scrapy_splash import (  # noqa: E402,F401  (re-exported)
+    SlotPolicy,
+    SplashRequest,
+    middleware as _upstream,  # noqa: E402
+)
 
 __all__ = [
     "SafeRobotsTxtMiddleware",

@@ -8,7 +8,12 @@ from typing import Any
 from ptmscrape import dataset
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import (
-    MappingError, arxiv_doi, count, new_record, str_list, text,
+    MappingError,
+    arxiv_doi,
+    count,
+    new_record,
+    str_list,
+    text,
 )
 
 _MODEL_ID = re.compile(r"^[^\s/]+(/[^\s/]+)?$")

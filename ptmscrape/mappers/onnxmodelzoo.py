@@ -33,7 +33,12 @@ from urllib.parse import unquote, urlsplit
 
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import (
-    MappingError, arxiv_doi, count, github_owner_url, new_record, text,
+    MappingError,
+    arxiv_doi,
+    count,
+    github_owner_url,
+    new_record,
+    text,
 )
 
 DEFAULT_REPO = "https://github.com/onnx/models"
