@@ -77,7 +77,8 @@ def test_limit_stops_listing_and_items(tmp_path, ms):
 
 
 def test_owners_use_the_per_owner_listing(tmp_path, ms):
-    result = run_crawl("modelscope", tmp_path, args={"owners": "iic,Qwen"}, settings=settings(ms, PTM_MODELSCOPE_PAGE_SIZE=1))
+    result = run_crawl("modelscope", tmp_path, args={"owners": "iic,Qwen"},
+                       settings=settings(ms, PTM_MODELSCOPE_PAGE_SIZE=1))
     assert sorted(map(key, result.items)) == sorted(k for k in ms.models if k.split("/")[0] in ("iic", "Qwen"))
     assert len(result.items) == 4
     assert ms.listing_puts("catalogue") == []

@@ -43,7 +43,8 @@ def test_crawl_and_recrawl_one_record_per_model_yml_from_one_shared_clone(tmp_pa
     for item in items.values():
         model_dir = item["RepoSubPath"]
         assert list(VALIDATOR.iter_errors(item)) == [], model_dir
-        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (f"https://github.com/{REPO}", CLONE, "cloned")
+        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (
+            f"https://github.com/{REPO}", CLONE, "cloned")
         assert item["LatestGitCommitSHA"] == expected_sha[model_dir]
         assert item["LatestGitCommitSHA"] == (commits[1] if model_dir == UPDATED else commits[0])
         assert (clone / model_dir / "model.yml").is_file()

@@ -280,7 +280,8 @@ class HistoryMixin:
         page = self.json_page(response, expect=list)
         if page is None:
             return
-        rows = [{"revision": ctx["rev"], "raw": e} for e in page if isinstance(e, dict) and isinstance(e.get("path"), str)]
+        rows = [{"revision": ctx["rev"], "raw": e} for e in page
+                if isinstance(e, dict) and isinstance(e.get("path"), str)]
         count = ctx["count"] + len(rows)
         follow = self._next(response, ctx, "files", self.parse_history_files, {**ctx, "count": count})
         states = [] if follow is not None else [{"kind": "files", "revision": ctx["rev"], "count": count}]
