@@ -425,10 +425,10 @@ def _merge_locked(target: Path, snapshots: list[Path]) -> dict[str, int]:
                         rid, line = int(own.group(1)), raw
                     else:
                         record = _json_object(raw)
-                        rid = record.get("id") if record is not None else None
-                        if not isinstance(rid, int):
+                        found = record.get("id") if record is not None else None
+                        if not isinstance(found, int):
                             continue
-                        line = None
+                        rid, line = found, None
                     if rid in seen:
                         continue
                     seen.add(rid)

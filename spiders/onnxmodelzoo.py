@@ -57,6 +57,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import yaml
@@ -332,7 +333,7 @@ def role(header: str) -> str:
 def table_variants(table: Table, model_dir: str):
     """One dict per row: name, download links (repository paths), versions, metrics."""
     for row, line in zip(table.rows, table.row_lines, strict=True):
-        variant = {"name": "", "name_url": None, "downloads": [], "onnx_version": None, "opset": None,
+        variant: dict[str, Any] = {"name": "", "name_url": None, "downloads": [], "onnx_version": None, "opset": None,
                    "dataset": None, "metrics": {}, "line": line}
         for header, cell in zip(table.header, row, strict=True):
             kind = role(header)

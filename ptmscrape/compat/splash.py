@@ -63,7 +63,7 @@ import w3lib.url
 
 # Fix 1: must run before the first ``import scrapy_splash`` anywhere in the process.
 if not hasattr(scrapy.utils.url, "canonicalize_url"):
-    scrapy.utils.url.canonicalize_url = w3lib.url.canonicalize_url
+    scrapy.utils.url.canonicalize_url = w3lib.url.canonicalize_url  # type: ignore[attr-defined]  # the fix itself
 
 import scrapy  # noqa: E402
 import scrapy_splash  # noqa: E402
