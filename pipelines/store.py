@@ -26,7 +26,13 @@ from scrapy import signals
 
 from ptmscrape import jobdir, removed
 from ptmscrape.dataset import (
-    DatasetTree, PayloadWriter, SnapshotWriter, StoredPayloads, compact_json, merge_records, pending_snapshots,
+    DatasetTree,
+    PayloadWriter,
+    SnapshotWriter,
+    StoredPayloads,
+    compact_json,
+    merge_records,
+    pending_snapshots,
     remove_stale_temp_files,
 )
 

@@ -43,7 +43,14 @@ from typing import Any
 from ptmscrape import dataset
 from ptmscrape.dataset import DatasetTree, UnsafePath, read_jsonl
 from ptmscrape.gitrepo import (
-    DirectoryTaken, Git, RepoError, check_url, clean_scratch, head_and_origin, normalize_url, path_segments,
+    DirectoryTaken,
+    Git,
+    RepoError,
+    check_url,
+    clean_scratch,
+    head_and_origin,
+    normalize_url,
+    path_segments,
 )
 
 logger = logging.getLogger(__name__)
@@ -130,6 +137,7 @@ class Cloner:
         else:
             result = await self._materialize_once(hub, url, key, planned, branch, hub_sha)
         if subpath and result.path:
+            assert self.executor is not None, "Cloner.open() starts the pool"
             sha = await asyncio.wrap_future(self.executor.submit(self._subpath_sha, result.path, subpath))
             result = CloneResult(result.path, sha or result.sha, result.status)
         return result
@@ -153,6 +161,7 @@ class Cloner:
         # GIL hand-offs with the event loop cost more than the check itself.
         result = self._unchanged(key, planned, hub_sha) if hub_sha else None
         if result is None:
+            assert self.executor is not None, "Cloner.open() starts the pool"
             with self.counters_lock:
                 self.waiting += 1
                 self.stats.set_value("ptm/clone/waiting", self.waiting)

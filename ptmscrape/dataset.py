@@ -35,7 +35,6 @@ import jsonlines
 
 from ptmscrape.idset import IdSet
 
-
 _SAFE_CHARS = re.compile(r"[A-Za-z0-9_.\-]")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,119}")  # already its own segment
 _MAX_SEGMENT = 120
@@ -432,7 +431,7 @@ class StoredPayloads:
         for raw in _complete_lines(tree.path(records_file(hub))):
             own = _ID_PREFIX.match(raw)
             found = _LOCATOR.search(raw, 0, 4096) if own else None  # ModelHub comes first
-            if found is None:
+            if own is None or found is None:
                 continue
             number = numbers.get(found.group(1))
             if number is None:
@@ -552,10 +551,10 @@ def _merge_locked(target: Path, snapshots: list[Path]) -> dict[str, int]:
                         rid, line = int(own.group(1)), raw
                     else:
                         record = _json_object(raw)
-                        rid = record.get("id") if record is not None else None
-                        if not isinstance(rid, int):
+                        found = record.get("id") if record is not None else None
+                        if not isinstance(found, int):
                             continue
-                        line = None
+                        rid, line = found, None
                     if rid in seen:
                         continue
                     seen.add(rid)

@@ -17,12 +17,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from ptmscrape.dataset import (
-    DatasetTree, compact_json, pending_snapshots, read_jsonl, read_payload, records_file,
+    DatasetTree,
+    compact_json,
+    pending_snapshots,
+    read_jsonl,
+    read_payload,
+    records_file,
 )
 
 
 def matches(record: dict[str, Any], model_id: str) -> bool:
-    hub = record.get("ModelHub") if isinstance(record.get("ModelHub"), dict) else {}
+    given = record.get("ModelHub")
+    hub: dict[str, Any] = given if isinstance(given, dict) else {}
     owner, name = record.get("ModelOwner"), record.get("ModelName")
     names = {str(hub.get("MetadataObjectID")), str(record.get("id")), str(name)}
     if owner and owner != "_":

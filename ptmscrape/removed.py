@@ -10,6 +10,7 @@ their records stay in ``<hub>.jsonl`` and their clones stay in ``repos/``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from ptmscrape import distributed
@@ -39,7 +40,7 @@ def why_incomplete(reason: str, spider, stats, settings) -> str | None:
 
 
 def not_seen(tree: DatasetTree, hub: str, crawl_snapshots: list[Path],
-             also_seen: set[int] = frozenset()) -> list[dict]:
+             also_seen: Iterable[int] = frozenset()) -> list[dict]:
     """Records of ``<hub>.jsonl`` whose model is in none of the crawl's snapshots (nor in
     ``also_seen``: listed, but dropped before the store stage, e.g. invalid now)."""
     seen = IdSet(rid for path in crawl_snapshots for rid in record_ids(path))  # 9 bytes an id

@@ -9,8 +9,7 @@ import json
 import pytest
 
 from bench import run as bench_run
-from bench.baseline import main as baseline_main
-from bench.baseline import pages
+from bench.baseline import main as baseline_main, pages
 from bench.models import page_bytes
 from bench.replica import PageCache, listing_replica
 

@@ -2,7 +2,6 @@
 (git-trees API and raw files under a path prefix); git fetches
 https://github.com/openvinotoolkit/open_model_zoo from the replica through ``insteadOf``."""
 
-import json
 import subprocess
 
 from jsonschema import Draft202012Validator
@@ -44,7 +43,8 @@ def test_crawl_and_recrawl_one_record_per_model_yml_from_one_shared_clone(tmp_pa
     for item in items.values():
         model_dir = item["RepoSubPath"]
         assert list(VALIDATOR.iter_errors(item)) == [], model_dir
-        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (f"https://github.com/{REPO}", CLONE, "cloned")
+        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (
+            f"https://github.com/{REPO}", CLONE, "cloned")
         assert item["LatestGitCommitSHA"] == expected_sha[model_dir]
         assert item["LatestGitCommitSHA"] == (commits[1] if model_dir == UPDATED else commits[0])
         assert (clone / model_dir / "model.yml").is_file()

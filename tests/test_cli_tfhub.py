@@ -46,8 +46,10 @@ def test_crawl_makes_one_record_per_model_version_from_one_shared_clone(tmp_path
     by_path = {i["RepoSubPath"]: i for i in items.values()}
     for path, item in by_path.items():
         assert list(VALIDATOR.iter_errors(item)) == [], path
-        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (f"https://github.com/{REPO}", CLONE, "cloned")
-        assert item["LatestGitCommitSHA"] == expected_sha[path] == git_out(clone, "log", "-1", "--format=%H", "--", path)
+        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (
+            f"https://github.com/{REPO}", CLONE, "cloned")
+        assert item["LatestGitCommitSHA"] == expected_sha[path] == git_out(
+            clone, "log", "-1", "--format=%H", "--", path)
         assert (clone / path).is_file()
         assert item["LatestGitCommitSHA"] == (commits[1] if path == UPDATED else commits[0])
         payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])

@@ -9,14 +9,13 @@ with 16 clones in flight.
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 from pathlib import Path
 
-from ptmscrape.dataset import DatasetTree, read_payload
 from pipelines.clone import ClonePipeline
 from pipelines.map import MapPipeline
 from ptmscrape import dataset
+from ptmscrape.dataset import DatasetTree, read_payload
 from ptmscrape.items import RawModelItem
 from spiders.modelzoo import ModelzooSpider
 from tests.crawl import project_crawler, run_crawl

@@ -5,7 +5,13 @@ import pytest
 
 from ptmscrape import dataset
 from ptmscrape.dataset import (
-    DatasetTree, SnapshotWriter, UnsafePath, merge_records, pending_snapshots, read_jsonl, segment,
+    DatasetTree,
+    SnapshotWriter,
+    UnsafePath,
+    merge_records,
+    pending_snapshots,
+    read_jsonl,
+    segment,
 )
 
 

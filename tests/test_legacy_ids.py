@@ -49,6 +49,7 @@ def test_a_legacy_id_whose_namespaced_name_is_not_found_keeps_its_own_record(tmp
     result = run_crawl("huggingface", tmp_path, args={"models": "t5-tiny"},
                        settings={"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0})
     (record,) = result.records("huggingface")
-    assert (record["ModelOwner"], record["ModelName"], record["ModelURL"]) == ("someone", "t5-tiny", f"{hub.url}/t5-tiny")
+    assert (record["ModelOwner"], record["ModelName"], record["ModelURL"]) == (
+        "someone", "t5-tiny", f"{hub.url}/t5-tiny")
     assert "Page failed" not in result.log
     assert hub.replica.count("GET", r"^/hf/api/models/someone/t5-tiny$") == 1

@@ -18,8 +18,6 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import pytest
-
 import spiders
 from ptmscrape.dataset import DatasetTree, read_payload
 from tests.crawl import ROOT, project_crawler, read_jsonl
