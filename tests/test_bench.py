@@ -75,7 +75,9 @@ def test_only_the_no_pipeline_run_may_exit_1_and_only_for_storing_nothing(tmp_pa
         return bench_run.Run(1.0, 1.0, 0.1, 50.0, 1, 0.0, 0.0)
 
     monkeypatch.setattr(bench_run, "measure", measure)
-    run = lambda: bench_run.crawl("http://127.0.0.1:9", tmp_path, {}, name="floor", stores=stores)  # noqa: E731
+    def run():
+        return bench_run.crawl("http://127.0.0.1:9", tmp_path, {}, name="floor", stores=stores)
+
     if accepted:
         assert run()["verdict"] == reason
     else:
