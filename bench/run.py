@@ -96,10 +96,14 @@ def crawl(url: str, work: Path, settings: dict, env: dict | None = None, name: s
         del cmd[at:at + 2]
     run = measure(cmd, work / f"{name}.log", env)
     stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
-    # A crawl without pipelines stores nothing: its exit status is 1 by design (README "Exit status").
-    if run.returncode not in ((0,) if stores else (0, 1)) or not stats:
+    # A crawl without pipelines stores nothing: its exit status is 1 by design (README "Exit status"),
+    # and only for that reason; any other failure of it is a failed run.
+    nothing_stored = (not stores and run.returncode == 1
+                      and stats.get("ptm/verdict/reason") == "nothing was stored")
+    if (run.returncode != 0 and not nothing_stored) or not stats:
         raise RuntimeError(f"crawl failed (exit {run.returncode}); see {work / f'{name}.log'}")
     return {**asdict(run), "items": stats.get("item_scraped_count", 0),
+            "verdict": stats.get("ptm/verdict/reason"),
             "engine_seconds": stats.get("elapsed_time_seconds"),
             "clone": {k.split("/")[-1]: v for k, v in stats.items()
                       if k.startswith("ptm/clone/") and isinstance(v, int) and k.count("/") == 2}}

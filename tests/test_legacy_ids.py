@@ -6,6 +6,7 @@ namespaced id, whatever answer comes first."""
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -42,7 +43,10 @@ def test_a_model_given_under_its_legacy_id_gets_the_namespaced_id(tmp_path, hub,
     assert read_payload(DatasetTree(result.data_dir), record["ModelHub"]["MetadataFilePath"])["id"] == \
         "openai-community/gpt2"
     assert record["ModelHub"]["MetadataObjectID"] == hub.models["openai-community/gpt2"]["_id"]
-    assert not (result.data_dir / "huggingface/json/metadata/_/gpt2.json").exists()
+    # No payload stored under the legacy id: every payload line of the crawl is the namespaced model's.
+    lines = [line for f in sorted((result.data_dir / "huggingface/json/payloads").glob("*.jsonl"))
+             for line in f.read_text().splitlines() if line.strip()]
+    assert lines and {json.loads(line)["id"] for line in lines} == {"openai-community/gpt2"}
 
 
 def test_a_legacy_id_whose_namespaced_name_is_not_found_keeps_its_own_record(tmp_path, hub):
