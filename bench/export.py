@@ -89,7 +89,8 @@ def write_history(hub: Path, n: int, k: int, crawled_at: str, seed: int) -> None
                     "lfs": {"oid": f"{c:064x}", "size": 1000 * c, "pointerSize": 133},
                     "lastCommit": {"id": revision, "date": crawled_at}}}) + "\n")
             files["refs"].write(compact_json({**head, "raw": {"branches": [
-                {"name": "main", "ref": "refs/heads/main", "targetCommit": revision}], "tags": [], "converts": []}}) + "\n")
+                {"name": "main", "ref": "refs/heads/main", "targetCommit": revision}],
+                "tags": [], "converts": []}}) + "\n")
             files["discussions"].write(compact_json({**head, "num": 1, "raw": {
                 "num": 1, "title": "Question", "status": "open" if seed == 1 else "closed", "isPullRequest": False,
                 "author": {"name": "user"}, "createdAt": crawled_at, "numComments": 2}}) + "\n")

@@ -96,10 +96,14 @@ def crawl(url: str, work: Path, settings: dict, env: dict | None = None, name: s
         del cmd[at:at + 2]
     run = measure(cmd, work / f"{name}.log", env)
     stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
-    # A crawl without pipelines stores nothing: its exit status is 1 by design (README "Exit status").
-    if run.returncode not in ((0,) if stores else (0, 1)) or not stats:
+    # A crawl without pipelines stores nothing: its exit status is 1 by design (README "Exit status"),
+    # and only for that reason; any other failure of it is a failed run.
+    nothing_stored = (not stores and run.returncode == 1
+                      and stats.get("ptm/verdict/reason") == "nothing was stored")
+    if (run.returncode != 0 and not nothing_stored) or not stats:
         raise RuntimeError(f"crawl failed (exit {run.returncode}); see {work / f'{name}.log'}")
     return {**asdict(run), "items": stats.get("item_scraped_count", 0),
+            "verdict": stats.get("ptm/verdict/reason"),
             "engine_seconds": stats.get("elapsed_time_seconds"),
             "clone": {k.split("/")[-1]: v for k, v in stats.items()
                       if k.startswith("ptm/clone/") and isinstance(v, int) and k.count("/") == 2}}
@@ -257,7 +261,8 @@ def render(plan_name: str, res: dict) -> str:
         mark = f" (run of {row['carried_from']})" if "carried_from" in row else ""
         base = (f"{b['wall']:.1f} | {c['wall'] / b['wall']:.1f}× | {b['max_rss_mb']:.0f}" if b
                 else "— | — | —")
-        lines.append(f"| {row['models']:,}{mark} | {c['wall']:.1f} | {c['items'] / c['wall']:,.0f} | {c['cpu']:.1f} ({c['sys']:.1f}) | "
+        lines.append(f"| {row['models']:,}{mark} | {c['wall']:.1f} | {c['items'] / c['wall']:,.0f} | "
+                     f"{c['cpu']:.1f} ({c['sys']:.1f}) | "
                      f"{c['cpu'] / max(1, c['items']) * 1e6:.0f} | {c['max_rss_mb']:.0f} | {base} | "
                      f"{row['replica']['models_per_s']:,.0f} | {c['load_before']:.1f} → {c['load_after']:.1f} |")
     for row in res["listing"]:
@@ -298,7 +303,8 @@ def render(plan_name: str, res: dict) -> str:
         c, b, up = pc["crawl"], pc["baseline"], pc["startup"]
         hub = pc["hub_seconds"]
         mark = f" — run of {pc['carried_from']}" if "carried_from" in pc else ""
-        lines += ["", f"**Paced**{mark} ({pc['models']:,} models, the replica serves each of its {pc['pages']} pages in "
+        lines += ["", f"**Paced**{mark} ({pc['models']:,} models, the replica serves each of its "
+                  f"{pc['pages']} pages in "
                   f"{pc['pace_ms']} ms, so the hub's serving time is {hub:.1f} s; cursor paging: one page in flight):",
                   "", "| program | wall s | ÷ hub time | target (1.05 × hub + start-up) | CPU s | peak RSS MB | "
                   "files in data dir | load |", "|---|---|---|---|---|---|---|---|",
@@ -333,7 +339,8 @@ def render(plan_name: str, res: dict) -> str:
                   f"same hub takes {meta['wall']:.2f} s.", "",
                   f"Re-crawl of the unchanged hub (clones on, default concurrency) into the same data dir: "
                   f"{again['wall']:.2f} s vs {first['wall']:.1f} s = **{again['wall'] / first['wall']:.0%}** of "
-                  f"the first crawl ({again['clone'].get('unchanged', 0)} clones unchanged){runs}. Less the metadata-only "
+                  f"the first crawl ({again['clone'].get('unchanged', 0)} clones unchanged){runs}. "
+                  f"Less the metadata-only "
                   f"crawl, an unchanged repository costs {(again['wall'] - meta['wall']) / cl['repos'] * 1e3:.2f} ms "
                   f"and a clone {(first['wall'] - meta['wall']) / cl['repos'] * 1e3:.1f} ms: "
                   f"{(again['wall'] - meta['wall']) / (first['wall'] - meta['wall']):.1%}, the ratio a "

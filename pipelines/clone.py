@@ -8,8 +8,8 @@ The record gets ``RepoPath``, ``LatestGitCommitSHA`` (the clone's HEAD, or the l
 ``RepoSubPath``) and ``CloneStatus``: cloned / updated / unchanged / skipped[: <reason>] / failed: <reason>.
 ``ptm/clone/<status>`` counts models, ``ptm/clone/repos/<status>`` repositories (one each,
 however many models share it); ``ptm/clone/waiting`` and ``ptm/clone/running`` are git jobs
-waiting for a thread and running now. ``ptm/clone/bytes`` adds up what landed: the object store of each new clone, the growth of each
-updated one (the progress extension logs it).
+waiting for a thread and running now. ``ptm/clone/bytes`` adds up what landed: the object store of
+each new clone, the growth of each updated one (the progress extension logs it).
 """
 
 from __future__ import annotations

@@ -22,8 +22,7 @@ import logging
 import os
 import time
 
-from ptmscrape import jobdir
-from ptmscrape import signals as ptm_signals
+from ptmscrape import jobdir, signals as ptm_signals
 from ptmscrape.dataset.jsonl import compact_json
 from ptmscrape.dataset.payloads import PayloadWriter, StoredPayloads
 from ptmscrape.dataset.snapshots import SnapshotWriter, merge_interrupted, merge_records, pending_snapshots

@@ -147,6 +147,7 @@ class Cloner:
         else:
             result = await self._materialize_once(hub, url, key, planned, branch, hub_sha)
         if subpath and result.path:
+            assert self.executor is not None, "Cloner.open() starts the pool"
             sha = await asyncio.wrap_future(self.executor.submit(self._subpath_sha, result.path, subpath))
             result = CloneResult(result.path, sha or result.sha, result.status)
         return result
@@ -170,6 +171,7 @@ class Cloner:
         # GIL hand-offs with the event loop cost more than the check itself.
         result = self._unchanged(key, planned, hub_sha) if hub_sha else None
         if result is None:
+            assert self.executor is not None, "Cloner.open() starts the pool"
             with self.counters_lock:
                 self.waiting += 1
                 self.stats.set_value(CLONE_WAITING, self.waiting)

@@ -34,13 +34,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import scrapy
 
 from ptmscrape.items import RawModelItem
 
+if TYPE_CHECKING:
+    from ptmscrape.spiders_base import HubSpider
 
 # Seconds a worker's busy mark lives unless refreshed (a crashed worker stops counting after this).
 BUSY_TTL = 60
@@ -105,13 +107,13 @@ class RedisDistribution:
 class Handoff:
     """Distributed mode's per-model requests, and the listing counter shared by all workers."""
 
-    def __init__(self, spider: scrapy.Spider, server):
+    def __init__(self, spider: HubSpider, server):
         self.spider = spider
         self.server = server
         self.listed_key = redis_key(spider.settings, spider.name, "listed")
 
     @classmethod
-    def from_spider(cls, spider: scrapy.Spider) -> Handoff | None:
+    def from_spider(cls, spider: HubSpider) -> Handoff | None:
         if not enabled(spider.settings):
             return None
         return cls(spider, connect(spider.settings))

@@ -13,9 +13,11 @@ import json
 from typing import Any
 
 from itemadapter import ItemAdapter
-from scrapy.exporters import BaseItemExporter
-from scrapy.exporters import CsvItemExporter as ScrapyCsvItemExporter
-from scrapy.exporters import JsonLinesItemExporter as ScrapyJsonLinesItemExporter
+from scrapy.exporters import (
+    BaseItemExporter,
+    CsvItemExporter as ScrapyCsvItemExporter,
+    JsonLinesItemExporter as ScrapyJsonLinesItemExporter,
+)
 from scrapy.utils.python import to_bytes
 
 from ptmscrape.items import PTMRecord

@@ -14,6 +14,7 @@ import os
 import re
 import struct
 import zlib
+from typing import Literal
 
 # Environment variables with which GitPython (and git) would look elsewhere than <path>/.git.
 _LOCATING_ENV = ("GIT_DIR", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY", "GIT_WORK_TREE",
@@ -69,7 +70,7 @@ def _read_ref(git_dir: str, ref: str) -> str | None:
     return None
 
 
-def _origin_in_config(text: str) -> str | None | bool:
+def _origin_in_config(text: str) -> str | None | Literal[False]:
     """URL of ``remote "origin"`` in a repository's config written the way ``git clone`` and
     ``git config`` write it; None if there is none; False if any line is written otherwise
     (comments, includes, other case or spacing, quotes, continued lines, repeated URLs...)."""

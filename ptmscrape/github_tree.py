@@ -54,6 +54,8 @@ class GitTreeHubSpider(HubSpider):
 
     repo_url_setting: str = ""
     tree_url_setting: str = ""
+    repo_url: str  # set by from_crawler, from the settings above
+    tree_url: str
     tree_headers = {"Accept": "application/vnd.github+json"}
 
     @classmethod

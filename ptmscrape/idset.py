@@ -12,6 +12,7 @@ import heapq
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
+from typing import TypeGuard
 
 _MIN_RECENT = 65_536
 
@@ -57,5 +58,5 @@ def _as_int(rid: object) -> object:
     return int(rid) if isinstance(rid, float) and rid.is_integer() else rid
 
 
-def _fits(rid: object) -> bool:
+def _fits(rid: object) -> TypeGuard[int]:
     return isinstance(rid, int) and -2**63 <= rid < 2**63

@@ -52,7 +52,7 @@ class Table:
     def records(self) -> list[dict[str, str]]:
         """Rows as dicts keyed by header cell (as written, stripped)."""
         keys = self.keys
-        return [dict(zip(keys, row)) for row in self.rows]
+        return [dict(zip(keys, row, strict=True)) for row in self.rows]
 
 
 def split_row(line: str) -> list[str]:

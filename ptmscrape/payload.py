@@ -24,7 +24,8 @@ from ptmscrape.dataset.tree import DatasetTree
 
 
 def matches(record: dict[str, Any], model_id: str) -> bool:
-    hub = record.get("ModelHub") if isinstance(record.get("ModelHub"), dict) else {}
+    given = record.get("ModelHub")
+    hub: dict[str, Any] = given if isinstance(given, dict) else {}
     owner, name = record.get("ModelOwner"), record.get("ModelName")
     names = {str(hub.get("MetadataObjectID")), str(record.get("id")), str(name)}
     if owner and owner != "_":

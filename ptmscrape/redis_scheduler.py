@@ -28,6 +28,8 @@ class SharedScheduler(Scheduler):
     """scrapy-redis's ``Scheduler`` (as fixed in ``ptmscrape.compat.scrapy_redis``) plus worker
     bookkeeping (busy marks, joint close, flushing)."""
 
+    wake_pending: bool  # a wake() is scheduled (set by from_crawler)
+
     @classmethod
     def from_crawler(cls, crawler):
         try:
@@ -117,7 +119,8 @@ class SharedScheduler(Scheduler):
         from twisted.internet import reactor
 
         self.wake_pending = True
-        reactor.callLater(IDLE_POLL, self.wake)
+        # zope interface methods have no `self`: without the mypy-zope plugin mypy shifts the arguments
+        reactor.callLater(IDLE_POLL, self.wake)  # type: ignore[arg-type]
 
     def wake(self) -> None:
         self.wake_pending = False

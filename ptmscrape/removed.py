@@ -17,15 +17,14 @@ snapshots of all its runs (listed in the JOBDIR) count as seen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Set as AbstractSet
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
-from ptmscrape import distributed, jobdir
-from ptmscrape import signals as ptm_signals
+from ptmscrape import distributed, jobdir, signals as ptm_signals
 from ptmscrape.dataset.jsonl import read_jsonl, record_ids
 from ptmscrape.dataset.paths import records_file, segment
 from ptmscrape.dataset.tree import DatasetTree
@@ -61,7 +60,7 @@ def why_incomplete(reason: str, spider: Any, failed: int, settings: BaseSettings
 
 
 def not_seen(tree: DatasetTree, hub: str, crawl_snapshots: list[Path],
-             also_seen: AbstractSet[int] = frozenset()) -> list[dict]:
+             also_seen: Iterable[int] = frozenset()) -> list[dict]:
     """Records of ``<hub>.jsonl`` whose model is in none of the crawl's snapshots (nor in
     ``also_seen``: listed, but dropped before the store stage, e.g. invalid now)."""
     seen = IdSet(rid for path in crawl_snapshots for rid in record_ids(path))  # 9 bytes an id

@@ -4,7 +4,6 @@ failure reporting. Hub spiders in ``spiders/`` only describe their hub's URLs an
 from __future__ import annotations
 
 import json
-import logging
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,8 +12,7 @@ import scrapy
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
-from ptmscrape import distributed
-from ptmscrape import signals as ptm_signals
+from ptmscrape import distributed, signals as ptm_signals
 from ptmscrape.checks import BadInput, check_arguments, positive_int
 from ptmscrape.items import RawModelItem
 from ptmscrape.middlewares import backoff_delay
@@ -57,6 +55,7 @@ class HubSpider(scrapy.Spider):
     """
 
     base_url_setting: str = ""
+    base_url: str  # the setting's value without a trailing "/", set by from_crawler
     custom_settings: dict[str, Any] = {}
     handoff: distributed.Handoff | None = None
     # -a arguments that only order or tune a crawl. Any other one (limit, search, …) may narrow
@@ -167,7 +166,8 @@ class HubSpider(scrapy.Spider):
         models, so listing and detail pages are checked before their rows are read."""
         if complete.encode().lower() in response.body[-4096:].lower():
             return response
-        return self.page_malformed(response, "incomplete HTML", f"no {complete} at the end")
+        self.page_malformed(response, "incomplete HTML", f"no {complete} at the end")
+        return None
 
     def page_malformed(self, response: Response, kind: str, detail: str) -> None:
         """Fetch a malformed 200 page again (Scrapy's retries only cover errors), up to
@@ -206,7 +206,7 @@ class HubSpider(scrapy.Spider):
         return None
 
     def page_failed(self, failure: Failure) -> None:
-        request = failure.request
+        request = failure.request  # type: ignore[attr-defined]  # Scrapy sets it on errback failures
         reason = failure.getErrorMessage() or failure.type.__name__
         status = getattr(getattr(failure.value, "response", None), "status", None)
         kind = f"HTTP {status}" if status else failure.type.__name__

@@ -83,6 +83,7 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
         problems.append(_plural(monitors, "monitor") + " failed" + (f" ({', '.join(names)})" if names else ""))
     if not problems:
         return Verdict(OK, "every listed page was read", finish or "finished")
+    new_finish: str | None
     if failed or errors:
         new_finish = FAILED_PAGES
     elif expect_records and not stored:

@@ -77,8 +77,8 @@ class ModelzooSpider(HubSpider):
 
     # -- requests ------------------------------------------------------------------------
     def listing_request(self, offset: int, next_page: bool = False):
-        return (self.next_page if next_page else self.request)(f"{self.base_url}/api/models/{offset}/", self.parse_listing,
-                            cb_kwargs={"offset": offset})
+        make = self.next_page if next_page else self.request
+        return make(f"{self.base_url}/api/models/{offset}/", self.parse_listing, cb_kwargs={"offset": offset})
 
     def model_request(self, slug: str):
         if self.render == "splash":
@@ -142,7 +142,7 @@ class ModelzooSpider(HubSpider):
 
     def request_models(self, slugs) -> tuple[list, bool]:
         """Requests for the slugs not listed before, and whether to read the next page."""
-        requests = []
+        requests: list = []
         for slug in slugs:
             if slug is None or slug in self.listed:
                 continue

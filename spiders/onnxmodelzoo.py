@@ -57,6 +57,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import yaml
@@ -126,7 +127,7 @@ class OnnxmodelzooSpider(HubSpider):
         models = skipped = 0
         for number, table in enumerate(tables):
             records = table.records()
-            for variant, cells in zip(table_variants(table, model_dir), records):
+            for variant, cells in zip(table_variants(table, model_dir), records, strict=True):
                 if not variant["downloads"]:
                     skipped += 1
                     continue
@@ -271,7 +272,7 @@ def index_entries(markdown: str) -> tuple[dict[str, dict], int]:
             continue
         category, anchor = section(table.heading)
         for row in table.rows:
-            cells = dict(zip((_column(h) for h in table.header), row))
+            cells = dict(zip((_column(h) for h in table.header), row, strict=True))
             target = next((link.target for link in links(cells["model class"])), None)
             model_dir = folder(target) if target else None
             if model_dir is None:
@@ -338,10 +339,10 @@ def role(header: str) -> str:
 
 def table_variants(table: Table, model_dir: str):
     """One dict per row: name, download links (repository paths), versions, metrics."""
-    for row, line in zip(table.rows, table.row_lines):
-        variant = {"name": "", "name_url": None, "downloads": [], "onnx_version": None, "opset": None,
+    for row, line in zip(table.rows, table.row_lines, strict=True):
+        variant: dict[str, Any] = {"name": "", "name_url": None, "downloads": [], "onnx_version": None, "opset": None,
                    "dataset": None, "metrics": {}, "line": line}
-        for header, cell in zip(table.header, row):
+        for header, cell in zip(table.header, row, strict=True):
             kind = role(header)
             if kind == "name":
                 variant["name"] = plain_text(cell)

@@ -9,8 +9,7 @@ import json
 import pytest
 
 from bench import run as bench_run
-from bench.baseline import main as baseline_main
-from bench.baseline import pages
+from bench.baseline import main as baseline_main, pages
 from bench.models import page_bytes
 from bench.replica import PageCache, listing_replica
 
@@ -51,11 +50,38 @@ def test_listing_benchmark_crawls_every_model_and_reports_it(tmp_path):
     row = bench_run.bench_listing(N, plan, tmp_path, tmp_path / "cache")
     for part in ("crawl", "recrawl", "floor"):
         assert row[part]["items"] == N, part
-        assert row[part]["returncode"] == 0 and row[part]["max_rss_mb"] > 10
+        assert row[part]["max_rss_mb"] > 10, part
+    for part in ("crawl", "recrawl"):
+        assert row[part]["returncode"] == 0 and row[part]["verdict"] == "every listed page was read", part
+    # Scrapy alone has no pipeline, so it stores nothing: exit 1 for that reason only (README "Exit status").
+    assert row["floor"]["returncode"] == 1 and row["floor"]["verdict"] == "nothing was stored"
     assert row["baseline"]["models"] == N and row["replica"]["models"] == N
     report = bench_run.render("quick", {"machine": bench_run.machine(), "started": "now", "seconds": 1,
                                         "listing": [row]})
     assert "| 2,500 |" in report and "Scrapy alone at 2,500" in report and "re-crawl" in report
+
+
+@pytest.mark.parametrize("stores, reason, accepted", [
+    (False, "nothing was stored", True),
+    (False, "1 page failed (HTTP 503: 1); nothing was stored", False),
+    (True, "nothing was stored", False),
+])
+def test_only_the_no_pipeline_run_may_exit_1_and_only_for_storing_nothing(tmp_path, monkeypatch, stores,
+                                                                            reason, accepted):
+    def measure(cmd, log, env=None, stdout=None):  # the crawl's outcome, as its stats file says it
+        (tmp_path / "floor.stats.json").write_text(json.dumps(
+            {"item_scraped_count": 3, "ptm/verdict/exit_status": 1, "ptm/verdict/reason": reason}))
+        return bench_run.Run(1.0, 1.0, 0.1, 50.0, 1, 0.0, 0.0)
+
+    monkeypatch.setattr(bench_run, "measure", measure)
+    def run():
+        return bench_run.crawl("http://127.0.0.1:9", tmp_path, {}, name="floor", stores=stores)
+
+    if accepted:
+        assert run()["verdict"] == reason
+    else:
+        with pytest.raises(RuntimeError, match=r"crawl failed \(exit 1\)"):
+            run()
 
 
 def test_clone_benchmark_clones_every_repository_at_each_level(tmp_path, monkeypatch):

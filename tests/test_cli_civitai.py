@@ -1,7 +1,6 @@
 """Real ``scrapy crawl civitai`` runs (subprocess) against the local Civitai replica, behind a base
 URL with a path prefix: cursor paging, limit, faults, hostile ids, removed models."""
 
-import json
 
 import pytest
 from jsonschema import Draft202012Validator

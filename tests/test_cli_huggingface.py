@@ -1,6 +1,5 @@
 """Real ``scrapy crawl huggingface`` runs (subprocess) against the local Hugging Face replica."""
 
-import json
 import subprocess
 
 from jsonschema import Draft202012Validator

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
+from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.history.store import digest
 from ptmscrape.history.tables import TABLES, rows
-from ptmscrape.dataset.jsonl import read_jsonl
 from tests.crawl import run_crawl
 from tests.replicas.huggingface import HuggingFaceReplica
 from tests.replicas.huggingface_history import HubHistory
@@ -91,7 +91,8 @@ def test_history_crawl_stores_everything_served_once_and_recrawls_ask_only_what_
     assert stats["ptm/history/calls"] == sum(stats[f"ptm/history/calls/{k}"] for k in (
         "commits", "refs", "discussions", "discussion", "files"))
     assert "History at the end: 12 models, " in first.log
-    deleted = [r for r in rows(data, "discussion_event") if r[TABLES["discussion_event"].columns.index("author")] is None]
+    author = TABLES["discussion_event"].columns.index("author")
+    deleted = [r for r in rows(data, "discussion_event") if r[author] is None]
     assert deleted  # replies of deleted users are kept, author NULL
     sizes = {p.name: p.stat().st_size for p in (data / "huggingface/history").iterdir()}
 
@@ -146,7 +147,8 @@ def test_gated_and_missing_revisions_are_recorded_per_model_and_the_crawl_goes_o
     assert {r["model_id"] for r in history(data, "refs")} == set(hub.histories) - {gated}
     assert {d["model_id"] for d in history(data, "discussions")} == {m for m, _ in hub.all_discussions()}
     state = history(data, "state")
-    assert not [s for s in state if s["model_id"] in (gated,) or (s["model_id"] == moved and s["kind"] in ("commits", "files"))]
+    assert not [s for s in state
+                if s["model_id"] in (gated,) or (s["model_id"] == moved and s["kind"] in ("commits", "files"))]
 
 
 def test_history_follows_the_crawls_own_selection(tmp_path, hub):

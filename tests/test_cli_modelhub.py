@@ -1,7 +1,6 @@
 """Real ``scrapy crawl modelhub`` runs (subprocess) against the local Modelhub replica; git fetches
 https://github.com/... from the replica through ``url.<replica>.insteadOf``."""
 
-import json
 import subprocess
 
 import pytest

@@ -14,8 +14,8 @@ from ptmscrape.dataset.payloads import read_payload
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.items import load_schema
 from tests.crawl import ROOT, crawl_command, read_jsonl, run_crawl
-from tests.replicas.faults import FaultPlan, inject
 from tests.crawl_control import BackgroundCrawl, hold
+from tests.replicas.faults import FaultPlan, inject
 from tests.replicas.modelscope import ModelScopeReplica, fixture_models, synthetic_models
 from tests.replicas.server import Reply
 
@@ -79,7 +79,8 @@ def test_limit_stops_listing_and_items(tmp_path, ms):
 
 
 def test_owners_use_the_per_owner_listing(tmp_path, ms):
-    result = run_crawl("modelscope", tmp_path, args={"owners": "iic,Qwen"}, settings=settings(ms, PTM_MODELSCOPE_PAGE_SIZE=1))
+    result = run_crawl("modelscope", tmp_path, args={"owners": "iic,Qwen"},
+                       settings=settings(ms, PTM_MODELSCOPE_PAGE_SIZE=1))
     assert sorted(map(key, result.items)) == sorted(k for k in ms.models if k.split("/")[0] in ("iic", "Qwen"))
     assert len(result.items) == 4
     assert ms.listing_puts("catalogue") == []

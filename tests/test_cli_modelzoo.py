@@ -1,7 +1,6 @@
 """Real ``scrapy crawl modelzoo`` runs (subprocess) against the local ModelZoo replica: the JSON API
 path, and the rendered-site path through a real Splash server."""
 
-import json
 import os
 import subprocess
 import urllib.request

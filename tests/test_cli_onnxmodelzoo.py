@@ -13,8 +13,14 @@ from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.onnx import (
-    GENERATED_DIRS, LATER_COMMITS, MODEL_DIRS, PLACEHOLDER_ROWS, REPO, OnnxZooReplica, generated_dirs,
-    model_dirs, prefix,
+    GENERATED_DIRS,
+    LATER_COMMITS,
+    PLACEHOLDER_ROWS,
+    REPO,
+    OnnxZooReplica,
+    generated_dirs,
+    model_dirs,
+    prefix,
 )
 
 VALIDATOR = Draft202012Validator(load_schema())

@@ -2,7 +2,6 @@
 (git-trees API and raw files under a path prefix); git fetches
 https://github.com/openvinotoolkit/open_model_zoo from the replica through ``insteadOf``."""
 
-import json
 import subprocess
 
 from jsonschema import Draft202012Validator
@@ -45,7 +44,8 @@ def test_crawl_and_recrawl_one_record_per_model_yml_from_one_shared_clone(tmp_pa
     for item in items.values():
         model_dir = item["RepoSubPath"]
         assert list(VALIDATOR.iter_errors(item)) == [], model_dir
-        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (f"https://github.com/{REPO}", CLONE, "cloned")
+        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (
+            f"https://github.com/{REPO}", CLONE, "cloned")
         assert item["LatestGitCommitSHA"] == expected_sha[model_dir]
         assert item["LatestGitCommitSHA"] == (commits[1] if model_dir == UPDATED else commits[0])
         assert (clone / model_dir / "model.yml").is_file()
@@ -72,13 +72,16 @@ def test_limit_and_a_broken_model_yml(tmp_path):
         fetched = zoo.raw_requests()
         broken = "models/public/resnet-50-pytorch/model.yml"
         zoo.commit({broken: "description: [never closed\n"}, message="break", date="2023-05-01T10:00:00Z")
-        result = run_crawl("openvino", tmp_path, settings=settings)
+        result = run_crawl("openvino", tmp_path, settings=settings, check=False)
     assert sorted(i["RepoSubPath"] for i in limited.items) == sorted(MODELS)[:3] and fetched == 3
     assert sorted(i["RepoSubPath"] for i in result.items) == sorted(set(MODELS) - {broken.rsplit("/", 1)[0]})
     assert f"Page failed after retries: {zoo.raw_url}/{broken} (malformed YAML" in result.log
     assert result.stats["ptm/pages/failed/malformed YAML"] == 1
     assert result.stats["ptm/pages/retried/malformed YAML"] == 3
     assert "ptm/store/removed" not in result.stats
+    assert result.returncode == 1 and "Traceback" not in result.log  # README "Exit status"
+    assert result.log.rstrip().endswith("Crawl verdict: exit status 1: 1 page failed (malformed YAML: 1)")
+    assert result.stats["finish_reason"] == "failed_pages" and result.stats["ptm/verdict/exit_status"] == 1
 
 
 def test_under_faults_every_model_arrives_exactly_once(tmp_path):

@@ -47,8 +47,10 @@ def test_crawl_makes_one_record_per_model_version_from_one_shared_clone(tmp_path
     by_path = {i["RepoSubPath"]: i for i in items.values()}
     for path, item in by_path.items():
         assert list(VALIDATOR.iter_errors(item)) == [], path
-        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (f"https://github.com/{REPO}", CLONE, "cloned")
-        assert item["LatestGitCommitSHA"] == expected_sha[path] == git_out(clone, "log", "-1", "--format=%H", "--", path)
+        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (
+            f"https://github.com/{REPO}", CLONE, "cloned")
+        assert item["LatestGitCommitSHA"] == expected_sha[path] == git_out(
+            clone, "log", "-1", "--format=%H", "--", path)
         assert (clone / path).is_file()
         assert item["LatestGitCommitSHA"] == (commits[1] if path == UPDATED else commits[0])
         payload = read_payload(DatasetTree(result.data_dir), item["ModelHub"]["MetadataFilePath"])
@@ -74,7 +76,7 @@ def test_limit_a_missing_file_and_the_removed_model_report(tmp_path):
         full = run_crawl("tfhub", tmp_path, settings=settings, out_name="full.jsonl")
         gone = sorted(MODELS)[4]
         hub.gone.add(gone)
-        lost = run_crawl("tfhub", tmp_path, settings=settings, out_name="lost.jsonl")
+        lost = run_crawl("tfhub", tmp_path, settings=settings, out_name="lost.jsonl", check=False)
         hub.gone.clear()
         removed = sorted(MODELS)[0]
         hub.hidden.add(removed)
@@ -87,7 +89,10 @@ def test_limit_a_missing_file_and_the_removed_model_report(tmp_path):
     # A file that fails is reported, and the crawl then reports nothing as removed.
     assert sorted(i["RepoSubPath"] for i in lost.items) == sorted(set(MODELS) - {gone})
     assert lost.stats["ptm/pages/failed/HTTP 404"] == 1
-    assert f"Page failed after retries: {hub.raw_url}/{gone} (HTTP 404" in lost.log
+    assert lost.returncode == 1 and "Traceback" not in lost.log  # README "Exit status"
+    assert lost.log.rstrip().endswith("Crawl verdict: exit status 1: 1 page not found (HTTP 404)")
+    assert lost.stats["finish_reason"] == "failed_pages" and lost.stats["ptm/verdict/exit_status"] == 1
+    assert f"Page not found: {hub.raw_url}/{gone} (HTTP 404)" in lost.log
     # A model no longer in the tree, after a complete crawl: reported, its record kept.
     reports = list((after.data_dir / "tfhub").glob("removed-*.txt"))
     assert len(reports) == 1 and MODELS[removed].split("/", 1)[1] in reports[0].read_text()
@@ -101,13 +106,20 @@ def test_hostile_tree_entries_and_a_truncated_tree(tmp_path):
             "assets/docs/../../../../escape/models/x/1.md", "assets/docs/google/models/..%2F..%2Fx/1.md",
             "/etc/models/x/1.md", "assets/docs/g\x00/models/x/1.md")]
         hub.truncated = 25  # GitHub's cut: the fixture tree (with the 4 above first) has about 45
-        result = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **FAST}, env=hub.env())
+        result = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **FAST}, env=hub.env(), check=False)
         requested = [p for m, p in hub.replica.requests if m == "GET" and "/raw/" in p]
     assert not any(".." in p.split("/") or "%00" in p or "/etc/" in p for p in requested)
     assert 0 < len(result.items) < len(MODELS)  # only what the cut tree listed
     assert "Tree listing truncated by GitHub" in result.log
     stats = result.stats
     assert stats["ptm/pages/tree_truncated"] == 1 and stats["ptm/pages/failed/truncated tree"] == 1
+    # The models the cut tree hid were not read, and the escaped "..%2F" entry is no file on the
+    # hub (asked for quoted, so a 404): the crawl fails (README "Exit status").
+    assert result.returncode == 1 and "Traceback" not in result.log
+    assert stats["ptm/pages/failed/HTTP 404"] == 1 and "models/..%252F..%252Fx/1.md (HTTP 404)" in result.log
+    assert result.log.rstrip().endswith(
+        "Crawl verdict: exit status 1: 1 page not found (HTTP 404); 1 page failed (truncated tree: 1)")
+    assert stats["finish_reason"] == "failed_pages" and stats["ptm/verdict/exit_status"] == 1
     assert "ptm/store/removed" not in stats
     assert all(not list(VALIDATOR.iter_errors(i)) for i in result.items)
     outside = [p for p in tmp_path.rglob("*") if "escape" in p.name or p.name == "etc"]
@@ -184,11 +196,13 @@ def test_a_paused_crawl_resumes_from_its_jobdir_without_fetching_anything_twice(
         crawl.proc.send_signal(signal.SIGTERM)
         crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
         gate.open()
-        assert crawl.wait() == 0
+        assert crawl.wait() == 1  # paused is not complete (README "Exit status")
+        assert "Crawl verdict: exit status 1: the crawl stopped before the end (finish reason shutdown)" in crawl.log
         paused = json.loads((tmp_path / "1.stats.json").read_text())
         resumed = run_crawl("tfhub", tmp_path, settings=settings, data_dir=data, out_name="2.jsonl")
         raw_fetches, tree_fetches = hub.raw_requests(), hub.tree_requests()
     assert paused["finish_reason"] == "shutdown" and paused["ptm/store/records"] == 5
+    assert paused["ptm/verdict/exit_status"] == 1
     assert "Resuming crawl (5 requests scheduled)" in resumed.log
     assert resumed.stats["finish_reason"] == "finished" and resumed.stats["ptm/store/records"] == 5
     assert (raw_fetches, tree_fetches) == (len(MODELS), 1)

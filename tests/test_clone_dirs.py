@@ -9,15 +9,14 @@ with 16 clones in flight.
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 from pathlib import Path
 
-from ptmscrape.dataset.payloads import read_payload
-from ptmscrape.dataset.tree import DatasetTree
 from pipelines.clone import ClonePipeline
 from pipelines.map import MapPipeline
 from ptmscrape.dataset import paths
+from ptmscrape.dataset.payloads import read_payload
+from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.items import RawModelItem
 from spiders.modelzoo import ModelzooSpider
 from tests.crawl import project_crawler, run_crawl

@@ -55,7 +55,8 @@ async def run(hub_sha=None):
 first, stats = asyncio.run(run())
 again, _ = asyncio.run(run(first.sha))
 print(first.status, first.path, again.status, again.sha == first.sha, stats["ptm/clone/repos/cloned"],
-      stats["ptm/clone/bytes"] > 0, sorted(m for m, mod in sys.modules.items() if mod and m.split(".")[0] in ("scrapy", "twisted")))
+      stats["ptm/clone/bytes"] > 0,
+      sorted(m for m, mod in sys.modules.items() if mod and m.split(".")[0] in ("scrapy", "twisted")))
 """
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -119,7 +120,7 @@ def test_each_lock_guards_one_thing(tmp_path):
         holder = threading.Thread(target=hold, args=(lock,))
         holder.start()
         held.wait(10)
-        done = threading.Thread(target=lambda: [op() for op in others])
+        done = threading.Thread(target=lambda ops: [op() for op in ops], args=(others,))
         done.start()
         done.join(5)
         finished = not done.is_alive()

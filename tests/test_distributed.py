@@ -186,7 +186,8 @@ def head(repo: Path) -> str:
 
 def comparable(record: dict, data: Path) -> dict:
     """The record, its payload read through its locator (which names the crawl's payload file)."""
-    hub = dict(record["ModelHub"], MetadataFilePath=read_payload(DatasetTree(data), record["ModelHub"]["MetadataFilePath"]))
+    locator = record["ModelHub"]["MetadataFilePath"]
+    hub = dict(record["ModelHub"], MetadataFilePath=read_payload(DatasetTree(data), locator))
     return {k: v for k, v in {**record, "ModelHub": hub}.items() if k != "CrawledAt"}
 
 
@@ -222,7 +223,8 @@ def test_two_workers_split_the_crawl_and_together_equal_a_single_process_crawl(
     # workers together talked to the hub exactly as much as the single process did.
     after_workers = hub_traffic()
     assert after_single[0] - start[0] == 7
-    assert [b - a for a, b in zip(after_single, after_workers)] == [b - a for a, b in zip(start, after_single)]
+    assert ([b - a for a, b in zip(after_single, after_workers, strict=True)]
+            == [b - a for a, b in zip(start, after_single, strict=True)])
 
     # One dataset tree: every model once in huggingface.jsonl, one clone each at the hub's HEAD.
     records = read_jsonl(data / "huggingface" / "huggingface.jsonl")

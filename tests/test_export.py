@@ -298,7 +298,8 @@ def test_parquet_files_round_trip(tree, db):
     assert sorted(p.stem for p in out.glob("*.parquet")) == sorted(exported_tables())
     assert not list(out.glob(".*"))  # no temporary file left
     for table in exported_tables():
-        assert pq.read_table(out / f"{table}.parquet").num_rows == query(db, f'SELECT count(*) FROM "{table}"')[0][0], table
+        count = query(db, f'SELECT count(*) FROM "{table}"')[0][0]
+        assert pq.read_table(out / f"{table}.parquet").num_rows == count, table
     model = pd.read_parquet(out / "model.parquet")
     assert str(model["model_id"].dtype) == "int64"
     assert dict(model.groupby("hub").size()) == dict(query(db, "SELECT hub, count(*) FROM model GROUP BY hub"))

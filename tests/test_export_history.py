@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ptmscrape.export import registry
-from ptmscrape.export import sqlite as export_module
+from ptmscrape.export import registry, sqlite as export_module
 from ptmscrape.export.history import RENAMED
 from ptmscrape.export.parquet import export_parquet
 from ptmscrape.export.sqlite import SCHEMA_VERSION, export_sqlite

@@ -12,8 +12,7 @@ import string
 import subprocess
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from jsonschema import Draft202012Validator
 
 from ptmscrape.dataset import paths
@@ -27,10 +26,14 @@ from ptmscrape.mappers.common import MappingError
 from ptmscrape.mappers.huggingface import map_raw
 from tests.crawl import run_crawl
 from tests.reliability_support import (
-    ListingExtras, add_symlink_repo, assert_contained, assert_only_complete_clones, tree_state,
+    ListingExtras,
+    add_symlink_repo,
+    assert_contained,
+    assert_only_complete_clones,
+    tree_state,
 )
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
-from tests.replicas.server import GIT_ENV, GitHost
+from tests.replicas.server import GitHost
 
 HTTPS = GitPolicy()
 REPLICA_POLICY = GitPolicy(allow_protocols=("https", "http"))

@@ -102,7 +102,8 @@ def test_next_links_stay_on_the_hub(tmp_path):
     spider = history_spider(tmp_path)
     request = by_kind(spider.history_requests(MODEL))["files"]
     same = respond(request, [], headers={"Link": f'<{BASE}/api/models/x/tree/{SHA}?cursor=abc>; rel="next"'})
-    assert spider.history_link(same, f"/hf/api/models/x/tree/{SHA}?cursor=abc") == f"{BASE}/api/models/x/tree/{SHA}?cursor=abc"
+    assert (spider.history_link(same, f"/hf/api/models/x/tree/{SHA}?cursor=abc")
+            == f"{BASE}/api/models/x/tree/{SHA}?cursor=abc")
     evil = respond(request, [{"path": "a", "type": "file"}],
                    headers={"Link": '<https://evil.example/steal>; rel="next"'})
     item, failure = spider.parse_history_files(evil)
@@ -235,9 +236,10 @@ def test_tables_give_each_key_once_newest_wins_and_only_complete_file_lists(tmp_
 
     def table(name):
         cols = TABLES[name].columns
-        return [dict(zip(cols, r)) for r in rows(tmp_path, name)]
+        return [dict(zip(cols, r, strict=True)) for r in rows(tmp_path, name)]
 
-    assert [(c["commit_id"], c["authors"]) for c in table("commit")] == [("c1", "[]"), ("c2", '["a","b"]')]  # newest first
+    # newest first
+    assert [(c["commit_id"], c["authors"]) for c in table("commit")] == [("c1", "[]"), ("c2", '["a","b"]')]
     (d,) = table("discussion")
     assert (d["status"], d["author"], d["is_pull_request"]) == ("closed", "u", None)
     e2, e1 = table("discussion_event")  # newest first
@@ -320,7 +322,8 @@ def test_without_a_listed_sha_commits_stop_at_the_stored_head_and_files_are_aske
     rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, model, {}))["id"]
     spider._history_state = {rid: {"commits": {"head": SHA}, "files": {"revision": "main"}}}
     calls = by_kind(spider.history_requests(model))
-    assert calls["commits"].url.endswith("/commits/main?limit=2") and calls["files"].url.endswith("/tree/main?recursive=1&expand=1")
+    assert calls["commits"].url.endswith("/commits/main?limit=2")
+    assert calls["files"].url.endswith("/tree/main?recursive=1&expand=1")
     (item,) = spider.parse_history_commits(respond(calls["commits"], [{"id": SHA}, {"id": "b" * 40}],
                                                    headers={"Link": '</api/models/x/commits/main?p=1>; rel="next"'}))
     assert item.rows["commits"] == [] and item.states[0]["head"] == SHA  # nothing new: one call

@@ -6,6 +6,7 @@ namespaced id, whatever answer comes first."""
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -43,13 +44,17 @@ def test_a_model_given_under_its_legacy_id_gets_the_namespaced_id(tmp_path, hub,
     assert read_payload(DatasetTree(result.data_dir), record["ModelHub"]["MetadataFilePath"])["id"] == \
         "openai-community/gpt2"
     assert record["ModelHub"]["MetadataObjectID"] == hub.models["openai-community/gpt2"]["_id"]
-    assert not (result.data_dir / "huggingface/json/metadata/_/gpt2.json").exists()
+    # No payload stored under the legacy id: every payload line of the crawl is the namespaced model's.
+    lines = [line for f in sorted((result.data_dir / "huggingface/json/payloads").glob("*.jsonl"))
+             for line in f.read_text().splitlines() if line.strip()]
+    assert lines and {json.loads(line)["id"] for line in lines} == {"openai-community/gpt2"}
 
 
 def test_a_legacy_id_whose_namespaced_name_is_not_found_keeps_its_own_record(tmp_path, hub):
     result = run_crawl("huggingface", tmp_path, args={"models": "t5-tiny"},
                        settings={"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0})
     (record,) = result.records("huggingface")
-    assert (record["ModelOwner"], record["ModelName"], record["ModelURL"]) == ("someone", "t5-tiny", f"{hub.url}/t5-tiny")
+    assert (record["ModelOwner"], record["ModelName"], record["ModelURL"]) == (
+        "someone", "t5-tiny", f"{hub.url}/t5-tiny")
     assert "Page failed" not in result.log
     assert hub.replica.count("GET", r"^/hf/api/models/someone/t5-tiny$") == 1

@@ -6,9 +6,9 @@ import pickle
 
 import pytest
 from scrapy.http import Request, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.request import request_from_dict
 from twisted.python.failure import Failure
-from scrapy.spidermiddlewares.httperror import HttpError
 
 from ptmscrape.items import RawModelItem
 from spiders.ollama import MANIFEST_ACCEPT, OllamaSpider

@@ -9,7 +9,15 @@ from ptmscrape.mappers.common import MappingError, stable_id
 from ptmscrape.mappers.onnxmodelzoo import map_raw
 from tests.replicas.onnx import GENERATED_DIRS, MODEL_DIRS, prefix
 from tests.test_onnxmodelzoo_spider import (
-    LAYOUTS, RAW, REPO, ROWS, crawl_fixtures, make_spider, stats_item, tree_entries, tree_requests,
+    LAYOUTS,
+    RAW,
+    REPO,
+    ROWS,
+    crawl_fixtures,
+    make_spider,
+    stats_item,
+    tree_entries,
+    tree_requests,
 )
 
 VALIDATOR = Draft202012Validator(load_schema())
@@ -148,7 +156,8 @@ def test_junk_in_optional_fields_is_tolerated():
     record = map_raw(RawModelItem("onnxmodelzoo", "a/b/m-9.onnx", RAW, payload))
     assert (record["ModelName"], record["Tags"], record["ModelTask"], record["ModelArchitecture"]) == (
         "m-9", [], None, None)
-    assert (record["Opset"], record["OnnxVersion"], record["Metrics"], record["Datasets"]) == (None, None, {"Top-5": "90"}, [])
+    assert (record["Opset"], record["OnnxVersion"], record["Metrics"], record["Datasets"]) == (
+        None, None, {"Top-5": "90"}, [])
     assert record["ModelFiles"] == [{"Path": "a/b/m-9.onnx", "URL": None, "Size": None, "Kind": "download"}]
     assert list(VALIDATOR.iter_errors(record)) == []
     generated = {"model_dir": "C/x_Opset1_y", "kind": "generated", "category": "C", "files": [3, "C/x_Opset1_y/x.onnx"],

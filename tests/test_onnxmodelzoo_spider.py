@@ -12,7 +12,13 @@ from ptmscrape.items import RawModelItem
 from spiders.onnxmodelzoo import OnnxmodelzooSpider, folder, generated_folders, index_entries, load_yaml
 from tests.helpers import fixture_response, spider_maker, start_requests, text_response
 from tests.replicas.onnx import (
-    FIXTURES, GENERATED_DIRS, MODEL_DIRS, PLACEHOLDER_ROWS, UNVERIFIED_DIRS, generated_model_file, model_dirs,
+    FIXTURES,
+    GENERATED_DIRS,
+    MODEL_DIRS,
+    PLACEHOLDER_ROWS,
+    UNVERIFIED_DIRS,
+    generated_model_file,
+    model_dirs,
     prefix,
 )
 

@@ -75,7 +75,8 @@ def test_composite_parts_are_separate_models_with_separate_payload_files():
     ("x", "not an object"),
     ({"group": "evil", "name": "a", "model_dir": "models/evil/a", "model": {}}, "no model group and name"),
     ({"group": "intel", "name": "", "model_dir": "models/intel/a", "model": {}}, "no model group and name"),
-    ({"group": "intel", "name": "a", "model_dir": "models/intel/../../a", "model": {}}, "unsafe or missing model folder"),
+    ({"group": "intel", "name": "a", "model_dir": "models/intel/../../a", "model": {}},
+     "unsafe or missing model folder"),
     ({"group": "intel", "name": "a", "model_dir": "models/intel/a", "model": ["x"]}, "not a mapping"),
 ])
 def test_unmappable_payloads_name_the_reason(payload, reason):

@@ -90,7 +90,8 @@ def test_ptm_settings_are_read_without_a_fallback():
                         and node.func.attr in getters and node.args):
                     continue
                 name = node.args[0]
-                ptm = (isinstance(name, ast.Constant) and isinstance(name.value, str) and name.value.startswith("PTM_")) \
+                ptm = (isinstance(name, ast.Constant) and isinstance(name.value, str)
+                       and name.value.startswith("PTM_")) \
                     or "setting" in ast.unparse(name)  # e.g. cls.base_url_setting
                 if ptm and (len(node.args) > 1 or any(k.arg == "default" for k in node.keywords)):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")

@@ -17,11 +17,11 @@ import scrapy
 from scrapy.utils.request import request_from_dict
 
 import spiders
-from spiders.huggingface import HuggingfaceSpider
 from ptmscrape.spiders_base import HubSpider
+from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import crawl_command, project_crawler, read_jsonl, run_crawl
-from tests.helpers import make_spider
 from tests.crawl_control import BackgroundCrawl, count_lines, hold
+from tests.helpers import make_spider
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
 
 PAGE = 10

@@ -18,8 +18,6 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import pytest
-
 import spiders
 from ptmscrape.dataset.payloads import read_payload
 from ptmscrape.dataset.tree import DatasetTree

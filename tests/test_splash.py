@@ -59,7 +59,8 @@ def test_import_works_and_settings_point_at_the_fixed_classes():
     assert scrapy_splash.SplashRequest is splash.SplashRequest
     fixed = {
         "DOWNLOADER_MIDDLEWARES": {
-            "ptmscrape.compat.splash.SplashCookiesMiddleware": (splash.SplashCookiesMiddleware, scrapy_splash.SplashCookiesMiddleware),
+            "ptmscrape.compat.splash.SplashCookiesMiddleware": (
+                splash.SplashCookiesMiddleware, scrapy_splash.SplashCookiesMiddleware),
             "ptmscrape.compat.splash.SplashMiddleware": (splash.SplashMiddleware, scrapy_splash.SplashMiddleware),
         },
         "SPIDER_MIDDLEWARES": {

@@ -170,4 +170,5 @@ def test_every_documented_argument_is_accepted_and_every_accepted_one_documented
     assert documented == set(spider_arguments(spidercls))
     given = {name: VALID.get(name, "x") for name in documented}
     check_arguments(spidercls, {**given, "_job": "1"})  # the signature check of `scrapy crawl`
-    spidercls.check_input(Settings({k: getattr(project, k) for k in dir(project) if k.isupper()}), given)  # and the spider's own checks of the values
+    # and the spider's own checks of the values
+    spidercls.check_input(Settings({k: getattr(project, k) for k in dir(project) if k.isupper()}), given)

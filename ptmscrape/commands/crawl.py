@@ -22,6 +22,7 @@ import time
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.spiderloader import get_spider_loader
+from twisted.internet.defer import Deferred
 
 import ptmscrape.settings as project_settings
 from ptmscrape.checks import BadInput, check_data_dir, check_typed_settings
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 class Command(ScrapyCrawlCommand):
     def process_options(self, args, opts) -> None:
         super().process_options(args, opts)
+        assert self.settings is not None  # set by scrapy.cmdline before any command method runs
         if len(args) != 1:
             return  # Scrapy's usage error, from run()
         try:
@@ -48,13 +50,19 @@ class Command(ScrapyCrawlCommand):
     def run(self, args, opts) -> None:
         if len(args) != 1:
             return super().run(args, opts)
+        assert self.settings is not None and self.crawler_process is not None  # set by scrapy.cmdline
         crawler = self._create_crawler(args[0])
         errors: list[BaseException] = []
+
+        def note_error(task: asyncio.Future[None]) -> None:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                errors.append(exc)
+
         started = self.crawler_process.crawl(crawler, **opts.spargs)
         if isinstance(started, asyncio.Future):
-            started.add_done_callback(lambda task: task.cancelled() or task.exception() is None
-                                      or errors.append(task.exception()))
+            started.add_done_callback(note_error)
         else:
+            assert isinstance(started, Deferred)  # CrawlerProcess; AsyncCrawlerProcess gives a Task
             started.addErrback(lambda failure: errors.append(failure.value))
         self.crawler_process.start()
         if errors:

@@ -34,6 +34,7 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError(f"unexpected arguments: {' '.join(args)}")
+        assert self.settings is not None  # set by scrapy.cmdline before run()
         data_dir = Path(self.settings["PTM_DATA_DIR"])
         if not data_dir.is_dir():
             raise UsageError(f"no dataset tree at {data_dir} (PTM_DATA_DIR)", print_help=False)

@@ -63,15 +63,18 @@ import w3lib.url
 
 # Fix 1: must run before the first ``import scrapy_splash`` anywhere in the process.
 if not hasattr(scrapy.utils.url, "canonicalize_url"):
-    scrapy.utils.url.canonicalize_url = w3lib.url.canonicalize_url
+    scrapy.utils.url.canonicalize_url = w3lib.url.canonicalize_url  # type: ignore[attr-defined]  # the fix itself
 
 import scrapy  # noqa: E402
 import scrapy_splash  # noqa: E402
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware  # noqa: E402
 from scrapy.dupefilters import RFPDupeFilter  # noqa: E402
 from scrapy.extensions.httpcache import FilesystemCacheStorage  # noqa: E402
-from scrapy_splash import SlotPolicy, SplashRequest  # noqa: E402,F401  (re-exported)
-from scrapy_splash import middleware as _upstream  # noqa: E402
+from scrapy_splash import (  # noqa: E402,F401  (re-exported)
+    SlotPolicy,
+    SplashRequest,
+    middleware as _upstream,  # noqa: E402
+)
 
 __all__ = [
     "SafeRobotsTxtMiddleware",

@@ -34,7 +34,7 @@ REF_BATCH_MODELS = 5_000  # models whose refs are held before they are written
 def _columns(table: history.Table) -> list[tuple[str, str, str]]:
     """(export column, history column, declared type), in column order."""
     out = []
-    for column, sql_type in zip(table.columns, table.types):
+    for column, sql_type in zip(table.columns, table.types, strict=True):
         if column == "model_id":
             sql_type = "TEXT"  # the hub's id: kept when the line lacks it, as NULL
         out.append((RENAMED.get(column, column), column, sql_type))

@@ -174,7 +174,9 @@ def _gated(value: Any) -> str | None:
 
 
 def model_row(r: dict[str, Any], record_hash: int) -> tuple | None:
-    hub = r.get("ModelHub") if isinstance(r.get("ModelHub"), dict) else {}
+    hub = r.get("ModelHub")
+    if not isinstance(hub, dict):
+        hub = {}
     model_id, name = _int(r.get("id")), _str(r.get("ModelName"))
     hub_name = _str(hub.get("ModelHubName"))
     if model_id is None or not name or not hub_name:
@@ -224,7 +226,8 @@ def load_models(loader, relative: str, lines: Iterator[Line]) -> None:
         for doi in _strings(r.get("ModelPaperDOIs")):
             loader.add("INSERT OR IGNORE INTO model_paper VALUES (?, ?)",
                        (model_id, loader.lookup("paper", "paper_id", ("doi",), (doi,))))
-        for d in r.get("Datasets") if isinstance(r.get("Datasets"), list) else ():
+        datasets = r.get("Datasets")
+        for d in datasets if isinstance(datasets, list) else ():
             if not isinstance(d, dict) or not _str(d.get("DatasetName")):
                 continue
             key = tuple(_str(d.get(k)) or "" for k in ("DatasetOwner", "DatasetName", "DatasetURL",

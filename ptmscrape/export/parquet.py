@@ -2,7 +2,8 @@
 pandas, polars, DuckDB and Spark alike.
 
 Rows are streamed from SQLite in batches into a ``pyarrow.parquet.ParquetWriter`` (row groups of
-at most 128k rows or 32 MiB), so memory stays bounded; each file is written beside its target and renamed over it when complete.
+at most 128k rows or 32 MiB), so memory stays bounded; each file is written beside its target and
+renamed over it when complete.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ def export_parquet(db_path: str | os.PathLike[str], out_dir: str | os.PathLike[s
                     cursor = con.execute(f'SELECT * FROM "{table}"')
                     group: list[pa.RecordBatch] = []
                     while batch := cursor.fetchmany(FETCH_ROWS):
-                        columns = list(zip(*batch))
+                        columns = list(zip(*batch, strict=True))
                         group.append(pa.record_batch(
-                            [pa.array(col, type=field.type) for col, field in zip(columns, schema)],
+                            [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)],
                             schema=schema))
                         count += len(batch)
                         if (sum(b.num_rows for b in group) >= ROW_GROUP_ROWS

@@ -20,7 +20,7 @@ failure of that model and kind; the crawl goes on.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import scrapy
@@ -71,7 +71,13 @@ def refusal_reason(status: int, headers) -> str:
     return f"not found (HTTP {status}{' ' + code if code else ''})"
 
 
-class HistoryMixin:
+if TYPE_CHECKING:  # what the mixin uses of the HubSpider it is mixed into
+    from ptmscrape.spiders_base import HubSpider as _MixedInto
+else:
+    _MixedInto = object
+
+
+class HistoryMixin(_MixedInto):
     """Mixed into a :class:`~ptmscrape.spiders_base.HubSpider` (before it) whose listing callbacks
     ``yield from self.history_requests(model)`` for each listed model payload."""
 
@@ -290,7 +296,8 @@ class HistoryMixin:
         page = self.json_page(response, expect=list)
         if page is None:
             return
-        rows = [{"revision": ctx["rev"], "raw": e} for e in page if isinstance(e, dict) and isinstance(e.get("path"), str)]
+        rows = [{"revision": ctx["rev"], "raw": e} for e in page
+                if isinstance(e, dict) and isinstance(e.get("path"), str)]
         count = ctx["count"] + len(rows)
         follow = self._next(response, ctx, "files", self.parse_history_files, {**ctx, "count": count})
         states = [] if follow is not None else [{"kind": "files", "revision": ctx["rev"], "count": count}]

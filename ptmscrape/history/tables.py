@@ -42,7 +42,7 @@ class Table:
 
     @property
     def ddl(self) -> str:
-        cols = ",\n  ".join(f'"{c}" {t}' for c, t in zip(self.columns, self.types))
+        cols = ",\n  ".join(f'"{c}" {t}' for c, t in zip(self.columns, self.types, strict=True))
         key = ", ".join(f'"{c}"' for c in self.key)
         return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  {cols},\n  PRIMARY KEY ({key})\n)'
 

@@ -39,7 +39,9 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     if not name or not name.strip():
         raise MappingError(f"model {model_id} has no name")
     base = str(raw.context.get("base_url") or HUB_URL).rstrip("/")
-    creator = model.get("creator") if isinstance(model.get("creator"), dict) else {}
+    creator = model.get("creator")
+    if not isinstance(creator, dict):
+        creator = {}
     owner = (text(creator.get("username"), 200) or "").strip()
 
     record = new_record(
@@ -52,7 +54,9 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
 
     versions = [_version(v) for v in _list(model.get("modelVersions"))[:MAX_VERSIONS] if isinstance(v, dict)]
     published = sorted(v["CreatedAt"] for v in versions if v["CreatedAt"])
-    stats = model.get("stats") if isinstance(model.get("stats"), dict) else {}
+    stats = model.get("stats")
+    if not isinstance(stats, dict):
+        stats = {}
     sizes = [f["Size"] for v in versions for f in v["Files"] if f["Size"] is not None]
     record.update(
         ModelType=text(model.get("type"), 100),
@@ -94,10 +98,14 @@ def _version(version: dict) -> dict[str, Any]:
 
 
 def _file(entry: dict) -> dict[str, Any]:
-    hashes = entry.get("hashes") if isinstance(entry.get("hashes"), dict) else {}
+    hashes = entry.get("hashes")
+    if not isinstance(hashes, dict):
+        hashes = {}
     hashes = {str(k)[:20]: v[:200] for k, v in list(hashes.items())[:20] if isinstance(v, str)}
     sha256 = hashes.get("SHA256")
-    metadata = entry.get("metadata") if isinstance(entry.get("metadata"), dict) else {}
+    metadata = entry.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
     size_kb = entry.get("sizeKB")
     size = (round(size_kb * 1024) if isinstance(size_kb, (int, float)) and not isinstance(size_kb, bool)
             and 0 <= size_kb < 2**53 / 1024 else None)

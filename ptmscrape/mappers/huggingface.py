@@ -8,7 +8,12 @@ from typing import Any
 from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import (
-    MappingError, arxiv_doi, count, new_record, str_list, text,
+    MappingError,
+    arxiv_doi,
+    count,
+    new_record,
+    str_list,
+    text,
 )
 
 _MODEL_ID = re.compile(r"^[^\s/]+(/[^\s/]+)?$")
@@ -27,8 +32,12 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     author = text(obj.get("author"), 200)
     owner = owner or author or ""
     object_id = text(obj.get("_id"), 100) or model_id
-    card = obj.get("cardData") if isinstance(obj.get("cardData"), dict) else {}
-    config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+    card = obj.get("cardData")
+    if not isinstance(card, dict):
+        card = {}
+    config = obj.get("config")
+    if not isinstance(config, dict):
+        config = {}
     tags = str_list(obj.get("tags"))
 
     record = new_record(

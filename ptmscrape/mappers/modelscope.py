@@ -39,6 +39,7 @@ def model_id(obj: Any, listed_owner: str | None = None) -> tuple[str, str]:
     for label, value in (("Path", owner), ("Name", name)):
         if not isinstance(value, str) or not value or "/" in value or "\\" in value:
             raise MappingError(f"missing or malformed {label!r}: {str(value)[:100]!r}")
+    assert isinstance(owner, str) and isinstance(name, str)  # checked just above
     return owner, name
 
 
@@ -67,7 +68,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         ModelPaperDOIs=_dois(obj.get("RelatedArxivId")),
         ModelTask=tasks[0] if tasks else None,
         ModelTasks=tasks,
-        ModelArchitecture=architectures[0] if architectures else (str_list(obj.get("ModelType")) or [None])[0],
+        ModelArchitecture=architectures[0] if architectures else next(iter(str_list(obj.get("ModelType"))), None),
         License=text(obj.get("License"), 200) or None,
         Downloads=count(obj.get("Downloads")),
         Likes=count(obj.get("Stars")) if count(obj.get("Stars")) is not None else count(obj.get("Likes")),

@@ -16,7 +16,12 @@ from urllib.parse import quote, urlsplit
 
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import (
-    MappingError, arxiv_doi, count, github_owner_url, new_record, text,
+    MappingError,
+    arxiv_doi,
+    count,
+    github_owner_url,
+    new_record,
+    text,
 )
 
 _GITHUB_HOSTS = ("github.com", "www.github.com")

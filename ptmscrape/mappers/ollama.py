@@ -64,7 +64,9 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
 
 
 def _version(tag: dict) -> dict[str, Any]:
-    manifest = tag.get("Manifest") if isinstance(tag.get("Manifest"), dict) else {}
+    manifest = tag.get("Manifest")
+    if not isinstance(manifest, dict):
+        manifest = {}
     entries = [manifest.get("config")] + _list(manifest.get("layers"))[:MAX_LAYERS]
     files = [_layer(e) for e in entries if isinstance(e, dict)]
     sizes = [f["Size"] for f in files if f["Size"] is not None]

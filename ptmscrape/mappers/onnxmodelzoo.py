@@ -33,7 +33,12 @@ from urllib.parse import unquote, urlsplit
 
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import (
-    MappingError, arxiv_doi, count, github_owner_url, new_record, text,
+    MappingError,
+    arxiv_doi,
+    count,
+    github_owner_url,
+    new_record,
+    text,
 )
 
 DEFAULT_REPO = "https://github.com/onnx/models"
@@ -67,6 +72,7 @@ def _readme_row(hub: str, page: dict, model_dir: str, repo_url: str, owner: str)
     if main is None:
         raise MappingError(f"{model_dir[:100]!r}: table row without a model file")
     location = main["Path"] or main["URL"]
+    assert location is not None  # model_files keeps only files with a path or a URL
     file_name = posixpath.basename(unquote(urlsplit(location).path) if main["URL"] else location)
     if not file_name:
         raise MappingError(f"{model_dir[:100]!r}: model file without a name ({location[:100]!r})")
@@ -76,13 +82,15 @@ def _readme_row(hub: str, page: dict, model_dir: str, repo_url: str, owner: str)
 
     record = new_record(
         hub=hub, hub_url=repo_url, object_id=location, owner=owner, name=name,
-        model_url=f"{repo_url}/blob/HEAD/{main['Path']}" if main["Path"] else main["URL"],
+        model_url=f"{repo_url}/blob/HEAD/{main['Path']}" if main["Path"] else location,
         owner_url=github_owner_url(repo_url), stable_key=file_name,
         model_id=f"{owner or '_'}/{file_name}",
     )
     anchor = text(page.get("anchor"), 200)
     opset = _opset(row.get("opset"))
-    metrics = row.get("metrics") if isinstance(row.get("metrics"), dict) else {}
+    metrics = row.get("metrics")
+    if not isinstance(metrics, dict):
+        metrics = {}
     dataset_name = (text(row.get("dataset"), 300) or "").strip()
     record.update(
         ModelTask=anchor,
@@ -110,7 +118,9 @@ def _generated(hub: str, page: dict, model_dir: str, repo_url: str, owner: str) 
     stats = page.get("turnkey")
     if not isinstance(stats, dict):
         raise MappingError(f"{model_dir[:100]!r}: no turnkey_stats.yaml object")
-    info = stats.get("onnx_model_information") if isinstance(stats.get("onnx_model_information"), dict) else {}
+    info = stats.get("onnx_model_information")
+    if not isinstance(info, dict):
+        info = {}
     size = info.get("size on disk (KiB)")
     size_text = f"{size} KiB" if isinstance(size, (int, float)) and not isinstance(size, bool) else None
     files = [{"Path": p[:1000], "URL": None, "Size": size_text, "Kind": "model"}

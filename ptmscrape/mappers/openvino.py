@@ -50,8 +50,9 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     record["ModelHub"]["MetadataFilePath"] = paths.metadata_file(raw.hub, group, folder)
     framework = text(model.get("framework"), 100)
     task = text(model.get("task_type"), 200)
+    listed = model.get("files")
     files = [file_entry(f.get("name"), f.get("size"), f.get("sha256"), f.get("source"))
-             for f in (model.get("files") if isinstance(model.get("files"), list) else [])[:MAX_FILES]
+             for f in (listed if isinstance(listed, list) else [])[:MAX_FILES]
              if isinstance(f, dict)]
     sizes = [f["Size"] for f in files if f["Size"] is not None]
     record.update(

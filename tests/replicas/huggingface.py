@@ -13,8 +13,8 @@ import copy
 import json
 import random
 import re
-from urllib.parse import urlencode
 from pathlib import Path
+from urllib.parse import urlencode
 
 from tests.replicas.server import GitHost, Incoming, Replica, Reply
 

@@ -246,7 +246,8 @@ class HubHistory:
         page = reachable[p * limit:(p + 1) * limit]
         headers = {"X-Total-Count": str(len(reachable))}
         if (p + 1) * limit < len(reachable):
-            headers["Link"] = f'</api/models/{m.group("id")}/commits/{m.group("rev")}?p={p + 1}&limit={limit}>; rel="next"'
+            next_url = f'/api/models/{m.group("id")}/commits/{m.group("rev")}?p={p + 1}&limit={limit}'
+            headers["Link"] = f'<{next_url}>; rel="next"'
         return Reply.json(page, headers=headers)
 
     def _refs_body(self, model_id: str, prs: bool = True) -> dict:

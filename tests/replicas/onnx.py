@@ -27,7 +27,14 @@ import subprocess
 from pathlib import Path
 
 from tests.replicas.server import (
-    GIT_ENV, GitHost, Incoming, Replica, Reply, git, insteadof_env, lfs_pointer,
+    GIT_ENV,
+    GitHost,
+    Incoming,
+    Replica,
+    Reply,
+    git,
+    insteadof_env,
+    lfs_pointer,
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "onnx"

@@ -22,7 +22,8 @@ DOCS = "assets/docs"
 MODELS = {
     "assets/docs/deepmind/models/i3d-kinetics-400/1.md": "deepmind/i3d-kinetics-400/1",
     "assets/docs/google/models/aiy/vision/classifier/birds_V1/1.md": "google/aiy/vision/classifier/birds_V1/1",
-    "assets/docs/google/models/aiy/vision/classifier/birds_V1/lite/1.md": "google/aiy/vision/classifier/birds_V1/lite/1",
+    "assets/docs/google/models/aiy/vision/classifier/birds_V1/lite/1.md":
+        "google/aiy/vision/classifier/birds_V1/lite/1",
     "assets/docs/google/models/albert_base/1.md": "google/albert_base/1",
     "assets/docs/google/models/albert_base/2.md": "google/albert_base/2",
     "assets/docs/google/models/albert_base/3.md": "google/albert_base/3",
