@@ -27,6 +27,7 @@ from ptmscrape.dataset.jsonl import compact_json
 from ptmscrape.dataset.payloads import PayloadWriter, StoredPayloads
 from ptmscrape.dataset.snapshots import SnapshotWriter, merge_interrupted, merge_records, pending_snapshots
 from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.items import RawModelItem
 from ptmscrape.stats import (
     STORE_DATASET_RECORDS,
     STORE_NOT_SEEN_THIS_CRAWL,
@@ -37,6 +38,19 @@ from ptmscrape.stats import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def payload_line(raw: RawModelItem) -> bytes:
+    """The payload's line: the text the hub served when the spider has it and it fits on one
+    line, else the payload compact (indenting would need json's pure-Python encoder, which costs
+    more than everything else this stage does)."""
+    served = raw.payload_json
+    if served is not None and "\n" not in served and "\r" not in served:
+        try:
+            return served.encode()
+        except UnicodeEncodeError:  # a lone surrogate, raw in a malformed body json accepts
+            pass
+    return compact_json(raw.payload).encode()
 
 
 class StorePipeline:
@@ -77,9 +91,7 @@ class StorePipeline:
     async def process_item(self, record):
         raw = record.raw
         if raw is not None:
-            # Compact, like the hub serves it: indenting would need json's pure-Python encoder,
-            # which costs more than everything else this stage does.
-            line = compact_json(raw.payload).encode()
+            line = payload_line(raw)
             locator = self.stored.unchanged(record["id"], line) if self.stored else None
             if locator is None:
                 locator = self.payloads.write(line)

@@ -25,6 +25,9 @@ class RawModelItem:
     payload: Any  # JSON-able payload exactly as the hub served it
     # Hints a spider knows but the payload does not (e.g. the hub's base URL); mappers read them.
     context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The payload's JSON text as the hub served it, when the spider has it (an element of a JSON
+    # array page): stored as it is instead of re-encoding ``payload``.
+    payload_json: str | None = None
 
 
 class PTMRecord(dict):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 
 from ptmscrape import distributed, jobdir, signals as ptm_signals
-from ptmscrape.dataset.jsonl import read_jsonl, record_ids
+from ptmscrape.dataset.jsonl import record_ids, records_except
 from ptmscrape.dataset.paths import records_file, segment
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.idset import IdSet
@@ -66,7 +66,7 @@ def not_seen(tree: DatasetTree, hub: str, crawl_snapshots: list[Path],
     seen = IdSet(rid for path in crawl_snapshots for rid in record_ids(path))  # 9 bytes an id
     for rid in also_seen:
         seen.add(rid)
-    return [r for r in read_jsonl(tree.path(records_file(hub))) if r.get("id") not in seen]
+    return list(records_except(tree.path(records_file(hub)), seen))
 
 
 def write_report(tree: DatasetTree, hub: str, stamp: str, records: list[dict], note: str = "") -> str:

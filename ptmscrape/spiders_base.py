@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from ptmscrape import distributed, signals as ptm_signals
 from ptmscrape.checks import BadInput, check_arguments, positive_int
 from ptmscrape.items import RawModelItem
+from ptmscrape.json_pages import array_elements
 from ptmscrape.middlewares import backoff_delay
 from ptmscrape.stats import PAGES_FAILED, PAGES_FAILED_BY_KIND, PAGES_NOT_FOUND, PAGES_RETRIED, PAGES_RETRIED_BY_KIND
 
@@ -122,9 +123,10 @@ class HubSpider(scrapy.Spider):
         listed = self.handoff.listed() if self.handoff else self.items_yielded
         return listed + upcoming < self.limit
 
-    def raw_item(self, model_id: Any, response: Response, payload: Any,
+    def raw_item(self, model_id: Any, response: Response, payload: Any, *, payload_json: str | None = None,
                  **context: Any) -> RawModelItem | scrapy.Request:
-        """What to yield for one model: its raw item (or, distributed, a hand-off request)."""
+        """What to yield for one model: its raw item (or, distributed, a hand-off request).
+        ``payload_json``: the payload's text as served (see :meth:`json_array_page`)."""
         state = getattr(self, "state", None)
         if isinstance(state, dict):
             state["ptm_items_yielded"] = state.get("ptm_items_yielded", 0) + 1
@@ -132,7 +134,7 @@ class HubSpider(scrapy.Spider):
             self._items_yielded += 1
         context.setdefault("base_url", self.base_url)
         item = RawModelItem(hub=self.name, model_id=str(model_id)[:300], url=response.url,
-                            payload=payload, context=context)
+                            payload=payload, context=context, payload_json=payload_json)
         return self.handoff.request(item) if self.handoff else item
 
     def deliver_handoff(self, response: Response):
@@ -159,6 +161,17 @@ class HubSpider(scrapy.Spider):
         if not isinstance(data, expect):
             return self.page_malformed(response, "unexpected JSON", f"a {type(data).__name__}")
         return data
+
+    def json_array_page(self, response: Response) -> list[tuple[Any, str]] | None:
+        """:meth:`json_page` of a JSON array page, each element with the text the hub served for it
+        (``ptmscrape/json_pages.py``), or None for a malformed page."""
+        try:
+            return array_elements(response.body)
+        except ValueError as exc:
+            self.page_malformed(response, "malformed JSON", f"{exc.__class__.__name__}: {exc}")
+        except TypeError:
+            self.page_malformed(response, "unexpected JSON", f"a {type(json.loads(response.body)).__name__}")
+        return None
 
     def html_page(self, response: Response, complete: str = "</html>") -> Response | None:
         """The response if its HTML arrived whole (``complete`` in its last 4 KB), else None after

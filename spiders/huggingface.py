@@ -63,7 +63,7 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
         return f"{self.base_url}/api/models?{urlencode(params)}"
 
     def parse_listing(self, response):
-        page = self.json_page(response, expect=list)
+        page = self.json_array_page(response)
         if page is None:
             return
         # The next page first: it downloads while this page's models are processed.
@@ -73,10 +73,10 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
             # up in the scheduler): the next page keeps the ordinary priority then.
             yield self.next_page(response.urljoin(url), self.parse_listing,
                                  **({"priority": 0} if self.history_kinds else {}))
-        for model in page:
+        for model, served in page:
             if self.limit_reached:
                 return
-            yield self.raw_item(_model_id(model), response, model)
+            yield self.raw_item(_model_id(model), response, model, payload_json=served)
             yield from self.history_requests(model)
 
     def parse_model(self, response):

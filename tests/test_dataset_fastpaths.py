@@ -99,3 +99,26 @@ def test_record_ids_are_the_ids_read_jsonl_gives(tmp_path):
         f.write(b'{"ModelName": "spaced", "id": 7}\n{"no": "id"}\n[1]\nnot json\n{"id": "text"}\n{"id":8,"Mo')
     assert list(record_ids(writer.path)) == [r["id"] for r in read_jsonl(writer.path) if "id" in r]
     assert list(record_ids(writer.path)) == [5, 3, 2**53 - 1, 7, "text"]
+
+
+def test_records_except_gives_read_jsonl_less_the_ids_and_decodes_only_what_it_gives(tmp_path, monkeypatch):
+    from ptmscrape.dataset import jsonl
+
+    tree = DatasetTree(tmp_path)
+    writer = SnapshotWriter(tree, "hub", "s1")
+    for i in range(1, 7):
+        writer.write({"id": i, "ModelName": f"m{i}"})
+    writer.close()
+    with open(writer.path, "ab") as f:
+        f.write(b'{"ModelName": "spaced", "id": 2}\n{"ModelName": "spaced", "id": 9}\n{"no": "id"}\n'
+                b'not json\n{"id":8,"Mo')
+    seen = {1, 2, 3, 4}
+    expected = [r for r in jsonl.read_jsonl(writer.path) if r.get("id") not in seen]
+    decoded = []
+    real = jsonl.json_object
+    monkeypatch.setattr(jsonl, "json_object", lambda raw: decoded.append(raw) or real(raw))
+    assert list(jsonl.records_except(writer.path, seen)) == expected
+    assert [r.get("id") for r in expected] == [5, 6, 9, None]
+    # Own lines of seen models are skipped undecoded; foreign lines must be decoded to know their id.
+    assert not any(raw.startswith((b'{"id":1,', b'{"id":2,', b'{"id":3,', b'{"id":4,')) for raw in decoded)
+    assert len(decoded) == 6  # 5, 6, the two spaced lines, the id-less line, the non-JSON line

@@ -6,7 +6,7 @@ from scrapy.http import Request, TextResponse
 from ptmscrape.items import RawModelItem
 from ptmscrape.spiders_base import LISTING_PRIORITY, next_link
 from spiders.huggingface import HuggingfaceSpider
-from tests.helpers import json_response, spider_maker, start_requests
+from tests.helpers import json_response, spider_maker, start_requests, text_response
 from tests.replicas.huggingface import fixture_models
 
 BASE = "https://hub.example"
@@ -57,6 +57,27 @@ def test_listing_page_yields_raw_items_then_the_next_page():
     assert items[0].payload == models[0]  # untouched
     assert items[0].context["base_url"] == BASE and items[0].url == url
     assert [r.url for r in requests] == [f"{BASE}/api/models?cursor=abc"]
+
+
+def test_each_listed_model_carries_its_text_as_the_hub_served_it():
+    spider = make_spider()
+    body = ('[ {"id": "o/a", "_id": "1", "cardData": {"language": ["fr"]}, "x" : 1.50},\n'
+            '  {"id":"o/b","_id":"2","description":"caf\u00e9 \u6a21\u578b"} ]')
+    url = f"{BASE}/api/models?limit=2"
+    items = [o for o in spider.parse_listing(text_response(url, body)) if isinstance(o, RawModelItem)]
+    assert [i.payload_json for i in items] == [
+        '{"id": "o/a", "_id": "1", "cardData": {"language": ["fr"]}, "x" : 1.50}',
+        '{"id":"o/b","_id":"2","description":"caf\u00e9 \u6a21\u578b"}']
+    assert items[1].payload["description"] == "caf\u00e9 \u6a21\u578b"
+
+
+@pytest.mark.parametrize("body, kind", [('[{"id": "o/a"}, {"id": ', "malformed JSON"),
+                                        ('{"error": "rate limited"}', "unexpected JSON")])
+def test_a_malformed_or_unexpected_listing_page_yields_nothing_and_is_reported(body, kind):
+    spider = make_spider()
+    out = list(spider.parse_listing(text_response(f"{BASE}/api/models?limit=2", body)))
+    assert out == []
+    assert spider.crawler.stats.get_value(f"ptm/pages/failed/{kind}") == 1
 
 
 def test_last_page_has_no_next_request():

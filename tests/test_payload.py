@@ -46,6 +46,7 @@ def test_a_locator_cannot_leave_the_data_dir(tmp_path):
 
 def test_a_crawl_writes_one_payload_file_and_the_command_prints_a_payload(tmp_path):
     models = synthetic_models(30)
+    models[17]["cardData"]["pretty_name"] = "café"  # served as "caf\u00e9" (the replica escapes)
     with HuggingFaceReplica(models, None, repos=False) as hub:
         settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 7, "PTM_CLONE": 0}
         result = run_crawl("huggingface", tmp_path, settings=settings)
@@ -58,6 +59,14 @@ def test_a_crawl_writes_one_payload_file_and_the_command_prints_a_payload(tmp_pa
         assert out.returncode == 0, out.stderr
         payload, served = json.loads(out.stdout), json.loads(json.dumps(hub.models[wanted["id"]]))
         assert payload["id"] == wanted["id"] and payload == {k: served[k] for k in payload}
+        assert payload["cardData"]["pretty_name"] == "café"
+        # Stored as the hub served it (its escapes kept), not re-encoded.
+        record = next(r for r in result.items if r["ModelHub"]["MetadataObjectID"] == wanted["_id"])
+        stored_at, _, offset = record["ModelHub"]["MetadataFilePath"].partition("#")
+        with open(result.data_dir / stored_at, "rb") as f:
+            f.seek(int(offset))
+            line = f.readline()
+        assert b'"pretty_name":"caf\\u00e9"' in line and "café".encode() not in line
         by_object_id = find_payload(str(result.data_dir), "huggingface", wanted["_id"])  # MetadataObjectID
         assert by_object_id["id"] == wanted["id"]
         missing = subprocess.run([sys.executable, "-m", "ptmscrape.payload", str(result.data_dir), "huggingface",
@@ -69,3 +78,38 @@ def test_a_crawl_writes_one_payload_file_and_the_command_prints_a_payload(tmp_pa
     assert again.stats["ptm/store/raw_payloads_unchanged"] == 30
     assert [f for f in (result.data_dir / "huggingface/json").rglob("*") if f.is_file()] == files
     assert {i["id"]: i["ModelHub"] for i in again.items} == {i["id"]: i["ModelHub"] for i in result.items}
+
+
+def _raw(payload, served=None):
+    from ptmscrape.items import RawModelItem
+
+    return RawModelItem(hub="hub", model_id="o/m", url="https://hub.example/api", payload=payload,
+                        payload_json=served)
+
+
+def test_the_stored_payload_is_the_hubs_text_when_the_spider_has_it():
+    from pipelines.store import payload_line
+
+    served = '{"id": "o/m",  "x" : 1.50, "u": "\\u00e9"}'
+    assert payload_line(_raw(json.loads(served), served)) == served.encode()
+    # No served text, or one that would not fit on one line: the payload, compact.
+    assert payload_line(_raw({"id": "o/m", "u": "é"})) == '{"id":"o/m","u":"é"}'.encode()
+    assert payload_line(_raw({"id": "o/m"}, '{"id":\n"o/m"}')) == b'{"id":"o/m"}'
+    # A lone surrogate (raw in a body json.loads accepts) cannot be UTF-8: written escaped.
+    line = payload_line(_raw({"id": "o/m", "s": "\ud800"}, '{"id": "o/m", "s": "\ud800"}'))
+    assert line == b'{"id":"o/m","s":"\\ud800"}' and json.loads(line) == {"id": "o/m", "s": "\ud800"}
+
+
+def test_records_and_payloads_with_a_lone_surrogate_are_stored_as_valid_utf8(tmp_path):
+    from ptmscrape.dataset.jsonl import compact_json
+    from ptmscrape.dataset.snapshots import SnapshotWriter
+
+    tree = DatasetTree(tmp_path)
+    writer = SnapshotWriter(tree, "hub", "s1")
+    writer.write({"id": 1, "ModelName": "a\ud800b"})
+    writer.write({"id": 2, "ModelName": "é"})
+    writer.close()
+    raw = writer.path.read_bytes()
+    raw.decode("utf-8")  # strict: valid UTF-8
+    assert [r["ModelName"] for r in read_jsonl(writer.path)] == ["a\ud800b", "é"]
+    assert compact_json({"a": "é"}) == '{"a":"é"}'  # unescaped when it can be

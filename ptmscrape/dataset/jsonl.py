@@ -9,11 +9,23 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-compact_json = _COMPACT.encode
+_COMPACT_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+
+
+def compact_json(obj: Any) -> str:
+    """Compact JSON that is valid UTF-8 text: escaped as ASCII if it holds a lone surrogate (hub
+    text can: ``"\\ud800"`` is valid JSON, but no UTF-8 encodes that character)."""
+    text = _COMPACT.encode(obj)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return _COMPACT_ASCII.encode(obj)
+    return text
 
 # A whole line as this module writes records: compact JSON, "id" first. Such lines are copied
 # as they are; re-encoding a million of them would give the same bytes, at 20 µs a line.
@@ -39,6 +51,19 @@ def record_ids(path: str | os.PathLike[str]) -> Iterator[Any]:
         obj = json_object(raw)
         if obj is not None and "id" in obj:
             yield obj["id"]
+
+
+def records_except(path: str | os.PathLike[str], ids: Container[Any]) -> Iterator[dict[str, Any]]:
+    """The records of :func:`read_jsonl` whose ``id`` is not in ``ids``. A line this module wrote
+    whose id is in ``ids`` is skipped undecoded (see ``OWN_LINE``): after a crawl that saw most of
+    the hub, almost no line needs decoding."""
+    for raw in complete_lines(path):
+        own = OWN_LINE.fullmatch(raw)
+        if own and int(own.group(1)) in ids:
+            continue
+        obj = json_object(raw)
+        if obj is not None and obj.get("id") not in ids:
+            yield obj
 
 
 def complete_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:
