@@ -26,7 +26,7 @@ from tests.crawl import ROOT, crawl_command
 PROFILES = ROOT / "bench" / "profiles"
 # Where a crawl can spend its time, in pipeline order; matched against frame names.
 WATCH = [
-    ("listing: page JSON decode", "HubSpider.json_page"),
+    ("listing: page JSON decode", ("HubSpider.json_page", "HubSpider.json_array_page")),
     ("spider middlewares (per item)", "SpiderMiddlewareManager._evaluate_iterable"),
     ("item pipeline, all stages", "ItemPipelineManager.process_item_async"),
     ("  map", "MapPipeline.process_item"),
@@ -34,7 +34,7 @@ WATCH = [
     ("  dedupe", "DedupePipeline.process_item"),
     ("  clone (off)", "ClonePipeline.process_item"),
     ("  store", "StorePipeline.process_item"),
-    ("    payload file (write_if_changed)", "DatasetTree.write_if_changed"),
+    ("    payload line", ("PayloadWriter.write", "payload_line")),
     ("    snapshot line", "SnapshotWriter.write"),
     ("item_scraped signal handlers", "_send_catch_log_asyncio"),
     ("  feed export (-O)", "FeedExporter.item_scraped"),
@@ -57,7 +57,8 @@ def summarise(raw: Path, top: int = 25) -> str:
         own[frames[-1]] += n
     out = [f"{total} samples", "", "Stages (share of samples whose stack contains them):"]
     for label, needle in WATCH:
-        hits = sum(c for name, c in inclusive.items() if name.startswith(needle + " "))
+        needles = (needle,) if isinstance(needle, str) else needle
+        hits = sum(c for name, c in inclusive.items() if name.startswith(tuple(n + " " for n in needles)))
         out.append(f"  {hits / total:6.1%}  {label}")
     out += ["", f"Top {top} self time (function at the top of the stack):"]
     out += [f"  {c / total:6.1%}  {name}" for name, c in own.most_common(top)]
