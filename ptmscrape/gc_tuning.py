@@ -5,8 +5,9 @@ cyclic collector ran a young-generation pass every few models and, as decoded pa
 old generation, full passes over everything Scrapy and the project had loaded. Yet a crawl's data
 is almost never cyclic: it is freed by reference counting. At the engine's start the objects of
 start-up are frozen (``gc.freeze()``: never traversed again) and the young-generation threshold is
-raised; at the engine's stop both are undone, so a process running several crawls (tests, Scrapyd
-runners) gets its collector back as it was. Cyclic garbage is still collected, less often.
+raised; when the last crawl of the process stops both are undone, so a process that runs crawls
+(tests, several crawlers) gets its collector back as it was. Cyclic garbage is still collected,
+less often.
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ CRAWL_GC_THRESHOLD = 50_000
 
 
 class GcTuning:
+    # Crawls of this process whose engine runs (a test process or CrawlerProcess may run several at
+    # once): the first one to start tunes the collector, the last one to stop restores it.
+    running = 0
+    saved: tuple[int, int, int] = gc.get_threshold()
+
     def __init__(self) -> None:
-        self.saved: tuple[int, int, int] | None = None
+        self.started = False
 
     @classmethod
     def from_crawler(cls, crawler) -> GcTuning:
@@ -31,16 +37,23 @@ class GcTuning:
         return ext
 
     def engine_started(self) -> None:
-        if self.saved is not None:
+        if self.started:
             return
-        self.saved = gc.get_threshold()
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(max(CRAWL_GC_THRESHOLD, self.saved[0]), *self.saved[1:])
+        self.started = True
+        cls = type(self)
+        cls.running += 1
+        if cls.running == 1:
+            cls.saved = gc.get_threshold()
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(max(CRAWL_GC_THRESHOLD, cls.saved[0]), *cls.saved[1:])
 
     def engine_stopped(self) -> None:
-        if self.saved is None:
+        if not self.started:
             return
-        gc.set_threshold(*self.saved)
-        self.saved = None
-        gc.unfreeze()
+        self.started = False
+        cls = type(self)
+        cls.running -= 1
+        if cls.running == 0:
+            gc.set_threshold(*cls.saved)
+            gc.unfreeze()

@@ -26,3 +26,14 @@ def test_the_collector_is_tuned_while_the_engine_runs_and_restored_after():
 
 def test_every_crawl_has_it():
     assert settings.EXTENSIONS.get("ptmscrape.gc_tuning.GcTuning") is not None
+
+
+def test_two_crawls_at_once_restore_the_collector_when_the_last_one_stops():
+    before = gc.get_threshold()
+    first, second = GcTuning(), GcTuning()
+    first.engine_started()
+    second.engine_started()
+    first.engine_stopped()
+    assert gc.get_threshold()[0] == max(CRAWL_GC_THRESHOLD, before[0]) and gc.get_freeze_count() > 0
+    second.engine_stopped()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
