@@ -148,6 +148,11 @@ DOWNLOADER_MIDDLEWARES = {
     "ptmscrape.middlewares.HubAuthMiddleware": 650,
 }
 
+SPIDER_MIDDLEWARES = {
+    # Closest to the spider: a listing's next page goes out before the page's models are processed.
+    "ptmscrape.next_page_first.NextPageFirstMiddleware": 950,
+}
+
 # Splash server for JavaScript pages (modelzoo -a render=splash); also read from the environment.
 SPLASH_URL = os.environ.get("SPLASH_URL", "")
 

@@ -17,6 +17,7 @@ from ptmscrape.checks import BadInput, check_arguments, positive_int
 from ptmscrape.items import RawModelItem
 from ptmscrape.json_pages import array_elements
 from ptmscrape.middlewares import backoff_delay
+from ptmscrape.next_page_first import NEXT_PAGE_META
 from ptmscrape.stats import PAGES_FAILED, PAGES_FAILED_BY_KIND, PAGES_NOT_FOUND, PAGES_RETRIED, PAGES_RETRIED_BY_KIND
 
 # Priority of a paged listing's next page. It is yielded before the page's models, as soon as its
@@ -149,7 +150,9 @@ class HubSpider(scrapy.Spider):
     def next_page(self, url: str, callback, **kwargs: Any) -> scrapy.Request:
         """:meth:`request` for a listing's next page, ahead of queued requests (``LISTING_PRIORITY``)."""
         kwargs.setdefault("priority", 0 if self.handoff else LISTING_PRIORITY)
-        return self.request(url, callback, **kwargs)
+        request = self.request(url, callback, **kwargs)
+        request.meta[NEXT_PAGE_META] = True
+        return request
 
     def json_page(self, response: Response, expect: type | tuple[type, ...] = (list, dict)) -> Any:
         """The decoded JSON body, or None for a malformed page (cut short, not JSON, or not of

@@ -1,0 +1,46 @@
+"""Spider middleware: a listing's next page is on its way before the page's models are processed.
+
+A paged listing yields its next page's request before the page's models
+(``HubSpider.next_page``), but yielding is not sending. Scrapy hands a callback's output to up to
+``CONCURRENT_ITEMS`` tasks, and the event loop runs every ready task before it turns to the
+engine's scheduling and the socket: the request went out only after the first hundred or more
+models had been through the pipelines (~0.1 s a page, measured with a replica serving each page in
+0.5 s: 10 pages took 6.6 s where 5.6 s were possible). Here the callback's output pauses for a few
+loop turns right after a next-page request, while nothing else is ready to run, so the request
+goes from the scheduler through the downloader to the socket first; then the models follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from scrapy import Request
+
+# Marks a listing's next-page request (set by ``HubSpider.next_page``).
+NEXT_PAGE_META = "ptm_next_page"
+# Loop turns from "yielded" to "written to the socket": scheduler, downloader middlewares, download
+# handler, connection, write (a turn with nothing else ready costs some 20 µs).
+TURNS = 12
+
+
+class NextPageFirstMiddleware:
+    async def process_spider_output_async(self, response: Any, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for output in result:
+            yield output
+            if isinstance(output, Request) and output.meta.get(NEXT_PAGE_META) and _in_asyncio_loop():
+                for _ in range(TURNS):
+                    await asyncio.sleep(0)
+
+    def process_spider_output(self, response: Any, result: Any, spider: Any = None) -> Any:
+        # Sync output from a sync-only middleware closer to the spider: passed on unchanged.
+        yield from result
+
+
+def _in_asyncio_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,91 @@
+"""A listing's next page goes out before the page's models are processed
+(ptmscrape/next_page_first.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from scrapy import Request
+
+from ptmscrape import settings as project
+from ptmscrape.next_page_first import NEXT_PAGE_META, TURNS, NextPageFirstMiddleware
+from spiders.huggingface import HuggingfaceSpider
+from tests.crawl import run_crawl
+from tests.helpers import make_spider
+from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
+
+
+async def _outputs(*outputs):
+    for output in outputs:
+        yield output
+
+
+def _run(outputs):
+    """The middleware's output, each with the loop turns counted by then."""
+
+    async def main():
+        turns = 0
+        done = False
+
+        async def count_turns():
+            nonlocal turns
+            while not done:
+                turns += 1
+                await asyncio.sleep(0)
+
+        counter = asyncio.ensure_future(count_turns())
+        await asyncio.sleep(0)
+        seen = []
+        async for output in NextPageFirstMiddleware().process_spider_output_async(None, _outputs(*outputs)):
+            seen.append((output, turns))
+        done = True
+        await counter
+        return seen
+
+    return asyncio.run(main())
+
+
+def test_the_loop_turns_after_a_next_page_request_before_the_models_follow():
+    nxt = Request("https://hub.example/api/models?cursor=2", meta={NEXT_PAGE_META: True})
+    seen = _run([nxt, {"id": 1}, {"id": 2}])
+    assert [o for o, _ in seen] == [nxt, {"id": 1}, {"id": 2}]  # order and outputs unchanged
+    (_, at_request), (_, at_first_model), (_, at_second_model) = seen
+    assert at_first_model - at_request >= TURNS
+    assert at_second_model == at_first_model  # models themselves are not slowed down
+
+
+def test_other_requests_and_items_pass_without_a_pause():
+    detail = Request("https://hub.example/api/models/o/m")
+    seen = _run([detail, {"id": 1}])
+    assert [o for o, _ in seen] == [detail, {"id": 1}]
+    assert seen[1][1] - seen[0][1] < TURNS
+
+
+def test_every_paged_spider_marks_its_next_page_and_every_crawl_has_the_middleware():
+    spider = make_spider(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": "https://hub.example"})
+    request = spider.next_page("https://hub.example/api/models?cursor=2", spider.parse_listing)
+    assert request.meta[NEXT_PAGE_META] is True
+    assert project.SPIDER_MIDDLEWARES.get("ptmscrape.next_page_first.NextPageFirstMiddleware")
+
+
+def _reached_after(tmp_path, name, spider_middlewares):
+    size, pages = 150, 4
+    with HuggingFaceReplica(synthetic_models(size * pages), None, repos=False) as hub:
+        hub.replica.delay = 0.2  # pages are served one at a time, each while the last is processed
+        extensions = {**project.EXTENSIONS, "tests.probes.NextPageProbe": 0}
+        result = run_crawl("huggingface", tmp_path / name, settings={
+            "PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": size, "PTM_CLONE": 0,
+            "EXTENSIONS": json.dumps(extensions), "SPIDER_MIDDLEWARES": json.dumps(spider_middlewares)})
+    assert len(result.items) == size * pages
+    return size, result.stats["test/next_page_reached_after"]
+
+
+def test_in_a_real_crawl_no_model_of_a_page_is_processed_before_its_next_page_is_requested(tmp_path):
+    size, reached = _reached_after(tmp_path, "with", project.SPIDER_MIDDLEWARES)
+    assert len(reached) == 3  # pages 2, 3 and 4
+    # The request for page k+1 reached the downloader before any model of page k left the pipelines.
+    assert all(count <= (k - 1) * size for k, count in enumerate(reached, start=1)), reached
+    # Without the middleware (the check above can fail): the first models of the page went first.
+    size, reached = _reached_after(tmp_path, "without", {})
+    assert any(count > (k - 1) * size for k, count in enumerate(reached, start=1)), reached
