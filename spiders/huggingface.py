@@ -37,6 +37,7 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
         self.search = search
         self.author = author
         self.models = [m.strip() for m in (models or "").split(",") if m.strip()]
+        self.last_page_listed_models = True
 
     @property
     def auth_host(self) -> str:
@@ -63,16 +64,23 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
         return f"{self.base_url}/api/models?{urlencode(params)}"
 
     def parse_listing(self, response):
+        # The next page first: it downloads while this page's models are processed. Its URL is in
+        # the Link header, so with no limit to count against it is asked for before this page is
+        # even decoded; unless the last page was empty (a hub sending empty pages with next links
+        # is then followed one page at a time, and stops at the first empty page).
+        url = next_link(response.headers.get("Link"))
+        # With history calls queued, the listing must not run ahead of them (they would pile up in
+        # the scheduler): the next page keeps the ordinary priority then.
+        priority = {"priority": 0} if self.history_kinds else {}
+        early = url is not None and self.limit is None and self.last_page_listed_models
+        if early:
+            yield self.next_page(response.urljoin(url), self.parse_listing, **priority)
         page = self.json_array_page(response)
         if page is None:
             return
-        # The next page first: it downloads while this page's models are processed.
-        url = next_link(response.headers.get("Link"))
-        if url and page and self.more_wanted(len(page)):
-            # With history calls queued, the listing must not run ahead of them (they would pile
-            # up in the scheduler): the next page keeps the ordinary priority then.
-            yield self.next_page(response.urljoin(url), self.parse_listing,
-                                 **({"priority": 0} if self.history_kinds else {}))
+        self.last_page_listed_models = bool(page)
+        if url and page and not early and self.more_wanted(len(page)):
+            yield self.next_page(response.urljoin(url), self.parse_listing, **priority)
         for model, served in page:
             if self.limit_reached:
                 return

@@ -144,3 +144,33 @@ def test_with_history_the_next_page_keeps_the_ordinary_priority():
     spider = make_spider(history="refs")
     out = list(spider.parse_listing(page(f"{BASE}/api/models", fixture_models(), link=f"{BASE}/next")))
     assert out[0].url == f"{BASE}/next" and out[0].priority == 0
+
+
+def test_without_a_limit_the_next_page_is_asked_for_before_the_page_is_decoded():
+    spider = make_spider()
+    url, nxt = f"{BASE}/api/models?limit=2", f"{BASE}/api/models?cursor=abc"
+    cut_short = text_response(url, '[{"id": "o/a", "_id": "1"}, {"id": ', headers={"Link": f'<{nxt}>; rel="next"'})
+    out = list(spider.parse_listing(cut_short))
+    assert [o.url for o in out] == [nxt]  # the page itself is fetched again or reported
+    assert out[0].priority == LISTING_PRIORITY
+
+
+def test_empty_pages_with_next_links_end_the_listing():
+    spider = make_spider()
+    links = [f"{BASE}/api/models?cursor={c}" for c in "abc"]
+    listed = page(f"{BASE}/api/models", fixture_models()[:2], link=links[0])
+    empty = [page(links[0], [], link=links[1]), page(links[1], [], link=links[2])]
+    assert [o.url for o in spider.parse_listing(listed) if isinstance(o, Request)] == [links[0]]
+    # Asked for before the first empty page was decoded; after it, no page is asked for early.
+    assert [o.url for o in spider.parse_listing(empty[0])] == [links[1]]
+    assert list(spider.parse_listing(empty[1])) == []
+
+
+def test_with_a_limit_the_next_page_waits_for_the_count():
+    spider = make_spider(limit="3")
+    models = fixture_models()[:2]
+    out = list(spider.parse_listing(page(f"{BASE}/api/models?limit=3", models, link=f"{BASE}/api/models?cursor=x")))
+    assert isinstance(out[0], Request)  # still first: 2 listed, 1 more wanted
+    out = list(make_spider(limit="2").parse_listing(
+        page(f"{BASE}/api/models?limit=2", models, link=f"{BASE}/api/models?cursor=x")))
+    assert [o for o in out if isinstance(o, Request)] == []  # the page reaches the limit: no next page
