@@ -26,16 +26,12 @@ TURNS = 12
 
 
 class NextPageFirstMiddleware:
-    async def process_spider_output_async(self, response: Any, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def process_spider_output(self, response: Any, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         async for output in result:
             yield output
             if isinstance(output, Request) and output.meta.get(NEXT_PAGE_META) and _in_asyncio_loop():
                 for _ in range(TURNS):
                     await asyncio.sleep(0)
-
-    def process_spider_output(self, response: Any, result: Any, spider: Any = None) -> Any:
-        # Sync output from a sync-only middleware closer to the spider: passed on unchanged.
-        yield from result
 
 
 def _in_asyncio_loop() -> bool:

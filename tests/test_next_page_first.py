@@ -37,7 +37,7 @@ def _run(outputs):
         counter = asyncio.ensure_future(count_turns())
         await asyncio.sleep(0)
         seen = []
-        async for output in NextPageFirstMiddleware().process_spider_output_async(None, _outputs(*outputs)):
+        async for output in NextPageFirstMiddleware().process_spider_output(None, _outputs(*outputs)):
             seen.append((output, turns))
         done = True
         await counter
