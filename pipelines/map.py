@@ -7,7 +7,6 @@ stage then refuses the URL: "credentials in the URL are not accepted").
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from scrapy.exceptions import DropItem
@@ -15,6 +14,7 @@ from scrapy.exceptions import DropItem
 from ptmscrape import signals as ptm_signals
 from ptmscrape.gitrepo import without_credentials
 from ptmscrape.items import PTMRecord, RawModelItem, printable
+from ptmscrape.loop_turns import loop_turns
 from ptmscrape.mappers import mapper_for
 from ptmscrape.mappers.common import MappingError
 from ptmscrape.stats import MAP_FAILED, MAP_MAPPED
@@ -48,8 +48,8 @@ class MapPipeline:
         if not isinstance(item, RawModelItem):
             return item
         self._models += 1
-        if self._models % LOOP_TURN_EVERY == 0 and _in_asyncio_loop():
-            await asyncio.sleep(0)
+        if self._models % LOOP_TURN_EVERY == 0:
+            await loop_turns()
         try:
             mapper = self.mappers.get(item.hub) or self.mappers.setdefault(item.hub, mapper_for(item.hub))
             record = PTMRecord(mapper(item))
@@ -73,11 +73,3 @@ class MapPipeline:
 def _label(item: RawModelItem) -> str:
     """How an error names the model (escaped: built only when there is an error to report)."""
     return printable(f"{item.hub}:{item.model_id}")
-
-
-def _in_asyncio_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # driven by Twisted without asyncio (tests calling a stage directly)
-        return False
-    return True

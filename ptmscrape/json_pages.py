@@ -28,15 +28,15 @@ def array_elements(body: bytes) -> list[tuple[Any, str]]:
     """``(element, its JSON text)`` for each element of the JSON array ``body``.
 
     Raises ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``) for a body that is
-    not one well-formed JSON array, as ``json.loads`` would; ``TypeError`` if it is JSON but not
-    an array.
+    not one well-formed JSON array, as ``json.loads`` would; ``TypeError`` naming the type (``a dict``)
+    if it is JSON but not an array.
     """
     text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads decodes bytes
     scan, skip = _SCAN, _after_space
     at = skip(text, 0)
     if not text.startswith("[", at):
-        json.loads(text)  # the error json.loads gives, or a value that is not an array
-        raise TypeError("not a JSON array")
+        value = json.loads(text)  # the error json.loads gives, or a value that is not an array
+        raise TypeError(f"a {type(value).__name__}")
     at = skip(text, at + 1)
     elements: list[tuple[Any, str]] = []
     if text.startswith("]", at):

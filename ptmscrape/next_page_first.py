@@ -12,11 +12,12 @@ goes from the scheduler through the downloader to the socket first; then the mod
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 from scrapy import Request
+
+from ptmscrape.loop_turns import loop_turns
 
 # Marks a listing's next-page request (set by ``HubSpider.next_page``).
 NEXT_PAGE_META = "ptm_next_page"
@@ -29,14 +30,5 @@ class NextPageFirstMiddleware:
     async def process_spider_output(self, response: Any, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         async for output in result:
             yield output
-            if isinstance(output, Request) and output.meta.get(NEXT_PAGE_META) and _in_asyncio_loop():
-                for _ in range(TURNS):
-                    await asyncio.sleep(0)
-
-
-def _in_asyncio_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+            if isinstance(output, Request) and output.meta.get(NEXT_PAGE_META):
+                await loop_turns(TURNS)

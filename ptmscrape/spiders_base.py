@@ -172,8 +172,8 @@ class HubSpider(scrapy.Spider):
             return array_elements(response.body)
         except ValueError as exc:
             self.page_malformed(response, "malformed JSON", f"{exc.__class__.__name__}: {exc}")
-        except TypeError:
-            self.page_malformed(response, "unexpected JSON", f"a {type(json.loads(response.body)).__name__}")
+        except TypeError as exc:
+            self.page_malformed(response, "unexpected JSON", str(exc))
         return None
 
     def html_page(self, response: Response, complete: str = "</html>") -> Response | None:
