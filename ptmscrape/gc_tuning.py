@@ -57,3 +57,12 @@ class GcTuning:
         if cls.running == 0:
             gc.set_threshold(*cls.saved)
             gc.unfreeze()
+
+
+def freeze_before_exit() -> None:
+    """For a command about to end its process: freeze every object, so that the collections
+    Python runs while shutting down skip them (they traversed everything Scrapy, Twisted and the
+    project had loaded: ~0.3 s after every crawl on the bench machine, a tenth of a small crawl's
+    time). Objects are still freed by reference counting; only cyclic garbage left at exit is not
+    collected, and nothing here relies on the collector to close a file."""
+    gc.freeze()

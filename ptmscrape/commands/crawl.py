@@ -26,6 +26,7 @@ from twisted.internet.defer import Deferred
 
 import ptmscrape.settings as project_settings
 from ptmscrape.checks import BadInput, check_data_dir, check_typed_settings
+from ptmscrape.gc_tuning import freeze_before_exit
 from ptmscrape.stats import VERDICT_EXIT_STATUS
 from ptmscrape.verdict import BAD_INPUT, FAILED
 
@@ -65,6 +66,7 @@ class Command(ScrapyCrawlCommand):
             assert isinstance(started, Deferred)  # CrawlerProcess; AsyncCrawlerProcess gives a Task
             started.addErrback(lambda failure: errors.append(failure.value))
         self.crawler_process.start()
+        freeze_before_exit()
         if errors:
             if isinstance(errors[0], BadInput):
                 fail(args[0], errors[0], self.settings.get("LOG_FILE"))
