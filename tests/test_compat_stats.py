@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 import scrapy
+from scrapy.exceptions import ScrapyDeprecationWarning
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
 
@@ -34,8 +37,12 @@ def _exercise(stats) -> dict:
 
 
 def test_counts_what_scrapys_memory_collector_counts():
-    ours = _exercise(StatsCollector(get_crawler(_Spider)))
-    scrapys = _exercise(MemoryStatsCollector(get_crawler(_Spider)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ours accepts the old spider argument without a warning
+        ours = _exercise(StatsCollector(get_crawler(_Spider)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScrapyDeprecationWarning)  # Scrapy's warns about it
+        scrapys = _exercise(MemoryStatsCollector(get_crawler(_Spider)))
     assert ours == scrapys
     assert ours["stats"]["a"] == 3 and ours["stats"]["b"] == 11 and ours["stats"]["lo"] == 3
 
