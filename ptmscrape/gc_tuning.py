@@ -8,6 +8,9 @@ start-up are frozen (``gc.freeze()``: never traversed again) and the young-gener
 raised; when the last crawl of the process stops both are undone, so a process that runs crawls
 (tests, several crawlers) gets its collector back as it was. Cyclic garbage is still collected,
 less often.
+
+And once a crawl command's crawl is over, :func:`freeze_before_exit` keeps Python's collections
+at shutdown off everything the process loaded.
 """
 
 from __future__ import annotations
