@@ -36,7 +36,7 @@ class ClonePipeline:
         settings = crawler.settings
         self.crawler = crawler
         self.stats = crawler.stats
-        self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
+        self._count = crawler.stats.inc_value  # bound once (Scrapy's own STATS_CLASS wraps each read)
         self.enabled = settings.getbool("PTM_CLONE")
         self.cloner = Cloner(DatasetTree.from_crawler(crawler), Git(GitPolicy.from_settings(settings)),
                              concurrency=settings.getint("PTM_CLONE_CONCURRENCY"), stats=crawler.stats)

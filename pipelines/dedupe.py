@@ -37,7 +37,7 @@ class StoredBeforeResume(DropItem):
 class DedupePipeline:
     def __init__(self, crawler):
         self.stats = crawler.stats
-        self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
+        self._count = crawler.stats.inc_value  # bound once (Scrapy's own STATS_CLASS wraps each read)
         self.seen = IdSet()  # a million ids in 9 MB (a set: 60 MB)
         self.shared = distributed.shared_seen_set(crawler)
         self.settings = crawler.settings

@@ -36,7 +36,7 @@ class MapPipeline:
     def __init__(self, crawler):
         self.stats = crawler.stats
         self._signal = crawler.signals.send_catch_log
-        self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
+        self._count = crawler.stats.inc_value  # bound once (Scrapy's own STATS_CLASS wraps each read)
         self.mappers: dict[str, object] = {}  # hub -> map_raw (import once, not once per model)
         self._models = 0
 

@@ -57,7 +57,7 @@ class StorePipeline:
     def __init__(self, crawler):
         self.crawler = crawler
         self.stats = crawler.stats
-        self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
+        self._count = crawler.stats.inc_value  # bound once (Scrapy's own STATS_CLASS wraps each read)
         self.tree = DatasetTree.from_crawler(crawler)
         self.writer: SnapshotWriter | None = None
         self.payloads: PayloadWriter | None = None

@@ -23,7 +23,7 @@ class InvalidRecord(DropItem):
 class ValidatePipeline:
     def __init__(self, crawler):
         self.stats = crawler.stats
-        self._count = crawler.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
+        self._count = crawler.stats.inc_value  # bound once (Scrapy's own STATS_CLASS wraps each read)
         self.schema = load_schema()
         self._validator = None
         # use_formats=False: "format" is an annotation only, as in jsonschema's default.

@@ -91,7 +91,7 @@ class Cloner:
         self.git = git
         self.concurrency = max(1, concurrency)
         self.stats = stats if stats is not None else Counters()
-        self._count = self.stats.inc_value  # bound once: Scrapy's stats wrap every attribute read
+        self._count = self.stats.inc_value  # bound once (Scrapy's own STATS_CLASS wraps each read)
         self.executor: ThreadPoolExecutor | None = None
         # URL -> result: in-flight futures are shared; finished results are remembered (LRU) so a
         # repository used by many models is fetched once per run, in bounded memory. Loop thread only.
