@@ -1,10 +1,15 @@
 """Fixes for upstream libraries that do not work as released on the Scrapy we use, in one place.
 
 One module per library, imported only when its feature is on, so a plain crawl never loads it
-(except ``stats.py``, which every crawl uses):
+(except the three for Scrapy itself, which every crawl uses; each cost tens of µs a model in a
+metadata crawl, bench/RESULTS.md):
 
 * ``stats.py``: Scrapy 2.19's own ``StatsCollector``, whose per-attribute deprecation check cost
-  ~60 µs a model in a metadata crawl; named by ``STATS_CLASS`` in ``settings.py``.
+  ~60 µs a model; named by ``STATS_CLASS`` in ``settings.py``.
+* ``signals.py``: Scrapy 2.19's signal dispatch, an asyncio task per receiver (``item_scraped``: two
+  a model); the ``InlineSignalDispatch`` extension in ``EXTENSIONS``.
+* ``itemproc.py``: Scrapy 2.19's item pipeline chain, which names every stage for every item;
+  ``ITEM_PROCESSOR``.
 
 * ``splash.py``: scrapy-splash 0.11.1 (fixes 1–8 in its docstring); loaded when ``SPLASH_URL`` is
   set (``ptmscrape.rendering`` decides).
