@@ -113,3 +113,22 @@ def test_records_and_payloads_with_a_lone_surrogate_are_stored_as_valid_utf8(tmp
     raw.decode("utf-8")  # strict: valid UTF-8
     assert [r["ModelName"] for r in read_jsonl(writer.path)] == ["a\ud800b", "é"]
     assert compact_json({"a": "é"}) == '{"a":"é"}'  # unescaped when it can be
+
+
+def test_record_lines_are_the_compact_json_of_the_record():
+    from ptmscrape.dataset.jsonl import compact_json, record_json
+    from ptmscrape.items import PTMRecord, RawModelItem
+    from ptmscrape.mappers.huggingface import map_raw
+    from tests.replicas.huggingface import fixture_models, synthetic_models
+
+    records = [PTMRecord(map_raw(RawModelItem("huggingface", str(m.get("id")), "http://x", m,
+                                              {"base_url": "http://127.0.0.1:1"})))
+               for m in fixture_models() + synthetic_models(50)]
+    odd_text = "".join(chr(c) for c in range(0x800)) + "\u2028\u2029\ufeff😀"
+    records.append(PTMRecord({"id": 3, "ModelName": odd_text, "Tags": [odd_text], "Gated": False, "Likes": 0}))
+    for record in records:
+        assert record_json(record) == compact_json(record).encode()
+    # What orjson does not write as json does goes through compact_json.
+    for special in ({"id": 2**70}, {"id": 1, 5: "int key"}, {"id": 1, "ModelName": "a\ud800b"}):
+        assert record_json(special) == compact_json(special).encode()
+        assert json.loads(record_json(special)) == json.loads(compact_json(special))

@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonlines
 
-from ptmscrape.dataset.jsonl import OWN_LINE, compact_json, complete_lines, json_object
+from ptmscrape.dataset.jsonl import OWN_LINE, compact_json, complete_lines, json_object, record_json
 from ptmscrape.dataset.paths import records_file, segment, snapshot_file
 from ptmscrape.dataset.tree import DatasetTree, file_mode, remove_stale_temp_files, unlink_quietly
 from ptmscrape.idset import IdSet
@@ -34,7 +34,7 @@ class SnapshotWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         pending_marker(self.path).touch()
         # flush=True: each line leaves the buffer whole, in one write() for lines under 8 KiB.
-        self._writer = jsonlines.Writer(open(self.path, "ab"), dumps=compact_json, flush=True)
+        self._writer = jsonlines.Writer(open(self.path, "ab"), dumps=record_json, flush=True)
 
     def write(self, record: dict[str, Any]) -> None:
         self._writer.write(record)
