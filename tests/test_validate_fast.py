@@ -59,3 +59,23 @@ def test_fast_path_agrees_with_jsonschema_on_every_variant(pipeline):
         assert got == expected, record
         verdicts[got] += 1
     assert verdicts[True] > 20 and verdicts[False] > 100  # both sides really exercised
+
+
+def test_the_quick_check_is_never_looser_than_jsonschema_and_clears_mapped_records():
+    from ptmscrape.quick_check import compile_quick_check
+
+    schema = load_schema()
+    authority, quick = Draft202012Validator(schema), compile_quick_check(schema)
+    records = _records()
+    extra = {"ModelPaperDOIs": ["a", "a"], "Downloads": 1.0, "Tags": ["a", 1], "CloneStatus": "failed: \n",
+             "LatestGitCommitSHA": "0" * 40 + "\n", "ModelName": "", "SchemaVersion": "1.1.1", "id": 0,
+             "ModelHub": None, "Datasets": [{"DatasetName": "d"}], "Metrics": {"top1": 1}, "Opset": 0}
+    records += [{**records[0], key: value} for key, value in extra.items()]
+    cleared = [r for r in records if quick(r)]
+    assert all(authority.is_valid(r) for r in cleared)
+    assert records[0] in cleared and 20 < len(cleared) < len(records)
+    # Valid, but not what it can vouch for: left to the next checker.
+    assert authority.is_valid({**records[0], "Downloads": 1.0}) and not quick({**records[0], "Downloads": 1.0})
+    hub_records = [map_raw(RawModelItem("huggingface", m["id"], "http://x", m, {"base_url": "http://127.0.0.1:1"}))
+                   for m in synthetic_models(200)]
+    assert all(quick(r) for r in hub_records)
