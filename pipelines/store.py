@@ -13,7 +13,7 @@
 
 Models of ``<hub>.jsonl`` this crawl did not see are reported by an extension
 (``ptmscrape/removed.py``), to which this stage signals the snapshot it writes
-(``ptmscrape.signals.snapshot_opened``).
+(``ptmscrape.signals.snapshot_opened``) and what the merge found (``records_merged``).
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ class StorePipeline:
             # our snapshot so far as "interrupted"; merge it again for the records written since.
             snapshots.append(self.writer.path)
         counts = merge_records(self.tree, self.hub, snapshots)
+        self.crawler.signals.send_catch_log(ptm_signals.records_merged, snapshots=snapshots, carried=counts["carried"])
         self.stats.set_value(STORE_DATASET_RECORDS, counts["records"])
         self.stats.set_value(STORE_NOT_SEEN_THIS_CRAWL, counts["carried"])
         logger.info("%s now holds %d models (%d not seen in this crawl)",

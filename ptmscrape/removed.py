@@ -101,11 +101,13 @@ class RemovedModelsReport:
         self.failed_pages = 0
         self.unmapped = 0
         self.dropped_ids: set[int] = set()  # listed, but dropped before the store (e.g. invalid)
+        self.merged: tuple[frozenset[Path], int] | None = None  # (snapshots, carried): records_merged
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RemovedModelsReport:
         ext = cls(crawler)
         crawler.signals.connect(ext.snapshot_opened, signal=ptm_signals.snapshot_opened)
+        crawler.signals.connect(ext.records_merged, signal=ptm_signals.records_merged)
         crawler.signals.connect(ext.page_failed, signal=ptm_signals.page_failed)
         crawler.signals.connect(ext.model_unmapped, signal=ptm_signals.model_unmapped)
         crawler.signals.connect(ext.item_dropped, signal=signals.item_dropped)
@@ -115,6 +117,9 @@ class RemovedModelsReport:
 
     def snapshot_opened(self, tree: DatasetTree, hub: str, stamp: str, snapshot: Path) -> None:
         self.opened = OpenedSnapshot(tree, hub, stamp, snapshot)
+
+    def records_merged(self, snapshots: list[Path], carried: int) -> None:
+        self.merged = (frozenset(snapshots), carried)
 
     def page_failed(self, kind: str) -> None:
         self.failed_pages += 1
@@ -136,7 +141,12 @@ class RemovedModelsReport:
             logger.info("Models not seen in this crawl are not reported as removed: %s", incomplete)
             return
         crawl_snapshots = jobdir.snapshots(settings) or [opened.snapshot]
-        gone = not_seen(opened.tree, opened.hub, crawl_snapshots, also_seen=self.dropped_ids)
+        if self.merged and self.merged[1] == 0 and self.merged[0] <= set(crawl_snapshots):
+            # The merge kept no model outside this crawl's snapshots: <hub>.jsonl holds only models
+            # this crawl saw (a first crawl, a re-crawl of an unchanged hub), and need not be read.
+            gone = []
+        else:
+            gone = not_seen(opened.tree, opened.hub, crawl_snapshots, also_seen=self.dropped_ids)
         self.crawler.stats.set_value(STORE_REMOVED, len(gone))
         if not gone:
             return

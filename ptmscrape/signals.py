@@ -9,6 +9,10 @@ snapshot_opened = object()
 """The store stage opened this crawl's snapshot. Arguments: ``tree`` (the ``DatasetTree``),
 ``hub``, ``stamp`` (of this crawl's files) and ``snapshot`` (the snapshot's ``Path``)."""
 
+records_merged = object()
+"""The store stage merged snapshots into ``<hub>.jsonl`` as the crawl closed. Arguments:
+``snapshots`` (their ``Path``s) and ``carried`` (how many models of the file none of them holds)."""
+
 page_failed = object()
 """A page was lost for good (failed to download, or still malformed after its retries, or a
 truncated listing): the models it lists may be missing from this crawl. Argument: ``kind``."""

@@ -180,3 +180,19 @@ def test_removed_models_report_is_fed_by_signals_not_by_other_stages_stats(tmp_p
     lines = report.read_text().splitlines()
     assert lines[0].startswith("model\t") and len(lines) == 2  # no "could not be mapped" note
     assert lines[1].split("\t")[1] == str(mapped(crawler, models[2])["id"])
+
+
+def test_removed_models_report_reads_the_records_file_only_when_the_merge_kept_unseen_models(
+        tmp_path, monkeypatch):
+    import ptmscrape.removed as removed
+
+    reads = []
+    real = removed.not_seen
+    monkeypatch.setattr(removed, "not_seen", lambda *a, **k: reads.append(a[1]) or real(*a, **k))
+    models = fixture_models()[:3]
+    assert store_crawl(tmp_path, models).stats.get_value("ptm/store/removed") == 0  # first crawl
+    assert store_crawl(tmp_path, models).stats.get_value("ptm/store/removed") == 0  # same models again
+    assert reads == []
+    crawler = store_crawl(tmp_path, models[1:])  # one model no longer listed: the merge carried it
+    assert reads == ["huggingface"]
+    assert crawler.stats.get_value("ptm/store/removed") == 1
