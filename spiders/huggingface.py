@@ -16,13 +16,17 @@ not that model, the legacy body is yielded as it is.
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urljoin
 
 import scrapy
+from scrapy import signals
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from ptmscrape.history.spider import HistoryMixin
 from ptmscrape.spiders_base import HubSpider, next_link
+
+# Set on a listing page's request once its next page was asked for (at the page's headers).
+NEXT_PAGE_ASKED = "ptm_next_page_asked"
 
 
 class HuggingfaceSpider(HistoryMixin, HubSpider):
@@ -30,6 +34,12 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
     base_url_setting = "PTM_HUGGINGFACE_URL"
     auth_token_env = "HF_TOKEN"
     full_crawl_arguments = frozenset({"sort", "history"})
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.listing_headers_received, signal=signals.headers_received)
+        return spider
 
     def __init__(self, *args, sort="downloads", search=None, author=None, models=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,24 +73,45 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
             params += [("full", "true"), ("config", "true"), ("cardData", "true")]
         return f"{self.base_url}/api/models?{urlencode(params)}"
 
-    def parse_listing(self, response):
-        # The next page first: it downloads while this page's models are processed. Its URL is in
-        # the Link header, so with no limit to count against it is asked for before this page is
-        # even decoded; unless the last page was empty (a hub sending empty pages with next links
-        # is then followed one page at a time, and stops at the first empty page).
-        url = next_link(response.headers.get("Link"))
+    def early_next_page(self, page_url: str, next_url: str | None) -> scrapy.Request | None:
+        """The next page, asked for before this page is decoded: its URL is in the Link header, so
+        with no limit to count against it downloads while this page's models are processed; unless
+        the last page was empty (a hub sending empty pages with next links is then followed one
+        page at a time, and stops at the first empty page)."""
+        if next_url is None or self.limit is not None or not self.last_page_listed_models:
+            return None
+        return self.next_page(urljoin(page_url, next_url), self.parse_listing, **self.listing_priority)
+
+    @property
+    def listing_priority(self) -> dict:
         # With history calls queued, the listing must not run ahead of them (they would pile up in
         # the scheduler): the next page keeps the ordinary priority then.
-        priority = {"priority": 0} if self.history_kinds else {}
-        early = url is not None and self.limit is None and self.last_page_listed_models
-        if early:
-            yield self.next_page(response.urljoin(url), self.parse_listing, **priority)
+        return {"priority": 0} if self.history_kinds else {}
+
+    def listing_headers_received(self, headers, request):
+        """A listing page's next page is asked for as soon as the page's headers arrive, while its
+        body (~2 MB for 1,000 models) still downloads."""
+        if request.callback != self.parse_listing or request.meta.get(NEXT_PAGE_ASKED):
+            return
+        following = self.early_next_page(request.url, next_link(headers.get("Link")))
+        if following is not None:
+            request.meta[NEXT_PAGE_ASKED] = True  # also on a retry of this page (a copy)
+            self.crawler.engine.crawl(following)
+
+    def parse_listing(self, response):
+        url = next_link(response.headers.get("Link"))
+        asked = response.meta.get(NEXT_PAGE_ASKED)  # when its headers arrived
+        if not asked:
+            early = self.early_next_page(response.url, url)
+            if early is not None:
+                asked = True
+                yield early
         page = self.json_array_page(response)
         if page is None:
             return
         self.last_page_listed_models = bool(page)
-        if url and page and not early and self.more_wanted(len(page)):
-            yield self.next_page(response.urljoin(url), self.parse_listing, **priority)
+        if url and page and not asked and self.more_wanted(len(page)):
+            yield self.next_page(response.urljoin(url), self.parse_listing, **self.listing_priority)
         for model, served in page:
             if self.limit_reached:
                 return

@@ -28,3 +28,21 @@ class NextPageProbe:
 
     def closed(self, spider, reason):
         self.stats.set_value("test/next_page_reached_after", self.seen)
+
+
+class NextPageAtCallbackOnly:
+    """Hugging Face asks for a listing's next page when the page's headers arrive, before its
+    callback runs (``HuggingfaceSpider.listing_headers_received``). This probe turns that off, so a
+    test sees what the callback's next-page request alone does (``tests/test_next_page_first.py``)."""
+
+    def __init__(self, crawler):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        probe = cls(crawler)
+        crawler.signals.connect(probe.opened, signal=signals.spider_opened)
+        return probe
+
+    def opened(self, spider):
+        self.crawler.signals.disconnect(spider.listing_headers_received, signal=signals.headers_received)

@@ -73,7 +73,8 @@ def _reached_after(tmp_path, name, spider_middlewares):
     size, pages = 150, 4
     with HuggingFaceReplica(synthetic_models(size * pages), None, repos=False) as hub:
         hub.replica.delay = 0.2  # pages are served one at a time, each while the last is processed
-        extensions = {**project.EXTENSIONS, "tests.probes.NextPageProbe": 0}
+        # The callback's next-page request only, not the one asked for at the page's headers.
+        extensions = {**project.EXTENSIONS, "tests.probes.NextPageProbe": 0, "tests.probes.NextPageAtCallbackOnly": 0}
         result = run_crawl("huggingface", tmp_path / name, settings={
             "PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": size, "PTM_CLONE": 0,
             "EXTENSIONS": json.dumps(extensions), "SPIDER_MIDDLEWARES": json.dumps(spider_middlewares)})
@@ -89,3 +90,29 @@ def test_in_a_real_crawl_no_model_of_a_page_is_processed_before_its_next_page_is
     # Without the middleware (the check above can fail): the first models of the page went first.
     size, reached = _reached_after(tmp_path, "without", {})
     assert any(count > (k - 1) * size for k, count in enumerate(reached, start=1)), reached
+
+
+def test_hugging_face_asks_for_the_next_page_when_a_page_s_headers_arrive_not_its_body(tmp_path):
+    import dataclasses
+    import time
+
+    size, pages, body_delay = 50, 3, 1.0
+    arrivals: list[float] = []
+
+    def slow_bodies(incoming, answer):
+        reply = answer()
+        if incoming.path.endswith("/api/models"):
+            arrivals.append(time.monotonic())
+            return dataclasses.replace(reply, body_delay=body_delay)
+        return reply
+
+    with HuggingFaceReplica(synthetic_models(size * pages), None, repos=False) as hub:
+        hub.replica.interceptors.append(slow_bodies)
+        result = run_crawl("huggingface", tmp_path, settings={
+            "PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": size, "PTM_CLONE": 0})
+    assert len(result.items) == size * pages and len({item["id"] for item in result.items}) == size * pages
+    assert len(arrivals) == pages
+    # Each next page was asked for while the body of the page before was still on its way.
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    assert all(gap < body_delay / 2 for gap in gaps), gaps
+    assert result.stats.get("dupefilter/filtered") is None  # and only once

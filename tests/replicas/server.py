@@ -38,6 +38,8 @@ class Reply:
     # (-1: not even the status line), hold the connection ``stall`` seconds, then drop it.
     cut: int | None = None
     stall: float = 0.0
+    # A slow body: the status line and headers go out at once, the body this many seconds later.
+    body_delay: float = 0.0
 
     @classmethod
     def json(cls, obj, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -151,6 +153,9 @@ class Replica:
             h.send_header(key, value)
         h.send_header("Content-Length", str(len(reply.body)))
         h.end_headers()
+        if reply.body_delay:
+            h.wfile.flush()
+            self.stopping.wait(reply.body_delay)
         if h.command != "HEAD":
             h.wfile.write(reply.body if reply.cut is None else reply.body[:reply.cut])
         if reply.cut is not None:
