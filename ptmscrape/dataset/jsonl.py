@@ -29,6 +29,7 @@ def compact_json(obj: Any) -> str:
             return _COMPACT_ASCII.encode(obj)
     return text
 
+
 def record_json(record: dict[str, Any]) -> bytes:
     """``compact_json(record)``, UTF-8 encoded, three times faster: orjson writes the JSON types a
     record holds (objects, arrays, strings, integers, booleans, null) as json does, byte for byte.
@@ -39,6 +40,7 @@ def record_json(record: dict[str, Any]) -> bytes:
         return orjson.dumps(record)
     except orjson.JSONEncodeError:
         return compact_json(record).encode()
+
 
 # A whole line as this module writes records: compact JSON, "id" first. Such lines are copied
 # as they are; re-encoding a million of them would give the same bytes, at 20 µs a line.
