@@ -1,6 +1,6 @@
 """A first, cheaper check of records against the record schema: says "valid" or "not sure".
 
-The validate stage asks three checkers in turn (``pipelines/validate.py``): this one (~6 µs a
+The validate stage asks three checkers in turn (``pipelines/validate.py``): this one (~14 µs a
 Hugging Face record), then fastjsonschema's compiled validator (~20 µs), then jsonschema, which
 words the error. A record this check calls valid is valid: it looks at the exact Python type of
 each value (``type(v) in allowed``: a bool is no integer, a float no integer even if whole, a

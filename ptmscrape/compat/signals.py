@@ -4,8 +4,8 @@
 and the engine's signals) wraps every receiver in a coroutine and ``asyncio.gather``s them: each
 receiver becomes a task that runs on a later turn of the event loop, even a plain function such as
 ``CoreStats.item_scraped`` or ``FeedExporter.item_scraped``. For ``item_scraped`` that is two tasks,
-a gather future and a loop turn for every model: ~55 µs a dispatch against ~12 µs for calling the
-two receivers (``bench/RESULTS.md``, fourth round).
+a gather future and a loop turn for every model: 66–72 µs a dispatch against 11–15 µs for calling
+the two receivers (``bench/RESULTS.md``, fourth round).
 
 :class:`InlineSignalDispatch` (an extension, ``EXTENSIONS`` in ``settings.py``) gives its crawler's
 ``SignalManager`` a ``send_catch_log_async`` that calls the receivers in order, as Scrapy's
