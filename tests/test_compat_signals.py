@@ -11,7 +11,14 @@ from scrapy.exceptions import ScrapyDeprecationWarning
 from scrapy.signalmanager import SignalManager
 from twisted.internet.defer import succeed
 
-from ptmscrape.compat.signals import InlineSignalDispatch, send_catch_log_async
+import functools
+import gc
+
+from pydispatch import dispatcher
+from pydispatch.dispatcher import getAllReceivers, liveReceivers
+from pydispatch.robustapply import robustApply
+
+from ptmscrape.compat.signals import InlineSignalDispatch, apply, receivers_of, send_catch_log_async
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import project_crawler
 
@@ -132,3 +139,89 @@ def test_the_project_dispatches_signals_with_it():
     assert any(isinstance(ext, InlineSignalDispatch) for ext in crawler.extensions.middlewares)
     assert crawler.signals.send_catch_log_async.func is send_catch_log_async
     assert crawler.signals.send_catch_log_async.args == (crawler.signals,)
+
+
+class _Receiver:
+    def method(self, item, spider):
+        return ("method", item, spider)
+
+    def everything(self, item, **rest):
+        return ("everything", item, sorted(rest))
+
+    def keyword_only(self, item, *, spider=None):
+        return ("keyword_only", item, spider)
+
+    @staticmethod
+    def static(signal, item):
+        return ("static", signal is SIGNAL, item)
+
+    def __call__(self, item, response=None):
+        return ("call", item, response)
+
+
+def test_receivers_are_called_with_what_robustapply_passes():
+    receiver = _Receiver()
+
+    def function(item, response, spider=None):
+        return ("function", item, response, spider)
+
+    def takes_none():
+        return "none"
+
+    callables = [receiver.method, receiver.everything, receiver.keyword_only, _Receiver.static, receiver,
+                 function, takes_none, functools.partial(function, response="partial"), len]
+    arguments = {"signal": SIGNAL, "sender": "sender", "item": "m1", "response": "r", "spider": "s"}
+    for each in callables * 2:  # the second round with what the first one worked out
+        try:
+            expected = robustApply(each, **arguments)
+        except Exception as exc:
+            expected = type(exc)
+        try:
+            got = apply(each, dict(arguments))
+        except Exception as exc:
+            got = type(exc)
+        assert got == expected, each
+    assert apply(receiver.method, arguments) == ("method", "m1", "s")
+
+
+def _pydispatch_receivers(manager, signal=SIGNAL):
+    return list(liveReceivers(getAllReceivers(manager.sender, signal)))
+
+
+def test_receivers_are_those_pydispatcher_finds_in_its_order():
+    manager = SignalManager(object())
+    held = [_Receiver() for _ in range(4)]
+    assert list(receivers_of(manager.sender, SIGNAL)) == _pydispatch_receivers(manager) == []
+    for each in held:
+        manager.connect(each.method, signal=SIGNAL)
+    manager.connect(held[0].method, signal=SIGNAL)  # connected again: moves to the end
+    assert list(receivers_of(manager.sender, SIGNAL)) == _pydispatch_receivers(manager)
+    assert [r.__self__ for r in receivers_of(manager.sender, SIGNAL)] == held[1:] + held[:1]
+    manager.disconnect(held[2].method, signal=SIGNAL)
+    assert list(receivers_of(manager.sender, SIGNAL)) == _pydispatch_receivers(manager)
+    assert len(list(receivers_of(manager.sender, SIGNAL))) == 3
+
+    # A receiver whose object is gone (weakly connected, as Scrapy connects) is not called.
+    del held[1]
+    gc.collect()
+    assert list(receivers_of(manager.sender, SIGNAL)) == _pydispatch_receivers(manager)
+    assert len(list(receivers_of(manager.sender, SIGNAL))) == 2
+
+    # Receivers of any signal, or from any sender, and a strong reference: PyDispatcher's order.
+    def any_signal(item):
+        return item
+
+    def any_sender(item):
+        return item
+
+    manager.connect(any_signal, signal=dispatcher.Any)
+    dispatcher.connect(any_sender, signal=SIGNAL, sender=dispatcher.Any, weak=False)
+    try:
+        mixed = list(receivers_of(manager.sender, SIGNAL))
+        assert mixed == _pydispatch_receivers(manager)
+        assert mixed[-2:] == [any_signal, any_sender]
+    finally:
+        dispatcher.disconnect(any_sender, signal=SIGNAL, sender=dispatcher.Any, weak=False)
+        manager.disconnect(any_signal, signal=dispatcher.Any)
+    assert list(receivers_of(manager.sender, SIGNAL)) == _pydispatch_receivers(manager)
+    assert len(list(receivers_of(manager.sender, SIGNAL))) == 2

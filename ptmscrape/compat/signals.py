@@ -26,7 +26,10 @@ from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import Any
 
-from pydispatch.dispatcher import getAllReceivers, liveReceivers
+from types import CodeType, FunctionType, MethodType
+
+from pydispatch import dispatcher
+from pydispatch.dispatcher import WEAKREF_TYPES, getAllReceivers, liveReceivers
 from pydispatch.robustapply import robustApply
 from scrapy.signalmanager import SignalManager
 from scrapy.utils.asyncio import is_asyncio_available
@@ -55,16 +58,17 @@ async def send_catch_log_async(manager: SignalManager, signal: Any, **named: Any
     spider = named.get("spider")
     results: list[tuple[Any, Any]] = []
     pending: list[tuple[int, Any, Awaitable[Any]]] = []
-    for receiver in liveReceivers(getAllReceivers(sender, signal)):
+    arguments = {"signal": signal, "sender": sender, **named}
+    for receiver in receivers_of(sender, signal):
         try:
-            result = robustApply(receiver, signal=signal, sender=sender, **named)
+            result = apply(receiver, arguments)
         except dont_log as exc:  # pylint: disable=catching-non-exception
             result = exc
         except Exception as exc:
             _log_failure(receiver, spider)
             result = exc
         else:
-            if isinstance(result, Deferred) or inspect.isawaitable(result):
+            if result is not None and (isinstance(result, Deferred) or inspect.isawaitable(result)):
                 pending.append((len(results), receiver,
                                 ensure_awaitable(result, _warn=global_object_name(receiver))))
         results.append((receiver, result))
@@ -77,6 +81,50 @@ async def send_catch_log_async(manager: SignalManager, signal: Any, **named: Any
         for (at, receiver, _), outcome in zip(pending, outcomes, strict=True):
             results[at] = (receiver, outcome)
     return results
+
+
+def receivers_of(sender: Any, signal: Any) -> list[Any] | Any:
+    """The live receivers of ``signal`` from ``sender``, in ``liveReceivers(getAllReceivers(...))``'s
+    order. When one connection list holds them all (every receiver connected through one
+    ``SignalManager`` for this signal), that list is read directly; else PyDispatcher's generators."""
+    connections = dispatcher.connections
+    by_sender, by_any = connections.get(id(sender)), connections.get(id(dispatcher.Any))
+    lists = [found for table in (by_sender, by_any) if table
+             for found in (table.get(signal), table.get(dispatcher.Any)) if found]
+    if len(lists) != 1:
+        return liveReceivers(getAllReceivers(sender, signal))
+    live = []
+    for receiver in lists[0]:
+        if isinstance(receiver, WEAKREF_TYPES):
+            receiver = receiver()
+            if receiver is None:
+                continue
+        live.append(receiver)
+    return live
+
+
+# (code object, positional arguments bound already) -> the argument names a receiver with that
+# code accepts, or None when it takes **kwargs. Bounded by the receivers' source code.
+_ACCEPTED: dict[tuple[CodeType, int], frozenset[str] | None] = {}
+
+
+def apply(receiver: Any, arguments: dict[str, Any]) -> Any:
+    """``robustApply(receiver, **arguments)``: the receiver called with the arguments it accepts."""
+    kind = type(receiver)
+    if kind is MethodType and type(receiver.__func__) is FunctionType:
+        code, bound = receiver.__func__.__code__, 1
+    elif kind is FunctionType:
+        code, bound = receiver.__code__, 0
+    else:  # a callable object, a builtin, a partial: robustApply's own rules
+        return robustApply(receiver, **arguments)
+    try:
+        accepted = _ACCEPTED[code, bound]
+    except KeyError:
+        accepted = _ACCEPTED[code, bound] = (
+            None if code.co_flags & inspect.CO_VARKEYWORDS else frozenset(code.co_varnames[bound:code.co_argcount]))
+    if accepted is None:
+        return receiver(**arguments)
+    return receiver(**{name: value for name, value in arguments.items() if name in accepted})
 
 
 async def _settle(receiver: Any, awaitable: Awaitable[Any], dont_log: tuple, spider: Any) -> Any:
