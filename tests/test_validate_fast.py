@@ -79,3 +79,18 @@ def test_the_quick_check_is_never_looser_than_jsonschema_and_clears_mapped_recor
     hub_records = [map_raw(RawModelItem("huggingface", m["id"], "http://x", m, {"base_url": "http://127.0.0.1:1"}))
                    for m in synthetic_models(200)]
     assert all(quick(r) for r in hub_records)
+
+
+def test_property_names_are_data_in_the_written_check():
+    """Property names become literals in the code the quick check writes out; any name works."""
+    from ptmscrape.quick_check import compile_quick_check
+
+    odd = ["a'b", 'c"d', "e\\f", "g\nh", "é 🙂", "x)}: return True\n#", ""]
+    schema = {"type": "object", "additionalProperties": False, "required": odd[:2],
+              "properties": {name: {"type": "string"} for name in odd}}
+    authority, quick = Draft202012Validator(schema), compile_quick_check(schema)
+    valid = {name: "v" for name in odd}
+    cases = [valid, {k: v for k, v in valid.items() if k != odd[0]}, {k: v for k, v in valid.items() if k != odd[-1]},
+             {**valid, odd[5]: 1}, {**valid, odd[6]: None}, {**valid, "other": "v"}, {}, None, []]
+    assert [quick(case) for case in cases] == [authority.is_valid(case) for case in cases] \
+        == [True, False, True, False, False, False, False, False, False]
