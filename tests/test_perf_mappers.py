@@ -39,6 +39,27 @@ def test_crawled_at_matches_dataset_utc_now_in_a_record():
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["CrawledAt"])
 
 
+def test_new_record_has_every_schema_key_in_order_and_fresh_lists():
+    from ptmscrape.items import load_schema
+
+    def fresh():
+        return common.new_record(hub="h", hub_url="u", object_id="o", owner="w", name="n", model_url="m",
+                                 owner_url="")
+
+    first, second = fresh(), fresh()
+    schema_keys = list(load_schema()["properties"])
+    assert sorted(first) == sorted(schema_keys) and list(first) == list(second)
+    own = ["id", "SchemaVersion", "ModelHub", "ModelName", "ModelOwner", "ModelURL", "ModelOwnerURL", "Datasets",
+           "ModelPaperDOIs", "LatestGitCommitSHA", "RepoURL", "RepoBranch", "RepoSubPath", "RepoPath",
+           "CloneStatus", "CrawledAt"]
+    assert list(first) == own + [key for key in schema_keys if key not in own]
+    for key, value in first.items():
+        if isinstance(value, list):
+            assert value == [] and value is not second[key], key
+    first["Tags"].append("changed")
+    assert fresh()["Tags"] == [] and second["Files"] == [] and first["License"] is None
+
+
 _OLD_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@")
 
 

@@ -73,10 +73,24 @@ def new_record(*, hub: str, hub_url: str, object_id: str, owner: str, name: str,
         "CloneStatus": "pending",
         "CrawledAt": crawled_at(),
     }
-    for key, is_list in SCHEMA_KEYS:
-        if key not in record:
-            record[key] = [] if is_list else None
+    nulls, lists = _other_keys or _empty_keys(record)
+    record.update(nulls)
+    for key in lists:
+        record[key] = []
     return record
+
+
+# The schema keys new_record() leaves empty, in the schema's order: null, then [] for the lists
+# (fresh ones: a mapper may append to them); worked out from the first record.
+_other_keys: tuple[dict[str, None], tuple[str, ...]] | None = None
+
+
+def _empty_keys(record: dict[str, Any]) -> tuple[dict[str, None], tuple[str, ...]]:
+    global _other_keys
+    if _other_keys is None:
+        others = dict.fromkeys(key for key, _ in SCHEMA_KEYS if key not in record)
+        _other_keys = others, tuple(key for key, is_list in SCHEMA_KEYS if is_list and key in others)
+    return _other_keys
 
 
 _now: tuple[int, str] = (-1, "")  # (second, its UTC_TIMESTAMP text), replaced whole
