@@ -4,19 +4,17 @@ Scrapy's results, errors and warnings."""
 from __future__ import annotations
 
 import asyncio
-import logging
-import warnings
-
-from scrapy.exceptions import ScrapyDeprecationWarning
-from scrapy.signalmanager import SignalManager
-from twisted.internet.defer import succeed
-
 import functools
 import gc
+import logging
+import warnings
 
 from pydispatch import dispatcher
 from pydispatch.dispatcher import getAllReceivers, liveReceivers
 from pydispatch.robustapply import robustApply
+from scrapy.exceptions import ScrapyDeprecationWarning
+from scrapy.signalmanager import SignalManager
+from twisted.internet.defer import succeed
 
 from ptmscrape.compat.signals import InlineSignalDispatch, apply, receivers_of, send_catch_log_async
 from spiders.huggingface import HuggingfaceSpider

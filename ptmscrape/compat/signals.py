@@ -24,9 +24,8 @@ import inspect
 import logging
 from collections.abc import Awaitable, Sequence
 from functools import partial
-from typing import Any
-
 from types import CodeType, FunctionType, MethodType
+from typing import Any
 
 from pydispatch import dispatcher
 from pydispatch.dispatcher import WEAKREF_TYPES, getAllReceivers, liveReceivers

@@ -73,7 +73,10 @@ def new_record(*, hub: str, hub_url: str, object_id: str, owner: str, name: str,
         "CloneStatus": "pending",
         "CrawledAt": crawled_at(),
     }
-    nulls, lists = _other_keys or _empty_keys(record)
+    known = _other_keys
+    if known is None or known[0] is not SCHEMA_KEYS:
+        known = _empty_keys(record)
+    _, nulls, lists = known
     record.update(nulls)
     for key in lists:
         record[key] = []
@@ -81,15 +84,15 @@ def new_record(*, hub: str, hub_url: str, object_id: str, owner: str, name: str,
 
 
 # The schema keys new_record() leaves empty, in the schema's order: null, then [] for the lists
-# (fresh ones: a mapper may append to them); worked out from the first record.
-_other_keys: tuple[dict[str, None], tuple[str, ...]] | None = None
+# (fresh ones: a mapper may append to them); worked out from the first record for the SCHEMA_KEYS
+# they were read from.
+_other_keys: tuple[tuple[tuple[str, bool], ...], dict[str, None], tuple[str, ...]] | None = None
 
 
-def _empty_keys(record: dict[str, Any]) -> tuple[dict[str, None], tuple[str, ...]]:
+def _empty_keys(record: dict[str, Any]) -> tuple[tuple[tuple[str, bool], ...], dict[str, None], tuple[str, ...]]:
     global _other_keys
-    if _other_keys is None:
-        others = dict.fromkeys(key for key, _ in SCHEMA_KEYS if key not in record)
-        _other_keys = others, tuple(key for key, is_list in SCHEMA_KEYS if is_list and key in others)
+    others = dict.fromkeys(key for key, _ in SCHEMA_KEYS if key not in record)
+    _other_keys = SCHEMA_KEYS, others, tuple(key for key, is_list in SCHEMA_KEYS if is_list and key in others)
     return _other_keys
 
 
