@@ -78,7 +78,7 @@ def _check_of(spec: dict[str, Any], draft: dict[str, Any]) -> frozenset[type] | 
 
 def _object_check(spec: dict[str, Any], draft: dict[str, Any], nullable: bool) -> QuickCheck:
     """The check of an object, written out as one function with a line per property: no loop
-    over the properties and no lookup of each one's check (~2 µs of a record's ~16)."""
+    over the properties and no lookup of each one's check (a Hugging Face record: ~16 → ~14 µs)."""
     checks = {key: _check_of(sub, draft) for key, sub in spec.get("properties", {}).items()}
     required = frozenset(spec.get("required", ()))
     names: dict[str, Any] = {"NULLABLE": nullable, "KNOWN": frozenset(checks), "REQUIRED": required,
