@@ -114,7 +114,7 @@ class StorePipeline:
             # Another worker sharing this data dir (distributed crawl) started meanwhile and merged
             # our snapshot so far as "interrupted"; merge it again for the records written since.
             snapshots.append(self.writer.path)
-        counts = merge_records(self.tree, self.hub, snapshots)
+        counts = merge_records(self.tree, self.hub, snapshots, written=self.writer)
         self.crawler.signals.send_catch_log(ptm_signals.records_merged, snapshots=snapshots, carried=counts["carried"])
         self.stats.set_value(STORE_DATASET_RECORDS, counts["records"])
         self.stats.set_value(STORE_NOT_SEEN_THIS_CRAWL, counts["carried"])

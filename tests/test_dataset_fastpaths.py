@@ -8,6 +8,7 @@ import stat
 
 import pytest
 
+from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.dataset.paths import UnsafePath
 from ptmscrape.dataset.snapshots import SnapshotWriter, merge_records, pending_snapshots
 from ptmscrape.dataset.tree import DatasetTree
@@ -122,3 +123,83 @@ def test_records_except_gives_read_jsonl_less_the_ids_and_decodes_only_what_it_g
     # Own lines of seen models are skipped undecoded; foreign lines must be decoded to know their id.
     assert not any(raw.startswith((b'{"id":1,', b'{"id":2,', b'{"id":3,', b'{"id":4,')) for raw in decoded)
     assert len(decoded) == 6  # 5, 6, the two spaced lines, the id-less line, the non-JSON line
+
+
+def _records(ids, tag):
+    return [{"id": i, "ModelName": f"m{i}-{tag}", "Tags": ["a,b:c", "é", "\\\"q"]} for i in ids]
+
+
+SNAPSHOT_CASES = {
+    "first crawl": ([], _records(range(1, 40), "new"), None),
+    "re-crawl, some models carried": (_records(range(20, 80), "old"), _records(range(1, 40), "new"), None),
+    "an older snapshot pending too": (_records(range(50, 60), "old"), _records(range(1, 40), "new"),
+                                      _records(range(30, 70), "older")),
+    "a duplicate id": ([], _records([1, 2, 3, 2, 4], "new"), None),
+    "id not first": ([], _records([1, 2], "new") + [{"ModelName": "x", "id": 3}], None),
+    "an id that is no integer": ([], _records([1, 2], "new") + [{"id": "3"}, {"id": True}, {"id": 2.0}], None),
+    "an id beyond 20 digits": ([], _records([1, 10**21], "new"), None),
+    "a record without id": ([], _records([1], "new") + [{"ModelName": "x"}], None),
+    "a one-key record": ([], [{"id": 5}, *_records([6], "new")], None),
+}
+
+
+def _merged(tmp_path, name, old, new, older, *, fast, monkeypatch):
+    from ptmscrape.dataset import snapshots as module
+
+    root = tmp_path / f"{name}-{fast}".replace(" ", "_")
+    tree = DatasetTree(root)
+    if old:
+        (root / "hub").mkdir(parents=True)
+        (root / "hub/hub.jsonl").write_bytes(b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n"
+                                                     for r in old))
+    paths = []
+    if older is not None:
+        writer = SnapshotWriter(tree, "hub", "1")
+        for record in older:
+            writer.write(record)
+        writer.close()
+        paths.append(writer.path)
+    writer = SnapshotWriter(tree, "hub", "2")
+    for record in new:
+        writer.write(record)
+    writer.close()
+    paths.append(writer.path)
+    read = []
+    real = module.complete_lines
+    monkeypatch.setattr(module, "complete_lines", lambda path: read.append(path) or real(path))
+    counts = merge_records(tree, "hub", paths, written=writer if fast else None)
+    monkeypatch.setattr(module, "complete_lines", real)
+    return counts, (root / "hub/hub.jsonl").read_bytes(), writer.path in read, writer.ids is not None
+
+
+@pytest.mark.parametrize("name", list(SNAPSHOT_CASES))
+def test_merge_copying_the_writers_snapshot_gives_the_merge_of_reading_it(tmp_path, monkeypatch, name):
+    old, new, older = SNAPSHOT_CASES[name]
+    careful = _merged(tmp_path, name, old, new, older, fast=False, monkeypatch=monkeypatch)
+    fast = _merged(tmp_path, name, old, new, older, fast=True, monkeypatch=monkeypatch)
+    assert fast[:2] == careful[:2]
+    assert careful[2]  # without the writer, its snapshot is read line by line
+    vouched = name in {"first crawl", "re-crawl, some models carried", "an older snapshot pending too",
+                       "a one-key record"}
+    assert fast[3] is vouched and fast[2] is not vouched
+
+
+def test_a_snapshot_file_with_earlier_lines_or_a_failed_write_is_read_line_by_line(tmp_path, monkeypatch):
+    tree = DatasetTree(tmp_path)
+    writer = SnapshotWriter(tree, "hub", "s")
+    writer.write({"id": 1, "v": "first run"})
+    writer.close()
+    again = SnapshotWriter(tree, "hub", "s")  # the same file, appended to
+    assert again.ids is None
+    again.write({"id": 2, "v": "second run"})
+    again.close()
+    counts = merge_records(tree, "hub", [again.path], written=again)
+    assert counts == {"records": 2, "carried": 0}
+    assert [r["id"] for r in read_jsonl(tmp_path / "hub/hub.jsonl")] == [1, 2]
+
+    failing = SnapshotWriter(tree, "hub", "t")
+    failing.write({"id": 3})
+    with pytest.raises(TypeError):
+        failing.write({"id": 4, "v": object()})
+    assert failing.ids is None
+    failing.close()

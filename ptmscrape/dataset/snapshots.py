@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,6 +25,11 @@ class SnapshotWriter:
     The file is opened in append mode and each record is written and flushed whole, so a killed
     crawl leaves complete lines (plus at most one torn tail, which :func:`read_jsonl` skips). A
     ``.pending`` marker beside the snapshot says it is not yet merged into ``<hub>.jsonl``.
+
+    The writer also notes what the merge would otherwise read the file again to learn: the ids it
+    wrote. While every line is one of this module's own (``OWN_LINE``: an integer id first) with an
+    id not written before, and the file held nothing else, :attr:`ids` is the complete set and the
+    merge copies the file instead of reading it line by line (:func:`merge_records`).
     """
 
     def __init__(self, tree: DatasetTree, hub: str, stamp: str):
@@ -33,17 +39,31 @@ class SnapshotWriter:
         self.path = tree.path(self.relative)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         pending_marker(self.path).touch()
+        fp = open(self.path, "ab")
         # flush=True: each line leaves the buffer whole, in one write() for lines under 8 KiB.
-        self._writer = jsonlines.Writer(open(self.path, "ab"), dumps=record_json, flush=True)
+        self._writer = jsonlines.Writer(fp, dumps=record_json, flush=True)
+        self.ids: IdSet | None = IdSet() if os.fstat(fp.fileno()).st_size == 0 else None
+        self.lines = 0
 
     def write(self, record: dict[str, Any]) -> None:
-        self._writer.write(record)
+        ids = self.ids
+        if ids is not None:
+            rid = record.get("id") if isinstance(record, dict) else None
+            if type(rid) is int and rid not in ids and next(iter(record)) == "id" and -(10**20) < rid < 10**20:
+                ids.add(rid)
+            else:
+                self.ids = None  # the merge reads the file as any other
+        try:
+            self._writer.write(record)
+        except BaseException:
+            self.ids = None  # a line may be torn
+            raise
+        self.lines += 1
 
     def close(self) -> None:
         fp = self._writer._fp  # jsonlines closes only files it opened itself
         self._writer.close()
         fp.close()
-
 
 
 def pending_marker(snapshot: Path) -> Path:
@@ -70,19 +90,25 @@ def merge_interrupted(tree: DatasetTree, hub: str) -> tuple[int, int, int]:
     return len(interrupted), counts["records"], stale
 
 
-def merge_records(tree: DatasetTree, hub: str, snapshots: Iterable[Path]) -> dict[str, int]:
+def merge_records(tree: DatasetTree, hub: str, snapshots: Iterable[Path],
+                  written: SnapshotWriter | None = None) -> dict[str, int]:
     """Rebuild ``<hub>.jsonl``: the newest record of every model, one line each.
 
     Sources are read newest first (the given snapshots, newest last in the argument, then the
     current file), keeping the first line seen per ``id``; memory holds only the set of ids.
+    ``written``, the closed writer of the newest snapshot, lets its file be copied whole when it
+    knows every id in it (:class:`SnapshotWriter`): ~7 µs a record less, the line-by-line reading.
     Returns counts: ``records`` written, ``carried`` (models in the old file that no merged
     snapshot contains: not seen by this crawl, possibly removed from the hub).
     """
     snapshots = list(snapshots)
     target = tree.path(records_file(hub))
     target.parent.mkdir(parents=True, exist_ok=True)
+    known = None
+    if written is not None and written.ids is not None and snapshots and snapshots[-1] == written.path:
+        known = written.ids, written.lines
     with _locked(target.with_name(".merge.lock")):
-        return _merge_locked(target, snapshots)
+        return _merge_locked(target, snapshots, known)
 
 
 @contextlib.contextmanager
@@ -98,18 +124,23 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 
 
-def _merge_locked(target: Path, snapshots: list[Path]) -> dict[str, int]:
+def _merge_locked(target: Path, snapshots: list[Path], known: tuple[IdSet, int] | None) -> dict[str, int]:
     # Under the lock no other merge runs: a temp file here is a killed merge's leftover.
     for leftover in target.parent.glob(".merge-*.jsonl"):
         unlink_quietly(leftover)
     seen = IdSet()
     counts = {"records": 0, "carried": 0}
+    sources = [*((s, False) for s in reversed(snapshots)), (target, True)]
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".merge-", suffix=".jsonl")
     try:
         os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as out:
+            if known is not None:  # the newest snapshot: own lines, unique ids, all known
+                seen, counts["records"] = known
+                with open(sources.pop(0)[0], "rb") as newest:
+                    shutil.copyfileobj(newest, out, 1 << 20)
             reencode = jsonlines.Writer(out, dumps=compact_json)
-            for source, is_old in [*((s, False) for s in reversed(snapshots)), (target, True)]:
+            for source, is_old in sources:
                 for raw in complete_lines(source):
                     own = OWN_LINE.fullmatch(raw)
                     if own:
