@@ -138,6 +138,10 @@ LOG_FORMATTER = "ptmscrape.logformatter.ConciseLogFormatter"  # dropped items: r
 STATS_CLASS = "ptmscrape.compat.stats.StatsCollector"
 # Scrapy's item pipeline chain without naming every stage for every item (~7 µs a model).
 ITEM_PROCESSOR = "ptmscrape.compat.itemproc.ItemPipelineManager"
+# Scrapy reads and parses a generator callback's source on every response to warn of a `return
+# value` in it (its cache never hits for bound methods: ~2 ms a page); tests/test_project.py checks
+# every spider's callbacks once instead.
+WARN_ON_GENERATOR_RETURN_VALUE = False
 
 DOWNLOADER_MIDDLEWARES = {
     # Before RetryMiddleware (550) on the response path: waits what the hub asks on a 429.

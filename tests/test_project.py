@@ -1,6 +1,7 @@
 """Project-wide conventions: spider naming, documented settings, the CLI sees every spider."""
 
 import importlib
+import inspect
 import os
 import pkgutil
 import re
@@ -33,6 +34,33 @@ def test_every_spider_imports_and_file_class_and_name_agree():
         assert cls.__name__.lower() == f"{module_name}spider"
         assert issubclass(cls, HubSpider)
         assert importlib.import_module(f"ptmscrape.mappers.{module_name}").map_raw
+
+
+def test_no_spider_callback_is_a_generator_returning_a_value():
+    """What Scrapy's WARN_ON_GENERATOR_RETURN_VALUE checks on every response (off in settings.py:
+    it re-parses the callback's source each time), checked here once for every spider method."""
+    from scrapy.utils.misc import is_generator_with_return_value
+
+    assert settings.WARN_ON_GENERATOR_RETURN_VALUE is False
+    checked = 0
+    for module_name in spider_modules():
+        module = importlib.import_module(f"spiders.{module_name}")
+        (cls,) = [c for c in vars(module).values()
+                  if isinstance(c, type) and issubclass(c, scrapy.Spider) and c.__module__ == module.__name__]
+        for klass in cls.__mro__:
+            if not klass.__module__.startswith(("spiders.", "ptmscrape.")):
+                continue
+            for name, function in vars(klass).items():
+                if inspect.isgeneratorfunction(function):
+                    checked += 1
+                    assert not is_generator_with_return_value(function), f"{klass.__name__}.{name}"
+    assert checked > 20
+
+    def returns_a_value(response):
+        yield 1
+        return 2
+
+    assert is_generator_with_return_value(returns_a_value)  # the check itself still finds one
 
 
 def test_scrapy_list_shows_every_spider():
