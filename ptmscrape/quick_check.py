@@ -28,8 +28,7 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 }
 _ANNOTATIONS = frozenset({"description", "format", "title", "$comment", "examples", "$schema", "$id"})
 _HASHABLE = frozenset({str, int, bool, type(None)})  # uniqueItems is checked with a set
-_NO_CONST = object()
-_MISSING = object()
+_ABSENT = object()  # a const the schema does not set, a property the object does not have
 _ANY = {t for types in _PYTHON_TYPES.values() for t in types} | {float}  # items of an array without "items"
 
 
@@ -69,9 +68,9 @@ def _check_of(spec: dict[str, Any], draft: dict[str, Any]) -> frozenset[type] | 
     if kinds == {"string"} and rest <= {"pattern", "minLength", "const"}:
         # "$" in Python also matches before a final newline: a string with one is left to fastjsonschema.
         pattern = re.compile(spec["pattern"]) if "pattern" in spec else None
-        shortest, const = spec.get("minLength", 0), spec.get("const", _NO_CONST)
+        shortest, const = spec.get("minLength", 0), spec.get("const", _ABSENT)
         return lambda v: (v is None and nullable) or (
-            type(v) is str and len(v) >= shortest and (const is _NO_CONST or v == const)
+            type(v) is str and len(v) >= shortest and (const is _ABSENT or v == const)
             and (pattern is None or ("\n" not in v and pattern.search(v) is not None)))
     return _fastjsonschema_check(spec, draft)
 
@@ -82,7 +81,7 @@ def _object_check(spec: dict[str, Any], draft: dict[str, Any], nullable: bool) -
     checks = {key: _check_of(sub, draft) for key, sub in spec.get("properties", {}).items()}
     required = frozenset(spec.get("required", ()))
     names: dict[str, Any] = {"NULLABLE": nullable, "KNOWN": frozenset(checks), "REQUIRED": required,
-                             "MISSING": _MISSING}
+                             "MISSING": _ABSENT}
     lines = ["def check(value):",
              "    if value is None:",
              "        return NULLABLE",

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from functools import partial
 from types import CodeType, FunctionType, MethodType
 from typing import Any
@@ -88,7 +88,7 @@ async def send_catch_log_async(manager: SignalManager, signal: Any, **named: Any
     return results
 
 
-def receivers_of(sender: Any, signal: Any) -> list[Any] | Any:
+def receivers_of(sender: Any, signal: Any) -> Iterable[Any]:
     """The live receivers of ``signal`` from ``sender``, in ``liveReceivers(getAllReceivers(...))``'s
     order. When one connection list holds them all (every receiver connected through one
     ``SignalManager`` for this signal), that list is read directly; else PyDispatcher's generators."""

@@ -49,7 +49,8 @@ class SnapshotWriter:
         ids = self.ids
         if ids is not None:
             rid = record.get("id") if isinstance(record, dict) else None
-            if type(rid) is int and rid not in ids and next(iter(record)) == "id" and -(10**20) < rid < 10**20:
+            # An integer id of up to 20 digits, first: what OWN_LINE recognises.
+            if type(rid) is int and -(10**20) < rid < 10**20 and next(iter(record)) == "id" and rid not in ids:
                 ids.add(rid)
             else:
                 self.ids = None  # the merge reads the file as any other
