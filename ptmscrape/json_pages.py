@@ -15,6 +15,8 @@ from collections.abc import Callable
 from json.scanner import make_scanner
 from typing import Any
 
+import orjson
+
 # json's C scanner (what json.loads runs), one value at a given index; typeshed types it as a class.
 _SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -31,6 +33,9 @@ def array_elements(body: bytes) -> list[tuple[Any, str]]:
     not one well-formed JSON array, as ``json.loads`` would; ``TypeError`` naming the type (``a dict``)
     if it is JSON but not an array.
     """
+    compact = _compact_elements(body)
+    if compact is not None:
+        return compact
     text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads decodes bytes
     scan, skip = _SCAN, _after_space
     at = skip(text, 0)
@@ -59,3 +64,29 @@ def array_elements(body: bytes) -> list[tuple[Any, str]]:
     if skip(text, end) != len(text):
         raise json.JSONDecodeError("Extra data", text, end)
     return elements
+
+
+def _compact_elements(body: bytes) -> list[tuple[Any, str]] | None:
+    """:func:`array_elements` of a compact UTF-8 array whose elements orjson encodes back to the
+    very bytes served; None for any other body."""
+    if not body.startswith(b"["):
+        return None
+    try:
+        values = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(values) is not list:
+        return None
+    elements: list[tuple[Any, str]] = []
+    dumps, at = orjson.dumps, 1
+    for value in values:
+        try:
+            text = dumps(value)
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes (it reads deeper)
+            return None
+        end = at + len(text)
+        if not body.startswith(text, at) or body[end:end + 1] not in (b",", b"]"):
+            return None
+        elements.append((value, text.decode()))
+        at = end + 1
+    return elements if at == len(body) or body == b"[]" else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from ptmscrape.json_pages import array_elements
 
@@ -20,7 +21,15 @@ WELL_FORMED = [
     '[{"utf16": "\u00e9"}]'.encode("utf-16"),
     b'[{"lone": "\\ud800"}, NaN, Infinity]',
     b'\t[\r\n{"a":1}\t,\r\n{"b":2}\n]\n',
+    # compact, as the Hub serves it: decoded whole by orjson when every element encodes back to itself
+    '[{"id":"o/m","name":"caf\u00e9 \u6a21\u578b","n":-3,"f":1.5,"l":[true,null,{}],"s":"a\\"b\\\\\\n"},[]]'.encode(),
+    # compact, but orjson would not give these back as served: each page goes element by element
+    b'[{"a":1,"a":2}]', b'[18446744073709551616]', b'[1e5]', b'[-0]', b'[1.50]', b'[{"u":"\\u00e9"}]',
+    b'[{"x":"\\ud800"}]', b'[{"x":"\\/"}]', b'[NaN]', b'\xef\xbb\xbf[1]', b'[1] ',
+    b"[" * 300 + b"]" * 300,
 ]
+
+COMPACT_AS_SERVED = [WELL_FORMED[2], WELL_FORMED[10], b'[{"id":"x","tags":["a","b"],"big":9223372036854775807}]']
 
 MALFORMED = [
     b"", b"   ", b"[", b"[1,", b"[1,]", b"[,1]", b"[1 2]", b'[{"a":1}', b'[{"a":1}]]', b"[1] x",
@@ -60,3 +69,39 @@ def test_json_that_is_not_an_array_is_a_type_error(body):
     json.loads(body)
     with pytest.raises(TypeError):
         array_elements(body)
+
+
+@pytest.mark.parametrize("body", COMPACT_AS_SERVED)
+def test_a_compact_page_is_decoded_whole_without_the_element_scanner(body, monkeypatch):
+    import ptmscrape.json_pages as pages
+
+    def no_scanner(*args):
+        raise AssertionError("scanned element by element")
+
+    monkeypatch.setattr(pages, "_SCAN", no_scanner)
+    elements = array_elements(body)
+    assert [value for value, _ in elements] == json.loads(body)
+    assert "[" + ",".join(served for _, served in elements) + "]" == body.decode()
+
+
+@pytest.mark.parametrize("body", WELL_FORMED[11:])
+def test_a_compact_page_orjson_would_not_give_back_as_served_is_not_decoded_whole(body):
+    from ptmscrape.json_pages import _compact_elements
+
+    assert _compact_elements(body) is None
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_JSON, max_size=5), st.booleans())
+def test_any_compact_page_gives_json_loads_values_and_the_texts_served(values, ascii_only):
+    body = json.dumps(values, separators=(",", ":"), ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    elements = array_elements(body)
+    assert json.dumps([value for value, _ in elements]) == json.dumps(json.loads(body))
+    assert "[" + ",".join(served for _, served in elements) + "]" == body.decode("utf-8", "surrogatepass")
