@@ -32,9 +32,12 @@ from tests.crawl import ROOT, crawl_command
 RESULTS = ROOT / "bench" / "RESULTS.md"
 # The figures behind RESULTS.md, per plan; a run that skips a part keeps that part's last figures.
 RAW_RESULTS = ROOT / "bench" / "results-{plan}.json"
+# Paced runs list 20,000 models, the setup issue 16 measured and set its target with: 20 pages of
+# 0.5 s. The last page's models are processed after the hub has served it (~0.2 s for 1,000), a
+# fixed tail that is 4% of a 10-page hub time and 0.01% of the real Hub's ~2,200 pages.
 PLANS = {
     "quick": {"listing": [10_000], "baseline_max": 10_000, "recrawl_models": 10_000, "floor_models": 10_000,
-              "paced_models": 10_000,
+              "paced_models": 20_000,
               "repos": 100, "clone_levels": sorted({4, project_settings.PTM_CLONE_CONCURRENCY})},
     "full": {"listing": [10_000, 100_000, 1_000_000], "baseline_max": 100_000, "recrawl_models": 100_000,
              "floor_models": 100_000, "paced_models": 20_000,
@@ -308,7 +311,7 @@ def render(plan_name: str, res: dict) -> str:
                   f"{pc['pace_ms']} ms, so the hub's serving time is {hub:.1f} s; cursor paging: one page in flight):",
                   "", "| program | wall s | ÷ hub time | target (1.05 × hub + start-up) | CPU s | peak RSS MB | "
                   "files in data dir | load |", "|---|---|---|---|---|---|---|---|",
-                  f"| crawl | {c['wall']:.1f} | {c['wall'] / hub:.2f}× | {1.05 * hub + up['wall']:.1f} s: "
+                  f"| crawl | {c['wall']:.2f} | {c['wall'] / hub:.2f}× | {1.05 * hub + up['wall']:.2f} s: "
                   f"**{'met' if c['wall'] <= 1.05 * hub + up['wall'] else 'missed'}** | {c['cpu']:.1f} | "
                   f"{c['max_rss_mb']:.0f} | {c['disk']['files']} | {c['load_before']:.1f} → {c['load_after']:.1f} |",
                   f"| plain `requests` baseline | {b['wall']:.1f} | {b['wall'] / hub:.2f}× | — | {b['cpu']:.1f} | "
