@@ -68,3 +68,29 @@ def test_csv_flattens_nested_keys_and_writes_lists_as_json():
                      "Datasets": '[{"DatasetName": "squad, v2", "DatasetOwner": null}]',
                      "Tags": '["a\\nb", "q\\""]', "Gated": "False", "License": ""}]
     assert json.loads(rows[0]["Tags"]) == ["a\nb", 'q"']
+
+
+def test_an_item_that_fails_to_encode_leaves_nothing_behind_for_the_next():
+    inner = {"bad": object()}
+    failing = PTMRecord({"id": 1, "inner": inner})
+    circular = PTMRecord({"id": 2})
+    circular["self"] = circular
+    outputs, errors = [], []
+    for cls in (ScrapyExporter, JsonLinesItemExporter):
+        out = io.BytesIO()
+        exporter = cls(out, encoding="utf-8")
+        inner["bad"] = object()
+        caught = []
+        for item in (failing, circular):
+            with pytest.raises((TypeError, ValueError)) as info:
+                exporter.export_item(item)
+            caught.append((type(info.value), str(info.value)))
+        errors.append(caught)
+        del inner["bad"]  # the same containers, now encodable: no marker of the failed call remains
+        exporter.export_item(PTMRecord({"id": 3, "inner": inner}))
+        exporter.export_item(failing)
+        outputs.append(out.getvalue())
+    assert errors[0] == errors[1]
+    assert errors[0][1] == (ValueError, "Circular reference detected")
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count(b"\n") == 2
