@@ -21,15 +21,23 @@ WELL_FORMED = [
     '[{"utf16": "\u00e9"}]'.encode("utf-16"),
     b'[{"lone": "\\ud800"}, NaN, Infinity]',
     b'\t[\r\n{"a":1}\t,\r\n{"b":2}\n]\n',
-    # compact, as the Hub serves it: decoded whole by orjson when every element encodes back to itself
+]
+
+# Compact, as the Hub serves it: decoded whole by orjson, every element encoding back to itself.
+COMPACT_AS_SERVED = [
+    b'[{"id":"a/b","n":1},{"id":"c","tags":[]}]',
     '[{"id":"o/m","name":"caf\u00e9 \u6a21\u578b","n":-3,"f":1.5,"l":[true,null,{}],"s":"a\\"b\\\\\\n"},[]]'.encode(),
-    # compact, but orjson would not give these back as served: each page goes element by element
+    b'[{"id":"x","tags":["a","b"],"big":9223372036854775807}]',
+]
+
+# Compact, but orjson would not give these back as served: such a page goes element by element.
+NOT_AS_SERVED = [
     b'[{"a":1,"a":2}]', b'[18446744073709551616]', b'[1e5]', b'[-0]', b'[1.50]', b'[{"u":"\\u00e9"}]',
     b'[{"x":"\\ud800"}]', b'[{"x":"\\/"}]', b'[NaN]', b'\xef\xbb\xbf[1]', b'[1] ',
     b"[" * 300 + b"]" * 300,
 ]
 
-COMPACT_AS_SERVED = [WELL_FORMED[2], WELL_FORMED[10], b'[{"id":"x","tags":["a","b"],"big":9223372036854775807}]']
+WELL_FORMED += COMPACT_AS_SERVED + NOT_AS_SERVED
 
 MALFORMED = [
     b"", b"   ", b"[", b"[1,", b"[1,]", b"[,1]", b"[1 2]", b'[{"a":1}', b'[{"a":1}]]', b"[1] x",
@@ -84,7 +92,7 @@ def test_a_compact_page_is_decoded_whole_without_the_element_scanner(body, monke
     assert "[" + ",".join(served for _, served in elements) + "]" == body.decode()
 
 
-@pytest.mark.parametrize("body", WELL_FORMED[11:])
+@pytest.mark.parametrize("body", NOT_AS_SERVED)
 def test_a_compact_page_orjson_would_not_give_back_as_served_is_not_decoded_whole(body):
     from ptmscrape.json_pages import _compact_elements
 
