@@ -43,7 +43,6 @@ class SnapshotWriter:
         # flush=True: each line leaves the buffer whole, in one write() for lines under 8 KiB.
         self._writer = jsonlines.Writer(fp, dumps=record_json, flush=True)
         self.ids: IdSet | None = IdSet() if os.fstat(fp.fileno()).st_size == 0 else None
-        self.lines = 0
 
     def write(self, record: dict[str, Any]) -> None:
         ids = self.ids
@@ -59,7 +58,6 @@ class SnapshotWriter:
         except BaseException:
             self.ids = None  # a line may be torn
             raise
-        self.lines += 1
 
     def close(self) -> None:
         fp = self._writer._fp  # jsonlines closes only files it opened itself
@@ -107,7 +105,7 @@ def merge_records(tree: DatasetTree, hub: str, snapshots: Iterable[Path],
     target.parent.mkdir(parents=True, exist_ok=True)
     known = None
     if written is not None and written.ids is not None and snapshots and snapshots[-1] == written.path:
-        known = written.ids, written.lines
+        known = written.ids
     with _locked(target.with_name(".merge.lock")):
         return _merge_locked(target, snapshots, known)
 
@@ -125,7 +123,7 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 
 
-def _merge_locked(target: Path, snapshots: list[Path], known: tuple[IdSet, int] | None) -> dict[str, int]:
+def _merge_locked(target: Path, snapshots: list[Path], known: IdSet | None) -> dict[str, int]:
     # Under the lock no other merge runs: a temp file here is a killed merge's leftover.
     for leftover in target.parent.glob(".merge-*.jsonl"):
         unlink_quietly(leftover)
@@ -137,7 +135,7 @@ def _merge_locked(target: Path, snapshots: list[Path], known: tuple[IdSet, int] 
         os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as out:
             if known is not None:  # the newest snapshot: own lines, unique ids, all known
-                seen, counts["records"] = known
+                seen, counts["records"] = known, len(known)
                 with open(sources.pop(0)[0], "rb") as newest:
                     shutil.copyfileobj(newest, out, 1 << 20)
             reencode = jsonlines.Writer(out, dumps=compact_json)
