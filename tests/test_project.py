@@ -77,6 +77,25 @@ def test_every_ptm_setting_is_documented_in_the_readme_and_vice_versa():
     assert defined == documented
 
 
+def test_every_ptm_environment_variable_the_settings_read_is_documented():
+    read = set(re.findall(r'os\.environ\.get\("(PTM_[A-Z0-9_]+)"', (ROOT / "ptmscrape/settings.py").read_text()))
+    assert read, "the settings module reads PTM_LOG_LEVEL from the environment"
+    docs = (ROOT / "docs/settings.md").read_text()
+    assert {name for name in read if f"`{name}`" not in docs} == set()
+
+
+def test_ptm_log_level_sets_the_default_log_level_and_the_command_line_wins():
+    def log_level(env_value, *args):
+        env = {k: v for k, v in os.environ.items() if k != "PTM_LOG_LEVEL"}
+        if env_value:
+            env["PTM_LOG_LEVEL"] = env_value
+        return subprocess.run([sys.executable, "-m", "scrapy.cmdline", "settings", "--get", "LOG_LEVEL", *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert log_level(None) == "INFO"
+    assert log_level("DEBUG") == "DEBUG"
+    assert log_level("DEBUG", "-s", "LOG_LEVEL=WARNING") == "WARNING"
+
+
 def test_every_ptm_setting_has_a_doc_comment():
     lines = (ROOT / "ptmscrape/settings.py").read_text().splitlines()
     for i, line in enumerate(lines):
