@@ -111,3 +111,33 @@ def test_stats_names_are_spelled_out_only_in_the_stats_module():
     assert spelled.pop("ptmscrape/stats.py")  # the one place (and the check sees literals)
     offenders = {path: found for path, found in spelled.items() if found}
     assert not offenders, f"use the constants of ptmscrape/stats.py: {offenders}"
+
+
+_IMPORT = re.compile(r"^\s*from\s+(ptmscrape[\w.]*)\s+import\s+([\w, ]+)|^\s*import\s+(ptmscrape[\w.]*)", re.M)
+
+
+def project_imports(text: str) -> list[tuple[str, list[str]]]:
+    """(module, names) of every ``from ptmscrape… import …`` / ``import ptmscrape…`` in a page's code blocks."""
+    found = []
+    for block in _FENCE.findall(text):
+        for module, names, plain in _IMPORT.findall(block):
+            found.append((module or plain, [n.strip() for n in names.split(",") if n.strip()]))
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_project_import_in_a_code_block_works(page: Path):
+    import importlib
+
+    for module, names in project_imports(page.read_text()):
+        imported = importlib.import_module(module)
+        missing = [name for name in names if not hasattr(imported, name)]
+        assert not missing, f"{page.name}: `from {module} import {', '.join(names)}`: {missing} not in {module}"
+
+
+def test_the_import_check_reads_code_blocks_and_finds_a_missing_name():
+    page = "text\n```python\nfrom ptmscrape.dataset import read_jsonl, x\nimport ptmscrape.payload\n```\n"
+    assert project_imports(page) == [("ptmscrape.dataset", ["read_jsonl", "x"]), ("ptmscrape.payload", [])]
+    import ptmscrape.dataset
+
+    assert not hasattr(ptmscrape.dataset, "read_jsonl")  # the name docs/operations.md once imported from there
