@@ -32,6 +32,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.job import job_dir
 
+from ptmscrape.checks import BadInput
 from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.stats import JOB_RESTARTED_AFTER_KILL
 
@@ -45,8 +46,29 @@ SNAPSHOTS_FILE = "ptm-snapshots.txt"
 SCRAPY_STATE = ("requests.queue", "requests.seen", "spider.state")
 
 
-class JobDirBusy(RuntimeError):
-    """Another running crawl uses this JOBDIR."""
+class JobDirBusy(BadInput):
+    """Another running crawl uses this JOBDIR: exit status 2, nothing started (README "Exit status")."""
+
+
+def busy(jobdir: Path) -> JobDirBusy:
+    return JobDirBusy(f"-s JOBDIR={jobdir} is in use by another running crawl (one crawl at a time per JOBDIR)")
+
+
+def check_free(settings) -> None:
+    """Raise :class:`JobDirBusy` if a running crawl holds the JOBDIR's lock; creates nothing. Run
+    before the crawl starts, so the refusal is one line; :class:`JobGuard` takes the lock itself."""
+    jobdir = folder(settings)
+    if jobdir is None:
+        return
+    try:
+        lock = open(jobdir / LOCK_FILE, "rb")
+    except OSError:  # no JOBDIR or no lock yet: nobody holds it (JobGuard reports what else is wrong)
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy(jobdir) from None
 
 
 def folder(settings) -> Path | None:
@@ -94,7 +116,7 @@ class JobGuard:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
-            raise JobDirBusy(f"JOBDIR {jobdir} is in use by another running crawl") from None
+            raise busy(jobdir) from None
         self.restarted = False
         mark = jobdir / RUNNING_MARK
         if mark.exists():

@@ -191,6 +191,29 @@ def test_a_data_dir_that_is_a_file_is_one_line_and_exit_2(tmp_path):
     assert_one_line_error(result, f"PTM_DATA_DIR={data} is not a directory")
 
 
+def test_an_unknown_spider_is_one_line_naming_the_spiders_and_exit_2(tmp_path):
+    result = run_crawl("huggingfce", tmp_path, check=False)
+    assert_one_line_error(result, "no spider named 'huggingfce'", "huggingface, modelhub")
+    assert "Traceback" not in result.log
+
+
+def test_a_jobdir_in_use_is_one_line_and_exit_2_and_free_again_after(tmp_path, hf_replica):
+    import fcntl
+
+    from ptmscrape.jobdir import LOCK_FILE
+
+    job = tmp_path / "job"
+    job.mkdir()
+    settings = {**hf(hf_replica), **FAST, "JOBDIR": str(job)}
+    with open(job / LOCK_FILE, "a") as held:  # what the running crawl's JobGuard holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = run_crawl("huggingface", tmp_path, check=False, settings=settings)
+        assert_one_line_error(result, f"-s JOBDIR={job} is in use by another running crawl")
+        assert sorted(p.name for p in job.iterdir()) == [LOCK_FILE]  # nothing of a crawl left in it
+    result = run_crawl("huggingface", tmp_path, settings=settings)
+    assert len(result.items) == len(hf_replica.models)
+
+
 def read_only_command(cmd: list[str], data: Path) -> list[str]:
     """``cmd`` with ``data`` read-only: mode 555 for a user; root writes through mode bits, so for
     root a read-only tmpfs is mounted on it in a mount namespace of the crawl's own."""

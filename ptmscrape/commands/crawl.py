@@ -2,9 +2,9 @@
 
 Scrapy's own command, plus:
 
-* before anything starts, the spider's arguments and the project's settings are checked
-  (``HubSpider.check_input``, ``ptmscrape/checks.py``); a problem is one line on stderr and exit
-  status 2, with no traceback;
+* before anything starts, the spider's name and arguments, the project's settings and the JOBDIR
+  are checked (``HubSpider.check_input``, ``ptmscrape/checks.py``, ``jobdir.check_free``); a
+  problem is one line on stderr and exit status 2, with no traceback;
 * after the crawl, the exit status is the verdict of ``ptmscrape.extensions.CrawlVerdict``
   (``ptmscrape/verdict.py``): 0 when every listed page was read, 1 otherwise.
 
@@ -25,6 +25,7 @@ from scrapy.spiderloader import get_spider_loader
 from twisted.internet.defer import Deferred
 
 import ptmscrape.settings as project_settings
+from ptmscrape import jobdir
 from ptmscrape.checks import BadInput, check_data_dir, check_typed_settings
 from ptmscrape.gc_tuning import freeze_before_exit
 from ptmscrape.stats import VERDICT_EXIT_STATUS
@@ -39,10 +40,12 @@ class Command(ScrapyCrawlCommand):
         assert self.settings is not None  # set by scrapy.cmdline before any command method runs
         if len(args) != 1:
             return  # Scrapy's usage error, from run()
+        loader = get_spider_loader(self.settings)
         try:
-            spidercls = get_spider_loader(self.settings).load(args[0])
+            spidercls = loader.load(args[0])
         except KeyError:
-            return  # Scrapy's "Spider not found", from run()
+            fail(args[0], BadInput(f"no spider named {args[0]!r} (spiders: {', '.join(sorted(loader.list()))})"),
+                 self.settings.get("LOG_FILE"))
         try:
             preflight(spidercls, self.settings, opts.spargs)
         except BadInput as exc:
@@ -88,6 +91,7 @@ def preflight(spidercls, settings, arguments: dict) -> None:
     if check_input is not None:
         check_input(settings, arguments)
     check_data_dir(settings.get("PTM_DATA_DIR"))
+    jobdir.check_free(settings)
 
 
 def fail(spider: str, exc: BadInput, log_file: str | None = None):
