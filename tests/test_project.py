@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import scrapy
 
 import ptmscrape.settings as settings
@@ -163,3 +164,13 @@ def test_typed_ptm_settings_have_a_default_of_the_type_they_are_read_as():
                         wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name} read as {kind.__name__}, "
                                      f"default {getattr(settings, name)!r}")
     assert wrong == []
+
+
+@pytest.mark.parametrize("command", sorted(p.stem for p in (ROOT / "ptmscrape/commands").glob("*.py")
+                                           if p.stem != "__init__"))
+def test_a_project_commands_help_has_no_option_text_taken_for_a_heading(command):
+    """Scrapy's help formatter title-cases and underlines a wrapped help line ending in ':'."""
+    out = subprocess.run([sys.executable, "-m", "scrapy.cmdline", command, "-h"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    headings = [out[i - 1] for i, line in enumerate(out) if i and re.fullmatch(r"=+", line)]
+    assert set(headings) <= {"Usage", "Options", "Global Options"}, headings

@@ -29,7 +29,7 @@ class Command(ScrapyCommand):
         super().add_options(parser)
         parser.add_argument("-o", "--output", metavar="FILE", required=True, help="the HTML page")
         parser.add_argument("--sqlite", metavar="FILE",
-                            help="the SQLite database to update and summarise (default: a temporary one)")
+                            help="the SQLite database to update and summarise; without it, a temporary one")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
