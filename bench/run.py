@@ -246,6 +246,9 @@ def machine() -> dict:
     git = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem / 2**20, 1),
             "kernel": platform.release(), "python": platform.python_version(),
+            # The build matters as much as the version: pyenv's default build (no PGO/LTO, shared
+            # libpython) costs ~15% more CPU a model than Debian's python3 (RESULTS.md, seventh round).
+            "python_path": os.path.realpath(sys.executable),
             "scrapy": scrapy.__version__, "git": git, "load_at_start": os.getloadavg()}
 
 
@@ -253,7 +256,8 @@ def render(plan_name: str, res: dict) -> str:
     m = res["machine"]
     lines = [f"Run `python -m bench.run --{plan_name}` at {res['started']} UTC, {res['seconds']:.0f} s in all.",
              "", f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, Linux {m['kernel']}, "
-             f"Python {m['python']}, Scrapy {m['scrapy']}, {m['git']}. Load average (1 min) at start: "
+             f"Python {m['python']} ({m.get('python_path', 'path not recorded')}), Scrapy {m['scrapy']}, {m['git']}. "
+             "Load average (1 min) at start: "
              f"{m['load_at_start'][0]:.2f}; each row gives it before → after its run.", "",
              "**Metadata** (`scrapy crawl huggingface -s PTM_CLONE=0 -O out.jsonl`, no injected latency):", "",
              "| models | crawl wall s | models/s | CPU s (kernel) | CPU µs/model | peak RSS MB | baseline s | "
