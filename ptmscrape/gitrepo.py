@@ -90,9 +90,12 @@ class GitPolicy:
             env["GIT_LFS_SKIP_SMUDGE"] = "1"
         n = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
         for prefix, header in self.auth_headers:
-            env[f"GIT_CONFIG_KEY_{n}"] = f"http.{prefix}.extraHeader"
-            env[f"GIT_CONFIG_VALUE_{n}"] = header
-            n += 1
+            # git keeps a header for the whole session of a URL it matched, also after following
+            # a redirect to another host: no redirect is followed where the header is sent.
+            for key, value in ((f"http.{prefix}.extraHeader", header), (f"http.{prefix}.followRedirects", "false")):
+                env[f"GIT_CONFIG_KEY_{n}"] = key
+                env[f"GIT_CONFIG_VALUE_{n}"] = value
+                n += 1
         if self.auth_headers:
             env["GIT_CONFIG_COUNT"] = str(n)
         return env

@@ -8,6 +8,9 @@ import os
 import secrets
 import signal
 
+import pytest
+
+from ptmscrape.gitrepo import Git, GitPolicy, RepoError
 from tests.crawl import crawl_command, run_crawl
 from tests.crawl_control import BackgroundCrawl, hold
 from tests.replicas.faults import FaultPlan, inject, log_headers
@@ -95,3 +98,31 @@ def test_token_reaches_only_the_hub_host_and_is_stored_nowhere(tmp_path):
     assert files_containing(tmp_path, token.encode()) == []
     assert token not in first.log and token not in second.log
     assert "Bearer" not in second.log
+
+
+def test_the_hubs_git_token_is_not_carried_through_a_redirect_to_another_host(tmp_path):
+    """git keeps ``http.<hub>/.extraHeader`` for a session after following a redirect, so a hub URL
+    redirecting to another host would hand that host the token: no redirect is followed there."""
+    token = f"hf_{secrets.token_hex(16)}"
+    with Replica() as hub, Replica() as other:
+        other_git = GitHost(tmp_path / "other-git")
+        other_git.mount(other)
+        other_git.add_repo("gated/repo", {"README.md": "x\n"})
+        other_headers = log_headers(other)
+        port = other.url.rsplit(":", 1)[1]
+
+        def redirect(req, call_next):
+            query = "&".join(f"{k}={v}" for k, v in req.query)
+            return Reply(302, b"", {"Location": f"http://localhost:{port}{req.path}" + (f"?{query}" if query else "")})
+        hub.interceptors.append(redirect)
+
+        def clone(auth_headers):
+            git = Git(GitPolicy(allow_protocols=("https", "http"), auth_headers=auth_headers))
+            data = tmp_path / "data"
+            return git.clone(f"{hub.url}/gated/repo", data / "hf/repos/gated/repo", data / ".incoming")
+
+        with pytest.raises(RepoError):
+            clone(((f"{hub.url}/", f"Authorization: Bearer {token}"),))
+        assert not any("authorization" in h for _, _, h in other_headers.seen)
+        assert clone(())  # without a token the redirect is followed, as git does by default
+        assert other_headers.seen
