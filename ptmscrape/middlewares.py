@@ -29,9 +29,10 @@ logger = logging.getLogger(__name__)
 class HubAuthMiddleware:
     """Sends a spider's token (``spider.auth_token_env``, e.g. ``HF_TOKEN``) as a bearer token.
 
-    Only to the spider's own hub host (``spider.auth_host``), and only at download time: the
-    header is removed again as soon as the response (or error) comes back, so retry and redirect
-    copies of the request — which may be pickled into JOBDIR or Redis — never carry the token.
+    Only to the spider's own hub host (``spider.auth_host``) on its base URL's scheme, and only at
+    download time: the header is removed again as soon as the response (or error) comes back, so
+    retry and redirect copies of the request — which may be pickled into JOBDIR or Redis — never
+    carry the token.
     """
 
     def __init__(self, crawler):
@@ -44,9 +45,15 @@ class HubAuthMiddleware:
     def _token_and_host(self):
         return hub_token(self.crawler.spider)
 
+    def _scheme(self) -> str:
+        return urlsplit(getattr(self.crawler.spider, "base_url", "") or "https://").scheme
+
     def process_request(self, request: Request):
         token, host = self._token_and_host()
-        if token and host and urlsplit(request.url).netloc == host:
+        target = urlsplit(request.url)
+        # The hub's scheme too: an https hub's token never goes out over plain http (a Link or a
+        # redirect to http://<hub host>/).
+        if token and host and target.netloc == host and target.scheme == self._scheme():
             request.headers[b"Authorization"] = f"Bearer {token}".encode()
             request.meta["_ptm_auth"] = True
         return None

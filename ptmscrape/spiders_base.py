@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import scrapy
 from scrapy.http import Response
@@ -153,6 +153,18 @@ class HubSpider(scrapy.Spider):
         request = self.request(url, callback, **kwargs)
         request.meta[NEXT_PAGE_META] = True
         return request
+
+    def hub_link(self, page_url: str, link: str) -> str | None:
+        """Absolute URL of a link the hub sent (a ``Link`` rel=next), kept under the base URL: the
+        Hub sends links relative to its root, so a base URL with a path (a mirror) gets its path put
+        back. A link to another scheme or host (``file:``, another server) is refused: None."""
+        base = urlsplit(self.base_url)
+        prefix = base.path.rstrip("/")
+        if prefix and link.startswith("/") and not link.startswith("//") and not link.startswith(prefix + "/"):
+            link = prefix + link
+        url = urljoin(page_url, link)
+        target = urlsplit(url)
+        return url if (target.scheme, target.netloc) == (base.scheme, base.netloc) else None
 
     def json_page(self, response: Response, expect: type | tuple[type, ...] = (list, dict)) -> Any:
         """The decoded JSON body, or None for a malformed page (cut short, not JSON, or not of

@@ -16,13 +16,14 @@ not that model, the legacy body is yielded as it is.
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode, urljoin
+from urllib.parse import quote, urlencode
 
 import scrapy
 from scrapy import signals
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from ptmscrape.history.spider import HistoryMixin
+from ptmscrape.items import printable
 from ptmscrape.spiders_base import HubSpider, next_link
 
 # Set on a listing page's request once its next page was asked for (at the page's headers).
@@ -73,14 +74,18 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
             params += [("full", "true"), ("config", "true"), ("cardData", "true")]
         return f"{self.base_url}/api/models?{urlencode(params)}"
 
-    def early_next_page(self, page_url: str, next_url: str | None) -> scrapy.Request | None:
+    def early_next_page(self, next_url: str | None) -> scrapy.Request | None:
         """The next page, asked for before this page is decoded: its URL is in the Link header, so
         with no limit to count against it downloads while this page's models are processed; unless
         the last page was empty (a hub sending empty pages with next links is then followed one
         page at a time, and stops at the first empty page)."""
         if next_url is None or self.limit is not None or not self.last_page_listed_models:
             return None
-        return self.next_page(urljoin(page_url, next_url), self.parse_listing, **self.listing_priority)
+        return self.next_page(next_url, self.parse_listing, **self.listing_priority)
+
+    def next_listing_url(self, page_url: str, headers) -> str | None:
+        link = next_link(headers.get("Link"))
+        return self.hub_link(page_url, link) if link else None
 
     @property
     def listing_priority(self) -> dict:
@@ -93,16 +98,20 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
         body (~2 MB for 1,000 models) still downloads."""
         if request.callback != self.parse_listing or request.meta.get(NEXT_PAGE_ASKED):
             return
-        following = self.early_next_page(request.url, next_link(headers.get("Link")))
+        following = self.early_next_page(self.next_listing_url(request.url, headers))
         if following is not None:
             request.meta[NEXT_PAGE_ASKED] = True  # also on a retry of this page (a copy)
             self.crawler.engine.crawl(following)
 
     def parse_listing(self, response):
-        url = next_link(response.headers.get("Link"))
+        url = self.next_listing_url(response.url, response.headers)
+        if url is None and next_link(response.headers.get("Link")):
+            # The rest of the listing is not read: the crawl says so (and reports no model removed).
+            link = printable(next_link(response.headers.get("Link")), 200)
+            self.report_bad_page(response, f"next page link leaves the hub ({link})")
         asked = response.meta.get(NEXT_PAGE_ASKED)  # when its headers arrived
         if not asked:
-            early = self.early_next_page(response.url, url)
+            early = self.early_next_page(url)
             if early is not None:
                 asked = True
                 yield early
@@ -111,7 +120,7 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
             return
         self.last_page_listed_models = bool(page)
         if url and page and not asked and self.more_wanted(len(page)):
-            yield self.next_page(response.urljoin(url), self.parse_listing, **self.listing_priority)
+            yield self.next_page(url, self.parse_listing, **self.listing_priority)
         for model, served in page:
             if self.limit_reached:
                 return

@@ -102,8 +102,10 @@ def test_next_links_stay_on_the_hub(tmp_path):
     spider = history_spider(tmp_path)
     request = by_kind(spider.history_requests(MODEL))["files"]
     same = respond(request, [], headers={"Link": f'<{BASE}/api/models/x/tree/{SHA}?cursor=abc>; rel="next"'})
-    assert (spider.history_link(same, f"/hf/api/models/x/tree/{SHA}?cursor=abc")
+    assert (spider.hub_link(same.url, f"/hf/api/models/x/tree/{SHA}?cursor=abc")
             == f"{BASE}/api/models/x/tree/{SHA}?cursor=abc")
+    for elsewhere in ("file:///etc/passwd", BASE.replace("http", "ftp", 1) + "/x", "//evil.example/x"):
+        assert spider.hub_link(same.url, elsewhere) is None
     evil = respond(request, [{"path": "a", "type": "file"}],
                    headers={"Link": '<https://evil.example/steal>; rel="next"'})
     item, failure = spider.parse_history_files(evil)

@@ -155,6 +155,23 @@ def test_without_a_limit_the_next_page_is_asked_for_before_the_page_is_decoded()
     assert out[0].priority == LISTING_PRIORITY
 
 
+@pytest.mark.parametrize("link", ["file:///tmp/secret.json", "http://hub.example/api/models?cursor=abc",
+                                  "https://evil.example/api/models?cursor=abc"])
+def test_a_next_link_off_the_hub_is_not_followed_and_the_page_is_reported(link):
+    spider = make_spider()
+    out = list(spider.parse_listing(page(f"{BASE}/api/models", fixture_models()[:2], link=link)))
+    assert [o for o in out if isinstance(o, Request)] == []
+    assert len([o for o in out if isinstance(o, RawModelItem)]) == 2  # this page's models are kept
+    assert spider.crawler.stats.get_value("ptm/pages/failed/next page link leaves the hub") == 1
+
+
+def test_a_root_relative_next_link_stays_under_a_mirrors_path():
+    spider = spider_maker(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": f"{BASE}/mirror/hf"})()
+    out = list(spider.parse_listing(page(f"{BASE}/mirror/hf/api/models", fixture_models()[:2],
+                                         link="/api/models?cursor=abc")))
+    assert [o.url for o in out if isinstance(o, Request)] == [f"{BASE}/mirror/hf/api/models?cursor=abc"]
+
+
 def test_empty_pages_with_next_links_end_the_listing():
     spider = make_spider()
     links = [f"{BASE}/api/models?cursor={c}" for c in "abc"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import scrapy
 
@@ -144,16 +144,6 @@ class HistoryMixin(_MixedInto):
         return scrapy.Request(url, callback=callback, errback=self.history_failed,
                               meta={"ptm_history": ctx, "handle_httpstatus_list": _REFUSALS})
 
-    def history_link(self, response, link: str) -> str | None:
-        """Absolute URL of a ``Link`` rel=next, kept under the base URL: the Hub sends links
-        relative to its root, so a base URL with a path (a mirror) gets its path put back. A link
-        to another host is refused."""
-        prefix = urlsplit(self.base_url).path.rstrip("/")
-        if prefix and link.startswith("/") and not link.startswith("//") and not link.startswith(prefix + "/"):
-            link = prefix + link
-        url = response.urljoin(link)
-        return url if urlsplit(url).netloc == urlsplit(self.base_url).netloc else None
-
     # -- callbacks ------------------------------------------------------------------------
     def _history_response(self, response, kind: str):
         """Count the call; the failure item if the hub refused it, else None."""
@@ -180,7 +170,7 @@ class HistoryMixin(_MixedInto):
         link = next_link(response.headers.get("Link"))
         if not link:
             return None
-        url = self.history_link(response, link)
+        url = self.hub_link(response.url, link)
         if url is None:
             return self._history_failure(ctx, kind, "next page link leaves the hub", response.url)
         return self.history_request(url, callback, new_ctx)
