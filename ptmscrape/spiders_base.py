@@ -42,6 +42,10 @@ def next_link(header: bytes | str | None) -> str | None:
     return None
 
 
+# JSON nested deeper than Python's recursion limit (~1,000 levels), which json reads by recursion.
+_TOO_DEEP = "nested deeper than the decoder reads"
+
+
 class HubSpider(scrapy.Spider):
     """A spider for one model hub.
 
@@ -173,6 +177,8 @@ class HubSpider(scrapy.Spider):
             data = json.loads(response.body)
         except ValueError as exc:
             return self.page_malformed(response, "malformed JSON", f"{exc.__class__.__name__}: {exc}")
+        except RecursionError:
+            return self.page_malformed(response, "malformed JSON", _TOO_DEEP)
         if not isinstance(data, expect):
             return self.page_malformed(response, "unexpected JSON", f"a {type(data).__name__}")
         return data
@@ -186,6 +192,8 @@ class HubSpider(scrapy.Spider):
             self.page_malformed(response, "malformed JSON", f"{exc.__class__.__name__}: {exc}")
         except TypeError as exc:
             self.page_malformed(response, "unexpected JSON", str(exc))
+        except RecursionError:
+            self.page_malformed(response, "malformed JSON", _TOO_DEEP)
         return None
 
     def html_page(self, response: Response, complete: str = "</html>") -> Response | None:

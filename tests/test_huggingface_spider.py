@@ -191,3 +191,12 @@ def test_with_a_limit_the_next_page_waits_for_the_count():
     out = list(make_spider(limit="2").parse_listing(
         page(f"{BASE}/api/models?limit=2", models, link=f"{BASE}/api/models?cursor=x")))
     assert [o for o in out if isinstance(o, Request)] == []  # the page reaches the limit: no next page
+
+
+def test_a_page_nested_deeper_than_the_decoder_reads_is_reported_not_a_crash():
+    spider = make_spider()
+    deep = "[" * 1100 + "]" * 1100
+    body = f'[{{"id": "o/a", "_id": "1"}}, {{"id": "o/b", "_id": "2", "cardData": {deep}}}]'
+    out = list(spider.parse_listing(text_response(f"{BASE}/api/models", body)))
+    assert [o for o in out if isinstance(o, RawModelItem)] == []
+    assert spider.crawler.stats.get_value("ptm/pages/failed/malformed JSON") == 1
