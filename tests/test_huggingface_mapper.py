@@ -85,6 +85,13 @@ def test_wrong_types_are_dropped_field_by_field_not_fatal():
     assert list(VALIDATOR.iter_errors(r)) == []
 
 
+def test_counts_beyond_64_bits_are_dropped_so_every_exporter_can_hold_the_record():
+    model = by_id("acme-research/vit-tiny-demo")
+    model.update(downloads=10**30, likes=2**63 - 1, usedStorage=2**63, safetensors={"total": 10**40})
+    r = map_raw(raw(model))
+    assert (r["Downloads"], r["Likes"], r["UsedStorage"], r["ParameterCount"]) == (None, 2**63 - 1, None, None)
+
+
 @pytest.mark.parametrize("payload, reason", [
     ([], "payload is list"),
     ({"downloads": 3}, "missing or malformed 'id'"),

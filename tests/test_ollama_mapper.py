@@ -76,7 +76,8 @@ def test_a_tag_without_manifest_keeps_its_error():
 
 
 @pytest.mark.parametrize("text, number", [("55.7M", 55_700_000), ("221K", 221_000), ("1.2B", 1_200_000_000),
-                                          ("987", 987), ("1,234", 1234), ("lots", None), (None, None), ("", None)])
+                                          ("987", 987), ("1,234", 1234), ("lots", None), (None, None), ("", None),
+                                          ("9" * 30 + "B", None), ("9" * 400, None)])
 def test_pull_counts(text, number):
     assert _pulls(text) == number
 

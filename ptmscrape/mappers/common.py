@@ -117,8 +117,14 @@ def text(value: Any, limit: int = 10_000) -> str | None:
     return None
 
 
+# The largest count a record carries: SQLite, Parquet (int64) and most readers hold no more, and no
+# hub has more downloads, likes, bytes or parameters than that.
+MAX_COUNT = 2**63 - 1
+
+
 def count(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    """A non-negative integer field, or None for another type, a negative or an impossible size."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
         return None
     return value
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, count, new_record, str_list, text
+from ptmscrape.mappers.common import MAX_COUNT, MappingError, count, new_record, str_list, text
 
 HUB_URL = "https://ollama.com"
 NO_REPOSITORY = "skipped: the hub has no git repository"
@@ -107,7 +107,8 @@ def _pulls(value: Any) -> int | None:
     match = _COUNT.match(value.replace(",", "")) if isinstance(value, str) else None
     if not match:
         return None
-    return round(float(match.group(1)) * _SCALE[match.group(2).upper()])
+    pulls = float(match.group(1)) * _SCALE[match.group(2).upper()]
+    return count(round(pulls)) if pulls <= MAX_COUNT else None
 
 
 def _date(value: Any) -> str | None:
