@@ -86,8 +86,9 @@ class GitPolicy:
             GIT_ALLOW_PROTOCOL=":".join(self.allow_protocols),
             GIT_PROTOCOL_FROM_USER="0",
         )
-        if not self.lfs:
-            env["GIT_LFS_SKIP_SMUDGE"] = "1"
+        # Checkouts leave LFS pointers; with ``lfs`` on, ``Git._lfs_pull`` fetches the objects from
+        # the repository's own endpoint (a smudge at checkout would follow its .lfsconfig).
+        env["GIT_LFS_SKIP_SMUDGE"] = "1"
         n = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
         for prefix, header in self.auth_headers:
             # git keeps a header for the whole session of a URL it matched, also after following
@@ -257,6 +258,13 @@ class Git:
         except GitCommandError as exc:
             raise RepoError(describe_failure(exc)) from None
 
+    def _lfs_pull(self, cwd: str | os.PathLike[str], url: str) -> None:
+        """``git lfs pull`` from the repository's own LFS endpoint (git-lfs's default for ``url``):
+        a repository's ``.lfsconfig`` may name another (``file://`` on this machine, any host, any
+        transport), and git's configuration overrides it."""
+        endpoint = url.rstrip("/") + ("/info/lfs" if url.rstrip("/").endswith(".git") else ".git/info/lfs")
+        self._run(cwd, "-c", f"lfs.url={endpoint}", "-c", f"remote.origin.lfsurl={endpoint}", "lfs", "pull")
+
     def clone(self, url: str, target: Path, scratch_root: Path, branch: str | None = None) -> str:
         """Clone ``url`` so that it appears at ``target`` complete or not at all; returns HEAD."""
         url = check_url(url, self.policy)
@@ -271,7 +279,7 @@ class Git:
         try:
             self._run(scratch_root, *args, "--", url, os.fspath(scratch))
             if self.policy.lfs:
-                self._run(scratch, "lfs", "pull")
+                self._lfs_pull(scratch, url)
             sha = head_sha(scratch)
             if sha is None:
                 raise RepoError("clone has no HEAD commit (empty repository?)")
@@ -302,7 +310,7 @@ class Git:
         self._run(path, *args, "origin", branch or "HEAD")
         self._run(path, "reset", "--hard", "--quiet", "FETCH_HEAD")
         if self.policy.lfs:
-            self._run(path, "lfs", "pull")
+            self._lfs_pull(path, url)
         sha = head_sha(path)
         if sha is None:
             raise RepoError("clone has no HEAD commit after update")

@@ -12,7 +12,7 @@ import pytest
 
 from ptmscrape.cloning import Cloner, Counters
 from ptmscrape.dataset.tree import DatasetTree
-from ptmscrape.gitrepo import Git, GitPolicy
+from ptmscrape.gitrepo import Git, GitPolicy, RepoError
 from tests.crawl import ROOT
 from tests.replicas.server import GitHost, Replica
 
@@ -41,7 +41,7 @@ sys.modules["scrapy"] = None  # any "import scrapy…" now raises ImportError
 sys.modules["twisted"] = None
 from ptmscrape.cloning import Cloner
 from ptmscrape.dataset.tree import DatasetTree
-from ptmscrape.gitrepo import Git, GitPolicy
+from ptmscrape.gitrepo import Git, GitPolicy, RepoError
 
 async def run(hub_sha=None):
     c = Cloner(DatasetTree({str(tmp_path / "data")!r}), Git(GitPolicy(allow_protocols=("http",))), concurrency=2)
@@ -129,3 +129,34 @@ def test_each_lock_guards_one_thing(tmp_path):
         done.join()
         assert finished, lock
     assert c.stats["ptm/clone/bytes"] == 10 and c.claims == {}
+
+
+def test_a_repositorys_lfsconfig_cannot_send_git_lfs_elsewhere(tmp_path):
+    """``.lfsconfig`` naming a ``file://`` LFS store on this machine: with LFS on, the objects come
+    from the repository's own endpoint only, so a local file never lands in the dataset."""
+    import hashlib
+
+    from tests.replicas.server import LFS_ATTRIBUTES, lfs_pointer
+
+    secret = b"a file of the crawling machine\n"
+    oid = hashlib.sha256(secret).hexdigest()
+    local = tmp_path / "local-store"
+    subprocess.run(["git", "init", "-q", str(local)], check=True)
+    stored = local / ".git/lfs/objects" / oid[:2] / oid[2:4] / oid
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(secret)
+    weights = b"the hub's own weights\n"
+    host = GitHost(tmp_path / "git")
+    files = {".lfsconfig": f"[lfs]\n\turl = file://{local}\n", ".gitattributes": LFS_ATTRIBUTES}
+    host.add_repo("evil/lfs", {**files, "stolen.bin": lfs_pointer(secret)})
+    host.add_repo("good/lfs", files, lfs={"model.bin": weights})
+    git = Git(GitPolicy(allow_protocols=("http",), lfs=True))
+    data = tmp_path / "data"
+    with Replica() as server:
+        host.mount(server)
+        with pytest.raises(RepoError):  # the hub's endpoint has no such object
+            git.clone(f"{server.url}/evil/lfs", data / "hf/repos/evil/lfs", data / ".incoming")
+        git.clone(f"{server.url}/good/lfs", data / "hf/repos/good/lfs", data / ".incoming")
+    assert not (data / "hf/repos/evil").exists()
+    assert (data / "hf/repos/good/lfs/model.bin").read_bytes() == weights  # LFS itself still works
+    assert not any(secret in p.read_bytes() for p in data.rglob("*") if p.is_file())

@@ -196,8 +196,11 @@ def test_policy_env_never_prompts_limits_transports_and_ignores_a_hosting_repo(m
     assert env["GIT_TERMINAL_PROMPT"] == "0" and env["GIT_ASKPASS"] == ""
     assert env["GIT_ALLOW_PROTOCOL"] == "https" and env["GIT_LFS_SKIP_SMUDGE"] == "1"
     assert "GIT_DIR" not in env and "GIT_WORK_TREE" not in env
-    assert env["GIT_CONFIG_COUNT"] == "2" and env["GIT_CONFIG_KEY_0"] == "url.http://replica/.insteadOf"
+    assert env["GIT_CONFIG_COUNT"] == "3" and env["GIT_CONFIG_KEY_0"] == "url.http://replica/.insteadOf"
     assert env["GIT_CONFIG_KEY_1"] == "http.https://huggingface.co/.extraHeader"
+    # where the header goes, no redirect is followed (git would carry it to the other host)
+    redirects = ("http.https://huggingface.co/.followRedirects", "false")
+    assert (env["GIT_CONFIG_KEY_2"], env["GIT_CONFIG_VALUE_2"]) == redirects
     assert "hf_SeCrEt" not in repr(policy) and "hf_SeCrEt" not in " ".join(policy.config_options())
     assert "core.symlinks=false" in policy.config_options()
 
