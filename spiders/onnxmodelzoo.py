@@ -23,7 +23,8 @@ built here (``kind: "readme_row"``):
 * ``category``, ``anchor`` (the task, as PTMTorrent used it), ``model_dir``, ``model_classes``
   (the index rows linking the folder: ``name``, ``reference``, ``reference_url``, ``description``,
   ``hf_space_url``);
-* ``title`` (the README's first ``#`` heading), ``readme_path``, ``readme_url``, ``index_url``;
+* ``title`` (the README's first ``#`` heading), ``license`` (the first line of its ``License``
+  section, as a reader sees it), ``readme_path``, ``readme_url``, ``index_url``;
 * ``table``: the row's table's ``header`` (as written) and ``line``, and ``cells``: the row as
   written ({header: cell});
 * ``row``: ``name``, ``name_url``, ``downloads`` (``column``, ``size``, and ``path`` in the
@@ -120,6 +121,7 @@ class OnnxmodelzooSpider(HubSpider):
         folder_info = {
             **entry,
             "title": readme_title(text),
+            "license": readme_license(text),
             "readme_path": f"{model_dir}/README.md",
             "readme_url": response.url,
             "index_url": f"{self.base_url}/{INDEX}",
@@ -321,6 +323,17 @@ def readme_title(markdown: str) -> str | None:
     """The first level-1 heading (before any code block, whose comments also start with ``#``)."""
     match = re.search(r"^# +(.+?)\s*#*\s*$", markdown.split("```", 1)[0], re.M)
     return plain_text(match.group(1)) if match else None
+
+
+def readme_license(markdown: str) -> str | None:
+    """The first line of the README's ``License`` section as a reader sees it (``MIT License``,
+    ``[BSD-3](LICENSE)`` -> ``BSD-3``), or None without one."""
+    outside_code = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)
+    match = re.search(r"^#{1,6}[ \t]*licen[cs]e[ \t]*#*[ \t]*$(.*?)(?=^#|\Z)", outside_code, re.M | re.S | re.I)
+    if not match:
+        return None
+    lines = (plain_text(line) for line in match.group(1).splitlines())
+    return next((line[:200] for line in lines if line), None)
 
 
 def is_download_table(table: Table) -> bool:

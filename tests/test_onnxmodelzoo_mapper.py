@@ -70,8 +70,13 @@ def test_record_fields_of_a_pebblenet_row_and_a_shardnet_row():
     assert qdq["LatestGitCommitSHA"] is None and qdq["CloneStatus"] == "pending"
     shard = map_raw(items["vision/classification/shardnet"][0])
     assert (shard["ModelName"], shard["ModelArchitecture"]) == ("shardnet-3", "ShardNet_V1")
-    # arXiv pdf link and abs link with a version: both DOIs, versions dropped.
-    assert shard["ModelPaperDOIs"] == ["10.48550/arXiv.1902.01234", "10.48550/arXiv.1911.05678"]
+    # One folder, two index classes: each row gets the class its name names, and that class's paper
+    # (an arXiv pdf link; an abs link with a version, dropped).
+    assert shard["ModelPaperDOIs"] == ["10.48550/arXiv.1902.01234"]
+    shard_v2 = map_raw(next(i for i in items["vision/classification/shardnet"]
+                            if i.payload["row"]["name"] == "ShardNet-v2"))
+    assert (shard_v2["ModelName"], shard_v2["ModelArchitecture"]) == ("shardnet-v2-10", "ShardNet_V2")
+    assert shard_v2["ModelPaperDOIs"] == ["10.48550/arXiv.1911.05678"]
     age = map_raw(items["vision/body_analysis/age_bands"][0])
     assert age["ModelPaperDOIs"] == []  # not arXiv
     assert age["Datasets"] == [{"DatasetName": "FaceAges", "DatasetOwner": "", "DatasetURL": "",
@@ -168,3 +173,33 @@ def test_junk_in_optional_fields_is_tolerated():
         None, None, None, None)
     assert record["ModelTask"] == "C" and record["ModelFiles"][0]["Size"] is None
     assert list(VALIDATOR.iter_errors(record)) == []
+
+
+
+def test_the_readmes_license_and_a_two_domain_opset():
+    row = {"name": "BiDAF", "opset": "ONNX 9, ONNX.ML 1", "onnx_version": "1.4",
+           "downloads": [{"path": "t/bidaf/model/bidaf-9.onnx", "size": "41 MB", "column": "Download"}]}
+    payload = {"model_dir": "t/bidaf", "anchor": "machine_comprehension", "license": "MIT License",
+               "model_classes": [{"name": "BiDAF", "reference_url": "https://arxiv.org/abs/1611.01603"}], "row": row}
+    record = map_raw(RawModelItem("onnxmodelzoo", "t/bidaf/model/bidaf-9.onnx", RAW, payload))
+    assert (record["License"], record["Opset"]) == ("MIT License", 9)
+    assert record["Tags"] == ["machine_comprehension", "opset:9"]
+    assert record["ModelPaperDOIs"] == ["10.48550/arXiv.1611.01603"]
+    assert list(VALIDATOR.iter_errors(record)) == []
+
+
+@pytest.mark.parametrize("row_name, file_name, classes", [
+    ("ShuffleNet-v1", "shufflenet-3.onnx", ["ShuffleNet_V1"]),
+    ("ShuffleNet-v2-fp32", "shufflenet-v2-12.onnx", ["ShuffleNet_V2"]),
+    ("ShuffleNet", "shufflenet-v2-12.onnx", ["ShuffleNet_V2"]),  # the file's name tells
+    ("ShuffleNet", "shufflenet-9.onnx", ["ShuffleNet_V1", "ShuffleNet_V2"]),  # nothing tells: all kept
+])
+def test_a_row_of_a_folder_shared_by_two_classes_gets_the_class_it_names(row_name, file_name, classes):
+    row = {"name": row_name, "downloads": [{"path": f"v/shufflenet/model/{file_name}", "column": "Download"}]}
+    payload = {"model_dir": "v/shufflenet", "row": row, "model_classes": [
+        {"name": "ShuffleNet_V1", "reference_url": "https://arxiv.org/abs/1707.01083"},
+        {"name": "ShuffleNet_V2", "reference_url": "https://arxiv.org/abs/1807.11164"}]}
+    record = map_raw(RawModelItem("onnxmodelzoo", f"v/shufflenet/model/{file_name}", RAW, payload))
+    papers = {"ShuffleNet_V1": "10.48550/arXiv.1707.01083", "ShuffleNet_V2": "10.48550/arXiv.1807.11164"}
+    assert record["ModelArchitecture"] == classes[0]
+    assert record["ModelPaperDOIs"] == [papers[c] for c in classes]

@@ -9,7 +9,14 @@ import pytest
 from scrapy.utils.request import request_from_dict
 
 from ptmscrape.items import RawModelItem
-from spiders.onnxmodelzoo import OnnxmodelzooSpider, folder, generated_folders, index_entries, load_yaml
+from spiders.onnxmodelzoo import (
+    OnnxmodelzooSpider,
+    folder,
+    generated_folders,
+    index_entries,
+    load_yaml,
+    readme_license,
+)
 from tests.helpers import fixture_response, spider_maker, start_requests, text_response
 from tests.replicas.onnx import (
     FIXTURES,
@@ -204,6 +211,7 @@ def test_pebblenet_rows_as_written_and_as_read(layout_items):
     folder_ = prefix(layout) + "vision/classification/pebblenet"
     first = pebble[0].payload
     assert first["title"] == "PebbleNet" and first["anchor"] == "image_classification"
+    assert first["license"] == "Apache 2.0"  # the README's License section
     assert first["readme_path"] == f"{folder_}/README.md"
     assert first["readme_url"] == f"{RAW}/{folder_}/README.md" and first["index_url"] == f"{RAW}/README.md"
     assert first["table"]["line"] == 19 and first["table"]["header"][:2] == ["Model", "Download"]
@@ -385,3 +393,16 @@ def test_a_bad_turnkey_stats_file_is_reported_and_gives_no_item(body, kind):
 def test_yaml_values_become_json_values():
     assert load_yaml("when: 2023-12-08\n1: one\nok: [1, 2.5, true, null]\n") == {
         "when": "2023-12-08", "1": "one", "ok": [1, 2.5, True, None]}
+
+
+
+@pytest.mark.parametrize("markdown, expected", [
+    ("# M\n## License\nMIT License\n<hr>\n", "MIT License"),
+    ("# M\n## License\n\n[BSD-3](LICENSE)\n## Next\n", "BSD-3"),
+    ("# M\n### licence ###\nApache 2.0\n", "Apache 2.0"),
+    ("# M\n## License\n<hr>\n## Next\nnot it\n", None),
+    ("# M\n```\n## License\nin a code block\n```\n", None),
+    ("# M\n## Licenses of the datasets\nnot the model's\n", None),
+])
+def test_the_license_is_the_first_line_of_the_readmes_license_section(markdown, expected):
+    assert readme_license(markdown) == expected

@@ -9,9 +9,11 @@ one folder share it).
 README rows: the name is the model file's name without its extension (``resnet50-v1-12``, unique,
 where the rows' own names repeat: six "AlexNet" rows, one per opset); the table's columns become
 ``ModelFiles`` (path in the repository, size as written, column), ``OnnxVersion``, ``Opset`` and
-``Metrics`` (every accuracy column, as written), a ``Dataset`` column ``Datasets``. The task is the
-index section's anchor (``image_classification``), the architecture the first Model Class name;
-tags are the anchor and ``opset:<n>``. Papers linked on arXiv become DOIs.
+``Metrics`` (every accuracy column, as written), a ``Dataset`` column ``Datasets``; the README's
+``License`` section ``License``. The task is the index section's anchor (``image_classification``),
+the architecture the Model Class name (of a folder linked from several classes, the one the row's
+name names: ``ShuffleNet-v2`` -> ShuffleNet_V2); tags are the anchor and ``opset:<n>``. Papers the
+row's classes link on arXiv become DOIs.
 
 Generated models: the name is the folder's (``alexnet_Opset17_torch_hub``); ``turnkey_stats.yaml``
 gives ``ParameterCount`` (``parameters``), ``Opset``, ``SourceLibrary`` (``author``: timm,
@@ -43,7 +45,8 @@ from ptmscrape.mappers.common import (
 
 DEFAULT_REPO = "https://github.com/onnx/models"
 _ARXIV_URL = re.compile(r"^https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/([^?#]+?)(?:\.pdf)?/?(?:[?#].*)?$")
-_OPSET = re.compile(r"^\d{1,3}$")
+# "12", or the opsets of two domains as BiDAF's README gives them ("ONNX 9, ONNX.ML 1"): the ai.onnx one.
+_OPSET = re.compile(r"^(\d{1,3})$|^ONNX\s+(\d{1,3})\s*,\s*ONNX\.ML\s+\d{1,3}$", re.I)
 _MODEL_SUFFIXES = (".onnx", ".tar.gz", ".tgz", ".zip")
 
 
@@ -77,7 +80,7 @@ def _readme_row(hub: str, page: dict, model_dir: str, repo_url: str, owner: str)
     if not file_name:
         raise MappingError(f"{model_dir[:100]!r}: model file without a name ({location[:100]!r})")
     name = _stem(file_name)
-    classes = [c for c in page.get("model_classes") or [] if isinstance(c, dict)]
+    classes = _classes_of_row(row, name, [c for c in page.get("model_classes") or [] if isinstance(c, dict)])
     class_names = [n.strip() for n in (text(c.get("name"), 300) for c in classes) if n and n.strip()]
 
     record = new_record(
@@ -100,6 +103,7 @@ def _readme_row(hub: str, page: dict, model_dir: str, repo_url: str, owner: str)
                    "DatasetOwnerURL": ""}] if dataset_name else [],
         Tags=([anchor] if anchor else []) + ([f"opset:{opset}"] if opset else []),
         Library="onnx",
+        License=(text(page.get("license"), 200) or "").strip() or None,
         RepoURL=repo_url,
         RepoSubPath=model_dir,
         ModelFiles=files,
@@ -152,6 +156,25 @@ def _generated(hub: str, page: dict, model_dir: str, repo_url: str, owner: str) 
     return record
 
 
+def _classes_of_row(row: dict, name: str, classes: list[dict]) -> list[dict]:
+    """The index classes a row belongs to. A folder linked from several classes (ShuffleNet_V1 and
+    ShuffleNet_V2 share ``shufflenet/``) gives each row the class its name names (``ShuffleNet-v2``,
+    ``shufflenet-v2-10``), the longest such name; a row naming none keeps them all."""
+    if len(classes) < 2:
+        return classes
+    row_names = [_squashed(n) for n in (text(row.get("name"), 300), name) if n]
+    named = [c for c in classes if (key := _squashed(text(c.get("name"), 300) or ""))
+             and any(key in n for n in row_names)]
+    if not named:
+        return classes
+    longest = max(len(_squashed(text(c.get("name"), 300) or "")) for c in named)
+    return [c for c in named if len(_squashed(text(c.get("name"), 300) or "")) == longest]
+
+
+def _squashed(value: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", value.lower())
+
+
 def model_files(downloads: Any) -> list[dict[str, str | None]]:
     """``ModelFiles`` of a row's download links (repository paths or outside URLs)."""
     files = []
@@ -177,9 +200,9 @@ def _stem(file_name: str) -> str:
 def _opset(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value if 0 < value < 1000 else None
-    if isinstance(value, str) and _OPSET.match(value.strip()) and int(value) > 0:
-        return int(value)
-    return None
+    match = _OPSET.match(value.strip()) if isinstance(value, str) else None
+    number = int(match.group(1) or match.group(2)) if match else 0
+    return number if number > 0 else None
 
 
 def paper_dois(urls) -> list[str]:
