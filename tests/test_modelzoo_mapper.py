@@ -39,6 +39,7 @@ def test_ptmtorrent_keys_from_a_github_model():
     assert (r["RepoBranch"], r["RepoSubPath"]) == (None, None)
     assert r["ModelPaperDOIs"] == ["10.48550/arXiv.1812.08008", "10.1109/CVPR.2016.511"]
     assert (r["Library"], r["Likes"], r["Tags"]) == ("caffe", 27950, ["computer-vision"])
+    assert r["DisplayName"] == "OpenPose"  # the hub's title; the slug is the name
     assert r["CloneStatus"] == "pending" and r["LatestGitCommitSHA"] is None
 
 

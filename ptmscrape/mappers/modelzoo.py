@@ -5,7 +5,7 @@ The raw item's ``model_id`` is the model's slug (the detail object has none). Th
 ``RepoSubPath``); a GitHub user or organisation page has no repository (clone skipped); a link on
 another host is kept as given and the clone stage finds out whether git can clone it (its reason
 goes in ``CloneStatus``). ``stars`` (the repository's GitHub stars, as the hub shows them) go in
-``Likes``, the framework in ``Library``, category slugs in ``Tags``.
+``Likes``, the framework in ``Library``, category slugs in ``Tags``, the ``title`` in ``DisplayName``.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         Likes=count(obj.get("stars")),
         Tags=[c["slug"] for c in categories if isinstance(c.get("slug"), str) and c["slug"]],
         Library=text(obj.get("framework"), 200),
+        DisplayName=(text(obj.get("title"), 500) or "").strip() or None,
         Languages=[],
         CreatedAt=None,
         LastModified=None,
