@@ -57,9 +57,10 @@ def busy(jobdir: Path) -> JobDirBusy:
 def check_free(settings) -> None:
     """Raise :class:`JobDirBusy` if a running crawl holds the JOBDIR's lock; creates nothing. Run
     before the crawl starts, so the refusal is one line; :class:`JobGuard` takes the lock itself."""
-    jobdir = folder(settings)
-    if jobdir is None:
+    path = settings.get("JOBDIR")  # not folder(): Scrapy's job_dir() creates the directory
+    if not path:
         return
+    jobdir = Path(path)
     try:
         lock = open(jobdir / LOCK_FILE, "rb")
     except OSError:  # no JOBDIR or no lock yet: nobody holds it (JobGuard reports what else is wrong)

@@ -105,10 +105,6 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
 
     def parse_listing(self, response):
         url = self.next_listing_url(response.url, response.headers)
-        if url is None and next_link(response.headers.get("Link")):
-            # The rest of the listing is not read: the crawl says so (and reports no model removed).
-            link = printable(next_link(response.headers.get("Link")), 200)
-            self.report_bad_page(response, f"next page link leaves the hub ({link})")
         asked = response.meta.get(NEXT_PAGE_ASKED)  # when its headers arrived
         if not asked:
             early = self.early_next_page(url)
@@ -118,6 +114,9 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
         page = self.json_array_page(response)
         if page is None:
             return
+        if url is None and (link := next_link(response.headers.get("Link"))):
+            # The rest of the listing is not read: the crawl says so (and reports no model removed).
+            self.report_bad_page(response, f"next page link leaves the hub ({printable(link, 200)})")
         self.last_page_listed_models = bool(page)
         if url and page and not asked and self.more_wanted(len(page)):
             yield self.next_page(url, self.parse_listing, **self.listing_priority)

@@ -264,3 +264,12 @@ def test_a_csv_feed_has_nested_keys_as_columns_and_lists_as_json(tmp_path, hf_re
         assert json.loads(row["Tags"]) == record["Tags"]
     assert any(json.loads(row["Datasets"]) for row in rows)  # a non-empty nested list round-trips
     assert "ModelHub" not in rows[0]
+
+
+def test_the_jobdir_check_before_the_crawl_creates_nothing(tmp_path):
+    from scrapy.settings import Settings
+
+    from ptmscrape.jobdir import check_free
+
+    check_free(Settings({"JOBDIR": str(tmp_path / "new-job")}))
+    assert not (tmp_path / "new-job").exists()
