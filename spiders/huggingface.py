@@ -83,8 +83,7 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
             return None
         return self.next_page(next_url, self.parse_listing, **self.listing_priority)
 
-    def next_listing_url(self, page_url: str, headers) -> str | None:
-        link = next_link(headers.get("Link"))
+    def next_listing_url(self, page_url: str, link: str | None) -> str | None:
         return self.hub_link(page_url, link) if link else None
 
     @property
@@ -98,13 +97,14 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
         body (~2 MB for 1,000 models) still downloads."""
         if request.callback != self.parse_listing or request.meta.get(NEXT_PAGE_ASKED):
             return
-        following = self.early_next_page(self.next_listing_url(request.url, headers))
+        following = self.early_next_page(self.next_listing_url(request.url, next_link(headers.get("Link"))))
         if following is not None:
             request.meta[NEXT_PAGE_ASKED] = True  # also on a retry of this page (a copy)
             self.crawler.engine.crawl(following)
 
     def parse_listing(self, response):
-        url = self.next_listing_url(response.url, response.headers)
+        link = next_link(response.headers.get("Link"))
+        url = self.next_listing_url(response.url, link)
         asked = response.meta.get(NEXT_PAGE_ASKED)  # when its headers arrived
         if not asked:
             early = self.early_next_page(url)
@@ -114,7 +114,7 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
         page = self.json_array_page(response)
         if page is None:
             return
-        if url is None and (link := next_link(response.headers.get("Link"))):
+        if link and url is None:
             # The rest of the listing is not read: the crawl says so (and reports no model removed).
             self.report_bad_page(response, f"next page link leaves the hub ({printable(link, 200)})")
         self.last_page_listed_models = bool(page)

@@ -163,12 +163,12 @@ def _classes_of_row(row: dict, name: str, classes: list[dict]) -> list[dict]:
     if len(classes) < 2:
         return classes
     row_names = [_squashed(n) for n in (text(row.get("name"), 300), name) if n]
-    named = [c for c in classes if (key := _squashed(text(c.get("name"), 300) or ""))
-             and any(key in n for n in row_names)]
+    named = [(len(key), c) for c in classes
+             if (key := _squashed(text(c.get("name"), 300) or "")) and any(key in n for n in row_names)]
     if not named:
         return classes
-    longest = max(len(_squashed(text(c.get("name"), 300) or "")) for c in named)
-    return [c for c in named if len(_squashed(text(c.get("name"), 300) or "")) == longest]
+    longest = max(length for length, _ in named)
+    return [c for length, c in named if length == longest]
 
 
 def _squashed(value: str) -> str:
