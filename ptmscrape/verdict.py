@@ -1,8 +1,10 @@
 """What a crawl's exit status says, decided from its stats alone (no Scrapy here).
 
 * ``0`` — the crawl finished and every page it listed was read;
-* ``1`` — pages failed (after their retries) or were not found, a callback raised, nothing was
-  stored, the crawl was stopped before the end, or a spidermon monitor failed;
+* ``1`` — pages failed (after their retries) or were not found, ``-a history`` calls were lost
+  (failed after retries, rate limited, malformed: not the hub's refusals of gated, private or
+  deleted repositories), a callback raised, nothing was stored, the crawl was stopped before the
+  end, or a spidermon monitor failed;
 * ``2`` — bad arguments or settings (decided before the crawl starts: ``ptmscrape/checks.py``).
 
 ``ptmscrape.extensions.CrawlVerdict`` applies it twice: when the spider goes idle (so the finish
@@ -19,6 +21,8 @@ from typing import Any
 
 from ptmscrape.stats import (
     DEDUPE_STORED_BEFORE_RESUME,
+    HISTORY_LOST,
+    HISTORY_LOST_BY_REASON,
     MONITORS_FAILED,
     MONITORS_FAILED_BY_MONITOR,
     PAGES_FAILED,
@@ -70,6 +74,13 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
         detail = ", ".join(f"{kind}: {n}" for kind, n in kinds)
         problems.append(_plural(failed - not_found, "page") + " failed"
                         + (f" ({detail})" if detail else ""))
+    # The finish reason stays: the listing is whole, so the removed-models report still runs.
+    lost = int(stats.get(HISTORY_LOST) or 0)
+    if lost:
+        reasons = sorted((k.removeprefix(HISTORY_LOST_BY_REASON), int(v)) for k, v in stats.items()
+                         if k.startswith(HISTORY_LOST_BY_REASON))
+        detail = ", ".join(f"{reason}: {n}" for reason, n in reasons)
+        problems.append(_plural(lost, "history call") + " lost" + (f" ({detail})" if detail else ""))
     errors = int(stats.get("spider_exceptions_count") or 0)
     if errors:
         problems.append(_plural(errors, "callback error") + " (pages only partly read)")

@@ -13,6 +13,7 @@ from ptmscrape.history.tables import TABLES, rows
 from tests.crawl import run_crawl
 from tests.replicas.huggingface import HuggingFaceReplica
 from tests.replicas.huggingface_history import HubHistory
+from tests.replicas.server import Reply
 
 PREFIX = "/hf"  # a mirror under a path: links must keep it
 
@@ -23,11 +24,11 @@ def hub(hf_models):
         yield HubHistory(replica, commits_page=50, discussions_page=3, tree_page=4, prefix=PREFIX)
 
 
-def crawl(hub, tmp_path, name, args=None, **settings):
+def crawl(hub, tmp_path, name, args=None, check=True, **settings):
     return run_crawl("huggingface", tmp_path, data_dir=tmp_path / "data", out_name=f"{name}.jsonl",
                      args={"history": "commits,refs,discussions,files", **(args or {})},
                      settings={"PTM_HUGGINGFACE_URL": hub.hub.url + PREFIX, "PTM_HUGGINGFACE_PAGE_SIZE": 5,
-                               "PTM_CLONE": 0, "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 5, **settings})
+                               "PTM_CLONE": 0, "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 5, **settings}, check=check)
 
 
 def history(data, kind):
@@ -149,6 +150,30 @@ def test_gated_and_missing_revisions_are_recorded_per_model_and_the_crawl_goes_o
     state = history(data, "state")
     assert not [s for s in state
                 if s["model_id"] in (gated,) or (s["model_id"] == moved and s["kind"] in ("commits", "files"))]
+
+
+FAST = {"RETRY_TIMES": 1, "PTM_RETRY_BACKOFF": 0.01, "PTM_RATELIMIT_MAX_RETRIES": 1, "PTM_PAGE_RETRIES": 1}
+
+
+def test_lost_history_calls_are_recorded_per_model_and_fail_the_crawl(tmp_path, hub):
+    down = sorted(hub.histories)[3]
+
+    def faults(incoming, call_next):
+        if incoming.path.endswith(f"/{down}/refs"):
+            return Reply.text("boom", 503)
+        return call_next()
+
+    hub.hub.replica.interceptors.append(faults)
+    result = crawl(hub, tmp_path, "1", check=False, **FAST)
+    assert result.returncode == 1 and "Traceback" not in result.log  # README "Exit status"
+    failures = {(f["model_id"], f["kind"]): f["reason"] for f in history(result.data_dir, "failures")}
+    assert failures == {(down, "refs"): "failed after retries (HTTP 503)"}
+    stats = result.stats
+    assert stats["ptm/history/lost"] == 1 and "ptm/pages/failed" not in stats
+    assert "Crawl verdict: exit status 1: 1 history call lost (failed after retries (HTTP 503): 1)" in result.log
+    # the listing was read whole: the finish reason and the removed-models report say so
+    assert stats["finish_reason"] == "finished" and stats["ptm/store/removed"] == 0
+    assert len(result.items) == 12
 
 
 def test_history_follows_the_crawls_own_selection(tmp_path, hub):

@@ -125,6 +125,7 @@ def test_refused_calls_become_failure_items(tmp_path, status, headers, reason):
     assert item.failure == {"reason": reason, "url": request.url} and item.rows == {} and item.states == []
     assert refusal_reason(status, Headers(headers)) == reason
     assert spider.crawler.stats.get_value(f"ptm/history/failed/{reason}") == 1
+    assert spider.crawler.stats.get_value("ptm/history/lost") is None  # an answer: the crawl is not failed
 
 
 def test_discussions_fetch_only_new_or_changed_ones_and_store_only_new_events(tmp_path):
@@ -316,6 +317,7 @@ def test_a_call_failing_after_retries_is_recorded_without_marking_the_listing_in
     stats = spider.crawler.stats
     assert stats.get_value("ptm/history/failed/files") == 1 and stats.get_value("ptm/history/calls/files") == 1
     assert stats.get_value("ptm/pages/failed") is None  # the removed-models report still runs
+    assert stats.get_value("ptm/history/lost/failed after retries (ConnectionRefusedError)") == 1
 
 
 def test_without_a_listed_sha_commits_stop_at_the_stored_head_and_files_are_asked_again(tmp_path):

@@ -42,6 +42,17 @@ def test_not_found_is_told_apart_from_failed():
     assert verdict(only_404).reason == "1 page not found (HTTP 404)"
 
 
+def test_lost_history_calls_are_1_and_refused_ones_are_not():
+    refused = {**GOOD, "ptm/history/failed": 4, "ptm/history/failed/gated, private or missing (HTTP 401)": 4}
+    assert verdict(refused).status == 0
+    lost = {**refused, "ptm/history/failed": 7, "ptm/history/lost": 3,
+            "ptm/history/lost/failed after retries (HTTP 503)": 2, "ptm/history/lost/malformed JSON": 1}
+    result = verdict(lost)
+    assert result.status == 1
+    assert result.reason == "3 history calls lost (failed after retries (HTTP 503): 2, malformed JSON: 1)"
+    assert result.finish_reason == "finished"  # the listing is whole: the removed-models report runs
+
+
 def test_nothing_stored_is_1_unless_none_was_expected():
     empty = {"finish_reason": "finished"}
     assert (verdict(empty).status, verdict(empty).reason, verdict(empty).finish_reason) == (

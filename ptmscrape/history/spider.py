@@ -14,7 +14,8 @@ Per model (``<api>`` is ``<base>/api/models/<id>``, the id as the hub gave it):
   files at the listed SHA are stored already.
 
 A call the hub refuses (401 gated/private/missing, 404 ``RevisionNotFound``, …) is recorded as a
-failure of that model and kind; the crawl goes on.
+failure of that model and kind; the crawl goes on. A call that fails otherwise (after retries) is
+recorded the same way and also counted as lost (``ptm/history/lost``): the crawl then exits 1.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from ptmscrape.stats import (
     HISTORY_CALLS_BY_KIND,
     HISTORY_FAILED,
     HISTORY_FAILED_BY,
+    HISTORY_LOST,
+    HISTORY_LOST_BY_REASON,
     HISTORY_MALFORMED_BY_KIND,
     HISTORY_MODELS,
     HISTORY_SKIPPED_BY_REASON,
@@ -152,12 +155,20 @@ class HistoryMixin(_MixedInto):
         if response.status < 300:
             return None
         return self._history_failure(response.meta["ptm_history"], kind,
-                                     refusal_reason(response.status, response.headers), response.url)
+                                     refusal_reason(response.status, response.headers), response.url,
+                                     refused=True)
 
-    def _history_failure(self, ctx: dict[str, Any], kind: str, reason: str, url: str) -> HistoryItem:
+    def _history_failure(self, ctx: dict[str, Any], kind: str, reason: str, url: str, *,
+                         refused: bool = False) -> HistoryItem:
+        """The failure item of one call. ``refused``: the hub answered for the model (gated,
+        private, deleted), an outcome a crawl expects; any other failure lost data the hub has,
+        which fails the crawl (``ptmscrape/verdict.py``)."""
         self._history_count(HISTORY_FAILED)
         self._history_count(HISTORY_FAILED_BY + kind)
         self._history_count(HISTORY_FAILED_BY + reason)
+        if not refused:
+            self._history_count(HISTORY_LOST)
+            self._history_count(HISTORY_LOST_BY_REASON + reason)
         self.logger.warning("History of %s (%s) not stored: %s",
                             printable(f"{self.name}:{ctx['model_id']}"), kind, reason)
         return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, failure={"reason": reason, "url": url})
