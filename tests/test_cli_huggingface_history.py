@@ -156,21 +156,31 @@ FAST = {"RETRY_TIMES": 1, "PTM_RETRY_BACKOFF": 0.01, "PTM_RATELIMIT_MAX_RETRIES"
 
 
 def test_lost_history_calls_are_recorded_per_model_and_fail_the_crawl(tmp_path, hub):
-    down = sorted(hub.histories)[3]
+    down, cut, shapeless = sorted(hub.histories)[3:6]
 
     def faults(incoming, call_next):
         if incoming.path.endswith(f"/{down}/refs"):
             return Reply.text("boom", 503)
+        if f"/{cut}/commits/" in incoming.path:
+            return Reply(200, b'[{"id": "abc", "tit', {"Content-Type": "application/json"})
+        if incoming.path.endswith(f"/{shapeless}/discussions"):
+            return Reply.json({"error": "x"})
         return call_next()
 
     hub.hub.replica.interceptors.append(faults)
     result = crawl(hub, tmp_path, "1", check=False, **FAST)
     assert result.returncode == 1 and "Traceback" not in result.log  # README "Exit status"
     failures = {(f["model_id"], f["kind"]): f["reason"] for f in history(result.data_dir, "failures")}
-    assert failures == {(down, "refs"): "failed after retries (HTTP 503)"}
+    assert failures == {(down, "refs"): "failed after retries (HTTP 503)", (cut, "commits"): "malformed JSON",
+                        (shapeless, "discussions"): "unexpected JSON"}
     stats = result.stats
-    assert stats["ptm/history/lost"] == 1 and "ptm/pages/failed" not in stats
-    assert "Crawl verdict: exit status 1: 1 history call lost (failed after retries (HTTP 503): 1)" in result.log
+    assert stats["ptm/history/lost"] == 3 and "ptm/pages/failed" not in stats
+    assert stats["ptm/pages/retried"] == 2  # malformed pages are fetched again first (PTM_PAGE_RETRIES)
+    assert calls(hub, rf"/{cut}/commits/") == 2
+    assert (f"History of huggingface:{shapeless} (discussions) not stored: unexpected JSON (no discussions list)"
+            in result.log)
+    assert ("Crawl verdict: exit status 1: 3 history calls lost (failed after retries (HTTP 503): 1, "
+            "malformed JSON: 1, unexpected JSON: 1)") in result.log
     # the listing was read whole: the finish reason and the removed-models report say so
     assert stats["finish_reason"] == "finished" and stats["ptm/store/removed"] == 0
     assert len(result.items) == 12

@@ -19,7 +19,7 @@ from ptmscrape.mappers.huggingface import map_raw
 from ptmscrape.middlewares import RateLimitPacingMiddleware, ratelimit_remaining
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import project_crawler
-from tests.helpers import json_response, make_spider
+from tests.helpers import json_response, make_spider, text_response
 from tests.replicas.huggingface_history import synthetic_history
 
 BASE = "https://mirror.example/hf"
@@ -318,6 +318,23 @@ def test_a_call_failing_after_retries_is_recorded_without_marking_the_listing_in
     assert stats.get_value("ptm/history/failed/files") == 1 and stats.get_value("ptm/history/calls/files") == 1
     assert stats.get_value("ptm/pages/failed") is None  # the removed-models report still runs
     assert stats.get_value("ptm/history/lost/failed after retries (ConnectionRefusedError)") == 1
+
+
+def test_a_malformed_history_page_given_up_is_a_failure_of_its_model_not_a_lost_listing_page(tmp_path):
+    spider = history_spider(tmp_path)  # not crawling: given up at once (a crawl fetches it again first)
+    calls = by_kind(spider.history_requests(MODEL))
+    (item,) = spider.parse_history_commits(text_response(calls["commits"].url, '[{"id": "abc", "tit',
+                                                         calls["commits"]))
+    assert (item.kind, item.failure["reason"], item.failure["url"]) == (
+        "commits", "malformed JSON", calls["commits"].url)
+    assert item.failure["detail"].startswith("JSONDecodeError: Unterminated string") and item.rows == {}
+    (item,) = spider.parse_history_discussions(respond(calls["discussions"], {"error": "x"}))
+    assert (item.kind, item.failure["reason"], item.failure["detail"]) == (
+        "discussions", "unexpected JSON", "no discussions list")
+    stats = spider.crawler.stats
+    assert stats.get_value("ptm/history/lost/malformed JSON") == 1
+    assert stats.get_value("ptm/history/lost/unexpected JSON") == 1
+    assert stats.get_value("ptm/pages/failed") is None  # the listing is whole: the removed-models report runs
 
 
 def test_without_a_listed_sha_commits_stop_at_the_stored_head_and_files_are_asked_again(tmp_path):

@@ -159,19 +159,39 @@ class HistoryMixin(_MixedInto):
                                      refused=True)
 
     def _history_failure(self, ctx: dict[str, Any], kind: str, reason: str, url: str, *,
-                         refused: bool = False) -> HistoryItem:
+                         refused: bool = False, detail: str = "") -> HistoryItem:
         """The failure item of one call. ``refused``: the hub answered for the model (gated,
         private, deleted), an outcome a crawl expects; any other failure lost data the hub has,
-        which fails the crawl (``ptmscrape/verdict.py``)."""
+        which fails the crawl (``ptmscrape/verdict.py``). ``detail`` goes to the log and the
+        failures file, not into stats names."""
         self._history_count(HISTORY_FAILED)
         self._history_count(HISTORY_FAILED_BY + kind)
         self._history_count(HISTORY_FAILED_BY + reason)
         if not refused:
             self._history_count(HISTORY_LOST)
             self._history_count(HISTORY_LOST_BY_REASON + reason)
-        self.logger.warning("History of %s (%s) not stored: %s",
-                            printable(f"{self.name}:{ctx['model_id']}"), kind, reason)
-        return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, failure={"reason": reason, "url": url})
+        self.logger.warning("History of %s (%s) not stored: %s%s",
+                            printable(f"{self.name}:{ctx['model_id']}"), kind, reason,
+                            f" ({detail[:200]})" if detail else "")
+        failure = {"reason": reason, "url": url, **({"detail": detail[:200]} if detail else {})}
+        return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, failure=failure)
+
+    def report_bad_page(self, response, reason: str) -> None:
+        # A history page still malformed after its retries loses that model's history of one kind,
+        # not models of the listing: kept out of ptm/pages/failed (and so the removed-models report
+        # runs); its callback turns the reason into the model's failure (_given_up).
+        if "ptm_history" not in response.meta:
+            return super().report_bad_page(response, reason)
+        response.meta["ptm_history_given_up"] = reason
+        return None
+
+    def _given_up(self, response, kind: str):
+        """The failure item of a history page given up as malformed; none while it is fetched again."""
+        reason = response.meta.pop("ptm_history_given_up", None)
+        if reason is not None:
+            short, _, detail = reason.partition(" (")
+            yield self._history_failure(response.meta["ptm_history"], kind, short, response.url,
+                                        detail=detail.removesuffix(")"))
 
     def _item(self, ctx: dict[str, Any], kind: str, rows=None, states=None) -> HistoryItem:
         return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, rows or {}, states or [])
@@ -194,6 +214,7 @@ class HistoryMixin(_MixedInto):
             return
         page = self.json_page(response, expect=list)
         if page is None:
+            yield from self._given_up(response, "commits")
             return
         head = ctx.get("head") or (ctx["rev"] if _SHA.fullmatch(ctx["rev"]) else None)
         rows, reached_known = [], False
@@ -224,6 +245,7 @@ class HistoryMixin(_MixedInto):
             return
         body = self.json_page(response, expect=dict)
         if body is None:
+            yield from self._given_up(response, "refs")
             return
         body_digest = digest(body)
         if self.history_state.get(ctx["model"], {}).get("refs", {}).get("digest") == body_digest:
@@ -238,12 +260,12 @@ class HistoryMixin(_MixedInto):
             yield refused
             return
         body = self.json_page(response, expect=dict)
+        if body is not None and not isinstance(body.get("discussions"), list):
+            body = self.page_malformed(response, "unexpected JSON", "no discussions list")
         if body is None:
+            yield from self._given_up(response, "discussions")
             return
-        listed = body.get("discussions")
-        if not isinstance(listed, list):
-            self.report_bad_page(response, "unexpected JSON (no discussions list)")
-            return
+        listed = body["discussions"]
         stored = self.history_state.get(ctx["model"], {}).get("discussion", {})
         for entry in listed:
             if not isinstance(entry, dict) or not isinstance(entry.get("num"), int):
@@ -271,6 +293,7 @@ class HistoryMixin(_MixedInto):
             return
         detail = self.json_page(response, expect=dict)
         if detail is None:
+            yield from self._given_up(response, "discussion")
             return
         num = ctx["listed"]["num"]
         known = self.history_state.get(ctx["model"], {}).get("discussion", {}).get(num, {}).get("events") or {}
@@ -296,6 +319,7 @@ class HistoryMixin(_MixedInto):
             return
         page = self.json_page(response, expect=list)
         if page is None:
+            yield from self._given_up(response, "files")
             return
         rows = [{"revision": ctx["rev"], "raw": e} for e in page
                 if isinstance(e, dict) and isinstance(e.get("path"), str)]

@@ -8,7 +8,8 @@ Layout (one JSON Lines file per kind, whatever the number of models)::
     <data>/<hub>/history/discussion_events.jsonl  one line per event (a new line when it changed)
     <data>/<hub>/history/files.jsonl              one line per file at a revision
     <data>/<hub>/history/state.jsonl              what is stored completely (read by the next crawl)
-    <data>/<hub>/history/failures.jsonl           calls the hub refused (401, 404 RevisionNotFound, …)
+    <data>/<hub>/history/failures.jsonl           calls not stored: refused (401, 404 RevisionNotFound, …)
+                                                  or lost (failed after retries, malformed)
 
 Every line carries ``model`` (the record ``id`` of ``<hub>.jsonl``), ``model_id`` (the hub's id) and
 ``crawled_at``; the hub's own object is under ``raw``, untouched. Files are only appended to, each
