@@ -337,6 +337,23 @@ def test_a_malformed_history_page_given_up_is_a_failure_of_its_model_not_a_lost_
     assert stats.get_value("ptm/pages/failed") is None  # the listing is whole: the removed-models report runs
 
 
+def test_tree_entries_without_a_path_are_counted_and_named_by_model(tmp_path, caplog):
+    spider = history_spider(tmp_path)
+    request = by_kind(spider.history_requests(MODEL))["files"]
+    page = [{"type": "file", "path": "a", "size": 1}, {"type": "file", "name": "weird.bin"}, "junk"]
+    with caplog.at_level("WARNING"):
+        (item,) = spider.parse_history_files(respond(request, page))
+    assert [r["raw"]["path"] for r in item.rows["files"]] == ["a"]
+    assert item.states == [{"kind": "files", "revision": SHA, "count": 1}]  # the hub would serve them again
+    assert spider.crawler.stats.get_value("ptm/history/malformed/files") == 2
+    assert f"History of huggingface:{MODEL['id']} (files): 2 malformed entries skipped (no path)" in caplog.text
+    request = by_kind(spider.history_requests({**MODEL, "_id": "other"}))["commits"]
+    with caplog.at_level("WARNING"):
+        list(spider.parse_history_commits(respond(request, [{"id": SHA}, {"title": "no id"}])))
+    assert spider.crawler.stats.get_value("ptm/history/malformed/commits") == 1
+    assert "(commits): 1 malformed entry skipped (no id)" in caplog.text
+
+
 def test_without_a_listed_sha_commits_stop_at_the_stored_head_and_files_are_asked_again(tmp_path):
     spider = history_spider(tmp_path)
     model = {"_id": MODEL["_id"], "id": MODEL["id"]}  # e.g. PTM_HUGGINGFACE_EXPAND without sha

@@ -193,6 +193,16 @@ class HistoryMixin(_MixedInto):
             yield self._history_failure(response.meta["ptm_history"], kind, short, response.url,
                                         detail=detail.removesuffix(")"))
 
+    def _malformed_entries(self, ctx: dict[str, Any], kind: str, n: int, lacking: str) -> None:
+        """Entries of one page skipped for lacking their key (nothing to store them under); the
+        rest of the page is stored, and a revision or discussion still counts as complete: a
+        re-crawl would get the same entries."""
+        if n:
+            self._history_count(HISTORY_MALFORMED_BY_KIND + kind, n)
+            self.logger.warning("History of %s (%s): %d malformed entr%s skipped (no %s)",
+                                printable(f"{self.name}:{ctx['model_id']}"), kind, n, "y" if n == 1 else "ies",
+                                lacking)
+
     def _item(self, ctx: dict[str, Any], kind: str, rows=None, states=None) -> HistoryItem:
         return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, rows or {}, states or [])
 
@@ -217,16 +227,17 @@ class HistoryMixin(_MixedInto):
             yield from self._given_up(response, "commits")
             return
         head = ctx.get("head") or (ctx["rev"] if _SHA.fullmatch(ctx["rev"]) else None)
-        rows, reached_known = [], False
+        rows, reached_known, malformed = [], False, 0
         for commit in page:
             if not isinstance(commit, dict) or not isinstance(commit.get("id"), str):
-                self._history_count(HISTORY_MALFORMED_BY_KIND + "commits")
+                malformed += 1
                 continue
             head = head or commit["id"]
             if commit["id"] == ctx.get("stop_at"):
                 reached_known = True
                 break
             rows.append({"raw": commit})
+        self._malformed_entries(ctx, "commits", malformed, "id")
         follow = None if reached_known else self._next(response, ctx, "commits", self.parse_history_commits,
                                                        {**ctx, "head": head})
         states = []
@@ -267,9 +278,10 @@ class HistoryMixin(_MixedInto):
             return
         listed = body["discussions"]
         stored = self.history_state.get(ctx["model"], {}).get("discussion", {})
+        malformed = 0
         for entry in listed:
             if not isinstance(entry, dict) or not isinstance(entry.get("num"), int):
-                self._history_count(HISTORY_MALFORMED_BY_KIND + "discussions")
+                malformed += 1
                 continue
             signature = discussion_signature(entry)
             if stored.get(entry["num"], {}).get("signature") == signature:
@@ -278,6 +290,7 @@ class HistoryMixin(_MixedInto):
             yield self.history_request(f"{ctx['api']}/discussions/{entry['num']}",
                                        self.parse_history_discussion,
                                        {**ctx, "listed": entry, "signature": signature})
+        self._malformed_entries(ctx, "discussions", malformed, "num")
         count, start = body.get("count"), body.get("start")
         if (listed and isinstance(count, int) and isinstance(start, int)
                 and start + len(listed) < count):
@@ -298,14 +311,15 @@ class HistoryMixin(_MixedInto):
         num = ctx["listed"]["num"]
         known = self.history_state.get(ctx["model"], {}).get("discussion", {}).get(num, {}).get("events") or {}
         events = detail.get("events") if isinstance(detail.get("events"), list) else []
-        digests, new_events = {}, []
+        digests, new_events, malformed = {}, [], 0
         for event in events:
             if not isinstance(event, dict) or not isinstance(event.get("id"), str):
-                self._history_count(HISTORY_MALFORMED_BY_KIND + "events")
+                malformed += 1
                 continue
             digests[event["id"]] = event_digest = digest(event)
             if known.get(event["id"]) != event_digest:
                 new_events.append({"num": num, "raw": event})
+        self._malformed_entries(ctx, "events", malformed, "id")
         discussion = {**ctx["listed"], **{k: v for k, v in detail.items() if k != "events"}}
         yield self._item(ctx, "discussion",
                          {"discussions": [{"num": num, "raw": discussion}], "discussion_events": new_events},
@@ -323,6 +337,7 @@ class HistoryMixin(_MixedInto):
             return
         rows = [{"revision": ctx["rev"], "raw": e} for e in page
                 if isinstance(e, dict) and isinstance(e.get("path"), str)]
+        self._malformed_entries(ctx, "files", len(page) - len(rows), "path")
         count = ctx["count"] + len(rows)
         follow = self._next(response, ctx, "files", self.parse_history_files, {**ctx, "count": count})
         states = [] if follow is not None else [{"kind": "files", "revision": ctx["rev"], "count": count}]
