@@ -186,6 +186,25 @@ def test_lost_history_calls_are_recorded_per_model_and_fail_the_crawl(tmp_path, 
     assert len(result.items) == 12
 
 
+def test_after_a_force_push_a_recrawl_stores_only_the_rewritten_commits(tmp_path, hub):
+    data = tmp_path / "data"
+    crawl(hub, tmp_path, "1", args={"history": "commits"})
+    deep = max(hub.histories, key=lambda m: len(hub.histories[m].commits))
+    commits = hub.histories[deep].commits
+    assert len(commits) > 10  # several pages of 5
+    dropped = commits.pop(0)  # amended: a new head on the same parent
+    commits.insert(0, {**dropped, "id": "a" * 40, "title": "amended"})
+    hub.hub.models[deep]["sha"] = "a" * 40
+    before = len(hub.hub.replica.requests)
+    crawl(hub, tmp_path, "2", args={"history": "commits"})
+    asked = [p for _, p in hub.hub.replica.requests[before:] if "/commits/" in p]
+    assert asked == [f"{PREFIX}/api/models/{deep}/commits/{'a' * 40}?limit=5"]  # one page, not the history
+    lines = Counter(c["raw"]["id"] for c in history(data, "commits") if c["model_id"] == deep)
+    assert max(lines.values()) == 1 and set(lines) == {c["id"] for c in commits} | {dropped["id"]}
+    # the commit table keeps the dropped commit (docs/history.md): the hub's commits carry no parents
+    assert {r[2] for r in rows(data, "commit") if r[1] == deep} == set(lines)
+
+
 def test_history_follows_the_crawls_own_selection(tmp_path, hub):
     one = "google-bert/bert-base-uncased"
     result = crawl(hub, tmp_path, "1", args={"models": one, "history": "commits"})

@@ -11,7 +11,7 @@ from scrapy.utils.request import request_from_dict
 
 from pipelines.history import HistoryPipeline, HistoryStored
 from ptmscrape.dataset.tree import DatasetTree
-from ptmscrape.history.spider import parse_history_kinds, refusal_reason
+from ptmscrape.history.spider import RECENT_COMMITS, parse_history_kinds, refusal_reason
 from ptmscrape.history.store import HistoryItem, HistoryStore, history_file, load_state
 from ptmscrape.history.tables import TABLES, rows
 from ptmscrape.items import RawModelItem
@@ -85,8 +85,9 @@ def test_stored_state_skips_commits_and_files_of_an_unchanged_sha(tmp_path):
 def test_commit_pages_stop_at_the_newest_stored_commit(tmp_path):
     spider = history_spider(tmp_path)
     commits = synthetic_history(MODEL["id"], SHA, 3).commits  # 17 commits, newest first
+    rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
+    spider._history_state = {rid: {"commits": {"head": commits[3]["id"]}}}  # a line without "recent"
     request = by_kind(spider.history_requests(MODEL))["commits"]
-    request.meta["ptm_history"]["stop_at"] = commits[3]["id"]
     first = list(spider.parse_history_commits(respond(request, commits[:2], headers={
         "X-Total-Count": "17", "Link": f'</api/models/{MODEL["id"]}/commits/{SHA}?p=1&limit=2>; rel="next"'})))
     item, follow = first
@@ -95,7 +96,24 @@ def test_commit_pages_stop_at_the_newest_stored_commit(tmp_path):
     assert follow.url == f"{BASE}/api/models/{MODEL['id']}/commits/{SHA}?p=1&limit=2"
     (last,) = spider.parse_history_commits(respond(follow, commits[2:4], headers={"X-Total-Count": "17"}))
     assert [r["raw"]["id"] for r in last.rows["commits"]] == [commits[2]["id"]]  # stopped at the known one
-    assert last.states == [{"kind": "commits", "head": SHA, "total": 17}]
+    assert last.states == [{"kind": "commits", "head": SHA, "total": 17,
+                            "recent": [c["id"] for c in commits[:4]]}]
+
+
+def test_after_a_force_push_commit_pages_stop_at_the_first_commit_stored_before(tmp_path):
+    spider = history_spider(tmp_path)
+    commits = synthetic_history(MODEL["id"], SHA, 3).commits
+    rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
+    old_head = "b" * 40  # amended: SHA replaces it on top of commits[1]
+    stored = [old_head] + [c["id"] for c in commits[1:]] + [f"{n:040x}" for n in range(30)]
+    spider._history_state = {rid: {"commits": {"head": old_head, "recent": stored[:RECENT_COMMITS]}}}
+    request = by_kind(spider.history_requests(MODEL))["commits"]
+    (item,) = spider.parse_history_commits(respond(request, commits[:2], headers={
+        "X-Total-Count": "17", "Link": f'</api/models/{MODEL["id"]}/commits/{SHA}?p=1&limit=2>; rel="next"'}))
+    assert [r["raw"]["id"] for r in item.rows["commits"]] == [SHA]  # one page, only the new commit
+    (state,) = item.states
+    assert state["head"] == SHA and state["recent"] == [SHA] + stored[1:RECENT_COMMITS]
+    assert len(state["recent"]) == RECENT_COMMITS  # bounded, however long the history
 
 
 def test_next_links_stay_on_the_hub(tmp_path):

@@ -4,8 +4,9 @@ the Hub API calls for its history, their paging, and what a re-crawl can skip.
 Per model (``<api>`` is ``<base>/api/models/<id>``, the id as the hub gave it):
 
 * commits — ``<api>/commits/<sha>?limit=N``, newest first, the next page in a (relative) ``Link``
-  header; paging stops at the newest commit an earlier crawl stored completely, and no call is
-  made when the listed SHA is that commit;
+  header; paging stops at the first commit among the newest ones (``RECENT_COMMITS``) of the head
+  an earlier crawl stored completely (so a force-push re-stores nothing older), and no call is
+  made when the listed SHA is that head;
 * refs — ``<api>/refs?include_prs=1``: one call; stored only when the body changed;
 * discussions — ``<api>/discussions?p=N`` until ``start + len(discussions) >= count``, then
   ``<api>/discussions/<num>`` for each discussion that is new or whose list entry changed (status,
@@ -51,6 +52,10 @@ _SHA = re.compile(r"[0-9a-f]{40}")
 _MODEL_ID = re.compile(r"[^\s/?#%\\]+(/[^\s/?#%\\]+)?")
 # Answers that say something about the model (kept, recorded), not about the network.
 _REFUSALS = [401, 403, 404, 410]
+# Commits of a stored head that paging stops at, kept in its state line: a force-push that rewrote
+# fewer commits than this re-stores nothing older; one that rewrote more stores the history again
+# (the tables keep each commit once). Bounded, so the state a crawl loads stays small per model.
+RECENT_COMMITS = 20
 
 
 def parse_history_kinds(value: str | None) -> tuple[str, ...]:
@@ -130,7 +135,7 @@ class HistoryMixin(_MixedInto):
             else:
                 size = self.settings.getint("PTM_HUGGINGFACE_COMMITS_PAGE_SIZE")
                 yield self.history_request(f"{api}/commits/{rev}?limit={size}", self.parse_history_commits,
-                                           {**ctx, "rev": rev, "stop_at": known})
+                                           {**ctx, "rev": rev})
         if "refs" in self.history_kinds:
             yield self.history_request(f"{api}/refs?include_prs=1", self.parse_history_refs, ctx)
         if "discussions" in self.history_kinds:
@@ -227,26 +232,40 @@ class HistoryMixin(_MixedInto):
             yield from self._given_up(response, "commits")
             return
         head = ctx.get("head") or (ctx["rev"] if _SHA.fullmatch(ctx["rev"]) else None)
-        rows, reached_known, malformed = [], False, 0
+        stored = self._stored_commits(ctx["model"])
+        rows, reached, malformed = [], None, 0
         for commit in page:
             if not isinstance(commit, dict) or not isinstance(commit.get("id"), str):
                 malformed += 1
                 continue
             head = head or commit["id"]
-            if commit["id"] == ctx.get("stop_at"):
-                reached_known = True
+            if commit["id"] in stored:
+                reached = commit["id"]
                 break
             rows.append({"raw": commit})
         self._malformed_entries(ctx, "commits", malformed, "id")
-        follow = None if reached_known else self._next(response, ctx, "commits", self.parse_history_commits,
-                                                       {**ctx, "head": head})
+        listed = ctx.get("recent", []) + [r["raw"]["id"] for r in rows]
+        follow = None if reached else self._next(response, ctx, "commits", self.parse_history_commits,
+                                                 {**ctx, "head": head, "recent": listed[:RECENT_COMMITS]})
         states = []
         if follow is None and head:
+            if reached:  # what follows it in the hub's list was stored with it
+                listed += stored[stored.index(reached):]
             total = (response.headers.get(b"X-Total-Count") or b"").decode("latin-1").strip()
-            states.append({"kind": "commits", "head": head, "total": int(total) if total.isdigit() else None})
+            states.append({"kind": "commits", "head": head, "total": int(total) if total.isdigit() else None,
+                           "recent": listed[:RECENT_COMMITS]})
         yield self._item(ctx, "commits", {"commits": rows}, states)
         if follow is not None:
             yield follow
+
+    def _stored_commits(self, model: int) -> list[str]:
+        """The newest commits of the head an earlier crawl stored completely, newest first: each
+        one's older history is stored too, so paging may stop at any of them."""
+        line = self.history_state.get(model, {}).get("commits", {})
+        recent = line.get("recent")
+        if isinstance(recent, list) and all(isinstance(c, str) for c in recent):
+            return recent
+        return [line["head"]] if isinstance(line.get("head"), str) else []  # a state line of older crawls
 
     def parse_history_refs(self, response):
         ctx = response.meta["ptm_history"]

@@ -109,8 +109,9 @@ class HistoryStore:
 
 def load_state(tree: DatasetTree, hub: str) -> dict[int, dict[str, Any]]:
     """What earlier crawls stored completely, per model record id:
-    ``{"commits": {"head": …}, "refs": {"digest": …}, "files": {"revision": …},
-    "discussion": {num: {"signature": …, "events": {event id: digest}}}}`` (the last line wins)."""
+    ``{"commits": {"head": …, "recent": [its newest commit ids]}, "refs": {"digest": …},
+    "files": {"revision": …}, "discussion": {num: {"signature": …, "events": {event id: digest}}}}``
+    (the last line wins)."""
     state: dict[int, dict[str, Any]] = {}
     for line in iter_lines(tree, hub, STATE_FILE):
         model, kind = line.get("model"), line.get("kind")

@@ -11,9 +11,10 @@ and its key; :func:`rows` yields its rows as tuples in column order, each row on
 
 ``model`` is the record ``id`` of ``<hub>.jsonl``; ``model_id`` the hub's id of the model.
 List and object values (authors, event data) are JSON text. The history files may hold a row more
-than once (a crawl killed mid-way, a force-pushed history, a discussion that changed): the newest
-line wins. Rows come newest first; memory grows by 8 bytes per key (a 64-bit hash of the key: two
-keys sharing one would lose a row, odds about n²/2⁶⁵, one in a million at six million rows).
+than once (a crawl killed mid-way, a history force-pushed deeper than the commits a re-crawl stops
+at, a discussion that changed): the newest line wins. Commits a force-push dropped keep their rows.
+Rows come newest first; memory grows by 8 bytes per key (a 64-bit hash of the key: two keys sharing
+one would lose a row, odds about n²/2⁶⁵, one in a million at six million rows).
 """
 
 from __future__ import annotations
