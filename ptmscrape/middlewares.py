@@ -107,6 +107,15 @@ def wait_seconds(headers) -> float | None:
     return None
 
 
+class RateLimited(IgnoreRequest):
+    """A request given up while the hub still rate-limits it (``status``: 429, or 503 with a wait
+    header), so errbacks can say why rather than name Scrapy's IgnoreRequest."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
 class RateLimitMiddleware:
     """On 429 (or 503 with a wait header), wait what the hub says, then retry.
 
@@ -135,7 +144,7 @@ class RateLimitMiddleware:
         if attempts >= self.max_retries:
             self.stats.inc_value(RATELIMIT_GAVE_UP)
             logger.error("Rate limited %d times, giving up on %s", attempts, request.url)
-            raise IgnoreRequest(f"rate limited {attempts} times: {request.url}")
+            raise RateLimited(f"rate limited {attempts} times: {request.url}", response.status)
         if wait is None:
             wait = self.default_wait * (2 ** attempts)
         wait = min(max(wait, 0.0), self.max_wait)

@@ -156,7 +156,7 @@ FAST = {"RETRY_TIMES": 1, "PTM_RETRY_BACKOFF": 0.01, "PTM_RATELIMIT_MAX_RETRIES"
 
 
 def test_lost_history_calls_are_recorded_per_model_and_fail_the_crawl(tmp_path, hub):
-    down, cut, shapeless = sorted(hub.histories)[3:6]
+    down, cut, shapeless, limited = sorted(hub.histories)[3:7]
 
     def faults(incoming, call_next):
         if incoming.path.endswith(f"/{down}/refs"):
@@ -165,6 +165,8 @@ def test_lost_history_calls_are_recorded_per_model_and_fail_the_crawl(tmp_path, 
             return Reply(200, b'[{"id": "abc", "tit', {"Content-Type": "application/json"})
         if incoming.path.endswith(f"/{shapeless}/discussions"):
             return Reply.json({"error": "x"})
+        if f"/{limited}/tree/" in incoming.path:
+            return Reply.json({"error": "rate limited"}, 429, headers={"Retry-After": "0"})
         return call_next()
 
     hub.hub.replica.interceptors.append(faults)
@@ -172,15 +174,16 @@ def test_lost_history_calls_are_recorded_per_model_and_fail_the_crawl(tmp_path, 
     assert result.returncode == 1 and "Traceback" not in result.log  # README "Exit status"
     failures = {(f["model_id"], f["kind"]): f["reason"] for f in history(result.data_dir, "failures")}
     assert failures == {(down, "refs"): "failed after retries (HTTP 503)", (cut, "commits"): "malformed JSON",
-                        (shapeless, "discussions"): "unexpected JSON"}
+                        (shapeless, "discussions"): "unexpected JSON",
+                        (limited, "files"): "rate limited after retries (HTTP 429)"}
     stats = result.stats
-    assert stats["ptm/history/lost"] == 3 and "ptm/pages/failed" not in stats
+    assert stats["ptm/history/lost"] == 4 and "ptm/pages/failed" not in stats
     assert stats["ptm/pages/retried"] == 2  # malformed pages are fetched again first (PTM_PAGE_RETRIES)
     assert calls(hub, rf"/{cut}/commits/") == 2
     assert (f"History of huggingface:{shapeless} (discussions) not stored: unexpected JSON (no discussions list)"
             in result.log)
-    assert ("Crawl verdict: exit status 1: 3 history calls lost (failed after retries (HTTP 503): 1, "
-            "malformed JSON: 1, unexpected JSON: 1)") in result.log
+    assert ("Crawl verdict: exit status 1: 4 history calls lost (failed after retries (HTTP 503): 1, "
+            "malformed JSON: 1, rate limited after retries (HTTP 429): 1, unexpected JSON: 1)") in result.log
     # the listing was read whole: the finish reason and the removed-models report say so
     assert stats["finish_reason"] == "finished" and stats["ptm/store/removed"] == 0
     assert len(result.items) == 12

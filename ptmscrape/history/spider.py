@@ -33,6 +33,7 @@ from ptmscrape.history.store import HistoryItem, digest, load_state
 from ptmscrape.idset import IdSet
 from ptmscrape.items import printable
 from ptmscrape.mappers.common import stable_id, text
+from ptmscrape.middlewares import RateLimited
 from ptmscrape.spiders_base import next_link
 from ptmscrape.stats import (
     HISTORY_CALLS,
@@ -365,7 +366,7 @@ class HistoryMixin(_MixedInto):
             yield follow
 
     def history_failed(self, failure):
-        """Errback: the call failed after retries (network, 5xx); reported and recorded. Not
+        """Errback: the call failed after retries (network, 5xx, 429); reported and recorded. Not
         counted in ``ptm/pages/failed``: a lost history call loses no model of the listing."""
         request = failure.request
         ctx = request.meta["ptm_history"]
@@ -373,10 +374,14 @@ class HistoryMixin(_MixedInto):
         self._history_count(HISTORY_CALLS)
         self._history_count(HISTORY_CALLS_BY_KIND + kind)
         status = getattr(getattr(failure.value, "response", None), "status", None)
-        reason = f"HTTP {status}" if status else (failure.type.__name__ if failure.type else "error")
-        self.logger.error("History call failed after retries: %s (%s: %s)", request.url, reason,
+        if isinstance(failure.value, RateLimited):  # what was given up on is the hub's limit
+            status = failure.value.status
+        cause = f"HTTP {status}" if status else (failure.type.__name__ if failure.type else "error")
+        self.logger.error("History call failed after retries: %s (%s: %s)", request.url, cause,
                           failure.getErrorMessage()[:200])
-        yield self._history_failure(ctx, kind, f"failed after retries ({reason})", request.url)
+        reason = (f"rate limited after retries ({cause})" if isinstance(failure.value, RateLimited)
+                  else f"failed after retries ({cause})")
+        yield self._history_failure(ctx, kind, reason, request.url)
 
 
 def discussion_signature(entry: dict[str, Any]) -> str:
