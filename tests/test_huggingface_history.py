@@ -11,7 +11,7 @@ from scrapy.utils.request import request_from_dict
 
 from pipelines.history import HistoryPipeline, HistoryStored
 from ptmscrape.dataset.tree import DatasetTree
-from ptmscrape.history.spider import RECENT_COMMITS, parse_history_kinds, refusal_reason
+from ptmscrape.history.spider import RECENT_COMMITS, discussion_signature, parse_history_kinds, refusal_reason
 from ptmscrape.history.store import HistoryItem, HistoryStore, history_file, load_state
 from ptmscrape.history.tables import TABLES, rows
 from ptmscrape.items import RawModelItem
@@ -169,6 +169,20 @@ def test_discussions_fetch_only_new_or_changed_ones_and_store_only_new_events(tm
     (item,) = spider.parse_history_discussion(respond(detail_request, {**details[0],
                                                                         "events": details[0]["events"] + [new_event]}))
     assert [e["raw"]["id"] for e in item.rows["discussion_events"]] == ["f" * 24]
+
+
+def test_the_discussion_signature_moves_with_every_list_field_an_event_can_change():
+    entry = {"num": 3, "title": "t", "status": "open", "isPullRequest": True, "pinned": False, "numComments": 2,
+             "numReactionUsers": 1, "topReactions": [{"reaction": "👍", "count": 1}],
+             "repoOwner": {"name": "o", "type": "org", "isParticipating": False, "isDiscussionAuthor": False},
+             "author": {"name": "u", "avatarUrl": "/a.png"}, "createdAt": "2024-03-01T10:00:00.000Z"}
+    same = discussion_signature(entry)
+    # the same user adding a second reaction: numReactionUsers stays
+    assert discussion_signature({**entry, "topReactions": [{"reaction": "👍", "count": 1},
+                                                            {"reaction": "🔥", "count": 1}]}) != same
+    # the repo's owner pushing to the pull request: no comment, but the owner now takes part
+    assert discussion_signature({**entry, "repoOwner": {**entry["repoOwner"], "isParticipating": True}}) != same
+    assert discussion_signature({**entry, "author": {"name": "u", "avatarUrl": "/b.png"}}) == same
 
 
 def test_discussion_list_pages_until_start_plus_length_reaches_count(tmp_path):

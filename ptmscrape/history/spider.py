@@ -10,7 +10,7 @@ Per model (``<api>`` is ``<base>/api/models/<id>``, the id as the hub gave it):
 * refs — ``<api>/refs?include_prs=1``: one call; stored only when the body changed;
 * discussions — ``<api>/discussions?p=N`` until ``start + len(discussions) >= count``, then
   ``<api>/discussions/<num>`` for each discussion that is new or whose list entry changed (status,
-  title, comments, reactions, pinned: the list carries no update time);
+  title, comments, reactions, pinned, the repo owner taking part: the list carries no update time);
 * files — ``<api>/tree/<sha>?recursive=1&expand=1``, cursor ``Link`` paging; no call when the
   files at the listed SHA are stored already.
 
@@ -385,7 +385,12 @@ class HistoryMixin(_MixedInto):
 
 
 def discussion_signature(entry: dict[str, Any]) -> str:
-    """What of a list entry moves when a discussion changes (the list has no update time)."""
-    return digest({k: entry.get(k) for k in ("title", "status", "numComments", "numReactionUsers",
-                                              "pinned", "isPullRequest")})
+    """What of a list entry moves when a discussion changes (the list has no update time). The
+    list has nothing that moves when a comment is edited or hidden, or a commit is pushed to a pull
+    request: those show once something here moves (docs/history.md)."""
+    owner = entry.get("repoOwner")
+    return digest({**{k: entry.get(k) for k in ("title", "status", "numComments", "numReactionUsers",
+                                                "topReactions", "pinned", "isPullRequest")},
+                   # flips when the repo's owner first takes part, e.g. pushing to a pull request
+                   "ownerParticipating": owner.get("isParticipating") if isinstance(owner, dict) else None})
 
