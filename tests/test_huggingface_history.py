@@ -158,6 +158,9 @@ def test_discussions_fetch_only_new_or_changed_ones_and_store_only_new_events(tm
     (item,) = spider.parse_history_discussion(respond(detail_request, details[0]))
     events = [e["id"] for e in details[0]["events"]]
     assert [e["raw"]["id"] for e in item.rows["discussion_events"]] == events
+    # raw of a discussion line: the list entry merged with the details, events apart (docs/history.md)
+    (line,) = item.rows["discussions"]
+    assert line["raw"] == {**{k: v for k, v in details[0].items() if k != "events"}, "numComments": 1}
     (state,) = item.states
     spider._history_state = {rid: {"discussion": {1: state}}}
     # unchanged list entry: no detail call; changed: only the new event is stored

@@ -12,9 +12,10 @@ Layout (one JSON Lines file per kind, whatever the number of models)::
                                                   or lost (failed after retries, malformed)
 
 Every line carries ``model`` (the record ``id`` of ``<hub>.jsonl``), ``model_id`` (the hub's id) and
-``crawled_at``; the hub's own object is under ``raw``, untouched. Files are only appended to, each
-item's lines in one ``write`` (a killed crawl leaves whole lines and at most one torn one, which
-readers skip). A state line is written after the lines it vouches for, so a crash never makes a
+``crawled_at``; the hub's object is under ``raw``: as served, except a discussion's, which is its
+list entry merged with its details, without ``events`` (one line each in discussion_events). Files
+are only appended to, each item's lines in one ``write`` (a killed crawl leaves whole lines and at
+most one torn one, which readers skip). A state line is written after the lines it vouches for, so a crash never makes a
 re-crawl skip what was not stored.
 """
 
