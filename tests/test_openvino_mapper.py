@@ -64,6 +64,17 @@ def test_public_model_framework_license_paper_and_a_drive_source():
     assert google["UsedStorage"] == 24642554 + 26735789
 
 
+def test_a_prefixed_mirror_changes_no_identity_and_not_the_clone_folder():
+    plain = record_of("models/intel/person-detection-0200")
+    mirrored = map_raw(raw(payload_of("models/intel/person-detection-0200"),
+                           repo_url="https://mirror.example/gh/openvinotoolkit/open_model_zoo.git/"))
+    assert mirrored["RepoURL"] == "https://mirror.example/gh/openvinotoolkit/open_model_zoo.git"
+    assert (mirrored["id"], mirrored["ModelHub"]["MetadataFilePath"]) == (
+        plain["id"], plain["ModelHub"]["MetadataFilePath"])
+    # The shared clone is named by the repository's owner/name (docs/hubs.md), not by the URL's path.
+    assert mirrored["RepoPath"] == plain["RepoPath"] == "openvino/repos/openvinotoolkit/open_model_zoo"
+
+
 def test_composite_parts_are_separate_models_with_separate_payload_files():
     parts = [record_of(d) for d in MODELS if "formula" in d]
     assert {p["ModelName"] for p in parts} == {"formula-recognition-medium-scan-0001-im2latex-encoder",

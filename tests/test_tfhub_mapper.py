@@ -85,6 +85,9 @@ def test_repository_comes_from_the_context_and_a_prefixed_mirror_changes_no_iden
     assert mirrored["RepoURL"] == "http://127.0.0.1:9/mirror/tensorflow/tfhub.dev"
     assert (mirrored["id"], mirrored["ModelOwner"], mirrored["ModelHub"]["MetadataFilePath"]) == (
         plain["id"], plain["ModelOwner"], plain["ModelHub"]["MetadataFilePath"])
+    # The shared clone is named by the repository's owner/name, as docs/hubs.md says, not by the
+    # mirror URL's path (which would give tfhub/repos/mirror/tensorflow/tfhub.dev).
+    assert mirrored["RepoPath"] == plain["RepoPath"] == "tfhub/repos/tensorflow/tfhub.dev"
 
 
 @pytest.mark.parametrize("payload, reason", [

@@ -7,8 +7,9 @@ own models, shipped as OpenVINO IR; ``public``: third-party models with conversi
 ``framework`` -> ``Library`` (``dldt`` is OpenVINO IR: ``ModelFormat`` ``openvino_ir``),
 ``license`` (a URL) -> ``License``, ``files`` -> ``Files`` (name, size, SHA256, source URL) and
 their total size -> ``UsedStorage``; arXiv and doi.org links in the description ->
-``ModelPaperDOIs``. Every model shares the clone of the zoo's repository (``RepoURL``); its folder
-is ``RepoSubPath``, so ``LatestGitCommitSHA`` is the last commit under it.
+``ModelPaperDOIs``. Every model shares the clone of the zoo's repository (``RepoURL``), in
+``openvino/repos/<owner>/<name>`` of that repository (``RepoPath``, also behind a mirror's path
+prefix); its folder is ``RepoSubPath``, so ``LatestGitCommitSHA`` is the last commit under it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ptmscrape.dataset import paths
 from ptmscrape.github_tree import safe_tree_path
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import MappingError, new_record, text
-from ptmscrape.mappers.repo_files import file_entry, paper_dois
+from ptmscrape.mappers.repo_files import file_entry, paper_dois, shared_repo_dir
 
 DEFAULT_REPO = "https://github.com/openvinotoolkit/open_model_zoo"
 GROUPS = ("intel", "public")
@@ -67,5 +68,6 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         UsedStorage=sum(sizes) if sizes else None,
         RepoURL=repo_url,
         RepoSubPath=model_dir,
+        RepoPath=shared_repo_dir(raw.hub, repo_url),
     )
     return record

@@ -1,16 +1,40 @@
-"""Helpers shared by the mappers of hubs kept in one GitHub repository (tfhub, openvino): paper
-links as DOIs and the ``Files`` entries of the record."""
+"""Helpers shared by the mappers of hubs kept in one GitHub repository (tfhub, openvino, onnx): the
+folder of the shared clone, paper links as DOIs and the ``Files`` entries of the record."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
+from ptmscrape.dataset import paths
 from ptmscrape.mappers.common import arxiv_doi, text
 
 _ARXIV_URL = re.compile(r"^https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/([^?#]+?)(?:\.pdf)?/?(?:[?#].*)?$")
 _DOI_URL = re.compile(r"^https?://(?:dx\.)?doi\.org/(10\.\d{4,9}/[^\s?#]+)$", re.I)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def repo_owner_and_name(repo_url: str) -> tuple[str, str] | None:
+    """``(owner, name)`` of a repository: the last two segments of its URL's path (``.git``
+    dropped), so also behind a mirror's prefix (``https://mirror.example/gh/onnx/models`` ->
+    ``("onnx", "models")``); None when the path has fewer than two."""
+    try:
+        segments = [s for s in urlsplit(repo_url).path.split("/") if s]
+    except ValueError:
+        return None
+    if len(segments) < 2:
+        return None
+    return segments[-2], segments[-1].removesuffix(".git") or segments[-1]
+
+
+def shared_repo_dir(hub: str, repo_url: str) -> str | None:
+    """``RepoPath`` of the one repository every model of ``hub`` shares:
+    ``<hub>/repos/<owner>/<name>``, named by the repository's owner and name, never by the rest of
+    the URL's path (a mirror's prefix), so the clone is where the docs say; None (the clone stage
+    then names it by the URL's path) when the URL names no owner and name."""
+    found = repo_owner_and_name(repo_url)
+    return paths.repo_dir(hub, *found) if found else None
 
 
 def paper_dois(urls: Any) -> list[str]:
