@@ -217,3 +217,10 @@ def test_a_row_of_a_folder_shared_by_two_classes_gets_the_class_it_names(row_nam
     papers = {"ShuffleNet_V1": "10.48550/arXiv.1707.01083", "ShuffleNet_V2": "10.48550/arXiv.1807.11164"}
     assert record["ModelArchitecture"] == classes[0]
     assert record["ModelPaperDOIs"] == [papers[c] for c in classes]
+
+
+def test_a_reference_link_followed_by_punctuation_still_gives_its_doi():
+    from ptmscrape.mappers.onnxmodelzoo import paper_dois
+
+    assert paper_dois(["https://arxiv.org/abs/1512.03385.", "https://arxiv.org/abs/1707.01083v2;", None]) == [
+        "10.48550/arXiv.1512.03385", "10.48550/arXiv.1707.01083"]

@@ -101,6 +101,17 @@ def test_file_sources_in_each_form_the_downloader_takes(source, url):
     assert record["Files"][0]["URL"] == url
 
 
+def test_paper_links_ending_a_sentence_give_their_dois():
+    description = ("ResNet, described in https://arxiv.org/abs/1512.03385. Its CVPR version: "
+                   "https://doi.org/10.1109/CVPR.2016.90. See also https://arxiv.org/abs/1603.05027v3, "
+                   "https://arxiv.org/abs/1409.4842; and https://doi.org/10.1109/CVPR.2015.7298594:")
+    record = map_raw(raw({"group": "public", "name": "m", "model_dir": "models/public/m",
+                          "model": {"description": description}}))
+    assert record["ModelPaperDOIs"] == ["10.48550/arXiv.1512.03385", "10.1109/CVPR.2016.90",
+                                        "10.48550/arXiv.1603.05027", "10.48550/arXiv.1409.4842",
+                                        "10.1109/CVPR.2015.7298594"]
+
+
 def test_composite_parts_are_separate_models_with_separate_payload_files():
     parts = [record_of(d) for d in MODELS if "formula" in d]
     assert {p["ModelName"] for p in parts} == {"formula-recognition-medium-scan-0001-im2latex-encoder",

@@ -90,6 +90,14 @@ def test_repository_comes_from_the_context_and_a_prefixed_mirror_changes_no_iden
     assert mirrored["RepoPath"] == plain["RepoPath"] == "tfhub/repos/tensorflow/tfhub.dev"
 
 
+def test_paper_links_lose_the_punctuation_that_follows_them():
+    from ptmscrape.mappers.repo_files import paper_dois
+
+    assert paper_dois(["https://arxiv.org/abs/1909.11942.", " https://doi.org/10.1109/CVPR.2018.00474; ",
+                       "https://arxiv.org/pdf/2006.11477v3.pdf,", "https://arxiv.org/abs/.", "https://doi.org/:"]) == [
+        "10.48550/arXiv.1909.11942", "10.1109/CVPR.2018.00474", "10.48550/arXiv.2006.11477"]
+
+
 @pytest.mark.parametrize("payload, reason", [
     ([], "not an object"),
     ({"path": "assets/docs/a/models/b/1.md"}, "no TF Hub handle"),

@@ -43,7 +43,7 @@ from ptmscrape.mappers.common import (
     new_record,
     text,
 )
-from ptmscrape.mappers.repo_files import repo_owner_and_name, shared_repo_dir
+from ptmscrape.mappers.repo_files import repo_owner_and_name, shared_repo_dir, without_trailing_punctuation
 
 DEFAULT_REPO = "https://github.com/onnx/models"
 _ARXIV_URL = re.compile(r"^https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/([^?#]+?)(?:\.pdf)?/?(?:[?#].*)?$")
@@ -211,7 +211,7 @@ def _opset(value: Any) -> int | None:
 def paper_dois(urls) -> list[str]:
     dois: list[str] = []
     for url in urls:
-        match = _ARXIV_URL.match(url.strip()) if url else None
+        match = _ARXIV_URL.match(without_trailing_punctuation(url)) if url else None
         doi = arxiv_doi(match.group(1)) if match else None
         if doi and doi not in dois:
             dois.append(doi)

@@ -38,16 +38,24 @@ def shared_repo_dir(hub: str, repo_url: str) -> str | None:
 
 
 def paper_dois(urls: Any) -> list[str]:
-    """DOIs of the arXiv (``10.48550/arXiv.<id>``) and doi.org links, in order, once each."""
+    """DOIs of the arXiv (``10.48550/arXiv.<id>``) and doi.org links, in order, once each. A link
+    found in prose may end with the sentence's punctuation (``see https://arxiv.org/abs/1512.03385.``):
+    trailing ``.,;:`` are no part of it."""
     dois: list[str] = []
     for url in urls if isinstance(urls, list) else []:
         if not isinstance(url, str):
             continue
-        arxiv, doi = _ARXIV_URL.match(url.strip()), _DOI_URL.match(url.strip())
+        url = without_trailing_punctuation(url)
+        arxiv, doi = _ARXIV_URL.match(url), _DOI_URL.match(url)
         found = arxiv_doi(arxiv.group(1)) if arxiv else doi.group(1) if doi else None
         if found and found not in dois:
             dois.append(found)
     return dois
+
+
+def without_trailing_punctuation(url: str) -> str:
+    """A link as matched in text, without the ``.,;:`` that end the sentence around it."""
+    return url.strip().rstrip(".,;:")
 
 
 def file_entry(name: Any, size: Any, sha256: Any, url: Any) -> dict[str, Any]:
