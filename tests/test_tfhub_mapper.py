@@ -47,7 +47,18 @@ def test_albert_record_fields():
     assert [d["DatasetName"] for d in r["Datasets"]] == ["wikipedia", "bookscorpus"]
     assert r["Languages"] == ["en"] and r["Tags"] == ["text-embedding"]
     assert r["ModelPaperDOIs"] == ["10.48550/arXiv.1909.11942"]
-    assert r["Files"] is None  # asset-path: legacy names no file
+    assert r["Files"] == []  # asset-path: legacy names no file; a list key is [] as on every hub
+
+
+@pytest.mark.parametrize("asset", ["legacy", "gs://bucket/model.tar.gz", "", None])
+def test_an_asset_path_that_is_no_url_gives_no_files_as_an_empty_list(asset):
+    path = "assets/docs/deepmind/models/i3d-kinetics-400/1.md"  # asset-path: legacy
+    page = {**parse_doc((FIXTURES / path).read_text(), path), "path": path}
+    assert page["metadata"]["asset-path"] == ["legacy"]
+    if asset != "legacy":
+        page["metadata"]["asset-path"] = [asset] if asset is not None else []
+    record = map_raw(raw(page))
+    assert record["Files"] == [] and list(VALIDATOR.iter_errors(record)) == []
 
 
 def test_license_asset_url_doi_link_and_nested_model_path():
@@ -117,5 +128,5 @@ def test_junk_in_metadata_and_links_is_tolerated():
                                        "fine-tunable": ["maybe"], "asset-path": ["file:///etc/passwd"]},
                           "links": "nope", "heading_handle": ["x"]}))
     assert list(VALIDATOR.iter_errors(record)) == []
-    assert (record["License"], record["FineTunable"], record["Files"], record["Datasets"]) == ("bsd", None, None, [])
+    assert (record["License"], record["FineTunable"], record["Files"], record["Datasets"]) == ("bsd", None, [], [])
     assert record["ModelHub"]["MetadataFilePath"].startswith("tfhub/json/metadata/%2E.%252F/")
