@@ -63,6 +63,35 @@ def test_a_checkpoint_with_two_versions():
     assert r["UsedStorage"] == v7["Size"] + inpainting["Size"]
 
 
+def test_each_version_keeps_its_downloads_base_model_type_trigger_words_and_download_link():
+    r = map_raw(raw(by_id(43331)))
+    v7, inpainting = r["ModelVersions"]
+    assert (v7["Downloads"], v7["BaseModelType"], v7["TrainedWords"], v7["DownloadURL"]) == (
+        263696, "Standard", [], "https://civitai.com/api/download/models/176425")
+    assert (inpainting["Name"], inpainting["Downloads"], inpainting["BaseModelType"], inpainting["DownloadURL"]) == (
+        "v7 inpainting", 12349, "Inpainting", "https://civitai.com/api/download/models/221343")
+    assert r["Downloads"] == 802158  # the model's own count, not the versions' sum
+    lora = map_raw(raw(by_id(82098)))
+    assert lora["ModelVersions"][0]["TrainedWords"] == ["more detail"]
+    version_keys = set(load_schema()["properties"]["ModelVersions"]["items"]["properties"])
+    for model in fixture_models():
+        assert all(set(v) == version_keys for v in map_raw(raw(model))["ModelVersions"]), model["id"]
+
+
+def test_junk_in_the_new_version_fields_gives_nulls():
+    model = by_id(82098)
+    model["modelVersions"][0].update(stats={"downloadCount": -5}, baseModelType=["Standard"], downloadUrl=7,
+                                     trainedWords=["ok", 3, None, "", "ok", "x" * 900])
+    model["modelVersions"].append({"id": 1, "name": "bare"})  # no stats, type, words or link
+    r = map_raw(raw(model))
+    assert errors(r) == []
+    junk, bare = r["ModelVersions"]
+    assert (junk["Downloads"], junk["BaseModelType"], junk["DownloadURL"]) == (None, None, None)
+    assert junk["TrainedWords"] == ["ok", "x" * 500]
+    assert (bare["Downloads"], bare["BaseModelType"], bare["DownloadURL"], bare["TrainedWords"]) == (
+        None, None, None, [])
+
+
 def test_times_are_utc_in_the_datasets_format_and_ordered_as_times():
     model = by_id(133005)  # three versions, newest first
     newest, middle, oldest = model["modelVersions"]

@@ -1,8 +1,12 @@
 """Civitai ``/api/v1/models`` items -> uniform records.
 
-One record per model (the hub's downloadable unit, with its versions). The versions and their files
-become ``ModelVersions`` (file size in bytes from ``sizeKB``, format, SHA256 and the other hashes,
-pickle and virus scan results, download URL: described, never fetched); the license flags become
+One record per model. A Civitai model is not itself downloadable: it is a named page with
+versions (``v7``, ``v7 inpainting``), each separately downloadable (its own download link, files,
+base model and download count). The versions become ``ModelVersions``: per version its name and id,
+``BaseModel`` (``SD 1.5``), ``BaseModelType`` (``Standard``, ``Inpainting``), ``Downloads``
+(``stats.downloadCount``), ``DownloadURL`` (``downloadUrl``), ``TrainedWords`` (its trigger words),
+and its files (file size in bytes from ``sizeKB``, format, SHA256 and the other hashes, pickle and
+virus scan results, download URL: described, never fetched); the license flags become
 ``LicensePermissions`` (``allowCommercialUse`` is a list in today's API and a single string such as
 ``"Sell"`` in older answers: both become a list); ``nsfw``/``nsfwLevel`` are kept as data.
 ``Downloads`` and ``Likes`` are the model's download and thumbs-up counts; ``CreatedAt`` and
@@ -11,7 +15,8 @@ dates). Every time (those, each version's ``CreatedAt``, each file's ``ScannedAt
 dataset writes times, UTC to the second (``2023-10-05T13:31:16Z``): ``publishedAt`` comes without a
 zone (``2023-10-05T13:31:16.745``; the API drops the zone of its UTC times) and is read as UTC; an
 unreadable time is null. ``BaseModels`` the versions' base models (``SD 1.5``, ``SDXL 1.0``);
-``UsedStorage`` the sum of all file sizes. Civitai models are files, not git repositories: ``CloneStatus`` says so.
+``UsedStorage`` the sum of all file sizes. Civitai has no git repositories (what it serves are the
+versions' files): ``CloneStatus`` says so.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ NO_REPOSITORY = "skipped: the hub has no git repository"
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 MAX_VERSIONS = 1000
 MAX_FILES = 100
+MAX_TRAINED_WORDS = 100
 
 
 def map_raw(raw: RawModelItem) -> dict[str, Any]:
@@ -102,13 +108,20 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
 def _version(version: dict, published_at: dt.datetime | None) -> dict[str, Any]:
     files = [_file(f) for f in _list(version.get("files"))[:MAX_FILES] if isinstance(f, dict)]
     sizes = [f["Size"] for f in files if f["Size"] is not None]
+    stats = version.get("stats")
+    if not isinstance(stats, dict):
+        stats = {}
     return {
         "Name": text(version.get("name"), 300),
         "VersionID": _id(version.get("id")),
         "BaseModel": text(version.get("baseModel"), 100),
+        "BaseModelType": text(version.get("baseModelType"), 100),
         "CreatedAt": utc_text(published_at),
         "Digest": None,
         "Size": sum(sizes) if sizes else None,
+        "Downloads": count(stats.get("downloadCount")),
+        "DownloadURL": text(version.get("downloadUrl"), 2000),
+        "TrainedWords": str_list(version.get("trainedWords"), limit=MAX_TRAINED_WORDS),
         "Error": None,
         "Files": files,
     }
