@@ -8,9 +8,11 @@ per run whatever number of models (or hubs) point at it: concurrent requests for
 future, finished results are remembered (bounded), and ``<data>/repo-index.jsonl`` remembers where
 each URL was cloned, so another hub's crawl reuses that clone.
 
-Where a clone goes: a repository hosted by the hub itself is named by the model's id, which the
-mapper puts in ``RepoPath`` (``<hub>/repos/<owner>/<name>``, passed here as ``named``); any other
-repository by its URL's path below the host (``<hub>/repos/group/sub/project``). Two repositories
+Where a clone goes: where the mapper says in ``RepoPath`` (passed here as ``named``): a repository
+hosted by the hub itself is named by the model's id, the one repository every model of a hub
+shares (tfhub, openvino, onnxmodelzoo) by its owner and name (``<hub>/repos/<owner>/<name>``
+either way, whatever prefix a mirror's URL carries); any other repository by its URL's path below
+the host (``<hub>/repos/group/sub/project``). Two repositories
 never share a folder, nor does one land inside another's: a folder claimed by a clone in flight,
 holding a clone of another repository, holding other clones, or below a clone is passed over for
 ``<name>~<hash>`` (or, below a clone, ``<hub>/repos/<whole path>~<hash>`` in one folder).
@@ -153,8 +155,8 @@ class Cloner:
         return result
 
     def _planned_dir(self, hub: str, url: str, named: object) -> str:
-        """The mapper's folder for a hub-hosted repository (from the model's id), else the URL's
-        path below the host."""
+        """The mapper's folder (``RepoPath``: a hub-hosted repository's from the model's id, a
+        shared one's from its owner and name), else the URL's path below the host."""
         if isinstance(named, str) and named.startswith(f"{paths.segment(hub)}/repos/"):
             self.tree.path(named)  # inside the data dir, or UnsafePath
             return named

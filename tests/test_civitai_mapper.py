@@ -46,7 +46,8 @@ def test_a_checkpoint_with_two_versions():
     assert (r["ModelType"], r["NSFW"], r["NSFWLevel"]) == ("Checkpoint", False, 31)
     assert (r["Downloads"], r["Likes"]) == (802158, 40107)
     assert r["Tags"] == ["base model", "asian", "realistic"] and r["BaseModels"] == ["SD 1.5"]
-    assert (r["CreatedAt"], r["LastModified"]) == ("2023-10-05T13:31:16.745", "2023-11-11T16:15:55.231")
+    # publishedAt comes without a zone ("2023-10-05T13:31:16.745"): UTC, written as the dataset writes times.
+    assert (r["CreatedAt"], r["LastModified"]) == ("2023-10-05T13:31:16Z", "2023-11-11T16:15:55Z")
     assert r["LicensePermissions"] == {"AllowCommercialUse": ["Image"], "AllowDerivatives": True,
                                        "AllowDifferentLicense": True, "AllowNoCredit": True}
     v7, inpainting = r["ModelVersions"]
@@ -58,7 +59,64 @@ def test_a_checkpoint_with_two_versions():
     assert set(f["Hashes"]) == {"AutoV1", "AutoV2", "SHA256", "CRC32", "BLAKE3"}
     assert (f["PickleScan"], f["PickleScanMessage"], f["VirusScan"]) == ("Success", "No Pickle imports", "Success")
     assert f["URL"] == "https://civitai.com/api/download/models/176425"
+    assert (v7["CreatedAt"], f["ScannedAt"]) == ("2023-10-05T13:31:16Z", "2023-10-05T12:16:37Z")
     assert r["UsedStorage"] == v7["Size"] + inpainting["Size"]
+
+
+def test_each_version_keeps_its_downloads_base_model_type_trigger_words_and_download_link():
+    r = map_raw(raw(by_id(43331)))
+    v7, inpainting = r["ModelVersions"]
+    assert (v7["Downloads"], v7["BaseModelType"], v7["TrainedWords"], v7["DownloadURL"]) == (
+        263696, "Standard", [], "https://civitai.com/api/download/models/176425")
+    assert (inpainting["Name"], inpainting["Downloads"], inpainting["BaseModelType"], inpainting["DownloadURL"]) == (
+        "v7 inpainting", 12349, "Inpainting", "https://civitai.com/api/download/models/221343")
+    assert r["Downloads"] == 802158  # the model's own count, not the versions' sum
+    lora = map_raw(raw(by_id(82098)))
+    assert lora["ModelVersions"][0]["TrainedWords"] == ["more detail"]
+    version_keys = set(load_schema()["properties"]["ModelVersions"]["items"]["properties"])
+    for model in fixture_models():
+        assert all(set(v) == version_keys for v in map_raw(raw(model))["ModelVersions"]), model["id"]
+
+
+def test_junk_in_the_new_version_fields_gives_nulls():
+    model = by_id(82098)
+    model["modelVersions"][0].update(stats={"downloadCount": -5}, baseModelType=["Standard"], downloadUrl=7,
+                                     trainedWords=["ok", 3, None, "", "ok", "x" * 900])
+    model["modelVersions"].append({"id": 1, "name": "bare"})  # no stats, type, words or link
+    r = map_raw(raw(model))
+    assert errors(r) == []
+    junk, bare = r["ModelVersions"]
+    assert (junk["Downloads"], junk["BaseModelType"], junk["DownloadURL"]) == (None, None, None)
+    assert junk["TrainedWords"] == ["ok", "x" * 500]
+    assert (bare["Downloads"], bare["BaseModelType"], bare["DownloadURL"], bare["TrainedWords"]) == (
+        None, None, None, [])
+
+
+def test_times_are_utc_in_the_datasets_format_and_ordered_as_times():
+    model = by_id(133005)  # three versions, newest first
+    newest, middle, oldest = model["modelVersions"]
+    newest["publishedAt"] = "2024-01-09T00:00:00.000"  # no zone: UTC
+    middle["publishedAt"] = "2024-01-08T23:30:00-02:00"  # 01:30 UTC on the 9th: the latest, though
+    oldest["publishedAt"] = "2024-01-08T12:00:00.5+00:00"  # its text sorts before the first's
+    oldest["files"][0]["scannedAt"] = "2024-01-08T13:00:00.999Z"
+    r = map_raw(raw(model))
+    assert errors(r) == []
+    assert [v["CreatedAt"] for v in r["ModelVersions"]] == [
+        "2024-01-09T00:00:00Z", "2024-01-09T01:30:00Z", "2024-01-08T12:00:00Z"]
+    assert (r["CreatedAt"], r["LastModified"]) == ("2024-01-08T12:00:00Z", "2024-01-09T01:30:00Z")
+    assert r["ModelVersions"][2]["Files"][0]["ScannedAt"] == "2024-01-08T13:00:00Z"
+
+
+@pytest.mark.parametrize("junk", ["yesterday", "2024-13-01T00:00:00", "", "0005-01-01T00:00:00", 1704067200,
+                                  None, ["2024-01-01"], "2024-01-01T00:00:00" + "0" * 100])
+def test_an_unreadable_time_is_null_and_the_others_still_count(junk):
+    model = by_id(133005)
+    model["modelVersions"][0]["publishedAt"] = junk
+    model["modelVersions"][0]["files"][0]["scannedAt"] = junk
+    r = map_raw(raw(model))
+    assert errors(r) == []
+    assert r["ModelVersions"][0]["CreatedAt"] is None and r["ModelVersions"][0]["Files"][0]["ScannedAt"] is None
+    assert (r["CreatedAt"], r["LastModified"]) == ("2024-01-08T12:00:00Z", "2024-04-21T09:30:00Z")
 
 
 def test_scan_results_and_secondary_files_are_kept():

@@ -12,8 +12,11 @@ import asyncio
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from pipelines.clone import ClonePipeline
 from pipelines.map import MapPipeline
+from ptmscrape.cloning import Cloner
 from ptmscrape.dataset import paths
 from ptmscrape.dataset.payloads import read_payload
 from ptmscrape.dataset.tree import DatasetTree
@@ -21,7 +24,9 @@ from ptmscrape.items import RawModelItem
 from spiders.modelzoo import ModelzooSpider
 from tests.crawl import project_crawler, run_crawl
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
-from tests.replicas.server import GitHost, Replica
+from tests.replicas.openvino import OpenvinoReplica
+from tests.replicas.server import GitHost, Replica, insteadof_env
+from tests.replicas.tfhub import TfhubReplica
 
 
 def git_out(repo: Path, *args: str) -> str:
@@ -125,6 +130,76 @@ def test_external_repositories_follow_their_path_and_never_share_or_nest_with_16
     assert [(r["RepoPath"], r["CloneStatus"]) for r in again] == [(p, "unchanged") for p in paths]
 
 
+MIRROR = "https://mirror.example/gh"  # a mirror whose base URL carries a path
+
+
+@pytest.mark.parametrize("hub, replica_class, setting, clone", [
+    ("tfhub", TfhubReplica, "PTM_TFHUB_REPO_URL", "tfhub/repos/tensorflow/tfhub.dev"),
+    ("openvino", OpenvinoReplica, "PTM_OPENVINO_REPO_URL", "openvino/repos/openvinotoolkit/open_model_zoo"),
+])
+def test_a_shared_repository_behind_a_prefixed_mirror_is_cloned_where_the_docs_say(
+        tmp_path, hub, replica_class, setting, clone):
+    with replica_class(tmp_path / "git") as replica:
+        repo_url = f"{MIRROR}/{replica.repo}"
+        # git fetches the mirror's URL from the replica (which serves the repository at /<owner>/<name>).
+        result = run_crawl(hub, tmp_path, args={"limit": 2}, settings={**replica.settings(), setting: repo_url},
+                           env=insteadof_env(MIRROR, replica.url))
+    assert len(result.items) == 2
+    for item in result.items:
+        assert (item["RepoURL"], item["RepoPath"], item["CloneStatus"]) == (repo_url, clone, "cloned")
+    assert git_out(result.data_dir / clone, "remote", "get-url", "origin") == repo_url
+    assert not (result.data_dir / hub / "repos" / "gh").exists()
+
+
+def tfhub_record(repo_url):
+    from ptmscrape.mappers.tfhub import map_raw
+    from spiders.tfhub import parse_doc
+    from tests.replicas.tfhub import FIXTURES
+
+    path = "assets/docs/google/models/albert_base/3.md"
+    page = {**parse_doc((FIXTURES / path).read_text(), path), "path": path}
+    return map_raw(RawModelItem("tfhub", "google/albert_base/3", "http://x", page, {"repo_url": repo_url}))
+
+
+def openvino_record(repo_url):
+    from ptmscrape.mappers.openvino import map_raw
+    from spiders.openvino import load_yaml
+    from tests.replicas.openvino import FIXTURES
+
+    model_dir = "models/public/resnet-50-pytorch"
+    payload = {"group": "public", "name": "resnet-50-pytorch", "folder": "resnet-50-pytorch", "model_dir": model_dir,
+               "model": load_yaml((FIXTURES / model_dir / "model.yml").read_text())}
+    return map_raw(RawModelItem("openvino", "public/resnet-50-pytorch", "http://x", payload, {"repo_url": repo_url}))
+
+
+def onnx_record(repo_url):
+    from ptmscrape.mappers.onnxmodelzoo import map_raw
+
+    model_dir = "validated/vision/classification/resnet"
+    payload = {"kind": "readme_row", "model_dir": model_dir, "anchor": "image_classification",
+               "row": {"name": "ResNet50", "downloads": [{"path": f"{model_dir}/model/resnet50-v1-12.onnx",
+                                                          "column": "Download"}]}}
+    return map_raw(RawModelItem("onnxmodelzoo", "x", "http://x", payload, {"repo_url": repo_url}))
+
+
+@pytest.mark.parametrize("record, clone", [
+    (tfhub_record, "tfhub/repos/tensorflow/tfhub.dev"),
+    (openvino_record, "openvino/repos/openvinotoolkit/open_model_zoo"),
+    (onnx_record, "onnxmodelzoo/repos/onnx/models"),
+])
+def test_the_clone_stage_takes_a_shared_repositorys_folder_from_the_mapper(tmp_path, record, clone):
+    from ptmscrape.gitrepo import Git, GitPolicy
+
+    cloner = Cloner(DatasetTree(tmp_path / "data"), Git(GitPolicy()), concurrency=1)
+    hub, repo = clone.split("/repos/")
+    for url in (f"https://github.com/{repo}", f"{MIRROR}/{repo}", f"{MIRROR}/{repo}.git"):
+        mapped = record(url)
+        assert mapped["RepoURL"] == url and mapped["RepoPath"] == clone, url
+        assert cloner._planned_dir(hub, url, mapped["RepoPath"]) == clone, url
+    # Without the mapper's folder the URL's path would name it, mirror prefix and all.
+    assert cloner._planned_dir(hub, f"{MIRROR}/{repo}", None) == f"{hub}/repos/gh/{repo}"
+
+
 def test_payload_files_are_named_by_the_hubs_id():
     assert paths.metadata_file_of("huggingface", "openai-community/gpt2") == \
         "huggingface/json/metadata/openai-community/gpt2.json"
@@ -153,8 +228,6 @@ def test_hostile_url_paths_and_ids_stay_single_safe_segments():
 
 
 def test_a_clone_landing_where_another_process_put_another_repository_is_refused(tmp_path):
-    import pytest
-
     from ptmscrape.gitrepo import DirectoryTaken, Git, GitPolicy
 
     host = GitHost(tmp_path / "git")

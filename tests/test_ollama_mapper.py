@@ -71,8 +71,12 @@ def test_a_tag_without_manifest_keeps_its_error():
     p["Tags"][1].update(Manifest=None, ManifestDigest=None, Error="HTTP 404")
     r = map_raw(raw(p))
     assert errors(r) == []
-    assert r["ModelVersions"][1] == {"Name": "2b", "VersionID": None, "BaseModel": None, "CreatedAt": None,
-                                     "Digest": None, "Size": None, "Error": "HTTP 404", "Files": []}
+    # Civitai's version keys too: every version item has one key set, null ([] for a list) without a value.
+    assert r["ModelVersions"][1] == {"Name": "2b", "VersionID": None, "BaseModel": None, "BaseModelType": None,
+                                     "CreatedAt": None, "Digest": None, "Size": None, "Downloads": None,
+                                     "DownloadURL": None, "TrainedWords": [], "Error": "HTTP 404", "Files": []}
+    version_keys = set(load_schema()["properties"]["ModelVersions"]["items"]["properties"])
+    assert all(set(v) == version_keys for v in r["ModelVersions"])
 
 
 @pytest.mark.parametrize("text, number", [("55.7M", 55_700_000), ("221K", 221_000), ("1.2B", 1_200_000_000),

@@ -115,6 +115,20 @@ def test_a_row_linking_a_file_elsewhere_and_the_repository_from_context():
                                     {"repo_url": "http://127.0.0.1:8080/git/mirror/onnx/models"}))
     assert mirrored["ModelOwner"] == "onnx"
     assert mirrored["ModelHub"]["MetadataFilePath"] == "onnxmodelzoo/json/metadata/onnx/shardnet-3.onnx.json"
+    # ... and the clone is the repository's owner/name folder (docs/hubs.md), not the mirror's path.
+    assert mirrored["RepoPath"] == "onnxmodelzoo/repos/onnx/models"
+    assert record["RepoPath"] == "onnxmodelzoo/repos/mirror-org/onnx-models"
+
+
+def test_generated_models_under_a_mirror_share_the_repositorys_clone_folder():
+    spider = make_spider()
+    (item,) = [i for r in tree_requests(spider, tree_entries(GENERATED_DIRS[:1])) for i in stats_item(spider, r)]
+    for repo_url in ("https://github.com/onnx/models", "https://mirror.example/gh/onnx/models.git"):
+        record = map_raw(RawModelItem("onnxmodelzoo", item.model_id, item.url, item.payload, {"repo_url": repo_url}))
+        assert record["RepoPath"] == "onnxmodelzoo/repos/onnx/models", repo_url
+    lone = map_raw(RawModelItem("onnxmodelzoo", item.model_id, item.url, item.payload,
+                                {"repo_url": "https://mirror.example/models"}))
+    assert lone["RepoPath"] is None  # no owner/name in the URL: the clone stage names it by the URL
 
 
 def test_generated_models_map_turnkey_stats_onto_the_record():
@@ -203,3 +217,10 @@ def test_a_row_of_a_folder_shared_by_two_classes_gets_the_class_it_names(row_nam
     papers = {"ShuffleNet_V1": "10.48550/arXiv.1707.01083", "ShuffleNet_V2": "10.48550/arXiv.1807.11164"}
     assert record["ModelArchitecture"] == classes[0]
     assert record["ModelPaperDOIs"] == [papers[c] for c in classes]
+
+
+def test_a_reference_link_followed_by_punctuation_still_gives_its_doi():
+    from ptmscrape.mappers.onnxmodelzoo import paper_dois
+
+    assert paper_dois(["https://arxiv.org/abs/1512.03385.", "https://arxiv.org/abs/1707.01083v2;", None]) == [
+        "10.48550/arXiv.1512.03385", "10.48550/arXiv.1707.01083"]

@@ -60,8 +60,56 @@ def test_public_model_framework_license_paper_and_a_drive_source():
                            "https://download.pytorch.org/models/resnet50-19c8e357.pth",
                            "SHA256": "19c8e3572231adff6824a2da93fd67b5986919a2e65f8b6007eab4edee220097"}]
     google = record_of("models/public/googlenet-v1-tf")
-    assert google["Files"][1]["URL"] is None  # {$type: google_drive, id: ...}: kept in the payload
+    # {$type: google_drive, id: ...}: the URL Open Model Zoo's downloader fetches the id from.
+    assert google["Files"][1] == {
+        "Name": "googlenet-v1-tf.frozen.pb", "Size": 26735789,
+        "SHA256": "0e6d6b8ee2b3a0d1e4f6b95bbd6b0a7e0e6a4bbcf0a0dbf2c7b6e0d1a9f7c3e4",
+        "URL": "https://docs.google.com/uc?export=download&id=1Bq1vWqzTmcA1OqTH9aLBTq1WfpCqkmmr"}
     assert google["UsedStorage"] == 24642554 + 26735789
+
+
+def test_a_prefixed_mirror_changes_no_identity_and_not_the_clone_folder():
+    plain = record_of("models/intel/person-detection-0200")
+    mirrored = map_raw(raw(payload_of("models/intel/person-detection-0200"),
+                           repo_url="https://mirror.example/gh/openvinotoolkit/open_model_zoo.git/"))
+    assert mirrored["RepoURL"] == "https://mirror.example/gh/openvinotoolkit/open_model_zoo.git"
+    assert (mirrored["id"], mirrored["ModelHub"]["MetadataFilePath"]) == (
+        plain["id"], plain["ModelHub"]["MetadataFilePath"])
+    # The shared clone is named by the repository's owner/name (docs/hubs.md), not by the URL's path.
+    assert mirrored["RepoPath"] == plain["RepoPath"] == "openvino/repos/openvinotoolkit/open_model_zoo"
+
+
+@pytest.mark.parametrize("source, url", [
+    ({"$type": "google_drive", "id": "0B-ABC_def123"}, "https://docs.google.com/uc?export=download&id=0B-ABC_def123"),
+    ({"$type": "http", "url": "https://example.org/w.bin"}, "https://example.org/w.bin"),
+    ({"$type": "google_drive", "id": "abc&confirm=t"}, None),  # no parameter smuggled into the URL
+    ({"$type": "google_drive", "id": "abc#x"}, None),
+    ({"$type": "google_drive", "id": "../../evil"}, None),
+    ({"$type": "google_drive", "id": "a b"}, None),
+    ({"$type": "google_drive", "id": "abc\n"}, None),
+    ({"$type": "google_drive", "id": ""}, None),
+    ({"$type": "google_drive", "id": 12345}, None),
+    ({"$type": "google_drive", "id": "x" * 201}, None),
+    ({"$type": "google_drive"}, None),
+    ({"$type": "ftp", "id": "abc"}, None),
+    (["https://example.org/w.bin"], None),
+])
+def test_file_sources_in_each_form_the_downloader_takes(source, url):
+    record = map_raw(raw({"group": "public", "name": "m", "model_dir": "models/public/m", "model": {
+        "files": [{"name": "w.bin", "size": 1, "sha256": "ab" * 32, "source": source}]}}))
+    assert list(VALIDATOR.iter_errors(record)) == []
+    assert record["Files"][0]["URL"] == url
+
+
+def test_paper_links_ending_a_sentence_give_their_dois():
+    description = ("ResNet, described in https://arxiv.org/abs/1512.03385. Its CVPR version: "
+                   "https://doi.org/10.1109/CVPR.2016.90. See also https://arxiv.org/abs/1603.05027v3, "
+                   "https://arxiv.org/abs/1409.4842; and https://doi.org/10.1109/CVPR.2015.7298594:")
+    record = map_raw(raw({"group": "public", "name": "m", "model_dir": "models/public/m",
+                          "model": {"description": description}}))
+    assert record["ModelPaperDOIs"] == ["10.48550/arXiv.1512.03385", "10.1109/CVPR.2016.90",
+                                        "10.48550/arXiv.1603.05027", "10.48550/arXiv.1409.4842",
+                                        "10.1109/CVPR.2015.7298594"]
 
 
 def test_composite_parts_are_separate_models_with_separate_payload_files():

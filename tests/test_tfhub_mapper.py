@@ -47,7 +47,18 @@ def test_albert_record_fields():
     assert [d["DatasetName"] for d in r["Datasets"]] == ["wikipedia", "bookscorpus"]
     assert r["Languages"] == ["en"] and r["Tags"] == ["text-embedding"]
     assert r["ModelPaperDOIs"] == ["10.48550/arXiv.1909.11942"]
-    assert r["Files"] is None  # asset-path: legacy names no file
+    assert r["Files"] == []  # asset-path: legacy names no file; a list key is [] as on every hub
+
+
+@pytest.mark.parametrize("asset", ["legacy", "gs://bucket/model.tar.gz", "", None])
+def test_an_asset_path_that_is_no_url_gives_no_files_as_an_empty_list(asset):
+    path = "assets/docs/deepmind/models/i3d-kinetics-400/1.md"  # asset-path: legacy
+    page = {**parse_doc((FIXTURES / path).read_text(), path), "path": path}
+    assert page["metadata"]["asset-path"] == ["legacy"]
+    if asset != "legacy":
+        page["metadata"]["asset-path"] = [asset] if asset is not None else []
+    record = map_raw(raw(page))
+    assert record["Files"] == [] and list(VALIDATOR.iter_errors(record)) == []
 
 
 def test_license_asset_url_doi_link_and_nested_model_path():
@@ -85,6 +96,17 @@ def test_repository_comes_from_the_context_and_a_prefixed_mirror_changes_no_iden
     assert mirrored["RepoURL"] == "http://127.0.0.1:9/mirror/tensorflow/tfhub.dev"
     assert (mirrored["id"], mirrored["ModelOwner"], mirrored["ModelHub"]["MetadataFilePath"]) == (
         plain["id"], plain["ModelOwner"], plain["ModelHub"]["MetadataFilePath"])
+    # The shared clone is named by the repository's owner/name, as docs/hubs.md says, not by the
+    # mirror URL's path (which would give tfhub/repos/mirror/tensorflow/tfhub.dev).
+    assert mirrored["RepoPath"] == plain["RepoPath"] == "tfhub/repos/tensorflow/tfhub.dev"
+
+
+def test_paper_links_lose_the_punctuation_that_follows_them():
+    from ptmscrape.mappers.repo_files import paper_dois
+
+    assert paper_dois(["https://arxiv.org/abs/1909.11942.", " https://doi.org/10.1109/CVPR.2018.00474; ",
+                       "https://arxiv.org/pdf/2006.11477v3.pdf,", "https://arxiv.org/abs/.", "https://doi.org/:"]) == [
+        "10.48550/arXiv.1909.11942", "10.1109/CVPR.2018.00474", "10.48550/arXiv.2006.11477"]
 
 
 @pytest.mark.parametrize("payload, reason", [
@@ -106,5 +128,5 @@ def test_junk_in_metadata_and_links_is_tolerated():
                                        "fine-tunable": ["maybe"], "asset-path": ["file:///etc/passwd"]},
                           "links": "nope", "heading_handle": ["x"]}))
     assert list(VALIDATOR.iter_errors(record)) == []
-    assert (record["License"], record["FineTunable"], record["Files"], record["Datasets"]) == ("bsd", None, None, [])
+    assert (record["License"], record["FineTunable"], record["Files"], record["Datasets"]) == ("bsd", None, [], [])
     assert record["ModelHub"]["MetadataFilePath"].startswith("tfhub/json/metadata/%2E.%252F/")

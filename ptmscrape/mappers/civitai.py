@@ -1,31 +1,50 @@
 """Civitai ``/api/v1/models`` items -> uniform records.
 
-One record per model (the hub's downloadable unit, with its versions). The versions and their files
-become ``ModelVersions`` (file size in bytes from ``sizeKB``, format, SHA256 and the other hashes,
-pickle and virus scan results, download URL: described, never fetched); the license flags become
+One record per model. A Civitai model is not itself downloadable: it is a named page with
+versions (``v7``, ``v7 inpainting``), each separately downloadable (its own download link, files,
+base model and download count). The versions become ``ModelVersions``: per version its name and id,
+``BaseModel`` (``SD 1.5``), ``BaseModelType`` (``Standard``, ``Inpainting``), ``Downloads``
+(``stats.downloadCount``), ``DownloadURL`` (``downloadUrl``), ``TrainedWords`` (its trigger words),
+and its files (file size in bytes from ``sizeKB``, format, SHA256 and the other hashes, pickle and
+virus scan results, download URL: described, never fetched); the license flags become
 ``LicensePermissions`` (``allowCommercialUse`` is a list in today's API and a single string such as
 ``"Sell"`` in older answers: both become a list); ``nsfw``/``nsfwLevel`` are kept as data.
 ``Downloads`` and ``Likes`` are the model's download and thumbs-up counts; ``CreatedAt`` and
-``LastModified`` are the first and last ``publishedAt`` of its versions (the listing has no model
-dates); ``BaseModels`` the versions' base models (``SD 1.5``, ``SDXL 1.0``); ``UsedStorage`` the
-sum of all file sizes. Civitai models are files, not git repositories: ``CloneStatus`` says so.
+``LastModified`` are the earliest and latest ``publishedAt`` of its versions (the listing has no model
+dates). Every time (those, each version's ``CreatedAt``, each file's ``ScannedAt``) is written as the
+dataset writes times, UTC to the second (``2023-10-05T13:31:16Z``): ``publishedAt`` comes without a
+zone (``2023-10-05T13:31:16.745``; the API drops the zone of its UTC times) and is read as UTC; an
+unreadable time is null. ``BaseModels`` the versions' base models (``SD 1.5``, ``SDXL 1.0``);
+``UsedStorage`` the sum of all file sizes. Civitai has no git repositories (what it serves are the
+versions' files): ``CloneStatus`` says so.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 from urllib.parse import quote
 
 from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, count, new_record, str_list, text
+from ptmscrape.mappers.common import (
+    MappingError,
+    count,
+    new_record,
+    str_list,
+    text,
+    utc_text,
+    utc_time,
+    utc_timestamp,
+)
 
 HUB_URL = "https://civitai.com"
 NO_REPOSITORY = "skipped: the hub has no git repository"
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 MAX_VERSIONS = 1000
 MAX_FILES = 100
+MAX_TRAINED_WORDS = 100
 
 
 def map_raw(raw: RawModelItem) -> dict[str, Any]:
@@ -52,8 +71,12 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     # Names are not unique on Civitai (and change); ids are: the payload file is named by the id.
     record["ModelHub"]["MetadataFilePath"] = paths.metadata_file(raw.hub, owner or "_", model_id)
 
-    versions = [_version(v) for v in _list(model.get("modelVersions"))[:MAX_VERSIONS] if isinstance(v, dict)]
-    published = sorted(v["CreatedAt"] for v in versions if v["CreatedAt"])
+    # publishedAt is served without a zone ("2023-10-05T13:31:16.745"): Civitai's API drops the
+    # zone of its UTC times. Earliest and latest are picked from the parsed times.
+    dated = [(utc_time(v.get("publishedAt")), v)
+             for v in _list(model.get("modelVersions"))[:MAX_VERSIONS] if isinstance(v, dict)]
+    versions = [_version(v, published_at) for published_at, v in dated]
+    published = sorted(when for when, _ in dated if when is not None)
     stats = model.get("stats")
     if not isinstance(stats, dict):
         stats = {}
@@ -73,8 +96,8 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         Likes=count(stats.get("thumbsUpCount")),
         Tags=str_list(model.get("tags")),
         BaseModels=str_list([v["BaseModel"] for v in versions if v["BaseModel"]]),
-        CreatedAt=published[0] if published else None,
-        LastModified=published[-1] if published else None,
+        CreatedAt=utc_text(published[0]) if published else None,
+        LastModified=utc_text(published[-1]) if published else None,
         UsedStorage=sum(sizes) if sizes else None,
         RepoURL=None,
         CloneStatus=NO_REPOSITORY,
@@ -82,16 +105,23 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     return record
 
 
-def _version(version: dict) -> dict[str, Any]:
+def _version(version: dict, published_at: dt.datetime | None) -> dict[str, Any]:
     files = [_file(f) for f in _list(version.get("files"))[:MAX_FILES] if isinstance(f, dict)]
     sizes = [f["Size"] for f in files if f["Size"] is not None]
+    stats = version.get("stats")
+    if not isinstance(stats, dict):
+        stats = {}
     return {
         "Name": text(version.get("name"), 300),
         "VersionID": _id(version.get("id")),
         "BaseModel": text(version.get("baseModel"), 100),
-        "CreatedAt": text(version.get("publishedAt"), 40),
+        "BaseModelType": text(version.get("baseModelType"), 100),
+        "CreatedAt": utc_text(published_at),
         "Digest": None,
         "Size": sum(sizes) if sizes else None,
+        "Downloads": count(stats.get("downloadCount")),
+        "DownloadURL": text(version.get("downloadUrl"), 2000),
+        "TrainedWords": str_list(version.get("trainedWords"), limit=MAX_TRAINED_WORDS),
         "Error": None,
         "Files": files,
     }
@@ -121,7 +151,7 @@ def _file(entry: dict) -> dict[str, Any]:
         "PickleScanMessage": text(entry.get("pickleScanMessage"), 2000),
         "VirusScan": text(entry.get("virusScanResult"), 100),
         "VirusScanMessage": text(entry.get("virusScanMessage"), 2000),
-        "ScannedAt": text(entry.get("scannedAt"), 40),
+        "ScannedAt": utc_timestamp(entry.get("scannedAt")),
         "Primary": entry.get("primary") if isinstance(entry.get("primary"), bool) else None,
         "URL": text(entry.get("downloadUrl"), 2000),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import time
@@ -108,6 +109,30 @@ def crawled_at() -> str:
     if second != now[0]:
         now = _now = (second, time.strftime(paths.UTC_TIMESTAMP, time.gmtime(second)))
     return now[1]
+
+
+def utc_time(value: Any) -> dt.datetime | None:
+    """An ISO 8601 time (``2023-10-05T13:31:16.745``, ``…Z``, ``…+02:00``) as an aware UTC
+    datetime; a time without a zone is taken as UTC (the hubs that drop the zone serve UTC).
+    None for anything else: another type, unparseable text, a year before 1000."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.strip())
+        when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return None
+    return when if when.year >= 1000 else None  # strftime writes no leading zeros
+
+
+def utc_text(when: dt.datetime | None) -> str | None:
+    """An aware UTC datetime as the dataset writes every time (``paths.UTC_TIMESTAMP``)."""
+    return when.strftime(paths.UTC_TIMESTAMP) if when is not None else None
+
+
+def utc_timestamp(value: Any) -> str | None:
+    """:func:`utc_time` as the dataset writes it: ``2023-10-05T13:31:16.745`` -> ``2023-10-05T13:31:16Z``."""
+    return utc_text(utc_time(value))
 
 
 def text(value: Any, limit: int = 10_000) -> str | None:

@@ -3,7 +3,8 @@
 One record per model (``library/<name>``). Each tag becomes one ``ModelVersions`` entry: its
 manifest digest (``Docker-Content-Digest``), its total size (config plus layers) and its layers
 as files (``Name`` the layer kind — ``model``, ``template``, ``license``, ``params``, ``system``,
-``projector``, ``adapter`` — ``Type`` the media type, ``Digest``/``SHA256`` and ``Size``). A tag
+``projector``, ``adapter`` — ``Type`` the media type, ``Digest``/``SHA256`` and ``Size``). The
+keys of a Civitai version a tag has no value for are null (``TrainedWords`` ``[]``). A tag
 whose manifest could not be fetched keeps its ``Error``. ``UsedStorage`` counts each distinct
 blob once (tags share most of them); ``Downloads`` is the pull count as the site shows it, rounded
 (``55.7M`` -> 55,700,000); ``Tags`` are the capabilities (``tools``, ``vision``, ``embedding``);
@@ -74,9 +75,13 @@ def _version(tag: dict) -> dict[str, Any]:
         "Name": text(tag.get("Tag"), 200),
         "VersionID": None,
         "BaseModel": None,
+        "BaseModelType": None,
         "CreatedAt": None,
         "Digest": _digest(tag.get("ManifestDigest")),
         "Size": sum(sizes) if manifest and sizes else None,
+        "Downloads": None,
+        "DownloadURL": None,
+        "TrainedWords": [],
         "Error": text(tag.get("Error"), 300),
         "Files": files,
     }

@@ -2,8 +2,9 @@
 
 One record per model: a download-table row of a model folder's README (``kind: "readme_row"``) or
 a generated model folder with a ``turnkey_stats.yaml`` (``kind: "generated"``). Every model lives
-in the one ``onnx/models`` repository (``RepoURL``); its folder is ``RepoSubPath``, so the clone
-stage shares one clone and sets ``LatestGitCommitSHA`` to the last commit under the folder (rows of
+in the one ``onnx/models`` repository (``RepoURL``), cloned into ``onnxmodelzoo/repos/<owner>/<name>``
+of that repository (``RepoPath``, also behind a mirror's path prefix); its folder is ``RepoSubPath``,
+so the clone stage shares one clone and sets ``LatestGitCommitSHA`` to the last commit under the folder (rows of
 one folder share it).
 
 README rows: the name is the model file's name without its extension (``resnet50-v1-12``, unique,
@@ -42,6 +43,7 @@ from ptmscrape.mappers.common import (
     new_record,
     text,
 )
+from ptmscrape.mappers.repo_files import repo_owner_and_name, shared_repo_dir, without_trailing_punctuation
 
 DEFAULT_REPO = "https://github.com/onnx/models"
 _ARXIV_URL = re.compile(r"^https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/([^?#]+?)(?:\.pdf)?/?(?:[?#].*)?$")
@@ -59,8 +61,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         raise MappingError("no model folder")
     repo_url = (text(raw.context.get("repo_url"), 500) or DEFAULT_REPO).rstrip("/")
     # The owner is the segment before the repository's name, also behind a mirror's path prefix.
-    segments = [s for s in urlsplit(repo_url).path.split("/") if s]
-    owner = segments[-2] if len(segments) >= 2 else ""
+    owner = (repo_owner_and_name(repo_url) or ("", ""))[0]
     if page.get("kind") == "generated":
         return _generated(raw.hub, page, model_dir, repo_url, owner)
     return _readme_row(raw.hub, page, model_dir, repo_url, owner)
@@ -106,6 +107,7 @@ def _readme_row(hub: str, page: dict, model_dir: str, repo_url: str, owner: str)
         License=(text(page.get("license"), 200) or "").strip() or None,
         RepoURL=repo_url,
         RepoSubPath=model_dir,
+        RepoPath=shared_repo_dir(hub, repo_url),
         ModelFiles=files,
         OnnxVersion=(text(row.get("onnx_version"), 50) or "").strip() or None,
         Opset=opset,
@@ -145,6 +147,7 @@ def _generated(hub: str, page: dict, model_dir: str, repo_url: str, owner: str) 
         Library="onnx",
         RepoURL=repo_url,
         RepoSubPath=model_dir,
+        RepoPath=shared_repo_dir(hub, repo_url),
         ModelFiles=files,
         OnnxVersion=None,
         Opset=opset,
@@ -208,7 +211,7 @@ def _opset(value: Any) -> int | None:
 def paper_dois(urls) -> list[str]:
     dois: list[str] = []
     for url in urls:
-        match = _ARXIV_URL.match(url.strip()) if url else None
+        match = _ARXIV_URL.match(without_trailing_punctuation(url)) if url else None
         doi = arxiv_doi(match.group(1)) if match else None
         if doi and doi not in dois:
             dois.append(doi)

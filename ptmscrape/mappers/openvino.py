@@ -5,10 +5,12 @@ own models, shipped as OpenVINO IR; ``public``: third-party models with conversi
 ``ModelName`` the folder name (a composite model's part: the part's folder), the id
 ``<group>/<folder>``. ``task_type`` -> ``ModelTask``,
 ``framework`` -> ``Library`` (``dldt`` is OpenVINO IR: ``ModelFormat`` ``openvino_ir``),
-``license`` (a URL) -> ``License``, ``files`` -> ``Files`` (name, size, SHA256, source URL) and
+``license`` (a URL) -> ``License``, ``files`` -> ``Files`` (name, size, SHA256, source URL: a
+``{$type: google_drive, id}`` source gets the Google Drive URL the zoo's downloader fetches) and
 their total size -> ``UsedStorage``; arXiv and doi.org links in the description ->
-``ModelPaperDOIs``. Every model shares the clone of the zoo's repository (``RepoURL``); its folder
-is ``RepoSubPath``, so ``LatestGitCommitSHA`` is the last commit under it.
+``ModelPaperDOIs``. Every model shares the clone of the zoo's repository (``RepoURL``), in
+``openvino/repos/<owner>/<name>`` of that repository (``RepoPath``, also behind a mirror's path
+prefix); its folder is ``RepoSubPath``, so ``LatestGitCommitSHA`` is the last commit under it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ from ptmscrape.dataset import paths
 from ptmscrape.github_tree import safe_tree_path
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import MappingError, new_record, text
-from ptmscrape.mappers.repo_files import file_entry, paper_dois
+from ptmscrape.mappers.repo_files import file_entry, paper_dois, shared_repo_dir
 
 DEFAULT_REPO = "https://github.com/openvinotoolkit/open_model_zoo"
+# Where the zoo's downloader fetches a {$type: google_drive, id: <id>} file from
+# (tools/model_tools/.../download_engine/file_source.py: this URL with the id as the "id" parameter).
+DRIVE_DOWNLOAD = "https://docs.google.com/uc?export=download&id="
+_DRIVE_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")  # Drive file ids: nothing that could end the parameter
 GROUPS = ("intel", "public")
 MAX_FILES = 1000
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
@@ -51,7 +57,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     framework = text(model.get("framework"), 100)
     task = text(model.get("task_type"), 200)
     listed = model.get("files")
-    files = [file_entry(f.get("name"), f.get("size"), f.get("sha256"), f.get("source"))
+    files = [file_entry(f.get("name"), f.get("size"), f.get("sha256"), source_url(f.get("source")))
              for f in (listed if isinstance(listed, list) else [])[:MAX_FILES]
              if isinstance(f, dict)]
     sizes = [f["Size"] for f in files if f["Size"] is not None]
@@ -67,5 +73,23 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         UsedStorage=sum(sizes) if sizes else None,
         RepoURL=repo_url,
         RepoSubPath=model_dir,
+        RepoPath=shared_repo_dir(raw.hub, repo_url),
     )
     return record
+
+
+def source_url(source: Any) -> str | None:
+    """The download URL of a ``files`` entry's ``source``, in each form the zoo's downloader takes:
+    a URL, ``{$type: http, url: <URL>}``, or ``{$type: google_drive, id: <id>}`` (the URL the
+    downloader fetches it from; an id with any character outside ``[A-Za-z0-9_-]`` gives null)."""
+    if isinstance(source, str):
+        return source
+    if not isinstance(source, dict):
+        return None
+    kind = source.get("$type")
+    if kind == "http":
+        return text(source.get("url"))
+    file_id = source.get("id")
+    if kind == "google_drive" and isinstance(file_id, str) and _DRIVE_ID.fullmatch(file_id):
+        return DRIVE_DOWNLOAD + file_id
+    return None

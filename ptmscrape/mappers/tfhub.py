@@ -8,10 +8,12 @@ comments become fields: ``module-type`` -> ``ModelTask`` and ``Tags``, ``network
 -> ``ModelArchitecture``, ``dataset`` -> ``Datasets``, ``language`` -> ``Languages``,
 ``license`` -> ``License`` (null when the file names none), ``format`` (or the deployment kind:
 TF.js, Lite, Coral) -> ``ModelFormat`` and ``Library``, ``fine-tunable`` -> ``FineTunable``,
-``parent-model`` -> ``BaseModels``, an ``asset-path`` URL -> ``Files``. arXiv and doi.org links
+``parent-model`` -> ``BaseModels``, an ``asset-path`` URL -> ``Files`` (``[]`` for any other
+``asset-path``, such as ``legacy``). arXiv and doi.org links
 become ``ModelPaperDOIs``. Every model shares the clone of the ``tensorflow/tfhub.dev`` repository
-(``RepoURL``); its documentation file is ``RepoSubPath``, so ``LatestGitCommitSHA`` is the last
-commit that changed it.
+(``RepoURL``), in ``tfhub/repos/<owner>/<name>`` of that repository (``RepoPath``, also behind a
+mirror's path prefix); its documentation file is ``RepoSubPath``, so ``LatestGitCommitSHA`` is the
+last commit that changed it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from ptmscrape.github_tree import safe_tree_path
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import MappingError, new_record, text
-from ptmscrape.mappers.repo_files import file_entry, paper_dois
+from ptmscrape.mappers.repo_files import file_entry, paper_dois, shared_repo_dir
 
 TFHUB_URL = "https://tfhub.dev"
 DEFAULT_REPO = "https://github.com/tensorflow/tfhub.dev"
@@ -65,10 +67,12 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         ModelVersion=handle.rsplit("/", 1)[1],
         ModelFormat=model_format,
         FineTunable={"true": True, "false": False}.get((first("fine-tunable") or "").lower()),
+        # A list key, [] like every hub's when there is nothing (asset-path "legacy" names no file).
         Files=[file_entry(asset.rsplit("/", 1)[-1], None, None, asset)]
-        if asset and asset.startswith(("https://", "http://")) else None,
+        if asset and asset.startswith(("https://", "http://")) else [],
         RepoURL=repo_url,
         RepoSubPath=path,
+        RepoPath=shared_repo_dir(raw.hub, repo_url),
     )
     return record
 
