@@ -42,7 +42,7 @@ def read_clone(path: str | os.PathLike[str]) -> tuple[str, str | None] | None:
             sha = _read_ref(git_dir, head[4:].strip())
         else:
             sha = head
-        if not sha or not _HEX40.match(sha) or not commit_in_store(os.path.join(git_dir, "objects"), sha):
+        if not sha or not _HEX40.fullmatch(sha) or not commit_in_store(os.path.join(git_dir, "objects"), sha):
             return None
         with open(os.path.join(git_dir, "config"), "rb") as f:
             config = f.read(1 << 20).decode("utf-8")
@@ -54,7 +54,7 @@ def read_clone(path: str | os.PathLike[str]) -> tuple[str, str | None] | None:
 
 def _read_ref(git_dir: str, ref: str) -> str | None:
     """Commit a (non-symbolic) branch ref points to, from its file or ``packed-refs``."""
-    if not _REF_NAME.match(ref) or any(part.startswith(".") or part.endswith(".lock") for part in ref.split("/")):
+    if not _REF_NAME.fullmatch(ref) or any(part.startswith(".") or part.endswith(".lock") for part in ref.split("/")):
         return None
     try:
         with open(os.path.join(git_dir, *ref.split("/")), "rb") as f:

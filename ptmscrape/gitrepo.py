@@ -199,7 +199,7 @@ def path_segments(url: str) -> list[str]:
 def check_branch(branch: str | None) -> str | None:
     if branch in (None, ""):
         return None
-    if (not isinstance(branch, str) or not _BRANCH.match(branch)
+    if (not isinstance(branch, str) or not _BRANCH.fullmatch(branch)
             or any(part.endswith(".lock") for part in branch.split("/"))):
         raise RepoError(f"invalid branch name {str(branch)[:60]!r}")
     return branch

@@ -72,7 +72,7 @@ class OllamaSpider(HubSpider):
         wanted = 0
         for number, entry in enumerate(entries, 1):
             name = (entry.css("[x-test-model-title]::attr(title)").get() or "").strip()
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 self.logger.error("Listing entry %d on %s without a usable model name: %r",
                                   number, response.url, name[:200])
                 self.crawler.stats.inc_value(PAGES_ENTRIES_WITHOUT_NAME)
@@ -113,7 +113,7 @@ class OllamaSpider(HubSpider):
             if tag is None or tag in seen:
                 continue
             seen.add(tag)
-            if not _TAG.match(tag):
+            if not _TAG.fullmatch(tag):
                 self.logger.error("Tag %r of %s on %s is not a valid tag: skipped", tag[:200],
                                   model["Name"], response.url)
                 self.crawler.stats.inc_value(PAGES_INVALID_TAGS)

@@ -38,10 +38,10 @@ class OpenvinoSpider(GitTreeHubSpider):
     tree_url_setting = "PTM_OPENVINO_TREE_URL"
 
     def is_model_file(self, path: str) -> bool:
-        return MODEL_FILE.match(path) is not None
+        return MODEL_FILE.fullmatch(path) is not None
 
     def model_payload(self, response, path):
-        m = MODEL_FILE.match(path)
+        m = MODEL_FILE.fullmatch(path)
         if len(response.body) > MAX_YAML:
             return self.page_malformed(response, "malformed YAML", f"{len(response.body)} bytes")
         try:

@@ -44,7 +44,7 @@ class TfhubSpider(GitTreeHubSpider):
     tree_url_setting = "PTM_TFHUB_TREE_URL"
 
     def is_model_file(self, path: str) -> bool:
-        return MODEL_FILE.match(path) is not None
+        return MODEL_FILE.fullmatch(path) is not None
 
     def model_payload(self, response, path):
         page = parse_doc(text_of(response), path)
@@ -58,7 +58,7 @@ class TfhubSpider(GitTreeHubSpider):
 def path_handle(path: str) -> tuple[str, str, str]:
     """``(publisher, handle, version)`` as the file's path spells them
     (``assets/docs/google/models/albert_base/3.md`` -> ``google``, ``google/albert_base/3``, ``3``)."""
-    m = MODEL_FILE.match(path)
+    m = MODEL_FILE.fullmatch(path)
     if m is None:
         raise ValueError(f"not a model documentation path: {path!r}")
     return m["publisher"], f"{m['publisher']}/{m['model']}/{m['version']}", m["version"]

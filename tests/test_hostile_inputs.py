@@ -164,7 +164,7 @@ def test_check_url_only_ever_lets_plain_allowed_urls_through(url):
 
 @pytest.mark.parametrize("branch", ["-f", "--upload-pack=x", "/a", "a..b", "a//b", "a/", "a.", ".hidden",
                                     "a/.b", "a.lock", "a.lock/b", "a b", "a~1", "a^", "a:b", "a?", "a*",
-                                    "a[", "a\\b", "@{-1}", "x" * 201, 5, ["main"]])
+                                    "a[", "a\\b", "@{-1}", "x" * 201, 5, ["main"], "main\n"])
 def test_check_branch_refuses_options_and_bad_ref_names(branch):
     with pytest.raises(RepoError, match="invalid branch name"):
         check_branch(branch)
@@ -232,11 +232,32 @@ def raw(payload) -> RawModelItem:
     ({}, "missing or malformed 'id'"), ({"id": 12345}, "missing or malformed 'id'"),
     ({"id": ["a/b"]}, "missing or malformed 'id'"), ({"id": "a/b/c"}, "missing or malformed 'id'"),
     ({"id": "/etc/passwd"}, "missing or malformed 'id'"), ({"id": "a b/c"}, "missing or malformed 'id'"),
-    ({"id": ""}, "missing or malformed 'id'"),
+    ({"id": ""}, "missing or malformed 'id'"), ({"id": "a/b\n"}, "missing or malformed 'id'"),
 ])
 def test_unmappable_payloads_raise_a_reason(payload, reason):
     with pytest.raises(MappingError, match=re.escape(reason)):
         map_raw(raw(payload))
+
+
+def test_a_trailing_newline_does_not_pass_for_a_valid_value():
+    """Validators anchored with ``$`` let ``"value\\n"`` through with ``re.match``; hub text is
+    checked whole."""
+    from ptmscrape.mappers import civitai, ollama, repo_files
+    from spiders.openvino import OpenvinoSpider
+    from spiders.tfhub import path_handle
+
+    sha = "a" * 64
+    assert civitai._file({"hashes": {"SHA256": sha}})["SHA256"] == sha
+    assert civitai._file({"hashes": {"SHA256": sha + "\n"}})["SHA256"] is None
+    assert repo_files.file_entry("f", 1, sha, None)["SHA256"] == sha
+    assert repo_files.file_entry("f", 1, sha + "\n", None)["SHA256"] is None
+    assert ollama._digest(f"sha256:{sha}") and ollama._digest(f"sha256:{sha}\n") is None
+    assert path_handle("assets/docs/g/models/m/1.md")[1] == "g/m/1"
+    with pytest.raises(ValueError):
+        path_handle("assets/docs/g/models/m/1.md\n")
+    openvino = OpenvinoSpider.__new__(OpenvinoSpider)
+    assert openvino.is_model_file("models/public/m/model.yml")
+    assert not openvino.is_model_file("models/public/m/model.yml\n")
 
 
 def test_wrong_types_and_huge_strings_still_give_a_valid_bounded_record():

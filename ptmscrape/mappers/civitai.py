@@ -144,7 +144,7 @@ def _file(entry: dict) -> dict[str, Any]:
         "Type": text(entry.get("type"), 100),
         "Format": text(metadata.get("format"), 100),
         "Size": size,
-        "SHA256": sha256.lower() if sha256 and _SHA256.match(sha256) else None,
+        "SHA256": sha256.lower() if sha256 and _SHA256.fullmatch(sha256) else None,
         "Digest": None,
         "Hashes": hashes,
         "PickleScan": text(entry.get("pickleScanResult"), 100),

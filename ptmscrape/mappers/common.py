@@ -169,7 +169,7 @@ def str_list(value: Any, limit: int = 1000) -> list[str]:
 def arxiv_doi(arxiv_id: str) -> str | None:
     """DataCite DOI of an arXiv paper: ``10.48550/arXiv.<id>`` (version suffix dropped)."""
     arxiv_id = arxiv_id.strip()
-    if not _ARXIV.match(arxiv_id):
+    if not _ARXIV.fullmatch(arxiv_id):
         return None
     return "10.48550/arXiv." + _ARXIV_VERSION.sub("", arxiv_id)
 

@@ -25,7 +25,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise MappingError(f"payload is {type(obj).__name__}, not an object")
     model_id = obj.get("id", obj.get("modelId"))
-    if not isinstance(model_id, str) or not _MODEL_ID.match(model_id):
+    if not isinstance(model_id, str) or not _MODEL_ID.fullmatch(model_id):
         raise MappingError(f"missing or malformed 'id': {str(model_id)[:100]!r}")
     base = raw.context.get("base_url", "https://huggingface.co").rstrip("/")
     owner, _, name = model_id.rpartition("/")

@@ -31,7 +31,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     if not name or not name.strip():
         raise MappingError(f"missing or malformed 'name': {str(entry.get('name'))[:100]!r}")
     repo_url = text(entry.get("github"), 500)
-    repo = _REPO.match(repo_url.strip()) if repo_url else None
+    repo = _REPO.fullmatch(repo_url.strip()) if repo_url else None
     if repo_url and not repo:
         raise MappingError(f"'github' is not a repository URL: {repo_url[:100]!r}")
     host, owner = (repo.group(1), repo.group(2)) if repo else ("", "")

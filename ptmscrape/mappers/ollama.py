@@ -104,7 +104,7 @@ def _layer(entry: dict) -> dict[str, Any]:
 
 
 def _digest(value: Any) -> str | None:
-    return value if isinstance(value, str) and _DIGEST.match(value) else None
+    return value if isinstance(value, str) and _DIGEST.fullmatch(value) else None
 
 
 def _pulls(value: Any) -> int | None:

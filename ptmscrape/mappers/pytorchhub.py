@@ -106,6 +106,6 @@ def repository(link: str | None, github_id: str | None) -> tuple[str | None, str
             owner, repo = segments[0], segments[1].removesuffix(".git")
             subpath = "/".join(segments[4:]) if len(segments) > 4 and segments[2] == "tree" else None
             return f"https://github.com/{owner}/{repo}", subpath
-    if github_id and _OWNER_REPO.match(github_id.strip()):
+    if github_id and _OWNER_REPO.fullmatch(github_id.strip()):
         return f"https://github.com/{github_id.strip()}", None
     return None, None

@@ -63,6 +63,6 @@ def file_entry(name: Any, size: Any, sha256: Any, url: Any) -> dict[str, Any]:
     return {
         "Name": text(name, 500) or "",
         "Size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
-        "SHA256": sha256.lower() if isinstance(sha256, str) and _SHA256.match(sha256.lower()) else None,
+        "SHA256": sha256.lower() if isinstance(sha256, str) and _SHA256.fullmatch(sha256.lower()) else None,
         "URL": text(url, 2000),
     }
