@@ -261,6 +261,37 @@ def test_schema_file_is_current_and_other_versions_are_refused(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "not a database\n" * 100  # left alone
 
 
+def test_values_sqlite_cannot_hold_are_made_storable(tree, tmp_path):
+    """Lone surrogates (valid JSON, not UTF-8: escaped, or raw bytes json.loads lets through)
+    become U+FFFD, integers beyond 64 bits NULL; SQLite, Parquet, the report and the command go on."""
+    from ptmscrape.export.parquet import export_parquet
+    from ptmscrape.export.report import write_report
+
+    data = tmp_path / "data"
+    (data / "huggingface" / "snapshots").mkdir(parents=True)
+    record = read_jsonl(tree / "data" / "huggingface" / "huggingface.jsonl")[0]
+    odd = {**record, "ModelTask": "p\udfffq", "License": "lic\ud83dz", "Tags": ["lone\ud800x", "ok"],
+           "Downloads": 10**30, "Likes": -(2**63) - 1, "ParameterCount": 2**63 - 1}
+    raw = json.dumps({**record, "id": record["id"] + 1, "ModelName": "RAW"}).encode().replace(
+        b'"RAW"', b'"raw\xed\xa0\x80"')
+    lines = json.dumps(odd).encode() + b"\n" + raw + b"\n"
+    (data / "huggingface" / "huggingface.jsonl").write_bytes(lines)
+    (data / "huggingface" / "snapshots" / "huggingface-20250101T000000Z-1.jsonl").write_bytes(lines)
+    target = tmp_path / "d.sqlite"
+    counts = export_sqlite(data, target)
+    assert (counts["lines"], counts["bad_lines"], counts["skipped"]) == (4, 0, 0)
+    assert query(target, "SELECT name, task, license, downloads, likes, parameter_count FROM model ORDER BY 1") == [
+        (record["ModelName"], "p\ufffdq", "lic\ufffdz", None, None, 2**63 - 1),
+        ("raw\ufffd", record.get("ModelTask"), record.get("License"), record.get("Downloads"),
+         record.get("Likes"), record.get("ParameterCount"))]
+    assert ("lone\ufffdx",) in query(target, "SELECT name FROM tag")
+    assert query(target, "SELECT downloads, likes FROM observation WHERE model_id = ?", record["id"]) == [(None, None)]
+    assert export_parquet(target, tmp_path / "pq")["model"] == 2
+    assert "<h2>Top licenses</h2>" in write_report(target, tmp_path / "r.html").read_text()
+    out = scrapy("export", "-s", f"PTM_DATA_DIR={data}", "-o", str(tmp_path / "c.sqlite"))
+    assert "2 file(s) read, 0 unchanged, 4 lines, 0 skipped" in out.stdout
+
+
 # A plug-in source, registered the way a module in SOURCE_MODULES would be (see registry.py).
 SOURCES = [jsonl_table(
     "hf_commit",
@@ -286,6 +317,29 @@ def test_a_plugged_in_table_is_exported_incrementally(tmp_path, monkeypatch):
     assert "hf_commit" in exported_tables()
     from ptmscrape.export.parquet import export_parquet
     assert export_parquet(target, tmp_path / "pq")["hf_commit"] == 3
+
+
+def test_a_line_that_cannot_be_stored_is_skipped_and_named(tmp_path, monkeypatch, caplog):
+    """A source's row SQLite refuses (an integer beyond 64 bits, NULL in a NOT NULL column): the
+    file is loaded again line by line, that line skipped and counted, the rest and later lines kept."""
+    monkeypatch.setattr(registry, "SOURCE_MODULES", (*registry.SOURCE_MODULES, __name__))
+    history = tmp_path / "data" / "huggingface" / "plugin" / "commits.jsonl"
+    history.parent.mkdir(parents=True)
+    history.write_text(json.dumps({"model_id": 1, "sha": "a"}) + "\nnot json\n"
+                       + json.dumps({"model_id": 10**30, "sha": "b"}) + "\n")
+    target = tmp_path / "d.sqlite"
+    assert export_sqlite(tmp_path / "data", target)["skipped"] == 1
+    with open(history, "a") as f:
+        f.write(json.dumps({"model_id": 2, "sha": None}) + "\n" + json.dumps({"model_id": 3, "sha": "d"}) + "\n")
+    counts = export_sqlite(tmp_path / "data", target)
+    assert (counts["lines"], counts["skipped"]) == (2, 1)
+    assert query(target, "SELECT model_id, sha FROM hf_commit ORDER BY 1") == [(1, "a"), (3, "d")]
+    skips = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Skipped a line")]
+    assert skips == [
+        "Skipped a line of huggingface/plugin/commits.jsonl: line 3 cannot be stored "
+        "(Python int too large to convert to SQLite INTEGER)",
+        "Skipped a line of huggingface/plugin/commits.jsonl: line 4 cannot be stored "
+        "(NOT NULL constraint failed: hf_commit.sha)"]
 
 
 def test_parquet_files_round_trip(tree, db):

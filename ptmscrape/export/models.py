@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ptmscrape.export.registry import Line, Source
+from ptmscrape.export.registry import INT64_MAX, INT64_MIN, Line, Source
 
 MODEL_DDL = """\
 -- One row per model: its latest record (<hub>/<hub>.jsonl). model_id is the record's stable id.
@@ -156,7 +156,9 @@ def line_hash(raw: bytes) -> int:
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An integer SQLite can store, else None (a count of 10**30 is no count)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and INT64_MIN <= value <= INT64_MAX \
+        else None
 
 
 def _str(value: Any) -> str | None:

@@ -8,6 +8,12 @@ streams every source's JSON Lines files into the database: one transaction per f
 batches, lookups through a bounded cache, so memory stays flat however big the tree is. The table
 ``import_file`` remembers how far each file was read; the next export reads only what is new, and an
 export with nothing new writes nothing.
+
+A line is a record however odd its values: lone surrogates in its strings (valid JSON, ``"\\ud800"``,
+but not UTF-8) are replaced by U+FFFD, and sources store integers beyond SQLite's 64 bits as NULL.
+Should a line's rows still not be storable, the file's transaction is rolled back and the file
+loaded again one line at a time, each in a savepoint: that line is skipped and counted, naming the
+file and line, and the rest goes in.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import hashlib
 import logging
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -35,6 +42,13 @@ UPGRADABLE_VERSIONS = (1,)
 BATCH_ROWS = 20_000      # buffered rows before they are written (per flush, all statements)
 LOOKUP_CACHE = 200_000   # cached lookup values (tags, papers, ...) before the cache is emptied
 FINGERPRINT_BYTES = 4096
+# What a line's rows may raise that no other line would: a value SQLite cannot hold (an integer
+# beyond 64 bits, a lone surrogate, a type it has no storage for), a constraint it breaks.
+UNSTORABLE = (OverflowError, UnicodeEncodeError, sqlite3.IntegrityError, sqlite3.InterfaceError,
+              sqlite3.ProgrammingError)
+# A lone surrogate in a line: escaped (\ud800 to \udfff), or raw bytes json.loads lets through.
+_SURROGATE_BYTES = re.compile(rb"\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 IMPORT_DDL = """\
 -- How far export has read each source file: the next export reads only what came after.
@@ -101,6 +115,13 @@ class Loader:
             batch.clear()
         self._pending = 0
 
+    def discard(self) -> None:
+        """Forget what is pending and the cached lookups (after a rollback)."""
+        self._deletes.clear()
+        self._adds.clear()
+        self._pending = 0
+        self._cache.clear()
+
     def query_one(self, sql: str, params: tuple) -> tuple | None:
         return self.con.execute(sql, params).fetchone()
 
@@ -138,7 +159,8 @@ def _fingerprint(path: Path, start: int, end: int) -> bytes:
 
 def _lines(path: Path, offset: int, position: list[int], counts: dict[str, int]) -> Iterator[Line]:
     """Whole lines from ``offset`` on (a torn last line is left for the next export); the byte
-    offset after the last line yielded is kept in ``position[0]``."""
+    offset after the last line yielded is kept in ``position[0]``, the number of lines read in
+    ``position[1]`` (the line yielded included)."""
     with open(path, "rb") as f:
         f.seek(offset)
         pos = offset
@@ -146,13 +168,27 @@ def _lines(path: Path, offset: int, position: list[int], counts: dict[str, int])
             if not raw.endswith(b"\n"):
                 break
             pos += len(raw)
+            position[1] += 1
             record = json_object(raw)
             if record is None:
                 counts["bad_lines"] += 1
             else:
+                if (b"\\u" in raw or b"\xed" in raw) and _SURROGATE_BYTES.search(raw):
+                    record = _storable(record)
                 yield Line(raw, record)
                 counts["lines"] += 1
             position[0] = pos
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with the lone surrogates of its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def open_database(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
@@ -238,11 +274,30 @@ def _import_file(con, loader: Loader, source: Source, data: Path, path: Path, co
                 and _fingerprint(path, 0, min(offset, FINGERPRINT_BYTES)) == head
                 and _fingerprint(path, max(0, offset - FINGERPRINT_BYTES), offset) == tail):
             start = offset  # it grew: read on from where the last export stopped
-    position = [start]
+    before = dict(counts), dict(loader.skipped)
+    try:
+        end = _load(con, loader, source, relative, path, start, st, counts)
+    except UNSTORABLE as exc:
+        counts.update(before[0])
+        loader.skipped = before[1]
+        logger.warning("Loading %s again one line at a time: a line cannot be stored (%s)", relative, _ascii(exc))
+        end = _load(con, loader, source, relative, path, start, st, counts, one_by_one=True)
+    counts["files_read"] += 1
+    logger.info("Exported %s (%s) from byte %d to %d", relative, source.name, start, end)
+
+
+def _load(con, loader: Loader, source: Source, relative: str, path: Path, start: int, st: os.stat_result,
+          counts: dict, one_by_one: bool = False) -> int:
+    """The lines of ``path`` from ``start`` on into the database, in one transaction; returns the
+    offset read to."""
+    position = [start, 0]
     con.execute("BEGIN IMMEDIATE")
     try:
         lines = _lines(path, start, position, counts)
-        source.load(loader, relative, _flushing(loader, lines))
+        if one_by_one:
+            _load_one_by_one(con, loader, source, relative, lines, position, _lines_before(path, start))
+        else:
+            source.load(loader, relative, _flushing(loader, lines))
         loader.flush()
         end = position[0]
         con.execute(
@@ -252,11 +307,45 @@ def _import_file(con, loader: Loader, source: Source, data: Path, path: Path, co
              _fingerprint(path, max(0, end - FINGERPRINT_BYTES), end)))
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
-        loader._cache.clear()  # ids of rolled-back lookup rows
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        loader.discard()  # the rows of the transaction, the ids of rolled-back lookup rows
         raise
-    counts["files_read"] += 1
-    logger.info("Exported %s (%s) from byte %d to %d", relative, source.name, start, position[0])
+    return end
+
+
+def _load_one_by_one(con, loader: Loader, source: Source, relative: str, lines: Iterator[Line],
+                     position: list[int], lines_before: int) -> None:
+    """Each line in a savepoint: a line whose rows cannot be stored is rolled back, skipped and
+    counted, naming the file, the line and its record."""
+    for line in lines:
+        con.execute("SAVEPOINT line")
+        try:
+            source.load(loader, relative, iter((line,)))
+            loader.flush()
+        except UNSTORABLE as exc:
+            con.execute("ROLLBACK TO line")
+            loader.discard()
+            ident = line.record.get("id", line.record.get("model"))
+            loader.skip(relative, f"line {lines_before + position[1]}"
+                                  f"{'' if ident is None else f' (record {_ascii(ident)[:80]})'} "
+                                  f"cannot be stored ({_ascii(exc)})")
+        con.execute("RELEASE line")
+
+
+def _lines_before(path: Path, offset: int) -> int:
+    """The number of lines in the first ``offset`` bytes of ``path``."""
+    count = 0
+    with open(path, "rb") as f:
+        while offset > 0 and (chunk := f.read(min(offset, 1 << 20))):
+            count += chunk.count(b"\n")
+            offset -= len(chunk)
+    return count
+
+
+def _ascii(value: object) -> str:
+    """One line of ASCII (a UnicodeEncodeError quotes the character it could not encode)."""
+    return " ".join(str(value).split()).encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _flushing(loader: Loader, lines: Iterator[Line]) -> Iterator[Line]:
