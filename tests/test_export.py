@@ -121,6 +121,7 @@ def normalised(db: Path) -> dict[str, list]:
                                              ("model_dataset", "dataset", "dataset_id", "url")]:
             out[junction] = sorted(con.execute(
                 f"SELECT j.model_id, l.{value} FROM {junction} j JOIN {lookup} l USING ({key})").fetchall())
+            out[lookup] = sorted(con.execute(f"SELECT {value} FROM {lookup}").fetchall())
         out["model_base"] = sorted(con.execute("SELECT * FROM model_base").fetchall())
         return out
     finally:
@@ -242,6 +243,43 @@ def test_a_changed_model_replaces_its_tags(tree, tmp_path):
     assert query(target, "SELECT t.name FROM model_tag JOIN tag t USING (tag_id) ORDER BY 1") == [("b",), ("c",)]
     assert query(target, "SELECT l.name FROM model_license JOIN license l USING (license_id)") == [("apache-2.0",)]
     assert query(target, "SELECT downloads, license FROM model") == [(7, "apache-2.0")]
+
+
+def test_values_no_model_uses_any_more_leave_the_lookup_tables(tree, tmp_path):
+    """After a re-crawl changed every model's values, the database updated incrementally holds
+    what a fresh export of the same tree holds, and the report counts the papers models name."""
+    from ptmscrape.export.report import write_report
+
+    data = tmp_path / "data"
+    (data / "huggingface").mkdir(parents=True)
+    path = data / "huggingface" / "huggingface.jsonl"
+    records = read_jsonl(tree / "data" / "huggingface" / "huggingface.jsonl")[:3]
+
+    def values(n: str, tags: list[str]) -> dict:
+        return {"Tags": tags, "License": f"lic-{n}", "Library": f"lib-{n}", "Languages": [f"l{n}"],
+                "ModelPaperDOIs": [f"10.1/{n}"], "Datasets": [{"DatasetOwner": "o", "DatasetName": f"d{n}",
+                                                                "DatasetURL": f"u{n}", "DatasetOwnerURL": "ou"}]}
+
+    path.write_text("".join(json.dumps({**r, **values("old", ["kept", f"old{i}"])}) + "\n"
+                            for i, r in enumerate(records)))
+    inc = tmp_path / "inc.sqlite"
+    export_sqlite(data, inc)
+    assert query(inc, "SELECT count(*) FROM tag") == [(4,)]
+    path.write_text(json.dumps({**records[0], **values("new", ["kept"])}) + "\n"
+                    + "".join(json.dumps({**r, **values("old", ["kept"])}) + "\n" for r in records[1:]))
+    export_sqlite(data, inc)
+    fresh = tmp_path / "fresh.sqlite"
+    export_sqlite(data, fresh)
+    assert normalised(inc) == normalised(fresh)
+    assert normalised(inc)["tag"] == [("kept",)]
+    assert normalised(inc)["paper"] == [("10.1/new",), ("10.1/old",)]
+    con = sqlite3.connect(inc)  # a paper and a dataset no model names (as an older export left them)
+    con.execute("INSERT INTO paper (doi) VALUES ('10.1/orphan')")
+    con.execute("INSERT INTO dataset (owner, name, url, owner_url) VALUES ('o', 'x', 'x', 'x')")
+    con.commit()
+    con.close()
+    page = write_report(inc, tmp_path / "r.html").read_text()
+    assert "2 distinct papers, 2 distinct datasets" in page
 
 
 def test_schema_file_is_current_and_other_versions_are_refused(tmp_path):

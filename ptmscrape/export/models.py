@@ -264,7 +264,13 @@ def load_observations(loader, relative: str, lines: Iterator[Line]) -> None:
         loader.add(INSERT_OBSERVATION, row)
 
 
+# A changed model replaces its junction rows: the values no model uses any more go, so the lookup
+# tables hold what a fresh export of the same tree would hold.
+PRUNE_LOOKUPS = "".join(
+    f"DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM model_{table} AS j WHERE j.{table}_id = {table}.{table}_id);"
+    for table in ("tag", "license", "library", "language", "paper", "dataset"))
+
 SOURCES = [
-    Source("model", MODEL_DDL, MODEL_TABLES, _model_files, load_models),
+    Source("model", MODEL_DDL, MODEL_TABLES, _model_files, load_models, PRUNE_LOOKUPS),
     Source("observation", OBSERVATION_DDL, ("crawl", "observation"), _snapshot_files, load_observations),
 ]

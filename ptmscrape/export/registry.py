@@ -7,7 +7,9 @@ A **source** fills one or more tables from JSON Lines files of the dataset tree:
 * ``tables``: the tables and views it exports (SQLite and Parquet);
 * ``files(data_dir)``: the JSON Lines files it reads (absolute paths, inside ``data_dir``);
 * ``load(loader, relative, lines)``: turns the new lines of one file into rows through the
-  :class:`~ptmscrape.export.sqlite.Loader` (batched inserts, cached lookups).
+  :class:`~ptmscrape.export.sqlite.Loader` (batched inserts, cached lookups);
+* ``prune`` (optional): SQL run after each of its files is loaded, in the same transaction (the
+  model source deletes the tags, papers, ... no model uses any more).
 
 The engine (``ptmscrape/export/sqlite.py``) streams each file, line by line, from where the last
 export stopped (files that only grow are read from the recorded byte offset; a file rewritten since,
@@ -64,6 +66,7 @@ class Source:
     tables: tuple[str, ...]
     files: Callable[[Path], Iterable[Path]]
     load: Callable[[Any, str, Iterator[Line]], None]
+    prune: str = ""
 
 
 def jsonl_table(name: str, ddl: str, *, files: Callable[[Path], Iterable[Path]],

@@ -153,8 +153,8 @@ def sections(con: sqlite3.Connection) -> list[tuple[str, str]]:
         ax.set_xticks(list(xs), [_label(c[0]) for c in coverage])
         ax.set_ylabel("% of the hub's models")
         ax.legend()
-        papers = q("SELECT count(*) FROM paper")[0][0]
-        datasets = q("SELECT count(*) FROM dataset")[0][0]
+        papers = q("SELECT count(DISTINCT paper_id) FROM model_paper")[0][0]  # those models name
+        datasets = q("SELECT count(DISTINCT dataset_id) FROM model_dataset")[0][0]
         out.append(("Papers and datasets",
                     f"<p>{papers:,} distinct papers, {datasets:,} distinct datasets.</p>"
                     f'<img alt="coverage" src="{_png(fig)}">'

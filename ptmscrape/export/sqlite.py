@@ -299,6 +299,10 @@ def _load(con, loader: Loader, source: Source, relative: str, path: Path, start:
         else:
             source.load(loader, relative, _flushing(loader, lines))
         loader.flush()
+        if source.prune:
+            for statement in _statements(source.prune):
+                con.execute(statement)
+            loader.discard()  # the cached ids of deleted rows
         end = position[0]
         con.execute(
             "INSERT OR REPLACE INTO import_file VALUES (?, ?, ?, ?, ?, ?, ?)",
