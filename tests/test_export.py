@@ -330,6 +330,24 @@ def test_values_sqlite_cannot_hold_are_made_storable(tree, tmp_path):
     assert "2 file(s) read, 0 unchanged, 4 lines, 0 skipped" in out.stdout
 
 
+def usage_error(*args: str) -> str:
+    """The command's error: exit status 2, one line on stderr, no usage block, nothing on stdout."""
+    proc = scrapy(*args, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and not proc.stdout, proc.stderr
+    return proc.stderr.strip()
+
+
+def test_bad_usage_is_one_line_and_exit_status_2(tmp_path):
+    missing = tmp_path / "nonexistent"
+    for command in ("export", "report"):
+        assert usage_error(command, "-s", f"PTM_DATA_DIR={missing}", "-o", str(tmp_path / "x")) == (
+            f"scrapy {command}: error: no dataset tree at {missing} (PTM_DATA_DIR)")
+    assert usage_error("export", "-s", f"PTM_DATA_DIR={tmp_path}", "-o", str(tmp_path / "x"), "extra") == (
+        "scrapy export: error: unexpected arguments: extra")
+    assert not list(tmp_path.iterdir())
+
+
 # A plug-in source, registered the way a module in SOURCE_MODULES would be (see registry.py).
 SOURCES = [jsonl_table(
     "hf_commit",

@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 from scrapy.commands import ScrapyCommand
-from scrapy.exceptions import UsageError
 
+from ptmscrape.commands import fail
 from ptmscrape.export.sqlite import ExportError, export_sqlite
 
 
@@ -33,11 +33,11 @@ class Command(ScrapyCommand):
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
-            raise UsageError(f"unexpected arguments: {' '.join(args)}")
+            fail("report", f"unexpected arguments: {' '.join(args)}")
         assert self.settings is not None  # set by scrapy.cmdline before run()
         data_dir = Path(self.settings["PTM_DATA_DIR"])
         if not data_dir.is_dir():
-            raise UsageError(f"no dataset tree at {data_dir} (PTM_DATA_DIR)", print_help=False)
+            fail("report", f"no dataset tree at {data_dir} (PTM_DATA_DIR)")
         from ptmscrape.export.report import write_report  # matplotlib only when asked for
 
         out = Path(opts.output)
