@@ -348,6 +348,41 @@ def test_bad_usage_is_one_line_and_exit_status_2(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_output_paths_are_checked_before_anything_is_written(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "file").write_text("kept\n")
+    (tmp_path / "folder").mkdir()
+    missing = tmp_path / "nonexistent" / "dir"
+    tree = "-s", f"PTM_DATA_DIR={data}"
+    for command, args, error in [
+        ("export", ("--format", "parquet", "-o", f"{tmp_path}/file"), f"-o {tmp_path}/file is not a directory"),
+        ("export", ("--format", "parquet", "-o", f"{tmp_path}/file/pq"),
+         f"-o {tmp_path}/file/pq cannot be created: {tmp_path}/file is not a directory"),
+        ("export", ("--format", "parquet", "-o", f"{tmp_path}/pq", "--sqlite", f"{missing}/d.sqlite"),
+         f"--sqlite {missing}/d.sqlite: there is no directory {missing}"),
+        ("export", ("-o", f"{tmp_path}/folder"), f"-o {tmp_path}/folder is a directory: give a file"),
+        ("export", ("-o", f"{missing}/d.sqlite"), f"-o {missing}/d.sqlite: there is no directory {missing}"),
+        ("report", ("-o", f"{tmp_path}/folder"), f"-o {tmp_path}/folder is a directory: give a file"),
+        ("report", ("-o", f"{missing}/r.html"), f"-o {missing}/r.html: there is no directory {missing}"),
+        ("report", ("-o", f"{tmp_path}/r.html", "--sqlite", f"{tmp_path}/folder"),
+         f"--sqlite {tmp_path}/folder is a directory: give a file"),
+    ]:
+        assert usage_error(command, *tree, *args) == f"scrapy {command}: error: {error}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "file", "folder"]  # nothing written
+    assert (tmp_path / "file").read_text() == "kept\n" and not list((tmp_path / "folder").iterdir())
+
+
+def test_a_report_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
+    from ptmscrape.export.report import write_report
+
+    export_sqlite(tmp_path, tmp_path / "d.sqlite")
+    (tmp_path / "r.html").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_report(tmp_path / "d.sqlite", tmp_path / "r.html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.sqlite", "r.html"]
+
+
 # A plug-in source, registered the way a module in SOURCE_MODULES would be (see registry.py).
 SOURCES = [jsonl_table(
     "hf_commit",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from scrapy.commands import ScrapyCommand
 
+from ptmscrape.checks import BadInput, check_output_dir, check_output_file
 from ptmscrape.commands import fail
 from ptmscrape.export.sqlite import ExportError, export_sqlite
 
@@ -49,6 +50,15 @@ class Command(ScrapyCommand):
             fail("export", f"no dataset tree at {data_dir} (PTM_DATA_DIR)")
         try:
             if opts.format == "sqlite":
+                check_output_file(f"-o {opts.output}", Path(opts.output))
+            else:
+                check_output_dir(f"-o {opts.output}", Path(opts.output))
+                if opts.sqlite:
+                    check_output_file(f"--sqlite {opts.sqlite}", Path(opts.sqlite))
+        except BadInput as exc:
+            fail("export", exc)
+        try:
+            if opts.format == "sqlite":
                 counts = export_sqlite(data_dir, opts.output)
                 print(f"{opts.output}: {counts['files_read']} file(s) read, "
                       f"{counts['files_unchanged']} unchanged, {counts['lines']} lines, "
@@ -62,7 +72,7 @@ class Command(ScrapyCommand):
                 export_sqlite(data_dir, db)
                 rows = export_parquet(db, out)
             print(f"{out}: " + ", ".join(f"{t} {n}" for t, n in rows.items()))
-        except ExportError as exc:
+        except (ExportError, OSError) as exc:
             print(f"export failed: {exc}", file=sys.stderr)
             self.exitcode = 1
 

@@ -229,6 +229,10 @@ def write_report(db_path: str | os.PathLike[str], out_path: str | os.PathLike[st
         con.close()
     out = Path(out_path)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return out
