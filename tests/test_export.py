@@ -383,6 +383,47 @@ def test_a_report_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.sqlite", "r.html"]
 
 
+def test_another_programs_database_and_a_locked_one_are_one_line_errors(tmp_path, monkeypatch):
+    from ptmscrape.export import sqlite as export_module
+    from ptmscrape.export.parquet import export_parquet
+    from ptmscrape.export.report import write_report
+
+    (tmp_path / "data").mkdir()
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE model (x)")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    proc = scrapy("export", "-s", f"PTM_DATA_DIR={tmp_path / 'data'}", "-o", str(other), check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and not proc.stdout
+    assert proc.stderr == f"export failed: {other} is an SQLite database of something else (its tables are not " \
+                          "an export's): export into a new file\n"
+    con = sqlite3.connect(other)
+    con.execute("PRAGMA user_version = 2")  # a version of its own, still no export's tables
+    con.close()
+    with pytest.raises(ExportError, match="of something else"):
+        export_sqlite(tmp_path / "data", other)
+    assert other.read_bytes()[100:] == before[100:]  # left alone (past the header's user_version)
+
+    db = tmp_path / "d.sqlite"
+    export_sqlite(tmp_path / "data", db)
+    monkeypatch.setattr(export_module, "BUSY_TIMEOUT", 0.05)
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")  # another export writing (and committing) it
+    try:
+        with pytest.raises(ExportError, match=f"^{re.escape(str(db))}: database is locked$"):
+            export_sqlite(tmp_path / "data", db)
+        with pytest.raises(ExportError, match=f"^{re.escape(str(db))}: database is locked$"):
+            write_report(db, tmp_path / "r.html")
+        with pytest.raises(ExportError, match=f"^{re.escape(str(db))}: database is locked$"):
+            export_parquet(db, tmp_path / "pq")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert not (tmp_path / "r.html").exists()
+
+
 # A plug-in source, registered the way a module in SOURCE_MODULES would be (see registry.py).
 SOURCES = [jsonl_table(
     "hf_commit",

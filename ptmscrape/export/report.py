@@ -20,6 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
+from ptmscrape.export import sqlite as export_db  # noqa: E402
+
 TITLE = "ptmscrape dataset report"
 TOP = 15
 
@@ -222,11 +224,15 @@ def render(con: sqlite3.Connection) -> str:
 
 
 def write_report(db_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
-    con = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
     try:
-        page = render(con)
-    finally:
-        con.close()
+        con = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True,
+                              timeout=export_db.BUSY_TIMEOUT)
+        try:
+            page = render(con)
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise export_db.ExportError(f"{db_path}: {exc}") from None
     out = Path(out_path)
     tmp = out.with_name(f".{out.name}.tmp")
     try:

@@ -42,6 +42,7 @@ UPGRADABLE_VERSIONS = (1,)
 BATCH_ROWS = 20_000      # buffered rows before they are written (per flush, all statements)
 LOOKUP_CACHE = 200_000   # cached lookup values (tags, papers, ...) before the cache is emptied
 FINGERPRINT_BYTES = 4096
+BUSY_TIMEOUT = 5.0       # seconds to wait for another writer of the database before giving up
 # What a line's rows may raise that no other line would: a value SQLite cannot hold (an integer
 # beyond 64 bits, a lone surrogate, a type it has no storage for), a constraint it breaks.
 UNSTORABLE = (OverflowError, UnicodeEncodeError, sqlite3.IntegrityError, sqlite3.InterfaceError,
@@ -66,7 +67,8 @@ CREATE TABLE IF NOT EXISTS import_file (
 
 
 class ExportError(RuntimeError):
-    """The database cannot be written (another schema version, not a database, ...)."""
+    """The database cannot be written or read (another schema version, not a database, another
+    program's database, locked by another writer, ...): one line, naming the file."""
 
 
 def schema_sql() -> str:
@@ -193,11 +195,15 @@ def _storable(value: Any) -> Any:
 
 def open_database(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
     try:
-        con = sqlite3.connect(db_path, isolation_level=None)
+        con = sqlite3.connect(db_path, isolation_level=None, timeout=BUSY_TIMEOUT)
     except sqlite3.Error as exc:
         raise ExportError(f"cannot open {db_path} ({exc})") from None
     try:
         version = con.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.OperationalError:
+        con.close()
+        raise  # locked, unreadable: the caller's error
     except sqlite3.DatabaseError as exc:
         con.close()
         raise ExportError(f"{db_path} is not an SQLite database ({exc})") from None
@@ -205,6 +211,12 @@ def open_database(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
         con.close()
         raise ExportError(f"{db_path} has schema version {version}, this export writes version "
                           f"{SCHEMA_VERSION}: export into a new file")
+    # Every export's database has import_file and a schema version (written with the tables):
+    # tables without them are another program's, not to be written into.
+    if tables and (version == 0 or "import_file" not in tables):
+        con.close()
+        raise ExportError(f"{db_path} is an SQLite database of something else (its tables are not an "
+                          f"export's): export into a new file")
     con.execute("PRAGMA synchronous = NORMAL")
     con.execute("PRAGMA cache_size = -65536")   # 64 MiB page cache, whatever the tree's size
     con.execute("PRAGMA temp_store = FILE")
@@ -239,18 +251,21 @@ def export_sqlite(data_dir: str | os.PathLike[str], db_path: str | os.PathLike[s
     ``bad_lines`` (not JSON objects), ``skipped`` (records a source could not use)."""
     data = Path(data_dir).resolve()
     all_sources = sources()
-    con = open_database(db_path)
     counts = {"files_read": 0, "files_unchanged": 0, "files_outside": 0, "lines": 0, "bad_lines": 0,
               "skipped": 0}
     try:
-        _ensure_schema(con, all_sources)
-        loader = Loader(con)
-        for source in all_sources:
-            for path in source.files(data):
-                _import_file(con, loader, source, data, Path(path), counts)
-        counts["skipped"] = sum(loader.skipped.values())
-    finally:
-        con.close()
+        con = open_database(db_path)
+        try:
+            _ensure_schema(con, all_sources)
+            loader = Loader(con)
+            for source in all_sources:
+                for path in source.files(data):
+                    _import_file(con, loader, source, data, Path(path), counts)
+            counts["skipped"] = sum(loader.skipped.values())
+        finally:
+            con.close()
+    except sqlite3.Error as exc:  # locked by another writer, disk full, ...
+        raise ExportError(f"{db_path}: {exc}") from None
     return counts
 
 
