@@ -230,6 +230,25 @@ def test_a_growing_snapshot_is_read_from_where_the_last_export_stopped(tree, tmp
     assert counts["skipped"] == 1 and query(target, "SELECT count(*) FROM model") == [(1,)]
 
 
+def test_only_a_snapshot_with_a_model_record_is_a_crawl(tree, tmp_path):
+    snapshots_dir = tmp_path / "data" / "huggingface" / "snapshots"
+    snapshots_dir.mkdir(parents=True)
+    empty = snapshots_dir / "huggingface-20250101T000000Z-1.jsonl"
+    empty.write_bytes(b"")  # a crawl that stored nothing
+    unusable = snapshots_dir / "huggingface-20250102T000000Z-1.jsonl"
+    unusable.write_bytes(b'{"no": "id"}\nnot json\n')
+    target = tmp_path / "d.sqlite"
+    assert export_sqlite(tmp_path / "data", target)["skipped"] == 1
+    assert query(target, "SELECT count(*) FROM crawl") == [(0,)]
+    line = (tree / "data" / "huggingface" / "huggingface.jsonl").read_bytes().splitlines(keepends=True)[0]
+    with open(unusable, "ab") as f:
+        f.write(line)
+    export_sqlite(tmp_path / "data", target)
+    assert query(target, "SELECT c.snapshot, count(*) FROM crawl c JOIN observation USING (crawl_id) GROUP BY 1") == [
+        (unusable.relative_to(tmp_path / "data").as_posix(), 1)]
+    assert query(target, "SELECT count(*) FROM crawl") == [(1,)]
+
+
 def test_a_changed_model_replaces_its_tags(tree, tmp_path):
     data = tmp_path / "data"
     (data / "huggingface").mkdir(parents=True)

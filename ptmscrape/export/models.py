@@ -94,7 +94,8 @@ CREATE VIEW IF NOT EXISTS lineage AS
 """
 
 OBSERVATION_DDL = """\
--- One row per snapshot file (<hub>/snapshots/<hub>-<stamp>-<pid>.jsonl): one crawl (or one run of it).
+-- One row per snapshot file (<hub>/snapshots/<hub>-<stamp>-<pid>.jsonl) holding a model record:
+-- one crawl (or one run of it). A crawl that stored no record has none.
 CREATE TABLE IF NOT EXISTS crawl (
     crawl_id INTEGER PRIMARY KEY, hub TEXT NOT NULL, snapshot TEXT NOT NULL UNIQUE);
 -- One row per model per crawl: the time series.
@@ -241,7 +242,7 @@ def load_models(loader, relative: str, lines: Iterator[Line]) -> None:
             loader.add("INSERT OR IGNORE INTO model_base VALUES (?, ?)", (model_id, base))
 
 
-def observation_row(r: dict[str, Any], crawl_id: int) -> tuple | None:
+def observation_row(r: dict[str, Any], crawl_id: int | None) -> tuple | None:
     model_id, crawled_at = _int(r.get("id")), _str(r.get("CrawledAt"))
     if model_id is None or not crawled_at:
         return None
@@ -254,13 +255,14 @@ def load_observations(loader, relative: str, lines: Iterator[Line]) -> None:
     hub = relative.split("/", 1)[0]
     crawl_id = None
     for line in lines:
-        if crawl_id is None:  # only a snapshot with a line becomes a crawl
-            crawl_id = loader.lookup("crawl", "crawl_id", ("hub", "snapshot"), (hub, relative),
-                                     unique=("snapshot",))
         row = observation_row(line.record, crawl_id)
         if row is None:
             loader.skip(relative, "not a model record (no id or CrawledAt)")
             continue
+        if crawl_id is None:  # only a snapshot with a record becomes a crawl
+            crawl_id = loader.lookup("crawl", "crawl_id", ("hub", "snapshot"), (hub, relative),
+                                     unique=("snapshot",))
+            row = (row[0], crawl_id, *row[2:])
         loader.add(INSERT_OBSERVATION, row)
 
 
