@@ -122,7 +122,7 @@ def _valid(loader, relative: str, lines: Iterator[Line]) -> Iterator[dict[str, A
         if history.valid_line(line.record) and INT64_MIN <= line.record["model"] <= INT64_MAX:
             yield line.record
         else:
-            loader.skip(relative, "not a history line (no record id or raw object)")
+            loader.skip(relative, "not a history line (no record id within 64 bits, or no raw object)")
 
 
 def _upsert(name: str, table: history.Table) -> Callable:

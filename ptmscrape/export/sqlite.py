@@ -248,7 +248,8 @@ def _statements(ddl: str) -> list[str]:
 def export_sqlite(data_dir: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> dict[str, Any]:
     """Bring ``db_path`` up to date with the tree at ``data_dir``. Returns counts: ``files_read``,
     ``files_unchanged``, ``files_outside`` (links out of the tree, skipped), ``lines`` read,
-    ``bad_lines`` (not JSON objects), ``skipped`` (records a source could not use)."""
+    ``bad_lines`` (not JSON objects), ``skipped`` (records a source could not use, lines SQLite could
+    not store)."""
     data = Path(data_dir).resolve()
     all_sources = sources()
     counts = {"files_read": 0, "files_unchanged": 0, "files_outside": 0, "lines": 0, "bad_lines": 0,
