@@ -61,18 +61,35 @@ def check_data_dir(value: Any) -> None:
     """``PTM_DATA_DIR`` must be a directory we can write to, or creatable in one."""
     if not value:
         raise BadInput("PTM_DATA_DIR is empty: give the dataset tree a directory")
-    path = Path(str(value)).expanduser()
+    check_output_dir(f"PTM_DATA_DIR={value}", Path(str(value)).expanduser())
+
+
+def check_output_dir(name: str, path: Path) -> None:
+    """A directory we can write to, or creatable in one; ``name`` (the option or setting, and the
+    value given) starts the message."""
     if path.exists() and not path.is_dir():
-        raise BadInput(f"PTM_DATA_DIR={value} is not a directory")
+        raise BadInput(f"{name} is not a directory")
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise BadInput(f"PTM_DATA_DIR={value} cannot be created: {existing} is not a directory")
+        raise BadInput(f"{name} cannot be created: {existing} is not a directory")
     # access() answers for the running user, and EROFS (a read-only mount) even for root.
     if not os.access(existing, os.W_OK | os.X_OK):
         what = "is read-only" if existing == path else f"cannot be created: {existing} is read-only"
-        raise BadInput(f"PTM_DATA_DIR={value} {what}")
+        raise BadInput(f"{name} {what}")
+
+
+def check_output_file(name: str, path: Path) -> None:
+    """A file we can write (or replace): not a directory, in a directory that exists and that we
+    can write to (SQLite and the report write beside the file)."""
+    if path.is_dir():
+        raise BadInput(f"{name} is a directory: give a file")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise BadInput(f"{name}: there is no directory {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInput(f"{name}: the directory {folder} is read-only")
 
 
 def check_typed_settings(defaults: dict[str, Any], get) -> None:

@@ -6,7 +6,9 @@ Scrapy's exporter rebuilds the same dict field by field through an ``ItemAdapter
 three times the JSON encoding itself on a million-model crawl. The shortcut encodes the dict as it
 is; the bytes written are the same. It also keeps the C encoder ``JSONEncoder.encode`` would build
 for every item (~2 µs of 16), and builds a new one after an item that failed to encode, whose
-circular-reference markers may be left behind.
+circular-reference markers may be left behind. An item whose text the feed's encoding cannot hold (a
+lone surrogate) is written with its non-ASCII characters escaped, where Scrapy's exporter raises and
+the feed loses the item.
 """
 
 from __future__ import annotations
@@ -35,11 +37,27 @@ class JsonLinesItemExporter(ScrapyJsonLinesItemExporter):
         self._chunks = _c_encoder(self.encoder)
 
     def export_item(self, item: Any) -> None:
-        if (type(item) in _PLAIN_DICTS and self.fields_to_export is None
-                and type(self).serialize_field is BaseItemExporter.serialize_field):
-            self.file.write(to_bytes(self._encode(item) + "\n", self.encoding))
-            return
-        super().export_item(item)
+        try:
+            if (type(item) in _PLAIN_DICTS and self.fields_to_export is None
+                    and type(self).serialize_field is BaseItemExporter.serialize_field):
+                self.file.write(to_bytes(self._encode(item) + "\n", self.encoding))
+                return
+            super().export_item(item)
+        except UnicodeEncodeError:
+            self._export_escaped(item)
+
+    def _export_escaped(self, item: Any) -> None:
+        """The item's line with non-ASCII characters escaped (``\\udXXX``), when its text cannot be
+        encoded: a lone surrogate (hub text can hold one: ``"\\ud800"`` is valid JSON, but no UTF-8
+        encodes it), or a character FEED_EXPORT_ENCODING lacks. Dataset lines do the same
+        (``ptmscrape.dataset.jsonl.compact_json``). Scrapy's exporter would raise, and the feed lose
+        the item."""
+        encoder = self.encoder
+        self.encoder = type(encoder)(**{**self._kwargs, "ensure_ascii": True})
+        try:
+            ScrapyJsonLinesItemExporter.export_item(self, item)  # the same line, as the shortcut writes it
+        finally:
+            self.encoder = encoder
 
     def _encode(self, item: dict[str, Any]) -> str:
         """``self.encoder.encode(item)``."""

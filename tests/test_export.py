@@ -121,6 +121,7 @@ def normalised(db: Path) -> dict[str, list]:
                                              ("model_dataset", "dataset", "dataset_id", "url")]:
             out[junction] = sorted(con.execute(
                 f"SELECT j.model_id, l.{value} FROM {junction} j JOIN {lookup} l USING ({key})").fetchall())
+            out[lookup] = sorted(con.execute(f"SELECT {value} FROM {lookup}").fetchall())
         out["model_base"] = sorted(con.execute("SELECT * FROM model_base").fetchall())
         return out
     finally:
@@ -229,6 +230,25 @@ def test_a_growing_snapshot_is_read_from_where_the_last_export_stopped(tree, tmp
     assert counts["skipped"] == 1 and query(target, "SELECT count(*) FROM model") == [(1,)]
 
 
+def test_only_a_snapshot_with_a_model_record_is_a_crawl(tree, tmp_path):
+    snapshots_dir = tmp_path / "data" / "huggingface" / "snapshots"
+    snapshots_dir.mkdir(parents=True)
+    empty = snapshots_dir / "huggingface-20250101T000000Z-1.jsonl"
+    empty.write_bytes(b"")  # a crawl that stored nothing
+    unusable = snapshots_dir / "huggingface-20250102T000000Z-1.jsonl"
+    unusable.write_bytes(b'{"no": "id"}\nnot json\n')
+    target = tmp_path / "d.sqlite"
+    assert export_sqlite(tmp_path / "data", target)["skipped"] == 1
+    assert query(target, "SELECT count(*) FROM crawl") == [(0,)]
+    line = (tree / "data" / "huggingface" / "huggingface.jsonl").read_bytes().splitlines(keepends=True)[0]
+    with open(unusable, "ab") as f:
+        f.write(line)
+    export_sqlite(tmp_path / "data", target)
+    assert query(target, "SELECT c.snapshot, count(*) FROM crawl c JOIN observation USING (crawl_id) GROUP BY 1") == [
+        (unusable.relative_to(tmp_path / "data").as_posix(), 1)]
+    assert query(target, "SELECT count(*) FROM crawl") == [(1,)]
+
+
 def test_a_changed_model_replaces_its_tags(tree, tmp_path):
     data = tmp_path / "data"
     (data / "huggingface").mkdir(parents=True)
@@ -242,6 +262,43 @@ def test_a_changed_model_replaces_its_tags(tree, tmp_path):
     assert query(target, "SELECT t.name FROM model_tag JOIN tag t USING (tag_id) ORDER BY 1") == [("b",), ("c",)]
     assert query(target, "SELECT l.name FROM model_license JOIN license l USING (license_id)") == [("apache-2.0",)]
     assert query(target, "SELECT downloads, license FROM model") == [(7, "apache-2.0")]
+
+
+def test_values_no_model_uses_any_more_leave_the_lookup_tables(tree, tmp_path):
+    """After a re-crawl changed every model's values, the database updated incrementally holds
+    what a fresh export of the same tree holds, and the report counts the papers models name."""
+    from ptmscrape.export.report import write_report
+
+    data = tmp_path / "data"
+    (data / "huggingface").mkdir(parents=True)
+    path = data / "huggingface" / "huggingface.jsonl"
+    records = read_jsonl(tree / "data" / "huggingface" / "huggingface.jsonl")[:3]
+
+    def values(n: str, tags: list[str]) -> dict:
+        return {"Tags": tags, "License": f"lic-{n}", "Library": f"lib-{n}", "Languages": [f"l{n}"],
+                "ModelPaperDOIs": [f"10.1/{n}"], "Datasets": [{"DatasetOwner": "o", "DatasetName": f"d{n}",
+                                                                "DatasetURL": f"u{n}", "DatasetOwnerURL": "ou"}]}
+
+    path.write_text("".join(json.dumps({**r, **values("old", ["kept", f"old{i}"])}) + "\n"
+                            for i, r in enumerate(records)))
+    inc = tmp_path / "inc.sqlite"
+    export_sqlite(data, inc)
+    assert query(inc, "SELECT count(*) FROM tag") == [(4,)]
+    path.write_text(json.dumps({**records[0], **values("new", ["kept"])}) + "\n"
+                    + "".join(json.dumps({**r, **values("old", ["kept"])}) + "\n" for r in records[1:]))
+    export_sqlite(data, inc)
+    fresh = tmp_path / "fresh.sqlite"
+    export_sqlite(data, fresh)
+    assert normalised(inc) == normalised(fresh)
+    assert normalised(inc)["tag"] == [("kept",)]
+    assert normalised(inc)["paper"] == [("10.1/new",), ("10.1/old",)]
+    con = sqlite3.connect(inc)  # a paper and a dataset no model names (as an older export left them)
+    con.execute("INSERT INTO paper (doi) VALUES ('10.1/orphan')")
+    con.execute("INSERT INTO dataset (owner, name, url, owner_url) VALUES ('o', 'x', 'x', 'x')")
+    con.commit()
+    con.close()
+    page = write_report(inc, tmp_path / "r.html").read_text()
+    assert "2 distinct papers, 2 distinct datasets" in page
 
 
 def test_schema_file_is_current_and_other_versions_are_refused(tmp_path):
@@ -259,6 +316,131 @@ def test_schema_file_is_current_and_other_versions_are_refused(tmp_path):
     proc = scrapy("export", "-s", f"PTM_DATA_DIR={tmp_path / 'data'}", "-o", str(tmp_path / "notes.txt"), check=False)
     assert proc.returncode == 1 and "is not an SQLite database" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "notes.txt").read_text() == "not a database\n" * 100  # left alone
+
+
+def test_values_sqlite_cannot_hold_are_made_storable(tree, tmp_path):
+    """Lone surrogates (valid JSON, not UTF-8: escaped, or raw bytes json.loads lets through)
+    become U+FFFD, integers beyond 64 bits NULL; SQLite, Parquet, the report and the command go on."""
+    from ptmscrape.export.parquet import export_parquet
+    from ptmscrape.export.report import write_report
+
+    data = tmp_path / "data"
+    (data / "huggingface" / "snapshots").mkdir(parents=True)
+    record = read_jsonl(tree / "data" / "huggingface" / "huggingface.jsonl")[0]
+    odd = {**record, "ModelTask": "p\udfffq", "License": "lic\ud83dz", "Tags": ["lone\ud800x", "ok"],
+           "Downloads": 10**30, "Likes": -(2**63) - 1, "ParameterCount": 2**63 - 1}
+    raw = json.dumps({**record, "id": record["id"] + 1, "ModelName": "RAW"}).encode().replace(
+        b'"RAW"', b'"raw\xed\xa0\x80"')
+    lines = json.dumps(odd).encode() + b"\n" + raw + b"\n"
+    (data / "huggingface" / "huggingface.jsonl").write_bytes(lines)
+    (data / "huggingface" / "snapshots" / "huggingface-20250101T000000Z-1.jsonl").write_bytes(lines)
+    target = tmp_path / "d.sqlite"
+    counts = export_sqlite(data, target)
+    assert (counts["lines"], counts["bad_lines"], counts["skipped"]) == (4, 0, 0)
+    assert query(target, "SELECT name, task, license, downloads, likes, parameter_count FROM model ORDER BY 1") == [
+        (record["ModelName"], "p\ufffdq", "lic\ufffdz", None, None, 2**63 - 1),
+        ("raw\ufffd", record.get("ModelTask"), record.get("License"), record.get("Downloads"),
+         record.get("Likes"), record.get("ParameterCount"))]
+    assert ("lone\ufffdx",) in query(target, "SELECT name FROM tag")
+    assert query(target, "SELECT downloads, likes FROM observation WHERE model_id = ?", record["id"]) == [(None, None)]
+    assert export_parquet(target, tmp_path / "pq")["model"] == 2
+    assert "<h2>Top licenses</h2>" in write_report(target, tmp_path / "r.html").read_text()
+    out = scrapy("export", "-s", f"PTM_DATA_DIR={data}", "-o", str(tmp_path / "c.sqlite"))
+    assert "2 file(s) read, 0 unchanged, 4 lines, 0 skipped" in out.stdout
+
+
+def usage_error(*args: str) -> str:
+    """The command's error: exit status 2, one line on stderr, no usage block, nothing on stdout."""
+    proc = scrapy(*args, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and not proc.stdout, proc.stderr
+    return proc.stderr.strip()
+
+
+def test_bad_usage_is_one_line_and_exit_status_2(tmp_path):
+    missing = tmp_path / "nonexistent"
+    for command in ("export", "report"):
+        assert usage_error(command, "-s", f"PTM_DATA_DIR={missing}", "-o", str(tmp_path / "x")) == (
+            f"scrapy {command}: error: no dataset tree at {missing} (PTM_DATA_DIR)")
+    assert usage_error("export", "-s", f"PTM_DATA_DIR={tmp_path}", "-o", str(tmp_path / "x"), "extra") == (
+        "scrapy export: error: unexpected arguments: extra")
+    assert not list(tmp_path.iterdir())
+
+
+def test_output_paths_are_checked_before_anything_is_written(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "file").write_text("kept\n")
+    (tmp_path / "folder").mkdir()
+    missing = tmp_path / "nonexistent" / "dir"
+    tree = "-s", f"PTM_DATA_DIR={data}"
+    for command, args, error in [
+        ("export", ("--format", "parquet", "-o", f"{tmp_path}/file"), f"-o {tmp_path}/file is not a directory"),
+        ("export", ("--format", "parquet", "-o", f"{tmp_path}/file/pq"),
+         f"-o {tmp_path}/file/pq cannot be created: {tmp_path}/file is not a directory"),
+        ("export", ("--format", "parquet", "-o", f"{tmp_path}/pq", "--sqlite", f"{missing}/d.sqlite"),
+         f"--sqlite {missing}/d.sqlite: there is no directory {missing}"),
+        ("export", ("-o", f"{tmp_path}/folder"), f"-o {tmp_path}/folder is a directory: give a file"),
+        ("export", ("-o", f"{missing}/d.sqlite"), f"-o {missing}/d.sqlite: there is no directory {missing}"),
+        ("report", ("-o", f"{tmp_path}/folder"), f"-o {tmp_path}/folder is a directory: give a file"),
+        ("report", ("-o", f"{missing}/r.html"), f"-o {missing}/r.html: there is no directory {missing}"),
+        ("report", ("-o", f"{tmp_path}/r.html", "--sqlite", f"{tmp_path}/folder"),
+         f"--sqlite {tmp_path}/folder is a directory: give a file"),
+    ]:
+        assert usage_error(command, *tree, *args) == f"scrapy {command}: error: {error}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "file", "folder"]  # nothing written
+    assert (tmp_path / "file").read_text() == "kept\n" and not list((tmp_path / "folder").iterdir())
+
+
+def test_a_report_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
+    from ptmscrape.export.report import write_report
+
+    export_sqlite(tmp_path, tmp_path / "d.sqlite")
+    (tmp_path / "r.html").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_report(tmp_path / "d.sqlite", tmp_path / "r.html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.sqlite", "r.html"]
+
+
+def test_another_programs_database_and_a_locked_one_are_one_line_errors(tmp_path, monkeypatch):
+    from ptmscrape.export import sqlite as export_module
+    from ptmscrape.export.parquet import export_parquet
+    from ptmscrape.export.report import write_report
+
+    (tmp_path / "data").mkdir()
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE model (x)")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    proc = scrapy("export", "-s", f"PTM_DATA_DIR={tmp_path / 'data'}", "-o", str(other), check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and not proc.stdout
+    assert proc.stderr == f"export failed: {other} is an SQLite database of something else (its tables are not " \
+                          "an export's): export into a new file\n"
+    con = sqlite3.connect(other)
+    con.execute("PRAGMA user_version = 2")  # a version of its own, still no export's tables
+    con.close()
+    with pytest.raises(ExportError, match="of something else"):
+        export_sqlite(tmp_path / "data", other)
+    assert other.read_bytes()[100:] == before[100:]  # left alone (past the header's user_version)
+
+    db = tmp_path / "d.sqlite"
+    export_sqlite(tmp_path / "data", db)
+    monkeypatch.setattr(export_module, "BUSY_TIMEOUT", 0.05)
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")  # another export writing (and committing) it
+    try:
+        with pytest.raises(ExportError, match=f"^{re.escape(str(db))}: database is locked$"):
+            export_sqlite(tmp_path / "data", db)
+        with pytest.raises(ExportError, match=f"^{re.escape(str(db))}: database is locked$"):
+            write_report(db, tmp_path / "r.html")
+        with pytest.raises(ExportError, match=f"^{re.escape(str(db))}: database is locked$"):
+            export_parquet(db, tmp_path / "pq")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert not (tmp_path / "r.html").exists()
 
 
 # A plug-in source, registered the way a module in SOURCE_MODULES would be (see registry.py).
@@ -286,6 +468,29 @@ def test_a_plugged_in_table_is_exported_incrementally(tmp_path, monkeypatch):
     assert "hf_commit" in exported_tables()
     from ptmscrape.export.parquet import export_parquet
     assert export_parquet(target, tmp_path / "pq")["hf_commit"] == 3
+
+
+def test_a_line_that_cannot_be_stored_is_skipped_and_named(tmp_path, monkeypatch, caplog):
+    """A source's row SQLite refuses (an integer beyond 64 bits, NULL in a NOT NULL column): the
+    file is loaded again line by line, that line skipped and counted, the rest and later lines kept."""
+    monkeypatch.setattr(registry, "SOURCE_MODULES", (*registry.SOURCE_MODULES, __name__))
+    history = tmp_path / "data" / "huggingface" / "plugin" / "commits.jsonl"
+    history.parent.mkdir(parents=True)
+    history.write_text(json.dumps({"model_id": 1, "sha": "a"}) + "\nnot json\n"
+                       + json.dumps({"model_id": 10**30, "sha": "b"}) + "\n")
+    target = tmp_path / "d.sqlite"
+    assert export_sqlite(tmp_path / "data", target)["skipped"] == 1
+    with open(history, "a") as f:
+        f.write(json.dumps({"model_id": 2, "sha": None}) + "\n" + json.dumps({"model_id": 3, "sha": "d"}) + "\n")
+    counts = export_sqlite(tmp_path / "data", target)
+    assert (counts["lines"], counts["skipped"]) == (2, 1)
+    assert query(target, "SELECT model_id, sha FROM hf_commit ORDER BY 1") == [(1, "a"), (3, "d")]
+    skips = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Skipped a line")]
+    assert skips == [
+        "Skipped a line of huggingface/plugin/commits.jsonl: line 3 cannot be stored "
+        "(Python int too large to convert to SQLite INTEGER)",
+        "Skipped a line of huggingface/plugin/commits.jsonl: line 4 cannot be stored "
+        "(NOT NULL constraint failed: hf_commit.sha)"]
 
 
 def test_parquet_files_round_trip(tree, db):

@@ -212,3 +212,35 @@ def test_a_version_1_database_is_brought_up_to_date(tmp_path, monkeypatch):
     assert export_sqlite(tmp_path / "data", db)["lines"] == 1
     assert query(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert query(db, 'SELECT model_id, hub_model_id, commit_id FROM "commit"') == [(1, "o/m", "c1")]
+
+
+def test_values_sqlite_cannot_hold_are_made_storable(tmp_path):
+    """A lone surrogate (valid JSON, not UTF-8) becomes U+FFFD, an integer beyond 64 bits NULL,
+    a line whose record id is beyond 64 bits is skipped: the export goes on and stays incremental."""
+    history = tmp_path / "data" / "huggingface" / "history"
+    head = {"model": 7, "model_id": "o/m", "crawled_at": "2025-01-01T00:00:00Z"}
+    write_lines(history / "commits.jsonl", [
+        {**head, "raw": {"id": "c1", "title": "bad \ud800 title", "authors": [{"user": "\udfff"}]}},
+        {**head, "model": 10**30, "raw": {"id": "c2", "title": "no storable id"}},
+    ])
+    with open(history / "commits.jsonl", "ab") as f:  # a raw surrogate json.loads lets through
+        f.write(json.dumps({**head, "raw": {"id": "c3", "title": "TITLE"}}).encode().replace(
+            b"TITLE", b"\xed\xa0\x80") + b"\n")
+    write_lines(history / "files.jsonl", [
+        {**head, "revision": "a", "raw": {"path": "w.bin", "size": 10**30, "type": "file",
+                                          "lfs": {"oid": "x", "size": -(2**63) - 1}}},
+        {**head, "revision": "a", "raw": {"path": "small.bin", "size": 2**63 - 1, "type": "file"}},
+    ])
+    write_lines(history / "state.jsonl", [{**head, "kind": "files", "revision": "a"},
+                                          {**head, "model": 10**30, "kind": "files", "revision": "a"}])
+    db = tmp_path / "d.sqlite"
+    counts = export_sqlite(tmp_path / "data", db)
+    assert counts["skipped"] == 1  # the commit whose record id SQLite cannot hold
+    assert query(db, 'SELECT commit_id, title, authors FROM "commit" ORDER BY 1') == [
+        ("c1", "bad \ufffd title", '["\ufffd"]'), ("c3", "\ufffd", "[]")]
+    assert query(db, "SELECT path, size, lfs_size FROM file ORDER BY 1") == [
+        ("small.bin", 2**63 - 1, None), ("w.bin", None, None)]
+    assert query(db, "SELECT model_id FROM file_tree") == [(7,)]
+    assert export_parquet(db, tmp_path / "pq")["commit"] == 2
+    write_lines(history / "commits.jsonl", [{**head, "raw": {"id": "c4", "title": "later"}}])
+    assert export_sqlite(tmp_path / "data", db)["lines"] == 1

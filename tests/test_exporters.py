@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import io
+import json
 
 import pytest
 from scrapy.exporters import JsonLinesItemExporter as ScrapyExporter
@@ -10,7 +12,8 @@ from scrapy.exporters import JsonLinesItemExporter as ScrapyExporter
 from ptmscrape.exporters import JsonLinesItemExporter
 from ptmscrape.items import PTMRecord, RawModelItem
 from ptmscrape.mappers.huggingface import map_raw
-from tests.replicas.huggingface import fixture_models, synthetic_models
+from tests.crawl import run_crawl
+from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
 
 
 def _items():
@@ -94,3 +97,33 @@ def test_an_item_that_fails_to_encode_leaves_nothing_behind_for_the_next():
     assert errors[0][1] == (ValueError, "Circular reference detected")
     assert outputs[0] == outputs[1]
     assert outputs[0].count(b"\n") == 2
+
+
+def test_an_item_with_a_lone_surrogate_is_written_with_non_ascii_escaped():
+    """``"\\ud800"`` is valid JSON but no UTF-8: that item's line is ASCII JSON (valid UTF-8 that
+    decodes to the same item), the lines of the others are Scrapy's, byte for byte."""
+    normal = [_items()[0], PTMRecord({"id": 10, "ModelName": "ünï"})]
+    odd = [PTMRecord({"id": 9, "ModelName": "a\ud800b", "Tags": ["ü", "\udfff"]}),
+           RawModelItem("huggingface", "a/b", "http://x", {"id": "a/b", "s": "\ud800é"}, {})]
+    with pytest.raises(UnicodeEncodeError):  # Scrapy's exporter: the item is lost from the feed
+        _export(ScrapyExporter, odd[:1], encoding="utf-8")
+    out = _export(JsonLinesItemExporter, [normal[0], *odd, normal[1]], encoding="utf-8")
+    lines = out.decode("utf-8").splitlines(keepends=True)
+    assert len(lines) == 4 and lines[1].isascii() and lines[2].isascii()
+    assert json.loads(lines[1]) == {"id": 9, "ModelName": "a\ud800b", "Tags": ["ü", "\udfff"]}
+    assert json.loads(lines[2])["payload"] == {"id": "a/b", "s": "\ud800é"}
+    assert "".join(lines[1:3]).encode() == _export(ScrapyExporter, odd, encoding="utf-8", ensure_ascii=True)
+    assert lines[0].encode() + lines[3].encode() == _export(ScrapyExporter, normal, encoding="utf-8")
+    assert '"ünï"' in lines[3]  # the encoder of the feed is back after the escaped line
+
+
+def test_a_crawl_keeps_a_record_with_a_lone_surrogate_in_its_feed(tmp_path):
+    model = copy.deepcopy(fixture_models()[0])
+    model.update(id="org/surrogate", modelId="org/surrogate", author="org", _id="64c1a2f0e1d2c3b4a5968704",
+                 pipeline_tag="p\udfffq", tags=["lone\ud800x", "ok"])
+    with HuggingFaceReplica([*fixture_models(), model], repos=False) as hub:
+        result = run_crawl("huggingface", tmp_path, settings={"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0})
+    assert "Error caught on signal handler" not in result.log
+    feed = {r["ModelName"]: r for r in result.items}  # read as UTF-8
+    assert sorted(feed) == sorted(r["ModelName"] for r in result.records("huggingface"))
+    assert feed["surrogate"]["ModelTask"] == "p\udfffq" and "lone\ud800x" in feed["surrogate"]["Tags"]

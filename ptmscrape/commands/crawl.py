@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
+from typing import NoReturn
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.spiderloader import get_spider_loader
 from twisted.internet.defer import Deferred
 
 import ptmscrape.settings as project_settings
-from ptmscrape import jobdir
+from ptmscrape import commands, jobdir
 from ptmscrape.checks import BadInput, check_data_dir, check_typed_settings
 from ptmscrape.gc_tuning import freeze_before_exit
 from ptmscrape.stats import VERDICT_EXIT_STATUS
@@ -94,11 +94,9 @@ def preflight(spidercls, settings, arguments: dict) -> None:
     jobdir.check_free(settings)
 
 
-def fail(spider: str, exc: BadInput, log_file: str | None = None):
+def fail(spider: str, exc: BadInput, log_file: str | None = None) -> NoReturn:
     """One line on stderr, and in ``LOG_FILE`` if there is one (Scrapyd's job log), then exit 2."""
     line = f"scrapy crawl {spider}: error: {exc}"
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
     if log_file:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         try:
@@ -107,4 +105,4 @@ def fail(spider: str, exc: BadInput, log_file: str | None = None):
                           f"{stamp} [{__name__}] ERROR: Crawl verdict: exit status {BAD_INPUT}: {exc}\n")
         except OSError:
             pass
-    raise SystemExit(BAD_INPUT)
+    commands.fail(f"crawl {spider}", exc)

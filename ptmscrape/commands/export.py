@@ -10,8 +10,9 @@ import tempfile
 from pathlib import Path
 
 from scrapy.commands import ScrapyCommand
-from scrapy.exceptions import UsageError
 
+from ptmscrape.checks import BadInput, check_output_dir, check_output_file
+from ptmscrape.commands import fail
 from ptmscrape.export.sqlite import ExportError, export_sqlite
 
 
@@ -42,11 +43,20 @@ class Command(ScrapyCommand):
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
-            raise UsageError(f"unexpected arguments: {' '.join(args)}")
+            fail("export", f"unexpected arguments: {' '.join(args)}")
         assert self.settings is not None  # set by scrapy.cmdline before run()
         data_dir = Path(self.settings["PTM_DATA_DIR"])
         if not data_dir.is_dir():
-            raise UsageError(f"no dataset tree at {data_dir} (PTM_DATA_DIR)", print_help=False)
+            fail("export", f"no dataset tree at {data_dir} (PTM_DATA_DIR)")
+        try:
+            if opts.format == "sqlite":
+                check_output_file(f"-o {opts.output}", Path(opts.output))
+            else:
+                check_output_dir(f"-o {opts.output}", Path(opts.output))
+                if opts.sqlite:
+                    check_output_file(f"--sqlite {opts.sqlite}", Path(opts.sqlite))
+        except BadInput as exc:
+            fail("export", exc)
         try:
             if opts.format == "sqlite":
                 counts = export_sqlite(data_dir, opts.output)
@@ -62,7 +72,7 @@ class Command(ScrapyCommand):
                 export_sqlite(data_dir, db)
                 rows = export_parquet(db, out)
             print(f"{out}: " + ", ".join(f"{t} {n}" for t, n in rows.items()))
-        except ExportError as exc:
+        except (ExportError, OSError) as exc:
             print(f"export failed: {exc}", file=sys.stderr)
             self.exitcode = 1
 

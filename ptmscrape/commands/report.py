@@ -9,8 +9,9 @@ import tempfile
 from pathlib import Path
 
 from scrapy.commands import ScrapyCommand
-from scrapy.exceptions import UsageError
 
+from ptmscrape.checks import BadInput, check_output_file
+from ptmscrape.commands import fail
 from ptmscrape.export.sqlite import ExportError, export_sqlite
 
 
@@ -33,11 +34,17 @@ class Command(ScrapyCommand):
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
-            raise UsageError(f"unexpected arguments: {' '.join(args)}")
+            fail("report", f"unexpected arguments: {' '.join(args)}")
         assert self.settings is not None  # set by scrapy.cmdline before run()
         data_dir = Path(self.settings["PTM_DATA_DIR"])
         if not data_dir.is_dir():
-            raise UsageError(f"no dataset tree at {data_dir} (PTM_DATA_DIR)", print_help=False)
+            fail("report", f"no dataset tree at {data_dir} (PTM_DATA_DIR)")
+        try:
+            check_output_file(f"-o {opts.output}", Path(opts.output))
+            if opts.sqlite:
+                check_output_file(f"--sqlite {opts.sqlite}", Path(opts.sqlite))
+        except BadInput as exc:
+            fail("report", exc)
         from ptmscrape.export.report import write_report  # matplotlib only when asked for
 
         out = Path(opts.output)
@@ -50,7 +57,7 @@ class Command(ScrapyCommand):
                     db = Path(tmp) / "dataset.sqlite"
                     export_sqlite(data_dir, db)
                     write_report(db, out)
-        except ExportError as exc:
+        except (ExportError, OSError) as exc:
             print(f"report failed: {exc}", file=sys.stderr)
             self.exitcode = 1
             return

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ptmscrape.export.registry import Line, Source
+from ptmscrape.export.registry import INT64_MAX, INT64_MIN, Line, Source
 from ptmscrape.history import tables as history
 from ptmscrape.history.store import STATE_FILE
 
@@ -80,11 +80,12 @@ DDL = {
 
 def _coerce(value: Any, sql_type: str) -> Any:
     """A value as its column declares it (the hub's JSON may hold anything): an integer column
-    gets an integer or NULL, a text column text (other JSON values as JSON text) or NULL."""
+    gets an integer SQLite can store or NULL, a text column text (other JSON values as JSON text)
+    or NULL."""
     if value is None:
         return None
     if sql_type.startswith("INTEGER"):
-        return int(value) if isinstance(value, int) else None
+        return int(value) if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX else None
     return value if isinstance(value, str) else history._json(value)
 
 
@@ -118,10 +119,10 @@ def _files(file_name: str) -> Callable[[Path], list[Path]]:
 
 def _valid(loader, relative: str, lines: Iterator[Line]) -> Iterator[dict[str, Any]]:
     for line in lines:
-        if history.valid_line(line.record):
+        if history.valid_line(line.record) and INT64_MIN <= line.record["model"] <= INT64_MAX:
             yield line.record
         else:
-            loader.skip(relative, "not a history line (no record id or raw object)")
+            loader.skip(relative, "not a history line (no record id within 64 bits, or no raw object)")
 
 
 def _upsert(name: str, table: history.Table) -> Callable:
@@ -171,7 +172,7 @@ def load_refs(loader, relative: str, lines: Iterator[Line]) -> None:
 def load_file_trees(loader, relative: str, lines: Iterator[Line]) -> None:
     for line in lines:
         found = history.complete_files_revision(line.record)
-        if found and isinstance(found[1], str):
+        if found and isinstance(found[1], str) and INT64_MIN <= found[0] <= INT64_MAX:
             crawled_at = line.record.get("crawled_at")
             loader.add("INSERT OR REPLACE INTO file_tree VALUES (?, ?, ?)",
                        (found[0], found[1], crawled_at if isinstance(crawled_at, str) else None))

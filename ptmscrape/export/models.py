@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ptmscrape.export.registry import Line, Source
+from ptmscrape.export.registry import INT64_MAX, INT64_MIN, Line, Source
 
 MODEL_DDL = """\
 -- One row per model: its latest record (<hub>/<hub>.jsonl). model_id is the record's stable id.
@@ -94,7 +94,8 @@ CREATE VIEW IF NOT EXISTS lineage AS
 """
 
 OBSERVATION_DDL = """\
--- One row per snapshot file (<hub>/snapshots/<hub>-<stamp>-<pid>.jsonl): one crawl (or one run of it).
+-- One row per snapshot file (<hub>/snapshots/<hub>-<stamp>-<pid>.jsonl) holding a model record:
+-- one crawl (or one run of it). A crawl that stored no record has none.
 CREATE TABLE IF NOT EXISTS crawl (
     crawl_id INTEGER PRIMARY KEY, hub TEXT NOT NULL, snapshot TEXT NOT NULL UNIQUE);
 -- One row per model per crawl: the time series.
@@ -156,7 +157,9 @@ def line_hash(raw: bytes) -> int:
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An integer SQLite can store, else None (a count of 10**30 is no count)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and INT64_MIN <= value <= INT64_MAX \
+        else None
 
 
 def _str(value: Any) -> str | None:
@@ -239,7 +242,7 @@ def load_models(loader, relative: str, lines: Iterator[Line]) -> None:
             loader.add("INSERT OR IGNORE INTO model_base VALUES (?, ?)", (model_id, base))
 
 
-def observation_row(r: dict[str, Any], crawl_id: int) -> tuple | None:
+def observation_row(r: dict[str, Any], crawl_id: int | None) -> tuple | None:
     model_id, crawled_at = _int(r.get("id")), _str(r.get("CrawledAt"))
     if model_id is None or not crawled_at:
         return None
@@ -252,17 +255,24 @@ def load_observations(loader, relative: str, lines: Iterator[Line]) -> None:
     hub = relative.split("/", 1)[0]
     crawl_id = None
     for line in lines:
-        if crawl_id is None:  # only a snapshot with a line becomes a crawl
-            crawl_id = loader.lookup("crawl", "crawl_id", ("hub", "snapshot"), (hub, relative),
-                                     unique=("snapshot",))
         row = observation_row(line.record, crawl_id)
         if row is None:
             loader.skip(relative, "not a model record (no id or CrawledAt)")
             continue
+        if crawl_id is None:  # only a snapshot with a record becomes a crawl
+            crawl_id = loader.lookup("crawl", "crawl_id", ("hub", "snapshot"), (hub, relative),
+                                     unique=("snapshot",))
+            row = (row[0], crawl_id, *row[2:])
         loader.add(INSERT_OBSERVATION, row)
 
 
+# A changed model replaces its junction rows: the values no model uses any more go, so the lookup
+# tables hold what a fresh export of the same tree would hold.
+PRUNE_LOOKUPS = "".join(
+    f"DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM model_{table} AS j WHERE j.{table}_id = {table}.{table}_id);"
+    for table in ("tag", "license", "library", "language", "paper", "dataset"))
+
 SOURCES = [
-    Source("model", MODEL_DDL, MODEL_TABLES, _model_files, load_models),
+    Source("model", MODEL_DDL, MODEL_TABLES, _model_files, load_models, PRUNE_LOOKUPS),
     Source("observation", OBSERVATION_DDL, ("crawl", "observation"), _snapshot_files, load_observations),
 ]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ptmscrape.export import sqlite as export_db
 from ptmscrape.export.sqlite import exported_tables
 
 FETCH_ROWS = 4_096          # rows held as Python tuples at a time (the costly part)
@@ -31,9 +32,15 @@ def arrow_schema(con: sqlite3.Connection, table: str) -> pa.Schema:
 
 def export_parquet(db_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, int]:
     """Write ``<out_dir>/<table>.parquet`` for every exported table; returns rows per table."""
-    out = Path(out_dir)
+    try:
+        return _write_tables(db_path, Path(out_dir))
+    except sqlite3.Error as exc:
+        raise export_db.ExportError(f"{db_path}: {exc}") from None
+
+
+def _write_tables(db_path: str | os.PathLike[str], out: Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
+    con = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True, timeout=export_db.BUSY_TIMEOUT)
     rows: dict[str, int] = {}
     try:
         for table in exported_tables():

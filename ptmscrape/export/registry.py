@@ -7,13 +7,18 @@ A **source** fills one or more tables from JSON Lines files of the dataset tree:
 * ``tables``: the tables and views it exports (SQLite and Parquet);
 * ``files(data_dir)``: the JSON Lines files it reads (absolute paths, inside ``data_dir``);
 * ``load(loader, relative, lines)``: turns the new lines of one file into rows through the
-  :class:`~ptmscrape.export.sqlite.Loader` (batched inserts, cached lookups).
+  :class:`~ptmscrape.export.sqlite.Loader` (batched inserts, cached lookups);
+* ``prune`` (optional): SQL run after each of its files is loaded, in the same transaction (the
+  model source deletes the tags, papers, ... no model uses any more).
 
 The engine (``ptmscrape/export/sqlite.py``) streams each file, line by line, from where the last
 export stopped (files that only grow are read from the recorded byte offset; a file rewritten since,
 such as ``<hub>.jsonl`` after a crawl, is read again whole), in one transaction per file, so a
 source must be idempotent: loading the same line twice leaves the same rows (upserts, or
-``INSERT OR REPLACE`` on a primary key).
+``INSERT OR REPLACE`` on a primary key). Values must be storable: an integer column gets an integer
+between :data:`INT64_MIN` and :data:`INT64_MAX` (SQLite's range) or NULL; the engine has already
+replaced lone surrogates in the strings of a line (SQLite text is UTF-8). A line whose rows still
+cannot be stored is skipped and counted: the engine loads the file again one line at a time.
 
 Adding tables takes one small module (``ptmscrape/export/history.py``, the Hugging Face history,
 is a full example: several tables, a view, rows that replace earlier ones)::
@@ -45,6 +50,9 @@ from typing import Any, NamedTuple
 # Modules defining a list ``SOURCES``; their order is the order of loading and of the schema.
 SOURCE_MODULES = ("ptmscrape.export.models", "ptmscrape.export.history")
 
+# What an SQLite INTEGER holds (the crawl caps counts at the top: mappers/common.py MAX_COUNT).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 class Line(NamedTuple):
     raw: bytes             # the line as stored (with its newline)
@@ -58,6 +66,7 @@ class Source:
     tables: tuple[str, ...]
     files: Callable[[Path], Iterable[Path]]
     load: Callable[[Any, str, Iterator[Line]], None]
+    prune: str = ""
 
 
 def jsonl_table(name: str, ddl: str, *, files: Callable[[Path], Iterable[Path]],

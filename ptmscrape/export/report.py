@@ -20,6 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
+from ptmscrape.export import sqlite as export_db  # noqa: E402
+
 TITLE = "ptmscrape dataset report"
 TOP = 15
 
@@ -153,8 +155,8 @@ def sections(con: sqlite3.Connection) -> list[tuple[str, str]]:
         ax.set_xticks(list(xs), [_label(c[0]) for c in coverage])
         ax.set_ylabel("% of the hub's models")
         ax.legend()
-        papers = q("SELECT count(*) FROM paper")[0][0]
-        datasets = q("SELECT count(*) FROM dataset")[0][0]
+        papers = q("SELECT count(DISTINCT paper_id) FROM model_paper")[0][0]  # those models name
+        datasets = q("SELECT count(DISTINCT dataset_id) FROM model_dataset")[0][0]
         out.append(("Papers and datasets",
                     f"<p>{papers:,} distinct papers, {datasets:,} distinct datasets.</p>"
                     f'<img alt="coverage" src="{_png(fig)}">'
@@ -222,13 +224,21 @@ def render(con: sqlite3.Connection) -> str:
 
 
 def write_report(db_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
-    con = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
     try:
-        page = render(con)
-    finally:
-        con.close()
+        con = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True,
+                              timeout=export_db.BUSY_TIMEOUT)
+        try:
+            page = render(con)
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise export_db.ExportError(f"{db_path}: {exc}") from None
     out = Path(out_path)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return out

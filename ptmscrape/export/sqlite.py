@@ -8,6 +8,12 @@ streams every source's JSON Lines files into the database: one transaction per f
 batches, lookups through a bounded cache, so memory stays flat however big the tree is. The table
 ``import_file`` remembers how far each file was read; the next export reads only what is new, and an
 export with nothing new writes nothing.
+
+A line is a record however odd its values: lone surrogates in its strings (valid JSON, ``"\\ud800"``,
+but not UTF-8) are replaced by U+FFFD, and sources store integers beyond SQLite's 64 bits as NULL.
+Should a line's rows still not be storable, the file's transaction is rolled back and the file
+loaded again one line at a time, each in a savepoint: that line is skipped and counted, naming the
+file and line, and the rest goes in.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import hashlib
 import logging
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -35,6 +42,14 @@ UPGRADABLE_VERSIONS = (1,)
 BATCH_ROWS = 20_000      # buffered rows before they are written (per flush, all statements)
 LOOKUP_CACHE = 200_000   # cached lookup values (tags, papers, ...) before the cache is emptied
 FINGERPRINT_BYTES = 4096
+BUSY_TIMEOUT = 5.0       # seconds to wait for another writer of the database before giving up
+# What a line's rows may raise that no other line would: a value SQLite cannot hold (an integer
+# beyond 64 bits, a lone surrogate, a type it has no storage for), a constraint it breaks.
+UNSTORABLE = (OverflowError, UnicodeEncodeError, sqlite3.IntegrityError, sqlite3.InterfaceError,
+              sqlite3.ProgrammingError)
+# A lone surrogate in a line: escaped (\ud800 to \udfff), or raw bytes json.loads lets through.
+_SURROGATE_BYTES = re.compile(rb"\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 IMPORT_DDL = """\
 -- How far export has read each source file: the next export reads only what came after.
@@ -52,7 +67,8 @@ CREATE TABLE IF NOT EXISTS import_file (
 
 
 class ExportError(RuntimeError):
-    """The database cannot be written (another schema version, not a database, ...)."""
+    """The database cannot be written or read (another schema version, not a database, another
+    program's database, locked by another writer, ...): one line, naming the file."""
 
 
 def schema_sql() -> str:
@@ -101,6 +117,13 @@ class Loader:
             batch.clear()
         self._pending = 0
 
+    def discard(self) -> None:
+        """Forget what is pending and the cached lookups (after a rollback)."""
+        self._deletes.clear()
+        self._adds.clear()
+        self._pending = 0
+        self._cache.clear()
+
     def query_one(self, sql: str, params: tuple) -> tuple | None:
         return self.con.execute(sql, params).fetchone()
 
@@ -138,7 +161,8 @@ def _fingerprint(path: Path, start: int, end: int) -> bytes:
 
 def _lines(path: Path, offset: int, position: list[int], counts: dict[str, int]) -> Iterator[Line]:
     """Whole lines from ``offset`` on (a torn last line is left for the next export); the byte
-    offset after the last line yielded is kept in ``position[0]``."""
+    offset after the last line yielded is kept in ``position[0]``, the number of lines read in
+    ``position[1]`` (the line yielded included)."""
     with open(path, "rb") as f:
         f.seek(offset)
         pos = offset
@@ -146,22 +170,40 @@ def _lines(path: Path, offset: int, position: list[int], counts: dict[str, int])
             if not raw.endswith(b"\n"):
                 break
             pos += len(raw)
+            position[1] += 1
             record = json_object(raw)
             if record is None:
                 counts["bad_lines"] += 1
             else:
+                if (b"\\u" in raw or b"\xed" in raw) and _SURROGATE_BYTES.search(raw):
+                    record = _storable(record)
                 yield Line(raw, record)
                 counts["lines"] += 1
             position[0] = pos
 
 
+def _storable(value: Any) -> Any:
+    """``value`` with the lone surrogates of its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
 def open_database(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
     try:
-        con = sqlite3.connect(db_path, isolation_level=None)
+        con = sqlite3.connect(db_path, isolation_level=None, timeout=BUSY_TIMEOUT)
     except sqlite3.Error as exc:
         raise ExportError(f"cannot open {db_path} ({exc})") from None
     try:
         version = con.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.OperationalError:
+        con.close()
+        raise  # locked, unreadable: the caller's error
     except sqlite3.DatabaseError as exc:
         con.close()
         raise ExportError(f"{db_path} is not an SQLite database ({exc})") from None
@@ -169,6 +211,12 @@ def open_database(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
         con.close()
         raise ExportError(f"{db_path} has schema version {version}, this export writes version "
                           f"{SCHEMA_VERSION}: export into a new file")
+    # Every export's database has import_file and a schema version (written with the tables):
+    # tables without them are another program's, not to be written into.
+    if tables and (version == 0 or "import_file" not in tables):
+        con.close()
+        raise ExportError(f"{db_path} is an SQLite database of something else (its tables are not an "
+                          f"export's): export into a new file")
     con.execute("PRAGMA synchronous = NORMAL")
     con.execute("PRAGMA cache_size = -65536")   # 64 MiB page cache, whatever the tree's size
     con.execute("PRAGMA temp_store = FILE")
@@ -200,21 +248,25 @@ def _statements(ddl: str) -> list[str]:
 def export_sqlite(data_dir: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> dict[str, Any]:
     """Bring ``db_path`` up to date with the tree at ``data_dir``. Returns counts: ``files_read``,
     ``files_unchanged``, ``files_outside`` (links out of the tree, skipped), ``lines`` read,
-    ``bad_lines`` (not JSON objects), ``skipped`` (records a source could not use)."""
+    ``bad_lines`` (not JSON objects), ``skipped`` (records a source could not use, lines SQLite could
+    not store)."""
     data = Path(data_dir).resolve()
     all_sources = sources()
-    con = open_database(db_path)
     counts = {"files_read": 0, "files_unchanged": 0, "files_outside": 0, "lines": 0, "bad_lines": 0,
               "skipped": 0}
     try:
-        _ensure_schema(con, all_sources)
-        loader = Loader(con)
-        for source in all_sources:
-            for path in source.files(data):
-                _import_file(con, loader, source, data, Path(path), counts)
-        counts["skipped"] = sum(loader.skipped.values())
-    finally:
-        con.close()
+        con = open_database(db_path)
+        try:
+            _ensure_schema(con, all_sources)
+            loader = Loader(con)
+            for source in all_sources:
+                for path in source.files(data):
+                    _import_file(con, loader, source, data, Path(path), counts)
+            counts["skipped"] = sum(loader.skipped.values())
+        finally:
+            con.close()
+    except sqlite3.Error as exc:  # locked by another writer, disk full, ...
+        raise ExportError(f"{db_path}: {exc}") from None
     return counts
 
 
@@ -238,12 +290,35 @@ def _import_file(con, loader: Loader, source: Source, data: Path, path: Path, co
                 and _fingerprint(path, 0, min(offset, FINGERPRINT_BYTES)) == head
                 and _fingerprint(path, max(0, offset - FINGERPRINT_BYTES), offset) == tail):
             start = offset  # it grew: read on from where the last export stopped
-    position = [start]
+    before = dict(counts), dict(loader.skipped)
+    try:
+        end = _load(con, loader, source, relative, path, start, st, counts)
+    except UNSTORABLE as exc:
+        counts.update(before[0])
+        loader.skipped = before[1]
+        logger.warning("Loading %s again one line at a time: a line cannot be stored (%s)", relative, _ascii(exc))
+        end = _load(con, loader, source, relative, path, start, st, counts, one_by_one=True)
+    counts["files_read"] += 1
+    logger.info("Exported %s (%s) from byte %d to %d", relative, source.name, start, end)
+
+
+def _load(con, loader: Loader, source: Source, relative: str, path: Path, start: int, st: os.stat_result,
+          counts: dict, one_by_one: bool = False) -> int:
+    """The lines of ``path`` from ``start`` on into the database, in one transaction; returns the
+    offset read to."""
+    position = [start, 0]
     con.execute("BEGIN IMMEDIATE")
     try:
         lines = _lines(path, start, position, counts)
-        source.load(loader, relative, _flushing(loader, lines))
+        if one_by_one:
+            _load_one_by_one(con, loader, source, relative, lines, position, _lines_before(path, start))
+        else:
+            source.load(loader, relative, _flushing(loader, lines))
         loader.flush()
+        if source.prune:
+            for statement in _statements(source.prune):
+                con.execute(statement)
+            loader.discard()  # the cached ids of deleted rows
         end = position[0]
         con.execute(
             "INSERT OR REPLACE INTO import_file VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -252,11 +327,45 @@ def _import_file(con, loader: Loader, source: Source, data: Path, path: Path, co
              _fingerprint(path, max(0, end - FINGERPRINT_BYTES), end)))
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
-        loader._cache.clear()  # ids of rolled-back lookup rows
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        loader.discard()  # the rows of the transaction, the ids of rolled-back lookup rows
         raise
-    counts["files_read"] += 1
-    logger.info("Exported %s (%s) from byte %d to %d", relative, source.name, start, position[0])
+    return end
+
+
+def _load_one_by_one(con, loader: Loader, source: Source, relative: str, lines: Iterator[Line],
+                     position: list[int], lines_before: int) -> None:
+    """Each line in a savepoint: a line whose rows cannot be stored is rolled back, skipped and
+    counted, naming the file, the line and its record."""
+    for line in lines:
+        con.execute("SAVEPOINT line")
+        try:
+            source.load(loader, relative, iter((line,)))
+            loader.flush()
+        except UNSTORABLE as exc:
+            con.execute("ROLLBACK TO line")
+            loader.discard()
+            ident = line.record.get("id", line.record.get("model"))
+            loader.skip(relative, f"line {lines_before + position[1]}"
+                                  f"{'' if ident is None else f' (record {_ascii(ident)[:80]})'} "
+                                  f"cannot be stored ({_ascii(exc)})")
+        con.execute("RELEASE line")
+
+
+def _lines_before(path: Path, offset: int) -> int:
+    """The number of lines in the first ``offset`` bytes of ``path``."""
+    count = 0
+    with open(path, "rb") as f:
+        while offset > 0 and (chunk := f.read(min(offset, 1 << 20))):
+            count += chunk.count(b"\n")
+            offset -= len(chunk)
+    return count
+
+
+def _ascii(value: object) -> str:
+    """One line of ASCII (a UnicodeEncodeError quotes the character it could not encode)."""
+    return " ".join(str(value).split()).encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _flushing(loader: Loader, lines: Iterator[Line]) -> Iterator[Line]:
