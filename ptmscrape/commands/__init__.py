@@ -5,6 +5,7 @@ and exit status 2 (:func:`fail`)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from ptmscrape.verdict import BAD_INPUT
@@ -16,3 +17,14 @@ def fail(command: str, message: object) -> NoReturn:
     sys.stderr.write(f"scrapy {command}: error: {message}\n")
     sys.stderr.flush()
     raise SystemExit(BAD_INPUT)
+
+
+def dataset_dir(command: str, args: list[str], settings) -> Path:
+    """``PTM_DATA_DIR`` of a command that takes no positional arguments and reads a dataset tree;
+    :func:`fail` for extra arguments or a tree that is not there."""
+    if args:
+        fail(command, f"unexpected arguments: {' '.join(args)}")
+    data_dir = Path(settings["PTM_DATA_DIR"])
+    if not data_dir.is_dir():
+        fail(command, f"no dataset tree at {data_dir} (PTM_DATA_DIR)")
+    return data_dir

@@ -12,7 +12,7 @@ from pathlib import Path
 from scrapy.commands import ScrapyCommand
 
 from ptmscrape.checks import BadInput, check_output_dir, check_output_file
-from ptmscrape.commands import fail
+from ptmscrape.commands import dataset_dir, fail
 from ptmscrape.export.sqlite import ExportError, export_sqlite
 
 
@@ -42,12 +42,8 @@ class Command(ScrapyCommand):
                             help="with --format parquet: the SQLite database to update and convert")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
-        if args:
-            fail("export", f"unexpected arguments: {' '.join(args)}")
         assert self.settings is not None  # set by scrapy.cmdline before run()
-        data_dir = Path(self.settings["PTM_DATA_DIR"])
-        if not data_dir.is_dir():
-            fail("export", f"no dataset tree at {data_dir} (PTM_DATA_DIR)")
+        data_dir = dataset_dir("export", args, self.settings)
         try:
             if opts.format == "sqlite":
                 check_output_file(f"-o {opts.output}", Path(opts.output))
