@@ -87,7 +87,14 @@ class CsvItemExporter(ScrapyCsvItemExporter):
     """CSV a spreadsheet or ``pandas.read_csv`` can use: nested objects become columns named by
     their path (``ModelHub.ModelHubName``), lists are written as JSON (``Datasets``, ``Tags``),
     null as an empty cell. Scrapy's exporter would write Python reprs (``{'ModelHubName': …}``).
-    The columns are those of the first record (every PTM record has the same keys)."""
+    The columns are those of the first record (every PTM record has the same keys). A character the
+    feed's encoding cannot hold (a lone surrogate from hub text) is written as its ``\\udXXX``
+    escape, where the encoding would raise and the feed lose the record; in a list cell that is the
+    JSON escape of the same character."""
+
+    def __init__(self, file: Any, **kwargs: Any):
+        kwargs.setdefault("errors", "backslashreplace")
+        super().__init__(file, **kwargs)
 
     def export_item(self, item: Any) -> None:
         super().export_item(flatten(ItemAdapter(item).asdict()))

@@ -73,6 +73,18 @@ def test_csv_flattens_nested_keys_and_writes_lists_as_json():
     assert json.loads(rows[0]["Tags"]) == ["a\nb", 'q"']
 
 
+def test_csv_keeps_a_record_with_a_lone_surrogate():
+    import csv
+
+    from ptmscrape.exporters import CsvItemExporter
+
+    records = [PTMRecord({"id": 1, "ModelName": "a\ud800b", "Tags": ["t\udfff"]}),
+               PTMRecord({"id": 2, "ModelName": "ok", "Tags": []})]
+    rows = list(csv.DictReader(io.StringIO(_export(CsvItemExporter, records).decode(), newline="")))
+    assert [r["id"] for r in rows] == ["1", "2"]
+    assert rows[0]["ModelName"] == "a\\ud800b" and json.loads(rows[0]["Tags"]) == ["t\udfff"]
+
+
 def test_an_item_that_fails_to_encode_leaves_nothing_behind_for_the_next():
     inner = {"bad": object()}
     failing = PTMRecord({"id": 1, "inner": inner})
