@@ -10,16 +10,22 @@ Rules (repo URLs come from strangers):
   are checked against git's ref-name rules first);
 * git never prompts (``GIT_TERMINAL_PROMPT=0``, empty askpass), a transfer slower than 1 KB/s for
   ``PTM_GIT_STALL_TIMEOUT`` seconds aborts, and any command is killed after ``PTM_GIT_TIMEOUT``;
+* no git process outlives the process that started it, even one killed with SIGKILL (see
+  :class:`_Lifeline`): none goes on downloading, or writing in a scratch dir, once its crawl is gone;
 * a new clone is built in a scratch dir and lands with one ``rename``: a clone directory in the
   dataset tree is always complete.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import logging
 import os
 import re
 import shutil
+import subprocess
+import threading
 import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -27,8 +33,10 @@ from urllib.parse import unquote, urlsplit
 import git
 from git.exc import GitCommandError
 
-from ptmscrape.dataset.processes import pid_alive
+from ptmscrape.dataset.processes import group_running, pid_alive
 from ptmscrape.gitfiles import read_clone
+
+logger = logging.getLogger(__name__)
 
 _BRANCH = re.compile(r"^(?![-/])(?!.*\.\.)(?!.*//)(?!.*/\.)(?!\.)[A-Za-z0-9._/\-]{1,200}(?<![./])$")
 _MAX_URL = 2048
@@ -241,6 +249,84 @@ def _head_sha_git(path: str | os.PathLike[str]) -> str | None:
     return sha if _SHA.match(sha) else None
 
 
+class _Lifeline:
+    """The process group every git command of this process runs in, and what ends it.
+
+    Its leader is a shell that waits for end-of-file on a pipe whose other end only this process
+    holds. However this process ends (SIGKILL included), the kernel closes that end; the shell then
+    kills its whole group: each git and what git started (``git-remote-https``, ``fetch-pack``,
+    ``index-pack``, ``git-lfs``), which share git's process group. A group of their own also keeps
+    a terminal's Ctrl-C (sent to the crawl's group) from killing the clones a paused crawl waits for.
+
+    (``PR_SET_PDEATHSIG`` would reach git alone, not its children, and fires when the *thread* that
+    started it ends; a pipe is closed when the process is gone.)
+    """
+
+    SCRIPT = ("/bin/sh", "-c", "read -r line; kill -KILL 0", "ptmscrape-git-lifeline")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.fd = -1  # our end of the pipe
+        self.ended = False
+
+    def group(self) -> int:
+        """The process group (the shell's pid) for a new git command; the shell is started first
+        if need be (or again, should it have been killed)."""
+        with self.lock:
+            if self.ended:
+                raise RepoError("not started: this process is ending")
+            if self.proc is None or self.proc.poll() is not None:
+                if self.fd >= 0:
+                    os.close(self.fd)
+                    self.fd = -1
+                read_end, write_end = os.pipe()  # neither end is inherited by a command
+                try:
+                    self.proc = subprocess.Popen(self.SCRIPT, stdin=read_end, stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.DEVNULL, process_group=0)
+                except BaseException:
+                    os.close(write_end)
+                    raise
+                finally:
+                    os.close(read_end)
+                self.fd = write_end
+            return self.proc.pid
+
+    def end(self) -> None:
+        """Kill every git command still running, and start no new one (a process about to exit)."""
+        with self.lock:
+            self.ended = True
+            proc, fd, self.fd = self.proc, self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+        if proc is not None:
+            try:
+                proc.wait(10)  # at once, unless a process forked by a C library holds the pipe too
+            except subprocess.TimeoutExpired:
+                pass
+
+    def forked(self) -> None:
+        """In a forked child: the parent's pipe closed here (it must not keep the parent's git
+        alive), a lifeline of its own when it runs git."""
+        self.lock = threading.Lock()
+        if self.fd >= 0:
+            os.close(self.fd)
+        if self.proc is not None:
+            self.proc.returncode = 0  # not our child: never waited for here
+        self.proc, self.fd = None, -1
+
+
+_lifeline = _Lifeline()
+os.register_at_fork(after_in_child=_lifeline.forked)
+atexit.register(_lifeline.end)
+
+
+def end_git_commands() -> None:
+    """Kill the git commands this process still runs and refuse new ones: for a crawl command whose
+    crawl is over (a forced stop does not wait for the clones in flight)."""
+    _lifeline.end()
+
+
 class Git:
     """Runs git commands for one policy; every call is bounded by ``policy.timeout``."""
 
@@ -254,6 +340,7 @@ class Git:
             return git.Git(os.fspath(cwd)).execute(
                 cmd, env=self._env, kill_after_timeout=self.policy.timeout,
                 with_extended_output=False, strip_newline_in_stdout=True,
+                process_group=_lifeline.group(),
             )
         except GitCommandError as exc:
             raise RepoError(describe_failure(exc)) from None
@@ -270,7 +357,8 @@ class Git:
         url = check_url(url, self.policy)
         branch = check_branch(branch)
         scratch_root.mkdir(parents=True, exist_ok=True)
-        scratch = scratch_root / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        # <crawl pid>-<process group of its git>-<random>: clean_scratch() reads both ids.
+        scratch = scratch_root / f"{os.getpid()}-{_lifeline.group()}-{uuid.uuid4().hex[:12]}"
         args = ["clone", "--no-recurse-submodules"]
         if self.policy.depth > 0:
             args += ["--depth", str(self.policy.depth)]
@@ -333,15 +421,28 @@ class Git:
 
 
 def clean_scratch(scratch_root: Path) -> int:
-    """Remove leftovers of killed clones of this host (their pid is gone); returns how many."""
+    """Remove leftovers of killed clones of this host (their crawl's pid is gone); returns how many.
+
+    A folder named with a process group (``<pid>-<group>-<random>``) is left alone while a process
+    of that group runs: a git of the killed crawl (its lifeline killed too) could still write in it.
+    A warning says so; a later crawl removes it."""
     removed = 0
     if not scratch_root.is_dir():
         return 0
+    running: dict[int, bool] = {}  # a killed crawl leaves up to PTM_CLONE_CONCURRENCY folders
     for entry in scratch_root.iterdir():
-        pid = entry.name.split("-", 1)[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True)
-            removed += 1
+        pid, *rest = entry.name.split("-")
+        if not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        group = int(rest[0]) if len(rest) == 2 and rest[0].isdigit() else None
+        if group is not None and group not in running:
+            running[group] = group_running(group)
+        if group is not None and running[group]:
+            logger.warning("Left %s in place: git processes of the killed crawl that built it still run "
+                           "(process group %s); a later crawl removes it", entry, group)
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
     return removed
 
 

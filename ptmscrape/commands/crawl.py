@@ -6,7 +6,8 @@ Scrapy's own command, plus:
   are checked (``HubSpider.check_input``, ``ptmscrape/checks.py``, ``jobdir.check_free``); a
   problem is one line on stderr and exit status 2, with no traceback;
 * after the crawl, the exit status is the verdict of ``ptmscrape.extensions.CrawlVerdict``
-  (``ptmscrape/verdict.py``): 0 when every listed page was read, 1 otherwise.
+  (``ptmscrape/verdict.py``): 0 when every listed page was read, 1 otherwise;
+* after a forced stop (Ctrl-C twice), the git commands still running are killed, not waited for.
 
 Scrapyd runs jobs through ``scrapy.cmdline.execute()`` (``scrapyd.runner``), so its jobs use this
 command too: the same checks, the verdict as the last line of the job's log, and the exit status
@@ -28,6 +29,7 @@ import ptmscrape.settings as project_settings
 from ptmscrape import commands, jobdir
 from ptmscrape.checks import BadInput, check_data_dir, check_typed_settings
 from ptmscrape.gc_tuning import freeze_before_exit
+from ptmscrape.gitrepo import end_git_commands
 from ptmscrape.stats import VERDICT_EXIT_STATUS
 from ptmscrape.verdict import BAD_INPUT, FAILED
 
@@ -69,6 +71,9 @@ class Command(ScrapyCrawlCommand):
             assert isinstance(started, Deferred)  # CrawlerProcess; AsyncCrawlerProcess gives a Task
             started.addErrback(lambda failure: errors.append(failure.value))
         self.crawler_process.start()
+        # After a normal end no git runs (the clone stage waited for each); after a forced stop the
+        # clones in flight are killed here, or the process would wait for them before exiting.
+        end_git_commands()
         freeze_before_exit()
         if errors:
             if isinstance(errors[0], BadInput):

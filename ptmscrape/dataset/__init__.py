@@ -17,5 +17,5 @@ One module per job; import from the module that owns it (this package re-exports
 * ``jsonl``: JSON Lines readers (torn tails skipped) and ``compact_json``;
 * ``snapshots``: a crawl's snapshot writer, pending snapshots, the merge into ``<hub>.jsonl``;
 * ``payloads``: raw payload files (writer, unchanged-payload lookup, ``read_payload``);
-* ``processes``: ``pid_alive``.
+* ``processes``: ``pid_alive``, ``group_running``.
 """

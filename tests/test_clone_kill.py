@@ -1,0 +1,249 @@
+"""A crawl killed mid-clone takes its git processes with it (``gitrepo._Lifeline``), and the next
+crawl's cleanup (``gitrepo.clean_scratch``) leaves ``repos/.incoming`` empty, never racing a git
+still writing there. The "crawl" is the clone stage (``Cloner``) in a child process, cloning from a
+replica that sends half of the pack and then nothing for 10 minutes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from ptmscrape.cloning import Cloner
+from ptmscrape.dataset.processes import group_running
+from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.gitrepo import Git, GitPolicy, clean_scratch
+from tests.crawl import ROOT
+from tests.replicas.server import GitHost, Incoming, Replica, Reply
+
+GRACE = 60  # seconds; a guard for a loaded machine, never a wait when things work (milliseconds)
+NO_PID = 4_194_305  # above the largest pid_max Linux allows (2**22): no process or group has it
+STALL = 600
+
+CHILD = """
+import asyncio, sys
+from ptmscrape.cloning import Cloner
+from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.gitrepo import Git, GitPolicy
+
+async def main():
+    cloner = Cloner(DatasetTree(sys.argv[1]), Git(GitPolicy(allow_protocols=("http",), stall_timeout=600)),
+                    concurrency=2)
+    cloner.open("huggingface")
+    print(await cloner.clone("huggingface", sys.argv[2]), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def processes() -> dict[int, tuple[int, bytes, bytes, str]]:
+    """pid -> (parent pid, state, start time, command line) of every process we can see."""
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found[int(name)] = (int(fields[1]), fields[0], fields[19], cmdline)
+    return found
+
+
+def descendants(pid: int) -> dict[int, tuple[bytes, str]]:
+    """The processes below ``pid`` that run (zombies left out): pid -> (start time, command line)."""
+    table = processes()
+    below, todo = {}, [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, state, start, cmdline) in table.items():
+            if ppid == parent and child not in below:
+                todo.append(child)
+                if state not in (b"Z", b"X"):
+                    below[child] = (start, cmdline)
+    return below
+
+
+def writing_pack(pid: int) -> dict[int, tuple[bytes, str]] | None:
+    """The processes below ``pid`` once one of them writes a pack (git's index-pack), else None."""
+    below = descendants(pid)
+    return below if any("index-pack" in cmdline for _, cmdline in below.values()) else None
+
+
+def still_running(snapshot: dict[int, tuple[bytes, str]]) -> list[str]:
+    """The processes of ``snapshot`` that still run (same pid and start time, not a zombie)."""
+    table = processes()
+    return [cmdline for pid, (start, cmdline) in snapshot.items()
+            if pid in table and table[pid][2] == start and table[pid][1] not in (b"Z", b"X")]
+
+
+def wait_for(condition, what: str):
+    deadline = time.monotonic() + GRACE
+    while not (found := condition()):
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+    return found
+
+
+class HalfPack:
+    """Replica interceptor: a fetch gets half of its pack, then the connection is held, silent."""
+
+    def __init__(self):
+        self.on = True
+        self.reached = threading.Event()
+
+    def __call__(self, req: Incoming, call_next) -> Reply:
+        reply = call_next()
+        if self.on and req.path.endswith("/git-upload-pack") and b"want " in req.body:
+            self.reached.set()
+            return Reply(reply.status, reply.body, reply.headers, cut=len(reply.body) // 2, stall=STALL)
+        return reply
+
+
+def slow_hub(tmp_path):
+    host = GitHost(tmp_path / "git")
+    # Incompressible, so that half of the pack is a real part of the transfer.
+    host.add_repo("owner/big", {"weights.bin": os.urandom(2_000_000), "README.md": "x\n"})
+    server = Replica()
+    host.mount(server)
+    half = HalfPack()
+    server.interceptors.append(half)
+    return server, half
+
+
+def test_a_crawl_killed_mid_clone_leaves_no_git_running_and_nothing_in_incoming(tmp_path, caplog):
+    data = tmp_path / "data"
+    incoming = data / "huggingface/repos/.incoming"
+    server, half = slow_hub(tmp_path)
+    with server:
+        url = f"{server.url}/owner/big"
+        crawl = subprocess.Popen([sys.executable, "-c", CHILD, str(data), url], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            # Mid-clone: half of the pack in, git and the process writing the pack running.
+            assert half.reached.wait(GRACE), "the clone never asked for its pack"
+            gits = wait_for(lambda: writing_pack(crawl.pid), "a pack being written")
+            assert any(" clone " in c for _, c in gits.values()), gits
+            scratch, = wait_for(lambda: list(incoming.iterdir()), "the scratch folder")
+            crawl_pid, group, _ = scratch.name.split("-")
+            assert int(crawl_pid) == crawl.pid and group_running(int(group))
+
+            crawl.send_signal(signal.SIGKILL)  # the crawl alone, as `kill -9 <pid>` does
+            crawl.wait(GRACE)
+            assert crawl.returncode == -signal.SIGKILL, crawl.stdout.read() if crawl.stdout else ""
+            wait_for(lambda: not still_running(gits), "the killed crawl's git processes to end")
+            assert not group_running(int(group))
+        finally:
+            if crawl.poll() is None:
+                crawl.kill()
+                crawl.wait()
+            if crawl.stdout:
+                crawl.stdout.close()
+
+        # The next crawl: the killed one's half clone is removed; the clone is made again, whole.
+        assert list(incoming.iterdir()) == [scratch]
+        half.on = False
+        cloner = Cloner(DatasetTree(data), Git(GitPolicy(allow_protocols=("http",))), concurrency=1)
+        with caplog.at_level(logging.INFO, logger="ptmscrape"):
+            cloner.open("huggingface")
+        try:
+            assert "Removed 1 unfinished clone(s) left by a killed crawl" in caplog.text
+            assert list(incoming.iterdir()) == []
+            result = asyncio.run(cloner.clone("huggingface", url))
+        finally:
+            cloner.close()
+    assert result.status == "cloned", result
+    assert (data / result.path / "weights.bin").stat().st_size == 2_000_000
+    assert list(incoming.iterdir()) == []
+
+
+def test_scratch_folders_whose_git_still_runs_are_left_for_a_later_crawl(tmp_path, caplog):
+    root = tmp_path / ".incoming"
+    running = subprocess.Popen(["sleep", str(STALL)], process_group=0)  # a git of a killed crawl
+    try:
+        busy = root / f"{NO_PID}-{running.pid}-aaaaaaaaaaaa"
+        gone = root / f"{NO_PID}-{NO_PID}-bbbbbbbbbbbb"  # its crawl and git groups both gone
+        older = root / f"{NO_PID}-cccccccccccc"  # named before process groups were recorded
+        ours = root / f"{os.getpid()}-{os.getpgrp()}-dddddddddddd"  # a live crawl's
+        for folder in (busy, gone, older, ours):
+            (folder / ".git").mkdir(parents=True)
+        with caplog.at_level(logging.WARNING, logger="ptmscrape"):
+            assert clean_scratch(root) == 2
+        assert sorted(p.name for p in root.iterdir()) == sorted([busy.name, ours.name])
+        assert f"git processes of the killed crawl that built it still run (process group {running.pid})" \
+            in caplog.text
+    finally:
+        running.kill()
+        running.wait()
+    assert clean_scratch(root) == 1
+    assert [p.name for p in root.iterdir()] == [ours.name]
+
+
+def test_a_group_of_zombies_does_not_run(tmp_path):
+    zombie = subprocess.Popen(["true"], process_group=0)
+    try:
+        wait_for(lambda: processes().get(zombie.pid, (0, b"Z"))[1] == b"Z", "the process to end")
+        assert not group_running(zombie.pid)  # not reaped: still in the process table
+    finally:
+        zombie.wait()
+    assert not group_running(zombie.pid)
+    assert group_running(os.getpgrp())
+
+
+END_CHILD = """
+import sys, threading
+from pathlib import Path
+from ptmscrape.gitrepo import Git, GitPolicy, RepoError, end_git_commands
+
+git = Git(GitPolicy(allow_protocols=("http",), stall_timeout=600))
+data = Path(sys.argv[1])
+failed = []
+
+def clone():
+    try:
+        git.clone(sys.argv[2], data / "repos/owner/big", data / "repos/.incoming")
+    except RepoError as exc:
+        failed.append(str(exc))
+
+worker = threading.Thread(target=clone)
+worker.start()
+sys.stdin.readline()  # the test saw the clone half-way
+end_git_commands()
+worker.join(60)
+print("clone failed:", bool(failed) and not worker.is_alive(), flush=True)
+try:
+    git.clone(sys.argv[2], data / "repos/owner/again", data / "repos/.incoming")
+except RepoError as exc:
+    print("then:", exc, flush=True)
+"""
+
+
+def test_a_forced_stop_kills_the_clones_in_flight(tmp_path):
+    """``scrapy crawl`` calls ``end_git_commands()`` once its crawl is over: after Ctrl-C twice, the
+    clones still running are killed rather than waited for (the process would hang in its exit)."""
+    data = tmp_path / "data"
+    server, half = slow_hub(tmp_path)
+    with server:
+        crawl = subprocess.Popen([sys.executable, "-c", END_CHILD, str(data), f"{server.url}/owner/big"],
+                                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+        try:
+            assert half.reached.wait(GRACE), "the clone never asked for its pack"
+            gits = wait_for(lambda: writing_pack(crawl.pid), "a pack being written")
+            out, _ = crawl.communicate("go\n", timeout=GRACE)
+        finally:
+            if crawl.poll() is None:
+                crawl.kill()
+                crawl.communicate()
+    assert crawl.returncode == 0, out
+    assert out.splitlines() == ["clone failed: True", "then: not started: this process is ending"], out
+    wait_for(lambda: not still_running(gits), "the clone's git processes to end")
+    assert list((data / "repos/.incoming").iterdir()) == []
