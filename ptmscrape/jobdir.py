@@ -13,9 +13,12 @@ twice: the store stage lists the job's snapshots in ``ptm-snapshots.txt``, and t
 skips every model already stored in them. A model listed but not stored when the crawl died is
 done again: its landed clone is reused, an unfinished one was removed by the clone stage.
 
+Each run that closes (finished, paused, or ended with failed pages or nothing stored) records its
+finish reason, and the next run says truthfully how the job was left: finished (a new crawl in that
+JOBDIR does nothing new, and is warned), paused, or ended with failed pages.
+
 Files of ours in a JOBDIR: ``ptm-job.lock`` (flock), ``ptm-running.json`` (the mark),
-``ptm-snapshots.txt``, and ``ptm-finished.json`` once the job has finished (a new crawl in that
-JOBDIR would do nothing, and is warned).
+``ptm-snapshots.txt`` and ``ptm-ended.json`` (how the last run that closed ended).
 """
 
 from __future__ import annotations
@@ -35,15 +38,23 @@ from scrapy.utils.job import job_dir
 from ptmscrape.checks import BadInput
 from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.stats import JOB_RESTARTED_AFTER_KILL
+from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = "ptm-job.lock"
 RUNNING_MARK = "ptm-running.json"
-FINISHED_MARK = "ptm-finished.json"
+ENDED_FILE = "ptm-ended.json"
+FINISHED_MARK = "ptm-finished.json"  # written before ptm-ended.json was: a finished job
 SNAPSHOTS_FILE = "ptm-snapshots.txt"
 # What Scrapy keeps in a JOBDIR (scheduler queue, dupefilter, SpiderState extension).
 SCRAPY_STATE = ("requests.queue", "requests.seen", "spider.state")
+# How the next run describes the job, by the finish reason of its last run that closed.
+ENDED_HOW = {
+    "shutdown": "the previous run was paused gracefully",
+    FAILED_PAGES: "the previous run ended with failed pages",
+    NOTHING_STORED: "the previous run stored nothing",
+}
 
 
 class JobDirBusy(BadInput):
@@ -123,11 +134,8 @@ class JobGuard:
         if mark.exists():
             self.restarted = True
             self._discard_scrapy_state(_read_json(mark))
-        elif (jobdir / FINISHED_MARK).exists():
-            logger.warning("The job in %s has finished: Scrapy skips every request it made, so this "
-                           "crawl does nothing new. Give each new crawl a new JOBDIR.", jobdir)
-        elif (jobdir / "requests.seen").exists():
-            logger.info("Resuming the job in %s (paused gracefully)", jobdir)
+        else:
+            self._say_how_the_job_was_left()
         mark.write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
 
     @classmethod
@@ -153,6 +161,23 @@ class JobGuard:
             else:
                 path.unlink()
 
+    def _say_how_the_job_was_left(self) -> None:
+        ended = self.previous_end()
+        if ended == "finished":
+            logger.warning("The job in %s has finished: Scrapy skips every request it made, so this "
+                           "crawl does nothing new. Give each new crawl a new JOBDIR.", self.jobdir)
+        elif ended is not None or (self.jobdir / "requests.seen").exists():
+            how = (ENDED_HOW.get(ended, f"the previous run ended with finish reason {ended!r}") if ended
+                   else "how the previous run ended was not recorded")
+            logger.info("Resuming the job in %s: %s", self.jobdir, how)
+
+    def previous_end(self) -> str | None:
+        """The finish reason of the job's last run that closed (None: no run closed yet)."""
+        reason = _read_json(self.jobdir / ENDED_FILE).get("reason")
+        if isinstance(reason, str):
+            return reason
+        return "finished" if (self.jobdir / FINISHED_MARK).exists() else None
+
     def spider_opened(self, spider):
         if self.restarted:
             self.crawler.stats.set_value(JOB_RESTARTED_AFTER_KILL, 1)
@@ -164,8 +189,10 @@ class JobGuard:
         if unsaved:
             logger.error("%d request(s) could not be saved in JOBDIR and are lost on resume: their "
                          "callbacks must be spider methods and their meta picklable", unsaved)
-        if reason == "finished":
-            (self.jobdir / FINISHED_MARK).write_text(json.dumps({"finished": time.time()}))
+        ended = self.jobdir / ENDED_FILE
+        tmp = ended.with_name(ended.name + ".tmp")
+        tmp.write_text(json.dumps({"reason": reason, "ended": time.time()}))
+        tmp.replace(ended)
         (self.jobdir / RUNNING_MARK).unlink(missing_ok=True)
         self._lock.close()
 

@@ -151,6 +151,63 @@ def test_a_paused_crawl_resumes_where_it_stopped_and_keeps_its_limit(tmp_path, h
     assert "narrowed by -a limit" in resumed.log  # a limited crawl reports nothing as removed
 
 
+def test_resuming_a_job_with_nothing_left_to_do_exits_0_so_a_resume_loop_ends(tmp_path, hub):
+    """A job paused after its last page was listed (only a clone in flight) has nothing left: the
+    resumed run stores nothing new, and the models its earlier run stored count (it was "nothing
+    was stored", exit 1, on every resume)."""
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    last = listing_order(hub)[-1]
+    clone = hold(hub.replica, "POST", hub.git._smart_http, lambda req, m, n: m.group("repo") == last)
+    cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json",
+                        settings=crawl_settings(hub, jobdir))
+    crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
+    crawl.wait_until(clone.reached.is_set, "the last model's clone")
+    crawl.proc.send_signal(signal.SIGTERM)
+    crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
+    clone.open()
+    assert crawl.wait() == 1
+    paused = json.loads((tmp_path / "1.stats.json").read_text())
+    assert (paused["finish_reason"], paused["ptm/store/records"]) == ("shutdown", len(hub.models))
+
+    runs = []
+    for n in (2, 3):  # a resume loop: "resume until exit status 0"
+        runs.append(run_crawl("huggingface", tmp_path, settings=crawl_settings(hub, jobdir), data_dir=data,
+                              out_name=f"{n}.jsonl", check=False))
+        if runs[-1].returncode == 0:
+            break
+    resumed = runs[0]
+    assert resumed.returncode == 0, resumed.log[-3000:]
+    assert f"Resuming the job in {jobdir}: the previous run was paused gracefully" in resumed.log
+    assert "Crawl verdict: exit status 0: every listed page was read" in resumed.log
+    stats = resumed.stats
+    assert stats["finish_reason"] == "finished" and stats.get("ptm/store/records", 0) == 0
+    assert stats["ptm/dedupe/stored_by_earlier_runs"] == len(hub.models)
+    assert stats["ptm/store/removed"] == 0
+    assert_dataset_is_whole(data, hub)
+
+    again = run_crawl("huggingface", tmp_path, settings=crawl_settings(hub, jobdir), data_dir=data,
+                      out_name="4.jsonl")  # check=True: exit status 0
+    assert f"The job in {jobdir} has finished" in again.log and "Resuming" not in again.log
+
+
+@pytest.mark.parametrize("reason, said", [
+    ("shutdown", "the previous run was paused gracefully"),
+    ("failed_pages", "the previous run ended with failed pages"),
+    ("nothing_stored", "the previous run stored nothing"),
+    ("closespider_timeout", "the previous run ended with finish reason 'closespider_timeout'"),
+])
+def test_a_resumed_job_says_how_its_previous_run_ended(tmp_path, caplog, reason, said):
+    from ptmscrape.jobdir import JobGuard
+
+    settings = {"JOBDIR": str(tmp_path / "job")}
+    first = project_crawler(HuggingfaceSpider, settings).get_extension(JobGuard)
+    first.spider_closed(None, reason)
+    with caplog.at_level("INFO", logger="ptmscrape.jobdir"):
+        project_crawler(HuggingfaceSpider, settings)
+    assert f"Resuming the job in {tmp_path / 'job'}: {said}" in caplog.text
+    assert "has finished" not in caplog.text
+
+
 def test_a_torn_jobdir_left_by_a_kill_does_not_end_the_job_early(tmp_path, hf_replica):
     """After a kill, Scrapy's requests.seen may hold the start page (its buffer was flushed) while
     the queue holding the next pages was never saved: trusting it, the job would "finish" at once."""
