@@ -18,7 +18,12 @@ from scrapy.exceptions import DropItem
 
 from ptmscrape import distributed, jobdir
 from ptmscrape.idset import IdSet
-from ptmscrape.stats import DEDUPE_DUPLICATE, DEDUPE_STORED_BEFORE_RESUME, DEDUPE_UNIQUE
+from ptmscrape.stats import (
+    DEDUPE_DUPLICATE,
+    DEDUPE_STORED_BEFORE_RESUME,
+    DEDUPE_STORED_BY_EARLIER_RUNS,
+    DEDUPE_UNIQUE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,8 @@ class DedupePipeline:
         if self.shared is None:
             self.stored_before = jobdir.stored_ids(jobdir.snapshots(self.settings))
             if self.stored_before:
+                # The job has stored them: a resumed run with nothing left to do stored something.
+                self.stats.set_value(DEDUPE_STORED_BY_EARLIER_RUNS, len(self.stored_before))
                 logger.info("Resumed job: %d models stored by its earlier runs are skipped",
                             len(self.stored_before))
 

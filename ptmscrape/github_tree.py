@@ -93,7 +93,7 @@ class GitTreeHubSpider(HubSpider):
             self.logger.error("Tree listing truncated by GitHub: %s (%d entries): models past the cut "
                               "are not listed", response.url, len(entries))
             self.crawler.stats.inc_value(PAGES_TREE_TRUNCATED)
-            self.count_failed_page("truncated tree")
+            self.count_failed_page("truncated tree", response.request)
         files, unsafe = {}, 0
         for entry in entries:
             if not isinstance(entry, dict) or entry.get("type") != "blob":

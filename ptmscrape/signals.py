@@ -15,7 +15,8 @@ records_merged = object()
 
 page_failed = object()
 """A page was lost for good (failed to download, or still malformed after its retries, or a
-truncated listing): the models it lists may be missing from this crawl. Argument: ``kind``."""
+truncated listing): the models it lists may be missing from this crawl. Arguments: ``kind`` and
+``request`` (the page's request, to fetch it again when a JOBDIR job resumes; None if unknown)."""
 
 model_unmapped = object()
 """A model the hub listed could not be mapped to a record. Argument: ``item`` (its ``RawModelItem``)."""

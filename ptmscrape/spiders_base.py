@@ -238,7 +238,7 @@ class HubSpider(scrapy.Spider):
             self.logger.error("Page failed after retries: %s (%s)", response.url, reason)
         else:  # PTM_PAGE_RETRIES=0, or a fault fetching it again cannot mend
             self.logger.error("Page failed (not retried): %s (%s)", response.url, reason)
-        self.count_failed_page(kind)
+        self.count_failed_page(kind, request)
         return None
 
     def page_failed(self, failure: Failure) -> None:
@@ -253,14 +253,15 @@ class HubSpider(scrapy.Spider):
             self.logger.error("Page failed after retries: %s (%s: %s)", request.url, kind, reason)
         else:  # an error Scrapy does not retry (e.g. HTTP 403)
             self.logger.error("Page failed (not retried): %s (%s: %s)", request.url, kind, reason)
-        self.count_failed_page(kind)
+        self.count_failed_page(kind, request)
 
-    def count_failed_page(self, kind: str) -> None:
+    def count_failed_page(self, kind: str, request: scrapy.Request | None = None) -> None:
         """A page lost for good: counted in ``ptm/pages/failed`` (and by ``kind``), and signalled
-        (``ptmscrape.signals.page_failed``: the removed-models report then reports nothing)."""
+        (``ptmscrape.signals.page_failed``: the removed-models report then reports nothing; with a
+        JOBDIR, ``request`` is fetched again when the job resumes)."""
         self.crawler.stats.inc_value(PAGES_FAILED)
         self.crawler.stats.inc_value(PAGES_FAILED_BY_KIND + kind)
-        self.crawler.signals.send_catch_log(ptm_signals.page_failed, kind=kind)
+        self.crawler.signals.send_catch_log(ptm_signals.page_failed, kind=kind, request=request)
 
     @property
     def base_host(self) -> str:

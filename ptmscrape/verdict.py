@@ -3,8 +3,8 @@
 * ``0`` — the crawl finished and every page it listed was read;
 * ``1`` — pages failed (after their retries) or were not found, ``-a history`` calls were lost
   (failed after retries, rate limited, malformed: not the hub's refusals of gated, private or
-  deleted repositories), a callback raised, nothing was stored, the crawl was stopped before the
-  end, or a spidermon monitor failed;
+  deleted repositories), a callback raised, nothing was stored (with a JOBDIR: by any run of
+  the job), the crawl was stopped before the end, or a spidermon monitor failed;
 * ``2`` — bad arguments or settings (decided before the crawl starts: ``ptmscrape/checks.py``).
 
 ``ptmscrape.extensions.CrawlVerdict`` applies it twice: when the spider goes idle (so the finish
@@ -21,6 +21,7 @@ from typing import Any
 
 from ptmscrape.stats import (
     DEDUPE_STORED_BEFORE_RESUME,
+    DEDUPE_STORED_BY_EARLIER_RUNS,
     HISTORY_LOST,
     HISTORY_LOST_BY_REASON,
     MONITORS_FAILED,
@@ -84,7 +85,9 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     errors = int(stats.get("spider_exceptions_count") or 0)
     if errors:
         problems.append(_plural(errors, "callback error") + " (pages only partly read)")
-    stored = int(stats.get(STORE_RECORDS) or 0) + int(stats.get(DEDUPE_STORED_BEFORE_RESUME) or 0)
+    # With a JOBDIR, the models the job's earlier runs stored count: a resumed run may have none left.
+    stored = sum(int(stats.get(name) or 0) for name in (
+        STORE_RECORDS, DEDUPE_STORED_BEFORE_RESUME, DEDUPE_STORED_BY_EARLIER_RUNS))
     if expect_records and not stored:
         problems.append("nothing was stored")
     monitors = int(stats.get(MONITORS_FAILED) or 0)

@@ -164,7 +164,7 @@ class OnnxmodelzooSpider(HubSpider):
                 "Tree listing %s is truncated (%d entries): generated models beyond it are missing "
                 "from this crawl, and no model is reported as removed", response.url, len(entries))
             self.crawler.stats.set_value(PAGES_TREE_TRUNCATED, 1)
-            self.count_failed_page("truncated tree")
+            self.count_failed_page("truncated tree", response.request)
         tree_sha = data.get("sha") if isinstance(data.get("sha"), str) else None
         for number, (folder_path, files) in enumerate(folders.items()):
             if self.limit is not None and number >= self.limit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,8 +20,10 @@ from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.items import RawModelItem
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import ROOT, crawl_command, project_crawler, read_jsonl, run_crawl
+from tests.crawl_control import BackgroundCrawl, hold
 from tests.helpers import json_response, make_spider
-from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
+from tests.replicas.faults import FaultPlan, inject
+from tests.replicas.huggingface import HuggingFaceReplica, _cursor, fixture_models, synthetic_models
 from tests.services import require_service
 
 REDIS_URL = os.environ.get("PTM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -259,6 +262,39 @@ def test_persisted_crawl_keeps_its_keys_and_a_rerun_skips_what_was_seen(tmp_path
                                 "PTM_CLONE": "0", "SCHEDULER_FLUSH_ON_START": "True"})
     assert sorted(i["id"] for i in fresh.items) == sorted(i["id"] for i in first.items)
     assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+
+
+def test_a_lost_page_fails_only_the_worker_that_lost_it_and_keeps_its_finish_reason(tmp_path, prefix):
+    """docs/failures.md "Exit status": a worker's finish reason stays ``finished`` (the shared queue
+    is cleared only by a finished worker); its exit status says what it lost, the others' do not."""
+    with HuggingFaceReplica(synthetic_models(40, seed=6), repos=False) as hub:
+        order = hub._order("downloads")
+        last_of_page_2 = hub.models[order[9][2]]
+        cursor = _cursor("downloads", last_of_page_2.get("downloads") or 0, last_of_page_2["_id"])
+        inject(hub.replica, FaultPlan(broken={re.escape(cursor): "5xx"}))
+        # Page 1 waits until both workers are up: a worker that finished alone would clear the
+        # shared keys, and the other would crawl the hub again by itself.
+        first_page = hold(hub.replica, "GET", hub._listing, lambda req, m, n: n == 1)
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0,
+                    "RETRY_TIMES": 1, "PTM_RETRY_BACKOFF": 0.05, **redis_settings(prefix)}
+        workers = [BackgroundCrawl(crawl_command("huggingface", tmp_path / f"w{w}.jsonl", tmp_path / "data",
+                                                 tmp_path / f"w{w}.stats.json", settings=settings),
+                                   tmp_path / f"w{w}.log") for w in range(2)]
+        for worker in workers:
+            worker.wait_until(lambda w=worker: first_page.reached.is_set() and "Spider opened" in w.log,
+                              "both workers up")
+        first_page.open()
+        runs = [(worker.wait(), worker.log) for worker in workers]
+    lost = [(rc, log) for rc, log in runs if "Page failed after retries" in log]
+    others = [(rc, log) for rc, log in runs if "Page failed after retries" not in log]
+    assert len(lost) == 1, [log[-2000:] for _, log in runs]
+    rc, log = lost[0]
+    assert rc == 1 and "Spider closed (finished)" in log
+    assert log.rstrip().splitlines()[-1].split("] ", 1)[1].startswith(
+        "ERROR: Crawl verdict: exit status 1: 1 page failed (HTTP 50")
+    assert [rc for rc, _ in others] == [0]
+    assert "Crawl verdict: exit status 0: every listed page was read" in others[0][1]
+    assert not list((tmp_path / "data/huggingface").glob("removed-*.txt"))
 
 
 def test_unreachable_redis_stops_the_crawl_with_a_clear_error_and_no_password(tmp_path):

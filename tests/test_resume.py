@@ -8,9 +8,12 @@ import importlib
 import json
 import pickle
 import pkgutil
+import re
 import signal
 import subprocess
+import urllib.parse
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import scrapy
@@ -22,7 +25,8 @@ from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import crawl_command, project_crawler, read_jsonl, run_crawl
 from tests.crawl_control import BackgroundCrawl, count_lines, hold
 from tests.helpers import make_spider
-from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
+from tests.replicas.faults import FaultPlan, inject
+from tests.replicas.huggingface import HuggingFaceReplica, _cursor, fixture_models, synthetic_models
 
 PAGE = 10
 
@@ -149,6 +153,220 @@ def test_a_paused_crawl_resumes_where_it_stopped_and_keeps_its_limit(tmp_path, h
     assert sorted(f"{r['ModelOwner']}/{r['ModelName']}" for r in records) == sorted(listing_order(hub)[:limit])
     assert set(info_refs_per_repo(hub).values()) == {1}
     assert "narrowed by -a limit" in resumed.log  # a limited crawl reports nothing as removed
+
+
+def test_resuming_a_job_with_nothing_left_to_do_exits_0_so_a_resume_loop_ends(tmp_path, hub):
+    """A job paused after its last page was listed (only a clone in flight) has nothing left: the
+    resumed run stores nothing new, and the models its earlier run stored count (it was "nothing
+    was stored", exit 1, on every resume)."""
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    last = listing_order(hub)[-1]
+    clone = hold(hub.replica, "POST", hub.git._smart_http, lambda req, m, n: m.group("repo") == last)
+    cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json",
+                        settings=crawl_settings(hub, jobdir))
+    crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
+    crawl.wait_until(clone.reached.is_set, "the last model's clone")
+    crawl.proc.send_signal(signal.SIGTERM)
+    crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
+    clone.open()
+    assert crawl.wait() == 1
+    paused = json.loads((tmp_path / "1.stats.json").read_text())
+    assert (paused["finish_reason"], paused["ptm/store/records"]) == ("shutdown", len(hub.models))
+
+    runs = []
+    for n in (2, 3):  # a resume loop: "resume until exit status 0"
+        runs.append(run_crawl("huggingface", tmp_path, settings=crawl_settings(hub, jobdir), data_dir=data,
+                              out_name=f"{n}.jsonl", check=False))
+        if runs[-1].returncode == 0:
+            break
+    resumed = runs[0]
+    assert resumed.returncode == 0, resumed.log[-3000:]
+    assert f"Resuming the job in {jobdir}: the previous run was paused gracefully" in resumed.log
+    assert "Crawl verdict: exit status 0: every listed page was read" in resumed.log
+    stats = resumed.stats
+    assert stats["finish_reason"] == "finished" and stats.get("ptm/store/records", 0) == 0
+    assert stats["ptm/dedupe/stored_by_earlier_runs"] == len(hub.models)
+    assert stats["ptm/store/removed"] == 0
+    assert_dataset_is_whole(data, hub)
+
+    again = run_crawl("huggingface", tmp_path, settings=crawl_settings(hub, jobdir), data_dir=data,
+                      out_name="4.jsonl")  # check=True: exit status 0
+    assert f"The job in {jobdir} has finished" in again.log and "Resuming" not in again.log
+
+
+@pytest.mark.parametrize("reason, said", [
+    ("shutdown", "the previous run was paused gracefully"),
+    ("failed_pages", "the previous run ended with failed pages"),
+    ("nothing_stored", "the previous run stored nothing"),
+    ("closespider_timeout", "the previous run ended with finish reason 'closespider_timeout'"),
+])
+def test_a_resumed_job_says_how_its_previous_run_ended(tmp_path, caplog, reason, said):
+    from ptmscrape.jobdir import JobGuard
+
+    settings = {"JOBDIR": str(tmp_path / "job")}
+    first = project_crawler(HuggingfaceSpider, settings).get_extension(JobGuard)
+    first.spider_closed(None, reason)
+    with caplog.at_level("INFO", logger="ptmscrape.jobdir"):
+        project_crawler(HuggingfaceSpider, settings)
+    assert f"Resuming the job in {tmp_path / 'job'}: {said}" in caplog.text
+    assert "has finished" not in caplog.text
+
+
+# -- pages a job lost -----------------------------------------------------------------------------
+
+LOSSY = {"PTM_CLONE": 0, "RETRY_TIMES": 1, "PTM_PAGE_RETRIES": 1, "PTM_RETRY_BACKOFF": 0.05}
+
+
+@pytest.fixture
+def small_hub():
+    with HuggingFaceReplica(synthetic_models(60, seed=4), repos=False) as hub:
+        yield hub
+
+
+def page_3(hub) -> str:
+    """The cursor of listing page 3 (pages of 5)."""
+    order = hub._order("downloads")
+    last_of_page_2 = hub.models[order[9][2]]
+    return _cursor("downloads", last_of_page_2.get("downloads") or 0, last_of_page_2["_id"])
+
+
+def fetches(hub, cursor) -> int:
+    return sum(1 for method, path in hub.replica.requests if method == "GET" and "/api/models?" in path
+               and f"cursor={cursor}" in urllib.parse.unquote_plus(path))
+
+
+def lossy_settings(hub, jobdir=None):
+    return {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5, **LOSSY,
+            **({"JOBDIR": jobdir} if jobdir else {})}
+
+
+def removed_reports(data):
+    return list((data / "huggingface").glob("removed-*.txt"))
+
+
+def test_a_page_lost_before_a_pause_is_fetched_again_when_the_job_resumes(tmp_path, small_hub):
+    """The operator's case: a listing page malformed for good, then a pause. The resumed run must
+    not call the job complete (exit 0, models of the lost page "removed"): it fetches the page
+    again; still broken, the run fails; mended, the job completes."""
+    hub, data, jobdir = small_hub, tmp_path / "data", tmp_path / "job"
+    run_crawl("huggingface", tmp_path, settings=lossy_settings(hub), data_dir=data, out_name="0.jsonl")
+    cursor = page_3(hub)
+    faults = inject(hub.replica, FaultPlan(broken={re.escape(cursor): "malformed"}))
+    listing = hold(hub.replica, "GET", hub._listing, lambda req, m, n: n >= 8 and req.arg("cursor") != cursor)
+    cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json",
+                        settings=lossy_settings(hub, jobdir))
+    crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
+    crawl.wait_until(lambda: listing.reached.is_set() and "Page failed after retries" in crawl.log,
+                     "page 3 lost, a later page held")
+    crawl.proc.send_signal(signal.SIGTERM)
+    crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
+    listing.open()
+    assert crawl.wait() == 1
+    lost_at = fetches(hub, cursor)
+
+    still_broken = run_crawl("huggingface", tmp_path, settings=lossy_settings(hub, jobdir), data_dir=data,
+                             out_name="2.jsonl", check=False)
+    stats = still_broken.stats
+    assert still_broken.returncode == 1 and stats["finish_reason"] == "failed_pages"
+    assert "not reported as removed: 1 page(s) failed" in still_broken.log
+    assert "ptm/store/removed" not in stats and removed_reports(data) == []
+    assert fetches(hub, cursor) > lost_at  # fetched again (its fingerprint is in requests.seen)
+    assert stats["ptm/job/pages_fetched_again"] == 1 and stats["ptm/pages/failed"] == 1
+    assert (f"Resuming the job in {jobdir}: the previous run was paused gracefully; fetching again "
+            "the 1 page(s) the job lost") in still_broken.log
+
+    faults.plan.broken.clear()  # the hub mends the page
+    mended = run_crawl("huggingface", tmp_path, settings=lossy_settings(hub, jobdir), data_dir=data,
+                       out_name="3.jsonl")
+    assert (f"Resuming the job in {jobdir}: the previous run ended with failed pages; fetching again "
+            "the 1 page(s) the job lost") in mended.log
+    stats = mended.stats
+    assert stats["finish_reason"] == "finished" and "ptm/pages/failed" not in stats
+    assert stats["ptm/job/pages_fetched_again"] == 1 and stats["ptm/store/records"] == 5
+    assert stats["ptm/store/removed"] == 0 and removed_reports(data) == []
+    stored = [r["id"] for path in jobdir_snapshots(jobdir) for r in read_jsonl(path)]
+    assert sorted(stored) == sorted(r["id"] for r in mended.records("huggingface"))  # every model once
+    assert not (jobdir / "ptm-failed-pages.pickle").exists()
+
+
+def jobdir_snapshots(jobdir):
+    return [Path(line) for line in (jobdir / "ptm-snapshots.txt").read_text().splitlines()]
+
+
+def test_a_job_that_ended_with_a_lost_page_reads_the_rest_of_the_listing_when_resumed(tmp_path, small_hub):
+    """A listing page lost to 5xx cuts the listing there; the resumed job fetches it again and
+    follows the listing to its end."""
+    hub, data, jobdir = small_hub, tmp_path / "data", tmp_path / "job"
+    faults = inject(hub.replica, FaultPlan(broken={re.escape(page_3(hub)): "5xx"}))
+    first = run_crawl("huggingface", tmp_path, settings=lossy_settings(hub, jobdir), data_dir=data,
+                      out_name="1.jsonl", check=False)
+    assert first.returncode == 1 and first.stats["finish_reason"] == "failed_pages"
+    assert first.stats["ptm/store/records"] == 10  # pages 1 and 2
+
+    faults.plan.broken.clear()
+    resumed = run_crawl("huggingface", tmp_path, settings=lossy_settings(hub, jobdir), data_dir=data,
+                        out_name="2.jsonl")
+    assert "the previous run ended with failed pages; fetching again the 1 page(s)" in resumed.log
+    assert resumed.stats["ptm/store/records"] == len(hub.models) - 10
+    assert sorted(r["id"] for r in resumed.records("huggingface")) == sorted(
+        r["id"] for r in first.items + resumed.items)
+    assert len(resumed.records("huggingface")) == len(hub.models)
+
+
+def test_after_a_hard_kill_the_restarted_job_lists_the_lost_page_once(tmp_path, small_hub):
+    """Killed while fetching a lost page again: the restarted job lists the hub from the start
+    (the lost page among the others), and does not schedule the saved copy too."""
+    hub, data, jobdir = small_hub, tmp_path / "data", tmp_path / "job"
+    cursor = page_3(hub)
+    faults = inject(hub.replica, FaultPlan(broken={re.escape(cursor): "5xx"}))
+    first = run_crawl("huggingface", tmp_path, settings=lossy_settings(hub, jobdir), data_dir=data,
+                      out_name="1.jsonl", check=False)
+    assert first.returncode == 1 and (jobdir / "ptm-failed-pages.pickle").exists()
+
+    faults.plan.broken.clear()
+    again = hold(hub.replica, "GET", hub._listing, lambda req, m, n: req.arg("cursor") == cursor)
+    cmd = crawl_command("huggingface", tmp_path / "2.jsonl", data, tmp_path / "2.stats.json",
+                        settings=lossy_settings(hub, jobdir))
+    crawl = BackgroundCrawl(cmd, tmp_path / "2.log")
+    crawl.wait_until(again.reached.is_set, "the lost page fetched again")
+    crawl.kill()
+    again.open()
+
+    before = fetches(hub, cursor)
+    restarted = run_crawl("huggingface", tmp_path, settings=lossy_settings(hub, jobdir), data_dir=data,
+                          out_name="3.jsonl")
+    assert "was killed before it could save its request queue" in restarted.log
+    assert "fetching again" not in restarted.log and "ptm/job/pages_fetched_again" not in restarted.stats
+    assert fetches(hub, cursor) == before + 1
+    assert sorted(r["id"] for r in restarted.records("huggingface")) == sorted(
+        r["id"] for r in first.items + restarted.items)
+    assert len(restarted.records("huggingface")) == len(hub.models)
+
+
+def test_a_lost_page_that_cannot_be_fetched_again_fails_every_later_run_of_the_job(tmp_path, small_hub):
+    """A lost page whose request could not be saved: the resumed run cannot fetch it, so it fails
+    (exit status 1) and reports no model removed, and so does the next."""
+    from ptmscrape.jobdir import JobGuard
+
+    hub, data, jobdir = small_hub, tmp_path / "data", tmp_path / "job"
+    run_crawl("huggingface", tmp_path, settings=lossy_settings(hub), data_dir=data, out_name="0.jsonl")
+    hub.remove_model(next(iter(hub.models)))  # a complete crawl would report it removed
+
+    crawler = project_crawler(HuggingfaceSpider, {"JOBDIR": str(jobdir)})
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    guard = crawler.get_extension(JobGuard)
+    guard.page_failed("HTTP 503", request=scrapy.Request(hub.url + "/api/models", callback=lambda r: None))
+    guard.spider_closed(crawler.spider, "shutdown")
+
+    for n in (1, 2):
+        result = run_crawl("huggingface", tmp_path, settings=lossy_settings(hub, jobdir), data_dir=data,
+                           out_name=f"{n}.jsonl", check=False)
+        assert result.returncode == 1, result.log[-3000:]
+        assert "1 page(s) lost by earlier runs of the job" in result.log
+        assert result.log.rstrip().splitlines()[-1].endswith(
+            "Crawl verdict: exit status 1: 1 page failed (lost by an earlier run: 1)")
+        assert "not reported as removed: 1 page(s) failed" in result.log
+        assert removed_reports(data) == []
 
 
 def test_a_torn_jobdir_left_by_a_kill_does_not_end_the_job_early(tmp_path, hf_replica):

@@ -60,6 +60,8 @@ def test_nothing_stored_is_1_unless_none_was_expected():
     assert verdict(empty, expect_records=False).status == 0
     # A resumed job whose models were all stored by the run that was killed stored them all.
     assert verdict({**empty, "ptm/dedupe/stored_before_resume": 5}).status == 0
+    # A resumed job with nothing left to do: its earlier runs stored the models.
+    assert verdict({**empty, "ptm/dedupe/stored_by_earlier_runs": 5}).status == 0
 
 
 def test_failed_monitors_callback_errors_and_stops_are_1():
