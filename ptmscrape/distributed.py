@@ -71,9 +71,16 @@ def redis_key(settings, spider_name: str, what: str) -> str:
 
 
 def connect(settings):
-    """A Redis client for these settings (``REDIS_URL``/``REDIS_PARAMS``, as scrapy-redis uses)."""
+    """A Redis client for these settings (``REDIS_URL``/``REDIS_PARAMS``, as scrapy-redis uses), on
+    ``PTM_REDIS_URL``: Scrapy builds the spider, and with it the hand-off client, before it applies
+    the add-on that sets ``REDIS_URL``; without the URL scrapy-redis would connect to localhost,
+    database 0."""
     from scrapy_redis.connection import get_redis_from_settings
 
+    url = settings.get("PTM_REDIS_URL")
+    if url and settings.get("REDIS_URL") != url:
+        settings = settings.copy()
+        settings.set("REDIS_URL", url, priority="addon")
     return get_redis_from_settings(settings)
 
 

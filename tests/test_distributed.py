@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from scrapy.http import Request, TextResponse
@@ -262,6 +263,29 @@ def test_persisted_crawl_keeps_its_keys_and_a_rerun_skips_what_was_seen(tmp_path
                                 "PTM_CLONE": "0", "SCHEDULER_FLUSH_ON_START": "True"})
     assert sorted(i["id"] for i in fresh.items) == sorted(i["id"] for i in first.items)
     assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+
+
+def test_a_limited_crawl_counts_its_models_in_the_database_of_its_redis_url(tmp_path, replica, prefix, redis_client):
+    """The hand-off client (the shared ``-a limit`` counter) is made with the spider, before Scrapy
+    applies the add-on that sets ``REDIS_URL``: it connected to localhost's database 0, whatever
+    ``PTM_REDIS_URL`` said, and a flushed re-run then found the old count there and listed nothing."""
+    import redis
+
+    parts = urlsplit(REDIS_URL)
+    other_url = urlunsplit(parts._replace(path="/1" if parts.path != "/1" else "/2"))
+    other = redis.Redis.from_url(other_url, socket_connect_timeout=2)
+    listed = f"{prefix}:huggingface:listed"
+    try:
+        result = run_crawl("huggingface", tmp_path, args={"limit": 3},
+                           settings={**hub_settings(replica), "PTM_REDIS_URL": other_url, "PTM_REDIS_PREFIX": prefix,
+                                     "PTM_CLONE": "0", "SCHEDULER_PERSIST": "True"})
+        assert len(result.items) == 3
+        assert other.get(listed) == b"3"
+        assert not redis_client.exists(listed)
+    finally:
+        keys = list(other.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            other.delete(*keys)
 
 
 def test_a_lost_page_fails_only_the_worker_that_lost_it_and_keeps_its_finish_reason(tmp_path, prefix):
