@@ -132,7 +132,7 @@ class GitTreeHubSpider(HubSpider):
 
 def git_sha(value: Any) -> str | None:
     """A git object id (SHA-1 or SHA-256, lowercase hex) from the tree, or None for anything else."""
-    return value if isinstance(value, str) and _SHA.match(value) else None
+    return value if isinstance(value, str) and _SHA.fullmatch(value) else None
 
 
 def text_of(response: Response) -> str:

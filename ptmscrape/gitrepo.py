@@ -432,9 +432,9 @@ def clean_scratch(scratch_root: Path) -> int:
     running: dict[int, bool] = {}  # a killed crawl leaves up to PTM_CLONE_CONCURRENCY folders
     for entry in scratch_root.iterdir():
         pid, *rest = entry.name.split("-")
-        if not pid.isdigit() or pid_alive(int(pid)):
+        if not (pid.isascii() and pid.isdigit()) or (int(pid) <= _MAX_PID and pid_alive(int(pid))):
             continue
-        group = int(rest[0]) if len(rest) == 2 and rest[0].isdigit() else None
+        group = _process_group(rest[0]) if len(rest) == 2 else None
         if group is not None and group not in running:
             running[group] = group_running(group)
         if group is not None and running[group]:
@@ -444,6 +444,19 @@ def clean_scratch(scratch_root: Path) -> int:
         shutil.rmtree(entry, ignore_errors=True)
         removed += 1
     return removed
+
+
+# Linux's largest pid_max: a number above it names no process (os.kill overflows on large ones).
+_MAX_PID = 4_194_304
+
+
+def _process_group(text: str) -> int | None:
+    """The process group a scratch folder's name gives, if it could be a crawl's git group (0 and 1
+    are the kernel's and init's, which always run)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 7):
+        return None
+    number = int(text)
+    return number if 2 <= number <= _MAX_PID else None
 
 
 _FAILURES = [

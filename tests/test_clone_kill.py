@@ -187,6 +187,18 @@ def test_scratch_folders_whose_git_still_runs_are_left_for_a_later_crawl(tmp_pat
     assert [p.name for p in root.iterdir()] == [ours.name]
 
 
+def test_scratch_folder_names_that_name_no_process_do_not_stop_the_cleanup(tmp_path):
+    """A pid or group beyond any pid_max made os.kill overflow (the clone stage did not open), and
+    group 0 (the kernel's threads) always looked running: such a folder was kept for ever."""
+    root = tmp_path / ".incoming"
+    folders = [root / f"{NO_PID}-99999999999999999999999-aaaaaaaaaaaa", root / f"{NO_PID}-0-bbbbbbbbbbbb",
+               root / "99999999999999999999999-1-cccccccccccc"]
+    for folder in folders:
+        (folder / ".git").mkdir(parents=True)
+    assert clean_scratch(root) == 3
+    assert list(root.iterdir()) == []
+
+
 def test_a_group_of_zombies_does_not_run(tmp_path):
     zombie = subprocess.Popen(["true"], process_group=0)
     try:

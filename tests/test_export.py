@@ -318,6 +318,25 @@ def test_schema_file_is_current_and_other_versions_are_refused(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "not a database\n" * 100  # left alone
 
 
+def test_a_deeply_nested_line_with_a_lone_surrogate_is_stored_and_a_deeper_one_skipped(tmp_path):
+    """Replacing lone surrogates must not recurse (a hub object 500 deep is valid and stored by the
+    crawl; it stopped every export with RecursionError), and a line nested deeper than json.loads
+    reads is a bad line, not the end of the export."""
+    history = tmp_path / "data" / "huggingface" / "history"
+    history.mkdir(parents=True)
+    deep = json.loads("".join(['{"a":'] * 500) + '"x"' + "}" * 500)
+    line = {"model": 1, "model_id": "a/b", "crawled_at": "2024-01-01T00:00:00Z",
+            "raw": {"id": "c" * 40, "title": "C:\\ud800 dir \ud800", "deep": deep}}
+    deeper = b'{"model": 3, "raw": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    ok = {"model": 2, "model_id": "a/c", "crawled_at": "2024-01-01T00:00:00Z", "raw": {"id": "d" * 40, "title": "t"}}
+    (history / "commits.jsonl").write_bytes(json.dumps(line).encode() + b"\n" + deeper + b"\n"
+                                           + json.dumps(ok).encode() + b"\n")
+    counts = export_sqlite(tmp_path / "data", tmp_path / "d.sqlite")
+    assert (counts["lines"], counts["bad_lines"]) == (2, 1)
+    assert sorted(query(tmp_path / "d.sqlite", 'SELECT commit_id, title FROM "commit"')) == [
+        ("c" * 40, "C:\\ud800 dir \ufffd"), ("d" * 40, "t")]
+
+
 def test_values_sqlite_cannot_hold_are_made_storable(tree, tmp_path):
     """Lone surrogates (valid JSON, not UTF-8: escaped, or raw bytes json.loads lets through)
     become U+FFFD, integers beyond 64 bits NULL; SQLite, Parquet, the report and the command go on."""

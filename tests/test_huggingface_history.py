@@ -116,6 +116,18 @@ def test_after_a_force_push_commit_pages_stop_at_the_first_commit_stored_before(
     assert len(state["recent"]) == RECENT_COMMITS  # bounded, however long the history
 
 
+def test_only_commit_ids_go_into_the_commits_state(tmp_path):
+    """The state's recent commits are loaded by every crawl: a hostile hub's huge ids stay out."""
+    spider = history_spider(tmp_path)
+    commits = synthetic_history(MODEL["id"], SHA, 3).commits
+    huge = {**commits[1], "id": "x" * 100_000}
+    request = by_kind(spider.history_requests(MODEL))["commits"]
+    (item,) = spider.parse_history_commits(respond(request, [commits[0], huge, commits[2]],
+                                                   headers={"X-Total-Count": "3"}))
+    assert len(item.rows["commits"]) == 3  # stored as the hub gave them
+    assert item.states[0]["recent"] == [SHA, commits[2]["id"]]
+
+
 def test_next_links_stay_on_the_hub(tmp_path):
     spider = history_spider(tmp_path)
     request = by_kind(spider.history_requests(MODEL))["files"]

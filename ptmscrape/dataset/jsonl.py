@@ -96,6 +96,6 @@ def complete_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:
 def json_object(raw: bytes) -> dict[str, Any] | None:
     try:
         obj = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json.loads reads
         return None
     return obj if isinstance(obj, dict) else None

@@ -182,15 +182,30 @@ def _lines(path: Path, offset: int, position: list[int], counts: dict[str, int])
             position[0] = pos
 
 
-def _storable(value: Any) -> Any:
-    """``value`` with the lone surrogates of its strings (keys too) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    return value
+def _storable(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` (freshly decoded, changed in place) with the lone surrogates of its strings, keys
+    too, replaced by U+FFFD. Without recursion: a hub object nested as deep as json.loads reads
+    must not stop the export."""
+    clean = _SURROGATE.sub
+    stack: list[Any] = [record]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            items = list(node.items())
+            node.clear()
+            for key, value in items:
+                if isinstance(value, str):
+                    value = clean("\ufffd", value)
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+                node[clean("\ufffd", key) if isinstance(key, str) else key] = value
+        else:
+            for i, value in enumerate(node):
+                if isinstance(value, str):
+                    node[i] = clean("\ufffd", value)
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+    return record
 
 
 def open_database(db_path: str | os.PathLike[str]) -> sqlite3.Connection:

@@ -245,7 +245,8 @@ class HistoryMixin(_MixedInto):
                 break
             rows.append({"raw": commit})
         self._malformed_entries(ctx, "commits", malformed, "id")
-        listed = ctx.get("recent", []) + [r["raw"]["id"] for r in rows]
+        # Only real commit ids go into the state (a hostile hub's huge ids would be loaded by every crawl).
+        listed = ctx.get("recent", []) + [r["raw"]["id"] for r in rows if _SHA.fullmatch(r["raw"]["id"])]
         follow = None if reached else self._next(response, ctx, "commits", self.parse_history_commits,
                                                  {**ctx, "head": head, "recent": listed[:RECENT_COMMITS]})
         states = []
@@ -265,7 +266,7 @@ class HistoryMixin(_MixedInto):
         line = self.history_state.get(model, {}).get("commits", {})
         recent = line.get("recent")
         if isinstance(recent, list) and all(isinstance(c, str) for c in recent):
-            return recent
+            return [c for c in recent if _SHA.fullmatch(c)]
         return [line["head"]] if isinstance(line.get("head"), str) else []  # a state line of older crawls
 
     def parse_history_refs(self, response):
