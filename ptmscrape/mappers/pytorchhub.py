@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, new_record, paper_doi, str_list, text
+from ptmscrape.mappers.common import MappingError, id_text, new_record, paper_doi, str_list, text
 
 _GITHUB_HOSTS = ("github.com", "www.github.com")
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -40,7 +40,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     page = raw.payload
     if not isinstance(page, dict):
         raise MappingError(f"payload is {type(page).__name__}, not an object")
-    slug = text(page.get("Slug"), 200)
+    slug = id_text(page.get("Slug"), 200, "slug")
     if not slug or not slug.strip():
         raise MappingError("no slug (the model page's URL name)")
     name = text(page.get("ModelName"), 300)
