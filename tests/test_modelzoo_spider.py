@@ -6,8 +6,9 @@ import pytest
 from scrapy.http import HtmlResponse, Request
 
 from ptmscrape.items import RawModelItem
+from ptmscrape.mappers.modelzoo import map_raw
 from spiders.modelzoo import ModelzooSpider
-from tests.helpers import fixture_response, json_response, spider_maker, start_requests, text_response
+from tests.helpers import fixture_response, html_response, json_response, spider_maker, start_requests, text_response
 from tests.replicas.modelzoo import DETAIL_KEYS, LISTING_KEYS, detail, fixture_models, listing_entry
 
 BASE = "https://zoo.example"
@@ -160,13 +161,49 @@ def test_rendered_empty_page_ends_the_listing():
     assert spider.crawler.stats.get_value("ptm/pages/failed") is None
 
 
-@pytest.mark.parametrize("slug", ["stylegan", "gluon-cv", "ray", "tts"])
-def test_rendered_model_page_gives_the_same_payload_as_the_api(slug):
+def test_rendered_model_page_with_the_assumed_extras_gives_the_same_payload_as_the_api():
     spider = rendered_spider()
-    (item,) = spider.parse_model_page(rendered(f"model-{slug}.html", f"/model/{slug}"), slug=slug)
-    assert item.model_id == slug and item.url == f"{RENDERED_BASE}/model/{slug}"
-    assert item.payload == detail(by_slug(slug))
+    (item,) = spider.parse_model_page(rendered("model-gluon-cv.html", "/model/gluon-cv"), slug="gluon-cv")
+    assert item.model_id == "gluon-cv" and item.url == f"{RENDERED_BASE}/model/gluon-cv"
+    assert item.payload == detail(by_slug("gluon-cv"))
     assert list(item.payload) == list(DETAIL_KEYS)  # same key order: same stored payload file
+
+
+def documented(model):
+    """The detail object as the documented markup alone gives it: no title, description,
+    long_desc, papers or id; the categories without their (unknown) ids."""
+    return {**detail(model), "title": None, "description": None, "long_desc": None, "papers": None,
+            "id": None, "categories": [{**c, "id": None} for c in model["categories"]]}
+
+
+@pytest.mark.parametrize("slug", ["stylegan", "ray", "tts"])
+def test_rendered_model_page_in_the_documented_markup_gives_framework_categories_stars_and_link(slug):
+    spider = rendered_spider()
+    response = rendered(f"model-{slug}.html", f"/model/{slug}")
+    assert not response.css(".model-page, a.model-category")  # only the markup the real site is known to have
+    (item,) = spider.parse_model_page(response, slug=slug)
+    assert item.payload == documented(by_slug(slug))
+    assert list(item.payload) == list(DETAIL_KEYS)
+    # so the record has the API's tags and task
+    record, api = map_raw(item), map_raw(RawModelItem("modelzoo", slug, item.url, detail(by_slug(slug))))
+    assert (record["Tags"], record["ModelTask"], record["Library"], record["Likes"], record["RepoURL"]) == (
+        api["Tags"], api["ModelTask"], api["Library"], api["Likes"], api["RepoURL"])
+    assert record["Tags"]
+
+
+def test_rendered_categories_are_matched_to_the_hubs_list_by_title():
+    page = ('<html><body><div class="model-info-div box-shadow"><h5>Model Information</h5>'
+            '<div><span>Framework</span><span>jax</span></div>'
+            '<div><span>Category</span><span>graph, Quantum Stuff ,Self-Supervised Learning</span></div>'
+            '<div><span>GitHub Stars</span><span>1,204</span></div></div></body></html>')
+    (item,) = rendered_spider().parse_model_page(html_response(f"{RENDERED_BASE}/model/q", page), slug="q")
+    assert item.payload["categories"] == [
+        {"id": None, "slug": "graph", "title": "Graph", "short_title": "Graph"},
+        {"id": None, "slug": None, "title": "Quantum Stuff", "short_title": None},  # not a known category
+        {"id": None, "slug": "self-supervised-learning", "title": "Self-Supervised Learning",
+         "short_title": "Self-Supervised"}]
+    assert (item.payload["stars"], item.payload["framework"], item.payload["link"]) == (1204, "jax", None)
+    assert map_raw(item)["Tags"] == ["graph", "self-supervised-learning"]
 
 
 def test_rendered_model_page_reads_the_documented_info_positions():
