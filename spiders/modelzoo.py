@@ -48,6 +48,7 @@ _CARD = "a.model-detail-div.box-shadow.w-100"
 _INFO = "div.model-info-div.box-shadow"
 _GET_MODEL = "a.btn.btn-primary.btn-get-model[target=_blank]"
 _MODEL_PATH = re.compile(r"^/model/([^/]+)/?$")
+_NOT_SLUGS = (".", "..")  # path segments that name no model
 # The hub's categories: (slug, title, short_title), as the schemas PTMTorrent generated from the real
 # API list them (their numeric ids are unknown). A rendered page shows the title.
 CATEGORIES = (
@@ -76,6 +77,8 @@ class ModelzooSpider(HubSpider):
             raise BadInput(f"-a render= must be 'api' or 'splash', got {render!r}")
         self.render = render
         self.models = [m.strip() for m in (models or "").split(",") if m.strip()]
+        if any(m in _NOT_SLUGS for m in self.models):
+            raise BadInput("-a models= lists '.' or '..', which name no model")
         self.listed: set[str] = set()
 
     def check_settings(self, settings) -> None:
@@ -154,9 +157,11 @@ class ModelzooSpider(HubSpider):
 
     # -- listing bookkeeping -------------------------------------------------------------
     def listed_slug(self, response, slug) -> str | None:
-        if isinstance(slug, str) and slug.strip():
+        """The slug, or None (logged, counted) when there is none: empty, or ``.``/``..``, which
+        would ask for the listing's own path or its parent rather than a model."""
+        if isinstance(slug, str) and slug.strip() and slug not in _NOT_SLUGS:
             return slug
-        self.logger.error("Listing entry without a slug on %s: %r", response.url, slug)
+        self.logger.error("Listing entry without a usable slug on %s: %r", response.url, slug)
         self.crawler.stats.inc_value(PAGES_ENTRIES_WITHOUT_SLUG)
         return None
 

@@ -117,6 +117,24 @@ def test_listing_entries_without_a_slug_are_counted_and_skipped():
     assert spider.crawler.stats.get_value("ptm/pages/entries_without_slug") == 2
 
 
+def test_dot_slugs_are_counted_and_skipped_not_requested_as_the_listing_or_its_parent(caplog):
+    spider = make_spider()
+    response = api_page(f"{BASE}/api/models/0/", {"models": [{"slug": "."}, {"slug": ".."}, {"slug": "ray"}]})
+    _, requests = split(spider.parse_listing(response, offset=0))
+    assert [r.url for r in requests] == [f"{BASE}/api/models/3/", f"{BASE}/api/models/ray/"]
+    assert spider.crawler.stats.get_value("ptm/pages/entries_without_slug") == 2
+    assert f"Listing entry without a usable slug on {BASE}/api/models/0/: '..'" in caplog.text
+    rendered_listing = ('<html><body><a class="model-detail-div box-shadow w-100" href="/model/%2E%2E">x</a>'
+                        '<a class="model-detail-div box-shadow w-100" href="/model/.">x</a>'
+                        '<a class="model-detail-div box-shadow w-100" href="/model/ray">x</a></body></html>')
+    spider = rendered_spider()
+    _, requests = split(spider.parse_listing_page(html_response(f"{RENDERED_BASE}/", rendered_listing)))
+    assert [r.cb_kwargs for r in requests] == [{"slug": "ray"}]
+    assert spider.crawler.stats.get_value("ptm/pages/entries_without_slug") == 2
+    with pytest.raises(ValueError, match="name no model"):
+        make_spider(models="ray,..")
+
+
 def test_limit_caps_the_models_requested_and_stops_paging():
     spider = make_spider(limit="3")
     _, requests = split(spider.parse_listing(listing(0, fixture_models()[:5]), offset=0))
