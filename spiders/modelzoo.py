@@ -18,15 +18,20 @@ JavaScript fills from the API, so each page is fetched through Splash (``ptmscra
 * ``<base>/`` lists model cards ``a.model-detail-div.box-shadow.w-100[href="/model/<slug>"]``;
   ``a.next-page`` leads to the next listing page; ``.no-models`` marks an empty one (the end).
   (The cards are modelzoo.co's; the paging markup is the replica's, as the real site's is unknown.)
-* ``<base>/model/<slug>``: ``div.model-info-div.box-shadow`` whose stripped strings hold the
-  framework (index 2), category titles (4) and GitHub stars (6, ``-`` when missing); the
-  repository link ``a.btn.btn-primary.btn-get-model[target=_blank]``; and, in ``.model-page``
-  (``data-model-id``): ``.model-title``, ``.model-description``, ``a.model-category`` badges
-  (``data-id``, ``data-slug``, ``data-short-title``, title as text), ``a.model-paper`` links
-  (paper title as text) and ``.model-long-desc``. An element for a null value is left out.
+* ``<base>/model/<slug>``, documented (PTMTorrent's scraper of the real site read it):
+  ``div.model-info-div.box-shadow`` whose stripped strings hold the framework (index 2), the
+  category title(s) (4, comma-separated, ``-`` for none; matched to ``CATEGORIES``) and GitHub
+  stars (6, ``-`` when missing); the repository link ``a.btn.btn-primary.btn-get-model[target=_blank]``.
+* Assumed (the replica's markup; the real site's is unknown), each read only when present: in
+  ``.model-page`` (``data-model-id``): ``.model-title``, ``.model-description``,
+  ``a.model-category`` badges (``data-id``, ``data-slug``, ``data-short-title``, title as text;
+  they replace the categories read from the info box), ``a.model-paper`` links (paper title as
+  text) and ``.model-long-desc``. An element for a null value is left out.
 
-Both paths yield the same raw payload: the detail object. (Rendered HTML cannot tell ``null``
-from ``""`` for framework and stars, and HTML parsing turns CR LF into LF in text.)
+Both paths yield the same raw payload: the detail object. From the documented markup alone it
+has no title, description, long_desc, papers or id (all null) and categories without ids. (Rendered
+HTML cannot tell ``null`` from ``""`` for framework and stars, and HTML parsing turns CR LF into LF
+in text.)
 """
 
 from __future__ import annotations
@@ -43,6 +48,22 @@ _CARD = "a.model-detail-div.box-shadow.w-100"
 _INFO = "div.model-info-div.box-shadow"
 _GET_MODEL = "a.btn.btn-primary.btn-get-model[target=_blank]"
 _MODEL_PATH = re.compile(r"^/model/([^/]+)/?$")
+_NOT_SLUGS = (".", "..")  # path segments that name no model
+# The hub's categories: (slug, title, short_title), as the schemas PTMTorrent generated from the real
+# API list them (their numeric ids are unknown). A rendered page shows the title.
+CATEGORIES = (
+    ("computer-vision", "Computer Vision", "CV"),
+    ("reinforcement-learning", "Reinforcement Learning", "RL"),
+    ("natural-language-processing", "Natural Language Processing", "NLP"),
+    ("generative-models", "Generative Models", "Generative"),
+    ("unsupervised-learning", "Unsupervised Learning", "Unsupervised"),
+    ("audio-speech", "Audio and Speech", "Audio"),
+    ("graph", "Graph", "Graph"),
+    ("self-supervised-learning", "Self-Supervised Learning", "Self-Supervised"),
+    ("health-bioscience", "Health and Bioscience", "Health"),
+)
+_CATEGORY_OF = {name.lower(): (slug, title, short) for slug, title, short in CATEGORIES
+                for name in (slug, title, short)}
 
 
 class ModelzooSpider(HubSpider):
@@ -56,6 +77,8 @@ class ModelzooSpider(HubSpider):
             raise BadInput(f"-a render= must be 'api' or 'splash', got {render!r}")
         self.render = render
         self.models = [m.strip() for m in (models or "").split(",") if m.strip()]
+        if any(m in _NOT_SLUGS for m in self.models):
+            raise BadInput("-a models= lists '.' or '..', which name no model")
         self.listed: set[str] = set()
 
     def check_settings(self, settings) -> None:
@@ -134,9 +157,11 @@ class ModelzooSpider(HubSpider):
 
     # -- listing bookkeeping -------------------------------------------------------------
     def listed_slug(self, response, slug) -> str | None:
-        if isinstance(slug, str) and slug.strip():
+        """The slug, or None (logged, counted) when there is none: empty, or ``.``/``..``, which
+        would ask for the listing's own path or its parent rather than a model."""
+        if isinstance(slug, str) and slug.strip() and slug not in _NOT_SLUGS:
             return slug
-        self.logger.error("Listing entry without a slug on %s: %r", response.url, slug)
+        self.logger.error("Listing entry without a usable slug on %s: %r", response.url, slug)
         self.crawler.stats.inc_value(PAGES_ENTRIES_WITHOUT_SLUG)
         return None
 
@@ -157,6 +182,7 @@ def rendered_model(response) -> dict:
     """The detail object, read back from a rendered model page (same keys, same order)."""
     page = response.css(".model-page")
     info = [s.strip() for s in response.css(f"{_INFO} ::text").getall() if s.strip()]
+    badges = page.css("a.model-category")
     return {
         "title": _text(page, ".model-title"),
         "description": _text(page, ".model-description"),
@@ -168,9 +194,20 @@ def rendered_model(response) -> dict:
         "framework": _dash_none(info[2] if len(info) > 2 else None),
         "categories": [{"id": _int(a.attrib.get("data-id")), "slug": a.attrib.get("data-slug"),
                         "title": a.xpath("string()").get(), "short_title": a.attrib.get("data-short-title")}
-                       for a in page.css("a.model-category")],
+                       for a in badges] if badges else _categories(info[4] if len(info) > 4 else None),
         "id": _int(page.attrib.get("data-model-id")) if page else None,
     }
+
+
+def _categories(shown: str | None) -> list[dict]:
+    """Category objects of the titles the info box shows (``Generative Models, Computer Vision``):
+    a known one gets its slug and short title (its id is unknown), another only its title."""
+    out = []
+    for title in (t.strip() for t in (_dash_none(shown) or "").split(",")):
+        if title:
+            slug, title, short = _CATEGORY_OF.get(title.lower(), (None, title, None))
+            out.append({"id": None, "slug": slug, "title": title, "short_title": short})
+    return out
 
 
 def _text(selection, css: str) -> str | None:

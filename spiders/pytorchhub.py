@@ -3,6 +3,8 @@
 The hub has no JSON API: ``<base>/research-models/compact`` lists every model as a card
 (``div.compact-hub-card-wrapper`` with ``data-tags`` and ``data-id`` = GitHub ``owner/repo``, around
 one site-relative ``a[href="/hub/<slug>/"]``; no pagination, sorting and filtering are client-side).
+A card whose link is not a model page (``/hub/<slug>/``, also absolute or under the base URL's path,
+one path segment, not ``.`` or ``..``) is reported with its number and the crawl goes on.
 Each model page ``<base>/<slug>/`` (built from the base URL and the card's slug, not from the
 card's site-relative href, so a mirror under a path works) gives the name (the jumbotron's ``h1``:
 articles have ``h1`` headings of their own), the author (the first ``p.detail-lead``,
@@ -20,7 +22,7 @@ plus the slug and the page URL (keys as in PTMTorrent's ``pytorchhubModelMetadat
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from ptmscrape.spiders_base import HubSpider
 
@@ -29,6 +31,7 @@ ARTICLE = "article.pytorch-article"
 # Bounds on what one page may put in its payload (the real maximum: 21 code blocks, 30 links).
 MAX_CODE_SAMPLES, MAX_CODE_CHARS, MAX_LINKS = 100, 20_000, 500
 _URL = re.compile(r"https?://[^\s<>\"'()\[\]{}]+")
+_MODEL_PATH = re.compile(r"^/([^/]+)/?$")  # below /hub (or the base URL's path)
 
 
 class PytorchhubSpider(HubSpider):
@@ -49,7 +52,7 @@ class PytorchhubSpider(HubSpider):
         wanted = 0
         for number, card in enumerate(cards, 1):
             href = card.css("a[href]::attr(href)").get("").strip()
-            slug = _slug(href)
+            slug = _slug(response.urljoin(href), self.base_url) if href else None
             if not slug:
                 self.report_bad_page(response, f"card without a model link (card {number}: {href[:80]!r})")
                 continue
@@ -96,10 +99,20 @@ class PytorchhubSpider(HubSpider):
         })
 
 
-def _slug(href: str) -> str | None:
-    """``pytorch_vision_resnet`` from ``/hub/pytorch_vision_resnet/`` (or its absolute form)."""
-    segments = [s for s in urlsplit(href).path.split("/") if s]
-    return segments[-1] if segments else None
+def _slug(url: str, base_url: str) -> str | None:
+    """``pytorch_vision_resnet`` from a card's ``…/hub/pytorch_vision_resnet/``, read below the base
+    URL's path (a mirror's ``/mirror/hub``) or the site's ``/hub`` (it links from its root); None for
+    any other link (``javascript:…``, ``/hub/a/b/``, ``/hub/a%2Fb/``: a slug is a file's name) and for
+    ``.`` or ``..``, which name no model."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return None
+    match = None
+    for prefix in dict.fromkeys((urlsplit(base_url).path.rstrip("/"), "/hub")):
+        if parts.path.startswith(prefix + "/"):
+            match = match or _MODEL_PATH.match(parts.path[len(prefix):])
+    slug = unquote(match.group(1)) if match else None
+    return slug if slug and "/" not in slug and slug not in (".", "..") else None
 
 
 def _text(selection) -> str:

@@ -239,6 +239,37 @@ def test_unmappable_payloads_raise_a_reason(payload, reason):
         map_raw(raw(payload))
 
 
+# Every hub's field a model's identity comes from, its limit, and a payload carrying a value there.
+_ID_FIELDS = [
+    ("modelhub", 100, lambda v: {"id": v, "name": "n", "github": "https://github.com/a/b"}),
+    ("pytorchhub", 200, lambda v: {"Slug": v, "ModelName": "N"}),
+    ("huggingface", 100, lambda v: {"_id": v, "id": "a/b"}),
+    ("ollama", 200, lambda v: {"Name": v}),
+    ("ollama", 200, lambda v: {"Name": "n", "Namespace": v}),
+    ("tfhub", 300, lambda v: {"handle": "a/" + v[2:], "path": "assets/docs/a/models/b/1.md"}),
+    ("openvino", 300, lambda v: {"group": "intel", "name": v, "model_dir": "models/intel/a", "model": {}}),
+    ("openvino", 600, lambda v: {"group": "intel", "name": "a", "folder": v, "model_dir": "models/intel/a",
+                                 "model": {}}),
+    ("onnxmodelzoo", 500, lambda v: {"model_dir": v, "kind": "generated", "turnkey": {}}),
+    ("onnxmodelzoo", 1000, lambda v: {"model_dir": "a/b", "row": {"downloads": [{"path": v[:-5] + ".onnx"}]}}),
+    ("modelscope", 100, lambda v: {"Path": "iic", "Name": "n", "Id": v}),
+]
+
+
+@pytest.mark.parametrize("hub, limit, payload", _ID_FIELDS)
+def test_an_over_long_id_is_refused_not_cut_into_another_models_id(hub, limit, payload):
+    from ptmscrape.mappers import mapper_for
+
+    def mapped(value):
+        return mapper_for(hub)(RawModelItem(hub=hub, model_id=value, url="https://hub/", payload=payload(value)))
+
+    record = mapped("m" * limit)  # at the limit: kept whole
+    assert list(VALIDATOR.iter_errors(record)) == []
+    for tail in ("1", "2"):  # cut to the limit, both would be the model above
+        with pytest.raises(MappingError, match=f"{limit + 1} characters long, over the limit of {limit}"):
+            mapped("m" * limit + tail)
+
+
 def test_a_trailing_newline_does_not_pass_for_a_valid_value():
     """Validators anchored with ``$`` let ``"value\\n"`` through with ``re.match``; hub text is
     checked whole."""

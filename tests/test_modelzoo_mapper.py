@@ -39,8 +39,18 @@ def test_ptmtorrent_keys_from_a_github_model():
     assert (r["RepoBranch"], r["RepoSubPath"]) == (None, None)
     assert r["ModelPaperDOIs"] == ["10.48550/arXiv.1812.08008", "10.1109/CVPR.2016.511"]
     assert (r["Library"], r["Likes"], r["Tags"]) == ("caffe", 27950, ["computer-vision"])
+    assert r["ModelTask"] == "computer-vision"  # the category, as PyTorch Hub's domain tag "vision"
     assert r["DisplayName"] == "OpenPose"  # the hub's title; the slug is the name
     assert r["CloneStatus"] == "pending" and r["LatestGitCommitSHA"] is None
+
+
+def test_the_task_is_the_first_categorys_slug():
+    stylegan = record("stylegan")
+    assert (stylegan["ModelTask"], stylegan["Tags"]) == ("generative-models", ["generative-models", "computer-vision"])
+    assert record("tts")["ModelTask"] == "audio-speech"
+    no_slug = map_raw(raw("x", {"categories": [{"title": "Graph"}, {"slug": "graph", "title": "Graph"}]}))
+    assert (no_slug["ModelTask"], no_slug["Tags"]) == ("graph", ["graph"])
+    assert map_raw(raw("x", {"categories": []}))["ModelTask"] is None
 
 
 def test_tree_links_give_the_repository_branch_and_folder():
@@ -95,7 +105,7 @@ def test_tolerates_junk_fields_and_refuses_non_objects():
     r = map_raw(raw("odd", {"title": 5, "stars": -3, "framework": ["x"], "categories": "cv",
                             "papers": "x", "link": 7, "id": True}))
     assert [e.message for e in VALIDATOR.iter_errors(r)] == []
-    assert (r["Likes"], r["Library"], r["Tags"], r["RepoURL"]) == (None, None, [], None)
+    assert (r["Likes"], r["Library"], r["Tags"], r["ModelTask"], r["RepoURL"]) == (None, None, [], None, None)
     assert r["ModelHub"]["MetadataObjectID"] == "odd"  # no usable numeric id: the slug
     with pytest.raises(MappingError, match="not an object"):
         map_raw(raw("x", ["not", "a", "model"]))

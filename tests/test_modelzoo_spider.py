@@ -6,8 +6,9 @@ import pytest
 from scrapy.http import HtmlResponse, Request
 
 from ptmscrape.items import RawModelItem
+from ptmscrape.mappers.modelzoo import map_raw
 from spiders.modelzoo import ModelzooSpider
-from tests.helpers import fixture_response, json_response, spider_maker, start_requests, text_response
+from tests.helpers import fixture_response, html_response, json_response, spider_maker, start_requests, text_response
 from tests.replicas.modelzoo import DETAIL_KEYS, LISTING_KEYS, detail, fixture_models, listing_entry
 
 BASE = "https://zoo.example"
@@ -116,6 +117,24 @@ def test_listing_entries_without_a_slug_are_counted_and_skipped():
     assert spider.crawler.stats.get_value("ptm/pages/entries_without_slug") == 2
 
 
+def test_dot_slugs_are_counted_and_skipped_not_requested_as_the_listing_or_its_parent(caplog):
+    spider = make_spider()
+    response = api_page(f"{BASE}/api/models/0/", {"models": [{"slug": "."}, {"slug": ".."}, {"slug": "ray"}]})
+    _, requests = split(spider.parse_listing(response, offset=0))
+    assert [r.url for r in requests] == [f"{BASE}/api/models/3/", f"{BASE}/api/models/ray/"]
+    assert spider.crawler.stats.get_value("ptm/pages/entries_without_slug") == 2
+    assert f"Listing entry without a usable slug on {BASE}/api/models/0/: '..'" in caplog.text
+    rendered_listing = ('<html><body><a class="model-detail-div box-shadow w-100" href="/model/%2E%2E">x</a>'
+                        '<a class="model-detail-div box-shadow w-100" href="/model/.">x</a>'
+                        '<a class="model-detail-div box-shadow w-100" href="/model/ray">x</a></body></html>')
+    spider = rendered_spider()
+    _, requests = split(spider.parse_listing_page(html_response(f"{RENDERED_BASE}/", rendered_listing)))
+    assert [r.cb_kwargs for r in requests] == [{"slug": "ray"}]
+    assert spider.crawler.stats.get_value("ptm/pages/entries_without_slug") == 2
+    with pytest.raises(ValueError, match="name no model"):
+        make_spider(models="ray,..")
+
+
 def test_limit_caps_the_models_requested_and_stops_paging():
     spider = make_spider(limit="3")
     _, requests = split(spider.parse_listing(listing(0, fixture_models()[:5]), offset=0))
@@ -160,13 +179,49 @@ def test_rendered_empty_page_ends_the_listing():
     assert spider.crawler.stats.get_value("ptm/pages/failed") is None
 
 
-@pytest.mark.parametrize("slug", ["stylegan", "gluon-cv", "ray", "tts"])
-def test_rendered_model_page_gives_the_same_payload_as_the_api(slug):
+def test_rendered_model_page_with_the_assumed_extras_gives_the_same_payload_as_the_api():
     spider = rendered_spider()
-    (item,) = spider.parse_model_page(rendered(f"model-{slug}.html", f"/model/{slug}"), slug=slug)
-    assert item.model_id == slug and item.url == f"{RENDERED_BASE}/model/{slug}"
-    assert item.payload == detail(by_slug(slug))
+    (item,) = spider.parse_model_page(rendered("model-gluon-cv.html", "/model/gluon-cv"), slug="gluon-cv")
+    assert item.model_id == "gluon-cv" and item.url == f"{RENDERED_BASE}/model/gluon-cv"
+    assert item.payload == detail(by_slug("gluon-cv"))
     assert list(item.payload) == list(DETAIL_KEYS)  # same key order: same stored payload file
+
+
+def documented(model):
+    """The detail object as the documented markup alone gives it: no title, description,
+    long_desc, papers or id; the categories without their (unknown) ids."""
+    return {**detail(model), "title": None, "description": None, "long_desc": None, "papers": None,
+            "id": None, "categories": [{**c, "id": None} for c in model["categories"]]}
+
+
+@pytest.mark.parametrize("slug", ["stylegan", "ray", "tts"])
+def test_rendered_model_page_in_the_documented_markup_gives_framework_categories_stars_and_link(slug):
+    spider = rendered_spider()
+    response = rendered(f"model-{slug}.html", f"/model/{slug}")
+    assert not response.css(".model-page, a.model-category")  # only the markup the real site is known to have
+    (item,) = spider.parse_model_page(response, slug=slug)
+    assert item.payload == documented(by_slug(slug))
+    assert list(item.payload) == list(DETAIL_KEYS)
+    # so the record has the API's tags and task
+    record, api = map_raw(item), map_raw(RawModelItem("modelzoo", slug, item.url, detail(by_slug(slug))))
+    assert (record["Tags"], record["ModelTask"], record["Library"], record["Likes"], record["RepoURL"]) == (
+        api["Tags"], api["ModelTask"], api["Library"], api["Likes"], api["RepoURL"])
+    assert record["Tags"]
+
+
+def test_rendered_categories_are_matched_to_the_hubs_list_by_title():
+    page = ('<html><body><div class="model-info-div box-shadow"><h5>Model Information</h5>'
+            '<div><span>Framework</span><span>jax</span></div>'
+            '<div><span>Category</span><span>graph, Quantum Stuff ,Self-Supervised Learning</span></div>'
+            '<div><span>GitHub Stars</span><span>1,204</span></div></div></body></html>')
+    (item,) = rendered_spider().parse_model_page(html_response(f"{RENDERED_BASE}/model/q", page), slug="q")
+    assert item.payload["categories"] == [
+        {"id": None, "slug": "graph", "title": "Graph", "short_title": "Graph"},
+        {"id": None, "slug": None, "title": "Quantum Stuff", "short_title": None},  # not a known category
+        {"id": None, "slug": "self-supervised-learning", "title": "Self-Supervised Learning",
+         "short_title": "Self-Supervised"}]
+    assert (item.payload["stars"], item.payload["framework"], item.payload["link"]) == (1204, "jax", None)
+    assert map_raw(item)["Tags"] == ["graph", "self-supervised-learning"]
 
 
 def test_rendered_model_page_reads_the_documented_info_positions():

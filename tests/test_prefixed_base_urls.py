@@ -49,7 +49,7 @@ def test_modelzoo_api_and_rendered_site_under_a_prefix_give_every_model(tmp_path
     assert comparable(rendered.items) == comparable(api.items)
     assert {i["ModelURL"] for i in rendered.items} == {f"{zoo.url}/model/{s}" for s in zoo.models}
     assert "entries_without_slug" not in str(rendered.stats)
-    assert "Listing entry without a slug" not in rendered.log
+    assert "Listing entry without a usable slug" not in rendered.log
 
 
 def test_huggingface_under_a_prefix_follows_renames_and_pages(tmp_path):

@@ -39,8 +39,17 @@ def test_tree_links_give_the_models_folder_and_git_suffixes_are_dropped():
     assert speak["RepoSubPath"] == "PyTorch/SpeechSynthesis/SpeakFast"
     assert (speak["ModelTask"], speak["ModelOwner"]) == ("audio", "NVIDIA")
     forge = map_raw(items["textforge_transformers"])
-    assert forge["RepoURL"] == "https://github.com/textforge/textforge-transformers"
+    assert forge["RepoURL"] == "https://github.com/textforge/transformers"
     assert forge["RepoSubPath"] is None and forge["ModelTask"] == "nlp"
+
+
+def test_a_renamed_repository_is_the_cards_data_id_not_the_pages_old_link():
+    item = crawl_fixtures(make_spider())["textforge_transformers"]
+    assert item.payload["GitHubURL"] == "https://github.com/textforge/textforge-transformers.git"  # old name
+    assert item.payload["GitHubID"] == "textforge/transformers"
+    r = map_raw(item)
+    assert (r["RepoURL"], r["RepoSubPath"]) == ("https://github.com/textforge/transformers", None)
+    assert (r["ModelOwner"], r["ModelOwnerURL"]) == ("TextForge", "https://github.com/textforge")
 
 
 @pytest.mark.parametrize("link, github_id, expected", [
@@ -50,6 +59,19 @@ def test_tree_links_give_the_models_folder_and_git_suffixes_are_dropped():
     (None, "owner/repo", ("https://github.com/owner/repo", None)),
     ("https://gitlab.com/a/b", "owner/repo", ("https://github.com/owner/repo", None)),
     ("https://github.com/lonely", "not an id", (None, None)),
+    # data-id first: the link may carry a renamed repository's old name, or other casing
+    ("https://github.com/huggingface/pytorch-transformers.git", "huggingface/transformers",
+     ("https://github.com/huggingface/transformers", None)),
+    ("https://github.com/Coderx7/SimpleNet_Pytorch/blob/master/imagenet/simplenet.py", "coderx7/simplenet_pytorch",
+     ("https://github.com/coderx7/simplenet_pytorch", None)),
+    # the link's folder only when it is in the data-id's repository (ignoring case)
+    ("https://github.com/nvidia/deeplearningexamples/tree/master/PyTorch/X", "NVIDIA/DeepLearningExamples",
+     ("https://github.com/NVIDIA/DeepLearningExamples", "PyTorch/X")),
+    ("https://github.com/other/examples/tree/master/PyTorch/X", "NVIDIA/DeepLearningExamples",
+     ("https://github.com/NVIDIA/DeepLearningExamples", None)),
+    # an invalid data-id: the link is the repository
+    ("https://github.com/a/b/tree/dev/x", "../..", ("https://github.com/a/b", "x")),
+    (None, "owner/..", (None, None)),
 ])
 def test_repository_from_link_or_card_id(link, github_id, expected):
     assert repository(link, github_id) == expected

@@ -2,6 +2,7 @@
 
 import pickle
 
+import pytest
 from scrapy.utils.request import request_from_dict
 
 from ptmscrape.items import RawModelItem
@@ -75,6 +76,30 @@ def test_a_card_without_a_link_is_reported_and_the_others_go_on():
     requests = listing(spider, body)
     assert len(requests) == 6 and "pocketnet" not in " ".join(r.url for r in requests)
     assert stat(spider, "ptm/pages/failed/card without a model link") == 1
+
+
+@pytest.mark.parametrize("href", ["/hub/../", "/hub/./", "/hub/%2E%2E/", "/hub/%2e/", "javascript:alert(1)",
+                                  "/hub/a/b/", "/hub/..%2F..%2Fetc/", "/research-models/", "/other/pocketnet/",
+                                  "mailto:hub@example.org", "#"])
+def test_a_card_whose_link_is_no_model_page_is_reported_and_the_others_go_on(href):
+    body = (FIXTURES / LISTING).read_text().replace('href="/hub/pytorch_vision_pocketnet/"', f'href="{href}"', 1)
+    spider = make_spider()
+    requests = listing(spider, body)
+    assert [r.url for r in requests] == [f"{BASE}/{slug}/" for slug in slugs() if slug != "pytorch_vision_pocketnet"]
+    assert stat(spider, "ptm/pages/failed/card without a model link") == 1
+
+
+@pytest.mark.parametrize("base, href", [
+    (BASE, "/hub/pytorch_vision_pocketnet"), (BASE, "https://pytorch.org/hub/pytorch_vision_pocketnet/"),
+    ("http://mirror.example/pt/hub", "/pt/hub/pytorch_vision_pocketnet/"),  # a mirror that knows its prefix
+    ("http://mirror.example/pt/hub", "/hub/pytorch_vision_pocketnet/"),  # one that links from the root
+])
+def test_model_links_are_read_below_hub_or_the_base_urls_path(base, href):
+    body = (FIXTURES / LISTING).read_text().replace('href="/hub/pytorch_vision_pocketnet/"', f'href="{href}"', 1)
+    spider = spider_maker(PytorchhubSpider, {"PTM_PYTORCHHUB_URL": base})()
+    requests = list(spider.parse_listing(html_response(f"{base}/research-models/compact", body)))
+    assert [r.url for r in requests] == [f"{base}/{slug}/" for slug in slugs()]
+    assert stat(spider, "ptm/pages/failed") is None
 
 
 def test_a_listing_without_cards_is_reported():

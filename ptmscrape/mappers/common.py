@@ -142,6 +142,16 @@ def text(value: Any, limit: int = 10_000) -> str | None:
     return None
 
 
+def id_text(value: Any, limit: int, label: str) -> str | None:
+    """A string field a model's identity is built from (its id, slug, handle, folder…), or None
+    when the hub sent another type. One over ``limit`` is refused, never cut: two ids sharing
+    their first ``limit`` characters would else become one model."""
+    if isinstance(value, str) and len(value) > limit:
+        raise MappingError(f"{label} is {len(value)} characters long, over the limit of {limit}: "
+                           f"{value[:100]!r}")
+    return value if isinstance(value, str) else None
+
+
 # The largest count a record carries: SQLite, Parquet (int64) and most readers hold no more, and no
 # hub has more downloads, likes, bytes or parameters than that.
 MAX_COUNT = 2**63 - 1

@@ -11,6 +11,7 @@ from ptmscrape.mappers.common import (
     MappingError,
     arxiv_doi,
     count,
+    id_text,
     new_record,
     str_list,
     text,
@@ -31,7 +32,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     owner, _, name = model_id.rpartition("/")
     author = text(obj.get("author"), 200)
     owner = owner or author or ""
-    object_id = text(obj.get("_id"), 100) or model_id
+    object_id = id_text(obj.get("_id"), 100, "'_id'") or model_id
     card = obj.get("cardData")
     if not isinstance(card, dict):
         card = {}

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, new_record, str_list, text
+from ptmscrape.mappers.common import MappingError, id_text, new_record, str_list, text
 
 HUB_URL = "https://modelhub.ai"
 # https://<host>/<owner>/<repo> (always github.com in the real index; other hosts are kept as given).
@@ -24,7 +24,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     entry = raw.payload
     if not isinstance(entry, dict):
         raise MappingError(f"index entry is {type(entry).__name__}, not an object")
-    model_id = text(entry.get("id"), 100)
+    model_id = id_text(entry.get("id"), 100, "'id'")
     if not model_id or not model_id.strip():
         raise MappingError(f"missing or malformed 'id': {str(entry.get('id'))[:100]!r}")
     name = text(entry.get("name"), 300)

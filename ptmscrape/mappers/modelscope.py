@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, arxiv_doi, count, new_record, str_list, text
+from ptmscrape.mappers.common import MappingError, arxiv_doi, count, id_text, new_record, str_list, text
 
 DEFAULT_BASE = "https://www.modelscope.cn"
 # Latest plausible Unix time in seconds (year 9999); larger numbers are milliseconds or junk.
@@ -49,8 +49,8 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     base = str(raw.context.get("base_url") or DEFAULT_BASE).rstrip("/")
     key = f"{owner}/{name}"
     hub_id = obj.get("Id")
-    object_id = str(hub_id)[:100] if isinstance(hub_id, (int, str)) and not isinstance(hub_id, bool) \
-        and str(hub_id) else key
+    object_id = (id_text(str(hub_id), 100, "'Id'") if isinstance(hub_id, (int, str))
+                 and not isinstance(hub_id, bool) else None) or key
     o, n = quote(owner, safe=""), quote(name, safe="")
     owner_page = "organization" if isinstance(obj.get("Organization"), dict) else "profile"
     tasks = _tasks(obj.get("Tasks"))

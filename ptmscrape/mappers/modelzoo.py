@@ -6,6 +6,8 @@ The raw item's ``model_id`` is the model's slug (the detail object has none). Th
 another host is kept as given and the clone stage finds out whether git can clone it (its reason
 goes in ``CloneStatus``). ``stars`` (the repository's GitHub stars, as the hub shows them) go in
 ``Likes``, the framework in ``Library``, category slugs in ``Tags``, the ``title`` in ``DisplayName``.
+The categories are the hub's domains, as PyTorch Hub's tags are: the first one's slug
+(``computer-vision``) is ``ModelTask``, as PyTorch Hub's first domain tag (``vision``) is.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     model_id = obj.get("id")
     categories = [c for c in obj.get("categories") or [] if isinstance(c, dict)] \
         if isinstance(obj.get("categories"), list) else []
+    tags = [c["slug"] for c in categories if isinstance(c.get("slug"), str) and c["slug"]]
 
     record = new_record(
         hub=raw.hub, hub_url=base,
@@ -55,13 +58,13 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     )
     record.update(
         ModelPaperDOIs=paper_dois(obj.get("papers")),
-        ModelTask=None,
+        ModelTask=tags[0] if tags else None,
         ModelArchitecture=None,
         License=None,
         Downloads=None,
         DownloadsAllTime=None,
         Likes=count(obj.get("stars")),
-        Tags=[c["slug"] for c in categories if isinstance(c.get("slug"), str) and c["slug"]],
+        Tags=tags,
         Library=text(obj.get("framework"), 200),
         DisplayName=(text(obj.get("title"), 500) or "").strip() or None,
         Languages=[],

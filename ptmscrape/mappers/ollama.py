@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MAX_COUNT, MappingError, count, new_record, str_list, text
+from ptmscrape.mappers.common import MAX_COUNT, MappingError, count, id_text, new_record, str_list, text
 
 HUB_URL = "https://ollama.com"
 NO_REPOSITORY = "skipped: the hub has no git repository"
@@ -37,10 +37,10 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     model = raw.payload
     if not isinstance(model, dict):
         raise MappingError(f"payload is {type(model).__name__}, not an object")
-    name = text(model.get("Name"), 200)
+    name = id_text(model.get("Name"), 200, "model name")
     if not name or not name.strip():
         raise MappingError("no model name")
-    namespace = text(model.get("Namespace"), 200) or "library"
+    namespace = id_text(model.get("Namespace"), 200, "namespace") or "library"
     base = str(raw.context.get("base_url") or HUB_URL).rstrip("/")
     model_id = f"{namespace}/{name}"
     record = new_record(

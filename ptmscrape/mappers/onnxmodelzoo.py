@@ -40,6 +40,7 @@ from ptmscrape.mappers.common import (
     arxiv_doi,
     count,
     github_owner_url,
+    id_text,
     new_record,
     text,
 )
@@ -56,7 +57,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     page = raw.payload
     if not isinstance(page, dict):
         raise MappingError(f"payload is {type(page).__name__}, not an object")
-    model_dir = text(page.get("model_dir"), 500)
+    model_dir = id_text(page.get("model_dir"), 500, "model folder")
     if not model_dir or not model_dir.strip("/ "):
         raise MappingError("no model folder")
     repo_url = (text(raw.context.get("repo_url"), 500) or DEFAULT_REPO).rstrip("/")
@@ -184,7 +185,8 @@ def model_files(downloads: Any) -> list[dict[str, str | None]]:
     for d in downloads if isinstance(downloads, list) else []:
         if not isinstance(d, dict):
             continue
-        path, url = text(d.get("path"), 1000), text(d.get("url"), 2000)
+        # The model file names the model: cut, two files could become one model.
+        path, url = id_text(d.get("path"), 1000, "download path"), id_text(d.get("url"), 2000, "download URL")
         if not (path or url):
             continue
         files.append({"Path": path or None, "URL": None if path else url,

@@ -21,7 +21,7 @@ from typing import Any
 from ptmscrape.dataset import paths
 from ptmscrape.github_tree import safe_tree_path
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, new_record, text
+from ptmscrape.mappers.common import MappingError, id_text, new_record, text
 from ptmscrape.mappers.repo_files import file_entry, paper_dois, shared_repo_dir
 
 DEFAULT_REPO = "https://github.com/openvinotoolkit/open_model_zoo"
@@ -38,8 +38,8 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     page = raw.payload
     if not isinstance(page, dict):
         raise MappingError(f"payload is {type(page).__name__}, not an object")
-    group, name = text(page.get("group"), 20), text(page.get("name"), 300)
-    folder = text(page.get("folder"), 600) or name
+    group, name = text(page.get("group"), 20), id_text(page.get("name"), 300, "model name")
+    folder = id_text(page.get("folder"), 600, "model folder") or name
     if group not in GROUPS or not name or not name.strip() or not folder:
         raise MappingError(f"no model group and name (got {group!r:.30}, {name!r:.100})")
     model_dir = safe_tree_path(page.get("model_dir"))

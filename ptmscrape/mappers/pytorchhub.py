@@ -1,10 +1,13 @@
 """PyTorch Hub model pages (fields read by ``spiders/pytorchhub.py``) -> uniform records.
 
-The repository is the first two path segments of the page's GitHub link, which is usually a deep
-link (``…/vision/blob/main/torchvision/models/resnet.py``); the card's ``data-id`` (``owner/repo``)
-stands in when the page has no GitHub link. A ``tree/<ref>/<folder>`` link names the model's
-folder in a repository shared by several models (NVIDIA/DeepLearningExamples): ``RepoSubPath``.
-The branch is left to the repository's default, as ``torch.hub.load('owner/repo', …)`` does.
+The repository is the card's ``data-id`` (``owner/repo``, the hub's ``github-id``): the page's
+GitHub link may still carry a renamed repository's old name (``huggingface/pytorch-transformers.git``
+on the ``huggingface/transformers`` card). The link, usually a deep one
+(``…/vision/blob/main/torchvision/models/resnet.py``), gives the model's folder in a repository
+shared by several models (NVIDIA/DeepLearningExamples): a ``tree/<ref>/<folder>`` link into the
+card's repository (owner and name compared ignoring case) -> ``RepoSubPath``. Only a card without a
+valid ``data-id`` takes its repository from the link (its first two path segments). The branch is
+left to the repository's default, as ``torch.hub.load('owner/repo', …)`` does.
 
 The article's paper links become ``ModelPaperDOIs`` (arXiv abs/pdf -> ``10.48550/arXiv.<id>``,
 doi.org links -> the DOI), and the ``torch.hub.load('<repo>[:<ref>]', '<entrypoint>', …)`` calls of
@@ -21,10 +24,10 @@ from urllib.parse import unquote, urlsplit
 
 from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, new_record, paper_doi, str_list, text
+from ptmscrape.mappers.common import MappingError, id_text, new_record, paper_doi, str_list, text
 
 _GITHUB_HOSTS = ("github.com", "www.github.com")
-_OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_OWNER_REPO = re.compile(r"^(?!\.*/)[A-Za-z0-9_.-]+/(?!\.*$)[A-Za-z0-9_.-]+$")  # neither part . or ..
 # The hub's tags are domains; "scriptable" says the model can be TorchScripted, not what it does.
 _NOT_A_TASK = {"scriptable"}
 # torch.hub.load('owner/repo[:ref]', 'entrypoint', …), also with repo_or_dir=/model= keywords and
@@ -40,7 +43,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     page = raw.payload
     if not isinstance(page, dict):
         raise MappingError(f"payload is {type(page).__name__}, not an object")
-    slug = text(page.get("Slug"), 200)
+    slug = id_text(page.get("Slug"), 200, "slug")
     if not slug or not slug.strip():
         raise MappingError("no slug (the model page's URL name)")
     name = text(page.get("ModelName"), 300)
@@ -98,14 +101,23 @@ def entrypoints(code_samples: Any) -> list[dict[str, str | None]]:
 
 
 def repository(link: str | None, github_id: str | None) -> tuple[str | None, str | None]:
-    """``(repo URL, folder or None)`` from the page's GitHub link, else the card's ``owner/repo``."""
+    """``(repo URL, folder or None)``: the card's ``owner/repo``, else the page's GitHub link's; the
+    folder from a ``tree`` link into that repository."""
+    linked = _github_link(link)
+    card = github_id.strip() if github_id and _OWNER_REPO.fullmatch(github_id.strip()) else None
+    if card is None:
+        return (f"https://github.com/{linked[0]}", linked[1]) if linked else (None, None)
+    same = linked is not None and linked[0].lower() == card.lower()
+    return f"https://github.com/{card}", linked[1] if linked and same else None
+
+
+def _github_link(link: str | None) -> tuple[str, str | None] | None:
+    """``("owner/repo", folder or None)`` of a GitHub link, None for any other link."""
     parts = urlsplit(link.strip()) if link else None
     if parts and parts.scheme in ("https", "http") and (parts.hostname or "") in _GITHUB_HOSTS:
         segments = [unquote(s) for s in parts.path.split("/") if s]
         if len(segments) >= 2:
             owner, repo = segments[0], segments[1].removesuffix(".git")
             subpath = "/".join(segments[4:]) if len(segments) > 4 and segments[2] == "tree" else None
-            return f"https://github.com/{owner}/{repo}", subpath
-    if github_id and _OWNER_REPO.fullmatch(github_id.strip()):
-        return f"https://github.com/{github_id.strip()}", None
-    return None, None
+            return f"{owner}/{repo}", subpath
+    return None

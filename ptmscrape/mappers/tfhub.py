@@ -22,7 +22,7 @@ from typing import Any
 
 from ptmscrape.github_tree import safe_tree_path
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, new_record, text
+from ptmscrape.mappers.common import MappingError, id_text, new_record, text
 from ptmscrape.mappers.repo_files import file_entry, paper_dois, shared_repo_dir
 
 TFHUB_URL = "https://tfhub.dev"
@@ -35,7 +35,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     page = raw.payload
     if not isinstance(page, dict):
         raise MappingError(f"payload is {type(page).__name__}, not an object")
-    handle = text(page.get("handle"), 300)
+    handle = id_text(page.get("handle"), 300, "TF Hub handle")
     if not handle or "/" not in handle.strip("/") or "//" in handle:
         raise MappingError(f"no TF Hub handle (got {handle!r:.100})")
     path = safe_tree_path(page.get("path"))

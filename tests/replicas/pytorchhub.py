@@ -5,7 +5,9 @@ of them in the ~2020 layout), plus the models' GitHub repositories over smart HT
 
 Repositories: ``pytorch/vision`` (two models, default branch ``main``), ``NVIDIA/DeepLearningExamples``
 (two models, each in its own folder; the second commit touches only WaveSmooth's), and one repository
-per other model.
+per other model. ``textforge/transformers`` was renamed: its card's ``data-id`` has the name the
+replica serves, its page still links (and loads) the old ``textforge/textforge-transformers.git``, as
+pytorch.org's ``huggingface/transformers`` card and ``huggingface/pytorch-transformers.git`` link do.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from tests.replicas.server import GitHost, Incoming, Replica, Reply, insteadof_e
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pytorchhub"
 LISTING = "research-models_compact.html"
 
-# slug -> repository (owner/repo) its page links to
+# slug -> repository (owner/repo): its card's data-id
 MODEL_REPOS = {
     "pytorch_vision_tinyresnet": "pytorch/vision",
     "pytorch_vision_pocketnet": "pytorch/vision",
@@ -26,7 +28,7 @@ MODEL_REPOS = {
     "nvidia_deeplearningexamples_wavesmooth": "NVIDIA/DeepLearningExamples",
     "quietlab_hush-vad_vad": "quietlab/hush-vad",
     "facebookresearch_WSL-Mini_resnext": "facebookresearch/WSL-Mini",
-    "textforge_transformers": "textforge/textforge-transformers",
+    "textforge_transformers": "textforge/transformers",
 }
 SUBPATHS = {
     "nvidia_deeplearningexamples_speakfast": "PyTorch/SpeechSynthesis/SpeakFast",
@@ -84,7 +86,7 @@ class PytorchHubReplica:
             branch="master", message="WaveSmooth: v2"))
         add("quietlab/hush-vad", {"hubconf.py": hubconf("hush_vad"), "README.md": "# Hush VAD\n"})
         add("facebookresearch/WSL-Mini", {"hubconf.py": hubconf("resnext101_8x8d_wslmini")})
-        add("textforge/textforge-transformers", {"hubconf.py": hubconf("tokenizer", "model")}, branch="main")
+        add("textforge/transformers", {"hubconf.py": hubconf("tokenizer", "model")}, branch="main")
 
     @property
     def url(self) -> str:
