@@ -117,3 +117,22 @@ def test_hostile_slug_stays_inside_the_tree():
     r = map_raw(raw("../../etc", {"link": "https://github.com/../x"}))
     assert ".." not in r["ModelHub"]["MetadataFilePath"].split("/")
     assert r["ModelURL"] == f"{BASE}/model/..%2F..%2Fetc"
+
+
+@pytest.mark.parametrize("slug", ["stylegan", "ray", "tts"])
+def test_a_rendered_page_in_the_documented_markup_gives_the_api_records_tags_and_task(slug):
+    from tests.test_modelzoo_spider import by_slug, rendered, rendered_spider
+
+    (item,) = rendered_spider().parse_model_page(rendered(f"model-{slug}.html", f"/model/{slug}"), slug=slug)
+    mapped, api = map_raw(item), map_raw(RawModelItem("modelzoo", slug, item.url, detail(by_slug(slug))))
+    assert (mapped["Tags"], mapped["ModelTask"], mapped["Library"], mapped["Likes"], mapped["RepoURL"]) == (
+        api["Tags"], api["ModelTask"], api["Library"], api["Likes"], api["RepoURL"])
+    assert mapped["Tags"]
+
+
+def test_categories_the_hub_does_not_list_give_no_tag():
+    categories = [{"id": None, "slug": "graph", "title": "Graph", "short_title": "Graph"},
+                  {"id": None, "slug": None, "title": "Quantum Stuff", "short_title": None}]
+    model = next(m for m in fixture_models() if m["slug"] == "ray")
+    mapped = map_raw(raw("ray", {**detail(model), "categories": categories}))
+    assert mapped["Tags"] == ["graph"] and mapped["ModelTask"] == "graph"
