@@ -42,6 +42,15 @@ def next_link(header: bytes | str | None) -> str | None:
     return None
 
 
+def paths_below(url: str, base_url: str, site_path: str = "") -> list[str]:
+    """The path of ``url`` below the base URL's path (a mirror's prefix), then below ``site_path``,
+    where the hub's own pages link from (its root when empty): a site behind a mirror that does not
+    know its prefix links that way. ``/mirror/hub/x/`` -> ``["/x/", …]``; none when below neither."""
+    path = urlsplit(url).path
+    prefixes = dict.fromkeys((urlsplit(base_url).path.rstrip("/"), site_path.rstrip("/")))
+    return [path[len(prefix):] for prefix in prefixes if path.startswith(prefix + "/")]
+
+
 # JSON nested deeper than Python's recursion limit (~1,000 levels), which json reads by recursion.
 _TOO_DEEP = "nested deeper than the decoder reads"
 

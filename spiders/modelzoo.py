@@ -37,11 +37,11 @@ in text.)
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from ptmscrape.checks import BadInput
 from ptmscrape.rendering import splash_enabled, splash_request
-from ptmscrape.spiders_base import HubSpider
+from ptmscrape.spiders_base import HubSpider, paths_below
 from ptmscrape.stats import PAGES_ENTRIES_WITHOUT_SLUG
 
 _CARD = "a.model-detail-div.box-shadow.w-100"
@@ -232,7 +232,5 @@ def _int(value: str | None) -> int | None:
 def _slug_from_href(url: str, base_url: str) -> str | None:
     """The slug of a model page's URL, read below the base URL's path (a mirror's ``/modelzoo``);
     a site that does not know its prefix links from the host's root, which is read too."""
-    path, base_path = urlsplit(url).path, urlsplit(base_url).path.rstrip("/")
-    match = (_MODEL_PATH.match(path[len(base_path):]) if base_path and path.startswith(base_path + "/")
-             else None) or _MODEL_PATH.match(path)
+    match = next(filter(None, (_MODEL_PATH.match(rest) for rest in paths_below(url, base_url))), None)
     return unquote(match.group(1)) if match else None

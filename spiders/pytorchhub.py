@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote, urlsplit
 
-from ptmscrape.spiders_base import HubSpider
+from ptmscrape.spiders_base import HubSpider, paths_below
 
 CARDS = "div.compact-hub-card-wrapper"
 ARTICLE = "article.pytorch-article"
@@ -104,13 +104,9 @@ def _slug(url: str, base_url: str) -> str | None:
     URL's path (a mirror's ``/mirror/hub``) or the site's ``/hub`` (it links from its root); None for
     any other link (``javascript:…``, ``/hub/a/b/``, ``/hub/a%2Fb/``: a slug is a file's name) and for
     ``.`` or ``..``, which name no model."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+    if urlsplit(url).scheme not in ("http", "https"):
         return None
-    match = None
-    for prefix in dict.fromkeys((urlsplit(base_url).path.rstrip("/"), "/hub")):
-        if parts.path.startswith(prefix + "/"):
-            match = match or _MODEL_PATH.match(parts.path[len(prefix):])
+    match = next(filter(None, (_MODEL_PATH.match(rest) for rest in paths_below(url, base_url, "/hub"))), None)
     slug = unquote(match.group(1)) if match else None
     return slug if slug and "/" not in slug and slug not in (".", "..") else None
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from ptmscrape.dataset.jsonl import json_object
 from ptmscrape.export.registry import Line, Source, sources
+from ptmscrape.items import printable
 
 logger = logging.getLogger(__name__)
 
@@ -311,7 +312,8 @@ def _import_file(con, loader: Loader, source: Source, data: Path, path: Path, co
     except UNSTORABLE as exc:
         counts.update(before[0])
         loader.skipped = before[1]
-        logger.warning("Loading %s again one line at a time: a line cannot be stored (%s)", relative, _ascii(exc))
+        logger.warning("Loading %s again one line at a time: a line cannot be stored (%s)", relative,
+                       printable(exc, 300))
         end = _load(con, loader, source, relative, path, start, st, counts, one_by_one=True)
     counts["files_read"] += 1
     logger.info("Exported %s (%s) from byte %d to %d", relative, source.name, start, end)
@@ -363,8 +365,8 @@ def _load_one_by_one(con, loader: Loader, source: Source, relative: str, lines: 
             loader.discard()
             ident = line.record.get("id", line.record.get("model"))
             loader.skip(relative, f"line {lines_before + position[1]}"
-                                  f"{'' if ident is None else f' (record {_ascii(ident)[:80]})'} "
-                                  f"cannot be stored ({_ascii(exc)})")
+                                  f"{'' if ident is None else f' (record {printable(ident, 80)})'} "
+                                  f"cannot be stored ({printable(exc, 300)})")
         con.execute("RELEASE line")
 
 
@@ -376,11 +378,6 @@ def _lines_before(path: Path, offset: int) -> int:
             count += chunk.count(b"\n")
             offset -= len(chunk)
     return count
-
-
-def _ascii(value: object) -> str:
-    """One line of ASCII (a UnicodeEncodeError quotes the character it could not encode)."""
-    return " ".join(str(value).split()).encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _flushing(loader: Loader, lines: Iterator[Line]) -> Iterator[Line]:
