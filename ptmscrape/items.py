@@ -14,7 +14,7 @@ import json
 from importlib import resources
 from typing import Any
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 
 
 @dataclasses.dataclass
