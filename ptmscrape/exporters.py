@@ -27,6 +27,7 @@ from scrapy.exporters import (
 from scrapy.utils.python import to_bytes
 
 from ptmscrape.items import PTMRecord
+from ptmscrape.stats import FEED_CSV_CELLS_GUARDED
 
 _PLAIN_DICTS = (dict, PTMRecord)
 
@@ -83,6 +84,11 @@ def _c_encoder(encoder: json.JSONEncoder) -> Callable[[Any, int], Any] | None:
                 encoder.skipkeys, encoder.allow_nan)
 
 
+# A spreadsheet opening a CSV file runs a cell that begins with one of these as a formula
+# (OWASP's "CSV injection"); hub text is anybody's.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 class CsvItemExporter(ScrapyCsvItemExporter):
     """CSV a spreadsheet or ``pandas.read_csv`` can use: nested objects become columns named by
     their path (``ModelHub.ModelHubName``), lists are written as JSON (``Datasets``, ``Tags``),
@@ -90,14 +96,36 @@ class CsvItemExporter(ScrapyCsvItemExporter):
     The columns are those of the first record (every PTM record has the same keys). A character the
     feed's encoding cannot hold (a lone surrogate from hub text) is written as its ``\\udXXX``
     escape, where the encoding would raise and the feed lose the record; in a list cell that is the
-    JSON escape of the same character."""
+    JSON escape of the same character.
 
-    def __init__(self, file: Any, **kwargs: Any):
+    With ``formula_guard`` (``PTM_CSV_FORMULA_GUARD``, on by default) a text cell that begins with
+    one of ``FORMULA_STARTS`` is written after a ``'``, so a spreadsheet shows it as text instead of
+    running it; ``on_guarded`` is called for each such cell (the crawl counts them)."""
+
+    def __init__(self, file: Any, *, formula_guard: bool = True,
+                 on_guarded: Callable[[], object] | None = None, **kwargs: Any):
         kwargs.setdefault("errors", "backslashreplace")
         super().__init__(file, **kwargs)
+        self.formula_guard = formula_guard
+        self._on_guarded = on_guarded
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, file: Any, *args: Any, **kwargs: Any) -> CsvItemExporter:
+        # A feed's own item_export_kwargs (FEEDS) still win over the setting.
+        kwargs.setdefault("formula_guard", crawler.settings.getbool("PTM_CSV_FORMULA_GUARD", True))
+        stats = crawler.stats
+        kwargs.setdefault("on_guarded", lambda: stats.inc_value(FEED_CSV_CELLS_GUARDED))
+        return cls(file, *args, **kwargs)
 
     def export_item(self, item: Any) -> None:
-        super().export_item(flatten(ItemAdapter(item).asdict()))
+        row = flatten(ItemAdapter(item).asdict())
+        if self.formula_guard:
+            for key, value in row.items():
+                if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+                    row[key] = "'" + value
+                    if self._on_guarded is not None:
+                        self._on_guarded()
+        super().export_item(row)
 
 
 def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -98,6 +98,9 @@ PTM_REDIS_PREFIX = "ptmscrape"
 # --- reports -------------------------------------------------------------------------------
 # Write the crawl's final stats (finish reason, ptm/... counters) as JSON to this file ('' = off).
 PTM_STATS_FILE = ""
+# CSV feeds: a text cell beginning with = + - @ tab or CR gets a leading ' (spreadsheets run such
+# cells as formulas, and hub text is anybody's); off for exact values in pandas.
+PTM_CSV_FORMULA_GUARD = True
 # Seconds between clone progress lines (queued/running/done/failed, bytes); 0 = off.
 PTM_PROGRESS_INTERVAL = 60.0
 # Every this many seconds, log each download waited on longer than that (URL, seconds); 0 = off.

@@ -64,6 +64,9 @@ STORE_DATASET_RECORDS = "ptm/store/dataset_records"
 STORE_NOT_SEEN_THIS_CRAWL = "ptm/store/not_seen_this_crawl"
 STORE_REMOVED = "ptm/store/removed"
 
+# -- feeds (-O out.csv) ------------------------------------------------------------------------
+FEED_CSV_CELLS_GUARDED = "ptm/feed/csv_cells_guarded"
+
 # -- -a history ---------------------------------------------------------------------------------
 HISTORY_MODELS = "ptm/history/models"
 HISTORY_CALLS = "ptm/history/calls"

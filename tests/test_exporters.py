@@ -139,3 +139,54 @@ def test_a_crawl_keeps_a_record_with_a_lone_surrogate_in_its_feed(tmp_path):
     feed = {r["ModelName"]: r for r in result.items}  # read as UTF-8
     assert sorted(feed) == sorted(r["ModelName"] for r in result.records("huggingface"))
     assert feed["surrogate"]["ModelTask"] == "p\udfffq" and "lone\ud800x" in feed["surrogate"]["Tags"]
+
+
+def _csv_rows(data: bytes) -> list[dict[str, str]]:
+    import csv
+
+    return list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+
+
+HOSTILE_CELLS = ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+def test_csv_guards_cells_a_spreadsheet_would_run_as_formulas():
+    from ptmscrape.exporters import CsvItemExporter
+
+    guarded = []
+    records = [PTMRecord({"id": i, "ModelName": cell, "ModelHub": {"ModelHubName": cell},
+                          "Tags": [cell], "Downloads": -5, "License": "mit=ok"})
+               for i, cell in enumerate(HOSTILE_CELLS)]
+    rows = _csv_rows(_export(CsvItemExporter, records, on_guarded=lambda: guarded.append(1)))
+    assert [r["ModelName"] for r in rows] == ["'" + c for c in HOSTILE_CELLS]
+    assert [r["ModelHub.ModelHubName"] for r in rows] == ["'" + c for c in HOSTILE_CELLS]
+    # A list cell is JSON (starts with "["); a number is no text; "=" inside a cell runs nothing.
+    assert [json.loads(r["Tags"]) for r in rows] == [[c] for c in HOSTILE_CELLS]
+    assert {r["Downloads"] for r in rows} == {"-5"} and {r["License"] for r in rows} == {"mit=ok"}
+    assert len(guarded) == 2 * len(HOSTILE_CELLS)
+
+
+def test_csv_formula_guard_can_be_turned_off():
+    from ptmscrape.exporters import CsvItemExporter
+
+    records = [PTMRecord({"id": i, "ModelName": cell}) for i, cell in enumerate(HOSTILE_CELLS)]
+    rows = _csv_rows(_export(CsvItemExporter, records, formula_guard=False))
+    assert [r["ModelName"] for r in rows] == HOSTILE_CELLS
+
+
+def test_csv_feed_of_a_crawl_is_guarded_and_counted(tmp_path):
+    model = copy.deepcopy(fixture_models()[0])
+    model.update(id="org/=cmd", modelId="org/=cmd", author="org", _id="64c1a2f0e1d2c3b4a5968705")
+    with HuggingFaceReplica([*fixture_models(), model], repos=False) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0}
+        guarded = run_crawl("huggingface", tmp_path / "on", settings=settings, out_name="out.csv")
+        exact = run_crawl("huggingface", tmp_path / "off", settings={**settings, "PTM_CSV_FORMULA_GUARD": 0},
+                          out_name="out.csv")
+    rows = _csv_rows(guarded.out.read_bytes())
+    assert len(rows) == len(fixture_models()) + 1
+    row = next(r for r in rows if r["ModelName"].endswith("=cmd"))
+    assert row["ModelName"] == "'=cmd" and row["ModelOwner"] == "org"
+    assert guarded.stats["ptm/feed/csv_cells_guarded"] >= 1
+    assert [r["ModelName"] for r in guarded.records("huggingface") if "cmd" in r["ModelName"]] == ["=cmd"]
+    assert "=cmd" in [r["ModelName"] for r in _csv_rows(exact.out.read_bytes())]
+    assert "ptm/feed/csv_cells_guarded" not in exact.stats
