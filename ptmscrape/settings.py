@@ -39,7 +39,8 @@ PTM_MODELZOO_SPLASH_WAIT = 1.0
 PTM_ONNX_RAW_URL = "https://raw.githubusercontent.com/onnx/models/main"
 # The ONNX Model Zoo git repository holding every model folder (cloned once per crawl).
 PTM_ONNX_REPO_URL = "https://github.com/onnx/models"
-# GitHub git-trees listing (recursive) of the ONNX zoo: finds the generated models no README links; empty: skip them.
+# GitHub git-trees listing (recursive) of the ONNX zoo: finds the generated models and model folders
+# no index table links; empty: skip them.
 PTM_ONNX_TREE_URL = "https://api.github.com/repos/onnx/models/git/trees/main?recursive=1"
 # Base URL of Civitai (REST API under /api/v1/; models have no git repository).
 PTM_CIVITAI_URL = "https://civitai.com"

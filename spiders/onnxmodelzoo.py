@@ -22,7 +22,7 @@ built here (``kind: "readme_row"``):
 
 * ``category``, ``anchor`` (the task, as PTMTorrent used it), ``model_dir``, ``model_classes``
   (the index rows linking the folder: ``name``, ``reference``, ``reference_url``, ``description``,
-  ``hf_space_url``);
+  ``hf_space_url``), ``listed`` (whether an index table links the folder, see below);
 * ``title`` (the README's first ``#`` heading), ``license`` (the first line of its ``License``
   section, as a reader sees it), ``readme_path``, ``readme_url``, ``index_url``;
 * ``table``: the row's table's ``header`` (as written) and ``line``, and ``cells``: the row as
@@ -50,6 +50,18 @@ no model is reported as removed). Their payload (``kind: "generated"``): ``model
 and ``turnkey`` (the YAML as parsed: ``author``, ``class``, ``model_name``, ``parameters``,
 ``onnx_model_information`` {``ir_version``, ``opset``, ``size on disk (KiB)``}, ``task``, …).
 
+**Model folders no index table links** (``text/machine_comprehension/gpt2-bs`` in both layouts:
+its own README with a download table, its ``.onnx`` in the repository, only missing from the
+top-level README): the same tree listing gives every folder with a ``README.md`` that is the
+nearest README above one or more ``.onnx`` files (generated-model and ``skip`` folders aside), then
+the top-level README is read once more (``dont_filter``: the answer must name the folders it links
+whatever order the two pages arrive in, on whichever worker) and each folder it does not link is
+crawled like a linked one, logged and counted in ``ptm/pages/unlisted_model_folders``. Its entry
+has no ``model_classes``; its ``category`` and ``anchor`` are the index section linking the other
+folders of its parent folder (``text/machine_comprehension/`` -> ``machine_comprehension``) when
+they all sit in one section, else null; ``listed`` is false (true for the folders the index links).
+Without a tree listing (``PTM_ONNX_TREE_URL`` empty, or the tree page lost) they are not found.
+
 All models live in ``PTM_ONNX_REPO_URL``, which the clone stage clones once (LFS pointers only).
 """
 
@@ -71,6 +83,7 @@ from ptmscrape.stats import (
     PAGES_READMES_WITHOUT_MODELS,
     PAGES_ROWS_WITHOUT_LINK,
     PAGES_TREE_TRUNCATED,
+    PAGES_UNLISTED_MODEL_FOLDERS,
     PAGES_UNVERIFIED_MODELS_SKIPPED,
 )
 
@@ -157,6 +170,10 @@ class OnnxmodelzooSpider(HubSpider):
             self.page_malformed(response, "unexpected JSON", "no tree list")
             return
         folders, skipped = generated_folders(entries)
+        readmes = readme_model_folders(entries)
+        if readmes:  # which of them no index table links: the top-level README says
+            yield self.request(f"{self.base_url}/{INDEX}", self.parse_unlisted, dont_filter=True,
+                               cb_kwargs={"folders": readmes})
         self.crawler.stats.inc_value(PAGES_UNVERIFIED_MODELS_SKIPPED, skipped)
         self.crawler.stats.set_value(PAGES_GENERATED_MODELS_LISTED, len(folders))
         if data.get("truncated") is True:
@@ -172,6 +189,24 @@ class OnnxmodelzooSpider(HubSpider):
             yield self.request(f"{self.base_url}/{quote(folder_path)}/{STATS_FILE}", self.parse_stats,
                                cb_kwargs={"model": {"model_dir": folder_path, "files": files,
                                                     "tree_sha": tree_sha}})
+
+    def parse_unlisted(self, response, folders):
+        """The top-level README again, for the tree's README model folders (``folders``): each one
+        it does not link is crawled as the index's are (see the module's docstring)."""
+        entries, _ = index_entries(markdown_of(response))
+        if not entries:
+            self.page_malformed(response, "no model tables", "no Model Class row links a folder")
+            return
+        unlisted = [model_dir for model_dir in folders if model_dir not in entries]
+        self.crawler.stats.set_value(PAGES_UNLISTED_MODEL_FOLDERS, len(unlisted))
+        for number, model_dir in enumerate(unlisted):
+            if self.limit is not None and number >= self.limit:
+                return
+            entry = unlisted_entry(model_dir, entries)
+            self.logger.info("Model folder %s has a README and .onnx files but no index table links it: "
+                             "crawled from the file tree (task %s)", model_dir, entry["anchor"])
+            yield self.request(f"{self.base_url}/{quote(model_dir)}/README.md", self.parse_model,
+                               cb_kwargs={"entry": entry})
 
     def parse_stats(self, response, model):
         if len(response.body) > MAX_STATS_BYTES:
@@ -237,6 +272,37 @@ def generated_folders(entries: list) -> tuple[dict[str, list[str]], int]:
     return folders, skipped
 
 
+def readme_model_folders(entries: list) -> list[str]:
+    """The folders of a git tree listing holding a model README: a ``README.md`` that is the nearest
+    one above an ``.onnx`` file, in tree order. ``.onnx`` files in a folder with a
+    ``turnkey_stats.yaml`` (generated models, also under ``skip/``) and the top-level README do
+    not count."""
+    blobs = [e["path"] for e in entries if isinstance(e, dict) and e.get("type") == "blob"
+             and isinstance(e.get("path"), str) and safe_repo_path(e["path"])]
+    readmes = {path.rpartition("/")[0] for path in blobs if path.endswith("/README.md")}
+    generated = {path.rpartition("/")[0] for path in blobs if path.rpartition("/")[2] == STATS_FILE}
+    found: set[str] = set()
+    for path in blobs:
+        if not path.endswith(".onnx") or path.rpartition("/")[0] in generated:
+            continue
+        parts = path.split("/")[:-1]
+        nearest = next(("/".join(parts[:n]) for n in range(len(parts), 0, -1) if "/".join(parts[:n]) in readmes),
+                       None)
+        if nearest is not None:
+            found.add(nearest)
+    return [folder_path for folder_path in dict.fromkeys(p.rpartition("/")[0] for p in blobs) if folder_path in found]
+
+
+def unlisted_entry(model_dir: str, entries: dict[str, dict]) -> dict:
+    """The index entry of a folder no index table links: no model class; the section of the
+    folders beside it, when the index puts them all in one."""
+    parent = posixpath.dirname(model_dir)
+    sections = {(e["category"], e["anchor"]) for d, e in entries.items() if posixpath.dirname(d) == parent}
+    category, anchor = next(iter(sections)) if len(sections) == 1 else (None, None)
+    return {"category": category, "anchor": anchor, "model_dir": model_dir, "model_classes": [],
+            "listed": False}
+
+
 def safe_repo_path(path: str) -> bool:
     parts = path.split("/")
     return (0 < len(path) <= 1000 and "\\" not in path
@@ -281,7 +347,8 @@ def index_entries(markdown: str) -> tuple[dict[str, dict], int]:
                 skipped += 1
                 continue
             entry = entries.setdefault(model_dir, {"category": category, "anchor": anchor,
-                                                   "model_dir": model_dir, "model_classes": []})
+                                                   "model_dir": model_dir, "model_classes": [],
+                                                   "listed": True})
             entry["model_classes"].append(index_row(cells))
     return entries, skipped
 

@@ -21,12 +21,15 @@ from tests.replicas.onnx import (
     generated_dirs,
     model_dirs,
     prefix,
+    unlisted_dirs,
 )
 
 VALIDATOR = Draft202012Validator(load_schema())
 CLONE = "onnxmodelzoo/repos/onnx/models"
-# Model rows (download-table rows with a link) of the fixture READMEs; 2025 added two.
+# Model rows (download-table rows with a link) of the READMEs the index links; 2025 added two.
 ROWS = {"2023": 29, "2025": 31}
+# Model rows of the README no index table links (qa-bert-beam, like gpt2-bs), found through the tree.
+UNLISTED_ROWS = 1
 
 
 def git_out(clone, *args):
@@ -43,13 +46,14 @@ def test_crawl_makes_one_record_per_model_row_and_generated_model_from_one_share
         readme_fetches = {d: zoo.raw_requests(f"{d}/README.md") for d in model_dirs(layout)}
         stats_fetches = {d: zoo.raw_requests(f"{d}/turnkey_stats.yaml") for d in generated_dirs(layout)}
         unlisted = zoo.raw_requests(f"{prefix(layout)}text/machine_comprehension/qa-bert-beam/README.md")
+        index_fetches = zoo.raw_requests("README.md")
         unverified = zoo.raw_requests("Computer_Vision/skip/wobblynet_Opset16_timm/turnkey_stats.yaml")
-        folders = model_dirs(layout) + generated_dirs(layout)
+        folders = model_dirs(layout) + generated_dirs(layout) + unlisted_dirs(layout)
         expected_sha = {d: zoo.last_commit(d) for d in folders}
         commits = zoo.commits
 
     generated = generated_dirs(layout)
-    assert len(result.items) == ROWS[layout] + len(generated)
+    assert len(result.items) == ROWS[layout] + UNLISTED_ROWS + len(generated)
     assert len({i["id"] for i in result.items}) == len(result.items)
     by_folder: dict[str, list] = {}
     for item in result.items:
@@ -58,7 +62,9 @@ def test_crawl_makes_one_record_per_model_row_and_generated_model_from_one_share
     assert sum(len(by_folder[d]) for d in model_dirs(layout)) == ROWS[layout]
     assert all(len(by_folder[d]) == 1 for d in generated)
     assert len(by_folder[prefix(layout) + "vision/classification/pebblenet"]) == (9 if layout == "2025" else 8)
-    assert tree_fetches == 1 and all(n == 1 for n in readme_fetches.values()) and unlisted == 0
+    assert tree_fetches == 1 and all(n == 1 for n in readme_fetches.values())
+    # The folder no index table links: found in the tree, the index read once more to tell.
+    assert unlisted == 1 and index_fetches == 2
     assert all(n == 1 for n in stats_fetches.values()) and unverified == 0
 
     # The repository is cloned once, and every record points at that clone.
@@ -103,6 +109,10 @@ def test_crawl_makes_one_record_per_model_row_and_generated_model_from_one_share
     assert stats.get("ptm/pages/malformed_table_rows", 0) == 0
     assert stats.get("ptm/pages/generated_models_listed", 0) == len(generated)
     assert stats.get("ptm/pages/unverified_models_skipped", 0) == (1 if layout == "2025" else 0)
+    assert stats["ptm/pages/unlisted_model_folders"] == 1
+    (beam,) = by_folder[unlisted_dirs(layout)[0]]
+    assert (beam["ModelName"], beam["ModelTask"], beam["Opset"]) == ("qa-bert-beam-12", "machine_comprehension", 12)
+    assert "Model folder " + unlisted_dirs(layout)[0] + " has a README and .onnx files" in result.log
     assert "ptm/pages/tree_truncated" not in stats and "ptm/pages/failed" not in stats
     assert len(result.records("onnxmodelzoo")) == len(result.items)
     if layout == "2025":  # the generated models: found in the tree, read from turnkey_stats.yaml
@@ -122,7 +132,7 @@ def test_ids_survive_the_move_under_validated(tmp_path):
             result = run_crawl("onnxmodelzoo", tmp_path / layout, settings={**zoo.settings(), "PTM_CLONE": 0},
                                env=zoo.env())
         ids[layout] = {i["id"]: i["ModelName"] for i in result.items if not i["SourceLibrary"]}
-    assert len(ids["2023"]) == ROWS["2023"] and len(ids["2025"]) == ROWS["2025"]
+    assert len(ids["2023"]) == ROWS["2023"] + UNLISTED_ROWS and len(ids["2025"]) == ROWS["2025"] + UNLISTED_ROWS
     assert ids["2023"].items() <= ids["2025"].items()  # every 2023 model, same id, same name
 
 
@@ -138,7 +148,7 @@ def test_a_truncated_tree_listing_is_crawled_as_far_as_it_goes_and_said(tmp_path
     # The listing was not read whole: a failed page, so exit status 1 (README "Exit status").
     assert result.returncode == 1 and "Traceback" not in result.log
     assert "Crawl verdict: exit status 1: 1 page failed (truncated tree: 1)" in result.log
-    assert len(full.items) == ROWS["2025"] + len(GENERATED_DIRS)
+    assert len(full.items) == ROWS["2025"] + UNLISTED_ROWS + len(GENERATED_DIRS)
     # The generated models the cut listing lost are not reported as removed from the hub.
     assert not list((result.data_dir / "onnxmodelzoo").glob("removed-*.txt"))
     assert len(result.records("onnxmodelzoo")) == len(full.items)
@@ -156,7 +166,7 @@ def test_recrawl_fetches_the_clone_and_moves_only_the_touched_folder(tmp_path):
         first = run_crawl("onnxmodelzoo", tmp_path, settings=zoo.settings(), env=zoo.env(),
                           out_name="first.jsonl")
         before = {i["RepoSubPath"]: i["LatestGitCommitSHA"] for i in first.items}
-        assert len(first.items) == ROWS["2023"]
+        assert len(first.items) == ROWS["2023"] + UNLISTED_ROWS
         new = zoo.git.commit(REPO, {"vision/classification/glyphdigits/model/notes.txt": "retrained\n"},
                              message="GlyphDigits: notes", date="2023-03-01T10:00:00Z")
         second = run_crawl("onnxmodelzoo", tmp_path, settings=zoo.settings(), env=zoo.env(),
@@ -168,7 +178,7 @@ def test_recrawl_fetches_the_clone_and_moves_only_the_touched_folder(tmp_path):
     assert after == before
     assert {i["CloneStatus"] for i in second.items} == {"updated"}
     assert second.stats["ptm/clone/queued"] == 1
-    assert len(second.records("onnxmodelzoo")) == ROWS["2023"]
+    assert len(second.records("onnxmodelzoo")) == ROWS["2023"] + UNLISTED_ROWS
 
 
 def test_limit_and_a_missing_model_readme(tmp_path):
@@ -184,9 +194,11 @@ def test_limit_and_a_missing_model_readme(tmp_path):
         assert zoo.git_sessions() == 0
     # The limit counts models (rows and generated models), not folders.
     assert len(limited.items) == 2 and readmes_fetched <= 2 and stats_fetched <= 2
-    assert {i["RepoSubPath"] for i in limited.items} <= set(model_dirs("2025")[:2] + generated_dirs("2025")[:2])
+    assert {i["RepoSubPath"] for i in limited.items} <= set(
+        model_dirs("2025")[:2] + generated_dirs("2025")[:2] + unlisted_dirs("2025"))
     assert sorted({i["RepoSubPath"] for i in result.items}) == sorted(
-        d for d in model_dirs("2025") + generated_dirs("2025") if d != "validated/vision/classification/shardnet")
+        d for d in model_dirs("2025") + generated_dirs("2025") + unlisted_dirs("2025")
+        if d != "validated/vision/classification/shardnet")
     assert result.stats["ptm/pages/failed/HTTP 404"] == 1
     assert f"Page not found: {zoo.raw_url}/{gone} (HTTP 404)" in result.log
     assert result.returncode == 1 and "exit status 1: 1 page not found (HTTP 404)" in result.log

@@ -60,7 +60,9 @@ def test_crawl_maps_every_model_and_clones_each_repository_once(tmp_path, hub):
     assert (speak["RepoSubPath"], speak["LatestGitCommitSHA"]) == ("PyTorch/SpeechSynthesis/SpeakFast", nvidia[0])
     assert (smooth["RepoSubPath"], smooth["LatestGitCommitSHA"]) == ("PyTorch/SpeechSynthesis/WaveSmooth", nvidia[1])
 
-    assert items["quietlab_hush-vad_vad"]["ModelOwner"] == "Quiet Lab Team"
+    hush = items["quietlab_hush-vad_vad"]
+    assert (hush["ModelOwner"], hush["ModelOwnerURL"]) == ("quietlab", "https://github.com/quietlab")
+    assert hush["ModelAuthor"] == "Quiet Lab Team"  # the page's "By Quiet Lab Team"
     assert items["facebookresearch_WSL-Mini_resnext"]["ModelName"] == "ResNext WSL-Mini"  # 2020 layout
     assert len(result.records("pytorchhub")) == 7
     stats = result.stats
@@ -107,8 +109,10 @@ def test_crawl_under_a_prefixed_base_url_gives_names_dois_and_entrypoints(tmp_pa
                                        "10.48550/arXiv.1906.08237"]
     assert [e["Name"] for e in forge["Entrypoints"]] == ["tokenizer", "model", "modelForMaskedLM"]
     assert items["pytorch_vision_tinyresnet"]["Entrypoints"] == [
-        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet18"},
-        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet34"}]
+        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet18", "Kind": "model"},
+        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet34", "Kind": "model"}]
+    assert [(e["Name"], e["Kind"]) for e in items["nvidia_deeplearningexamples_speakfast"]["Entrypoints"]] == [
+        ("nvidia_speakfast", "model"), ("nvidia_speakfast_utils", "helper")]
     assert items["pytorch_vision_tinyresnet"]["ModelPaperDOIs"] == ["10.48550/arXiv.1512.03385"]
     assert items["quietlab_hush-vad_vad"]["ModelPaperDOIs"] == ["10.21105/joss.01667",
                                                                 "10.48550/arXiv.hep-th/9901001"]

@@ -7,7 +7,7 @@ from jsonschema import Draft202012Validator
 from ptmscrape.items import RawModelItem, load_schema
 from ptmscrape.mappers.common import MappingError, stable_id
 from ptmscrape.mappers.onnxmodelzoo import map_raw
-from tests.replicas.onnx import GENERATED_DIRS, MODEL_DIRS, prefix
+from tests.replicas.onnx import GENERATED_DIRS, MODEL_DIRS, prefix, unlisted_dirs
 from tests.test_onnxmodelzoo_spider import (
     LAYOUTS,
     RAW,
@@ -18,6 +18,7 @@ from tests.test_onnxmodelzoo_spider import (
     stats_item,
     tree_entries,
     tree_requests,
+    unlisted_items,
 )
 
 VALIDATOR = Draft202012Validator(load_schema())
@@ -224,3 +225,14 @@ def test_a_reference_link_followed_by_punctuation_still_gives_its_doi():
 
     assert paper_dois(["https://arxiv.org/abs/1512.03385.", "https://arxiv.org/abs/1707.01083v2;", None]) == [
         "10.48550/arXiv.1512.03385", "10.48550/arXiv.1707.01083"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_folder_no_index_table_links_maps_with_its_neighbours_task_and_no_class(layout):
+    (item,) = unlisted_items(layout)
+    record = map_raw(item)
+    assert list(VALIDATOR.iter_errors(record)) == []
+    assert (record["ModelName"], record["ModelTask"], record["ModelArchitecture"], record["ModelPaperDOIs"]) == (
+        "qa-bert-beam-12", "machine_comprehension", None, [])
+    assert (record["RepoSubPath"], record["Opset"], record["OnnxVersion"]) == (unlisted_dirs(layout)[0], 12, "1.7")
+    assert record["id"] == stable_id("onnxmodelzoo", "qa-bert-beam-12.onnx")  # the same in both layouts

@@ -4,6 +4,7 @@
 import json
 import logging
 import pickle
+import re
 
 import pytest
 from scrapy.utils.request import request_from_dict
@@ -16,6 +17,8 @@ from spiders.onnxmodelzoo import (
     index_entries,
     load_yaml,
     readme_license,
+    readme_model_folders,
+    unlisted_entry,
 )
 from tests.helpers import fixture_response, spider_maker, start_requests, text_response
 from tests.replicas.onnx import (
@@ -23,10 +26,12 @@ from tests.replicas.onnx import (
     GENERATED_DIRS,
     MODEL_DIRS,
     PLACEHOLDER_ROWS,
+    UNLISTED_DIRS,
     UNVERIFIED_DIRS,
     generated_model_file,
     model_dirs,
     prefix,
+    unlisted_dirs,
 )
 
 RAW = "https://raw.githubusercontent.com/onnx/models/main"
@@ -406,3 +411,99 @@ def test_yaml_values_become_json_values():
 ])
 def test_the_license_is_the_first_line_of_the_readmes_license_section(markdown, expected):
     assert readme_license(markdown) == expected
+
+
+# -- model folders no index table links (gpt2-bs): found in the tree ------------------------------
+
+def blob(path):
+    return {"path": path, "type": "blob", "sha": "0" * 40, "size": 1, "mode": "100644"}
+
+
+def fixture_tree(layout):
+    """The tree listing of a fixture layout, as the replica serves it: every file, plus the .onnx
+    files the READMEs link (LFS pointers in the replica's repository), sorted as git lists them."""
+    root = FIXTURES / layout
+    paths = {f.relative_to(root).as_posix() for f in root.rglob("*") if f.is_file()}
+    for readme in root.rglob("README.md"):
+        here = readme.parent.relative_to(root).as_posix()
+        paths |= {f"{here}/{link}" for link in re.findall(r"\]\((models?/[^)\s]+\.onnx)\)", readme.read_text())}
+    paths |= {generated_model_file(p.rpartition("/")[0]) for p in paths if p.endswith("/turnkey_stats.yaml")}
+    return [blob(p) for p in sorted(paths)]
+
+
+def test_readme_model_folders_are_the_nearest_readme_above_onnx_files():
+    entries = [blob(p) for p in (
+        "README.md", "contribute.md", "vision/README.md",  # the index; a README above model folders
+        "text/mc/orphan/README.md", "text/mc/orphan/model/orphan-12.onnx",
+        "text/mc/docs-only/README.md", "text/mc/docs-only/notes.txt",  # no model file
+        "vision/classification/resnet/README.md", "vision/classification/resnet/model/resnet18-v1-7.onnx",
+        "vision/classification/resnet/preproc/resnet-preproc-v1-18.onnx",  # below resnet's README
+        "Computer_Vision/README.md", "Computer_Vision/a_Opset1_timm/a_Opset1.onnx",  # generated models
+        "Computer_Vision/a_Opset1_timm/turnkey_stats.yaml",
+        "Computer_Vision/skip/b_Opset1_timm/b_Opset1.onnx", "Computer_Vision/skip/b_Opset1_timm/turnkey_stats.yaml",
+        "../evil/README.md", "../evil/m.onnx", "text/../README.md")]
+    entries += [{"path": "text/mc/tree-only", "type": "tree"}, "junk", None, {"path": 3, "type": "blob"}]
+    assert readme_model_folders(entries) == ["text/mc/orphan", "vision/classification/resnet"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_tree_asks_the_index_which_readme_folders_it_does_not_link(layout, caplog):
+    spider = make_spider()
+    requests = tree_requests(spider, fixture_tree(layout))
+    again = requests[0]  # the top-level README once more, with the tree's README model folders
+    assert (again.url, again.callback.__name__, again.dont_filter) == (f"{RAW}/README.md", "parse_unlisted", True)
+    assert sorted(again.cb_kwargs["folders"]) == sorted(model_dirs(layout) + unlisted_dirs(layout))
+    with caplog.at_level(logging.INFO):
+        (request,) = spider.parse_unlisted(fixture_response(FIXTURES / layout / "README.md", again.url, again),
+                                           **again.cb_kwargs)
+    (unlisted,) = unlisted_dirs(layout)
+    assert (request.url, request.callback.__name__) == (f"{RAW}/{unlisted}/README.md", "parse_model")
+    assert request.cb_kwargs == {"entry": {  # the section of the folders beside it
+        "category": "Machine Comprehension", "anchor": "machine_comprehension", "model_dir": unlisted,
+        "model_classes": [], "listed": False}}
+    assert stat(spider, "ptm/pages/unlisted_model_folders") == 1
+    assert f"Model folder {unlisted} has a README and .onnx files but no index table links it" in caplog.text
+    restored = request_from_dict(pickle.loads(pickle.dumps(again.to_dict(spider=spider))), spider=spider)
+    assert restored.cb_kwargs == again.cb_kwargs  # a JOBDIR can hold it
+
+    (item,) = model_items(spider, request, layout)  # read like a linked folder's README
+    assert item.payload["row"]["name"] == "qa-bert-beam" and item.payload["listed"] is False
+    assert item.model_id == f"{unlisted}/model/qa-bert-beam-12.onnx"
+    linked = index_requests(make_spider(), layout)
+    assert all(r.cb_kwargs["entry"]["listed"] is True for r in linked)
+
+
+def unlisted_items(layout):
+    """The raw items of the fixture folders no index table links: tree, index again, READMEs."""
+    spider = make_spider()
+    again = tree_requests(spider, fixture_tree(layout))[0]
+    index = fixture_response(FIXTURES / layout / "README.md", again.url, again)
+    return [i for r in spider.parse_unlisted(index, **again.cb_kwargs) for i in model_items(spider, r, layout)]
+
+
+def test_an_unlisted_folders_task_is_its_neighbours_section_only_when_they_share_one():
+    entries, _ = index_entries(
+        "### Vision <a name=\"vision\"/>\n|Model Class |Reference |Description |\n|-|-|-|\n"
+        "|<b>[A](v/a)</b>|r|d|\n|<b>[B](mixed/b)</b>|r|d|\n\n"
+        "### Text <a name=\"text\"/>\n|Model Class |Reference |Description |\n|-|-|-|\n"
+        "|<b>[C](mixed/c)</b>|r|d|\n")
+    assert unlisted_entry("v/orphan", entries)["anchor"] == "vision"
+    assert (unlisted_entry("mixed/orphan", entries)["anchor"], unlisted_entry("lonely/orphan", entries)["category"]) \
+        == (None, None)
+
+
+def test_an_index_listing_every_readme_folder_gives_nothing_more():
+    spider = make_spider()
+    entries = [blob(p) for d in MODEL_DIRS for p in (f"{d}/README.md", f"{d}/model/x.onnx")]
+    (again,) = tree_requests(spider, entries)
+    assert list(spider.parse_unlisted(fixture_response(FIXTURES / "2023" / "README.md", again.url, again),
+                                      **again.cb_kwargs)) == []
+    assert stat(spider, "ptm/pages/unlisted_model_folders") == 0
+    assert UNLISTED_DIRS[0] not in again.cb_kwargs["folders"]
+
+
+def test_a_broken_index_read_again_is_reported():
+    spider = make_spider()
+    (again,) = tree_requests(spider, [blob("a/b/README.md"), blob("a/b/model/b.onnx")])
+    assert list(spider.parse_unlisted(text_response(again.url, "# Maintenance\n", again), **again.cb_kwargs)) == []
+    assert stat(spider, "ptm/pages/failed/no model tables") == 1

@@ -5,7 +5,7 @@ from jsonschema import Draft202012Validator
 
 from ptmscrape.items import RawModelItem, load_schema
 from ptmscrape.mappers.common import MappingError, paper_doi, stable_id
-from ptmscrape.mappers.pytorchhub import entrypoints, map_raw, repository
+from ptmscrape.mappers.pytorchhub import entrypoint_kind, entrypoints, map_raw, repository
 from tests.test_pytorchhub_spider import BASE, crawl_fixtures, make_spider
 
 VALIDATOR = Draft202012Validator(load_schema())
@@ -25,7 +25,8 @@ def test_record_fields_of_a_deep_blob_link():
         "MetadataFilePath": "pytorchhub/json/metadata/_/pytorch_vision_tinyresnet.json",
         "MetadataObjectID": "pytorch_vision_tinyresnet",
     }
-    assert (r["ModelName"], r["ModelOwner"]) == ("TinyResNet", "Pytorch Team")
+    # The owner is the repository's GitHub owner; the page's free-text "By Pytorch Team" is ModelAuthor.
+    assert (r["ModelName"], r["ModelOwner"], r["ModelAuthor"]) == ("TinyResNet", "pytorch", "Pytorch Team")
     assert r["ModelURL"] == f"{BASE}/pytorch_vision_tinyresnet/"
     assert r["ModelOwnerURL"] == "https://github.com/pytorch"
     assert (r["RepoURL"], r["RepoSubPath"], r["RepoBranch"]) == ("https://github.com/pytorch/vision", None, None)
@@ -37,7 +38,7 @@ def test_tree_links_give_the_models_folder_and_git_suffixes_are_dropped():
     speak = map_raw(items["nvidia_deeplearningexamples_speakfast"])
     assert speak["RepoURL"] == "https://github.com/NVIDIA/DeepLearningExamples"
     assert speak["RepoSubPath"] == "PyTorch/SpeechSynthesis/SpeakFast"
-    assert (speak["ModelTask"], speak["ModelOwner"]) == ("audio", "NVIDIA")
+    assert (speak["ModelTask"], speak["ModelOwner"], speak["ModelAuthor"]) == ("audio", "NVIDIA", "NVIDIA")
     forge = map_raw(items["textforge_transformers"])
     assert forge["RepoURL"] == "https://github.com/textforge/transformers"
     assert forge["RepoSubPath"] is None and forge["ModelTask"] == "nlp"
@@ -49,7 +50,31 @@ def test_a_renamed_repository_is_the_cards_data_id_not_the_pages_old_link():
     assert item.payload["GitHubID"] == "textforge/transformers"
     r = map_raw(item)
     assert (r["RepoURL"], r["RepoSubPath"]) == ("https://github.com/textforge/transformers", None)
-    assert (r["ModelOwner"], r["ModelOwnerURL"]) == ("TextForge", "https://github.com/textforge")
+    assert (r["ModelOwner"], r["ModelOwnerURL"]) == ("textforge", "https://github.com/textforge")
+    assert r["ModelAuthor"] == "TextForge"
+
+
+def test_the_owner_is_the_repositorys_github_owner_and_the_pages_credit_is_model_author():
+    # ModelOwner joins with the other hubs' GitHub owners; "By <author>" is free text, no account.
+    items = crawl_fixtures(make_spider())
+    for slug, item in items.items():
+        r = map_raw(item)
+        owner = r["RepoURL"].split("/")[3]
+        assert (r["ModelOwner"], r["ModelOwnerURL"]) == (owner, f"https://github.com/{owner}"), slug
+        assert r["ModelAuthor"] == item.payload["ModelAuthor"] and r["ModelAuthor"], slug
+    hush = map_raw(items["quietlab_hush-vad_vad"])
+    assert (hush["ModelOwner"], hush["ModelAuthor"]) == ("quietlab", "Quiet Lab Team")
+    wsl = map_raw(items["facebookresearch_WSL-Mini_resnext"])  # 2020 layout
+    assert (wsl["ModelOwner"], wsl["ModelAuthor"]) == ("facebookresearch", "Facebook AI")
+
+
+def test_a_credit_without_a_repository_stays_the_author_and_names_no_owner():
+    item = crawl_fixtures(make_spider())["quietlab_hush-vad_vad"]
+    item.payload.update(GitHubURL=None, GitHubID=None, ModelAuthor="  Quiet Lab\n  Team ")
+    r = map_raw(item)
+    assert (r["RepoURL"], r["ModelOwner"], r["ModelOwnerURL"]) == (None, "", "")
+    assert r["ModelAuthor"] == "Quiet Lab Team"
+    assert list(VALIDATOR.iter_errors(r)) == []
 
 
 @pytest.mark.parametrize("link, github_id, expected", [
@@ -82,23 +107,23 @@ def test_paper_links_become_dois_and_code_samples_entrypoints():
     tiny = map_raw(items["pytorch_vision_tinyresnet"])
     assert tiny["ModelPaperDOIs"] == ["10.48550/arXiv.1512.03385"]
     assert tiny["Entrypoints"] == [  # the commented-out variant too
-        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet18"},
-        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet34"}]
+        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet18", "Kind": "model"},
+        {"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "tinyresnet34", "Kind": "model"}]
     forge = map_raw(items["textforge_transformers"])
     assert forge["ModelName"] == "TextForge Transformers"
     # arXiv abs with a version, pdf over http, and a URL written out in the text.
     assert forge["ModelPaperDOIs"] == ["10.48550/arXiv.1810.04805", "10.48550/arXiv.1907.11692",
                                        "10.48550/arXiv.1906.08237"]
     assert forge["Entrypoints"] == [  # each once; the call with a variable entrypoint is left out
-        {"Repo": "textforge/textforge-transformers", "Ref": None, "Name": "tokenizer"},
-        {"Repo": "textforge/textforge-transformers", "Ref": None, "Name": "model"},
-        {"Repo": "textforge/textforge-transformers", "Ref": "v2", "Name": "modelForMaskedLM"}]
+        {"Repo": "textforge/textforge-transformers", "Ref": None, "Name": "tokenizer", "Kind": "helper"},
+        {"Repo": "textforge/textforge-transformers", "Ref": None, "Name": "model", "Kind": "model"},
+        {"Repo": "textforge/textforge-transformers", "Ref": "v2", "Name": "modelForMaskedLM", "Kind": "model"}]
     hush = map_raw(items["quietlab_hush-vad_vad"])  # keyword arguments over several lines
-    assert hush["Entrypoints"] == [{"Repo": "quietlab/hush-vad", "Ref": None, "Name": "hush_vad"}]
+    assert hush["Entrypoints"] == [{"Repo": "quietlab/hush-vad", "Ref": None, "Name": "hush_vad", "Kind": "model"}]
     assert hush["ModelPaperDOIs"] == ["10.21105/joss.01667", "10.48550/arXiv.hep-th/9901001"]
     wsl = map_raw(items["facebookresearch_WSL-Mini_resnext"])  # 2020 layout, no papers
     assert wsl["ModelPaperDOIs"] == [] and wsl["Entrypoints"] == [
-        {"Repo": "facebookresearch/WSL-Mini", "Ref": None, "Name": "resnext101_8x8d_wslmini"}]
+        {"Repo": "facebookresearch/WSL-Mini", "Ref": None, "Name": "resnext101_8x8d_wslmini", "Kind": "model"}]
     for record in (tiny, forge, hush, wsl):
         assert list(VALIDATOR.iter_errors(record)) == []
 
@@ -116,10 +141,34 @@ def test_entrypoints_of_code(code, expected):
     assert [(e["Repo"], e["Ref"], e["Name"]) for e in entrypoints([code])] == expected
 
 
+def test_helper_entrypoints_are_kept_and_marked():
+    # torch.hub: an entrypoint may return "auxiliary tools" instead of a model; the page loads one.
+    speak = map_raw(crawl_fixtures(make_spider())["nvidia_deeplearningexamples_speakfast"])
+    assert speak["Entrypoints"] == [
+        {"Repo": "NVIDIA/DeepLearningExamples", "Ref": "torchhub", "Name": "nvidia_speakfast", "Kind": "model"},
+        {"Repo": "NVIDIA/DeepLearningExamples", "Ref": "torchhub", "Name": "nvidia_speakfast_utils",
+         "Kind": "helper"}]
+    assert list(VALIDATOR.iter_errors(speak)) == []
+
+
+@pytest.mark.parametrize("name, kind", [
+    # the helpers real pages load
+    ("nvidia_ssd_processing_utils", "helper"), ("nvidia_tts_utils", "helper"), ("transforms", "helper"),
+    ("tokenizer", "helper"), ("config", "helper"), ("ofa_specialized_get", "helper"),
+    ("nvidia_textprocessing_utils", "helper"), ("getUtils", "helper"), ("HTTPUtil", "helper"),
+    # models, also where a helper word is only part of a word
+    ("nvidia_ssd", "model"), ("modelForCausalLM", "model"), ("roberta.large.mnli", "model"),
+    ("resnext101_32x8d_wsl", "model"), ("nvidia_resneXt", "model"), ("transformer.wmt14.en-fr", "model"),
+    ("configurable_net", "model"), ("budget_net", "model"), ("DCGAN", "model"), ("model", "model"),
+])
+def test_entrypoint_kind_from_the_words_of_its_name(name, kind):
+    assert entrypoint_kind(name) == kind
+
+
 def test_entrypoints_tolerate_junk():
     assert entrypoints(None) == entrypoints("torch.hub.load('a/b', 'x')") == entrypoints([3, None]) == []
     long_block = "x = 1\n" * 200 + "m = torch.hub.load('a/b', 'late')"  # past 500 characters
-    assert entrypoints([long_block]) == [{"Repo": "a/b", "Ref": None, "Name": "late"}]
+    assert entrypoints([long_block]) == [{"Repo": "a/b", "Ref": None, "Name": "late", "Kind": "model"}]
 
 
 @pytest.mark.parametrize("url, doi", [

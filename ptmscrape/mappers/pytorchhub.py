@@ -9,11 +9,23 @@ card's repository (owner and name compared ignoring case) -> ``RepoSubPath``. On
 valid ``data-id`` takes its repository from the link (its first two path segments). The branch is
 left to the repository's default, as ``torch.hub.load('owner/repo', …)`` does.
 
+The owner is that repository's GitHub owner (``pytorch``, ``facebookresearch``, ``NVIDIA``): the
+account ``torch.hub.load('<owner>/<repo>', …)`` names, and ``ModelOwnerURL`` its GitHub page, so the
+owner joins with the other hubs' GitHub-hosted models. The page's free-text credit (``By Pytorch
+Team``, ``By Facebook AI (fairseq Team)``, ``By Sergey Zagoruyko`` on a ``pytorch/vision`` model; the
+front matter's ``author``, and PTMTorrent's ``ModelOwner``) names no account: it is ``ModelAuthor``.
+
 The article's paper links become ``ModelPaperDOIs`` (arXiv abs/pdf -> ``10.48550/arXiv.<id>``,
 doi.org links -> the DOI), and the ``torch.hub.load('<repo>[:<ref>]', '<entrypoint>', …)`` calls of
 its code samples ``Entrypoints`` (``[{Repo, Ref, Name}]``, each once, in page order), commented-out
 variants (``# model = torch.hub.load(…)``) included; calls whose repo or entrypoint is a variable
-are left out.
+are left out. An entrypoint is any function of the repository's ``hubconf.py``, and torch.hub's
+documentation says one may return "a model (nn.module), or auxiliary tools to make the user workflow
+smoother, e.g. tokenizers": pages load such helpers next to their model (NVIDIA's
+``nvidia_ssd_processing_utils``, MiDaS's ``transforms``, Hugging Face's ``tokenizer`` and ``config``).
+They are kept (the page's code needs them), with ``Kind`` ``helper`` when a word of the name says
+so (``utils``, ``util``, ``transforms``, ``transform``, ``tokenizer``, ``config``, ``get``), else
+``model``: the page alone cannot tell more.
 """
 
 from __future__ import annotations
@@ -37,6 +49,10 @@ _HUB_LOAD = re.compile(
     rf"torch\.hub\.load\({_SEP}(?:repo_or_dir{_SEP}={_SEP})?(['\"])([^'\"\n]{{1,300}})\1{_SEP},"
     rf"{_SEP}(?:model{_SEP}={_SEP})?(['\"])([^'\"\n]{{1,300}})\3")
 _MAX_ENTRYPOINTS = 500
+# Words of an entrypoint's name that make it a helper, not a model (the real pages' helpers:
+# nvidia_convnets_processing_utils, nvidia_tts_utils, transforms, tokenizer, config, ofa_specialized_get).
+HELPER_WORDS = frozenset({"utils", "util", "transforms", "transform", "tokenizer", "config", "get"})
+_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 
 def map_raw(raw: RawModelItem) -> dict[str, Any]:
@@ -55,8 +71,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     tags = str_list(page.get("Tags"))
 
     record = new_record(
-        hub=raw.hub, hub_url=base, object_id=slug,
-        owner=text(page.get("ModelAuthor"), 300) or repo_owner, name=name,
+        hub=raw.hub, hub_url=base, object_id=slug, owner=repo_owner, name=name,
         model_url=text(page.get("ModelURL"), 1000) or f"{base}/{slug}/",
         owner_url=f"https://github.com/{repo_owner}" if repo_owner else "",
     )
@@ -70,6 +85,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         RepoSubPath=subpath,
         ModelPaperDOIs=paper_dois(page.get("ArticleLinks")),
         Entrypoints=entrypoints(page.get("CodeSamples")),
+        ModelAuthor=" ".join((text(page.get("ModelAuthor"), 300) or "").split()) or None,
     )
     return record
 
@@ -84,20 +100,27 @@ def paper_dois(links: Any) -> list[str]:
 
 
 def entrypoints(code_samples: Any) -> list[dict[str, str | None]]:
-    """``[{"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "resnet18"}, …]`` from the
-    ``torch.hub.load`` calls in the page's code samples."""
+    """``[{"Repo": "pytorch/vision", "Ref": "v0.10.0", "Name": "resnet18", "Kind": "model"}, …]``
+    from the ``torch.hub.load`` calls in the page's code samples."""
     found: list[dict[str, str | None]] = []
     samples = code_samples if isinstance(code_samples, list) else []
     for code in (c for c in samples if isinstance(c, str)):
         for match in _HUB_LOAD.finditer(code):
             repo, _, ref = match.group(2).strip().partition(":")
             name = match.group(4).strip()
-            entry = {"Repo": repo.strip(), "Ref": ref.strip() or None, "Name": name}
+            entry = {"Repo": repo.strip(), "Ref": ref.strip() or None, "Name": name, "Kind": entrypoint_kind(name)}
             if entry["Repo"] and name and entry not in found:
                 found.append(entry)
             if len(found) >= _MAX_ENTRYPOINTS:
                 return found
     return found
+
+
+def entrypoint_kind(name: str) -> str:
+    """``helper`` for an entrypoint whose name has a helper word (``nvidia_ssd_processing_utils``,
+    ``transforms``, ``ofa_specialized_get``; words split at ``_``, ``.``, ``-`` and case changes,
+    compared ignoring case), else ``model`` (``nvidia_ssd``, ``modelForCausalLM``, ``roberta.large``)."""
+    return "helper" if any(w.lower() in HELPER_WORDS for w in _NAME_WORDS.findall(name)) else "model"
 
 
 def repository(link: str | None, github_id: str | None) -> tuple[str | None, str | None]:

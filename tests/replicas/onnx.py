@@ -68,6 +68,9 @@ MODEL_DIRS = [
     "text/machine_comprehension/qa-bert-mini",
     "text/machine_comprehension/t5-mini",
 ]
+# Model folders with a README and an .onnx file that no table of the top-level README links (as
+# text/machine_comprehension/gpt2-bs in the real zoo): found through the tree listing.
+UNLISTED_DIRS = ["text/machine_comprehension/qa-bert-beam"]
 # Placeholder rows ([contribute](contribute.md), no folder link) in the top-level README.
 PLACEHOLDER_ROWS = 4
 # Commits after the first: (message, date, folder, files added there).
@@ -85,6 +88,10 @@ def prefix(layout: str) -> str:
 
 def model_dirs(layout: str) -> list[str]:
     return [prefix(layout) + d for d in MODEL_DIRS]
+
+
+def unlisted_dirs(layout: str) -> list[str]:
+    return [prefix(layout) + d for d in UNLISTED_DIRS]
 
 
 def generated_dirs(layout: str) -> list[str]:

@@ -75,7 +75,7 @@ class PytorchHubReplica:
                                "torchvision/models/tinyresnet.py": "class TinyResNet: pass\n",
                                "torchvision/models/pocketnet.py": "class PocketNet: pass\n"}, branch="main")
         add("NVIDIA/DeepLearningExamples", {
-            "hubconf.py": hubconf("nvidia_speakfast", "nvidia_wavesmooth"),
+            "hubconf.py": hubconf("nvidia_speakfast", "nvidia_wavesmooth", "nvidia_speakfast_utils"),
             "PyTorch/SpeechSynthesis/SpeakFast/README.md": "# SpeakFast\n",
             "PyTorch/SpeechSynthesis/SpeakFast/model.py": "class SpeakFast: pass\n",
             "PyTorch/SpeechSynthesis/WaveSmooth/README.md": "# WaveSmooth\n",
