@@ -24,11 +24,22 @@ from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy
 from ptmscrape.items import printable
 from ptmscrape.middlewares import hub_token
-from ptmscrape.stats import CLONE_BY_STATUS, CLONE_FAILED_BY_REASON, CLONE_NO_REPO_URL
+from ptmscrape.stats import (
+    CLONE_BY_STATUS,
+    CLONE_CLONED,
+    CLONE_FAILED,
+    CLONE_FAILED_BY_REASON,
+    CLONE_NO_REPO_URL,
+    CLONE_SKIPPED,
+    CLONE_UNCHANGED,
+    CLONE_UPDATED,
+)
 
 logger = logging.getLogger(__name__)
 
-_STAT_KEYS = {kind: CLONE_BY_STATUS + kind for kind in ("cloned", "updated", "unchanged", "skipped", "failed")}
+# ptm/clone/<status> of each CloneStatus kind (another kind: CLONE_BY_STATUS + kind).
+_STAT_KEYS = {"cloned": CLONE_CLONED, "updated": CLONE_UPDATED, "unchanged": CLONE_UNCHANGED,
+              "skipped": CLONE_SKIPPED, "failed": CLONE_FAILED}
 
 
 class ClonePipeline:

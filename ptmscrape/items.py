@@ -20,7 +20,10 @@ SCHEMA_VERSION = "1.2.0"
 @dataclasses.dataclass
 class RawModelItem:
     hub: str  # spider name, e.g. "huggingface"
-    model_id: str  # the hub's own id of the model (may be hostile: never a path as is)
+    # The hub's own id of the model (may be hostile: never a path as is), as HubSpider.raw_item
+    # gives it: cut to 300 characters, for log lines and hand-offs. Mappers take a model's identity
+    # from the payload (or the context) whole, never from here.
+    model_id: str
     url: str  # where the payload was fetched
     payload: Any  # JSON-able payload exactly as the hub served it
     # Hints a spider knows but the payload does not (e.g. the hub's base URL); mappers read them.

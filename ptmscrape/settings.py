@@ -110,7 +110,7 @@ PTM_WAIT_REPORT_INTERVAL = 30.0
 PTM_MONITORS = False
 
 # --- politeness and rate limits -------------------------------------------------------------
-# Longest wait (seconds) honoured from a 429's RateLimit t= or Retry-After before giving up.
+# Longest wait (seconds) honoured from a 429's RateLimit t= or Retry-After (a longer one is cut to it).
 PTM_RATELIMIT_MAX_WAIT = 600.0
 # How many times one request is retried after a 429 before it is reported as failed.
 PTM_RATELIMIT_MAX_RETRIES = 8

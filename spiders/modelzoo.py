@@ -132,7 +132,7 @@ class ModelzooSpider(HubSpider):
     def parse_model(self, response, slug: str):
         model = self.json_page(response, expect=dict)
         if model is not None:
-            yield self.raw_item(slug, response, model)
+            yield self.raw_item(slug, response, model, slug=slug)
 
     # -- rendered site -------------------------------------------------------------------
     def parse_listing_page(self, response):
@@ -153,7 +153,7 @@ class ModelzooSpider(HubSpider):
         if not response.css(_INFO):
             self.page_malformed(response, "page not rendered", "no model-info-div")
             return
-        yield self.raw_item(slug, response, rendered_model(response))
+        yield self.raw_item(slug, response, rendered_model(response), slug=slug)
 
     # -- listing bookkeeping -------------------------------------------------------------
     def listed_slug(self, response, slug) -> str | None:

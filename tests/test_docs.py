@@ -141,3 +141,88 @@ def test_the_import_check_reads_code_blocks_and_finds_a_missing_name():
     import ptmscrape.dataset
 
     assert not hasattr(ptmscrape.dataset, "read_jsonl")  # the name docs/operations.md once imported from there
+
+
+def names_used(path: Path) -> set[str]:
+    """The names a module's code reads (``NAME`` and ``module.NAME``), not the ones it only imports."""
+    import ast
+
+    used: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            used.add(node.attr)
+    return used
+
+
+def test_every_stats_name_is_counted_somewhere():
+    """docs/stats.md lists the constants of ptmscrape/stats.py; a constant no code reads any more is a
+    counter the page promises and no crawl has."""
+    from ptmscrape.stats import names
+
+    modules = [p for folder in ("ptmscrape", "spiders", "pipelines") for p in sorted((ROOT / folder).rglob("*.py"))
+               if p != ROOT / "ptmscrape/stats.py"]
+    used = set().union(*(names_used(p) for p in modules))
+    unused = sorted(const for const in names() if const not in used)
+    assert not unused, f"ptmscrape/stats.py names counters no code counts: {unused}"
+
+
+def _environment_variables_read() -> set[str]:
+    """``PTM_…`` environment variables the project reads: ptmscrape/settings.py, the .ci/ scripts, tests/."""
+    read = set(re.findall(r'os\.environ\.get\("(PTM_[A-Z0-9_]+)"', (ROOT / "ptmscrape/settings.py").read_text()))
+    for script in sorted((ROOT / ".ci").iterdir()):
+        read |= set(re.findall(r"\$\{?(PTM_[A-Z0-9_]+)", script.read_text()))
+    for module in sorted((ROOT / "tests").glob("*.py")):
+        read |= set(re.findall(r'os\.environ\.get\("(PTM_[A-Z0-9_]+)"', module.read_text()))
+    return read
+
+
+def test_every_ptm_name_in_the_docs_is_a_setting_or_an_environment_variable_and_every_variable_documented():
+    """The settings table is checked in test_project.py; this covers every other mention: a
+    ``PTM_…`` name in the README or docs/ is a setting of ptmscrape/settings.py or an environment
+    variable something reads, and every such variable is documented somewhere."""
+    import ptmscrape.settings as settings
+
+    defined = {name for name in dir(settings) if name.startswith("PTM_")}
+    variables = _environment_variables_read()
+    assert "PTM_LOG_LEVEL" in variables and "PTM_PYTHON" in variables  # the scan sees both kinds
+    text = "\n".join(page.read_text() for page in PAGES)
+    mentioned = set(re.findall(r"\bPTM_[A-Z0-9_]*[A-Z0-9]\b", text))
+    assert not mentioned - defined - variables, f"the docs name what nothing reads: {mentioned - defined - variables}"
+    assert not variables - mentioned, f"environment variables no page documents: {variables - mentioned}"
+
+
+def _ignored(name: str) -> bool:
+    """What .gitignore keeps out of the repository at its top level (outputs, venvs, caches)."""
+    from fnmatch import fnmatch
+
+    patterns = [line.strip().strip("/") for line in (ROOT / ".gitignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    return any(fnmatch(name, pattern) for pattern in patterns)
+
+
+def test_the_layout_page_names_every_module_and_folder_and_only_ones_that_exist():
+    page = (ROOT / "docs/layout.md").read_text()
+    (block,) = _FENCE.findall(page)
+    named = set(re.findall(r"(?<![\w/.-])([\w.-]+/?)", block))
+    missing = []
+    for entry in sorted(ROOT.iterdir()):  # the repository's top level: folders and files
+        if _ignored(entry.name) or (entry.name.startswith(".") and entry.name != ".ci") or entry.name == "README.md":
+            continue
+        if (entry.name + "/" if entry.is_dir() else entry.name) not in named:
+            missing.append(entry.name)
+    for entry in sorted((ROOT / "ptmscrape").iterdir()):  # every module and package of ptmscrape/
+        if entry.name.startswith("__") or _ignored(entry.name):
+            continue
+        if (entry.name + "/" if entry.is_dir() else entry.name) not in named:
+            missing.append(f"ptmscrape/{entry.name}")
+    for folder in ("pipelines", ".ci"):
+        missing += [f"{folder}/{p.name}" for p in sorted((ROOT / folder).iterdir())
+                    if not p.name.startswith("__") and p.name not in named]
+    assert not missing, f"docs/layout.md does not name {missing}"
+    files = {p.name for folder in ("ptmscrape", "spiders", "pipelines", "tests", "bench", ".ci", "docs")
+             for p in (ROOT / folder).rglob("*")} | {p.name for p in ROOT.iterdir()}
+    unknown = sorted(n for n in named if re.fullmatch(r"[\w.-]+\.(py|sh|cfg|txt|toml|ini|json|sql|md)", n)
+                     and n not in files)
+    assert not unknown, f"docs/layout.md names files that do not exist: {unknown}"

@@ -253,6 +253,7 @@ _ID_FIELDS = [
     ("onnxmodelzoo", 500, lambda v: {"model_dir": v, "kind": "generated", "turnkey": {}}),
     ("onnxmodelzoo", 1000, lambda v: {"model_dir": "a/b", "row": {"downloads": [{"path": v[:-5] + ".onnx"}]}}),
     ("modelscope", 100, lambda v: {"Path": "iic", "Name": "n", "Id": v}),
+    ("modelzoo", 300, lambda v: {"title": "t", "link": None}),  # the slug (raw item's model_id, context)
 ]
 
 
@@ -268,6 +269,33 @@ def test_an_over_long_id_is_refused_not_cut_into_another_models_id(hub, limit, p
     for tail in ("1", "2"):  # cut to the limit, both would be the model above
         with pytest.raises(MappingError, match=f"{limit + 1} characters long, over the limit of {limit}"):
             mapped("m" * limit + tail)
+
+
+def test_a_modelzoo_slug_reaches_the_mapper_whole_from_the_spider():
+    """The raw item's ``model_id`` is cut to 300 characters (``HubSpider.raw_item``); the ModelZoo
+    mapper names the model by its slug, so the spider hands it the slug whole: two slugs sharing their
+    first 300 characters were one model."""
+    from ptmscrape.mappers.modelzoo import map_raw as map_modelzoo
+    from spiders.modelzoo import ModelzooSpider
+    from tests.helpers import html_response, json_response, make_spider
+
+    api = make_spider(ModelzooSpider, {"PTM_MODELZOO_URL": "https://zoo.example"})
+    rendered = make_spider(ModelzooSpider, {"PTM_MODELZOO_URL": "https://zoo.example",
+                                            "SPLASH_URL": "http://127.0.0.1:8050"}, render="splash")
+    page = "<html><div class='model-info-div box-shadow'><p>x</p></div></html>"
+
+    def item(spider, slug):
+        if spider is api:
+            (raw,) = spider.parse_model(json_response(f"https://zoo.example/api/models/{slug}/", {}), slug=slug)
+        else:
+            (raw,) = spider.parse_model_page(html_response(f"https://zoo.example/model/{slug}", page), slug=slug)
+        return raw
+
+    for spider in (api, rendered):
+        assert map_modelzoo(item(spider, "m" * 300))["ModelName"] == "m" * 300  # at the limit: kept whole
+        for tail in ("1", "2"):
+            with pytest.raises(MappingError, match="301 characters long, over the limit of 300"):
+                map_modelzoo(item(spider, "m" * 300 + tail))
 
 
 def test_a_trailing_newline_does_not_pass_for_a_valid_value():

@@ -86,7 +86,7 @@ def test_detail_response_is_the_raw_payload_untouched():
     url = f"{BASE}/api/models/openpose-caffe/"
     (item,) = spider.parse_model(api_page(url, detail(model)), slug="openpose-caffe")
     assert item.hub == "modelzoo" and item.model_id == "openpose-caffe" and item.url == url
-    assert item.payload == detail(model) and item.context == {"base_url": BASE}
+    assert item.payload == detail(model) and item.context == {"base_url": BASE, "slug": "openpose-caffe"}
 
 
 def test_model_with_null_link_and_papers_is_yielded():

@@ -1,6 +1,8 @@
 """ModelZoo ``/api/models/<slug>/`` objects (or the same object read from a rendered page) -> records.
 
-The raw item's ``model_id`` is the model's slug (the detail object has none). The repository is the
+The model's slug is the raw item's ``context["slug"]``, whole (the detail object has none; the
+item's ``model_id`` is cut for labels); one over 300 characters is refused, never cut into another
+model's slug. The repository is the
 ``link``: a GitHub repository (``/tree/<branch>/<path>`` links give ``RepoBranch`` and
 ``RepoSubPath``); a GitHub user or organisation page has no repository (clone skipped); a link on
 another host is kept as given and the clone stage finds out whether git can clone it (its reason
@@ -22,6 +24,7 @@ from ptmscrape.mappers.common import (
     arxiv_doi,
     count,
     github_owner_url,
+    id_text,
     new_record,
     text,
 )
@@ -36,7 +39,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     obj = raw.payload
     if not isinstance(obj, dict):
         raise MappingError(f"payload is {type(obj).__name__}, not an object")
-    slug = raw.model_id
+    slug = id_text(raw.context.get("slug", raw.model_id), 300, "slug")
     if not isinstance(slug, str) or not slug.strip():
         raise MappingError("no slug")
     base = raw.context.get("base_url", "https://modelzoo.co").rstrip("/")
