@@ -283,3 +283,51 @@ def test_few_calls_left_in_the_rate_limit_window_slow_the_crawl_down(tmp_path, h
     assert 0 < result.stats["ptm/ratelimit/paced_seconds"] <= result.stats["ptm/ratelimit/paced"] * 1.0
     assert result.stats["ptm/ratelimit/paced"] <= 10
     assert len(result.items) == 3 and "ptm/history/failed" not in result.stats
+
+
+def test_a_model_whose_history_call_was_lost_is_asked_again_by_the_next_crawl(tmp_path, hub):
+    """No state line vouches for what a lost call would have brought (a first page stored, the next
+    lost, included): the next crawl asks again for each, and the tables end up whole, each row once
+    (the pages stored before the lost one are stored again, as after a kill)."""
+    refs, commits, tree, listed, detail = ("speechy/sepformer-toy", "org0/model-0000005", "org0/model-0000002",
+                                           "org1/model-0000004", "org0/model-0000001")
+    broken = {"on"}
+
+    def faults(incoming, call_next):
+        path, arg = incoming.path, incoming.arg
+        if not broken:
+            return call_next()
+        if path.endswith(f"/{refs}/refs") or (f"/{commits}/commits/" in path and arg("p") == "1"):
+            return Reply.text("boom", 503)
+        if path.endswith(f"/{listed}/discussions") and arg("p") == "1" or path.endswith(f"/{detail}/discussions/2"):
+            return Reply.text("boom", 503)
+        if f"/{tree}/tree/" in path and arg("cursor"):
+            return Reply(200, b'[{"type": "file", "pa', {"Content-Type": "application/json"})
+        return call_next()
+
+    hub.hub.replica.interceptors.append(faults)
+    data = tmp_path / "data"
+    first = crawl(hub, tmp_path, "1", check=False, **FAST)
+    assert first.returncode == 1 and first.stats["ptm/history/lost"] == 5, first.log[-3000:]
+    vouched = {(s["model_id"], s["kind"], s.get("num")) for s in history(data, "state")}
+    assert not vouched & {(refs, "refs", None), (commits, "commits", None), (tree, "files", None),
+                          (detail, "discussion", 2)}
+    assert {c["model_id"] for c in history(data, "commits")} >= {commits}  # its first page is stored
+    on_page_2 = {d["num"] for d in sorted(hub.histories[listed].discussions, key=lambda d: -d["num"])[3:]}
+    assert not {num for model, kind, num in vouched if model == listed and kind == "discussion"} & on_page_2
+
+    broken.clear()
+    before = len(hub.hub.replica.requests)
+    second = crawl(hub, tmp_path, "2", **FAST)
+    asked = [p for _, p in hub.hub.replica.requests[before:]]
+    for call in (f"/{refs}/refs", f"/{commits}/commits/", f"/{tree}/tree/", f"/{listed}/discussions/",
+                 f"/{detail}/discussions/2"):
+        assert any(call in p for p in asked), call
+    assert second.stats.get("ptm/history/failed", 0) == 0
+    assert table_keys(data, "commit") == hub.all_commits() and table_keys(data, "ref") == hub.all_refs()
+    assert table_keys(data, "file") == hub.all_files()
+    assert table_keys(data, "discussion") == hub.all_discussions()
+    assert table_keys(data, "discussion_event") == hub.all_events()
+    vouched = {(s["model_id"], s["kind"], s.get("num")) for s in history(data, "state")}
+    assert {(refs, "refs", None), (commits, "commits", None), (tree, "files", None), (detail, "discussion", 2),
+            *((listed, "discussion", num) for num in on_page_2)} <= vouched
