@@ -3,6 +3,7 @@ history endpoints: everything served lands once, re-crawls ask only what can hav
 refused calls are recorded per model."""
 
 import math
+import signal
 from collections import Counter
 
 import pytest
@@ -283,6 +284,83 @@ def test_few_calls_left_in_the_rate_limit_window_slow_the_crawl_down(tmp_path, h
     assert 0 < result.stats["ptm/ratelimit/paced_seconds"] <= result.stats["ptm/ratelimit/paced"] * 1.0
     assert result.stats["ptm/ratelimit/paced"] <= 10
     assert len(result.items) == 3 and "ptm/history/failed" not in result.stats
+
+
+# -- history calls a JOBDIR job lost ----------------------------------------------------------------
+
+FIRST_PAGE = "google-bert/bert-base-uncased", "llamaish/Tiny-Chat-1B-Instruct"  # both on listing page 1
+
+
+def lose(hub, down, cut):
+    """``down``'s refs answer 503, ``cut``'s second commit page arrives cut short (malformed), until
+    the returned switch is cleared: calls lost for good, by the errback and by the callback."""
+    broken = {"on"}
+
+    def faults(incoming, call_next):
+        if broken and incoming.path.endswith(f"/{down}/refs"):
+            return Reply.text("boom", 503)
+        if broken and f"/{cut}/commits/" in incoming.path and incoming.arg("p") == "1":
+            return Reply(200, b'[{"id": "abc", "tit', {"Content-Type": "application/json"})
+        return call_next()
+
+    hub.hub.replica.interceptors.append(faults)
+    return broken
+
+
+def test_history_calls_lost_before_a_pause_are_fetched_again_when_the_job_resumes(tmp_path, hub):
+    """A JOBDIR job whose run lost history calls (5xx after retries, a page still malformed) and was
+    paused: the calls' fingerprints are in requests.seen, so the resumed run must fetch them again
+    itself, not exit 0 with the model's refs and commits missing. Still failing, the run fails; mended,
+    the job completes, each commit stored once."""
+    from tests.crawl import crawl_command
+    from tests.crawl_control import BackgroundCrawl, hold
+
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    down, cut = FIRST_PAGE
+    assert len(hub.histories[cut].commits) > 5  # a second commit page (pages of 5)
+    broken = lose(hub, down, cut)
+    listing = hold(hub.hub.replica, "GET", hub.hub._listing, lambda req, m, n: n >= 3)  # the last page waits
+    settings = {"PTM_HUGGINGFACE_URL": hub.hub.url + PREFIX, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0,
+                "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 5, "JOBDIR": jobdir, **FAST}
+    args = {"history": "commits,refs,discussions,files"}
+    cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json", args, settings)
+    paused = BackgroundCrawl(cmd, tmp_path / "1.log")
+    paused.wait_until(lambda: listing.reached.is_set()
+                     and f"History of huggingface:{down} (refs) not stored" in paused.log
+                     and f"History of huggingface:{cut} (commits) not stored" in paused.log,
+                     "both history calls lost, the last listing page held")
+    paused.proc.send_signal(signal.SIGTERM)
+    paused.wait_until(lambda: "shutting down gracefully" in paused.log, "the graceful stop")
+    listing.open()
+    assert paused.wait() == 1
+    lost_at = calls(hub, rf"/{down}/refs"), calls(hub, rf"/{cut}/commits/.*p=1")
+
+    still_broken = crawl(hub, tmp_path, "2", check=False, JOBDIR=jobdir, **FAST)
+    assert (calls(hub, rf"/{down}/refs"), calls(hub, rf"/{cut}/commits/.*p=1")) > lost_at  # asked again
+    assert still_broken.returncode == 1, still_broken.log[-3000:]
+    stats = still_broken.stats
+    assert stats["ptm/job/history_calls_fetched_again"] == 2 and stats["ptm/history/lost"] == 2
+    assert "ptm/job/pages_fetched_again" not in stats and "ptm/pages/failed" not in stats
+    assert (f"Resuming the job in {jobdir}: the previous run was paused gracefully; fetching again "
+            "the 2 history call(s) the job lost") in still_broken.log
+    assert stats["finish_reason"] == "finished" and stats["ptm/store/removed"] == 0  # the listing is whole
+
+    broken.clear()  # the hub answers again
+    before = len(hub.hub.replica.requests)
+    mended = crawl(hub, tmp_path, "3", JOBDIR=jobdir, **FAST)  # check=True: exit status 0
+    assert (f"Resuming the job in {jobdir}: the previous run finished; fetching again the 2 history call(s) "
+            "the job lost") in mended.log
+    asked = sorted(p for _, p in hub.hub.replica.requests[before:])
+    assert asked == sorted([f"{PREFIX}/api/models/{down}/refs?include_prs=1",
+                            f"{PREFIX}/api/models/{cut}/commits/{hub.hub.models[cut]['sha']}?p=1&limit=5",
+                            f"{PREFIX}/api/models/{cut}/commits/{hub.hub.models[cut]['sha']}?p=2&limit=5"])
+    stats = mended.stats
+    assert stats["ptm/job/history_calls_fetched_again"] == 2 and "ptm/history/lost" not in stats
+    assert "Crawl verdict: exit status 0" in mended.log
+    assert not (jobdir / "ptm-failed-pages.pickle").exists()
+    assert_everything_once(hub, data, mended.records("huggingface"))  # the refs and every commit, once
+    state = {(s["model_id"], s["kind"]) for s in history(data, "state")}
+    assert {(down, "refs"), (cut, "commits")} <= state  # a later crawl starts from them
 
 
 def test_a_model_whose_history_call_was_lost_is_asked_again_by_the_next_crawl(tmp_path, hub):
