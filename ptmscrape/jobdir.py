@@ -17,18 +17,21 @@ Each run that closes (finished, paused, or ended with failed pages or nothing st
 finish reason, and the next run says truthfully how the job was left: finished (a new crawl in that
 JOBDIR does nothing new, and is warned), paused, or ended with failed pages.
 
-Pages lost for good (``ptmscrape.signals.page_failed``) are the job's, not one run's: their
-fingerprints are in Scrapy's ``requests.seen``, so a resumed run would never fetch them again and
-would finish "complete". A run that closes saves their requests in the JOBDIR, and the next run
-schedules them again first (``dont_filter``, their retries afresh). One that fails again is
-reported as usual; one whose request cannot be saved (a callback that is no spider method,
-unpicklable meta) counts as failed in every later run of the job (``ptm/pages/failed/lost by an
-earlier run``): exit status 1, no removed-models report. After a hard kill the job restarts from
-its start requests, which list the lost pages again, so the saved ones are discarded.
+Pages lost for good (``ptmscrape.signals.page_failed``) and ``-a history`` calls lost for good
+(``ptmscrape.signals.history_call_lost``) are the job's, not one run's: their fingerprints are in
+Scrapy's ``requests.seen``, so a resumed run would never fetch them again and would finish
+"complete". A run that closes saves their requests in the JOBDIR, and the next run schedules them
+again first (``dont_filter``, their retries afresh; ``ptm/job/pages_fetched_again``,
+``ptm/job/history_calls_fetched_again``). One that fails again is reported as usual; one whose
+request cannot be saved (a callback that is no spider method, unpicklable meta) counts as lost in
+every later run of the job (``ptm/pages/failed/lost by an earlier run``, ``ptm/history/lost/lost by
+an earlier run``): exit status 1 (a page: no removed-models report either). After a hard kill the
+job restarts from its start requests, which list the lost pages and ask the history calls no state
+line vouches for again, so the saved ones are discarded.
 
 Files of ours in a JOBDIR: ``ptm-job.lock`` (flock), ``ptm-running.json`` (the mark),
 ``ptm-snapshots.txt``, ``ptm-ended.json`` (how the last run that closed ended) and
-``ptm-failed-pages.pickle`` (the pages the job lost, while it has any).
+``ptm-failed-pages.pickle`` (the pages and history calls the job lost, while it has any).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import os
 import pickle
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from scrapy import signals
@@ -50,7 +54,7 @@ from scrapy.utils.request import request_from_dict
 from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput
 from ptmscrape.dataset.jsonl import read_jsonl
-from ptmscrape.stats import JOB_PAGES_FETCHED_AGAIN, JOB_RESTARTED_AFTER_KILL
+from ptmscrape.stats import JOB_HISTORY_CALLS_FETCHED_AGAIN, JOB_PAGES_FETCHED_AGAIN, JOB_RESTARTED_AFTER_KILL
 from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED
 
 logger = logging.getLogger(__name__)
@@ -61,7 +65,8 @@ ENDED_FILE = "ptm-ended.json"
 FINISHED_MARK = "ptm-finished.json"  # written before ptm-ended.json was: a finished job
 SNAPSHOTS_FILE = "ptm-snapshots.txt"
 FAILED_PAGES_FILE = "ptm-failed-pages.pickle"
-# The kind (ptm/pages/failed/<kind>) of a page an earlier run lost that cannot be fetched again.
+# The kind (ptm/pages/failed/<kind>) or reason (ptm/history/lost/<reason>) of a page or history
+# call an earlier run lost that cannot be fetched again.
 LOST_EARLIER = "lost by an earlier run"
 # A lost page fetched again gets its retries afresh.
 RETRY_META = ("retry_times", "ptm_page_retries", "ptm_ratelimit_retries", "ptm_retry_delay")
@@ -69,10 +74,30 @@ RETRY_META = ("retry_times", "ptm_page_retries", "ptm_ratelimit_retries", "ptm_r
 SCRAPY_STATE = ("requests.queue", "requests.seen", "spider.state")
 # How the next run describes the job, by the finish reason of its last run that closed.
 ENDED_HOW = {
+    "finished": "the previous run finished",  # said only when it lost history calls: else the job is done
     "shutdown": "the previous run was paused gracefully",
     FAILED_PAGES: "the previous run ended with failed pages",
     NOTHING_STORED: "the previous run stored nothing",
 }
+
+
+@dataclass(frozen=True)
+class Losable:
+    """A sort of request a job can lose for good, saved in ``FAILED_PAGES_FILE`` and fetched again
+    when the job resumes."""
+
+    noun: str  # in log lines: "the lost page <url>", "2 page(s)"
+    saved_key: str  # in FAILED_PAGES_FILE: the pickled request dicts (Scrapy's queue format)
+    unsaved_key: str  # in FAILED_PAGES_FILE: how many could not be saved
+    fetched_again: str  # stats name, one per request scheduled again
+    count_lost: str  # spider method counting one lost again in this run: (kind or reason, request=None)
+    counts_as: str  # what one that cannot be fetched again counts as, in every later run
+
+
+PAGES = Losable("page", "requests", "unsaved", JOB_PAGES_FETCHED_AGAIN, "count_failed_page", "failed")
+HISTORY_CALLS = Losable("history call", "history_calls", "history_calls_unsaved", JOB_HISTORY_CALLS_FETCHED_AGAIN,
+                        "count_lost_history_call", "lost")
+LOSABLE = (PAGES, HISTORY_CALLS)
 
 
 class JobDirBusy(BadInput):
@@ -148,17 +173,22 @@ class JobGuard:
             self._lock.close()
             raise busy(jobdir) from None
         self.restarted = False
-        self.lost: list[bytes] = []  # pages this run lost, pickled request dicts (Scrapy's queue format)
-        self.lost_unsaved = 0  # pages this run lost that cannot be fetched again
-        self.to_fetch_again: list[bytes] = []  # pages earlier runs lost
-        self.lost_earlier = 0  # of which no request could be saved
+        # per sort (LOSABLE): what this run lost (pickled request dicts, Scrapy's queue format) and
+        # how many of those cannot be fetched again; what earlier runs lost, and of those unsaved
+        self.lost: dict[Losable, list[bytes]] = {sort: [] for sort in LOSABLE}
+        self.lost_unsaved = dict.fromkeys(LOSABLE, 0)
+        self.to_fetch_again: dict[Losable, list[bytes]] = {sort: [] for sort in LOSABLE}
+        self.lost_earlier = dict.fromkeys(LOSABLE, 0)
         mark = jobdir / RUNNING_MARK
         if mark.exists():
             self.restarted = True
             self._discard_scrapy_state(_read_json(mark))
         else:
             saved = _read_pickle(jobdir / FAILED_PAGES_FILE)
-            self.to_fetch_again, self.lost_earlier = saved.get("requests", []), saved.get("unsaved", 0)
+            for sort in LOSABLE:
+                requests, unsaved = saved.get(sort.saved_key, []), saved.get(sort.unsaved_key, 0)
+                self.to_fetch_again[sort] = requests if isinstance(requests, list) else []
+                self.lost_earlier[sort] = unsaved if isinstance(unsaved, int) else 1
             self._say_how_the_job_was_left()
         mark.write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
 
@@ -171,10 +201,12 @@ class JobGuard:
         crawler.signals.connect(guard.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(guard.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(guard.page_failed, signal=ptm_signals.page_failed)
+        crawler.signals.connect(guard.history_call_lost, signal=ptm_signals.history_call_lost)
         return guard
 
     def _discard_scrapy_state(self, previous: dict) -> None:
-        # The lost pages too: the restarted job lists them again.
+        # The lost pages and history calls too: the restarted job lists them again (and asks every
+        # history call no state line vouches for).
         found = [name for name in (*SCRAPY_STATE, FAILED_PAGES_FILE) if (self.jobdir / name).exists()]
         logger.warning(
             "The last run of the job in %s (pid %s) was killed before it could save its request "
@@ -189,19 +221,23 @@ class JobGuard:
 
     def _say_how_the_job_was_left(self) -> None:
         ended = self.previous_end()
-        if ended == "finished" and not self.to_fetch_again:
+        outstanding = any(self.to_fetch_again.values()) or any(self.lost_earlier.values())
+        if ended == "finished" and not outstanding:
             logger.warning("The job in %s has finished: Scrapy skips every request it made, so this "
                            "crawl does nothing new. Give each new crawl a new JOBDIR.", self.jobdir)
         elif ended is not None or (self.jobdir / "requests.seen").exists():
             how = (ENDED_HOW.get(ended, f"the previous run ended with finish reason {ended!r}") if ended
                    else "how the previous run ended was not recorded")
-            lost = len(self.to_fetch_again)
-            again = f"; fetching again the {lost} page(s) the job lost" if lost else ""
+            lost = " and ".join(f"{len(self.to_fetch_again[sort])} {sort.noun}(s)" for sort in LOSABLE
+                                if self.to_fetch_again[sort])
+            again = f"; fetching again the {lost} the job lost" if lost else ""
             logger.info("Resuming the job in %s: %s%s", self.jobdir, how, again)
-        if self.lost_earlier:
-            logger.error("%d page(s) lost by earlier runs of the job in %s could not be saved to be fetched "
-                         "again: they count as failed in every run of this job. A new crawl (a new "
-                         "JOBDIR) reads them.", self.lost_earlier, self.jobdir)
+        for sort in LOSABLE:
+            if self.lost_earlier[sort]:
+                logger.error("%d %s(s) lost by earlier runs of the job in %s could not be saved to be fetched "
+                             "again: they count as %s in every run of this job. A new crawl (a new "
+                             "JOBDIR) reads them.", self.lost_earlier[sort], sort.noun, self.jobdir,
+                             sort.counts_as)
 
     def previous_end(self) -> str | None:
         """The finish reason of the job's last run that closed (None: no run closed yet)."""
@@ -213,30 +249,45 @@ class JobGuard:
     def spider_opened(self, spider):
         if self.restarted:
             self.crawler.stats.set_value(JOB_RESTARTED_AFTER_KILL, 1)
-        unfetchable = self.lost_earlier
-        for saved in self.to_fetch_again:
-            try:
-                request = request_from_dict(pickle.loads(saved), spider=spider)
-            except Exception as exc:  # e.g. its callback was renamed since
-                logger.error("A page the job lost cannot be fetched again: %s", exc)
-                unfetchable += 1
-                continue
-            meta = {k: v for k, v in request.meta.items() if k not in RETRY_META}
-            self.crawler.engine.crawl(request.replace(dont_filter=True, meta=meta))
-            self.crawler.stats.inc_value(JOB_PAGES_FETCHED_AGAIN)
-        for _ in range(unfetchable):  # failed in this run too, and saved again as such (page_failed)
-            spider.count_failed_page(LOST_EARLIER)
+        for sort in LOSABLE:
+            unfetchable = self.lost_earlier[sort]
+            for saved in self.to_fetch_again[sort]:
+                data = None
+                try:
+                    data = pickle.loads(saved)
+                    request = request_from_dict(data, spider=spider)
+                except Exception as exc:  # e.g. its callback was renamed since
+                    url = data.get("url") if isinstance(data, dict) else None  # a history call's names the model
+                    logger.error("A %s the job lost cannot be fetched again%s: %s", sort.noun,
+                                 f" ({url})" if isinstance(url, str) else "", exc)
+                    unfetchable += 1
+                    continue
+                meta = {k: v for k, v in request.meta.items() if k not in RETRY_META}
+                self.crawler.engine.crawl(request.replace(dont_filter=True, meta=meta))
+                self.crawler.stats.inc_value(sort.fetched_again)
+            # lost in this run too, and saved again as such (the spider's method signals it);
+            # a spider without the method (another spider in this JOBDIR) fails the run as a page
+            count_lost = getattr(spider, sort.count_lost, None) or spider.count_failed_page
+            for _ in range(unfetchable):
+                count_lost(LOST_EARLIER)
 
     def page_failed(self, kind: str, request=None) -> None:
+        self._save(PAGES, request)
+
+    def history_call_lost(self, reason: str, request=None) -> None:
+        self._save(HISTORY_CALLS, request)
+
+    def _save(self, sort: Losable, request) -> None:
+        """Keep a request this run lost, to be saved in the JOBDIR when the run closes."""
         if request is not None:
             try:
-                self.lost.append(pickle.dumps(request.to_dict(spider=self.crawler.spider), protocol=4))
+                self.lost[sort].append(pickle.dumps(request.to_dict(spider=self.crawler.spider), protocol=4))
                 return
             except (ValueError, TypeError, AttributeError, pickle.PicklingError) as exc:
                 # what Scrapy's disk queue refuses too (scheduler/unserializable)
-                logger.error("The lost page %s cannot be saved in JOBDIR to be fetched again on "
-                             "resume: %s", request.url, exc)
-        self.lost_unsaved += 1
+                logger.error("The lost %s %s cannot be saved in JOBDIR to be fetched again on "
+                             "resume: %s", sort.noun, request.url, exc)
+        self.lost_unsaved[sort] += 1
 
     def spider_closed(self, spider, reason):
         # Extensions connect in priority order, so Scrapy's SpiderState (priority 0) has pickled
@@ -246,8 +297,11 @@ class JobGuard:
             logger.error("%d request(s) could not be saved in JOBDIR and are lost on resume: their "
                          "callbacks must be spider methods and their meta picklable", unsaved)
         failed = self.jobdir / FAILED_PAGES_FILE
-        if self.lost or self.lost_unsaved:
-            _write_atomic(failed, pickle.dumps({"requests": self.lost, "unsaved": self.lost_unsaved}, protocol=4))
+        if any(self.lost.values()) or any(self.lost_unsaved.values()):
+            saved: dict[str, object] = {}
+            for sort in LOSABLE:
+                saved.update({sort.saved_key: self.lost[sort], sort.unsaved_key: self.lost_unsaved[sort]})
+            _write_atomic(failed, pickle.dumps(saved, protocol=4))
         else:
             failed.unlink(missing_ok=True)
         _write_atomic(self.jobdir / ENDED_FILE, json.dumps({"reason": reason, "ended": time.time()}).encode())

@@ -18,5 +18,11 @@ page_failed = object()
 truncated listing): the models it lists may be missing from this crawl. Arguments: ``kind`` and
 ``request`` (the page's request, to fetch it again when a JOBDIR job resumes; None if unknown)."""
 
+history_call_lost = object()
+"""An ``-a history`` call was lost for good (failed after retries, rate limited, still malformed, a
+next link off the hub; not the hub's refusals): that model's history of one kind is missing from this
+crawl. Arguments: ``reason`` and ``request`` (the call's request, to fetch it again when a JOBDIR job
+resumes; None if unknown)."""
+
 model_unmapped = object()
 """A model the hub listed could not be mapped to a record. Argument: ``item`` (its ``RawModelItem``)."""

@@ -85,6 +85,7 @@ HISTORY_STORED_FAILURES = "ptm/history/stored/failures"
 # -- the crawl as a whole ----------------------------------------------------------------------
 JOB_RESTARTED_AFTER_KILL = "ptm/job/restarted_after_kill"
 JOB_PAGES_FETCHED_AGAIN = "ptm/job/pages_fetched_again"
+JOB_HISTORY_CALLS_FETCHED_AGAIN = "ptm/job/history_calls_fetched_again"
 MONITORS_PASSED = "ptm/monitors/passed"
 MONITORS_FAILED = "ptm/monitors/failed"
 MONITORS_FAILED_BY_MONITOR = "ptm/monitors/failed/"

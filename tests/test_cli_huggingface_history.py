@@ -3,6 +3,7 @@ history endpoints: everything served lands once, re-crawls ask only what can hav
 refused calls are recorded per model."""
 
 import math
+import signal
 from collections import Counter
 
 import pytest
@@ -283,3 +284,128 @@ def test_few_calls_left_in_the_rate_limit_window_slow_the_crawl_down(tmp_path, h
     assert 0 < result.stats["ptm/ratelimit/paced_seconds"] <= result.stats["ptm/ratelimit/paced"] * 1.0
     assert result.stats["ptm/ratelimit/paced"] <= 10
     assert len(result.items) == 3 and "ptm/history/failed" not in result.stats
+
+
+# -- history calls a JOBDIR job lost ----------------------------------------------------------------
+
+FIRST_PAGE = "google-bert/bert-base-uncased", "llamaish/Tiny-Chat-1B-Instruct"  # both on listing page 1
+
+
+def lose(hub, down, cut):
+    """``down``'s refs answer 503, ``cut``'s second commit page arrives cut short (malformed), until
+    the returned switch is cleared: calls lost for good, by the errback and by the callback."""
+    broken = {"on"}
+
+    def faults(incoming, call_next):
+        if broken and incoming.path.endswith(f"/{down}/refs"):
+            return Reply.text("boom", 503)
+        if broken and f"/{cut}/commits/" in incoming.path and incoming.arg("p") == "1":
+            return Reply(200, b'[{"id": "abc", "tit', {"Content-Type": "application/json"})
+        return call_next()
+
+    hub.hub.replica.interceptors.append(faults)
+    return broken
+
+
+def test_history_calls_lost_before_a_pause_are_fetched_again_when_the_job_resumes(tmp_path, hub):
+    """A JOBDIR job whose run lost history calls (5xx after retries, a page still malformed) and was
+    paused: the calls' fingerprints are in requests.seen, so the resumed run must fetch them again
+    itself, not exit 0 with the model's refs and commits missing. Still failing, the run fails; mended,
+    the job completes, each commit stored once."""
+    from tests.crawl import crawl_command
+    from tests.crawl_control import BackgroundCrawl, hold
+
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    down, cut = FIRST_PAGE
+    assert len(hub.histories[cut].commits) > 5  # a second commit page (pages of 5)
+    broken = lose(hub, down, cut)
+    listing = hold(hub.hub.replica, "GET", hub.hub._listing, lambda req, m, n: n >= 3)  # the last page waits
+    settings = {"PTM_HUGGINGFACE_URL": hub.hub.url + PREFIX, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0,
+                "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 5, "JOBDIR": jobdir, **FAST}
+    args = {"history": "commits,refs,discussions,files"}
+    cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json", args, settings)
+    paused = BackgroundCrawl(cmd, tmp_path / "1.log")
+    paused.wait_until(lambda: listing.reached.is_set()
+                     and f"History of huggingface:{down} (refs) not stored" in paused.log
+                     and f"History of huggingface:{cut} (commits) not stored" in paused.log,
+                     "both history calls lost, the last listing page held")
+    paused.proc.send_signal(signal.SIGTERM)
+    paused.wait_until(lambda: "shutting down gracefully" in paused.log, "the graceful stop")
+    listing.open()
+    assert paused.wait() == 1
+    lost_at = calls(hub, rf"/{down}/refs"), calls(hub, rf"/{cut}/commits/.*p=1")
+
+    still_broken = crawl(hub, tmp_path, "2", check=False, JOBDIR=jobdir, **FAST)
+    assert (calls(hub, rf"/{down}/refs"), calls(hub, rf"/{cut}/commits/.*p=1")) > lost_at  # asked again
+    assert still_broken.returncode == 1, still_broken.log[-3000:]
+    stats = still_broken.stats
+    assert stats["ptm/job/history_calls_fetched_again"] == 2 and stats["ptm/history/lost"] == 2
+    assert "ptm/job/pages_fetched_again" not in stats and "ptm/pages/failed" not in stats
+    assert (f"Resuming the job in {jobdir}: the previous run was paused gracefully; fetching again "
+            "the 2 history call(s) the job lost") in still_broken.log
+    assert stats["finish_reason"] == "finished" and stats["ptm/store/removed"] == 0  # the listing is whole
+
+    broken.clear()  # the hub answers again
+    before = len(hub.hub.replica.requests)
+    mended = crawl(hub, tmp_path, "3", JOBDIR=jobdir, **FAST)  # check=True: exit status 0
+    assert (f"Resuming the job in {jobdir}: the previous run finished; fetching again the 2 history call(s) "
+            "the job lost") in mended.log
+    asked = sorted(p for _, p in hub.hub.replica.requests[before:])
+    assert asked == sorted([f"{PREFIX}/api/models/{down}/refs?include_prs=1",
+                            f"{PREFIX}/api/models/{cut}/commits/{hub.hub.models[cut]['sha']}?p=1&limit=5",
+                            f"{PREFIX}/api/models/{cut}/commits/{hub.hub.models[cut]['sha']}?p=2&limit=5"])
+    stats = mended.stats
+    assert stats["ptm/job/history_calls_fetched_again"] == 2 and "ptm/history/lost" not in stats
+    assert "Crawl verdict: exit status 0" in mended.log
+    assert not (jobdir / "ptm-failed-pages.pickle").exists()
+    assert_everything_once(hub, data, mended.records("huggingface"))  # the refs and every commit, once
+    state = {(s["model_id"], s["kind"]) for s in history(data, "state")}
+    assert {(down, "refs"), (cut, "commits")} <= state  # a later crawl starts from them
+
+
+def test_a_model_whose_history_call_was_lost_is_asked_again_by_the_next_crawl(tmp_path, hub):
+    """No state line vouches for what a lost call would have brought (a first page stored, the next
+    lost, included): the next crawl asks again for each, and the tables end up whole, each row once
+    (the pages stored before the lost one are stored again, as after a kill)."""
+    refs, commits, tree, listed, detail = ("speechy/sepformer-toy", "org0/model-0000005", "org0/model-0000002",
+                                           "org1/model-0000004", "org0/model-0000001")
+    broken = {"on"}
+
+    def faults(incoming, call_next):
+        path, arg = incoming.path, incoming.arg
+        if not broken:
+            return call_next()
+        if path.endswith(f"/{refs}/refs") or (f"/{commits}/commits/" in path and arg("p") == "1"):
+            return Reply.text("boom", 503)
+        if path.endswith(f"/{listed}/discussions") and arg("p") == "1" or path.endswith(f"/{detail}/discussions/2"):
+            return Reply.text("boom", 503)
+        if f"/{tree}/tree/" in path and arg("cursor"):
+            return Reply(200, b'[{"type": "file", "pa', {"Content-Type": "application/json"})
+        return call_next()
+
+    hub.hub.replica.interceptors.append(faults)
+    data = tmp_path / "data"
+    first = crawl(hub, tmp_path, "1", check=False, **FAST)
+    assert first.returncode == 1 and first.stats["ptm/history/lost"] == 5, first.log[-3000:]
+    vouched = {(s["model_id"], s["kind"], s.get("num")) for s in history(data, "state")}
+    assert not vouched & {(refs, "refs", None), (commits, "commits", None), (tree, "files", None),
+                          (detail, "discussion", 2)}
+    assert {c["model_id"] for c in history(data, "commits")} >= {commits}  # its first page is stored
+    on_page_2 = {d["num"] for d in sorted(hub.histories[listed].discussions, key=lambda d: -d["num"])[3:]}
+    assert not {num for model, kind, num in vouched if model == listed and kind == "discussion"} & on_page_2
+
+    broken.clear()
+    before = len(hub.hub.replica.requests)
+    second = crawl(hub, tmp_path, "2", **FAST)
+    asked = [p for _, p in hub.hub.replica.requests[before:]]
+    for call in (f"/{refs}/refs", f"/{commits}/commits/", f"/{tree}/tree/", f"/{listed}/discussions/",
+                 f"/{detail}/discussions/2"):
+        assert any(call in p for p in asked), call
+    assert second.stats.get("ptm/history/failed", 0) == 0
+    assert table_keys(data, "commit") == hub.all_commits() and table_keys(data, "ref") == hub.all_refs()
+    assert table_keys(data, "file") == hub.all_files()
+    assert table_keys(data, "discussion") == hub.all_discussions()
+    assert table_keys(data, "discussion_event") == hub.all_events()
+    vouched = {(s["model_id"], s["kind"], s.get("num")) for s in history(data, "state")}
+    assert {(refs, "refs", None), (commits, "commits", None), (tree, "files", None), (detail, "discussion", 2),
+            *((listed, "discussion", num) for num in on_page_2)} <= vouched

@@ -384,6 +384,31 @@ def test_a_malformed_history_page_given_up_is_a_failure_of_its_model_not_a_lost_
     assert stats.get_value("ptm/pages/failed") is None  # the listing is whole: the removed-models report runs
 
 
+def test_each_lost_call_is_signalled_with_its_request_to_be_fetched_again_and_no_refusal_is(tmp_path):
+    """``history_call_lost`` carries the request a JOBDIR job saves and fetches again on resume
+    (``ptmscrape/jobdir.py``): from the errback, a page given up as malformed, a next link off the hub."""
+    from twisted.internet.error import ConnectionRefusedError
+    from twisted.python.failure import Failure
+
+    from ptmscrape import signals as ptm_signals
+
+    spider = history_spider(tmp_path)
+    lost = []
+    spider.crawler.signals.connect(lambda reason, request: lost.append((reason, request)),
+                                   signal=ptm_signals.history_call_lost, weak=False)
+    calls = by_kind(spider.history_requests(MODEL))
+    failure = Failure(ConnectionRefusedError("refused"))
+    failure.request = calls["files"]
+    list(spider.history_failed(failure))
+    list(spider.parse_history_commits(text_response(calls["commits"].url, '[{"id": "abc", "tit', calls["commits"])))
+    off_hub = respond(calls["files"], [], headers={"Link": '<https://evil.example/x>; rel="next"'})
+    list(spider.parse_history_files(off_hub))
+    list(spider.parse_history_refs(respond(calls["refs"], {"error": "x"}, 401)))  # an answer, not lost
+    assert lost == [("failed after retries (ConnectionRefusedError)", calls["files"]),
+                    ("malformed JSON", calls["commits"]), ("next page link leaves the hub", calls["files"])]
+    assert spider.crawler.stats.get_value("ptm/history/lost") == 3
+
+
 def test_tree_entries_without_a_path_are_counted_and_named_by_model(tmp_path, caplog):
     spider = history_spider(tmp_path)
     request = by_kind(spider.history_requests(MODEL))["files"]

@@ -369,6 +369,97 @@ def test_a_lost_page_that_cannot_be_fetched_again_fails_every_later_run_of_the_j
         assert removed_reports(data) == []
 
 
+# -- history calls a job lost (the same mechanism; end to end: tests/test_cli_huggingface_history.py) --
+
+LISTED = {"_id": "621ffdc036468d709f174338", "id": "google-bert/bert-base-uncased", "sha": "a" * 40}
+
+
+def history_job(tmp_path):
+    """A Hugging Face spider with ``-a history=refs`` in the JOBDIR ``tmp_path/job``, and its JobGuard."""
+    from ptmscrape.jobdir import JobGuard
+
+    spider = make_spider(HuggingfaceSpider, {"JOBDIR": str(tmp_path / "job"), "PTM_DATA_DIR": str(tmp_path / "data"),
+                                             "PTM_HUGGINGFACE_URL": "http://127.0.0.1:9"}, history="refs")
+    return spider, spider.crawler.get_extension(JobGuard)
+
+
+class Engine:
+    """What JobGuard uses of Scrapy's engine: ``crawl``."""
+
+    def __init__(self):
+        self.crawled = []
+
+    def crawl(self, request):
+        self.crawled.append(request)
+
+
+def test_a_lost_history_call_is_saved_with_the_job_and_scheduled_again_with_its_retries_afresh(tmp_path, caplog):
+    spider, guard = history_job(tmp_path)
+    (call,) = spider.history_requests(LISTED)
+    call.meta.update(retry_times=2, ptm_ratelimit_retries=1)
+    spider.count_lost_history_call("failed after retries (HTTP 503)", call)
+    guard.page_failed("HTTP 503", request=spider.request(spider.base_url + "/api/models?p=3", spider.parse_listing))
+    guard.spider_closed(spider, "failed_pages")
+
+    with caplog.at_level("INFO", logger="ptmscrape.jobdir"):
+        resumed, guard = history_job(tmp_path)
+    assert (f"Resuming the job in {tmp_path / 'job'}: the previous run ended with failed pages; fetching again "
+            "the 1 page(s) and 1 history call(s) the job lost") in caplog.text
+    resumed.crawler.engine = engine = Engine()
+    guard.spider_opened(resumed)
+    page, again = engine.crawled
+    assert page.url.endswith("?p=3") and again.url == call.url and again.dont_filter
+    assert (again.callback, again.errback) == (resumed.parse_history_refs, resumed.history_failed)
+    assert again.meta["ptm_history"] == call.meta["ptm_history"]
+    assert "retry_times" not in again.meta and "ptm_ratelimit_retries" not in again.meta
+    stats = resumed.crawler.stats
+    assert stats.get_value("ptm/job/history_calls_fetched_again") == 1
+    assert stats.get_value("ptm/job/pages_fetched_again") == 1  # pages counted as before, apart
+
+
+def test_a_lost_history_call_that_cannot_be_saved_is_lost_in_every_later_run_of_the_job(tmp_path, caplog):
+    from ptmscrape.verdict import verdict
+
+    spider, guard = history_job(tmp_path)
+    spider.count_lost_history_call("failed after retries (HTTP 503)")  # its request unknown
+    guard.spider_closed(spider, "finished")
+    for _ in (1, 2):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="ptmscrape.jobdir"):
+            resumed, guard = history_job(tmp_path)
+        assert "has finished" not in caplog.text and "Resuming the job in" in caplog.text
+        assert ("1 history call(s) lost by earlier runs of the job in " in caplog.text
+                and "they count as lost in every run of this job" in caplog.text)
+        resumed.crawler.engine = Engine()
+        guard.spider_opened(resumed)
+        stats = resumed.crawler.stats.get_stats()
+        assert stats["ptm/history/lost/lost by an earlier run"] == 1 and "ptm/pages/failed" not in stats
+        assert verdict({**stats, "finish_reason": "finished", "ptm/store/records": 1}).reason == (
+            "1 history call lost (lost by an earlier run: 1)")
+        guard.spider_closed(resumed, "finished")  # and saved again as such
+
+
+def test_a_saved_history_call_whose_callback_is_gone_is_named_and_counted_lost(tmp_path, caplog):
+    """E.g. a callback renamed between the runs: the call cannot be scheduled; the error names it
+    (its URL names the model) and the run fails."""
+    spider, guard = history_job(tmp_path)
+    (call,) = spider.history_requests(LISTED)
+    spider.count_lost_history_call("failed after retries (HTTP 503)", call)
+    guard.spider_closed(spider, "finished")
+    saved = pickle.loads((tmp_path / "job/ptm-failed-pages.pickle").read_bytes())
+    (entry,) = saved["history_calls"]
+    saved["history_calls"] = [pickle.dumps({**pickle.loads(entry), "callback": "parse_history_gone"})]
+    (tmp_path / "job/ptm-failed-pages.pickle").write_bytes(pickle.dumps(saved))
+
+    resumed, guard = history_job(tmp_path)
+    resumed.crawler.engine = engine = Engine()
+    with caplog.at_level("ERROR", logger="ptmscrape.jobdir"):
+        guard.spider_opened(resumed)
+    assert engine.crawled == [] and f"A history call the job lost cannot be fetched again ({call.url})" in caplog.text
+    assert resumed.crawler.stats.get_value("ptm/history/lost/lost by an earlier run") == 1
+    assert resumed.crawler.stats.get_value("ptm/job/history_calls_fetched_again") is None
+
+
 def test_a_torn_jobdir_left_by_a_kill_does_not_end_the_job_early(tmp_path, hf_replica):
     """After a kill, Scrapy's requests.seen may hold the start page (its buffer was flushed) while
     the queue holding the next pages was never saved: trusting it, the job would "finish" at once."""

@@ -16,7 +16,9 @@ Per model (``<api>`` is ``<base>/api/models/<id>``, the id as the hub gave it):
 
 A call the hub refuses (401 gated/private/missing, 404 ``RevisionNotFound``, …) is recorded as a
 failure of that model and kind; the crawl goes on. A call that fails otherwise (after retries) is
-recorded the same way and also counted as lost (``ptm/history/lost``): the crawl then exits 1.
+recorded the same way and also counted as lost (``ptm/history/lost``): the crawl then exits 1, and
+with a JOBDIR the job fetches the call again when it resumes (``ptmscrape.signals.history_call_lost``,
+``ptmscrape/jobdir.py``). No state line is written for a call lost, so a later crawl asks for it again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from urllib.parse import quote
 
 import scrapy
 
+from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.history.store import HistoryItem, digest, load_state
@@ -165,22 +168,31 @@ class HistoryMixin(_MixedInto):
                                      refused=True)
 
     def _history_failure(self, ctx: dict[str, Any], kind: str, reason: str, url: str, *,
-                         refused: bool = False, detail: str = "") -> HistoryItem:
+                         refused: bool = False, detail: str = "",
+                         request: scrapy.Request | None = None) -> HistoryItem:
         """The failure item of one call. ``refused``: the hub answered for the model (gated,
         private, deleted), an outcome a crawl expects; any other failure lost data the hub has,
-        which fails the crawl (``ptmscrape/verdict.py``). ``detail`` goes to the log and the
-        failures file, not into stats names."""
+        which fails the crawl (``ptmscrape/verdict.py``) and is fetched again when a JOBDIR job
+        resumes (``request``: the call's). ``detail`` goes to the log and the failures file, not
+        into stats names."""
         self._history_count(HISTORY_FAILED)
         self._history_count(HISTORY_FAILED_BY + kind)
         self._history_count(HISTORY_FAILED_BY + reason)
         if not refused:
-            self._history_count(HISTORY_LOST)
-            self._history_count(HISTORY_LOST_BY_REASON + reason)
+            self.count_lost_history_call(reason, request)
         self.logger.warning("History of %s (%s) not stored: %s%s",
                             printable(f"{self.name}:{ctx['model_id']}"), kind, reason,
                             f" ({detail[:200]})" if detail else "")
         failure = {"reason": reason, "url": url, **({"detail": detail[:200]} if detail else {})}
         return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, failure=failure)
+
+    def count_lost_history_call(self, reason: str, request: scrapy.Request | None = None) -> None:
+        """A history call lost for good: counted in ``ptm/history/lost`` (and by ``reason``), and
+        signalled (``ptmscrape.signals.history_call_lost``: with a JOBDIR, ``request`` is fetched
+        again when the job resumes, its fingerprint being in Scrapy's ``requests.seen``)."""
+        self._history_count(HISTORY_LOST)
+        self._history_count(HISTORY_LOST_BY_REASON + reason)
+        self.crawler.signals.send_catch_log(ptm_signals.history_call_lost, reason=reason, request=request)
 
     def report_bad_page(self, response, reason: str) -> None:
         # A history page still malformed after its retries loses that model's history of one kind,
@@ -197,7 +209,7 @@ class HistoryMixin(_MixedInto):
         if reason is not None:
             short, _, detail = reason.partition(" (")
             yield self._history_failure(response.meta["ptm_history"], kind, short, response.url,
-                                        detail=detail.removesuffix(")"))
+                                        detail=detail.removesuffix(")"), request=response.request)
 
     def _malformed_entries(self, ctx: dict[str, Any], kind: str, n: int, lacking: str) -> None:
         """Entries of one page skipped for lacking their key (nothing to store them under); the
@@ -219,7 +231,8 @@ class HistoryMixin(_MixedInto):
             return None
         url = self.hub_link(response.url, link)
         if url is None:
-            return self._history_failure(ctx, kind, "next page link leaves the hub", response.url)
+            return self._history_failure(ctx, kind, "next page link leaves the hub", response.url,
+                                         request=response.request)
         return self.history_request(url, callback, new_ctx)
 
     def parse_history_commits(self, response):
@@ -382,7 +395,7 @@ class HistoryMixin(_MixedInto):
                           failure.getErrorMessage()[:200])
         reason = (f"rate limited after retries ({cause})" if isinstance(failure.value, RateLimited)
                   else f"failed after retries ({cause})")
-        yield self._history_failure(ctx, kind, reason, request.url)
+        yield self._history_failure(ctx, kind, reason, request.url, request=request)
 
 
 def discussion_signature(entry: dict[str, Any]) -> str:
