@@ -112,7 +112,7 @@ class CsvItemExporter(ScrapyCsvItemExporter):
     @classmethod
     def from_crawler(cls, crawler: Any, file: Any, *args: Any, **kwargs: Any) -> CsvItemExporter:
         # A feed's own item_export_kwargs (FEEDS) still win over the setting.
-        kwargs.setdefault("formula_guard", crawler.settings.getbool("PTM_CSV_FORMULA_GUARD", True))
+        kwargs.setdefault("formula_guard", crawler.settings.getbool("PTM_CSV_FORMULA_GUARD"))
         stats = crawler.stats
         kwargs.setdefault("on_guarded", lambda: stats.inc_value(FEED_CSV_CELLS_GUARDED))
         return cls(file, *args, **kwargs)
