@@ -33,6 +33,7 @@ What the project adds to scrapy-redis (its ``RedisSpider`` relies on the removed
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -128,12 +129,18 @@ class Handoff:
     def listed(self) -> int:
         return int(self.server.get(self.listed_key) or 0)
 
-    def request(self, item: RawModelItem) -> scrapy.Request:
-        """A request any worker may pop; its response delivers ``item`` (see :func:`unpack`)."""
+    def request(self, item: RawModelItem, model_id: str | None = None) -> scrapy.Request:
+        """A request any worker may pop; its response delivers ``item`` (see :func:`unpack`).
+        ``model_id``: the hub's whole id of the model (``item.model_id`` may be cut short)."""
         if getattr(self.spider, "limit", None) is not None:  # the counter only serves -a limit=
             self.server.incr(self.listed_key)
-        # Unique per model, so the shared dupefilter also drops a model listed twice.
-        url = "data:text/plain," + quote(f"{item.hub}/{item.model_id}", safe="")
+        # Unique per model, so the shared dupefilter also drops a model listed twice: a digest of
+        # the whole id (two long ids alike in their first 300 characters stay apart), after a
+        # readable start; bounded, so no id is too long for UrlLengthMiddleware, and a lone
+        # surrogate (hub JSON can carry one) neither raises nor merges with another id.
+        key = f"{item.hub}/{item.model_id if model_id is None else model_id}"
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        url = f"data:text/plain,{quote(key[:60], safe='', errors='surrogatepass')}/{digest}"
         return scrapy.Request(url, callback=self.spider.deliver_handoff, errback=self.spider.page_failed,
                               priority=HANDOFF_PRIORITY, meta={HANDOFF_META: dataclasses.asdict(item)})
 

@@ -149,7 +149,7 @@ class HubSpider(scrapy.Spider):
         context.setdefault("base_url", self.base_url)
         item = RawModelItem(hub=self.name, model_id=str(model_id)[:300], url=response.url,
                             payload=payload, context=context, payload_json=payload_json)
-        return self.handoff.request(item) if self.handoff else item
+        return self.handoff.request(item, str(model_id)) if self.handoff else item
 
     def deliver_handoff(self, response: Response):
         """Callback of a hand-off request: the model, in the worker that popped it."""

@@ -330,3 +330,27 @@ def test_unreachable_redis_stops_the_crawl_with_a_clear_error_and_no_password(tm
     assert result.returncode != 0
     assert f"PTM_REDIS_URL=redis://***@127.0.0.1:{port}/0: Redis not reachable" in result.log
     assert "s3cret-pw" not in result.log
+
+
+def test_hand_offs_of_hostile_ids_stay_apart_and_within_url_limits(prefix):
+    """A lone surrogate, ids that differ only past the 300 characters an item keeps, and an id
+    whose percent-encoding would pass Scrapy's URL length limit: one hand-off each, all deliverable."""
+    from scrapy.utils.request import RequestFingerprinter
+
+    base = fixture_models()[0]
+    ids = ["org/lone\ud800x", "org/lone\udc00x", "org/" + "a" * 400 + "1", "org/" + "a" * 400 + "2",
+           "org/" + "\u6a21" * 250]
+    models = [{**base, "id": i, "modelId": i, "_id": f"{n:024x}"} for n, i in enumerate(ids)]
+    spider = redis_spider(prefix)
+    handoffs = list(spider.parse_listing(listing_page("https://hub.example/api/models?limit=5", models)))
+    assert len(handoffs) == 5 and all(isinstance(r, Request) for r in handoffs)
+    assert all(len(r.url) < spider.settings.getint("URLLENGTH_LIMIT") for r in handoffs)
+    fingerprints = {RequestFingerprinter().fingerprint(r) for r in handoffs}
+    assert len(fingerprints) == 5  # the shared dupefilter drops none of them
+    assert [unpack_item(r).payload["id"] for r in handoffs] == ids
+
+
+def unpack_item(request):
+    from ptmscrape.distributed import unpack
+
+    return unpack(TextResponse(request.url, body=b"", request=request))
