@@ -132,3 +132,32 @@ def test_record_lines_are_the_compact_json_of_the_record():
     for special in ({"id": 2**70}, {"id": 1, 5: "int key"}, {"id": 1, "ModelName": "a\ud800b"}):
         assert record_json(special) == compact_json(special).encode()
         assert json.loads(record_json(special)) == json.loads(compact_json(special))
+
+
+def test_the_command_takes_a_bare_name_only_when_one_model_has_it(tmp_path):
+    """Hugging Face's legacy ids have no owner (``gpt2``); another owner's ``x/gpt2`` shares the name."""
+    from ptmscrape.payload import AmbiguousName
+
+    models = synthetic_models(3)
+    models[0].update(id="someone/gpt2", modelId="someone/gpt2", author="someone")
+    models[1].update(id="gpt2", modelId="gpt2", author="openai-community")
+    models[2].update(id="someone/only-here", modelId="someone/only-here", author="someone")
+    with HuggingFaceReplica(models, None, repos=False) as hub:
+        result = run_crawl("huggingface", tmp_path, settings={"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0})
+    data, records_file = str(result.data_dir), result.data_dir / "huggingface/huggingface.jsonl"
+    lines = records_file.read_text().splitlines(True)
+    assert len(lines) == 3
+    for order in (lines, lines[::-1]):  # whichever record comes first
+        records_file.write_text("".join(order))
+        assert find_payload(data, "huggingface", "gpt2")["id"] == "gpt2"  # the hub's id, whole
+        assert find_payload(data, "huggingface", "someone/gpt2")["id"] == "someone/gpt2"
+        assert find_payload(data, "huggingface", "only-here")["id"] == "someone/only-here"  # one model has it
+
+    # Two models carry the name and neither's id, owner/name or URL is it: no guess.
+    records_file.write_text("".join(line.replace('"ModelName":"gpt2"', '"ModelName":"twin"') for line in lines))
+    with pytest.raises(AmbiguousName, match="names 2 models"):
+        find_payload(data, "huggingface", "twin")
+    out = subprocess.run([sys.executable, "-m", "ptmscrape.payload", data, "huggingface", "twin"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 1 and out.stdout == ""
+    assert "openai-community/twin" in out.stderr and "someone/twin" in out.stderr
