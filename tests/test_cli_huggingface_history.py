@@ -409,3 +409,28 @@ def test_a_model_whose_history_call_was_lost_is_asked_again_by_the_next_crawl(tm
     vouched = {(s["model_id"], s["kind"], s.get("num")) for s in history(data, "state")}
     assert {(refs, "refs", None), (commits, "commits", None), (tree, "files", None), (detail, "discussion", 2),
             *((listed, "discussion", num) for num in on_page_2)} <= vouched
+
+
+def test_history_calls_a_job_saves_to_fetch_again_never_hold_the_token(tmp_path, hub):
+    """The saved requests of lost calls are pickled into the JOBDIR: HF_TOKEN went out with them
+    (the replica saw it) but must not be in the pickle, nor in any other file or the log."""
+    import secrets
+
+    from tests.replicas.faults import log_headers
+    from tests.test_secrets import files_containing
+
+    token = f"hf_{secrets.token_hex(16)}"
+    down, cut = FIRST_PAGE
+    lose(hub, down, cut)
+    headers = log_headers(hub.hub.replica)  # the last interceptor added sees every request first
+    jobdir = tmp_path / "job"
+    result = run_crawl("huggingface", tmp_path, data_dir=tmp_path / "data", check=False, env={"HF_TOKEN": token},
+                       args={"history": "commits,refs,discussions,files"},
+                       settings={"PTM_HUGGINGFACE_URL": hub.hub.url + PREFIX, "PTM_HUGGINGFACE_PAGE_SIZE": 5,
+                                 "PTM_CLONE": 0, "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 5, "JOBDIR": jobdir, **FAST})
+    assert result.returncode == 1 and result.stats["ptm/history/lost"] == 2, result.log[-3000:]
+    saved = (jobdir / "ptm-failed-pages.pickle").read_bytes()
+    assert f"/{down}/refs".encode() in saved  # the lost call is what the job keeps
+    refs = [h for _, path, h in headers.seen if path.endswith(f"/{down}/refs")]
+    assert refs and all(h.get("authorization") == f"Bearer {token}" for h in refs)
+    assert files_containing(tmp_path, token.encode()) == [] and token not in result.log
