@@ -9,12 +9,11 @@ import asyncio
 import os
 import subprocess
 import threading
-import time
 
-from ptmscrape.cloning import Cloner
+from ptmscrape.cloning import Cloner, CloneResult
 from ptmscrape.dataset.processes import kill_tree
 from ptmscrape.dataset.tree import DatasetTree
-from ptmscrape.gitrepo import TIMED_OUT, TOO_LARGE, Git, GitPolicy
+from ptmscrape.gitrepo import TOO_LARGE, Git, GitPolicy
 from tests.crawl import run_crawl
 from tests.reliability_support import assert_only_complete_clones
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
@@ -72,14 +71,13 @@ def test_a_clone_past_the_cap_is_killed_alone_and_its_scratch_removed(tmp_path):
     data = tmp_path / "data"
     incoming = data / "huggingface/repos/.incoming"
     half = HalfPack()  # each clone gets half of its pack, then silence: both stay running
-    policy = GitPolicy(allow_protocols=("http",), stall_timeout=600, timeout=12, max_bytes=MB // 2)
+    policy = GitPolicy(allow_protocols=("http",), stall_timeout=600, timeout=600, max_bytes=MB // 2)
     cloner = Cloner(DatasetTree(data), Git(policy), concurrency=2)
-    results: dict[str, object] = {}
+    results: dict[str, CloneResult] = {}
     done = {"big": threading.Event(), "small": threading.Event()}
 
     async def clone(name: str, url: str) -> None:
         results[name] = await cloner.clone("huggingface", url)
-        results[name + " at"] = time.monotonic()
         done[name].set()
 
     with Replica() as server:
@@ -87,7 +85,6 @@ def test_a_clone_past_the_cap_is_killed_alone_and_its_scratch_removed(tmp_path):
         server.interceptors.append(half)
         big, small = f"{server.url}/owner/big", f"{server.url}/owner/small"
         cloner.open("huggingface")
-        started = time.monotonic()
 
         async def both() -> None:
             await asyncio.gather(clone("big", big), clone("small", small))
@@ -97,20 +94,20 @@ def test_a_clone_past_the_cap_is_killed_alone_and_its_scratch_removed(tmp_path):
         try:
             trees = wait_for(lambda: clone_trees([big, small]), "both clones writing their packs")
             assert done["big"].wait(60), "the clone past the cap was not stopped"
-            # Killed at once (a look a second), long before PTM_GIT_TIMEOUT (12 s); the other runs on.
+            # Not PTM_GIT_TIMEOUT (600 s): the cap. The other clone, in the same process group, runs on.
             assert results["big"].status == f"failed: {TOO_LARGE}", results["big"]
-            assert results["big at"] - started < 8
             assert still_running(trees[big]) == []
             assert sorted(still_running(trees[small])) == sorted(c for _s, c in trees[small].values())
             assert not done["small"].is_set()
-            assert [p.name for p in incoming.iterdir()] != [] and len(list(incoming.iterdir())) == 1
-            assert done["small"].wait(60)
+            assert len(list(incoming.iterdir())) == 1  # the small clone's scratch; the big one's is gone
         finally:
+            if "trees" in locals() and not done["small"].is_set():  # end the stalled clone
+                for pid, (_start, cmdline) in trees[small].items():
+                    if " clone " in cmdline:
+                        kill_tree(pid)
             loop.join(60)
             cloner.close()
-    # The watched command keeps PTM_GIT_TIMEOUT: the stalled small clone was killed by it.
-    assert results["small"].status == f"failed: {TIMED_OUT}", results["small"]
-    assert still_running(trees[small]) == []
+    assert results["small"].status.startswith("failed: "), results["small"]
     assert list(incoming.iterdir()) == []
     assert not (data / "huggingface/repos/owner").exists()
 
