@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -86,7 +87,7 @@ def test_free_space_is_read_at_most_every_few_seconds_and_too_little_is_logged_o
 
 def test_a_threshold_of_0_never_reads_the_disk():
     disk = Disk(0)
-    FreeSpace(0, usage=disk.usage).check(__import__("pathlib").Path("/nonexistent"))
+    FreeSpace(0, usage=disk.usage).check(Path("/nonexistent"))
     assert disk.readings == 0
 
 
