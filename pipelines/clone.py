@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from itemadapter import ItemAdapter
 
-from ptmscrape.cloning import Cloner, CloneResult
+from ptmscrape.cloning import GB, NO_DISK_SPACE, Cloner, CloneResult, FreeSpace
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy
 from ptmscrape.items import printable
@@ -50,7 +50,8 @@ class ClonePipeline:
         self._count = crawler.stats.inc_value  # bound once (Scrapy's own STATS_CLASS wraps each read)
         self.enabled = settings.getbool("PTM_CLONE")
         self.cloner = Cloner(DatasetTree.from_crawler(crawler), Git(GitPolicy.from_settings(settings)),
-                             concurrency=settings.getint("PTM_CLONE_CONCURRENCY"), stats=crawler.stats)
+                             concurrency=settings.getint("PTM_CLONE_CONCURRENCY"), stats=crawler.stats,
+                             free_space=FreeSpace(int(settings.getfloat("PTM_CLONE_MIN_FREE_GB") * GB)))
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -93,8 +94,10 @@ class ClonePipeline:
         if kind == "failed":
             reason = result.status.split(": ", 1)[1]
             self.stats.inc_value(CLONE_FAILED_BY_REASON + reason.split(' (')[0].split(':')[0][:60])
-            logger.warning("Clone failed for %s (%s): %s", item.label, printable(record.get("RepoURL")),
-                           printable(reason, 300))
+            # Lack of disk space was logged once for all (FreeSpace): one line a model would flood the log.
+            logger.log(logging.DEBUG if reason == NO_DISK_SPACE else logging.WARNING,
+                       "Clone failed for %s (%s): %s", item.label, printable(record.get("RepoURL")),
+                       printable(reason, 300))
         return item
 
 

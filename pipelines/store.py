@@ -11,6 +11,13 @@
   ``<data>/<hub>/<hub>.jsonl``, which keeps the newest record of every model: a re-crawl updates it
   and never duplicates.
 
+A full disk (or any other error writing the tree) while storing a model: the model is dropped
+(:class:`NotStored`, an ERROR naming it and the reason; ``ptm/store/failed/<reason>``), no line is
+left half-written (``LineAppender``), and the crawl is stopped (finish reason ``store_failed``, exit
+status 1) instead of failing every following model one by one; the models already in flight are
+each reported the same way. What was stored is merged as usual; if the merge itself fails, the
+snapshot stays pending and the next crawl merges it.
+
 Models of ``<hub>.jsonl`` this crawl did not see are reported by an extension
 (``ptmscrape/removed.py``), to which this stage signals the snapshot it writes
 (``ptmscrape.signals.snapshot_opened``) and what the merge found (``records_merged``).
@@ -22,6 +29,9 @@ import logging
 import os
 import time
 
+from scrapy.exceptions import DropItem
+from scrapy.utils.defer import deferred_from_coro
+
 from ptmscrape import jobdir, signals as ptm_signals
 from ptmscrape.dataset.jsonl import compact_json
 from ptmscrape.dataset.payloads import PayloadWriter, StoredPayloads
@@ -30,12 +40,16 @@ from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.items import RawModelItem
 from ptmscrape.stats import (
     STORE_DATASET_RECORDS,
+    STORE_FAILED,
+    STORE_FAILED_BY_REASON,
+    STORE_MERGE_FAILED,
     STORE_NOT_SEEN_THIS_CRAWL,
     STORE_RAW_PAYLOADS,
     STORE_RAW_PAYLOADS_UNCHANGED,
     STORE_RECORDS,
     STORE_SNAPSHOT,
 )
+from ptmscrape.verdict import STORE_FAILED_REASON
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +67,13 @@ def payload_line(raw: RawModelItem) -> bytes:
     return compact_json(raw.payload).encode()
 
 
+class NotStored(DropItem):
+    """The dataset tree did not take the model's record (a full disk, …): logged at ERROR."""
+
+    def __init__(self, message: str):
+        super().__init__(message, log_level="ERROR")
+
+
 class StorePipeline:
     def __init__(self, crawler):
         self.crawler = crawler
@@ -63,6 +84,7 @@ class StorePipeline:
         self.payloads: PayloadWriter | None = None
         self.stored: StoredPayloads | None = None
         self.stamp = ""
+        self.stopping = False  # a write failed: the crawl is being stopped
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -89,19 +111,38 @@ class StorePipeline:
                                             snapshot=self.writer.path)
 
     async def process_item(self, record):
-        raw = record.raw
-        if raw is not None:
-            line = payload_line(raw)
-            locator = self.stored.unchanged(record["id"], line) if self.stored else None
-            if locator is None:
-                locator = self.payloads.write(line)
-            else:
-                self._count(STORE_RAW_PAYLOADS_UNCHANGED)
-            record["ModelHub"]["MetadataFilePath"] = locator
-            self._count(STORE_RAW_PAYLOADS)
-        self.writer.write(record)
+        try:
+            raw = record.raw
+            if raw is not None:
+                line = payload_line(raw)
+                locator = self.stored.unchanged(record["id"], line) if self.stored else None
+                if locator is None:
+                    locator = self.payloads.write(line)
+                else:
+                    self._count(STORE_RAW_PAYLOADS_UNCHANGED)
+                record["ModelHub"]["MetadataFilePath"] = locator
+                self._count(STORE_RAW_PAYLOADS)
+            self.writer.write(record)
+        except OSError as exc:
+            raise self._not_stored(record, exc) from None
         self._count(STORE_RECORDS)
         return record
+
+    def _not_stored(self, record, exc: OSError) -> NotStored:
+        """Count a record the tree did not take and stop the crawl (once): every later model would
+        fail the same way. Returns the exception that drops the item."""
+        reason = exc.strerror or type(exc).__name__  # "No space left on device": no numbers, no path
+        self._count(STORE_FAILED)
+        self._count(STORE_FAILED_BY_REASON + reason)
+        if not self.stopping:
+            self.stopping = True
+            logger.error("Stopping the crawl: the dataset tree %s cannot be written (%s). Nothing stored "
+                         "is lost (no half-written line is left; what was stored is merged into %s/%s.jsonl); "
+                         "free disk space, then crawl again.", self.tree.root, exc, self.hub, self.hub)
+            engine = self.crawler.engine
+            if engine is not None and engine.spider is not None:
+                deferred_from_coro(engine.close_spider_async(reason=STORE_FAILED_REASON))
+        return NotStored(f"{record.label}: not stored: {reason}")
 
     def close_spider(self):
         if self.writer is None:
@@ -114,7 +155,18 @@ class StorePipeline:
             # Another worker sharing this data dir (distributed crawl) started meanwhile and merged
             # our snapshot so far as "interrupted"; merge it again for the records written since.
             snapshots.append(self.writer.path)
-        counts = merge_records(self.tree, self.hub, snapshots, written=self.writer)
+        try:
+            counts = merge_records(self.tree, self.hub, snapshots, written=self.writer)
+        except OSError as exc:
+            # The merge writes a new <hub>.jsonl beside the old one, then renames it: the old one is
+            # whole, and the snapshot stays pending (its .pending marker), so nothing is lost.
+            self.stats.set_value(STORE_MERGE_FAILED, 1)
+            logger.error("Could not merge this crawl's snapshot %s into %s: %s. Nothing is lost: %s "
+                         "is unchanged and the snapshot stays pending; the next crawl of %s merges it "
+                         "(free disk space first).", self.writer.relative,
+                         self.tree.path(f"{self.hub}/{self.hub}.jsonl"), exc,
+                         f"{self.hub}/{self.hub}.jsonl", self.hub)
+            return
         self.crawler.signals.send_catch_log(ptm_signals.records_merged, snapshots=snapshots, carried=counts["carried"])
         self.stats.set_value(STORE_DATASET_RECORDS, counts["records"])
         self.stats.set_value(STORE_NOT_SEEN_THIS_CRAWL, counts["carried"])

@@ -36,7 +36,9 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,7 @@ from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.dataset.paths import UnsafePath
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import (
+    GB,
     DirectoryTaken,
     Git,
     RepoError,
@@ -68,6 +71,68 @@ from ptmscrape.stats import (
 logger = logging.getLogger(__name__)
 
 FINISHED_CACHE_SIZE = 10_000
+# CloneStatus of a model whose clone (or update) was not started for lack of disk space: the same
+# words every time (no numbers), so ptm/clone/failed/<reason> is one counter.
+NO_DISK_SPACE = "not enough free disk space (PTM_CLONE_MIN_FREE_GB)"
+
+
+class NotEnoughSpace(RepoError):
+    """Less free disk space than the clone stage keeps free: the git job is not started."""
+
+
+class FreeSpace:
+    """Whether the file system a clone goes to keeps ``minimum`` bytes free (``minimum`` 0: always).
+
+    Asked before every git job; the reading (``usage``, :func:`shutil.disk_usage` by default, one
+    ``statvfs``) is kept ``ttl`` seconds, so it costs nothing per model. The first "too little"
+    is logged as one ERROR (how much is free, the threshold, what to do), not once per model; a
+    reading above the threshold again is logged at INFO. Thread-safe (the git threads ask)."""
+
+    def __init__(self, minimum: int, *, ttl: float = 5.0,
+                 usage: Callable[[str], Any] = shutil.disk_usage, clock: Callable[[], float] = time.monotonic):
+        self.minimum = max(0, int(minimum))
+        self.ttl = ttl
+        self.usage = usage
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.readings: dict[str, tuple[float, int]] = {}  # folder -> (when, free bytes)
+        self.low = False
+
+    def check(self, folder: Path) -> None:
+        """Raise :class:`NotEnoughSpace` if the file system of ``folder`` (or of its nearest
+        existing parent: a first clone's folder may not exist yet) has less than ``minimum`` free."""
+        if not self.minimum:
+            return
+        free = self.free(folder)
+        with self.lock:
+            was_low, self.low = self.low, free < self.minimum
+        if self.low and not was_low:
+            logger.error(
+                "Not starting clones or updates: %.1f GB free on the file system of %s, less than "
+                "PTM_CLONE_MIN_FREE_GB=%.10g. The models are stored with CloneStatus 'failed: %s' and the "
+                "metadata crawl goes on. Free disk space (clones start again once there is) or lower "
+                "PTM_CLONE_MIN_FREE_GB (0 = off), then crawl again: a new crawl clones those models.",
+                free / GB, folder, self.minimum / GB, NO_DISK_SPACE)
+        elif was_low and not self.low:
+            logger.info("%.1f GB free on the file system of %s again (PTM_CLONE_MIN_FREE_GB=%.10g): "
+                        "clones and updates go on", free / GB, folder, self.minimum / GB)
+        if self.low:
+            raise NotEnoughSpace(NO_DISK_SPACE)
+
+    def free(self, folder: Path) -> int:
+        key = os.fspath(folder)
+        now = self.clock()
+        with self.lock:
+            cached = self.readings.get(key)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        free = int(self.usage(os.fspath(existing)).free)
+        with self.lock:
+            self.readings[key] = (now, free)
+        return free
 
 
 @dataclass(frozen=True)
@@ -88,9 +153,12 @@ class Counters(dict):
 
 
 class Cloner:
-    def __init__(self, tree: DatasetTree, git: Git, *, concurrency: int, stats=None):
+    def __init__(self, tree: DatasetTree, git: Git, *, concurrency: int, stats=None,
+                 free_space: FreeSpace | None = None):
         self.tree = tree
         self.git = git
+        # No git job starts while the data dir's file system has less free than this keeps.
+        self.free_space = free_space if free_space is not None else FreeSpace(0)
         self.concurrency = max(1, concurrency)
         self.stats = stats if stats is not None else Counters()
         self._count = self.stats.inc_value  # bound once (Scrapy's own STATS_CLASS wraps each read)
@@ -288,13 +356,16 @@ class Cloner:
             if head:
                 if hub_sha and head == hub_sha:
                     return CloneResult(relative, head, "unchanged")
+                self.free_space.check(path)
                 before = self._stored_bytes(path)
                 sha = self.git.update(url, path, branch)
                 self._count_bytes(self._stored_bytes(path) - before)
                 return CloneResult(relative, sha, "updated" if sha != head else "unchanged")
+            scratch = self.tree.scratch_dir(hub)
+            self.free_space.check(scratch)
             if path.exists():  # not a valid repository (nor a folder of other clones): replace it
                 shutil.rmtree(path)
-            sha = self.git.clone(url, path, self.tree.scratch_dir(hub), branch)
+            sha = self.git.clone(url, path, scratch, branch)
             self._count_bytes(self._stored_bytes(path))
             with self.index_lock:
                 if self.index.get(key) != relative:

@@ -18,6 +18,7 @@ from ptmscrape.stats import (
     CLONE_BY_STATUS,
     CLONE_BYTES,
     CLONE_FAILED,
+    CLONE_FAILED_NO_DISK_SPACE,
     CLONE_REPOS_BY_STATUS,
     CLONE_RUNNING,
     CLONE_SKIPPED,
@@ -121,10 +122,13 @@ class CloneProgress:
         done = {kind: get(CLONE_REPOS_BY_STATUS + kind, 0) for kind in ("cloned", "updated", "unchanged")}
         finished = sum(done.values())
         models = sum(get(CLONE_BY_STATUS + kind, 0) for kind in ("cloned", "updated", "unchanged", "failed", "skipped"))
+        no_space = get(CLONE_FAILED_NO_DISK_SPACE, 0)
         text = (f"{get(CLONE_WAITING, 0)} waiting, {get(CLONE_RUNNING, 0)} running, "
                 f"{finished} done ({', '.join(f'{n} {kind}' for kind, n in done.items())}), "
                 f"{get(CLONE_REPOS_BY_STATUS + 'failed', 0)} failed; {models} models "
-                f"({get(CLONE_FAILED, 0)} failed, {get(CLONE_SKIPPED, 0)} skipped); "
+                f"({get(CLONE_FAILED, 0)} failed, "
+                + (f"{no_space} of them for lack of disk space, " if no_space else "")
+                + f"{get(CLONE_SKIPPED, 0)} skipped); "
                 f"{human_bytes(get(CLONE_BYTES, 0))} landed")
         if not final:
             rate = (finished - self.last_done) * 60 / self.interval

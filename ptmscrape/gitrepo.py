@@ -13,7 +13,9 @@ Rules (repo URLs come from strangers):
 * no git process outlives the process that started it, even one killed with SIGKILL (see
   :class:`_Lifeline`): none goes on downloading, or writing in a scratch dir, once its crawl is gone;
 * a new clone is built in a scratch dir and lands with one ``rename``: a clone directory in the
-  dataset tree is always complete.
+  dataset tree is always complete;
+* a new clone that downloads more than ``PTM_CLONE_MAX_GB`` (its pack, LFS objects) is killed, with
+  the processes it started and no other git of the crawl, and never lands.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -33,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 import git
 from git.exc import GitCommandError
 
-from ptmscrape.dataset.processes import group_running, pid_alive
+from ptmscrape.dataset.processes import group_running, kill_tree, pid_alive
 from ptmscrape.gitfiles import read_clone
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,17 @@ class DirectoryTaken(RepoError):
     """Another process landed a clone of another repository in the target folder first."""
 
 
+class TooLarge(RepoError):
+    """A new clone downloaded more than ``PTM_CLONE_MAX_GB``: killed, its scratch folder removed."""
+
+
+GB = 10**9  # PTM_CLONE_MIN_FREE_GB and PTM_CLONE_MAX_GB count in GB of 10^9 bytes, as df -H does
+# CloneStatus reasons: the same words every time (no numbers), so ptm/clone/failed/<reason> is one counter.
+TOO_LARGE = "larger than PTM_CLONE_MAX_GB"
+TIMED_OUT = "transfer stalled or timed out (killed after PTM_GIT_TIMEOUT)"
+SIZE_POLL_SECONDS = 1.0  # how often a clone's size is looked at against PTM_CLONE_MAX_GB
+
+
 @dataclasses.dataclass(frozen=True)
 class GitPolicy:
     allow_protocols: tuple[str, ...] = ("https",)
@@ -66,6 +80,8 @@ class GitPolicy:
     timeout: int = 3600
     lfs: bool = False
     depth: int = 0
+    # Largest download of one new clone (its packs and LFS objects), in bytes; 0 = no limit.
+    max_bytes: int = 0
     # (URL prefix, header) pairs sent by git to matching URLs only, e.g. the hub's bearer token for
     # its own host. Given to git through GIT_CONFIG_* environment variables: never on a command
     # line (visible in ps) nor in a clone's .git/config. Not in repr(), so never in a log line.
@@ -80,6 +96,7 @@ class GitPolicy:
             timeout=settings.getint("PTM_GIT_TIMEOUT"),
             lfs=settings.getbool("PTM_CLONE_LFS"),
             depth=settings.getint("PTM_CLONE_DEPTH"),
+            max_bytes=int(settings.getfloat("PTM_CLONE_MAX_GB") * GB),
         )
 
     def env(self) -> dict[str, str]:
@@ -334,8 +351,12 @@ class Git:
         self.policy = policy
         self._env = policy.env()
 
-    def _run(self, cwd: str | os.PathLike[str], *args: str) -> str:
+    def _run(self, cwd: str | os.PathLike[str], *args: str, scratch: Path | None = None) -> str:
+        """``git <args>`` in ``cwd``; with ``scratch`` (a new clone's folder) and a size limit in the
+        policy, watched while it runs (:meth:`_run_watched`)."""
         cmd = ["git", *self.policy.config_options(), *args]
+        if scratch is not None and self.policy.max_bytes > 0:
+            return self._run_watched(cwd, cmd, scratch)
         try:
             return git.Git(os.fspath(cwd)).execute(
                 cmd, env=self._env, kill_after_timeout=self.policy.timeout,
@@ -345,12 +366,53 @@ class Git:
         except GitCommandError as exc:
             raise RepoError(describe_failure(exc)) from None
 
-    def _lfs_pull(self, cwd: str | os.PathLike[str], url: str) -> None:
+    def _run_watched(self, cwd: str | os.PathLike[str], cmd: list[str], scratch: Path) -> str:
+        """``cmd`` as :meth:`_run` runs it, looked at every ``SIZE_POLL_SECONDS`` by the thread
+        waiting on it: once what it downloaded into ``scratch`` (:func:`downloaded_bytes`) passes
+        ``policy.max_bytes`` (:class:`TooLarge`), or after ``policy.timeout``, it is killed with
+        the processes it started (``git-remote-https``, ``fetch-pack``, ``index-pack``,
+        ``git-lfs``), and no other: every git of the crawl shares one process group."""
+        proc = git.Git(os.fspath(cwd)).execute(cmd, env=self._env, as_process=True,
+                                               process_group=_lifeline.group())
+        popen = proc.proc
+        assert popen is not None  # set until the AutoInterrupt is deleted
+        deadline = time.monotonic() + self.policy.timeout
+        out: bytes | None = b""
+        err: bytes | None = b""
+        try:
+            while True:
+                try:
+                    out, err = popen.communicate(timeout=SIZE_POLL_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                stop: RepoError | None = None
+                if downloaded_bytes(scratch) > self.policy.max_bytes:
+                    stop = TooLarge(TOO_LARGE)
+                elif time.monotonic() >= deadline:
+                    stop = RepoError(TIMED_OUT)
+                if stop is not None:
+                    kill_tree(popen.pid)
+                    try:
+                        popen.communicate(timeout=60)  # the pipes close as the killed processes go
+                    except subprocess.TimeoutExpired:
+                        pass  # a process that left the tree holds them: the clone is over all the same
+                    raise stop
+        finally:
+            if popen.poll() is None:  # an exception in this thread: leave nothing running
+                kill_tree(popen.pid)
+                popen.wait()
+        if popen.returncode:
+            raise RepoError(describe_failure(GitCommandError(cmd, popen.returncode, err, out)))
+        return (out or b"").decode("utf-8", "replace").removesuffix("\n")
+
+    def _lfs_pull(self, cwd: str | os.PathLike[str], url: str, scratch: Path | None = None) -> None:
         """``git lfs pull`` from the repository's own LFS endpoint (git-lfs's default for ``url``):
         a repository's ``.lfsconfig`` may name another (``file://`` on this machine, any host, any
         transport), and git's configuration overrides it."""
         endpoint = url.rstrip("/") + ("/info/lfs" if url.rstrip("/").endswith(".git") else ".git/info/lfs")
-        self._run(cwd, "-c", f"lfs.url={endpoint}", "-c", f"remote.origin.lfsurl={endpoint}", "lfs", "pull")
+        self._run(cwd, "-c", f"lfs.url={endpoint}", "-c", f"remote.origin.lfsurl={endpoint}", "lfs", "pull",
+                  scratch=scratch)
 
     def clone(self, url: str, target: Path, scratch_root: Path, branch: str | None = None) -> str:
         """Clone ``url`` so that it appears at ``target`` complete or not at all; returns HEAD."""
@@ -365,9 +427,11 @@ class Git:
         if branch:
             args += ["--branch", branch]
         try:
-            self._run(scratch_root, *args, "--", url, os.fspath(scratch))
+            self._run(scratch_root, *args, "--", url, os.fspath(scratch), scratch=scratch)
             if self.policy.lfs:
-                self._lfs_pull(scratch, url)
+                self._lfs_pull(scratch, url, scratch=scratch)
+            if self.policy.max_bytes and downloaded_bytes(scratch) > self.policy.max_bytes:
+                raise TooLarge(TOO_LARGE)  # done between two looks: too large all the same
             sha = head_sha(scratch)
             if sha is None:
                 raise RepoError("clone has no HEAD commit (empty repository?)")
@@ -418,6 +482,29 @@ class Git:
         """Last commit that changed files under ``subpath`` (for many models in one repo)."""
         out = self._run(path, "log", "-1", "--format=%H", "--", subpath.strip("/") or ".")
         return out.strip() if _SHA.match(out.strip()) else None
+
+
+def downloaded_bytes(scratch: Path) -> int:
+    """What a new clone in ``scratch`` has downloaded so far: its packs (``tmp_pack_*`` while one
+    arrives) and its LFS objects. A few folder reads, never a walk of the working tree (checked-out
+    files are not counted)."""
+    total = 0
+    folders = [scratch / ".git" / "objects" / "pack"]
+    lfs = scratch / ".git" / "lfs"
+    if lfs.is_dir():
+        folders += [Path(root) for root, _dirs, _files in os.walk(lfs)]
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # not made yet
+        for entry in entries:
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue  # renamed meanwhile (tmp_pack_* -> pack-*.pack): seen at the next look
+    return total
 
 
 def clean_scratch(scratch_root: Path) -> int:
@@ -477,7 +564,7 @@ def describe_failure(exc: GitCommandError) -> str:
     """A short reason for a failed git command, without URLs' query strings or credentials."""
     stderr = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode("utf-8", "replace")
     if exc.status in (-9, "-9") or "kill" in str(exc.status).lower():
-        return "transfer stalled or timed out (killed after PTM_GIT_TIMEOUT)"
+        return TIMED_OUT
     for pattern, reason in _FAILURES:
         if pattern.search(stderr):
             return reason

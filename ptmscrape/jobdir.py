@@ -55,7 +55,7 @@ from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput
 from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.stats import JOB_HISTORY_CALLS_FETCHED_AGAIN, JOB_PAGES_FETCHED_AGAIN, JOB_RESTARTED_AFTER_KILL
-from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED
+from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED, STORE_FAILED_REASON
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ ENDED_HOW = {
     "shutdown": "the previous run was paused gracefully",
     FAILED_PAGES: "the previous run ended with failed pages",
     NOTHING_STORED: "the previous run stored nothing",
+    STORE_FAILED_REASON: "the previous run was stopped: the dataset tree could not be written (a full disk?)",
 }
 
 

@@ -50,6 +50,8 @@ CLONE_UNCHANGED = "ptm/clone/unchanged"
 CLONE_SKIPPED = "ptm/clone/skipped"
 CLONE_FAILED = "ptm/clone/failed"
 CLONE_FAILED_BY_REASON = "ptm/clone/failed/"
+# Models whose clone was not started: less free disk space than PTM_CLONE_MIN_FREE_GB (the verdict counts it).
+CLONE_FAILED_NO_DISK_SPACE = "ptm/clone/failed/not enough free disk space"
 CLONE_REPOS_BY_STATUS = "ptm/clone/repos/"
 CLONE_NO_REPO_URL = "ptm/clone/no_repo_url"
 CLONE_QUEUED = "ptm/clone/queued"
@@ -64,6 +66,9 @@ STORE_SNAPSHOT = "ptm/store/snapshot"
 STORE_DATASET_RECORDS = "ptm/store/dataset_records"
 STORE_NOT_SEEN_THIS_CRAWL = "ptm/store/not_seen_this_crawl"
 STORE_REMOVED = "ptm/store/removed"
+STORE_FAILED = "ptm/store/failed"
+STORE_FAILED_BY_REASON = "ptm/store/failed/"
+STORE_MERGE_FAILED = "ptm/store/merge_failed"
 
 # -- feeds (-O out.csv) ------------------------------------------------------------------------
 FEED_CSV_CELLS_GUARDED = "ptm/feed/csv_cells_guarded"

@@ -4,7 +4,9 @@
 * ``1`` — pages failed (after their retries) or were not found, ``-a history`` calls were lost
   (failed after retries, rate limited, malformed: not the hub's refusals of gated, private or
   deleted repositories), a callback raised, nothing was stored (with a JOBDIR: by any run of
-  the job), the crawl was stopped before the end, or a spidermon monitor failed;
+  the job), records could not be written (a full disk: the crawl stops) or merged, clones were
+  not started for lack of disk space (``PTM_CLONE_MIN_FREE_GB``), the crawl was stopped before
+  the end, or a spidermon monitor failed;
 * ``2`` — bad arguments or settings (decided before the crawl starts: ``ptmscrape/checks.py``).
 
 ``ptmscrape.extensions.CrawlVerdict`` applies it twice: when the spider goes idle (so the finish
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ptmscrape.stats import (
+    CLONE_FAILED_NO_DISK_SPACE,
     DEDUPE_STORED_BEFORE_RESUME,
     DEDUPE_STORED_BY_EARLIER_RUNS,
     HISTORY_LOST,
@@ -29,6 +32,9 @@ from ptmscrape.stats import (
     PAGES_FAILED,
     PAGES_FAILED_BY_KIND,
     PAGES_NOT_FOUND,
+    STORE_FAILED,
+    STORE_FAILED_BY_REASON,
+    STORE_MERGE_FAILED,
     STORE_RECORDS,
 )
 
@@ -38,6 +44,8 @@ OK, FAILED, BAD_INPUT = 0, 1, 2
 COMPLETE_REASONS = frozenset({"finished", "closespider_itemcount", "closespider_pagecount",
                               "closespider_timeout"})
 FAILED_PAGES, NOTHING_STORED = "failed_pages", "nothing_stored"
+# The store stage could not write the dataset tree (a full disk): it closed the spider.
+STORE_FAILED_REASON = "store_failed"
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     """
     problems: list[str] = []
     finish = stats.get("finish_reason")
-    if finish is not None and finish not in COMPLETE_REASONS | {FAILED_PAGES, NOTHING_STORED}:
+    if finish is not None and finish not in COMPLETE_REASONS | {FAILED_PAGES, NOTHING_STORED, STORE_FAILED_REASON}:
         problems.append(f"the crawl stopped before the end (finish reason {finish})")
     failed = int(stats.get(PAGES_FAILED) or 0)
     not_found = int(stats.get(PAGES_NOT_FOUND) or 0)
@@ -82,6 +90,23 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
                          if k.startswith(HISTORY_LOST_BY_REASON))
         detail = ", ".join(f"{reason}: {n}" for reason, n in reasons)
         problems.append(_plural(lost, "history call") + " lost" + (f" ({detail})" if detail else ""))
+    # Records the dataset tree could not take (a full disk): the store stage stopped the crawl.
+    not_stored = int(stats.get(STORE_FAILED) or 0)
+    if not_stored:
+        reasons = sorted((k.removeprefix(STORE_FAILED_BY_REASON), int(v)) for k, v in stats.items()
+                         if k.startswith(STORE_FAILED_BY_REASON))
+        detail = ", ".join(f"{reason}: {n}" for reason, n in reasons)
+        problems.append(_plural(not_stored, "record") + " not stored" + (f" ({detail})" if detail else "")
+                        + ": the crawl was stopped")
+    if stats.get(STORE_MERGE_FAILED):
+        problems.append("this crawl's snapshot was not merged into the hub's records file "
+                        "(the next crawl merges it)")
+    # Clones the crawl did not even start for lack of disk space: a run that skipped them is not
+    # complete (a clone that failed for its repository's sake, 404 or too large, is in the record).
+    no_space = int(stats.get(CLONE_FAILED_NO_DISK_SPACE) or 0)
+    if no_space:
+        problems.append(_plural(no_space, "model") + " not cloned: less free disk space than "
+                        "PTM_CLONE_MIN_FREE_GB (free space, then crawl again)")
     errors = int(stats.get("spider_exceptions_count") or 0)
     if errors:
         problems.append(_plural(errors, "callback error") + " (pages only partly read)")

@@ -12,47 +12,41 @@ from typing import Any
 
 from ptmscrape.dataset.jsonl import complete_lines
 from ptmscrape.dataset.paths import UnsafePath, payload_file, records_file
-from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.dataset.tree import DatasetTree, LineAppender
 
 
 class PayloadWriter:
     """Appends the raw payloads of one crawl to one JSON Lines file (O(1) files per crawl, not
-    one per model): each payload is one line, written whole with a single ``write()`` before its
-    record is stored, so a killed crawl leaves whole lines plus at most one torn tail that no
-    record points to. :meth:`write` returns the payload's locator, ``<file>#<byte offset>``
-    (the record's ``MetadataFilePath``; :func:`read_payload` reads it back)."""
+    one per model): each payload is one line, written whole (:class:`LineAppender`: a write a
+    full disk cut short is cut off again) before its record is stored, so a killed crawl leaves
+    whole lines plus at most one torn tail that no record points to. :meth:`write` returns the
+    payload's locator, ``<file>#<byte offset>`` (the record's ``MetadataFilePath``;
+    :func:`read_payload` reads it back)."""
 
     def __init__(self, tree: DatasetTree, hub: str, stamp: str):
         self.tree = tree
         self.relative = payload_file(hub, stamp)
-        self._fd = -1  # opened at the first payload: a crawl that writes none leaves no file
-        self._size = 0
+        self._file: LineAppender | None = None  # opened at the first payload: a crawl that writes none leaves no file
         self._prefix = self.relative + "#"
 
-    def _open(self) -> None:
+    def _open(self) -> LineAppender:
         path = self.tree.path(self.relative)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-        self._size = os.fstat(self._fd).st_size
-        if self._size:  # another run of this stamp (cannot happen: the pid is in it) tore a line
-            self._size += os.write(self._fd, b"\n")
+        file = LineAppender(path)
+        if file.size:  # another run of this stamp (cannot happen: the pid is in it) tore a line
+            file.append(b"\n")
+        self._file = file
+        return file
 
     def write(self, line: bytes) -> str:
         """Append ``line`` (compact JSON, no newline); return its locator."""
-        if self._fd < 0:
-            self._open()
-        offset = self._size
-        data = line + b"\n"
-        written = os.write(self._fd, data)
-        while written < len(data):  # a short write (signal, full disk): the rest, in order
-            written += os.write(self._fd, data[written:])
-        self._size += len(data)
+        offset = (self._file or self._open()).append(line + b"\n")
         return f"{self._prefix}{offset}"
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 # The payload locator of a record line as this module writes it (the first MetadataFilePath key:

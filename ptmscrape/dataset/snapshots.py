@@ -15,16 +15,18 @@ import jsonlines
 
 from ptmscrape.dataset.jsonl import OWN_LINE, compact_json, complete_lines, json_object, record_json
 from ptmscrape.dataset.paths import records_file, segment, snapshot_file
-from ptmscrape.dataset.tree import DatasetTree, file_mode, remove_stale_temp_files, unlink_quietly
+from ptmscrape.dataset.tree import DatasetTree, LineAppender, file_mode, remove_stale_temp_files, unlink_quietly
 from ptmscrape.idset import IdSet
 
 
 class SnapshotWriter:
     """Appends the records of one crawl to its snapshot file, one flushed line per record.
 
-    The file is opened in append mode and each record is written and flushed whole, so a killed
-    crawl leaves complete lines (plus at most one torn tail, which :func:`read_jsonl` skips). A
-    ``.pending`` marker beside the snapshot says it is not yet merged into ``<hub>.jsonl``.
+    The file is opened in append mode and each record is written whole, unbuffered, so a killed
+    crawl leaves complete lines (plus at most one torn tail, which :func:`read_jsonl` skips), and a
+    write a full disk cut short is cut off again (:class:`LineAppender`): the next line never
+    continues a torn one. A ``.pending`` marker beside the snapshot says it is not yet merged into
+    ``<hub>.jsonl``.
 
     The writer also notes what the merge would otherwise read the file again to learn: the ids it
     wrote. While every line is one of this module's own (``OWN_LINE``: an integer id first) with an
@@ -39,10 +41,8 @@ class SnapshotWriter:
         self.path = tree.path(self.relative)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         pending_marker(self.path).touch()
-        fp = open(self.path, "ab")
-        # flush=True: each line leaves the buffer whole, in one write() for lines under 8 KiB.
-        self._writer = jsonlines.Writer(fp, dumps=record_json, flush=True)
-        self.ids: IdSet | None = IdSet() if os.fstat(fp.fileno()).st_size == 0 else None
+        self._file = LineAppender(self.path)
+        self.ids: IdSet | None = IdSet() if self._file.size == 0 else None
 
     def write(self, record: dict[str, Any]) -> None:
         ids = self.ids
@@ -54,15 +54,13 @@ class SnapshotWriter:
             else:
                 self.ids = None  # the merge reads the file as any other
         try:
-            self._writer.write(record)
+            self._file.append(record_json(record) + b"\n")
         except BaseException:
-            self.ids = None  # a line may be torn
+            self.ids = None  # the merge reads the file line by line
             raise
 
     def close(self) -> None:
-        fp = self._writer._fp  # jsonlines closes only files it opened itself
-        self._writer.close()
-        fp.close()
+        self._file.close()
 
 
 def pending_marker(snapshot: Path) -> Path:

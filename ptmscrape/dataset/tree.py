@@ -137,6 +137,51 @@ class DatasetTree:
 _tmp_numbers = itertools.count()
 
 
+class LineAppender:
+    """An append-only file of whole lines that one writer owns (its name carries the writer's pid):
+    a crawl's snapshot, its payload file.
+
+    A line is on disk whole or not at all. A write that fails part-way (a full disk: the kernel
+    takes what fits, the next ``write()`` raises ENOSPC) is cut off again (``ftruncate`` to the end
+    of the last whole line), so no later line continues a torn one, and no reader ever meets a
+    torn line in the middle of the file (one that could even look like a whole record). Should the
+    cut itself fail, each later append tries it first, and raises while it cannot be made."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        self.size = os.fstat(self.fd).st_size
+        self.torn = False
+
+    def append(self, data: bytes) -> int:
+        """Append ``data`` (whole lines, each ending in a newline); return the offset it starts at."""
+        if self.torn:
+            self._cut()
+        offset = self.size
+        written = 0
+        try:
+            while written < len(data):  # a short write (a signal, a full disk): the rest, in order
+                written += os.write(self.fd, data[written:])
+        except BaseException:
+            if written:
+                self.torn = True
+                try:
+                    self._cut()
+                except OSError:
+                    pass  # the next append tries again first
+            raise
+        self.size = offset + len(data)
+        return offset
+
+    def _cut(self) -> None:
+        os.ftruncate(self.fd, self.size)
+        self.torn = False
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 def file_mode() -> int:
     """Mode of a new file as ``open()`` makes it: 0o666 less the process's umask. For files made
     by ``mkstemp`` (always 0o600), so the dataset is as readable as any other file of its user."""

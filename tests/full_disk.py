@@ -1,0 +1,63 @@
+"""A disk that fills up, for tests, without filling one: :class:`FullDisk` makes ``os.write`` to
+files under one folder store at most ``budget`` more bytes (the write that crosses it is cut short,
+as the kernel does when the disk fills mid-write), then fail with ENOSPC.
+
+``python -m tests.full_disk crawl <spider> …`` is ``python -m scrapy.cmdline crawl <spider> …`` with
+such a disk: the folder is ``TEST_FULL_DISK_DIR``, the budget ``TEST_FULL_DISK_BYTES``. A write it
+cuts short is said on stderr (``full disk: cut a write short …``), so a test knows a line was torn.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import threading
+
+_real_write = os.write
+
+
+class FullDisk:
+    def __init__(self, folder: str | os.PathLike[str], budget: int):
+        self.folder = os.path.realpath(folder) + os.sep
+        self.budget = budget
+        self.cut = 0  # writes cut short
+        self.refused = 0  # writes refused whole
+        self.lock = threading.Lock()
+
+    def write(self, fd: int, data) -> int:
+        try:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            path = ""
+        if not path.startswith(self.folder):
+            return _real_write(fd, data)
+        with self.lock:
+            if self.budget <= 0:
+                self.refused += 1
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            written = _real_write(fd, bytes(memoryview(data)[: self.budget]))
+            self.budget -= written
+            if written < len(data):
+                self.cut += 1
+                sys.stderr.write(f"full disk: cut a write short ({written} of {len(data)} bytes) to {path}\n")
+            return written
+
+    def install(self) -> FullDisk:
+        os.write = self.write
+        return self
+
+    @staticmethod
+    def uninstall() -> None:
+        os.write = _real_write
+
+
+def main() -> None:
+    FullDisk(os.environ["TEST_FULL_DISK_DIR"], int(os.environ["TEST_FULL_DISK_BYTES"])).install()
+    from scrapy.cmdline import execute
+
+    execute(["scrapy", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""``PTM_CLONE_MAX_GB``: a new clone that downloads more than the cap (its pack, its LFS objects) is
+killed, with the processes it started and no other git of the crawl (they all share one process
+group), its scratch folder removed, and its model recorded as ``failed: larger than
+PTM_CLONE_MAX_GB``; nothing lands in the tree."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import threading
+
+from ptmscrape.cloning import Cloner, CloneResult
+from ptmscrape.dataset.processes import kill_tree
+from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.gitrepo import TOO_LARGE, Git, GitPolicy
+from tests.crawl import run_crawl
+from tests.reliability_support import assert_only_complete_clones
+from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
+from tests.replicas.server import GitHost, Replica
+from tests.test_clone_kill import HalfPack, descendants, still_running, wait_for
+
+MB = 10**6
+
+
+def processes_below(pid: int, n: int) -> dict | None:
+    below = descendants(pid)
+    return below if len(below) == n else None
+
+
+def test_kill_tree_kills_a_command_and_what_it_started_and_nothing_else_of_its_group():
+    # Two "clones" in one process group, as every git of a crawl is (gitrepo._Lifeline).
+    leader = subprocess.Popen(["sleep", "600"], process_group=0)
+    other = subprocess.Popen(["sh", "-c", "sleep 600 & sleep 600 & wait"], process_group=leader.pid)
+    target = subprocess.Popen(["sh", "-c", "sleep 600 & (sleep 600 & wait) & wait"], process_group=leader.pid)
+    try:
+        below = wait_for(lambda: processes_below(target.pid, 3), "the target's processes")
+        spared = wait_for(lambda: processes_below(other.pid, 2), "the other's processes")
+        killed = kill_tree(target.pid)
+        assert sorted(killed) == sorted([target.pid, *below])
+        target.wait(10)
+        wait_for(lambda: not still_running(below), "the target's children to end")
+        assert len(still_running(spared)) == 2 and other.poll() is None and leader.poll() is None
+    finally:
+        for proc in (target, other, leader):
+            if proc.poll() is None:
+                kill_tree(proc.pid)
+                proc.wait()
+
+
+def clone_trees(urls: list[str]) -> dict[str, dict] | None:
+    """url -> the processes of this process's ``git clone`` of it (the clone and all below it), once
+    each of them writes its pack (an ``index-pack`` below it); else None."""
+    mine = descendants(os.getpid())
+    trees = {}
+    for url in urls:
+        clones = [pid for pid, (_start, cmdline) in mine.items() if " clone " in cmdline and url in cmdline]
+        if len(clones) != 1:
+            return None
+        tree = {clones[0]: mine[clones[0]], **descendants(clones[0])}
+        if not any("index-pack" in cmdline for _start, cmdline in tree.values()):
+            return None
+        trees[url] = tree
+    return trees
+
+
+def test_a_clone_past_the_cap_is_killed_alone_and_its_scratch_removed(tmp_path):
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/big", {"weights.bin": os.urandom(2 * MB)})  # incompressible
+    host.add_repo("owner/small", {"weights.bin": os.urandom(MB // 10)})  # half of it is under the cap
+    data = tmp_path / "data"
+    incoming = data / "huggingface/repos/.incoming"
+    half = HalfPack()  # each clone gets half of its pack, then silence: both stay running
+    policy = GitPolicy(allow_protocols=("http",), stall_timeout=600, timeout=600, max_bytes=MB // 2)
+    cloner = Cloner(DatasetTree(data), Git(policy), concurrency=2)
+    results: dict[str, CloneResult] = {}
+    done = {"big": threading.Event(), "small": threading.Event()}
+
+    async def clone(name: str, url: str) -> None:
+        results[name] = await cloner.clone("huggingface", url)
+        done[name].set()
+
+    with Replica() as server:
+        host.mount(server)
+        server.interceptors.append(half)
+        big, small = f"{server.url}/owner/big", f"{server.url}/owner/small"
+        cloner.open("huggingface")
+
+        async def both() -> None:
+            await asyncio.gather(clone("big", big), clone("small", small))
+
+        loop = threading.Thread(target=asyncio.run, args=(both(),))
+        loop.start()
+        try:
+            trees = wait_for(lambda: clone_trees([big, small]), "both clones writing their packs")
+            assert done["big"].wait(60), "the clone past the cap was not stopped"
+            # Not PTM_GIT_TIMEOUT (600 s): the cap. The other clone, in the same process group, runs on.
+            assert results["big"].status == f"failed: {TOO_LARGE}", results["big"]
+            assert still_running(trees[big]) == []
+            assert sorted(still_running(trees[small])) == sorted(c for _s, c in trees[small].values())
+            assert not done["small"].is_set()
+            assert len(list(incoming.iterdir())) == 1  # the small clone's scratch; the big one's is gone
+        finally:
+            if "trees" in locals() and not done["small"].is_set():  # end the stalled clone
+                for pid, (_start, cmdline) in trees[small].items():
+                    if " clone " in cmdline:
+                        kill_tree(pid)
+            loop.join(60)
+            cloner.close()
+    assert results["small"].status.startswith("failed: "), results["small"]
+    assert list(incoming.iterdir()) == []
+    assert not (data / "huggingface/repos/owner").exists()
+
+
+def test_a_clone_over_the_cap_that_finished_between_two_looks_does_not_land_either(tmp_path):
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/big", {"weights.bin": os.urandom(2 * MB)})
+    host.add_repo("owner/small", {"README.md": "x\n"}, lfs={"model.bin": os.urandom(2 * MB)})
+    data = tmp_path / "data"
+    with Replica() as server:
+        host.mount(server)
+        policy = GitPolicy(allow_protocols=("http",), max_bytes=MB)
+        cloner = Cloner(DatasetTree(data), Git(policy), concurrency=2)
+        cloner.open("huggingface")
+        try:
+            big = asyncio.run(cloner.clone("huggingface", f"{server.url}/owner/big"))
+            small = asyncio.run(cloner.clone("huggingface", f"{server.url}/owner/small"))
+        finally:
+            cloner.close()
+        # LFS objects count when they are fetched (PTM_CLONE_LFS): 2 MB of them is over the cap.
+        lfs = Cloner(DatasetTree(tmp_path / "lfs"), Git(GitPolicy(allow_protocols=("http",), max_bytes=MB, lfs=True)),
+                     concurrency=1)
+        lfs.open("huggingface")
+        try:
+            with_lfs = asyncio.run(lfs.clone("huggingface", f"{server.url}/owner/small"))
+        finally:
+            lfs.close()
+    assert big.status == f"failed: {TOO_LARGE}" and big.path is None
+    assert small.status == "cloned"  # its LFS pointers only, under the cap
+    assert [c.name for c in assert_only_complete_clones(data / "huggingface/repos")] == ["small"]
+    assert list((data / "huggingface/repos/.incoming").iterdir()) == []
+    assert with_lfs.status == f"failed: {TOO_LARGE}"
+    assert not (tmp_path / "lfs/huggingface/repos/owner").exists()
+
+
+def test_a_crawl_records_the_repository_over_the_cap_and_clones_the_rest(tmp_path):
+    with HuggingFaceReplica(synthetic_models(3), tmp_path / "hub-git") as hub:
+        big = {"_id": f"{0x670000000000000000000009:024x}", "id": "big/repo", "downloads": 1, "tags": []}
+        hub.add_model(big, repo=False)
+        hub.models["big/repo"]["sha"] = hub.git.add_repo("big/repo", {"weights.bin": os.urandom(3 * MB)})
+        result = run_crawl("huggingface", tmp_path, settings={"PTM_HUGGINGFACE_URL": hub.url,
+                                                              "PTM_CLONE_MAX_GB": 0.001})
+    records = {f"{r['ModelOwner']}/{r['ModelName']}": r for r in result.records("huggingface")}
+    assert records.pop("big/repo")["CloneStatus"] == f"failed: {TOO_LARGE}"
+    assert {r["CloneStatus"] for r in records.values()} == {"cloned"}
+    assert result.stats[f"ptm/clone/failed/{TOO_LARGE}"] == 1  # a repository's size: exit status 0
+    assert f"Clone failed for huggingface:big/repo ({hub.url}/big/repo): {TOO_LARGE}" in result.log
+    clones = assert_only_complete_clones(result.data_dir / "huggingface/repos")
+    assert "big" not in {c.parent.name for c in clones} and len(clones) == 3
+    assert list((result.data_dir / "huggingface/repos/.incoming").iterdir()) == []

@@ -1,0 +1,182 @@
+"""Disk space: the clone stage starts no git job while the data dir's file system is short of free
+space (``PTM_CLONE_MIN_FREE_GB``), and the crawl says so (one ERROR, the verdict, exit status 1);
+a later crawl clones what was skipped. Nothing here fills a disk: the reading is injected
+(``FreeSpace(usage=…)``) in the unit tests, and the CLI crawls set an absurd threshold, so the real
+code path, ``shutil.disk_usage`` included, runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ptmscrape.cloning import NO_DISK_SPACE, Cloner, FreeSpace, NotEnoughSpace
+from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.gitrepo import Git, GitPolicy
+from ptmscrape.stats import CLONE_FAILED_BY_REASON, CLONE_FAILED_NO_DISK_SPACE
+from ptmscrape.verdict import verdict
+from tests.crawl import run_crawl
+from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
+from tests.replicas.server import GitHost, Replica
+
+GB = 10**9
+GOOD = {"finish_reason": "finished", "ptm/store/records": 12}
+
+
+class Disk:
+    """A file system whose free space the test sets; counts the readings."""
+
+    def __init__(self, free: int):
+        self.free = free
+        self.readings = 0
+
+    def usage(self, path: str):
+        self.readings += 1
+        return SimpleNamespace(total=100 * GB, used=100 * GB - self.free, free=self.free)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_reason_is_one_stats_name_without_numbers():
+    assert CLONE_FAILED_BY_REASON + NO_DISK_SPACE.split(" (")[0] == CLONE_FAILED_NO_DISK_SPACE
+    assert not any(c.isdigit() for c in NO_DISK_SPACE)
+
+
+def test_free_space_is_read_at_most_every_few_seconds_and_too_little_is_logged_once(tmp_path, caplog):
+    disk, clock = Disk(3 * GB), Clock()
+    guard = FreeSpace(10 * GB, ttl=5, usage=disk.usage, clock=clock)
+    folder = tmp_path / "data/huggingface/repos/.incoming"  # not made yet: its parent's file system
+    with caplog.at_level(logging.INFO, logger="ptmscrape"):
+        for _ in range(1000):
+            with pytest.raises(NotEnoughSpace) as raised:
+                guard.check(folder)
+        assert str(raised.value) == NO_DISK_SPACE
+        assert disk.readings == 1  # one statvfs for a thousand models
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 1
+        line = errors[0].getMessage()
+        for said in ("3.0 GB free", str(folder), "PTM_CLONE_MIN_FREE_GB=10", "Free disk space",
+                     "crawl again", NO_DISK_SPACE):
+            assert said in line, said
+
+        disk.free = 50 * GB  # space freed: seen once the reading is older than ttl
+        with pytest.raises(NotEnoughSpace):
+            guard.check(folder)
+        clock.now += 5
+        guard.check(folder)
+        assert disk.readings == 2
+        assert "50.0 GB free on the file system" in caplog.text and "clones and updates go on" in caplog.text
+
+        disk.free = 1 * GB  # short again: logged again, once
+        clock.now += 5
+        for _ in range(10):
+            with pytest.raises(NotEnoughSpace):
+                guard.check(folder)
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 2
+
+
+def test_a_threshold_of_0_never_reads_the_disk():
+    disk = Disk(0)
+    FreeSpace(0, usage=disk.usage).check(Path("/nonexistent"))
+    assert disk.readings == 0
+
+
+@pytest.fixture
+def served(tmp_path):
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/repo", {"README.md": "x\n"})
+    with Replica() as server:
+        host.mount(server)
+        yield host, server
+
+
+def clone(data, url, disk, **kwargs):
+    cloner = Cloner(DatasetTree(data), Git(GitPolicy(allow_protocols=("http",))), concurrency=2,
+                    free_space=FreeSpace(10 * GB, usage=disk.usage))
+    cloner.open("huggingface")
+    try:
+        return asyncio.run(cloner.clone("huggingface", url, **kwargs))
+    finally:
+        cloner.close()
+
+
+def test_no_clone_or_update_starts_without_the_free_space_and_a_later_crawl_makes_it(tmp_path, served):
+    host, server = served
+    data, url = tmp_path / "data", f"{server.url}/owner/repo"
+    low, plenty = Disk(1 * GB), Disk(500 * GB)
+
+    refused = clone(data, url, low)
+    assert refused.status == f"failed: {NO_DISK_SPACE}" and refused.path is None
+    assert server.count("GET", "/info/refs") == 0  # no git started
+    assert not (data / "huggingface/repos/owner").exists()
+    assert low.readings == 1
+
+    made = clone(data, url, plenty)  # the next crawl, space freed
+    assert made.status == "cloned"
+    new_sha = host.commit("owner/repo", {"README.md": "y\n"})
+    assert clone(data, url, low, hub_sha=made.sha).status == "unchanged"  # no git needed: no reading
+    assert low.readings == 1
+    refused = clone(data, url, low, hub_sha=new_sha)  # an update is a git job too
+    assert refused.status == f"failed: {NO_DISK_SPACE}"
+    assert server.count("GET", "/info/refs") == 1
+    updated = clone(data, url, plenty, hub_sha=new_sha)
+    assert (updated.status, updated.sha) == ("updated", new_sha)
+
+
+def test_a_short_disk_fails_the_crawl_only_for_its_own_reason():
+    assert verdict({**GOOD, "ptm/clone/failed": 3, "ptm/clone/failed/repository not found": 2,
+                    "ptm/clone/failed/larger than PTM_CLONE_MAX_GB": 1}).status == 0
+    result = verdict({**GOOD, "ptm/clone/failed": 5, CLONE_FAILED_NO_DISK_SPACE: 5})
+    assert result.status == 1
+    assert result.reason == ("5 models not cloned: less free disk space than PTM_CLONE_MIN_FREE_GB "
+                             "(free space, then crawl again)")
+    assert result.finish_reason == "finished"  # the listing was read whole: removed models are reported
+
+
+def test_a_crawl_short_of_disk_space_stores_every_record_exits_1_and_the_next_crawl_clones(tmp_path):
+    models = synthetic_models(5)
+    with HuggingFaceReplica(models, tmp_path / "hub-git") as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url}
+        short = run_crawl("huggingface", tmp_path, settings={**settings, "PTM_CLONE_MIN_FREE_GB": 1_000_000},
+                          out_name="short.jsonl", check=False)
+        assert hub.replica.count("GET", "/info/refs") == 0
+        records = short.records("huggingface")
+        repos = short.data_dir / "huggingface/repos"
+        assert not repos.exists() or [p.name for p in repos.iterdir()] in ([], [".incoming"])
+        freed = run_crawl("huggingface", tmp_path, settings=settings, out_name="freed.jsonl")
+
+    assert short.returncode == 1, short.log[-3000:]
+    assert "Traceback" not in short.log
+    assert len(records) == 5 and len(short.items) == 5  # the metadata crawl went on
+    assert {r["CloneStatus"] for r in records} == {f"failed: {NO_DISK_SPACE}"}
+    assert short.stats[CLONE_FAILED_NO_DISK_SPACE] == 5 and short.stats["finish_reason"] == "finished"
+    assert short.log.count("Not starting clones or updates") == 1  # once, not once per model
+    assert "less than PTM_CLONE_MIN_FREE_GB=1000000." in short.log
+    assert "Clone failed for" not in short.log
+    assert "5 models (5 failed, 5 of them for lack of disk space, 0 skipped)" in short.log  # the summary
+    assert short.log.rstrip().splitlines()[-1].endswith(
+        "Crawl verdict: exit status 1: 5 models not cloned: less free disk space than PTM_CLONE_MIN_FREE_GB "
+        "(free space, then crawl again)")
+
+    # Space freed (the harness's threshold is 0): a new crawl clones every model the first skipped.
+    assert {r["CloneStatus"] for r in freed.records("huggingface")} == {"cloned"}
+    assert freed.stats["ptm/clone/cloned"] == 5
+    assert CLONE_FAILED_NO_DISK_SPACE not in freed.stats
+
+
+def test_the_default_threshold_reaches_the_clone_stage(crawler):
+    from pipelines.clone import ClonePipeline
+
+    assert crawler.settings.getfloat("PTM_CLONE_MIN_FREE_GB") == 10
+    stage = ClonePipeline.from_crawler(crawler)
+    assert stage.cloner.free_space.minimum == 10 * GB and stage.cloner.free_space.usage is shutil.disk_usage
