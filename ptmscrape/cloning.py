@@ -83,10 +83,13 @@ class NotEnoughSpace(RepoError):
 class FreeSpace:
     """Whether the file system a clone goes to keeps ``minimum`` bytes free (``minimum`` 0: always).
 
-    Asked before every git job; the reading (``usage``, :func:`shutil.disk_usage` by default, one
-    ``statvfs``) is kept ``ttl`` seconds, so it costs nothing per model. The first "too little"
-    is logged as one ERROR (how much is free, the threshold, what to do), not once per model; a
-    reading above the threshold again is logged at INFO. Thread-safe (the git threads ask)."""
+    Asked before every git job, about one folder per hub (its scratch folder: every clone of the
+    hub lands from it by a rename, so it is on their file system); the reading (``usage``,
+    :func:`shutil.disk_usage` by default, one ``statvfs``) is kept ``ttl`` seconds, so it costs
+    nothing per model. The first "too little" is logged as one ERROR (how much is free, the
+    threshold, what to do), not once per model; a reading above the threshold again is logged at
+    INFO. A file system that reports no size at all (``total`` 0: some FUSE and network mounts)
+    cannot be guarded: one WARNING says so and clones start. Thread-safe (the git threads ask)."""
 
     def __init__(self, minimum: int, *, ttl: float = 5.0,
                  usage: Callable[[str], Any] = shutil.disk_usage, clock: Callable[[], float] = time.monotonic):
@@ -95,8 +98,9 @@ class FreeSpace:
         self.usage = usage
         self.clock = clock
         self.lock = threading.Lock()
-        self.readings: dict[str, tuple[float, int]] = {}  # folder -> (when, free bytes)
+        self.readings: dict[str, tuple[float, int | None]] = {}  # folder -> (when, free bytes or None: unknown)
         self.low = False
+        self.unknown_said = False
 
     def check(self, folder: Path) -> None:
         """Raise :class:`NotEnoughSpace` if the file system of ``folder`` (or of its nearest
@@ -104,22 +108,32 @@ class FreeSpace:
         if not self.minimum:
             return
         free = self.free(folder)
+        if free is None:
+            with self.lock:
+                said, self.unknown_said = self.unknown_said, True
+            if not said:
+                logger.warning("The file system of %s reports no size (statvfs: 0 blocks): "
+                               "PTM_CLONE_MIN_FREE_GB cannot be checked there; clones start whatever it holds.",
+                               folder)
+            return
+        low = free < self.minimum  # this reading's answer, whatever other threads read meanwhile
         with self.lock:
-            was_low, self.low = self.low, free < self.minimum
-        if self.low and not was_low:
+            was_low, self.low = self.low, low
+        if low and not was_low:
             logger.error(
                 "Not starting clones or updates: %.1f GB free on the file system of %s, less than "
                 "PTM_CLONE_MIN_FREE_GB=%.10g. The models are stored with CloneStatus 'failed: %s' and the "
                 "metadata crawl goes on. Free disk space (clones start again once there is) or lower "
                 "PTM_CLONE_MIN_FREE_GB (0 = off), then crawl again: a new crawl clones those models.",
                 free / GB, folder, self.minimum / GB, NO_DISK_SPACE)
-        elif was_low and not self.low:
+        elif was_low and not low:
             logger.info("%.1f GB free on the file system of %s again (PTM_CLONE_MIN_FREE_GB=%.10g): "
                         "clones and updates go on", free / GB, folder, self.minimum / GB)
-        if self.low:
+        if low:
             raise NotEnoughSpace(NO_DISK_SPACE)
 
-    def free(self, folder: Path) -> int:
+    def free(self, folder: Path) -> int | None:
+        """Free bytes on the file system of ``folder``; None if it reports no size."""
         key = os.fspath(folder)
         now = self.clock()
         with self.lock:
@@ -129,7 +143,8 @@ class FreeSpace:
         existing = folder
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
-        free = int(self.usage(os.fspath(existing)).free)
+        usage = self.usage(os.fspath(existing))
+        free = int(usage.free) if usage.total else None
         with self.lock:
             self.readings[key] = (now, free)
         return free
@@ -356,7 +371,7 @@ class Cloner:
             if head:
                 if hub_sha and head == hub_sha:
                     return CloneResult(relative, head, "unchanged")
-                self.free_space.check(path)
+                self.free_space.check(self.tree.scratch_dir(hub))  # one folder a hub: one cached reading
                 before = self._stored_bytes(path)
                 sha = self.git.update(url, path, branch)
                 self._count_bytes(self._stored_bytes(path) - before)

@@ -180,3 +180,47 @@ def test_the_default_threshold_reaches_the_clone_stage(crawler):
     assert crawler.settings.getfloat("PTM_CLONE_MIN_FREE_GB") == 10
     stage = ClonePipeline.from_crawler(crawler)
     assert stage.cloner.free_space.minimum == 10 * GB and stage.cloner.free_space.usage is shutil.disk_usage
+
+
+def test_updates_of_many_clones_read_the_disk_once_and_keep_one_reading(tmp_path):
+    # Every git job asks about one folder, the hub's scratch folder (clones are renamed from it into
+    # place, so it is on their file system): not one reading, nor one cache entry, per repository
+    # (a week of updates would fill the cache with millions of entries and read the disk each time).
+    host = GitHost(tmp_path / "git")
+    names = [f"owner/repo{i}" for i in range(3)]
+    for name in names:
+        host.add_repo(name, {"README.md": "x\n"})
+    data, plenty, clock = tmp_path / "data", Disk(500 * GB), Clock()
+    guard = FreeSpace(10 * GB, usage=plenty.usage, clock=clock)
+    with Replica() as server:
+        host.mount(server)
+        cloner = Cloner(DatasetTree(data), Git(GitPolicy(allow_protocols=("http",))), concurrency=2,
+                        free_space=guard)
+        cloner.open("huggingface")
+        try:
+            for name in names:
+                assert asyncio.run(cloner.clone("huggingface", f"{server.url}/{name}")).status == "cloned"
+            for name in names:
+                sha = host.commit(name, {"README.md": "y\n"})
+                cloner.finished.clear()  # a later crawl: the repositories are looked at again
+                result = asyncio.run(cloner.clone("huggingface", f"{server.url}/{name}", hub_sha=sha))
+                assert result.status == "updated", result
+        finally:
+            cloner.close()
+    assert plenty.readings == 1
+    assert list(guard.readings) == [str(data / "huggingface/repos/.incoming")]
+
+
+def test_a_file_system_that_reports_no_size_does_not_stop_every_clone(tmp_path, caplog):
+    # Some file systems (FUSE and network mounts) answer statvfs with zeros: no size known, which
+    # is not "full". The guard cannot work there: it says so once and lets the clones start.
+    unknown = Disk(0)
+    unknown.usage = lambda path: SimpleNamespace(total=0, used=0, free=0)
+    guard = FreeSpace(10 * GB, usage=unknown.usage)
+    with caplog.at_level(logging.INFO, logger="ptmscrape"):
+        for _ in range(3):
+            guard.check(tmp_path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "reports no size" in warnings[0] and str(tmp_path) in warnings[0]
+    assert "PTM_CLONE_MIN_FREE_GB" in warnings[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
