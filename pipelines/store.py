@@ -11,12 +11,15 @@
   ``<data>/<hub>/<hub>.jsonl``, which keeps the newest record of every model: a re-crawl updates it
   and never duplicates.
 
-A full disk (or any other error writing the tree) while storing a model: the model is dropped
-(:class:`NotStored`, an ERROR naming it and the reason; ``ptm/store/failed/<reason>``), no line is
-left half-written (``LineAppender``), and the crawl is stopped (finish reason ``store_failed``, exit
-status 1) instead of failing every following model one by one; the models already in flight are
-each reported the same way. What was stored is merged as usual; if the merge itself fails, the
-snapshot stays pending and the next crawl merges it.
+A full disk (or any other error writing this crawl's payload file or snapshot, which every model's
+lines go to: a read-only or failing file system, a quota) while storing a model: the model is
+dropped (:class:`NotStored`, an ERROR naming it and the reason; ``ptm/store/failed/<reason>``), no
+line is left half-written (``LineAppender``), and the crawl is stopped (finish reason
+``store_failed``, exit status 1) instead of failing every following model one by one; the models
+already in flight are each reported the same way. Nothing else this stage does per model can fail
+on the file system: a stored payload that cannot be read is written again (``StoredPayloads``).
+What was stored is merged as usual; if the merge itself fails, the snapshot stays pending and the
+next crawl merges it.
 
 Models of ``<hub>.jsonl`` this crawl did not see are reported by an extension
 (``ptmscrape/removed.py``), to which this stage signals the snapshot it writes
@@ -25,6 +28,7 @@ Models of ``<hub>.jsonl`` this crawl did not see are reported by an extension
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -52,6 +56,8 @@ from ptmscrape.stats import (
 from ptmscrape.verdict import STORE_FAILED_REASON
 
 logger = logging.getLogger(__name__)
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # what freeing disk space mends
 
 
 def payload_line(raw: RawModelItem) -> bytes:
@@ -111,6 +117,8 @@ class StorePipeline:
                                             snapshot=self.writer.path)
 
     async def process_item(self, record):
+        # Only this crawl's own two files are written here, the same for every model: an OSError
+        # from them is the machine's (StoredPayloads.unchanged reads stored payloads and never raises).
         try:
             raw = record.raw
             if raw is not None:
@@ -136,9 +144,10 @@ class StorePipeline:
         self._count(STORE_FAILED_BY_REASON + reason)
         if not self.stopping:
             self.stopping = True
+            advice = "free disk space" if exc.errno in _NO_SPACE else "make it writable again"
             logger.error("Stopping the crawl: the dataset tree %s cannot be written (%s). Nothing stored "
                          "is lost (no half-written line is left; what was stored is merged into %s/%s.jsonl); "
-                         "free disk space, then crawl again.", self.tree.root, exc, self.hub, self.hub)
+                         "%s, then crawl again.", self.tree.root, exc, self.hub, self.hub, advice)
             engine = self.crawler.engine
             if engine is not None and engine.spider is not None:
                 deferred_from_coro(engine.close_spider_async(reason=STORE_FAILED_REASON))

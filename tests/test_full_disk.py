@@ -258,3 +258,83 @@ def test_a_crawl_whose_disk_fills_stops_with_whole_files_and_the_next_crawl_stor
     assert sorted(r["id"] for r in again.records("huggingface")) == sorted(
         r["id"] for r in again.items) and len(again.items) == 100
     assert len(again.records("huggingface")) == 100
+
+
+def test_a_stored_payload_that_cannot_be_read_is_written_again_and_the_crawl_goes_on(crawler, tmp_path, caplog):
+    # Reading a model's stored payload (to leave an unchanged one alone) is only a saving: a stored
+    # locator whose file is now a directory (EISDIR), or unreadable, concerns that model's old
+    # payload, not this machine. The payload is written again, the record points to it, no model is
+    # dropped and the crawl is not stopped (it was: every crawl after would stop at that model).
+    records = [record_of(m) for m in synthetic_models(4)]
+    first = StorePipeline.from_crawler(crawler)
+    first.open_spider()
+    for record in records:
+        run(first.process_item(record))
+    first.close_spider()
+    merged_file = tmp_path / "data/huggingface/huggingface.jsonl"
+    folder = "huggingface/json/payloads/huggingface-old.jsonl"
+    (tmp_path / "data" / folder).mkdir()  # the stored locators now name a directory
+    merged_file.write_text(merged_file.read_text().replace(first.payloads.relative + "#", folder + "#"))
+
+    crawler.engine = Engine(crawler.spider)
+    again = StorePipeline.from_crawler(crawler)
+    again.open_spider()
+    with caplog.at_level(logging.ERROR):
+        stored = [run(again.process_item(record_of(m))) for m in synthetic_models(4)]
+    again.close_spider()
+    assert crawler.engine.closed == []
+    assert STORE_FAILED not in crawler.stats.get_stats()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    tree = DatasetTree(tmp_path / "data")
+    for record in stored:
+        assert record["ModelHub"]["MetadataFilePath"].startswith(again.payloads.relative + "#")
+    merged = whole_lines(tmp_path / "data/huggingface/huggingface.jsonl")
+    assert [read_payload(tree, r["ModelHub"]["MetadataFilePath"])["id"] for r in merged] == [
+        r.raw.payload["id"] for r in records]
+
+
+def test_stored_payloads_read_with_an_io_error_count_as_changed(tmp_path, monkeypatch):
+    import ptmscrape.dataset.payloads as payloads_module
+    from ptmscrape.dataset.payloads import StoredPayloads
+
+    tree = DatasetTree(tmp_path / "data")
+    writer = PayloadWriter(tree, "hub", "s")
+    locator = writer.write(b'{"id":"a"}')
+    writer.close()
+    (tmp_path / "data/hub").mkdir(exist_ok=True)
+    (tmp_path / "data/hub/hub.jsonl").write_text(
+        json.dumps({"id": 7, "ModelHub": {"MetadataFilePath": locator}}, separators=(",", ":")) + "\n")
+    stored = StoredPayloads(tree, "hub")
+    assert stored.unchanged(7, b'{"id":"a"}') == locator
+
+    def failing(fd, n, offset):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(payloads_module.os, "pread", failing)
+    assert stored.unchanged(7, b'{"id":"a"}') is None
+    stored.close()
+
+
+@pytest.mark.parametrize(("code", "advice"), [(errno.ENOSPC, "free disk space"), (errno.EDQUOT, "free disk space"),
+                                              (errno.EROFS, "make it writable again"),
+                                              (errno.EIO, "make it writable again")])
+def test_a_crawl_stopped_by_its_own_files_says_what_to_do(crawler, monkeypatch, caplog, code, advice):
+    # This crawl's payload file and snapshot take every model's lines: an error writing them will
+    # meet every following model, whatever it is, so it stops the crawl; the advice fits the error.
+    crawler.engine = Engine(crawler.spider)
+    stage = StorePipeline.from_crawler(crawler)
+    stage.open_spider()
+
+    def failing(data):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(stage.writer._file, "append", failing)
+    record = record_of(synthetic_models(1)[0])
+    with caplog.at_level(logging.ERROR), pytest.raises(NotStored, match=os.strerror(code)):
+        run(stage.process_item(record))
+    assert crawler.engine.closed == [STORE_FAILED_REASON]
+    line = next(r.getMessage() for r in caplog.records if "Stopping the crawl" in r.getMessage())
+    assert f"{advice}, then crawl again" in line, line
+    assert ("free disk space" in line) == (advice == "free disk space")
+    monkeypatch.undo()
+    stage.close_spider()

@@ -61,8 +61,10 @@ class StoredPayloads:
 
     A re-crawl writes a model's payload only when it differs from the stored one (compared byte
     for byte with one ``pread``); an unchanged one keeps its record's locator, pointing into the
-    earlier crawl's file. So a re-crawl of an unchanged hub writes no payload, and its records
-    equal the previous crawl's. Memory: 16 bytes a model (two sorted arrays), not a dict.
+    earlier crawl's file. A stored payload that cannot be read (its file gone, unreadable, a
+    directory, an I/O error) counts as changed: it is written again, never a reason to drop the
+    model. So a re-crawl of an unchanged hub writes no payload, and its records equal the previous
+    crawl's. Memory: 16 bytes a model (two sorted arrays), not a dict.
     """
 
     def __init__(self, tree: DatasetTree, hub: str):
@@ -102,7 +104,14 @@ class StoredPayloads:
             except (OSError, UnsafePath):
                 fd = -1
             self._fds[number] = fd
-        if fd < 0 or os.pread(fd, len(line) + 1, offset) != line + b"\n":
+        if fd < 0:
+            return None
+        try:
+            if os.pread(fd, len(line) + 1, offset) != line + b"\n":
+                return None
+        except OSError:  # an old payload file that cannot be read (a directory now, EIO): write it again
+            os.close(fd)
+            self._fds[number] = -1
             return None
         return f"{self.files[number]}#{offset}"
 
