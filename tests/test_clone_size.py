@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import threading
+
+import pytest
 
 from ptmscrape.cloning import Cloner, CloneResult
 from ptmscrape.dataset.processes import kill_tree
@@ -46,6 +49,81 @@ def test_kill_tree_kills_a_command_and_what_it_started_and_nothing_else_of_its_g
             if proc.poll() is None:
                 kill_tree(proc.pid)
                 proc.wait()
+
+
+def test_kill_tree_leaves_alone_a_process_listed_as_a_child_that_no_longer_is_one(monkeypatch):
+    # Between reading /proc and signalling, a listed child may have ended and its pid gone to an
+    # unrelated process (or it may have been re-parented): what kill_tree signals is checked to be
+    # below the command it was given, and signalled through a pidfd (no reused pid is ever hit).
+    import ptmscrape.dataset.processes as processes
+
+    target = subprocess.Popen(["sh", "-c", "sleep 600 & wait"])
+    bystander = subprocess.Popen(["sleep", "600"])  # not below the target: a child of this process
+    real = processes._parent_pids
+    monkeypatch.setattr(processes, "_parent_pids", lambda: {**real(), bystander.pid: target.pid})
+    try:
+        below = wait_for(lambda: processes_below(target.pid, 1), "the target's child")
+        killed = kill_tree(target.pid)
+        assert sorted(killed) == sorted([target.pid, *below])
+        target.wait(10)
+        assert bystander.poll() is None
+        assert open(f"/proc/{bystander.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "T"  # nor stopped
+    finally:
+        monkeypatch.undo()
+        for proc in (target, bystander):
+            if proc.poll() is None:
+                kill_tree(proc.pid)
+                proc.wait()
+
+
+def test_kill_tree_kills_children_before_their_parents(monkeypatch):
+    # A parent killed first hands its children to init, which reaps one that has already ended:
+    # its pid is free again before kill_tree's SIGKILL for it. Children first, none is reaped early.
+    import ptmscrape.dataset.processes as processes
+
+    target = subprocess.Popen(["sh", "-c", "(sleep 600 & wait) & wait"])
+    below = wait_for(lambda: processes_below(target.pid, 2), "the target's processes")
+    parents = {pid: pid_parent for pid, pid_parent in processes._parent_pids().items() if pid in below}
+    sent: list[tuple[int, int]] = []
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        sent.append((pid, sig))
+        real_kill(pid, sig)
+
+    def no_pidfd(pid):
+        raise OSError(38, "pidfd_open not available")  # ENOSYS: kernels before 5.3, signalled by pid
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd, raising=False)
+    monkeypatch.setattr(os, "kill", kill)
+    try:
+        kill_tree(target.pid)
+    finally:
+        monkeypatch.undo()
+        target.wait(10)
+    order = [pid for pid, sig in sent if sig == signal.SIGKILL]
+    assert sorted(order) == sorted([target.pid, *below])
+    for child, parent in parents.items():
+        assert order.index(child) < order.index(parent), (order, parents)
+
+
+def test_kill_tree_kills_what_it_stopped_when_it_cannot_list_processes(monkeypatch):
+    import ptmscrape.dataset.processes as processes
+
+    target = subprocess.Popen(["sleep", "600"])
+
+    def fails():
+        raise OSError(5, "cannot list processes")
+
+    monkeypatch.setattr(processes, "_parent_pids", fails)
+    try:
+        with pytest.raises(OSError, match="cannot list processes"):
+            kill_tree(target.pid)
+        assert target.wait(10) == -signal.SIGKILL  # not left stopped for the rest of the crawl
+    finally:
+        if target.poll() is None:
+            os.kill(target.pid, signal.SIGKILL)
+            target.wait()
 
 
 def clone_trees(urls: list[str]) -> dict[str, dict] | None:

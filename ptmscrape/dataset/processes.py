@@ -46,27 +46,81 @@ def group_running(pgid: int) -> bool:
 
 def kill_tree(pid: int) -> list[int]:
     """SIGKILL process ``pid`` and every process below it, and no other: not the rest of their
-    process group (every git command of a crawl shares one, ``gitrepo._Lifeline``). Each one is
-    stopped (SIGSTOP) before its children are looked for, so none starts another, nor is reaped
-    (its pid free for another process), before all are killed. ``pid`` must be a child of this
-    process not yet waited for. Returns the pids killed."""
-    stopped: list[int] = []
-    found = [pid]
-    while found:
-        for p in found:
-            try:
-                os.kill(p, signal.SIGSTOP)
-            except ProcessLookupError:
-                continue
-            stopped.append(p)
-        below = set(stopped)
-        found = [child for child, parent in _parent_pids().items() if parent in below and child not in below]
-    for p in stopped:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return stopped
+    process group (every git command of a crawl shares one, ``gitrepo._Lifeline``), nor a process
+    that took the pid of one that ended. ``pid`` must be a child of this process not yet waited for.
+    Returns the pids killed, ``pid`` first.
+
+    Each process is stopped (SIGSTOP) before its children are looked for, so none starts another,
+    nor reaps one (its pid free for another process), before all are killed. A child found in the
+    process table is taken only if, once a pidfd holds it, the table still names its parent (it may
+    have ended and its pid gone to another process meanwhile), and is signalled through that pidfd
+    (by pid where pidfds are not available: Linux before 5.3, other systems). They are killed
+    children first: a parent killed first would hand them to init, which reaps one that already
+    ended, and its pid could be another process's by the time it is signalled. Whatever happens,
+    what was stopped is killed (never left stopped)."""
+    taken: dict[int, int | None] = {}  # pid -> its pidfd (None: signalled by pid), in the order found
+    try:
+        found = [pid] if _take(taken, pid, None) and _send(taken, pid, signal.SIGSTOP) else []
+        while found:  # until a look at the process table finds no new child of a stopped process
+            found = []
+            for child, parent in _parent_pids().items():
+                if parent in taken and child not in taken and _take(taken, child, parent):
+                    if _send(taken, child, signal.SIGSTOP):
+                        found.append(child)
+    finally:
+        for p in reversed(list(taken)):  # below before above
+            _send(taken, p, signal.SIGKILL)
+        for fd in taken.values():
+            if fd is not None:
+                os.close(fd)
+    return list(taken)
+
+
+def _take(taken: dict[int, int | None], pid: int, parent: int | None) -> bool:
+    """Hold ``pid`` (a pidfd where possible) if it is still a child of ``parent`` (None: no check)."""
+    fd: int | None = None
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):
+        fd = None  # no pidfds here: by pid
+    if parent is not None and _parent_of(pid) not in (parent, _UNKNOWN):
+        if fd is not None:
+            os.close(fd)
+        return False
+    taken[pid] = fd
+    return True
+
+
+def _send(taken: dict[int, int | None], pid: int, sig: int) -> bool:
+    """Send ``sig`` to a process held by :func:`_take`; False (and let go) if it is gone."""
+    fd = taken[pid]
+    try:
+        if fd is None:
+            os.kill(pid, sig)
+        else:
+            signal.pidfd_send_signal(fd, sig)
+    except ProcessLookupError:
+        del taken[pid]
+        if fd is not None:
+            os.close(fd)
+        return False
+    return True
+
+
+_UNKNOWN = -1  # _parent_of where /proc cannot tell
+
+
+def _parent_of(pid: int) -> int | None:
+    """The parent pid ``/proc`` gives for ``pid``: None if it is gone, ``_UNKNOWN`` without ``/proc``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except FileNotFoundError:
+        return None if os.path.isdir("/proc/self") else _UNKNOWN
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _parent_pids() -> dict[int, int]:
