@@ -338,3 +338,27 @@ def test_a_crawl_stopped_by_its_own_files_says_what_to_do(crawler, monkeypatch, 
     assert ("free disk space" in line) == (advice == "free disk space")
     monkeypatch.undo()
     stage.close_spider()
+
+
+def test_an_exception_right_after_a_write_went_out_still_cuts_the_line_back(tmp_path, monkeypatch):
+    # A signal handler's exception (SystemExit from a SIGTERM handler, KeyboardInterrupt) is raised
+    # as soon as os.write returns, before its count is added up: the bytes it wrote are on disk all
+    # the same. They are cut back, so the next line neither continues them nor gets a wrong offset.
+    import ptmscrape.dataset.tree as tree_module
+
+    path = tmp_path / "lines.jsonl"
+    file = LineAppender(path)
+    file.append(b'{"n":1}\n')
+    real_write = os.write
+
+    def interrupted(fd, data):
+        real_write(fd, bytes(data[:4]))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tree_module.os, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        file.append(b'{"n":2}\n')
+    monkeypatch.undo()
+    assert file.append(b'{"n":3}\n') == 8
+    file.close()
+    assert whole_lines(path) == [{"n": 1}, {"n": 3}]

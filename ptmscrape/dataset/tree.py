@@ -162,12 +162,13 @@ class LineAppender:
             while written < len(data):  # a short write (a signal, a full disk): the rest, in order
                 written += os.write(self.fd, data[written:])
         except BaseException:
-            if written:
-                self.torn = True
-                try:
-                    self._cut()
-                except OSError:
-                    pass  # the next append tries again first
+            # Cut back even when nothing was counted: an exception a signal handler raises as
+            # os.write returns leaves its bytes on disk, uncounted. (Only on failure: one ftruncate.)
+            self.torn = True
+            try:
+                self._cut()
+            except OSError:
+                pass  # the next append tries again first
             raise
         self.size = offset + len(data)
         return offset
