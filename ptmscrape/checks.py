@@ -7,6 +7,7 @@ A problem is a :class:`BadInput`: one line naming the argument or setting, which
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -93,14 +94,16 @@ def check_output_file(name: str, path: Path) -> None:
 
 
 def check_typed_settings(defaults: dict[str, Any], get) -> None:
-    """Each ``PTM_`` setting whose default is a bool, int or float must parse as one.
-    ``get(name, kind)`` reads it through Scrapy's ``getbool``/``getint``/``getfloat``."""
+    """Each ``PTM_`` setting whose default is a bool, int or float must parse as one (a float as a
+    finite one). ``get(name, kind)`` reads it through Scrapy's ``getbool``/``getint``/``getfloat``."""
     for name, default in sorted(defaults.items()):
         kind = type(default)
         if kind not in (bool, int, float):
             continue
         try:
-            get(name, kind)
+            value = get(name, kind)
+            if kind is float and not math.isfinite(value):  # nan, inf: no setting means either
+                raise ValueError(value)
         except (TypeError, ValueError):
             word = {bool: "true/false (1/0)", int: "a whole number", float: "a number"}[kind]
             raise BadInput(f"-s {name}= must be {word}") from None

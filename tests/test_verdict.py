@@ -125,6 +125,14 @@ def test_typed_settings():
         check_typed_settings({"PTM_C": True}, get)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
+def test_a_float_setting_must_be_a_finite_number(value):
+    # -s PTM_CLONE_MAX_GB=nan parsed as a float, then failed the clone stage's start with a
+    # traceback (int(nan * 10**9)); inf alike. Refused before the crawl, as any bad setting.
+    with pytest.raises(BadInput, match="-s PTM_CLONE_MAX_GB= must be a number"):
+        check_typed_settings({"PTM_CLONE_MAX_GB": 20.0}, lambda name, kind: kind(value))
+
+
 # -- the README's documented -a arguments are the ones each spider accepts ----------------------
 
 def readme_arguments(spider: str) -> set[str]:
