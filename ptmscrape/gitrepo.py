@@ -402,9 +402,12 @@ class Git:
             if popen.poll() is None:  # an exception in this thread: leave nothing running
                 kill_tree(popen.pid)
                 popen.wait()
+        # As GitPython's execute hands them to GitCommandError: without their last newline (its
+        # message quotes stderr, and describe_failure would read the closing quote as git's last line).
+        out, err = (out or b"").removesuffix(b"\n"), (err or b"").removesuffix(b"\n")
         if popen.returncode:
             raise RepoError(describe_failure(GitCommandError(cmd, popen.returncode, err, out)))
-        return (out or b"").decode("utf-8", "replace").removesuffix("\n")
+        return out.decode("utf-8", "replace")
 
     def _lfs_pull(self, cwd: str | os.PathLike[str], url: str, scratch: Path | None = None) -> None:
         """``git lfs pull`` from the repository's own LFS endpoint (git-lfs's default for ``url``):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -236,3 +237,33 @@ def test_a_crawl_records_the_repository_over_the_cap_and_clones_the_rest(tmp_pat
     clones = assert_only_complete_clones(result.data_dir / "huggingface/repos")
     assert "big" not in {c.parent.name for c in clones} and len(clones) == 3
     assert list((result.data_dir / "huggingface/repos/.incoming").iterdir()) == []
+
+
+@pytest.mark.parametrize("status", [None, 404, 401])
+def test_a_watched_clone_fails_with_the_same_reason_as_an_unwatched_one(tmp_path, status):
+    # PTM_CLONE_MAX_GB runs a new clone through Git._run_watched instead of GitPython's execute:
+    # the CloneStatus reasons must not change, the catch-all (git's last line, URL hidden) included:
+    # here a server that fails with HTTP 500 (status None).
+    from tests.replicas.server import Reply
+
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/repo", {"README.md": "x\n"})
+    if status:
+        host.denied["owner/repo"] = status
+    reasons = []
+    with Replica() as server:
+        host.mount(server)
+        server.routes.insert(0, ("GET", re.compile(r"^/junk/repo(\.git)?/info/refs"),
+                                 lambda req, m: Reply.text("oops", 500)))
+        url = f"{server.url}/owner/repo" if status else f"{server.url}/junk/repo"
+        for max_bytes in (0, 10**9):
+            cloner = Cloner(DatasetTree(tmp_path / f"data{max_bytes}"),
+                            Git(GitPolicy(allow_protocols=("http",), max_bytes=max_bytes)), concurrency=1)
+            cloner.open("huggingface")
+            try:
+                reasons.append(asyncio.run(cloner.clone("huggingface", url)).status)
+            finally:
+                cloner.close()
+    assert reasons[0] == reasons[1], reasons
+    if status is None:  # git's own last line, the URL hidden
+        assert reasons[0] == "failed: fatal: unable to access '<url> The requested URL returned error: 500'"
