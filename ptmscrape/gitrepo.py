@@ -489,10 +489,18 @@ class Git:
 
 def downloaded_bytes(scratch: Path) -> int:
     """What a new clone in ``scratch`` has downloaded so far: its packs (``tmp_pack_*`` while one
-    arrives) and its LFS objects. A few folder reads, never a walk of the working tree (checked-out
-    files are not counted)."""
+    arrives), loose objects (what git's "dumb" HTTP fetches from a server that is no git's, a static
+    file host) and its LFS objects. A few folder reads, never a walk of the working tree
+    (checked-out files are not counted)."""
     total = 0
-    folders = [scratch / ".git" / "objects" / "pack"]
+    objects = scratch / ".git" / "objects"
+    folders = [objects / "pack"]
+    try:
+        # <2 hex digits>/ folders of loose objects: none for a clone over git's own protocol.
+        folders += [Path(entry.path) for entry in os.scandir(objects)
+                    if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        pass  # not made yet
     lfs = scratch / ".git" / "lfs"
     if lfs.is_dir():
         folders += [Path(root) for root, _dirs, _files in os.walk(lfs)]

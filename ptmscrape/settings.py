@@ -84,7 +84,7 @@ PTM_CLONE_CONCURRENCY = 16
 # Start no clone or update while the data dir's file system has less than this many GB (10^9 bytes)
 # free; their models get CloneStatus "failed: not enough free disk space (...)" and the crawl exits 1. 0 = off.
 PTM_CLONE_MIN_FREE_GB = 10.0
-# Kill a new clone once what it downloaded (pack, LFS objects) passes this many GB; its model gets
+# Kill a new clone once what it downloaded (pack or loose objects, LFS objects) passes this many GB; its model gets
 # CloneStatus "failed: larger than PTM_CLONE_MAX_GB" and nothing lands. 0 = off.
 PTM_CLONE_MAX_GB = 20.0
 # Colon-separated git transports allowed for clones (git's GIT_ALLOW_PROTOCOL syntax).

@@ -222,6 +222,35 @@ def test_a_clone_over_the_cap_that_finished_between_two_looks_does_not_land_eith
     assert not (tmp_path / "lfs/huggingface/repos/owner").exists()
 
 
+def test_a_clone_over_dumb_http_counts_its_loose_objects(tmp_path):
+    # A server that is no git's (static files: git's "dumb" HTTP) sends every object loose, into
+    # .git/objects/<2 hex>/: not a pack. Those count too, or any static host would pass the cap.
+    from tests.replicas.server import Reply
+
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/big", {"weights.bin": os.urandom(2 * MB)})  # stored loose, as add_repo does
+    bare = host.bare_path("owner/big")
+    subprocess.run(["git", "--git-dir", str(bare), "update-server-info"], check=True)
+
+    def static(req, m):
+        file = bare / m.group("path")
+        return Reply(200, file.read_bytes(), {"Content-Type": "application/octet-stream"}) if file.is_file() \
+            else Reply.text("no such file", 404)
+
+    data = tmp_path / "data"
+    with Replica() as server:
+        server.route("GET", r"^/static/big/(?P<path>.+)$", static)
+        cloner = Cloner(DatasetTree(data), Git(GitPolicy(allow_protocols=("http",), max_bytes=MB)), concurrency=1)
+        cloner.open("huggingface")
+        try:
+            result = asyncio.run(cloner.clone("huggingface", f"{server.url}/static/big"))
+        finally:
+            cloner.close()
+        assert server.count("GET", "/static/big/objects/") >= 1  # fetched loose, the dumb way
+    assert result.status == f"failed: {TOO_LARGE}", result
+    assert list((data / "huggingface/repos/.incoming").iterdir()) == []
+
+
 def test_a_crawl_records_the_repository_over_the_cap_and_clones_the_rest(tmp_path):
     with HuggingFaceReplica(synthetic_models(3), tmp_path / "hub-git") as hub:
         big = {"_id": f"{0x670000000000000000000009:024x}", "id": "big/repo", "downloads": 1, "tags": []}
