@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import secrets
 import time
 
 from scrapy.exceptions import DropItem
@@ -106,7 +107,7 @@ class StorePipeline:
             logger.info("Removed %d temp file(s) of a killed crawl's unfinished writes", stale)
         if merged:
             logger.info("Merged %d snapshot(s) of interrupted crawls into %s (%d records)", merged, self.hub, records)
-        self.stamp = stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
+        self.stamp = stamp = crawl_stamp()
         self.writer = SnapshotWriter(self.tree, self.hub, stamp)
         self.payloads = PayloadWriter(self.tree, self.hub, stamp)
         self.stored = StoredPayloads(self.tree, self.hub)
@@ -181,3 +182,10 @@ class StorePipeline:
         self.stats.set_value(STORE_NOT_SEEN_THIS_CRAWL, counts["carried"])
         logger.info("%s now holds %d models (%d not seen in this crawl)",
                     self.tree.path(f"{self.hub}/{self.hub}.jsonl"), counts["records"], counts["carried"])
+
+
+def crawl_stamp() -> str:
+    """The part of this crawl's file names (snapshot, payload file, removed report) that is its
+    own: UTC time, pid and a random part, since workers on other machines sharing the data dir (a
+    network file system) can start in the same second with the same pid, as crawls in containers do."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}-{secrets.token_hex(3)}"

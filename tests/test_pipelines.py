@@ -196,3 +196,18 @@ def test_removed_models_report_reads_the_records_file_only_when_the_merge_kept_u
     crawler = store_crawl(tmp_path, models[1:])  # one model no longer listed: the merge carried it
     assert reads == ["huggingface"]
     assert crawler.stats.get_value("ptm/store/removed") == 1
+
+
+def test_crawls_started_in_the_same_second_with_the_same_pid_write_apart(monkeypatch):
+    """Workers on two machines sharing a data dir (a network file system): containers' crawls
+    often have the same pid, and may start in the same second."""
+    import time
+
+    from pipelines.store import crawl_stamp
+
+    moment = time.gmtime(1_750_000_000)
+    monkeypatch.setattr(time, "gmtime", lambda *_: moment)
+    monkeypatch.setattr("os.getpid", lambda: 7)
+    stamps = {crawl_stamp() for _ in range(50)}
+    assert len(stamps) == 50
+    assert all(s.startswith("20250615T150640Z-7-") for s in stamps)

@@ -33,7 +33,7 @@ class PayloadWriter:
         path = self.tree.path(self.relative)
         path.parent.mkdir(parents=True, exist_ok=True)
         file = LineAppender(path)
-        if file.size:  # another run of this stamp (cannot happen: the pid is in it) tore a line
+        if file.size:  # another run of this stamp (cannot happen: pid and a random part are in it) tore a line
             file.append(b"\n")
         self._file = file
         return file

@@ -84,7 +84,7 @@ CREATE VIEW IF NOT EXISTS lineage AS
     JOIN model AS base ON base.hub = m.hub AND base.full_name = b.base_model;
 
 -- source: observation
--- One row per snapshot file (<hub>/snapshots/<hub>-<stamp>-<pid>.jsonl) holding a model record:
+-- One row per snapshot file (<hub>/snapshots/<hub>-<UTC stamp>-<pid>-<random>.jsonl) holding a model record:
 -- one crawl (or one run of it). A crawl that stored no record has none.
 CREATE TABLE IF NOT EXISTS crawl (
     crawl_id INTEGER PRIMARY KEY, hub TEXT NOT NULL, snapshot TEXT NOT NULL UNIQUE);
