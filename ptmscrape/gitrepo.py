@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import hashlib
 import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -422,8 +424,8 @@ class Git:
         url = check_url(url, self.policy)
         branch = check_branch(branch)
         scratch_root.mkdir(parents=True, exist_ok=True)
-        # <crawl pid>-<process group of its git>-<random>: clean_scratch() reads both ids.
-        scratch = scratch_root / f"{os.getpid()}-{_lifeline.group()}-{uuid.uuid4().hex[:12]}"
+        # <crawl pid>-<process group of its git>-<random>.<host>: clean_scratch() reads all three.
+        scratch = scratch_root / f"{os.getpid()}-{_lifeline.group()}-{uuid.uuid4().hex[:12]}.{HOST_TAG}"
         args = ["clone", "--no-recurse-submodules"]
         if self.policy.depth > 0:
             args += ["--depth", str(self.policy.depth)]
@@ -523,13 +525,18 @@ def clean_scratch(scratch_root: Path) -> int:
 
     A folder named with a process group (``<pid>-<group>-<random>``) is left alone while a process
     of that group runs: a git of the killed crawl (its lifeline killed too) could still write in it.
-    A warning says so; a later crawl removes it."""
+    A warning says so; a later crawl removes it. A folder of another host (``.<host tag>``) is never
+    touched: a data dir on a network file system is shared by workers on several machines, and its
+    pid says nothing here (a later crawl on that host removes it)."""
     removed = 0
     if not scratch_root.is_dir():
         return 0
     running: dict[int, bool] = {}  # a killed crawl leaves up to PTM_CLONE_CONCURRENCY folders
     for entry in scratch_root.iterdir():
-        pid, *rest = entry.name.split("-")
+        name, dot, host = entry.name.partition(".")
+        if dot and host != HOST_TAG:
+            continue
+        pid, *rest = name.split("-")
         if not (pid.isascii() and pid.isdigit()) or (int(pid) <= _MAX_PID and pid_alive(int(pid))):
             continue
         group = _process_group(rest[0]) if len(rest) == 2 else None
@@ -546,6 +553,8 @@ def clean_scratch(scratch_root: Path) -> int:
 
 # Linux's largest pid_max: a number above it names no process (os.kill overflows on large ones).
 _MAX_PID = 4_194_304
+# This machine in scratch folder names: its name's digest (any characters, fixed length, no dot or dash).
+HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def _process_group(text: str) -> int | None:

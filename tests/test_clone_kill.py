@@ -14,10 +14,12 @@ import sys
 import threading
 import time
 
+import pytest
+
 from ptmscrape.cloning import Cloner
 from ptmscrape.dataset.processes import group_running
 from ptmscrape.dataset.tree import DatasetTree
-from ptmscrape.gitrepo import Git, GitPolicy, clean_scratch
+from ptmscrape.gitrepo import Git, GitPolicy, RepoError, clean_scratch
 from tests.crawl import ROOT
 from tests.replicas.server import GitHost, Incoming, Replica, Reply
 
@@ -185,6 +187,38 @@ def test_scratch_folders_whose_git_still_runs_are_left_for_a_later_crawl(tmp_pat
         running.wait()
     assert clean_scratch(root) == 1
     assert [p.name for p in root.iterdir()] == [ours.name]
+
+
+def test_scratch_folders_of_other_machines_sharing_the_data_dir_are_left_alone(tmp_path):
+    """A data dir on a network file system, shared by workers on several machines: another
+    machine's clone in flight has a pid this machine does not run. Removing it broke that clone."""
+    from ptmscrape.gitrepo import HOST_TAG
+
+    root = tmp_path / ".incoming"
+    theirs = root / f"{NO_PID}-{NO_PID}-aaaaaaaaaaaa.0123456789ab"
+    mine = root / f"{NO_PID}-{NO_PID}-bbbbbbbbbbbb.{HOST_TAG}"
+    for folder in (theirs, mine):
+        (folder / ".git").mkdir(parents=True)
+    assert HOST_TAG != "0123456789ab"
+    assert clean_scratch(root) == 1
+    assert [p.name for p in root.iterdir()] == [theirs.name]
+
+
+def test_a_clone_is_built_in_a_folder_named_for_this_machine(tmp_path):
+    from ptmscrape.gitrepo import HOST_TAG
+
+    seen = []
+
+    class Watching(Git):
+        def _run(self, cwd, *args, scratch=None):
+            seen.append(scratch)
+            raise RepoError("stop here")
+
+    with pytest.raises(RepoError):
+        Watching(GitPolicy(allow_protocols=("https",))).clone("https://example.org/a/b", tmp_path / "t",
+                                                             tmp_path / ".incoming")
+    assert seen[0].name.endswith(f".{HOST_TAG}") and seen[0].parent == tmp_path / ".incoming"
+    assert seen[0].name.split(".")[0].split("-")[0] == str(os.getpid())
 
 
 def test_scratch_folder_names_that_name_no_process_do_not_stop_the_cleanup(tmp_path):
