@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import hashlib
 import logging
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -38,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 import git
 from git.exc import GitCommandError
 
-from ptmscrape.dataset.processes import group_running, kill_tree, pid_alive
+from ptmscrape.dataset.processes import HOST_TAG, group_running, kill_tree, pid_alive
 from ptmscrape.gitfiles import read_clone
 
 logger = logging.getLogger(__name__)
@@ -553,8 +551,6 @@ def clean_scratch(scratch_root: Path) -> int:
 
 # Linux's largest pid_max: a number above it names no process (os.kill overflows on large ones).
 _MAX_PID = 4_194_304
-# This machine in scratch folder names: its name's digest (any characters, fixed length, no dot or dash).
-HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def _process_group(text: str) -> int | None:

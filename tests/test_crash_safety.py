@@ -105,3 +105,30 @@ def test_an_append_after_a_torn_line_starts_on_a_line_of_its_own(tmp_path):
     assert [r["url"] for r in read_jsonl(tmp_path / "repo-index.jsonl")] == ["https://a", "https://c"]
     assert (tmp_path / "repo-index.jsonl").read_bytes().endswith(b"\n")
     assert os.path.getsize(tmp_path / "repo-index.jsonl") > 0
+
+
+def test_temp_files_of_other_machines_sharing_the_data_dir_stay(tmp_path, monkeypatch):
+    """A data dir on a network file system, shared by workers on several machines: another
+    machine's unfinished atomic write has a pid this machine does not run; removing it made that
+    worker's rename fail. Temp files name their host, and only this host's dead writers' go."""
+    from ptmscrape.dataset.processes import HOST_TAG
+    from ptmscrape.dataset.tree import remove_stale_temp_files
+
+    tree = DatasetTree(tmp_path)
+    names = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: names.append(os.path.basename(src)) or real_replace(src, dst))
+    tree.write_atomic("hub/json/a.json", b"{}")  # the careful way (a new folder), then the fast one
+    tree.write_atomic("hub/json/b.json", b"{}")
+    assert len(names) == 2 and all(n.startswith(f".tmp-{os.getpid()}-{HOST_TAG}-") for n in names)
+
+    folder = tmp_path / "hub/json"
+    theirs = folder / f".tmp-{DEAD_PID}-0123456789ab-3.json"
+    mine_dead = folder / f".tmp-{DEAD_PID}-{HOST_TAG}-4.json"
+    mine_live = folder / f".tmp-{os.getpid()}-{HOST_TAG}-5.json"
+    before_tags = folder / f".tmp-{DEAD_PID}-6.json"  # named before temp files named their host
+    for path in (theirs, mine_dead, mine_live, before_tags):
+        path.write_bytes(b'{"half": ')
+    assert HOST_TAG != "0123456789ab"
+    assert remove_stale_temp_files(tree, "hub") == 2
+    assert sorted(p.name for p in folder.glob(".tmp-*")) == sorted([theirs.name, mine_live.name])

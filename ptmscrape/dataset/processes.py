@@ -3,9 +3,17 @@ ones' stay), and killing one command with what it started (``kill_tree``)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import socket
 import subprocess
+
+# This machine in the names of files and folders a process leaves while it writes (temp files,
+# scratch clones): a pid says whether the writer is gone only on the machine that ran it, and a data
+# dir on a network file system is shared by workers on several. A digest of the host's name: any
+# characters, fixed length, neither dot nor dash.
+HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def pid_alive(pid: int) -> bool:

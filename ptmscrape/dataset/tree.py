@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ptmscrape.dataset.paths import UnsafePath, segment
-from ptmscrape.dataset.processes import pid_alive
+from ptmscrape.dataset.processes import HOST_TAG, pid_alive
 
 
 class DatasetTree:
@@ -51,7 +51,7 @@ class DatasetTree:
         if folder is None or name in ("", ".", "..") or os.path.islink(f"{folder}/{name}"):
             self._write_atomic_checked(relative, data)
             return
-        tmp = f"{folder}/.tmp-{os.getpid()}-{next(_tmp_numbers)}{os.path.splitext(name)[1]}"
+        tmp = f"{folder}/.tmp-{os.getpid()}-{HOST_TAG}-{next(_tmp_numbers)}{os.path.splitext(name)[1]}"
         try:
             # 0o666 less the umask, as any file a user creates: the dataset is shared with others.
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
@@ -101,7 +101,7 @@ class DatasetTree:
     def _write_atomic_checked(self, relative: str, data: bytes) -> None:
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{os.getpid()}-", suffix=target.suffix)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{os.getpid()}-{HOST_TAG}-", suffix=target.suffix)
         try:
             os.fchmod(fd, file_mode())
             with os.fdopen(fd, "wb") as f:
@@ -205,12 +205,14 @@ def unlink_quietly(path: str | os.PathLike[str]) -> None:
         pass
 
 
-_TEMP_FILE = re.compile(r"\.(?:tmp|merge)-([0-9]+)-")
+# .tmp-<pid>-<host tag>-…; written before host tags: .tmp-<pid>-…
+_TEMP_FILE = re.compile(r"\.(?:tmp|merge)-([0-9]+)-(?:([0-9a-f]{12})-)?")
 
 
 def remove_stale_temp_files(tree: DatasetTree, hub: str) -> int:
-    """Remove the temp files (``.tmp-<pid>-…``) that killed writers left in ``<hub>/`` outside
-    ``repos/``; files of live processes (another worker) stay. Returns how many were removed."""
+    """Remove the temp files (``.tmp-<pid>-<host tag>-…``) that killed writers of this machine left
+    in ``<hub>/`` outside ``repos/``; files of live processes (another worker) and of other machines
+    (a data dir on a network file system) stay. Returns how many were removed."""
     removed = 0
     top = tree.path(segment(hub))
     for folder, dirs, files in os.walk(top):
@@ -218,7 +220,7 @@ def remove_stale_temp_files(tree: DatasetTree, hub: str) -> int:
             dirs.remove("repos")  # clones: git's own business (and maybe a million files)
         for name in files:
             m = _TEMP_FILE.match(name)
-            if m and not pid_alive(int(m.group(1))):
+            if m and m.group(2) in (None, HOST_TAG) and not pid_alive(int(m.group(1))):
                 unlink_quietly(os.path.join(folder, name))
                 removed += 1
     return removed
