@@ -75,7 +75,7 @@ class SharedScheduler(Scheduler):
     bookkeeping (busy marks, joint close, flushing)."""
 
     wake_pending: bool  # a wake() is scheduled (set by from_crawler)
-    worker: str  # this worker's name in Redis keys: <host>:<pid>:<random>
+    worker: str  # this worker's name in Redis keys: <host>:<pid>:<pid namespace>-<random> (worker_name())
     taken: dict[int, tuple[Request, str]]  # requests taken from the queue, not yet done: their fields
     tracking: bool  # whether taken requests are noted in Redis (open())
 
@@ -87,7 +87,7 @@ class SharedScheduler(Scheduler):
             url = redacted(crawler.settings.get("PTM_REDIS_URL"))
             raise RedisUnavailable(f"PTM_REDIS_URL={url}: Redis not reachable ({exc})") from None
         scheduler.wake_pending = False
-        scheduler.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        scheduler.worker = worker_name()
         scheduler.looping = None
         scheduler.taken = {}  # id(request) -> (request, field in the taken hash)
         scheduler.tokens = itertools.count()
@@ -279,14 +279,25 @@ class SharedScheduler(Scheduler):
             slot.nextcall.schedule()
 
 
+def worker_name() -> str:
+    """``<host>:<pid>:<pid namespace>-<random>``: the pid namespace (a container has its own, and
+    may share the host's name with ``--network host``) tells which workers' pids this one can see."""
+    namespace = pid_namespace()
+    return f"{socket.gethostname()}:{os.getpid()}:{namespace + '-' if namespace else ''}{uuid.uuid4().hex[:8]}"
+
+
+def pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:  # no /proc: workers are judged by their busy marks alone
+        return ""
+
+
 def gone_here(worker: str) -> bool:
-    """Whether ``worker`` (``<host>:<pid>:<random>``) ran on this machine and its process is gone.
-    (A worker of another machine is judged by its busy mark alone.)"""
-    host, pid = _host_and_pid(worker)
-    return host == socket.gethostname() and pid is not None and not pid_alive(pid)
-
-
-def _host_and_pid(worker: str) -> tuple[str, int | None]:
-    head, _, _random = worker.rpartition(":")
+    """Whether ``worker`` (:func:`worker_name`) ran on this machine, in this pid namespace, and
+    its process is gone. Any other worker is judged by its busy mark alone (it expires)."""
+    head, _, tail = worker.rpartition(":")
     host, _, pid = head.rpartition(":")
-    return host, int(pid) if pid.isdigit() else None
+    namespace = tail.rpartition("-")[0]
+    return (host == socket.gethostname() and pid.isdigit() and namespace != ""
+            and namespace == pid_namespace() and not pid_alive(int(pid)))

@@ -394,3 +394,21 @@ def test_a_killed_worker_loses_neither_its_listing_page_nor_its_models(tmp_path,
         record = next(r for r in records if f"{r['ModelOwner']}/{r['ModelName']}" == held_model)
         assert record["CloneStatus"] == "cloned" and head(data / record["RepoPath"]) == hub.models[held_model]["sha"]
     assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+
+
+def test_a_worker_is_judged_gone_by_its_pid_only_where_its_pid_is_ours_to_see():
+    """Workers in containers sharing the host's name (``--network host``) have pids of other pid
+    namespaces: only a worker of this machine and pid namespace whose process is gone is gone at
+    once; any other waits for its busy mark to expire."""
+    from ptmscrape.redis_scheduler import gone_here, pid_namespace, worker_name
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here = worker_name()
+    host, namespace = socket.gethostname(), pid_namespace()
+    assert here.startswith(f"{host}:{os.getpid()}:") and namespace
+    assert not gone_here(here)  # alive
+    assert gone_here(f"{host}:{dead.pid}:{namespace}-0badc0de")
+    assert not gone_here(f"{host}:{dead.pid}:4026532999-0badc0de")  # another container's pid
+    assert not gone_here(f"{host}:{dead.pid}:0badc0de")  # no namespace said: a worker of an older version
+    assert not gone_here(f"elsewhere:{dead.pid}:{namespace}-0badc0de")
