@@ -3,11 +3,15 @@ slices or memory with the crawl being measured.
 
     python -m bench.replica --models 1000000 [--latency-ms 50] [--port 0]
     python -m bench.replica --models 200 --repos DIR --latency-ms 50
+    python -m bench.replica --models 200000 --churn 0.01,0.005,0.005   # a re-crawl's hub
 
 Listing mode (default): ``/api/models`` pages of 1,000 with cursor ``Link`` headers, served from
 pre-serialised page files (``bench.models``, cached under ``--cache``; built once with all cores).
 ``--repos DIR``: the tests' :class:`HuggingFaceReplica` with one git repository per model (each
 model's ``sha`` is its repository's HEAD), for the clone benchmark.
+``--churn C,R,A``: the same hub some time later, for re-crawls: fractions C of its models changed
+(new ``downloads``, ``likes``, ``sha``, ``lastModified``), R removed and A added (new ids), chosen
+by model number (:class:`Churn`); every other model is served byte for byte as before.
 Prints one JSON line ``{"url": ...}`` on stdout when it answers; runs until killed.
 """
 
@@ -15,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import os
+import random
 import re
 import signal
 import sys
@@ -25,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bench.models import PAGE_SIZE, page_bytes, page_count
+from bench.models import PAGE_SIZE, hub_model, page_bytes, page_count
 from tests.replicas.server import Incoming, Replica, Reply
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ptmscrape-bench"
@@ -62,7 +68,40 @@ class PageCache:
         return self.file(p).read_bytes()
 
 
-def listing_replica(cache: PageCache, latency: float = 0.0, port: int = 0) -> Replica:
+class Churn:
+    """Which models of an ``n``-model hub changed, went or came (fractions of ``n``): model ``i``'s
+    fate depends only on ``i``, so every page agrees, and the added models (numbers ``n``,
+    ``n + 1``, …, ids never listed before) are spread over the pages."""
+
+    def __init__(self, n: int, changed: float, removed: float, added: float, size: int = PAGE_SIZE):
+        self.n, self.changed, self.removed, self.size = n, changed, removed, size
+        self.added = round(n * added)
+
+    @staticmethod
+    def _draw(i: int) -> float:
+        return int.from_bytes(hashlib.sha256(b"churn%d" % i).digest()[:8], "big") / 2**64
+
+    def fate(self, i: int) -> str:
+        x = self._draw(i)
+        return "removed" if x < self.removed else "changed" if x < self.removed + self.changed else "kept"
+
+    def page(self, p: int, served: bytes) -> bytes:
+        models = []
+        for k, model in enumerate(json.loads(served)):
+            fate = self.fate(p * self.size + k)
+            if fate == "changed":
+                model.update(downloads=model["downloads"] + 1000, likes=model["likes"] + 10,
+                             sha=hashlib.sha1(model["sha"].encode()).hexdigest(),
+                             lastModified="2025-06-01T10:00:00.000Z")
+            if fate != "removed":
+                models.append(model)
+        pages = page_count(self.n, self.size)
+        for j in range(p, self.added, pages):
+            models.append(hub_model(random.Random(f"added{j}"), self.n + j, self.n))
+        return json.dumps(models, separators=(",", ":")).encode()
+
+
+def listing_replica(cache: PageCache, latency: float = 0.0, port: int = 0, churn: Churn | None = None) -> Replica:
     replica = Replica(port, delay=latency)
 
     def listing(req: Incoming, m: re.Match) -> Reply:
@@ -73,7 +112,8 @@ def listing_replica(cache: PageCache, latency: float = 0.0, port: int = 0) -> Re
         if p + 1 < cache.pages:
             params = [(k, v) for k, v in req.query if k != "cursor"] + [("cursor", _cursor(p + 1))]
             headers["Link"] = f'<{replica.url}/api/models?{urlencode(params)}>; rel="next"'
-        return Reply(200, cache.read(p), headers)
+        body = cache.read(p)
+        return Reply(200, churn.page(p, body) if churn else body, headers)
 
     replica.route("GET", r"/api/models", listing)
     return replica
@@ -110,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where page files are kept")
     ap.add_argument("--repos", type=Path, help="serve a git repository per model, built under this dir")
     ap.add_argument("--build-only", action="store_true", help="build the page files and exit")
+    ap.add_argument("--churn", metavar="C,R,A", help="fractions of models changed, removed, added (a later hub)")
     args = ap.parse_args(argv)
     latency = args.latency_ms / 1000
     if args.repos:
@@ -121,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.build_only:
             print(json.dumps({"pages": cache.pages, "build_seconds": round(built, 1)}), flush=True)
             return
-        replica = listing_replica(cache, latency, args.port)
+        churn = Churn(args.models, *map(float, args.churn.split(","))) if args.churn else None
+        replica = listing_replica(cache, latency, args.port, churn)
         info = {"models": args.models, "pages": cache.pages, "build_seconds": round(built, 1)}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     replica.start()

@@ -4,7 +4,10 @@ Records are keyed by their stable ``id`` (hub + the hub's id of the model), so a
 — or re-delivered after a resume — is processed once. Across crawls, ``<hub>.jsonl`` keeps one line
 per id (see the store stage); the same repository reached from two hubs is cloned once by the clone
 stage's repository index. In a distributed crawl the seen-set is a Redis set shared by all workers
-(``ptmscrape.distributed.shared_seen_set``), so no model is processed by two workers.
+(``ptmscrape.distributed.shared_seen_set``), so no model is processed by two workers — but for a
+model whose worker died while it had it (killed): its hand-off is put back in the queue
+(``ptmscrape/redis_scheduler.py``), and the worker that gets it processes it although the dead one
+marked it seen (``ptm/dedupe/redelivered``).
 
 A job resumed from a JOBDIR (see ``ptmscrape/jobdir.py``) also skips the models its earlier runs
 stored: after a hard kill the job re-lists the hub from the start, and those come again.
@@ -20,6 +23,7 @@ from ptmscrape import distributed, jobdir
 from ptmscrape.idset import IdSet
 from ptmscrape.stats import (
     DEDUPE_DUPLICATE,
+    DEDUPE_REDELIVERED,
     DEDUPE_STORED_BEFORE_RESUME,
     DEDUPE_STORED_BY_EARLIER_RUNS,
     DEDUPE_UNIQUE,
@@ -66,6 +70,9 @@ class DedupePipeline:
             self.stats.inc_value(DEDUPE_STORED_BEFORE_RESUME)
             raise StoredBeforeResume(f"{record.label}: stored by an earlier run of this job")
         if not self._first_time(record["id"]):
+            if record.raw is not None and record.raw.redelivered:
+                self.stats.inc_value(DEDUPE_REDELIVERED)  # its dead worker marked it seen
+                return record
             self.stats.inc_value(DEDUPE_DUPLICATE)
             raise DuplicateModel(f"{record.label}: already processed in this crawl (id {record['id']})")
         self._count(DEDUPE_UNIQUE)

@@ -11,6 +11,10 @@ the models added and removed between two snapshots (or any two record files, e.g
 ``ModelHub.MetadataFilePath`` (the payload's locator, which moves to the new crawl's payload file
 whenever the payload changed) only when ``ModelHub`` is named.
 Models are matched by ``id``, which is stable across crawls (and renames on Hugging Face).
+
+The command reads two files of any size: it keeps where each id's line is (16 bytes an id) and
+reads the lines two at a time (:func:`compare_files`), so two snapshots of a million models each
+need some 100 MB, not the tens of GB their decoded records would take (:func:`load`).
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from ptmscrape.dataset.jsonl import read_jsonl
+from ptmscrape.dataset.jsonl import OWN_LINE, json_object, read_jsonl
 
 NOISY_FIELDS = frozenset({"CrawledAt", "CloneStatus"})
 
@@ -67,15 +72,98 @@ def compare(a: dict[int, dict], b: dict[int, dict], fields: list[str] | None = N
     out.removed = sorted((a[i] for i in a.keys() - b.keys()), key=label)
     for i in sorted(a.keys() & b.keys(), key=lambda i: label(b[i])):
         old, new = a[i], b[i]
-        names = fields or sorted((old.keys() | new.keys()) - NOISY_FIELDS)
-        strip = not fields
-        changes = [FieldChange(n, old.get(n), new.get(n)) for n in names
-                   if _value(old, n, strip) != _value(new, n, strip)]
+        changes = _changes(old, new, fields)
         if changes:
             out.changed.append((new, changes))
         else:
             out.unchanged += 1
     return out
+
+
+def compare_files(a_path: str | Path, b_path: str | Path, fields: list[str] | None = None) -> SnapshotDiff:
+    """:func:`compare` of two record files, with memory for their ids, not their records: each
+    file's ids and line offsets are indexed (the last line of an id wins, as in :func:`load`), then
+    the lines of each id are read and decoded two at a time. The records in the result keep only
+    what names them (``id``, ``ModelOwner``, ``ModelName``)."""
+    a, b = _index(a_path), _index(b_path)
+    if a is None or b is None:  # an id beyond 64 bits: the files' records in memory
+        return compare(load(a_path), load(b_path), fields)
+    out = SnapshotDiff()
+    changed: list[tuple[dict, list[FieldChange]]] = []
+    with open(a_path, "rb") as fa, open(b_path, "rb") as fb:
+        (a_ids, a_at), (b_ids, b_at) = a, b
+        i = j = 0
+        while i < len(a_ids) or j < len(b_ids):
+            if j == len(b_ids) or (i < len(a_ids) and a_ids[i] < b_ids[j]):
+                out.removed.append(_naming(_record_at(fa, a_at[i])))
+                i += 1
+            elif i == len(a_ids) or b_ids[j] < a_ids[i]:
+                out.added.append(_naming(_record_at(fb, b_at[j])))
+                j += 1
+            else:
+                old, new = _record_at(fa, a_at[i]), _record_at(fb, b_at[j])
+                changes = _changes(old, new, fields)
+                if changes:
+                    changed.append((_naming(new), changes))
+                else:
+                    out.unchanged += 1
+                i += 1
+                j += 1
+    out.added.sort(key=label)
+    out.removed.sort(key=label)
+    out.changed = sorted(changed, key=lambda pair: label(pair[0]))
+    return out
+
+
+def _changes(old: dict, new: dict, fields: list[str] | None) -> list[FieldChange]:
+    names = fields or sorted((old.keys() | new.keys()) - NOISY_FIELDS)
+    strip = not fields
+    return [FieldChange(n, old.get(n), new.get(n)) for n in names
+            if _value(old, n, strip) != _value(new, n, strip)]
+
+
+def _index(path: str | Path) -> tuple[array, array] | None:
+    """The ids of a record file, sorted, and the offset of each one's last line (lines as
+    :func:`load` reads them); None if an id does not fit in 64 bits."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no such snapshot: {path}")
+    ids, offsets = array("q"), array("q")
+    offset = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break  # a torn last line, as read_jsonl skips it
+            own = OWN_LINE.fullmatch(raw)
+            if own:
+                rid: Any = int(own.group(1))
+            else:
+                record = json_object(raw)
+                rid = record.get("id") if record is not None else None
+            if isinstance(rid, int):
+                if not -2**63 <= rid < 2**63:
+                    return None
+                ids.append(rid)
+                offsets.append(offset)
+            offset += len(raw)
+    order = sorted(range(len(ids)), key=ids.__getitem__)  # stable: an id's lines in file order
+    last_ids, last_offsets = array("q"), array("q")
+    for k, at in enumerate(order):
+        if k + 1 < len(order) and ids[order[k + 1]] == ids[at]:
+            continue  # a later line of this id wins
+        last_ids.append(ids[at])
+        last_offsets.append(offsets[at])
+    return last_ids, last_offsets
+
+
+def _record_at(f: IO[bytes], offset: int) -> dict:
+    f.seek(offset)
+    record = json_object(f.readline())
+    assert record is not None  # indexed as a JSON object
+    return record
+
+
+def _naming(record: dict) -> dict:
+    return {k: record[k] for k in ("id", "ModelOwner", "ModelName") if k in record}
 
 
 def _value(record: dict, name: str, strip_locator: bool) -> Any:
@@ -124,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
     try:
-        diff = compare(load(args.a), load(args.b), fields)
+        diff = compare_files(args.a, args.b, fields)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -31,6 +31,9 @@ class RawModelItem:
     # The payload's JSON text as the hub served it, when the spider has it (an element of a JSON
     # array page): stored as it is instead of re-encoding ``payload``.
     payload_json: str | None = None
+    # Distributed crawl: the model's hand-off was put back in the shared queue because the worker
+    # that had taken it died (``ptmscrape.redis_scheduler``); that worker may have marked it seen.
+    redelivered: bool = False
 
 
 class PTMRecord(dict):

@@ -1,6 +1,18 @@
 """The distributed crawl's scheduler (``SCHEDULER`` when ``PTM_REDIS_URL`` is set; see
 ``ptmscrape/distributed.py``): scrapy-redis's, plus worker bookkeeping — busy marks, closing
-together, flushing the crawl's own keys.
+together, flushing the crawl's own keys, and giving back the requests of a worker that died.
+
+**Taken requests.** scrapy-redis pops a request from the shared queue and forgets it: a worker
+killed with requests in hand (``kill -9``, out of memory, a power cut) lost them for good — the
+models it was processing, and, if it was fetching a listing page, the rest of the hub's listing,
+while every other worker went on to finish with exit status 0. Here a request is popped and noted
+in the worker's ``<prefix>:<spider>:taken:<worker>`` hash in one step (a Lua script), and the note
+is removed only when Scrapy is done with the request: its response's callback and items processed
+(the engine slot's ``remove_request``). A worker that is gone leaves its notes behind; any other
+worker puts those requests back in the queue (:meth:`SharedScheduler.requeue_taken`) once the dead
+worker's busy mark is gone: at once for a worker of the same machine whose process is gone, else
+after the mark expires (``BUSY_TTL``). A model the dead worker may already have marked seen or even
+stored is processed again (``RawModelItem.redelivered``): ``<hub>.jsonl`` keeps it once.
 
 Importing this module imports scrapy-redis and redis, so only the Redis add-on names it: a
 single-process crawl never loads it.
@@ -8,20 +20,54 @@ single-process crawl never loads it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
 import uuid
 
 from redis.exceptions import RedisError
-from scrapy import signals
+from scrapy import Request, signals
 from scrapy.exceptions import DontCloseSpider
 from scrapy.utils.asyncio import create_looping_call
+from scrapy_redis.queue import PriorityQueue
 
 from ptmscrape.compat.scrapy_redis import Scheduler
-from ptmscrape.distributed import BUSY_REFRESH, BUSY_TTL, IDLE_POLL, RedisUnavailable, redacted, redis_key
+from ptmscrape.dataset.processes import pid_alive
+from ptmscrape.distributed import (
+    BUSY_REFRESH,
+    BUSY_TTL,
+    HANDOFF_META,
+    IDLE_POLL,
+    RedisUnavailable,
+    redacted,
+    redis_key,
+)
+from ptmscrape.stats import DISTRIBUTED_REQUEUED
 
 logger = logging.getLogger("ptmscrape.distributed")
+
+# Pop the first request of the shared queue (a sorted set), note it in this worker's taken hash
+# (field ARGV[1], value "<score> <request>") and mark the worker busy, in one step.
+_TAKE = """
+local first = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
+if #first == 0 then return false end
+redis.call('zremrangebyrank', KEYS[1], 0, 0)
+redis.call('hset', KEYS[2], ARGV[1], first[2] .. ' ' .. first[1])
+redis.call('set', KEYS[3], '1', 'EX', ARGV[2])
+return first[1]
+"""
+# Move a gone worker's taken requests (KEYS[1], its busy mark KEYS[2]) into this worker's taken
+# hash (KEYS[3]), unless its busy mark says it still works (ARGV[1] = '1': it is known to be gone).
+_CLAIM = """
+if ARGV[1] ~= '1' and redis.call('exists', KEYS[2]) == 1 then return 0 end
+local taken = redis.call('hgetall', KEYS[1])
+for i = 1, #taken, 2 do
+  redis.call('hset', KEYS[3], 'x' .. ARGV[2] .. '/' .. taken[i], taken[i + 1])
+end
+redis.call('del', KEYS[1], KEYS[2])
+return #taken / 2
+"""
 
 
 class SharedScheduler(Scheduler):
@@ -29,6 +75,9 @@ class SharedScheduler(Scheduler):
     bookkeeping (busy marks, joint close, flushing)."""
 
     wake_pending: bool  # a wake() is scheduled (set by from_crawler)
+    worker: str  # this worker's name in Redis keys: <host>:<pid>:<pid namespace>-<random> (worker_name())
+    taken: dict[int, tuple[Request, str]]  # requests taken from the queue, not yet done: their fields
+    tracking: bool  # whether taken requests are noted in Redis (open())
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -38,8 +87,13 @@ class SharedScheduler(Scheduler):
             url = redacted(crawler.settings.get("PTM_REDIS_URL"))
             raise RedisUnavailable(f"PTM_REDIS_URL={url}: Redis not reachable ({exc})") from None
         scheduler.wake_pending = False
-        scheduler.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        scheduler.worker = worker_name()
         scheduler.looping = None
+        scheduler.taken = {}  # id(request) -> (request, field in the taken hash)
+        scheduler.tokens = itertools.count()
+        scheduler.claims = itertools.count()
+        scheduler.take_script = scheduler.server.register_script(_TAKE)
+        scheduler.claim_script = scheduler.server.register_script(_CLAIM)
         crawler.signals.connect(scheduler.spider_idle, signal=signals.spider_idle)
         return scheduler
 
@@ -51,15 +105,39 @@ class SharedScheduler(Scheduler):
     def busy_key(self) -> str:
         return self.key(f"busy:{self.worker}")
 
+    @property
+    def taken_key(self) -> str:
+        return self.key(f"taken:{self.worker}")
+
     # -- lifecycle ---------------------------------------------------------------------
     def open(self, spider):
         super().open(spider)
         # Busy from the start: a worker whose start request was just deduplicated must not
         # see an idle peer that has not popped the listing yet and close the crawl.
         self.mark_busy()
+        self.tracking = self._track_done_requests()
         self.looping = create_looping_call(self.refresh)
         self.looping.start(BUSY_REFRESH, now=False)
         logger.info("Distributed crawl: worker %s on Redis keys %s*", self.worker, self.key(""))
+        self.requeue_taken()
+
+    def _track_done_requests(self) -> bool:
+        """Have the engine tell us when it is done with a request (its callback and items
+        processed): its slot's ``remove_request``. Without a sorted-set queue (another
+        ``SCHEDULER_QUEUE_CLASS``) or that hook, requests are popped untracked, as upstream does."""
+        slot = getattr(self.crawler.engine, "_slot", None)
+        remove = getattr(slot, "remove_request", None)
+        if not isinstance(self.queue, PriorityQueue) or remove is None:
+            logger.warning("Requests taken from the shared queue are not tracked (queue %s): those of a "
+                           "worker that is killed are lost", type(self.queue).__name__)
+            return False
+
+        def remove_request(request):
+            self.done(request)
+            remove(request)
+
+        setattr(slot, "remove_request", remove_request)  # noqa: B010  (an instance's method, replaced)
+        return True
 
     def close(self, reason):
         if self.looping is not None and self.looping.running:
@@ -70,7 +148,8 @@ class SharedScheduler(Scheduler):
 
     def flush(self):
         super().flush()
-        self.server.delete(self.key("models"), self.key("listed"))
+        self.server.delete(self.key("models"), self.key("listed"),
+                           *self.server.scan_iter(match=self.key("taken:*"), count=1000))
 
     def enqueue_request(self, request):
         added = super().enqueue_request(request)
@@ -79,10 +158,69 @@ class SharedScheduler(Scheduler):
         return added
 
     def next_request(self):
-        request = super().next_request()
-        if request is not None:
-            self.mark_busy()
+        if not self.tracking:
+            request = super().next_request()
+            if request is not None:
+                self.mark_busy()
+            return request
+        field = str(next(self.tokens))
+        data = self.take_script(keys=[self.queue.key, self.taken_key, self.busy_key], args=[field, BUSY_TTL])
+        if data is None:
+            return None
+        request = self.queue._decode_request(data)
+        self.taken[id(request)] = (request, field)
+        self.crawler.stats.inc_value("scheduler/dequeued/redis")
         return request
+
+    def done(self, request) -> None:
+        """The engine is done with ``request``: no longer ours to give back if we die."""
+        entry = self.taken.pop(id(request), None)
+        if entry is None or entry[0] is not request:
+            return
+        try:
+            self.server.hdel(self.taken_key, entry[1])
+        except RedisError as exc:  # left noted: done again by another worker only if this one dies
+            logger.warning("Could not mark %s done in Redis: %s", request.url, exc)
+
+    # -- requests of gone workers ----------------------------------------------------------
+    def requeue_taken(self) -> int:
+        """Put back in the queue the requests taken by workers that are gone (their busy mark
+        expired, or, on this machine, their process is gone). Returns how many."""
+        if not getattr(self, "tracking", False):
+            return 0
+        prefix = self.key("taken:")
+        requeued = 0
+        for key in self.server.scan_iter(match=prefix + "*", count=1000):
+            worker = key.decode()[len(prefix):]
+            if worker == self.worker:
+                continue
+            claimed = self.claim_script(keys=[key, self.key(f"busy:{worker}"), self.taken_key],
+                                        args=["1" if gone_here(worker) else "0", next(self.claims)])
+            if claimed:
+                requeued += self._requeue_claimed(worker)
+        return requeued
+
+    def _requeue_claimed(self, worker: str) -> int:
+        urls = []
+        for field, value in self.server.hgetall(self.taken_key).items():
+            if not field.startswith(b"x"):
+                continue  # one of ours, in flight
+            score, _, data = value.partition(b" ")
+            request = self.queue._decode_request(data)
+            handoff = request.meta.get(HANDOFF_META)
+            if isinstance(handoff, dict):
+                handoff["redelivered"] = True  # its dead worker may have marked the model seen
+            pipe = self.server.pipeline()
+            pipe.zadd(self.queue.key, {self.queue._encode_request(request): float(score)})
+            pipe.hdel(self.taken_key, field)
+            pipe.execute()
+            urls.append(request.url)
+        if urls:
+            self.crawler.stats.inc_value(DISTRIBUTED_REQUEUED, len(urls))
+            logger.warning("Put back in the shared queue %d request(s) taken by worker %s, which is gone "
+                           "(killed?) without finishing them: %s", len(urls), worker,
+                           ", ".join(u[:100] for u in urls[:3]) + (", …" if len(urls) > 3 else ""))
+        return len(urls)
 
     # -- busy marks --------------------------------------------------------------------
     def mark_busy(self) -> None:
@@ -95,15 +233,26 @@ class SharedScheduler(Scheduler):
             return
         if working:
             self.mark_busy()
+        if self.requeue_taken():
+            self.wake_soon()
 
     def others_busy(self) -> list[str]:
-        pattern = self.key("busy:*")
-        own = self.busy_key.encode()
-        return [k.decode() for k in self.server.scan_iter(match=pattern, count=1000) if k != own]
+        prefix = self.key("busy:")
+        busy = []
+        for key in self.server.scan_iter(match=prefix + "*", count=1000):
+            worker = key.decode()[len(prefix):]
+            if worker == self.worker:
+                continue
+            if gone_here(worker):  # killed on this machine: its mark would keep us waiting BUSY_TTL s
+                self.requeue_taken()  # (its taken requests first: the claim removes the mark too)
+                self.server.delete(key)
+                continue
+            busy.append(key.decode())
+        return busy
 
     def spider_idle(self, spider):
         self.server.delete(self.busy_key)
-        if len(self.queue):  # another worker pushed since the engine looked
+        if self.requeue_taken() or len(self.queue):  # another worker pushed since the engine looked
             self.wake_soon()
             raise DontCloseSpider
         busy = self.others_busy()
@@ -128,3 +277,27 @@ class SharedScheduler(Scheduler):
         slot = getattr(self.crawler.engine, "_slot", None)
         if slot is not None and not slot.closing:
             slot.nextcall.schedule()
+
+
+def worker_name() -> str:
+    """``<host>:<pid>:<pid namespace>-<random>``: the pid namespace (a container has its own, and
+    may share the host's name with ``--network host``) tells which workers' pids this one can see."""
+    namespace = pid_namespace()
+    return f"{socket.gethostname()}:{os.getpid()}:{namespace + '-' if namespace else ''}{uuid.uuid4().hex[:8]}"
+
+
+def pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:  # no /proc: workers are judged by their busy marks alone
+        return ""
+
+
+def gone_here(worker: str) -> bool:
+    """Whether ``worker`` (:func:`worker_name`) ran on this machine, in this pid namespace, and
+    its process is gone. Any other worker is judged by its busy mark alone (it expires)."""
+    head, _, tail = worker.rpartition(":")
+    host, _, pid = head.rpartition(":")
+    namespace = tail.rpartition("-")[0]
+    return (host == socket.gethostname() and pid.isdigit() and namespace != ""
+            and namespace == pid_namespace() and not pid_alive(int(pid)))

@@ -104,3 +104,30 @@ def test_report_block_is_replaced_in_place(tmp_path):
     text = report.read_text()
     assert text.count("<!-- bench:quick:begin -->") == 1 and "second" in text and "first" not in text
     assert text.startswith("# Results\n\nhand-written\n")
+
+
+def test_churned_replica_changes_removes_and_adds_models_and_serves_the_rest_byte_for_byte(tmp_path):
+    """``--churn``: the same hub later, for re-crawl rehearsals (docs/operations.md "Re-crawls")."""
+    from bench.replica import Churn
+
+    n = 3_000
+    churn = Churn(n, 0.04, 0.02, 0.02)
+    fates = [churn.fate(i) for i in range(n)]
+    assert 80 < fates.count("changed") < 160 and 30 < fates.count("removed") < 90
+    before, after = {}, {}
+    for p in range(3):
+        served = page_bytes(p, n)
+        before.update((m["id"], m) for m in json.loads(served))
+        churned = churn.page(p, served)
+        after.update((m["id"], m) for m in json.loads(churned))
+        for k, model in enumerate(json.loads(served)):  # kept models: the very bytes served before
+            if fates[p * 1000 + k] == "kept":
+                assert json.dumps(model, separators=(",", ":")).encode() in churned
+    assert {i for i in before if i not in after} == {m["id"] for i, m in enumerate(before.values())
+                                                     if fates[i] == "removed"}
+    added = [i for i in after if i not in before]
+    assert len(added) == 60 and len(set(added)) == 60
+    changed = [i for i in after if i in before and after[i] != before[i]]
+    assert len(changed) == fates.count("changed")
+    assert all(after[i]["downloads"] == before[i]["downloads"] + 1000 and after[i]["sha"] != before[i]["sha"]
+               for i in changed)

@@ -354,3 +354,61 @@ def unpack_item(request):
     from ptmscrape.distributed import unpack
 
     return unpack(TextResponse(request.url, body=b"", request=request))
+
+
+def test_a_killed_worker_loses_neither_its_listing_page_nor_its_models(tmp_path, prefix, redis_client):
+    """A worker killed (SIGKILL, out of memory) had requests it took from the shared queue: a
+    listing page it was fetching (the rest of the hub's listing hangs on it) and a model it was
+    cloning (already in the shared seen-set). Another worker puts them back in the queue and does
+    them, so the crawl still gets every model once; it did not lose them silently with exit status 0."""
+    with HuggingFaceReplica(synthetic_models(30, seed=8), tmp_path / "git") as hub:
+        held_model = hub._order("downloads")[0][2]  # the first model of page 1
+        page_2 = hold(hub.replica, "GET", hub._listing, lambda req, m, n: n == 2)
+        clone = hold(hub.replica, "GET", hub.git._smart_http, lambda req, m, n: m.group("repo") == held_model)
+        settings = {**hub_settings(hub), "PTM_CLONE_CONCURRENCY": 2, **redis_settings(prefix)}
+        data = tmp_path / "data"
+
+        def worker(w: int) -> BackgroundCrawl:
+            return BackgroundCrawl(crawl_command("huggingface", tmp_path / f"w{w}.jsonl", data,
+                                                 tmp_path / f"w{w}.stats.json", settings=settings),
+                                   tmp_path / f"w{w}.log")
+
+        first = worker(0)
+        first.wait_until(lambda: page_2.reached.is_set() and clone.reached.is_set(),
+                         "page 2 and a clone in flight")
+        first.kill()
+        page_2.open()
+        clone.open()
+        second = worker(1)
+        rc = second.wait()
+        log = second.log
+        assert rc == 0 and "Traceback" not in log, log[-4000:]
+        records = read_jsonl(data / "huggingface" / "huggingface.jsonl")
+        assert sorted(f"{r['ModelOwner']}/{r['ModelName']}" for r in records) == sorted(hub.models)
+        # Said, naming the dead worker (its pid) and what it had: page 2 and hand-offs of page 1.
+        said = re.search(r"Put back in the shared queue (\d+) request\(s\) taken by worker [^:]+:(\d+):", log)
+        assert said and int(said.group(2)) == first.proc.pid, log[-4000:]
+        stats = json.loads((tmp_path / "w1.stats.json").read_text())
+        assert stats["ptm/distributed/requeued"] == int(said.group(1)) >= 2
+        assert stats["ptm/dedupe/redelivered"] >= 1  # the held model: the dead worker had marked it seen
+        record = next(r for r in records if f"{r['ModelOwner']}/{r['ModelName']}" == held_model)
+        assert record["CloneStatus"] == "cloned" and head(data / record["RepoPath"]) == hub.models[held_model]["sha"]
+    assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+
+
+def test_a_worker_is_judged_gone_by_its_pid_only_where_its_pid_is_ours_to_see():
+    """Workers in containers sharing the host's name (``--network host``) have pids of other pid
+    namespaces: only a worker of this machine and pid namespace whose process is gone is gone at
+    once; any other waits for its busy mark to expire."""
+    from ptmscrape.redis_scheduler import gone_here, pid_namespace, worker_name
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here = worker_name()
+    host, namespace = socket.gethostname(), pid_namespace()
+    assert here.startswith(f"{host}:{os.getpid()}:") and namespace
+    assert not gone_here(here)  # alive
+    assert gone_here(f"{host}:{dead.pid}:{namespace}-0badc0de")
+    assert not gone_here(f"{host}:{dead.pid}:4026532999-0badc0de")  # another container's pid
+    assert not gone_here(f"{host}:{dead.pid}:0badc0de")  # no namespace said: a worker of an older version
+    assert not gone_here(f"elsewhere:{dead.pid}:{namespace}-0badc0de")
