@@ -33,7 +33,7 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy_redis.queue import PriorityQueue
 
 from ptmscrape.compat.scrapy_redis import Scheduler
-from ptmscrape.dataset.processes import pid_alive
+from ptmscrape.dataset.processes import pid_alive, pid_namespace
 from ptmscrape.distributed import (
     BUSY_REFRESH,
     BUSY_TTL,
@@ -284,13 +284,6 @@ def worker_name() -> str:
     may share the host's name with ``--network host``) tells which workers' pids this one can see."""
     namespace = pid_namespace()
     return f"{socket.gethostname()}:{os.getpid()}:{namespace + '-' if namespace else ''}{uuid.uuid4().hex[:8]}"
-
-
-def pid_namespace() -> str:
-    try:
-        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
-    except OSError:  # no /proc: workers are judged by their busy marks alone
-        return ""
 
 
 def gone_here(worker: str) -> bool:

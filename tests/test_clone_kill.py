@@ -293,3 +293,23 @@ def test_a_forced_stop_kills_the_clones_in_flight(tmp_path):
     assert out.splitlines() == ["clone failed: True", "then: not started: this process is ending"], out
     wait_for(lambda: not still_running(gits), "the clone's git processes to end")
     assert list((data / "repos/.incoming").iterdir()) == []
+
+
+def test_the_host_tag_names_the_pid_namespace_too():
+    """Containers on one host sharing a data dir (with --network host they share the host's name):
+    their pids are not ours, so their leftovers must not look like this host's."""
+    import shutil
+
+    from ptmscrape.dataset.processes import HOST_TAG
+
+    code = "from ptmscrape.dataset.processes import HOST_TAG; print(HOST_TAG)"
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no unshare(1) to start a process in another pid namespace")
+    inside = subprocess.run([unshare, "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    if inside.returncode != 0:
+        pytest.skip(f"cannot make a pid namespace here: {inside.stderr.strip()[:200]}")
+    same = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert same.stdout.strip() == HOST_TAG
+    assert len(inside.stdout.strip()) == 12 and inside.stdout.strip() != HOST_TAG

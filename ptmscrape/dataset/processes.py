@@ -9,11 +9,22 @@ import signal
 import socket
 import subprocess
 
-# This machine in the names of files and folders a process leaves while it writes (temp files,
-# scratch clones): a pid says whether the writer is gone only on the machine that ran it, and a data
-# dir on a network file system is shared by workers on several. A digest of the host's name: any
-# characters, fixed length, neither dot nor dash.
-HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+def pid_namespace() -> str:
+    """This process's pid namespace (a container has its own), ``""`` where ``/proc`` cannot tell."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return ""
+
+
+# Where this process's pids mean something, in the names of files and folders a process leaves
+# while it writes (temp files, scratch clones): a pid says whether the writer is gone only on the
+# machine, and in the pid namespace, that ran it; a data dir on a network file system is shared by
+# workers on several machines, and one on a host by containers (with --network host they share the
+# host's name too). A digest of host name and pid namespace: fixed length, neither dot nor dash.
+HOST_TAG = hashlib.sha256(f"{socket.gethostname()}\0{pid_namespace()}".encode("utf-8", "surrogateescape")
+                          ).hexdigest()[:12]
 
 
 def pid_alive(pid: int) -> bool:
