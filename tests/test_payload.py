@@ -161,3 +161,64 @@ def test_the_command_takes_a_bare_name_only_when_one_model_has_it(tmp_path):
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 1 and out.stdout == ""
     assert "openai-community/twin" in out.stderr and "someone/twin" in out.stderr
+
+
+def _stored_in_files(tmp_path, files: int):
+    """A data dir whose records point into ``files`` payload files (crawls), two models each."""
+    tree = DatasetTree(tmp_path)
+    lines = []
+    for n in range(files):
+        writer = PayloadWriter(tree, "hub", f"s{n}")
+        for k in range(2):
+            record_id = 10 * n + k + 1
+            locator = writer.write(b'{"id":"m%d"}' % record_id)
+            lines.append(json.dumps({"id": record_id, "ModelHub": {"MetadataFilePath": locator}},
+                                    separators=(",", ":")) + "\n")
+        writer.close()
+    (tmp_path / "hub/hub.jsonl").write_text("".join(lines))
+    return tree, [json.loads(line) for line in lines]
+
+
+def test_a_recrawl_keeps_few_payload_files_open_however_many_crawls_wrote(tmp_path, monkeypatch):
+    """Daily re-crawls for years point into thousands of payload files: one descriptor each would
+    pass the usual 1,024 and leave none for the clones (nor read the rest of the payloads)."""
+    import ptmscrape.dataset.payloads as payloads_module
+    from ptmscrape.dataset.payloads import StoredPayloads
+
+    monkeypatch.setattr(payloads_module, "MAX_OPEN_PAYLOAD_FILES", 3)
+    tree, records = _stored_in_files(tmp_path, 10)
+    stored = StoredPayloads(tree, "hub")
+    before = len(os.listdir("/proc/self/fd"))
+    most = 0
+    for _ in range(2):
+        for record in records + records[::-1]:
+            wanted = b'{"id":"m%d"}' % record["id"]
+            assert stored.unchanged(record["id"], wanted) == record["ModelHub"]["MetadataFilePath"]
+            assert stored.unchanged(record["id"], wanted + b" ") is None
+            most = max(most, len(os.listdir("/proc/self/fd")) - before)
+    assert most <= 3
+    stored.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_payload_file_not_opened_for_lack_of_descriptors_is_tried_again(tmp_path, monkeypatch):
+    import errno
+
+    import ptmscrape.dataset.payloads as payloads_module
+    from ptmscrape.dataset.payloads import StoredPayloads
+
+    tree, records = _stored_in_files(tmp_path, 1)
+    stored = StoredPayloads(tree, "hub")
+    real_open, calls = os.open, []
+
+    def out_of_descriptors_once(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 1:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(payloads_module.os, "open", out_of_descriptors_once)
+    first = records[0]
+    assert stored.unchanged(first["id"], b'{"id":"m1"}') is None  # written again this once
+    assert stored.unchanged(first["id"], b'{"id":"m1"}') == first["ModelHub"]["MetadataFilePath"]
+    stored.close()

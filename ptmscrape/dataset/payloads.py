@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import bisect
+import errno
 import json
 import os
 import re
 from array import array
+from collections import OrderedDict
 from typing import Any
 
 from ptmscrape.dataset.jsonl import complete_lines
@@ -56,6 +58,10 @@ _ID_PREFIX = re.compile(rb'\{"id":(-?[0-9]{1,20}),')
 _OFFSET_BITS = 40  # a payload file up to 1 TB; the file's number in the bits above
 
 
+# Payload files StoredPayloads keeps open at once (well below the usual limit of 1,024 descriptors).
+MAX_OPEN_PAYLOAD_FILES = 128
+
+
 class StoredPayloads:
     """Where ``<hub>.jsonl`` says each model's payload is, to leave unchanged payloads alone.
 
@@ -86,7 +92,8 @@ class StoredPayloads:
         order = sorted(range(len(ids)), key=ids.__getitem__)
         self.ids = array("q", (ids[i] for i in order))
         self.locations = array("q", (locations[i] for i in order))
-        self._fds: dict[int, int] = {}
+        self._fds: OrderedDict[int, int] = OrderedDict()  # file number -> open fd, least recently used first
+        self._unreadable: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -99,26 +106,43 @@ class StoredPayloads:
         number, offset = self.locations[i] >> _OFFSET_BITS, self.locations[i] & ((1 << _OFFSET_BITS) - 1)
         fd = self._fds.get(number)
         if fd is None:
-            try:
-                fd = os.open(self.tree.path(self.files[number]), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except (OSError, UnsafePath):
-                fd = -1
-            self._fds[number] = fd
-        if fd < 0:
-            return None
+            fd = self._open(number)
+            if fd < 0:
+                return None
+        else:
+            self._fds.move_to_end(number)
         try:
             if os.pread(fd, len(line) + 1, offset) != line + b"\n":
                 return None
         except OSError:  # an old payload file that cannot be read (a directory now, EIO): write it again
-            os.close(fd)
-            self._fds[number] = -1
+            os.close(self._fds.pop(number))
+            self._unreadable.add(number)
             return None
         return f"{self.files[number]}#{offset}"
 
+    def _open(self, number: int) -> int:
+        """An fd of payload file ``number``, or -1. At most ``MAX_OPEN_PAYLOAD_FILES`` stay open
+        (the least recently used is closed): a data dir re-crawled daily for years points into
+        thousands of payload files, and the crawl's clones need descriptors too."""
+        if number in self._unreadable:
+            return -1
+        if len(self._fds) >= MAX_OPEN_PAYLOAD_FILES:
+            os.close(self._fds.popitem(last=False)[1])
+        try:
+            fd = os.open(self.tree.path(self.files[number]), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):  # out of descriptors for now: try again later
+                self._unreadable.add(number)
+            return -1
+        except UnsafePath:
+            self._unreadable.add(number)
+            return -1
+        self._fds[number] = fd
+        return fd
+
     def close(self) -> None:
         for fd in self._fds.values():
-            if fd >= 0:
-                os.close(fd)
+            os.close(fd)
         self._fds.clear()
 
 
