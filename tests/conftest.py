@@ -1,6 +1,7 @@
 import pytest
 
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
+from tests.replicas.server import GitHost, Replica
 
 
 @pytest.fixture
@@ -36,3 +37,13 @@ def pytest_collection_modifyitems(config, items):
 
     for item in items:
         mark(item)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(host, server): a git host on 127.0.0.1 with one repository, owner/repo."""
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/repo", {"README.md": "x\n"})
+    with Replica() as server:
+        host.mount(server)
+        yield host, server

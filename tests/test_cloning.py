@@ -23,16 +23,6 @@ def cloner(data_dir, concurrency: int = 4) -> Cloner:
     return Cloner(DatasetTree(data_dir), Git(POLICY), concurrency=concurrency)
 
 
-@pytest.fixture
-def served(tmp_path):
-    """(host, server): a git host on 127.0.0.1 with one repository, owner/repo."""
-    host = GitHost(tmp_path / "git")
-    host.add_repo("owner/repo", {"README.md": "x\n"})
-    with Replica() as server:
-        host.mount(server)
-        yield host, server
-
-
 def test_cloner_imports_and_clones_with_scrapy_and_twisted_blocked(tmp_path, served):
     host, server = served
     probe = f"""

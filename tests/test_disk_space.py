@@ -91,15 +91,6 @@ def test_a_threshold_of_0_never_reads_the_disk():
     assert disk.readings == 0
 
 
-@pytest.fixture
-def served(tmp_path):
-    host = GitHost(tmp_path / "git")
-    host.add_repo("owner/repo", {"README.md": "x\n"})
-    with Replica() as server:
-        host.mount(server)
-        yield host, server
-
-
 def clone(data, url, disk, **kwargs):
     cloner = Cloner(DatasetTree(data), Git(GitPolicy(allow_protocols=("http",))), concurrency=2,
                     free_space=FreeSpace(10 * GB, usage=disk.usage))
