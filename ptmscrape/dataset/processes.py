@@ -52,15 +52,21 @@ def group_running(pgid: int) -> bool:
     except OSError:
         return True
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                # "<pid> (<command>) <state> <ppid> <pgrp> ...": the command may hold ")" or spaces.
-                state, _ppid, pgrp = f.read().rsplit(b")", 1)[1].split()[:3]
-        except (OSError, ValueError):
-            continue  # gone meanwhile
-        if int(pgrp) == pgid and state not in (b"Z", b"X"):
+        fields = _stat_fields(pid)  # None: gone meanwhile
+        if fields and len(fields) > 2 and fields[2] == b"%d" % pgid and fields[0] not in (b"Z", b"X"):
             return True
     return False
+
+
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command: state, ppid, pgrp, …; None if the
+    process is gone (or ``/proc`` cannot be read). The line is ``<pid> (<command>) <state> …``, and
+    the command may hold ")" or spaces."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def kill_tree(pid: int) -> list[int]:
@@ -131,14 +137,14 @@ def _send(taken: dict[int, int | None], pid: int, sig: int) -> bool:
 _UNKNOWN = -1  # _parent_of where /proc cannot tell
 
 
-def _parent_of(pid: int) -> int | None:
+def _parent_of(pid: int | str) -> int | None:
     """The parent pid ``/proc`` gives for ``pid``: None if it is gone, ``_UNKNOWN`` without ``/proc``."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except FileNotFoundError:
+    fields = _stat_fields(pid)
+    if fields is None:
         return None if os.path.isdir("/proc/self") else _UNKNOWN
-    except (OSError, ValueError, IndexError):
+    try:
+        return int(fields[1])
+    except (ValueError, IndexError):
         return None
 
 
@@ -155,10 +161,7 @@ def _parent_pids() -> dict[int, int]:
                 parents[int(fields[0])] = int(fields[1])
         return parents
     for name in names:
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                # "<pid> (<command>) <state> <ppid> ...": the command may hold ")" or spaces.
-                parents[int(name)] = int(f.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile
+        parent = _parent_of(name)
+        if parent is not None and parent != _UNKNOWN:
+            parents[int(name)] = parent
     return parents
