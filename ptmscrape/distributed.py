@@ -26,9 +26,12 @@ What the project adds to scrapy-redis (its ``RedisSpider`` relies on the removed
 * **No model twice, one limit for all.** The dedupe stage uses a Redis set of record ids
   (:func:`shared_seen_set`), and ``-a limit=`` counts the distinct models listed by all workers
   together (:class:`Handoff`).
-* **Flushing.** A crawl that *finishes* deletes its keys (queue, dupefilter, seen-set, counter)
-  so the next crawl starts afresh; with ``SCHEDULER_PERSIST=True`` they are kept. A worker that is
-  stopped (Ctrl-C, ``CLOSESPIDER_*``) never deletes them: the others carry on.
+* **A dead worker's models, once.** The store stage notes each model it stored in a Redis set
+  (:func:`shared_stored_set`); a model whose worker died while it had it is put back in the queue
+  (``ptmscrape/redis_scheduler.py``), and the worker that gets it stores it only if it is not noted.
+* **Flushing.** A crawl that *finishes* deletes its keys (queue, dupefilter, seen and stored sets,
+  counter) so the next crawl starts afresh; with ``SCHEDULER_PERSIST=True`` they are kept. A worker
+  that is stopped (Ctrl-C, ``CLOSESPIDER_*``) never deletes them: the others carry on.
 """
 
 from __future__ import annotations
@@ -180,19 +183,33 @@ def unpack(response) -> RawModelItem:
     return RawModelItem(**response.meta[HANDOFF_META])
 
 
-def shared_seen_set(crawler):
+def shared_seen_set(crawler) -> SharedIds | None:
     """The dedupe stage's seen-set: ``None`` for a single-process crawl, else a Redis set."""
-    if not enabled(crawler.settings):
-        return None
-    return SharedSeenSet(crawler)
+    return SharedIds(crawler, "models") if enabled(crawler.settings) else None
 
 
-class SharedSeenSet:
-    def __init__(self, crawler):
+def shared_stored_set(crawler) -> SharedIds | None:
+    """The ids of the models whose record a worker stored: ``None`` for a single-process crawl.
+    A model put back in the queue after its worker died may be one; the worker that gets it does
+    not store it again (the dedupe stage), so with a data dir per machine no model is in two."""
+    return SharedIds(crawler, "stored") if enabled(crawler.settings) else None
+
+
+class SharedIds:
+    """A Redis set of record ids, ``<prefix>:<spider>:<what>``, shared by all workers."""
+
+    def __init__(self, crawler, what: str):
         self.crawler = crawler
+        self.what = what
         self.server = connect(crawler.settings)
+
+    @property
+    def key(self) -> str:
+        return redis_key(self.crawler.settings, self.crawler.spider.name, self.what)
 
     def add(self, value: Any) -> bool:
         """Add ``value``; True if no worker had added it before."""
-        key = redis_key(self.crawler.settings, self.crawler.spider.name, "models")
-        return self.server.sadd(key, str(value)) == 1
+        return self.server.sadd(self.key, str(value)) == 1
+
+    def __contains__(self, value: Any) -> bool:
+        return bool(self.server.sismember(self.key, str(value)))

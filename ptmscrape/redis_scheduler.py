@@ -12,8 +12,8 @@ is removed only when Scrapy is done with the request: its response's callback an
 (the engine slot's ``remove_request``). A worker that is gone leaves its notes behind; any other
 worker puts those requests back in the queue (:meth:`SharedScheduler.requeue_taken`) once the dead
 worker's busy mark is gone: at once for a worker of the same machine whose process is gone, else
-after the mark expires (``BUSY_TTL``). A model the dead worker may already have marked seen or even
-stored is processed again (``RawModelItem.redelivered``): ``<hub>.jsonl`` keeps it once.
+after the mark expires (``BUSY_TTL``). A model the dead worker may already have marked seen is
+processed again (``RawModelItem.redelivered``), unless it had stored it (the dedupe stage).
 
 Importing this module imports scrapy-redis and redis, so only the Redis add-on names it: a
 single-process crawl never loads it.
@@ -169,7 +169,7 @@ class SharedScheduler(Scheduler):
 
     def flush(self):
         super().flush()
-        self.server.delete(self.key("models"), self.key("listed"),
+        self.server.delete(self.key("models"), self.key("stored"), self.key("listed"),
                            *self.server.scan_iter(match=self.key("taken:*"), count=1000))
 
     def enqueue_request(self, request):

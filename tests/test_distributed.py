@@ -468,6 +468,49 @@ def test_a_limited_crawl_with_a_killed_worker_still_gets_its_limit_of_models(tmp
     assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
 
 
+def test_a_model_a_killed_worker_stored_is_not_stored_again_by_another(tmp_path, prefix, redis_client):
+    """Workers with a data dir each, as on two machines: a model whose worker was killed after
+    storing it, before it was done with it, is put back in the queue, and the worker that got it
+    stored it again, so the two data dirs both had it. The first worker is stopped (its Redis held)
+    as it marks a model done, then killed."""
+    with HuggingFaceReplica(synthetic_models(6, seed=12), repos=False) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 10, "PTM_CLONE": 0,
+                    **redis_settings(prefix)}
+
+        def worker(w: int, redis_url: str = REDIS_URL) -> BackgroundCrawl:
+            return BackgroundCrawl(crawl_command("huggingface", tmp_path / f"w{w}.jsonl", tmp_path / f"data{w}",
+                                                 tmp_path / f"w{w}.stats.json",
+                                                 settings={**settings, "PTM_REDIS_URL": redis_url}),
+                                   tmp_path / f"w{w}.log")
+
+        # A request taken from the queue is noted in the worker's taken hash under a running
+        # number: 0 is the listing page, the others are models.
+        done_with_a_model = re.compile(rb"HDEL\r\n\$\d+\r\n" + re.escape(f"{prefix}:huggingface:taken:".encode())
+                                       + rb"[^\r]+\r\n\$\d+\r\n(?!0\r\n)")
+        with RedisGate(REDIS_URL, done_with_a_model) as gate:
+            first = worker(0, gate.url)
+            first.wait_until(gate.reached.is_set, "the first worker done with a model")
+            first.kill()
+        second = worker(1)
+        rc = second.wait()
+        log = second.log
+        assert rc == 0 and "Traceback" not in log, log[-4000:]
+
+        def models(records) -> set[str]:
+            return {f"{r['ModelOwner']}/{r['ModelName']}" for r in records}
+
+        # The killed worker's snapshot (never merged: it was killed) and the second worker's dataset.
+        stored_first = models(r for path in (tmp_path / "data0/huggingface/snapshots").glob("*.jsonl")
+                              for r in read_jsonl(path))
+        stored_second = models(read_jsonl(tmp_path / "data1/huggingface/huggingface.jsonl"))
+        assert stored_first and not stored_first & stored_second
+        assert stored_first | stored_second == set(hub.models)
+        stats = json.loads((tmp_path / "w1.stats.json").read_text())
+        assert stats["ptm/dedupe/stored_by_dead_worker"] >= 1, stats  # at least the model held
+        assert stats["item_dropped_reasons_count/StoredByDeadWorker"] == stats["ptm/dedupe/stored_by_dead_worker"]
+    assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+
+
 def test_a_worker_is_judged_gone_by_its_pid_only_where_its_pid_is_ours_to_see():
     """Workers in containers sharing the host's name (``--network host``) have pids of other pid
     namespaces: only a worker of this machine and pid namespace whose process is gone is gone at
