@@ -7,7 +7,9 @@ stage's repository index. In a distributed crawl the seen-set is a Redis set sha
 (``ptmscrape.distributed.shared_seen_set``), so no model is processed by two workers — but for a
 model whose worker died while it had it (killed): its hand-off is put back in the queue
 (``ptmscrape/redis_scheduler.py``), and the worker that gets it processes it although the dead one
-marked it seen (``ptm/dedupe/redelivered``).
+marked it seen (``ptm/dedupe/redelivered``), unless the dead one had stored it
+(``ptmscrape.distributed.shared_stored_set``, noted by the store stage;
+``ptm/dedupe/stored_by_dead_worker``). Only such a model is looked up there.
 
 A job resumed from a JOBDIR (see ``ptmscrape/jobdir.py``) also skips the models its earlier runs
 stored: after a hard kill the job re-lists the hub from the start, and those come again.
@@ -25,6 +27,7 @@ from ptmscrape.stats import (
     DEDUPE_DUPLICATE,
     DEDUPE_REDELIVERED,
     DEDUPE_STORED_BEFORE_RESUME,
+    DEDUPE_STORED_BY_DEAD_WORKER,
     DEDUPE_STORED_BY_EARLIER_RUNS,
     DEDUPE_UNIQUE,
 )
@@ -43,12 +46,20 @@ class StoredBeforeResume(DropItem):
         super().__init__(message, log_level="DEBUG")
 
 
+class StoredByDeadWorker(DropItem):
+    """A distributed crawl's worker that died while it had the model had stored it (logged at INFO)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, log_level="INFO")
+
+
 class DedupePipeline:
     def __init__(self, crawler):
         self.stats = crawler.stats
         self._count = crawler.stats.inc_value  # bound once (Scrapy's own STATS_CLASS wraps each read)
         self.seen = IdSet()  # a million ids in 9 MB (a set: 60 MB)
         self.shared = distributed.shared_seen_set(crawler)
+        self.stored_by_workers = distributed.shared_stored_set(crawler)
         self.settings = crawler.settings
         self.stored_before: set[int] = set()
 
@@ -71,6 +82,10 @@ class DedupePipeline:
             raise StoredBeforeResume(f"{record.label}: stored by an earlier run of this job")
         if not self._first_time(record["id"]):
             if record.raw is not None and record.raw.redelivered:
+                if self.stored_by_workers is not None and record["id"] in self.stored_by_workers:
+                    self.stats.inc_value(DEDUPE_STORED_BY_DEAD_WORKER)
+                    raise StoredByDeadWorker(f"{record.label}: stored by a worker that died before it was done "
+                                             "with it; not stored again")
                 self.stats.inc_value(DEDUPE_REDELIVERED)  # its dead worker marked it seen
                 return record
             self.stats.inc_value(DEDUPE_DUPLICATE)

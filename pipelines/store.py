@@ -7,6 +7,9 @@
   stored one (``StoredPayloads``) is not written again: the record keeps its earlier locator;
 * record -> this crawl's snapshot ``<data>/<hub>/snapshots/<hub>-<stamp>.jsonl`` (one flushed line
   each, so a kill loses nothing already stored);
+* distributed crawl: the model's id is then noted in Redis as stored
+  (``ptmscrape.distributed.shared_stored_set``), so when this worker dies before it is done with
+  the model, the worker it is put back to does not store it again;
 * at close (and at the next start, for a crawl that was killed) the snapshots are merged into
   ``<data>/<hub>/<hub>.jsonl``, which keeps the newest record of every model: a re-crawl updates it
   and never duplicates.
@@ -37,7 +40,7 @@ import time
 from scrapy.exceptions import DropItem
 from scrapy.utils.defer import deferred_from_coro
 
-from ptmscrape import jobdir, signals as ptm_signals
+from ptmscrape import distributed, jobdir, signals as ptm_signals
 from ptmscrape.dataset.jsonl import compact_json
 from ptmscrape.dataset.payloads import PayloadWriter, StoredPayloads
 from ptmscrape.dataset.snapshots import SnapshotWriter, merge_interrupted, merge_records, pending_snapshots
@@ -92,6 +95,7 @@ class StorePipeline:
         self.stored: StoredPayloads | None = None
         self.stamp = ""
         self.stopping = False  # a write failed: the crawl is being stopped
+        self.stored_by_workers = distributed.shared_stored_set(crawler)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -134,6 +138,10 @@ class StorePipeline:
             self.writer.write(record)
         except OSError as exc:
             raise self._not_stored(record, exc) from None
+        if self.stored_by_workers is not None:
+            # Once its line is written: should this worker die before it is done with the model, the
+            # worker it is put back to does not store it again (dying in between, it stores it twice).
+            self.stored_by_workers.add(record["id"])
         self._count(STORE_RECORDS)
         return record
 

@@ -24,10 +24,14 @@ What the project adds to scrapy-redis (its ``RedisSpider`` relies on the removed
 * **Start requests are seeded once.** Every worker yields the hub's start requests; the shared
   dupefilter drops the copies, so listing pages are fetched once.
 * **No model twice, one limit for all.** The dedupe stage uses a Redis set of record ids
-  (:func:`shared_seen_set`), and ``-a limit=`` counts models listed by all workers together.
-* **Flushing.** A crawl that *finishes* deletes its keys (queue, dupefilter, seen-set, counter)
-  so the next crawl starts afresh; with ``SCHEDULER_PERSIST=True`` they are kept. A worker that is
-  stopped (Ctrl-C, ``CLOSESPIDER_*``) never deletes them: the others carry on.
+  (:func:`shared_seen_set`), and ``-a limit=`` counts the distinct models listed by all workers
+  together (:class:`Handoff`).
+* **A dead worker's models, once.** The store stage notes each model it stored in a Redis set
+  (:func:`shared_stored_set`); a model whose worker died while it had it is put back in the queue
+  (``ptmscrape/redis_scheduler.py``), and the worker that gets it stores it only if it is not noted.
+* **Flushing.** A crawl that *finishes* deletes its keys (queue, dupefilter, seen and stored sets,
+  counter) so the next crawl starts afresh; with ``SCHEDULER_PERSIST=True`` they are kept. A worker
+  that is stopped (Ctrl-C, ``CLOSESPIDER_*``) never deletes them: the others carry on.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ IDLE_POLL = 0.5
 # Hand-offs go before listing pages (priority 0): finish the listed models, then list more.
 HANDOFF_PRIORITY = 10
 HANDOFF_META = "ptm_handoff"
+# A hand-off counted in Handoff.pending until the scheduler has it (never sent to Redis).
+HANDOFF_PENDING = "ptm_handoff_pending"
 
 
 class RedisUnavailable(RuntimeError):
@@ -113,12 +119,25 @@ class RedisDistribution:
 
 
 class Handoff:
-    """Distributed mode's per-model requests, and the listing counter shared by all workers."""
+    """Distributed mode's per-model requests, and the listing count shared by all workers.
+
+    With ``-a limit=`` the count is of distinct models, taken as their hand-offs are queued in
+    Redis: the shared scheduler queues a hand-off, drops it when the shared dupefilter has it, and
+    counts it, in one step (``SharedScheduler.enqueue_request``). A listing page listed again — its
+    worker died before it was done with it, and another worker got it back — thus counts only the
+    models the dead worker had not queued: counted as they were listed, they counted twice, and a
+    crawl with a killed worker ended short of its limit. Between listing and queueing (a callback's
+    output is consumed ahead of the engine by up to ``2 × CONCURRENT_ITEMS``), this worker's own
+    hand-offs are counted here (``pending``), so the limit stays exact; a hand-off the shared
+    dupefilter already has (queued by the dead worker) is not."""
 
     def __init__(self, spider: HubSpider, server):
         self.spider = spider
         self.server = server
         self.listed_key = redis_key(spider.settings, spider.name, "listed")
+        self.pending = 0  # hand-offs listed here, not yet queued (and counted) by the scheduler
+        # The shared dupefilter (``key``, ``request_fingerprint()``), given by the scheduler when it opens.
+        self.dupefilter: Any = None
 
     @classmethod
     def from_spider(cls, spider: HubSpider) -> Handoff | None:
@@ -127,13 +146,11 @@ class Handoff:
         return cls(spider, connect(spider.settings))
 
     def listed(self) -> int:
-        return int(self.server.get(self.listed_key) or 0)
+        return int(self.server.get(self.listed_key) or 0) + self.pending
 
     def request(self, item: RawModelItem, model_id: str | None = None) -> scrapy.Request:
         """A request any worker may pop; its response delivers ``item`` (see :func:`unpack`).
         ``model_id``: the hub's whole id of the model (``item.model_id`` may be cut short)."""
-        if getattr(self.spider, "limit", None) is not None:  # the counter only serves -a limit=
-            self.server.incr(self.listed_key)
         # Unique per model, so the shared dupefilter also drops a model listed twice: a digest of
         # the whole id (two long ids alike in their first 300 characters stay apart), after a
         # readable start; bounded, so no id is too long for UrlLengthMiddleware, and a lone
@@ -141,27 +158,58 @@ class Handoff:
         key = f"{item.hub}/{item.model_id if model_id is None else model_id}"
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         url = f"data:text/plain,{quote(key[:60], safe='', errors='surrogatepass')}/{digest}"
-        return scrapy.Request(url, callback=self.spider.deliver_handoff, errback=self.spider.page_failed,
-                              priority=HANDOFF_PRIORITY, meta={HANDOFF_META: dataclasses.asdict(item)})
+        request = scrapy.Request(url, callback=self.spider.deliver_handoff, errback=self.spider.page_failed,
+                                 priority=HANDOFF_PRIORITY, meta={HANDOFF_META: dataclasses.asdict(item)})
+        # The count only serves -a limit=; see the class docstring.
+        if getattr(self.spider, "limit", None) is not None and not self.queued_before(request):
+            request.meta[HANDOFF_PENDING] = True
+            self.pending += 1
+        return request
+
+    def queued_before(self, request: scrapy.Request) -> bool:
+        """Whether the shared dupefilter has this hand-off: a worker queued (and counted) it."""
+        dupefilter = self.dupefilter
+        return dupefilter is not None and bool(
+            self.server.sismember(dupefilter.key, dupefilter.request_fingerprint(request)))
+
+    def reached_scheduler(self, request: scrapy.Request) -> None:
+        """The scheduler has ``request`` (queued and counted, or dropped as a duplicate): no
+        longer this worker's to count."""
+        if request.meta.pop(HANDOFF_PENDING, False):
+            self.pending -= 1
 
 
 def unpack(response) -> RawModelItem:
     return RawModelItem(**response.meta[HANDOFF_META])
 
 
-def shared_seen_set(crawler):
+def shared_seen_set(crawler) -> SharedIds | None:
     """The dedupe stage's seen-set: ``None`` for a single-process crawl, else a Redis set."""
-    if not enabled(crawler.settings):
-        return None
-    return SharedSeenSet(crawler)
+    return SharedIds(crawler, "models") if enabled(crawler.settings) else None
 
 
-class SharedSeenSet:
-    def __init__(self, crawler):
+def shared_stored_set(crawler) -> SharedIds | None:
+    """The ids of the models whose record a worker stored: ``None`` for a single-process crawl.
+    A model put back in the queue after its worker died may be one; the worker that gets it does
+    not store it again (the dedupe stage), so with a data dir per machine no model is in two."""
+    return SharedIds(crawler, "stored") if enabled(crawler.settings) else None
+
+
+class SharedIds:
+    """A Redis set of record ids, ``<prefix>:<spider>:<what>``, shared by all workers."""
+
+    def __init__(self, crawler, what: str):
         self.crawler = crawler
+        self.what = what
         self.server = connect(crawler.settings)
+
+    @property
+    def key(self) -> str:
+        return redis_key(self.crawler.settings, self.crawler.spider.name, self.what)
 
     def add(self, value: Any) -> bool:
         """Add ``value``; True if no worker had added it before."""
-        key = redis_key(self.crawler.settings, self.crawler.spider.name, "models")
-        return self.server.sadd(key, str(value)) == 1
+        return self.server.sadd(self.key, str(value)) == 1
+
+    def __contains__(self, value: Any) -> bool:
+        return bool(self.server.sismember(self.key, str(value)))

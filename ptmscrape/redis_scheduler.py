@@ -1,6 +1,7 @@
 """The distributed crawl's scheduler (``SCHEDULER`` when ``PTM_REDIS_URL`` is set; see
 ``ptmscrape/distributed.py``): scrapy-redis's, plus worker bookkeeping — busy marks, closing
-together, flushing the crawl's own keys, and giving back the requests of a worker that died.
+together, flushing the crawl's own keys, giving back the requests of a worker that died, and
+counting a model against ``-a limit`` as its hand-off is queued (``Handoff``).
 
 **Taken requests.** scrapy-redis pops a request from the shared queue and forgets it: a worker
 killed with requests in hand (``kill -9``, out of memory, a power cut) lost them for good — the
@@ -11,8 +12,8 @@ is removed only when Scrapy is done with the request: its response's callback an
 (the engine slot's ``remove_request``). A worker that is gone leaves its notes behind; any other
 worker puts those requests back in the queue (:meth:`SharedScheduler.requeue_taken`) once the dead
 worker's busy mark is gone: at once for a worker of the same machine whose process is gone, else
-after the mark expires (``BUSY_TTL``). A model the dead worker may already have marked seen or even
-stored is processed again (``RawModelItem.redelivered``): ``<hub>.jsonl`` keeps it once.
+after the mark expires (``BUSY_TTL``). A model the dead worker may already have marked seen is
+processed again (``RawModelItem.redelivered``), unless it had stored it (the dedupe stage).
 
 Importing this module imports scrapy-redis and redis, so only the Redis add-on names it: a
 single-process crawl never loads it.
@@ -39,6 +40,7 @@ from ptmscrape.distributed import (
     BUSY_TTL,
     HANDOFF_META,
     IDLE_POLL,
+    Handoff,
     RedisUnavailable,
     redacted,
     redis_key,
@@ -68,6 +70,15 @@ end
 redis.call('del', KEYS[1], KEYS[2])
 return #taken / 2
 """
+# Queue a model's hand-off (KEYS[2], score ARGV[2], request ARGV[3]) unless the shared dupefilter
+# (KEYS[1]) has its fingerprint (ARGV[1]), and with ARGV[4] = '1' (-a limit) count it as listed
+# (KEYS[3]), in one step: counted once, and never counted without being queued.
+_ENQUEUE_HANDOFF = """
+if redis.call('sadd', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('zadd', KEYS[2], ARGV[2], ARGV[3])
+if ARGV[4] == '1' then redis.call('incr', KEYS[3]) end
+return 1
+"""
 
 
 class SharedScheduler(Scheduler):
@@ -78,6 +89,7 @@ class SharedScheduler(Scheduler):
     worker: str  # this worker's name in Redis keys: <host>:<pid>:<pid namespace>-<random> (worker_name())
     taken: dict[int, tuple[Request, str]]  # requests taken from the queue, not yet done: their fields
     tracking: bool  # whether taken requests are noted in Redis (open())
+    handoff: Handoff | None  # the spider's hand-offs, whose -a limit count this scheduler keeps (open())
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -90,10 +102,12 @@ class SharedScheduler(Scheduler):
         scheduler.worker = worker_name()
         scheduler.looping = None
         scheduler.taken = {}  # id(request) -> (request, field in the taken hash)
+        scheduler.handoff = None
         scheduler.tokens = itertools.count()
         scheduler.claims = itertools.count()
         scheduler.take_script = scheduler.server.register_script(_TAKE)
         scheduler.claim_script = scheduler.server.register_script(_CLAIM)
+        scheduler.enqueue_script = scheduler.server.register_script(_ENQUEUE_HANDOFF)
         crawler.signals.connect(scheduler.spider_idle, signal=signals.spider_idle)
         return scheduler
 
@@ -112,6 +126,7 @@ class SharedScheduler(Scheduler):
     # -- lifecycle ---------------------------------------------------------------------
     def open(self, spider):
         super().open(spider)
+        self.serve_handoffs(spider)
         # Busy from the start: a worker whose start request was just deduplicated must not
         # see an idle peer that has not popped the listing yet and close the crawl.
         self.mark_busy()
@@ -120,6 +135,12 @@ class SharedScheduler(Scheduler):
         self.looping.start(BUSY_REFRESH, now=False)
         logger.info("Distributed crawl: worker %s on Redis keys %s*", self.worker, self.key(""))
         self.requeue_taken()
+
+    def serve_handoffs(self, spider) -> None:
+        """Queue ``spider``'s hand-offs, counting them for ``-a limit`` (see :meth:`enqueue_request`)."""
+        self.handoff = getattr(spider, "handoff", None)
+        if self.handoff is not None:
+            self.handoff.dupefilter = self.df
 
     def _track_done_requests(self) -> bool:
         """Have the engine tell us when it is done with a request (its callback and items
@@ -148,13 +169,36 @@ class SharedScheduler(Scheduler):
 
     def flush(self):
         super().flush()
-        self.server.delete(self.key("models"), self.key("listed"),
+        self.server.delete(self.key("models"), self.key("stored"), self.key("listed"),
                            *self.server.scan_iter(match=self.key("taken:*"), count=1000))
 
     def enqueue_request(self, request):
-        added = super().enqueue_request(request)
+        if self.handoff is not None and HANDOFF_META in request.meta:
+            added = self._enqueue_handoff(request, self.handoff)
+        else:
+            added = super().enqueue_request(request)
         if not added:
             self.crawler.stats.inc_value("scheduler/filtered/redis")
+        return added
+
+    def _enqueue_handoff(self, request, handoff: Handoff) -> bool:
+        """Queue a model's hand-off and, with ``-a limit``, count the model as listed: once, when
+        it is queued (see ``ptmscrape.distributed.Handoff``)."""
+        handoff.reached_scheduler(request)  # before it is encoded: the mark stays here
+        count = getattr(self.spider, "limit", None) is not None
+        if request.dont_filter or not isinstance(self.queue, PriorityQueue):
+            added = super().enqueue_request(request)
+            if added and count:
+                self.server.incr(self.key("listed"))
+            return added
+        added = self.enqueue_script(
+            keys=[self.df.key, self.queue.key, self.key("listed")],
+            args=[self.df.request_fingerprint(request), -request.priority, self.queue._encode_request(request),
+                  "1" if count else "0"]) == 1
+        if added:
+            self.crawler.stats.inc_value("scheduler/enqueued/redis")
+        else:
+            self.df.log(request, self.spider)
         return added
 
     def next_request(self):

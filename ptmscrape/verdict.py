@@ -24,6 +24,7 @@ from typing import Any
 from ptmscrape.stats import (
     CLONE_FAILED_NO_DISK_SPACE,
     DEDUPE_STORED_BEFORE_RESUME,
+    DEDUPE_STORED_BY_DEAD_WORKER,
     DEDUPE_STORED_BY_EARLIER_RUNS,
     HISTORY_LOST,
     HISTORY_LOST_BY_REASON,
@@ -110,9 +111,10 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     errors = int(stats.get("spider_exceptions_count") or 0)
     if errors:
         problems.append(_plural(errors, "callback error") + " (pages only partly read)")
-    # With a JOBDIR, the models the job's earlier runs stored count: a resumed run may have none left.
+    # With a JOBDIR, the models the job's earlier runs stored count: a resumed run may have none left;
+    # so do those a dead worker of a distributed crawl stored, which were put back to this one.
     stored = sum(int(stats.get(name) or 0) for name in (
-        STORE_RECORDS, DEDUPE_STORED_BEFORE_RESUME, DEDUPE_STORED_BY_EARLIER_RUNS))
+        STORE_RECORDS, DEDUPE_STORED_BEFORE_RESUME, DEDUPE_STORED_BY_EARLIER_RUNS, DEDUPE_STORED_BY_DEAD_WORKER))
     if expect_records and not stored:
         problems.append("nothing was stored")
     monitors = int(stats.get(MONITORS_FAILED) or 0)

@@ -2,18 +2,24 @@
 
 :func:`hold` makes a replica hold chosen requests until the test opens the gate, so a crawl run
 in the background (:class:`BackgroundCrawl`) is deterministically "in the middle" — e.g. listing
-page 6 not answered, one clone half-way — when the test pauses or kills it.
+page 6 not answered, one clone half-way — when the test pauses or kills it. :class:`RedisGate`
+does the same to a distributed crawl's Redis traffic: the crawl is stopped at one chosen command.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+import re
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from tests.crawl import ROOT
 from tests.replicas.server import Replica
@@ -33,6 +39,7 @@ class Gate:
         self._lock = threading.Lock()
 
     def wrap(self, handler):
+        @functools.wraps(handler)  # another gate can be put in front of this one (hold)
         def gated(req, m):
             with self._lock:
                 self._calls += 1
@@ -48,13 +55,76 @@ class Gate:
 
 
 def hold(replica: Replica, method: str, handler, when: Callable) -> Gate:
-    """Put a :class:`Gate` in front of the replica route served by ``handler``."""
+    """Put a :class:`Gate` in front of the replica route served by ``handler`` (in front of the
+    gates already there)."""
     gate = Gate(when)
     for i, (m, pattern, h) in enumerate(replica.routes):
-        if m == method and h == handler:
+        if m == method and inspect.unwrap(h) == handler:
             replica.routes[i] = (m, pattern, gate.wrap(h))
             return gate
     raise LookupError(f"no {method} route served by {handler!r}")
+
+
+class RedisGate:
+    """A relay between a crawl and Redis (give the crawl :attr:`url`) that stops passing on what
+    the crawl sends from the first bytes ``pattern`` matches (a command, as Redis' protocol spells
+    it): that command never runs, and the crawl (its Redis client blocks) stands still there until
+    it is killed. ``reached`` is set then."""
+
+    def __init__(self, redis_url: str, pattern: re.Pattern[bytes]):
+        target = urlsplit(redis_url)
+        self.target = (target.hostname or "127.0.0.1", target.port or 6379)
+        self.pattern = pattern
+        self.reached = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        credentials = target.netloc.rpartition("@")[0]
+        netloc = f"{credentials + '@' if credentials else ''}127.0.0.1:{self.listener.getsockname()[1]}"
+        self.url = urlunsplit(target._replace(netloc=netloc))
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self) -> RedisGate:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._relay, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._relay, args=(upstream, client, False), daemon=True).start()
+
+    def _relay(self, source: socket.socket, sink: socket.socket, from_crawl: bool) -> None:
+        tail = b""  # a command may straddle two reads
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                for sock in (source, sink):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+            if from_crawl:
+                if self.pattern.search(tail + data):
+                    self.reached.set()
+                tail = (tail + data)[-4096:]
+                if self.reached.is_set():
+                    continue
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
 
 
 class BackgroundCrawl:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.items import RawModelItem
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import ROOT, crawl_command, project_crawler, read_jsonl, run_crawl
-from tests.crawl_control import BackgroundCrawl, hold
+from tests.crawl_control import BackgroundCrawl, RedisGate, hold
 from tests.helpers import json_response, make_spider
 from tests.replicas.faults import FaultPlan, inject
 from tests.replicas.huggingface import HuggingFaceReplica, _cursor, fixture_models, synthetic_models
@@ -128,13 +129,42 @@ def test_listing_hands_each_model_off_as_a_request_that_delivers_the_same_item(p
     assert all(isinstance(i, RawModelItem) for i in delivered)
 
 
-def test_limit_counts_the_models_listed_by_all_workers(prefix):
-    models = fixture_models()[:4]
-    first, second = redis_spider(prefix, limit="3"), redis_spider(prefix, limit="3")
-    assert len(list(first.parse_listing(listing_page("https://hub.example/api/models?p=1", models[:2])))) == 2
-    # The second worker fetched the next page: only one model is left under the shared limit.
+def redis_worker(prefix: str, **kwargs):
+    """A spider and its worker's shared scheduler, open, as in a crawl (without an engine or a
+    reactor: no busy marks, no taken requests)."""
+    from ptmscrape.compat.scrapy_redis import Scheduler
+    from ptmscrape.redis_scheduler import SharedScheduler
+
+    spider = redis_spider(prefix, **kwargs)
+    scheduler = SharedScheduler.from_crawler(spider.crawler)
+    Scheduler.open(scheduler, spider)
+    scheduler.serve_handoffs(spider)
+    return spider, scheduler
+
+
+def queued(scheduler, requests) -> list:
+    """What of ``requests`` the scheduler queued (given it as the engine does)."""
+    return [r for r in requests if scheduler.enqueue_request(r)]
+
+
+def test_limit_counts_the_distinct_models_queued_by_all_workers(prefix):
+    models = fixture_models()[:5]
+    (first, first_queue), (second, second_queue) = redis_worker(prefix, limit="3"), redis_worker(prefix, limit="3")
+    page_1 = list(first.parse_listing(listing_page("https://hub.example/api/models?p=1", models[:2])))
+    assert len(page_1) == 2 and first.handoff.listed() == 2  # on their way to the queue: counted here
+    assert second.handoff.listed() == 0
+    assert len(queued(first_queue, page_1)) == 2
+    assert first.handoff.listed() == second.handoff.listed() == 2
+    # The second worker lists page 1 again (its first worker died before it was done with it): the
+    # models queued already do not count again, and are not queued again.
+    again = list(second.parse_listing(listing_page("https://hub.example/api/models?p=1", models[:2])))
+    assert len(again) == 2 and second.handoff.listed() == 2
+    assert queued(second_queue, again) == []
+    # The next page: one model is left under the shared limit.
     out = list(second.parse_listing(listing_page("https://hub.example/api/models?p=2", models[2:])))
-    assert len(out) == 1 and second.limit_reached and first.limit_reached
+    assert len(out) == 1 and second.limit_reached and not first.limit_reached
+    assert len(queued(second_queue, out)) == 1
+    assert second.limit_reached and first.limit_reached
 
 
 def test_dedupe_stage_shares_its_seen_set_across_workers(prefix):
@@ -393,6 +423,91 @@ def test_a_killed_worker_loses_neither_its_listing_page_nor_its_models(tmp_path,
         assert stats["ptm/dedupe/redelivered"] >= 1  # the held model: the dead worker had marked it seen
         record = next(r for r in records if f"{r['ModelOwner']}/{r['ModelName']}" == held_model)
         assert record["CloneStatus"] == "cloned" and head(data / record["RepoPath"]) == hub.models[held_model]["sha"]
+    assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+
+
+def handoff_digest(model_id: str) -> bytes:
+    """What names a model's hand-off in Redis whatever carries it: its URL's digest."""
+    return hashlib.sha256(f"huggingface/{model_id}".encode()).hexdigest().encode()
+
+
+def test_a_limited_crawl_with_a_killed_worker_still_gets_its_limit_of_models(tmp_path, prefix, redis_client):
+    """``-a limit`` was counted as models were listed: a listing page its killed worker had taken
+    is listed again by another worker, and its models counted a second time, so the crawl ended
+    (exit status 0) short of the limit. The first worker is stopped in page 2 while it queues that
+    page's models (its Redis held at the third model's hand-off, page 3 in flight), then killed."""
+    with HuggingFaceReplica(synthetic_models(30, seed=11), repos=False) as hub:
+        order = [row[2] for row in hub._order("downloads")]
+        page_3 = hold(hub.replica, "GET", hub._listing, lambda req, m, n: n == 3)
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 10, "PTM_CLONE": 0,
+                    **redis_settings(prefix)}
+        data = tmp_path / "data"
+
+        def worker(w: int, redis_url: str = REDIS_URL) -> BackgroundCrawl:
+            return BackgroundCrawl(crawl_command("huggingface", tmp_path / f"w{w}.jsonl", data,
+                                                 tmp_path / f"w{w}.stats.json", args={"limit": 25},
+                                                 settings={**settings, "PTM_REDIS_URL": redis_url}),
+                                   tmp_path / f"w{w}.log")
+
+        with RedisGate(REDIS_URL, re.compile(re.escape(handoff_digest(order[12])))) as gate:
+            first = worker(0, gate.url)
+            first.wait_until(gate.reached.is_set, "the first worker queueing page 2's third model")
+            first.kill()
+        page_3.open()
+        second = worker(1)
+        rc = second.wait()
+        log = second.log
+        assert rc == 0 and "Traceback" not in log, log[-4000:]
+        said = rf"Put back in the shared queue \d+ request\(s\) taken by worker [^:]+:{first.proc.pid}:"
+        assert re.search(said, log), log[-4000:]
+        records = read_jsonl(data / "huggingface" / "huggingface.jsonl")
+        # 25 models (pages 1 and 2 and half of page 3, or, the second worker reading page 3 before
+        # page 2 again, the other way round), none twice.
+        names = [f"{r['ModelOwner']}/{r['ModelName']}" for r in records]
+        assert len(names) == len(set(names)) == 25 and set(order[:10]) < set(names), names
+    assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+
+
+def test_a_model_a_killed_worker_stored_is_not_stored_again_by_another(tmp_path, prefix, redis_client):
+    """Workers with a data dir each, as on two machines: a model whose worker was killed after
+    storing it, before it was done with it, is put back in the queue, and the worker that got it
+    stored it again, so the two data dirs both had it. The first worker is stopped (its Redis held)
+    as it marks a model done, then killed."""
+    with HuggingFaceReplica(synthetic_models(6, seed=12), repos=False) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 10, "PTM_CLONE": 0,
+                    **redis_settings(prefix)}
+
+        def worker(w: int, redis_url: str = REDIS_URL) -> BackgroundCrawl:
+            return BackgroundCrawl(crawl_command("huggingface", tmp_path / f"w{w}.jsonl", tmp_path / f"data{w}",
+                                                 tmp_path / f"w{w}.stats.json",
+                                                 settings={**settings, "PTM_REDIS_URL": redis_url}),
+                                   tmp_path / f"w{w}.log")
+
+        # A request taken from the queue is noted in the worker's taken hash under a running
+        # number: 0 is the listing page, the others are models.
+        done_with_a_model = re.compile(rb"HDEL\r\n\$\d+\r\n" + re.escape(f"{prefix}:huggingface:taken:".encode())
+                                       + rb"[^\r]+\r\n\$\d+\r\n(?!0\r\n)")
+        with RedisGate(REDIS_URL, done_with_a_model) as gate:
+            first = worker(0, gate.url)
+            first.wait_until(gate.reached.is_set, "the first worker done with a model")
+            first.kill()
+        second = worker(1)
+        rc = second.wait()
+        log = second.log
+        assert rc == 0 and "Traceback" not in log, log[-4000:]
+
+        def models(records) -> set[str]:
+            return {f"{r['ModelOwner']}/{r['ModelName']}" for r in records}
+
+        # The killed worker's snapshot (never merged: it was killed) and the second worker's dataset.
+        stored_first = models(r for path in (tmp_path / "data0/huggingface/snapshots").glob("*.jsonl")
+                              for r in read_jsonl(path))
+        stored_second = models(read_jsonl(tmp_path / "data1/huggingface/huggingface.jsonl"))
+        assert stored_first and not stored_first & stored_second
+        assert stored_first | stored_second == set(hub.models)
+        stats = json.loads((tmp_path / "w1.stats.json").read_text())
+        assert stats["ptm/dedupe/stored_by_dead_worker"] >= 1, stats  # at least the model held
+        assert stats["item_dropped_reasons_count/StoredByDeadWorker"] == stats["ptm/dedupe/stored_by_dead_worker"]
     assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
 
 

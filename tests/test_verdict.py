@@ -62,6 +62,8 @@ def test_nothing_stored_is_1_unless_none_was_expected():
     assert verdict({**empty, "ptm/dedupe/stored_before_resume": 5}).status == 0
     # A resumed job with nothing left to do: its earlier runs stored the models.
     assert verdict({**empty, "ptm/dedupe/stored_by_earlier_runs": 5}).status == 0
+    # A distributed crawl's worker that got only models a dead worker had stored.
+    assert verdict({**empty, "ptm/dedupe/stored_by_dead_worker": 2}).status == 0
 
 
 def test_failed_monitors_callback_errors_and_stops_are_1():
