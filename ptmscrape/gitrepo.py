@@ -16,7 +16,9 @@ Rules (repo URLs come from strangers):
   dataset tree is always complete;
 * a new clone that downloads more than ``PTM_CLONE_MAX_GB`` (its pack, LFS objects) is killed, with
   the processes it started and no other git of the crawl, and never lands; so is an update whose
-  fetch adds more than that to its clone's objects, and the clone is left as it was.
+  fetch adds more than that to its clone's objects, and the clone is left as it was;
+* a clone or update in flight is killed the same way when the caller's ``guard`` says so (the
+  clone stage's: the disk's free space fell below ``PTM_CLONE_MIN_FREE_GB``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -353,13 +356,14 @@ class Git:
         self.policy = policy
         self._env = policy.env()
 
-    def _run(self, cwd: str | os.PathLike[str], *args: str, scratch: Path | None = None, before: int = 0) -> str:
+    def _run(self, cwd: str | os.PathLike[str], *args: str, scratch: Path | None = None, before: int = 0,
+             guard: Callable[[], None] | None = None) -> str:
         """``git <args>`` in ``cwd``; with ``scratch`` (a new clone's folder, or the clone an update
-        fetches into, which held ``before`` bytes of objects) and a size limit in the policy,
-        watched while it runs (:meth:`_run_watched`)."""
+        fetches into, which held ``before`` bytes of objects) and a size limit in the policy or a
+        ``guard``, watched while it runs (:meth:`_run_watched`)."""
         cmd = ["git", *self.policy.config_options(), *args]
-        if scratch is not None and self.policy.max_bytes > 0:
-            return self._run_watched(cwd, cmd, scratch, before)
+        if scratch is not None and (self.policy.max_bytes > 0 or guard is not None):
+            return self._run_watched(cwd, cmd, scratch, before, guard)
         try:
             return git.Git(os.fspath(cwd)).execute(
                 cmd, env=self._env, kill_after_timeout=self.policy.timeout,
@@ -369,13 +373,14 @@ class Git:
         except GitCommandError as exc:
             raise RepoError(describe_failure(exc)) from None
 
-    def _run_watched(self, cwd: str | os.PathLike[str], cmd: list[str], scratch: Path, before: int = 0) -> str:
+    def _run_watched(self, cwd: str | os.PathLike[str], cmd: list[str], scratch: Path, before: int = 0,
+                     guard: Callable[[], None] | None = None) -> str:
         """``cmd`` as :meth:`_run` runs it, looked at every ``SIZE_POLL_SECONDS`` by the thread
         waiting on it: once what it downloaded into ``scratch`` (:func:`downloaded_bytes`, less the
-        ``before`` bytes already there) passes ``policy.max_bytes`` (:class:`TooLarge`), or after
-        ``policy.timeout``, it is killed with the processes it started (``git-remote-https``,
-        ``fetch-pack``, ``index-pack``, ``git-lfs``), and no other: every git of the crawl shares one
-        process group."""
+        ``before`` bytes already there) passes ``policy.max_bytes`` (:class:`TooLarge`), after
+        ``policy.timeout``, or once ``guard`` raises a :class:`RepoError` (raised in turn), it is
+        killed with the processes it started (``git-remote-https``, ``fetch-pack``, ``index-pack``,
+        ``git-lfs``), and no other: every git of the crawl shares one process group."""
         proc = git.Git(os.fspath(cwd)).execute(cmd, env=self._env, as_process=True,
                                                process_group=_lifeline.group())
         popen = proc.proc
@@ -391,10 +396,15 @@ class Git:
                 except subprocess.TimeoutExpired:
                     pass
                 stop: RepoError | None = None
-                if downloaded_bytes(scratch) - before > self.policy.max_bytes:
+                if self.policy.max_bytes and downloaded_bytes(scratch) - before > self.policy.max_bytes:
                     stop = TooLarge(TOO_LARGE)
                 elif time.monotonic() >= deadline:
                     stop = RepoError(TIMED_OUT)
+                elif guard is not None:
+                    try:
+                        guard()
+                    except RepoError as exc:
+                        stop = exc
                 if stop is not None:
                     kill_tree(popen.pid)
                     try:
@@ -414,16 +424,18 @@ class Git:
         return out.decode("utf-8", "replace")
 
     def _lfs(self, cwd: str | os.PathLike[str], url: str, *args: str, scratch: Path | None = None,
-             before: int = 0) -> None:
+             before: int = 0, guard: Callable[[], None] | None = None) -> None:
         """``git lfs <args>`` (``pull``, ``fetch``) from the repository's own LFS endpoint (git-lfs's
         default for ``url``): a repository's ``.lfsconfig`` may name another (``file://`` on this
         machine, any host, any transport), and git's configuration overrides it."""
         endpoint = url.rstrip("/") + ("/info/lfs" if url.rstrip("/").endswith(".git") else ".git/info/lfs")
         self._run(cwd, "-c", f"lfs.url={endpoint}", "-c", f"remote.origin.lfsurl={endpoint}", "lfs", *args,
-                  scratch=scratch, before=before)
+                  scratch=scratch, before=before, guard=guard)
 
-    def clone(self, url: str, target: Path, scratch_root: Path, branch: str | None = None) -> str:
-        """Clone ``url`` so that it appears at ``target`` complete or not at all; returns HEAD."""
+    def clone(self, url: str, target: Path, scratch_root: Path, branch: str | None = None,
+              guard: Callable[[], None] | None = None) -> str:
+        """Clone ``url`` so that it appears at ``target`` complete or not at all; returns HEAD.
+        ``guard`` is called while git runs: a :class:`RepoError` it raises stops the clone."""
         url = check_url(url, self.policy)
         branch = check_branch(branch)
         scratch_root.mkdir(parents=True, exist_ok=True)
@@ -435,9 +447,9 @@ class Git:
         if branch:
             args += ["--branch", branch]
         try:
-            self._run(scratch_root, *args, "--", url, os.fspath(scratch), scratch=scratch)
+            self._run(scratch_root, *args, "--", url, os.fspath(scratch), scratch=scratch, guard=guard)
             if self.policy.lfs:
-                self._lfs(scratch, url, "pull", scratch=scratch)
+                self._lfs(scratch, url, "pull", scratch=scratch, guard=guard)
             if self.policy.max_bytes and downloaded_bytes(scratch) > self.policy.max_bytes:
                 raise TooLarge(TOO_LARGE)  # done between two looks: too large all the same
             sha = head_sha(scratch)
@@ -458,12 +470,13 @@ class Git:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def update(self, url: str, path: Path, branch: str | None = None) -> str:
+    def update(self, url: str, path: Path, branch: str | None = None,
+               guard: Callable[[], None] | None = None) -> str:
         """Fetch ``branch`` (default: the remote's HEAD) into an existing clone and check it out.
 
         Watched as a new clone is: what the fetch (and, with ``lfs``, the LFS objects of the
-        fetched commit) adds to the clone's objects is held against ``policy.max_bytes``. The
-        checkout moves only once both are in: a fetch that fails or is
+        fetched commit) adds to the clone's objects is held against ``policy.max_bytes``, and
+        ``guard`` is called. The checkout moves only once both are in: a fetch that fails or is
         killed leaves the clone at its commit (:func:`_undo_fetch`), so the next crawl tries again."""
         url = check_url(url, self.policy)
         branch = check_branch(branch)
@@ -477,12 +490,12 @@ class Git:
         marks = _fetch_marks(path)
         try:
             # check_branch() refused anything that git could read as an option.
-            self._run(path, *args, "origin", branch or "HEAD", scratch=path, before=before)
+            self._run(path, *args, "origin", branch or "HEAD", scratch=path, before=before, guard=guard)
             if self.policy.lfs:  # before the checkout moves: a failed LFS fetch must leave the clone as it was
                 fetched = self._run(path, "rev-parse", "--verify", "--quiet", "FETCH_HEAD^{commit}")
                 if not _SHA.match(fetched):
                     raise RepoError("fetched no commit")
-                self._lfs(path, url, "fetch", "origin", fetched, scratch=path, before=before)
+                self._lfs(path, url, "fetch", "origin", fetched, scratch=path, before=before, guard=guard)
         except Exception:
             _undo_fetch(path, marks)
             raise
