@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -77,7 +78,8 @@ NO_DISK_SPACE = "not enough free disk space (PTM_CLONE_MIN_FREE_GB)"
 
 
 class NotEnoughSpace(RepoError):
-    """Less free disk space than the clone stage keeps free: the git job is not started."""
+    """Less free disk space than the clone stage keeps free: the git job is not started, or is
+    stopped."""
 
 
 class FreeSpace:
@@ -89,7 +91,8 @@ class FreeSpace:
     nothing per model. The first "too little" is logged as one ERROR (how much is free, the
     threshold, what to do), not once per model; a reading above the threshold again is logged at
     INFO. A file system that reports no size at all (``total`` 0: some FUSE and network mounts)
-    cannot be guarded: one WARNING says so and clones start. Thread-safe (the git threads ask)."""
+    cannot be guarded: one WARNING says so and clones start. Thread-safe (the git threads ask). The
+    watcher of each git job in flight asks too, every second (:meth:`watch`): the same reading."""
 
     def __init__(self, minimum: int, *, ttl: float = 5.0,
                  usage: Callable[[str], Any] = shutil.disk_usage, clock: Callable[[], float] = time.monotonic):
@@ -121,7 +124,8 @@ class FreeSpace:
             was_low, self.low = self.low, low
         if low and not was_low:
             logger.error(
-                "Not starting clones or updates: %.1f GB free on the file system of %s, less than "
+                "Not starting clones or updates, stopping those running: %.1f GB free on the file system "
+                "of %s, less than "
                 "PTM_CLONE_MIN_FREE_GB=%.10g. The models are stored with CloneStatus 'failed: %s' and the "
                 "metadata crawl goes on. Free disk space (clones start again once there is) or lower "
                 "PTM_CLONE_MIN_FREE_GB (0 = off), then crawl again: a new crawl clones those models.",
@@ -131,6 +135,12 @@ class FreeSpace:
                         "clones and updates go on", free / GB, folder, self.minimum / GB)
         if low:
             raise NotEnoughSpace(NO_DISK_SPACE)
+
+    def watch(self, folder: Path) -> Callable[[], None] | None:
+        """:meth:`check` of ``folder``, for the watcher of a git job in flight (``gitrepo``'s
+        ``guard``); None when off. Called every second by each: the reading kept ``ttl`` seconds is
+        one ``statvfs`` for them all."""
+        return functools.partial(self.check, folder) if self.minimum else None
 
     def free(self, folder: Path) -> int | None:
         """Free bytes on the file system of ``folder``; None if it reports no size."""
@@ -371,16 +381,17 @@ class Cloner:
             if head:
                 if hub_sha and head == hub_sha:
                     return CloneResult(relative, head, "unchanged")
-                self.free_space.check(self.tree.scratch_dir(hub))  # one folder a hub: one cached reading
+                scratch = self.tree.scratch_dir(hub)  # one folder a hub: one cached reading
+                self.free_space.check(scratch)
                 before = self._stored_bytes(path)
-                sha = self.git.update(url, path, branch)
+                sha = self.git.update(url, path, branch, guard=self.free_space.watch(scratch))
                 self._count_bytes(self._stored_bytes(path) - before)
                 return CloneResult(relative, sha, "updated" if sha != head else "unchanged")
             scratch = self.tree.scratch_dir(hub)
             self.free_space.check(scratch)
             if path.exists():  # not a valid repository (nor a folder of other clones): replace it
                 shutil.rmtree(path)
-            sha = self.git.clone(url, path, scratch, branch)
+            sha = self.git.clone(url, path, scratch, branch, guard=self.free_space.watch(scratch))
             self._count_bytes(self._stored_bytes(path))
             with self.index_lock:
                 if self.index.get(key) != relative:

@@ -15,7 +15,10 @@ Rules (repo URLs come from strangers):
 * a new clone is built in a scratch dir and lands with one ``rename``: a clone directory in the
   dataset tree is always complete;
 * a new clone that downloads more than ``PTM_CLONE_MAX_GB`` (its pack, LFS objects) is killed, with
-  the processes it started and no other git of the crawl, and never lands.
+  the processes it started and no other git of the crawl, and never lands; so is an update whose
+  fetch adds more than that to its clone's objects, and the clone is left as it was;
+* a clone or update in flight is killed the same way when the caller's ``guard`` says so (the
+  clone stage's: the disk's free space fell below ``PTM_CLONE_MIN_FREE_GB``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -63,7 +67,8 @@ class DirectoryTaken(RepoError):
 
 
 class TooLarge(RepoError):
-    """A new clone downloaded more than ``PTM_CLONE_MAX_GB``: killed, its scratch folder removed."""
+    """A new clone downloaded more than ``PTM_CLONE_MAX_GB`` (killed, its scratch folder removed), or an
+    update added more than that to its clone's objects (killed, the clone left as it was)."""
 
 
 GB = 10**9  # PTM_CLONE_MIN_FREE_GB and PTM_CLONE_MAX_GB count in GB of 10^9 bytes, as df -H does
@@ -351,12 +356,14 @@ class Git:
         self.policy = policy
         self._env = policy.env()
 
-    def _run(self, cwd: str | os.PathLike[str], *args: str, scratch: Path | None = None) -> str:
-        """``git <args>`` in ``cwd``; with ``scratch`` (a new clone's folder) and a size limit in the
-        policy, watched while it runs (:meth:`_run_watched`)."""
+    def _run(self, cwd: str | os.PathLike[str], *args: str, scratch: Path | None = None, before: int = 0,
+             guard: Callable[[], None] | None = None) -> str:
+        """``git <args>`` in ``cwd``; with ``scratch`` (a new clone's folder, or the clone an update
+        fetches into, which held ``before`` bytes of objects) and a size limit in the policy or a
+        ``guard``, watched while it runs (:meth:`_run_watched`)."""
         cmd = ["git", *self.policy.config_options(), *args]
-        if scratch is not None and self.policy.max_bytes > 0:
-            return self._run_watched(cwd, cmd, scratch)
+        if scratch is not None and (self.policy.max_bytes > 0 or guard is not None):
+            return self._run_watched(cwd, cmd, scratch, before, guard)
         try:
             return git.Git(os.fspath(cwd)).execute(
                 cmd, env=self._env, kill_after_timeout=self.policy.timeout,
@@ -366,11 +373,13 @@ class Git:
         except GitCommandError as exc:
             raise RepoError(describe_failure(exc)) from None
 
-    def _run_watched(self, cwd: str | os.PathLike[str], cmd: list[str], scratch: Path) -> str:
+    def _run_watched(self, cwd: str | os.PathLike[str], cmd: list[str], scratch: Path, before: int = 0,
+                     guard: Callable[[], None] | None = None) -> str:
         """``cmd`` as :meth:`_run` runs it, looked at every ``SIZE_POLL_SECONDS`` by the thread
-        waiting on it: once what it downloaded into ``scratch`` (:func:`downloaded_bytes`) passes
-        ``policy.max_bytes`` (:class:`TooLarge`), or after ``policy.timeout``, it is killed with
-        the processes it started (``git-remote-https``, ``fetch-pack``, ``index-pack``,
+        waiting on it: once what it downloaded into ``scratch`` (:func:`downloaded_bytes`, less the
+        ``before`` bytes already there) passes ``policy.max_bytes`` (:class:`TooLarge`), after
+        ``policy.timeout``, or once ``guard`` raises a :class:`RepoError` (raised in turn), it is
+        killed with the processes it started (``git-remote-https``, ``fetch-pack``, ``index-pack``,
         ``git-lfs``), and no other: every git of the crawl shares one process group."""
         proc = git.Git(os.fspath(cwd)).execute(cmd, env=self._env, as_process=True,
                                                process_group=_lifeline.group())
@@ -387,10 +396,15 @@ class Git:
                 except subprocess.TimeoutExpired:
                     pass
                 stop: RepoError | None = None
-                if downloaded_bytes(scratch) > self.policy.max_bytes:
+                if self.policy.max_bytes and downloaded_bytes(scratch) - before > self.policy.max_bytes:
                     stop = TooLarge(TOO_LARGE)
                 elif time.monotonic() >= deadline:
                     stop = RepoError(TIMED_OUT)
+                elif guard is not None:
+                    try:
+                        guard()
+                    except RepoError as exc:
+                        stop = exc
                 if stop is not None:
                     kill_tree(popen.pid)
                     try:
@@ -409,16 +423,19 @@ class Git:
             raise RepoError(describe_failure(GitCommandError(cmd, popen.returncode, err, out)))
         return out.decode("utf-8", "replace")
 
-    def _lfs_pull(self, cwd: str | os.PathLike[str], url: str, scratch: Path | None = None) -> None:
-        """``git lfs pull`` from the repository's own LFS endpoint (git-lfs's default for ``url``):
-        a repository's ``.lfsconfig`` may name another (``file://`` on this machine, any host, any
-        transport), and git's configuration overrides it."""
+    def _lfs(self, cwd: str | os.PathLike[str], url: str, *args: str, scratch: Path | None = None,
+             before: int = 0, guard: Callable[[], None] | None = None) -> None:
+        """``git lfs <args>`` (``pull``, ``fetch``) from the repository's own LFS endpoint (git-lfs's
+        default for ``url``): a repository's ``.lfsconfig`` may name another (``file://`` on this
+        machine, any host, any transport), and git's configuration overrides it."""
         endpoint = url.rstrip("/") + ("/info/lfs" if url.rstrip("/").endswith(".git") else ".git/info/lfs")
-        self._run(cwd, "-c", f"lfs.url={endpoint}", "-c", f"remote.origin.lfsurl={endpoint}", "lfs", "pull",
-                  scratch=scratch)
+        self._run(cwd, "-c", f"lfs.url={endpoint}", "-c", f"remote.origin.lfsurl={endpoint}", "lfs", *args,
+                  scratch=scratch, before=before, guard=guard)
 
-    def clone(self, url: str, target: Path, scratch_root: Path, branch: str | None = None) -> str:
-        """Clone ``url`` so that it appears at ``target`` complete or not at all; returns HEAD."""
+    def clone(self, url: str, target: Path, scratch_root: Path, branch: str | None = None,
+              guard: Callable[[], None] | None = None) -> str:
+        """Clone ``url`` so that it appears at ``target`` complete or not at all; returns HEAD.
+        ``guard`` is called while git runs: a :class:`RepoError` it raises stops the clone."""
         url = check_url(url, self.policy)
         branch = check_branch(branch)
         scratch_root.mkdir(parents=True, exist_ok=True)
@@ -430,9 +447,9 @@ class Git:
         if branch:
             args += ["--branch", branch]
         try:
-            self._run(scratch_root, *args, "--", url, os.fspath(scratch), scratch=scratch)
+            self._run(scratch_root, *args, "--", url, os.fspath(scratch), scratch=scratch, guard=guard)
             if self.policy.lfs:
-                self._lfs_pull(scratch, url, scratch=scratch)
+                self._lfs(scratch, url, "pull", scratch=scratch, guard=guard)
             if self.policy.max_bytes and downloaded_bytes(scratch) > self.policy.max_bytes:
                 raise TooLarge(TOO_LARGE)  # done between two looks: too large all the same
             sha = head_sha(scratch)
@@ -453,19 +470,38 @@ class Git:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def update(self, url: str, path: Path, branch: str | None = None) -> str:
-        """Fetch ``branch`` (default: the remote's HEAD) into an existing clone and check it out."""
+    def update(self, url: str, path: Path, branch: str | None = None,
+               guard: Callable[[], None] | None = None) -> str:
+        """Fetch ``branch`` (default: the remote's HEAD) into an existing clone and check it out.
+
+        Watched as a new clone is: what the fetch (and, with ``lfs``, the LFS objects of the
+        fetched commit) adds to the clone's objects is held against ``policy.max_bytes``, and
+        ``guard`` is called. The checkout moves only once both are in: a fetch that fails or is
+        killed leaves the clone at its commit (:func:`_undo_fetch`), so the next crawl tries again."""
         url = check_url(url, self.policy)
         branch = check_branch(branch)
         self._run(path, "config", "remote.origin.url", url)
-        args = ["fetch", "--no-recurse-submodules"]
+        # Always a pack (never unpacked to loose objects, as git does below 100 objects): one written
+        # as tmp_pack_* until complete, which a killed fetch leaves whole for _undo_fetch to remove.
+        args = ["-c", "fetch.unpackLimit=1", "fetch", "--no-recurse-submodules"]
         if self.policy.depth > 0:
             args += ["--depth", str(self.policy.depth)]
-        # check_branch() refused anything that git could read as an option.
-        self._run(path, *args, "origin", branch or "HEAD")
+        before = downloaded_bytes(path) if self.policy.max_bytes else 0
+        marks = _fetch_marks(path)
+        try:
+            # check_branch() refused anything that git could read as an option.
+            self._run(path, *args, "origin", branch or "HEAD", scratch=path, before=before, guard=guard)
+            if self.policy.lfs:  # before the checkout moves: a failed LFS fetch must leave the clone as it was
+                fetched = self._run(path, "rev-parse", "--verify", "--quiet", "FETCH_HEAD^{commit}")
+                if not _SHA.match(fetched):
+                    raise RepoError("fetched no commit")
+                self._lfs(path, url, "fetch", "origin", fetched, scratch=path, before=before, guard=guard)
+        except Exception:
+            _undo_fetch(path, marks)
+            raise
         self._run(path, "reset", "--hard", "--quiet", "FETCH_HEAD")
         if self.policy.lfs:
-            self._lfs_pull(path, url)
+            self._run(path, "lfs", "checkout")  # from the objects fetched above: no transfer
         sha = head_sha(path)
         if sha is None:
             raise RepoError("clone has no HEAD commit after update")
@@ -488,34 +524,72 @@ class Git:
 
 
 def downloaded_bytes(scratch: Path) -> int:
-    """What a new clone in ``scratch`` has downloaded so far: its packs (``tmp_pack_*`` while one
-    arrives), loose objects (what git's "dumb" HTTP fetches from a server that is no git's, a static
-    file host) and its LFS objects. A few folder reads, never a walk of the working tree
-    (checked-out files are not counted)."""
+    """What a new clone in ``scratch`` has downloaded so far (of an existing clone: what it holds,
+    less which is what an update downloaded): its packs (``tmp_pack_*`` while one arrives), loose
+    objects (what git's "dumb" HTTP fetches from a server that is no git's, a static file host) and
+    its LFS objects. A few folder reads, never a walk of the working tree (checked-out files are
+    not counted)."""
     total = 0
-    objects = scratch / ".git" / "objects"
-    folders = [objects / "pack"]
-    try:
-        # <2 hex digits>/ folders of loose objects: none for a clone over git's own protocol.
-        folders += [Path(entry.path) for entry in os.scandir(objects)
-                    if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False)]
-    except OSError:
-        pass  # not made yet
+    folders = _object_folders(scratch / ".git" / "objects")
     lfs = scratch / ".git" / "lfs"
     if lfs.is_dir():
         folders += [Path(root) for root, _dirs, _files in os.walk(lfs)]
     for folder in folders:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue  # not made yet
-        for entry in entries:
+        for entry in _scan(folder):
             try:
                 if entry.is_file(follow_symlinks=False):
                     total += entry.stat(follow_symlinks=False).st_size
             except OSError:
                 continue  # renamed meanwhile (tmp_pack_* -> pack-*.pack): seen at the next look
     return total
+
+
+def _fetch_marks(clone: Path) -> frozenset[str]:
+    """What of ``clone``'s ``.git`` :func:`_undo_fetch` must leave: its LFS files and lock files."""
+    return frozenset(os.fspath(p) for p in _lfs_and_lock_files(clone / ".git"))
+
+
+def _lfs_and_lock_files(dot_git: Path) -> list[Path]:
+    files = [Path(root, name) for root, _dirs, names in os.walk(dot_git / "lfs") for name in names]
+    return files + [*dot_git.glob("*.lock"), *dot_git.glob("refs/**/*.lock")]
+
+
+def _undo_fetch(clone: Path, marks: frozenset[str]) -> None:
+    """Remove from ``clone`` what a failed or killed fetch (:meth:`Git.update`) left: the files git
+    writes before it renames them into place complete (``tmp_pack_*``, ``tmp_obj_*``, the dumb
+    HTTP fetch's ``*.temp``), the LFS files not in ``marks`` (objects are named by their content:
+    left, they would count as there next time and let an update past the cap piece by piece) and
+    the locks not in ``marks`` (a killed git cannot remove its own; left, they fail every later
+    update). Complete packs and loose objects stay: a ref may already name them."""
+    unfinished = [Path(entry.path) for folder in _object_folders(clone / ".git" / "objects")
+                  for entry in _scan(folder) if entry.name.startswith("tmp_") or entry.name.endswith(".temp")]
+    added = [p for p in _lfs_and_lock_files(clone / ".git") if os.fspath(p) not in marks]
+    for path in unfinished + added:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.warning("Could not remove %s after a failed update of %s: %s", path, clone, exc)
+
+
+def _object_folders(objects: Path) -> list[Path]:
+    """``objects/pack`` and the ``<2 hex digits>/`` folders of loose objects of an object store."""
+    folders = [objects / "pack"]
+    try:
+        # Loose objects: none in a new clone over git's own protocol (git's "dumb" HTTP writes them).
+        folders += [Path(entry.path) for entry in os.scandir(objects)
+                    if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        pass  # not made yet
+    return folders
+
+
+def _scan(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(folder))
+    except OSError:
+        return []  # not made yet
 
 
 def clean_scratch(scratch_root: Path) -> int:

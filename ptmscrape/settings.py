@@ -82,10 +82,12 @@ PTM_CLONE_DEPTH = 0
 # A clone mostly waits on round trips (bench/RESULTS.md: 16 clone 5x faster than a git clone loop).
 PTM_CLONE_CONCURRENCY = 16
 # Start no clone or update while the data dir's file system has less than this many GB (10^9 bytes)
-# free; their models get CloneStatus "failed: not enough free disk space (...)" and the crawl exits 1. 0 = off.
+# free, and stop those running once it falls below; their models get CloneStatus
+# "failed: not enough free disk space (...)" and the crawl exits 1. 0 = off.
 PTM_CLONE_MIN_FREE_GB = 10.0
-# Kill a new clone once what it downloaded (pack or loose objects, LFS objects) passes this many GB; its model gets
-# CloneStatus "failed: larger than PTM_CLONE_MAX_GB" and nothing lands. 0 = off.
+# Kill a new clone once what it downloaded (pack or loose objects, LFS objects) passes this many GB, or an update
+# once what it added to its clone's objects does; its model gets CloneStatus "failed: larger than PTM_CLONE_MAX_GB"
+# and nothing lands (an updated clone stays as it was). 0 = off.
 PTM_CLONE_MAX_GB = 20.0
 # Colon-separated git transports allowed for clones (git's GIT_ALLOW_PROTOCOL syntax).
 PTM_GIT_ALLOW_PROTOCOL = "https"

@@ -5,8 +5,8 @@
   (failed after retries, rate limited, malformed: not the hub's refusals of gated, private or
   deleted repositories), a callback raised, nothing was stored (with a JOBDIR: by any run of
   the job), records could not be written (a full disk: the crawl stops) or merged, clones were
-  not started for lack of disk space (``PTM_CLONE_MIN_FREE_GB``), the crawl was stopped before
-  the end, or a spidermon monitor failed;
+  not started or were stopped for lack of disk space (``PTM_CLONE_MIN_FREE_GB``), the crawl was
+  stopped before the end, or a spidermon monitor failed;
 * ``2`` — bad arguments or settings (decided before the crawl starts: ``ptmscrape/checks.py``).
 
 ``ptmscrape.extensions.CrawlVerdict`` applies it twice: when the spider goes idle (so the finish

@@ -210,7 +210,7 @@ def test_a_clone_is_built_in_a_folder_named_for_this_machine(tmp_path):
     seen = []
 
     class Watching(Git):
-        def _run(self, cwd, *args, scratch=None):
+        def _run(self, cwd, *args, scratch=None, **watched):
             seen.append(scratch)
             raise RepoError("stop here")
 

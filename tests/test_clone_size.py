@@ -1,28 +1,31 @@
 """``PTM_CLONE_MAX_GB``: a new clone that downloads more than the cap (its pack, its LFS objects) is
 killed, with the processes it started and no other git of the crawl (they all share one process
 group), its scratch folder removed, and its model recorded as ``failed: larger than
-PTM_CLONE_MAX_GB``; nothing lands in the tree."""
+PTM_CLONE_MAX_GB``; nothing lands in the tree. An update is capped on what it adds to its clone's
+objects, and a killed one leaves the clone as it was: the next crawl tries it again."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import shlex
 import signal
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
 from ptmscrape.cloning import Cloner, CloneResult
 from ptmscrape.dataset.processes import kill_tree
 from ptmscrape.dataset.tree import DatasetTree
-from ptmscrape.gitrepo import TOO_LARGE, Git, GitPolicy
+from ptmscrape.gitrepo import TIMED_OUT, TOO_LARGE, Git, GitPolicy
 from tests.crawl import run_crawl
 from tests.reliability_support import assert_only_complete_clones
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
-from tests.replicas.server import GitHost, Replica
-from tests.test_clone_kill import HalfPack, descendants, still_running, wait_for
+from tests.replicas.server import GIT_ENV, GitHost, Replica
+from tests.test_clone_kill import STALL, HalfPack, descendants, still_running, wait_for
 
 MB = 10**6
 
@@ -296,3 +299,138 @@ def test_a_watched_clone_fails_with_the_same_reason_as_an_unwatched_one(tmp_path
     assert reasons[0] == reasons[1], reasons
     if status is None:  # git's own last line, the URL hidden
         assert reasons[0] == "failed: fatal: unable to access '<url> The requested URL returned error: 500'"
+
+
+def crawl_clone(data, url: str, *, hub_sha: str | None = None, branch: str | None = None, **policy) -> CloneResult:
+    """What one crawl's clone stage (a Cloner of its own) makes of ``url``: a clone, or an update."""
+    cloner = Cloner(DatasetTree(data), Git(GitPolicy(allow_protocols=("http",), **policy)), concurrency=1)
+    cloner.open("huggingface")
+    try:
+        return asyncio.run(cloner.clone("huggingface", url, hub_sha=hub_sha, branch=branch))
+    finally:
+        cloner.close()
+
+
+def git_state(clone: Path, under: str = "") -> dict[str, int]:
+    """Path -> size of each file in the clone's ``.git`` (or below ``under`` there); not FETCH_HEAD,
+    which every fetch rewrites."""
+    root = clone / ".git" / under
+    return {os.fspath(p.relative_to(root)): p.stat().st_size for p in root.rglob("*")
+            if p.is_file() and p.name != "FETCH_HEAD"}
+
+
+def assert_usable(clone: Path, sha: str) -> None:
+    """The clone is at ``sha``, its working tree clean and every object its refs name there."""
+    def run(*args: str) -> str:
+        done = subprocess.run(["git", "-C", os.fspath(clone), *args], capture_output=True, text=True,
+                              env={**os.environ, **GIT_ENV})
+        assert done.returncode == 0, (args, done.stderr)
+        return done.stdout.strip()
+
+    assert run("rev-parse", "HEAD") == sha
+    # LFS files compare by their pointers (the system's git config, which says so, is not read here).
+    assert run("-c", "filter.lfs.process=git-lfs filter-process", "status", "--porcelain") == ""
+    run("fsck", "--no-progress", "--connectivity-only")
+
+
+def test_an_update_past_the_cap_is_killed_and_leaves_the_clone_as_it_was(tmp_path):
+    # A repository that grew past the cap between two crawls: its update is capped as a new clone is,
+    # on what the fetch adds to the clone's objects (measured against their size before it), and
+    # what the killed fetch left (its pack, tmp_pack_*) goes: the clone is as it was, and the next
+    # crawl (the cap raised here) tries the update again.
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/repo", {"README.md": "x\n"})
+    data = tmp_path / "data"
+    clone = data / "huggingface/repos/owner/repo"
+    half = HalfPack()  # half of the new pack, then silence: only the cap ends the fetch
+    half.on = False
+    with Replica() as server:
+        host.mount(server)
+        server.interceptors.append(half)
+        url = f"{server.url}/owner/repo"
+        first = crawl_clone(data, url, max_bytes=MB // 2)
+        assert first.status == "cloned", first
+        grown = host.commit("owner/repo", {"weights.bin": os.urandom(2 * MB)})  # incompressible
+        before = git_state(clone)
+        half.on = True
+        # A stalled transfer is given up after 20 s; the cap looks every second.
+        killed = crawl_clone(data, url, hub_sha=grown, max_bytes=MB // 2, stall_timeout=20)
+        assert half.reached.is_set()
+        assert killed.status == f"failed: {TOO_LARGE}", killed
+        assert git_state(clone) == before  # no tmp_pack_*: the objects as they were
+        assert_usable(clone, first.sha)
+        half.on = False
+        again = crawl_clone(data, url, hub_sha=grown, max_bytes=10 * MB)
+    assert (again.status, again.sha) == ("updated", grown)
+    assert (clone / "weights.bin").stat().st_size == 2 * MB
+
+
+def test_an_update_killed_while_it_holds_its_ref_locks_leaves_none(tmp_path, served):
+    # git takes a lock file for each ref it moves (refs/remotes/origin/main.lock) once the objects
+    # are in; a killed git cannot remove it, and left there it would fail every later fetch into the
+    # clone ("Unable to create '….lock': File exists"). Here the fetch is held while it holds its
+    # locks (git runs a reference-transaction hook with them taken) until PTM_GIT_TIMEOUT kills it.
+    host, server = served
+    data, url = tmp_path / "data", f"{server.url}/owner/repo"
+    clone = data / "huggingface/repos/owner/repo"
+    first = crawl_clone(data, url, branch="main", max_bytes=MB)
+    held = tmp_path / "held"
+    hook = clone / ".git/hooks/reference-transaction"
+    hook.write_text(f'#!/bin/sh\n[ "$1" = prepared ] && touch {shlex.quote(str(held))} && exec sleep 600\nexit 0\n')
+    hook.chmod(0o755)
+    grown = host.commit("owner/repo", {"README.md": "y\n"})
+    killed = crawl_clone(data, url, hub_sha=grown, branch="main", max_bytes=MB, timeout=15)
+    assert held.exists(), "the fetch never held its locks"
+    assert killed.status == f"failed: {TIMED_OUT}", killed
+    assert list((clone / ".git").rglob("*.lock")) == []
+    assert_usable(clone, first.sha)
+    hook.unlink()
+    again = crawl_clone(data, url, hub_sha=grown, branch="main", max_bytes=MB)
+    assert (again.status, again.sha) == ("updated", grown)
+
+
+def test_an_update_whose_lfs_objects_pass_the_cap_is_killed_before_its_checkout_moves(tmp_path, monkeypatch):
+    # With PTM_CLONE_LFS the LFS objects of the fetched commit count too, and are fetched before the
+    # checkout moves: a killed LFS download leaves the clone at its commit (else the next crawl would
+    # find it at the hub's commit, "unchanged", its weights never fetched), without the LFS files
+    # it wrote (a partial .part would be resumed, whole objects counted as there: the cap passed piece
+    # by piece, crawl after crawl).
+    from tests.replicas.server import Reply
+
+    # git-lfs gives a stalled download up after lfs.activitytimeout, and retries: short here.
+    for n, (key, value) in enumerate({"lfs.activitytimeout": "10", "lfs.transfer.maxretries": "1"}.items()):
+        monkeypatch.setenv(f"GIT_CONFIG_KEY_{n}", key)
+        monkeypatch.setenv(f"GIT_CONFIG_VALUE_{n}", value)
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "2")
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/repo", {"README.md": "x\n"}, lfs={"small.bin": b"small\n"})
+    weights = os.urandom(3 * MB)
+    data = tmp_path / "data"
+    clone = data / "huggingface/repos/owner/repo"
+    stalled = threading.Event()
+
+    def half_of_big_lfs_objects(req, call_next):
+        reply = call_next()
+        if req.path.startswith("/lfs-objects/") and len(reply.body) > MB:
+            stalled.set()
+            return Reply(reply.status, reply.body, reply.headers, cut=len(reply.body) // 2, stall=STALL)
+        return reply
+
+    with Replica() as server:
+        host.mount(server)
+        url = f"{server.url}/owner/repo"
+        first = crawl_clone(data, url, lfs=True, max_bytes=MB)
+        assert first.status == "cloned" and (clone / "small.bin").read_bytes() == b"small\n", first
+        grown = host.commit("owner/repo", {"README.md": "y\n"}, lfs={"model.bin": weights})
+        lfs_before = git_state(clone, "lfs")
+        server.interceptors.append(half_of_big_lfs_objects)
+        killed = crawl_clone(data, url, hub_sha=grown, lfs=True, max_bytes=MB)
+        assert stalled.is_set()
+        assert killed.status == f"failed: {TOO_LARGE}", killed
+        assert git_state(clone, "lfs") == lfs_before
+        assert (clone / "README.md").read_text() == "x\n" and not (clone / "model.bin").exists()
+        assert_usable(clone, first.sha)
+        server.interceptors.clear()
+        again = crawl_clone(data, url, hub_sha=grown, lfs=True, max_bytes=10 * MB)
+    assert (again.status, again.sha) == ("updated", grown)
+    assert (clone / "model.bin").read_bytes() == weights and (clone / "small.bin").read_bytes() == b"small\n"

@@ -1,14 +1,16 @@
 """Disk space: the clone stage starts no git job while the data dir's file system is short of free
-space (``PTM_CLONE_MIN_FREE_GB``), and the crawl says so (one ERROR, the verdict, exit status 1);
-a later crawl clones what was skipped. Nothing here fills a disk: the reading is injected
-(``FreeSpace(usage=…)``) in the unit tests, and the CLI crawls set an absurd threshold, so the real
-code path, ``shutil.disk_usage`` included, runs."""
+space (``PTM_CLONE_MIN_FREE_GB``), stops those in flight once it falls below, and the crawl says so
+(one ERROR, the verdict, exit status 1); a later crawl clones what was skipped. Nothing here fills
+a disk: the reading is injected (``FreeSpace(usage=…)``) in the unit tests, and the CLI crawls set an
+absurd threshold, so the real code path, ``shutil.disk_usage`` included, runs."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +24,8 @@ from ptmscrape.verdict import verdict
 from tests.crawl import run_crawl
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
 from tests.replicas.server import GitHost, Replica
+from tests.test_clone_kill import HalfPack, wait_for
+from tests.test_clone_size import MB, assert_usable, git_state
 
 GB = 10**9
 GOOD = {"finish_reason": "finished", "ptm/store/records": 12}
@@ -215,3 +219,67 @@ def test_a_file_system_that_reports_no_size_does_not_stop_every_clone(tmp_path, 
     assert len(warnings) == 1 and "reports no size" in warnings[0] and str(tmp_path) in warnings[0]
     assert "PTM_CLONE_MIN_FREE_GB" in warnings[0]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_clone_in_flight_is_stopped_once_free_space_falls_below_the_threshold(tmp_path, caplog):
+    # Sixteen clones in flight may each grow up to PTM_CLONE_MAX_GB: a check before each starts
+    # cannot keep them from filling the disk. The watcher looking at each every second stops it,
+    # from the same reading (here with no size cap at all, so only the free space can).
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/big", {"weights.bin": os.urandom(2 * MB)})
+    data = tmp_path / "data"
+    incoming = data / "huggingface/repos/.incoming"
+    disk, half = Disk(500 * GB), HalfPack()  # half of the pack, then silence: the clone stays in flight
+    # A stalled transfer is given up after 20 s; the watcher looks every second.
+    cloner = Cloner(DatasetTree(data), Git(GitPolicy(allow_protocols=("http",), stall_timeout=20)), concurrency=1,
+                    free_space=FreeSpace(10 * GB, ttl=0, usage=disk.usage))
+    results = []
+    with Replica() as server, caplog.at_level(logging.INFO, logger="ptmscrape"):
+        host.mount(server)
+        server.interceptors.append(half)
+        cloner.open("huggingface")
+        url = f"{server.url}/owner/big"
+        loop = threading.Thread(target=lambda: results.append(asyncio.run(cloner.clone("huggingface", url))))
+        loop.start()
+        try:
+            wait_for(lambda: list(incoming.glob("*/.git/objects/pack/tmp_pack_*")), "the pack arriving")
+            disk.free = 1 * GB  # the other clones filled the disk
+            loop.join(60)
+        finally:
+            cloner.close()
+    assert results and results[0].status == f"failed: {NO_DISK_SPACE}", results
+    assert list(incoming.iterdir()) == [] and not (data / "huggingface/repos/owner").exists()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "stopping those running: 1.0 GB free" in errors[0]
+
+
+def test_an_update_in_flight_is_stopped_too_and_leaves_its_clone_as_it_was(tmp_path, served):
+    host, server = served
+    data, url = tmp_path / "data", f"{server.url}/owner/repo"
+    clone_dir = data / "huggingface/repos/owner/repo"
+    disk, half = Disk(500 * GB), HalfPack()
+    half.on = False
+    server.interceptors.append(half)
+    made = clone(data, url, disk)
+    grown = host.commit("owner/repo", {"weights.bin": os.urandom(2 * MB)})
+    before = git_state(clone_dir)
+    half.on = True
+    cloner = Cloner(DatasetTree(data), Git(GitPolicy(allow_protocols=("http",), stall_timeout=20)), concurrency=1,
+                    free_space=FreeSpace(10 * GB, ttl=0, usage=disk.usage))
+    results = []
+    cloner.open("huggingface")
+    loop = threading.Thread(target=lambda: results.append(asyncio.run(cloner.clone("huggingface", url,
+                                                                                   hub_sha=grown))))
+    loop.start()
+    try:
+        wait_for(lambda: list(clone_dir.glob(".git/objects/pack/tmp_pack_*")), "the pack arriving")
+        disk.free = 1 * GB
+        loop.join(60)
+    finally:
+        cloner.close()
+    assert results and results[0].status == f"failed: {NO_DISK_SPACE}", results
+    assert git_state(clone_dir) == before
+    assert_usable(clone_dir, made.sha)
+    half.on, disk.free = False, 500 * GB  # space freed: the next crawl updates it
+    updated = clone(data, url, disk, hub_sha=grown)
+    assert (updated.status, updated.sha) == ("updated", grown)
