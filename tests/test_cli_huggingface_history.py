@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from ptmscrape.dataset.jsonl import read_jsonl
+from ptmscrape.history.spider import RECENT_COMMITS
 from ptmscrape.history.store import digest
 from ptmscrape.history.tables import TABLES, rows
 from tests.crawl import run_crawl
@@ -205,8 +206,50 @@ def test_after_a_force_push_a_recrawl_stores_only_the_rewritten_commits(tmp_path
     assert asked == [f"{PREFIX}/api/models/{deep}/commits/{'a' * 40}?limit=5"]  # one page, not the history
     lines = Counter(c["raw"]["id"] for c in history(data, "commits") if c["model_id"] == deep)
     assert max(lines.values()) == 1 and set(lines) == {c["id"] for c in commits} | {dropped["id"]}
-    # the commit table keeps the dropped commit (docs/history.md): the hub's commits carry no parents
-    assert {r[2] for r in rows(data, "commit") if r[1] == deep} == set(lines)
+    # the commit table keeps the dropped commit, marked: the crawl saw the new head meet the old history
+    # below it (docs/history.md)
+    (line,) = history(data, "dropped_commits")
+    assert (line["model_id"], line["commit_id"], line["head"]) == (deep, dropped["id"], "a" * 40)
+    assert dropped_at(data, deep) == {**{c["id"]: None for c in commits}, dropped["id"]: line["crawled_at"]}
+
+
+def dropped_at(data, model_id):
+    """commit id -> dropped_at of one model's rows of the commit table."""
+    cols = TABLES["commit"].columns
+    at = [cols.index(c) for c in ("model_id", "commit_id", "dropped_at")]
+    return {r[at[1]]: r[at[2]] for r in rows(data, "commit") if r[at[0]] == model_id}
+
+
+def test_a_history_rewritten_deeper_than_the_recent_commits_marks_every_commit_it_left_out(tmp_path, hub):
+    data = tmp_path / "data"
+    deep = max(hub.histories, key=lambda m: len(hub.histories[m].commits))
+    for i in range(RECENT_COMMITS):
+        hub.push_commit(deep, f"f{i}.md")
+    original = [dict(c) for c in hub.histories[deep].commits]
+    crawl(hub, tmp_path, "1", args={"history": "commits"})
+    # all but the oldest 2 rewritten: deeper than the recent commits a re-crawl stops at
+    dropped = hub.force_push(deep, rewritten=len(original) - 2, new=3)
+    second = crawl(hub, tmp_path, "2", args={"history": "commits"})
+    assert second.stats["ptm/history/rewritten"] == 1 and "rewritten (a force-push)" in second.log
+    (marker,) = history(data, "dropped_commits")
+    assert marker["model_id"] == deep and "commit_id" not in marker and marker["stored_before"]
+    live = {c["id"] for c in hub.histories[deep].commits}  # the 3 new ones and the 2 kept, listed again
+    got = dropped_at(data, deep)
+    assert {c for c, at in got.items() if at is None} == live
+    assert {c for c, at in got.items() if at is not None} == set(dropped)
+    assert {at for at in got.values() if at} == {marker["crawled_at"]}
+    others = [at for m in hub.histories if m != deep for at in dropped_at(data, m).values()]
+    assert others and not any(others)  # other models' commits stay live
+
+    # pushed back: paging meets the 2 kept commits; the old ones are live again (stored again), the
+    # rewritten ones above the meeting point dropped
+    rewritten = [c["id"] for c in hub.histories[deep].commits[:3]]
+    hub.restore(deep, original)
+    crawl(hub, tmp_path, "3", args={"history": "commits"})
+    assert [d.get("commit_id") for d in history(data, "dropped_commits")[1:]] == rewritten
+    got = dropped_at(data, deep)
+    assert {c for c, at in got.items() if at is None} == {c["id"] for c in original}
+    assert {c for c, at in got.items() if at is not None} == set(rewritten)
 
 
 def test_history_follows_the_crawls_own_selection(tmp_path, hub):

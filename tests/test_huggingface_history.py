@@ -10,6 +10,7 @@ from scrapy.http import Headers, Request, TextResponse
 from scrapy.utils.request import request_from_dict
 
 from pipelines.history import HistoryPipeline, HistoryStored
+from ptmscrape.dataset.paths import utc_now
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.history.spider import RECENT_COMMITS, discussion_signature, parse_history_kinds, refusal_reason
 from ptmscrape.history.store import HistoryItem, HistoryStore, history_file, load_state
@@ -98,6 +99,7 @@ def test_commit_pages_stop_at_the_newest_stored_commit(tmp_path):
     assert [r["raw"]["id"] for r in last.rows["commits"]] == [commits[2]["id"]]  # stopped at the known one
     assert last.states == [{"kind": "commits", "head": SHA, "total": 17,
                             "recent": [c["id"] for c in commits[:4]]}]
+    assert "dropped_commits" not in last.rows  # the old head is below the new one: nothing dropped
 
 
 def test_after_a_force_push_commit_pages_stop_at_the_first_commit_stored_before(tmp_path):
@@ -114,6 +116,32 @@ def test_after_a_force_push_commit_pages_stop_at_the_first_commit_stored_before(
     (state,) = item.states
     assert state["head"] == SHA and state["recent"] == [SHA] + stored[1:RECENT_COMMITS]
     assert len(state["recent"]) == RECENT_COMMITS  # bounded, however long the history
+    # the amended head is no longer reached: a dropped-commit line, written before the state line
+    assert item.rows["dropped_commits"] == [{"commit_id": old_head, "head": SHA}]
+    assert spider.crawler.stats.get_value("ptm/history/rewritten") == 1
+
+
+def test_a_history_rewritten_below_every_recent_commit_marks_what_was_stored_before_the_paging(tmp_path):
+    spider = history_spider(tmp_path)
+    commits = synthetic_history(MODEL["id"], SHA, 3).commits  # none of them stored before
+    other = {**MODEL, "_id": "other"}
+    stored = {"commits": {"head": "b" * 40, "recent": [f"{n:040x}" for n in range(20)]}}
+    spider._history_state = {map_raw(RawModelItem("huggingface", MODEL["id"], BASE, m, {}))["id"]: stored
+                             for m in (MODEL, other)}
+    request = by_kind(spider.history_requests(MODEL))["commits"]
+    before = utc_now()
+    first, follow = spider.parse_history_commits(respond(request, commits[:2], headers={
+        "X-Total-Count": "3", "Link": f'</api/models/{MODEL["id"]}/commits/{SHA}?p=1&limit=2>; rel="next"'}))
+    assert "dropped_commits" not in first.rows  # not known before the last page
+    (last,) = spider.parse_history_commits(respond(follow, commits[2:3], headers={"X-Total-Count": "3"}))
+    (marker,) = last.rows["dropped_commits"]
+    # every commit of the new history is stored by this paging, at or after the time it began
+    assert marker == {"stored_before": follow.meta["ptm_history"]["since"], "head": SHA}
+    assert before <= marker["stored_before"] <= utc_now()
+    # a listing shorter than the hub's count is not the whole history: nothing is marked
+    request = by_kind(spider.history_requests(other))["commits"]
+    (item,) = spider.parse_history_commits(respond(request, commits[:2], headers={"X-Total-Count": "3"}))
+    assert "dropped_commits" not in item.rows and item.states
 
 
 def test_only_commit_ids_go_into_the_commits_state(tmp_path):
@@ -306,6 +334,26 @@ def test_tables_give_each_key_once_newest_wins_and_only_complete_file_lists(tmp_
         db.executemany(f'INSERT INTO "{t.name}" VALUES ({",".join("?" * len(t.columns))})', rows(tmp_path, t.name))
     counts = {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in TABLES}
     assert counts == {"commit": 2, "ref": 3, "discussion": 1, "discussion_event": 2, "file": 1}
+
+
+def test_the_commit_table_marks_what_a_force_push_dropped_until_it_is_stored_again(tmp_path):
+    m = {"model": 5, "model_id": "o/m"}
+    at = "2025-01-0{}T00:00:00Z".format
+    _write(tmp_path, "commits", [{**m, "crawled_at": at(1), "raw": {"id": c}} for c in ("c1", "c2", "c3", "c4")]
+           + [{**m, "model": 6, "crawled_at": at(1), "raw": {"id": "x1"}},
+              {**m, "crawled_at": at(3), "raw": {"id": "n1"}}, {**m, "crawled_at": at(3), "raw": {"id": "c4"}},
+              {**m, "crawled_at": at(5), "raw": {"id": "c3"}}])
+    _write(tmp_path, "dropped_commits", [
+        {**m, "crawled_at": at(2), "commit_id": "c1", "head": "n0"},  # met c2: c1 above it dropped
+        {**m, "crawled_at": at(4), "stored_before": at(3), "head": "n1"},  # the whole history listed again
+        {**m, "crawled_at": at(4), "commit_id": "c1", "head": "n1"},  # seen again (a crawl killed after it)
+        {**m, "crawled_at": at(4), "commit_id": "c2", "stored_before": at(3)},  # not ours: both
+        {**m, "model": True, "crawled_at": at(4), "commit_id": "x1"}])
+    cols = TABLES["commit"].columns
+    got = {(r[cols.index("model")], r[cols.index("commit_id")]): r[cols.index("dropped_at")]
+           for r in rows(tmp_path, "commit")}
+    assert got == {(5, "c1"): at(2), (5, "c2"): at(4), (5, "c3"): None,  # stored again after the drop
+                   (5, "c4"): None, (5, "n1"): None, (6, "x1"): None}
 
 
 def test_tables_of_an_empty_data_dir_are_empty(tmp_path):

@@ -6,7 +6,8 @@ Per model (``<api>`` is ``<base>/api/models/<id>``, the id as the hub gave it):
 * commits — ``<api>/commits/<sha>?limit=N``, newest first, the next page in a (relative) ``Link``
   header; paging stops at the first commit among the newest ones (``RECENT_COMMITS``) of the head
   an earlier crawl stored completely (so a force-push re-stores nothing older), and no call is
-  made when the listed SHA is that head;
+  made when the listed SHA is that head; the stored commits a force-push dropped are written to
+  ``dropped_commits`` when the paging ends;
 * refs — ``<api>/refs?include_prs=1``: one call; stored only when the body changed;
 * discussions — ``<api>/discussions?p=N`` until ``start + len(discussions) >= count``, then
   ``<api>/discussions/<num>`` for each discussion that is new or whose list entry changed (status,
@@ -31,6 +32,7 @@ import scrapy
 
 from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput
+from ptmscrape.dataset.paths import utc_now
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.history.store import HistoryItem, digest, load_state
 from ptmscrape.idset import IdSet
@@ -47,6 +49,7 @@ from ptmscrape.stats import (
     HISTORY_LOST_BY_REASON,
     HISTORY_MALFORMED_BY_KIND,
     HISTORY_MODELS,
+    HISTORY_REWRITTEN,
     HISTORY_SKIPPED_BY_REASON,
     HISTORY_UNCHANGED_BY_KIND,
 )
@@ -246,6 +249,10 @@ class HistoryMixin(_MixedInto):
             yield from self._given_up(response, "commits")
             return
         head = ctx.get("head") or (ctx["rev"] if _SHA.fullmatch(ctx["rev"]) else None)
+        # Before any line of this paging is written: every commit it lists is stored at or after
+        # this time, which tells a whole history listed again from the commits it left out.
+        since = ctx.get("since") or utc_now()
+        listed_entries = ctx.get("entries", 0) + len(page)
         stored = self._stored_commits(ctx["model"])
         rows, reached, malformed = [], None, 0
         for commit in page:
@@ -261,17 +268,45 @@ class HistoryMixin(_MixedInto):
         # Only real commit ids go into the state (a hostile hub's huge ids would be loaded by every crawl).
         listed = ctx.get("recent", []) + [r["raw"]["id"] for r in rows if _SHA.fullmatch(r["raw"]["id"])]
         follow = None if reached else self._next(response, ctx, "commits", self.parse_history_commits,
-                                                 {**ctx, "head": head, "recent": listed[:RECENT_COMMITS]})
-        states = []
+                                                 {**ctx, "head": head, "recent": listed[:RECENT_COMMITS],
+                                                  "since": since, "entries": listed_entries})
+        states, files = [], {"commits": rows}
         if follow is None and head:
             if reached:  # what follows it in the hub's list was stored with it
                 listed += stored[stored.index(reached):]
-            total = (response.headers.get(b"X-Total-Count") or b"").decode("latin-1").strip()
-            states.append({"kind": "commits", "head": head, "total": int(total) if total.isdigit() else None,
-                           "recent": listed[:RECENT_COMMITS]})
-        yield self._item(ctx, "commits", {"commits": rows}, states)
+            total_header = (response.headers.get(b"X-Total-Count") or b"").decode("latin-1").strip()
+            total = int(total_header) if total_header.isdigit() else None
+            dropped = self._dropped_commits(ctx, stored, reached, since,
+                                            whole=total is None or listed_entries >= total)
+            if dropped:
+                files["dropped_commits"] = [{**d, "head": head} for d in dropped]
+            states.append({"kind": "commits", "head": head, "total": total, "recent": listed[:RECENT_COMMITS]})
+        yield self._item(ctx, "commits", files, states)
         if follow is not None:
             yield follow
+
+    def _dropped_commits(self, ctx: dict[str, Any], stored: list[str], reached: str | None, since: str, *,
+                         whole: bool) -> list[dict[str, Any]]:
+        """The ``dropped_commits`` lines of a paging that ended: stored commits the new head no
+        longer reaches (a force-push). Paging met a stored commit: the stored head's newest commits
+        above it. It met none: the whole new history was listed (``whole``, unless the hub listed
+        fewer than it counts), so every commit of the model stored before the paging began and not
+        listed again; the hub's commits carry no parents, so the tables tell which (their
+        ``crawled_at``)."""
+        if not stored or stored[0] == reached:
+            return []
+        if reached:
+            dropped: list[dict[str, Any]] = [{"commit_id": c} for c in stored[:stored.index(reached)]]
+            what = f"{len(dropped)} stored commit{'s' if len(dropped) > 1 else ''} dropped"
+        elif whole:
+            dropped = [{"stored_before": since}]
+            what = "none of its newest stored commits is left; the commits not listed again are dropped"
+        else:
+            return []
+        self._history_count(HISTORY_REWRITTEN)
+        self.logger.info("History of %s (commits): rewritten (a force-push): %s",
+                         printable(f"{self.name}:{ctx['model_id']}"), what)
+        return dropped
 
     def _stored_commits(self, model: int) -> list[str]:
         """The newest commits of the head an earlier crawl stored completely, newest first: each

@@ -184,6 +184,23 @@ class HubHistory:
         self.hub.models[model_id]["sha"] = sha
         return sha
 
+    def force_push(self, model_id: str, rewritten: int, new: int = 1) -> list[str]:
+        """The newest ``rewritten`` commits replaced by ``new`` others (``rewritten`` = all: the
+        history squashed); the model's ``sha`` moves. Returns the ids no longer reachable."""
+        h = self.histories[model_id]
+        dropped, kept = h.commits[:rewritten], h.commits[rewritten:]
+        fresh = [{"id": _sha(model_id, "rewritten", dropped[0]["id"], i), "title": f"Rewritten ({i})", "message": "",
+                  "authors": [{"user": "dev9", "avatar": "https://cdn-avatars.example/9.png"}],
+                  "date": "2025-02-01T00:00:00.000Z"} for i in range(new)]
+        h.commits[:] = fresh + kept
+        self.hub.models[model_id]["sha"] = fresh[0]["id"]
+        return [c["id"] for c in dropped]
+
+    def restore(self, model_id: str, commits: list[dict]) -> None:
+        """The history set back to ``commits`` (newest first): another force-push."""
+        self.histories[model_id].commits[:] = copy.deepcopy(commits)
+        self.hub.models[model_id]["sha"] = commits[0]["id"]
+
     def comment(self, model_id: str, num: int, raw: str = "A new comment") -> dict:
         detail = next(d for d in self.histories[model_id].discussions if d["num"] == num)
         event = _comment(model_id, num, 50 + len(detail["events"]), _user("newcomer"), raw)
