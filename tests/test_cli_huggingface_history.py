@@ -252,6 +252,28 @@ def test_a_history_rewritten_deeper_than_the_recent_commits_marks_every_commit_i
     assert {c for c, at in got.items() if at is not None} == set(rewritten)
 
 
+def test_a_commit_pushed_to_a_pull_request_is_seen_by_the_next_crawl(tmp_path, hub):
+    data = tmp_path / "data"
+    args = {"history": "refs,discussions"}
+    crawl(hub, tmp_path, "1", args=args)
+    model = next(m for m, h in sorted(hub.histories.items()) if any(d["isPullRequest"] for d in h.discussions))
+    num = next(d["num"] for d in hub.histories[model].discussions if d["isPullRequest"])
+    event = hub.push_to_pull_request(model, num)
+    before = len(hub.hub.replica.requests)
+    second = crawl(hub, tmp_path, "2", args=args)
+    details = [p for _, p in hub.hub.replica.requests[before:] if "/discussions/" in p]
+    assert details == [f"{PREFIX}/api/models/{model}/discussions/{num}"]  # that one only
+    assert second.stats["ptm/history/pr_head_moved"] == 1
+    assert [e["raw"]["id"] for e in history(data, "discussion_events")[-1:]] == [event["id"]]
+    assert table_keys(data, "discussion_event") == hub.all_events()
+    assert table_keys(data, "ref") == hub.all_refs()
+
+    before = len(hub.hub.replica.requests)
+    third = crawl(hub, tmp_path, "3", args=args)  # nothing moved: no details
+    assert [p for _, p in hub.hub.replica.requests[before:] if "/discussions/" in p] == []
+    assert "ptm/history/pr_head_moved" not in third.stats
+
+
 def test_history_follows_the_crawls_own_selection(tmp_path, hub):
     one = "google-bert/bert-base-uncased"
     result = crawl(hub, tmp_path, "1", args={"models": one, "history": "commits"})

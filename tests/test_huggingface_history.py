@@ -55,7 +55,9 @@ def test_each_listed_model_gets_its_calls_under_the_base_url_with_its_record_id(
     out = list(spider.parse_listing(listing))
     assert isinstance(out[0], RawModelItem)
     calls = by_kind(out)
-    assert len([r for r in out if isinstance(r, Request)]) == 4  # the second listing adds none
+    assert len([r for r in out if isinstance(r, Request)]) == 3  # the second listing adds none
+    # the discussion list follows the refs answer (it carries the pull requests' heads)
+    calls.update(by_kind(spider.parse_history_refs(respond(calls["refs"], {"branches": []}))))
     api = f"{BASE}/api/models/google-bert/bert-base-uncased"
     assert calls["commits"].url == f"{api}/commits/{SHA}?limit=2"
     assert calls["refs"].url == f"{api}/refs?include_prs=1"
@@ -78,9 +80,9 @@ def test_stored_state_skips_commits_and_files_of_an_unchanged_sha(tmp_path):
     spider = history_spider(tmp_path)
     rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
     spider._history_state = {rid: {"commits": {"head": SHA}, "files": {"revision": SHA}}}
-    assert set(by_kind(spider.history_requests(MODEL))) == {"refs", "discussions"}
-    moved = by_kind(spider.history_requests({**MODEL, "_id": "other"}))  # another model: all four
-    assert set(moved) == {"commits", "refs", "discussions", "files"}
+    assert set(by_kind(spider.history_requests(MODEL))) == {"refs"}  # the discussion list follows it
+    moved = by_kind(spider.history_requests({**MODEL, "_id": "other"}))  # another model: all of them
+    assert set(moved) == {"commits", "refs", "files"}
 
 
 def test_commit_pages_stop_at_the_newest_stored_commit(tmp_path):
@@ -187,7 +189,7 @@ def test_refused_calls_become_failure_items(tmp_path, status, headers, reason):
 
 
 def test_discussions_fetch_only_new_or_changed_ones_and_store_only_new_events(tmp_path):
-    spider = history_spider(tmp_path)
+    spider = history_spider(tmp_path, "discussions")
     rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
     details = synthetic_history(MODEL["id"], SHA, 3).discussions  # 1 discussion
     listed = {k: details[0][k] for k in ("num", "title", "status", "isPullRequest", "pinned")}
@@ -214,6 +216,49 @@ def test_discussions_fetch_only_new_or_changed_ones_and_store_only_new_events(tm
     assert [e["raw"]["id"] for e in item.rows["discussion_events"]] == ["f" * 24]
 
 
+def test_a_pull_request_whose_ref_moved_has_its_details_fetched_though_its_list_entry_did_not(tmp_path):
+    spider = history_spider(tmp_path, "refs,discussions")
+    rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
+    entries = [{"num": n, "title": f"t{n}", "status": "open", "isPullRequest": n != 1} for n in (1, 2, 3)]
+    signatures = {e["num"]: discussion_signature(e) for e in entries}
+    spider._history_state = {rid: {"discussion": {
+        1: {"signature": signatures[1]},
+        2: {"signature": signatures[2], "pr_head": "2" * 40},
+        3: {"signature": signatures[3]}}}}  # stored by a crawl that did not know the head
+    (refs,) = spider.history_requests(MODEL)
+    body = {"branches": [], "pullRequests": [{"name": "refs/pr/2", "ref": "refs/pr/2", "targetCommit": "e" * 40},
+                                             {"name": "refs/pr/3", "ref": "refs/pr/3", "targetCommit": "3" * 40}]}
+    item, listing = spider.parse_history_refs(respond(refs, body))
+    assert item.kind == "refs" and listing.meta["ptm_history"]["pr_heads"] == {"2": "e" * 40, "3": "3" * 40}
+    page = {"discussions": entries, "count": 3, "start": 0}
+    details = list(spider.parse_history_discussions(respond(listing, page)))
+    assert [r.url.rsplit("/", 1)[1] for r in details] == ["2", "3"]
+    assert spider.crawler.stats.get_value("ptm/history/pr_head_moved") == 2
+    (fetched,) = spider.parse_history_discussion(respond(details[0], {"num": 2, "events": []}))
+    assert fetched.states[0]["pr_head"] == "e" * 40  # what the next crawl compares with
+    # the head the state holds: nothing to fetch
+    spider._history_state[rid]["discussion"].update({2: fetched.states[0], 3: {**spider._history_state[rid][
+        "discussion"][3], "pr_head": "3" * 40}})
+    assert list(spider.parse_history_discussions(respond(listing, page))) == []
+
+
+def test_the_discussion_list_follows_the_refs_call_however_it_ended(tmp_path):
+    from twisted.internet.error import ConnectionRefusedError
+    from twisted.python.failure import Failure
+
+    spider = history_spider(tmp_path, "refs,discussions")
+    (refs,) = spider.history_requests(MODEL)
+    refused, listing = spider.parse_history_refs(respond(refs, {"error": "x"}, 401))
+    assert refused.failure and listing.meta["ptm_history"]["pr_heads"] is None
+    failure = Failure(ConnectionRefusedError("refused"))
+    failure.request = refs
+    lost, listing = spider.history_failed(failure)
+    assert lost.failure and listing.url.endswith("/discussions?p=0")
+    malformed, listing = spider.parse_history_refs(respond(refs, ["not", "a", "dict"]))
+    assert malformed.failure["reason"] == "unexpected JSON" and listing.url.endswith("/discussions?p=0")
+    assert list(history_spider(tmp_path, "refs").parse_history_refs(respond(refs, {"branches": []})))[1:] == []
+
+
 def test_the_discussion_signature_moves_with_every_list_field_an_event_can_change():
     entry = {"num": 3, "title": "t", "status": "open", "isPullRequest": True, "pinned": False, "numComments": 2,
              "numReactionUsers": 1, "topReactions": [{"reaction": "👍", "count": 1}],
@@ -229,7 +274,7 @@ def test_the_discussion_signature_moves_with_every_list_field_an_event_can_chang
 
 
 def test_discussion_list_pages_until_start_plus_length_reaches_count(tmp_path):
-    spider = history_spider(tmp_path)
+    spider = history_spider(tmp_path, "discussions")
     request = by_kind(spider.history_requests(MODEL))["discussions"]
     entry = {"num": 1, "title": "t", "status": "open"}
     more = [r for r in spider.parse_history_discussions(respond(request, {"discussions": [entry], "count": 3,
@@ -416,7 +461,7 @@ def test_a_call_failing_after_retries_is_recorded_without_marking_the_listing_in
 
 
 def test_a_malformed_history_page_given_up_is_a_failure_of_its_model_not_a_lost_listing_page(tmp_path):
-    spider = history_spider(tmp_path)  # not crawling: given up at once (a crawl fetches it again first)
+    spider = history_spider(tmp_path, "commits,discussions")  # not crawling: given up at once
     calls = by_kind(spider.history_requests(MODEL))
     (item,) = spider.parse_history_commits(text_response(calls["commits"].url, '[{"id": "abc", "tit',
                                                          calls["commits"]))

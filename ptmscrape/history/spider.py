@@ -8,10 +8,12 @@ Per model (``<api>`` is ``<base>/api/models/<id>``, the id as the hub gave it):
   an earlier crawl stored completely (so a force-push re-stores nothing older), and no call is
   made when the listed SHA is that head; the stored commits a force-push dropped are written to
   ``dropped_commits`` when the paging ends;
-* refs — ``<api>/refs?include_prs=1``: one call; stored only when the body changed;
+* refs — ``<api>/refs?include_prs=1``: one call; stored only when the body changed; its answer
+  (whatever it was) asks for the discussion list, with the pull requests' heads;
 * discussions — ``<api>/discussions?p=N`` until ``start + len(discussions) >= count``, then
   ``<api>/discussions/<num>`` for each discussion that is new or whose list entry changed (status,
-  title, comments, reactions, pinned, the repo owner taking part: the list carries no update time);
+  title, comments, reactions, pinned, the repo owner taking part: the list carries no update time),
+  or a pull request whose ``refs/pr/<num>`` moved (a commit pushed to it moves no list field);
 * files — ``<api>/tree/<sha>?recursive=1&expand=1``, cursor ``Link`` paging; no call when the
   files at the listed SHA are stored already.
 
@@ -49,6 +51,7 @@ from ptmscrape.stats import (
     HISTORY_LOST_BY_REASON,
     HISTORY_MALFORMED_BY_KIND,
     HISTORY_MODELS,
+    HISTORY_PR_HEAD_MOVED,
     HISTORY_REWRITTEN,
     HISTORY_SKIPPED_BY_REASON,
     HISTORY_UNCHANGED_BY_KIND,
@@ -56,6 +59,7 @@ from ptmscrape.stats import (
 
 HISTORY_KINDS = ("commits", "refs", "discussions", "files")
 _SHA = re.compile(r"[0-9a-f]{40}")
+_PR_REF = re.compile(r"refs/pr/([0-9]{1,9})")
 _MODEL_ID = re.compile(r"[^\s/?#%\\]+(/[^\s/?#%\\]+)?")
 # Answers that say something about the model (kept, recorded), not about the network.
 _REFUSALS = [401, 403, 404, 410]
@@ -143,17 +147,28 @@ class HistoryMixin(_MixedInto):
                 size = self.settings.getint("PTM_HUGGINGFACE_COMMITS_PAGE_SIZE")
                 yield self.history_request(f"{api}/commits/{rev}?limit={size}", self.parse_history_commits,
                                            {**ctx, "rev": rev})
-        if "refs" in self.history_kinds:
+        if "refs" in self.history_kinds:  # its answer asks for the discussion list (with the PR heads)
             yield self.history_request(f"{api}/refs?include_prs=1", self.parse_history_refs, ctx)
-        if "discussions" in self.history_kinds:
-            yield self.history_request(f"{api}/discussions?p=0", self.parse_history_discussions,
-                                       {**ctx, "page": 0})
+        elif "discussions" in self.history_kinds:
+            yield self.discussion_list_request(ctx, None)
         if "files" in self.history_kinds:
             if sha and state.get("files", {}).get("revision") == sha:
                 self._history_count(HISTORY_UNCHANGED_BY_KIND + "files")
             else:
                 yield self.history_request(f"{api}/tree/{rev}?recursive=1&expand=1", self.parse_history_files,
                                            {**ctx, "rev": rev, "count": 0})
+
+    def discussion_list_request(self, ctx: dict[str, Any], pr_heads: dict[str, str] | None) -> scrapy.Request:
+        """The first page of a model's discussion list. ``pr_heads``: the commit each pull request's
+        ``refs/pr/<num>`` points at (None: refs not known), so that a pull request whose head
+        moved has its details fetched again though its list entry did not move."""
+        return self.history_request(f"{ctx['api']}/discussions?p=0", self.parse_history_discussions,
+                                    {**ctx, "page": 0, "pr_heads": pr_heads})
+
+    def _after_refs(self, ctx: dict[str, Any], pr_heads: dict[str, str] | None = None):
+        """What follows a model's refs call, however it ended: its discussion list, if asked for."""
+        if "discussions" in self.history_kinds:
+            yield self.discussion_list_request(ctx, pr_heads)
 
     def history_request(self, url: str, callback, ctx: dict[str, Any]) -> scrapy.Request:
         return scrapy.Request(url, callback=callback, errback=self.history_failed,
@@ -322,16 +337,21 @@ class HistoryMixin(_MixedInto):
         refused = self._history_response(response, "refs")
         if refused:
             yield refused
+            yield from self._after_refs(ctx)
             return
         body = self.json_page(response, expect=dict)
         if body is None:
-            yield from self._given_up(response, "refs")
+            failed = list(self._given_up(response, "refs"))
+            if failed:  # else the page is being fetched again
+                yield from failed
+                yield from self._after_refs(ctx)
             return
         body_digest = digest(body)
         if self.history_state.get(ctx["model"], {}).get("refs", {}).get("digest") == body_digest:
             self._history_count(HISTORY_UNCHANGED_BY_KIND + "refs")
-            return
-        yield self._item(ctx, "refs", {"refs": [{"raw": body}]}, [{"kind": "refs", "digest": body_digest}])
+        else:
+            yield self._item(ctx, "refs", {"refs": [{"raw": body}]}, [{"kind": "refs", "digest": body_digest}])
+        yield from self._after_refs(ctx, pull_request_heads(body))
 
     def parse_history_discussions(self, response):
         ctx = response.meta["ptm_history"]
@@ -347,18 +367,27 @@ class HistoryMixin(_MixedInto):
             return
         listed = body["discussions"]
         stored = self.history_state.get(ctx["model"], {}).get("discussion", {})
+        pr_heads = ctx.get("pr_heads") or {}
+        details_ctx = {k: v for k, v in ctx.items() if k not in ("pr_heads", "page")}
         malformed = 0
         for entry in listed:
             if not isinstance(entry, dict) or not isinstance(entry.get("num"), int):
                 malformed += 1
                 continue
             signature = discussion_signature(entry)
-            if stored.get(entry["num"], {}).get("signature") == signature:
-                self._history_count(HISTORY_UNCHANGED_BY_KIND + "discussions")
-                continue
+            known = stored.get(entry["num"], {})
+            pr_head = pr_heads.get(str(entry["num"]))
+            if known.get("signature") == signature:
+                # A commit pushed to a pull request moves no list field: its ref shows it. A state
+                # line of a crawl that did not know the head (older, or without refs) counts as moved.
+                if pr_head is None or known.get("pr_head") == pr_head:
+                    self._history_count(HISTORY_UNCHANGED_BY_KIND + "discussions")
+                    continue
+                self._history_count(HISTORY_PR_HEAD_MOVED)
             yield self.history_request(f"{ctx['api']}/discussions/{entry['num']}",
                                        self.parse_history_discussion,
-                                       {**ctx, "listed": entry, "signature": signature})
+                                       {**details_ctx, "listed": entry, "signature": signature,
+                                        "pr_head": pr_head})
         self._malformed_entries(ctx, "discussions", malformed, "num")
         count, start = body.get("count"), body.get("start")
         if (listed and isinstance(count, int) and isinstance(start, int)
@@ -390,9 +419,12 @@ class HistoryMixin(_MixedInto):
                 new_events.append({"num": num, "raw": event})
         self._malformed_entries(ctx, "events", malformed, "id")
         discussion = {**ctx["listed"], **{k: v for k, v in detail.items() if k != "events"}}
+        state = {"kind": "discussion", "num": num, "signature": ctx["signature"], "events": digests}
+        if ctx.get("pr_head"):  # the pull request's head these events are complete up to
+            state["pr_head"] = ctx["pr_head"]
         yield self._item(ctx, "discussion",
                          {"discussions": [{"num": num, "raw": discussion}], "discussion_events": new_events},
-                         [{"kind": "discussion", "num": num, "signature": ctx["signature"], "events": digests}])
+                         [state])
 
     def parse_history_files(self, response):
         ctx = response.meta["ptm_history"]
@@ -431,12 +463,28 @@ class HistoryMixin(_MixedInto):
         reason = (f"rate limited after retries ({cause})" if isinstance(failure.value, RateLimited)
                   else f"failed after retries ({cause})")
         yield self._history_failure(ctx, kind, reason, request.url, request=request)
+        if kind == "refs":
+            yield from self._after_refs(ctx)
+
+
+def pull_request_heads(refs: dict[str, Any]) -> dict[str, str]:
+    """``{"<num>": commit}`` of a refs body's ``refs/pr/<num>`` (only well-formed ones: the map
+    rides along with the discussion list request, whose queues may store it as JSON)."""
+    heads = {}
+    prs = refs.get("pullRequests")
+    for ref in prs if isinstance(prs, list) else ():
+        name, target = (ref.get("ref"), ref.get("targetCommit")) if isinstance(ref, dict) else (None, None)
+        if isinstance(name, str) and (m := _PR_REF.fullmatch(name)) and isinstance(target, str) \
+                and _SHA.fullmatch(target):
+            heads[str(int(m.group(1)))] = target
+    return heads
 
 
 def discussion_signature(entry: dict[str, Any]) -> str:
     """What of a list entry moves when a discussion changes (the list has no update time). The
     list has nothing that moves when a comment is edited or hidden, or a commit is pushed to a pull
-    request: those show once something here moves (docs/history.md)."""
+    request (its ref shows that: ``pull_request_heads``): those show once something here moves
+    (docs/history.md)."""
     owner = entry.get("repoOwner")
     return digest({**{k: entry.get(k) for k in ("title", "status", "numComments", "numReactionUsers",
                                                 "topReactions", "pinned", "isPullRequest")},
