@@ -2,6 +2,7 @@
 history endpoints: everything served lands once, re-crawls ask only what can have changed, and
 refused calls are recorded per model."""
 
+import json
 import math
 import signal
 from collections import Counter
@@ -272,6 +273,38 @@ def test_a_commit_pushed_to_a_pull_request_is_seen_by_the_next_crawl(tmp_path, h
     third = crawl(hub, tmp_path, "3", args=args)  # nothing moved: no details
     assert [p for _, p in hub.hub.replica.requests[before:] if "/discussions/" in p] == []
     assert "ptm/history/pr_head_moved" not in third.stats
+
+
+def test_an_edited_comment_is_seen_once_the_discussion_is_older_than_the_refresh_days(tmp_path, hub):
+    data = tmp_path / "data"
+    args = {"history": "discussions"}
+    crawl(hub, tmp_path, "1", args=args)
+    model = next(m for m, h in sorted(hub.histories.items()) if h.discussions)
+    num = hub.histories[model].discussions[0]["num"]
+    edited = hub.edit_comment(model, num, "edited later")
+    text_of = TABLES["discussion_event"].columns.index("text"), TABLES["discussion_event"].columns.index("event_id")
+
+    def stored_text():
+        return next(r[text_of[0]] for r in rows(data, "discussion_event") if r[text_of[1]] == edited["id"])
+
+    before = len(hub.hub.replica.requests)
+    crawl(hub, tmp_path, "2", args=args)  # off by default: the list entry did not move
+    assert not [p for _, p in hub.hub.replica.requests[before:] if "/discussions/" in p]
+    assert stored_text() != "edited later"
+
+    # a week passes: the stored details are older than the refresh age
+    state = data / "huggingface/history/state.jsonl"
+    lines = [{**s, "crawled_at": "2020-01-01T00:00:00Z"} if s["kind"] == "discussion" else s
+             for s in history(data, "state")]
+    state.write_text("".join(json.dumps(s) + "\n" for s in lines))
+    third = crawl(hub, tmp_path, "3", args=args, PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS=7)
+    assert third.stats["ptm/history/refreshed"] == len(hub.all_discussions())  # each once
+    assert stored_text() == "edited later"
+    assert table_keys(data, "discussion_event") == hub.all_events()
+
+    before = len(hub.hub.replica.requests)
+    crawl(hub, tmp_path, "4", args=args, PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS=7)  # fetched just now
+    assert not [p for _, p in hub.hub.replica.requests[before:] if "/discussions/" in p]
 
 
 def test_history_follows_the_crawls_own_selection(tmp_path, hub):

@@ -242,6 +242,21 @@ def test_a_pull_request_whose_ref_moved_has_its_details_fetched_though_its_list_
     assert list(spider.parse_history_discussions(respond(listing, page))) == []
 
 
+@pytest.mark.parametrize("days, fetched", [(0, []), (7, ["1"])])
+def test_stored_discussions_are_fetched_again_once_older_than_the_refresh_days(tmp_path, days, fetched):
+    spider = history_spider(tmp_path, "discussions", PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS=days)
+    rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
+    entries = [{"num": n, "title": f"t{n}", "status": "open", "isPullRequest": False} for n in (1, 2, 3)]
+    spider._history_state = {rid: {"discussion": {
+        1: {"signature": discussion_signature(entries[0]), "crawled_at": "2020-01-01T00:00:00Z"},
+        2: {"signature": discussion_signature(entries[1]), "crawled_at": utc_now()},
+        3: {"signature": discussion_signature(entries[2])}}}}  # no time: not refreshed
+    (listing,) = spider.history_requests(MODEL)
+    got = spider.parse_history_discussions(respond(listing, {"discussions": entries, "count": 3, "start": 0}))
+    assert [r.url.rsplit("/", 1)[1] for r in got] == fetched
+    assert spider.crawler.stats.get_value("ptm/history/refreshed") == (len(fetched) or None)
+
+
 def test_the_discussion_list_follows_the_refs_call_however_it_ended(tmp_path):
     from twisted.internet.error import ConnectionRefusedError
     from twisted.python.failure import Failure

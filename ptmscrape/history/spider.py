@@ -13,7 +13,8 @@ Per model (``<api>`` is ``<base>/api/models/<id>``, the id as the hub gave it):
 * discussions — ``<api>/discussions?p=N`` until ``start + len(discussions) >= count``, then
   ``<api>/discussions/<num>`` for each discussion that is new or whose list entry changed (status,
   title, comments, reactions, pinned, the repo owner taking part: the list carries no update time),
-  or a pull request whose ``refs/pr/<num>`` moved (a commit pushed to it moves no list field);
+  or a pull request whose ``refs/pr/<num>`` moved (a commit pushed to it moves no list field), or
+  one whose details are older than ``PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS`` (when set: edits);
 * files — ``<api>/tree/<sha>?recursive=1&expand=1``, cursor ``Link`` paging; no call when the
   files at the listed SHA are stored already.
 
@@ -26,6 +27,7 @@ with a JOBDIR the job fetches the call again when it resumes (``ptmscrape.signal
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -34,7 +36,7 @@ import scrapy
 
 from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput
-from ptmscrape.dataset.paths import utc_now
+from ptmscrape.dataset.paths import UTC_TIMESTAMP, utc_now
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.history.store import HistoryItem, digest, load_state
 from ptmscrape.idset import IdSet
@@ -52,6 +54,7 @@ from ptmscrape.stats import (
     HISTORY_MALFORMED_BY_KIND,
     HISTORY_MODELS,
     HISTORY_PR_HEAD_MOVED,
+    HISTORY_REFRESHED,
     HISTORY_REWRITTEN,
     HISTORY_SKIPPED_BY_REASON,
     HISTORY_UNCHANGED_BY_KIND,
@@ -107,6 +110,7 @@ class HistoryMixin(_MixedInto):
         self.history_kinds = parse_history_kinds(history)
         self._history_state: dict[int, dict[str, Any]] | None = None
         self._history_models = IdSet()  # models whose history this crawl asked for
+        self._refresh_before: str | None = None
 
     @property
     def history_state(self) -> dict[int, dict[str, Any]]:
@@ -114,6 +118,16 @@ class HistoryMixin(_MixedInto):
         if self._history_state is None:
             self._history_state = load_state(DatasetTree.from_crawler(self.crawler), self.name)
         return self._history_state
+
+    @property
+    def discussions_refresh_before(self) -> str:
+        """Stored discussion details older than this (``crawled_at`` of their state line) are fetched
+        again (``PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS``; "": never)."""
+        if self._refresh_before is None:
+            days = self.settings.getint("PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS")
+            self._refresh_before = "" if days <= 0 else (
+                dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).strftime(UTC_TIMESTAMP)
+        return self._refresh_before
 
     def _history_count(self, name: str, n: int = 1) -> None:
         self.crawler.stats.inc_value(name, n)
@@ -380,10 +394,13 @@ class HistoryMixin(_MixedInto):
             if known.get("signature") == signature:
                 # A commit pushed to a pull request moves no list field: its ref shows it. A state
                 # line of a crawl that did not know the head (older, or without refs) counts as moved.
-                if pr_head is None or known.get("pr_head") == pr_head:
+                if pr_head is not None and known.get("pr_head") != pr_head:
+                    self._history_count(HISTORY_PR_HEAD_MOVED)
+                elif self._due_for_refresh(known):
+                    self._history_count(HISTORY_REFRESHED)
+                else:
                     self._history_count(HISTORY_UNCHANGED_BY_KIND + "discussions")
                     continue
-                self._history_count(HISTORY_PR_HEAD_MOVED)
             yield self.history_request(f"{ctx['api']}/discussions/{entry['num']}",
                                        self.parse_history_discussion,
                                        {**details_ctx, "listed": entry, "signature": signature,
@@ -395,6 +412,12 @@ class HistoryMixin(_MixedInto):
             page = ctx["page"] + 1
             yield self.history_request(f"{ctx['api']}/discussions?p={page}",
                                        self.parse_history_discussions, {**ctx, "page": page})
+
+    def _due_for_refresh(self, known: dict[str, Any]) -> bool:
+        """Whether a stored discussion's details are older than the refresh age (edits and hidden
+        comments show nowhere else)."""
+        before = self.discussions_refresh_before
+        return bool(before) and isinstance(known.get("crawled_at"), str) and known["crawled_at"] < before
 
     def parse_history_discussion(self, response):
         ctx = response.meta["ptm_history"]

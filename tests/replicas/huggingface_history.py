@@ -220,6 +220,14 @@ class HubHistory:
     def _pr_head(detail: dict) -> str:
         return next(e["data"]["oid"] for e in reversed(detail["events"]) if e["type"] == "commit")
 
+    def edit_comment(self, model_id: str, num: int, raw: str) -> dict:
+        """The first comment of discussion ``num`` edited: nothing its list entry shows moves."""
+        detail = next(d for d in self.histories[model_id].discussions if d["num"] == num)
+        event = next(e for e in detail["events"] if e["type"] == "comment")
+        event["data"].update(edited=True, numEdits=event["data"]["numEdits"] + 1)
+        event["data"]["latest"].update(raw=raw, html=f"<p>{raw}</p>\n", updatedAt="2025-04-01T10:00:00.000Z")
+        return event
+
     def comment(self, model_id: str, num: int, raw: str = "A new comment") -> dict:
         detail = next(d for d in self.histories[model_id].discussions if d["num"] == num)
         event = _comment(model_id, num, 50 + len(detail["events"]), _user("newcomer"), raw)
