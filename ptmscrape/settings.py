@@ -27,6 +27,9 @@ PTM_HUGGINGFACE_EXPAND = [
 PTM_HUGGINGFACE_PAGE_SIZE = 1000
 # Commits per /api/models/<id>/commits/<rev> page of -a history=commits (the Hub's default is 50).
 PTM_HUGGINGFACE_COMMITS_PAGE_SIZE = 100
+# Days after which -a history=discussions fetches a stored discussion's details again though its list
+# entry did not move (an edited or hidden comment moves nothing the list shows); 0 = never.
+PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS = 0
 # URL of Modelhub's model index (a JSON array; each model's code is a GitHub repository).
 PTM_MODELHUB_INDEX_URL = "https://raw.githubusercontent.com/modelhub-ai/modelhub/master/models.json"
 # Base URL of PyTorch Hub (listing <base>/research-models/compact, model pages <base>/<slug>/).

@@ -88,6 +88,9 @@ HISTORY_MALFORMED_BY_KIND = "ptm/history/malformed/"
 HISTORY_SKIPPED_BY_REASON = "ptm/history/skipped/"
 HISTORY_STORED_BY_FILE = "ptm/history/stored/"
 HISTORY_STORED_FAILURES = "ptm/history/stored/failures"
+HISTORY_REWRITTEN = "ptm/history/rewritten"
+HISTORY_PR_HEAD_MOVED = "ptm/history/pr_head_moved"
+HISTORY_REFRESHED = "ptm/history/refreshed"
 
 # -- the crawl as a whole ----------------------------------------------------------------------
 JOB_RESTARTED_AFTER_KILL = "ptm/job/restarted_after_kill"

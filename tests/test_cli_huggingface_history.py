@@ -2,6 +2,7 @@
 history endpoints: everything served lands once, re-crawls ask only what can have changed, and
 refused calls are recorded per model."""
 
+import json
 import math
 import signal
 from collections import Counter
@@ -9,6 +10,7 @@ from collections import Counter
 import pytest
 
 from ptmscrape.dataset.jsonl import read_jsonl
+from ptmscrape.history.spider import RECENT_COMMITS
 from ptmscrape.history.store import digest
 from ptmscrape.history.tables import TABLES, rows
 from tests.crawl import run_crawl
@@ -205,8 +207,104 @@ def test_after_a_force_push_a_recrawl_stores_only_the_rewritten_commits(tmp_path
     assert asked == [f"{PREFIX}/api/models/{deep}/commits/{'a' * 40}?limit=5"]  # one page, not the history
     lines = Counter(c["raw"]["id"] for c in history(data, "commits") if c["model_id"] == deep)
     assert max(lines.values()) == 1 and set(lines) == {c["id"] for c in commits} | {dropped["id"]}
-    # the commit table keeps the dropped commit (docs/history.md): the hub's commits carry no parents
-    assert {r[2] for r in rows(data, "commit") if r[1] == deep} == set(lines)
+    # the commit table keeps the dropped commit, marked: the crawl saw the new head meet the old history
+    # below it (docs/history.md)
+    (line,) = history(data, "dropped_commits")
+    assert (line["model_id"], line["commit_id"], line["head"]) == (deep, dropped["id"], "a" * 40)
+    assert dropped_at(data, deep) == {**{c["id"]: None for c in commits}, dropped["id"]: line["crawled_at"]}
+
+
+def dropped_at(data, model_id):
+    """commit id -> dropped_at of one model's rows of the commit table."""
+    cols = TABLES["commit"].columns
+    at = [cols.index(c) for c in ("model_id", "commit_id", "dropped_at")]
+    return {r[at[1]]: r[at[2]] for r in rows(data, "commit") if r[at[0]] == model_id}
+
+
+def test_a_history_rewritten_deeper_than_the_recent_commits_marks_every_commit_it_left_out(tmp_path, hub):
+    data = tmp_path / "data"
+    deep = max(hub.histories, key=lambda m: len(hub.histories[m].commits))
+    for i in range(RECENT_COMMITS):
+        hub.push_commit(deep, f"f{i}.md")
+    original = [dict(c) for c in hub.histories[deep].commits]
+    crawl(hub, tmp_path, "1", args={"history": "commits"})
+    # all but the oldest 2 rewritten: deeper than the recent commits a re-crawl stops at
+    dropped = hub.force_push(deep, rewritten=len(original) - 2, new=3)
+    second = crawl(hub, tmp_path, "2", args={"history": "commits"})
+    assert second.stats["ptm/history/rewritten"] == 1 and "rewritten (a force-push)" in second.log
+    (marker,) = history(data, "dropped_commits")
+    assert marker["model_id"] == deep and "commit_id" not in marker and marker["stored_before"]
+    live = {c["id"] for c in hub.histories[deep].commits}  # the 3 new ones and the 2 kept, listed again
+    got = dropped_at(data, deep)
+    assert {c for c, at in got.items() if at is None} == live
+    assert {c for c, at in got.items() if at is not None} == set(dropped)
+    assert {at for at in got.values() if at} == {marker["crawled_at"]}
+    others = [at for m in hub.histories if m != deep for at in dropped_at(data, m).values()]
+    assert others and not any(others)  # other models' commits stay live
+
+    # pushed back: paging meets the 2 kept commits; the old ones are live again (stored again), the
+    # rewritten ones above the meeting point dropped
+    rewritten = [c["id"] for c in hub.histories[deep].commits[:3]]
+    hub.restore(deep, original)
+    crawl(hub, tmp_path, "3", args={"history": "commits"})
+    assert [d.get("commit_id") for d in history(data, "dropped_commits")[1:]] == rewritten
+    got = dropped_at(data, deep)
+    assert {c for c, at in got.items() if at is None} == {c["id"] for c in original}
+    assert {c for c, at in got.items() if at is not None} == set(rewritten)
+
+
+def test_a_commit_pushed_to_a_pull_request_is_seen_by_the_next_crawl(tmp_path, hub):
+    data = tmp_path / "data"
+    args = {"history": "refs,discussions"}
+    crawl(hub, tmp_path, "1", args=args)
+    model = next(m for m, h in sorted(hub.histories.items()) if any(d["isPullRequest"] for d in h.discussions))
+    num = next(d["num"] for d in hub.histories[model].discussions if d["isPullRequest"])
+    event = hub.push_to_pull_request(model, num)
+    before = len(hub.hub.replica.requests)
+    second = crawl(hub, tmp_path, "2", args=args)
+    details = [p for _, p in hub.hub.replica.requests[before:] if "/discussions/" in p]
+    assert details == [f"{PREFIX}/api/models/{model}/discussions/{num}"]  # that one only
+    assert second.stats["ptm/history/pr_head_moved"] == 1
+    assert [e["raw"]["id"] for e in history(data, "discussion_events")[-1:]] == [event["id"]]
+    assert table_keys(data, "discussion_event") == hub.all_events()
+    assert table_keys(data, "ref") == hub.all_refs()
+
+    before = len(hub.hub.replica.requests)
+    third = crawl(hub, tmp_path, "3", args=args)  # nothing moved: no details
+    assert [p for _, p in hub.hub.replica.requests[before:] if "/discussions/" in p] == []
+    assert "ptm/history/pr_head_moved" not in third.stats
+
+
+def test_an_edited_comment_is_seen_once_the_discussion_is_older_than_the_refresh_days(tmp_path, hub):
+    data = tmp_path / "data"
+    args = {"history": "discussions"}
+    crawl(hub, tmp_path, "1", args=args)
+    model = next(m for m, h in sorted(hub.histories.items()) if h.discussions)
+    num = hub.histories[model].discussions[0]["num"]
+    edited = hub.edit_comment(model, num, "edited later")
+    text_of = TABLES["discussion_event"].columns.index("text"), TABLES["discussion_event"].columns.index("event_id")
+
+    def stored_text():
+        return next(r[text_of[0]] for r in rows(data, "discussion_event") if r[text_of[1]] == edited["id"])
+
+    before = len(hub.hub.replica.requests)
+    crawl(hub, tmp_path, "2", args=args)  # off by default: the list entry did not move
+    assert not [p for _, p in hub.hub.replica.requests[before:] if "/discussions/" in p]
+    assert stored_text() != "edited later"
+
+    # a week passes: the stored details are older than the refresh age
+    state = data / "huggingface/history/state.jsonl"
+    lines = [{**s, "crawled_at": "2020-01-01T00:00:00Z"} if s["kind"] == "discussion" else s
+             for s in history(data, "state")]
+    state.write_text("".join(json.dumps(s) + "\n" for s in lines))
+    third = crawl(hub, tmp_path, "3", args=args, PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS=7)
+    assert third.stats["ptm/history/refreshed"] == len(hub.all_discussions())  # each once
+    assert stored_text() == "edited later"
+    assert table_keys(data, "discussion_event") == hub.all_events()
+
+    before = len(hub.hub.replica.requests)
+    crawl(hub, tmp_path, "4", args=args, PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS=7)  # fetched just now
+    assert not [p for _, p in hub.hub.replica.requests[before:] if "/discussions/" in p]
 
 
 def test_history_follows_the_crawls_own_selection(tmp_path, hub):

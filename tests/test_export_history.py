@@ -199,6 +199,54 @@ def test_repeated_lines_newest_wins_within_one_batch_and_bad_lines_are_skipped(t
     assert query(db, "SELECT revision, path FROM file") == [("b", "w.bin")]
 
 
+def test_commits_a_force_push_dropped_are_marked_as_the_tables_module_marks_them(tmp_path):
+    """dropped_commits.jsonl sets commit.dropped_at: a commit it names, or every commit stored
+    before a whole history was listed again; a commit stored again later is live again, whether
+    the export reads the lines together or one crawl at a time."""
+    history = tmp_path / "data" / "huggingface" / "history"
+    m = {"model": 7, "model_id": "o/m"}
+    at = "2025-01-0{}T00:00:00Z".format
+    crawls = [
+        ([{**m, "crawled_at": at(1), "raw": {"id": c}} for c in ("c1", "c2", "c3")]
+         + [{**m, "model": 8, "crawled_at": at(1), "raw": {"id": "x1"}}], []),
+        ([{**m, "crawled_at": at(2), "raw": {"id": "n1"}}], [{**m, "crawled_at": at(2), "commit_id": "c1"}]),
+        ([{**m, "crawled_at": at(3), "raw": {"id": c}} for c in ("s1", "c3")],
+         [{**m, "crawled_at": at(3), "stored_before": at(3)}, {"model": 7, "commit_id": "no time"}]),
+        ([{**m, "crawled_at": at(4), "raw": {"id": "c1"}}], []),  # pushed back: c1 live again
+    ]
+    db, together = tmp_path / "d.sqlite", tmp_path / "together.sqlite"
+    for commits, dropped in crawls:
+        write_lines(history / "commits.jsonl", commits)
+        write_lines(history / "dropped_commits.jsonl", dropped)
+        export_sqlite(tmp_path / "data", db)
+        columns = [RENAMED.get(c, c) for c in TABLES["commit"].columns]
+        assert sorted(query(db, f'SELECT {", ".join(columns)} FROM "commit"')) == sorted(
+            rows(tmp_path / "data", "commit"))
+    assert export_sqlite(tmp_path / "data", together)["skipped"] == 1  # the line without a time
+    expected = [("c1", None), ("c2", at(3)), ("c3", None), ("n1", at(3)), ("s1", None), ("x1", None)]
+    for database in (db, together):
+        assert query(database, 'SELECT commit_id, dropped_at FROM "commit" ORDER BY 1') == expected
+
+
+def test_a_version_2_database_gets_the_dropped_at_column(tmp_path):
+    history = tmp_path / "data" / "huggingface" / "history"
+    write_lines(history / "commits.jsonl", [{"model": 1, "model_id": "o/m", "crawled_at": "2025-01-01T00:00:00Z",
+                                             "raw": {"id": "c1"}}])
+    db = tmp_path / "d.sqlite"
+    export_sqlite(tmp_path / "data", db)
+    con = sqlite3.connect(db)  # what the export of schema version 2 wrote: no dropped_at
+    con.execute('ALTER TABLE "commit" DROP COLUMN dropped_at')
+    con.execute("PRAGMA user_version = 2")
+    con.commit()
+    con.close()
+    later = "2025-01-02T00:00:00Z"
+    write_lines(history / "dropped_commits.jsonl", [{"model": 1, "model_id": "o/m", "crawled_at": later,
+                                                     "stored_before": later, "head": "c2"}])
+    assert export_sqlite(tmp_path / "data", db)["lines"] == 1
+    assert query(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert query(db, 'SELECT commit_id, dropped_at FROM "commit"') == [("c1", later)]
+
+
 def test_a_version_1_database_is_brought_up_to_date(tmp_path, monkeypatch):
     history = tmp_path / "data" / "huggingface" / "history"
     write_lines(history / "commits.jsonl", [{"model": 1, "model_id": "o/m", "raw": {"id": "c1", "title": "t"}}])

@@ -10,6 +10,7 @@ from scrapy.http import Headers, Request, TextResponse
 from scrapy.utils.request import request_from_dict
 
 from pipelines.history import HistoryPipeline, HistoryStored
+from ptmscrape.dataset.paths import utc_now
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.history.spider import RECENT_COMMITS, discussion_signature, parse_history_kinds, refusal_reason
 from ptmscrape.history.store import HistoryItem, HistoryStore, history_file, load_state
@@ -54,7 +55,9 @@ def test_each_listed_model_gets_its_calls_under_the_base_url_with_its_record_id(
     out = list(spider.parse_listing(listing))
     assert isinstance(out[0], RawModelItem)
     calls = by_kind(out)
-    assert len([r for r in out if isinstance(r, Request)]) == 4  # the second listing adds none
+    assert len([r for r in out if isinstance(r, Request)]) == 3  # the second listing adds none
+    # the discussion list follows the refs answer (it carries the pull requests' heads)
+    calls.update(by_kind(spider.parse_history_refs(respond(calls["refs"], {"branches": []}))))
     api = f"{BASE}/api/models/google-bert/bert-base-uncased"
     assert calls["commits"].url == f"{api}/commits/{SHA}?limit=2"
     assert calls["refs"].url == f"{api}/refs?include_prs=1"
@@ -77,9 +80,9 @@ def test_stored_state_skips_commits_and_files_of_an_unchanged_sha(tmp_path):
     spider = history_spider(tmp_path)
     rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
     spider._history_state = {rid: {"commits": {"head": SHA}, "files": {"revision": SHA}}}
-    assert set(by_kind(spider.history_requests(MODEL))) == {"refs", "discussions"}
-    moved = by_kind(spider.history_requests({**MODEL, "_id": "other"}))  # another model: all four
-    assert set(moved) == {"commits", "refs", "discussions", "files"}
+    assert set(by_kind(spider.history_requests(MODEL))) == {"refs"}  # the discussion list follows it
+    moved = by_kind(spider.history_requests({**MODEL, "_id": "other"}))  # another model: all of them
+    assert set(moved) == {"commits", "refs", "files"}
 
 
 def test_commit_pages_stop_at_the_newest_stored_commit(tmp_path):
@@ -98,6 +101,7 @@ def test_commit_pages_stop_at_the_newest_stored_commit(tmp_path):
     assert [r["raw"]["id"] for r in last.rows["commits"]] == [commits[2]["id"]]  # stopped at the known one
     assert last.states == [{"kind": "commits", "head": SHA, "total": 17,
                             "recent": [c["id"] for c in commits[:4]]}]
+    assert "dropped_commits" not in last.rows  # the old head is below the new one: nothing dropped
 
 
 def test_after_a_force_push_commit_pages_stop_at_the_first_commit_stored_before(tmp_path):
@@ -114,6 +118,32 @@ def test_after_a_force_push_commit_pages_stop_at_the_first_commit_stored_before(
     (state,) = item.states
     assert state["head"] == SHA and state["recent"] == [SHA] + stored[1:RECENT_COMMITS]
     assert len(state["recent"]) == RECENT_COMMITS  # bounded, however long the history
+    # the amended head is no longer reached: a dropped-commit line, written before the state line
+    assert item.rows["dropped_commits"] == [{"commit_id": old_head, "head": SHA}]
+    assert spider.crawler.stats.get_value("ptm/history/rewritten") == 1
+
+
+def test_a_history_rewritten_below_every_recent_commit_marks_what_was_stored_before_the_paging(tmp_path):
+    spider = history_spider(tmp_path)
+    commits = synthetic_history(MODEL["id"], SHA, 3).commits  # none of them stored before
+    other = {**MODEL, "_id": "other"}
+    stored = {"commits": {"head": "b" * 40, "recent": [f"{n:040x}" for n in range(20)]}}
+    spider._history_state = {map_raw(RawModelItem("huggingface", MODEL["id"], BASE, m, {}))["id"]: stored
+                             for m in (MODEL, other)}
+    request = by_kind(spider.history_requests(MODEL))["commits"]
+    before = utc_now()
+    first, follow = spider.parse_history_commits(respond(request, commits[:2], headers={
+        "X-Total-Count": "3", "Link": f'</api/models/{MODEL["id"]}/commits/{SHA}?p=1&limit=2>; rel="next"'}))
+    assert "dropped_commits" not in first.rows  # not known before the last page
+    (last,) = spider.parse_history_commits(respond(follow, commits[2:3], headers={"X-Total-Count": "3"}))
+    (marker,) = last.rows["dropped_commits"]
+    # every commit of the new history is stored by this paging, at or after the time it began
+    assert marker == {"stored_before": follow.meta["ptm_history"]["since"], "head": SHA}
+    assert before <= marker["stored_before"] <= utc_now()
+    # a listing shorter than the hub's count is not the whole history: nothing is marked
+    request = by_kind(spider.history_requests(other))["commits"]
+    (item,) = spider.parse_history_commits(respond(request, commits[:2], headers={"X-Total-Count": "3"}))
+    assert "dropped_commits" not in item.rows and item.states
 
 
 def test_only_commit_ids_go_into_the_commits_state(tmp_path):
@@ -159,7 +189,7 @@ def test_refused_calls_become_failure_items(tmp_path, status, headers, reason):
 
 
 def test_discussions_fetch_only_new_or_changed_ones_and_store_only_new_events(tmp_path):
-    spider = history_spider(tmp_path)
+    spider = history_spider(tmp_path, "discussions")
     rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
     details = synthetic_history(MODEL["id"], SHA, 3).discussions  # 1 discussion
     listed = {k: details[0][k] for k in ("num", "title", "status", "isPullRequest", "pinned")}
@@ -186,6 +216,64 @@ def test_discussions_fetch_only_new_or_changed_ones_and_store_only_new_events(tm
     assert [e["raw"]["id"] for e in item.rows["discussion_events"]] == ["f" * 24]
 
 
+def test_a_pull_request_whose_ref_moved_has_its_details_fetched_though_its_list_entry_did_not(tmp_path):
+    spider = history_spider(tmp_path, "refs,discussions")
+    rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
+    entries = [{"num": n, "title": f"t{n}", "status": "open", "isPullRequest": n != 1} for n in (1, 2, 3)]
+    signatures = {e["num"]: discussion_signature(e) for e in entries}
+    spider._history_state = {rid: {"discussion": {
+        1: {"signature": signatures[1]},
+        2: {"signature": signatures[2], "pr_head": "2" * 40},
+        3: {"signature": signatures[3]}}}}  # stored by a crawl that did not know the head
+    (refs,) = spider.history_requests(MODEL)
+    body = {"branches": [], "pullRequests": [{"name": "refs/pr/2", "ref": "refs/pr/2", "targetCommit": "e" * 40},
+                                             {"name": "refs/pr/3", "ref": "refs/pr/3", "targetCommit": "3" * 40}]}
+    item, listing = spider.parse_history_refs(respond(refs, body))
+    assert item.kind == "refs" and listing.meta["ptm_history"]["pr_heads"] == {"2": "e" * 40, "3": "3" * 40}
+    page = {"discussions": entries, "count": 3, "start": 0}
+    details = list(spider.parse_history_discussions(respond(listing, page)))
+    assert [r.url.rsplit("/", 1)[1] for r in details] == ["2", "3"]
+    assert spider.crawler.stats.get_value("ptm/history/pr_head_moved") == 2
+    (fetched,) = spider.parse_history_discussion(respond(details[0], {"num": 2, "events": []}))
+    assert fetched.states[0]["pr_head"] == "e" * 40  # what the next crawl compares with
+    # the head the state holds: nothing to fetch
+    spider._history_state[rid]["discussion"].update({2: fetched.states[0], 3: {**spider._history_state[rid][
+        "discussion"][3], "pr_head": "3" * 40}})
+    assert list(spider.parse_history_discussions(respond(listing, page))) == []
+
+
+@pytest.mark.parametrize("days, fetched", [(0, []), (7, ["1"])])
+def test_stored_discussions_are_fetched_again_once_older_than_the_refresh_days(tmp_path, days, fetched):
+    spider = history_spider(tmp_path, "discussions", PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS=days)
+    rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
+    entries = [{"num": n, "title": f"t{n}", "status": "open", "isPullRequest": False} for n in (1, 2, 3)]
+    spider._history_state = {rid: {"discussion": {
+        1: {"signature": discussion_signature(entries[0]), "crawled_at": "2020-01-01T00:00:00Z"},
+        2: {"signature": discussion_signature(entries[1]), "crawled_at": utc_now()},
+        3: {"signature": discussion_signature(entries[2])}}}}  # no time: not refreshed
+    (listing,) = spider.history_requests(MODEL)
+    got = spider.parse_history_discussions(respond(listing, {"discussions": entries, "count": 3, "start": 0}))
+    assert [r.url.rsplit("/", 1)[1] for r in got] == fetched
+    assert spider.crawler.stats.get_value("ptm/history/refreshed") == (len(fetched) or None)
+
+
+def test_the_discussion_list_follows_the_refs_call_however_it_ended(tmp_path):
+    from twisted.internet.error import ConnectionRefusedError
+    from twisted.python.failure import Failure
+
+    spider = history_spider(tmp_path, "refs,discussions")
+    (refs,) = spider.history_requests(MODEL)
+    refused, listing = spider.parse_history_refs(respond(refs, {"error": "x"}, 401))
+    assert refused.failure and listing.meta["ptm_history"]["pr_heads"] is None
+    failure = Failure(ConnectionRefusedError("refused"))
+    failure.request = refs
+    lost, listing = spider.history_failed(failure)
+    assert lost.failure and listing.url.endswith("/discussions?p=0")
+    malformed, listing = spider.parse_history_refs(respond(refs, ["not", "a", "dict"]))
+    assert malformed.failure["reason"] == "unexpected JSON" and listing.url.endswith("/discussions?p=0")
+    assert list(history_spider(tmp_path, "refs").parse_history_refs(respond(refs, {"branches": []})))[1:] == []
+
+
 def test_the_discussion_signature_moves_with_every_list_field_an_event_can_change():
     entry = {"num": 3, "title": "t", "status": "open", "isPullRequest": True, "pinned": False, "numComments": 2,
              "numReactionUsers": 1, "topReactions": [{"reaction": "👍", "count": 1}],
@@ -201,7 +289,7 @@ def test_the_discussion_signature_moves_with_every_list_field_an_event_can_chang
 
 
 def test_discussion_list_pages_until_start_plus_length_reaches_count(tmp_path):
-    spider = history_spider(tmp_path)
+    spider = history_spider(tmp_path, "discussions")
     request = by_kind(spider.history_requests(MODEL))["discussions"]
     entry = {"num": 1, "title": "t", "status": "open"}
     more = [r for r in spider.parse_history_discussions(respond(request, {"discussions": [entry], "count": 3,
@@ -308,6 +396,26 @@ def test_tables_give_each_key_once_newest_wins_and_only_complete_file_lists(tmp_
     assert counts == {"commit": 2, "ref": 3, "discussion": 1, "discussion_event": 2, "file": 1}
 
 
+def test_the_commit_table_marks_what_a_force_push_dropped_until_it_is_stored_again(tmp_path):
+    m = {"model": 5, "model_id": "o/m"}
+    at = "2025-01-0{}T00:00:00Z".format
+    _write(tmp_path, "commits", [{**m, "crawled_at": at(1), "raw": {"id": c}} for c in ("c1", "c2", "c3", "c4")]
+           + [{**m, "model": 6, "crawled_at": at(1), "raw": {"id": "x1"}},
+              {**m, "crawled_at": at(3), "raw": {"id": "n1"}}, {**m, "crawled_at": at(3), "raw": {"id": "c4"}},
+              {**m, "crawled_at": at(5), "raw": {"id": "c3"}}])
+    _write(tmp_path, "dropped_commits", [
+        {**m, "crawled_at": at(2), "commit_id": "c1", "head": "n0"},  # met c2: c1 above it dropped
+        {**m, "crawled_at": at(4), "stored_before": at(3), "head": "n1"},  # the whole history listed again
+        {**m, "crawled_at": at(4), "commit_id": "c1", "head": "n1"},  # seen again (a crawl killed after it)
+        {**m, "crawled_at": at(4), "commit_id": "c2", "stored_before": at(3)},  # not ours: both
+        {**m, "model": True, "crawled_at": at(4), "commit_id": "x1"}])
+    cols = TABLES["commit"].columns
+    got = {(r[cols.index("model")], r[cols.index("commit_id")]): r[cols.index("dropped_at")]
+           for r in rows(tmp_path, "commit")}
+    assert got == {(5, "c1"): at(2), (5, "c2"): at(4), (5, "c3"): None,  # stored again after the drop
+                   (5, "c4"): None, (5, "n1"): None, (6, "x1"): None}
+
+
 def test_tables_of_an_empty_data_dir_are_empty(tmp_path):
     assert all(list(rows(tmp_path, name)) == [] for name in TABLES)
 
@@ -368,7 +476,7 @@ def test_a_call_failing_after_retries_is_recorded_without_marking_the_listing_in
 
 
 def test_a_malformed_history_page_given_up_is_a_failure_of_its_model_not_a_lost_listing_page(tmp_path):
-    spider = history_spider(tmp_path)  # not crawling: given up at once (a crawl fetches it again first)
+    spider = history_spider(tmp_path, "commits,discussions")  # not crawling: given up at once
     calls = by_kind(spider.history_requests(MODEL))
     (item,) = spider.parse_history_commits(text_response(calls["commits"].url, '[{"id": "abc", "tit',
                                                          calls["commits"]))

@@ -10,7 +10,8 @@ The history files only grow, and a row may be there more than once (a discussion
 a crawl killed and done again): the export reads each file from where it stopped, in file order,
 and the last line of a key replaces the row, so the newest line wins, as in ``tables.rows``:
 
-* ``commit``, ``discussion``, ``discussion_event``: one row per key, ``INSERT OR REPLACE``;
+* ``commit``, ``discussion``, ``discussion_event``: one row per key, ``INSERT OR REPLACE``; then
+  ``dropped_commits.jsonl`` sets ``commit.dropped_at`` of the commits a force-push dropped;
 * ``ref``: a refs line is the model's whole list, replacing the model's rows;
 * ``file``: a view of ``file_at_revision`` (every file at every revision stored, one row per
   model, revision and path) restricted to the revision of ``file_tree`` (the model's last
@@ -53,7 +54,8 @@ COMMIT, REF, DISCUSSION, EVENT, FILE = (history.TABLES[n] for n in (
     "commit", "ref", "discussion", "discussion_event", "file"))
 
 DDL = {
-    "commit": "-- One row per commit of a model (commits.jsonl); joins model on model_id.\n"
+    "commit": "-- One row per commit of a model (commits.jsonl); joins model on model_id. dropped_at: when\n"
+              "-- a re-crawl found a force-push had dropped it (dropped_commits.jsonl); NULL while live.\n"
               + _create_table("commit", COMMIT),
     "ref": "-- The model's branches, tags, converts and pull-request refs, as last stored (refs.jsonl).\n"
            + _create_table("ref", REF)
@@ -169,6 +171,29 @@ def load_refs(loader, relative: str, lines: Iterator[Line]) -> None:
     write()
 
 
+# A commit keeps the earliest time a crawl found it dropped; a commit line stored since (newer than
+# the drop) replaced the row with dropped_at NULL, and the crawled_at test keeps it live.
+_DROP_COMMIT = ('UPDATE "commit" SET dropped_at = ? WHERE model_id = ? AND commit_id = ? AND crawled_at <= ? '
+                'AND (dropped_at IS NULL OR dropped_at > ?)')
+_DROP_STORED_BEFORE = ('UPDATE "commit" SET dropped_at = ? WHERE model_id = ? AND crawled_at < ? '
+                       'AND (dropped_at IS NULL OR dropped_at > ?)')
+
+
+def load_dropped_commits(loader, relative: str, lines: Iterator[Line]) -> None:
+    """Marks the commit rows ``dropped_commits.jsonl`` says a force-push dropped (``dropped_at``);
+    read after ``commits.jsonl``, whose lines name only commits stored before them."""
+    for line in lines:
+        found = history.dropped_commit(line.record)
+        if found is None or not INT64_MIN <= found[0] <= INT64_MAX:
+            loader.skip(relative, "not a dropped-commit line (no record id within 64 bits, commit id or time)")
+            continue
+        model, commit, before, at = found
+        if commit is not None:
+            loader.add(_DROP_COMMIT, (at, model, commit, at, at))
+        else:
+            loader.add(_DROP_STORED_BEFORE, (at, model, before, at))
+
+
 def load_file_trees(loader, relative: str, lines: Iterator[Line]) -> None:
     for line in lines:
         found = history.complete_files_revision(line.record)
@@ -180,6 +205,8 @@ def load_file_trees(loader, relative: str, lines: Iterator[Line]) -> None:
 
 SOURCES = [
     Source("history_commit", DDL["commit"], ("commit",), _files("commits"), _upsert("commit", COMMIT)),
+    Source("history_dropped_commit", "-- sets commit.dropped_at (above) from dropped_commits.jsonl\n", (),
+           _files("dropped_commits"), load_dropped_commits),
     Source("history_ref", DDL["ref"], ("ref",), _files("refs"), load_refs),
     Source("history_discussion", DDL["discussion"], ("discussion",), _files("discussions"),
            _upsert("discussion", DISCUSSION)),

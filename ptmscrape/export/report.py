@@ -190,9 +190,10 @@ def _history_section(q) -> list[tuple[str, str]]:
     refs = dict(q("SELECT ref_type, count(*) FROM ref GROUP BY 1"))
     pulls, closed = q("SELECT total(is_pull_request), total(status != 'open') FROM discussion")[0]
     size, lfs = q("SELECT total(size), total(lfs_size) FROM file WHERE type = 'file'")[0]
+    dropped = q('SELECT count(*) FROM "commit" WHERE dropped_at IS NOT NULL')[0][0]
     body = _table(
         ["", "rows", "models"],
-        [("commits", *counts["commit"]),
+        [(f"commits ({dropped:,} dropped by a force-push)", *counts["commit"]),
          (f"refs ({refs.get('branch', 0):,} branches, {refs.get('tag', 0):,} tags, "
           f"{refs.get('pull_request', 0):,} pull requests)", *counts["ref"]),
          (f"discussions ({int(pulls):,} pull requests, {int(closed):,} not open)", *counts["discussion"]),
@@ -204,9 +205,9 @@ def _history_section(q) -> list[tuple[str, str]]:
     if statuses:
         body += f'<img alt="discussions per status" src="{_barh("Discussions per status", statuses, "discussions")}">'
     busiest = q("""SELECT m.full_name, count(*) FROM "commit" c JOIN model m USING (model_id)
-                   GROUP BY c.model_id ORDER BY 2 DESC, 1 LIMIT 10""")
+                   WHERE c.dropped_at IS NULL GROUP BY c.model_id ORDER BY 2 DESC, 1 LIMIT 10""")
     if busiest:
-        body += _table(["most commits", "commits"], busiest)
+        body += _table(["most commits (in the current history)", "commits"], busiest)
     return [("History and community (Hugging Face)", body)]
 
 

@@ -36,10 +36,13 @@ from ptmscrape.items import printable
 logger = logging.getLogger(__name__)
 
 # PRAGMA user_version of the databases this code writes; bump it when a table changes shape.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Older versions this code brings up to date by creating what is missing (the schema only grew
-# since: version 2 added the history tables).
-UPGRADABLE_VERSIONS = (1,)
+# since: version 2 added the history tables, version 3 the column below).
+UPGRADABLE_VERSIONS = (1, 2)
+# Columns added to existing tables since version 2, each at the end (inserts name no columns):
+# (table, column, declared type).
+ADDED_COLUMNS = (("commit", "dropped_at", "TEXT"),)
 BATCH_ROWS = 20_000      # buffered rows before they are written (per flush, all statements)
 LOOKUP_CACHE = 200_000   # cached lookup values (tags, papers, ...) before the cache is emptied
 FINGERPRINT_BYTES = 4096
@@ -251,6 +254,10 @@ def _ensure_schema(con: sqlite3.Connection, all_sources: list[Source]) -> None:
             con.execute(statement)
     for statement in _statements(IMPORT_DDL):
         con.execute(statement)
+    for table, column, sql_type in ADDED_COLUMNS:
+        columns = {r[1] for r in con.execute(f'PRAGMA table_info("{table}")')}
+        if columns and column not in columns:  # created by an older version (a table of ours)
+            con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {sql_type}')
     con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     con.execute("COMMIT")
 

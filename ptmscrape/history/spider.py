@@ -6,11 +6,15 @@ Per model (``<api>`` is ``<base>/api/models/<id>``, the id as the hub gave it):
 * commits — ``<api>/commits/<sha>?limit=N``, newest first, the next page in a (relative) ``Link``
   header; paging stops at the first commit among the newest ones (``RECENT_COMMITS``) of the head
   an earlier crawl stored completely (so a force-push re-stores nothing older), and no call is
-  made when the listed SHA is that head;
-* refs — ``<api>/refs?include_prs=1``: one call; stored only when the body changed;
+  made when the listed SHA is that head; the stored commits a force-push dropped are written to
+  ``dropped_commits`` when the paging ends;
+* refs — ``<api>/refs?include_prs=1``: one call; stored only when the body changed; its answer
+  (whatever it was) asks for the discussion list, with the pull requests' heads;
 * discussions — ``<api>/discussions?p=N`` until ``start + len(discussions) >= count``, then
   ``<api>/discussions/<num>`` for each discussion that is new or whose list entry changed (status,
-  title, comments, reactions, pinned, the repo owner taking part: the list carries no update time);
+  title, comments, reactions, pinned, the repo owner taking part: the list carries no update time),
+  or a pull request whose ``refs/pr/<num>`` moved (a commit pushed to it moves no list field), or
+  one whose details are older than ``PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS`` (when set: edits);
 * files — ``<api>/tree/<sha>?recursive=1&expand=1``, cursor ``Link`` paging; no call when the
   files at the listed SHA are stored already.
 
@@ -23,6 +27,7 @@ with a JOBDIR the job fetches the call again when it resumes (``ptmscrape.signal
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -31,6 +36,7 @@ import scrapy
 
 from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput
+from ptmscrape.dataset.paths import UTC_TIMESTAMP, utc_now
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.history.store import HistoryItem, digest, load_state
 from ptmscrape.idset import IdSet
@@ -47,12 +53,16 @@ from ptmscrape.stats import (
     HISTORY_LOST_BY_REASON,
     HISTORY_MALFORMED_BY_KIND,
     HISTORY_MODELS,
+    HISTORY_PR_HEAD_MOVED,
+    HISTORY_REFRESHED,
+    HISTORY_REWRITTEN,
     HISTORY_SKIPPED_BY_REASON,
     HISTORY_UNCHANGED_BY_KIND,
 )
 
 HISTORY_KINDS = ("commits", "refs", "discussions", "files")
 _SHA = re.compile(r"[0-9a-f]{40}")
+_PR_REF = re.compile(r"refs/pr/([0-9]{1,9})")
 _MODEL_ID = re.compile(r"[^\s/?#%\\]+(/[^\s/?#%\\]+)?")
 # Answers that say something about the model (kept, recorded), not about the network.
 _REFUSALS = [401, 403, 404, 410]
@@ -100,6 +110,7 @@ class HistoryMixin(_MixedInto):
         self.history_kinds = parse_history_kinds(history)
         self._history_state: dict[int, dict[str, Any]] | None = None
         self._history_models = IdSet()  # models whose history this crawl asked for
+        self._refresh_before: str | None = None
 
     @property
     def history_state(self) -> dict[int, dict[str, Any]]:
@@ -107,6 +118,16 @@ class HistoryMixin(_MixedInto):
         if self._history_state is None:
             self._history_state = load_state(DatasetTree.from_crawler(self.crawler), self.name)
         return self._history_state
+
+    @property
+    def discussions_refresh_before(self) -> str:
+        """Stored discussion details older than this (``crawled_at`` of their state line) are fetched
+        again (``PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS``; "": never)."""
+        if self._refresh_before is None:
+            days = self.settings.getint("PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS")
+            self._refresh_before = "" if days <= 0 else (
+                dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).strftime(UTC_TIMESTAMP)
+        return self._refresh_before
 
     def _history_count(self, name: str, n: int = 1) -> None:
         self.crawler.stats.inc_value(name, n)
@@ -140,17 +161,28 @@ class HistoryMixin(_MixedInto):
                 size = self.settings.getint("PTM_HUGGINGFACE_COMMITS_PAGE_SIZE")
                 yield self.history_request(f"{api}/commits/{rev}?limit={size}", self.parse_history_commits,
                                            {**ctx, "rev": rev})
-        if "refs" in self.history_kinds:
+        if "refs" in self.history_kinds:  # its answer asks for the discussion list (with the PR heads)
             yield self.history_request(f"{api}/refs?include_prs=1", self.parse_history_refs, ctx)
-        if "discussions" in self.history_kinds:
-            yield self.history_request(f"{api}/discussions?p=0", self.parse_history_discussions,
-                                       {**ctx, "page": 0})
+        elif "discussions" in self.history_kinds:
+            yield self.discussion_list_request(ctx, None)
         if "files" in self.history_kinds:
             if sha and state.get("files", {}).get("revision") == sha:
                 self._history_count(HISTORY_UNCHANGED_BY_KIND + "files")
             else:
                 yield self.history_request(f"{api}/tree/{rev}?recursive=1&expand=1", self.parse_history_files,
                                            {**ctx, "rev": rev, "count": 0})
+
+    def discussion_list_request(self, ctx: dict[str, Any], pr_heads: dict[str, str] | None) -> scrapy.Request:
+        """The first page of a model's discussion list. ``pr_heads``: the commit each pull request's
+        ``refs/pr/<num>`` points at (None: refs not known), so that a pull request whose head
+        moved has its details fetched again though its list entry did not move."""
+        return self.history_request(f"{ctx['api']}/discussions?p=0", self.parse_history_discussions,
+                                    {**ctx, "page": 0, "pr_heads": pr_heads})
+
+    def _after_refs(self, ctx: dict[str, Any], pr_heads: dict[str, str] | None = None):
+        """What follows a model's refs call, however it ended: its discussion list, if asked for."""
+        if "discussions" in self.history_kinds:
+            yield self.discussion_list_request(ctx, pr_heads)
 
     def history_request(self, url: str, callback, ctx: dict[str, Any]) -> scrapy.Request:
         return scrapy.Request(url, callback=callback, errback=self.history_failed,
@@ -246,6 +278,10 @@ class HistoryMixin(_MixedInto):
             yield from self._given_up(response, "commits")
             return
         head = ctx.get("head") or (ctx["rev"] if _SHA.fullmatch(ctx["rev"]) else None)
+        # Before any line of this paging is written: every commit it lists is stored at or after
+        # this time, which tells a whole history listed again from the commits it left out.
+        since = ctx.get("since") or utc_now()
+        listed_entries = ctx.get("entries", 0) + len(page)
         stored = self._stored_commits(ctx["model"])
         rows, reached, malformed = [], None, 0
         for commit in page:
@@ -261,17 +297,45 @@ class HistoryMixin(_MixedInto):
         # Only real commit ids go into the state (a hostile hub's huge ids would be loaded by every crawl).
         listed = ctx.get("recent", []) + [r["raw"]["id"] for r in rows if _SHA.fullmatch(r["raw"]["id"])]
         follow = None if reached else self._next(response, ctx, "commits", self.parse_history_commits,
-                                                 {**ctx, "head": head, "recent": listed[:RECENT_COMMITS]})
-        states = []
+                                                 {**ctx, "head": head, "recent": listed[:RECENT_COMMITS],
+                                                  "since": since, "entries": listed_entries})
+        states, files = [], {"commits": rows}
         if follow is None and head:
             if reached:  # what follows it in the hub's list was stored with it
                 listed += stored[stored.index(reached):]
-            total = (response.headers.get(b"X-Total-Count") or b"").decode("latin-1").strip()
-            states.append({"kind": "commits", "head": head, "total": int(total) if total.isdigit() else None,
-                           "recent": listed[:RECENT_COMMITS]})
-        yield self._item(ctx, "commits", {"commits": rows}, states)
+            total_header = (response.headers.get(b"X-Total-Count") or b"").decode("latin-1").strip()
+            total = int(total_header) if total_header.isdigit() else None
+            dropped = self._dropped_commits(ctx, stored, reached, since,
+                                            whole=total is None or listed_entries >= total)
+            if dropped:
+                files["dropped_commits"] = [{**d, "head": head} for d in dropped]
+            states.append({"kind": "commits", "head": head, "total": total, "recent": listed[:RECENT_COMMITS]})
+        yield self._item(ctx, "commits", files, states)
         if follow is not None:
             yield follow
+
+    def _dropped_commits(self, ctx: dict[str, Any], stored: list[str], reached: str | None, since: str, *,
+                         whole: bool) -> list[dict[str, Any]]:
+        """The ``dropped_commits`` lines of a paging that ended: stored commits the new head no
+        longer reaches (a force-push). Paging met a stored commit: the stored head's newest commits
+        above it. It met none: the whole new history was listed (``whole``, unless the hub listed
+        fewer than it counts), so every commit of the model stored before the paging began and not
+        listed again; the hub's commits carry no parents, so the tables tell which (their
+        ``crawled_at``)."""
+        if not stored or stored[0] == reached:
+            return []
+        if reached:
+            dropped: list[dict[str, Any]] = [{"commit_id": c} for c in stored[:stored.index(reached)]]
+            what = f"{len(dropped)} stored commit{'s' if len(dropped) > 1 else ''} dropped"
+        elif whole:
+            dropped = [{"stored_before": since}]
+            what = "none of its newest stored commits is left; the commits not listed again are dropped"
+        else:
+            return []
+        self._history_count(HISTORY_REWRITTEN)
+        self.logger.info("History of %s (commits): rewritten (a force-push): %s",
+                         printable(f"{self.name}:{ctx['model_id']}"), what)
+        return dropped
 
     def _stored_commits(self, model: int) -> list[str]:
         """The newest commits of the head an earlier crawl stored completely, newest first: each
@@ -287,16 +351,21 @@ class HistoryMixin(_MixedInto):
         refused = self._history_response(response, "refs")
         if refused:
             yield refused
+            yield from self._after_refs(ctx)
             return
         body = self.json_page(response, expect=dict)
         if body is None:
-            yield from self._given_up(response, "refs")
+            failed = list(self._given_up(response, "refs"))
+            if failed:  # else the page is being fetched again
+                yield from failed
+                yield from self._after_refs(ctx)
             return
         body_digest = digest(body)
         if self.history_state.get(ctx["model"], {}).get("refs", {}).get("digest") == body_digest:
             self._history_count(HISTORY_UNCHANGED_BY_KIND + "refs")
-            return
-        yield self._item(ctx, "refs", {"refs": [{"raw": body}]}, [{"kind": "refs", "digest": body_digest}])
+        else:
+            yield self._item(ctx, "refs", {"refs": [{"raw": body}]}, [{"kind": "refs", "digest": body_digest}])
+        yield from self._after_refs(ctx, pull_request_heads(body))
 
     def parse_history_discussions(self, response):
         ctx = response.meta["ptm_history"]
@@ -312,18 +381,30 @@ class HistoryMixin(_MixedInto):
             return
         listed = body["discussions"]
         stored = self.history_state.get(ctx["model"], {}).get("discussion", {})
+        pr_heads = ctx.get("pr_heads") or {}
+        details_ctx = {k: v for k, v in ctx.items() if k not in ("pr_heads", "page")}
         malformed = 0
         for entry in listed:
             if not isinstance(entry, dict) or not isinstance(entry.get("num"), int):
                 malformed += 1
                 continue
             signature = discussion_signature(entry)
-            if stored.get(entry["num"], {}).get("signature") == signature:
-                self._history_count(HISTORY_UNCHANGED_BY_KIND + "discussions")
-                continue
+            known = stored.get(entry["num"], {})
+            pr_head = pr_heads.get(str(entry["num"]))
+            if known.get("signature") == signature:
+                # A commit pushed to a pull request moves no list field: its ref shows it. A state
+                # line of a crawl that did not know the head (older, or without refs) counts as moved.
+                if pr_head is not None and known.get("pr_head") != pr_head:
+                    self._history_count(HISTORY_PR_HEAD_MOVED)
+                elif self._due_for_refresh(known):
+                    self._history_count(HISTORY_REFRESHED)
+                else:
+                    self._history_count(HISTORY_UNCHANGED_BY_KIND + "discussions")
+                    continue
             yield self.history_request(f"{ctx['api']}/discussions/{entry['num']}",
                                        self.parse_history_discussion,
-                                       {**ctx, "listed": entry, "signature": signature})
+                                       {**details_ctx, "listed": entry, "signature": signature,
+                                        "pr_head": pr_head})
         self._malformed_entries(ctx, "discussions", malformed, "num")
         count, start = body.get("count"), body.get("start")
         if (listed and isinstance(count, int) and isinstance(start, int)
@@ -331,6 +412,12 @@ class HistoryMixin(_MixedInto):
             page = ctx["page"] + 1
             yield self.history_request(f"{ctx['api']}/discussions?p={page}",
                                        self.parse_history_discussions, {**ctx, "page": page})
+
+    def _due_for_refresh(self, known: dict[str, Any]) -> bool:
+        """Whether a stored discussion's details are older than the refresh age (edits and hidden
+        comments show nowhere else)."""
+        before = self.discussions_refresh_before
+        return bool(before) and isinstance(known.get("crawled_at"), str) and known["crawled_at"] < before
 
     def parse_history_discussion(self, response):
         ctx = response.meta["ptm_history"]
@@ -355,9 +442,12 @@ class HistoryMixin(_MixedInto):
                 new_events.append({"num": num, "raw": event})
         self._malformed_entries(ctx, "events", malformed, "id")
         discussion = {**ctx["listed"], **{k: v for k, v in detail.items() if k != "events"}}
+        state = {"kind": "discussion", "num": num, "signature": ctx["signature"], "events": digests}
+        if ctx.get("pr_head"):  # the pull request's head these events are complete up to
+            state["pr_head"] = ctx["pr_head"]
         yield self._item(ctx, "discussion",
                          {"discussions": [{"num": num, "raw": discussion}], "discussion_events": new_events},
-                         [{"kind": "discussion", "num": num, "signature": ctx["signature"], "events": digests}])
+                         [state])
 
     def parse_history_files(self, response):
         ctx = response.meta["ptm_history"]
@@ -396,12 +486,28 @@ class HistoryMixin(_MixedInto):
         reason = (f"rate limited after retries ({cause})" if isinstance(failure.value, RateLimited)
                   else f"failed after retries ({cause})")
         yield self._history_failure(ctx, kind, reason, request.url, request=request)
+        if kind == "refs":
+            yield from self._after_refs(ctx)
+
+
+def pull_request_heads(refs: dict[str, Any]) -> dict[str, str]:
+    """``{"<num>": commit}`` of a refs body's ``refs/pr/<num>`` (only well-formed ones: the map
+    rides along with the discussion list request, whose queues may store it as JSON)."""
+    heads = {}
+    prs = refs.get("pullRequests")
+    for ref in prs if isinstance(prs, list) else ():
+        name, target = (ref.get("ref"), ref.get("targetCommit")) if isinstance(ref, dict) else (None, None)
+        if isinstance(name, str) and (m := _PR_REF.fullmatch(name)) and isinstance(target, str) \
+                and _SHA.fullmatch(target):
+            heads[str(int(m.group(1)))] = target
+    return heads
 
 
 def discussion_signature(entry: dict[str, Any]) -> str:
     """What of a list entry moves when a discussion changes (the list has no update time). The
     list has nothing that moves when a comment is edited or hidden, or a commit is pushed to a pull
-    request: those show once something here moves (docs/history.md)."""
+    request (its ref shows that: ``pull_request_heads``): those show once something here moves
+    (docs/history.md)."""
     owner = entry.get("repoOwner")
     return digest({**{k: entry.get(k) for k in ("title", "status", "numComments", "numReactionUsers",
                                                 "topReactions", "pinned", "isPullRequest")},

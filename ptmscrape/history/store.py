@@ -3,6 +3,7 @@
 Layout (one JSON Lines file per kind, whatever the number of models)::
 
     <data>/<hub>/history/commits.jsonl            one line per commit
+    <data>/<hub>/history/dropped_commits.jsonl    stored commits a force-push took out of the history
     <data>/<hub>/history/refs.jsonl               one line per model whose refs changed (the whole body)
     <data>/<hub>/history/discussions.jsonl        one line per discussion (a new line when it changed)
     <data>/<hub>/history/discussion_events.jsonl  one line per event (a new line when it changed)
@@ -13,7 +14,9 @@ Layout (one JSON Lines file per kind, whatever the number of models)::
 
 Every line carries ``model`` (the record ``id`` of ``<hub>.jsonl``), ``model_id`` (the hub's id) and
 ``crawled_at``; the hub's object is under ``raw``: as served, except a discussion's, which is its
-list entry merged with its details, without ``events`` (one line each in discussion_events). Files
+list entry merged with its details, without ``events`` (one line each in discussion_events). A
+dropped_commits line has no ``raw`` (it is the crawl's finding, not the hub's object): see
+``ptmscrape.history.tables.dropped_commit``. Files
 are only appended to, each item's lines in one ``write`` (a killed crawl leaves whole lines and at
 most one torn one, which readers skip). A state line is written after the lines it vouches for, so a crash never makes a
 re-crawl skip what was not stored.
@@ -32,7 +35,7 @@ from ptmscrape.dataset.jsonl import compact_json, read_jsonl
 from ptmscrape.dataset.paths import segment, utc_now
 from ptmscrape.dataset.tree import DatasetTree
 
-ROW_FILES = ("commits", "refs", "discussions", "discussion_events", "files")
+ROW_FILES = ("commits", "dropped_commits", "refs", "discussions", "discussion_events", "files")
 STATE_FILE = "state"
 FAILURES_FILE = "failures"
 
@@ -111,7 +114,8 @@ class HistoryStore:
 def load_state(tree: DatasetTree, hub: str) -> dict[int, dict[str, Any]]:
     """What earlier crawls stored completely, per model record id:
     ``{"commits": {"head": …, "recent": [its newest commit ids]}, "refs": {"digest": …},
-    "files": {"revision": …}, "discussion": {num: {"signature": …, "events": {event id: digest}}}}``
+    "files": {"revision": …}, "discussion": {num: {"signature": …, "events": {event id: digest},
+    "pr_head": the commit refs/pr/<num> pointed at, when known}}}``
     (the last line wins)."""
     state: dict[int, dict[str, Any]] = {}
     for line in iter_lines(tree, hub, STATE_FILE):

@@ -3,7 +3,7 @@
 For exporters (``scrapy export``): :data:`TABLES` names each table with its columns, its SQLite DDL
 and its key; :func:`rows` yields its rows as tuples in column order, each row once (by key).
 
-* ``commit``           — one row per (model, commit id);
+* ``commit``           — one row per (model, commit id), ``dropped_at`` once a force-push dropped it;
 * ``ref``              — the model's refs (branches, tags, converts, pull requests) as last stored;
 * ``discussion``       — one row per (model, discussion number), as last stored;
 * ``discussion_event`` — one row per (model, discussion number, event id), as last stored;
@@ -12,7 +12,8 @@ and its key; :func:`rows` yields its rows as tuples in column order, each row on
 ``model`` is the record ``id`` of ``<hub>.jsonl``; ``model_id`` the hub's id of the model.
 List and object values (authors, event data) are JSON text. The history files may hold a row more
 than once (a crawl killed mid-way, a history force-pushed deeper than the commits a re-crawl stops
-at, a discussion that changed): the newest line wins. Commits a force-push dropped keep their rows.
+at, a discussion that changed): the newest line wins. Commits a force-push dropped keep their rows,
+with ``dropped_at`` set (``dropped_commits.jsonl``, see :func:`dropped_commit`).
 Rows come newest first; memory grows by 8 bytes per key (a 64-bit hash of the key: two keys sharing
 one would lose a row, odds about n²/2⁶⁵, one in a million at six million rows).
 """
@@ -145,8 +146,50 @@ def commit_rows(line: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _commits(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
+    drops = _Drops(data_dir, hub)
     for line in _lines(data_dir, hub, "commits"):
-        yield from commit_rows(line)
+        for row in commit_rows(line):
+            row["dropped_at"] = drops.dropped_at(row)
+            yield row
+
+
+def dropped_commit(line: dict[str, Any]) -> tuple[int, str | None, str | None, str] | None:
+    """``(model, commit id, stored before, dropped at)`` of a line of ``dropped_commits.jsonl``
+    (exactly one of the commit id and ``stored_before`` is given), None for any other line.
+
+    A line names a stored commit the model's new head no longer reaches, or (``stored_before``)
+    says every commit of the model last stored before that time is no longer reached: the crawl
+    listed the whole new history, storing each of its commits again. A commit stored again after
+    the line was written is live again."""
+    model, commit, before, at = (line.get(k) for k in ("model", "commit_id", "stored_before", "crawled_at"))
+    if (not isinstance(model, int) or isinstance(model, bool) or not isinstance(at, str)
+            or isinstance(commit, str) == isinstance(before, str)):
+        return None
+    return model, commit if isinstance(commit, str) else None, before if isinstance(before, str) else None, at
+
+
+class _Drops:
+    """The lines of ``dropped_commits.jsonl`` (a force-push is rare: they are few), asked per row."""
+
+    def __init__(self, data_dir: Path, hub: str):
+        self.commits: dict[int, list[str]] = {}  # key hash of (model, commit id) -> times dropped
+        self.models: dict[int, list[tuple[str, str]]] = {}  # model -> (stored before, time dropped)
+        for line in read_jsonl(data_dir / history_file(hub, "dropped_commits")):
+            if found := dropped_commit(line):
+                model, commit, before, at = found
+                if commit is not None:
+                    self.commits.setdefault(_key_hash((model, commit)), []).append(at)
+                else:
+                    self.models.setdefault(model, []).append((before or "", at))
+
+    def dropped_at(self, row: dict[str, Any]) -> str | None:
+        """When a crawl first found the row's commit dropped since it was last stored; None: live."""
+        stored = row.get("crawled_at")
+        if not isinstance(stored, str):
+            return None
+        times = [at for at in self.commits.get(_key_hash((row["model"], row["commit_id"])), ()) if at >= stored]
+        times += [at for before, at in self.models.get(row["model"], ()) if stored < before]
+        return min(times, default=None)
 
 
 _REF_TYPES = {"branches": "branch", "tags": "tag", "converts": "convert", "pullRequests": "pull_request"}
@@ -240,7 +283,8 @@ def _table(name, spec: list[tuple[str, str]], key, source) -> Table:
 _MODEL = [("model", "INTEGER NOT NULL"), ("model_id", "TEXT NOT NULL")]
 TABLES: dict[str, Table] = {t.name: t for t in (
     _table("commit", _MODEL + [("commit_id", "TEXT NOT NULL"), ("title", "TEXT"), ("message", "TEXT"),
-                               ("date", "TEXT"), ("authors", "TEXT"), ("crawled_at", "TEXT")],
+                               ("date", "TEXT"), ("authors", "TEXT"), ("crawled_at", "TEXT"),
+                               ("dropped_at", "TEXT")],
            ("model", "commit_id"), _commits),
     _table("ref", _MODEL + [("ref_type", "TEXT"), ("name", "TEXT"), ("ref", "TEXT NOT NULL"),
                             ("target_commit", "TEXT"), ("crawled_at", "TEXT")],

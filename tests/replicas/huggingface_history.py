@@ -3,7 +3,8 @@
 
 * ``/api/models/<id>/commits/<rev>?limit=&p=`` — newest first, ``X-Total-Count``, a ``Link``
   rel=next relative to the server root (as the Hub sends it);
-* ``/api/models/<id>/refs[?include_prs=1]`` — ``{tags, branches, converts[, pullRequests]}``;
+* ``/api/models/<id>/refs[?include_prs=1]`` — ``{tags, branches, converts[, pullRequests]}`` (a pull
+  request's ref at its newest commit event);
 * ``/api/models/<id>/discussions?p=`` — ``{discussions, count, start, numClosedDiscussions}``, no
   ``Link``; ``/api/models/<id>/discussions/<num>`` — details with ``events`` (some authors deleted);
 * ``/api/models/<id>/tree/<rev>?recursive=&expand=&cursor=`` — cursor ``Link`` paging.
@@ -184,6 +185,49 @@ class HubHistory:
         self.hub.models[model_id]["sha"] = sha
         return sha
 
+    def force_push(self, model_id: str, rewritten: int, new: int = 1) -> list[str]:
+        """The newest ``rewritten`` commits replaced by ``new`` others (``rewritten`` = all: the
+        history squashed); the model's ``sha`` moves. Returns the ids no longer reachable."""
+        h = self.histories[model_id]
+        dropped, kept = h.commits[:rewritten], h.commits[rewritten:]
+        fresh = [{"id": _sha(model_id, "rewritten", dropped[0]["id"], i), "title": f"Rewritten ({i})", "message": "",
+                  "authors": [{"user": "dev9", "avatar": "https://cdn-avatars.example/9.png"}],
+                  "date": "2025-02-01T00:00:00.000Z"} for i in range(new)]
+        h.commits[:] = fresh + kept
+        self.hub.models[model_id]["sha"] = fresh[0]["id"]
+        return [c["id"] for c in dropped]
+
+    def restore(self, model_id: str, commits: list[dict]) -> None:
+        """The history set back to ``commits`` (newest first): another force-push."""
+        self.histories[model_id].commits[:] = copy.deepcopy(commits)
+        self.hub.models[model_id]["sha"] = commits[0]["id"]
+
+    def push_to_pull_request(self, model_id: str, num: int) -> dict:
+        """A commit pushed to pull request ``num``: a commit event, and ``refs/pr/<num>`` moves; the
+        discussion list entry stays as it was (the Hub's list has nothing that moves)."""
+        detail = next(d for d in self.histories[model_id].discussions if d["num"] == num)
+        assert detail["isPullRequest"], num
+        author = detail["author"]
+        event = {"id": _oid(model_id, num, "commit", len(detail["events"])),
+                 "author": {"_id": author["_id"], "name": author["name"], "type": "user"},
+                 "createdAt": "2025-03-01T10:00:00.000Z", "type": "commit",
+                 "data": {"subject": f"PR {num}, more", "oid": _sha(model_id, num, "pr", len(detail["events"])),
+                          "parents": [self._pr_head(detail)]}}
+        detail["events"].append(event)
+        return event
+
+    @staticmethod
+    def _pr_head(detail: dict) -> str:
+        return next(e["data"]["oid"] for e in reversed(detail["events"]) if e["type"] == "commit")
+
+    def edit_comment(self, model_id: str, num: int, raw: str) -> dict:
+        """The first comment of discussion ``num`` edited: nothing its list entry shows moves."""
+        detail = next(d for d in self.histories[model_id].discussions if d["num"] == num)
+        event = next(e for e in detail["events"] if e["type"] == "comment")
+        event["data"].update(edited=True, numEdits=event["data"]["numEdits"] + 1)
+        event["data"]["latest"].update(raw=raw, html=f"<p>{raw}</p>\n", updatedAt="2025-04-01T10:00:00.000Z")
+        return event
+
     def comment(self, model_id: str, num: int, raw: str = "A new comment") -> dict:
         detail = next(d for d in self.histories[model_id].discussions if d["num"] == num)
         event = _comment(model_id, num, 50 + len(detail["events"]), _user("newcomer"), raw)
@@ -257,7 +301,7 @@ class HubHistory:
                 "converts": []}
         if prs:
             body["pullRequests"] = [{"name": f"refs/pr/{d['num']}", "ref": f"refs/pr/{d['num']}",
-                                     "targetCommit": _sha(model_id, d["num"], "pr")}
+                                     "targetCommit": self._pr_head(d)}
                                     for d in h.discussions if d["isPullRequest"]]
         return body
 
