@@ -19,8 +19,10 @@ lines go to: a read-only or failing file system, a quota) while storing a model:
 dropped (:class:`NotStored`, an ERROR naming it and the reason; ``ptm/store/failed/<reason>``), no
 line is left half-written (``LineAppender``), and the crawl is stopped (finish reason
 ``store_failed``, exit status 1) instead of failing every following model one by one; the models
-already in flight are each reported the same way. Nothing else this stage does per model can fail
-on the file system: a stored payload that cannot be read is written again (``StoredPayloads``).
+already in flight are each reported the same way, and signalled (``ptmscrape.signals.model_not_stored``:
+with a JOBDIR the request that gave the model is fetched again when the job resumes). Nothing else
+this stage does per model can fail on the file system: a stored payload that cannot be read is
+written again (``StoredPayloads``).
 What was stored is merged as usual; if the merge itself fails, the snapshot stays pending and the
 next crawl merges it.
 
@@ -151,6 +153,9 @@ class StorePipeline:
         reason = exc.strerror or type(exc).__name__  # "No space left on device": no numbers, no path
         self._count(STORE_FAILED)
         self._count(STORE_FAILED_BY_REASON + reason)
+        raw = record.raw
+        self.crawler.signals.send_catch_log(ptm_signals.model_not_stored, reason=reason,
+                                            request=raw.request if raw is not None else None)
         if not self.stopping:
             self.stopping = True
             advice = "free disk space" if exc.errno in _NO_SPACE else "make it writable again"

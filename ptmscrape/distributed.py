@@ -180,7 +180,7 @@ class Handoff:
 
 
 def unpack(response) -> RawModelItem:
-    return RawModelItem(**response.meta[HANDOFF_META])
+    return RawModelItem(**{**response.meta[HANDOFF_META], "request": response.request})
 
 
 def shared_seen_set(crawler) -> SharedIds | None:

@@ -34,6 +34,10 @@ class RawModelItem:
     # Distributed crawl: the model's hand-off was put back in the shared queue because the worker
     # that had taken it died (``ptmscrape.redis_scheduler``); that worker may have marked it seen.
     redelivered: bool = False
+    # The request whose response gave the model (a listing page, the model's own page): a JOBDIR
+    # job fetches it again when the store stage could not store the model (``ptmscrape/jobdir.py``).
+    # A reference only, never stored nor handed off; None when unknown.
+    request: Any = dataclasses.field(default=None, repr=False, compare=False)
 
 
 class PTMRecord(dict):

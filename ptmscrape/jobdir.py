@@ -29,9 +29,18 @@ an earlier run``): exit status 1 (a page: no removed-models report either). Afte
 job restarts from its start requests, which list the lost pages and ask the history calls no state
 line vouches for again, so the saved ones are discarded.
 
+Models the store stage could not store (a full disk: ``ptmscrape.signals.model_not_stored``; it
+stops the crawl, ``store_failed``) are lost the same way: the page that gave them (a listing page,
+or the model's own page) is in ``requests.seen``. Their requests are saved too, once each however
+many of its models were dropped (``UNSTORED``), and fetched again: the dedupe stage skips the
+models of the page that earlier runs stored, the others are stored
+(``ptm/job/pages_of_unstored_models_fetched_again``). With ``-a limit``, the models such a page
+gave are taken off the count first (``LISTED_META``), since they count again when listed again.
+
 Files of ours in a JOBDIR: ``ptm-job.lock`` (flock), ``ptm-running.json`` (the mark),
 ``ptm-snapshots.txt``, ``ptm-ended.json`` (how the last run that closed ended) and
-``ptm-failed-pages.pickle`` (the pages and history calls the job lost, while it has any).
+``ptm-failed-pages.pickle`` (the pages, history calls and pages of unstored models the job lost,
+while it has any).
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scrapy import signals
+from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.job import job_dir
 from scrapy.utils.request import request_from_dict
@@ -54,7 +63,13 @@ from scrapy.utils.request import request_from_dict
 from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput
 from ptmscrape.dataset.jsonl import read_jsonl
-from ptmscrape.stats import JOB_HISTORY_CALLS_FETCHED_AGAIN, JOB_PAGES_FETCHED_AGAIN, JOB_RESTARTED_AFTER_KILL
+from ptmscrape.spiders_base import LISTED_META
+from ptmscrape.stats import (
+    JOB_HISTORY_CALLS_FETCHED_AGAIN,
+    JOB_PAGES_FETCHED_AGAIN,
+    JOB_RESTARTED_AFTER_KILL,
+    JOB_UNSTORED_FETCHED_AGAIN,
+)
 from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED, STORE_FAILED_REASON
 
 logger = logging.getLogger(__name__)
@@ -68,8 +83,8 @@ FAILED_PAGES_FILE = "ptm-failed-pages.pickle"
 # The kind (ptm/pages/failed/<kind>) or reason (ptm/history/lost/<reason>) of a page or history
 # call an earlier run lost that cannot be fetched again.
 LOST_EARLIER = "lost by an earlier run"
-# A lost page fetched again gets its retries afresh.
-RETRY_META = ("retry_times", "ptm_page_retries", "ptm_ratelimit_retries", "ptm_retry_delay")
+# A lost page fetched again gets its retries afresh, and counts the models it gives afresh.
+RETRY_META = ("retry_times", "ptm_page_retries", "ptm_ratelimit_retries", "ptm_retry_delay", LISTED_META)
 # What Scrapy keeps in a JOBDIR (scheduler queue, dupefilter, SpiderState extension).
 SCRAPY_STATE = ("requests.queue", "requests.seen", "spider.state")
 # How the next run describes the job, by the finish reason of its last run that closed.
@@ -87,7 +102,8 @@ class Losable:
     """A sort of request a job can lose for good, saved in ``FAILED_PAGES_FILE`` and fetched again
     when the job resumes."""
 
-    noun: str  # in log lines: "the lost page <url>", "2 page(s)"
+    noun: str  # in log lines: "the lost page <url>"
+    nouns: str  # in log lines: "2 page(s)"
     saved_key: str  # in FAILED_PAGES_FILE: the pickled request dicts (Scrapy's queue format)
     unsaved_key: str  # in FAILED_PAGES_FILE: how many could not be saved
     fetched_again: str  # stats name, one per request scheduled again
@@ -95,10 +111,14 @@ class Losable:
     counts_as: str  # what one that cannot be fetched again counts as, in every later run
 
 
-PAGES = Losable("page", "requests", "unsaved", JOB_PAGES_FETCHED_AGAIN, "count_failed_page", "failed")
-HISTORY_CALLS = Losable("history call", "history_calls", "history_calls_unsaved", JOB_HISTORY_CALLS_FETCHED_AGAIN,
-                        "count_lost_history_call", "lost")
-LOSABLE = (PAGES, HISTORY_CALLS)
+PAGES = Losable("page", "page(s)", "requests", "unsaved", JOB_PAGES_FETCHED_AGAIN, "count_failed_page", "failed")
+HISTORY_CALLS = Losable("history call", "history call(s)", "history_calls", "history_calls_unsaved",
+                        JOB_HISTORY_CALLS_FETCHED_AGAIN, "count_lost_history_call", "lost")
+# The requests that gave models the store stage could not store (a full disk): not lost pages to
+# Scrapy, whose requests.seen holds them, but their models are missing until they are fetched again.
+UNSTORED = Losable("page of unstored models", "page(s) of unstored models", "unstored", "unstored_unsaved",
+                   JOB_UNSTORED_FETCHED_AGAIN, "count_failed_page", "failed")
+LOSABLE = (PAGES, HISTORY_CALLS, UNSTORED)
 
 
 class JobDirBusy(BadInput):
@@ -180,6 +200,9 @@ class JobGuard:
         self.lost_unsaved = dict.fromkeys(LOSABLE, 0)
         self.to_fetch_again: dict[Losable, list[bytes]] = {sort: [] for sort in LOSABLE}
         self.lost_earlier = dict.fromkeys(LOSABLE, 0)
+        # UNSTORED, by fingerprint: a page gives many models, and is saved (once) when the run
+        # closes, by when it has given all of them (LISTED_META counts them)
+        self.unstored: dict[bytes, Request] = {}
         mark = jobdir / RUNNING_MARK
         if mark.exists():
             self.restarted = True
@@ -203,6 +226,7 @@ class JobGuard:
         crawler.signals.connect(guard.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(guard.page_failed, signal=ptm_signals.page_failed)
         crawler.signals.connect(guard.history_call_lost, signal=ptm_signals.history_call_lost)
+        crawler.signals.connect(guard.model_not_stored, signal=ptm_signals.model_not_stored)
         return guard
 
     def _discard_scrapy_state(self, previous: dict) -> None:
@@ -229,15 +253,15 @@ class JobGuard:
         elif ended is not None or (self.jobdir / "requests.seen").exists():
             how = (ENDED_HOW.get(ended, f"the previous run ended with finish reason {ended!r}") if ended
                    else "how the previous run ended was not recorded")
-            lost = " and ".join(f"{len(self.to_fetch_again[sort])} {sort.noun}(s)" for sort in LOSABLE
+            lost = " and ".join(f"{len(self.to_fetch_again[sort])} {sort.nouns}" for sort in LOSABLE
                                 if self.to_fetch_again[sort])
             again = f"; fetching again the {lost} the job lost" if lost else ""
             logger.info("Resuming the job in %s: %s%s", self.jobdir, how, again)
         for sort in LOSABLE:
             if self.lost_earlier[sort]:
-                logger.error("%d %s(s) lost by earlier runs of the job in %s could not be saved to be fetched "
+                logger.error("%d %s lost by earlier runs of the job in %s could not be saved to be fetched "
                              "again: they count as %s in every run of this job. A new crawl (a new "
-                             "JOBDIR) reads them.", self.lost_earlier[sort], sort.noun, self.jobdir,
+                             "JOBDIR) reads them.", self.lost_earlier[sort], sort.nouns, self.jobdir,
                              sort.counts_as)
 
     def previous_end(self) -> str | None:
@@ -264,6 +288,9 @@ class JobGuard:
                     unfetchable += 1
                     continue
                 meta = {k: v for k, v in request.meta.items() if k not in RETRY_META}
+                listed = request.meta.get(LISTED_META)
+                if sort is UNSTORED and isinstance(listed, int) and hasattr(spider, "forget_listed"):
+                    spider.forget_listed(listed)  # they count against -a limit when listed again
                 self.crawler.engine.crawl(request.replace(dont_filter=True, meta=meta))
                 self.crawler.stats.inc_value(sort.fetched_again)
             # lost in this run too, and saved again as such (the spider's method signals it);
@@ -277,6 +304,12 @@ class JobGuard:
 
     def history_call_lost(self, reason: str, request=None) -> None:
         self._save(HISTORY_CALLS, request)
+
+    def model_not_stored(self, reason: str, request=None) -> None:
+        if request is None:
+            self.lost_unsaved[UNSTORED] += 1
+        else:
+            self.unstored.setdefault(self.crawler.request_fingerprinter.fingerprint(request), request)
 
     def _save(self, sort: Losable, request) -> None:
         """Keep a request this run lost, to be saved in the JOBDIR when the run closes."""
@@ -297,6 +330,11 @@ class JobGuard:
         if unsaved:
             logger.error("%d request(s) could not be saved in JOBDIR and are lost on resume: their "
                          "callbacks must be spider methods and their meta picklable", unsaved)
+        for request in self.unstored.values():
+            self._save(UNSTORED, request)
+        if self.lost[UNSTORED]:
+            logger.warning("Saved in %s the %d %s: the resumed job fetches them again, and stores their "
+                           "models it did not store", self.jobdir, len(self.lost[UNSTORED]), UNSTORED.nouns)
         failed = self.jobdir / FAILED_PAGES_FILE
         if any(self.lost.values()) or any(self.lost_unsaved.values()):
             saved: dict[str, object] = {}

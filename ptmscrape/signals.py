@@ -26,3 +26,9 @@ resumes; None if unknown)."""
 
 model_unmapped = object()
 """A model the hub listed could not be mapped to a record. Argument: ``item`` (its ``RawModelItem``)."""
+
+model_not_stored = object()
+"""The store stage could not store a model (the dataset tree refused its lines: a full disk, …) and
+dropped it; the crawl is being stopped. Arguments: ``reason`` and ``request`` (the request whose
+response gave the model: a listing page, the model's own page; with a JOBDIR it is fetched again
+when the job resumes, its fingerprint being in Scrapy's ``requests.seen``; None if unknown)."""

@@ -27,6 +27,10 @@ from ptmscrape.stats import PAGES_FAILED, PAGES_FAILED_BY_KIND, PAGES_NOT_FOUND,
 # ``distributed.HANDOFF_PRIORITY``) so that the shared queue never holds the whole hub.
 LISTING_PRIORITY = 100
 
+# Meta of a request whose response gave models, with -a limit: how many it gave (they count against
+# the limit), so that a JOBDIR job fetching it again takes them off the count (ptmscrape/jobdir.py).
+LISTED_META = "ptm_listed"
+
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
 
 
@@ -121,6 +125,15 @@ class HubSpider(scrapy.Spider):
         state = getattr(self, "state", None)
         return state.get("ptm_items_yielded", 0) if isinstance(state, dict) else self._items_yielded
 
+    def forget_listed(self, models: int) -> None:
+        """Take ``models`` off the count ``-a limit`` holds the crawl to: models an earlier run of
+        the job listed, whose page it fetches again to list them again (``ptmscrape/jobdir.py``)."""
+        state = getattr(self, "state", None)
+        if isinstance(state, dict):
+            state["ptm_items_yielded"] = max(0, state.get("ptm_items_yielded", 0) - models)
+        else:
+            self._items_yielded = max(0, self._items_yielded - models)
+
     @property
     def limit_reached(self) -> bool:
         if self.limit is None:
@@ -137,9 +150,10 @@ class HubSpider(scrapy.Spider):
         listed = self.handoff.listed() if self.handoff else self.items_yielded
         return listed + upcoming < self.limit
 
-    def raw_item(self, model_id: Any, response: Response, payload: Any, *, payload_json: str | None = None,
-                 **context: Any) -> RawModelItem | scrapy.Request:
+    def raw_item(self, model_id: Any, response: Response | scrapy.Request, payload: Any, *,
+                 payload_json: str | None = None, **context: Any) -> RawModelItem | scrapy.Request:
         """What to yield for one model: its raw item (or, distributed, a hand-off request).
+        ``response``: what gave the model (a request that failed, when its errback yields it);
         ``payload_json``: the payload's text as served (see :meth:`json_array_page`)."""
         state = getattr(self, "state", None)
         if isinstance(state, dict):
@@ -147,8 +161,12 @@ class HubSpider(scrapy.Spider):
         else:
             self._items_yielded += 1
         context.setdefault("base_url", self.base_url)
+        # Distributed, the hand-off's own request gives the model (distributed.unpack).
+        request = None if self.handoff else response if isinstance(response, scrapy.Request) else response.request
+        if self.limit is not None and request is not None:
+            request.meta[LISTED_META] = request.meta.get(LISTED_META, 0) + 1
         item = RawModelItem(hub=self.name, model_id=str(model_id)[:300], url=response.url,
-                            payload=payload, context=context, payload_json=payload_json)
+                            payload=payload, context=context, payload_json=payload_json, request=request)
         return self.handoff.request(item, str(model_id)) if self.handoff else item
 
     def deliver_handoff(self, response: Response):

@@ -209,15 +209,15 @@ def test_the_verdict_of_a_crawl_the_disk_stopped():
     assert result.reason == f"4 records not stored ({ENOSPC_TEXT}: 4): the crawl was stopped"
 
 
-def full_disk_crawl(tmp_path, settings, budget) -> CrawlResult:
-    """``scrapy crawl huggingface`` (``tests/full_disk.py``) whose data dir's hub folder fills after
+def full_disk_crawl(tmp_path, settings, budget, spider="huggingface", args=None, env=None) -> CrawlResult:
+    """``scrapy crawl <spider>`` (``tests/full_disk.py``) whose data dir's hub folder fills after
     ``budget`` bytes."""
     data, out, stats = tmp_path / "data", tmp_path / "full.jsonl", tmp_path / "full.stats.json"
-    (data / "huggingface").mkdir(parents=True)
-    cmd = crawl_command("huggingface", out, data, stats, settings=settings)
+    (data / spider).mkdir(parents=True)
+    cmd = crawl_command(spider, out, data, stats, args=args, settings=settings)
     assert cmd[1:3] == ["-m", "scrapy.cmdline"]
     cmd[2] = "tests.full_disk"
-    env = {**os.environ, "TEST_FULL_DISK_DIR": str(data / "huggingface"), "TEST_FULL_DISK_BYTES": str(budget)}
+    env = {**os.environ, **(env or {}), "TEST_FULL_DISK_DIR": str(data / spider), "TEST_FULL_DISK_BYTES": str(budget)}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     return CrawlResult(proc.returncode, proc.stderr + proc.stdout, out, stats, data)
 
@@ -258,6 +258,91 @@ def test_a_crawl_whose_disk_fills_stops_with_whole_files_and_the_next_crawl_stor
     assert sorted(r["id"] for r in again.records("huggingface")) == sorted(
         r["id"] for r in again.items) and len(again.items) == 100
     assert len(again.records("huggingface")) == 100
+
+
+# -- a JOBDIR job the disk stopped: the resumed job fetches again the pages of the models dropped --
+
+def stored_bytes(tmp_path, spider, settings, env=None) -> int:
+    """What a metadata crawl that fits on the disk writes into its payload file and snapshot."""
+    (tmp_path / "measure").mkdir()
+    result = run_crawl(spider, tmp_path / "measure", settings={**settings, "PTM_CLONE": 0}, env=env)
+    hub = result.data_dir / spider
+    return sum(path.stat().st_size for folder in ("json/payloads", "snapshots")
+               for path in (hub / folder).glob("*.jsonl"))
+
+
+def resume_after_a_full_disk(tmp_path, spider, settings, budget, args=None, env=None):
+    """A JOBDIR job (``tmp_path/job``) stopped by a full disk, then resumed with room: both runs."""
+    settings = {**settings, "JOBDIR": tmp_path / "job"}
+    first = full_disk_crawl(tmp_path, settings, budget, spider=spider, args=args, env=env)
+    assert first.returncode == 1, first.log[-5000:]
+    assert first.stats["finish_reason"] == STORE_FAILED_REASON and first.stats[STORE_FAILED] >= 1
+    resumed = run_crawl(spider, tmp_path, args=args, settings=settings, env=env, out_name="resumed.jsonl",
+                        check=False)
+    return first, resumed
+
+
+def assert_resumed_with_every_model_once(first, resumed, spider, names):
+    """The resumed job stored every model the first run dropped: ``<hub>.jsonl`` holds each of
+    ``names`` once; the resumed run fetched their pages again and exits 0."""
+    records = resumed.records(spider)
+    assert len({r["id"] for r in records}) == len(records)
+    missing = sorted(set(names) - {f"{r['ModelOwner']}/{r['ModelName']}" for r in records})
+    assert missing == [] and len(records) == len(names), \
+        f"lost by the job (its resumed run's exit status {resumed.returncode}): {missing}"
+    assert resumed.returncode == 0, resumed.log[-5000:]
+    assert "Traceback" not in first.log + resumed.log
+    assert "the previous run was stopped: the dataset tree could not be written" in resumed.log
+    pages = resumed.stats["ptm/job/pages_of_unstored_models_fetched_again"]
+    assert f"fetching again the {pages} page(s) of unstored models the job lost" in resumed.log
+    assert f"Saved in {first.stats_file.parent / 'job'} the {pages} page(s) of unstored models" in first.log
+    assert resumed.stats["ptm/store/records"] + first.stats["ptm/store/records"] == len(names)
+
+
+@pytest.mark.parametrize("limit", [None, 45])
+def test_a_jobdir_job_the_disk_stopped_stores_the_dropped_models_when_it_resumes(tmp_path, limit):
+    """The models in flight when the disk filled were dropped; their listing pages are in the job's
+    requests.seen. The resumed job fetches those pages again, skips their models stored before,
+    stores the others, and reads the rest of the listing: every model (of -a limit) once."""
+    models = synthetic_models(100)
+    args = {"limit": limit} if limit else None
+    with HuggingFaceReplica(models, None, repos=False) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 10, "PTM_CLONE": 0}
+        budget = stored_bytes(tmp_path, "huggingface", settings) // 5  # full after some 20 models
+        first, resumed = resume_after_a_full_disk(tmp_path, "huggingface", settings, budget, args)
+        listed = [row[2] for row in hub._order("downloads")][:limit]
+    assert first.stats["ptm/store/records"] < len(listed)
+    assert_resumed_with_every_model_once(first, resumed, "huggingface", listed)
+
+
+def test_models_the_clone_stage_had_when_the_disk_stopped_the_job_are_stored_when_it_resumes(tmp_path):
+    """With clones, the models the clone stage had in hand reach the store stage after the disk
+    filled: dropped too, and their pages fetched again; their clones landed and are reused."""
+    models = synthetic_models(30)
+    with HuggingFaceReplica(models, tmp_path / "hub-git") as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5}
+        budget = stored_bytes(tmp_path, "huggingface", settings) // 3
+        first, resumed = resume_after_a_full_disk(tmp_path, "huggingface", settings, budget)
+        shas = {name: model["sha"] for name, model in hub.models.items()}
+    assert_resumed_with_every_model_once(first, resumed, "huggingface", list(shas))
+    for record in resumed.records("huggingface"):
+        assert record["CloneStatus"] in ("cloned", "unchanged"), record["CloneStatus"]
+        assert record["LatestGitCommitSHA"] == shas[f"{record['ModelOwner']}/{record['ModelName']}"]
+        assert (resumed.data_dir / record["RepoPath"]).is_dir()
+
+
+def test_a_hub_with_a_page_per_model_fetches_again_the_pages_of_the_models_the_disk_dropped(tmp_path):
+    from tests.replicas.pytorchhub import MODEL_REPOS, PytorchHubReplica
+
+    with PytorchHubReplica(tmp_path / "hub-git") as hub:
+        settings = {**hub.settings(), "PTM_CLONE": 0}
+        budget = stored_bytes(tmp_path, "pytorchhub", settings, hub.env()) // 3
+        first, resumed = resume_after_a_full_disk(tmp_path, "pytorchhub", settings, budget, env=hub.env())
+    stored = {r["ModelHub"]["MetadataObjectID"] for r in resumed.records("pytorchhub")}
+    assert stored == set(MODEL_REPOS), f"lost by the job: {sorted(set(MODEL_REPOS) - stored)}"
+    assert resumed.returncode == 0, resumed.log[-5000:]
+    assert len(resumed.records("pytorchhub")) == len(MODEL_REPOS)
+    assert resumed.stats["ptm/job/pages_of_unstored_models_fetched_again"] == first.stats[STORE_FAILED]
 
 
 def test_a_stored_payload_that_cannot_be_read_is_written_again_and_the_crawl_goes_on(crawler, tmp_path, caplog):

@@ -460,6 +460,96 @@ def test_a_saved_history_call_whose_callback_is_gone_is_named_and_counted_lost(t
     assert resumed.crawler.stats.get_value("ptm/job/history_calls_fetched_again") is None
 
 
+# -- pages whose models the store stage could not store (end to end: tests/test_full_disk.py) --
+
+def listing_job(tmp_path, **arguments):
+    """A Hugging Face spider in the JOBDIR ``tmp_path/job`` (its ``state`` loaded, as Scrapy's
+    SpiderState does), and its JobGuard."""
+    from ptmscrape.jobdir import JobGuard
+
+    spider = make_spider(HuggingfaceSpider, {"JOBDIR": str(tmp_path / "job"), "PTM_DATA_DIR": str(tmp_path / "data"),
+                                             "PTM_HUGGINGFACE_URL": "http://127.0.0.1:9"}, **arguments)
+    state = tmp_path / "job/spider.state"
+    spider.state = pickle.loads(state.read_bytes()) if state.exists() else {}
+    return spider, spider.crawler.get_extension(JobGuard)
+
+
+def listed_models(spider, url, n):
+    """The raw items ``parse_listing`` gives for a page of ``n`` models, and the page's request."""
+    from ptmscrape.items import RawModelItem
+    from tests.helpers import json_response
+
+    request = spider.request(url, spider.parse_listing)
+    page = json_response(url, [{"id": f"owner/model-{i}", "_id": f"{i:024x}"} for i in range(n)], request)
+    return [out for out in spider.parse_listing(page) if isinstance(out, RawModelItem)], request
+
+
+def test_a_page_whose_models_were_not_stored_is_saved_once_and_fetched_again_with_its_models_uncounted(
+        tmp_path, caplog):
+    """A full disk drops the models in flight (several of one listing page): the page is saved once,
+    and the resumed job fetches it again; with -a limit its models are taken off the count, as
+    they count again when listed again."""
+    from ptmscrape import signals as ptm_signals
+    from ptmscrape.spiders_base import LISTED_META
+
+    spider, guard = listing_job(tmp_path, limit="30")
+    first, first_page = listed_models(spider, spider.base_url + "/api/models?p=1", 10)
+    items, page = listed_models(spider, spider.base_url + "/api/models?p=2", 10)
+    assert all(item.request is page for item in items) and first[0].request is first_page
+    assert spider.items_yielded == 20
+    for item in items[6:]:  # what the store stage says of each model it drops
+        spider.crawler.signals.send_catch_log(ptm_signals.model_not_stored, reason="No space left on device",
+                                              request=item.request)
+    with caplog.at_level("WARNING", logger="ptmscrape.jobdir"):
+        guard.spider_closed(spider, "store_failed")
+    assert f"Saved in {tmp_path / 'job'} the 1 page(s) of unstored models" in caplog.text
+    (tmp_path / "job/spider.state").write_bytes(pickle.dumps(spider.state))  # as SpiderState saves it
+
+    caplog.clear()
+    with caplog.at_level("INFO", logger="ptmscrape.jobdir"):
+        resumed, guard = listing_job(tmp_path, limit="30")
+    assert (f"Resuming the job in {tmp_path / 'job'}: the previous run was stopped: the dataset tree could not be "
+            "written (a full disk?); fetching again the 1 page(s) of unstored models the job lost") in caplog.text
+    resumed.crawler.engine = engine = Engine()
+    guard.spider_opened(resumed)
+    (again,) = engine.crawled
+    assert again.url == page.url and again.dont_filter and again.callback == resumed.parse_listing
+    assert LISTED_META not in again.meta  # counted afresh when its models are listed again
+    assert resumed.items_yielded == 10  # page 2's 10 models are off the count, page 1's stay on it
+    assert resumed.crawler.stats.get_value("ptm/job/pages_of_unstored_models_fetched_again") == 1
+    relisted, _ = listed_models(resumed, again.url, 10)
+    assert [item.model_id for item in relisted] == [item.model_id for item in items]
+    guard.spider_closed(resumed, "finished")
+    assert not (tmp_path / "job/ptm-failed-pages.pickle").exists()  # nothing left to fetch again
+
+
+def test_without_a_limit_a_listing_request_carries_nothing_per_model(tmp_path):
+    spider, _ = listing_job(tmp_path)
+    items, page = listed_models(spider, spider.base_url + "/api/models?p=1", 3)
+    assert all(item.request is page for item in items)
+    from ptmscrape.spiders_base import LISTED_META
+
+    assert LISTED_META not in page.meta
+
+
+def test_a_model_not_stored_whose_request_is_unknown_fails_every_later_run_of_the_job(tmp_path, caplog):
+    from ptmscrape import signals as ptm_signals
+
+    spider, guard = listing_job(tmp_path)
+    spider.crawler.signals.send_catch_log(ptm_signals.model_not_stored, reason="No space left on device",
+                                          request=None)
+    guard.spider_closed(spider, "store_failed")
+    for lost in ("1 page(s) of unstored models", "1 page(s)"):  # counted as a lost page from then on
+        caplog.clear()
+        with caplog.at_level("ERROR", logger="ptmscrape.jobdir"):
+            resumed, guard = listing_job(tmp_path)
+        assert f"{lost} lost by earlier runs of the job" in caplog.text
+        resumed.crawler.engine = Engine()
+        guard.spider_opened(resumed)
+        assert resumed.crawler.stats.get_value("ptm/pages/failed/lost by an earlier run") == 1
+        guard.spider_closed(resumed, "failed_pages")
+
+
 def test_a_torn_jobdir_left_by_a_kill_does_not_end_the_job_early(tmp_path, hf_replica):
     """After a kill, Scrapy's requests.seen may hold the start page (its buffer was flushed) while
     the queue holding the next pages was never saved: trusting it, the job would "finish" at once."""
