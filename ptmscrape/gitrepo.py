@@ -433,7 +433,7 @@ class Git:
             self._run(scratch_root, *args, "--", url, os.fspath(scratch), scratch=scratch)
             if self.policy.lfs:
                 self._lfs_pull(scratch, url, scratch=scratch)
-            if self.policy.max_bytes and downloaded_bytes(scratch) > self.policy.max_bytes:
+            if self.policy.max_bytes > 0 and downloaded_bytes(scratch) > self.policy.max_bytes:
                 raise TooLarge(TOO_LARGE)  # done between two looks: too large all the same
             sha = head_sha(scratch)
             if sha is None:

@@ -296,3 +296,22 @@ def test_a_watched_clone_fails_with_the_same_reason_as_an_unwatched_one(tmp_path
     assert reasons[0] == reasons[1], reasons
     if status is None:  # git's own last line, the URL hidden
         assert reasons[0] == "failed: fatal: unable to access '<url> The requested URL returned error: 500'"
+
+
+def test_a_negative_cap_is_no_cap_as_0_is(tmp_path, served):
+    # -s PTM_CLONE_MAX_GB=-1 (as a negative PTM_CLONE_MIN_FREE_GB, off like 0): the clone ran
+    # unwatched, then its size was held against the negative cap and every new clone failed.
+    from scrapy.settings import Settings
+
+    _host, server = served
+    settings = Settings()
+    settings.setmodule("ptmscrape.settings")
+    settings.set("PTM_GIT_ALLOW_PROTOCOL", "http")
+    settings.set("PTM_CLONE_MAX_GB", "-1")
+    cloner = Cloner(DatasetTree(tmp_path / "data"), Git(GitPolicy.from_settings(settings)), concurrency=1)
+    cloner.open("huggingface")
+    try:
+        result = asyncio.run(cloner.clone("huggingface", f"{server.url}/owner/repo"))
+    finally:
+        cloner.close()
+    assert result.status == "cloned", result.status
