@@ -231,10 +231,16 @@ class SharedScheduler(Scheduler):
             working = not self.crawler.engine.spider_is_idle()
         except (AttributeError, RuntimeError):  # engine not started or already closed
             return
-        if working:
-            self.mark_busy()
-        if self.requeue_taken():
-            self.wake_soon()
+        try:
+            if working:
+                self.mark_busy()
+            if self.requeue_taken():
+                self.wake_soon()
+        except RedisError as exc:
+            # An error raised here would end the looping call for good: the busy mark would lapse
+            # while this worker works, and the others would give back its requests and close.
+            logger.warning("Redis error while worker %s refreshed its busy mark (tried again in %s s): %s",
+                           self.worker, BUSY_REFRESH, exc)
 
     def others_busy(self) -> list[str]:
         prefix = self.key("busy:")

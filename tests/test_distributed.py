@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import socket
@@ -412,3 +413,43 @@ def test_a_worker_is_judged_gone_by_its_pid_only_where_its_pid_is_ours_to_see():
     assert not gone_here(f"{host}:{dead.pid}:4026532999-0badc0de")  # another container's pid
     assert not gone_here(f"{host}:{dead.pid}:0badc0de")  # no namespace said: a worker of an older version
     assert not gone_here(f"elsewhere:{dead.pid}:{namespace}-0badc0de")
+
+
+def shared_scheduler(prefix: str):
+    """A worker's scheduler on Redis, its queue open and taken requests tracked, as ``open()``
+    leaves it, without an engine or a looping call (the tests call what those would)."""
+    from scrapy.utils.misc import load_object
+
+    from ptmscrape.redis_scheduler import SharedScheduler
+
+    spider = redis_spider(prefix)
+    scheduler = SharedScheduler.from_crawler(spider.crawler)
+    scheduler.spider = spider
+    scheduler.queue = load_object(scheduler.queue_cls)(server=scheduler.server, spider=spider,
+                                                       serializer=scheduler.serializer,
+                                                       key=scheduler.queue_key % {"spider": spider.name})
+    scheduler.tracking = True
+    return scheduler
+
+
+def connection_reset(*args, **kwargs):
+    import redis
+
+    raise redis.exceptions.ConnectionError("Connection reset by peer")
+
+
+def test_a_redis_error_does_not_end_the_busy_mark_refresh(prefix, redis_client, monkeypatch, caplog):
+    """The busy mark is refreshed by a looping call, which ends for good at its first exception: a
+    Redis hiccup must not end it, else the mark lapses while the worker works (a 20-minute clone),
+    and the other workers give back the requests it is working on and may close the crawl."""
+    from types import SimpleNamespace
+
+    scheduler = shared_scheduler(prefix)
+    scheduler.crawler.engine = SimpleNamespace(spider_is_idle=lambda: False)  # a worker at work
+    with monkeypatch.context() as m, caplog.at_level(logging.WARNING):
+        m.setattr(scheduler.server, "set", connection_reset)
+        scheduler.refresh()  # what the looping call runs every BUSY_REFRESH s
+    assert f"Redis error while worker {scheduler.worker} refreshed its busy mark" in caplog.text
+    assert "Connection reset by peer" in caplog.text
+    scheduler.refresh()  # the next tick, Redis back
+    assert redis_client.ttl(scheduler.busy_key) > 0
