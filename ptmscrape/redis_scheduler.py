@@ -78,6 +78,9 @@ class SharedScheduler(Scheduler):
     worker: str  # this worker's name in Redis keys: <host>:<pid>:<pid namespace>-<random> (worker_name())
     taken: dict[int, tuple[Request, str]]  # requests taken from the queue, not yet done: their fields
     tracking: bool  # whether taken requests are noted in Redis (open())
+    # The gone worker whose claimed requests are not all back in the queue yet (a Redis error cut
+    # the move short): the next look finishes it; they would else be flushed with this worker's keys.
+    unqueued_claim: str | None
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -92,6 +95,7 @@ class SharedScheduler(Scheduler):
         scheduler.taken = {}  # id(request) -> (request, field in the taken hash)
         scheduler.tokens = itertools.count()
         scheduler.claims = itertools.count()
+        scheduler.unqueued_claim = None
         scheduler.take_script = scheduler.server.register_script(_TAKE)
         scheduler.claim_script = scheduler.server.register_script(_CLAIM)
         crawler.signals.connect(scheduler.spider_idle, signal=signals.spider_idle)
@@ -190,6 +194,9 @@ class SharedScheduler(Scheduler):
             return 0
         prefix = self.key("taken:")
         requeued = 0
+        if self.unqueued_claim is not None:
+            worker, self.unqueued_claim = self.unqueued_claim, None
+            requeued += self._requeue_claimed(worker)
         for key in self.server.scan_iter(match=prefix + "*", count=1000):
             worker = key.decode()[len(prefix):]
             if worker == self.worker:
@@ -202,19 +209,23 @@ class SharedScheduler(Scheduler):
 
     def _requeue_claimed(self, worker: str) -> int:
         urls = []
-        for field, value in self.server.hgetall(self.taken_key).items():
-            if not field.startswith(b"x"):
-                continue  # one of ours, in flight
-            score, _, data = value.partition(b" ")
-            request = self.queue._decode_request(data)
-            handoff = request.meta.get(HANDOFF_META)
-            if isinstance(handoff, dict):
-                handoff["redelivered"] = True  # its dead worker may have marked the model seen
-            pipe = self.server.pipeline()
-            pipe.zadd(self.queue.key, {self.queue._encode_request(request): float(score)})
-            pipe.hdel(self.taken_key, field)
-            pipe.execute()
-            urls.append(request.url)
+        try:
+            for field, value in self.server.hgetall(self.taken_key).items():
+                if not field.startswith(b"x"):
+                    continue  # one of ours, in flight
+                score, _, data = value.partition(b" ")
+                request = self.queue._decode_request(data)
+                handoff = request.meta.get(HANDOFF_META)
+                if isinstance(handoff, dict):
+                    handoff["redelivered"] = True  # its dead worker may have marked the model seen
+                pipe = self.server.pipeline()
+                pipe.zadd(self.queue.key, {self.queue._encode_request(request): float(score)})
+                pipe.hdel(self.taken_key, field)
+                pipe.execute()
+                urls.append(request.url)
+        except RedisError:
+            self.unqueued_claim = worker  # the rest at the next look
+            raise
         if urls:
             self.crawler.stats.inc_value(DISTRIBUTED_REQUEUED, len(urls))
             logger.warning("Put back in the shared queue %d request(s) taken by worker %s, which is gone "

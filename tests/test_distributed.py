@@ -453,3 +453,33 @@ def test_a_redis_error_does_not_end_the_busy_mark_refresh(prefix, redis_client, 
     assert "Connection reset by peer" in caplog.text
     scheduler.refresh()  # the next tick, Redis back
     assert redis_client.ttl(scheduler.busy_key) > 0
+
+
+def test_requests_a_redis_error_left_half_given_back_go_back_at_the_next_look(prefix, redis_client, monkeypatch):
+    """A gone worker's requests are claimed in one step, then put back in the queue one by one: a
+    Redis error half-way left the rest in this worker's taken hash, where no look went again and
+    the crawl's end deleted them with its keys (lost). The next look puts them back."""
+    scheduler = shared_scheduler(prefix)
+    gone = "elsewhere:4242:4026531836-0badc0de"  # another machine's worker, its busy mark expired
+    urls = [f"https://hub.example/api/models?page={n}" for n in range(3)]
+    redis_client.hset(scheduler.key(f"taken:{gone}"),
+                      mapping={str(n): b"0 " + scheduler.queue._encode_request(Request(url))
+                               for n, url in enumerate(urls)})
+    pipeline, pipes = scheduler.server.pipeline, []
+
+    def second_fails(*args, **kwargs):
+        pipe = pipeline(*args, **kwargs)
+        pipes.append(pipe)
+        if len(pipes) == 2:
+            pipe.execute = connection_reset
+        return pipe
+
+    with monkeypatch.context() as m:
+        m.setattr(scheduler.server, "pipeline", second_fails)
+        with pytest.raises(Exception, match="Connection reset by peer"):
+            scheduler.requeue_taken()
+    assert len(scheduler.queue) == 1
+    assert scheduler.requeue_taken() == 2
+    queued = [scheduler.queue._decode_request(data).url for data in redis_client.zrange(scheduler.queue.key, 0, -1)]
+    assert sorted(queued) == urls
+    assert redis_client.hlen(scheduler.taken_key) == 0
