@@ -33,7 +33,7 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy_redis.queue import PriorityQueue
 
 from ptmscrape.compat.scrapy_redis import Scheduler
-from ptmscrape.dataset.processes import pid_alive, pid_namespace
+from ptmscrape.dataset.processes import boot_id, pid_alive, pid_namespace
 from ptmscrape.distributed import (
     BUSY_REFRESH,
     BUSY_TTL,
@@ -75,7 +75,7 @@ class SharedScheduler(Scheduler):
     bookkeeping (busy marks, joint close, flushing)."""
 
     wake_pending: bool  # a wake() is scheduled (set by from_crawler)
-    worker: str  # this worker's name in Redis keys: <host>:<pid>:<pid namespace>-<random> (worker_name())
+    worker: str  # this worker's name in Redis keys: <host>:<pid>:<pid space>-<random> (worker_name())
     taken: dict[int, tuple[Request, str]]  # requests taken from the queue, not yet done: their fields
     tracking: bool  # whether taken requests are noted in Redis (open())
     # The gone worker whose claimed requests are not all back in the queue yet (a Redis error cut
@@ -296,11 +296,20 @@ class SharedScheduler(Scheduler):
             slot.nextcall.schedule()
 
 
+def pid_space() -> str:
+    """Where this process's pid means something: ``<pid namespace>.<boot id>``, its pid namespace
+    (a container has its own, and may share the host's name with ``--network host``) on this boot
+    of this machine (machines may share a name, and all their first pid namespaces one number);
+    ``""`` where ``/proc`` cannot tell."""
+    namespace, boot = pid_namespace(), boot_id()
+    return f"{namespace}.{boot.replace('-', '')}" if namespace and boot else ""
+
+
 def worker_name() -> str:
-    """``<host>:<pid>:<pid namespace>-<random>``: the pid namespace (a container has its own, and
-    may share the host's name with ``--network host``) tells which workers' pids this one can see."""
-    namespace = pid_namespace()
-    return f"{socket.gethostname()}:{os.getpid()}:{namespace + '-' if namespace else ''}{uuid.uuid4().hex[:8]}"
+    """``<host>:<pid>:<pid space>-<random>``: the pid space (:func:`pid_space`) tells which
+    workers' pids this one can see."""
+    space = pid_space()
+    return f"{socket.gethostname()}:{os.getpid()}:{space + '-' if space else ''}{uuid.uuid4().hex[:8]}"
 
 
 def gone_here(worker: str) -> bool:
@@ -308,6 +317,6 @@ def gone_here(worker: str) -> bool:
     its process is gone. Any other worker is judged by its busy mark alone (it expires)."""
     head, _, tail = worker.rpartition(":")
     host, _, pid = head.rpartition(":")
-    namespace = tail.rpartition("-")[0]
-    return (host == socket.gethostname() and pid.isdigit() and namespace != ""
-            and namespace == pid_namespace() and not pid_alive(int(pid)))
+    space = tail.rpartition("-")[0]
+    return (host == socket.gethostname() and pid.isdigit() and space != ""
+            and space == pid_space() and not pid_alive(int(pid)))

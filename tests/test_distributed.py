@@ -401,18 +401,41 @@ def test_a_worker_is_judged_gone_by_its_pid_only_where_its_pid_is_ours_to_see():
     """Workers in containers sharing the host's name (``--network host``) have pids of other pid
     namespaces: only a worker of this machine and pid namespace whose process is gone is gone at
     once; any other waits for its busy mark to expire."""
-    from ptmscrape.redis_scheduler import gone_here, pid_namespace, worker_name
+    from ptmscrape.redis_scheduler import gone_here, pid_namespace, pid_space, worker_name
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     here = worker_name()
-    host, namespace = socket.gethostname(), pid_namespace()
-    assert here.startswith(f"{host}:{os.getpid()}:") and namespace
+    host, namespace, space = socket.gethostname(), pid_namespace(), pid_space()
+    assert here.startswith(f"{host}:{os.getpid()}:{space}-") and space.startswith(f"{namespace}.")
     assert not gone_here(here)  # alive
-    assert gone_here(f"{host}:{dead.pid}:{namespace}-0badc0de")
-    assert not gone_here(f"{host}:{dead.pid}:4026532999-0badc0de")  # another container's pid
+    assert gone_here(f"{host}:{dead.pid}:{space}-0badc0de")
+    other_container = "4026532999" + space.removeprefix(namespace)  # its pid namespace, this boot
+    assert not gone_here(f"{host}:{dead.pid}:{other_container}-0badc0de")
     assert not gone_here(f"{host}:{dead.pid}:0badc0de")  # no namespace said: a worker of an older version
-    assert not gone_here(f"elsewhere:{dead.pid}:{namespace}-0badc0de")
+    assert not gone_here(f"{host}:{dead.pid}:{namespace}-0badc0de")  # no boot said: a worker of an older version
+    assert not gone_here(f"elsewhere:{dead.pid}:{space}-0badc0de")
+
+
+def test_a_live_worker_of_another_machine_of_the_same_name_is_not_judged_gone_by_its_pid(monkeypatch):
+    """Machines may share a host name (made from one image; ``hostname: worker`` in a compose file),
+    and every machine's first pid namespace has the same number (``pid:[4026531836]``): a live
+    worker there whose pid is not alive here was judged gone at once, its busy mark ignored and
+    deleted, and the requests it was working on given back. The boot id in its name tells it apart."""
+    import ptmscrape.redis_scheduler as redis_scheduler
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+
+    def named(pid: int) -> str:  # worker_name(), as a worker of that pid would have it
+        host, _, rest = redis_scheduler.worker_name().partition(":")
+        return f"{host}:{pid}:{rest.partition(':')[2]}"
+
+    assert redis_scheduler.gone_here(named(dead.pid))  # of this machine: gone
+    with monkeypatch.context() as m:  # the same name and pid namespace, another machine's kernel
+        m.setattr(redis_scheduler, "boot_id", lambda: "0f" * 16, raising=False)
+        there = named(dead.pid)
+    assert not redis_scheduler.gone_here(there)
 
 
 def shared_scheduler(prefix: str):
