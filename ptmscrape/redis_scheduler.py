@@ -28,7 +28,7 @@ import uuid
 
 from redis.exceptions import RedisError
 from scrapy import Request, signals
-from scrapy.exceptions import DontCloseSpider
+from scrapy.exceptions import CloseSpider, DontCloseSpider
 from scrapy.utils.asyncio import create_looping_call
 from scrapy_redis.queue import PriorityQueue
 
@@ -46,6 +46,10 @@ from ptmscrape.distributed import (
 from ptmscrape.stats import DISTRIBUTED_REQUEUED
 
 logger = logging.getLogger("ptmscrape.distributed")
+
+# Finish reason of a worker stopped by a Redis error while it looked for work left (not "finished":
+# a finished worker deletes the crawl's keys).
+REDIS_ERROR_REASON = "redis_error"
 
 # Pop the first request of the shared queue (a sorted set), note it in this worker's taken hash
 # (field ARGV[1], value "<score> <request>") and mark the worker busy, in one step.
@@ -268,6 +272,17 @@ class SharedScheduler(Scheduler):
         return busy
 
     def spider_idle(self, spider):
+        try:
+            self._wait_for_others()
+        except RedisError as exc:
+            # Scrapy closes a spider whose idle handler failed as "finished", and a finished worker
+            # flushes the crawl's keys: the queue and dupefilter the other workers still work from.
+            logger.error("Redis error while worker %s looked for work left (%s): stopping it without deleting "
+                         "the crawl's keys; the other workers go on", self.worker, exc)
+            raise CloseSpider(REDIS_ERROR_REASON) from None
+
+    def _wait_for_others(self) -> None:
+        """Raise DontCloseSpider while there is work left: in the queue, or with a busy worker."""
         self.server.delete(self.busy_key)
         if self.requeue_taken() or len(self.queue):  # another worker pushed since the engine looked
             self.wake_soon()

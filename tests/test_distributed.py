@@ -506,3 +506,27 @@ def test_requests_a_redis_error_left_half_given_back_go_back_at_the_next_look(pr
     queued = [scheduler.queue._decode_request(data).url for data in redis_client.zrange(scheduler.queue.key, 0, -1)]
     assert sorted(queued) == urls
     assert redis_client.hlen(scheduler.taken_key) == 0
+
+
+def test_a_redis_error_while_a_worker_looks_for_work_left_keeps_the_crawls_keys(prefix, monkeypatch, caplog):
+    """Scrapy closes a spider whose spider_idle handler failed as "finished", and a finished worker
+    deletes the crawl's keys: a Redis hiccup while one worker waited for the others wiped the queue,
+    dupefilter and seen-set they still worked from (what they had queued, lost). That worker stops
+    with a reason of its own instead, and the keys stay."""
+    from scrapy.exceptions import CloseSpider
+
+    scheduler = shared_scheduler(prefix)
+    scheduler.queue.push(Request("https://hub.example/api/models?page=2"))  # queued by a busy worker
+    with monkeypatch.context() as m, caplog.at_level(logging.ERROR):
+        m.setattr(scheduler.server, "delete", connection_reset)
+        try:
+            scheduler.spider_idle(scheduler.spider)
+            reason = None
+        except CloseSpider as exc:
+            reason = exc.reason
+        except Exception:
+            reason = "finished"  # what Scrapy's engine makes of a spider_idle handler that failed
+    assert reason == "redis_error"
+    assert f"Redis error while worker {scheduler.worker} looked for work left" in caplog.text
+    scheduler.close(reason)  # as the engine closes it, Redis back
+    assert len(scheduler.queue) == 1
