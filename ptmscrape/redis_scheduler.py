@@ -50,6 +50,8 @@ logger = logging.getLogger("ptmscrape.distributed")
 # Finish reason of a worker stopped by a Redis error while it looked for work left (not "finished":
 # a finished worker deletes the crawl's keys).
 REDIS_ERROR_REASON = "redis_error"
+# ptm/pages/failed/<kind> of a gone worker's request that cannot be rebuilt to be put back in the queue.
+LOST_BY_GONE_WORKER = "lost by a dead worker"
 
 # Pop the first request of the shared queue (a sorted set), note it in this worker's taken hash
 # (field ARGV[1], value "<score> <request>") and mark the worker busy, in one step.
@@ -218,7 +220,11 @@ class SharedScheduler(Scheduler):
                 if not field.startswith(b"x"):
                     continue  # one of ours, in flight
                 score, _, data = value.partition(b" ")
-                request = self.queue._decode_request(data)
+                try:
+                    request = self.queue._decode_request(data)
+                except Exception as exc:  # e.g. its callback renamed since: a worker of another version took it
+                    self._lost(field, data, worker, exc)
+                    continue
                 handoff = request.meta.get(HANDOFF_META)
                 if isinstance(handoff, dict):
                     handoff["redelivered"] = True  # its dead worker may have marked the model seen
@@ -236,6 +242,21 @@ class SharedScheduler(Scheduler):
                            "(killed?) without finishing them: %s", len(urls), worker,
                            ", ".join(u[:100] for u in urls[:3]) + (", …" if len(urls) > 3 else ""))
         return len(urls)
+
+    def _lost(self, field: bytes, data: bytes, worker: str, exc: Exception) -> None:
+        """A gone worker's request this worker cannot rebuild: dropped from the taken hash (left
+        there, it would fail every look again, and the start of every worker that claimed it
+        after this one), said, and counted as a page lost for good."""
+        self.server.hdel(self.taken_key, field)
+        try:
+            url = self.queue.serializer.loads(data).get("url")
+        except Exception:
+            url = None
+        logger.error("A request worker %s took before it died cannot be put back in the queue (%s): %s",
+                     worker, url if isinstance(url, str) else "unreadable", exc)
+        count = getattr(self.spider, "count_failed_page", None)
+        if count is not None:
+            count(LOST_BY_GONE_WORKER)
 
     # -- busy marks --------------------------------------------------------------------
     def mark_busy(self) -> None:

@@ -530,3 +530,28 @@ def test_a_redis_error_while_a_worker_looks_for_work_left_keeps_the_crawls_keys(
     assert f"Redis error while worker {scheduler.worker} looked for work left" in caplog.text
     scheduler.close(reason)  # as the engine closes it, Redis back
     assert len(scheduler.queue) == 1
+
+
+def test_a_dead_workers_request_that_cannot_be_rebuilt_is_said_and_counted_not_passed_on(prefix, redis_client, caplog):
+    """A worker of another version of the spider (a callback renamed since) took a request and
+    died: rebuilding it failed the claiming worker's look (its start, when it looked then) and left
+    the request in that worker's taken hash, to fail the next worker that claimed it in turn. It is
+    dropped with an ERROR naming it and counted as a page lost; the dead worker's others go back."""
+    scheduler = shared_scheduler(prefix)
+    gone = "elsewhere:4242:4026531836.0f0f-0badc0de"
+    good, renamed = (scheduler.queue._encode_request(Request(f"https://hub.example/api/models?page={n}"))
+                     for n in (1, 2))
+    data = scheduler.queue.serializer.loads(renamed)
+    data["callback"] = "parse_old_listing"  # no method of this spider
+    redis_client.hset(scheduler.key(f"taken:{gone}"),
+                      mapping={"1": b"0 " + good, "2": b"0 " + scheduler.queue.serializer.dumps(data)})
+    with caplog.at_level(logging.ERROR):
+        assert scheduler.requeue_taken() == 1
+    assert [scheduler.queue._decode_request(d).url for d in redis_client.zrange(scheduler.queue.key, 0, -1)] \
+        == ["https://hub.example/api/models?page=1"]
+    assert redis_client.hlen(scheduler.taken_key) == 0
+    assert f"worker {gone} took before it died cannot be put back in the queue " \
+           "(https://hub.example/api/models?page=2)" in caplog.text
+    stats = scheduler.crawler.stats
+    assert stats.get_value("ptm/pages/failed") == 1
+    assert stats.get_value("ptm/pages/failed/lost by a dead worker") == 1
