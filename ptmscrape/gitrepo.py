@@ -101,7 +101,7 @@ class GitPolicy:
             timeout=settings.getint("PTM_GIT_TIMEOUT"),
             lfs=settings.getbool("PTM_CLONE_LFS"),
             depth=settings.getint("PTM_CLONE_DEPTH"),
-            max_bytes=int(settings.getfloat("PTM_CLONE_MAX_GB") * GB),
+            max_bytes=max(0, int(settings.getfloat("PTM_CLONE_MAX_GB") * GB)),  # 0 or less: off, as documented
         )
 
     def env(self) -> dict[str, str]:
@@ -450,7 +450,7 @@ class Git:
             self._run(scratch_root, *args, "--", url, os.fspath(scratch), scratch=scratch, guard=guard)
             if self.policy.lfs:
                 self._lfs(scratch, url, "pull", scratch=scratch, guard=guard)
-            if self.policy.max_bytes and downloaded_bytes(scratch) > self.policy.max_bytes:
+            if self.policy.max_bytes > 0 and downloaded_bytes(scratch) > self.policy.max_bytes:
                 raise TooLarge(TOO_LARGE)  # done between two looks: too large all the same
             sha = head_sha(scratch)
             if sha is None:

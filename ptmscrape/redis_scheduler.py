@@ -29,12 +29,12 @@ import uuid
 
 from redis.exceptions import RedisError
 from scrapy import Request, signals
-from scrapy.exceptions import DontCloseSpider
+from scrapy.exceptions import CloseSpider, DontCloseSpider
 from scrapy.utils.asyncio import create_looping_call
 from scrapy_redis.queue import PriorityQueue
 
 from ptmscrape.compat.scrapy_redis import Scheduler
-from ptmscrape.dataset.processes import pid_alive, pid_namespace
+from ptmscrape.dataset.processes import boot_id, pid_alive, pid_namespace
 from ptmscrape.distributed import (
     BUSY_REFRESH,
     BUSY_TTL,
@@ -48,6 +48,12 @@ from ptmscrape.distributed import (
 from ptmscrape.stats import DISTRIBUTED_REQUEUED
 
 logger = logging.getLogger("ptmscrape.distributed")
+
+# Finish reason of a worker stopped by a Redis error while it looked for work left (not "finished":
+# a finished worker deletes the crawl's keys).
+REDIS_ERROR_REASON = "redis_error"
+# ptm/pages/failed/<kind> of a gone worker's request that cannot be rebuilt to be put back in the queue.
+LOST_BY_GONE_WORKER = "lost by a dead worker"
 
 # Pop the first request of the shared queue (a sorted set), note it in this worker's taken hash
 # (field ARGV[1], value "<score> <request>") and mark the worker busy, in one step.
@@ -86,10 +92,13 @@ class SharedScheduler(Scheduler):
     bookkeeping (busy marks, joint close, flushing)."""
 
     wake_pending: bool  # a wake() is scheduled (set by from_crawler)
-    worker: str  # this worker's name in Redis keys: <host>:<pid>:<pid namespace>-<random> (worker_name())
+    worker: str  # this worker's name in Redis keys: <host>:<pid>:<pid space>-<random> (worker_name())
     taken: dict[int, tuple[Request, str]]  # requests taken from the queue, not yet done: their fields
     tracking: bool  # whether taken requests are noted in Redis (open())
     handoff: Handoff | None  # the spider's hand-offs, whose -a limit count this scheduler keeps (open())
+    # The gone worker whose claimed requests are not all back in the queue yet (a Redis error cut
+    # the move short): the next look finishes it; they would else be flushed with this worker's keys.
+    unqueued_claim: str | None
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -105,6 +114,7 @@ class SharedScheduler(Scheduler):
         scheduler.handoff = None
         scheduler.tokens = itertools.count()
         scheduler.claims = itertools.count()
+        scheduler.unqueued_claim = None
         scheduler.take_script = scheduler.server.register_script(_TAKE)
         scheduler.claim_script = scheduler.server.register_script(_CLAIM)
         scheduler.enqueue_script = scheduler.server.register_script(_ENQUEUE_HANDOFF)
@@ -234,6 +244,9 @@ class SharedScheduler(Scheduler):
             return 0
         prefix = self.key("taken:")
         requeued = 0
+        if self.unqueued_claim is not None:
+            worker, self.unqueued_claim = self.unqueued_claim, None
+            requeued += self._requeue_claimed(worker)
         for key in self.server.scan_iter(match=prefix + "*", count=1000):
             worker = key.decode()[len(prefix):]
             if worker == self.worker:
@@ -246,25 +259,48 @@ class SharedScheduler(Scheduler):
 
     def _requeue_claimed(self, worker: str) -> int:
         urls = []
-        for field, value in self.server.hgetall(self.taken_key).items():
-            if not field.startswith(b"x"):
-                continue  # one of ours, in flight
-            score, _, data = value.partition(b" ")
-            request = self.queue._decode_request(data)
-            handoff = request.meta.get(HANDOFF_META)
-            if isinstance(handoff, dict):
-                handoff["redelivered"] = True  # its dead worker may have marked the model seen
-            pipe = self.server.pipeline()
-            pipe.zadd(self.queue.key, {self.queue._encode_request(request): float(score)})
-            pipe.hdel(self.taken_key, field)
-            pipe.execute()
-            urls.append(request.url)
+        try:
+            for field, value in self.server.hgetall(self.taken_key).items():
+                if not field.startswith(b"x"):
+                    continue  # one of ours, in flight
+                score, _, data = value.partition(b" ")
+                try:
+                    request = self.queue._decode_request(data)
+                except Exception as exc:  # e.g. its callback renamed since: a worker of another version took it
+                    self._lost(field, data, worker, exc)
+                    continue
+                handoff = request.meta.get(HANDOFF_META)
+                if isinstance(handoff, dict):
+                    handoff["redelivered"] = True  # its dead worker may have marked the model seen
+                pipe = self.server.pipeline()
+                pipe.zadd(self.queue.key, {self.queue._encode_request(request): float(score)})
+                pipe.hdel(self.taken_key, field)
+                pipe.execute()
+                urls.append(request.url)
+        except RedisError:
+            self.unqueued_claim = worker  # the rest at the next look
+            raise
         if urls:
             self.crawler.stats.inc_value(DISTRIBUTED_REQUEUED, len(urls))
             logger.warning("Put back in the shared queue %d request(s) taken by worker %s, which is gone "
                            "(killed?) without finishing them: %s", len(urls), worker,
                            ", ".join(u[:100] for u in urls[:3]) + (", …" if len(urls) > 3 else ""))
         return len(urls)
+
+    def _lost(self, field: bytes, data: bytes, worker: str, exc: Exception) -> None:
+        """A gone worker's request this worker cannot rebuild: dropped from the taken hash (left
+        there, it would fail every look again, and the start of every worker that claimed it
+        after this one), said, and counted as a page lost for good."""
+        self.server.hdel(self.taken_key, field)
+        try:
+            url = self.queue.serializer.loads(data).get("url")
+        except Exception:
+            url = None
+        logger.error("A request worker %s took before it died cannot be put back in the queue (%s): %s",
+                     worker, url if isinstance(url, str) else "unreadable", exc)
+        count = getattr(self.spider, "count_failed_page", None)
+        if count is not None:
+            count(LOST_BY_GONE_WORKER)
 
     # -- busy marks --------------------------------------------------------------------
     def mark_busy(self) -> None:
@@ -275,10 +311,16 @@ class SharedScheduler(Scheduler):
             working = not self.crawler.engine.spider_is_idle()
         except (AttributeError, RuntimeError):  # engine not started or already closed
             return
-        if working:
-            self.mark_busy()
-        if self.requeue_taken():
-            self.wake_soon()
+        try:
+            if working:
+                self.mark_busy()
+            if self.requeue_taken():
+                self.wake_soon()
+        except RedisError as exc:
+            # An error raised here would end the looping call for good: the busy mark would lapse
+            # while this worker works, and the others would give back its requests and close.
+            logger.warning("Redis error while worker %s refreshed its busy mark (tried again in %s s): %s",
+                           self.worker, BUSY_REFRESH, exc)
 
     def others_busy(self) -> list[str]:
         prefix = self.key("busy:")
@@ -295,6 +337,17 @@ class SharedScheduler(Scheduler):
         return busy
 
     def spider_idle(self, spider):
+        try:
+            self._wait_for_others()
+        except RedisError as exc:
+            # Scrapy closes a spider whose idle handler failed as "finished", and a finished worker
+            # flushes the crawl's keys: the queue and dupefilter the other workers still work from.
+            logger.error("Redis error while worker %s looked for work left (%s): stopping it without deleting "
+                         "the crawl's keys; the other workers go on", self.worker, exc)
+            raise CloseSpider(REDIS_ERROR_REASON) from None
+
+    def _wait_for_others(self) -> None:
+        """Raise DontCloseSpider while there is work left: in the queue, or with a busy worker."""
         self.server.delete(self.busy_key)
         if self.requeue_taken() or len(self.queue):  # another worker pushed since the engine looked
             self.wake_soon()
@@ -323,11 +376,20 @@ class SharedScheduler(Scheduler):
             slot.nextcall.schedule()
 
 
+def pid_space() -> str:
+    """Where this process's pid means something: ``<pid namespace>.<boot id>``, its pid namespace
+    (a container has its own, and may share the host's name with ``--network host``) on this boot
+    of this machine (machines may share a name, and all their first pid namespaces one number);
+    ``""`` where ``/proc`` cannot tell."""
+    namespace, boot = pid_namespace(), boot_id()
+    return f"{namespace}.{boot.replace('-', '')}" if namespace and boot else ""
+
+
 def worker_name() -> str:
-    """``<host>:<pid>:<pid namespace>-<random>``: the pid namespace (a container has its own, and
-    may share the host's name with ``--network host``) tells which workers' pids this one can see."""
-    namespace = pid_namespace()
-    return f"{socket.gethostname()}:{os.getpid()}:{namespace + '-' if namespace else ''}{uuid.uuid4().hex[:8]}"
+    """``<host>:<pid>:<pid space>-<random>``: the pid space (:func:`pid_space`) tells which
+    workers' pids this one can see."""
+    space = pid_space()
+    return f"{socket.gethostname()}:{os.getpid()}:{space + '-' if space else ''}{uuid.uuid4().hex[:8]}"
 
 
 def gone_here(worker: str) -> bool:
@@ -335,6 +397,6 @@ def gone_here(worker: str) -> bool:
     its process is gone. Any other worker is judged by its busy mark alone (it expires)."""
     head, _, tail = worker.rpartition(":")
     host, _, pid = head.rpartition(":")
-    namespace = tail.rpartition("-")[0]
-    return (host == socket.gethostname() and pid.isdigit() and namespace != ""
-            and namespace == pid_namespace() and not pid_alive(int(pid)))
+    space = tail.rpartition("-")[0]
+    return (host == socket.gethostname() and pid.isdigit() and space != ""
+            and space == pid_space() and not pid_alive(int(pid)))

@@ -434,3 +434,22 @@ def test_an_update_whose_lfs_objects_pass_the_cap_is_killed_before_its_checkout_
         again = crawl_clone(data, url, hub_sha=grown, lfs=True, max_bytes=10 * MB)
     assert (again.status, again.sha) == ("updated", grown)
     assert (clone / "model.bin").read_bytes() == weights and (clone / "small.bin").read_bytes() == b"small\n"
+
+
+def test_a_negative_cap_is_no_cap_as_0_is(tmp_path, served):
+    # -s PTM_CLONE_MAX_GB=-1 (as a negative PTM_CLONE_MIN_FREE_GB, off like 0): the clone ran
+    # unwatched, then its size was held against the negative cap and every new clone failed.
+    from scrapy.settings import Settings
+
+    _host, server = served
+    settings = Settings()
+    settings.setmodule("ptmscrape.settings")
+    settings.set("PTM_GIT_ALLOW_PROTOCOL", "http")
+    settings.set("PTM_CLONE_MAX_GB", "-1")
+    cloner = Cloner(DatasetTree(tmp_path / "data"), Git(GitPolicy.from_settings(settings)), concurrency=1)
+    cloner.open("huggingface")
+    try:
+        result = asyncio.run(cloner.clone("huggingface", f"{server.url}/owner/repo"))
+    finally:
+        cloner.close()
+    assert result.status == "cloned", result.status

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import socket
@@ -515,15 +516,157 @@ def test_a_worker_is_judged_gone_by_its_pid_only_where_its_pid_is_ours_to_see():
     """Workers in containers sharing the host's name (``--network host``) have pids of other pid
     namespaces: only a worker of this machine and pid namespace whose process is gone is gone at
     once; any other waits for its busy mark to expire."""
-    from ptmscrape.redis_scheduler import gone_here, pid_namespace, worker_name
+    from ptmscrape.redis_scheduler import gone_here, pid_namespace, pid_space, worker_name
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     here = worker_name()
-    host, namespace = socket.gethostname(), pid_namespace()
-    assert here.startswith(f"{host}:{os.getpid()}:") and namespace
+    host, namespace, space = socket.gethostname(), pid_namespace(), pid_space()
+    assert here.startswith(f"{host}:{os.getpid()}:{space}-") and space.startswith(f"{namespace}.")
     assert not gone_here(here)  # alive
-    assert gone_here(f"{host}:{dead.pid}:{namespace}-0badc0de")
-    assert not gone_here(f"{host}:{dead.pid}:4026532999-0badc0de")  # another container's pid
+    assert gone_here(f"{host}:{dead.pid}:{space}-0badc0de")
+    other_container = "4026532999" + space.removeprefix(namespace)  # its pid namespace, this boot
+    assert not gone_here(f"{host}:{dead.pid}:{other_container}-0badc0de")
     assert not gone_here(f"{host}:{dead.pid}:0badc0de")  # no namespace said: a worker of an older version
-    assert not gone_here(f"elsewhere:{dead.pid}:{namespace}-0badc0de")
+    assert not gone_here(f"{host}:{dead.pid}:{namespace}-0badc0de")  # no boot said: a worker of an older version
+    assert not gone_here(f"elsewhere:{dead.pid}:{space}-0badc0de")
+
+
+def test_a_live_worker_of_another_machine_of_the_same_name_is_not_judged_gone_by_its_pid(monkeypatch):
+    """Machines may share a host name (made from one image; ``hostname: worker`` in a compose file),
+    and every machine's first pid namespace has the same number (``pid:[4026531836]``): a live
+    worker there whose pid is not alive here was judged gone at once, its busy mark ignored and
+    deleted, and the requests it was working on given back. The boot id in its name tells it apart."""
+    import ptmscrape.redis_scheduler as redis_scheduler
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+
+    def named(pid: int) -> str:  # worker_name(), as a worker of that pid would have it
+        host, _, rest = redis_scheduler.worker_name().partition(":")
+        return f"{host}:{pid}:{rest.partition(':')[2]}"
+
+    assert redis_scheduler.gone_here(named(dead.pid))  # of this machine: gone
+    with monkeypatch.context() as m:  # the same name and pid namespace, another machine's kernel
+        m.setattr(redis_scheduler, "boot_id", lambda: "0f" * 16, raising=False)
+        there = named(dead.pid)
+    assert not redis_scheduler.gone_here(there)
+
+
+def shared_scheduler(prefix: str):
+    """A worker's scheduler on Redis, its queue open and taken requests tracked, as ``open()``
+    leaves it, without an engine or a looping call (the tests call what those would)."""
+    from scrapy.utils.misc import load_object
+
+    from ptmscrape.redis_scheduler import SharedScheduler
+
+    spider = redis_spider(prefix)
+    scheduler = SharedScheduler.from_crawler(spider.crawler)
+    scheduler.spider = spider
+    scheduler.queue = load_object(scheduler.queue_cls)(server=scheduler.server, spider=spider,
+                                                       serializer=scheduler.serializer,
+                                                       key=scheduler.queue_key % {"spider": spider.name})
+    scheduler.tracking = True
+    return scheduler
+
+
+def connection_reset(*args, **kwargs):
+    import redis
+
+    raise redis.exceptions.ConnectionError("Connection reset by peer")
+
+
+def test_a_redis_error_does_not_end_the_busy_mark_refresh(prefix, redis_client, monkeypatch, caplog):
+    """The busy mark is refreshed by a looping call, which ends for good at its first exception: a
+    Redis hiccup must not end it, else the mark lapses while the worker works (a 20-minute clone),
+    and the other workers give back the requests it is working on and may close the crawl."""
+    from types import SimpleNamespace
+
+    scheduler = shared_scheduler(prefix)
+    scheduler.crawler.engine = SimpleNamespace(spider_is_idle=lambda: False)  # a worker at work
+    with monkeypatch.context() as m, caplog.at_level(logging.WARNING):
+        m.setattr(scheduler.server, "set", connection_reset)
+        scheduler.refresh()  # what the looping call runs every BUSY_REFRESH s
+    assert f"Redis error while worker {scheduler.worker} refreshed its busy mark" in caplog.text
+    assert "Connection reset by peer" in caplog.text
+    scheduler.refresh()  # the next tick, Redis back
+    assert redis_client.ttl(scheduler.busy_key) > 0
+
+
+def test_requests_a_redis_error_left_half_given_back_go_back_at_the_next_look(prefix, redis_client, monkeypatch):
+    """A gone worker's requests are claimed in one step, then put back in the queue one by one: a
+    Redis error half-way left the rest in this worker's taken hash, where no look went again and
+    the crawl's end deleted them with its keys (lost). The next look puts them back."""
+    scheduler = shared_scheduler(prefix)
+    gone = "elsewhere:4242:4026531836-0badc0de"  # another machine's worker, its busy mark expired
+    urls = [f"https://hub.example/api/models?page={n}" for n in range(3)]
+    redis_client.hset(scheduler.key(f"taken:{gone}"),
+                      mapping={str(n): b"0 " + scheduler.queue._encode_request(Request(url))
+                               for n, url in enumerate(urls)})
+    pipeline, pipes = scheduler.server.pipeline, []
+
+    def second_fails(*args, **kwargs):
+        pipe = pipeline(*args, **kwargs)
+        pipes.append(pipe)
+        if len(pipes) == 2:
+            pipe.execute = connection_reset
+        return pipe
+
+    with monkeypatch.context() as m:
+        m.setattr(scheduler.server, "pipeline", second_fails)
+        with pytest.raises(Exception, match="Connection reset by peer"):
+            scheduler.requeue_taken()
+    assert len(scheduler.queue) == 1
+    assert scheduler.requeue_taken() == 2
+    queued = [scheduler.queue._decode_request(data).url for data in redis_client.zrange(scheduler.queue.key, 0, -1)]
+    assert sorted(queued) == urls
+    assert redis_client.hlen(scheduler.taken_key) == 0
+
+
+def test_a_redis_error_while_a_worker_looks_for_work_left_keeps_the_crawls_keys(prefix, monkeypatch, caplog):
+    """Scrapy closes a spider whose spider_idle handler failed as "finished", and a finished worker
+    deletes the crawl's keys: a Redis hiccup while one worker waited for the others wiped the queue,
+    dupefilter and seen-set they still worked from (what they had queued, lost). That worker stops
+    with a reason of its own instead, and the keys stay."""
+    from scrapy.exceptions import CloseSpider
+
+    scheduler = shared_scheduler(prefix)
+    scheduler.queue.push(Request("https://hub.example/api/models?page=2"))  # queued by a busy worker
+    with monkeypatch.context() as m, caplog.at_level(logging.ERROR):
+        m.setattr(scheduler.server, "delete", connection_reset)
+        try:
+            scheduler.spider_idle(scheduler.spider)
+            reason = None
+        except CloseSpider as exc:
+            reason = exc.reason
+        except Exception:
+            reason = "finished"  # what Scrapy's engine makes of a spider_idle handler that failed
+    assert reason == "redis_error"
+    assert f"Redis error while worker {scheduler.worker} looked for work left" in caplog.text
+    scheduler.close(reason)  # as the engine closes it, Redis back
+    assert len(scheduler.queue) == 1
+
+
+def test_a_dead_workers_request_that_cannot_be_rebuilt_is_said_and_counted_not_passed_on(prefix, redis_client, caplog):
+    """A worker of another version of the spider (a callback renamed since) took a request and
+    died: rebuilding it failed the claiming worker's look (its start, when it looked then) and left
+    the request in that worker's taken hash, to fail the next worker that claimed it in turn. It is
+    dropped with an ERROR naming it and counted as a page lost; the dead worker's others go back."""
+    scheduler = shared_scheduler(prefix)
+    gone = "elsewhere:4242:4026531836.0f0f-0badc0de"
+    good, renamed = (scheduler.queue._encode_request(Request(f"https://hub.example/api/models?page={n}"))
+                     for n in (1, 2))
+    data = scheduler.queue.serializer.loads(renamed)
+    data["callback"] = "parse_old_listing"  # no method of this spider
+    redis_client.hset(scheduler.key(f"taken:{gone}"),
+                      mapping={"1": b"0 " + good, "2": b"0 " + scheduler.queue.serializer.dumps(data)})
+    with caplog.at_level(logging.ERROR):
+        assert scheduler.requeue_taken() == 1
+    assert [scheduler.queue._decode_request(d).url for d in redis_client.zrange(scheduler.queue.key, 0, -1)] \
+        == ["https://hub.example/api/models?page=1"]
+    assert redis_client.hlen(scheduler.taken_key) == 0
+    assert f"worker {gone} took before it died cannot be put back in the queue " \
+           "(https://hub.example/api/models?page=2)" in caplog.text
+    stats = scheduler.crawler.stats
+    assert stats.get_value("ptm/pages/failed") == 1
+    assert stats.get_value("ptm/pages/failed/lost by a dead worker") == 1

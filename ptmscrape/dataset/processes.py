@@ -18,6 +18,17 @@ def pid_namespace() -> str:
         return ""
 
 
+def boot_id() -> str:
+    """This boot of this machine's kernel (containers share their host's), ``""`` where ``/proc``
+    cannot tell. A pid namespace's number says which machine it is on no more than a host name
+    does: every machine's first one is ``pid:[4026531836]``."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+            return f.read().strip().decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 # Where this process's pids mean something, in the names of files and folders a process leaves
 # while it writes (temp files, scratch clones): a pid says whether the writer is gone only on the
 # machine, and in the pid namespace, that ran it; a data dir on a network file system is shared by
