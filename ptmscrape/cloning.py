@@ -382,9 +382,14 @@ class Cloner:
                 if hub_sha and head == hub_sha:
                     return CloneResult(relative, head, "unchanged")
                 scratch = self.tree.scratch_dir(hub)  # one folder a hub: one cached reading
-                self.free_space.check(scratch)
-                before = self._stored_bytes(path)
-                sha = self.git.update(url, path, branch, guard=self.free_space.watch(scratch))
+                try:
+                    self.free_space.check(scratch)
+                    before = self._stored_bytes(path)
+                    sha = self.git.update(url, path, branch, guard=self.free_space.watch(scratch))
+                except RepoError as exc:
+                    # A failed update leaves the clone as it was: the record still points at it, at
+                    # the commit it is at (a failed new clone has no folder to point at).
+                    return CloneResult(relative, head, f"failed: {exc}")
                 self._count_bytes(self._stored_bytes(path) - before)
                 return CloneResult(relative, sha, "updated" if sha != head else "unchanged")
             scratch = self.tree.scratch_dir(hub)

@@ -357,6 +357,7 @@ def test_an_update_past_the_cap_is_killed_and_leaves_the_clone_as_it_was(tmp_pat
         killed = crawl_clone(data, url, hub_sha=grown, max_bytes=MB // 2, stall_timeout=20)
         assert half.reached.is_set()
         assert killed.status == f"failed: {TOO_LARGE}", killed
+        assert (killed.path, killed.sha) == ("huggingface/repos/owner/repo", first.sha)  # still there
         assert git_state(clone) == before  # no tmp_pack_*: the objects as they were
         assert_usable(clone, first.sha)
         half.on = False

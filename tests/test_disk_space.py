@@ -123,6 +123,8 @@ def test_no_clone_or_update_starts_without_the_free_space_and_a_later_crawl_make
     assert low.readings == 1
     refused = clone(data, url, low, hub_sha=new_sha)  # an update is a git job too
     assert refused.status == f"failed: {NO_DISK_SPACE}"
+    # The clone is still there, at its commit: the record points at it, not at nothing.
+    assert (refused.path, refused.sha) == ("huggingface/repos/owner/repo", made.sha)
     assert server.count("GET", "/info/refs") == 1
     updated = clone(data, url, plenty, hub_sha=new_sha)
     assert (updated.status, updated.sha) == ("updated", new_sha)
@@ -278,6 +280,7 @@ def test_an_update_in_flight_is_stopped_too_and_leaves_its_clone_as_it_was(tmp_p
     finally:
         cloner.close()
     assert results and results[0].status == f"failed: {NO_DISK_SPACE}", results
+    assert (results[0].path, results[0].sha) == ("huggingface/repos/owner/repo", made.sha)
     assert git_state(clone_dir) == before
     assert_usable(clone_dir, made.sha)
     half.on, disk.free = False, 500 * GB  # space freed: the next crawl updates it
