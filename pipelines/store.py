@@ -158,13 +158,7 @@ class StorePipeline:
                                             request=raw.request if raw is not None else None)
         if not self.stopping:
             self.stopping = True
-            advice = "free disk space" if exc.errno in _NO_SPACE else "make it writable again"
-            logger.error("Stopping the crawl: the dataset tree %s cannot be written (%s). Nothing stored "
-                         "is lost (no half-written line is left; what was stored is merged into %s/%s.jsonl); "
-                         "%s, then crawl again.", self.tree.root, exc, self.hub, self.hub, advice)
-            engine = self.crawler.engine
-            if engine is not None and engine.spider is not None:
-                deferred_from_coro(engine.close_spider_async(reason=STORE_FAILED_REASON))
+            stop_the_crawl(self.crawler, self.tree, exc, f"what was stored is merged into {self.hub}/{self.hub}.jsonl")
         return NotStored(f"{record.label}: not stored: {reason}")
 
     def close_spider(self):
@@ -195,6 +189,18 @@ class StorePipeline:
         self.stats.set_value(STORE_NOT_SEEN_THIS_CRAWL, counts["carried"])
         logger.info("%s now holds %d models (%d not seen in this crawl)",
                     self.tree.path(f"{self.hub}/{self.hub}.jsonl"), counts["records"], counts["carried"])
+
+
+def stop_the_crawl(crawler, tree: DatasetTree, exc: OSError, kept: str) -> None:
+    """Close the spider (finish reason ``store_failed``): the dataset tree refused a write every
+    later item would meet too (a full disk, a read-only file system). ``kept`` says, for the
+    ERROR line, what becomes of what was stored. Called once per stage."""
+    advice = "free disk space" if exc.errno in _NO_SPACE else "make it writable again"
+    logger.error("Stopping the crawl: the dataset tree %s cannot be written (%s). Nothing stored is lost "
+                 "(no half-written line is left; %s); %s, then crawl again.", tree.root, exc, kept, advice)
+    engine = crawler.engine
+    if engine is not None and engine.spider is not None:
+        deferred_from_coro(engine.close_spider_async(reason=STORE_FAILED_REASON))
 
 
 def crawl_stamp() -> str:

@@ -2,9 +2,9 @@
 
 * ``0`` — the crawl finished and every page it listed was read;
 * ``1`` — pages failed (after their retries) or were not found, ``-a history`` calls were lost
-  (failed after retries, rate limited, malformed: not the hub's refusals of gated, private or
-  deleted repositories), a callback raised, nothing was stored (with a JOBDIR: by any run of
-  the job), records could not be written (a full disk: the crawl stops) or merged, clones were
+  (failed after retries, rate limited, malformed, not written: not the hub's refusals of gated,
+  private or deleted repositories), a callback raised, nothing was stored (with a JOBDIR: by any
+  run of the job), records or history could not be written (a full disk: the crawl stops) or merged, clones were
   not started or were stopped for lack of disk space (``PTM_CLONE_MIN_FREE_GB``), the crawl was
   stopped before the end, or a spidermon monitor failed;
 * ``2`` — bad arguments or settings (decided before the crawl starts: ``ptmscrape/checks.py``).

@@ -209,15 +209,17 @@ def test_the_verdict_of_a_crawl_the_disk_stopped():
     assert result.reason == f"4 records not stored ({ENOSPC_TEXT}: 4): the crawl was stopped"
 
 
-def full_disk_crawl(tmp_path, settings, budget, spider="huggingface", args=None, env=None) -> CrawlResult:
-    """``scrapy crawl <spider>`` (``tests/full_disk.py``) whose data dir's hub folder fills after
-    ``budget`` bytes."""
+def full_disk_crawl(tmp_path, settings, budget, spider="huggingface", args=None, env=None,
+                    folder="") -> CrawlResult:
+    """``scrapy crawl <spider>`` (``tests/full_disk.py``) whose data dir's hub folder (or its
+    ``folder``) fills after ``budget`` bytes."""
     data, out, stats = tmp_path / "data", tmp_path / "full.jsonl", tmp_path / "full.stats.json"
-    (data / spider).mkdir(parents=True)
+    (data / spider).mkdir(parents=True, exist_ok=True)
     cmd = crawl_command(spider, out, data, stats, args=args, settings=settings)
     assert cmd[1:3] == ["-m", "scrapy.cmdline"]
     cmd[2] = "tests.full_disk"
-    env = {**os.environ, **(env or {}), "TEST_FULL_DISK_DIR": str(data / spider), "TEST_FULL_DISK_BYTES": str(budget)}
+    env = {**os.environ, **(env or {}), "TEST_FULL_DISK_DIR": str(data / spider / folder),
+           "TEST_FULL_DISK_BYTES": str(budget)}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     return CrawlResult(proc.returncode, proc.stderr + proc.stdout, out, stats, data)
 

@@ -3,6 +3,8 @@ appends), so readers and a crash see the old or the new content, never half."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -157,10 +159,8 @@ class LineAppender:
         if self.torn:
             self._cut()
         offset = self.size
-        written = 0
         try:
-            while written < len(data):  # a short write (a signal, a full disk): the rest, in order
-                written += os.write(self.fd, data[written:])
+            write_all(self.fd, data)
         except BaseException:
             # Cut back even when nothing was counted: an exception a signal handler raises as
             # os.write returns leaves its bytes on disk, uncounted. (Only on failure: one ftruncate.)
@@ -181,6 +181,42 @@ class LineAppender:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def write_all(fd: int, data: bytes) -> None:
+    written = 0
+    while written < len(data):  # a short write (a signal, a full disk): the rest, in order
+        written += os.write(fd, data[written:])
+
+
+def append_shared(path: str | os.PathLike[str], data: bytes) -> None:
+    """Append ``data`` (whole lines, each ending in a newline) to a file that other writers append
+    to as well (the history files, which every worker of a distributed crawl writes), whole or
+    not at all, as :class:`LineAppender` does for a file one writer owns.
+
+    The append holds an exclusive ``flock``: a write the disk cuts short is cut back to where it
+    began without cutting a line another writer appended meanwhile. A torn last line (a writer
+    killed mid-write, or a cut that failed or could not be made safely) is ended first, so no line
+    is glued onto it."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            locked = True
+        except OSError:  # a file system without locks (some network ones): no cut, which could hit another's line
+            locked = False
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        try:
+            write_all(fd, data)
+        except BaseException:
+            if locked:
+                with contextlib.suppress(OSError):  # else the next append ends the torn line first
+                    os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def file_mode() -> int:

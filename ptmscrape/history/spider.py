@@ -28,6 +28,7 @@ with a JOBDIR the job fetches the call again when it resumes (``ptmscrape.signal
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -200,8 +201,8 @@ class HistoryMixin(_MixedInto):
                                      refused=True)
 
     def _history_failure(self, ctx: dict[str, Any], kind: str, reason: str, url: str, *,
-                         refused: bool = False, detail: str = "",
-                         request: scrapy.Request | None = None) -> HistoryItem:
+                         refused: bool = False, detail: str = "", request: scrapy.Request | None = None,
+                         level: int = logging.WARNING) -> HistoryItem:
         """The failure item of one call. ``refused``: the hub answered for the model (gated,
         private, deleted), an outcome a crawl expects; any other failure lost data the hub has,
         which fails the crawl (``ptmscrape/verdict.py``) and is fetched again when a JOBDIR job
@@ -212,11 +213,19 @@ class HistoryMixin(_MixedInto):
         self._history_count(HISTORY_FAILED_BY + reason)
         if not refused:
             self.count_lost_history_call(reason, request)
-        self.logger.warning("History of %s (%s) not stored: %s%s",
-                            printable(f"{self.name}:{ctx['model_id']}"), kind, reason,
-                            f" ({detail[:200]})" if detail else "")
+        self.logger.log(level, "History of %s (%s) not stored: %s%s",
+                        printable(f"{self.name}:{ctx['model_id']}"), kind, reason,
+                        f" ({detail[:200]})" if detail else "")
         failure = {"reason": reason, "url": url, **({"detail": detail[:200]} if detail else {})}
         return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, failure=failure)
+
+    def history_not_stored(self, item: HistoryItem, reason: str) -> HistoryItem:
+        """An item whose lines the dataset tree did not take (a full disk): its call is lost, as one
+        that failed after retries (an ERROR naming the model; with a JOBDIR it is fetched again).
+        Returns its failure item, for ``failures.jsonl``."""
+        url = item.request.url if item.request is not None else ""
+        return self._history_failure({"model": item.model, "model_id": item.model_id}, item.kind, reason, url,
+                                     request=item.request, level=logging.ERROR)
 
     def count_lost_history_call(self, reason: str, request: scrapy.Request | None = None) -> None:
         """A history call lost for good: counted in ``ptm/history/lost`` (and by ``reason``), and
@@ -253,8 +262,9 @@ class HistoryMixin(_MixedInto):
                                 printable(f"{self.name}:{ctx['model_id']}"), kind, n, "y" if n == 1 else "ies",
                                 lacking)
 
-    def _item(self, ctx: dict[str, Any], kind: str, rows=None, states=None) -> HistoryItem:
-        return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, rows or {}, states or [])
+    def _item(self, ctx: dict[str, Any], kind: str, rows, states, response) -> HistoryItem:
+        return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, rows or {}, states or [],
+                           request=response.request)
 
     def _next(self, response, ctx, kind, callback, new_ctx):
         """The request for the next page, or a failure item when the link leaves the hub."""
@@ -310,7 +320,7 @@ class HistoryMixin(_MixedInto):
             if dropped:
                 files["dropped_commits"] = [{**d, "head": head} for d in dropped]
             states.append({"kind": "commits", "head": head, "total": total, "recent": listed[:RECENT_COMMITS]})
-        yield self._item(ctx, "commits", files, states)
+        yield self._item(ctx, "commits", files, states, response)
         if follow is not None:
             yield follow
 
@@ -364,7 +374,8 @@ class HistoryMixin(_MixedInto):
         if self.history_state.get(ctx["model"], {}).get("refs", {}).get("digest") == body_digest:
             self._history_count(HISTORY_UNCHANGED_BY_KIND + "refs")
         else:
-            yield self._item(ctx, "refs", {"refs": [{"raw": body}]}, [{"kind": "refs", "digest": body_digest}])
+            yield self._item(ctx, "refs", {"refs": [{"raw": body}]}, [{"kind": "refs", "digest": body_digest}],
+                             response)
         yield from self._after_refs(ctx, pull_request_heads(body))
 
     def parse_history_discussions(self, response):
@@ -447,7 +458,7 @@ class HistoryMixin(_MixedInto):
             state["pr_head"] = ctx["pr_head"]
         yield self._item(ctx, "discussion",
                          {"discussions": [{"num": num, "raw": discussion}], "discussion_events": new_events},
-                         [state])
+                         [state], response)
 
     def parse_history_files(self, response):
         ctx = response.meta["ptm_history"]
@@ -465,7 +476,7 @@ class HistoryMixin(_MixedInto):
         count = ctx["count"] + len(rows)
         follow = self._next(response, ctx, "files", self.parse_history_files, {**ctx, "count": count})
         states = [] if follow is not None else [{"kind": "files", "revision": ctx["rev"], "count": count}]
-        yield self._item(ctx, "files", {"files": rows}, states)
+        yield self._item(ctx, "files", {"files": rows}, states, response)
         if follow is not None:
             yield follow
 

@@ -17,9 +17,10 @@ Every line carries ``model`` (the record ``id`` of ``<hub>.jsonl``), ``model_id`
 list entry merged with its details, without ``events`` (one line each in discussion_events). A
 dropped_commits line has no ``raw`` (it is the crawl's finding, not the hub's object): see
 ``ptmscrape.history.tables.dropped_commit``. Files
-are only appended to, each item's lines in one ``write`` (a killed crawl leaves whole lines and at
-most one torn one, which readers skip). A state line is written after the lines it vouches for, so a crash never makes a
-re-crawl skip what was not stored.
+are only appended to, each item's lines in one append, whole or not at all: a write a full disk cuts
+short is cut back (``append_shared``; a killed crawl leaves whole lines and at most one torn one,
+which readers skip). A state line is written after the lines it vouches for, so neither a crash nor
+a full disk ever makes a re-crawl skip what was not stored.
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ptmscrape.dataset.jsonl import compact_json, read_jsonl
 from ptmscrape.dataset.paths import segment, utc_now
-from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.dataset.tree import DatasetTree, append_shared
 
 ROW_FILES = ("commits", "dropped_commits", "refs", "discussions", "discussion_events", "files")
 STATE_FILE = "state"
@@ -57,6 +57,8 @@ class HistoryItem:
     rows: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
     states: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     failure: dict[str, Any] | None = None
+    # The call's request: when its lines cannot be written (a full disk), a JOBDIR job fetches it again.
+    request: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:  # short: the item may hold a thousand file entries
         rows = ", ".join(f"{len(v)} {k}" for k, v in self.rows.items())
@@ -93,22 +95,13 @@ class HistoryStore:
         return written
 
     def append(self, relative: str, rows: Iterable[dict[str, Any]]) -> None:
-        """Append JSON lines with a single ``write`` (concurrent appenders never interleave)."""
+        """Append JSON lines in one locked append, whole or not at all (``append_shared``)."""
         data = b"".join(compact_json(row).encode() + b"\n" for row in rows)
         if not data:
             return
         target = self.tree.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data  # a crash tore the last line: never glue ours onto it
-            written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
-        finally:
-            os.close(fd)
+        append_shared(target, data)
 
 
 def load_state(tree: DatasetTree, hub: str) -> dict[int, dict[str, Any]]:
