@@ -35,7 +35,7 @@ or the model's own page) is in ``requests.seen``. Their requests are saved too, 
 many of its models were dropped (``UNSTORED``), and fetched again: the dedupe stage skips the
 models of the page that earlier runs stored, the others are stored
 (``ptm/job/pages_of_unstored_models_fetched_again``). With ``-a limit``, the models such a page
-gave are taken off the count first (``LISTED_META``), since they count again when listed again.
+gave (``LISTED_META``) are listed again without counting (``RELISTED_META``): they were counted.
 
 Files of ours in a JOBDIR: ``ptm-job.lock`` (flock), ``ptm-running.json`` (the mark),
 ``ptm-snapshots.txt``, ``ptm-ended.json`` (how the last run that closed ended) and
@@ -63,7 +63,7 @@ from scrapy.utils.request import request_from_dict
 from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput
 from ptmscrape.dataset.jsonl import read_jsonl
-from ptmscrape.spiders_base import LISTED_META
+from ptmscrape.spiders_base import LISTED_META, RELISTED_META
 from ptmscrape.stats import (
     JOB_HISTORY_CALLS_FETCHED_AGAIN,
     JOB_PAGES_FETCHED_AGAIN,
@@ -84,7 +84,8 @@ FAILED_PAGES_FILE = "ptm-failed-pages.pickle"
 # call an earlier run lost that cannot be fetched again.
 LOST_EARLIER = "lost by an earlier run"
 # A lost page fetched again gets its retries afresh, and counts the models it gives afresh.
-RETRY_META = ("retry_times", "ptm_page_retries", "ptm_ratelimit_retries", "ptm_retry_delay", LISTED_META)
+RETRY_META = ("retry_times", "ptm_page_retries", "ptm_ratelimit_retries", "ptm_retry_delay", LISTED_META,
+              RELISTED_META)
 # What Scrapy keeps in a JOBDIR (scheduler queue, dupefilter, SpiderState extension).
 SCRAPY_STATE = ("requests.queue", "requests.seen", "spider.state")
 # How the next run describes the job, by the finish reason of its last run that closed.
@@ -289,8 +290,8 @@ class JobGuard:
                     continue
                 meta = {k: v for k, v in request.meta.items() if k not in RETRY_META}
                 listed = request.meta.get(LISTED_META)
-                if sort is UNSTORED and isinstance(listed, int) and hasattr(spider, "forget_listed"):
-                    spider.forget_listed(listed)  # they count against -a limit when listed again
+                if sort is UNSTORED and isinstance(listed, int) and listed > 0:
+                    meta[RELISTED_META] = listed  # the same models again, already counted by -a limit
                 self.crawler.engine.crawl(request.replace(dont_filter=True, meta=meta))
                 self.crawler.stats.inc_value(sort.fetched_again)
             # lost in this run too, and saved again as such (the spider's method signals it);

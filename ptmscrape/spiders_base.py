@@ -28,8 +28,11 @@ from ptmscrape.stats import PAGES_FAILED, PAGES_FAILED_BY_KIND, PAGES_NOT_FOUND,
 LISTING_PRIORITY = 100
 
 # Meta of a request whose response gave models, with -a limit: how many it gave (they count against
-# the limit), so that a JOBDIR job fetching it again takes them off the count (ptmscrape/jobdir.py).
+# the limit). A JOBDIR job that fetches it again (ptmscrape/jobdir.py) sets RELISTED_META to that
+# number: its first so many models are listed again without counting, whatever the count is by then
+# (taking them off the count instead let pages fetched first, the listing's next ones, use it up).
 LISTED_META = "ptm_listed"
+RELISTED_META = "ptm_relisted"
 
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
 
@@ -125,15 +128,6 @@ class HubSpider(scrapy.Spider):
         state = getattr(self, "state", None)
         return state.get("ptm_items_yielded", 0) if isinstance(state, dict) else self._items_yielded
 
-    def forget_listed(self, models: int) -> None:
-        """Take ``models`` off the count ``-a limit`` holds the crawl to: models an earlier run of
-        the job listed, whose page it fetches again to list them again (``ptmscrape/jobdir.py``)."""
-        state = getattr(self, "state", None)
-        if isinstance(state, dict):
-            state["ptm_items_yielded"] = max(0, state.get("ptm_items_yielded", 0) - models)
-        else:
-            self._items_yielded = max(0, self._items_yielded - models)
-
     @property
     def limit_reached(self) -> bool:
         if self.limit is None:
@@ -141,6 +135,16 @@ class HubSpider(scrapy.Spider):
         # Distributed: listing pages may be fetched by different workers; the count is shared.
         listed = self.handoff.listed() if self.handoff else self.items_yielded
         return listed >= self.limit
+
+    def limit_reached_for(self, response: Response | scrapy.Request) -> bool:
+        """:attr:`limit_reached`, for the next model ``response`` gives: never while it gives again
+        the models an earlier run of the job counted (``RELISTED_META``)."""
+        if self.limit is None:
+            return False
+        request = response if isinstance(response, scrapy.Request) else response.request
+        if request is not None and request.meta.get(RELISTED_META, 0) > 0:
+            return False
+        return self.limit_reached
 
     def more_wanted(self, upcoming: int) -> bool:
         """Whether to ask for the next listing page before yielding the ``upcoming`` models of
@@ -155,14 +159,18 @@ class HubSpider(scrapy.Spider):
         """What to yield for one model: its raw item (or, distributed, a hand-off request).
         ``response``: what gave the model (a request that failed, when its errback yields it);
         ``payload_json``: the payload's text as served (see :meth:`json_array_page`)."""
-        state = getattr(self, "state", None)
-        if isinstance(state, dict):
-            state["ptm_items_yielded"] = state.get("ptm_items_yielded", 0) + 1
-        else:
-            self._items_yielded += 1
-        context.setdefault("base_url", self.base_url)
         # Distributed, the hand-off's own request gives the model (distributed.unpack).
         request = None if self.handoff else response if isinstance(response, scrapy.Request) else response.request
+        relisted = request.meta.get(RELISTED_META, 0) if self.limit is not None and request is not None else 0
+        if relisted > 0 and request is not None:
+            request.meta[RELISTED_META] = relisted - 1  # counted by the run of the job that listed it first
+        else:
+            state = getattr(self, "state", None)
+            if isinstance(state, dict):
+                state["ptm_items_yielded"] = state.get("ptm_items_yielded", 0) + 1
+            else:
+                self._items_yielded += 1
+        context.setdefault("base_url", self.base_url)
         if self.limit is not None and request is not None:
             request.meta[LISTED_META] = request.meta.get(LISTED_META, 0) + 1
         item = RawModelItem(hub=self.name, model_id=str(model_id)[:300], url=response.url,

@@ -76,7 +76,7 @@ class CivitaiSpider(HubSpider):
         if url and items and self.more_wanted(len(items)):
             yield self.next_page(url, self.parse_listing)
         for model in items:
-            if self.limit_reached:
+            if self.limit_reached_for(response):
                 return
             yield self.raw_item(_model_id(model), response, model)
 

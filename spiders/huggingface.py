@@ -121,7 +121,7 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
         if url and page and not asked and self.more_wanted(len(page)):
             yield self.next_page(url, self.parse_listing, **self.listing_priority)
         for model, served in page:
-            if self.limit_reached:
+            if self.limit_reached_for(response):
                 return
             yield self.raw_item(_model_id(model), response, model, payload_json=served)
             yield from self.history_requests(model)

@@ -23,7 +23,7 @@ class ModelhubSpider(HubSpider):
     def parse_index(self, response):
         index = self.json_page(response, expect=list)
         for entry in index or []:
-            if self.limit_reached:
+            if self.limit_reached_for(response):
                 return
             yield self.raw_item(_model_id(entry), response, entry)
 

@@ -92,7 +92,7 @@ class ModelscopeSpider(HubSpider):
         if listing and more and self.more_wanted(len(listing)):
             yield self.page_request(number + 1, owner, size, next_page=True)
         for model in listing:
-            if self.limit_reached:
+            if self.limit_reached_for(response):
                 return
             yield self.raw_item(_label(model, owner), response, model, listed_owner=owner)
 

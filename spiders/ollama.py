@@ -142,7 +142,7 @@ class OllamaSpider(HubSpider):
                                  headers={"Accept": MANIFEST_ACCEPT},
                                  cb_kwargs={"model": model, "index": index})
             return
-        if self.limit_reached:
+        if self.limit_reached_for(response):
             return
         yield self.raw_item(f"{NAMESPACE}/{model['Name']}", response, model)
 

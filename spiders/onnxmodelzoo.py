@@ -146,7 +146,7 @@ class OnnxmodelzooSpider(HubSpider):
                 if not variant["downloads"]:
                     skipped += 1
                     continue
-                if self.limit_reached:
+                if self.limit_reached_for(response):
                     return
                 models += 1
                 row = {**variant, "table": number}
@@ -220,7 +220,7 @@ class OnnxmodelzooSpider(HubSpider):
         if not isinstance(stats, dict):
             self.page_malformed(response, "unexpected YAML", f"a {type(stats).__name__}")
             return
-        if self.limit_reached:
+        if self.limit_reached_for(response):
             return
         model_dir = model["model_dir"]
         yield self.raw_item(model_dir.rsplit("/", 1)[-1], response, {

@@ -76,7 +76,7 @@ class PytorchhubSpider(HubSpider):
         if not name:
             self.page_malformed(response, "model page without a name", "no text in h1")
             return
-        if self.limit_reached:
+        if self.limit_reached_for(response):
             return
         author = _text(response.css("p.detail-lead")[:1])
         article = response.css(ARTICLE)[:1] or response.css("div.main-content")[:1]

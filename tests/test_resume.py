@@ -474,27 +474,29 @@ def listing_job(tmp_path, **arguments):
     return spider, spider.crawler.get_extension(JobGuard)
 
 
-def listed_models(spider, url, n):
-    """The raw items ``parse_listing`` gives for a page of ``n`` models, and the page's request."""
+def listed_models(spider, url, n, request=None, first=0):
+    """The raw items ``parse_listing`` gives for a page of ``n`` models (``first``: the number of
+    the first), and the page's request (``request``: the one given)."""
     from ptmscrape.items import RawModelItem
     from tests.helpers import json_response
 
-    request = spider.request(url, spider.parse_listing)
-    page = json_response(url, [{"id": f"owner/model-{i}", "_id": f"{i:024x}"} for i in range(n)], request)
+    request = request or spider.request(url, spider.parse_listing)
+    page = json_response(url, [{"id": f"owner/model-{i}", "_id": f"{i:024x}"} for i in range(first, first + n)],
+                         request)
     return [out for out in spider.parse_listing(page) if isinstance(out, RawModelItem)], request
 
 
 def test_a_page_whose_models_were_not_stored_is_saved_once_and_fetched_again_with_its_models_uncounted(
         tmp_path, caplog):
     """A full disk drops the models in flight (several of one listing page): the page is saved once,
-    and the resumed job fetches it again; with -a limit its models are taken off the count, as
-    they count again when listed again."""
+    and the resumed job fetches it again; with -a limit it lists its models again without counting
+    them (they were counted), whatever pages the resumed job reads before it."""
     from ptmscrape import signals as ptm_signals
-    from ptmscrape.spiders_base import LISTED_META
+    from ptmscrape.spiders_base import LISTED_META, RELISTED_META
 
-    spider, guard = listing_job(tmp_path, limit="30")
+    spider, guard = listing_job(tmp_path, limit="25")
     first, first_page = listed_models(spider, spider.base_url + "/api/models?p=1", 10)
-    items, page = listed_models(spider, spider.base_url + "/api/models?p=2", 10)
+    items, page = listed_models(spider, spider.base_url + "/api/models?p=2", 10, first=10)
     assert all(item.request is page for item in items) and first[0].request is first_page
     assert spider.items_yielded == 20
     for item in items[6:]:  # what the store stage says of each model it drops
@@ -507,18 +509,23 @@ def test_a_page_whose_models_were_not_stored_is_saved_once_and_fetched_again_wit
 
     caplog.clear()
     with caplog.at_level("INFO", logger="ptmscrape.jobdir"):
-        resumed, guard = listing_job(tmp_path, limit="30")
+        resumed, guard = listing_job(tmp_path, limit="25")
     assert (f"Resuming the job in {tmp_path / 'job'}: the previous run was stopped: the dataset tree could not be "
             "written (a full disk?); fetching again the 1 page(s) of unstored models the job lost") in caplog.text
     resumed.crawler.engine = engine = Engine()
     guard.spider_opened(resumed)
     (again,) = engine.crawled
     assert again.url == page.url and again.dont_filter and again.callback == resumed.parse_listing
-    assert LISTED_META not in again.meta  # counted afresh when its models are listed again
-    assert resumed.items_yielded == 10  # page 2's 10 models are off the count, page 1's stay on it
+    assert LISTED_META not in again.meta and again.meta[RELISTED_META] == 10
+    assert resumed.items_yielded == 20
     assert resumed.crawler.stats.get_value("ptm/job/pages_of_unstored_models_fetched_again") == 1
-    relisted, _ = listed_models(resumed, again.url, 10)
+    # Page 3 (queued by the first run) may be read first: it gives only what the limit leaves (taking
+    # page 2's models off the count instead let it give 10, and page 2 then 5 of its 10).
+    third, _ = listed_models(resumed, spider.base_url + "/api/models?p=3", 10, first=20)
+    assert len(third) == 5 and resumed.items_yielded == 25
+    relisted, _ = listed_models(resumed, again.url, 10, request=again, first=10)
     assert [item.model_id for item in relisted] == [item.model_id for item in items]
+    assert resumed.items_yielded == 25
     guard.spider_closed(resumed, "finished")
     assert not (tmp_path / "job/ptm-failed-pages.pickle").exists()  # nothing left to fetch again
 
