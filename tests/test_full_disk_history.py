@@ -180,14 +180,18 @@ def test_a_failure_line_the_disk_refused_stops_the_crawl_without_counting_the_ca
 def test_shared_appends_cut_back_a_torn_write_and_go_on_without_locks(tmp_path, monkeypatch):
     import fcntl
 
+    def append_to_a_full_disk(path, room: int, data: bytes) -> FullDisk:
+        disk = FullDisk(tmp_path, room).install()
+        try:
+            with pytest.raises(OSError):
+                append_shared(path, data)
+        finally:
+            FullDisk.uninstall()
+        return disk
+
     path = tmp_path / "commits.jsonl"
     append_shared(path, b'{"n":1}\n')
-    disk = FullDisk(tmp_path, 5).install()
-    try:
-        with pytest.raises(OSError):
-            append_shared(path, b'{"n":2,"long":"' + b"x" * 100 + b'"}\n')
-    finally:
-        FullDisk.uninstall()
+    disk = append_to_a_full_disk(path, 5, b'{"n":2,"long":"' + b"x" * 100 + b'"}\n')
     assert disk.cut == 1 and path.read_bytes() == b'{"n":1}\n'  # what fitted was taken back
 
     def no_locks(fd, operation):  # some network file systems: ENOLCK
@@ -195,11 +199,6 @@ def test_shared_appends_cut_back_a_torn_write_and_go_on_without_locks(tmp_path, 
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
     append_shared(path, b'{"n":3}\n')  # appends as before; a torn write is then not cut back...
-    disk = FullDisk(tmp_path, 4).install()
-    try:
-        with pytest.raises(OSError):
-            append_shared(path, b'{"n":4,"long":"' + b"x" * 100 + b'"}\n')
-    finally:
-        FullDisk.uninstall()
+    append_to_a_full_disk(path, 4, b'{"n":4,"long":"' + b"x" * 100 + b'"}\n')
     append_shared(path, b'{"n":5}\n')  # ...but ended before the next line, which readers skip
     assert [r["n"] for r in read_jsonl(path)] == [1, 3, 5]
