@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+
+import pytest
 
 from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.dataset.tree import DatasetTree
@@ -132,3 +135,35 @@ def test_temp_files_of_other_machines_sharing_the_data_dir_stay(tmp_path, monkey
     assert HOST_TAG != "0123456789ab"
     assert remove_stale_temp_files(tree, "hub") == 2
     assert sorted(p.name for p in folder.glob(".tmp-*")) == sorted([theirs.name, mine_live.name])
+
+
+def test_a_repository_index_line_the_disk_cuts_short_is_taken_back(tmp_path):
+    # A full disk in the middle of the line: the part written would stay, torn, in the middle of the
+    # index once later lines follow it.
+    from tests.full_disk import FullDisk
+
+    tree = DatasetTree(tmp_path)
+    tree.append_line("repo-index.jsonl", {"url": "https://a", "path": "x/a"})
+    disk = FullDisk(tmp_path, 10).install()
+    try:
+        with pytest.raises(OSError):
+            tree.append_line("repo-index.jsonl", {"url": "https://b", "path": "x/b"})
+    finally:
+        FullDisk.uninstall()
+    assert disk.cut == 1
+    assert (tmp_path / "repo-index.jsonl").read_bytes() == b'{"url":"https://a","path":"x/a"}\n'
+
+
+def test_shared_appended_files_follow_the_umask(tmp_path):
+    # The history files and the repository index, as any file of the user (docs/output.md): they
+    # were 0o644 whatever the umask allowed (a group-shared dataset under umask 002).
+    from ptmscrape.dataset.tree import append_shared
+
+    old = os.umask(0o002)
+    try:
+        append_shared(tmp_path / "commits.jsonl", b'{"n":1}\n')
+        DatasetTree(tmp_path).append_line("repo-index.jsonl", {"url": "https://a", "path": "x/a"})
+    finally:
+        os.umask(old)
+    for name in ("commits.jsonl", "repo-index.jsonl"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o664, name

@@ -122,18 +122,11 @@ class DatasetTree:
         return folder
 
     def append_line(self, relative: str, obj: Any) -> None:
-        """Append one JSON line with a single write (concurrent appenders never interleave)."""
+        """Append one JSON line to a file other crawls append to as well (the repository index),
+        whole or not at all (:func:`append_shared`)."""
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                line = b"\n" + line  # a crash tore the last line: never glue ours onto it
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        append_shared(target, (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
 
 
 _tmp_numbers = itertools.count()
@@ -198,7 +191,8 @@ def append_shared(path: str | os.PathLike[str], data: bytes) -> None:
     began without cutting a line another writer appended meanwhile. A torn last line (a writer
     killed mid-write, or a cut that failed or could not be made safely) is ended first, so no line
     is glued onto it."""
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    # 0o666 less the umask, as any file a user creates (docs/output.md)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
