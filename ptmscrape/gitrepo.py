@@ -575,14 +575,9 @@ def _undo_fetch(clone: Path, marks: frozenset[str]) -> None:
 
 def _object_folders(objects: Path) -> list[Path]:
     """``objects/pack`` and the ``<2 hex digits>/`` folders of loose objects of an object store."""
-    folders = [objects / "pack"]
-    try:
-        # Loose objects: none in a new clone over git's own protocol (git's "dumb" HTTP writes them).
-        folders += [Path(entry.path) for entry in os.scandir(objects)
-                    if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False)]
-    except OSError:
-        pass  # not made yet
-    return folders
+    # Loose objects: none in a new clone over git's own protocol (git's "dumb" HTTP writes them).
+    return [objects / "pack", *(Path(entry.path) for entry in _scan(objects)
+                                if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False))]
 
 
 def _scan(folder: Path) -> list[os.DirEntry[str]]:

@@ -189,6 +189,15 @@ def replica(tmp_path_factory):
         yield hub
 
 
+def worker_crawl(tmp_path: Path, w: int, settings: dict, *, data: Path | None = None,
+                 args: dict | None = None) -> BackgroundCrawl:
+    """Worker ``w`` of a distributed crawl in the background: its feed, stats file and log
+    ``w<w>.*`` under ``tmp_path``, its data dir ``data`` (default: one shared, ``tmp_path/data``)."""
+    return BackgroundCrawl(crawl_command("huggingface", tmp_path / f"w{w}.jsonl", data or tmp_path / "data",
+                                         tmp_path / f"w{w}.stats.json", args=args, settings=settings),
+                           tmp_path / f"w{w}.log")
+
+
 def hub_settings(hub, **extra) -> dict:
     return {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 10,
             "PTM_CLONE_CONCURRENCY": 2, **extra}
@@ -332,9 +341,7 @@ def test_a_lost_page_fails_only_the_worker_that_lost_it_and_keeps_its_finish_rea
         first_page = hold(hub.replica, "GET", hub._listing, lambda req, m, n: n == 1)
         settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0,
                     "RETRY_TIMES": 1, "PTM_RETRY_BACKOFF": 0.05, **redis_settings(prefix)}
-        workers = [BackgroundCrawl(crawl_command("huggingface", tmp_path / f"w{w}.jsonl", tmp_path / "data",
-                                                 tmp_path / f"w{w}.stats.json", settings=settings),
-                                   tmp_path / f"w{w}.log") for w in range(2)]
+        workers = [worker_crawl(tmp_path, w, settings) for w in range(2)]
         for worker in workers:
             worker.wait_until(lambda w=worker: first_page.reached.is_set() and "Spider opened" in w.log,
                               "both workers up")
@@ -400,9 +407,7 @@ def test_a_killed_worker_loses_neither_its_listing_page_nor_its_models(tmp_path,
         data = tmp_path / "data"
 
         def worker(w: int) -> BackgroundCrawl:
-            return BackgroundCrawl(crawl_command("huggingface", tmp_path / f"w{w}.jsonl", data,
-                                                 tmp_path / f"w{w}.stats.json", settings=settings),
-                                   tmp_path / f"w{w}.log")
+            return worker_crawl(tmp_path, w, settings)
 
         first = worker(0)
         first.wait_until(lambda: page_2.reached.is_set() and clone.reached.is_set(),
@@ -445,10 +450,7 @@ def test_a_limited_crawl_with_a_killed_worker_still_gets_its_limit_of_models(tmp
         data = tmp_path / "data"
 
         def worker(w: int, redis_url: str = REDIS_URL) -> BackgroundCrawl:
-            return BackgroundCrawl(crawl_command("huggingface", tmp_path / f"w{w}.jsonl", data,
-                                                 tmp_path / f"w{w}.stats.json", args={"limit": 25},
-                                                 settings={**settings, "PTM_REDIS_URL": redis_url}),
-                                   tmp_path / f"w{w}.log")
+            return worker_crawl(tmp_path, w, {**settings, "PTM_REDIS_URL": redis_url}, args={"limit": 25})
 
         with RedisGate(REDIS_URL, re.compile(re.escape(handoff_digest(order[12])))) as gate:
             first = worker(0, gate.url)
@@ -479,10 +481,7 @@ def test_a_model_a_killed_worker_stored_is_not_stored_again_by_another(tmp_path,
                     **redis_settings(prefix)}
 
         def worker(w: int, redis_url: str = REDIS_URL) -> BackgroundCrawl:
-            return BackgroundCrawl(crawl_command("huggingface", tmp_path / f"w{w}.jsonl", tmp_path / f"data{w}",
-                                                 tmp_path / f"w{w}.stats.json",
-                                                 settings={**settings, "PTM_REDIS_URL": redis_url}),
-                                   tmp_path / f"w{w}.log")
+            return worker_crawl(tmp_path, w, {**settings, "PTM_REDIS_URL": redis_url}, data=tmp_path / f"data{w}")
 
         # A request taken from the queue is noted in the worker's taken hash under a running
         # number: 0 is the listing page, the others are models.
