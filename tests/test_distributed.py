@@ -406,16 +406,13 @@ def test_a_killed_worker_loses_neither_its_listing_page_nor_its_models(tmp_path,
         settings = {**hub_settings(hub), "PTM_CLONE_CONCURRENCY": 2, **redis_settings(prefix)}
         data = tmp_path / "data"
 
-        def worker(w: int) -> BackgroundCrawl:
-            return worker_crawl(tmp_path, w, settings)
-
-        first = worker(0)
+        first = worker_crawl(tmp_path, 0, settings)
         first.wait_until(lambda: page_2.reached.is_set() and clone.reached.is_set(),
                          "page 2 and a clone in flight")
         first.kill()
         page_2.open()
         clone.open()
-        second = worker(1)
+        second = worker_crawl(tmp_path, 1, settings)
         rc = second.wait()
         log = second.log
         assert rc == 0 and "Traceback" not in log, log[-4000:]
