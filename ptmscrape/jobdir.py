@@ -68,6 +68,8 @@ from ptmscrape.stats import (
     JOB_HISTORY_CALLS_FETCHED_AGAIN,
     JOB_PAGES_FETCHED_AGAIN,
     JOB_RESTARTED_AFTER_KILL,
+    JOB_RESTARTED_AFTER_UNSAVED_STATE,
+    JOB_STATE_NOT_SAVED,
     JOB_UNSTORED_FETCHED_AGAIN,
 )
 from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED, STORE_FAILED_REASON
@@ -96,6 +98,12 @@ ENDED_HOW = {
     NOTHING_STORED: "the previous run stored nothing",
     STORE_FAILED_REASON: "the previous run was stopped: the dataset tree could not be written (a full disk?)",
 }
+
+
+# Said when a write to one of Scrapy's JOBDIR files fails during the crawl (ptmscrape/jobdir_writes.py).
+IN_MEMORY = {"requests.queue": "this run keeps its requests in memory and goes on, but if it stops before the end, ",
+             "requests.seen": "this run keeps its fingerprints in memory and goes on, but if it stops before the "
+                              "end, "}
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,8 @@ class JobGuard:
         except BlockingIOError:
             self._lock.close()
             raise busy(jobdir) from None
-        self.restarted = False
+        self.restarted: str | None = None  # the stats name saying why, when the job restarts
+        self.not_saved: str | None = None  # why this run's state is not in the JOBDIR, if it is not
         # per sort (LOSABLE): what this run lost (pickled request dicts, Scrapy's queue format) and
         # how many of those cannot be fetched again; what earlier runs lost, and of those unsaved
         self.lost: dict[Losable, list[bytes]] = {sort: [] for sort in LOSABLE}
@@ -206,8 +215,10 @@ class JobGuard:
         self.unstored: dict[bytes, Request] = {}
         mark = jobdir / RUNNING_MARK
         if mark.exists():
-            self.restarted = True
-            self._discard_scrapy_state(_read_json(mark))
+            previous = _read_json(mark)
+            self.restarted = (JOB_RESTARTED_AFTER_UNSAVED_STATE if previous.get("state_not_saved")
+                              else JOB_RESTARTED_AFTER_KILL)
+            self._discard_scrapy_state(previous)
         else:
             saved = _read_pickle(jobdir / FAILED_PAGES_FILE)
             for sort in LOSABLE:
@@ -228,16 +239,24 @@ class JobGuard:
         crawler.signals.connect(guard.page_failed, signal=ptm_signals.page_failed)
         crawler.signals.connect(guard.history_call_lost, signal=ptm_signals.history_call_lost)
         crawler.signals.connect(guard.model_not_stored, signal=ptm_signals.model_not_stored)
+        crawler.signals.connect(guard.jobdir_write_failed, signal=ptm_signals.jobdir_write_failed)
         return guard
 
     def _discard_scrapy_state(self, previous: dict) -> None:
         # The lost pages and history calls too: the restarted job lists them again (and asks every
         # history call no state line vouches for).
         found = [name for name in (*SCRAPY_STATE, FAILED_PAGES_FILE) if (self.jobdir / name).exists()]
-        logger.warning(
-            "The last run of the job in %s (pid %s) was killed before it could save its request "
-            "queue; restarting the job from its first pages. Models it stored are not done again.",
-            self.jobdir, previous.get("pid", "?"))
+        why = previous.get("state_not_saved")
+        if why:
+            logger.warning(
+                "The last run of the job in %s (pid %s) could not save its state in the JOBDIR (%s); "
+                "restarting the job from its first pages. Models it stored are not done again.",
+                self.jobdir, previous.get("pid", "?"), why)
+        else:
+            logger.warning(
+                "The last run of the job in %s (pid %s) was killed before it could save its request "
+                "queue; restarting the job from its first pages. Models it stored are not done again.",
+                self.jobdir, previous.get("pid", "?"))
         for name in found:
             path = self.jobdir / name
             if path.is_dir():
@@ -274,7 +293,7 @@ class JobGuard:
 
     def spider_opened(self, spider):
         if self.restarted:
-            self.crawler.stats.set_value(JOB_RESTARTED_AFTER_KILL, 1)
+            self.crawler.stats.set_value(self.restarted, 1)
         for sort in LOSABLE:
             unfetchable = self.lost_earlier[sort]
             for saved in self.to_fetch_again[sort]:
@@ -312,6 +331,14 @@ class JobGuard:
         else:
             self.unstored.setdefault(self.crawler.request_fingerprinter.fingerprint(request), request)
 
+    def jobdir_write_failed(self, where: str, error: Exception) -> None:
+        self.crawler.stats.inc_value(JOB_STATE_NOT_SAVED)
+        if self.not_saved is None:
+            why = getattr(error, "strerror", None) or repr(error)
+            self.not_saved = f"{where}: {why}"
+            logger.error("Could not write %s in the JOBDIR %s (%s): %sthe next run of the job restarts "
+                         "from its first pages", where, self.jobdir, why, IN_MEMORY.get(where, ""))
+
     def _save(self, sort: Losable, request) -> None:
         """Keep a request this run lost, to be saved in the JOBDIR when the run closes."""
         if request is not None:
@@ -333,20 +360,63 @@ class JobGuard:
                          "callbacks must be spider methods and their meta picklable", unsaved)
         for request in self.unstored.values():
             self._save(UNSTORED, request)
-        if self.lost[UNSTORED]:
-            logger.warning("Saved in %s the %d %s: the resumed job fetches them again, and stores their "
-                           "models it did not store", self.jobdir, len(self.lost[UNSTORED]), UNSTORED.nouns)
+        if self.not_saved is None:
+            self.not_saved = _spider_state_not_saved(self.jobdir)
+        if self.not_saved is None:
+            try:
+                self._save_how_the_run_ended(reason)
+            except OSError as exc:
+                self.not_saved = f"{exc.filename or 'its files'}: {exc.strerror or exc}"
+        if self.not_saved is not None:
+            self._leave_restart_mark()
+        self._lock.close()
+
+    def _save_how_the_run_ended(self, reason: str) -> None:
         failed = self.jobdir / FAILED_PAGES_FILE
         if any(self.lost.values()) or any(self.lost_unsaved.values()):
             saved: dict[str, object] = {}
             for sort in LOSABLE:
                 saved.update({sort.saved_key: self.lost[sort], sort.unsaved_key: self.lost_unsaved[sort]})
             _write_atomic(failed, pickle.dumps(saved, protocol=4))
+            if self.lost[UNSTORED]:
+                logger.warning("Saved in %s the %d %s: the resumed job fetches them again, and stores "
+                               "their models it did not store", self.jobdir, len(self.lost[UNSTORED]),
+                               UNSTORED.nouns)
         else:
             failed.unlink(missing_ok=True)
         _write_atomic(self.jobdir / ENDED_FILE, json.dumps({"reason": reason, "ended": time.time()}).encode())
         (self.jobdir / RUNNING_MARK).unlink(missing_ok=True)
-        self._lock.close()
+
+    def _leave_restart_mark(self) -> None:
+        """The JOBDIR does not hold this run's state: the running mark stays, so the next run restarts
+        the job from its first pages, as after a kill (the models stored are skipped); it says why
+        if the mark can still be rewritten."""
+        for name in (FAILED_PAGES_FILE, ENDED_FILE):
+            (self.jobdir / (name + ".tmp")).unlink(missing_ok=True)
+        mark = self.jobdir / RUNNING_MARK
+        try:
+            previous = _read_json(mark)
+            mark.write_text(json.dumps({**previous, "state_not_saved": self.not_saved}))
+        except OSError:  # an empty mark still restarts the job
+            pass
+        logger.error("The JOBDIR %s does not hold this run's state (%s): the next run of the job "
+                     "restarts from its first pages; the models stored are not done again",
+                     self.jobdir, self.not_saved)
+
+
+def _spider_state_not_saved(jobdir: Path) -> str | None:
+    """Why ``spider.state`` cannot be read back, if it cannot. SpiderState pickles it before JobGuard
+    closes, and ours reports a write that fails (``ptmscrape/jobdir_writes.py``); Scrapy's own, if a
+    project puts it back, raises and leaves the file torn."""
+    try:
+        pickle.loads((jobdir / "spider.state").read_bytes())
+    except FileNotFoundError:  # SpiderState off: nothing of ours depends on it
+        return None
+    except OSError as exc:
+        return f"spider.state: {exc.strerror or exc}"
+    except Exception:
+        return "spider.state: not written whole"
+    return None
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

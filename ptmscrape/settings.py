@@ -180,6 +180,9 @@ SPIDER_MIDDLEWARES = {
 SPLASH_URL = os.environ.get("SPLASH_URL", "")
 
 ADDONS = {
+    # Scrapy's scheduler, dupefilter and disk queue, keeping a request whose JOBDIR write fails (a full
+    # disk) in memory; before RedisDistribution, which puts the shared ones in their place.
+    "ptmscrape.jobdir_writes.JobdirWrites": -10,
     # Switches to the shared Redis scheduler when PTM_REDIS_URL is set (does nothing otherwise).
     "ptmscrape.distributed.RedisDistribution": 0,
     # Enables spidermon's monitors when PTM_MONITORS is on (does nothing otherwise).
@@ -198,6 +201,9 @@ FEED_EXPORTERS = {
 }
 
 EXTENSIONS = {
+    # Scrapy's (same priority), reporting a spider.state it cannot write (ptmscrape/jobdir_writes.py).
+    "scrapy.extensions.spiderstate.SpiderState": None,
+    "ptmscrape.jobdir_writes.JobSpiderState": 0,
     # Signals dispatched without an asyncio task per receiver (item_scraped: ~55 µs a model).
     "ptmscrape.compat.signals.InlineSignalDispatch": 0,
     # After Scrapy's SpiderState (0): with JOBDIR, makes resuming after a hard kill safe.

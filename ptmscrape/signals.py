@@ -32,3 +32,9 @@ model_not_stored = object()
 dropped it; the crawl is being stopped. Arguments: ``reason`` and ``request`` (the request whose
 response gave the model: a listing page, the model's own page; with a JOBDIR it is fetched again
 when the job resumes, its fingerprint being in Scrapy's ``requests.seen``; None if unknown)."""
+
+jobdir_write_failed = object()
+"""A write to Scrapy's state in the ``JOBDIR`` failed (``ptmscrape/jobdir_writes.py``); the request
+concerned is kept in memory, so this run loses nothing, but the ``JOBDIR`` no longer holds the job's
+state. Arguments: ``where`` (``requests.queue`` or ``requests.seen``) and ``error`` (the exception, an
+``OSError`` but for a damaged queue file)."""

@@ -94,6 +94,8 @@ HISTORY_REFRESHED = "ptm/history/refreshed"
 
 # -- the crawl as a whole ----------------------------------------------------------------------
 JOB_RESTARTED_AFTER_KILL = "ptm/job/restarted_after_kill"
+JOB_RESTARTED_AFTER_UNSAVED_STATE = "ptm/job/restarted_after_unsaved_state"
+JOB_STATE_NOT_SAVED = "ptm/job/state_not_saved"
 JOB_PAGES_FETCHED_AGAIN = "ptm/job/pages_fetched_again"
 JOB_HISTORY_CALLS_FETCHED_AGAIN = "ptm/job/history_calls_fetched_again"
 JOB_UNSTORED_FETCHED_AGAIN = "ptm/job/pages_of_unstored_models_fetched_again"

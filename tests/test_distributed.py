@@ -71,7 +71,7 @@ def test_without_redis_url_the_crawl_is_single_process_and_never_imports_scrapy_
         "print(c.settings['SCHEDULER'], s.handoff, any(m.startswith(('scrapy_redis', 'redis')) for m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["scrapy.core.scheduler.Scheduler", "None", "False"]
+    assert out.stdout.split() == ["ptmscrape.jobdir_writes.JobScheduler", "None", "False"]
 
 
 def test_redis_url_switches_to_the_shared_scheduler_under_the_prefix():

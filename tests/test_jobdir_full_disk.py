@@ -1,0 +1,190 @@
+"""A ``JOBDIR`` that cannot be written (a full disk; ``ptmscrape/jobdir_writes.py``): the disk queue
+writes a request whole or not at all, a request it cannot take is fetched from memory in this run,
+and the next run of the job restarts from its first pages (as after a hard kill) instead of trusting
+a state that lacks those requests. ``tests/full_disk.py`` fills the disk for the project's own
+``os.write`` calls; the last test fills a real (tmpfs) disk, where Scrapy's buffered files fail too."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from queuelib.queue import LifoDiskQueue
+
+from ptmscrape.jobdir import RUNNING_MARK
+from ptmscrape.jobdir_writes import WholeRecordLifoDiskQueue
+from ptmscrape.stats import JOB_RESTARTED_AFTER_UNSAVED_STATE, JOB_STATE_NOT_SAVED
+from tests.crawl import ROOT, CrawlResult, crawl_command, run_crawl
+from tests.full_disk import FullDisk
+from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
+
+ENOSPC_TEXT = os.strerror(errno.ENOSPC)
+
+
+@pytest.fixture
+def full_disk():
+    yield lambda folder, budget: FullDisk(folder, budget).install()
+    FullDisk.uninstall()
+
+
+def test_a_record_the_disk_cannot_take_leaves_the_queue_as_it_was(tmp_path, full_disk):
+    path = tmp_path / "q"
+    queue = WholeRecordLifoDiskQueue(path)
+    queue.push(b"first")
+    queue.push(b"second")
+    before = path.read_bytes()
+    disk = full_disk(tmp_path, 7)  # the next record is cut short after 7 bytes, then refused
+    with pytest.raises(OSError) as raised:
+        queue.push(b"a request too long for the disk")
+    assert raised.value.errno == errno.ENOSPC and disk.cut == 1
+    assert path.read_bytes() == before and len(queue) == 2
+    disk.budget = 10**6  # space freed
+    queue.push(b"third")
+    assert [queue.pop(), queue.pop()] == [b"third", b"second"]
+    queue.close()
+    reopened = LifoDiskQueue(path)  # queuelib's own queue reads the file: the format is queuelib's
+    assert len(reopened) == 1 and reopened.pop() == b"first"
+    reopened.close()
+
+
+def test_a_queue_the_disk_cannot_create_leaves_no_file_and_a_cut_short_one_is_empty(tmp_path, full_disk):
+    disk = full_disk(tmp_path, 0)
+    with pytest.raises(OSError):
+        WholeRecordLifoDiskQueue(tmp_path / "q")
+    assert not (tmp_path / "q").exists()
+    disk.budget = 10**6
+    (tmp_path / "q").write_bytes(b"\0\0")  # queuelib's buffered creation, cut short by a full disk
+    queue = WholeRecordLifoDiskQueue(tmp_path / "q")  # queuelib: struct.error, at every later push
+    assert len(queue) == 0
+    queue.push(b"x")
+    assert queue.pop() == b"x"
+    queue.close()
+    assert not (tmp_path / "q").exists()  # an emptied queue removes its file, as queuelib's does
+
+
+def test_the_count_is_written_at_the_close_in_place(tmp_path):
+    queue = WholeRecordLifoDiskQueue(tmp_path / "q")
+    for n in range(3):
+        queue.push(b"r%d" % n)
+    queue.close()
+    raw = (tmp_path / "q").read_bytes()
+    assert struct.unpack(">L", raw[:4]) == (3,)
+    assert raw[4:] == b"".join(b"r%d" % n + struct.pack(">L", 2) for n in range(3))
+
+
+def jobdir_full_crawl(tmp_path, settings, budget, *, name="full") -> CrawlResult:
+    """``scrapy crawl huggingface -s JOBDIR=<tmp_path>/job`` whose JOBDIR fills after ``budget``
+    bytes (the data dir has room)."""
+    data, out, stats = tmp_path / "data", tmp_path / f"{name}.jsonl", tmp_path / f"{name}.stats.json"
+    cmd = crawl_command("huggingface", out, data, stats,
+                        settings={**settings, "JOBDIR": tmp_path / "job"})
+    cmd[2] = "tests.full_disk"
+    env = {**os.environ, "TEST_FULL_DISK_DIR": str(tmp_path / "job"), "TEST_FULL_DISK_BYTES": str(budget)}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return CrawlResult(proc.returncode, proc.stderr + proc.stdout, out, stats, data)
+
+
+def listed_ids(hub) -> list[str]:
+    return [row[2] for row in hub._order("downloads")]
+
+
+def stored_ids(result) -> list[str]:
+    return [f"{r['ModelOwner']}/{r['ModelName']}" for r in result.records("huggingface")]
+
+
+@pytest.mark.parametrize("stopped", [False, True], ids=["finished", "stopped before the end"])
+def test_requests_the_jobdir_cannot_take_are_fetched_and_the_next_run_restarts_the_job(tmp_path, stopped):
+    """The job's first run is left with its later listing pages in memory only (their fingerprints
+    are in requests.seen): trusted, the JOBDIR would resume without them. It runs them, and the next
+    run restarts from the first page and stores the models the first did not."""
+    with HuggingFaceReplica(synthetic_models(100), None, repos=False) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 10, "PTM_CLONE": 0,
+                    # stopped: Scrapy's own stop after 35 models, pages served slowly enough for it
+                    **({"CLOSESPIDER_ITEMCOUNT": 35} if stopped else {})}
+        hub.replica.delay = 0.2 if stopped else 0.0
+        first = jobdir_full_crawl(tmp_path, settings, budget=1_000)
+        mark = json.loads((tmp_path / "job" / RUNNING_MARK).read_text())
+        stored_first = stored_ids(first)
+        settings.pop("CLOSESPIDER_ITEMCOUNT", None)
+        second = run_crawl("huggingface", tmp_path, settings={**settings, "JOBDIR": tmp_path / "job"},
+                           out_name="second.jsonl")
+        listed = listed_ids(hub)
+
+    log, stats = first.log, first.stats
+    assert "Traceback" not in log, log[-5000:]
+    assert stats[JOB_STATE_NOT_SAVED] >= 1 and stats["scheduler/enqueued/memory"] >= 1
+    assert log.count(f"Could not write requests.queue in the JOBDIR {tmp_path / 'job'} ({ENOSPC_TEXT})") == 1
+    assert (f"The JOBDIR {tmp_path / 'job'} does not hold this run's state (requests.queue: {ENOSPC_TEXT}): "
+            "the next run of the job restarts from its first pages") in log
+    assert mark["state_not_saved"] == f"requests.queue: {ENOSPC_TEXT}"
+    if stopped:
+        assert stats["finish_reason"] == "closespider_itemcount" and len(stored_first) < len(listed)
+    else:
+        assert first.returncode == 0, log[-5000:]
+        assert stats["scheduler/dequeued/memory"] == stats["scheduler/enqueued/memory"]  # fetched, not lost
+        assert sorted(stored_first) == sorted(listed)
+
+    assert second.stats[JOB_RESTARTED_AFTER_UNSAVED_STATE] == 1
+    assert (f"could not save its state in the JOBDIR (requests.queue: {ENOSPC_TEXT}); restarting the job "
+            "from its first pages") in second.log
+    assert sorted(stored_ids(second)) == sorted(listed)  # every model, each once
+    assert second.stats.get("ptm/store/records", 0) == len(listed) - first.stats["ptm/store/records"]
+    assert not (tmp_path / "job" / RUNNING_MARK).exists()
+
+
+def in_a_small_disk(mount: Path, size: str, saved: Path, cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run ``cmd`` with a tmpfs of ``size`` mounted at ``mount`` (its contents from ``saved``, and
+    copied back there after), in a user and mount namespace of its own (``unshare``)."""
+    script = ('set -e; mount -t tmpfs -o size="$1" tmpfs "$2"; cp -a "$3/." "$2/"; shift 3; '
+              'set +e; "$@"; status=$?; set -e; rm -rf "$SAVED"; mkdir "$SAVED"; '
+              'cp -a "$MOUNT/." "$SAVED/"; exit $status')
+    env = {**os.environ, "SAVED": str(saved), "MOUNT": str(mount)}
+    return subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh",
+                           size, str(mount), str(saved), *cmd],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def small_disks_available() -> str | None:
+    if not shutil.which("unshare"):
+        return "no unshare(1)"
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                            "mount -t tmpfs -o size=4k tmpfs /mnt || mount -t tmpfs -o size=4k tmpfs /tmp"],
+                           capture_output=True, text=True)
+    return None if probe.returncode == 0 else f"cannot mount a tmpfs in a user namespace: {probe.stderr.strip()}"
+
+
+def test_a_job_whose_data_dir_and_jobdir_fill_one_disk_resumes_with_every_model(tmp_path):
+    """The usual case: the dataset and the JOBDIR on one disk, which fills. The store stage stops the
+    crawl; Scrapy's own JOBDIR files (its buffered queue close, requests.seen, spider.state) cannot
+    be written either. The next run, on a disk with room, restarts the job and stores the rest."""
+    reason = small_disks_available()
+    if reason:
+        pytest.skip(reason)
+    disk, saved = tmp_path / "disk", tmp_path / "saved"
+    disk.mkdir()
+    saved.mkdir()
+    with HuggingFaceReplica(synthetic_models(400), None, repos=False) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 50, "PTM_CLONE": 0,
+                    "JOBDIR": disk / "job"}
+        results = []
+        for size in ("400k", "100m"):  # full after some 60 models; then room for all
+            out, stats = tmp_path / f"{size}.jsonl", tmp_path / f"{size}.stats.json"
+            cmd = [sys.executable, *crawl_command("huggingface", out, disk / "data", stats, settings=settings)[1:]]
+            proc = in_a_small_disk(disk, size, saved, cmd)
+            results.append(CrawlResult(proc.returncode, proc.stderr + proc.stdout, out, stats, saved / "data"))
+        listed = listed_ids(hub)
+    first, second = results
+    assert first.returncode == 1 and first.stats["finish_reason"] == "store_failed", first.log[-5000:]
+    assert "does not hold this run's state" in first.log, first.log[-5000:]
+    assert "Traceback" not in first.log, first.log[-5000:]  # each JOBDIR file that failed: one line
+    assert second.returncode == 0, second.log[-5000:]
+    assert "Traceback" not in second.log
+    assert second.stats.get(JOB_RESTARTED_AFTER_UNSAVED_STATE) == 1
+    assert sorted(stored_ids(second)) == sorted(listed)
