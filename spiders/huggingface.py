@@ -28,6 +28,9 @@ from ptmscrape.spiders_base import HubSpider, next_link
 
 # Set on a listing page's request once its next page was asked for (at the page's headers).
 NEXT_PAGE_ASKED = "ptm_next_page_asked"
+# Scheduling the next page at the headers raised: the callback asks for it, unfiltered (its fingerprint
+# may have been noted before the failure).
+NEXT_PAGE_ASK_FAILED = "ptm_next_page_ask_failed"
 
 
 class HuggingfaceSpider(HistoryMixin, HubSpider):
@@ -98,9 +101,16 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
         if request.callback != self.parse_listing or request.meta.get(NEXT_PAGE_ASKED):
             return
         following = self.early_next_page(self.next_listing_url(request.url, next_link(headers.get("Link"))))
-        if following is not None:
-            request.meta[NEXT_PAGE_ASKED] = True  # also on a retry of this page (a copy)
+        if following is None:
+            return
+        try:
             self.crawler.engine.crawl(following)
+        except Exception as exc:  # a signal handler's error is only logged: the listing would end here
+            self.logger.warning("Could not schedule the next listing page %s as the headers of %s arrived "
+                                "(%r); the page's callback asks for it again", following.url, request.url, exc)
+            request.meta[NEXT_PAGE_ASK_FAILED] = True
+            return
+        request.meta[NEXT_PAGE_ASKED] = True  # also on a retry of this page (a copy)
 
     def parse_listing(self, response):
         link = next_link(response.headers.get("Link"))
@@ -110,7 +120,7 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
             early = self.early_next_page(url)
             if early is not None:
                 asked = True
-                yield early
+                yield early.replace(dont_filter=True) if response.meta.get(NEXT_PAGE_ASK_FAILED) else early
         page = self.json_array_page(response)
         if page is None:
             return

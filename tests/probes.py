@@ -1,9 +1,11 @@
-"""Extensions that tests add to a real crawl to watch it from inside (``-s EXTENSIONS=…``)."""
+"""Extensions and a scheduler that tests add to a real crawl to watch it from inside, or to make it
+fail (``-s EXTENSIONS=…``, ``-s SCHEDULER=…``)."""
 
 from __future__ import annotations
 
 from scrapy import signals
 
+from ptmscrape.jobdir_writes import JobScheduler
 from ptmscrape.next_page_first import NEXT_PAGE_META
 
 
@@ -46,3 +48,17 @@ class NextPageAtCallbackOnly:
 
     def opened(self, spider):
         self.crawler.signals.disconnect(spider.listing_headers_received, signal=signals.headers_received)
+
+
+class SchedulerFailingOnce(JobScheduler):
+    """Raises once, for the first next page of a listing, after its dupefilter noted the request:
+    what a Redis error between the shared dupefilter and queue, or a scheduler bug, does."""
+
+    failed = False
+
+    def enqueue_request(self, request):
+        if not self.failed and request.meta.get(NEXT_PAGE_META):
+            self.failed = True
+            self.df.request_seen(request)
+            raise ConnectionError("probe: the scheduler failed once")
+        return super().enqueue_request(request)

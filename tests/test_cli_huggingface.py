@@ -144,3 +144,14 @@ def test_429_waits_what_the_hub_says_then_goes_on(tmp_path, hf_replica):
     assert result.stats["ptm/ratelimit/waits"] == 1
     assert result.stats["ptm/ratelimit/wait_seconds"] == 1
     assert "waiting 1.0s as the hub asks" in result.log
+
+
+def test_a_next_page_the_scheduler_failed_to_take_at_the_headers_is_still_crawled(tmp_path, hf_replica):
+    """The first next page fails to be scheduled where its page's headers arrive: it was the end of
+    the listing, and the crawl still finished with exit status 0."""
+    result = run_crawl("huggingface", tmp_path, settings=settings(
+        hf_replica, PTM_CLONE=0, SCHEDULER="tests.probes.SchedulerFailingOnce"))
+    assert "Could not schedule the next listing page" in result.log
+    assert "ConnectionError('probe: the scheduler failed once')" in result.log
+    names = sorted(m["id"].split("/")[-1] for m in hf_replica.models.values())
+    assert sorted(i["ModelName"] for i in result.items) == names

@@ -200,3 +200,47 @@ def test_a_page_nested_deeper_than_the_decoder_reads_is_reported_not_a_crash():
     out = list(spider.parse_listing(text_response(f"{BASE}/api/models", body)))
     assert [o for o in out if isinstance(o, RawModelItem)] == []
     assert spider.crawler.stats.get_value("ptm/pages/failed/malformed JSON") == 1
+
+
+def test_a_next_page_that_cannot_be_scheduled_at_the_headers_is_asked_for_by_the_callback(caplog):
+    """An error scheduling the next page in ``headers_received`` (a Redis or disk error in the
+    scheduler) is only logged by Scrapy's signal dispatch: the listing ended there and the crawl
+    finished with exit status 0. The page's callback now asks for it, unfiltered (the dupefilter may
+    have noted it before the error)."""
+    from spiders.huggingface import NEXT_PAGE_ASKED
+
+    spider = make_spider()
+    scheduled = []
+
+    class Engine:
+        def crawl(self, request):
+            scheduled.append(request)
+            raise ConnectionError("Redis is restarting")
+
+    spider.crawler.engine = Engine()
+    (first,) = start_requests(spider)
+    nxt = f"{BASE}/api/models?cursor=abc"
+    with caplog.at_level("WARNING"):
+        spider.listing_headers_received({"Link": f'<{nxt}>; rel="next"'}, first)
+    assert [r.url for r in scheduled] == [nxt] and not first.meta.get(NEXT_PAGE_ASKED)
+    assert (f"Could not schedule the next listing page {nxt} as the headers of {first.url} arrived "
+            "(ConnectionError('Redis is restarting'))") in caplog.text
+    models = fixture_models()[:2]
+    out = list(spider.parse_listing(page(first.url, models, link=nxt).replace(request=first)))
+    (again,) = [r for r in out if isinstance(r, Request)]
+    assert again.url == nxt and again.dont_filter and again.callback == spider.parse_listing
+    assert len([i for i in out if isinstance(i, RawModelItem)]) == 2
+
+
+def test_a_next_page_scheduled_at_the_headers_is_not_asked_for_again():
+    from spiders.huggingface import NEXT_PAGE_ASKED
+
+    spider = make_spider()
+    scheduled = []
+    spider.crawler.engine = type("Engine", (), {"crawl": lambda self, request: scheduled.append(request)})()
+    (first,) = start_requests(spider)
+    nxt = f"{BASE}/api/models?cursor=abc"
+    spider.listing_headers_received({"Link": f'<{nxt}>; rel="next"'}, first)
+    assert [r.url for r in scheduled] == [nxt] and first.meta[NEXT_PAGE_ASKED]
+    out = list(spider.parse_listing(page(first.url, fixture_models()[:2], link=nxt).replace(request=first)))
+    assert not [r for r in out if isinstance(r, Request)]
