@@ -3,6 +3,8 @@ fail (``-s EXTENSIONS=…``, ``-s SCHEDULER=…``)."""
 
 from __future__ import annotations
 
+import os
+
 from scrapy import signals
 
 from ptmscrape.jobdir_writes import JobScheduler
@@ -62,3 +64,28 @@ class SchedulerFailingOnce(JobScheduler):
             self.df.request_seen(request)
             raise ConnectionError("probe: the scheduler failed once")
         return super().enqueue_request(request)
+
+
+class ProcessProbe:
+    """Stats ``test/pid`` (the crawl's process id) and ``test/zombies`` (the zombie processes its
+    pid namespace holds as the crawl closes: ``/proc``, as ``unshare --mount-proc`` mounts it)."""
+
+    def __init__(self, crawler):
+        self.stats = crawler.stats
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        probe = cls(crawler)
+        crawler.signals.connect(probe.closed, signal=signals.spider_closed)
+        return probe
+
+    def closed(self, spider, reason):
+        zombies = 0
+        for entry in os.listdir("/proc"):
+            try:
+                stat = open(f"/proc/{entry}/stat").read() if entry.isdigit() else ""
+            except OSError:
+                continue
+            zombies += stat[stat.rfind(")") + 2:].startswith("Z")
+        self.stats.set_value("test/pid", os.getpid())
+        self.stats.set_value("test/zombies", zombies)

@@ -7,7 +7,9 @@ Scrapy's own command, plus:
   problem is one line on stderr and exit status 2, with no traceback;
 * after the crawl, the exit status is the verdict of ``ptmscrape.extensions.CrawlVerdict``
   (``ptmscrape/verdict.py``): 0 when every listed page was read, 1 otherwise;
-* after a forced stop (Ctrl-C twice), the git commands still running are killed, not waited for.
+* after a forced stop (Ctrl-C twice), the git commands still running are killed, not waited for;
+* started as PID 1 (a container without an init), it forks first and stays as the crawl's init
+  (``ptmscrape/init_process.py``).
 
 Scrapyd runs jobs through ``scrapy.cmdline.execute()`` (``scrapyd.runner``), so its jobs use this
 command too: the same checks, the verdict as the last line of the job's log, and the exit status
@@ -30,6 +32,7 @@ from ptmscrape import commands, jobdir
 from ptmscrape.checks import BadInput, check_data_dir, check_typed_settings
 from ptmscrape.gc_tuning import freeze_before_exit
 from ptmscrape.gitrepo import end_git_commands
+from ptmscrape.init_process import become_init_if_pid_1
 from ptmscrape.stats import VERDICT_EXIT_STATUS
 from ptmscrape.verdict import BAD_INPUT, FAILED
 
@@ -52,6 +55,7 @@ class Command(ScrapyCrawlCommand):
             preflight(spidercls, self.settings, opts.spargs)
         except BadInput as exc:
             fail(args[0], exc, self.settings.get("LOG_FILE"))
+        become_init_if_pid_1()  # before Scrapy starts anything: the crawl is not PID 1
 
     def run(self, args, opts) -> None:
         if len(args) != 1:
