@@ -76,10 +76,10 @@ end
 redis.call('del', KEYS[1], KEYS[2])
 return #taken / 2
 """
-# Queue a model's hand-off (KEYS[2], score ARGV[2], request ARGV[3]) unless the shared dupefilter
-# (KEYS[1]) has its fingerprint (ARGV[1]), and with ARGV[4] = '1' (-a limit) count it as listed
-# (KEYS[3]), in one step: counted once, and never counted without being queued.
-_ENQUEUE_HANDOFF = """
+# Queue a request (KEYS[2], score ARGV[2], request ARGV[3]) unless the shared dupefilter (KEYS[1])
+# has its fingerprint (ARGV[1]), and with ARGV[4] = '1' (a hand-off under -a limit) count its model
+# as listed (KEYS[3]), in one step: never seen without being queued, counted once.
+_ENQUEUE = """
 if redis.call('sadd', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('zadd', KEYS[2], ARGV[2], ARGV[3])
 if ARGV[4] == '1' then redis.call('incr', KEYS[3]) end
@@ -117,7 +117,7 @@ class SharedScheduler(Scheduler):
         scheduler.unqueued_claim = None
         scheduler.take_script = scheduler.server.register_script(_TAKE)
         scheduler.claim_script = scheduler.server.register_script(_CLAIM)
-        scheduler.enqueue_script = scheduler.server.register_script(_ENQUEUE_HANDOFF)
+        scheduler.enqueue_script = scheduler.server.register_script(_ENQUEUE)
         crawler.signals.connect(scheduler.spider_idle, signal=signals.spider_idle)
         return scheduler
 
@@ -184,18 +184,19 @@ class SharedScheduler(Scheduler):
 
     def enqueue_request(self, request):
         if self.handoff is not None and HANDOFF_META in request.meta:
-            added = self._enqueue_handoff(request, self.handoff)
+            self.handoff.reached_scheduler(request)  # before it is encoded: the mark stays here
+            added = self._enqueue(request, count=getattr(self.spider, "limit", None) is not None)
         else:
-            added = super().enqueue_request(request)
+            added = self._enqueue(request, count=False)
         if not added:
             self.crawler.stats.inc_value("scheduler/filtered/redis")
         return added
 
-    def _enqueue_handoff(self, request, handoff: Handoff) -> bool:
-        """Queue a model's hand-off and, with ``-a limit``, count the model as listed: once, when
-        it is queued (see ``ptmscrape.distributed.Handoff``)."""
-        handoff.reached_scheduler(request)  # before it is encoded: the mark stays here
-        count = getattr(self.spider, "limit", None) is not None
+    def _enqueue(self, request, count: bool) -> bool:
+        """Note the request's fingerprint and queue it in one step (scrapy-redis takes two calls: a
+        worker killed between them left a listing page seen and never queued, lost to every worker);
+        with ``count``, also count the model as listed: a hand-off under ``-a limit``, counted once,
+        when it is queued (see ``ptmscrape.distributed.Handoff``)."""
         if request.dont_filter or not isinstance(self.queue, PriorityQueue):
             added = super().enqueue_request(request)
             if added and count:

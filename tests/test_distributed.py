@@ -24,7 +24,7 @@ from ptmscrape.items import RawModelItem
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import ROOT, crawl_command, project_crawler, read_jsonl, run_crawl
 from tests.crawl_control import BackgroundCrawl, RedisGate, hold
-from tests.helpers import json_response, make_spider
+from tests.helpers import json_response, make_spider, start_requests
 from tests.replicas.faults import FaultPlan, inject
 from tests.replicas.huggingface import HuggingFaceReplica, _cursor, fixture_models, synthetic_models
 from tests.services import require_service
@@ -166,6 +166,35 @@ def test_limit_counts_the_distinct_models_queued_by_all_workers(prefix):
     assert len(out) == 1 and second.limit_reached and not first.limit_reached
     assert len(queued(second_queue, out)) == 1
     assert second.limit_reached and first.limit_reached
+
+
+@pytest.mark.parametrize("failing", [1, 2], ids=["first Redis call fails", "second Redis call fails"])
+def test_a_listing_page_is_never_left_seen_but_not_queued(prefix, failing):
+    """Whichever Redis call of queueing a listing page fails (the worker killed, the connection
+    lost), the page is queued, once, when it is given again: scrapy-redis noted its fingerprint in one
+    call and queued it in the next, so a failure between them left the page seen by every worker and
+    queued by none, and the listing ended there."""
+    import redis
+
+    spider, scheduler = redis_worker(prefix)
+    (page,) = start_requests(spider)
+    real, calls = scheduler.server.execute_command, []
+
+    def failing_call(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == failing:
+            raise redis.ConnectionError("the worker was killed here")
+        return real(*args, **kwargs)
+
+    scheduler.server.execute_command = failing_call
+    try:
+        scheduler.enqueue_request(page)
+    except redis.ConnectionError:
+        pass
+    scheduler.server.execute_command = real
+    scheduler.enqueue_request(page.copy())  # the page given again (its worker's listing re-read)
+    assert len(scheduler.queue) == 1, f"Redis calls of the first attempt: {calls}"
+    assert scheduler.enqueue_request(page.copy()) is False  # and only once
 
 
 def test_dedupe_stage_shares_its_seen_set_across_workers(prefix):
