@@ -37,6 +37,11 @@ models of the page that earlier runs stored, the others are stored
 (``ptm/job/pages_of_unstored_models_fetched_again``). With ``-a limit``, the models such a page
 gave (``LISTED_META``) are listed again without counting (``RELISTED_META``): they were counted.
 
+A run whose state is not all in the JOBDIR (Scrapy's queue, ``requests.seen`` or ``spider.state``
+could not be written: ``ptmscrape/jobdir_writes.py`` keeps such requests in memory; or JobGuard's own
+files could not) leaves its running mark, with the reason: the next run restarts the job from its
+first pages, as after a hard kill, and says why (``ptm/job/restarted_after_unsaved_state``).
+
 Files of ours in a JOBDIR: ``ptm-job.lock`` (flock), ``ptm-running.json`` (the mark),
 ``ptm-snapshots.txt``, ``ptm-ended.json`` (how the last run that closed ended) and
 ``ptm-failed-pages.pickle`` (the pages, history calls and pages of unstored models the job lost,
