@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import scrapy
 from queuelib.queue import LifoDiskQueue
 
 from ptmscrape.jobdir import RUNNING_MARK
@@ -77,6 +78,66 @@ def test_the_count_is_written_at_the_close_in_place(tmp_path):
     raw = (tmp_path / "q").read_bytes()
     assert struct.unpack(">L", raw[:4]) == (3,)
     assert raw[4:] == b"".join(b"r%d" % n + struct.pack(">L", 2) for n in range(3))
+
+
+class ListingSpider(scrapy.Spider):
+    name = "listing"
+
+    def parse_listing(self, response):
+        yield from ()
+
+
+def open_scheduler(cls, tmp_path):
+    """``cls`` (a Scrapy scheduler) open on a spider, with a JOBDIR under ``tmp_path``."""
+    from scrapy.utils.test import get_crawler
+
+    crawler = get_crawler(ListingSpider, {"JOBDIR": str(tmp_path / "job"),
+                                              "SCHEDULER_DISK_QUEUE": "ptmscrape.jobdir_writes.JobRequestQueue",
+                                              # Scrapy's default asks the engine's downloader (no engine here)
+                                              "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.ScrapyPriorityQueue"})
+    crawler.spider = spider = crawler._create_spider()
+    scheduler = cls.from_crawler(crawler)
+    scheduler.open(spider)
+    return spider, scheduler
+
+
+def full_disk_queue(scheduler, monkeypatch) -> None:
+    def refuse(request):
+        raise OSError(errno.ENOSPC, ENOSPC_TEXT)
+
+    monkeypatch.setattr(scheduler.dqs, "push", refuse)
+
+
+def test_a_request_the_disk_queue_refuses_is_fetched_from_memory(tmp_path, monkeypatch):
+    from ptmscrape.jobdir_writes import JobScheduler
+
+    spider, scheduler = open_scheduler(JobScheduler, tmp_path)
+    full_disk_queue(scheduler, monkeypatch)
+    page = scrapy.Request("https://hub.example/api/models?p=2", callback=spider.parse_listing)
+    assert scheduler.enqueue_request(page) is True
+    assert scheduler.next_request().url == page.url
+    assert scheduler.crawler.stats.get_value("scheduler/enqueued/memory") == 1
+
+
+@pytest.mark.xfail(raises=OSError, strict=True,
+                   reason="Scrapy's scheduler lets a disk queue's OSError out of enqueue_request; when this "
+                          "passes, JobScheduler._dqpush (ptmscrape/jobdir_writes.py) can go")
+def test_upstream_scheduler_keeps_a_request_its_disk_queue_refuses(tmp_path, monkeypatch):
+    from scrapy.core.scheduler import Scheduler
+
+    spider, scheduler = open_scheduler(Scheduler, tmp_path)
+    full_disk_queue(scheduler, monkeypatch)
+    page = scrapy.Request("https://hub.example/api/models?p=2", callback=spider.parse_listing)
+    assert scheduler.enqueue_request(page) is True
+    assert scheduler.next_request().url == page.url
+
+
+@pytest.mark.xfail(raises=struct.error, strict=True,
+                   reason="queuelib cannot open a LIFO queue file whose creation a full disk cut short; when "
+                          "this passes, WholeRecordLifoDiskQueue (ptmscrape/jobdir_writes.py) can be reconsidered")
+def test_upstream_queue_opens_a_file_cut_short_at_creation(tmp_path):
+    (tmp_path / "q").write_bytes(b"\0\0")
+    assert len(LifoDiskQueue(tmp_path / "q")) == 0
 
 
 def jobdir_full_crawl(tmp_path, settings, budget, *, name="full") -> CrawlResult:
