@@ -101,21 +101,25 @@ def open_scheduler(cls, tmp_path):
     return spider, scheduler
 
 
-def full_disk_queue(scheduler, monkeypatch) -> None:
+def page_through_a_full_disk_queue(cls, tmp_path, monkeypatch):
+    """``cls`` (a Scrapy scheduler) open, its disk queue refusing every push (ENOSPC), given a
+    listing page: the scheduler, and whether the page came out of it again."""
+    spider, scheduler = open_scheduler(cls, tmp_path)
+
     def refuse(request):
         raise OSError(errno.ENOSPC, ENOSPC_TEXT)
 
     monkeypatch.setattr(scheduler.dqs, "push", refuse)
+    page = scrapy.Request("https://hub.example/api/models?p=2", callback=spider.parse_listing)
+    came_back = scheduler.enqueue_request(page) and scheduler.next_request().url == page.url
+    return scheduler, came_back
 
 
 def test_a_request_the_disk_queue_refuses_is_fetched_from_memory(tmp_path, monkeypatch):
     from ptmscrape.jobdir_writes import JobScheduler
 
-    spider, scheduler = open_scheduler(JobScheduler, tmp_path)
-    full_disk_queue(scheduler, monkeypatch)
-    page = scrapy.Request("https://hub.example/api/models?p=2", callback=spider.parse_listing)
-    assert scheduler.enqueue_request(page) is True
-    assert scheduler.next_request().url == page.url
+    scheduler, came_back = page_through_a_full_disk_queue(JobScheduler, tmp_path, monkeypatch)
+    assert came_back
     assert scheduler.crawler.stats.get_value("scheduler/enqueued/memory") == 1
 
 
@@ -125,11 +129,8 @@ def test_a_request_the_disk_queue_refuses_is_fetched_from_memory(tmp_path, monke
 def test_upstream_scheduler_keeps_a_request_its_disk_queue_refuses(tmp_path, monkeypatch):
     from scrapy.core.scheduler import Scheduler
 
-    spider, scheduler = open_scheduler(Scheduler, tmp_path)
-    full_disk_queue(scheduler, monkeypatch)
-    page = scrapy.Request("https://hub.example/api/models?p=2", callback=spider.parse_listing)
-    assert scheduler.enqueue_request(page) is True
-    assert scheduler.next_request().url == page.url
+    _, came_back = page_through_a_full_disk_queue(Scheduler, tmp_path, monkeypatch)
+    assert came_back
 
 
 @pytest.mark.xfail(raises=struct.error, strict=True,
