@@ -72,6 +72,44 @@ def test_a_signal_sent_to_pid_1_reaches_the_crawl(tmp_path, pid_namespaces):
     assert 0 < result.stats["item_scraped_count"] < 40
 
 
+def test_one_ctrl_c_in_a_terminal_stays_one(tmp_path, pid_namespaces):
+    """A terminal's Ctrl-C reaches every process of its foreground group, the crawl and its init
+    alike: the init must not pass it on too, or the crawl gets two (Scrapy's forced stop: clones
+    killed, no run report)."""
+    import pty
+    import select
+
+    with HuggingFaceReplica(synthetic_models(40), None, repos=False) as hub:
+        hub.replica.delay = 0.5
+        cmd = crawl_command("huggingface", tmp_path / "out.jsonl", tmp_path / "data", tmp_path / "stats.json",
+                            settings={"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5,
+                                      "PTM_CLONE": 0})
+        pid, terminal = pty.fork()
+        if pid == 0:  # the crawl's side of the terminal
+            os.chdir(ROOT)
+            os.execvp(UNSHARE[0], [*UNSHARE, sys.executable, *cmd[1:]])
+        log, sent, deadline = b"", False, time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.1)[0]:
+                try:
+                    data = os.read(terminal, 65536)
+                except OSError:  # the crawl's side closed
+                    break
+                if not data:
+                    break
+                log += data
+            if not sent and any(p.stat().st_size for p in (tmp_path / "data").glob("huggingface/snapshots/*.jsonl")):
+                os.write(terminal, b"\x03")
+                sent = True
+        _, status = os.waitpid(pid, 0)
+        os.close(terminal)
+    text = log.decode(errors="replace")
+    assert sent and "Received SIGINT, shutting down gracefully" in text, text[-3000:]
+    assert "Received SIGINT twice" not in text
+    assert json.loads((tmp_path / "stats.json").read_text())["finish_reason"] == "shutdown"
+    assert os.waitstatus_to_exitcode(status) == 1
+
+
 def _parent(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat") as stat:
