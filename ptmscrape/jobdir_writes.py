@@ -3,11 +3,13 @@
 
 Scrapy keeps a paused job's pending requests in ``<JOBDIR>/requests.queue`` and the fingerprints of
 the requests it made in ``requests.seen``. When a write there fails (ENOSPC, EIO), Scrapy 2.19 lets
-the ``OSError`` out of ``enqueue_request``: the request is dropped with a traceback while its
-fingerprint is remembered, so neither this run nor a resumed one fetches it; and the disk queue's
-buffered file is left with a torn record at its end, which every later pop of that queue reads as
-a request's length. The crawl loses pages and can still exit 0. The close's writes (the queue's count
-and ``active.json``, ``spider.state``) fail with tracebacks, and the next run may trust them.
+the error out of ``enqueue_request``: the request is dropped with a traceback while its fingerprint
+is remembered, so neither this run nor a resumed one fetches it. queuelib's disk queue writes through
+a buffered file, so a write the disk refuses fails later, in a pop or in the close of an emptied
+queue, and a queue file whose creation was cut short makes every later push of its priority raise
+``struct.error``: a listing's next page lost that way ended a crawl "complete" with 6,000 of 20,000
+models (on a small tmpfs). The close's writes (the queue's count and ``active.json``,
+``spider.state``) fail with tracebacks, and the next run may trust what they left.
 
 Here a failed write loses nothing in this run: the request that could not be queued on disk is
 queued in memory, a fingerprint that could not be written is still remembered in memory, and a
