@@ -7,6 +7,7 @@ import os
 
 from scrapy import signals
 
+from ptmscrape.dataset.processes import _stat_fields
 from ptmscrape.jobdir_writes import JobScheduler
 from ptmscrape.next_page_first import NEXT_PAGE_META
 
@@ -80,12 +81,7 @@ class ProcessProbe:
         return probe
 
     def closed(self, spider, reason):
-        zombies = 0
-        for entry in os.listdir("/proc"):
-            try:
-                stat = open(f"/proc/{entry}/stat").read() if entry.isdigit() else ""
-            except OSError:
-                continue
-            zombies += stat[stat.rfind(")") + 2:].startswith("Z")
+        states = [_stat_fields(pid) for pid in os.listdir("/proc") if pid.isdigit()]
+        zombies = sum(1 for fields in states if fields and fields[0] == b"Z")
         self.stats.set_value("test/pid", os.getpid())
         self.stats.set_value("test/zombies", zombies)

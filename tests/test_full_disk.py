@@ -212,7 +212,7 @@ def test_the_verdict_of_a_crawl_the_disk_stopped():
 def full_disk_crawl(tmp_path, settings, budget, spider="huggingface", args=None, env=None,
                     folder="") -> CrawlResult:
     """``scrapy crawl <spider>`` (``tests/full_disk.py``) whose data dir's hub folder (or its
-    ``folder``) fills after ``budget`` bytes."""
+    ``folder``, or an absolute ``folder``: a JOBDIR) fills after ``budget`` bytes."""
     data, out, stats = tmp_path / "data", tmp_path / "full.jsonl", tmp_path / "full.stats.json"
     (data / spider).mkdir(parents=True, exist_ok=True)
     cmd = crawl_command(spider, out, data, stats, args=args, settings=settings)

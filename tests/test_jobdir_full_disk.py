@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pickle
 import shutil
 import struct
 import subprocess
@@ -25,6 +26,7 @@ from ptmscrape.stats import JOB_RESTARTED_AFTER_UNSAVED_STATE, JOB_STATE_NOT_SAV
 from tests.crawl import ROOT, CrawlResult, crawl_command, run_crawl
 from tests.full_disk import FullDisk
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
+from tests.test_full_disk import full_disk_crawl
 
 ENOSPC_TEXT = os.strerror(errno.ENOSPC)
 
@@ -141,16 +143,35 @@ def test_upstream_queue_opens_a_file_cut_short_at_creation(tmp_path):
     assert len(LifoDiskQueue(tmp_path / "q")) == 0
 
 
-def jobdir_full_crawl(tmp_path, settings, budget, *, name="full") -> CrawlResult:
-    """``scrapy crawl huggingface -s JOBDIR=<tmp_path>/job`` whose JOBDIR fills after ``budget``
-    bytes (the data dir has room)."""
-    data, out, stats = tmp_path / "data", tmp_path / f"{name}.jsonl", tmp_path / f"{name}.stats.json"
-    cmd = crawl_command("huggingface", out, data, stats,
-                        settings={**settings, "JOBDIR": tmp_path / "job"})
-    cmd[2] = "tests.full_disk"
-    env = {**os.environ, "TEST_FULL_DISK_DIR": str(tmp_path / "job"), "TEST_FULL_DISK_BYTES": str(budget)}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    return CrawlResult(proc.returncode, proc.stderr + proc.stdout, out, stats, data)
+def closed_job(tmp_path, *, spider_state: bytes | None = None) -> dict:
+    """A JOBDIR job's run closed by JobGuard (``spider_state``: the bytes SpiderState left); the
+    running mark it leaves (``{}``: none, the job resumes where it stopped)."""
+    from tests.test_resume import listing_job
+
+    spider, guard = listing_job(tmp_path)
+    if spider_state is not None:
+        (tmp_path / "job/spider.state").write_bytes(spider_state)
+    guard.spider_closed(spider, "shutdown")
+    mark = tmp_path / "job" / RUNNING_MARK
+    return json.loads(mark.read_text()) if mark.exists() else {}
+
+
+def test_a_spider_state_left_torn_makes_the_next_run_restart_the_job(tmp_path):
+    # Scrapy's own SpiderState, put back by a project, raises and leaves the file cut short.
+    torn = pickle.dumps({"listed": 40})[:-3]
+    assert closed_job(tmp_path, spider_state=torn)["state_not_saved"] == "spider.state: not written whole"
+    assert closed_job(tmp_path / "whole", spider_state=pickle.dumps({"listed": 40})) == {}
+
+
+def test_a_run_whose_own_job_files_cannot_be_written_makes_the_next_run_restart_the_job(tmp_path, monkeypatch):
+    from ptmscrape import jobdir
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, ENOSPC_TEXT, str(path))
+
+    monkeypatch.setattr(jobdir, "_write_atomic", full)
+    mark = closed_job(tmp_path)
+    assert mark["state_not_saved"] == f"{tmp_path / 'job' / 'ptm-ended.json'}: {ENOSPC_TEXT}"
 
 
 def listed_ids(hub) -> list[str]:
@@ -171,7 +192,7 @@ def test_requests_the_jobdir_cannot_take_are_fetched_and_the_next_run_restarts_t
                     # stopped: Scrapy's own stop after 35 models, pages served slowly enough for it
                     **({"CLOSESPIDER_ITEMCOUNT": 35} if stopped else {})}
         hub.replica.delay = 0.2 if stopped else 0.0
-        first = jobdir_full_crawl(tmp_path, settings, budget=1_000)
+        first = full_disk_crawl(tmp_path, {**settings, "JOBDIR": tmp_path / "job"}, 1_000, folder=tmp_path / "job")
         mark = json.loads((tmp_path / "job" / RUNNING_MARK).read_text())
         stored_first = stored_ids(first)
         settings.pop("CLOSESPIDER_ITEMCOUNT", None)

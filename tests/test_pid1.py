@@ -14,6 +14,7 @@ import time
 import pytest
 
 import ptmscrape.settings as project
+from ptmscrape.dataset.processes import _parent_pids
 from tests.crawl import ROOT, CrawlResult, crawl_command
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
 
@@ -64,7 +65,7 @@ def test_a_signal_sent_to_pid_1_reaches_the_crawl(tmp_path, pid_namespaces):
         while not any(path.stat().st_size for path in (tmp_path / "data").glob("huggingface/snapshots/*.jsonl")):
             assert time.monotonic() < deadline and proc.poll() is None, "the crawl stored no model"
             time.sleep(0.05)  # models stored: the crawl runs, its signal handlers are in place
-        pid_1 = next(int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _parent(int(pid)) == proc.pid)
+        pid_1 = next(pid for pid, parent in _parent_pids().items() if parent == proc.pid)
         os.kill(pid_1, signal.SIGTERM)
         result = result_of(proc, tmp_path)
     assert result.stats["finish_reason"] == "shutdown", result.log[-5000:]
@@ -108,15 +109,6 @@ def test_one_ctrl_c_in_a_terminal_stays_one(tmp_path, pid_namespaces):
     assert "Received SIGINT twice" not in text
     assert json.loads((tmp_path / "stats.json").read_text())["finish_reason"] == "shutdown"
     assert os.waitstatus_to_exitcode(status) == 1
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            text = stat.read()
-    except OSError:
-        return None
-    return int(text[text.rfind(")") + 2:].split()[1])
 
 
 def test_reaping_returns_the_crawls_status_only_once_it_ended():
