@@ -18,9 +18,11 @@ A full disk (or any other error writing this crawl's payload file or snapshot, w
 lines go to: a read-only or failing file system, a quota) while storing a model: the model is
 dropped (:class:`NotStored`, an ERROR naming it and the reason; ``ptm/store/failed/<reason>``), no
 line is left half-written (``LineAppender``), and the crawl is stopped (finish reason
-``store_failed``, exit status 1) instead of failing every following model one by one; the models
-already in flight are each reported the same way, and signalled (``ptmscrape.signals.model_not_stored``:
-with a JOBDIR the request that gave the model is fetched again when the job resumes). Nothing else
+``store_failed``, exit status 1) instead of failing every following model one by one. The models
+already in flight (up to the listing pages fetched ahead: thousands) are counted the same way and
+signalled (``ptmscrape.signals.model_not_stored``: with a JOBDIR the request that gave the model is
+fetched again when the job resumes); the first :data:`NAMED_NOT_STORED` are named at ERROR, the rest
+at DEBUG after one ERROR line saying so, so the stop stays readable in the log. Nothing else
 this stage does per model can fail on the file system: a stored payload that cannot be read is
 written again (``StoredPayloads``).
 What was stored is merged as usual; if the merge itself fails, the snapshot stays pending and the
@@ -65,6 +67,10 @@ logger = logging.getLogger(__name__)
 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # what freeing disk space mends
 
+# Models not stored that get an ERROR line of their own; the rest of the models in flight (a
+# crawl stopped with six listing pages fetched ahead logged 5,085 such lines) are logged at DEBUG.
+NAMED_NOT_STORED = 10
+
 
 def payload_line(raw: RawModelItem) -> bytes:
     """The payload's line: the text the hub served when the spider has it and it fits on one
@@ -82,8 +88,8 @@ def payload_line(raw: RawModelItem) -> bytes:
 class NotStored(DropItem):
     """The dataset tree did not take the model's record (a full disk, …): logged at ERROR."""
 
-    def __init__(self, message: str):
-        super().__init__(message, log_level="ERROR")
+    def __init__(self, message: str, log_level: str = "ERROR"):
+        super().__init__(message, log_level=log_level)
 
 
 class StorePipeline:
@@ -96,7 +102,7 @@ class StorePipeline:
         self.payloads: PayloadWriter | None = None
         self.stored: StoredPayloads | None = None
         self.stamp = ""
-        self.stopping = False  # a write failed: the crawl is being stopped
+        self.not_stored = 0  # models the tree did not take: from the first, the crawl is being stopped
         self.stored_by_workers = distributed.shared_stored_set(crawler)
 
     @classmethod
@@ -156,10 +162,16 @@ class StorePipeline:
         raw = record.raw
         self.crawler.signals.send_catch_log(ptm_signals.model_not_stored, reason=reason,
                                             request=raw.request if raw is not None else None)
-        if not self.stopping:
-            self.stopping = True
+        self.not_stored += 1
+        if self.not_stored == 1:
             stop_the_crawl(self.crawler, self.tree, exc, f"what was stored is merged into {self.hub}/{self.hub}.jsonl")
-        return NotStored(f"{record.label}: not stored: {reason}")
+        message = f"{record.label}: not stored: {reason}"
+        if self.not_stored <= NAMED_NOT_STORED:
+            return NotStored(message)
+        if self.not_stored == NAMED_NOT_STORED + 1:
+            logger.error("More models in flight are not stored (%s): they are logged at DEBUG from here on; "
+                         "the crawl verdict gives how many (ptm/store/failed)", reason)
+        return NotStored(message, log_level="DEBUG")
 
     def close_spider(self):
         if self.writer is None:

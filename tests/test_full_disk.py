@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.store import NotStored, StorePipeline
+from pipelines.store import NAMED_NOT_STORED, NotStored, StorePipeline
 from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.dataset.payloads import PayloadWriter, read_payload
 from ptmscrape.dataset.snapshots import SnapshotWriter, merge_interrupted, pending_snapshots
@@ -172,6 +172,34 @@ def test_the_store_stage_names_the_model_counts_it_and_stops_the_crawl_once(craw
         whole_lines(path)
 
 
+def test_models_in_flight_after_the_stop_are_named_up_to_a_limit_then_logged_at_debug(crawler, tmp_path, full_disk,
+                                                                                     caplog):
+    from ptmscrape import signals as ptm_signals
+
+    crawler.engine = Engine(crawler.spider)
+    stage = StorePipeline.from_crawler(crawler)
+    stage.open_spider()
+    signalled = []
+    crawler.signals.connect(lambda reason, request: signalled.append(reason), signal=ptm_signals.model_not_stored,
+                            weak=False)
+    records = [record_of(m) for m in synthetic_models(NAMED_NOT_STORED + 5)]
+    full_disk(tmp_path / "data/huggingface", 0)
+    failed = []
+    with caplog.at_level(logging.DEBUG, logger="pipelines"):
+        for record in records:
+            with pytest.raises(NotStored) as raised:
+                run(stage.process_item(record))
+            failed.append(raised.value)
+    FullDisk.uninstall()
+    assert [str(e) for e in failed] == [f"{r.label}: not stored: {ENOSPC_TEXT}" for r in records]  # each named
+    assert [e.log_level for e in failed] == ["ERROR"] * NAMED_NOT_STORED + ["DEBUG"] * 5
+    more = [r for r in caplog.records if r.getMessage().startswith("More models in flight are not stored")]
+    assert len(more) == 1 and more[0].levelname == "ERROR" and ENOSPC_TEXT in more[0].getMessage()
+    assert crawler.stats.get_value(STORE_FAILED) == len(records)  # every one counted...
+    assert signalled == [ENOSPC_TEXT] * len(records)  # ...and signalled (a JOBDIR job fetches each again)
+    assert crawler.engine.closed == [STORE_FAILED_REASON]
+    stage.close_spider()
+
 def test_a_merge_the_disk_refuses_leaves_the_snapshot_pending_for_the_next_crawl(crawler, tmp_path, monkeypatch,
                                                                                  caplog):
     import pipelines.store as store
@@ -243,7 +271,9 @@ def test_a_crawl_whose_disk_fills_stops_with_whole_files_and_the_next_crawl_stor
     failed = stats[STORE_FAILED]
     assert failed >= 1 and stats[STORE_FAILED_BY_REASON + ENOSPC_TEXT] == failed
     assert log.count("Stopping the crawl: the dataset tree") == 1
-    assert log.count(f": not stored: {ENOSPC_TEXT}") == failed  # each model named, with the reason
+    # each model named, with the reason, up to NAMED_NOT_STORED (INFO log: the rest are at DEBUG)
+    assert log.count(f": not stored: {ENOSPC_TEXT}") == min(failed, NAMED_NOT_STORED)
+    assert ("More models in flight are not stored" in log) == (failed > NAMED_NOT_STORED)
     assert "ERROR: Dropped: huggingface:" in log
     assert len(stored) == stats["ptm/store/records"] == len(result.items) > 0
     assert len(stored) + failed < 60, "the crawl went on after the disk was full"
