@@ -204,6 +204,9 @@ EXTENSIONS = {
     # Scrapy's (same priority), reporting a spider.state it cannot write (ptmscrape/jobdir_writes.py).
     "scrapy.extensions.spiderstate.SpiderState": None,
     "ptmscrape.jobdir_writes.JobSpiderState": 0,
+    # Scrapy's (same priority), with a feed the disk stops taking said once and failing the crawl.
+    "scrapy.extensions.feedexport.FeedExporter": None,
+    "ptmscrape.feeds.GuardedFeedExporter": 0,
     # Signals dispatched without an asyncio task per receiver (item_scraped: ~55 µs a model).
     "ptmscrape.compat.signals.InlineSignalDispatch": 0,
     # After Scrapy's SpiderState (0): with JOBDIR, makes resuming after a hard kill safe.

@@ -74,6 +74,9 @@ STORE_MERGE_FAILED = "ptm/store/merge_failed"
 
 # -- feeds (-O out.csv) ------------------------------------------------------------------------
 FEED_CSV_CELLS_GUARDED = "ptm/feed/csv_cells_guarded"
+# Items a feed missed: its file stopped taking them (a full disk; ptmscrape/feeds.py). Fails the crawl.
+FEED_NOT_WRITTEN = "ptm/feed/not_written"
+FEED_NOT_WRITTEN_BY_REASON = "ptm/feed/not_written/"
 
 # -- -a history ---------------------------------------------------------------------------------
 HISTORY_MODELS = "ptm/history/models"

@@ -5,8 +5,8 @@
   (failed after retries, rate limited, malformed, not written: not the hub's refusals of gated,
   private or deleted repositories), a callback raised, nothing was stored (with a JOBDIR: by any
   run of the job), records or history could not be written (a full disk: the crawl stops) or merged, clones were
-  not started or were stopped for lack of disk space (``PTM_CLONE_MIN_FREE_GB``), the crawl was
-  stopped before the end, or a spidermon monitor failed;
+  not started or were stopped for lack of disk space (``PTM_CLONE_MIN_FREE_GB``), a feed (``-O``)
+  missed items or was not stored, the crawl was stopped before the end, or a spidermon monitor failed;
 * ``2`` — bad arguments or settings (decided before the crawl starts: ``ptmscrape/checks.py``).
 
 ``ptmscrape.extensions.CrawlVerdict`` applies it twice: when the spider goes idle (so the finish
@@ -26,6 +26,8 @@ from ptmscrape.stats import (
     DEDUPE_STORED_BEFORE_RESUME,
     DEDUPE_STORED_BY_DEAD_WORKER,
     DEDUPE_STORED_BY_EARLIER_RUNS,
+    FEED_NOT_WRITTEN,
+    FEED_NOT_WRITTEN_BY_REASON,
     HISTORY_LOST,
     HISTORY_LOST_BY_REASON,
     MONITORS_FAILED,
@@ -45,6 +47,8 @@ OK, FAILED, BAD_INPUT = 0, 1, 2
 COMPLETE_REASONS = frozenset({"finished", "closespider_itemcount", "closespider_pagecount",
                               "closespider_timeout"})
 FAILED_PAGES, NOTHING_STORED = "failed_pages", "nothing_stored"
+# Scrapy's count of feeds it could not store at their close, by storage (FileFeedStorage, …).
+FEED_NOT_STORED_PREFIX = "feedexport/failed_count/"
 # The store stage could not write the dataset tree (a full disk): it closed the spider.
 STORE_FAILED_REASON = "store_failed"
 
@@ -102,6 +106,17 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     if stats.get(STORE_MERGE_FAILED):
         problems.append("this crawl's snapshot was not merged into the hub's records file "
                         "(the next crawl merges it)")
+    # A feed (-O out.jsonl) whose file stopped taking items (ptmscrape/feeds.py), or that Scrapy could
+    # not store at its close: the crawl went on, the dataset tree has the items.
+    missed = int(stats.get(FEED_NOT_WRITTEN) or 0)
+    if missed:
+        reasons = sorted((k.removeprefix(FEED_NOT_WRITTEN_BY_REASON), int(v)) for k, v in stats.items()
+                         if k.startswith(FEED_NOT_WRITTEN_BY_REASON))
+        detail = ", ".join(f"{reason}: {n}" for reason, n in reasons)
+        problems.append(_plural(missed, "item") + " not written to the feed" + (f" ({detail})" if detail else "")
+                        + ": the dataset tree has them")
+    elif any(int(v or 0) for k, v in stats.items() if k.startswith(FEED_NOT_STORED_PREFIX)):
+        problems.append("a feed was not stored (see the ERROR above)")
     # Clones the crawl did not even start for lack of disk space: a run that skipped them is not
     # complete (a clone that failed for its repository's sake, 404 or too large, is in the record).
     no_space = int(stats.get(CLONE_FAILED_NO_DISK_SPACE) or 0)

@@ -5,14 +5,22 @@ as the kernel does when the disk fills mid-write), then fail with ENOSPC.
 ``python -m tests.full_disk crawl <spider> …`` is ``python -m scrapy.cmdline crawl <spider> …`` with
 such a disk: the folder is ``TEST_FULL_DISK_DIR``, the budget ``TEST_FULL_DISK_BYTES``. A write it
 cuts short is said on stderr (``full disk: cut a write short …``), so a test knows a line was torn.
+
+:func:`in_a_small_disk` runs a command with a real small disk (a tmpfs in a user and mount
+namespace of its own), for what ``os.write`` does not reach: Python's buffered files.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
+import subprocess
 import sys
 import threading
+from pathlib import Path
+
+from tests.crawl import ROOT
 
 _real_write = os.write
 
@@ -50,6 +58,29 @@ class FullDisk:
     @staticmethod
     def uninstall() -> None:
         os.write = _real_write
+
+
+# -- a real small disk: what FullDisk cannot reach (Python's buffered files write with the C write()) --
+
+def in_a_small_disk(mount: Path, size: str, saved: Path, cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run ``cmd`` with a tmpfs of ``size`` mounted at ``mount`` (its contents from ``saved``, and
+    copied back there after), in a user and mount namespace of its own (``unshare``)."""
+    script = ('set -e; mount -t tmpfs -o size="$1" tmpfs "$2"; cp -a "$3/." "$2/"; shift 3; '
+              'set +e; "$@"; status=$?; set -e; rm -rf "$SAVED"; mkdir "$SAVED"; '
+              'cp -a "$MOUNT/." "$SAVED/"; exit $status')
+    env = {**os.environ, "SAVED": str(saved), "MOUNT": str(mount)}
+    return subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh",
+                           size, str(mount), str(saved), *cmd],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def small_disks_available() -> str | None:
+    if not shutil.which("unshare"):
+        return "no unshare(1)"
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                            "mount -t tmpfs -o size=4k tmpfs /mnt || mount -t tmpfs -o size=4k tmpfs /tmp"],
+                           capture_output=True, text=True)
+    return None if probe.returncode == 0 else f"cannot mount a tmpfs in a user namespace: {probe.stderr.strip()}"
 
 
 def main() -> None:

@@ -200,6 +200,7 @@ def test_models_in_flight_after_the_stop_are_named_up_to_a_limit_then_logged_at_
     assert crawler.engine.closed == [STORE_FAILED_REASON]
     stage.close_spider()
 
+
 def test_a_merge_the_disk_refuses_leaves_the_snapshot_pending_for_the_next_crawl(crawler, tmp_path, monkeypatch,
                                                                                  caplog):
     import pipelines.store as store

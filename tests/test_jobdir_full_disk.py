@@ -10,11 +10,8 @@ import errno
 import json
 import os
 import pickle
-import shutil
 import struct
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import scrapy
@@ -23,8 +20,8 @@ from queuelib.queue import LifoDiskQueue
 from ptmscrape.jobdir import RUNNING_MARK
 from ptmscrape.jobdir_writes import WholeRecordLifoDiskQueue
 from ptmscrape.stats import JOB_RESTARTED_AFTER_UNSAVED_STATE, JOB_STATE_NOT_SAVED
-from tests.crawl import ROOT, CrawlResult, crawl_command, run_crawl
-from tests.full_disk import FullDisk
+from tests.crawl import CrawlResult, crawl_command, run_crawl
+from tests.full_disk import FullDisk, in_a_small_disk, small_disks_available
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
 from tests.test_full_disk import full_disk_crawl
 
@@ -220,27 +217,6 @@ def test_requests_the_jobdir_cannot_take_are_fetched_and_the_next_run_restarts_t
     assert sorted(stored_ids(second)) == sorted(listed)  # every model, each once
     assert second.stats.get("ptm/store/records", 0) == len(listed) - first.stats["ptm/store/records"]
     assert not (tmp_path / "job" / RUNNING_MARK).exists()
-
-
-def in_a_small_disk(mount: Path, size: str, saved: Path, cmd: list[str]) -> subprocess.CompletedProcess:
-    """Run ``cmd`` with a tmpfs of ``size`` mounted at ``mount`` (its contents from ``saved``, and
-    copied back there after), in a user and mount namespace of its own (``unshare``)."""
-    script = ('set -e; mount -t tmpfs -o size="$1" tmpfs "$2"; cp -a "$3/." "$2/"; shift 3; '
-              'set +e; "$@"; status=$?; set -e; rm -rf "$SAVED"; mkdir "$SAVED"; '
-              'cp -a "$MOUNT/." "$SAVED/"; exit $status')
-    env = {**os.environ, "SAVED": str(saved), "MOUNT": str(mount)}
-    return subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh",
-                           size, str(mount), str(saved), *cmd],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-
-
-def small_disks_available() -> str | None:
-    if not shutil.which("unshare"):
-        return "no unshare(1)"
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-                            "mount -t tmpfs -o size=4k tmpfs /mnt || mount -t tmpfs -o size=4k tmpfs /tmp"],
-                           capture_output=True, text=True)
-    return None if probe.returncode == 0 else f"cannot mount a tmpfs in a user namespace: {probe.stderr.strip()}"
 
 
 def test_a_job_whose_data_dir_and_jobdir_fill_one_disk_resumes_with_every_model(tmp_path):

@@ -1,0 +1,120 @@
+"""A feed (``-O out.jsonl``) whose disk fills (``ptmscrape/feeds.py``): one ERROR instead of a
+traceback per item, the items it misses counted, no torn last line, and the crawl exits 1 — where
+Scrapy's exporter left a crawl "finished", exit status 0, with most models missing from its feed."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import sys
+
+import pytest
+
+from ptmscrape.feeds import GuardedFeedExporter
+from ptmscrape.stats import FEED_NOT_WRITTEN, FEED_NOT_WRITTEN_BY_REASON
+from ptmscrape.verdict import verdict
+from tests.crawl import CrawlResult, crawl_command, project_crawler
+from tests.full_disk import in_a_small_disk, small_disks_available
+from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
+
+ENOSPC_TEXT = os.strerror(errno.ENOSPC)  # "No space left on device"
+
+
+def whole_lines(path) -> list[dict]:
+    raw = path.read_bytes()
+    assert raw == b"" or raw.endswith(b"\n"), f"torn last line in {path}: {raw[-80:]!r}"
+    return [json.loads(line) for line in raw.splitlines()]
+
+
+def test_a_crawl_whose_feed_disk_fills_says_so_once_and_exits_1_with_every_model_in_the_dataset(tmp_path):
+    reason = small_disks_available()
+    if reason:
+        pytest.skip(reason)
+    disk, saved = tmp_path / "disk", tmp_path / "saved"
+    disk.mkdir()
+    saved.mkdir()
+    with HuggingFaceReplica(synthetic_models(400), None, repos=False) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 50, "PTM_CLONE": 0}
+        out, stats = disk / "out.jsonl", tmp_path / "stats.json"  # the feed on a 100 KB disk, the dataset not
+        cmd = [sys.executable, *crawl_command("huggingface", out, tmp_path / "data", stats, settings=settings)[1:]]
+        proc = in_a_small_disk(disk, "100k", saved, cmd)
+    result = CrawlResult(proc.returncode, proc.stderr + proc.stdout, saved / "out.jsonl", stats, tmp_path / "data")
+    log = result.log
+    assert result.returncode == 1, log[-5000:]
+    assert "Traceback" not in log, log[-5000:]
+    assert log.count("Could not write the feed") == 1
+    held = whole_lines(result.out)  # cut back to its last whole line
+    missed = result.stats[FEED_NOT_WRITTEN]
+    assert 0 < len(held) < 400 and len(held) + missed == 400
+    assert result.stats[FEED_NOT_WRITTEN_BY_REASON + ENOSPC_TEXT] == missed
+    assert f"is incomplete: {len(held)} items in it, {missed} not written ({ENOSPC_TEXT})" in log
+    assert len(result.records("huggingface")) == 400  # the crawl went on: the dataset has every model
+    assert result.stats["finish_reason"] == "finished"
+    assert log.rstrip().splitlines()[-1].endswith(
+        f"Crawl verdict: exit status 1: {missed} items not written to the feed ({ENOSPC_TEXT}: {missed}): "
+        "the dataset tree has them")
+
+
+class FillingFile:
+    """A feed file on a disk that takes ``budget`` more bytes: the write that crosses it lands in
+    part (a torn line), later ones fail whole, as a buffered file's writes do on a full disk."""
+
+    def __init__(self, file, budget: int):
+        self.file, self.budget = file, budget
+
+    def write(self, data: bytes) -> int:
+        if self.budget <= 0:
+            raise OSError(errno.ENOSPC, ENOSPC_TEXT)
+        self.file.write(data[: self.budget])
+        self.file.flush()
+        if len(data) > self.budget:
+            self.budget = 0
+            raise OSError(errno.ENOSPC, ENOSPC_TEXT)
+        self.budget -= len(data)
+        return len(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+def test_a_feed_that_fails_stops_alone_and_is_cut_to_its_whole_lines(tmp_path, caplog):
+    from spiders.huggingface import HuggingfaceSpider
+
+    full, other = tmp_path / "full.jsonl", tmp_path / "other.jsonl"
+    feeds = {str(path): {"format": "jsonlines", "overwrite": True} for path in (full, other)}
+    crawler = project_crawler(HuggingfaceSpider, {"FEEDS": feeds})
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    feed = GuardedFeedExporter(crawler)
+    feed.open_spider(crawler.spider)
+    items = [{"id": n, "text": "x" * 50} for n in range(20)]
+    with caplog.at_level(logging.ERROR, logger="ptmscrape.feeds"):
+        feed.item_scraped(items[0], crawler.spider)  # opens both files
+        slot = next(s for s in feed.slots if s.uri == str(full))
+        slot.exporter.file = FillingFile(slot.exporter.file, 3 * (len(json.dumps(items[0])) + 1) + 7)
+        for item in items[1:]:
+            feed.item_scraped(item, crawler.spider)
+        asyncio.run(feed.close_spider(crawler.spider))
+
+    assert [r["id"] for r in whole_lines(other)] == list(range(20))  # the other feed took every item
+    held = whole_lines(full)  # the torn fifth line was cut off
+    assert [r["id"] for r in held] == list(range(4))
+    stats = crawler.stats.get_stats()
+    assert stats[FEED_NOT_WRITTEN] == 16 and stats[FEED_NOT_WRITTEN_BY_REASON + ENOSPC_TEXT] == 16
+    assert stats["feedexport/failed_count/FileFeedStorage"] == 1
+    assert stats["feedexport/success_count/FileFeedStorage"] == 1
+    errors = [r.getMessage() for r in caplog.records]
+    assert len(errors) == 2 and errors[0].startswith(f"Could not write the feed {full} ({ENOSPC_TEXT})")
+    assert errors[1] == f"The feed {full} is incomplete: 4 items in it, 16 not written ({ENOSPC_TEXT})"
+    result = verdict({**stats, "finish_reason": "finished", "ptm/store/records": 20})
+    assert result.status == 1 and result.reason == \
+        f"16 items not written to the feed ({ENOSPC_TEXT}: 16): the dataset tree has them"
+
+
+def test_a_feed_scrapy_could_not_store_at_its_close_fails_the_crawl():
+    stats = {"finish_reason": "finished", "ptm/store/records": 3, "feedexport/failed_count/FileFeedStorage": 1}
+    result = verdict(stats)
+    assert result.status == 1 and result.reason == "a feed was not stored (see the ERROR above)"
+    assert verdict({**stats, "feedexport/failed_count/FileFeedStorage": 0}).status == 0
