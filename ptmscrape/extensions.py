@@ -42,6 +42,7 @@ class StatsFile:
         self.crawler = crawler
         self.path = Path(path)
         self.reason: str | None = None
+        self.failed = False
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -58,17 +59,29 @@ class StatsFile:
         self.write()
 
     def engine_stopped(self):
-        if self.reason is not None:
-            self.write()
+        if self.reason is not None and self.write():
             logger.info("Run report written to %s", self.path)
 
-    def write(self):
+    def write(self) -> bool:
+        """Write the report whole or not at all (a full disk leaves the one before, or none)."""
         stats = dict(self.crawler.stats.get_stats())
         stats.setdefault("finish_reason", self.reason)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(stats, indent=1, sort_keys=True, default=_jsonable) + "\n")
-        tmp.replace(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(stats, indent=1, sort_keys=True, default=_jsonable) + "\n")
+            tmp.replace(self.path)
+        except OSError as exc:
+            if not self.failed:  # written twice (spider closed, engine stopped): said once
+                logger.error("Could not write the run report %s (PTM_STATS_FILE): %s. The crawl's stats are in "
+                             "its log (\"Dumping Scrapy stats\").", self.path, exc)
+            self.failed = True
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # its folder is not one
+                pass
+            return False
+        return True
 
 
 def _jsonable(value):

@@ -3,11 +3,14 @@ optional spidermon monitors (PTM_MONITORS)."""
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import re
 import subprocess
+from pathlib import Path
 
-from ptmscrape.extensions import human_bytes
+from ptmscrape.extensions import StatsFile, human_bytes
 from tests.crawl import crawl_command, run_crawl
 from tests.crawl_control import BackgroundCrawl, hold
 
@@ -116,3 +119,34 @@ def test_a_clone_shared_by_every_model_is_reported_once(tmp_path):
     assert models > 1 and stats["ptm/clone/repos/cloned"] == 1 and stats["ptm/clone/cloned"] == models
     assert (f"Clones at the end: 0 waiting, 0 running, 1 done (1 cloned, 0 updated, 0 unchanged), "
             f"0 failed; {models} models (0 failed, 0 skipped);") in result.log
+
+
+def test_a_run_report_that_cannot_be_written_is_one_error_and_leaves_no_temp_file(tmp_path, crawler, caplog,
+                                                                                  monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    report = StatsFile(crawler, str(blocker / "stats.json"))  # its folder is a file
+    with caplog.at_level(logging.INFO, logger="ptmscrape.extensions"):
+        report.spider_closed(crawler.spider, "finished")  # no exception: the crawl's close goes on
+        report.engine_stopped()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and messages[0].startswith(f"Could not write the run report {blocker / 'stats.json'}")
+    assert not any("Run report written" in m for m in messages)
+
+    # A disk that fills while the report is written: the report before stays whole, no .tmp is left.
+    path = tmp_path / "stats.json"
+    report = StatsFile(crawler, str(path))
+    report.spider_closed(crawler.spider, "finished")
+    before = path.read_text()
+    real_write_text = Path.write_text
+
+    def filling(self, text, *args, **kwargs):
+        real_write_text(self, text[:10], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", filling)
+    crawler.stats.set_value("ptm/store/records", 5)
+    report.engine_stopped()
+    monkeypatch.undo()
+    assert path.read_text() == before and json.loads(before)["finish_reason"] == "finished"
+    assert not (tmp_path / "stats.json.tmp").exists()
