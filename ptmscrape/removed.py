@@ -152,6 +152,12 @@ class RemovedModelsReport:
             return
         note = (f"{self.unmapped} model(s) listed by this crawl could not be mapped; they may be among these"
                 if self.unmapped else "")
-        report = write_report(opened.tree, opened.hub, opened.stamp, gone, note)
+        try:
+            report = write_report(opened.tree, opened.hub, opened.stamp, gone, note)
+        except OSError as exc:  # a full disk: the records stay in <hub>.jsonl, so the next crawl finds them
+            logger.error("%d model(s) of %s are no longer listed by the hub (records and clones kept), but their "
+                         "list could not be written (%s); the next complete crawl lists them again",
+                         len(gone), opened.hub, exc)
+            return
         logger.warning("%d model(s) of %s are no longer listed by the hub (records and clones kept); "
                        "list: %s", len(gone), opened.hub, opened.tree.path(report))

@@ -2,6 +2,8 @@
 
 import asyncio
 import copy
+import errno
+import logging
 import shutil
 
 import pytest
@@ -181,6 +183,27 @@ def test_removed_models_report_is_fed_by_signals_not_by_other_stages_stats(tmp_p
     assert lines[0].startswith("model\t") and len(lines) == 2  # no "could not be mapped" note
     assert lines[1].split("\t")[1] == str(mapped(crawler, models[2])["id"])
 
+
+def test_a_removed_models_report_the_disk_refuses_is_one_error_and_the_next_crawl_lists_them(tmp_path, monkeypatch,
+                                                                                            caplog):
+    models = fixture_models()[:3]
+    store_crawl(tmp_path, models)
+
+    def no_space(self, relative, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(DatasetTree, "write_atomic", no_space)
+    with caplog.at_level(logging.ERROR, logger="ptmscrape.removed"):
+        crawler = store_crawl(tmp_path, models[:2])  # no exception out of the spider_closed handler
+    assert crawler.stats.get_value("ptm/store/removed") == 1
+    (error,) = [r.getMessage() for r in caplog.records if r.name == "ptmscrape.removed"]
+    assert error.startswith("1 model(s) of huggingface are no longer listed by the hub") and \
+        "could not be written" in error and "No space left on device" in error
+    assert not list((tmp_path / "data/huggingface").glob("removed-*.txt"))
+    monkeypatch.undo()
+    store_crawl(tmp_path, models[:2])  # room again: the next complete crawl lists the model
+    (report,) = (tmp_path / "data/huggingface").glob("removed-*.txt")
+    assert report.read_text().splitlines()[1].split("\t")[1] == str(mapped(crawler, models[2])["id"])
 
 def test_removed_models_report_reads_the_records_file_only_when_the_merge_kept_unseen_models(
         tmp_path, monkeypatch):
