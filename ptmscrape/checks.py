@@ -9,8 +9,11 @@ from __future__ import annotations
 import inspect
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 
 class BadInput(ValueError):
@@ -92,6 +95,25 @@ def check_output_file(name: str, path: Path) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise BadInput(f"{name}: the directory {folder} is read-only")
 
+
+def check_feeds(feeds: Mapping[Any, Any]) -> None:
+    """Each local feed (``-O out.jsonl``, ``FEEDS``) must be a file we can write, or create with its
+    folders: Scrapy opens it at the first item, and the crawl would run to its end without it."""
+    for key in feeds:
+        uri = str(key)
+        if "%(" in uri:  # named by the crawl (%(time)s, %(batch_id)d): checked when opened
+            continue
+        parts = urlsplit(uri)
+        scheme = parts.scheme
+        if scheme == "file":
+            path = Path(url2pathname(parts.path))
+        elif len(scheme) > 1:  # s3://, ftp://, stdout:
+            continue
+        else:
+            path = Path(uri).expanduser()
+        if path.is_dir():
+            raise BadInput(f"the feed {uri} is a directory: give a file")
+        check_output_dir(f"the folder of the feed {uri}", path.absolute().parent)
 
 def check_typed_settings(defaults: dict[str, Any], get) -> None:
     """Each ``PTM_`` setting whose default is a bool, int or float must parse as one (a float as a

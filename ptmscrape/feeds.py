@@ -22,6 +22,7 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.extensions.feedexport import FeedExporter, FeedSlot, FileFeedStorage
+from scrapy.extensions.postprocessing import PostProcessingManager
 
 from ptmscrape.stats import FEED_NOT_WRITTEN, FEED_NOT_WRITTEN_BY_REASON
 
@@ -99,24 +100,35 @@ class GuardedFeedExporter(FeedExporter):
             return
         # What is left in its write buffer cannot be written either: closed without a traceback
         # (the ERROR above said why), and counted as Scrapy counts a feed it could not store.
+        opened = slot.file is not None
         try:
             slot.finish_exporting()
         except (OSError, ValueError):
             pass
-        if slot.file is not None:
-            try:
-                slot.file.close()
-            except OSError:
-                pass
+        file = slot.file
+        if isinstance(file, PostProcessingManager):  # its close leaves the file under it open
+            _close_quietly(file)
+            file = file.file
+        if file is not None:
+            _close_quietly(file)
         self.crawler.stats.inc_value(f"feedexport/failed_count/{type(slot.storage).__name__}")
-        cut_torn_line(slot)
-        held = lines_held(slot)
+        held = None
+        if opened:  # else the file there, if any, is not this feed's
+            cut_torn_line(slot)
+            held = lines_held(slot)
         if held is not None and held < slot.itemcount:
             self._not_written(stopped, slot.itemcount - held)  # taken into its buffer, never written
         logger.error("The feed %s is incomplete: %s, %d not written (%s)", slot.uri,
                      f"{held} items in it" if held is not None else f"at most {slot.itemcount} items in it",
                      stopped.missed, stopped.reason)
         await self.crawler.signals.send_catch_log_async(signal=signals.feed_slot_closed, slot=slot)
+
+
+def _close_quietly(file: Any) -> None:
+    try:
+        file.close()
+    except (OSError, ValueError):  # what it still buffered cannot be written either
+        pass
 
 
 def _local_line_feed(slot: FeedSlot) -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import ptmscrape.settings as project
+from ptmscrape.checks import BadInput, check_feeds
 from tests.crawl import ROOT, crawl_command, run_crawl
 
 FAST = {"RETRY_TIMES": 1, "PTM_RETRY_BACKOFF": 0.05, "PTM_CLONE": 0}
@@ -191,6 +192,17 @@ def test_a_data_dir_that_is_a_file_is_one_line_and_exit_2(tmp_path):
     assert_one_line_error(result, f"PTM_DATA_DIR={data} is not a directory")
 
 
+def test_a_feed_that_cannot_be_written_is_one_line_and_exit_2_before_the_crawl(tmp_path):
+    """Scrapy opens a feed at its first item: without the check, the crawl ran to its end without it."""
+    (tmp_path / "afile").write_text("not a directory")
+    result = run_crawl("huggingface", tmp_path, check=False, out_name="afile/out.jsonl")
+    assert_one_line_error(result, f"the folder of the feed {tmp_path / 'afile/out.jsonl'} is not a directory")
+    (tmp_path / "d.jsonl").mkdir()
+    result = run_crawl("huggingface", tmp_path, check=False, out_name="d.jsonl")
+    assert result.returncode == 2 and result.log.strip() == \
+        f"scrapy crawl huggingface: error: the feed {tmp_path / 'd.jsonl'} is a directory: give a file"
+    assert not any((tmp_path / "d.jsonl").iterdir()) and not (tmp_path / "data").exists()
+
 def test_an_unknown_spider_is_one_line_naming_the_spiders_and_exit_2(tmp_path):
     result = run_crawl("huggingfce", tmp_path, check=False)
     assert_one_line_error(result, "no spider named 'huggingfce'", "huggingface, modelhub")
@@ -273,3 +285,14 @@ def test_the_jobdir_check_before_the_crawl_creates_nothing(tmp_path):
 
     check_free(Settings({"JOBDIR": str(tmp_path / "new-job")}))
     assert not (tmp_path / "new-job").exists()
+
+
+def test_only_local_feeds_named_before_the_crawl_are_checked(tmp_path):
+    (tmp_path / "afile").write_text("")
+    under_a_file = tmp_path / "afile" / "out.jsonl"
+    for uri in (str(under_a_file), f"file://{under_a_file}"):
+        with pytest.raises(BadInput, match="is not a directory"):
+            check_feeds({uri: {}})
+    check_feeds({"s3://bucket/out.jsonl": {}, "stdout:": {}, f"{tmp_path}/afile/%(time)s.jsonl": {},
+                 str(tmp_path / "new" / "folders" / "out.jsonl"): {}})  # created by the feed's storage
+    assert not (tmp_path / "new").exists()
