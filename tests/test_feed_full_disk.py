@@ -118,3 +118,26 @@ def test_a_feed_scrapy_could_not_store_at_its_close_fails_the_crawl():
     result = verdict(stats)
     assert result.status == 1 and result.reason == "a feed was not stored (see the ERROR above)"
     assert verdict({**stats, "feedexport/failed_count/FileFeedStorage": 0}).status == 0
+
+
+def test_a_feed_that_cannot_be_opened_is_one_error_and_every_item_counted(tmp_path, caplog):
+    """Local feeds are checked before a crawl (``checks.check_feeds``); a feed named by the crawl
+    (``%(time)s``) or a folder changed meanwhile is found at the first item."""
+    from spiders.huggingface import HuggingfaceSpider
+
+    (tmp_path / "afile").write_text("kept")
+    uri = str(tmp_path / "afile" / "out.jsonl")
+    crawler = project_crawler(HuggingfaceSpider, {"FEEDS": {uri: {"format": "jsonlines", "overwrite": True}}})
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    feed = GuardedFeedExporter(crawler)
+    feed.open_spider(crawler.spider)
+    with caplog.at_level(logging.ERROR, logger="ptmscrape.feeds"):
+        for n in range(3):
+            feed.item_scraped({"id": n}, crawler.spider)
+        asyncio.run(feed.close_spider(crawler.spider))
+    reason = os.strerror(errno.ENOTDIR)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        f"Could not write the feed {uri} ({reason})", f"The feed {uri} is incomplete"]
+    assert caplog.records[1].getMessage().endswith(f"at most 0 items in it, 3 not written ({reason})")
+    assert crawler.stats.get_value(FEED_NOT_WRITTEN) == 3
+    assert (tmp_path / "afile").read_text() == "kept"
