@@ -64,6 +64,12 @@ class Verdict:
         return f"Crawl verdict: exit status {self.status}: {self.reason}"
 
 
+def _by_reason(stats: Mapping[str, Any], prefix: str) -> str:
+    """`` (reason: n, …)`` from the counters of a family (``ptm/store/failed/<reason>``), or ''."""
+    reasons = sorted((k.removeprefix(prefix), int(v)) for k, v in stats.items() if k.startswith(prefix))
+    return " (" + ", ".join(f"{reason}: {n}" for reason, n in reasons) + ")" if reasons else ""
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -91,17 +97,11 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     # The finish reason stays: the listing is whole, so the removed-models report still runs.
     lost = int(stats.get(HISTORY_LOST) or 0)
     if lost:
-        reasons = sorted((k.removeprefix(HISTORY_LOST_BY_REASON), int(v)) for k, v in stats.items()
-                         if k.startswith(HISTORY_LOST_BY_REASON))
-        detail = ", ".join(f"{reason}: {n}" for reason, n in reasons)
-        problems.append(_plural(lost, "history call") + " lost" + (f" ({detail})" if detail else ""))
+        problems.append(_plural(lost, "history call") + " lost" + _by_reason(stats, HISTORY_LOST_BY_REASON))
     # Records the dataset tree could not take (a full disk): the store stage stopped the crawl.
     not_stored = int(stats.get(STORE_FAILED) or 0)
     if not_stored:
-        reasons = sorted((k.removeprefix(STORE_FAILED_BY_REASON), int(v)) for k, v in stats.items()
-                         if k.startswith(STORE_FAILED_BY_REASON))
-        detail = ", ".join(f"{reason}: {n}" for reason, n in reasons)
-        problems.append(_plural(not_stored, "record") + " not stored" + (f" ({detail})" if detail else "")
+        problems.append(_plural(not_stored, "record") + " not stored" + _by_reason(stats, STORE_FAILED_BY_REASON)
                         + ": the crawl was stopped")
     if stats.get(STORE_MERGE_FAILED):
         problems.append("this crawl's snapshot was not merged into the hub's records file "
@@ -110,11 +110,8 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     # not store at its close: the crawl went on, the dataset tree has the items.
     missed = int(stats.get(FEED_NOT_WRITTEN) or 0)
     if missed:
-        reasons = sorted((k.removeprefix(FEED_NOT_WRITTEN_BY_REASON), int(v)) for k, v in stats.items()
-                         if k.startswith(FEED_NOT_WRITTEN_BY_REASON))
-        detail = ", ".join(f"{reason}: {n}" for reason, n in reasons)
-        problems.append(_plural(missed, "item") + " not written to the feed" + (f" ({detail})" if detail else "")
-                        + ": the dataset tree has them")
+        problems.append(_plural(missed, "item") + " not written to the feed"
+                        + _by_reason(stats, FEED_NOT_WRITTEN_BY_REASON) + ": the dataset tree has them")
     elif any(int(v or 0) for k, v in stats.items() if k.startswith(FEED_NOT_STORED_PREFIX)):
         problems.append("a feed was not stored (see the ERROR above)")
     # Clones the crawl did not even start for lack of disk space: a run that skipped them is not

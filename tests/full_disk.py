@@ -83,6 +83,19 @@ def small_disks_available() -> str | None:
     return None if probe.returncode == 0 else f"cannot mount a tmpfs in a user namespace: {probe.stderr.strip()}"
 
 
+def small_disk(tmp_path: Path) -> tuple[Path, Path]:
+    """``(disk, saved)`` folders for :func:`in_a_small_disk`; the test is skipped where no small
+    disk can be mounted."""
+    import pytest
+
+    reason = small_disks_available()
+    if reason:
+        pytest.skip(reason)
+    disk, saved = tmp_path / "disk", tmp_path / "saved"
+    disk.mkdir()
+    saved.mkdir()
+    return disk, saved
+
 def main() -> None:
     FullDisk(os.environ["TEST_FULL_DISK_DIR"], int(os.environ["TEST_FULL_DISK_BYTES"])).install()
     from scrapy.cmdline import execute

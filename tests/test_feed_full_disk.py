@@ -11,13 +11,11 @@ import logging
 import os
 import sys
 
-import pytest
-
 from ptmscrape.feeds import GuardedFeedExporter
 from ptmscrape.stats import FEED_NOT_WRITTEN, FEED_NOT_WRITTEN_BY_REASON
 from ptmscrape.verdict import verdict
 from tests.crawl import CrawlResult, crawl_command, project_crawler
-from tests.full_disk import in_a_small_disk, small_disks_available
+from tests.full_disk import in_a_small_disk, small_disk
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
 
 ENOSPC_TEXT = os.strerror(errno.ENOSPC)  # "No space left on device"
@@ -30,12 +28,7 @@ def whole_lines(path) -> list[dict]:
 
 
 def test_a_crawl_whose_feed_disk_fills_says_so_once_and_exits_1_with_every_model_in_the_dataset(tmp_path):
-    reason = small_disks_available()
-    if reason:
-        pytest.skip(reason)
-    disk, saved = tmp_path / "disk", tmp_path / "saved"
-    disk.mkdir()
-    saved.mkdir()
+    disk, saved = small_disk(tmp_path)
     with HuggingFaceReplica(synthetic_models(400), None, repos=False) as hub:
         settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 50, "PTM_CLONE": 0}
         out, stats = disk / "out.jsonl", tmp_path / "stats.json"  # the feed on a 100 KB disk, the dataset not

@@ -21,7 +21,7 @@ from ptmscrape.jobdir import RUNNING_MARK
 from ptmscrape.jobdir_writes import WholeRecordLifoDiskQueue
 from ptmscrape.stats import JOB_RESTARTED_AFTER_UNSAVED_STATE, JOB_STATE_NOT_SAVED
 from tests.crawl import CrawlResult, crawl_command, run_crawl
-from tests.full_disk import FullDisk, in_a_small_disk, small_disks_available
+from tests.full_disk import FullDisk, in_a_small_disk, small_disk
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
 from tests.test_full_disk import full_disk_crawl
 
@@ -223,12 +223,7 @@ def test_a_job_whose_data_dir_and_jobdir_fill_one_disk_resumes_with_every_model(
     """The usual case: the dataset and the JOBDIR on one disk, which fills. The store stage stops the
     crawl; Scrapy's own JOBDIR files (its buffered queue close, requests.seen, spider.state) cannot
     be written either. The next run, on a disk with room, restarts the job and stores the rest."""
-    reason = small_disks_available()
-    if reason:
-        pytest.skip(reason)
-    disk, saved = tmp_path / "disk", tmp_path / "saved"
-    disk.mkdir()
-    saved.mkdir()
+    disk, saved = small_disk(tmp_path)
     with HuggingFaceReplica(synthetic_models(400), None, repos=False) as hub:
         settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 50, "PTM_CLONE": 0,
                     "JOBDIR": disk / "job"}
