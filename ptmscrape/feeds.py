@@ -23,6 +23,7 @@ from typing import Any
 from scrapy import signals
 from scrapy.extensions.feedexport import FeedExporter, FeedSlot, FileFeedStorage
 from scrapy.extensions.postprocessing import PostProcessingManager
+from scrapy.utils.defer import ensure_awaitable
 
 from ptmscrape.stats import FEED_NOT_WRITTEN, FEED_NOT_WRITTEN_BY_REASON
 
@@ -98,8 +99,9 @@ class GuardedFeedExporter(FeedExporter):
             if self.crawler.stats.get_value(failed, 0) != before:  # its last write failed at the close
                 cut_torn_line(slot)
             return
-        # What is left in its write buffer cannot be written either: closed without a traceback
-        # (the ERROR above said why), and counted as Scrapy counts a feed it could not store.
+        # What is left in its write buffer cannot be written either: handed to its storage as Scrapy
+        # does (a file is closed, standard output is not), without a traceback (the ERROR above said
+        # why), and counted as Scrapy counts a feed it could not store.
         opened = slot.file is not None
         try:
             slot.finish_exporting()
@@ -110,7 +112,10 @@ class GuardedFeedExporter(FeedExporter):
             _close_quietly(file)
             file = file.file
         if file is not None:
-            _close_quietly(file)
+            try:
+                await ensure_awaitable(slot.storage.store(file))
+            except Exception as exc:  # a file's close flushes its buffer to the disk that refused it
+                logger.debug("Feed %s closed: %s", slot.uri, exc)
         self.crawler.stats.inc_value(f"feedexport/failed_count/{type(slot.storage).__name__}")
         held = None
         if opened:  # else the file there, if any, is not this feed's
@@ -118,10 +123,14 @@ class GuardedFeedExporter(FeedExporter):
             held = lines_held(slot)
         if held is not None and held < slot.itemcount:
             self._not_written(stopped, slot.itemcount - held)  # taken into its buffer, never written
-        logger.error("The feed %s is incomplete: %s, %d not written (%s)", slot.uri,
-                     f"{held} items in it" if held is not None else f"at most {slot.itemcount} items in it",
+        logger.error("The feed %s is incomplete: %s in it, %d not written (%s)", slot.uri,
+                     _items(held) if held is not None else "at most " + _items(slot.itemcount),
                      stopped.missed, stopped.reason)
         await self.crawler.signals.send_catch_log_async(signal=signals.feed_slot_closed, slot=slot)
+
+
+def _items(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
 
 
 def _close_quietly(file: Any) -> None:

@@ -1,6 +1,7 @@
-"""A feed (``-O out.jsonl``) whose disk fills (``ptmscrape/feeds.py``): one ERROR instead of a
-traceback per item, the items it misses counted, no torn last line, and the crawl exits 1 — where
-Scrapy's exporter left a crawl "finished", exit status 0, with most models missing from its feed."""
+"""A feed (``-O out.jsonl``) whose disk fills, or whose reader goes away (``-O - | head``;
+``ptmscrape/feeds.py``): one ERROR instead of a traceback per item, the items it misses counted, no
+torn last line, and the crawl exits 1 — where Scrapy's exporter left a crawl "finished", exit status
+0, with most models missing from its feed."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import errno
 import json
 import logging
 import os
+import shlex
+import subprocess
 import sys
 
 from ptmscrape.feeds import GuardedFeedExporter
 from ptmscrape.stats import FEED_NOT_WRITTEN, FEED_NOT_WRITTEN_BY_REASON
 from ptmscrape.verdict import verdict
-from tests.crawl import CrawlResult, crawl_command, project_crawler
+from tests.crawl import ROOT, CrawlResult, crawl_command, project_crawler
 from tests.full_disk import in_a_small_disk, small_disk
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
 
@@ -134,3 +137,24 @@ def test_a_feed_that_cannot_be_opened_is_one_error_and_every_item_counted(tmp_pa
     assert caplog.records[1].getMessage().endswith(f"at most 0 items in it, 3 not written ({reason})")
     assert crawler.stats.get_value(FEED_NOT_WRITTEN) == 3
     assert (tmp_path / "afile").read_text() == "kept"
+
+
+def test_a_feed_on_standard_output_whose_reader_goes_away_is_one_error_and_stdout_stays_open(tmp_path):
+    with HuggingFaceReplica(synthetic_models(200), None, repos=False) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 50, "PTM_CLONE": 0}
+        cmd = crawl_command("huggingface", tmp_path / "unused.jsonl", tmp_path / "data", tmp_path / "stats.json",
+                            settings=settings)
+        cmd[cmd.index("-O") + 1] = "-:jsonl"  # standard output, read by `head`, which stops after 300 bytes
+        log = tmp_path / "crawl.log"
+        piped = f"{shlex.join(cmd)} 2>{shlex.quote(str(log))} | head -c 300 >/dev/null; exit ${{PIPESTATUS[0]}}"
+        proc = subprocess.run(["bash", "-c", piped], cwd=ROOT, timeout=300)
+    result = CrawlResult(proc.returncode, log.read_text(), tmp_path / "unused.jsonl", tmp_path / "stats.json",
+                         tmp_path / "data")
+    text = result.log
+    reason = os.strerror(errno.EPIPE)  # "Broken pipe"
+    assert result.returncode == 1, text[-5000:]
+    assert "Traceback" not in text and "Exception ignored" not in text, text[-5000:]  # stdout not closed under Python
+    assert text.count(f"Could not write the feed stdout: ({reason})") == 1
+    missed = result.stats[FEED_NOT_WRITTEN]
+    assert 0 < missed < 200 and f", {missed} not written ({reason})" in text
+    assert len(result.records("huggingface")) == 200  # the crawl went on: the dataset has every model
