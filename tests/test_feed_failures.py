@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import json
 import logging
 import os
 import shlex
 import subprocess
 import sys
+import types
 
 from ptmscrape.feeds import GuardedFeedExporter
 from ptmscrape.stats import FEED_NOT_WRITTEN, FEED_NOT_WRITTEN_BY_REASON
@@ -158,3 +160,26 @@ def test_a_feed_on_standard_output_whose_reader_goes_away_is_one_error_and_stdou
     missed = result.stats[FEED_NOT_WRITTEN]
     assert 0 < missed < 200 and f", {missed} not written ({reason})" in text
     assert len(result.records("huggingface")) == 200  # the crawl went on: the dataset has every model
+
+
+class GonePipe(io.BytesIO):
+    """Standard output whose reader went away."""
+
+    def write(self, data) -> int:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def test_a_stopped_feed_on_standard_output_leaves_it_open(monkeypatch):
+    from spiders.huggingface import HuggingfaceSpider
+
+    pipe = GonePipe()
+    monkeypatch.setattr(sys, "stdout", types.SimpleNamespace(buffer=pipe))
+    crawler = project_crawler(HuggingfaceSpider, {"FEEDS": {"stdout:": {"format": "jsonlines"}}})
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    feed = GuardedFeedExporter(crawler)
+    feed.open_spider(crawler.spider)
+    for n in range(3):
+        feed.item_scraped({"id": n}, crawler.spider)
+    asyncio.run(feed.close_spider(crawler.spider))
+    assert not pipe.closed  # Scrapy's storage leaves standard output open; so does a stopped feed
+    assert crawler.stats.get_value(FEED_NOT_WRITTEN_BY_REASON + os.strerror(errno.EPIPE)) == 3
