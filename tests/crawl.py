@@ -43,7 +43,7 @@ def crawl_command(spider: str, out: Path, data_dir: Path, stats_file: Path,
     cmd = [sys.executable, "-m", "scrapy.cmdline", "crawl", spider, "-O", str(out),
            "-s", f"PTM_DATA_DIR={data_dir}", "-s", f"PTM_STATS_FILE={stats_file}",
            # Replicas speak plain http on 127.0.0.1; real crawls keep the https-only default.
-           "-s", "PTM_GIT_ALLOW_PROTOCOL=https:http", "-s", "TELNETCONSOLE_ENABLED=0",
+           "-s", "PTM_GIT_ALLOW_PROTOCOL=https:http",
            # The host's free disk space decides no test: the guard is off unless a test sets it
            # (a later -s wins; tests/test_disk_space.py runs it for real).
            "-s", "PTM_CLONE_MIN_FREE_GB=0"]

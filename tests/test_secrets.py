@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import subprocess
 
 import pytest
 
 from ptmscrape.gitrepo import Git, GitPolicy, RepoError
-from tests.crawl import crawl_command, run_crawl
+from tests.crawl import ROOT, crawl_command, run_crawl
 from tests.crawl_control import BackgroundCrawl, hold
 from tests.replicas.faults import FaultPlan, inject, log_headers
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
@@ -126,3 +127,15 @@ def test_the_hubs_git_token_is_not_carried_through_a_redirect_to_another_host(tm
         assert not any("authorization" in h for _, _, h in other_headers.seen)
         assert clone(())  # without a token the redirect is followed, as git does by default
         assert other_headers.seen
+
+
+def test_a_crawl_logs_no_password_to_a_console_into_it(tmp_path):
+    """Scrapy's telnet console (on by Scrapy's default) logs its password at INFO: a Python shell in
+    the crawl, which holds HF_TOKEN, for whoever reads the log (Scrapyd serves job logs over HTTP)."""
+    cmd = crawl_command("huggingface", tmp_path / "out.jsonl", tmp_path / "data", tmp_path / "stats.json",
+                        args={"limit": 0})
+    assert not any("TELNETCONSOLE" in part for part in cmd)  # the project's default
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    log = proc.stderr + proc.stdout
+    assert proc.returncode == 0 and "Spider closed" in log, log[-3000:]
+    assert "Password" not in log and "scrapy.extensions.telnet.TelnetConsole" not in log
