@@ -9,9 +9,9 @@ and the crawl verdict fails (exit status 1), as it does for a feed Scrapy could 
 close (``feedexport/failed_count/…``). The crawl itself goes on: items reach the feeds after the
 store stage, so the dataset tree (``<hub>/<hub>.jsonl``) holds whatever a feed missed.
 
-A local JSON Lines feed is cut back to its last whole line, so a reader meets no torn one; written
-with ``-O`` (overwrite), its lines are then counted, so the items lost in its write buffer are
-counted too and the close names how many it holds.
+A local JSON Lines feed written with ``-O`` (overwrite: the file is all this crawl's) is cut back to
+its last whole line, so a reader meets no torn one, and its lines are counted, so the items lost in
+its write buffer are counted too and the close names how many it holds.
 """
 
 from __future__ import annotations
@@ -140,17 +140,19 @@ def _close_quietly(file: Any) -> None:
         pass
 
 
-def _local_line_feed(slot: FeedSlot) -> str | None:
-    """The path of a local JSON Lines feed written as it is (no post-processing), else None."""
+def _own_line_feed(slot: FeedSlot) -> str | None:
+    """The path of a local JSON Lines feed written as it is (no post-processing) from an empty file
+    (``-O``, overwrite: with ``-o`` the file may end in somebody's line), else None."""
     storage = slot.storage
-    if type(storage) is FileFeedStorage and slot.format in LINE_FORMATS and "postprocessing" not in slot.feed_options:
+    if (type(storage) is FileFeedStorage and slot.format in LINE_FORMATS and slot.feed_options.get("overwrite")
+            and "postprocessing" not in slot.feed_options):
         return storage.path
     return None
 
 
 def cut_torn_line(slot: FeedSlot) -> int:
-    """Cut a local JSON Lines feed back to its last whole line; the bytes cut (0 for other feeds)."""
-    path = _local_line_feed(slot)
+    """Cut a feed of this crawl's own lines back to its last whole line; the bytes cut (0 for other feeds)."""
+    path = _own_line_feed(slot)
     if path is None:
         return 0
     try:
@@ -172,9 +174,9 @@ def cut_torn_line(slot: FeedSlot) -> int:
 
 
 def lines_held(slot: FeedSlot) -> int | None:
-    """How many items a local JSON Lines feed written with ``-O`` (overwrite) holds; None for another."""
-    path = _local_line_feed(slot)
-    if path is None or not slot.feed_options.get("overwrite"):
+    """How many items a feed of this crawl's own lines holds; None for another."""
+    path = _own_line_feed(slot)
+    if path is None:
         return None
     lines = 0
     try:

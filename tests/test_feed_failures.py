@@ -183,3 +183,21 @@ def test_a_stopped_feed_on_standard_output_leaves_it_open(monkeypatch):
     asyncio.run(feed.close_spider(crawler.spider))
     assert not pipe.closed  # Scrapy's storage leaves standard output open; so does a stopped feed
     assert crawler.stats.get_value(FEED_NOT_WRITTEN_BY_REASON + os.strerror(errno.EPIPE)) == 3
+
+
+def test_a_feed_appended_to_with_o_is_not_cut_into_what_was_there(tmp_path):
+    from spiders.huggingface import HuggingfaceSpider
+
+    path = tmp_path / "kept.jsonl"
+    path.write_bytes(b'{"earlier": 1}\n{"somebody": "else, no newline"}')
+    crawler = project_crawler(HuggingfaceSpider, {"FEEDS": {str(path): {"format": "jsonlines"}}})  # -o
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    feed = GuardedFeedExporter(crawler)
+    feed.open_spider(crawler.spider)
+    feed.item_scraped({"id": 0}, crawler.spider)
+    (slot,) = feed.slots
+    slot.exporter.file = FillingFile(slot.exporter.file, 3)
+    feed.item_scraped({"id": 1}, crawler.spider)
+    asyncio.run(feed.close_spider(crawler.spider))
+    assert path.read_bytes().startswith(b'{"earlier": 1}\n{"somebody": "else, no newline"}{"id": 0}\n{"i')
+    assert crawler.stats.get_value(FEED_NOT_WRITTEN) == 1
