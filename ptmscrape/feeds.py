@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from typing import Any
 
 from scrapy import signals
@@ -142,12 +143,21 @@ def _close_quietly(file: Any) -> None:
 
 def _own_line_feed(slot: FeedSlot) -> str | None:
     """The path of a local JSON Lines feed written as it is (no post-processing) from an empty file
-    (``-O``, overwrite: with ``-o`` the file may end in somebody's line), else None."""
+    (``-O``, overwrite: with ``-o`` the file may end in somebody's line) on a disk, else None."""
     storage = slot.storage
     if (type(storage) is FileFeedStorage and slot.format in LINE_FORMATS and slot.feed_options.get("overwrite")
-            and "postprocessing" not in slot.feed_options):
+            and "postprocessing" not in slot.feed_options and _regular_file(storage.path)):
         return storage.path
     return None
+
+
+def _regular_file(path: str) -> bool:
+    """A file on a disk: not a pipe, terminal or device (``-O /dev/stdout``, ``/dev/full``), which
+    cannot be cut and whose reading would take the reader's lines, or wait for ever."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def cut_torn_line(slot: FeedSlot) -> int:

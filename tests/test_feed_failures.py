@@ -201,3 +201,34 @@ def test_a_feed_appended_to_with_o_is_not_cut_into_what_was_there(tmp_path):
     asyncio.run(feed.close_spider(crawler.spider))
     assert path.read_bytes().startswith(b'{"earlier": 1}\n{"somebody": "else, no newline"}{"id": 0}\n{"i')
     assert crawler.stats.get_value(FEED_NOT_WRITTEN) == 1
+
+
+def test_a_stopped_feed_on_a_pipe_is_neither_cut_nor_read_back(tmp_path, caplog):
+    """``-O /dev/stdout`` piped to a reader that went away: the feed's path is a pipe, which the close
+    must not open to cut or count lines (reading it took the reader's lines, or waited for ever)."""
+    from spiders.huggingface import HuggingfaceSpider
+
+    read_end, write_end = os.pipe()
+    uri = f"/proc/self/fd/{read_end}"  # what /dev/stdout is when standard output is a pipe
+    try:
+        crawler = project_crawler(HuggingfaceSpider, {"FEEDS": {uri: {"format": "jsonlines", "overwrite": True}}})
+        crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+        feed = GuardedFeedExporter(crawler)
+        feed.open_spider(crawler.spider)
+        feed.item_scraped({"id": 0}, crawler.spider)
+        (slot,) = feed.slots
+        slot.exporter.file = FillingFile(slot.exporter.file, 3)
+        os.close(write_end)  # the feed's own file is the pipe's last writer
+        write_end = -1
+        with caplog.at_level(logging.ERROR, logger="ptmscrape.feeds"):
+            feed.item_scraped({"id": 1}, crawler.spider)
+            asyncio.run(feed.close_spider(crawler.spider))
+        assert os.read(read_end, 1000) == b'{"id": 0}\n{"i'  # still the reader's
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    reason = ENOSPC_TEXT
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        f"Could not write the feed {uri} ({reason})", f"The feed {uri} is incomplete"]
+    assert caplog.records[1].getMessage().endswith(f"at most 1 item in it, 1 not written ({reason})")
