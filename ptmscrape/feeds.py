@@ -96,10 +96,18 @@ class GuardedFeedExporter(FeedExporter):
         if stopped is None:
             failed = f"feedexport/failed_count/{type(slot.storage).__name__}"
             before = self.crawler.stats.get_value(failed, 0)
-            await super()._close_slot(slot, spider)
-            if self.crawler.stats.get_value(failed, 0) != before:  # its last write failed at the close
-                cut_torn_line(slot)
-            return
+            try:
+                await super()._close_slot(slot, spider)
+            except OSError as exc:
+                # Raised outside Scrapy's own guard: a CSV or XML exporter's end flushes the file
+                # (a full disk), an empty feed stored at the close (FEED_STORE_EMPTY) is opened there.
+                # Not kept in self.stopped (by id: a closed batch's slot would stop a later one given its id).
+                stopped = StoppedFeed(exc.strerror or type(exc).__name__)
+                logger.error("Could not write the feed %s at its close (%s)", slot.uri, stopped.reason)
+            else:
+                if self.crawler.stats.get_value(failed, 0) != before:  # its last write failed at the close
+                    cut_torn_line(slot)
+                return
         # What is left in its write buffer cannot be written either: handed to its storage as Scrapy
         # does (a file is closed, standard output is not), without a traceback (the ERROR above said
         # why), and counted as Scrapy counts a feed it could not store.

@@ -232,3 +232,35 @@ def test_a_stopped_feed_on_a_pipe_is_neither_cut_nor_read_back(tmp_path, caplog)
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         f"Could not write the feed {uri} ({reason})", f"The feed {uri} is incomplete"]
     assert caplog.records[1].getMessage().endswith(f"at most 1 item in it, 1 not written ({reason})")
+
+
+def test_a_feed_whose_end_cannot_be_written_at_its_close_fails_the_crawl(tmp_path, caplog):
+    """Scrapy's close lets an error out of what it does before its guard: a CSV or XML exporter's end
+    flushes the file (here /dev/full, a disk always full: the items were all in the write buffer),
+    an empty feed (FEED_STORE_EMPTY) is opened there. It was an unretrieved task exception, and the
+    crawl exited 0."""
+    from spiders.huggingface import HuggingfaceSpider
+
+    (tmp_path / "afile").write_text("kept")
+    unopenable = str(tmp_path / "afile" / "out.jsonl")
+    feeds = {"/dev/full": {"format": "csv", "overwrite": True},
+             unopenable: {"format": "jsonlines", "overwrite": True, "item_classes": [HuggingfaceSpider]}}
+    crawler = project_crawler(HuggingfaceSpider, {"FEEDS": feeds})
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    feed = GuardedFeedExporter(crawler)
+    feed.open_spider(crawler.spider)
+    with caplog.at_level(logging.ERROR):
+        for n in range(3):
+            feed.item_scraped({"id": n}, crawler.spider)  # none is a spider: the second feed stays empty
+        asyncio.run(feed.close_spider(crawler.spider))
+    errors = sorted(r.getMessage() for r in caplog.records)
+    assert errors == sorted([
+        f"Could not write the feed /dev/full at its close ({ENOSPC_TEXT})",
+        f"The feed /dev/full is incomplete: at most 3 items in it, 0 not written ({ENOSPC_TEXT})",
+        f"Could not write the feed {unopenable} at its close ({os.strerror(errno.ENOTDIR)})",
+        f"The feed {unopenable} is incomplete: at most 0 items in it, 0 not written ({os.strerror(errno.ENOTDIR)})",
+    ])
+    stats = crawler.stats.get_stats()
+    assert stats["feedexport/failed_count/FileFeedStorage"] == 2
+    result = verdict({**stats, "finish_reason": "finished", "ptm/store/records": 3})
+    assert result.status == 1 and result.reason == "a feed was not stored (see the ERROR above)"
