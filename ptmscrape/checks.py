@@ -113,6 +113,10 @@ def check_feeds(feeds: Mapping[Any, Any]) -> None:
             path = Path(uri).expanduser()
         if path.is_dir():
             raise BadInput(f"the feed {uri} is a directory: give a file")
+        if path.exists():  # opened as it is (/dev/stdout, a file in a folder we may not write)
+            if not os.access(path, os.W_OK):
+                raise BadInput(f"the feed {uri} is read-only")
+            continue
         check_output_dir(f"the folder of the feed {uri}", path.absolute().parent)
 
 def check_typed_settings(defaults: dict[str, Any], get) -> None:

@@ -11,6 +11,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -296,3 +297,29 @@ def test_only_local_feeds_named_before_the_crawl_are_checked(tmp_path):
     check_feeds({"s3://bucket/out.jsonl": {}, "stdout:": {}, f"{tmp_path}/afile/%(time)s.jsonl": {},
                  str(tmp_path / "new" / "folders" / "out.jsonl"): {}})  # created by the feed's storage
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="runs the check as nobody: root and setpriv(1)")
+def test_a_feed_that_is_a_writable_file_in_a_folder_we_cannot_write_is_not_refused():
+    """``-O /dev/stdout`` (or ``/dev/null``) for a user who may not write /dev: Scrapy opens the file
+    as it is, so the file decides, not its folder."""
+    code = ("import json; from ptmscrape.checks import BadInput, check_feeds\n"
+            "def check(uri):\n"
+            "    try:\n"
+            "        check_feeds({uri: {}})\n"
+            "    except BadInput as exc:\n"
+            "        return str(exc)\n"
+            "print(json.dumps({uri: check(uri) for uri in"
+            " ('/dev/stdout', '/dev/null', '/proc/version', '/dev/new/out.jsonl')}))")
+    # Standard output a pipe of the user's own, as in `scrapy crawl … -O /dev/stdout | jq`.
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+                           '"$0" -c "$1" | cat', sys.executable, code],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "/dev/stdout": None, "/dev/null": None,
+        "/proc/version": "the feed /proc/version is read-only",
+        "/dev/new/out.jsonl": "the folder of the feed /dev/new/out.jsonl cannot be created: /dev is read-only"}
+
