@@ -110,7 +110,7 @@ def check_feeds(feeds: Mapping[Any, Any]) -> None:
         elif len(scheme) > 1:  # s3://, ftp://, stdout:
             continue
         else:
-            path = Path(uri).expanduser()
+            path = Path(uri)  # as Scrapy opens it: "~" is a folder's name there
         if path.is_dir():
             raise BadInput(f"the feed {uri} is a directory: give a file")
         if path.exists():  # opened as it is (/dev/stdout, a file in a folder we may not write)

@@ -323,3 +323,11 @@ def test_a_feed_that_is_a_writable_file_in_a_folder_we_cannot_write_is_not_refus
         "/proc/version": "the feed /proc/version is read-only",
         "/dev/new/out.jsonl": "the folder of the feed /dev/new/out.jsonl cannot be created: /dev is read-only"}
 
+
+def test_a_feed_named_with_a_tilde_is_checked_where_scrapy_writes_it(tmp_path, monkeypatch):
+    """Scrapy does not expand "~" in a feed's path (the shell does, in ``-O ~/out.jsonl``): ``~/out.jsonl``
+    in FEEDS is ./~/out.jsonl, whatever $HOME is."""
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path / "afile" / "home"))  # no home can be made there
+    monkeypatch.chdir(tmp_path)
+    check_feeds({"~/out.jsonl": {}})
