@@ -119,6 +119,7 @@ def check_feeds(feeds: Mapping[Any, Any]) -> None:
             continue
         check_output_dir(f"the folder of the feed {uri}", path.absolute().parent)
 
+
 def check_typed_settings(defaults: dict[str, Any], get) -> None:
     """Each ``PTM_`` setting whose default is a bool, int or float must parse as one (a float as a
     finite one). ``get(name, kind)`` reads it through Scrapy's ``getbool``/``getint``/``getfloat``."""
