@@ -56,6 +56,16 @@ def test_a_crawl_whose_feed_disk_fills_says_so_once_and_exits_1_with_every_model
         "the dataset tree has them")
 
 
+def opened_feeds(feeds: dict) -> tuple:
+    """A Hugging Face crawler with these ``FEEDS`` and its feed exporter, opened."""
+    from spiders.huggingface import HuggingfaceSpider
+
+    crawler = project_crawler(HuggingfaceSpider, {"FEEDS": feeds})
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    feed = GuardedFeedExporter(crawler)
+    feed.open_spider(crawler.spider)
+    return crawler, feed
+
 class FillingFile:
     """A feed file on a disk that takes ``budget`` more bytes: the write that crosses it lands in
     part (a torn line), later ones fail whole, as a buffered file's writes do on a full disk."""
@@ -79,14 +89,9 @@ class FillingFile:
 
 
 def test_a_feed_that_fails_stops_alone_and_is_cut_to_its_whole_lines(tmp_path, caplog):
-    from spiders.huggingface import HuggingfaceSpider
-
     full, other = tmp_path / "full.jsonl", tmp_path / "other.jsonl"
     feeds = {str(path): {"format": "jsonlines", "overwrite": True} for path in (full, other)}
-    crawler = project_crawler(HuggingfaceSpider, {"FEEDS": feeds})
-    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
-    feed = GuardedFeedExporter(crawler)
-    feed.open_spider(crawler.spider)
+    crawler, feed = opened_feeds(feeds)
     items = [{"id": n, "text": "x" * 50} for n in range(20)]
     with caplog.at_level(logging.ERROR, logger="ptmscrape.feeds"):
         feed.item_scraped(items[0], crawler.spider)  # opens both files
@@ -121,14 +126,9 @@ def test_a_feed_scrapy_could_not_store_at_its_close_fails_the_crawl():
 def test_a_feed_that_cannot_be_opened_is_one_error_and_every_item_counted(tmp_path, caplog):
     """Local feeds are checked before a crawl (``checks.check_feeds``); a feed named by the crawl
     (``%(time)s``) or a folder changed meanwhile is found at the first item."""
-    from spiders.huggingface import HuggingfaceSpider
-
     (tmp_path / "afile").write_text("kept")
     uri = str(tmp_path / "afile" / "out.jsonl")
-    crawler = project_crawler(HuggingfaceSpider, {"FEEDS": {uri: {"format": "jsonlines", "overwrite": True}}})
-    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
-    feed = GuardedFeedExporter(crawler)
-    feed.open_spider(crawler.spider)
+    crawler, feed = opened_feeds({uri: {"format": "jsonlines", "overwrite": True}})
     with caplog.at_level(logging.ERROR, logger="ptmscrape.feeds"):
         for n in range(3):
             feed.item_scraped({"id": n}, crawler.spider)
@@ -170,14 +170,9 @@ class GonePipe(io.BytesIO):
 
 
 def test_a_stopped_feed_on_standard_output_leaves_it_open(monkeypatch):
-    from spiders.huggingface import HuggingfaceSpider
-
     pipe = GonePipe()
     monkeypatch.setattr(sys, "stdout", types.SimpleNamespace(buffer=pipe))
-    crawler = project_crawler(HuggingfaceSpider, {"FEEDS": {"stdout:": {"format": "jsonlines"}}})
-    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
-    feed = GuardedFeedExporter(crawler)
-    feed.open_spider(crawler.spider)
+    crawler, feed = opened_feeds({"stdout:": {"format": "jsonlines"}})
     for n in range(3):
         feed.item_scraped({"id": n}, crawler.spider)
     asyncio.run(feed.close_spider(crawler.spider))
@@ -186,14 +181,9 @@ def test_a_stopped_feed_on_standard_output_leaves_it_open(monkeypatch):
 
 
 def test_a_feed_appended_to_with_o_is_not_cut_into_what_was_there(tmp_path):
-    from spiders.huggingface import HuggingfaceSpider
-
     path = tmp_path / "kept.jsonl"
     path.write_bytes(b'{"earlier": 1}\n{"somebody": "else, no newline"}')
-    crawler = project_crawler(HuggingfaceSpider, {"FEEDS": {str(path): {"format": "jsonlines"}}})  # -o
-    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
-    feed = GuardedFeedExporter(crawler)
-    feed.open_spider(crawler.spider)
+    crawler, feed = opened_feeds({str(path): {"format": "jsonlines"}})  # -o
     feed.item_scraped({"id": 0}, crawler.spider)
     (slot,) = feed.slots
     slot.exporter.file = FillingFile(slot.exporter.file, 3)
@@ -206,15 +196,10 @@ def test_a_feed_appended_to_with_o_is_not_cut_into_what_was_there(tmp_path):
 def test_a_stopped_feed_on_a_pipe_is_neither_cut_nor_read_back(tmp_path, caplog):
     """``-O /dev/stdout`` piped to a reader that went away: the feed's path is a pipe, which the close
     must not open to cut or count lines (reading it took the reader's lines, or waited for ever)."""
-    from spiders.huggingface import HuggingfaceSpider
-
     read_end, write_end = os.pipe()
     uri = f"/proc/self/fd/{read_end}"  # what /dev/stdout is when standard output is a pipe
     try:
-        crawler = project_crawler(HuggingfaceSpider, {"FEEDS": {uri: {"format": "jsonlines", "overwrite": True}}})
-        crawler.spider = HuggingfaceSpider.from_crawler(crawler)
-        feed = GuardedFeedExporter(crawler)
-        feed.open_spider(crawler.spider)
+        crawler, feed = opened_feeds({uri: {"format": "jsonlines", "overwrite": True}})
         feed.item_scraped({"id": 0}, crawler.spider)
         (slot,) = feed.slots
         slot.exporter.file = FillingFile(slot.exporter.file, 3)
@@ -245,10 +230,7 @@ def test_a_feed_whose_end_cannot_be_written_at_its_close_fails_the_crawl(tmp_pat
     unopenable = str(tmp_path / "afile" / "out.jsonl")
     feeds = {"/dev/full": {"format": "csv", "overwrite": True},
              unopenable: {"format": "jsonlines", "overwrite": True, "item_classes": [HuggingfaceSpider]}}
-    crawler = project_crawler(HuggingfaceSpider, {"FEEDS": feeds})
-    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
-    feed = GuardedFeedExporter(crawler)
-    feed.open_spider(crawler.spider)
+    crawler, feed = opened_feeds(feeds)
     with caplog.at_level(logging.ERROR):
         for n in range(3):
             feed.item_scraped({"id": n}, crawler.spider)  # none is a spider: the second feed stays empty
