@@ -26,7 +26,7 @@ from scrapy.exporters import (
 )
 from scrapy.utils.python import to_bytes
 
-from ptmscrape.items import PTMRecord
+from ptmscrape.items import PTMRecord, load_schema
 from ptmscrape.stats import FEED_CSV_CELLS_GUARDED
 
 _PLAIN_DICTS = (dict, PTMRecord)
@@ -93,7 +93,10 @@ class CsvItemExporter(ScrapyCsvItemExporter):
     """CSV a spreadsheet or ``pandas.read_csv`` can use: nested objects become columns named by
     their path (``ModelHub.ModelHubName``), lists are written as JSON (``Datasets``, ``Tags``),
     null as an empty cell. Scrapy's exporter would write Python reprs (``{'ModelHubName': …}``).
-    The columns are those of the first record (every PTM record has the same keys). A character the
+    The columns are those of the first record (every PTM record has the same keys); a record object
+    whose keys the schema fixes (``ModelHub``, ``LicensePermissions``) gives one column per key
+    whether it is null or not, and one whose keys are the hub's (``Metrics``) is written as JSON, so
+    no record's values fall outside the first record's columns. A character the
     feed's encoding cannot hold (a lone surrogate from hub text) is written as its ``\\udXXX``
     escape, where the encoding would raise and the feed lose the record; in a list cell that is the
     JSON escape of the same character.
@@ -128,13 +131,47 @@ class CsvItemExporter(ScrapyCsvItemExporter):
         super().export_item(row)
 
 
-def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}, "c": [1]}`` -> ``{"a.b": 1, "c": "[1]"}``."""
+def _object_columns(properties: dict[str, Any]) -> dict[str, Any]:
+    """For each property of a schema object: ``None`` (a plain value or a list: one column), the
+    same for its own properties (an object with fixed keys: one column per key), or ``False`` (an
+    object whose keys vary from record to record: one column, as JSON)."""
+    columns: dict[str, Any] = {}
+    for key, spec in properties.items():
+        kinds = spec.get("type")
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        if "object" not in kinds:
+            columns[key] = None
+        elif spec.get("additionalProperties") is False and isinstance(spec.get("properties"), dict):
+            columns[key] = _object_columns(spec["properties"])
+        else:
+            columns[key] = False
+    return columns
+
+
+# The record's objects: which are columns by key, which JSON (Metrics: the hub's own column names,
+# which differ from model to model and would else fall outside the first record's columns).
+RECORD_COLUMNS = _object_columns(load_schema()["properties"])
+
+
+def flatten(record: dict[str, Any], prefix: str = "", columns: dict[str, Any] | None = RECORD_COLUMNS
+            ) -> dict[str, Any]:
+    """``{"a": {"b": 1}, "c": [1]}`` -> ``{"a.b": 1, "c": "[1]"}``.
+
+    ``columns`` (the record schema's, by default): an object with fixed keys gives a column for
+    each of them, empty ones when it is null; one with open keys (``Metrics``) is one JSON cell. A
+    key the schema does not know is flattened as it comes."""
     flat: dict[str, Any] = {}
     for key, value in record.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
+        shape = columns.get(key) if columns is not None else None
+        if isinstance(shape, dict) and value is None:
+            flat.update(flatten(dict.fromkeys(shape), name + ".", shape))
+        elif isinstance(shape, dict) and isinstance(value, dict):
+            flat.update(flatten(value, name + ".", shape))
+        elif shape is False and value is not None:
+            flat[name] = json.dumps(value, ensure_ascii=False, default=str)
+        elif isinstance(value, dict):
+            flat.update(flatten(value, name + ".", None))
         elif isinstance(value, (list, tuple)):
             flat[name] = json.dumps(value, ensure_ascii=False, default=str)
         else:

@@ -190,3 +190,33 @@ def test_csv_feed_of_a_crawl_is_guarded_and_counted(tmp_path):
     assert [r["ModelName"] for r in guarded.records("huggingface") if "cmd" in r["ModelName"]] == ["=cmd"]
     assert "=cmd" in [r["ModelName"] for r in _csv_rows(exact.out.read_bytes())]
     assert "ptm/feed/csv_cells_guarded" not in exact.stats
+
+
+def test_csv_columns_do_not_depend_on_the_first_records_objects():
+    """The columns are the first record's: an ONNX record whose ``Metrics`` is ``{}`` (or null) gave
+    no ``Metrics`` column, so every later model's accuracy figures were left out of the feed; a
+    Civitai record with ``LicensePermissions`` null gave one column that the later records' flags
+    (four keys) never filled. Open-keyed objects are one JSON cell now, fixed-keyed ones always
+    their keys' columns."""
+    import csv
+
+    from ptmscrape.exporters import CsvItemExporter
+    from ptmscrape.mappers.common import new_record
+
+    def record(n, metrics, permissions):
+        r = new_record(hub="onnxmodelzoo", hub_url="http://x", object_id=str(n), owner="o", name=f"m{n}",
+                       model_url="http://x", owner_url="", stable_key=str(n), model_id=f"o/m{n}")
+        r.update(Metrics=metrics, LicensePermissions=permissions)
+        return PTMRecord(r)
+
+    flags = {"AllowCommercialUse": ["Sell"], "AllowDerivatives": True, "AllowDifferentLicense": False,
+             "AllowNoCredit": True}
+    records = [record(1, {}, None), record(2, None, None),
+               record(3, {"Top-1 accuracy (%)": "74.93"}, flags), record(4, {"Mean IoU": "64.2%"}, None)]
+    rows = list(csv.DictReader(io.StringIO(_export(CsvItemExporter, records).decode(), newline="")))
+    assert [r["Metrics"] for r in rows] == ["{}", "", '{"Top-1 accuracy (%)": "74.93"}', '{"Mean IoU": "64.2%"}']
+    assert rows[2]["LicensePermissions.AllowCommercialUse"] == '["Sell"]'
+    assert rows[2]["LicensePermissions.AllowDerivatives"] == "True"
+    assert rows[2]["LicensePermissions.AllowDifferentLicense"] == "False"
+    assert rows[0]["LicensePermissions.AllowNoCredit"] == "" and rows[3]["LicensePermissions.AllowNoCredit"] == ""
+    assert "LicensePermissions" not in rows[0]
