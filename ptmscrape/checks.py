@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,24 @@ def check_feeds(feeds: Mapping[Any, Any]) -> None:
                 raise BadInput(f"the feed {uri} is read-only")
             continue
         check_output_dir(f"the folder of the feed {uri}", path.absolute().parent)
+
+
+# The schemes redis-py's from_url() takes (scrapy-redis connects with it).
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_redis_url(value: Any) -> None:
+    """``PTM_REDIS_URL``, when set, must be a URL redis-py can connect to (``redis://``, ``rediss://``,
+    ``unix://``): another was a traceback once the crawl had started, and exit status 1. The message
+    shows no password."""
+    url = str(value or "").strip()
+    if not url:
+        return
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme not in REDIS_SCHEMES:
+        shown = re.sub(r"//[^@/]*@", "//***@", url)[:200]
+        raise BadInput(f"-s PTM_REDIS_URL={shown} is not a Redis URL: give redis://[:password@]host[:port]/db "
+                       f"(or rediss://, unix://)")
 
 
 def check_typed_settings(defaults: dict[str, Any], get) -> None:

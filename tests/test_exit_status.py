@@ -186,6 +186,15 @@ def test_a_bad_typed_setting_is_one_line_and_exit_2(tmp_path):
     assert_one_line_error(result, "-s PTM_CLONE_CONCURRENCY=", "whole number")
 
 
+def test_a_redis_url_that_is_no_redis_url_is_one_line_and_exit_2(tmp_path):
+    # Was a traceback ("The crawl could not start": redis-py's ValueError) and exit status 1, with
+    # no verdict line; the password stays out of the message.
+    settings = {"PTM_HUGGINGFACE_URL": "http://127.0.0.1:9", "PTM_REDIS_URL": "redis//:s3cret@host:6379"}
+    result = run_crawl("huggingface", tmp_path, check=False, settings=settings)
+    assert_one_line_error(result, "-s PTM_REDIS_URL=redis//***@host:6379 is not a Redis URL")
+    assert "s3cret" not in result.log
+
+
 def test_a_data_dir_that_is_a_file_is_one_line_and_exit_2(tmp_path):
     data = tmp_path / "data"
     data.write_text("not a directory")

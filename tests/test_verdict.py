@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from ptmscrape.checks import BadInput, check_arguments, check_data_dir, check_typed_settings, positive_int
+from ptmscrape.checks import (
+    BadInput,
+    check_arguments,
+    check_data_dir,
+    check_redis_url,
+    check_typed_settings,
+    positive_int,
+)
 from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED, verdict
 from spiders.huggingface import HuggingfaceSpider
 from spiders.modelhub import ModelhubSpider
@@ -110,6 +117,18 @@ def test_data_dir(tmp_path):
         check_data_dir(tmp_path / "file" / "data")
     with pytest.raises(BadInput, match="PTM_DATA_DIR is empty"):
         check_data_dir("")
+
+
+@pytest.mark.parametrize("url", ["notaurl", "127.0.0.1:6379", "http://host/0", "redis//:pw@host"])
+def test_a_redis_url_must_be_one(url):
+    with pytest.raises(BadInput, match="-s PTM_REDIS_URL=.* is not a Redis URL"):
+        check_redis_url(url)
+
+
+@pytest.mark.parametrize("url", ["", None, "redis://127.0.0.1:6379/0", "rediss://:pw@h:1/2", "unix:///tmp/r.sock",
+                                 "REDIS://host"])
+def test_redis_urls_that_are_fine(url):
+    check_redis_url(url)
 
 
 def test_typed_settings():

@@ -29,7 +29,7 @@ from twisted.internet.defer import Deferred
 
 import ptmscrape.settings as project_settings
 from ptmscrape import commands, jobdir
-from ptmscrape.checks import BadInput, check_data_dir, check_feeds, check_typed_settings
+from ptmscrape.checks import BadInput, check_data_dir, check_feeds, check_redis_url, check_typed_settings
 from ptmscrape.gc_tuning import freeze_before_exit
 from ptmscrape.gitrepo import end_git_commands
 from ptmscrape.init_process import become_init_if_pid_1
@@ -100,6 +100,7 @@ def preflight(spidercls, settings, arguments: dict) -> None:
     if check_input is not None:
         check_input(settings, arguments)
     check_data_dir(settings.get("PTM_DATA_DIR"))
+    check_redis_url(settings.get("PTM_REDIS_URL"))
     check_feeds(settings.getdict("FEEDS"))
     jobdir.check_free(settings)
 
