@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 from array import array
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -194,11 +195,16 @@ def render(diff: SnapshotDiff, a_path: str, b_path: str) -> str:
 
 
 def as_json(diff: SnapshotDiff) -> dict:
+    """``changed`` is keyed by each model's label, ``<label> (id <id>)`` where models of one label
+    changed (names are not unique on every hub: a Civitai creator may give two models one name)."""
+    labels = [label(r) for r, _ in diff.changed]
+    repeated = {name for name, n in Counter(labels).items() if n > 1}
     return {
         "added": [label(r) for r in diff.added],
         "removed": [label(r) for r in diff.removed],
-        "changed": {label(r): {c.field: {"old": c.old, "new": c.new, "delta": c.delta} for c in changes}
-                    for r, changes in diff.changed},
+        "changed": {(f"{name} (id {r.get('id')})" if name in repeated else name):
+                    {c.field: {"old": c.old, "new": c.new, "delta": c.delta} for c in changes}
+                    for name, (r, changes) in zip(labels, diff.changed, strict=True)},
         "unchanged": diff.unchanged,
     }
 

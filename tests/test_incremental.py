@@ -148,6 +148,20 @@ def test_diff_lists_added_removed_and_field_deltas(tmp_path, capsys):
     assert "no such snapshot" in capsys.readouterr().err
 
 
+def test_diff_json_keeps_each_changed_model_when_two_share_a_name(tmp_path, capsys):
+    """``--json`` keyed the changed models by owner/name: of two models of one creator with one
+    name (Civitai names are not unique), the second's changes replaced the first's."""
+    a = write(tmp_path / "a.jsonl", [record(1, "lora", Downloads=1), record(2, "lora", Downloads=2),
+                                     record(3, "other", Downloads=3)])
+    b = write(tmp_path / "b.jsonl", [record(1, "lora", Downloads=10), record(2, "lora", Downloads=20),
+                                     record(3, "other", Downloads=30)])
+    assert diff.main([str(a), str(b), "--fields", "Downloads", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["changed"] == {"o/lora (id 1)": {"Downloads": {"old": 1, "new": 10, "delta": 9}},
+                              "o/lora (id 2)": {"Downloads": {"old": 2, "new": 20, "delta": 18}},
+                              "o/other": {"Downloads": {"old": 3, "new": 30, "delta": 27}}}
+
+
 def test_diff_of_big_snapshots_holds_their_ids_not_their_records(tmp_path, capsys):
     """Two snapshots of 200,000 models took 3.6 GB to diff (every record of both decoded at
     once): a full Hub's would not fit in memory. The command now holds ids and offsets, and one
