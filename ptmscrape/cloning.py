@@ -12,7 +12,9 @@ Where a clone goes: where the mapper says in ``RepoPath`` (passed here as ``name
 hosted by the hub itself is named by the model's id, the one repository every model of a hub
 shares (tfhub, openvino, onnxmodelzoo) by its owner and name (``<hub>/repos/<owner>/<name>``
 either way, whatever prefix a mirror's URL carries); any other repository by its URL's path below
-the host (``<hub>/repos/group/sub/project``). Two repositories
+the host (``<hub>/repos/group/sub/project``). Models on two branches of one repository (one
+names ``RepoBranch``) get a clone each, at their own branch's commit (``clone_key``): the first to
+come the folder, another branch ``…/project%40<branch>`` beside it. Two repositories
 never share a folder, nor does one land inside another's: a folder claimed by a clone in flight,
 holding a clone of another repository, holding other clones, or below a clone is passed over for
 ``<name>~<hash>`` (or, below a clone, ``<hub>/repos/<whole path>~<hash>`` in one folder).
@@ -54,6 +56,7 @@ from ptmscrape.gitrepo import (
     DirectoryTaken,
     Git,
     RepoError,
+    check_branch,
     check_url,
     clean_scratch,
     head_and_origin,
@@ -199,6 +202,12 @@ class Cloner:
         # clone that has not landed yet is invisible on disk, so these keep two workers apart.
         self.claims: dict[str, str] = {}
         self.claimed_above: dict[str, int] = {}
+        # Folder -> the key of the clone it holds, from the index: one branch's clone of a
+        # repository is not another branch's to update. Index lines written before clones were
+        # keyed by branch (no "branch" field) are kept by URL in ``unbranched``; the first key of
+        # that URL to come takes such a folder over.
+        self.owners: dict[str, str] = {}
+        self.unbranched: dict[str, str] = {}
         self.claims_lock = threading.Lock()
         # Git jobs submitted, not yet started (ptm/clone/waiting), and running (ptm/clone/running).
         self.waiting = 0
@@ -213,8 +222,15 @@ class Cloner:
         if auth_header:  # gated repositories the token may read clone too; other hosts never see it
             self.git = Git(dataclasses.replace(self.git.policy, auth_headers=(auth_header,)))
         for entry in read_jsonl(self.tree.path(paths.REPO_INDEX_FILE)):
-            if isinstance(entry.get("url"), str) and isinstance(entry.get("path"), str):
-                self.index[entry["url"]] = entry["path"]
+            url, path, branch = entry.get("url"), entry.get("path"), entry.get("branch")
+            if not (isinstance(url, str) and isinstance(path, str) and (branch is None or isinstance(branch, str))):
+                continue
+            if "branch" in entry:
+                key = clone_key(url, branch)
+                self.index[key] = path
+                self.owners[path] = key
+            else:
+                self.unbranched[url] = path
         removed = clean_scratch(self.tree.scratch_dir(hub))
         if removed:
             logger.info("Removed %d unfinished clone(s) left by a killed crawl", removed)
@@ -231,7 +247,8 @@ class Cloner:
         failure: the result's status is ``failed: <reason>``."""
         try:
             check_url(url, self.git.policy)
-            key = normalize_url(url)
+            branch = check_branch(branch)
+            key = clone_key(normalize_url(url), branch)
             planned = self._planned_dir(hub, url, named)
         except (RepoError, UnsafePath) as exc:
             return CloneResult(None, hub_sha, f"failed: {exc}")
@@ -291,15 +308,16 @@ class Cloner:
 
     def _unchanged(self, key, planned, hub_sha) -> CloneResult | None:
         """The result for a clone of ``key`` already at ``hub_sha``, or None (the worker decides)."""
-        relative = self._indexed(key) or planned
+        indexed = self._indexed(key)
         try:
             with self.claims_lock:
-                if relative in self.claims:
+                relative = indexed or self._unbranched(key) or planned
+                if relative in self.claims or self.owners.get(relative, key) != key:
                     return None
             head, origin = head_and_origin(self.tree.path(relative))
         except Exception:  # the worker meets it again and reports it
             return None
-        if head and head == hub_sha and (origin is None or _normalized(origin) == key):
+        if head and head == hub_sha and (origin is None or _normalized(origin) == url_of(key)):
             return CloneResult(relative, head, "unchanged")
         return None
 
@@ -327,9 +345,10 @@ class Cloner:
                 self.running -= 1
                 self.stats.set_value(CLONE_RUNNING, self.running)
 
-    def _claim(self, key: str, planned: str) -> tuple[str, Path, str | None]:
+    def _claim(self, key: str, planned: str, branch: str | None) -> tuple[str, Path, str | None]:
         """Claim the folder of ``key``'s clone (its indexed one, else ``planned``, else
-        ``planned~<hash>``): (relative, absolute, HEAD of the valid clone of ``key`` there or None)."""
+        ``planned@<branch>``, else ``planned~<hash>``): (relative, absolute, HEAD of the valid clone
+        of ``key`` there or None)."""
         suffix = paths.stable_suffix(key)
         suffixed = f"{planned}%7E{suffix}"  # "~" as segment() spells it
         # Below another clone, a sibling would be too: then one folder right under repos/.
@@ -338,7 +357,9 @@ class Cloner:
         # Only this key's worker changes its index entry, and only one worker per key runs.
         indexed = self._indexed(key)
         with self.claims_lock:
-            for relative in dict.fromkeys(r for r in (indexed, planned, suffixed, flat) if r):
+            indexed = indexed or self._unbranched(key)
+            branched = paths.branch_dir(planned, branch) if branch else None
+            for relative in dict.fromkeys(r for r in (indexed, planned, branched, suffixed, flat) if r):
                 found = self._free_for(key, relative)
                 if found is not None:
                     self.claims[relative] = key
@@ -350,8 +371,9 @@ class Cloner:
     def _free_for(self, key: str, relative: str) -> tuple[Path, str | None] | None:
         """(path, HEAD of ``key``'s clone there or None) if ``relative`` may hold ``key``'s clone.
         Called with ``claims_lock`` held."""
-        if self.claims.get(relative, key) != key or relative in self.claimed_above:
-            return None  # in flight for another repository, or above one
+        if (self.claims.get(relative, key) != key or relative in self.claimed_above
+                or self.owners.get(relative, key) != key):
+            return None  # in flight for another clone, above one, or another branch's
         path = self.tree.path(relative)
         for above in _folders_above(relative):
             if above in self.claims or os.path.lexists(self.tree.path(above) / ".git"):
@@ -360,10 +382,25 @@ class Cloner:
             return path, None
         head, origin = head_and_origin(path)
         if head:
-            return (path, head) if origin is None or _normalized(origin) == key else None
+            return (path, head) if origin is None or _normalized(origin) == url_of(key) else None
         if path.is_dir() and not os.path.lexists(path / ".git") and any(path.iterdir()):
             return None  # a folder of other clones (e.g. group/ of group/sub/project)
         return path, None
+
+    def _unbranched(self, key: str) -> str | None:
+        """The folder an index line without a branch gave ``key``'s URL, if no key holds it yet.
+        Called with ``claims_lock`` held."""
+        relative = self.unbranched.get(url_of(key))
+        return relative if relative is not None and self.owners.get(relative, key) == key else None
+
+    def _own(self, key: str, relative: str, branch: str | None) -> None:
+        """``relative`` holds ``key``'s clone: say so in the index (before its claim is released)."""
+        with self.claims_lock:
+            self.owners[relative] = key
+        with self.index_lock:
+            if self.index.get(key) != relative:
+                self.index[key] = relative
+                self.tree.append_line(paths.REPO_INDEX_FILE, {"url": url_of(key), "branch": branch, "path": relative})
 
     def _release(self, relative: str) -> None:
         with self.claims_lock:
@@ -376,9 +413,10 @@ class Cloner:
                     del self.claimed_above[above]
 
     def _clone_or_update(self, url, key, hub, planned, branch, hub_sha) -> CloneResult:
-        relative, path, head = self._claim(key, planned)
+        relative, path, head = self._claim(key, planned, branch)
         try:
             if head:
+                self._own(key, relative, branch)
                 if hub_sha and head == hub_sha:
                     return CloneResult(relative, head, "unchanged")
                 scratch = self.tree.scratch_dir(hub)  # one folder a hub: one cached reading
@@ -398,10 +436,7 @@ class Cloner:
                 shutil.rmtree(path)
             sha = self.git.clone(url, path, scratch, branch, guard=self.free_space.watch(scratch))
             self._count_bytes(self._stored_bytes(path))
-            with self.index_lock:
-                if self.index.get(key) != relative:
-                    self.index[key] = relative
-                    self.tree.append_line(paths.REPO_INDEX_FILE, {"url": key, "path": relative})
+            self._own(key, relative, branch)
             return CloneResult(relative, sha, "cloned")
         finally:
             self._release(relative)
@@ -421,6 +456,17 @@ class Cloner:
             return self.git.last_commit_touching(self.tree.path(relative), subpath)
         except RepoError:
             return None
+
+
+def clone_key(url_key: str, branch: str | None) -> str:
+    """What one clone is known by: the repository's normalized URL, and ``#<branch>`` where a model
+    names a branch. Two models on two branches of one repository get two clones, each at its own
+    branch's commit (a normalized URL has no fragment, so the two never meet)."""
+    return f"{url_key}#{branch}" if branch else url_key
+
+
+def url_of(key: str) -> str:
+    return key.split("#", 1)[0]
 
 
 def _folders_above(relative: str) -> list[str]:

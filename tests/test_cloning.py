@@ -4,6 +4,7 @@ HTTP from a local replica (``tests/replicas/server.py``), asyncio instead of the
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import threading
@@ -150,3 +151,76 @@ def test_a_repositorys_lfsconfig_cannot_send_git_lfs_elsewhere(tmp_path):
     assert not (data / "hf/repos/evil").exists()
     assert (data / "hf/repos/good/lfs/model.bin").read_bytes() == weights  # LFS itself still works
     assert not any(secret in p.read_bytes() for p in data.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def two_branches(tmp_path):
+    """(host, url): ``acme/garden`` on 127.0.0.1 with a ``main`` (its HEAD) and an ``r2`` branch."""
+    host = GitHost(tmp_path / "git")
+    host.add_repo("acme/garden", {"README.md": "main\n"})
+    host.commit("acme/garden", {"official/bert/model.py": "r2\n"}, branch="r2")
+    host.commit("acme/garden", {"README.md": "main, later\n"}, branch="main")
+    with Replica() as server:
+        host.mount(server)
+        yield host, f"{server.url}/acme/garden"
+
+
+def clone_all(data_dir, requests: list[tuple[str, str | None]]):
+    """Clone each ``(url, branch)`` in turn with one cloner, as one crawl's models would."""
+    c = cloner(data_dir)
+    c.open("modelzoo")
+
+    async def each():
+        return [await c.clone("modelzoo", url, branch=branch) for url, branch in requests]
+
+    try:
+        return asyncio.run(each())
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("r2_first", [True, False])
+def test_models_on_two_branches_of_one_repository_get_a_clone_of_each(tmp_path, two_branches, r2_first):
+    """ModelZoo links ``…/garden/tree/r2/official/bert`` and ``…/garden``: the model on ``r2`` was
+    recorded with main's commit in main's clone (whichever came first checked out its branch)."""
+    host, url = two_branches
+    heads = {"r2": host.head("acme/garden", "r2"), None: host.head("acme/garden", "main")}
+    requests = [(url, "r2"), (url, None)] if r2_first else [(url, None), (url, "r2")]
+    for run in ("cloned", "unchanged"):  # a re-crawl finds each clone where the index says
+        results = dict(zip((b for _, b in requests), clone_all(tmp_path / "data", requests), strict=True))
+        assert {b: (r.status, r.sha) for b, r in results.items()} == {b: (run, heads[b]) for b in heads}
+        first = requests[0][1]
+        assert results[first].path == "modelzoo/repos/acme/garden"  # the first to come keeps the plain folder
+        assert results["r2"].path != results[None].path
+        for branch, result in results.items():
+            assert head(tmp_path / "data" / result.path) == heads[branch]
+    assert (tmp_path / "data" / results["r2"].path / "official/bert/model.py").is_file()
+    if r2_first:
+        assert results[None].path.startswith("modelzoo/repos/acme/garden%7E")
+    else:
+        assert results["r2"].path == "modelzoo/repos/acme/garden%40r2"
+
+
+def test_a_clone_indexed_before_clones_had_branches_is_taken_over_by_the_first_model(tmp_path, two_branches):
+    """An index line without ``branch`` (written by earlier versions, whatever branch the model
+    named): the first model of that URL takes the clone over (no new clone of every repository a
+    hub names with a branch, such as Modelhub's ``master``); another branch gets its own."""
+    host, url = two_branches
+    [made] = clone_all(tmp_path / "data", [(url, None)])
+    index = tmp_path / "data/repo-index.jsonl"
+    index.write_text(json.dumps({"url": url, "path": made.path}) + "\n")
+    results = clone_all(tmp_path / "data", [(url, "main"), (url, "r2"), (url, None)])
+    assert [(r.status, r.path) for r in results] == [
+        ("unchanged", "modelzoo/repos/acme/garden"), ("cloned", "modelzoo/repos/acme/garden%40r2"),
+        ("cloned", results[2].path)]
+    assert results[2].path not in (results[0].path, results[1].path)
+    assert [r.sha for r in results] == [host.head("acme/garden", "main"), host.head("acme/garden", "r2"),
+                                        host.head("acme/garden", "main")]
+    lines = [json.loads(line) for line in index.read_text().splitlines()]
+    assert [(e["branch"], e["path"]) for e in lines[1:]] == [(r_branch, r.path) for r_branch, r in
+                                                            zip(("main", "r2", None), results, strict=True)]
+
+
+def head(path) -> str:
+    return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()

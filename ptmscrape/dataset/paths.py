@@ -37,7 +37,11 @@ def segment(name: str) -> str:
             out.append(ch)
         else:
             out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
-    safe = "".join(out)
+    return _fit("".join(out), name)
+
+
+def _fit(safe: str, name: str) -> str:
+    """``safe`` (the encoding of ``name``), cut and suffixed with a hash of ``name`` if over-long."""
     if len(safe) > _MAX_SEGMENT:
         digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         safe = f"{safe[:_MAX_SEGMENT - 17]}~{digest}"
@@ -100,6 +104,12 @@ def repo_dir_at(hub: str, path_segments: list[str]) -> str:
         raise UnsafePath("no repository path")
     return f"{segment(hub)}/repos/" + "/".join(segment(s) for s in path_segments)
 
+
+def branch_dir(relative: str, branch: str) -> str:
+    """Clone of a repository checked out at a branch a model named (``RepoBranch``), beside the
+    repository's own folder: ``…/repos/acme/garden`` -> ``…/repos/acme/garden%40r2`` (``@r2``)."""
+    parent, _, last = relative.rpartition("/")
+    return f"{parent}/{_fit(f'{last}%40{segment(branch)}', f'{relative}@{branch}')}"
 
 
 def stable_suffix(text: str) -> str:
