@@ -153,3 +153,5 @@ def check_typed_settings(defaults: dict[str, Any], get) -> None:
         except (TypeError, ValueError):
             word = {bool: "true/false (1/0)", int: "a whole number", float: "a number"}[kind]
             raise BadInput(f"-s {name}= must be {word}") from None
+        if name.endswith("_PAGE_SIZE") and value < 1:  # a hub asked for pages of 0 models
+            raise BadInput(f"-s {name}= must be 1 or more, got {value}")

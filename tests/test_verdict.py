@@ -146,6 +146,13 @@ def test_typed_settings():
         check_typed_settings({"PTM_C": True}, get)
 
 
+@pytest.mark.parametrize("value", [0, -5])
+def test_a_page_size_must_be_one_or_more(value):
+    with pytest.raises(BadInput, match=f"PTM_HUGGINGFACE_PAGE_SIZE= must be 1 or more, got {value}"):
+        check_typed_settings({"PTM_HUGGINGFACE_PAGE_SIZE": 1000}, lambda name, kind: value)
+    check_typed_settings({"PTM_HUGGINGFACE_PAGE_SIZE": 1000, "PTM_CLONE_DEPTH": 0}, lambda name, kind: 1)
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
 def test_a_float_setting_must_be_a_finite_number(value):
     # -s PTM_CLONE_MAX_GB=nan parsed as a float, then failed the clone stage's start with a
