@@ -264,6 +264,57 @@ def test_a_changed_model_replaces_its_tags(tree, tmp_path):
     assert query(target, "SELECT downloads, license FROM model") == [(7, "apache-2.0")]
 
 
+def model_record(n: int, crawled_at: str, **values) -> dict:
+    return {"id": n, "ModelHub": {"ModelHubName": "huggingface"}, "ModelName": f"m{n}", "ModelOwner": "o",
+            "CrawledAt": crawled_at, **values}
+
+
+def write_records(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_records_of_a_crawl_not_merged_yet_are_the_models_latest(tmp_path):
+    """A crawl's snapshot is merged into <hub>.jsonl when it ends (a killed crawl's: when the next
+    crawl starts). Until then its records are the models' latest, and the only ones of the models
+    it found first: the model table has them, and the newest record wins whatever file is read last."""
+    t1, t2, t3 = "2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z", "2025-03-01T00:00:00Z"
+    data = tmp_path / "data"
+    hub = data / "huggingface"
+    (hub / "snapshots").mkdir(parents=True)
+    records = hub / "huggingface.jsonl"
+    write_records(records, [model_record(1, t1, Downloads=1, Tags=["old"]), model_record(2, t1, Downloads=2)])
+    snapshot = hub / "snapshots" / "huggingface-20250201T000000Z-7-abc123.jsonl"
+    killed = [model_record(1, t2, Downloads=10, Tags=["new"]), model_record(3, t2, Downloads=30)]
+    write_records(snapshot, killed)
+    marker = snapshot.with_name(snapshot.name + ".pending")
+    marker.touch()
+    inc = tmp_path / "inc.sqlite"
+    export_sqlite(data, inc)
+    assert query(inc, "SELECT model_id, downloads, crawled_at FROM model ORDER BY 1") == [
+        (1, 10, t2), (2, 2, t1), (3, 30, t2)]
+    assert query(inc, "SELECT count(*) FROM observation JOIN model USING (model_id)") == [(2,)]
+    assert query(inc, "SELECT model_id, name FROM model_tag JOIN tag USING (tag_id)") == [(1, "new")]
+
+    # another worker's crawl merged meanwhile: <hub>.jsonl rewritten without the snapshot's records
+    write_records(records, [model_record(4, t3, Downloads=4), model_record(1, t1, Downloads=1, Tags=["old"]),
+                            model_record(2, t1, Downloads=2)])
+    export_sqlite(data, inc)
+    assert query(inc, "SELECT model_id, downloads FROM model ORDER BY 1") == [(1, 10), (2, 2), (3, 30), (4, 4)]
+    fresh = tmp_path / "fresh.sqlite"
+    export_sqlite(data, fresh)
+    assert normalised(inc) == normalised(fresh)
+
+    # the next crawl merges the snapshot: <hub>.jsonl has its records, the marker goes
+    write_records(records, [model_record(4, t3, Downloads=4), *killed, model_record(2, t1, Downloads=2)])
+    marker.unlink()
+    export_sqlite(data, inc)
+    fresh.unlink()
+    export_sqlite(data, fresh)
+    assert normalised(inc) == normalised(fresh)
+    assert query(inc, "SELECT model_id, downloads FROM model ORDER BY 1") == [(1, 10), (2, 2), (3, 30), (4, 4)]
+    assert query(inc, "SELECT name FROM tag") == [("new",)]
+
+
 def test_values_no_model_uses_any_more_leave_the_lookup_tables(tree, tmp_path):
     """After a re-crawl changed every model's values, the database updated incrementally holds
     what a fresh export of the same tree holds, and the report counts the papers models name."""

@@ -1,5 +1,12 @@
-"""The core tables: models (from each hub's ``<hub>.jsonl``, the latest record of every model)
-and their observations (from ``<hub>/snapshots/*.jsonl``, one file per crawl)."""
+"""The core tables: models (from each hub's ``<hub>.jsonl``, the latest record of every model, and
+the snapshots of crawls not merged into it yet) and their observations (from
+``<hub>/snapshots/*.jsonl``, one file per crawl).
+
+A crawl merges its snapshot into ``<hub>.jsonl`` when it ends (a killed one: when the next crawl of
+the hub starts); until then the snapshot (marked ``.pending``) holds the newest records, and the
+only ones of the models it found first. The model source reads those snapshots too, and a record
+replaces a model's row unless the row's ``crawled_at`` is newer: the newest record wins whichever
+file was read last."""
 
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ from typing import Any
 from ptmscrape.export.registry import INT64_MAX, INT64_MIN, Line, Source
 
 MODEL_DDL = """\
--- One row per model: its latest record (<hub>/<hub>.jsonl). model_id is the record's stable id.
+-- One row per model: its latest record (<hub>/<hub>.jsonl, or the snapshot of a crawl not merged into
+-- it yet: a running or killed crawl's). model_id is the record's stable id.
 CREATE TABLE IF NOT EXISTS model (
     model_id            INTEGER PRIMARY KEY,
     hub                 TEXT NOT NULL,      -- ModelHub.ModelHubName (huggingface, modelzoo, ...)
@@ -128,6 +136,7 @@ _MODEL_COLUMNS = (
     "downloads", "downloads_all_time", "likes", "gated", "created_at", "last_modified",
     "parameter_count", "used_storage", "repo_url", "repo_branch", "repo_subpath", "repo_path",
     "sha", "clone_status", "crawled_at", "schema_version", "record_hash")
+_CRAWLED_AT = _MODEL_COLUMNS.index("crawled_at")
 UPSERT_MODEL = (
     f"INSERT INTO model ({', '.join(_MODEL_COLUMNS)}) VALUES ({', '.join('?' * len(_MODEL_COLUMNS))}) "
     f"ON CONFLICT (model_id) DO UPDATE SET "
@@ -145,7 +154,21 @@ def hubs(data_dir: Path) -> list[Path]:
 
 
 def _model_files(data_dir: Path) -> list[Path]:
-    return [d / f"{d.name}.jsonl" for d in hubs(data_dir) if (d / f"{d.name}.jsonl").is_file()]
+    """Each hub's ``<hub>.jsonl``, then its snapshots not merged into it yet, oldest first."""
+    files = []
+    for d in hubs(data_dir):
+        if (d / f"{d.name}.jsonl").is_file():
+            files.append(d / f"{d.name}.jsonl")
+        files.extend(_pending_snapshots(d))
+    return files
+
+
+def _pending_snapshots(hub_dir: Path) -> list[Path]:
+    """Snapshots a ``.pending`` marker says are not merged into ``<hub>.jsonl`` yet (their crawl is
+    running, or was killed: ``ptmscrape.dataset.snapshots.pending_snapshots``), oldest first."""
+    suffix = ".pending"
+    snapshots = (m.with_name(m.name[: -len(suffix)]) for m in (hub_dir / "snapshots").glob(f"*.jsonl{suffix}"))
+    return sorted(p for p in snapshots if p.is_file())
 
 
 def _snapshot_files(data_dir: Path) -> list[Path]:
@@ -207,9 +230,11 @@ def load_models(loader, relative: str, lines: Iterator[Line]) -> None:
             loader.skip(relative, "not a model record (no id, ModelName or ModelHubName)")
             continue
         model_id = row[0]
-        known = loader.query_one("SELECT record_hash FROM model WHERE model_id = ?", (model_id,))
+        known = loader.query_one("SELECT record_hash, crawled_at FROM model WHERE model_id = ?", (model_id,))
         if known is not None:
-            if known[0] == record_hash:
+            # unchanged, or older than the row (<hub>.jsonl read again while a newer record of the
+            # model waits in a snapshot not merged yet, read before)
+            if known[0] == record_hash or known[1] > row[_CRAWLED_AT]:
                 continue
             for junction in JUNCTIONS:
                 loader.delete(f"DELETE FROM {junction} WHERE model_id = ?", (model_id,))
