@@ -315,6 +315,34 @@ def test_records_of_a_crawl_not_merged_yet_are_the_models_latest(tmp_path):
     assert query(inc, "SELECT name FROM tag") == [("new",)]
 
 
+def test_a_base_model_name_two_models_share_is_one_edge_to_the_one_crawled_last(tmp_path):
+    """Two models of one hub with one owner/name (a Civitai creator's two models of one name, a
+    Hugging Face model deleted and made again): a model naming it as its base is one edge, to the
+    one crawled last, not one edge to each (which doubled the report's lineage figures). A database
+    of the schema before (its view gave both edges) gets the view made again."""
+    t1, t2 = "2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z"
+    data = tmp_path / "data"
+    (data / "huggingface").mkdir(parents=True)
+    write_records(data / "huggingface" / "huggingface.jsonl", [
+        model_record(7, t2, ModelName="base"), model_record(1, t1, ModelName="base"),
+        model_record(3, t2, BaseModels=["o/base", "o/elsewhere"]), model_record(4, t2, BaseModels=["o/m3"])])
+    db = tmp_path / "db.sqlite"
+    export_sqlite(data, db)
+    assert query(db, "SELECT model_id, base_model_id FROM lineage ORDER BY 1") == [(3, 7), (4, 3)]
+
+    con = sqlite3.connect(db)  # as version 3 made it
+    con.executescript("""DROP VIEW lineage;
+        CREATE VIEW lineage AS SELECT b.model_id AS model_id, base.model_id AS base_model_id
+        FROM model_base AS b JOIN model AS m ON m.model_id = b.model_id
+        JOIN model AS base ON base.hub = m.hub AND base.full_name = b.base_model;
+        PRAGMA user_version = 3;""")
+    con.close()
+    assert len(query(db, "SELECT * FROM lineage")) == 3
+    export_sqlite(data, db)
+    assert query(db, "SELECT model_id, base_model_id FROM lineage ORDER BY 1") == [(3, 7), (4, 3)]
+    assert query(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
 def test_values_no_model_uses_any_more_leave_the_lookup_tables(tree, tmp_path):
     """After a re-crawl changed every model's values, the database updated incrementally holds
     what a fresh export of the same tree holds, and the report counts the papers models name."""

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS model (
     full_name           TEXT NOT NULL,      -- owner/name (name alone when there is no owner)
     model_url           TEXT,
     owner_url           TEXT,
-    metadata_path       TEXT,               -- raw payload, relative to the data dir
+    metadata_path       TEXT,               -- raw payload: <file relative to the data dir>#<byte offset>
     metadata_object_id  TEXT,               -- the hub's own id of the model
     task                TEXT,
     architecture        TEXT,
@@ -94,11 +94,17 @@ CREATE TABLE IF NOT EXISTS model_base (
     model_id INTEGER NOT NULL, base_model TEXT NOT NULL, PRIMARY KEY (model_id, base_model)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS model_base_base ON model_base (base_model);
 -- Lineage edges where both models are in the database: model_id was derived from base_model_id.
+-- A name several models of a hub share (a Civitai creator's two models of one name, a Hugging Face
+-- model deleted and made again) is the one crawled last: one edge per base model named.
 CREATE VIEW IF NOT EXISTS lineage AS
-    SELECT b.model_id AS model_id, base.model_id AS base_model_id
-    FROM model_base AS b
-    JOIN model AS m ON m.model_id = b.model_id
-    JOIN model AS base ON base.hub = m.hub AND base.full_name = b.base_model;
+    SELECT model_id, base_model_id FROM (
+        SELECT b.model_id AS model_id,
+               (SELECT base.model_id FROM model AS base
+                WHERE base.hub = m.hub AND base.full_name = b.base_model
+                ORDER BY base.crawled_at DESC, base.model_id DESC LIMIT 1) AS base_model_id
+        FROM model_base AS b
+        JOIN model AS m ON m.model_id = b.model_id)
+    WHERE base_model_id IS NOT NULL;
 """
 
 OBSERVATION_DDL = """\

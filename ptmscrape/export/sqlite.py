@@ -36,10 +36,12 @@ from ptmscrape.items import printable
 logger = logging.getLogger(__name__)
 
 # PRAGMA user_version of the databases this code writes; bump it when a table changes shape.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Older versions this code brings up to date by creating what is missing (the schema only grew
-# since: version 2 added the history tables, version 3 the column below).
-UPGRADABLE_VERSIONS = (1, 2)
+# since: version 2 added the history tables, version 3 the column below) and making the views
+# below again (version 4: lineage takes one model per name).
+UPGRADABLE_VERSIONS = (1, 2, 3)
+REMADE_VIEWS = ("lineage",)
 # Columns added to existing tables since version 2, each at the end (inserts name no columns):
 # (table, column, declared type).
 ADDED_COLUMNS = (("commit", "dropped_at", "TEXT"),)
@@ -249,6 +251,9 @@ def _ensure_schema(con: sqlite3.Connection, all_sources: list[Source]) -> None:
     if wanted <= have and con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
         return
     con.execute("BEGIN IMMEDIATE")
+    if con.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        for view in REMADE_VIEWS:
+            con.execute(f'DROP VIEW IF EXISTS "{view}"')
     for source in all_sources:
         for statement in _statements(source.ddl):
             con.execute(statement)
