@@ -396,7 +396,9 @@ def readme_license(markdown: str) -> str | None:
     """The first line of the README's ``License`` section as a reader sees it (``MIT License``,
     ``[BSD-3](LICENSE)`` -> ``BSD-3``), or None without one."""
     outside_code = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)
-    match = re.search(r"^#{1,6}[ \t]*licen[cs]e[ \t]*#*[ \t]*$(.*?)(?=^#|\Z)", outside_code, re.M | re.S | re.I)
+    # A heading may be indented by up to three spaces (BiDAF's " ## License").
+    match = re.search(r"^ {0,3}#{1,6}[ \t]*licen[cs]e[ \t]*#*[ \t]*$(.*?)(?=^ {0,3}#|\Z)", outside_code,
+                      re.M | re.S | re.I)
     if not match:
         return None
     lines = (plain_text(line) for line in match.group(1).splitlines())

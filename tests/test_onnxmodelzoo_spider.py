@@ -408,6 +408,10 @@ def test_yaml_values_become_json_values():
     ("# M\n## License\n<hr>\n## Next\nnot it\n", None),
     ("# M\n```\n## License\nin a code block\n```\n", None),
     ("# M\n## Licenses of the datasets\nnot the model's\n", None),
+    # a heading indented by a space (BiDAF's README: " ## License"), still a heading
+    ("# M\n ## License\nMIT License\n<hr>\n", "MIT License"),
+    ("# M\n   ## License\nMIT\n", "MIT"),
+    ("# M\n    ## License\nan indented code line, no heading\n", None),
 ])
 def test_the_license_is_the_first_line_of_the_readmes_license_section(markdown, expected):
     assert readme_license(markdown) == expected
