@@ -24,7 +24,9 @@ built here (``kind: "readme_row"``):
   (the index rows linking the folder: ``name``, ``reference``, ``reference_url``, ``description``,
   ``hf_space_url``), ``listed`` (whether an index table links the folder, see below);
 * ``title`` (the README's first ``#`` heading), ``license`` (the first line of its ``License``
-  section, as a reader sees it), ``readme_path``, ``readme_url``, ``index_url``;
+  section, as a reader sees it), ``spdx_license`` (the identifier of its ``SPDX-License-Identifier``
+  comment, which every README opens with; Super Resolution's README has no License section),
+  ``readme_path``, ``readme_url``, ``index_url``;
 * ``table``: the row's table's ``header`` (as written) and ``line``, and ``cells``: the row as
   written ({header: cell});
 * ``row``: ``name``, ``name_url``, ``downloads`` (``column``, ``size``, and ``path`` in the
@@ -90,6 +92,8 @@ from ptmscrape.stats import (
 INDEX = "README.md"
 _ROLES = {"model": "name", "onnx version": "onnx_version", "opset version": "opset", "dataset": "dataset"}
 _ANCHOR = re.compile(r"""<a\s+(?:name|id)\s*=\s*["']([^"']+)["']\s*/?>""", re.I)
+_SPDX = re.compile(r"SPDX-License-Identifier:[ \t]*([A-Za-z0-9.+:()-]+(?:[ \t]+[A-Za-z0-9.+:()-]+)*?)[ \t]*(?:-->|$)",
+                   re.M)
 STATS_FILE = "turnkey_stats.yaml"
 MAX_STATS_BYTES = 1 << 20  # the real files are ~5 KB
 
@@ -135,6 +139,7 @@ class OnnxmodelzooSpider(HubSpider):
             **entry,
             "title": readme_title(text),
             "license": readme_license(text),
+            "spdx_license": readme_spdx_license(text),
             "readme_path": f"{model_dir}/README.md",
             "readme_url": response.url,
             "index_url": f"{self.base_url}/{INDEX}",
@@ -403,6 +408,14 @@ def readme_license(markdown: str) -> str | None:
         return None
     lines = (plain_text(line) for line in match.group(1).splitlines())
     return next((line[:200] for line in lines if line), None)
+
+
+def readme_spdx_license(markdown: str) -> str | None:
+    """The license expression of the README's ``SPDX-License-Identifier:`` line (``<!--- SPDX-License-
+    Identifier: Apache-2.0 -->`` opens every README of the zoo), or None without one."""
+    outside_code = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)
+    match = _SPDX.search(outside_code)
+    return match.group(1).strip()[:200] if match else None
 
 
 def is_download_table(table: Table) -> bool:

@@ -191,6 +191,21 @@ def test_junk_in_optional_fields_is_tolerated():
 
 
 
+@pytest.mark.parametrize("license, spdx, expected", [
+    (None, "Apache-2.0", "Apache-2.0"),  # Super Resolution: no License section, an SPDX comment
+    ("MIT License", "MIT", "MIT License"),  # the section, as a reader sees it, comes first
+    (None, None, None),
+])
+def test_without_a_license_section_the_license_is_the_readmes_spdx_identifier(license, spdx, expected):
+    row = {"name": "SR", "opset": "10", "onnx_version": "1.5.0",
+           "downloads": [{"path": "v/sr/model/sr-10.onnx", "size": "240 KB", "column": "Download"}]}
+    payload = {"model_dir": "v/sr", "anchor": "image_manipulation", "license": license, "spdx_license": spdx,
+               "model_classes": [], "row": row}
+    record = map_raw(RawModelItem("onnxmodelzoo", "v/sr/model/sr-10.onnx", RAW, payload))
+    assert record["License"] == expected
+    assert list(VALIDATOR.iter_errors(record)) == []
+
+
 def test_the_readmes_license_and_a_two_domain_opset():
     row = {"name": "BiDAF", "opset": "ONNX 9, ONNX.ML 1", "onnx_version": "1.4",
            "downloads": [{"path": "t/bidaf/model/bidaf-9.onnx", "size": "41 MB", "column": "Download"}]}

@@ -18,6 +18,7 @@ from spiders.onnxmodelzoo import (
     load_yaml,
     readme_license,
     readme_model_folders,
+    readme_spdx_license,
     unlisted_entry,
 )
 from tests.helpers import fixture_response, spider_maker, start_requests, text_response
@@ -415,6 +416,17 @@ def test_yaml_values_become_json_values():
 ])
 def test_the_license_is_the_first_line_of_the_readmes_license_section(markdown, expected):
     assert readme_license(markdown) == expected
+
+
+@pytest.mark.parametrize("markdown, expected", [
+    # Super Resolution's README: the SPDX comment is its only word on the license
+    ("<!--- SPDX-License-Identifier: Apache-2.0 -->\n\n# Super Resolution\n\n## Model\n", "Apache-2.0"),
+    ("<!-- SPDX-License-Identifier: MIT OR Apache-2.0 -->\n# M\n", "MIT OR Apache-2.0"),
+    ("# M\n```\n# SPDX-License-Identifier: MIT\n```\n", None),
+    ("# M\n## License\nMIT\n", None),
+])
+def test_the_spdx_license_is_the_readmes_spdx_comment(markdown, expected):
+    assert readme_spdx_license(markdown) == expected
 
 
 # -- model folders no index table links (gpt2-bs): found in the tree ------------------------------

@@ -11,10 +11,11 @@ README rows: the name is the model file's name without its extension (``resnet50
 where the rows' own names repeat: six "AlexNet" rows, one per opset); the table's columns become
 ``ModelFiles`` (path in the repository, size as written, column), ``OnnxVersion``, ``Opset`` and
 ``Metrics`` (every accuracy column, as written), a ``Dataset`` column ``Datasets``; the README's
-``License`` section ``License``. The task is the index section's anchor (``image_classification``;
-for a folder no index table links, such as ``gpt2-bs``, the section of the folders beside it, or
-none), the architecture the Model Class name (of a folder linked from several classes, the one the
-row's name names: ``ShuffleNet-v2`` -> ShuffleNet_V2; none for an unlinked folder); tags are the
+``License`` section ``License`` (without one, its ``SPDX-License-Identifier`` comment:
+``Apache-2.0``). The task is the index section's anchor (``image_classification``; for a folder
+no index table links, such as ``gpt2-bs``, the section of the folders beside it, or none), the
+architecture the Model Class name (of a folder linked from several classes, the one the row's
+name names: ``ShuffleNet-v2`` -> ShuffleNet_V2; none for an unlinked folder); tags are the
 anchor and ``opset:<n>``. Papers the row's classes link on arXiv become DOIs.
 
 Generated models: the name is the folder's (``alexnet_Opset17_torch_hub``); ``turnkey_stats.yaml``
@@ -106,7 +107,8 @@ def _readme_row(hub: str, page: dict, model_dir: str, repo_url: str, owner: str)
                    "DatasetOwnerURL": ""}] if dataset_name else [],
         Tags=([anchor] if anchor else []) + ([f"opset:{opset}"] if opset else []),
         Library="onnx",
-        License=(text(page.get("license"), 200) or "").strip() or None,
+        License=(text(page.get("license"), 200) or "").strip() or (text(page.get("spdx_license"), 200) or "").strip()
+        or None,
         RepoURL=repo_url,
         RepoSubPath=model_dir,
         RepoPath=shared_repo_dir(hub, repo_url),
