@@ -133,8 +133,21 @@ def test_paper_links_become_dois_and_code_samples_entrypoints():
     ('m = torch.hub.load("a/b:main", "x", pretrained=True)', [("a/b", "main", "x")]),
     ("m = torch.hub.load('a/b',\n#     'pgan', model_name='celebAHQ-512')", [("a/b", None, "pgan")]),
     ("m, u = torch.hub.load(repo_or_dir='a/b',\n    model='vad')", [("a/b", None, "vad")]),
-    ("m = torch.hub.load('a/b', model_name, pretrained=True)", []),
+    ("m = torch.hub.load('a/b', model_name, pretrained=True)", []),  # a name never assigned
     ("m = torch.hub.load(repo, 'x')", []),
+    # a variable entrypoint assigned a literal before the call (x3d's and ProxylessNAS's pages)
+    ("import torch\n# Choose the `tiny_s` model\nmodel_name = 'tiny_s'\n"
+     "model = torch.hub.load('a/b', model_name, pretrained=True)", [("a/b", None, "tiny_s")]),
+    # commented-out alternatives are variants too (MiDaS's page), each once, in code order
+    ('kind = "Big"     # slowest\n#kind = "Mid"    # medium\n#kind = \'Small\'\n\n'
+     'net = torch.hub.load("a/b:v1", kind)\nnet2 = torch.hub.load("a/b:v1", kind)',
+     [("a/b", "v1", "Big"), ("a/b", "v1", "Mid"), ("a/b", "v1", "Small")]),
+    ("net_config = 'cfg_1'\nnet, size = torch.hub.load('a/b', model=net_config, pretrained=True)",
+     [("a/b", None, "cfg_1")]),
+    # only assignments before the call, only of that name, only of literals
+    ("m = torch.hub.load('a/b', name)\nname = 'late'", []),
+    ("other = 'x'\nname = pick()\nname == 'y'\nm = torch.hub.load('a/b', name)", []),
+    ("m = torch.hub.load('a/b', source='github', model='x')", []),
     ("print('torch.hub.load is great')", []),
 ])
 def test_entrypoints_of_code(code, expected):

@@ -18,8 +18,11 @@ front matter's ``author``, and PTMTorrent's ``ModelOwner``) names no account: it
 The article's paper links become ``ModelPaperDOIs`` (arXiv abs/pdf -> ``10.48550/arXiv.<id>``,
 doi.org links -> the DOI), and the ``torch.hub.load('<repo>[:<ref>]', '<entrypoint>', …)`` calls of
 its code samples ``Entrypoints`` (``[{Repo, Ref, Name}]``, each once, in page order), commented-out
-variants (``# model = torch.hub.load(…)``) included; calls whose repo or entrypoint is a variable
-are left out. An entrypoint is any function of the repository's ``hubconf.py``, and torch.hub's
+variants (``# model = torch.hub.load(…)``) included; an entrypoint given as a variable is each
+literal the code sample assigns it before the call, commented-out alternatives included (MiDaS:
+``model_type = "DPT_Large"``, ``#model_type = "MiDaS_small"``; x3d: ``model_name = 'x3d_s'``);
+calls whose repo is a variable, or whose entrypoint variable is assigned no literal, are left
+out. An entrypoint is any function of the repository's ``hubconf.py``, and torch.hub's
 documentation says one may return "a model (nn.module), or auxiliary tools to make the user workflow
 smoother, e.g. tokenizers": pages load such helpers next to their model (NVIDIA's
 ``nvidia_ssd_processing_utils``, MiDaS's ``transforms``, Hugging Face's ``tokenizer`` and ``config``).
@@ -45,9 +48,12 @@ _NOT_A_TASK = {"scriptable"}
 # torch.hub.load('owner/repo[:ref]', 'entrypoint', …), also with repo_or_dir=/model= keywords and
 # with the arguments on "#"-commented continuation lines.
 _SEP = r"[\s#]*"
+# The entrypoint is a string literal, or a variable (group 5) assigned literals before the call.
 _HUB_LOAD = re.compile(
     rf"torch\.hub\.load\({_SEP}(?:repo_or_dir{_SEP}={_SEP})?(['\"])([^'\"\n]{{1,300}})\1{_SEP},"
-    rf"{_SEP}(?:model{_SEP}={_SEP})?(['\"])([^'\"\n]{{1,300}})\3")
+    rf"{_SEP}(?:model{_SEP}={_SEP})?(?:(['\"])([^'\"\n]{{1,300}})\3|([A-Za-z_][A-Za-z0-9_]{{0,99}})(?=[\s#]*[,)]))")
+# <name> = '<literal>' on a line of its own, also commented out (an alternative the page offers).
+_ASSIGNED = r"^[ \t]*#?[ \t]*{name}[ \t]*=[ \t]*(['\"])([^'\"\n]{{1,300}})\1"
 _MAX_ENTRYPOINTS = 500
 # Words of an entrypoint's name that make it a helper, not a model (the real pages' helpers:
 # nvidia_convnets_processing_utils, nvidia_tts_utils, transforms, tokenizer, config, ofa_specialized_get).
@@ -107,13 +113,22 @@ def entrypoints(code_samples: Any) -> list[dict[str, str | None]]:
     for code in (c for c in samples if isinstance(c, str)):
         for match in _HUB_LOAD.finditer(code):
             repo, _, ref = match.group(2).strip().partition(":")
-            name = match.group(4).strip()
-            entry = {"Repo": repo.strip(), "Ref": ref.strip() or None, "Name": name, "Kind": entrypoint_kind(name)}
-            if entry["Repo"] and name and entry not in found:
-                found.append(entry)
-            if len(found) >= _MAX_ENTRYPOINTS:
-                return found
+            names = [match.group(4)] if match.group(5) is None else _assigned(code[:match.start()], match.group(5))
+            for name in (n.strip() for n in names):
+                entry = {"Repo": repo.strip(), "Ref": ref.strip() or None, "Name": name,
+                         "Kind": entrypoint_kind(name)}
+                if entry["Repo"] and name and entry not in found:
+                    found.append(entry)
+                if len(found) >= _MAX_ENTRYPOINTS:
+                    return found
     return found
+
+
+def _assigned(code: str, variable: str) -> list[str]:
+    """The literals ``code`` assigns to ``variable`` (``model_type = "DPT_Large"``, also commented
+    out: ``#model_type = "MiDaS_small"``), in order."""
+    pattern = re.compile(_ASSIGNED.format(name=re.escape(variable)), re.M)
+    return [m.group(2) for m in pattern.finditer(code)]
 
 
 def entrypoint_kind(name: str) -> str:
