@@ -18,13 +18,19 @@ Rules (repo URLs come from strangers):
   the processes it started and no other git of the crawl, and never lands; so is an update whose
   fetch adds more than that to its clone's objects, and the clone is left as it was;
 * a clone or update in flight is killed the same way when the caller's ``guard`` says so (the
-  clone stage's: the disk's free space fell below ``PTM_CLONE_MIN_FREE_GB``).
+  clone stage's: the disk's free space fell below ``PTM_CLONE_MIN_FREE_GB``);
+* an update holds ``.git/ptmscrape-update`` (a ``flock``, which names its crawl's git process group):
+  the locks and unfinished files git left in a clone when its crawl was killed mid-update (SIGKILL
+  leaves ``index.lock``, ``config.lock``...) are removed by the next update, which would else fail
+  for ever (and leave the half-checked-out working tree as it was).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 import re
@@ -480,6 +486,10 @@ class Git:
         killed leaves the clone at its commit (:func:`_undo_fetch`), so the next crawl tries again."""
         url = check_url(url, self.policy)
         branch = check_branch(branch)
+        with _updating(path):
+            return self._update(url, path, branch, guard)
+
+    def _update(self, url: str, path: Path, branch: str | None, guard: Callable[[], None] | None) -> str:
         self._run(path, "config", "remote.origin.url", url)
         # Always a pack (never unpacked to loose objects, as git does below 100 objects): one written
         # as tmp_pack_* until complete, which a killed fetch leaves whole for _undo_fetch to remove.
@@ -542,6 +552,74 @@ def downloaded_bytes(scratch: Path) -> int:
             except OSError:
                 continue  # renamed meanwhile (tmp_pack_* -> pack-*.pack): seen at the next look
     return total
+
+
+UPDATE_MARK = "ptmscrape-update"  # in a clone's .git: flock-ed during an update, names the updater
+
+
+@contextlib.contextmanager
+def _updating(clone: Path):
+    """Held while this process updates ``clone``: an ``flock`` of ``.git/ptmscrape-update``, which
+    names the process group of this crawl's git (``<pid>-<group>.<host tag>``). Found free and
+    naming a group of this machine that no longer runs (the crawl was killed mid-update, its git
+    with it), it means the locks and unfinished files in ``.git`` are that git's leftovers: removed
+    (:func:`_remove_leftovers`), else every later update of the clone would fail on them. Taken by
+    another process (a worker updating the same clone), or where ``flock`` does not work, nothing is
+    removed: git's own locks decide, as without it."""
+    try:
+        fd = os.open(clone / ".git" / UPDATE_MARK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError:
+        yield  # no .git folder (git says so), a read-only clone...
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield
+            return
+        try:
+            holder = os.pread(fd, 200, 0).decode("ascii")
+        except (OSError, UnicodeDecodeError):
+            holder = ""
+        if _left_by_a_killed_update(holder):
+            _remove_leftovers(clone)
+        mine = f"{os.getpid()}-{_lifeline.group()}.{HOST_TAG}".encode()
+        if holder.encode() != mine:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, mine, 0)
+        yield  # the name stays after the update: should git have left anything, the next one removes it
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _left_by_a_killed_update(holder: str) -> bool:
+    """Whether ``holder`` (an update mark's ``<pid>-<group>.<host tag>``) names a git process group
+    of this machine that runs no process any more."""
+    name, dot, host = holder.partition(".")
+    pid, _, group_text = name.partition("-")
+    group = _process_group(group_text)
+    if not dot or host != HOST_TAG or not (pid.isascii() and pid.isdigit()) or group is None:
+        return False
+    return not group_running(group)
+
+
+def _remove_leftovers(clone: Path) -> None:
+    """Remove from ``clone``'s ``.git`` what a killed git left: its lock files and the files it
+    writes before renaming them into place complete (``tmp_pack_*``, ``tmp_obj_*``, ``*.temp``)."""
+    dot_git = clone / ".git"
+    unfinished = [Path(entry.path) for folder in _object_folders(dot_git / "objects")
+                  for entry in _scan(folder) if entry.name.startswith("tmp_") or entry.name.endswith(".temp")]
+    locks = [*dot_git.glob("*.lock"), *dot_git.glob("refs/**/*.lock")]
+    for path in unfinished + locks:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.warning("Could not remove %s, left in %s by a killed update: %s", path, clone, exc)
+    if locks:
+        logger.info("Removed %d lock file(s) a killed update left in %s", len(locks), clone)
 
 
 def _fetch_marks(clone: Path) -> frozenset[str]:

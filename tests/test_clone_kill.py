@@ -6,6 +6,7 @@ replica that sends half of the pack and then nothing for 10 minutes."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import signal
@@ -313,3 +314,62 @@ def test_the_host_tag_names_the_pid_namespace_too():
     same = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert same.stdout.strip() == HOST_TAG
     assert len(inside.stdout.strip()) == 12 and inside.stdout.strip() != HOST_TAG
+
+
+UPDATE_KILLED_MID_CHECKOUT = """
+import asyncio, os, signal, sys
+from ptmscrape.cloning import Cloner
+from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.gitrepo import Git, GitPolicy
+
+class KilledMidCheckout(Git):
+    def _run(self, cwd, *args, **kwargs):
+        if "reset" in args:  # as SIGKILL leaves a git checking out: its index.lock, then nothing
+            open(os.path.join(cwd, ".git", "index.lock"), "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super()._run(cwd, *args, **kwargs)
+
+cloner = Cloner(DatasetTree(sys.argv[1]), KilledMidCheckout(GitPolicy(allow_protocols=("http",))), concurrency=1)
+cloner.open("huggingface")
+asyncio.run(cloner.clone("huggingface", sys.argv[2], hub_sha=sys.argv[3]))
+"""
+
+
+def test_the_next_update_of_a_clone_whose_update_was_killed_removes_the_locks_its_git_left(tmp_path):
+    """SIGKILL leaves git's lock files (``index.lock`` of a checkout, ``config.lock``...): the clone's
+    next update removes them, rather than failing on them in every crawl from then on."""
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/repo", {"README.md": "x\n"})
+    policy = GitPolicy(allow_protocols=("http",))
+    with Replica() as server:
+        host.mount(server)
+        url = f"{server.url}/owner/repo"
+
+        def crawl(hub_sha=None):
+            cloner = Cloner(DatasetTree(tmp_path / "data"), Git(policy), concurrency=1)
+            cloner.open("huggingface")
+            try:
+                return asyncio.run(cloner.clone("huggingface", url, hub_sha=hub_sha))
+            finally:
+                cloner.close()
+
+        first = crawl()
+        assert first.status == "cloned"
+        clone = tmp_path / "data" / first.path
+        new = host.commit("owner/repo", {"README.md": "y\n"})
+        killed = subprocess.run([sys.executable, "-c", UPDATE_KILLED_MID_CHECKOUT, str(tmp_path / "data"), url, new],
+                                cwd=ROOT, capture_output=True, text=True, timeout=GRACE)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+        assert (clone / ".git/index.lock").exists()
+
+        again = crawl(new)
+        assert (again.status, again.sha) == ("updated", new)
+        assert not (clone / ".git/index.lock").exists()
+        assert (clone / "README.md").read_text() == "y\n"
+        # A lock of a git that still runs (another worker's) is left to it.
+        (clone / ".git/index.lock").touch()
+        newer = host.commit("owner/repo", {"README.md": "z\n"})
+        with open(clone / ".git/ptmscrape-update", "r+b") as mark:
+            fcntl.flock(mark, fcntl.LOCK_EX)
+            assert crawl(newer).status.startswith("failed: ")
+        assert (clone / ".git/index.lock").exists()

@@ -20,7 +20,7 @@ import pytest
 from ptmscrape.cloning import Cloner, CloneResult
 from ptmscrape.dataset.processes import kill_tree
 from ptmscrape.dataset.tree import DatasetTree
-from ptmscrape.gitrepo import TIMED_OUT, TOO_LARGE, Git, GitPolicy
+from ptmscrape.gitrepo import TIMED_OUT, TOO_LARGE, UPDATE_MARK, Git, GitPolicy
 from tests.crawl import run_crawl
 from tests.reliability_support import assert_only_complete_clones
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
@@ -313,10 +313,11 @@ def crawl_clone(data, url: str, *, hub_sha: str | None = None, branch: str | Non
 
 def git_state(clone: Path, under: str = "") -> dict[str, int]:
     """Path -> size of each file in the clone's ``.git`` (or below ``under`` there); not FETCH_HEAD,
-    which every fetch rewrites."""
+    which every fetch rewrites, nor the update's mark (``gitrepo.UPDATE_MARK``: it names the crawl
+    of an update that did not succeed)."""
     root = clone / ".git" / under
     return {os.fspath(p.relative_to(root)): p.stat().st_size for p in root.rglob("*")
-            if p.is_file() and p.name != "FETCH_HEAD"}
+            if p.is_file() and p.name not in ("FETCH_HEAD", UPDATE_MARK)}
 
 
 def assert_usable(clone: Path, sha: str) -> None:
