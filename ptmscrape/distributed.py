@@ -66,7 +66,9 @@ class RedisUnavailable(RuntimeError):
 
 
 def redacted(url: str | None) -> str:
-    return re.sub(r"//[^@/]*@", "//***@", url or "")
+    """``url`` with everything between ``//`` and its last ``@`` replaced by ``***``: a password may
+    hold ``@`` or ``/`` (Redis's client takes ``redis://:p@ss@host`` as password ``p@ss``)."""
+    return re.sub(r"//.*@", "//***@", url or "", flags=re.DOTALL)
 
 
 def enabled(settings) -> bool:

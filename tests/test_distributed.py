@@ -399,6 +399,14 @@ def test_unreachable_redis_stops_the_crawl_with_a_clear_error_and_no_password(tm
     assert "s3cret-pw" not in result.log
 
 
+@pytest.mark.parametrize("url", ["redis://:s3cret-pw@127.0.0.1:6379/0", "redis://user:s3cret@pw@127.0.0.1:6379",
+                                 "rediss://:s3cret/pw@host:6380/1", "unix://:s3cret@pw@/run/redis.sock?db=0"])
+def test_no_part_of_a_redis_password_is_shown(url):
+    from ptmscrape.distributed import redacted
+    shown = redacted(url)
+    assert "s3cret" not in shown and "pw" not in shown and "***@" in shown, shown
+
+
 def test_hand_offs_of_hostile_ids_stay_apart_and_within_url_limits(prefix):
     """A lone surrogate, ids that differ only past the 300 characters an item keeps, and an id
     whose percent-encoding would pass Scrapy's URL length limit: one hand-off each, all deliverable."""
