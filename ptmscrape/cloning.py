@@ -62,6 +62,7 @@ from ptmscrape.gitrepo import (
     head_and_origin,
     normalize_url,
     path_segments,
+    update_unfinished,
 )
 from ptmscrape.stats import (
     CLONE_BYTES,
@@ -314,10 +315,12 @@ class Cloner:
                 relative = indexed or self._unbranched(key) or planned
                 if relative in self.claims or self.owners.get(relative, key) != key:
                     return None
-            head, origin = head_and_origin(self.tree.path(relative))
+            path = self.tree.path(relative)
+            head, origin = head_and_origin(path)
         except Exception:  # the worker meets it again and reports it
             return None
-        if head and head == hub_sha and (origin is None or _normalized(origin) == url_of(key)):
+        if (head and head == hub_sha and (origin is None or _normalized(origin) == url_of(key))
+                and not update_unfinished(path)):
             return CloneResult(relative, head, "unchanged")
         return None
 
@@ -417,7 +420,7 @@ class Cloner:
         try:
             if head:
                 self._own(key, relative, branch)
-                if hub_sha and head == hub_sha:
+                if hub_sha and head == hub_sha and not update_unfinished(path):
                     return CloneResult(relative, head, "unchanged")
                 scratch = self.tree.scratch_dir(hub)  # one folder a hub: one cached reading
                 try:

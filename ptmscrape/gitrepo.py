@@ -19,10 +19,11 @@ Rules (repo URLs come from strangers):
   fetch adds more than that to its clone's objects, and the clone is left as it was;
 * a clone or update in flight is killed the same way when the caller's ``guard`` says so (the
   clone stage's: the disk's free space fell below ``PTM_CLONE_MIN_FREE_GB``);
-* an update holds ``.git/ptmscrape-update`` (a ``flock``, which names its crawl's git process group):
-  the locks and unfinished files git left in a clone when its crawl was killed mid-update (SIGKILL
-  leaves ``index.lock``, ``config.lock``...) are removed by the next update, which would else fail
-  for ever (and leave the half-checked-out working tree as it was).
+* an update holds ``.git/ptmscrape-update`` (a ``flock``, which names its crawl's git process group
+  until the update succeeds): the locks and unfinished files git left in a clone when its crawl was
+  killed mid-update (SIGKILL leaves ``index.lock``, ``config.lock``...) are removed by the next
+  update, which would else fail for ever (and leave the half-checked-out working tree as it was);
+  and such a clone is never "unchanged" (:func:`update_unfinished`), even at the hub's commit.
 """
 
 from __future__ import annotations
@@ -583,14 +584,27 @@ def _updating(clone: Path):
             holder = ""
         if _left_by_a_killed_update(holder):
             _remove_leftovers(clone)
-        mine = f"{os.getpid()}-{_lifeline.group()}.{HOST_TAG}".encode()
-        if holder.encode() != mine:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, mine, 0)
-        yield  # the name stays after the update: should git have left anything, the next one removes it
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}-{_lifeline.group()}.{HOST_TAG}".encode(), 0)
+        yield  # an update that fails leaves its name: should git have left anything, the next one removes it
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)  # done: nothing of it is left to undo
     finally:
         os.close(fd)  # releases the flock
+
+
+def update_unfinished(clone: str | os.PathLike[str]) -> bool:
+    """Whether the last update of ``clone`` was killed or failed and its crawl is gone: HEAD may be
+    at the new commit while the working tree is not (a crawl killed between the checkout and
+    ``git lfs checkout`` leaves LFS pointers where the files go), so the clone is not "unchanged"
+    even at the hub's commit. One small read (the mark is empty after an update that succeeded)."""
+    try:
+        with open(os.path.join(clone, ".git", UPDATE_MARK), "rb") as f:
+            holder = f.read(200).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(holder) and _left_by_a_killed_update(holder)
 
 
 def _left_by_a_killed_update(holder: str) -> bool:

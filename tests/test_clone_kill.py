@@ -373,3 +373,56 @@ def test_the_next_update_of_a_clone_whose_update_was_killed_removes_the_locks_it
             fcntl.flock(mark, fcntl.LOCK_EX)
             assert crawl(newer).status.startswith("failed: ")
         assert (clone / ".git/index.lock").exists()
+
+
+UPDATE_KILLED_BEFORE_LFS_CHECKOUT = """
+import asyncio, os, signal, sys
+from ptmscrape.cloning import Cloner
+from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.gitrepo import Git, GitPolicy
+
+class KilledBeforeLfsCheckout(Git):
+    def _run(self, cwd, *args, **kwargs):
+        if args[-2:] == ("lfs", "checkout"):  # HEAD moved, LFS pointers where the files go
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super()._run(cwd, *args, **kwargs)
+
+policy = GitPolicy(allow_protocols=("http",), lfs=True)
+cloner = Cloner(DatasetTree(sys.argv[1]), KilledBeforeLfsCheckout(policy), concurrency=1)
+cloner.open("huggingface")
+asyncio.run(cloner.clone("huggingface", sys.argv[2], hub_sha=sys.argv[3]))
+"""
+
+
+def test_a_clone_whose_update_was_killed_before_its_lfs_files_is_not_unchanged_at_the_hubs_commit(tmp_path):
+    """With PTM_CLONE_LFS, an update checks the fetched commit out (LFS pointers), then its LFS files:
+    killed in between, the clone is at the hub's commit with pointers for weights. The next crawl
+    updates it (the files are checked out), rather than calling it unchanged for as long as that
+    commit is the hub's."""
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/repo", {"README.md": "x\n"}, lfs={"model.bin": b"one" * 50})
+    policy = GitPolicy(allow_protocols=("http",), lfs=True)
+    with Replica() as server:
+        host.mount(server)
+        url = f"{server.url}/owner/repo"
+
+        def crawl(hub_sha=None):
+            cloner = Cloner(DatasetTree(tmp_path / "data"), Git(policy), concurrency=1)
+            cloner.open("huggingface")
+            try:
+                return asyncio.run(cloner.clone("huggingface", url, hub_sha=hub_sha))
+            finally:
+                cloner.close()
+
+        clone = tmp_path / "data" / crawl().path
+        assert (clone / "model.bin").read_bytes() == b"one" * 50
+        new = host.commit("owner/repo", {"README.md": "y\n"}, lfs={"model.bin": b"two" * 50})
+        killed = subprocess.run([sys.executable, "-c", UPDATE_KILLED_BEFORE_LFS_CHECKOUT, str(tmp_path / "data"),
+                                 url, new], cwd=ROOT, capture_output=True, text=True, timeout=GRACE)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+        assert (clone / "model.bin").read_bytes().startswith(b"version https://git-lfs")
+
+        for _ in range(2):  # updated, then unchanged
+            again = crawl(new)
+            assert again.sha == new and again.status in ("unchanged", "updated")
+            assert (clone / "model.bin").read_bytes() == b"two" * 50
