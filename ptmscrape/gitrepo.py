@@ -147,6 +147,9 @@ class GitPolicy:
             # A repository's symlinks are checked out as small files holding the link text, so no
             # path in the dataset tree leads outside it (a clone may link to /etc or ~).
             "-c", "core.symlinks=false",
+            # No hook of a clone's .git/hooks (a reset or a fetch runs reference-transaction,
+            # post-index-change...) runs: git clone installs none, so any there was put there.
+            "-c", "core.hooksPath=/dev/null",
         ]
 
 
@@ -231,6 +234,20 @@ def path_segments(url: str) -> list[str]:
     if len(segments) > _MAX_PATH_DEPTH:
         segments[_MAX_PATH_DEPTH - 1:] = ["/".join(segments[_MAX_PATH_DEPTH - 1:])]
     return segments
+
+
+# What git clone (and git-lfs, and this module's update) writes in a clone's .git/config: git is
+# run in an existing clone only when its configuration holds nothing else (git --list spelling:
+# section and key lower case).
+_CLONE_CONFIG = re.compile(r"""(?x)
+    core\.(repositoryformatversion|filemode|bare|logallrefupdates|symlinks|ignorecase|precomposeunicode)
+  | remote\.origin\.(url|fetch)
+  | branch\.[^\n]+\.(remote|merge)
+  | lfs\.repositoryformatversion
+  | lfs\.[^\n]+\.(access|locksverify)
+  | extensions\.objectformat
+""")
+UNSAFE_CONFIG = "git configuration of the clone holds settings git clone does not write"
 
 
 def check_branch(branch: str | None) -> str | None:
@@ -362,6 +379,33 @@ class Git:
     def __init__(self, policy: GitPolicy):
         self.policy = policy
         self._env = policy.env()
+        self._checked: set[str] = set()  # clones whose .git passed check_clone (in this process)
+
+    def check_clone(self, path: str | os.PathLike[str]) -> None:
+        """Raise :class:`RepoError` unless ``path`` is a clone git may run in: its ``.git`` a
+        directory of its own (not a symlink, a ``gitdir:`` file or a linked worktree's, which lead
+        to a repository elsewhere), its config holding only what git clone writes. A clone's
+        config is git's own, never a hub's, but a data dir comes from elsewhere too (shared by
+        workers, copied from another machine): one with ``core.fsmonitor``, ``core.worktree``,
+        ``core.sshCommand``, ``include.path``, a filter or an ``insteadOf`` would have git run a
+        program, write outside the data dir or fetch elsewhere."""
+        key = os.fspath(path)
+        if key in self._checked:
+            return
+        dot_git = os.path.join(key, ".git")
+        if (os.path.islink(dot_git) or not os.path.isdir(dot_git)
+                or os.path.lexists(os.path.join(dot_git, "commondir"))):
+            raise RepoError(f"{UNSAFE_CONFIG} (.git is not a folder of the clone's own)")
+        # Read from "/", not the clone: git sets itself up in the repository it runs in, as that
+        # config says (a core.worktree that does not exist: "fatal: cannot chdir").
+        listing = self._run("/", "config", "--file", os.path.abspath(os.path.join(dot_git, "config")),
+                            "--no-includes", "--null", "--list")
+        odd = sorted({entry.split("\n", 1)[0] for entry in listing.split("\0")
+                      if entry and not _CLONE_CONFIG.fullmatch(entry.split("\n", 1)[0])})
+        if odd:
+            shown = ", ".join(printable_key(k) for k in odd[:5]) + (", …" if len(odd) > 5 else "")
+            raise RepoError(f"{UNSAFE_CONFIG} ({shown})")
+        self._checked.add(key)
 
     def _run(self, cwd: str | os.PathLike[str], *args: str, scratch: Path | None = None, before: int = 0,
              guard: Callable[[], None] | None = None) -> str:
@@ -487,6 +531,7 @@ class Git:
         killed leaves the clone at its commit (:func:`_undo_fetch`), so the next crawl tries again."""
         url = check_url(url, self.policy)
         branch = check_branch(branch)
+        self.check_clone(path)
         with _updating(path):
             return self._update(url, path, branch, guard)
 
@@ -530,8 +575,14 @@ class Git:
 
     def last_commit_touching(self, path: Path, subpath: str) -> str | None:
         """Last commit that changed files under ``subpath`` (for many models in one repo)."""
+        self.check_clone(path)
         out = self._run(path, "log", "-1", "--format=%H", "--", subpath.strip("/") or ".")
         return out.strip() if _SHA.match(out.strip()) else None
+
+
+def printable_key(key: str) -> str:
+    """A config key as an error shows it: at most 80 characters, control characters escaped."""
+    return key[:80].encode("unicode_escape").decode("ascii") if not key[:80].isprintable() else key[:80]
 
 
 def downloaded_bytes(scratch: Path) -> int:

@@ -367,17 +367,22 @@ def test_an_update_past_the_cap_is_killed_and_leaves_the_clone_as_it_was(tmp_pat
     assert (clone / "weights.bin").stat().st_size == 2 * MB
 
 
-def test_an_update_killed_while_it_holds_its_ref_locks_leaves_none(tmp_path, served):
+def test_an_update_killed_while_it_holds_its_ref_locks_leaves_none(tmp_path, served, monkeypatch):
     # git takes a lock file for each ref it moves (refs/remotes/origin/main.lock) once the objects
     # are in; a killed git cannot remove it, and left there it would fail every later fetch into the
     # clone ("Unable to create '….lock': File exists"). Here the fetch is held while it holds its
-    # locks (git runs a reference-transaction hook with them taken) until PTM_GIT_TIMEOUT kills it.
+    # locks (git runs a reference-transaction hook with them taken: the test's, given after the
+    # policy's core.hooksPath=/dev/null, since a clone's own hooks never run) until PTM_GIT_TIMEOUT kills it.
     host, server = served
     data, url = tmp_path / "data", f"{server.url}/owner/repo"
     clone = data / "huggingface/repos/owner/repo"
     first = crawl_clone(data, url, branch="main", max_bytes=MB)
     held = tmp_path / "held"
-    hook = clone / ".git/hooks/reference-transaction"
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    options = GitPolicy.config_options
+    monkeypatch.setattr(GitPolicy, "config_options", lambda self: [*options(self), "-c", f"core.hooksPath={hooks}"])
+    hook = hooks / "reference-transaction"
     hook.write_text(f'#!/bin/sh\n[ "$1" = prepared ] && touch {shlex.quote(str(held))} && exec sleep 600\nexit 0\n')
     hook.chmod(0o755)
     grown = host.commit("owner/repo", {"README.md": "y\n"})

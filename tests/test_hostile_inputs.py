@@ -15,11 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from jsonschema import Draft202012Validator
 
+from ptmscrape import gitrepo
 from ptmscrape.dataset import paths
 from ptmscrape.dataset.paths import UnsafePath, segment
 from ptmscrape.dataset.payloads import read_payload
 from ptmscrape.dataset.tree import DatasetTree
-from ptmscrape.gitrepo import GitPolicy, RepoError, UnsafeRepoURL, check_branch, check_url
+from ptmscrape.gitrepo import Git, GitPolicy, RepoError, UnsafeRepoURL, check_branch, check_url
 from ptmscrape.items import RawModelItem, load_schema, printable
 from ptmscrape.logformatter import ConciseLogFormatter
 from ptmscrape.mappers.common import MappingError
@@ -219,6 +220,93 @@ def test_git_itself_refuses_remote_helpers_and_local_files_under_the_policy(tmp_
         assert out.returncode != 0 and "not allowed" in out.stderr, (url, out.stderr)
         assert not (target / "secret.txt").exists()
     assert not marker.exists()
+
+
+def _clone_and_plant(tmp_path, plant):
+    """A clone in a data dir (at the hub's first commit), ``plant(clone, marker)`` done to its .git
+    as by whoever else writes the data dir, and a new commit on the hub: returns (cloner result of
+    the update, the marker file a planted command would write, the clone, the replica host)."""
+    import asyncio
+
+    from ptmscrape.cloning import Cloner
+    from tests.replicas.server import Replica
+
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/repo", {"README.md": "x\n", "docs/a.md": "a\n"})
+    marker = tmp_path / "ran"
+    with Replica() as server:
+        host.mount(server)
+        url = f"{server.url}/owner/repo"
+
+        def crawl(hub_sha=None, subpath=None):
+            cloner = Cloner(DatasetTree(tmp_path / "data"), Git(REPLICA_POLICY), concurrency=1)
+            cloner.open("modelzoo")
+            try:
+                return asyncio.run(cloner.clone("modelzoo", url, hub_sha=hub_sha, subpath=subpath))
+            finally:
+                cloner.close()
+
+        clone = tmp_path / "data" / crawl().path
+        script = tmp_path / "run.sh"
+        script.write_text(f"#!/bin/sh\necho \"$0\" >> {marker}\n")
+        script.chmod(0o755)
+        plant(clone, script)
+        new = host.commit("owner/repo", {"README.md": "y\n", "docs/a.md": "b\n"})
+        return crawl(new), crawl(new, subpath="docs"), marker, clone
+
+
+def _config(text):
+    def plant(clone, script):
+        included = script.parent / "included.config"  # what include.path brings in
+        included.write_text(f"[core]\n\tfsmonitor = {script}\n")
+        with open(clone / ".git/config", "a") as f:
+            f.write(text.format(script=script, outside=script.parent / "outside", included=included))
+    return plant
+
+
+@pytest.mark.parametrize("planted, key", [
+    ("[core]\n\tfsmonitor = {script}\n", "core.fsmonitor"),
+    ("[core]\n\tworktree = {outside}\n", "core.worktree"),
+    ("[core]\n\tsshCommand = {script}\n", "core.sshcommand"),
+    ("[include]\n\tpath = {included}\n", "include.path"),
+    ("[filter \"x\"]\n\tsmudge = {script}\n", "filter.x.smudge"),
+    ('[url "http://127.0.0.1:9/"]\n\tinsteadOf = http://\n', "url.http://127.0.0.1:9/.insteadof"),
+])
+def test_git_is_not_run_in_a_clone_whose_config_was_written_by_someone_else(tmp_path, planted, key):
+    """A clone's config is git's own; a data dir copied from elsewhere, or shared, may hold one
+    with settings that run a program, write outside the data dir or fetch elsewhere: no git runs
+    there (not its update, nor the last commit of a model's folder), the record says why."""
+    (tmp_path / "outside").mkdir()
+    update, subpath, marker, clone = _clone_and_plant(tmp_path, _config(planted))
+    for result in (update, subpath):
+        assert result.status == f"failed: {gitrepo.UNSAFE_CONFIG} ({key})", result.status
+    assert not marker.exists()
+    assert list((tmp_path / "outside").iterdir()) == []
+    assert (clone / "README.md").read_text() == "x\n"
+
+
+def test_no_hook_planted_in_a_clone_runs_when_it_is_updated(tmp_path):
+    def plant(clone, script):
+        for hook in ("reference-transaction", "post-index-change", "post-checkout", "post-merge"):
+            (clone / ".git/hooks" / hook).write_bytes(script.read_bytes())
+            (clone / ".git/hooks" / hook).chmod(0o755)
+    update, subpath, marker, clone = _clone_and_plant(tmp_path, plant)
+    assert update.status == "updated" and subpath.sha == update.sha
+    assert (clone / "README.md").read_text() == "y\n"
+    assert not marker.exists()
+
+
+def test_a_clone_whose_git_dir_is_elsewhere_is_not_updated(tmp_path):
+    """A ``.git`` that is a ``gitdir:`` file or a symlink leads git to a repository outside the
+    data dir: its config, its refs and objects written by a fetch."""
+    elsewhere = tmp_path / "elsewhere.git"
+
+    def plant(clone, script):
+        os.rename(clone / ".git", elsewhere)
+        (clone / ".git").write_text(f"gitdir: {elsewhere}\n")
+    update, subpath, marker, clone = _clone_and_plant(tmp_path, plant)
+    assert update.status.startswith(f"failed: {gitrepo.UNSAFE_CONFIG} (.git is not"), update.status
+    assert "FETCH_HEAD" not in os.listdir(elsewhere)
 
 
 # -- hub JSON of the wrong shape -------------------------------------------------------------
