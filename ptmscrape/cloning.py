@@ -33,6 +33,7 @@ object store of each new clone, the growth of each updated one).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -320,7 +321,7 @@ class Cloner:
         except Exception:  # the worker meets it again and reports it
             return None
         if (head and head == hub_sha and (origin is None or _normalized(origin) == url_of(key))
-                and not update_unfinished(path)):
+                and indexed == relative and not update_unfinished(path)):
             return CloneResult(relative, head, "unchanged")
         return None
 
@@ -402,8 +403,8 @@ class Cloner:
             self.owners[relative] = key
         with self.index_lock:
             if self.index.get(key) != relative:
-                self.index[key] = relative
                 self.tree.append_line(paths.REPO_INDEX_FILE, {"url": url_of(key), "branch": branch, "path": relative})
+                self.index[key] = relative
 
     def _release(self, relative: str) -> None:
         with self.claims_lock:
@@ -419,7 +420,10 @@ class Cloner:
         relative, path, head = self._claim(key, planned, branch)
         try:
             if head:
-                self._own(key, relative, branch)
+                # A clone that landed without its index line (a crawl killed between the two, a
+                # full disk at the append) is indexed now: other hubs' crawls find it by it.
+                with contextlib.suppress(OSError):  # else the next crawl's: never fail the model for it
+                    self._own(key, relative, branch)
                 if hub_sha and head == hub_sha and not update_unfinished(path):
                     return CloneResult(relative, head, "unchanged")
                 scratch = self.tree.scratch_dir(hub)  # one folder a hub: one cached reading

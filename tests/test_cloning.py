@@ -224,3 +224,31 @@ def test_a_clone_indexed_before_clones_had_branches_is_taken_over_by_the_first_m
 def head(path) -> str:
     return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("hub_sha", [True, False])
+def test_a_clone_that_landed_without_its_index_line_is_indexed_by_the_next_crawl(tmp_path, served, hub_sha):
+    """A crawl killed between a clone's landing (its rename) and its line in repo-index.jsonl, or a
+    full disk at that append, leaves a clone the index does not name: another hub's crawl would
+    clone it again. The next crawl that meets the clone indexes it."""
+    host, server = served
+    url = f"{server.url}/owner/repo"
+
+    def crawl(hub, sha=None):
+        c = cloner(tmp_path / "data")
+        c.open(hub)
+        try:
+            return asyncio.run(c.clone(hub, url, hub_sha=sha))
+        finally:
+            c.close()
+
+    first = crawl("modelzoo")
+    index = tmp_path / "data/repo-index.jsonl"
+    index.unlink()  # as the killed crawl left it
+    again = crawl("modelzoo", first.sha if hub_sha else None)
+    assert (again.path, again.status) == (first.path, "unchanged")
+    assert [json.loads(line) for line in index.read_text().splitlines()] == [
+        {"url": f"{server.url}/owner/repo", "branch": None, "path": "modelzoo/repos/owner/repo"}]
+    other = crawl("huggingface", first.sha)  # another hub's crawl uses that clone
+    assert (other.path, other.status) == (first.path, "unchanged")
+    assert not (tmp_path / "data/huggingface/repos/owner").exists()
