@@ -150,6 +150,12 @@ class GitPolicy:
             # No hook of a clone's .git/hooks (a reset or a fetch runs reference-transaction,
             # post-index-change...) runs: git clone installs none, so any there was put there.
             "-c", "core.hooksPath=/dev/null",
+            # No automatic maintenance: after a fetch, git would start "git gc --auto" (one pack an
+            # update: from the 50th) in a session of its own, out of the lifeline's process group:
+            # a repack of the whole clone, needing its size again in free disk space, that no
+            # PTM_CLONE_MIN_FREE_GB, PTM_GIT_TIMEOUT or kill of the crawl stops.
+            "-c", "maintenance.auto=false",
+            "-c", "gc.auto=0",
         ]
 
 

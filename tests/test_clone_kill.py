@@ -426,3 +426,36 @@ def test_a_clone_whose_update_was_killed_before_its_lfs_files_is_not_unchanged_a
             again = crawl(new)
             assert again.sha == new and again.status in ("unchanged", "updated")
             assert (clone / "model.bin").read_bytes() == b"two" * 50
+
+
+def test_no_git_gc_is_left_running_after_updates(tmp_path, monkeypatch):
+    """After a fetch git starts ``git gc --auto`` (from the 50th pack: one an update) in a session of
+    its own, out of the crawl's git process group: a repack of the whole clone that no kill of the
+    crawl, PTM_GIT_TIMEOUT or PTM_CLONE_MIN_FREE_GB stops. Our git does no automatic maintenance."""
+    for n, (key, value) in enumerate((("gc.autoPackLimit", "2"), ("gc.auto", "1"))):  # due at once
+        monkeypatch.setenv(f"GIT_CONFIG_KEY_{n}", key)
+        monkeypatch.setenv(f"GIT_CONFIG_VALUE_{n}", value)
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "2")
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/repo", {"README.md": "x\n"})
+    with Replica() as server:
+        host.mount(server)
+        url = f"{server.url}/owner/repo"
+
+        def crawl(hub_sha=None):
+            cloner = Cloner(DatasetTree(tmp_path / "data"), Git(GitPolicy(allow_protocols=("http",))), concurrency=1)
+            cloner.open("huggingface")
+            try:
+                return asyncio.run(cloner.clone("huggingface", url, hub_sha=hub_sha))
+            finally:
+                cloner.close()
+
+        clone = tmp_path / "data" / crawl().path
+        for n in range(3):
+            new = host.commit("owner/repo", {f"file{n}.txt": f"{n}\n" * 1000})
+            assert crawl(new).status == "updated"
+    deadline = time.monotonic() + GRACE  # a detached gc still at work: its gc.pid, its temp packs
+    while (clone / ".git/gc.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (clone / ".git/gc.pid").exists() and not (clone / ".git/gc.log").exists()
+    assert len(list((clone / ".git/objects/pack").glob("*.pack"))) == 4  # the clone's and one an update
