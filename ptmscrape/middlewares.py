@@ -32,7 +32,8 @@ class HubAuthMiddleware:
     Only to the spider's own hub host (``spider.auth_host``) on its base URL's scheme, and only at
     download time: the header is removed again as soon as the response (or error) comes back, so
     retry and redirect copies of the request — which may be pickled into JOBDIR or Redis — never
-    carry the token.
+    carry the token. So is the ``Proxy-Authorization`` header Scrapy adds for a proxy of the
+    environment with a password (``https_proxy=http://user:pw@host:port``).
     """
 
     def __init__(self, crawler):
@@ -70,6 +71,15 @@ class HubAuthMiddleware:
     def _strip(request: Request) -> None:
         if request.meta.pop("_ptm_auth", False):
             request.headers.pop(b"Authorization", None)
+        if request.meta.get("_scheme_proxy") and b"Proxy-Authorization" in request.headers:
+            # The password of a proxy of the environment (https_proxy=http://user:pw@host:port):
+            # Scrapy's HttpProxyMiddleware (750) adds it at download time as we add the token,
+            # but leaves it on the request, so every retry or redirect copy would carry it into the
+            # JOBDIR or Redis. Taken off with what that middleware noted (it keeps a proxy named in
+            # meta as the spider's own), it is added again from the environment at the next download.
+            request.headers.pop(b"Proxy-Authorization", None)
+            for key in ("proxy", "_scheme_proxy", "_auth_proxy"):
+                request.meta.pop(key, None)
 
 
 def hub_token(spider) -> tuple[str, str | None]:
