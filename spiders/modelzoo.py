@@ -16,7 +16,8 @@ Rendered site (``-a render=splash``, needs ``SPLASH_URL``): the HTML pages are a
 JavaScript fills from the API, so each page is fetched through Splash (``ptmscrape.rendering``).
 
 * ``<base>/`` lists model cards ``a.model-detail-div.box-shadow.w-100[href="/model/<slug>"]``;
-  ``a.next-page`` leads to the next listing page; ``.no-models`` marks an empty one (the end).
+  ``a.next-page`` leads to the next listing page (on the base URL's scheme and host: a link
+  elsewhere is not followed, the page is reported); ``.no-models`` marks an empty one (the end).
   (The cards are modelzoo.co's; the paging markup is the replica's, as the real site's is unknown.)
 * ``<base>/model/<slug>``, documented (PTMTorrent's scraper of the real site read it):
   ``div.model-info-div.box-shadow`` whose stripped strings hold the framework (index 2), the
@@ -40,6 +41,7 @@ import re
 from urllib.parse import quote, unquote
 
 from ptmscrape.checks import BadInput
+from ptmscrape.items import printable
 from ptmscrape.rendering import splash_enabled, splash_request
 from ptmscrape.spiders_base import HubSpider, paths_below
 from ptmscrape.stats import PAGES_ENTRIES_WITHOUT_SLUG
@@ -146,7 +148,11 @@ class ModelzooSpider(HubSpider):
         requests, more = self.request_models(slugs)
         next_page = response.css("a.next-page::attr(href)").get()
         if more and next_page:  # the next page first (see parse_listing)
-            yield self.rendered(response.urljoin(next_page), self.parse_listing_page)
+            url = self.hub_link(response.url, next_page)
+            if url is None:  # Splash would fetch it: another server, one of the local network...
+                self.report_bad_page(response, f"next page link leaves the hub ({printable(next_page, 200)})")
+            else:
+                yield self.rendered(url, self.parse_listing_page)
         yield from requests
 
     def parse_model_page(self, response, slug: str):

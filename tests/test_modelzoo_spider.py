@@ -172,6 +172,17 @@ def test_rendered_homepage_cards_lead_to_model_pages_and_the_next_page():
     assert [r.cb_kwargs for r in requests[1:]] == [{"slug": s} for s in slugs]
 
 
+@pytest.mark.parametrize("link", ["http://127.0.0.2:8000/?offset=5", "//127.0.0.2/?offset=5",
+                                  "file:///etc/passwd", "https://127.0.0.1:8000/?offset=5"])
+def test_a_rendered_next_page_off_the_hub_is_not_followed_and_the_page_is_reported(link):
+    spider = rendered_spider()
+    page = ('<html><body><a class="model-detail-div box-shadow w-100" href="/model/ray">x</a>'
+            f'<a class="next-page" href="{link}">next</a></body></html>')
+    _, requests = split(spider.parse_listing_page(html_response(f"{RENDERED_BASE}/", page)))
+    assert [r.url for r in requests] == [f"{RENDERED_BASE}/model/ray"]  # this page's model is kept
+    assert spider.crawler.stats.get_value("ptm/pages/failed/next page link leaves the hub") == 1
+
+
 def test_rendered_empty_page_ends_the_listing():
     spider = rendered_spider()
     assert list(spider.parse_listing_page(rendered("home-offset-14.html", "/?offset=14"))) == []
