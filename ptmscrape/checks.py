@@ -9,12 +9,13 @@ from __future__ import annotations
 import inspect
 import math
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
+
+from ptmscrape.distributed import redacted
 
 
 class BadInput(ValueError):
@@ -134,7 +135,7 @@ def check_redis_url(value: Any) -> None:
         return
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme not in REDIS_SCHEMES:
-        shown = re.sub(r"//[^@/]*@", "//***@", url)[:200]
+        shown = redacted(url)[:200]
         raise BadInput(f"-s PTM_REDIS_URL={shown} is not a Redis URL: give redis://[:password@]host[:port]/db "
                        f"(or rediss://, unix://)")
 

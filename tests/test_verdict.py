@@ -125,6 +125,13 @@ def test_a_redis_url_must_be_one(url):
         check_redis_url(url)
 
 
+def test_a_refused_redis_url_shows_no_part_of_its_password():
+    with pytest.raises(BadInput) as refused:
+        check_redis_url("http://:p@zz/w0rd@127.0.0.1:6379/0")
+    assert "zz" not in str(refused.value) and "w0rd" not in str(refused.value)
+    assert "http://***@127.0.0.1:6379/0" in str(refused.value)
+
+
 @pytest.mark.parametrize("url", ["", None, "redis://127.0.0.1:6379/0", "rediss://:pw@h:1/2", "unix:///tmp/r.sock",
                                  "REDIS://host"])
 def test_redis_urls_that_are_fine(url):
