@@ -678,17 +678,8 @@ def _left_by_a_killed_update(holder: str) -> bool:
 def _remove_leftovers(clone: Path) -> None:
     """Remove from ``clone``'s ``.git`` what a killed git left: its lock files and the files it
     writes before renaming them into place complete (``tmp_pack_*``, ``tmp_obj_*``, ``*.temp``)."""
-    dot_git = clone / ".git"
-    unfinished = [Path(entry.path) for folder in _object_folders(dot_git / "objects")
-                  for entry in _scan(folder) if entry.name.startswith("tmp_") or entry.name.endswith(".temp")]
-    locks = [*dot_git.glob("*.lock"), *dot_git.glob("refs/**/*.lock")]
-    for path in unfinished + locks:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            logger.warning("Could not remove %s, left in %s by a killed update: %s", path, clone, exc)
+    locks = _lock_files(clone / ".git")
+    _remove_files(_unfinished_objects(clone) + locks, f"left in {clone} by a killed update")
     if locks:
         logger.info("Removed %d lock file(s) a killed update left in %s", len(locks), clone)
 
@@ -700,7 +691,28 @@ def _fetch_marks(clone: Path) -> frozenset[str]:
 
 def _lfs_and_lock_files(dot_git: Path) -> list[Path]:
     files = [Path(root, name) for root, _dirs, names in os.walk(dot_git / "lfs") for name in names]
-    return files + [*dot_git.glob("*.lock"), *dot_git.glob("refs/**/*.lock")]
+    return files + _lock_files(dot_git)
+
+
+def _lock_files(dot_git: Path) -> list[Path]:
+    return [*dot_git.glob("*.lock"), *dot_git.glob("refs/**/*.lock")]
+
+
+def _unfinished_objects(clone: Path) -> list[Path]:
+    """The files git writes before it renames them into place complete (``tmp_pack_*``,
+    ``tmp_obj_*``, the dumb HTTP fetch's ``*.temp``)."""
+    return [Path(entry.path) for folder in _object_folders(clone / ".git" / "objects")
+            for entry in _scan(folder) if entry.name.startswith("tmp_") or entry.name.endswith(".temp")]
+
+
+def _remove_files(files: list[Path], why: str) -> None:
+    for path in files:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.warning("Could not remove %s (%s): %s", path, why, exc)
 
 
 def _undo_fetch(clone: Path, marks: frozenset[str]) -> None:
@@ -710,16 +722,8 @@ def _undo_fetch(clone: Path, marks: frozenset[str]) -> None:
     left, they would count as there next time and let an update past the cap piece by piece) and
     the locks not in ``marks`` (a killed git cannot remove its own; left, they fail every later
     update). Complete packs and loose objects stay: a ref may already name them."""
-    unfinished = [Path(entry.path) for folder in _object_folders(clone / ".git" / "objects")
-                  for entry in _scan(folder) if entry.name.startswith("tmp_") or entry.name.endswith(".temp")]
     added = [p for p in _lfs_and_lock_files(clone / ".git") if os.fspath(p) not in marks]
-    for path in unfinished + added:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            logger.warning("Could not remove %s after a failed update of %s: %s", path, clone, exc)
+    _remove_files(_unfinished_objects(clone) + added, f"after a failed update of {clone}")
 
 
 def _object_folders(objects: Path) -> list[Path]:

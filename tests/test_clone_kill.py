@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 
 import pytest
 
@@ -335,6 +336,16 @@ asyncio.run(cloner.clone("huggingface", sys.argv[2], hub_sha=sys.argv[3]))
 """
 
 
+def clone_in_a_crawl(data_dir, url: str, policy: GitPolicy, hub_sha: str | None = None):
+    """What one crawl's clone stage makes of ``url`` (a Hugging Face model's repository)."""
+    cloner = Cloner(DatasetTree(data_dir), Git(policy), concurrency=1)
+    cloner.open("huggingface")
+    try:
+        return asyncio.run(cloner.clone("huggingface", url, hub_sha=hub_sha))
+    finally:
+        cloner.close()
+
+
 def test_the_next_update_of_a_clone_whose_update_was_killed_removes_the_locks_its_git_left(tmp_path):
     """SIGKILL leaves git's lock files (``index.lock`` of a checkout, ``config.lock``...): the clone's
     next update removes them, rather than failing on them in every crawl from then on."""
@@ -345,13 +356,7 @@ def test_the_next_update_of_a_clone_whose_update_was_killed_removes_the_locks_it
         host.mount(server)
         url = f"{server.url}/owner/repo"
 
-        def crawl(hub_sha=None):
-            cloner = Cloner(DatasetTree(tmp_path / "data"), Git(policy), concurrency=1)
-            cloner.open("huggingface")
-            try:
-                return asyncio.run(cloner.clone("huggingface", url, hub_sha=hub_sha))
-            finally:
-                cloner.close()
+        crawl = partial(clone_in_a_crawl, tmp_path / "data", url, policy)
 
         first = crawl()
         assert first.status == "cloned"
@@ -406,13 +411,7 @@ def test_a_clone_whose_update_was_killed_before_its_lfs_files_is_not_unchanged_a
         host.mount(server)
         url = f"{server.url}/owner/repo"
 
-        def crawl(hub_sha=None):
-            cloner = Cloner(DatasetTree(tmp_path / "data"), Git(policy), concurrency=1)
-            cloner.open("huggingface")
-            try:
-                return asyncio.run(cloner.clone("huggingface", url, hub_sha=hub_sha))
-            finally:
-                cloner.close()
+        crawl = partial(clone_in_a_crawl, tmp_path / "data", url, policy)
 
         clone = tmp_path / "data" / crawl().path
         assert (clone / "model.bin").read_bytes() == b"one" * 50
@@ -442,13 +441,7 @@ def test_no_git_gc_is_left_running_after_updates(tmp_path, monkeypatch):
         host.mount(server)
         url = f"{server.url}/owner/repo"
 
-        def crawl(hub_sha=None):
-            cloner = Cloner(DatasetTree(tmp_path / "data"), Git(GitPolicy(allow_protocols=("http",))), concurrency=1)
-            cloner.open("huggingface")
-            try:
-                return asyncio.run(cloner.clone("huggingface", url, hub_sha=hub_sha))
-            finally:
-                cloner.close()
+        crawl = partial(clone_in_a_crawl, tmp_path / "data", url, GitPolicy(allow_protocols=("http",)))
 
         clone = tmp_path / "data" / crawl().path
         for n in range(3):
