@@ -130,6 +130,22 @@ def test_scan_results_and_secondary_files_are_kept():
     assert (pickle_file["VirusScan"], pickle_file["ScannedAt"]) == ("Pending", None)
 
 
+def test_a_versions_size_is_its_primary_files_and_the_models_storage_all_files():
+    """A version's download link gives its primary file: the size of the version is that file's, not
+    the sum of alternative copies of one model (the real Counterfeit-V3.0 v3.0 had a 5.67 GB and a
+    4.24 GB file: 9.9 GB); UsedStorage is every file the model page offers."""
+    model = by_id(5529)
+    safetensors, pickle_file = model["modelVersions"][0]["files"]
+    assert safetensors.get("primary") is True and not pickle_file.get("primary")
+    r = map_raw(raw(model))
+    primary, other = r["ModelVersions"][0]["Files"]
+    assert r["ModelVersions"][0]["Size"] == primary["Size"] != primary["Size"] + other["Size"]
+    assert r["UsedStorage"] == sum(f["Size"] for v in r["ModelVersions"] for f in v["Files"])
+    for f in model["modelVersions"][0]["files"]:
+        f.pop("primary", None)  # none marked: every file counts
+    assert map_raw(raw(model))["ModelVersions"][0]["Size"] == primary["Size"] + other["Size"]
+
+
 def test_license_flags_old_and_new_shapes_and_nsfw_as_data():
     assert map_raw(raw(by_id(7240)))["LicensePermissions"] == {  # older answers: one string
         "AllowCommercialUse": ["Sell"], "AllowDerivatives": False, "AllowDifferentLicense": False,

@@ -107,7 +107,10 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
 
 def _version(version: dict, published_at: dt.datetime | None) -> dict[str, Any]:
     files = [_file(f) for f in _list(version.get("files"))[:MAX_FILES] if isinstance(f, dict)]
-    sizes = [f["Size"] for f in files if f["Size"] is not None]
+    # What the version's download link gives is its primary file; the others are alternatives
+    # (Counterfeit-V3.0's v3.0: a 5.67 GB and a 4.24 GB copy of one model) or extras.
+    primary = next((f for f in files if f["Primary"] is True), None)
+    sizes = [f["Size"] for f in ([primary] if primary else files) if f["Size"] is not None]
     stats = version.get("stats")
     if not isinstance(stats, dict):
         stats = {}
