@@ -87,10 +87,31 @@ def test_snapshot_of_a_killed_crawl_is_pending_until_merged(tmp_path):
     tree = DatasetTree(tmp_path)
     writer = SnapshotWriter(tree, "hub", "killed")
     writer.write({"id": 7, "v": "x"})
-    # no close(), no merge: as if the process died here
+    writer.close()  # no merge: as if the process died here (the kernel closes its files)
     assert pending_snapshots(tree, "hub") == [writer.path]
     merge_records(tree, "hub", pending_snapshots(tree, "hub"))
     assert [r["id"] for r in read_jsonl(tmp_path / "hub/hub.jsonl")] == [7]
+    assert pending_snapshots(tree, "hub") == []
+
+
+def test_a_merge_by_another_worker_leaves_a_live_crawls_snapshot_pending_for_after_it_is_killed(tmp_path):
+    # Workers sharing a data dir: one starts (merge_interrupted) or ends (merge of every pending
+    # snapshot) while another writes. The live one's records so far are merged, its marker stays,
+    # and what it writes afterwards is merged by the next merge even when it is killed before its own.
+    from ptmscrape.dataset.snapshots import merge_interrupted
+
+    tree = DatasetTree(tmp_path)
+    live = SnapshotWriter(tree, "hub", "live")
+    live.write({"id": 1, "v": "x"})
+    assert merge_interrupted(tree, "hub")[:2] == (1, 1)  # another worker's start
+    assert pending_snapshots(tree, "hub") == [live.path]
+    live.write({"id": 2, "v": "x"})
+    merge_records(tree, "hub", pending_snapshots(tree, "hub"))  # another worker's end
+    assert pending_snapshots(tree, "hub") == [live.path]
+    live.write({"id": 3, "v": "x"})
+    live.close()  # killed: the kernel closes its file, no merge of its own
+    assert merge_interrupted(tree, "hub")[:2] == (1, 3)
+    assert [r["id"] for r in read_jsonl(tmp_path / "hub/hub.jsonl")] == [1, 2, 3]
     assert pending_snapshots(tree, "hub") == []
 
 

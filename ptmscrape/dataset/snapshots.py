@@ -26,7 +26,10 @@ class SnapshotWriter:
     crawl leaves complete lines (plus at most one torn tail, which :func:`read_jsonl` skips), and a
     write a full disk cut short is cut off again (:class:`LineAppender`): the next line never
     continues a torn one. A ``.pending`` marker beside the snapshot says it is not yet merged into
-    ``<hub>.jsonl``.
+    ``<hub>.jsonl``. While the writer is open it holds a lock on the file (``flock``, which the
+    kernel lets go when the process ends, killed or not): a merge by another crawl sharing the data
+    dir merges what it has so far but leaves its marker (:func:`_writing`), so should this crawl be
+    killed, the next merge still takes the records it wrote since.
 
     The writer also notes what the merge would otherwise read the file again to learn: the ids it
     wrote. While every line is one of this module's own (``OWN_LINE``: an integer id first) with an
@@ -42,6 +45,8 @@ class SnapshotWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         pending_marker(self.path).touch()
         self._file = LineAppender(self.path)
+        with contextlib.suppress(OSError):  # a file system without locks: merges take it as not written
+            fcntl.flock(self._file.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.ids: IdSet | None = IdSet() if self._file.size == 0 else None
 
     def write(self, record: dict[str, Any]) -> None:
@@ -164,6 +169,25 @@ def _merge_locked(target: Path, snapshots: list[Path], known: IdSet | None) -> d
         unlink_quietly(tmp)
         raise
     for snapshot in snapshots:
-        unlink_quietly(pending_marker(snapshot))
+        if not _writing(snapshot):
+            unlink_quietly(pending_marker(snapshot))
     return counts
+
+
+def _writing(snapshot: Path) -> bool:
+    """Whether a live crawl still writes ``snapshot`` (its :class:`SnapshotWriter` holds the lock):
+    then its ``.pending`` marker stays, for the merge after that crawl ends, or is killed."""
+    try:
+        fd = os.open(snapshot, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
