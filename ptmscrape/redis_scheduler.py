@@ -309,8 +309,12 @@ class SharedScheduler(Scheduler):
 
     def refresh(self) -> None:
         try:
+            # spider_is_idle asks Redis too (the length of the shared queue): inside the try below.
             working = not self.crawler.engine.spider_is_idle()
         except (AttributeError, RuntimeError):  # engine not started or already closed
+            return
+        except RedisError as exc:
+            self._refresh_failed(exc)
             return
         try:
             if working:
@@ -318,10 +322,13 @@ class SharedScheduler(Scheduler):
             if self.requeue_taken():
                 self.wake_soon()
         except RedisError as exc:
-            # An error raised here would end the looping call for good: the busy mark would lapse
-            # while this worker works, and the others would give back its requests and close.
-            logger.warning("Redis error while worker %s refreshed its busy mark (tried again in %s s): %s",
-                           self.worker, BUSY_REFRESH, exc)
+            self._refresh_failed(exc)
+
+    def _refresh_failed(self, exc: RedisError) -> None:
+        # An error raised from refresh() would end the looping call for good: the busy mark would
+        # lapse while this worker works, and the others would give back its requests and close.
+        logger.warning("Redis error while worker %s refreshed its busy mark (tried again in %s s): %s",
+                       self.worker, BUSY_REFRESH, exc)
 
     def others_busy(self) -> list[str]:
         prefix = self.key("busy:")

@@ -626,6 +626,23 @@ def test_a_redis_error_does_not_end_the_busy_mark_refresh(prefix, redis_client, 
     assert redis_client.ttl(scheduler.busy_key) > 0
 
 
+def test_a_redis_error_while_the_refresh_asks_whether_the_worker_is_idle_does_not_end_it(
+        prefix, redis_client, monkeypatch, caplog):
+    """The engine's spider_is_idle() asks Redis the length of the shared queue: Redis unreachable at
+    that moment ended the looping call (an ERROR traceback), and the busy mark was never refreshed again."""
+    from types import SimpleNamespace
+
+    scheduler = shared_scheduler(prefix)
+    scheduler.crawler.engine = SimpleNamespace(spider_is_idle=lambda: not scheduler.has_pending_requests())
+    with monkeypatch.context() as m, caplog.at_level(logging.WARNING):
+        m.setattr(scheduler.server, "zcard", connection_reset)
+        scheduler.refresh()  # raised: the looping call logged it and stopped for good
+    assert f"Redis error while worker {scheduler.worker} refreshed its busy mark" in caplog.text
+    redis_client.zadd(scheduler.queue.key, {b"x": 0})  # queued work: the worker is not idle
+    scheduler.refresh()  # the next tick, Redis back
+    assert redis_client.ttl(scheduler.busy_key) > 0
+
+
 def test_requests_a_redis_error_left_half_given_back_go_back_at_the_next_look(prefix, redis_client, monkeypatch):
     """A gone worker's requests are claimed in one step, then put back in the queue one by one: a
     Redis error half-way left the rest in this worker's taken hash, where no look went again and
