@@ -21,6 +21,7 @@ single-process crawl never loads it.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import os
@@ -54,6 +55,8 @@ logger = logging.getLogger("ptmscrape.distributed")
 REDIS_ERROR_REASON = "redis_error"
 # ptm/pages/failed/<kind> of a gone worker's request that cannot be rebuilt to be put back in the queue.
 LOST_BY_GONE_WORKER = "lost by a dead worker"
+# ptm/pages/failed/<kind> of a request a Redis error kept from the shared queue until the worker stopped.
+NOT_QUEUED = "not queued in Redis"
 
 # Pop the first request of the shared queue (a sorted set), note it in this worker's taken hash
 # (field ARGV[1], value "<score> <request>") and mark the worker busy, in one step.
@@ -99,6 +102,11 @@ class SharedScheduler(Scheduler):
     # The gone worker whose claimed requests are not all back in the queue yet (a Redis error cut
     # the move short): the next look finishes it; they would else be flushed with this worker's keys.
     unqueued_claim: str | None
+    # Requests (and whether each counts for -a limit) a Redis error kept from the shared queue, in
+    # order: queued once Redis answers again (the worker does not go idle meanwhile). Raised out of
+    # enqueue_request, the error lost them (the next listing page: the rest of the listing), and the
+    # crawl ended with exit status 0.
+    unqueued: collections.deque[tuple[Request, bool]]
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -115,6 +123,7 @@ class SharedScheduler(Scheduler):
         scheduler.tokens = itertools.count()
         scheduler.claims = itertools.count()
         scheduler.unqueued_claim = None
+        scheduler.unqueued = collections.deque()
         scheduler.take_script = scheduler.server.register_script(_TAKE)
         scheduler.claim_script = scheduler.server.register_script(_CLAIM)
         scheduler.enqueue_script = scheduler.server.register_script(_ENQUEUE)
@@ -173,6 +182,8 @@ class SharedScheduler(Scheduler):
     def close(self, reason):
         if self.looping is not None and self.looping.running:
             self.looping.stop()
+        if self.unqueued and not self.queue_unqueued():
+            self._unqueued_lost()
         self.server.delete(self.busy_key)
         if reason == "finished" and not self.persist:
             self.flush()
@@ -183,14 +194,61 @@ class SharedScheduler(Scheduler):
                            *self.server.scan_iter(match=self.key("taken:*"), count=1000))
 
     def enqueue_request(self, request):
+        count = False
         if self.handoff is not None and HANDOFF_META in request.meta:
             self.handoff.reached_scheduler(request)  # before it is encoded: the mark stays here
-            added = self._enqueue(request, count=getattr(self.spider, "limit", None) is not None)
-        else:
-            added = self._enqueue(request, count=False)
+            count = getattr(self.spider, "limit", None) is not None
+        if self.unqueued and not self.queue_unqueued():
+            self.unqueued.append((request, count))  # after those kept before it
+            return True
+        try:
+            added = self._enqueue(request, count=count)
+        except RedisError as exc:
+            self._keep(request, count, exc)
+            return True
         if not added:
             self.crawler.stats.inc_value("scheduler/filtered/redis")
         return added
+
+    def _keep(self, request, count: bool, exc: RedisError) -> None:
+        """Keep a request Redis did not take, to queue it once Redis answers (:meth:`queue_unqueued`)."""
+        logger.warning("Redis error while worker %s queued %s (kept here, and queued once Redis answers; "
+                       "the worker does not finish before): %s", self.worker, request.url[:200], exc)
+        self.unqueued.append((request, count))
+        self.wake_soon()
+
+    def queue_unqueued(self) -> bool:
+        """Queue the requests a Redis error kept here, in order; False while Redis still fails."""
+        queued = 0
+        while self.unqueued:
+            request, count = self.unqueued[0]
+            try:
+                added = self._enqueue(request, count=count)
+            except RedisError:
+                self.wake_soon()
+                return False
+            self.unqueued.popleft()
+            queued += 1
+            if not added:
+                self.crawler.stats.inc_value("scheduler/filtered/redis")
+        if queued:
+            logger.info("Redis answers again: queued the %d request(s) kept here meanwhile", queued)
+        return True
+
+    def _unqueued_lost(self) -> None:
+        """The worker stops with requests Redis never took: lost, said and counted (exit status 1)."""
+        urls = [request.url for request, _ in self.unqueued]
+        logger.error("Worker %s stops with %d request(s) that Redis did not take (unreachable): lost, "
+                     "crawl again: %s", self.worker, len(urls),
+                     ", ".join(u[:100] for u in urls[:3]) + (", …" if len(urls) > 3 else ""))
+        count = getattr(self.spider, "count_failed_page", None)
+        for request, _ in self.unqueued:
+            if count is not None:
+                count(NOT_QUEUED, request)
+        self.unqueued.clear()
+
+    def has_pending_requests(self) -> bool:
+        return bool(self.unqueued) or super().has_pending_requests()
 
     def _enqueue(self, request, count: bool) -> bool:
         """Note the request's fingerprint and queue it in one step (scrapy-redis takes two calls: a
@@ -213,6 +271,8 @@ class SharedScheduler(Scheduler):
         return added
 
     def next_request(self):
+        if self.unqueued:
+            self.queue_unqueued()
         if not self.tracking:
             request = super().next_request()
             if request is not None:
@@ -319,6 +379,8 @@ class SharedScheduler(Scheduler):
         try:
             if working:
                 self.mark_busy()
+            if self.unqueued:
+                self.queue_unqueued()
             if self.requeue_taken():
                 self.wake_soon()
         except RedisError as exc:

@@ -599,6 +599,7 @@ def shared_scheduler(prefix: str):
     scheduler.queue = load_object(scheduler.queue_cls)(server=scheduler.server, spider=spider,
                                                        serializer=scheduler.serializer,
                                                        key=scheduler.queue_key % {"spider": spider.name})
+    scheduler.df = load_object(scheduler.dupefilter_cls).from_spider(spider)
     scheduler.tracking = True
     return scheduler
 
@@ -641,6 +642,36 @@ def test_a_redis_error_while_the_refresh_asks_whether_the_worker_is_idle_does_no
     redis_client.zadd(scheduler.queue.key, {b"x": 0})  # queued work: the worker is not idle
     scheduler.refresh()  # the next tick, Redis back
     assert redis_client.ttl(scheduler.busy_key) > 0
+
+
+def test_a_request_redis_does_not_take_is_kept_and_queued_once_redis_answers(prefix, redis_client, monkeypatch, caplog):
+    """A Redis error while a callback's requests were queued was raised out of enqueue_request: the
+    request (the next listing page: the rest of the listing) was lost, and every worker, finding the
+    queue empty, ended with exit status 0. It is kept and queued once Redis answers; the worker is
+    not idle meanwhile."""
+    scheduler = shared_scheduler(prefix)
+    pages = [Request(f"https://hub.example/api/models?page={n}") for n in range(2)]
+    with monkeypatch.context() as m, caplog.at_level(logging.WARNING):
+        m.setattr(scheduler, "enqueue_script", connection_reset)
+        assert all(scheduler.enqueue_request(page) for page in pages)
+        assert scheduler.has_pending_requests()  # not idle: the worker does not finish
+    assert f"Redis error while worker {scheduler.worker} queued {pages[0].url}" in caplog.text
+    assert redis_client.zcard(scheduler.queue.key) == 0
+    taken = scheduler.next_request()  # Redis answers again: queued first, in order, then taken
+    assert taken is not None and taken.url == pages[0].url
+    assert redis_client.zcard(scheduler.queue.key) == 1
+    assert not scheduler.unqueued
+
+
+def test_a_worker_that_stops_with_requests_redis_never_took_counts_them_lost(prefix, monkeypatch, caplog):
+    scheduler = shared_scheduler(prefix)
+    page = Request("https://hub.example/api/models?page=1")
+    with monkeypatch.context() as m, caplog.at_level(logging.ERROR):
+        m.setattr(scheduler, "enqueue_script", connection_reset)
+        scheduler.enqueue_request(page)
+        scheduler.close("shutdown")
+    assert "stops with 1 request(s) that Redis did not take" in caplog.text and page.url in caplog.text
+    assert scheduler.crawler.stats.get_value("ptm/pages/failed/not queued in Redis") == 1
 
 
 def test_requests_a_redis_error_left_half_given_back_go_back_at_the_next_look(prefix, redis_client, monkeypatch):
