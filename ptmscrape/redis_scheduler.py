@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider
 from scrapy.utils.asyncio import create_looping_call
+from scrapy.utils.defer import deferred_from_coro
 from scrapy_redis.queue import PriorityQueue
 
 from ptmscrape.compat.scrapy_redis import Scheduler
@@ -90,6 +91,17 @@ return 1
 """
 
 
+# Join the crawl (KEYS[1]: its id): a crawl that runs keeps its id; none, or one that finished
+# ("finished:<id>"), gets ARGV[1]. Returns the crawl's id.
+_JOIN = """
+local id = redis.call('get', KEYS[1])
+if id and string.sub(id, 1, 9) ~= 'finished:' then return id end
+redis.call('set', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+FINISHED_MARK_TTL = 3600  # s the "finished:<id>" mark of a crawl that ended stays (for its late workers)
+
+
 class SharedScheduler(Scheduler):
     """scrapy-redis's ``Scheduler`` (as fixed in ``ptmscrape.compat.scrapy_redis``) plus worker
     bookkeeping (busy marks, joint close, flushing)."""
@@ -107,6 +119,9 @@ class SharedScheduler(Scheduler):
     # enqueue_request, the error lost them (the next listing page: the rest of the listing), and the
     # crawl ended with exit status 0.
     unqueued: collections.deque[tuple[Request, bool]]
+    # The crawl's id in Redis (<prefix>:<spider>:crawl), set by its first worker and deleted with
+    # its keys: gone, or another, while this worker works, the crawl's state in Redis is lost.
+    crawl_id: bytes | None
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -124,9 +139,11 @@ class SharedScheduler(Scheduler):
         scheduler.claims = itertools.count()
         scheduler.unqueued_claim = None
         scheduler.unqueued = collections.deque()
+        scheduler.crawl_id = None
         scheduler.take_script = scheduler.server.register_script(_TAKE)
         scheduler.claim_script = scheduler.server.register_script(_CLAIM)
         scheduler.enqueue_script = scheduler.server.register_script(_ENQUEUE)
+        scheduler.join_script = scheduler.server.register_script(_JOIN)
         crawler.signals.connect(scheduler.spider_idle, signal=signals.spider_idle)
         return scheduler
 
@@ -146,6 +163,7 @@ class SharedScheduler(Scheduler):
     def open(self, spider):
         super().open(spider)
         self.serve_handoffs(spider)
+        self.join_crawl()
         # Busy from the start: a worker whose start request was just deduplicated must not
         # see an idle peer that has not popped the listing yet and close the crawl.
         self.mark_busy()
@@ -154,6 +172,10 @@ class SharedScheduler(Scheduler):
         self.looping.start(BUSY_REFRESH, now=False)
         logger.info("Distributed crawl: worker %s on Redis keys %s*", self.worker, self.key(""))
         self.requeue_taken()
+
+    def join_crawl(self) -> None:
+        """Take the crawl's id (:meth:`state_lost`), the first worker setting it."""
+        self.crawl_id = self.join_script(keys=[self.key("crawl")], args=[uuid.uuid4().hex])
 
     def serve_handoffs(self, spider) -> None:
         """Queue ``spider``'s hand-offs, counting them for ``-a limit`` (see :meth:`enqueue_request`)."""
@@ -192,6 +214,10 @@ class SharedScheduler(Scheduler):
         super().flush()
         self.server.delete(self.key("models"), self.key("stored"), self.key("listed"),
                            *self.server.scan_iter(match=self.key("taken:*"), count=1000))
+        if self.crawl_id is None:  # SCHEDULER_FLUSH_ON_START: a new crawl (workers of the old one stop)
+            self.server.delete(self.key("crawl"))
+        else:  # the crawl ended: its workers still waiting see it did (crawl_lost), the next crawl starts afresh
+            self.server.set(self.key("crawl"), b"finished:" + self.crawl_id, ex=FINISHED_MARK_TTL)
 
     def enqueue_request(self, request):
         count = False
@@ -378,6 +404,8 @@ class SharedScheduler(Scheduler):
             return
         try:
             if working:
+                if self.state_lost():
+                    return
                 self.mark_busy()
             if self.unqueued:
                 self.queue_unqueued()
@@ -385,6 +413,27 @@ class SharedScheduler(Scheduler):
                 self.wake_soon()
         except RedisError as exc:
             self._refresh_failed(exc)
+
+    def state_lost(self) -> bool:
+        """Whether the crawl's keys are gone from Redis while this worker works (no other worker
+        ends the crawl while this one is busy): Redis restarted without its data, or the keys were
+        deleted. What was queued is lost, and the crawl cannot end complete: the worker stops
+        (finish reason ``redis_error``, exit status 1). Without this, every worker found the queue
+        empty and ended with exit status 0, the rest of the listing missing."""
+        if self.crawl_id is None or self.server.get(self.key("crawl")) == self.crawl_id:
+            return False
+        self._say_state_lost()
+        engine = self.crawler.engine
+        if engine is not None and getattr(engine, "spider", None) is not None:
+            deferred_from_coro(engine.close_spider_async(reason=REDIS_ERROR_REASON))
+        return True
+
+    def _say_state_lost(self) -> None:
+        logger.error("The crawl's keys %s* are gone from Redis while worker %s works (Redis restarted without "
+                     "its data, or they were deleted, or the other workers ended the crawl while this one "
+                     "stalled for over %s s): what was queued there is lost; stopping this worker. Crawl "
+                     "again (models stored are kept)", self.key(""), self.worker, BUSY_TTL)
+        self.crawl_id = None  # said once
 
     def _refresh_failed(self, exc: RedisError) -> None:
         # An error raised from refresh() would end the looping call for good: the busy mark would
@@ -427,6 +476,12 @@ class SharedScheduler(Scheduler):
             logger.debug("Queue empty; waiting for %d busy worker(s)", len(busy))
             self.wake_soon()
             raise DontCloseSpider
+        if self.crawl_id is not None and self.server.get(self.key("crawl")) not in (
+                self.crawl_id, b"finished:" + self.crawl_id):
+            # Not ended by another worker (it marks the crawl finished): the queue is empty because
+            # Redis lost it, and the crawl is not complete.
+            self._say_state_lost()
+            raise CloseSpider(REDIS_ERROR_REASON)
 
     def wake_soon(self) -> None:
         """Look at the shared queue again in IDLE_POLL s, not at Scrapy's 5 s heartbeat."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from scrapy.exceptions import CloseSpider
 from scrapy.http import Request, TextResponse
 
 from ptmscrape.dataset.payloads import read_payload
@@ -53,6 +54,15 @@ def prefix(redis_client):
     keys = list(redis_client.scan_iter(match=f"{name}:*"))
     if keys:
         redis_client.delete(*keys)
+
+
+def left_in_redis(redis_client, prefix: str) -> list[bytes]:
+    """The keys a finished crawl left under ``prefix``, but its ``:crawl`` mark: ``finished:<id>``,
+    for an hour, for its workers still waiting (they end too)."""
+    mark = f"{prefix}:huggingface:crawl"
+    value = redis_client.get(mark)
+    assert value is None or (value.startswith(b"finished:") and 0 < redis_client.ttl(mark) <= 3600), value
+    return [key for key in redis_client.scan_iter(match=f"{prefix}:*") if key != mark.encode()]
 
 
 def redis_settings(prefix: str, **extra) -> dict:
@@ -310,8 +320,8 @@ def test_two_workers_split_the_crawl_and_together_equal_a_single_process_crawl(
         assert head(data / record["RepoPath"]) == record["LatestGitCommitSHA"] == model["sha"]
     assert list((data / "huggingface" / "repos" / ".incoming").iterdir()) == []
 
-    # A finished crawl leaves nothing behind in Redis: the next one starts afresh.
-    assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+    # A finished crawl leaves nothing behind in Redis (but its finished mark): the next one starts afresh.
+    assert left_in_redis(redis_client, prefix) == []
 
 
 def test_persisted_crawl_keeps_its_keys_and_a_rerun_skips_what_was_seen(tmp_path, replica, prefix, redis_client):
@@ -331,7 +341,7 @@ def test_persisted_crawl_keeps_its_keys_and_a_rerun_skips_what_was_seen(tmp_path
                       settings={**hub_settings(replica), **redis_settings(prefix),
                                 "PTM_CLONE": "0", "SCHEDULER_FLUSH_ON_START": "True"})
     assert sorted(i["id"] for i in fresh.items) == sorted(i["id"] for i in first.items)
-    assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+    assert left_in_redis(redis_client, prefix) == []
 
 
 def test_a_limited_crawl_counts_its_models_in_the_database_of_its_redis_url(tmp_path, replica, prefix, redis_client):
@@ -463,7 +473,7 @@ def test_a_killed_worker_loses_neither_its_listing_page_nor_its_models(tmp_path,
         assert stats["ptm/dedupe/redelivered"] >= 1  # the held model: the dead worker had marked it seen
         record = next(r for r in records if f"{r['ModelOwner']}/{r['ModelName']}" == held_model)
         assert record["CloneStatus"] == "cloned" and head(data / record["RepoPath"]) == hub.models[held_model]["sha"]
-    assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+    assert left_in_redis(redis_client, prefix) == []
 
 
 def handoff_digest(model_id: str) -> bytes:
@@ -502,7 +512,7 @@ def test_a_limited_crawl_with_a_killed_worker_still_gets_its_limit_of_models(tmp
         # page 2 again, the other way round), none twice.
         names = [f"{r['ModelOwner']}/{r['ModelName']}" for r in records]
         assert len(names) == len(set(names)) == 25 and set(order[:10]) < set(names), names
-    assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+    assert left_in_redis(redis_client, prefix) == []
 
 
 def test_a_model_a_killed_worker_stored_is_not_stored_again_by_another(tmp_path, prefix, redis_client):
@@ -542,7 +552,7 @@ def test_a_model_a_killed_worker_stored_is_not_stored_again_by_another(tmp_path,
         stats = json.loads((tmp_path / "w1.stats.json").read_text())
         assert stats["ptm/dedupe/stored_by_dead_worker"] >= 1, stats  # at least the model held
         assert stats["item_dropped_reasons_count/StoredByDeadWorker"] == stats["ptm/dedupe/stored_by_dead_worker"]
-    assert list(redis_client.scan_iter(match=f"{prefix}:*")) == []
+    assert left_in_redis(redis_client, prefix) == []
 
 
 def test_a_worker_is_judged_gone_by_its_pid_only_where_its_pid_is_ours_to_see():
@@ -672,6 +682,44 @@ def test_a_worker_that_stops_with_requests_redis_never_took_counts_them_lost(pre
         scheduler.close("shutdown")
     assert "stops with 1 request(s) that Redis did not take" in caplog.text and page.url in caplog.text
     assert scheduler.crawler.stats.get_value("ptm/pages/failed/not queued in Redis") == 1
+
+
+def test_a_worker_at_work_whose_crawl_is_gone_from_redis_stops_with_redis_error(prefix, redis_client, caplog):
+    """Redis restarted without its data (or the keys deleted) mid-crawl: what was queued is gone, and
+    the workers found the queue empty and ended with exit status 0, the rest of the hub missing."""
+    from types import SimpleNamespace
+
+    one, two = shared_scheduler(prefix), shared_scheduler(prefix)
+    one.join_crawl()
+    two.join_crawl()
+    assert one.crawl_id and one.crawl_id == two.crawl_id  # one crawl, whoever came first
+    closed: list[str] = []
+    one.crawler.engine = SimpleNamespace(spider_is_idle=lambda: False, spider=one.spider,
+                                         close_spider_async=lambda reason: closed.append(reason))
+    one.refresh()
+    assert closed == []
+    redis_client.delete(*redis_client.scan_iter(match=f"{prefix}:*"))  # Redis restarted empty
+    with caplog.at_level(logging.ERROR):
+        one.refresh()
+    assert closed == ["redis_error"]
+    assert f"The crawl's keys {one.key('')}* are gone from Redis while worker {one.worker} works" in caplog.text
+
+    # The same at the end of the crawl: a worker with nothing left to do, no other worker busy, ends
+    # the crawl only if no other ended it (marked finished) or the keys are there.
+    three = shared_scheduler(prefix)
+    three.join_crawl()  # Redis came back empty: a new crawl
+    assert three.crawl_id != two.crawl_id
+    with pytest.raises(CloseSpider) as stopped:
+        two._wait_for_others()
+    assert stopped.value.reason == "redis_error"
+    three._wait_for_others()  # the first of its crawl to end: ends it
+    three.flush()
+    assert redis_client.get(three.key("crawl")) == b"finished:" + three.crawl_id
+    four = shared_scheduler(prefix)
+    four.crawl_id = three.crawl_id
+    four._wait_for_others()  # another worker of that crawl, waiting: ends too
+    four.join_crawl()  # a worker started after the crawl ended starts afresh
+    assert four.crawl_id not in (three.crawl_id, b"finished:" + three.crawl_id)
 
 
 def test_requests_a_redis_error_left_half_given_back_go_back_at_the_next_look(prefix, redis_client, monkeypatch):
