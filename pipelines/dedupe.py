@@ -80,7 +80,7 @@ class DedupePipeline:
         if record["id"] in self.stored_before:
             self.stats.inc_value(DEDUPE_STORED_BEFORE_RESUME)
             raise StoredBeforeResume(f"{record.label}: stored by an earlier run of this job")
-        if not self._first_time(record["id"]):
+        if not self._first_time(record["id"], record.label):
             if record.raw is not None and record.raw.redelivered:
                 if self.stored_by_workers is not None and record["id"] in self.stored_by_workers:
                     self.stats.inc_value(DEDUPE_STORED_BY_DEAD_WORKER)
@@ -93,9 +93,10 @@ class DedupePipeline:
         self._count(DEDUPE_UNIQUE)
         return record
 
-    def _first_time(self, record_id: int) -> bool:
+    def _first_time(self, record_id: int, label: str) -> bool:
         if self.shared is not None:
-            return self.shared.add(record_id)
+            # Redis not answering: processed (its hand-off came to this worker alone but for a redelivery).
+            return self.shared.add_or(record_id, True, label, "processed as not seen")
         if record_id in self.seen:
             return False
         self.seen.add(record_id)

@@ -149,7 +149,7 @@ class StorePipeline:
         if self.stored_by_workers is not None:
             # Once its line is written: should this worker die before it is done with the model, the
             # worker it is put back to does not store it again (dying in between, it stores it twice).
-            self.stored_by_workers.add(record["id"])
+            self.stored_by_workers.add_or(record["id"], False, record.label, "stored, not noted")
         self._count(STORE_RECORDS)
         return record
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -212,6 +213,20 @@ class SharedIds:
     def add(self, value: Any) -> bool:
         """Add ``value``; True if no worker had added it before."""
         return self.server.sadd(self.key, str(value)) == 1
+
+    def add_or(self, value: Any, unreachable: bool, label: str, then: str) -> bool:
+        """:meth:`add`, but a Redis error (Redis restarted, out of reach a moment) is a WARNING naming
+        ``label`` and what is done (``then``), and returns ``unreachable``. Raised, it failed the
+        item in its pipeline stage: a model dropped there (not stored) was lost, the crawl ending
+        with exit status 0; one the store stage had written was left out of the feed."""
+        from redis.exceptions import RedisError
+
+        try:
+            return self.add(value)
+        except RedisError as exc:
+            logging.getLogger(__name__).warning("Redis error while %s was noted in %s (%s): %s",
+                                                label, self.key, then, exc)
+            return unreachable
 
     def __contains__(self, value: Any) -> bool:
         return bool(self.server.sismember(self.key, str(value)))

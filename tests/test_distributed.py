@@ -219,6 +219,32 @@ def test_dedupe_stage_shares_its_seen_set_across_workers(prefix):
     assert two.shared.add(42) is False and two.shared.add(43) is True
 
 
+def test_a_redis_error_in_the_dedupe_or_store_stage_neither_drops_nor_fails_the_model(
+        prefix, tmp_path, monkeypatch, caplog):
+    """Redis out of reach as a model passed the dedupe stage (its seen-set) or the store stage (the
+    stored set): the error failed the item there, a model dropped by dedupe was lost (its request
+    done, the crawl ending with exit status 0), and one stored was left out of the -O feed."""
+    from pipelines.dedupe import DedupePipeline
+    from pipelines.store import StorePipeline
+    from tests.test_pipelines import mapped, run
+
+    crawler = project_crawler(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": "https://hub.example",
+                                                  "PTM_DATA_DIR": str(tmp_path / "data"), **redis_settings(prefix)})
+    crawler.spider = HuggingfaceSpider.from_crawler(crawler)
+    dedupe, store = DedupePipeline.from_crawler(crawler), StorePipeline.from_crawler(crawler)
+    store.open_spider()
+    record = mapped(crawler, fixture_models()[0])
+    with monkeypatch.context() as m, caplog.at_level(logging.WARNING):
+        m.setattr(dedupe.shared.server, "sadd", connection_reset)
+        m.setattr(store.stored_by_workers.server, "sadd", connection_reset)
+        assert run(dedupe.process_item(record)) is record
+        assert run(store.process_item(record)) is record
+    store.close_spider()
+    assert f"Redis error while {record.label} was noted in {dedupe.shared.key} (processed as not seen)" in caplog.text
+    assert f"was noted in {store.stored_by_workers.key} (stored, not noted)" in caplog.text
+    assert crawler.stats.get_value("ptm/store/records") == 1
+
+
 # -- real workers --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
