@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 
 from ptmscrape import distributed, signals as ptm_signals
 from ptmscrape.checks import BadInput, check_arguments, positive_int
-from ptmscrape.items import RawModelItem
+from ptmscrape.items import RawModelItem, printable
 from ptmscrape.json_pages import array_elements
 from ptmscrape.middlewares import backoff_delay
 from ptmscrape.next_page_first import NEXT_PAGE_META
@@ -33,6 +33,10 @@ LISTING_PRIORITY = 100
 # (taking them off the count instead let pages fetched first, the listing's next ones, use it up).
 LISTED_META = "ptm_listed"
 RELISTED_META = "ptm_relisted"
+# Meta of a listing page's request whose URL this run asked for before (see
+# ``HubSpider.listing_page_scheduled``): the hub's next cursor or link repeats a page.
+REPEATED_PAGE_META = "ptm_repeated_page"
+LISTING_LOOPS = "listing loops"
 
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
 
@@ -100,6 +104,8 @@ class HubSpider(scrapy.Spider):
             raise ValueError(f"{cls.base_url_setting} is not set")
         spider.handoff = distributed.Handoff.from_spider(spider)
         spider.arguments = dict(kwargs)
+        crawler.signals.connect(spider.listing_page_scheduled, signal=scrapy.signals.request_scheduled)
+        crawler.signals.connect(spider.listing_page_dropped, signal=scrapy.signals.request_dropped)
         return spider
 
     @classmethod
@@ -182,6 +188,32 @@ class HubSpider(scrapy.Spider):
         yield distributed.unpack(response)
 
     # -- pages ---------------------------------------------------------------------------
+    def listing_page_scheduled(self, request: scrapy.Request, spider=None) -> None:
+        """Remember each listing page (``parse_listing``) this run asks for, by fingerprint (one
+        per page, so a few KB for the largest hub), and mark one asked for again: a next cursor or
+        link that repeats, or points back to an earlier page."""
+        if getattr(request.callback, "__name__", None) != "parse_listing":
+            return
+        fingerprint = self.crawler.request_fingerprinter.fingerprint(request)
+        seen = self.__dict__.setdefault("_listing_pages", set())
+        if fingerprint in seen:
+            request.meta[REPEATED_PAGE_META] = True
+        else:
+            seen.add(fingerprint)
+
+    def listing_page_dropped(self, request: scrapy.Request, spider=None) -> None:
+        """Scrapy's dupefilter dropped a listing's next page that this run read already (it only
+        logs that at DEBUG): the listing loops and ends here, though the hub said there was more.
+        Reported as a failed page, so the crawl exits 1 and reports no model as removed. (A page a
+        resumed JOBDIR job reads again may ask for a next page the earlier run read: not marked,
+        as this run did not ask for it before.)"""
+        if not request.meta.get(REPEATED_PAGE_META) or not request.meta.get(NEXT_PAGE_META):
+            return
+        self.logger.error("Listing loops: its next page %s was read already in this crawl (the hub's "
+                          "next cursor or link repeats an earlier page); the listing ends here",
+                          printable(request.url, 300))
+        self.count_failed_page(LISTING_LOOPS)
+
     def request(self, url: str, callback, **kwargs: Any) -> scrapy.Request:
         """A request whose failure (after retries) is reported by URL and reason."""
         return scrapy.Request(url, callback=callback, errback=self.page_failed, **kwargs)

@@ -1,0 +1,56 @@
+"""Hostile paging: a hub whose next cursor or link repeats, or points back to an earlier page, or
+whose offsets do not advance. The crawl ends, says which page and why, counts it, and exits 1 (the
+listing was not read to its end, so no model is reported as removed)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from tests.crawl import run_crawl
+from tests.replicas.civitai import CivitaiReplica, fixture_models, synthetic_models
+from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models as hf_models
+from tests.replicas.server import Reply
+
+FAST = {"PTM_RETRY_BACKOFF": 0.01, "PTM_RETRY_BACKOFF_MAX": 0.05, "PTM_RATELIMIT_DEFAULT_WAIT": 0.05}
+
+
+class LoopingCivitai(CivitaiReplica):
+    """Pages of 3 whose cursors lead a -> b -> a: the third page points back to the second."""
+
+    def _listing(self, req, m):
+        pages = {None: (0, "a"), "a": (3, "b"), "b": (6, "a")}
+        start, following = pages[req.arg("cursor")]
+        return Reply.json({"items": self.visible()[start:start + 3], "metadata": {"nextCursor": following}})
+
+
+def test_a_civitai_cursor_that_points_back_fails_the_crawl_naming_the_page(tmp_path):
+    with LoopingCivitai(fixture_models() + synthetic_models(8)) as hub:
+        result = run_crawl("civitai", tmp_path, settings=hub.settings(PTM_CIVITAI_PAGE_SIZE=3, **FAST), check=False)
+        assert len(hub.listing_requests()) == 3
+    assert result.returncode == 1, result.log[-3000:]
+    assert len(result.items) == 9  # what the three pages listed is kept
+    assert "Listing loops: its next page" in result.log and "cursor=a was read already" in result.log
+    stats = result.stats
+    assert stats["ptm/pages/failed/listing loops"] == 1 and stats["finish_reason"] == "failed_pages"
+    assert "listing loops" in stats["ptm/verdict/reason"]
+
+
+class LinkBackHub(HuggingFaceReplica):
+    """The second page's Link leads back to the first page."""
+
+    def _listing(self, req, m):
+        reply = super()._listing(req, m)
+        if req.arg("cursor"):
+            params = urlencode([(k, v) for k, v in req.query if k != "cursor"])
+            reply.headers["Link"] = f'<{self.url}/api/models?{params}>; rel="next"'
+        return reply
+
+
+def test_a_hugging_face_link_back_to_the_first_page_fails_the_crawl(tmp_path):
+    with LinkBackHub(hf_models(6), repos=False) as hub:
+        result = run_crawl("huggingface", tmp_path, settings={"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0,
+                                                              "PTM_HUGGINGFACE_PAGE_SIZE": 3, **FAST}, check=False)
+    assert result.returncode == 1, result.log[-3000:]
+    assert len(result.items) == 6
+    assert "Listing loops: its next page" in result.log
+    assert result.stats["ptm/pages/failed/listing loops"] == 1
