@@ -1,4 +1,4 @@
-"""Downloader middlewares shared by all spiders: hub auth and rate-limit aware waiting."""
+"""Middlewares shared by all spiders: hub auth, rate-limit aware waiting, over-long URLs reported."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import os
 import random
 import re
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest
+from scrapy.spidermiddlewares.urllength import UrlLengthMiddleware
 
 from ptmscrape.stats import (
     RATELIMIT_GAVE_UP,
@@ -282,3 +284,21 @@ class RateLimitPacingMiddleware:
         else:
             pace["spacing"] = 0.0
         return response
+
+
+class ReportedUrlLengthMiddleware(UrlLengthMiddleware):
+    """Scrapy's ``URLLENGTH_LIMIT`` (2083), but a request it refuses is a page lost, not an INFO
+    line: a hub's huge cursor or next link (or a model id that makes one) ended the listing or a
+    model's history there, and the crawl said every page was read. The spider says what was lost
+    (``HubSpider.url_too_long``: a failed page; a history call: lost for that model and kind)."""
+
+    def get_processed_request(self, request: Request, response: Any) -> Any:
+        if len(request.url) <= self.maxlength:
+            return request
+        self.crawler.stats.inc_value("urllength/request_ignored_count")
+        reason = f"URL longer than URLLENGTH_LIMIT ({self.maxlength})"
+        handler = getattr(self.crawler.spider, "url_too_long", None)
+        if handler is not None:
+            return handler(request, reason)
+        logger.error("Not requested: %s… (%s: %d characters)", request.url[:300], reason, len(request.url))
+        return None

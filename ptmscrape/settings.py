@@ -176,6 +176,9 @@ DOWNLOADER_MIDDLEWARES = {
 }
 
 SPIDER_MIDDLEWARES = {
+    # Scrapy's URLLENGTH_LIMIT, but a next page or history call it refuses is reported as lost.
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+    "ptmscrape.middlewares.ReportedUrlLengthMiddleware": 800,
     # Closest to the spider: a listing's next page goes out before the page's models are processed.
     "ptmscrape.next_page_first.NextPageFirstMiddleware": 950,
 }

@@ -214,6 +214,13 @@ class HubSpider(scrapy.Spider):
                           printable(request.url, 300))
         self.count_failed_page(LISTING_LOOPS)
 
+    def url_too_long(self, request: scrapy.Request, reason: str) -> Any:
+        """A request ``URLLENGTH_LIMIT`` refuses (``ReportedUrlLengthMiddleware``): a failed page."""
+        self.logger.error("Page not requested: %s (%s: %d characters)", printable(request.url, 300), reason,
+                          len(request.url))
+        self.count_failed_page("URL too long")
+        return None
+
     def request(self, url: str, callback, **kwargs: Any) -> scrapy.Request:
         """A request whose failure (after retries) is reported by URL and reason."""
         return scrapy.Request(url, callback=callback, errback=self.page_failed, **kwargs)

@@ -8,7 +8,12 @@ from urllib.parse import urlencode
 
 from tests.crawl import run_crawl
 from tests.replicas.civitai import CivitaiReplica, fixture_models, synthetic_models
-from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models as hf_models
+from tests.replicas.huggingface import (
+    HuggingFaceReplica,
+    fixture_models as hf_fixture_models,
+    synthetic_models as hf_models,
+)
+from tests.replicas.huggingface_history import HubHistory
 from tests.replicas.server import Reply
 
 FAST = {"PTM_RETRY_BACKOFF": 0.01, "PTM_RETRY_BACKOFF_MAX": 0.05, "PTM_RATELIMIT_DEFAULT_WAIT": 0.05}
@@ -54,3 +59,43 @@ def test_a_hugging_face_link_back_to_the_first_page_fails_the_crawl(tmp_path):
     assert len(result.items) == 6
     assert "Listing loops: its next page" in result.log
     assert result.stats["ptm/pages/failed/listing loops"] == 1
+
+
+class HugeCursorCivitai(CivitaiReplica):
+    """A first page whose next cursor makes a URL longer than URLLENGTH_LIMIT."""
+
+    def _listing(self, req, m):
+        if req.arg("cursor"):
+            return Reply.json({"items": self.visible()[3:], "metadata": {}})
+        return Reply.json({"items": self.visible()[:3], "metadata": {"nextCursor": "c" * 5000}})
+
+
+def test_a_next_page_url_over_the_length_limit_is_a_failed_page_not_a_silent_end(tmp_path):
+    with HugeCursorCivitai(fixture_models() + synthetic_models(4)) as hub:
+        result = run_crawl("civitai", tmp_path, settings=hub.settings(PTM_CIVITAI_PAGE_SIZE=3, **FAST), check=False)
+        assert len(hub.listing_requests()) == 1
+    assert result.returncode == 1, result.log[-3000:]
+    assert len(result.items) == 3
+    assert "Page not requested: " in result.log and "URL longer than URLLENGTH_LIMIT (2083): 5" in result.log
+    assert result.stats["ptm/pages/failed/URL too long"] == 1
+
+
+class HugeLinkHistory(HubHistory):
+    def _commits(self, req, m):
+        reply = super()._commits(req, m)
+        reply.headers["Link"] = (f'<{self.prefix}/api/models/{m.group("id")}/commits/{m.group("rev")}'
+                                 f'?cursor={"c" * 3000}>; rel="next"')
+        return reply
+
+
+def test_a_history_next_link_over_the_length_limit_is_a_lost_call_of_that_model(tmp_path):
+    with HuggingFaceReplica(hf_fixture_models()[:2], repos=False) as replica:
+        HugeLinkHistory(replica, prefix="/hf")
+        result = run_crawl("huggingface", tmp_path, args={"history": "commits"}, check=False,
+                           settings={"PTM_HUGGINGFACE_URL": replica.url + "/hf", "PTM_CLONE": 0, **FAST})
+    assert result.returncode == 1, result.log[-3000:]
+    assert len(result.items) == 2
+    assert result.stats["ptm/history/lost/URL too long"] == 2
+    assert "(commits) not stored: URL too long (URL longer than URLLENGTH_LIMIT (2083)" in result.log
+    failures = (result.data_dir / "huggingface/history/failures.jsonl").read_text().splitlines()
+    assert len(failures) == 2 and all('"reason":"URL too long"' in line for line in failures)

@@ -480,6 +480,16 @@ class HistoryMixin(_MixedInto):
         if follow is not None:
             yield follow
 
+    def url_too_long(self, request: scrapy.Request, reason: str) -> Any:
+        """A history call ``URLLENGTH_LIMIT`` refuses (a hub's huge next link): lost for its model
+        and kind, as one that failed after retries; its failure item takes the request's place."""
+        ctx = request.meta.get("ptm_history")
+        if ctx is None:
+            return super().url_too_long(request, reason)
+        kind = getattr(request.callback, "__name__", "").removeprefix("parse_history_")
+        return self._history_failure(ctx, kind, "URL too long", printable(request.url, 300),
+                                     detail=f"{reason}: {len(request.url)} characters", level=logging.ERROR)
+
     def history_failed(self, failure):
         """Errback: the call failed after retries (network, 5xx, 429); reported and recorded. Not
         counted in ``ptm/pages/failed``: a lost history call loses no model of the listing."""
