@@ -99,3 +99,34 @@ def test_a_history_next_link_over_the_length_limit_is_a_lost_call_of_that_model(
     assert "(commits) not stored: URL too long (URL longer than URLLENGTH_LIMIT (2083)" in result.log
     failures = (result.data_dir / "huggingface/history/failures.jsonl").read_text().splitlines()
     assert len(failures) == 2 and all('"reason":"URL too long"' in line for line in failures)
+
+
+class LoopingHistory(HubHistory):
+    """Commits whose next link leads to a page that links to itself; discussions whose every page
+    starts at 0 and counts a billion (a hub that ignores ``p``)."""
+
+    def _commits(self, req, m):
+        reply = super()._commits(req, m)
+        reply.headers["Link"] = f'<{self.prefix}/api/models/{m.group("id")}/commits/{m.group("rev")}?p=0>; rel="next"'
+        return reply
+
+    def _discussions(self, req, m):
+        if int(req.arg("p", "0")) > 50:  # the test's own stop: the crawl must have given up long before
+            return Reply.json({"discussions": [], "count": 0, "start": 0})
+        return Reply.json({"discussions": [{"num": 1, "title": "x", "status": "open"}], "count": 10**9, "start": 0})
+
+
+def test_history_pagings_that_repeat_or_do_not_advance_are_lost_calls_not_endless(tmp_path):
+    with HuggingFaceReplica(hf_fixture_models()[:2], repos=False) as replica:
+        LoopingHistory(replica, prefix="/hf")
+        result = run_crawl("huggingface", tmp_path, args={"history": "commits,discussions"}, check=False,
+                           settings={"PTM_HUGGINGFACE_URL": replica.url + "/hf", "PTM_CLONE": 0, **FAST})
+        assert replica.replica.count("GET", r"/discussions\?p=") == 4  # pages 0 and 1 of each model
+        assert replica.replica.count("GET", r"/commits/") == 4  # the first page and ?p=0 of each
+    assert result.returncode == 1, result.log[-3000:]
+    stats = result.stats
+    assert stats["ptm/history/lost/next page link repeats an earlier page"] == 2
+    assert stats["ptm/history/lost/discussion list does not advance"] == 2
+    assert "(commits) not stored: next page link repeats an earlier page (http" in result.log
+    assert "(discussions) not stored: discussion list does not advance (start 0 on page 1" in result.log
+    assert "dupefilter/filtered" not in stats

@@ -28,6 +28,7 @@ with a JOBDIR the job fetches the call again when it resumes (``ptmscrape.signal
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -275,7 +276,15 @@ class HistoryMixin(_MixedInto):
         if url is None:
             return self._history_failure(ctx, kind, "next page link leaves the hub", response.url,
                                          request=response.request)
-        return self.history_request(url, callback, new_ctx)
+        # The pages of this paging so far, by a short digest of their URL: a next link that repeats
+        # one (a loop, or back to the first page) would be dropped by Scrapy's dupefilter in silence,
+        # the paging ending there with no state line and nothing counted.
+        pages = [*ctx.get("pages", ()), _page_key(response.url)]
+        if _page_key(url) in pages:
+            return self._history_failure(ctx, kind, "next page link repeats an earlier page", response.url,
+                                         detail=printable(url, 200), request=response.request,
+                                         level=logging.ERROR)
+        return self.history_request(url, callback, {**new_ctx, "pages": pages})
 
     def parse_history_commits(self, response):
         ctx = response.meta["ptm_history"]
@@ -391,6 +400,15 @@ class HistoryMixin(_MixedInto):
             yield from self._given_up(response, "discussions")
             return
         listed = body["discussions"]
+        count, start = body.get("count"), body.get("start")
+        if ctx["page"] > 0 and isinstance(start, int) and start < ctx.get("start", 0):
+            # Page p answered a start before the end of the page read last (the hub ignores p, or its
+            # offsets do not advance): following its count would ask for pages for ever.
+            yield self._history_failure(ctx, "discussions", "discussion list does not advance", response.url,
+                                        detail=f"start {start} on page {ctx['page']}, expected at least "
+                                               f"{ctx.get('start', 0)}", request=response.request,
+                                        level=logging.ERROR)
+            return
         stored = self.history_state.get(ctx["model"], {}).get("discussion", {})
         pr_heads = ctx.get("pr_heads") or {}
         details_ctx = {k: v for k, v in ctx.items() if k not in ("pr_heads", "page")}
@@ -417,12 +435,11 @@ class HistoryMixin(_MixedInto):
                                        {**details_ctx, "listed": entry, "signature": signature,
                                         "pr_head": pr_head})
         self._malformed_entries(ctx, "discussions", malformed, "num")
-        count, start = body.get("count"), body.get("start")
         if (listed and isinstance(count, int) and isinstance(start, int)
                 and start + len(listed) < count):
             page = ctx["page"] + 1
-            yield self.history_request(f"{ctx['api']}/discussions?p={page}",
-                                       self.parse_history_discussions, {**ctx, "page": page})
+            yield self.history_request(f"{ctx['api']}/discussions?p={page}", self.parse_history_discussions,
+                                       {**ctx, "page": page, "start": start + len(listed)})
 
     def _due_for_refresh(self, known: dict[str, Any]) -> bool:
         """Whether a stored discussion's details are older than the refresh age (edits and hidden
@@ -509,6 +526,11 @@ class HistoryMixin(_MixedInto):
         yield self._history_failure(ctx, kind, reason, request.url, request=request)
         if kind == "refs":
             yield from self._after_refs(ctx)
+
+
+def _page_key(url: str) -> str:
+    """A page's URL in 16 hex digits, for the pages of one paging kept in its requests' meta."""
+    return hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def pull_request_heads(refs: dict[str, Any]) -> dict[str, str]:
