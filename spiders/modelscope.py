@@ -11,6 +11,7 @@ the SDK's: no real response was ever recorded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from ptmscrape.mappers.common import MappingError
@@ -45,7 +46,7 @@ class ModelscopeSpider(HubSpider):
         return min(size, self.limit) if self.limit else size
 
     def page_request(self, number: int, owner: str | None = None, size: int | None = None,
-                     next_page: bool = False):
+                     next_page: bool = False, previous: list[str] | None = None):
         """The PUT for page ``number`` (JSON body, so it is saved whole in a JOBDIR and retried as is)."""
         size = size or self.page_size()
         if owner is None:
@@ -58,9 +59,12 @@ class ModelscopeSpider(HubSpider):
         return (self.next_page if next_page else self.request)(
             url, self.parse_listing, method="PUT", body=json.dumps(body),
                             headers={"Content-Type": "application/json"},
-                            cb_kwargs={"number": number, "owner": owner, "size": size})
+                            cb_kwargs={"number": number, "owner": owner, "size": size, "previous": previous})
 
-    def parse_listing(self, response, number: int, owner: str | None = None, size: int = 1):
+    def parse_listing(self, response, number: int, owner: str | None = None, size: int = 1,
+                      previous: list[str] | None = None):
+        """``previous``: the models of page ``number - 1``, by :func:`_key` (page numbers always
+        advance, so a hub that ignores them would be paged for ever: it is caught here)."""
         page = self.json_page(response, expect=dict)
         if page is None:
             return
@@ -78,6 +82,13 @@ class ModelscopeSpider(HubSpider):
         if not isinstance(listing, list):
             self.page_malformed(response, "unexpected JSON", "no Models list in Data")
             return
+        keys = [_key(model, owner) for model in listing]
+        if listing and previous and set(keys) <= set(previous):
+            # The hub serves the page read last again (it ignores PageNumber, or its paging does
+            # not advance), while TotalCount or a full page says there is more.
+            self.report_bad_page(response, f"listing does not advance (page {number} lists only "
+                                           f"models of page {number - 1})")
+            return
         if number == 1 and not listing:
             # The catalogue answers an unknown SortBy (e.g. "Downloads") with an empty page.
             self.logger.warning("ModelScope listed no models for %s", f"owner {owner!r}" if owner
@@ -90,11 +101,17 @@ class ModelscopeSpider(HubSpider):
             more = len(listing) >= size
         # The next page first: it downloads while this page's models are processed.
         if listing and more and self.more_wanted(len(listing)):
-            yield self.page_request(number + 1, owner, size, next_page=True)
+            yield self.page_request(number + 1, owner, size, next_page=True, previous=keys)
         for model in listing:
             if self.limit_reached_for(response):
                 return
             yield self.raw_item(_label(model, owner), response, model, listed_owner=owner)
+
+
+def _key(model, owner: str | None) -> str:
+    """A model of a listing page in 16 hex digits (the label, or the entry as served)."""
+    label = _label(model, owner) if isinstance(model, dict) else json.dumps(model, sort_keys=True, default=str)
+    return hashlib.blake2b(label.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def _label(model, owner: str | None) -> str:

@@ -4,6 +4,7 @@ listing was not read to its end, so no model is reported as removed)."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from tests.crawl import run_crawl
@@ -14,6 +15,7 @@ from tests.replicas.huggingface import (
     synthetic_models as hf_models,
 )
 from tests.replicas.huggingface_history import HubHistory
+from tests.replicas.modelscope import ModelScopeReplica, envelope, fixture_models as ms_fixture_models
 from tests.replicas.server import Reply
 
 FAST = {"PTM_RETRY_BACKOFF": 0.01, "PTM_RETRY_BACKOFF_MAX": 0.05, "PTM_RATELIMIT_DEFAULT_WAIT": 0.05}
@@ -130,3 +132,25 @@ def test_history_pagings_that_repeat_or_do_not_advance_are_lost_calls_not_endles
     assert "(commits) not stored: next page link repeats an earlier page (http" in result.log
     assert "(discussions) not stored: discussion list does not advance (start 0 on page 1" in result.log
     assert "dupefilter/filtered" not in stats
+
+
+class StuckModelScope(ModelScopeReplica):
+    """A catalogue that ignores PageNumber: every page is the first, and TotalCount says a trillion."""
+
+    def _catalogue(self, req, m):
+        body = json.loads(req.body)
+        self.bodies.append(("catalogue", body))
+        if body["PageNumber"] > 50:  # the test's own stop: the crawl must have given up long before
+            return Reply.json(envelope({"Model": {"Models": [], "TotalCount": 0}}))
+        return Reply.json(envelope({"Model": {"Models": list(self.models.values())[:2], "TotalCount": 10**12}}))
+
+
+def test_a_modelscope_catalogue_that_ignores_page_numbers_is_not_paged_for_ever(tmp_path):
+    with StuckModelScope(ms_fixture_models()) as hub:
+        result = run_crawl("modelscope", tmp_path, check=False, settings={
+            "PTM_MODELSCOPE_URL": hub.url, "PTM_CLONE": 0, "PTM_MODELSCOPE_PAGE_SIZE": 2, **FAST})
+        assert len(hub.listing_puts()) == 2
+    assert result.returncode == 1, result.log[-3000:]
+    assert len(result.items) == 2
+    assert "(listing does not advance (page 2 lists only models of page 1))" in result.log
+    assert result.stats["ptm/pages/failed/listing does not advance"] == 1
