@@ -10,7 +10,7 @@ import random
 import re
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
@@ -126,6 +126,46 @@ class RateLimited(IgnoreRequest):
     def __init__(self, message: str, status: int):
         super().__init__(message)
         self.status = status
+
+
+class RedirectLeavesHub(IgnoreRequest):
+    """A redirect (3xx) to another host, scheme or port than the request's, not followed."""
+
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def same_origin(url: str, target: str) -> bool:
+    """Whether ``target`` is on ``url``'s host and port, on its scheme (or http upgraded to https)."""
+    a, b = urlsplit(url), urlsplit(target)
+    try:
+        ports = (a.port or _DEFAULT_PORTS.get(a.scheme), b.port or _DEFAULT_PORTS.get(b.scheme))
+    except ValueError:  # a port out of range, or not a number
+        return False
+    return ((a.hostname or "").lower() == (b.hostname or "").lower() and b.scheme in (a.scheme, "https")
+            and (ports[0] == ports[1] or (a.scheme, b.scheme) == ("http", "https") and b.port is None))
+
+
+class HubRedirectMiddleware:
+    """A hub's redirect to another host is not followed (it runs before Scrapy's RedirectMiddleware
+    on the response path): the request fails with :class:`RedirectLeavesHub`, which its errback
+    reports like any failed page. Without it, whatever that host served (another site, a cloud
+    metadata endpoint at 169.254.169.254, an internal service) was stored as the hub's data, past
+    the check that keeps a listing's ``Link`` on the hub. Redirects on the same host are followed."""
+
+    def process_response(self, request: Request, response):
+        if response.status not in _REDIRECTS or b"Location" not in response.headers:
+            return response
+        if request.meta.get("dont_redirect") or response.status in request.meta.get("handle_httpstatus_list", ()):
+            return response
+        if "splash" in request.meta:  # a Splash render's own answer
+            return response
+        location = response.headers[b"Location"].decode("latin-1")
+        target = urljoin(request.url, location)
+        if same_origin(request.url, target):
+            return response
+        raise RedirectLeavesHub(f"HTTP {response.status} redirect to another host: {location[:200]!r}")
 
 
 class RateLimitMiddleware:

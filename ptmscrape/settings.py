@@ -170,6 +170,8 @@ DOWNLOADER_MIDDLEWARES = {
     # Scrapy's retries (5xx, resets, cut-off bodies) with exponential back-off (PTM_RETRY_BACKOFF).
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "ptmscrape.middlewares.BackoffRetryMiddleware": 550,
+    # Before RedirectMiddleware (600) on the response path: a redirect to another host fails the request.
+    "ptmscrape.middlewares.HubRedirectMiddleware": 605,
     # After RedirectMiddleware (600) on the request path, so the token is added at download
     # time only and never copied into a queued (JOBDIR, Redis) redirect or retry request.
     "ptmscrape.middlewares.HubAuthMiddleware": 650,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+from ptmscrape.middlewares import same_origin
 from tests.crawl import run_crawl
 from tests.replicas.civitai import CivitaiReplica, fixture_models, synthetic_models
 from tests.replicas.huggingface import (
@@ -16,7 +17,7 @@ from tests.replicas.huggingface import (
 )
 from tests.replicas.huggingface_history import HubHistory
 from tests.replicas.modelscope import ModelScopeReplica, envelope, fixture_models as ms_fixture_models
-from tests.replicas.server import Reply
+from tests.replicas.server import Replica, Reply
 
 FAST = {"PTM_RETRY_BACKOFF": 0.01, "PTM_RETRY_BACKOFF_MAX": 0.05, "PTM_RATELIMIT_DEFAULT_WAIT": 0.05}
 
@@ -154,3 +155,42 @@ def test_a_modelscope_catalogue_that_ignores_page_numbers_is_not_paged_for_ever(
     assert len(result.items) == 2
     assert "(listing does not advance (page 2 lists only models of page 1))" in result.log
     assert result.stats["ptm/pages/failed/listing does not advance"] == 1
+
+
+class RedirectingCivitai(CivitaiReplica):
+    """The second listing page redirects to another host (``localhost`` for the replica's 127.0.0.1)."""
+
+    def __init__(self, *args, elsewhere: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.elsewhere = elsewhere
+
+    def _listing(self, req, m):
+        if req.arg("cursor"):
+            return Reply(302, b"", {"Location": f"{self.elsewhere}/api/v1/models?limit=3"})
+        return super()._listing(req, m)
+
+
+def test_a_redirect_to_another_host_is_not_followed_but_reported(tmp_path):
+    with Replica() as other:
+        other.route("GET", r"/.*", lambda req, m: Reply.json({"items": [{"id": 1, "name": "planted"}]}))
+        elsewhere = other.url.replace("127.0.0.1", "localhost")
+        with RedirectingCivitai(fixture_models() + synthetic_models(4), elsewhere=elsewhere) as hub:
+            result = run_crawl("civitai", tmp_path, settings=hub.settings(PTM_CIVITAI_PAGE_SIZE=3, **FAST),
+                               check=False)
+        assert other.requests == []
+    assert result.returncode == 1, result.log[-3000:]
+    assert len(result.items) == 3
+    assert "(RedirectLeavesHub: HTTP 302 redirect to another host: 'http://localhost:" in result.log
+    assert result.stats["ptm/pages/failed/RedirectLeavesHub"] == 1
+
+
+def test_same_origin_allows_only_the_requests_host_and_port_and_an_upgrade_to_https():
+    assert same_origin("https://hub.example/a", "https://hub.example/b?c")
+    assert same_origin("https://hub.example/a", "https://HUB.example:443/b")
+    assert same_origin("http://hub.example/a", "https://hub.example/b")
+    assert not same_origin("https://hub.example/a", "http://hub.example/b")
+    assert not same_origin("https://hub.example/a", "https://169.254.169.254/latest/meta-data/")
+    assert not same_origin("http://127.0.0.1:8000/a", "http://127.0.0.1:8001/a")
+    assert not same_origin("http://127.0.0.1:8000/a", "http://localhost:8000/a")
+    assert not same_origin("https://hub.example/a", "https://hub.example:99999/a")
+    assert not same_origin("https://hub.example/a", "https://hub.example.evil/a")
