@@ -152,7 +152,8 @@ class HubRedirectMiddleware:
     on the response path): the request fails with :class:`RedirectLeavesHub`, which its errback
     reports like any failed page. Without it, whatever that host served (another site, a cloud
     metadata endpoint at 169.254.169.254, an internal service) was stored as the hub's data, past
-    the check that keeps a listing's ``Link`` on the hub. Redirects on the same host are followed."""
+    the check that keeps a listing's ``Link`` on the hub. Redirects on the same host are followed,
+    unfiltered."""
 
     def process_response(self, request: Request, response):
         if response.status not in _REDIRECTS or b"Location" not in response.headers:
@@ -164,6 +165,11 @@ class HubRedirectMiddleware:
         location = response.headers[b"Location"].decode("latin-1")
         target = urljoin(request.url, location)
         if same_origin(request.url, target):
+            # Followed even to a URL this crawl fetched already (two tags redirected to one manifest
+            # digest, an alias's page to its model's): Scrapy's dupefilter would drop it in silence,
+            # and with it whatever waited on its callback (an Ollama model's other tags, the model).
+            # A redirect loop still ends: after REDIRECT_MAX_TIMES, reported as a failed page.
+            request.dont_filter = True
             return response
         raise RedirectLeavesHub(f"HTTP {response.status} redirect to another host: {location[:200]!r}")
 

@@ -17,6 +17,7 @@ from tests.replicas.huggingface import (
 )
 from tests.replicas.huggingface_history import HubHistory
 from tests.replicas.modelscope import ModelScopeReplica, envelope, fixture_models as ms_fixture_models
+from tests.replicas.ollama import OllamaReplica, fixture_models as ollama_models, manifest_bytes
 from tests.replicas.server import Replica, Reply
 
 FAST = {"PTM_RETRY_BACKOFF": 0.01, "PTM_RETRY_BACKOFF_MAX": 0.05, "PTM_RATELIMIT_DEFAULT_WAIT": 0.05}
@@ -194,3 +195,24 @@ def test_same_origin_allows_only_the_requests_host_and_port_and_an_upgrade_to_ht
     assert not same_origin("http://127.0.0.1:8000/a", "http://localhost:8000/a")
     assert not same_origin("https://hub.example/a", "https://hub.example:99999/a")
     assert not same_origin("https://hub.example/a", "https://hub.example.evil/a")
+
+
+class DigestRedirectOllama(OllamaReplica):
+    """Every tag's manifest redirects (same host) to one URL per model, as to its digest."""
+
+    def _manifest(self, req, m):
+        model, tag = m.group("model"), m.group("tag")
+        if tag == "by-digest":
+            body = manifest_bytes(model, ollama_models()[model][0])
+            return Reply(200, body, {"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"})
+        return Reply(307, b"", {"Location": f"{self.registry_url}/v2/library/{model}/manifests/by-digest"})
+
+
+def test_a_same_host_redirect_to_a_url_fetched_already_is_followed_not_dropped(tmp_path):
+    with DigestRedirectOllama() as hub:
+        result = run_crawl("ollama", tmp_path, settings=hub.settings(**FAST))
+    records = {r["ModelName"]: r for r in result.items}
+    assert sorted(records) == sorted(ollama_models())  # every model, with each of its tags
+    for name, tags in ollama_models().items():
+        assert sorted(v["Name"] for v in records[name]["ModelVersions"]) == sorted(tags)
+        assert all(v["Error"] is None for v in records[name]["ModelVersions"])
