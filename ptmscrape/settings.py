@@ -135,6 +135,9 @@ PTM_RETRY_BACKOFF_MAX = 60.0
 PTM_RATELIMIT_PACE_BELOW = 0.1
 # Times a malformed page (cut short, not JSON, incomplete HTML) is fetched again before it is reported.
 PTM_PAGE_RETRIES = 3
+# An HTML page larger than this many MB is reported, not parsed: lxml takes ~40 bytes of memory per
+# byte of tiny elements (a 200 MB page, several at once, filled a 24 GB machine). Hub pages are < 1 MB.
+PTM_MAX_HTML_MB = 4
 
 # --- Scrapy ---------------------------------------------------------------------------------
 ROBOTSTXT_OBEY = False  # the hubs' APIs are meant for programmatic use
@@ -142,6 +145,9 @@ CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 # API-sized: a silent hub is given up after (5 retries + 1) x 30 s + back-off (~31 s) < 4 min.
 DOWNLOAD_TIMEOUT = 30
+# Scrapy's default is 1 GB per response (16 at once); hub answers are a few MB (a Hugging Face page
+# of 1,000 models ~2 MB, GitHub's trees at most 7 MB). A larger one fails its page (DownloadCancelledError).
+DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
 RETRY_TIMES = 5
 USER_AGENT = "ptmscrape (+https://github.com/ptmscrape/ptmscrape)"
 FEED_EXPORT_ENCODING = "utf-8"

@@ -273,7 +273,14 @@ class HubSpider(scrapy.Spider):
     def html_page(self, response: Response, complete: str = "</html>") -> Response | None:
         """The response if its HTML arrived whole (``complete`` in its last 4 KB), else None after
         fetching it again or reporting it: a truncated page parses fine and silently lists fewer
-        models, so listing and detail pages are checked before their rows are read."""
+        models, so listing and detail pages are checked before their rows are read. A page over
+        ``PTM_MAX_HTML_MB`` is reported at once, never parsed (its parse tree would be ~40 times
+        its size)."""
+        limit = self.settings.getint("PTM_MAX_HTML_MB") * 1_000_000 if self.settings else 0
+        if limit and len(response.body) > limit:
+            self.report_bad_page(response, f"page too large ({len(response.body)} bytes, over PTM_MAX_HTML_MB="
+                                           f"{self.settings.get('PTM_MAX_HTML_MB')})")
+            return None
         if complete.encode().lower() in response.body[-4096:].lower():
             return response
         self.page_malformed(response, "incomplete HTML", f"no {complete} at the end")

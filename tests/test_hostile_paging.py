@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+import ptmscrape.settings as project_settings
 from ptmscrape.middlewares import same_origin
 from tests.crawl import run_crawl
 from tests.replicas.civitai import CivitaiReplica, fixture_models, synthetic_models
@@ -216,3 +217,24 @@ def test_a_same_host_redirect_to_a_url_fetched_already_is_followed_not_dropped(t
     for name, tags in ollama_models().items():
         assert sorted(v["Name"] for v in records[name]["ModelVersions"]) == sorted(tags)
         assert all(v["Error"] is None for v in records[name]["ModelVersions"])
+
+
+class HugeTagsPageOllama(OllamaReplica):
+    """gemma2's tags page is 1.5 MB of tiny elements (whole: it ends in </html>)."""
+
+    def _tags(self, req, m):
+        if m.group("model") == "gemma2":
+            body = b"<html><body>" + b"<p>x</p>" * 190_000 + b"</body></html>"
+            return Reply(200, body, {"Content-Type": "text/html"})
+        return super()._tags(req, m)
+
+
+def test_an_html_page_over_the_size_limit_is_reported_not_parsed(tmp_path):
+    with HugeTagsPageOllama() as hub:
+        result = run_crawl("ollama", tmp_path, settings=hub.settings(PTM_MAX_HTML_MB=1, **FAST), check=False)
+    assert result.returncode == 1, result.log[-3000:]
+    assert sorted(r["ModelName"] for r in result.items) == sorted(set(ollama_models()) - {"gemma2"})
+    assert "/library/gemma2/tags (page too large (1520026 bytes, over PTM_MAX_HTML_MB=1))" in result.log
+    assert result.stats["ptm/pages/failed/page too large"] == 1
+    # and no answer of any kind may take a GB (Scrapy's default) of memory
+    assert project_settings.DOWNLOAD_MAXSIZE == 64 * 1024 * 1024 and project_settings.PTM_MAX_HTML_MB == 4
