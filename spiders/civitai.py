@@ -20,6 +20,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ptmscrape.checks import BadInput
+from ptmscrape.items import printable
 from ptmscrape.spiders_base import HubSpider
 
 LISTING = "/api/v1/models"
@@ -82,7 +83,11 @@ class CivitaiSpider(HubSpider):
 
     def next_url(self, response, metadata) -> str | None:
         """The next listing page on our base URL, from the cursor the API gave (None: last page)."""
+        if metadata is None:
+            return None
         if not isinstance(metadata, dict):
+            # Whatever it held, the rest of the hub is not listed: say so (no model reported removed).
+            self.report_bad_page(response, f"malformed next cursor (metadata is a {type(metadata).__name__})")
             return None
         cursor = metadata.get("nextCursor")
         if isinstance(cursor, (int, str)) and not isinstance(cursor, bool) and str(cursor):
@@ -95,6 +100,9 @@ class CivitaiSpider(HubSpider):
             # Page numbers stop at 1,000 results: the rest of the hub is not listed, so say so
             # (and a crawl that stopped here reports no model as removed).
             self.report_bad_page(response, f"next page without a cursor ({next_page[:200]})")
+        elif cursor is not None and not isinstance(cursor, str):  # a list, an object, a float, true
+            self.report_bad_page(response, f"malformed next cursor (a {type(cursor).__name__}: "
+                                           f"{printable(cursor, 100)})")
         return None
 
 

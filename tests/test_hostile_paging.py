@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+import pytest
+
 import ptmscrape.settings as project_settings
 from ptmscrape.middlewares import same_origin
 from tests.crawl import run_crawl
@@ -238,3 +240,30 @@ def test_an_html_page_over_the_size_limit_is_reported_not_parsed(tmp_path):
     assert result.stats["ptm/pages/failed/page too large"] == 1
     # and no answer of any kind may take a GB (Scrapy's default) of memory
     assert project_settings.DOWNLOAD_MAXSIZE == 64 * 1024 * 1024 and project_settings.PTM_MAX_HTML_MB == 4
+
+
+class WrongTypedCursorCivitai(CivitaiReplica):
+    def __init__(self, *args, metadata, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.metadata = metadata
+
+    def _listing(self, req, m):
+        if req.arg("cursor"):
+            return Reply.json({"items": self.visible()[3:], "metadata": {}})
+        return Reply.json({"items": self.visible()[:3], "metadata": self.metadata})
+
+
+@pytest.mark.parametrize("metadata, reason", [
+    ({"nextCursor": {"id": 5}}, "malformed next cursor (a dict: {'id': 5})"),
+    ({"nextCursor": 12.5}, "malformed next cursor (a float: 12.5)"),
+    ({"nextCursor": [1, 2]}, "malformed next cursor (a list: [1, 2])"),
+    ([{"nextCursor": "x"}], "malformed next cursor (metadata is a list)"),
+    ("next", "malformed next cursor (metadata is a str)"),
+])
+def test_a_civitai_next_cursor_of_the_wrong_type_is_reported_not_taken_for_the_end(tmp_path, metadata, reason):
+    with WrongTypedCursorCivitai(fixture_models() + synthetic_models(4), metadata=metadata) as hub:
+        result = run_crawl("civitai", tmp_path, settings=hub.settings(PTM_CIVITAI_PAGE_SIZE=3, **FAST), check=False)
+    assert result.returncode == 1, result.log[-3000:]
+    assert len(result.items) == 3
+    assert f"nsfw=true ({reason})" in result.log
+    assert result.stats["ptm/pages/failed/malformed next cursor"] == 1
