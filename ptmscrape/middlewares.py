@@ -137,14 +137,19 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def same_origin(url: str, target: str) -> bool:
-    """Whether ``target`` is on ``url``'s host and port, on its scheme (or http upgraded to https)."""
+    """Whether ``target`` is on ``url``'s host and port, on its scheme (or http upgraded to https);
+    ``host`` and ``www.host`` count as one (a site moving its pages to or from ``www.``)."""
     a, b = urlsplit(url), urlsplit(target)
     try:
         ports = (a.port or _DEFAULT_PORTS.get(a.scheme), b.port or _DEFAULT_PORTS.get(b.scheme))
     except ValueError:  # a port out of range, or not a number
         return False
-    return ((a.hostname or "").lower() == (b.hostname or "").lower() and b.scheme in (a.scheme, "https")
+    return (_site(a.hostname) == _site(b.hostname) and b.scheme in (a.scheme, "https")
             and (ports[0] == ports[1] or (a.scheme, b.scheme) == ("http", "https") and b.port is None))
+
+
+def _site(host: str | None) -> str:
+    return (host or "").lower().removeprefix("www.")
 
 
 class HubRedirectMiddleware:

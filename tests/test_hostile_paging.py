@@ -198,6 +198,11 @@ def test_same_origin_allows_only_the_requests_host_and_port_and_an_upgrade_to_ht
     assert not same_origin("http://127.0.0.1:8000/a", "http://localhost:8000/a")
     assert not same_origin("https://hub.example/a", "https://hub.example:99999/a")
     assert not same_origin("https://hub.example/a", "https://hub.example.evil/a")
+    # A site moving to or from www. (https://modelzoo.co -> https://www.modelzoo.co) stays the hub.
+    assert same_origin("https://hub.example/a", "https://www.hub.example/a")
+    assert same_origin("http://www.hub.example/a", "https://hub.example/a")
+    assert not same_origin("https://hub.example/a", "https://www2.hub.example/a")
+    assert not same_origin("https://hub.example/a", "https://www.hub.example.evil/a")
 
 
 class DigestRedirectOllama(OllamaReplica):
