@@ -5,6 +5,7 @@ listing was not read to its end, so no model is reported as removed)."""
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import urlencode
 
 import pytest
@@ -137,6 +138,38 @@ def test_history_pagings_that_repeat_or_do_not_advance_are_lost_calls_not_endles
     assert "(commits) not stored: next page link repeats an earlier page (http" in result.log
     assert "(discussions) not stored: discussion list does not advance (start 0 on page 1" in result.log
     assert "dupefilter/filtered" not in stats
+
+
+class StringCountHistory(HubHistory):
+    """Discussion lists whose count and start are strings ("7", "3"), or for one model junk."""
+
+    def _discussions(self, req, m):
+        reply = super()._discussions(req, m)
+        body = json.loads(reply.body)
+        if "count" in body:
+            junk = m.group("id") == self.junk_model
+            body["count"], body["start"] = ("many" if junk else str(body["count"])), str(body["start"])
+        return Reply.json(body, reply.status)
+
+
+def test_a_discussion_list_paged_with_string_counts_is_read_whole_and_junk_counts_are_a_lost_call(tmp_path):
+    """The list's count and start as strings were taken for "no more pages": every page after the
+    first was left unread, with exit status 0."""
+    models = hf_fixture_models()[:3]
+    with HuggingFaceReplica(models, repos=False) as replica:
+        hub = StringCountHistory(replica, discussions_page=1, prefix="/hf")
+        served = {model_id: len(h.discussions) for model_id, h in hub.served().items()}
+        hub.junk_model, *readable = sorted(served, key=served.get)
+        assert all(served[model_id] >= 2 for model_id in readable), served  # paged, one a page
+        result = run_crawl("huggingface", tmp_path, args={"history": "discussions"}, check=False,
+                           settings={"PTM_HUGGINGFACE_URL": replica.url + "/hf", "PTM_CLONE": 0, **FAST})
+        asked = {model_id: replica.replica.count("GET", rf"/api/models/{re.escape(model_id)}/discussions\?p=")
+                 for model_id in served}
+    assert result.returncode == 1, result.log[-3000:]
+    assert [asked[model_id] for model_id in readable] == [served[model_id] for model_id in readable]
+    assert result.stats["ptm/history/lost/malformed discussion paging"] == 1
+    said = [line for line in result.log.splitlines() if "malformed discussion paging" in line]
+    assert any(hub.junk_model in line and "count 'many'" in line for line in said), said
 
 
 class StuckModelScope(ModelScopeReplica):

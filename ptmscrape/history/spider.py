@@ -400,7 +400,14 @@ class HistoryMixin(_MixedInto):
             yield from self._given_up(response, "discussions")
             return
         listed = body["discussions"]
-        count, start = body.get("count"), body.get("start")
+        count, start = _whole(body.get("count")), _whole(body.get("start"))
+        if count is None and body.get("count") is not None or start is None and body.get("start") is not None:
+            # Without a count and start it can read, the rest of the list would be left unread in silence.
+            yield self._history_failure(ctx, "discussions", "malformed discussion paging", response.url,
+                                        detail=f"count {printable(repr(body.get('count')), 40)}, start "
+                                               f"{printable(repr(body.get('start')), 40)}", request=response.request,
+                                        level=logging.ERROR)
+            return
         if ctx["page"] > 0 and isinstance(start, int) and start < ctx.get("start", 0):
             # Page p answered a start before the end of the page read last (the hub ignores p, or its
             # offsets do not advance): following its count would ask for pages for ever.
@@ -526,6 +533,15 @@ class HistoryMixin(_MixedInto):
         yield self._history_failure(ctx, kind, reason, request.url, request=request)
         if kind == "refs":
             yield from self._after_refs(ctx)
+
+
+def _whole(value: Any) -> int | None:
+    """A whole number of a paging as the hub may write it (``5``, ``"5"``), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
 
 
 def _page_key(url: str) -> str:
