@@ -397,10 +397,18 @@ def readme_title(markdown: str) -> str | None:
     return plain_text(match.group(1)) if match else None
 
 
+_CODE_BLOCK = re.compile(r"^```.*?^```", re.M | re.S)
+
+
+def without_code_blocks(markdown: str) -> str:
+    """``markdown`` without its fenced code blocks (a ``## License`` or SPDX line in a sample is none)."""
+    return _CODE_BLOCK.sub("", markdown)
+
+
 def readme_license(markdown: str) -> str | None:
     """The first line of the README's ``License`` section as a reader sees it (``MIT License``,
     ``[BSD-3](LICENSE)`` -> ``BSD-3``), or None without one."""
-    outside_code = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)
+    outside_code = without_code_blocks(markdown)
     # A heading may be indented by up to three spaces (BiDAF's " ## License").
     match = re.search(r"^ {0,3}#{1,6}[ \t]*licen[cs]e[ \t]*#*[ \t]*$(.*?)(?=^ {0,3}#|\Z)", outside_code,
                       re.M | re.S | re.I)
@@ -413,7 +421,7 @@ def readme_license(markdown: str) -> str | None:
 def readme_spdx_license(markdown: str) -> str | None:
     """The license expression of the README's ``SPDX-License-Identifier:`` line (``<!--- SPDX-License-
     Identifier: Apache-2.0 -->`` opens every README of the zoo), or None without one."""
-    outside_code = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)
+    outside_code = without_code_blocks(markdown)
     match = _SPDX.search(outside_code)
     return match.group(1).strip()[:200] if match else None
 
