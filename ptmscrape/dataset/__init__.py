@@ -8,7 +8,7 @@ Layout (``PTM_DATA_DIR``, default ``data``)::
                                                 (a record's MetadataFilePath: ``<file>#<offset>``)
     <data>/<hub>/repos/<owner>/<name>/          clone of a hub-hosted repository (the model's id)
     <data>/<hub>/repos/<path below the host>/   clone of any other repository (its URL's path)
-    <data>/repo-index.jsonl                     repo URL -> clone path, shared by all hubs
+    <data>/repo-index.jsonl                     repo URL (and branch) -> clone path, shared by all hubs
 
 One module per job; import from the module that owns it (this package re-exports nothing):
 
