@@ -76,6 +76,16 @@ def test_repository_of_a_link(link, expected):
     assert repository(link) == expected
 
 
+def test_a_percent_encoded_folder_link_gives_the_folder_as_git_names_it():
+    # GitHub writes a folder's spaces and non-ASCII letters percent-encoded in its links; git log
+    # knows the folder by its name, so an encoded RepoSubPath matched nothing and the record got
+    # the repository's HEAD for the folder's last commit.
+    link = "https://github.com/a/b/tree/release%2F2.0/My%20Models/r%C3%A9seau"
+    assert repository(link) == ("https://github.com/a/b", "release/2.0", "My Models/réseau")
+    r = map_raw(raw("x", {"link": link}))
+    assert (r["RepoBranch"], r["RepoSubPath"]) == ("release/2.0", "My Models/réseau")
+
+
 def test_models_without_a_repository_keep_their_record():
     ray, graph_nets, website = record("ray"), record("graph-nets"), record("chainercv")
     assert ray["RepoURL"] is None and ray["ModelOwner"] == "" and ray["ModelOwnerURL"] == ""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from ptmscrape.items import RawModelItem
 from ptmscrape.mappers.common import (
@@ -100,7 +100,9 @@ def repository(link: str | None) -> tuple[str | None, str | None, str | None]:
     owner, name = segments[0], segments[1].removesuffix(".git")
     branch = subpath = None
     if len(segments) >= 4 and segments[2] in ("tree", "blob"):
-        branch, subpath = segments[3], "/".join(segments[4:]) or None
+        # Split, then decode: GitHub percent-encodes a folder's spaces and non-ASCII letters (and
+        # a branch's '/' as %2F), and git knows them by their decoded names.
+        branch, subpath = unquote(segments[3]), "/".join(unquote(s) for s in segments[4:]) or None
     return f"https://github.com/{owner}/{name}", branch, subpath
 
 
