@@ -582,6 +582,8 @@ class Git:
     def last_commit_touching(self, path: Path, subpath: str) -> str | None:
         """Last commit that changed files under ``subpath`` (for many models in one repo)."""
         self.check_clone(path)
+        if "\x00" in subpath:  # from a hub's link; no argument can carry it (Popen: ValueError)
+            raise RepoError("the folder's name holds a NUL character")
         out = self._run(path, "log", "-1", "--format=%H", "--", subpath.strip("/") or ".")
         return out.strip() if _SHA.match(out.strip()) else None
 

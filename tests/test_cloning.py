@@ -252,3 +252,18 @@ def test_a_clone_that_landed_without_its_index_line_is_indexed_by_the_next_crawl
     other = crawl("huggingface", first.sha)  # another hub's crawl uses that clone
     assert (other.path, other.status) == (first.path, "unchanged")
     assert not (tmp_path / "data/huggingface/repos/owner").exists()
+
+
+def test_a_folder_git_cannot_be_asked_about_keeps_the_clones_head(tmp_path, served):
+    # A hub link may carry a NUL (JSON "\u0000", a link's %00): git cannot take it as an argument,
+    # and the ValueError that raised failed the model in the clone stage (traceback, no record).
+    host, server = served
+    c = cloner(tmp_path / "data")
+    c.open("modelzoo")
+    try:
+        result = asyncio.run(c.clone("modelzoo", f"{server.url}/owner/repo", subpath="models/a\x00b"))
+        folder = asyncio.run(c.clone("modelzoo", f"{server.url}/owner/repo", subpath="README.md"))
+    finally:
+        c.close()
+    assert (result.status, result.path) == ("cloned", "modelzoo/repos/owner/repo")
+    assert result.sha == folder.sha and len(result.sha) == 40
