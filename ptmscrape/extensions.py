@@ -23,6 +23,8 @@ from ptmscrape.stats import (
     CLONE_RUNNING,
     CLONE_SKIPPED,
     CLONE_WAITING,
+    ITEMS_FAILED,
+    ITEMS_FAILED_BY_ERROR,
     VERDICT_EXIT_STATUS,
     VERDICT_REASON,
 )
@@ -165,6 +167,8 @@ class CrawlVerdict:
       reason ``failed_pages`` (``nothing_stored``) instead of ``finished``, so the stats, the
       ``Spider closed (…)`` line and Scrapyd's log say so (not in a distributed crawl, whose
       shared Redis queue is only cleared by a ``finished`` worker).
+    * A model an item stage raised on (``item_error``: not a DropItem) is counted as lost
+      (``ptm/items/failed``), which fails the crawl.
     * When the engine has stopped (spidermon's monitors have run by then), the verdict goes into
       the stats (``ptm/verdict/exit_status``, ``ptm/verdict/reason``) before ``StatsFile`` writes
       them, and is logged as the crawl's last line; ``scrapy crawl`` exits with it.
@@ -180,6 +184,7 @@ class CrawlVerdict:
         ext = cls(crawler)
         crawler.signals.connect(ext.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.item_error, signal=signals.item_error)
         # Connected before StatsFile's (extensions are built in priority order).
         crawler.signals.connect(ext.decide, signal=signals.engine_stopped)
         return ext
@@ -192,6 +197,12 @@ class CrawlVerdict:
     def spider_opened(self, spider):
         # Connected last of all engine_stopped handlers: the verdict is the last line of the log.
         self.crawler.signals.connect(self.log, signal=signals.engine_stopped)
+
+    def item_error(self, item, response, spider, failure):
+        # Scrapy logs the traceback ("Error processing …") and counts nothing: the model would be
+        # lost without a trace in the stats or the exit status.
+        self.stats.inc_value(ITEMS_FAILED)
+        self.stats.inc_value(ITEMS_FAILED_BY_ERROR + failure.type.__name__)
 
     def spider_idle(self, spider):
         if distributed.enabled(self.crawler.settings):

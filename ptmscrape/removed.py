@@ -3,14 +3,15 @@
 A model in ``<hub>.jsonl`` that a crawl did not list may be gone from the hub (deleted, made
 private) — or the crawl simply did not get that far. So it is reported only when "not seen" can
 mean "removed": the crawl finished normally, was not narrowed by spider arguments (``-a limit``,
-``-a search``, …), lost no listing page, and was not one worker of a distributed crawl. Then the
+``-a search``, …), lost no listing page nor any model to an item stage's error, and was not one
+worker of a distributed crawl. Then the
 models are listed in ``<hub>/removed-<stamp>.txt``, counted in ``ptm/store/removed`` and logged;
 their records stay in ``<hub>.jsonl`` and their clones stay in ``repos/``.
 
 :class:`RemovedModelsReport` is the Scrapy extension that does it. It is fed explicitly, by
 signals (``ptmscrape/signals.py``): the store stage says which snapshot this crawl writes, the
 spiders which pages were lost, the map stage which models it could not map, and Scrapy which items
-were dropped; it reads no other stage's stats. With a JOBDIR the crawl is the whole job: the
+were dropped or failed in a stage; it reads no other stage's stats. With a JOBDIR the crawl is the whole job: the
 snapshots of all its runs (listed in the JOBDIR) count as seen.
 """
 
@@ -44,11 +45,15 @@ def removed_file(hub: str, stamp: str) -> str:
     return f"{segment(hub)}/removed-{segment(stamp)}.txt"
 
 
-def why_incomplete(reason: str, spider: Any, failed: int, settings: BaseSettings) -> str | None:
+def why_incomplete(reason: str, spider: Any, failed: int, settings: BaseSettings,
+                   failed_items: int = 0) -> str | None:
     """Why this crawl cannot tell removed models from models it did not reach (None: it can).
-    ``failed``: pages lost for good (downloads and malformed pages alike)."""
+    ``failed``: pages lost for good (downloads and malformed pages alike); ``failed_items``:
+    models an item stage raised on (lost, and which ones is not known by id)."""
     if failed:  # (before the finish reason, which then is failed_pages: ptmscrape/verdict.py)
         return f"{failed} page(s) failed or were malformed"
+    if failed_items:
+        return f"{failed_items} model(s) were lost to an error in an item stage"
     if reason != "finished":
         return f"the crawl did not finish normally (finish reason {reason!r})"
     narrowed = getattr(spider, "narrowed_by", [])
@@ -100,6 +105,7 @@ class RemovedModelsReport:
         self.opened: OpenedSnapshot | None = None  # None: no store stage ran, nothing to report
         self.failed_pages = 0
         self.unmapped = 0
+        self.failed_items = 0  # models an item stage raised on (item_error): lost, ids unknown
         self.dropped_ids: set[int] = set()  # listed, but dropped before the store (e.g. invalid)
         self.merged: tuple[frozenset[Path], int] | None = None  # (snapshots, carried): records_merged
 
@@ -111,6 +117,7 @@ class RemovedModelsReport:
         crawler.signals.connect(ext.page_failed, signal=ptm_signals.page_failed)
         crawler.signals.connect(ext.model_unmapped, signal=ptm_signals.model_unmapped)
         crawler.signals.connect(ext.item_dropped, signal=signals.item_dropped)
+        crawler.signals.connect(ext.item_failed, signal=signals.item_error)
         # After the store's close_spider (the merge): only spider_closed knows why the crawl ended.
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
@@ -131,12 +138,18 @@ class RemovedModelsReport:
         if isinstance(item, dict) and isinstance(item.get("id"), int):
             self.dropped_ids.add(item["id"])
 
+    def item_failed(self, item: Any) -> None:
+        # A stage raised on the model (item_error). Scrapy gives the item the chain started with,
+        # the raw payload, whatever stage failed: the record's id, which would mark it seen, is
+        # not known here.
+        self.failed_items += 1
+
     def spider_closed(self, spider: Any, reason: str) -> None:
         opened = self.opened
         if opened is None:
             return
         settings = self.crawler.settings
-        incomplete = why_incomplete(reason, spider, self.failed_pages, settings)
+        incomplete = why_incomplete(reason, spider, self.failed_pages, settings, self.failed_items)
         if incomplete:
             logger.info("Models not seen in this crawl are not reported as removed: %s", incomplete)
             return

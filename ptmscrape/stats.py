@@ -106,6 +106,10 @@ DISTRIBUTED_REQUEUED = "ptm/distributed/requeued"
 MONITORS_PASSED = "ptm/monitors/passed"
 MONITORS_FAILED = "ptm/monitors/failed"
 MONITORS_FAILED_BY_MONITOR = "ptm/monitors/failed/"
+# Models an item stage failed on with an error it did not foresee (an exception other than
+# DropItem): the model is lost; by the exception's class.
+ITEMS_FAILED = "ptm/items/failed"
+ITEMS_FAILED_BY_ERROR = "ptm/items/failed/"
 VERDICT_EXIT_STATUS = "ptm/verdict/exit_status"
 VERDICT_REASON = "ptm/verdict/reason"
 

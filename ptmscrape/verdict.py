@@ -3,7 +3,8 @@
 * ``0`` — the crawl finished and every page it listed was read;
 * ``1`` — pages failed (after their retries) or were not found, ``-a history`` calls were lost
   (failed after retries, rate limited, malformed, not written: not the hub's refusals of gated,
-  private or deleted repositories), a callback raised, nothing was stored (with a JOBDIR: by any
+  private or deleted repositories), a callback raised, an item stage raised on a model (not a
+  DropItem: the model is lost), nothing was stored (with a JOBDIR: by any
   run of the job), records or history could not be written (a full disk: the crawl stops) or merged, clones were
   not started or were stopped for lack of disk space (``PTM_CLONE_MIN_FREE_GB``), a feed (``-O``)
   missed items or was not stored, the crawl was stopped before the end, or a spidermon monitor failed;
@@ -30,6 +31,8 @@ from ptmscrape.stats import (
     FEED_NOT_WRITTEN_BY_REASON,
     HISTORY_LOST,
     HISTORY_LOST_BY_REASON,
+    ITEMS_FAILED,
+    ITEMS_FAILED_BY_ERROR,
     MONITORS_FAILED,
     MONITORS_FAILED_BY_MONITOR,
     PAGES_FAILED,
@@ -98,6 +101,12 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     lost = int(stats.get(HISTORY_LOST) or 0)
     if lost:
         problems.append(_plural(lost, "history call") + " lost" + _by_reason(stats, HISTORY_LOST_BY_REASON))
+    # Models an item stage raised on (not a DropItem: an error it did not foresee) are lost; the
+    # listing is whole, so the finish reason stays.
+    item_errors = int(stats.get(ITEMS_FAILED) or 0)
+    if item_errors:
+        problems.append(_plural(item_errors, "model") + " lost to an error in an item stage"
+                        + _by_reason(stats, ITEMS_FAILED_BY_ERROR))
     # Records the dataset tree could not take (a full disk): the store stage stopped the crawl.
     not_stored = int(stats.get(STORE_FAILED) or 0)
     if not_stored:

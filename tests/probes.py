@@ -85,3 +85,20 @@ class ProcessProbe:
         zombies = sum(1 for fields in states if fields and fields[0] == b"Z")
         self.stats.set_value("test/pid", os.getpid())
         self.stats.set_value("test/zombies", zombies)
+
+
+class FailingStage:
+    """An item stage that raises for the model named by ``TEST_FAIL_MODEL`` (its ``ModelName``), as
+    a stage's unforeseen error would (``-s ITEM_PIPELINES=`` with it added after the clone stage)."""
+
+    def __init__(self, crawler):
+        self.name = crawler.settings.get("TEST_FAIL_MODEL")
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def process_item(self, item):
+        if item.get("ModelName") == self.name:
+            raise ValueError(f"test stage failed on {self.name}")
+        return item

@@ -148,6 +148,28 @@ def test_a_failing_monitor_exits_1(tmp_path, hf_replica):
     assert result.stats["ptm/verdict/exit_status"] == 1
 
 
+def test_a_model_an_item_stage_fails_on_is_lost_and_exits_1(tmp_path, hf_replica):
+    # An unforeseen error in a stage (a git argument holding a NUL once) lost the model with a
+    # traceback, and the crawl still said exit status 0.
+    data = tmp_path / "data"
+    run_crawl("huggingface", tmp_path, settings=hf(hf_replica, PTM_CLONE=0), data_dir=data, out_name="first.jsonl")
+    stages = {**project.ITEM_PIPELINES, "tests.probes.FailingStage": 450}
+    failing = next(iter(hf_replica.models)).rpartition("/")[2]
+    result = run_crawl("huggingface", tmp_path, check=False, data_dir=data,
+                       settings=hf(hf_replica, PTM_CLONE=0, ITEM_PIPELINES=json.dumps(stages),
+                                   TEST_FAIL_MODEL=failing))
+    assert result.returncode == 1, result.log[-3000:]
+    assert last_line(result.log).endswith(
+        "Crawl verdict: exit status 1: 1 model lost to an error in an item stage (ValueError: 1)")
+    assert result.stats["ptm/items/failed"] == 1
+    assert sorted(r["ModelName"] for r in result.items) == sorted(
+        m.rpartition("/")[2] for m in hf_replica.models if m.rpartition("/")[2] != failing)
+    # Listed, so not gone from the hub: not reported as removed (nor is any other model).
+    assert "not reported as removed: 1 model(s) were lost to an error in an item stage" in result.log
+    assert "ptm/store/removed" not in result.stats
+    assert list((data / "huggingface").glob("removed-*.txt")) == []
+
+
 # -- exit status 2: one line on stderr, no traceback ----------------------------------------------
 
 def assert_one_line_error(result, *expected: str):

@@ -84,6 +84,14 @@ def test_failed_monitors_callback_errors_and_stops_are_1():
     assert stopped.reason.startswith("the crawl stopped before the end (finish reason shutdown)")
 
 
+def test_models_an_item_stage_failed_on_are_1_with_the_errors():
+    stats = {**GOOD, "ptm/items/failed": 3, "ptm/items/failed/ValueError": 2, "ptm/items/failed/OSError": 1}
+    result = verdict(stats)
+    assert result.status == 1
+    assert result.reason == "3 models lost to an error in an item stage (OSError: 1, ValueError: 2)"
+    assert result.finish_reason == "finished"  # the listing is whole: the removed-models report runs
+
+
 def test_spider_arguments_are_the_init_keywords():
     check_arguments(HuggingfaceSpider, {"limit": "1", "sort": "likes", "_job": "x", "_version": "2"})
     check_arguments(ModelzooSpider, {"render": "api", "models": "a"})
