@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import scrapy
 from scrapy.http import Response
@@ -234,15 +234,19 @@ class HubSpider(scrapy.Spider):
 
     def hub_link(self, page_url: str, link: str) -> str | None:
         """Absolute URL of a link the hub sent (a ``Link`` rel=next), kept under the base URL: the
-        Hub sends links relative to its root, so a base URL with a path (a mirror) gets its path put
-        back. A link to another scheme or host (``file:``, another server) is refused: None."""
+        Hub sends links relative to its root, or absolute at the root of the host it was asked by
+        (a proxy at a path that passes its Host header on), so a base URL with a path (a mirror)
+        gets its path put back either way. A link to another scheme or host (``file:``, another
+        server) is refused: None."""
         base = urlsplit(self.base_url)
-        prefix = base.path.rstrip("/")
-        if prefix and link.startswith("/") and not link.startswith("//") and not link.startswith(prefix + "/"):
-            link = prefix + link
         url = urljoin(page_url, link)
         target = urlsplit(url)
-        return url if (target.scheme, target.netloc) == (base.scheme, base.netloc) else None
+        if (target.scheme, target.netloc) != (base.scheme, base.netloc):
+            return None
+        prefix = base.path.rstrip("/")
+        if prefix and target.path != prefix and not target.path.startswith(prefix + "/"):
+            url = urlunsplit(target._replace(path=prefix + (target.path or "/")))
+        return url
 
     def json_page(self, response: Response, expect: type | tuple[type, ...] = (list, dict)) -> Any:
         """The decoded JSON body, or None for a malformed page (cut short, not JSON, or not of

@@ -172,6 +172,19 @@ def test_a_root_relative_next_link_stays_under_a_mirrors_path():
     assert [o.url for o in out if isinstance(o, Request)] == [f"{BASE}/mirror/hf/api/models?cursor=abc"]
 
 
+@pytest.mark.parametrize("link", [f"{BASE}/api/models?cursor=abc", "//hub.example/api/models?cursor=abc"])
+def test_an_absolute_next_link_to_the_hosts_root_stays_under_a_mirrors_path(link):
+    """A proxy at a path that passes its Host header on gets the Hub's Link built from that host,
+    at the root (``https://proxy/api/models?cursor=…``): it was followed out of the mirror's path."""
+    spider = spider_maker(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": f"{BASE}/mirror/hf"})()
+    out = list(spider.parse_listing(page(f"{BASE}/mirror/hf/api/models", fixture_models()[:2], link=link)))
+    assert [o.url for o in out if isinstance(o, Request)] == [f"{BASE}/mirror/hf/api/models?cursor=abc"]
+    # A link already under the path is kept as it is.
+    kept = f"{BASE}/mirror/hf/api/models?cursor=def"
+    out = list(spider.parse_listing(page(f"{BASE}/mirror/hf/api/models", fixture_models()[:2], link=kept)))
+    assert [o.url for o in out if isinstance(o, Request)] == [kept]
+
+
 def test_empty_pages_with_next_links_end_the_listing():
     spider = make_spider()
     links = [f"{BASE}/api/models?cursor={c}" for c in "abc"]

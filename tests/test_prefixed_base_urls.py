@@ -10,7 +10,7 @@ import os
 from spiders.modelzoo import ModelzooSpider
 from tests.crawl import run_crawl
 from tests.helpers import html_response, make_spider
-from tests.replicas.huggingface import HuggingFaceReplica, fixture_models as hf_fixture_models
+from tests.replicas.huggingface import HuggingFaceReplica, fixture_models as hf_fixture_models, synthetic_models
 from tests.replicas.modelzoo import ModelZooReplica, fixture_models
 from tests.services import require_service
 
@@ -61,6 +61,32 @@ def test_huggingface_under_a_prefix_follows_renames_and_pages(tmp_path):
                           settings={"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0})
     assert sorted(f"{i['ModelOwner']}/{i['ModelName']}" for i in listed.items) == sorted(hub.models)
     assert [i["ModelURL"] for i in given.items] == [f"{hub.url}/google-bert/bert-base-uncased"]
+
+
+def test_huggingface_behind_a_proxy_that_passes_its_host_pages_under_the_prefix(tmp_path):
+    """A proxy at a path (``location /api/hf/``) that passes its Host header on: the Hub builds its
+    absolute ``Link`` from that host, at the root. The next page was fetched outside the prefix
+    (404: one page not found, exit status 1, only the first page's models)."""
+    from tests.replicas.server import Reply
+
+    with HuggingFaceReplica(hf_fixture_models() + synthetic_models(8), None, prefix="/api/hf", repos=False) as hub:
+        routes = hub.replica.routes
+        i = next(i for i, r in enumerate(routes) if r[1].pattern.endswith("/api/models"))
+        listing = routes[i][2]
+
+        def rooted(req, m) -> Reply:
+            reply = listing(req, m)
+            if "Link" in reply.headers:
+                reply.headers["Link"] = reply.headers["Link"].replace(hub.url, hub.replica.url, 1)
+            return reply
+
+        routes[i] = (routes[i][0], routes[i][1], rooted)
+        result = run_crawl("huggingface", tmp_path, settings={
+            "PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0}, check=False)
+        outside = [p for _, p in hub.replica.requests if not p.startswith("/api/hf/")]
+    assert result.returncode == 0, result.log[-3000:]
+    assert sorted(f"{i['ModelOwner']}/{i['ModelName']}" for i in result.items) == sorted(hub.models)
+    assert len(hub.models) > 2 * 5 and outside == []  # three pages, all under the prefix
 
 
 def test_pytorchhub_model_pages_stay_under_a_prefixed_base():
