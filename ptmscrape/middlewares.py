@@ -158,7 +158,15 @@ class HubRedirectMiddleware:
     reports like any failed page. Without it, whatever that host served (another site, a cloud
     metadata endpoint at 169.254.169.254, an internal service) was stored as the hub's data, past
     the check that keeps a listing's ``Link`` on the hub. Redirects on the same host are followed,
-    unfiltered."""
+    unfiltered; one relative to the host's root gets the base URL's path back
+    (``HubSpider.rooted_location``)."""
+
+    def __init__(self, crawler=None):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
 
     def process_response(self, request: Request, response):
         if response.status not in _REDIRECTS or b"Location" not in response.headers:
@@ -175,6 +183,12 @@ class HubRedirectMiddleware:
             # and with it whatever waited on its callback (an Ollama model's other tags, the model).
             # A redirect loop still ends: after REDIRECT_MAX_TIMES, reported as a failed page.
             request.dont_filter = True
+            rooted = getattr(getattr(self.crawler, "spider", None), "rooted_location", None)
+            under = rooted(request.url, location) if rooted is not None else None
+            if under is not None:
+                headers = response.headers.copy()
+                headers[b"Location"] = under
+                return response.replace(headers=headers)
             return response
         raise RedirectLeavesHub(f"HTTP {response.status} redirect to another host: {location[:200]!r}")
 

@@ -82,6 +82,9 @@ class HubSpider(scrapy.Spider):
 
     base_url_setting: str = ""
     base_url: str  # the setting's value without a trailing "/", set by from_crawler
+    # The hub's own base URL is its host's root, and it redirects relative to that root: a mirror's
+    # path is put back on such a redirect (rooted_location).
+    root_relative_redirects: bool = False
     custom_settings: dict[str, Any] = {}
     handoff: distributed.Handoff | None = None
     # -a arguments that only order or tune a crawl. Any other one (limit, search, …) may narrow
@@ -231,6 +234,23 @@ class HubSpider(scrapy.Spider):
         request = self.request(url, callback, **kwargs)
         request.meta[NEXT_PAGE_META] = True
         return request
+
+    def rooted_location(self, request_url: str, location: str) -> str | None:
+        """A same-host redirect's ``Location`` relative to the host's root (``/api/models/<new
+        id>``, as the Hub answers a renamed model) with the base URL's path put back, as
+        :meth:`hub_link` does for links: a mirror at a path that passes the header on unchanged
+        sent the crawl outside its path. Only for a hub whose base URL is its host's root
+        (``root_relative_redirects``): a default base with a path of its own (``pytorch.org/hub``,
+        a raw-file folder) may redirect anywhere on its host. None: the location needs nothing."""
+        if not self.root_relative_redirects or not location.startswith("/") or location.startswith("//"):
+            return None
+        base, request = urlsplit(self.base_url), urlsplit(request_url)
+        prefix = base.path.rstrip("/")
+        if (not prefix or base[:2] != request[:2]
+                or not (request.path == prefix or request.path.startswith(prefix + "/"))
+                or location == prefix or location.startswith(prefix + "/")):
+            return None
+        return prefix + location
 
     def hub_link(self, page_url: str, link: str) -> str | None:
         """Absolute URL of a link the hub sent (a ``Link`` rel=next), kept under the base URL: the

@@ -36,6 +36,7 @@ NEXT_PAGE_ASK_FAILED = "ptm_next_page_ask_failed"
 class HuggingfaceSpider(HistoryMixin, HubSpider):
     name = "huggingface"
     base_url_setting = "PTM_HUGGINGFACE_URL"
+    root_relative_redirects = True  # a renamed model: 307 Location: /api/models/<new id>
     auth_token_env = "HF_TOKEN"
     full_crawl_arguments = frozenset({"sort", "history"})
 

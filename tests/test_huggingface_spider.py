@@ -185,6 +185,17 @@ def test_an_absolute_next_link_to_the_hosts_root_stays_under_a_mirrors_path(link
     assert [o.url for o in out if isinstance(o, Request)] == [kept]
 
 
+def test_a_rename_redirect_to_the_hosts_root_gets_a_mirrors_path_back():
+    spider = spider_maker(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": f"{BASE}/mirror/hf"})()
+    asked = f"{BASE}/mirror/hf/api/models/bert-base-uncased"
+    assert spider.rooted_location(asked, "/api/models/google-bert/bert-base-uncased") == \
+        "/mirror/hf/api/models/google-bert/bert-base-uncased"
+    assert spider.rooted_location(asked, "/mirror/hf/api/models/a/b") is None  # the mirror put it back
+    assert spider.rooted_location(asked, "a/b") is None and spider.rooted_location(asked, "//x/a") is None
+    assert spider.rooted_location(f"{BASE}/elsewhere/x", "/api/models/a/b") is None  # not under the base
+    assert make_spider().rooted_location(f"{BASE}/api/models/x", "/api/models/a/b") is None  # no path
+
+
 def test_empty_pages_with_next_links_end_the_listing():
     spider = make_spider()
     links = [f"{BASE}/api/models?cursor={c}" for c in "abc"]

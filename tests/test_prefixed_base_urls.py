@@ -89,6 +89,31 @@ def test_huggingface_behind_a_proxy_that_passes_its_host_pages_under_the_prefix(
     assert len(hub.models) > 2 * 5 and outside == []  # three pages, all under the prefix
 
 
+def test_huggingface_rename_redirect_at_the_hosts_root_stays_under_the_prefix(tmp_path):
+    """The Hub answers a renamed model with ``307 Location: /api/models/<new id>``, relative to
+    its root; a proxy at a path that passes it on unchanged had the crawl fetch ``/api/models/…``
+    outside the prefix (404: the model not found, exit status 1)."""
+    with HuggingFaceReplica(hf_fixture_models(), None, prefix="/api/hf", repos=False,
+                            renames={"bert-base-uncased": "google-bert/bert-base-uncased"}) as hub:
+        routes = hub.replica.routes
+        i = next(i for i, r in enumerate(routes) if "(?P<id>" in r[1].pattern)
+        detail = routes[i][2]
+
+        def passed_on(req, m):
+            reply = detail(req, m)
+            if "Location" in reply.headers:
+                reply.headers["Location"] = reply.headers["Location"].removeprefix(hub.prefix)
+            return reply
+
+        routes[i] = (routes[i][0], routes[i][1], passed_on)
+        given = run_crawl("huggingface", tmp_path, args={"models": "bert-base-uncased"},
+                          settings={"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0}, check=False)
+        outside = [p for _, p in hub.replica.requests if not p.startswith("/api/hf/")]
+    assert given.returncode == 0, given.log[-3000:]
+    assert [i["ModelURL"] for i in given.items] == [f"{hub.url}/google-bert/bert-base-uncased"]
+    assert outside == []
+
+
 def test_pytorchhub_model_pages_stay_under_a_prefixed_base():
     from spiders.pytorchhub import PytorchhubSpider
 
