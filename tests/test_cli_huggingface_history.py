@@ -5,11 +5,13 @@ refused calls are recorded per model."""
 import json
 import math
 import signal
+import time
 from collections import Counter
 
 import pytest
 
 from ptmscrape.dataset.jsonl import read_jsonl
+from ptmscrape.dataset.paths import utc_now
 from ptmscrape.history.spider import RECENT_COMMITS
 from ptmscrape.history.store import digest
 from ptmscrape.history.tables import TABLES, rows
@@ -251,6 +253,40 @@ def test_a_history_rewritten_deeper_than_the_recent_commits_marks_every_commit_i
     got = dropped_at(data, deep)
     assert {c for c, at in got.items() if at is None} == {c["id"] for c in original}
     assert {c for c, at in got.items() if at is not None} == set(rewritten)
+
+
+def test_commits_a_killed_paging_stored_are_marked_dropped_once_a_force_push_left_them_out(tmp_path, hub):
+    """A first crawl killed in the middle of a model's commit pages (no state line: its next crawl
+    pages the whole history again), then the history force-pushed: the commits of the first pages
+    are in no history the hub has any more, and must not stay in the commit table as live."""
+    from tests.crawl import crawl_command
+    from tests.crawl_control import BackgroundCrawl, hold
+
+    data = tmp_path / "data"
+    deep = max(hub.histories, key=lambda m: len(hub.histories[m].commits))  # pages of 5
+    gate = hold(hub.hub.replica, "GET", hub._commits, lambda req, m, n: m.group("id") == deep and req.arg("p") == "1")
+    settings = {"PTM_HUGGINGFACE_URL": hub.hub.url + PREFIX, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0,
+                "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 5}
+    args = {"history": "commits"}
+    killed = BackgroundCrawl(crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json",
+                                           args, settings), tmp_path / "1.log")
+    first_page = lambda: {c["raw"]["id"] for c in history(data, "commits") if c["model_id"] == deep}  # noqa: E731
+    killed.wait_until(lambda: gate.reached.is_set() and len(first_page()) == 5, "the first commit page stored")
+    killed.kill()
+    gate.open()
+    stored = first_page()
+    dropped = hub.force_push(deep, rewritten=len(hub.histories[deep].commits), new=2)  # squashed
+    stored_at = max(c["crawled_at"] for c in history(data, "commits"))
+    while utc_now() <= stored_at:  # times have whole seconds: the next paging begins after these lines
+        time.sleep(0.05)
+    assert stored <= set(dropped)
+
+    crawl(hub, tmp_path, "2", args=args)
+    got = dropped_at(data, deep)
+    assert {c for c, at in got.items() if at is None} == {c["id"] for c in hub.histories[deep].commits}
+    assert {c for c, at in got.items() if at is not None} == stored
+    others = [at for m in hub.histories if m != deep for at in dropped_at(data, m).values()]
+    assert others and not any(others)  # the other models' commits stay live
 
 
 def test_a_commit_pushed_to_a_pull_request_is_seen_by_the_next_crawl(tmp_path, hub):

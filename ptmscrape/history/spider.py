@@ -319,6 +319,11 @@ class HistoryMixin(_MixedInto):
                                                  {**ctx, "head": head, "recent": listed[:RECENT_COMMITS],
                                                   "since": since, "entries": listed_entries})
         states, files = [], {"commits": rows}
+        if follow is not None and not stored and "since" not in ctx:
+            # The first page of a paging of several, with no history stored completely before: if
+            # this paging is cut short (a kill, a refused page), its commits are stored with no state
+            # line, and the paging that completes it must know some may be in no history any more.
+            states.append({"kind": "commits_paging", "head": head})
         if follow is None and head:
             if reached:  # what follows it in the hub's list was stored with it
                 listed += stored[stored.index(reached):]
@@ -341,7 +346,13 @@ class HistoryMixin(_MixedInto):
         fewer than it counts), so every commit of the model stored before the paging began and not
         listed again; the hub's commits carry no parents, so the tables tell which (their
         ``crawled_at``)."""
-        if not stored or stored[0] == reached:
+        if not stored:
+            # Nothing stored completely, but an earlier paging cut short stored some of its first
+            # pages: those this whole listing leaves out are in no history (a force-push since).
+            # Not a rewrite this crawl can tell, so neither counted nor logged as one.
+            started = self.history_state.get(ctx["model"], {}).get("commits_paging")
+            return [{"stored_before": since}] if whole and started else []
+        if stored[0] == reached:
             return []
         if reached:
             dropped: list[dict[str, Any]] = [{"commit_id": c} for c in stored[:stored.index(reached)]]

@@ -107,8 +107,9 @@ class HistoryStore:
 def load_state(tree: DatasetTree, hub: str) -> dict[int, dict[str, Any]]:
     """What earlier crawls stored completely, per model record id:
     ``{"commits": {"head": …, "recent": [its newest commit ids]}, "refs": {"digest": …},
-    "files": {"revision": …}, "discussion": {num: {"signature": …, "events": {event id: digest},
-    "pr_head": the commit refs/pr/<num> pointed at, when known}}}``
+    "commits_paging": {"head": …} (a first paging of several pages began: its pages may be stored
+    without a "commits" line), "files": {"revision": …}, "discussion": {num: {"signature": …,
+    "events": {event id: digest}, "pr_head": the commit refs/pr/<num> pointed at, when known}}}``
     (the last line wins)."""
     state: dict[int, dict[str, Any]] = {}
     for line in iter_lines(tree, hub, STATE_FILE):
