@@ -92,6 +92,7 @@ HISTORY_SKIPPED_BY_REASON = "ptm/history/skipped/"
 HISTORY_STORED_BY_FILE = "ptm/history/stored/"
 HISTORY_STORED_FAILURES = "ptm/history/stored/failures"
 HISTORY_REWRITTEN = "ptm/history/rewritten"
+HISTORY_RELISTED = "ptm/history/relisted"
 HISTORY_PR_HEAD_MOVED = "ptm/history/pr_head_moved"
 HISTORY_REFRESHED = "ptm/history/refreshed"
 

@@ -216,6 +216,29 @@ def test_after_a_force_push_a_recrawl_stores_only_the_rewritten_commits(tmp_path
     assert dropped_at(data, deep) == {**{c["id"]: None for c in commits}, dropped["id"]: line["crawled_at"]}
 
 
+def test_commits_the_hub_lists_below_the_stored_head_after_a_merge_are_stored(tmp_path, hub):
+    """A merge pushed with git: the merged branch's commit is older than the stored head, so the
+    Hub lists it below that head, where a re-crawl's paging stops. The hub's count of commits tells
+    that the history is more than the stored one plus the new commits on top: it is listed again."""
+    data = tmp_path / "data"
+    crawl(hub, tmp_path, "1", args={"history": "commits"})
+    model = max(hub.histories, key=lambda m: len(hub.histories[m].commits))
+    commits = hub.histories[model].commits
+    branch = {**commits[2], "id": "b" * 40, "title": "On a branch, dated before the stored head"}
+    commits.insert(2, branch)
+    merge = {**commits[0], "id": "c" * 40, "title": "Merge branch"}
+    commits.insert(0, merge)
+    hub.hub.models[model]["sha"] = merge["id"]
+    second = crawl(hub, tmp_path, "2", args={"history": "commits"})
+    assert second.stats["ptm/history/relisted"] == 1 and "ptm/history/rewritten" not in second.stats
+    got = dropped_at(data, model)
+    assert set(got) == {c["id"] for c in commits} and not any(got.values())  # every commit, live
+    assert table_keys(data, "commit") == hub.all_commits()
+    before = len(hub.hub.replica.requests)
+    crawl(hub, tmp_path, "3", args={"history": "commits"})  # the count adds up again: no call
+    assert not [p for _, p in hub.hub.replica.requests[before:] if "/commits/" in p]
+
+
 def dropped_at(data, model_id):
     """commit id -> dropped_at of one model's rows of the commit table."""
     cols = TABLES["commit"].columns

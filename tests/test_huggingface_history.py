@@ -146,6 +146,33 @@ def test_a_history_rewritten_below_every_recent_commit_marks_what_was_stored_bef
     assert "dropped_commits" not in item.rows and item.states
 
 
+@pytest.mark.parametrize("total,relisted", [(18, False), (19, True), (17, False)])
+def test_a_hub_count_above_the_stored_history_plus_the_new_commits_lists_it_all_again(tmp_path, total, relisted):
+    """17 commits stored, one new on top: the hub counting 19 lists one below the stored head
+    that was never stored (dated before it); 17, fewer than it can have, loses none."""
+    spider = history_spider(tmp_path)
+    commits = synthetic_history(MODEL["id"], SHA, 3).commits  # 17, newest first; SHA the new head
+    rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
+    stored = [c["id"] for c in commits[1:]]
+    spider._history_state = {rid: {"commits": {"head": stored[0], "total": 17, "recent": stored[:RECENT_COMMITS]}}}
+    request = by_kind(spider.history_requests(MODEL))["commits"]
+    link = f'</api/models/{MODEL["id"]}/commits/{SHA}?p=1&limit=2>; rel="next"'
+    out = list(spider.parse_history_commits(respond(request, commits[:2], headers={
+        "X-Total-Count": str(total), "Link": link})))
+    if not relisted:
+        (item,) = out
+        assert [r["raw"]["id"] for r in item.rows["commits"]] == [SHA] and item.states[0]["head"] == SHA
+        assert spider.crawler.stats.get_value("ptm/history/relisted") is None
+        return
+    item, follow = out  # the stored commit met is stored again, and paging goes on
+    assert [r["raw"]["id"] for r in item.rows["commits"]] == [SHA, stored[0]] and item.states == []
+    assert follow.meta["ptm_history"]["relist"] and spider.crawler.stats.get_value("ptm/history/relisted") == 1
+    (last,) = spider.parse_history_commits(respond(follow, commits[2:4], headers={"X-Total-Count": str(total)}))
+    assert [r["raw"]["id"] for r in last.rows["commits"]] == [c["id"] for c in commits[2:4]]  # not stopped
+    assert last.states[0]["head"] == SHA and spider.crawler.stats.get_value("ptm/history/rewritten") is None
+    assert "dropped_commits" not in last.rows  # 4 listed of the 19 the hub counts: not the whole history
+
+
 def test_only_commit_ids_go_into_the_commits_state(tmp_path):
     """The state's recent commits are loaded by every crawl: a hostile hub's huge ids stay out."""
     spider = history_spider(tmp_path)

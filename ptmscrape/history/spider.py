@@ -57,6 +57,7 @@ from ptmscrape.stats import (
     HISTORY_MODELS,
     HISTORY_PR_HEAD_MOVED,
     HISTORY_REFRESHED,
+    HISTORY_RELISTED,
     HISTORY_REWRITTEN,
     HISTORY_SKIPPED_BY_REASON,
     HISTORY_UNCHANGED_BY_KIND,
@@ -302,16 +303,13 @@ class HistoryMixin(_MixedInto):
         since = ctx.get("since") or utc_now()
         listed_entries = ctx.get("entries", 0) + len(page)
         stored = self._stored_commits(ctx["model"])
-        rows, reached, malformed = [], None, 0
-        for commit in page:
-            if not isinstance(commit, dict) or not isinstance(commit.get("id"), str):
-                malformed += 1
-                continue
-            head = head or commit["id"]
-            if commit["id"] in stored:
-                reached = commit["id"]
-                break
-            rows.append({"raw": commit})
+        total_header = (response.headers.get(b"X-Total-Count") or b"").decode("latin-1").strip()
+        total = int(total_header) if total_header.isdigit() else None
+        head, rows, reached, above, malformed = _commits_above(page, () if ctx.get("relist") else stored, head)
+        if reached and not self._commit_count_agrees(ctx, total, ctx.get("entries", 0) + above,
+                                                     stored.index(reached)):
+            ctx = {**ctx, "relist": True}
+            head, rows, reached, above, malformed = _commits_above(page, (), head)
         self._malformed_entries(ctx, "commits", malformed, "id")
         # Only real commit ids go into the state (a hostile hub's huge ids would be loaded by every crawl).
         listed = ctx.get("recent", []) + [r["raw"]["id"] for r in rows if _SHA.fullmatch(r["raw"]["id"])]
@@ -327,8 +325,6 @@ class HistoryMixin(_MixedInto):
         if follow is None and head:
             if reached:  # what follows it in the hub's list was stored with it
                 listed += stored[stored.index(reached):]
-            total_header = (response.headers.get(b"X-Total-Count") or b"").decode("latin-1").strip()
-            total = int(total_header) if total_header.isdigit() else None
             dropped = self._dropped_commits(ctx, stored, reached, since,
                                             whole=total is None or listed_entries >= total)
             if dropped:
@@ -346,6 +342,10 @@ class HistoryMixin(_MixedInto):
         fewer than it counts), so every commit of the model stored before the paging began and not
         listed again; the hub's commits carry no parents, so the tables tell which (their
         ``crawled_at``)."""
+        if ctx.get("relist") and whole:
+            # Listed again for a count that did not add up (_commit_count_agrees): what it left out is
+            # in no history; a rewrite or not, the crawl cannot tell, so not counted as one.
+            return [{"stored_before": since}]
         if not stored:
             # Nothing stored completely, but an earlier paging cut short stored some of its first
             # pages: those this whole listing leaves out are in no history (a force-push since).
@@ -366,6 +366,22 @@ class HistoryMixin(_MixedInto):
         self.logger.info("History of %s (commits): rewritten (a force-push): %s",
                          printable(f"{self.name}:{ctx['model_id']}"), what)
         return dropped
+
+    def _commit_count_agrees(self, ctx: dict[str, Any], total: int | None, new: int, dropped: int) -> bool:
+        """Whether the hub's count of the new head's commits is the stored head's, less the ``dropped``
+        stored commits above the one paging met, plus the ``new`` ones listed above it. Else commits
+        the hub lists below that one were never stored (a merge of a branch whose commits are older
+        than the stored head, listed after it): the whole history is listed again, once. A count
+        below that one (a hub that caps its count, say) loses no commit: paging stops as usual."""
+        stored_total = self.history_state.get(ctx["model"], {}).get("commits", {}).get("total")
+        if total is None or not isinstance(stored_total, int) or stored_total - dropped + new >= total:
+            return True
+        self._history_count(HISTORY_RELISTED)
+        self.logger.info("History of %s (commits): the hub counts %d commits, the stored %d less %d dropped plus "
+                         "%d new make %d: listing the whole history again",
+                         printable(f"{self.name}:{ctx['model_id']}"), total, stored_total, dropped, new,
+                         stored_total - dropped + new)
+        return False
 
     def _stored_commits(self, model: int) -> list[str]:
         """The newest commits of the head an earlier crawl stored completely, newest first: each
@@ -544,6 +560,24 @@ class HistoryMixin(_MixedInto):
         yield self._history_failure(ctx, kind, reason, request.url, request=request)
         if kind == "refs":
             yield from self._after_refs(ctx)
+
+
+def _commits_above(page: list, stop_at, head: str | None) -> tuple[str | None, list[dict[str, Any]], str | None,
+                                                                  int, int]:
+    """``(head, rows, reached, above, malformed)`` of one commit page: its commits above the first
+    one in ``stop_at`` (``reached``, at index ``above`` of the page), the head (the first commit
+    listed, unless known) and how many entries had no id."""
+    rows: list[dict[str, Any]] = []
+    malformed = 0
+    for i, commit in enumerate(page):
+        if not isinstance(commit, dict) or not isinstance(commit.get("id"), str):
+            malformed += 1
+            continue
+        head = head or commit["id"]
+        if commit["id"] in stop_at:
+            return head, rows, commit["id"], i, malformed
+        rows.append({"raw": commit})
+    return head, rows, None, len(page), malformed
 
 
 def _whole(value: Any) -> int | None:
