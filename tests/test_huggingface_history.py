@@ -62,7 +62,7 @@ def test_each_listed_model_gets_its_calls_under_the_base_url_with_its_record_id(
     assert calls["commits"].url == f"{api}/commits/{SHA}?limit=2"
     assert calls["refs"].url == f"{api}/refs?include_prs=1"
     assert calls["discussions"].url == f"{api}/discussions?p=0"
-    assert calls["files"].url == f"{api}/tree/{SHA}?recursive=1&expand=1"
+    assert calls["files"].url == f"{api}/tree/{SHA}?recursive=true&expand=true"
     record = map_raw(RawModelItem("huggingface", MODEL["id"], listing.url, MODEL, {"base_url": BASE}))
     assert {r.meta["ptm_history"]["model"] for r in calls.values()} == {record["id"]}
     for request in calls.values():  # plain data and spider methods: a JOBDIR can hold them
@@ -568,7 +568,7 @@ def test_without_a_listed_sha_commits_stop_at_the_stored_head_and_files_are_aske
     spider._history_state = {rid: {"commits": {"head": SHA}, "files": {"revision": "main"}}}
     calls = by_kind(spider.history_requests(model))
     assert calls["commits"].url.endswith("/commits/main?limit=2")
-    assert calls["files"].url.endswith("/tree/main?recursive=1&expand=1")
+    assert calls["files"].url.endswith("/tree/main?recursive=true&expand=true")
     (item,) = spider.parse_history_commits(respond(calls["commits"], [{"id": SHA}, {"id": "b" * 40}],
                                                    headers={"Link": '</api/models/x/commits/main?p=1>; rel="next"'}))
     assert item.rows["commits"] == [] and item.states[0]["head"] == SHA  # nothing new: one call

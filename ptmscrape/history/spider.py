@@ -15,7 +15,7 @@ Per model (``<api>`` is ``<base>/api/models/<id>``, the id as the hub gave it):
   title, comments, reactions, pinned, the repo owner taking part: the list carries no update time),
   or a pull request whose ``refs/pr/<num>`` moved (a commit pushed to it moves no list field), or
   one whose details are older than ``PTM_HUGGINGFACE_DISCUSSIONS_REFRESH_DAYS`` (when set: edits);
-* files — ``<api>/tree/<sha>?recursive=1&expand=1``, cursor ``Link`` paging; no call when the
+* files — ``<api>/tree/<sha>?recursive=true&expand=true``, cursor ``Link`` paging; no call when the
   files at the listed SHA are stored already.
 
 A call the hub refuses (401 gated/private/missing, 404 ``RevisionNotFound``, …) is recorded as a
@@ -172,7 +172,7 @@ class HistoryMixin(_MixedInto):
             if sha and state.get("files", {}).get("revision") == sha:
                 self._history_count(HISTORY_UNCHANGED_BY_KIND + "files")
             else:
-                yield self.history_request(f"{api}/tree/{rev}?recursive=1&expand=1", self.parse_history_files,
+                yield self.history_request(f"{api}/tree/{rev}?recursive=true&expand=true", self.parse_history_files,
                                            {**ctx, "rev": rev, "count": 0})
 
     def discussion_list_request(self, ctx: dict[str, Any], pr_heads: dict[str, str] | None) -> scrapy.Request:
