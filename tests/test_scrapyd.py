@@ -21,6 +21,7 @@ from pathlib import Path
 import spiders
 from ptmscrape.dataset.payloads import read_payload
 from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.scrapyd_egg import shadowed_egg
 from tests.crawl import ROOT, project_crawler, read_jsonl
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
 
@@ -96,6 +97,20 @@ def test_egg_loads_the_schema_from_inside_the_zip_as_scrapyd_runs_it(tmp_path):
     package, spider, title = json.loads(out)
     assert package.startswith(str(egg) + os.sep) and spider.startswith(str(egg) + os.sep)
     assert title == json.loads((ROOT / "ptmscrape/schema/ptm-record.schema.json").read_text())["title"]
+
+
+def test_shadowed_egg_names_the_copy_imported_instead_of_the_egg_on_sys_path(tmp_path):
+    egg = tmp_path / "r1.egg"
+    with zipfile.ZipFile(egg, "w") as z:
+        z.writestr("ptmscrape/__init__.py", "")
+    work_tree = tmp_path / "project" / "ptmscrape" / "__init__.py"
+    assert shadowed_egg([str(tmp_path / "project"), str(egg)], str(work_tree)) == (str(work_tree.parent), str(egg))
+    assert shadowed_egg([str(egg)], str(egg / "ptmscrape" / "__init__.py")) is None  # imported from the egg
+    assert shadowed_egg([str(tmp_path / "project")], str(work_tree)) is None  # no egg: a plain scrapy crawl
+    other = tmp_path / "other.egg"
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("otherpkg/__init__.py", "")
+    assert shadowed_egg([str(other)], str(work_tree)) is None  # an egg, not the project's
 
 
 # -- a real Scrapyd -------------------------------------------------------------------------------
@@ -211,6 +226,7 @@ def test_scrapyd_deploy_schedule_and_crawl_into_the_dataset_tree(tmp_path):
 
     log = (scrapyd.dirs["logs"] / "ptmscrape" / "huggingface" / f"{job}.log").read_text()
     assert "Traceback" not in log and "] ERROR:" not in log, log[-5000:]
+    assert "not from the egg" not in log  # its ptmscrape is the egg's (the probe above)
     assert log.rstrip().splitlines()[-1].endswith("Crawl verdict: exit status 0: every listed page was read")
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["finish_reason"] == "finished" and stats["ptm/verdict/exit_status"] == 0
@@ -233,3 +249,30 @@ def test_scrapyd_deploy_schedule_and_crawl_into_the_dataset_tree(tmp_path):
         assert read_payload(DatasetTree(data), item["ModelHub"]["MetadataFilePath"])
 
     assert (ROOT / "scrapy.cfg").read_text() == cfg_before
+
+
+def test_scrapyd_started_in_the_project_says_its_jobs_run_the_work_tree_not_the_deployed_egg(tmp_path):
+    """``.venv/bin/scrapyd &`` in the project folder (where its ./scrapyd.conf is): a job's first
+    sys.path entry is Scrapyd's working directory and the egg is appended after it, so the work
+    tree's ptmscrape shadows the deployed one; the job's log says so instead of running other code
+    than what was deployed without a word."""
+    project = project_copy(tmp_path)
+    with HuggingFaceReplica(fixture_models(), repos=False) as hub, Scrapyd(project) as scrapyd:
+        with open(project / "scrapy.cfg", "a") as cfg:
+            cfg.write(f"\n[deploy:pytest]\nurl = {scrapyd.url}\nproject = ptmscrape\n")
+        deploy = subprocess.run([BIN / "scrapyd-deploy", "pytest", "--version", "r1"], cwd=project,
+                                capture_output=True, text=True, env=clean_env(tmp_path))
+        assert deploy.returncode == 0, deploy.stderr + deploy.stdout
+        job = scrapyd.post("schedule.json", [
+            ("project", "ptmscrape"), ("spider", "huggingface"), ("limit", "1"),
+            ("setting", f"PTM_HUGGINGFACE_URL={hub.url}"), ("setting", "PTM_CLONE=0"),
+            ("setting", f"PTM_DATA_DIR={tmp_path / 'data'}"),
+        ])["jobid"]
+        scrapyd.wait_finished("ptmscrape", job)
+
+    log = (scrapyd.dirs["logs"] / "ptmscrape" / "huggingface" / f"{job}.log").read_text()
+    eggs = list((scrapyd.dirs["eggs"] / "ptmscrape").glob("*.egg"))
+    assert len(eggs) == 1
+    (warning,) = [line for line in log.splitlines() if "not from the egg" in line]
+    assert "WARNING" in warning and str(project / "ptmscrape") in warning and str(eggs[0]) in warning, warning
+    assert log.rstrip().splitlines()[-1].endswith("Crawl verdict: exit status 0: every listed page was read")

@@ -13,7 +13,8 @@ Scrapy's own command, plus:
 
 Scrapyd runs jobs through ``scrapy.cmdline.execute()`` (``scrapyd.runner``), so its jobs use this
 command too: the same checks, the verdict as the last line of the job's log, and the exit status
-in Scrapyd's own log ("Process died: exitstatus=1").
+in Scrapyd's own log ("Process died: exitstatus=1"); a job whose deployed egg is shadowed by
+another copy of the project says so (``ptmscrape/scrapyd_egg.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ptmscrape.checks import BadInput, check_data_dir, check_feeds, check_redis_
 from ptmscrape.gc_tuning import freeze_before_exit
 from ptmscrape.gitrepo import end_git_commands
 from ptmscrape.init_process import become_init_if_pid_1
+from ptmscrape.scrapyd_egg import shadowed_egg
 from ptmscrape.stats import VERDICT_EXIT_STATUS
 from ptmscrape.verdict import BAD_INPUT, FAILED
 
@@ -61,6 +63,11 @@ class Command(ScrapyCrawlCommand):
         if len(args) != 1:
             return super().run(args, opts)
         assert self.settings is not None and self.crawler_process is not None  # set by scrapy.cmdline
+        if shadowed := shadowed_egg():  # logging is set up by now: the line goes to Scrapyd's job log
+            logger.warning("This job runs ptmscrape from %s, not from the egg Scrapyd deployed (%s): a copy "
+                           "of the project in Scrapyd's working directory, or installed in its Python, comes "
+                           "first on sys.path, so a deployed version changes nothing. Start scrapyd in a "
+                           "folder without the project (docs/operations.md, Scrapyd).", *shadowed)
         crawler = self._create_crawler(args[0])
         errors: list[BaseException] = []
 
