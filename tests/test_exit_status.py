@@ -362,3 +362,58 @@ def test_a_feed_named_with_a_tilde_is_checked_where_scrapy_writes_it(tmp_path, m
     monkeypatch.setenv("HOME", str(tmp_path / "afile" / "home"))  # no home can be made there
     monkeypatch.chdir(tmp_path)
     check_feeds({"~/out.jsonl": {}})
+
+
+def test_a_crawl_stopped_by_force_says_so_last_and_in_its_stats_file(tmp_path):
+    """Ctrl-C twice, or Scrapyd's cancel.json twice (two SIGINTs): Scrapy stops without closing the
+    spider, so no verdict was logged and no stats file written (a Scrapyd user reading either saw
+    nothing, or the previous run's report). Now both say exit status 1."""
+    import signal
+    import time
+
+    from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
+
+    release = threading.Event()
+
+    def hold_second_page(incoming, call_next):  # the graceful stop waits for it: time for a second SIGINT
+        if incoming.arg("cursor"):
+            release.wait(120)
+        return call_next()
+
+    stats_file = tmp_path / "stats.json"
+    log_file = tmp_path / "crawl.log"
+    with HuggingFaceReplica(fixture_models() + synthetic_models(12), repos=False) as hub:
+        hub.replica.interceptors.append(hold_second_page)
+        cmd = crawl_command("huggingface", tmp_path / "out.jsonl", tmp_path / "data", stats_file,
+                            settings={**hf(hub), "PTM_CLONE": 0, "LOG_FILE": log_file})
+        crawl = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def wait_for(text: str) -> None:
+                for _ in range(600):  # readiness waits, not timing assertions
+                    if log_file.exists() and text in log_file.read_text():
+                        return
+                    assert crawl.poll() is None, log_file.read_text()[-3000:]
+                    time.sleep(0.1)
+                raise AssertionError(f"never logged {text!r}")
+
+            for _ in range(600):  # the first page answered, the second one asked for (and held)
+                if hub.replica.count("GET", r"cursor="):
+                    break
+                assert crawl.poll() is None
+                time.sleep(0.1)
+            crawl.send_signal(signal.SIGINT)
+            wait_for("Closing spider (shutdown)")
+            crawl.send_signal(signal.SIGINT)
+            assert crawl.wait(60) == 1
+        finally:
+            release.set()
+            if crawl.poll() is None:
+                crawl.kill()
+                crawl.wait()
+    log = log_file.read_text()
+    assert "forcing unclean shutdown" in log
+    assert last_line(log).endswith("ERROR: Crawl verdict: exit status 1: the crawl was stopped by force before it "
+                                   "closed (a second Ctrl-C or SIGTERM, or Scrapyd's cancel.json twice): "
+                                   "the requests and clones in flight were dropped"), log[-3000:]
+    stats = json.loads(stats_file.read_text())
+    assert stats["ptm/verdict/exit_status"] == 1 and stats["finish_reason"] == "shutdown (forced)"

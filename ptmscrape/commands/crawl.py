@@ -7,7 +7,8 @@ Scrapy's own command, plus:
   problem is one line on stderr and exit status 2, with no traceback;
 * after the crawl, the exit status is the verdict of ``ptmscrape.extensions.CrawlVerdict``
   (``ptmscrape/verdict.py``): 0 when every listed page was read, 1 otherwise;
-* after a forced stop (Ctrl-C twice), the git commands still running are killed, not waited for;
+* after a forced stop (Ctrl-C twice), the git commands still running are killed, not waited for,
+  and the verdict (exit status 1) is logged and written to ``PTM_STATS_FILE`` here: no extension did;
 * started as PID 1 (a container without an init), it forks first and stays as the crawl's init
   (``ptmscrape/init_process.py``).
 
@@ -31,12 +32,13 @@ from twisted.internet.defer import Deferred
 import ptmscrape.settings as project_settings
 from ptmscrape import commands, jobdir
 from ptmscrape.checks import BadInput, check_data_dir, check_feeds, check_redis_url, check_typed_settings
+from ptmscrape.extensions import StatsFile
 from ptmscrape.gc_tuning import freeze_before_exit
 from ptmscrape.gitrepo import end_git_commands
 from ptmscrape.init_process import become_init_if_pid_1
 from ptmscrape.scrapyd_egg import shadowed_egg
-from ptmscrape.stats import VERDICT_EXIT_STATUS
-from ptmscrape.verdict import BAD_INPUT, FAILED
+from ptmscrape.stats import VERDICT_EXIT_STATUS, VERDICT_REASON
+from ptmscrape.verdict import BAD_INPUT, FAILED, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +95,28 @@ class Command(ScrapyCrawlCommand):
             self.exitcode = FAILED
         elif self.crawler_process.bootstrap_failed:
             self.exitcode = FAILED
+        elif crawler.stats.get_value(VERDICT_EXIT_STATUS) is None:
+            self.exitcode = stopped_by_force(crawler)
         else:
-            self.exitcode = int(crawler.stats.get_value(VERDICT_EXIT_STATUS, FAILED))
+            self.exitcode = int(crawler.stats.get_value(VERDICT_EXIT_STATUS))
+
+
+FORCED = ("the crawl was stopped by force before it closed (a second Ctrl-C or SIGTERM, or Scrapyd's "
+          "cancel.json twice): the requests and clones in flight were dropped")
+
+
+def stopped_by_force(crawler) -> int:
+    """A crawl whose engine never stopped (Scrapy's forced stop ends the reactor before the spider
+    closes): no extension gave a verdict or wrote ``PTM_STATS_FILE``, so the log ended at Scrapy's
+    "forcing unclean shutdown" and a stats file, if any, was the previous run's. Both are done here."""
+    crawler.stats.set_value(VERDICT_EXIT_STATUS, FAILED)
+    crawler.stats.set_value(VERDICT_REASON, FORCED)
+    for extension in getattr(crawler.extensions, "middlewares", ()):
+        if isinstance(extension, StatsFile):
+            extension.reason = "shutdown (forced)"
+            extension.write()
+    logger.error("%s", Verdict(FAILED, FORCED).line)
+    return FAILED
 
 
 def preflight(spidercls, settings, arguments: dict) -> None:
