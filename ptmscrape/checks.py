@@ -6,10 +6,11 @@ A problem is a :class:`BadInput`: one line naming the argument or setting, which
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -156,3 +157,16 @@ def check_typed_settings(defaults: dict[str, Any], get) -> None:
             raise BadInput(f"-s {name}= must be {word}") from None
         if name.endswith("_PAGE_SIZE") and value < 1:  # a hub asked for pages of 0 models
             raise BadInput(f"-s {name}= must be 1 or more, got {value}")
+
+
+def check_setting_names(given: Iterable[str], known: Iterable[str]) -> None:
+    """Every ``PTM_`` setting given must be one of the project's (``ptmscrape/settings.py`` defines
+    each, with its default): a typo was ignored without a word, and the crawl ran with the default
+    (``-s PTM_CLONES=0`` cloned a whole hub), as a typo in a spider argument would."""
+    known = sorted(known)
+    unknown = sorted(name for name in given if name.startswith("PTM_") and name not in known)
+    if unknown:
+        name = unknown[0]
+        near = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else " (docs/settings.md lists them)"
+        raise BadInput(f"-s {name}: no such setting{hint}")

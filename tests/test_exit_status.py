@@ -208,6 +208,14 @@ def test_a_bad_typed_setting_is_one_line_and_exit_2(tmp_path):
     assert_one_line_error(result, "-s PTM_CLONE_CONCURRENCY=", "whole number")
 
 
+def test_an_unknown_ptm_setting_is_one_line_naming_the_nearest_and_exit_2(tmp_path):
+    # A typo (Scrapyd: -d setting=PTM_CLONE_CONCURENCY=4) was ignored without a word: the crawl
+    # ran with the default (PTM_CLONES=0 would have cloned a whole hub).
+    result = run_crawl("huggingface", tmp_path, check=False, settings={"PTM_CLONE_CONCURENCY": "4",
+                                                                   "PTM_HUGGINGFACE_URL": "http://127.0.0.1:9"})
+    assert_one_line_error(result, "-s PTM_CLONE_CONCURENCY: no such setting", "PTM_CLONE_CONCURRENCY")
+
+
 def test_a_redis_url_that_is_no_redis_url_is_one_line_and_exit_2(tmp_path):
     # Was a traceback ("The crawl could not start": redis-py's ValueError) and exit status 1, with
     # no verdict line; the password stays out of the message.

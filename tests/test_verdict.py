@@ -10,6 +10,7 @@ from ptmscrape.checks import (
     check_arguments,
     check_data_dir,
     check_redis_url,
+    check_setting_names,
     check_typed_settings,
     positive_int,
 )
@@ -236,3 +237,11 @@ def test_every_documented_argument_is_accepted_and_every_accepted_one_documented
     check_arguments(spidercls, {**given, "_job": "1"})  # the signature check of `scrapy crawl`
     # and the spider's own checks of the values
     spidercls.check_input(Settings({k: getattr(project, k) for k in dir(project) if k.isupper()}), given)
+
+
+def test_unknown_ptm_setting_names_are_refused_naming_the_nearest():
+    check_setting_names(["PTM_CLONE", "LOG_LEVEL", "JOBDIR"], ["PTM_CLONE", "PTM_CLONE_LFS"])
+    with pytest.raises(BadInput, match=r"^-s PTM_CLONES: no such setting \(did you mean PTM_CLONE\?\)$"):
+        check_setting_names(["PTM_CLONES"], ["PTM_CLONE", "PTM_CLONE_LFS"])
+    with pytest.raises(BadInput, match=r"-s PTM_XYZZY: no such setting \(docs/settings.md lists them\)"):
+        check_setting_names(["PTM_XYZZY"], ["PTM_CLONE"])

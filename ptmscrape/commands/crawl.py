@@ -31,7 +31,14 @@ from twisted.internet.defer import Deferred
 
 import ptmscrape.settings as project_settings
 from ptmscrape import commands, jobdir
-from ptmscrape.checks import BadInput, check_data_dir, check_feeds, check_redis_url, check_typed_settings
+from ptmscrape.checks import (
+    BadInput,
+    check_data_dir,
+    check_feeds,
+    check_redis_url,
+    check_setting_names,
+    check_typed_settings,
+)
 from ptmscrape.extensions import StatsFile
 from ptmscrape.gc_tuning import freeze_before_exit
 from ptmscrape.gitrepo import end_git_commands
@@ -123,6 +130,7 @@ def preflight(spidercls, settings, arguments: dict) -> None:
     """Everything checkable before the crawl starts; raises :class:`BadInput`."""
     defaults = {name: getattr(project_settings, name) for name in dir(project_settings)
                 if name.startswith("PTM_")}
+    check_setting_names(list(settings), defaults)
     getters = {bool: settings.getbool, int: settings.getint, float: settings.getfloat}
     check_typed_settings(defaults, lambda name, kind: getters[kind](name))
     check_input = getattr(spidercls, "check_input", None)
