@@ -68,22 +68,40 @@ class StatsFile:
         """Write the report whole or not at all (a full disk leaves the one before, or none)."""
         stats = dict(self.crawler.stats.get_stats())
         stats.setdefault("finish_reason", self.reason)
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(stats, indent=1, sort_keys=True, default=_jsonable) + "\n")
-            tmp.replace(self.path)
+            write_report(self.path, stats)
         except OSError as exc:
             if not self.failed:  # written twice (spider closed, engine stopped): said once
                 logger.error("Could not write the run report %s (PTM_STATS_FILE): %s. The crawl's stats are in "
                              "its log (\"Dumping Scrapy stats\").", self.path, exc)
             self.failed = True
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:  # its folder is not one
-                pass
             return False
         return True
+
+
+def write_report(path: Path, stats: dict) -> None:
+    """``stats`` as JSON at ``path``, whole or not at all; raises ``OSError``."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(stats, indent=1, sort_keys=True, default=_jsonable) + "\n")
+        tmp.replace(path)
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # its folder is not one
+            pass
+        raise
+
+
+def forget_report(path: str | None) -> None:
+    """Remove an earlier run's report as a run starts: a run that writes none (killed) must not
+    leave the previous run's verdict (exit status 0, perhaps) where this run's is looked for."""
+    if path:
+        try:
+            Path(path).unlink(missing_ok=True)
+        except OSError:  # not a file (a folder, no permission): writing it will say so
+            pass
 
 
 def _jsonable(value):

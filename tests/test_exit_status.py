@@ -425,3 +425,50 @@ def test_a_crawl_stopped_by_force_says_so_last_and_in_its_stats_file(tmp_path):
                                    "the requests and clones in flight were dropped"), log[-3000:]
     stats = json.loads(stats_file.read_text())
     assert stats["ptm/verdict/exit_status"] == 1 and stats["finish_reason"] == "shutdown (forced)"
+
+
+def test_a_refused_or_killed_run_leaves_no_earlier_runs_report_in_its_stats_file(tmp_path):
+    """A fixed PTM_STATS_FILE (a Scrapyd job scheduled every week) is what tells a Scrapyd user the
+    exit status. A run refused before its crawl (exit status 2) or killed (cancel.json with
+    signal=KILL, out of memory) wrote none, so the file still held the previous run's report
+    (exit status 0). A refused run writes its own verdict now; a run clears the old one as it starts."""
+    import signal
+    import time
+
+    from tests.replicas.huggingface import HuggingFaceReplica, fixture_models
+
+    earlier = json.dumps({"finish_reason": "finished", "ptm/verdict/exit_status": 0})
+    stats_file = tmp_path / "out.jsonl.stats.json"  # run_crawl's
+    stats_file.write_text(earlier)
+    refused = run_crawl("huggingface", tmp_path, check=False, args={"limt": "5"},
+                        settings={"PTM_HUGGINGFACE_URL": "http://127.0.0.1:9"})
+    assert refused.returncode == 2
+    report = json.loads(stats_file.read_text())
+    assert report["ptm/verdict/exit_status"] == 2 and "unknown spider argument -a limt" in report["ptm/verdict/reason"]
+
+    stats_file.write_text(earlier)
+    release = threading.Event()
+
+    def hold_listing(incoming, call_next):
+        release.wait(120)
+        return call_next()
+
+    with HuggingFaceReplica(fixture_models(), repos=False) as hub:
+        hub.replica.interceptors.append(hold_listing)
+        cmd = crawl_command("huggingface", tmp_path / "out.jsonl", tmp_path / "data", stats_file,
+                            settings={**hf(hub), "PTM_CLONE": 0})
+        crawl = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(600):  # readiness wait: the crawl has asked for its first page
+                if hub.replica.count("GET", r"^/api/models"):
+                    break
+                assert crawl.poll() is None
+                time.sleep(0.1)
+            crawl.send_signal(signal.SIGKILL)
+            crawl.wait(60)
+        finally:
+            release.set()
+            if crawl.poll() is None:
+                crawl.kill()
+                crawl.wait()
+    assert not stats_file.exists()  # no report: the run did not end, rather than the previous one's

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import NoReturn
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
@@ -39,7 +40,7 @@ from ptmscrape.checks import (
     check_setting_names,
     check_typed_settings,
 )
-from ptmscrape.extensions import StatsFile
+from ptmscrape.extensions import StatsFile, forget_report, write_report
 from ptmscrape.gc_tuning import freeze_before_exit
 from ptmscrape.gitrepo import end_git_commands
 from ptmscrape.init_process import become_init_if_pid_1
@@ -56,16 +57,17 @@ class Command(ScrapyCrawlCommand):
         assert self.settings is not None  # set by scrapy.cmdline before any command method runs
         if len(args) != 1:
             return  # Scrapy's usage error, from run()
+        forget_report(self.settings.get("PTM_STATS_FILE"))
         loader = get_spider_loader(self.settings)
         try:
             spidercls = loader.load(args[0])
         except KeyError:
             fail(args[0], BadInput(f"no spider named {args[0]!r} (spiders: {', '.join(sorted(loader.list()))})"),
-                 self.settings.get("LOG_FILE"))
+                 self.settings)
         try:
             preflight(spidercls, self.settings, opts.spargs)
         except BadInput as exc:
-            fail(args[0], exc, self.settings.get("LOG_FILE"))
+            fail(args[0], exc, self.settings)
         become_init_if_pid_1()  # before Scrapy starts anything: the crawl is not PID 1
 
     def run(self, args, opts) -> None:
@@ -97,7 +99,7 @@ class Command(ScrapyCrawlCommand):
         freeze_before_exit()
         if errors:
             if isinstance(errors[0], BadInput):
-                fail(args[0], errors[0], self.settings.get("LOG_FILE"))
+                fail(args[0], errors[0], self.settings)
             logger.error("The crawl could not start", exc_info=errors[0])
             self.exitcode = FAILED
         elif self.crawler_process.bootstrap_failed:
@@ -142,8 +144,16 @@ def preflight(spidercls, settings, arguments: dict) -> None:
     jobdir.check_free(settings)
 
 
-def fail(spider: str, exc: BadInput, log_file: str | None = None) -> NoReturn:
-    """One line on stderr, and in ``LOG_FILE`` if there is one (Scrapyd's job log), then exit 2."""
+def fail(spider: str, exc: BadInput, settings=None) -> NoReturn:
+    """One line on stderr, and in ``LOG_FILE`` if there is one (Scrapyd's job log), the verdict in
+    ``PTM_STATS_FILE`` if set (where a Scrapyd user reads a job's exit status), then exit 2."""
+    log_file = settings.get("LOG_FILE") if settings is not None else None
+    stats_file = settings.get("PTM_STATS_FILE") if settings is not None else None
+    if stats_file:
+        try:
+            write_report(Path(stats_file), {VERDICT_EXIT_STATUS: BAD_INPUT, VERDICT_REASON: str(exc)})
+        except OSError:
+            pass  # said nowhere else either: the one line below is the verdict
     line = f"scrapy crawl {spider}: error: {exc}"
     if log_file:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
