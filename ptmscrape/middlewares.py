@@ -9,7 +9,7 @@ import os
 import random
 import re
 import time
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request
@@ -96,7 +96,14 @@ _RATELIMIT_T = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+)")
 
 
 def wait_seconds(headers) -> float | None:
-    """What a 429 asks us to wait: ``RateLimit: "api";r=0;t=<s>`` or ``Retry-After``."""
+    """What a rate-limit answer asks us to wait: ``RateLimit: "api";r=0;t=<s>``, ``Retry-After``,
+    or until ``X-RateLimit-Reset`` once ``X-RateLimit-Remaining`` is 0 (:func:`reset_wait`)."""
+    named = named_wait(headers)
+    return named if named is not None else reset_wait(headers)
+
+
+def named_wait(headers) -> float | None:
+    """The wait a ``RateLimit`` ``t=`` (or ``RateLimit-Reset``) or ``Retry-After`` header names."""
     for name in (b"RateLimit", b"RateLimit-Reset"):
         value = headers.get(name)
         if value:
@@ -119,9 +126,52 @@ def wait_seconds(headers) -> float | None:
     return None
 
 
+# A reset below this is seconds left, not a Unix time (some APIs send that in X-RateLimit-Reset).
+_EPOCH_2001 = 1_000_000_000
+
+
+def reset_wait(headers) -> float | None:
+    """Seconds until the window of an exhausted ``X-RateLimit-*`` budget resets (GitHub's primary
+    limit: ``x-ratelimit-remaining: 0``, ``x-ratelimit-reset: <Unix time>``), else None. Counted
+    from the answer's ``Date``, the hub's own clock, so a local clock that is off neither retries
+    early nor waits too long; plus a second, as both are whole seconds."""
+    remaining, reset = headers.get(b"X-RateLimit-Remaining"), headers.get(b"X-RateLimit-Reset")
+    if remaining is None or reset is None or remaining.strip() != b"0":
+        return None
+    text = reset.decode("latin-1").strip()
+    if not text.isdigit() or len(text) > 12:
+        return None
+    value = float(text)
+    if value < _EPOCH_2001:
+        return value
+    now = time.time()
+    date = headers.get(b"Date")
+    if date:
+        try:
+            now = email.utils.parsedate_to_datetime(date.decode("latin-1")).timestamp()
+        except (TypeError, ValueError):
+            pass
+    return max(0.0, value - now) + 1.0
+
+
+# What GitHub's 403 (or 429) of a rate limit says when it sends no header naming the wait.
+_LIMIT_MESSAGES = (b"secondary rate limit", b"rate limit exceeded")
+
+
+def rate_limited_403(response) -> bool:
+    """Whether a 403 is a rate limit rather than a refusal: GitHub answers its primary limit with
+    403, ``x-ratelimit-remaining: 0`` and ``x-ratelimit-reset``, a secondary limit with 403 and
+    ``Retry-After`` or only its message. A 403 without any of these (forbidden, gated) is not."""
+    headers = response.headers
+    if headers.get(b"Retry-After") or (headers.get(b"X-RateLimit-Remaining") or b"").strip() == b"0":
+        return True
+    head = response.body[:1024].lower()
+    return any(message in head for message in _LIMIT_MESSAGES)
+
+
 class RateLimited(IgnoreRequest):
-    """A request given up while the hub still rate-limits it (``status``: 429, or 503 with a wait
-    header), so errbacks can say why rather than name Scrapy's IgnoreRequest."""
+    """A request given up while the hub still rate-limits it (``status``: 429, 503 with a wait
+    header, GitHub's 403), so errbacks can say why rather than name Scrapy's IgnoreRequest."""
 
     def __init__(self, message: str, status: int):
         super().__init__(message)
@@ -194,18 +244,23 @@ class HubRedirectMiddleware:
 
 
 class RateLimitMiddleware:
-    """On 429 (or 503 with a wait header), wait what the hub says, then retry.
+    """On a rate limit (429; 503 naming a wait; GitHub's 403 of a rate limit, see
+    :func:`rate_limited_403`), wait what the hub says, then retry.
 
-    Scrapy's RetryMiddleware retries 429 at once and ignores both headers; this one runs first
-    on the response path. Waiting is an ``asyncio.sleep`` — the reactor keeps running, other
-    requests proceed. A request still limited after ``PTM_RATELIMIT_MAX_RETRIES`` waits is
-    reported (log + ``ptm/ratelimit/gave_up``) and dropped.
+    Scrapy's RetryMiddleware retries 429 at once and ignores the headers (and fails a 403); this
+    one runs first on the response path. Waiting is an ``asyncio.sleep`` — the reactor keeps
+    running, other requests proceed. A wait named in seconds is cut to ``PTM_RATELIMIT_MAX_WAIT``;
+    one until an ``X-RateLimit-Reset`` time is waited whole (retrying before it only meets the
+    limit again), unless it is further off than ``PTM_RATELIMIT_MAX_RESET_WAIT``: then the request
+    is given up at once. One still limited after ``PTM_RATELIMIT_MAX_RETRIES`` waits is given up
+    too; either is reported (log + ``ptm/ratelimit/gave_up``) and fails its page (or history call).
     """
 
     def __init__(self, crawler):
         self.crawler = crawler
         self.stats = crawler.stats
         self.max_wait = crawler.settings.getfloat("PTM_RATELIMIT_MAX_WAIT")
+        self.max_reset_wait = crawler.settings.getfloat("PTM_RATELIMIT_MAX_RESET_WAIT")
         self.max_retries = crawler.settings.getint("PTM_RATELIMIT_MAX_RETRIES")
         self.default_wait = crawler.settings.getfloat("PTM_RATELIMIT_DEFAULT_WAIT")
 
@@ -214,24 +269,46 @@ class RateLimitMiddleware:
         return cls(crawler)
 
     async def process_response(self, request: Request, response):
-        wait = wait_seconds(response.headers)
-        if response.status != 429 and not (response.status == 503 and wait is not None):
+        status = response.status
+        if status not in (403, 429, 503):
+            return response
+        named = named_wait(response.headers)
+        until_reset = reset_wait(response.headers) if named is None else None
+        if status == 503 and named is None and until_reset is None:
+            return response
+        if status == 403 and not rate_limited_403(response):
             return response
         attempts = request.meta.get("ptm_ratelimit_retries", 0)
         if attempts >= self.max_retries:
-            self.stats.inc_value(RATELIMIT_GAVE_UP)
-            logger.error("Rate limited %d times, giving up on %s", attempts, request.url)
-            raise RateLimited(f"rate limited {attempts} times: {request.url}", response.status)
-        if wait is None:
+            self._give_up(request, status, f"rate limited {attempts} times",
+                          "Rate limited %d times, giving up on %s", attempts, request.url)
+        if named is not None:
+            wait = min(max(named, 0.0), self.max_wait)
+        elif until_reset is not None:
+            if until_reset > self.max_reset_wait:
+                self._give_up(request, status, f"rate limit resets in {until_reset:.0f} s, later than "
+                                               f"PTM_RATELIMIT_MAX_RESET_WAIT={self.max_reset_wait:g}",
+                              "HTTP %d from %s: the hub's rate limit resets in %.0f s, later than "
+                              "PTM_RATELIMIT_MAX_RESET_WAIT=%g s: giving up on it", status, request.url,
+                              until_reset, self.max_reset_wait)
+            wait = until_reset
+        else:
             wait = self.default_wait * (2 ** attempts)
-        wait = min(max(wait, 0.0), self.max_wait)
+            if status == 403:  # GitHub: wait at least a minute after a secondary limit naming no wait
+                wait = max(wait, 60.0)
+            wait = min(wait, self.max_wait)
         self.stats.inc_value(RATELIMIT_WAITS)
         self.stats.inc_value(RATELIMIT_WAIT_SECONDS, round(wait, 3))
-        logger.info("HTTP %d from %s: waiting %.1fs as the hub asks", response.status, request.url, wait)
+        logger.info("HTTP %d from %s: waiting %.1fs as the hub asks", status, request.url, wait)
         await asyncio.sleep(wait)
         retry = request.replace(dont_filter=True)
         retry.meta["ptm_ratelimit_retries"] = attempts + 1
         return retry
+
+    def _give_up(self, request: Request, status: int, reason: str, message: str, *args: Any) -> NoReturn:
+        self.stats.inc_value(RATELIMIT_GAVE_UP)
+        logger.error(message, *args)
+        raise RateLimited(f"{reason}: {request.url}", status)
 
 
 class BackoffRetryMiddleware(RetryMiddleware):

@@ -123,6 +123,9 @@ PTM_MONITORS = False
 # --- politeness and rate limits -------------------------------------------------------------
 # Longest wait (seconds) honoured from a 429's RateLimit t= or Retry-After (a longer one is cut to it).
 PTM_RATELIMIT_MAX_WAIT = 600.0
+# Longest wait (seconds) until a rate limit's window resets at the time the hub names (GitHub's 403 or 429
+# with x-ratelimit-remaining: 0 and x-ratelimit-reset; its window is an hour); a later reset gives the request up.
+PTM_RATELIMIT_MAX_RESET_WAIT = 3660.0
 # How many times one request is retried after a 429 before it is reported as failed.
 PTM_RATELIMIT_MAX_RETRIES = 8
 # Wait (seconds) before retrying a 429 that names no wait; doubles with each further 429.

@@ -136,6 +136,28 @@ def test_under_faults_every_model_arrives_exactly_once(tmp_path):
     assert result.stats["finish_reason"] == "finished" and "ptm/pages/failed" not in result.stats
 
 
+def test_githubs_rate_limit_on_the_tree_is_waited_out_or_given_up_by_name(tmp_path):
+    """GitHub answers a spent hourly budget with 403 and the reset time: the tree (the whole hub) was
+    failed as an ordinary 403. Now the crawl waits until the reset and lists every model; a reset
+    later than PTM_RATELIMIT_MAX_RESET_WAIT gives the tree up at once, named and counted (exit 1)."""
+    settings = {"PTM_CLONE": 0, **FAST}
+    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
+        hub.tree_rate_limited, hub.tree_limit_reset = 1, 1
+        waited = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings}, out_name="waited.jsonl")
+        tree_requests = hub.tree_requests()
+        hub.tree_rate_limited, hub.tree_limit_reset = 1, 3600
+        late = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings, "PTM_RATELIMIT_MAX_RESET_WAIT": 60},
+                         out_name="late.jsonl", check=False)
+    assert tree_requests == 2 and waited.stats["ptm/ratelimit/waits"] == 1
+    assert 1 <= waited.stats["ptm/ratelimit/wait_seconds"] <= 3  # until the reset, by GitHub's clock (Date)
+    assert sorted(i["ModelHub"]["MetadataObjectID"] for i in waited.items) == sorted(MODELS.values())
+    assert "ptm/pages/failed" not in waited.stats and waited.stats["ptm/verdict/exit_status"] == 0
+    assert late.returncode == 1 and late.items == [] and late.stats["ptm/ratelimit/gave_up"] == 1
+    assert late.stats["ptm/pages/failed/RateLimited"] == 1 and "ptm/ratelimit/waits" not in late.stats
+    assert "the hub's rate limit resets in 360" in late.log and "later than PTM_RATELIMIT_MAX_RESET_WAIT=60" in late.log
+    assert "ptm/store/removed" not in late.stats  # the models stored before are not reported removed
+
+
 def test_two_distributed_workers_share_the_crawl(tmp_path):
     import time
 

@@ -79,3 +79,92 @@ def test_a_proxy_password_is_sent_to_the_proxy_and_never_kept_on_a_request(monke
     assert b"pr0xy-secret" not in pickle.dumps(retry.to_dict(spider=crawler.spider))
     assert base64.b64encode(b"user:pr0xy-secret") not in pickle.dumps(retry.to_dict(spider=crawler.spider))
     assert download(retry) == (sent, "http://127.0.0.1:3128")  # the retry is sent through the proxy, logged in
+
+
+def _github_limit(status=403, remaining="0", reset_in=None, body=b'{"message":"API rate limit exceeded"}', **more):
+    """A GitHub rate-limit answer as the REST API sends it (headers lower-case, as GitHub's are)."""
+    from scrapy.http import Response
+
+    date = 1_800_000_000
+    headers = {"date": email.utils.formatdate(date, usegmt=True), "x-ratelimit-limit": "60",
+               "x-ratelimit-remaining": remaining, "x-ratelimit-used": "60", "x-ratelimit-resource": "core",
+               **({"x-ratelimit-reset": str(date + reset_in)} if reset_in is not None else {}), **more}
+    return Response("https://api.github.com/repos/o/r/git/trees/main?recursive=1", status=status,
+                    headers=headers, body=body)
+
+
+def _ratelimit_answer(response, settings=None):
+    """What RateLimitMiddleware makes of ``response``: ``(what it returned or raised, seconds it slept)``."""
+    import asyncio
+
+    from scrapy import Request
+
+    from ptmscrape.middlewares import RateLimitMiddleware
+    from spiders.tfhub import TfhubSpider
+    from tests.crawl import project_crawler
+
+    crawler = project_crawler(TfhubSpider, settings)
+    middleware = RateLimitMiddleware.from_crawler(crawler)
+    slept = []
+
+    async def answer():
+        real_sleep = asyncio.sleep
+        asyncio.sleep = lambda seconds: slept.append(seconds) or real_sleep(0)
+        try:
+            return await middleware.process_response(Request(response.url), response)
+        except Exception as exc:  # noqa: BLE001 - what it raised is the answer
+            return exc
+        finally:
+            asyncio.sleep = real_sleep
+
+    return asyncio.run(answer()), slept, crawler.stats
+
+
+def test_githubs_403_of_a_rate_limit_waits_until_the_reset_then_retries():
+    """GitHub answers its primary limit with 403 (or 429), x-ratelimit-remaining 0 and the reset as
+    a Unix time: waited for, counted from the answer's Date (GitHub's clock), then retried. Scrapy
+    failed such a tree request as an ordinary 403: a whole hub (tfhub, openvino) lost, exit 1."""
+    from scrapy import Request
+
+    for status in (403, 429):
+        retry, slept, stats = _ratelimit_answer(_github_limit(status, reset_in=900))
+        assert isinstance(retry, Request) and retry.meta["ptm_ratelimit_retries"] == 1 and retry.dont_filter
+        assert slept == [901.0]  # the whole wait (PTM_RATELIMIT_MAX_WAIT cuts named waits only)
+        assert stats.get_value("ptm/ratelimit/waits") == 1
+    # A secondary limit: 403 with retry-after, or with only its message (at least a minute).
+    retry, slept, _ = _ratelimit_answer(_github_limit(remaining="41", **{"retry-after": "30"}))
+    assert isinstance(retry, Request) and slept == [30.0]
+    retry, slept, _ = _ratelimit_answer(_github_limit(remaining="41", body=(
+        b'{"message":"You have exceeded a secondary rate limit. Please wait a few minutes."}')))
+    assert isinstance(retry, Request) and slept == [60.0]
+
+
+def test_an_ordinary_403_is_not_waited_for():
+    response = _github_limit(remaining="59", reset_in=900, body=b'{"message":"Resource not accessible by integration"}')
+    answer, slept, stats = _ratelimit_answer(response)
+    assert answer is response and slept == [] and stats.get_value("ptm/ratelimit/waits") is None
+    # Nor a 403 with no rate-limit header at all (a gated repository on the Hugging Face Hub).
+    from scrapy.http import Response
+    gated = Response("https://hub.example/api/models/o/m", status=403, body=b"Access to model o/m is restricted")
+    assert _ratelimit_answer(gated)[0] is gated
+
+
+def test_a_reset_later_than_the_longest_wait_gives_the_request_up_at_once():
+    from ptmscrape.middlewares import RateLimited
+
+    answer, slept, stats = _ratelimit_answer(_github_limit(reset_in=3000), {"PTM_RATELIMIT_MAX_RESET_WAIT": 600})
+    assert isinstance(answer, RateLimited) and answer.status == 403 and slept == []
+    assert "resets in 3001 s, later than PTM_RATELIMIT_MAX_RESET_WAIT=600" in str(answer)
+    assert stats.get_value("ptm/ratelimit/gave_up") == 1
+
+
+def test_reset_wait_reads_githubs_headers():
+    from ptmscrape.middlewares import reset_wait
+
+    date = email.utils.formatdate(1_800_000_000, usegmt=True)
+    assert reset_wait(Headers({"Date": date, "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1800000100"})) == 101
+    assert reset_wait(Headers({"Date": date, "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1700000000"})) == 1
+    assert reset_wait(Headers({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"})) == 30  # seconds left
+    assert reset_wait(Headers({"Date": date, "X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "1800000100"})) is None
+    assert reset_wait(Headers({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "soon"})) is None
+    assert wait_seconds(Headers({"Retry-After": "7", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"})) == 7

@@ -11,7 +11,9 @@ One replica serves, for a repository ``<owner>/<name>`` built from a dict of fil
 
 ``prefix`` puts the API and raw files under a path (a mirror); ``extra_entries`` adds tree entries
 that are not in git (hostile paths); ``truncated`` cuts the tree as GitHub does past its limits;
-``gone`` paths answer 404 over raw; ``hidden`` paths are left out of the tree.
+``gone`` paths answer 404 over raw; ``hidden`` paths are left out of the tree; ``tree_rate_limited``
+tree requests (the next so many) meet GitHub's primary rate limit: 403, ``x-ratelimit-remaining: 0``
+and ``x-ratelimit-reset`` ``tree_limit_reset`` seconds on (a Unix time).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -38,6 +41,8 @@ class GitHubRepoReplica:
         self.truncated: int | None = None  # keep only this many entries and say "truncated"
         self.gone: set[str] = set()
         self.hidden: set[str] = set()  # paths left out of the tree (a model removed from the hub)
+        self.tree_rate_limited = 0  # the next so many tree requests answer GitHub's 403 of a rate limit
+        self.tree_limit_reset = 2  # seconds until that limit's window resets
         self.replica.route("GET", rf"{re.escape(self.prefix)}/api/repos/{re.escape(repo)}/git/trees/(?P<ref>[^/]+)",
                            self._tree)
         self.replica.route("GET", rf"{re.escape(self.prefix)}/raw/{re.escape(repo)}/(?P<ref>[^/]+)/(?P<path>.+)",
@@ -119,6 +124,13 @@ class GitHubRepoReplica:
         self.replica.stop()
 
     def _tree(self, req: Incoming, m: re.Match) -> Reply:
+        if self.tree_rate_limited > 0:
+            self.tree_rate_limited -= 1
+            return Reply.json({"message": "API rate limit exceeded for 127.0.0.1.",
+                               "documentation_url": "https://docs.github.com/rest/using-the-rest-api/"
+                                                    "rate-limits-for-the-rest-api"}, 403, headers={
+                "x-ratelimit-limit": "60", "x-ratelimit-remaining": "0", "x-ratelimit-used": "60",
+                "x-ratelimit-resource": "core", "x-ratelimit-reset": str(int(time.time()) + self.tree_limit_reset)})
         found = self.tree_entries(unquote(m.group("ref")))
         if found is None:
             return Reply.json({"message": "Not Found", "status": "404"}, 404)
