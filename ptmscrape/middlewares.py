@@ -169,6 +169,40 @@ def rate_limited_403(response) -> bool:
     return any(message in head for message in _LIMIT_MESSAGES)
 
 
+def crawl_closing(crawler) -> bool:
+    """Whether the crawl is closing: stopped (Ctrl-C once, a pause, SIGTERM) or its spider closing."""
+    try:
+        engine = crawler.engine
+    except RuntimeError:  # not crawling (a middleware tried on its own)
+        return False
+    if engine is None:
+        return False
+    slot = getattr(engine, "_slot", None)
+    return not engine.running or (slot is not None and slot.closing is not None)
+
+
+async def sleep_unless_closing(crawler, seconds: float) -> bool:
+    """Sleep ``seconds`` without blocking the reactor, but wake up within a second once the crawl
+    closes: False then. Scrapy's graceful stop waits for every request in the downloader, so a pause
+    (Ctrl-C once) during a rate-limit wait hung for the rest of it (up to PTM_RATELIMIT_MAX_RESET_WAIT,
+    an hour), and a supervisor's stop timeout killed the crawl instead: its JOBDIR restarted from the
+    first page. The caller hands the request back to the scheduler (the JOBDIR's queue) instead."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if crawl_closing(crawler):
+            return False
+        await asyncio.sleep(min(left, 1.0))
+    return True
+
+
+def requeued(request: Request, reason: str) -> Request:
+    """``request`` handed back to the scheduler unfetched as the crawl closes (a JOBDIR keeps it for
+    the next run): unfiltered, as its fingerprint is seen already."""
+    logger.info("Crawl closing while %s waited (%s): handed back to the queue unfetched (a JOBDIR keeps "
+                "it for the next run)", request.url, reason)
+    return request.replace(dont_filter=True)
+
+
 class RateLimited(IgnoreRequest):
     """A request given up while the hub still rate-limits it (``status``: 429, 503 with a wait
     header, GitHub's 403), so errbacks can say why rather than name Scrapy's IgnoreRequest."""
@@ -300,7 +334,8 @@ class RateLimitMiddleware:
         self.stats.inc_value(RATELIMIT_WAITS)
         self.stats.inc_value(RATELIMIT_WAIT_SECONDS, round(wait, 3))
         logger.info("HTTP %d from %s: waiting %.1fs as the hub asks", status, request.url, wait)
-        await asyncio.sleep(wait)
+        if not await sleep_unless_closing(self.crawler, wait):
+            return requeued(request, f"HTTP {status}: rate limited")
         retry = request.replace(dont_filter=True)
         retry.meta["ptm_ratelimit_retries"] = attempts + 1
         return retry
@@ -329,8 +364,8 @@ class BackoffRetryMiddleware(RetryMiddleware):
 
     async def process_request(self, request: Request):
         delay = request.meta.pop("ptm_retry_delay", 0)
-        if delay:
-            await asyncio.sleep(delay)
+        if delay and not await sleep_unless_closing(self.crawler, delay):
+            return requeued(request, "back-off before a retry")
         return None
 
     def _retry(self, request: Request, reason):
@@ -381,6 +416,7 @@ class RateLimitPacingMiddleware:
     """
 
     def __init__(self, crawler):
+        self.crawler = crawler
         self.stats = crawler.stats
         self.fraction = crawler.settings.getfloat("PTM_RATELIMIT_PACE_BELOW")
         self.max_wait = crawler.settings.getfloat("PTM_RATELIMIT_MAX_WAIT")
@@ -406,7 +442,8 @@ class RateLimitPacingMiddleware:
         if wait > 0:
             self.stats.inc_value(RATELIMIT_PACED)
             self.stats.inc_value(RATELIMIT_PACED_SECONDS, round(wait, 3))
-            await asyncio.sleep(wait)
+            if not await sleep_unless_closing(self.crawler, wait):
+                return requeued(request, "paced to the hub's rate limit")
         return None
 
     def process_response(self, request: Request, response):

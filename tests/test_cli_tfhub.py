@@ -158,6 +158,40 @@ def test_githubs_rate_limit_on_the_tree_is_waited_out_or_given_up_by_name(tmp_pa
     assert "ptm/store/removed" not in late.stats  # the models stored before are not reported removed
 
 
+def test_a_pause_while_the_tree_waits_out_githubs_rate_limit_stops_at_once_and_resumes(tmp_path):
+    """Ctrl-C once during an hour's wait for GitHub's reset: Scrapy's graceful stop waited for the
+    request, so the pause hung for the hour (a supervisor's stop timeout then killed the crawl, and
+    its JOBDIR restarted from the first page). The wait ends, the tree request stays in the JOBDIR,
+    and the resumed run lists every model."""
+    import signal
+    import time
+
+    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
+        hub.tree_rate_limited, hub.tree_limit_reset = 1, 3600
+        settings = {**hub.settings(), "PTM_CLONE": 0, "JOBDIR": str(tmp_path / "job")}
+        log = tmp_path / "paused.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(crawl_command("tfhub", tmp_path / "paused.jsonl", tmp_path / "data",
+                                                  tmp_path / "paused.stats.json", settings=settings),
+                                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 120
+                while b"as the hub asks" not in log.read_bytes() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert b"waiting 36" in log.read_bytes()  # ~3601 s, until the reset
+                proc.send_signal(signal.SIGINT)
+                paused = proc.wait(timeout=120)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        resumed = run_crawl("tfhub", tmp_path, settings=settings, out_name="resumed.jsonl")
+        tree_requests = hub.tree_requests()
+    text = log.read_text()
+    assert paused == 1 and "Spider closed (shutdown)" in text and "handed back to the queue unfetched" in text
+    assert tree_requests == 2 and "paused gracefully" in resumed.log
+    assert sorted(i["ModelHub"]["MetadataObjectID"] for i in resumed.items) == sorted(MODELS.values())
+
+
 def test_two_distributed_workers_share_the_crawl(tmp_path):
     import time
 

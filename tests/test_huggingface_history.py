@@ -459,9 +459,10 @@ def test_requests_are_paced_once_few_calls_are_left_and_not_before(monkeypatch):
     mw = RateLimitPacingMiddleware.from_crawler(crawler)
     slept = []
 
-    async def fake_sleep(seconds):
+    async def fake_sleep(crawler, seconds):
         slept.append(seconds)
-    monkeypatch.setattr("ptmscrape.middlewares.asyncio.sleep", fake_sleep)
+        return True
+    monkeypatch.setattr("ptmscrape.middlewares.sleep_unless_closing", fake_sleep)
     request = Request("https://hub.example/api/models/x/refs")
     policy = {"RateLimit-Policy": '"fixed window";"api";q=500;w=300'}
 

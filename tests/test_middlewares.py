@@ -99,6 +99,7 @@ def _ratelimit_answer(response, settings=None):
 
     from scrapy import Request
 
+    from ptmscrape import middlewares
     from ptmscrape.middlewares import RateLimitMiddleware
     from spiders.tfhub import TfhubSpider
     from tests.crawl import project_crawler
@@ -107,15 +108,18 @@ def _ratelimit_answer(response, settings=None):
     middleware = RateLimitMiddleware.from_crawler(crawler)
     slept = []
 
+    async def sleep(crawler, seconds):
+        slept.append(seconds)
+        return True
+
     async def answer():
-        real_sleep = asyncio.sleep
-        asyncio.sleep = lambda seconds: slept.append(seconds) or real_sleep(0)
+        real_sleep, middlewares.sleep_unless_closing = middlewares.sleep_unless_closing, sleep
         try:
             return await middleware.process_response(Request(response.url), response)
         except Exception as exc:  # noqa: BLE001 - what it raised is the answer
             return exc
         finally:
-            asyncio.sleep = real_sleep
+            middlewares.sleep_unless_closing = real_sleep
 
     return asyncio.run(answer()), slept, crawler.stats
 
@@ -168,3 +172,42 @@ def test_reset_wait_reads_githubs_headers():
     assert reset_wait(Headers({"Date": date, "X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "1800000100"})) is None
     assert reset_wait(Headers({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "soon"})) is None
     assert wait_seconds(Headers({"Retry-After": "7", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"})) == 7
+
+
+def test_a_wait_ends_within_a_second_once_the_crawl_closes_and_the_request_is_queued_again():
+    """Scrapy's graceful stop (Ctrl-C once, a pause) waits for the requests in the downloader: one
+    waiting out a rate limit held the pause for the rest of its wait (up to an hour for GitHub's
+    reset), and a supervisor's stop timeout then killed the crawl. Now the wait ends and the request
+    goes back to the scheduler (the JOBDIR's queue), unfetched and not counted as a retry."""
+    import asyncio
+    import types
+
+    from scrapy import Request
+
+    from ptmscrape.middlewares import RateLimitMiddleware, sleep_unless_closing
+    from spiders.tfhub import TfhubSpider
+    from tests.crawl import project_crawler
+
+    crawler = project_crawler(TfhubSpider)
+    engine = crawler.engine = types.SimpleNamespace(running=True, _slot=types.SimpleNamespace(closing=None))
+
+    async def close_soon():
+        await asyncio.sleep(0.05)
+        engine.running = False
+
+    async def wait(seconds):  # an hour's wait that outlasts the bound fails the test (TimeoutError)
+        whole, _ = await asyncio.wait_for(asyncio.gather(sleep_unless_closing(crawler, seconds), close_soon()), 60)
+        return whole
+
+    assert asyncio.run(wait(0.01)) is True  # a short wait is slept whole
+    engine.running = True
+    assert asyncio.run(wait(3600)) is False
+    engine.running, engine._slot.closing = True, object()  # a spider closing (CLOSESPIDER_…)
+    assert asyncio.run(wait(3600)) is False
+
+    engine._slot.closing, engine.running = None, False  # closing: the limited request is handed back
+    middleware = RateLimitMiddleware.from_crawler(crawler)
+    request = Request("https://api.github.com/repos/o/r/git/trees/main?recursive=1", meta={"ptm_ratelimit_retries": 2})
+    back = asyncio.run(middleware.process_response(request, _github_limit(reset_in=1800)))
+    assert isinstance(back, Request) and back.url == request.url and back.dont_filter
+    assert back.meta["ptm_ratelimit_retries"] == 2
