@@ -119,7 +119,7 @@ class GitTreeHubSpider(HubSpider):
 
     def parse_file(self, response: Response, path: str, tree_sha: str | None = None,
                    blob_sha: str | None = None):
-        if self.limit_reached_for(response):
+        if self.limit_reached_for(response) or not self.raw_file(response):
             return
         found = self.model_payload(response, path)
         if found is None:

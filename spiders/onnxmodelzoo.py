@@ -117,6 +117,8 @@ class OnnxmodelzooSpider(HubSpider):
                                    headers={"Accept": "application/vnd.github+json"})
 
     def parse_index(self, response):
+        if not self.raw_file(response):
+            return
         entries, skipped = index_entries(markdown_of(response))
         if not entries:
             self.page_malformed(response, "no model tables", "no Model Class row links a folder")
@@ -129,6 +131,8 @@ class OnnxmodelzooSpider(HubSpider):
                                cb_kwargs={"entry": entry})
 
     def parse_model(self, response, entry):
+        if not self.raw_file(response):
+            return
         model_dir, text = entry["model_dir"], markdown_of(response)
         tables = [t for t in parse_tables(text) if is_download_table(t)]
         problems = [p for t in tables for p in t.problems]
@@ -198,6 +202,8 @@ class OnnxmodelzooSpider(HubSpider):
     def parse_unlisted(self, response, folders):
         """The top-level README again, for the tree's README model folders (``folders``): each one
         it does not link is crawled as the index's are (see the module's docstring)."""
+        if not self.raw_file(response):
+            return
         entries, _ = index_entries(markdown_of(response))
         if not entries:
             self.page_malformed(response, "no model tables", "no Model Class row links a folder")
@@ -214,6 +220,8 @@ class OnnxmodelzooSpider(HubSpider):
                                cb_kwargs={"entry": entry})
 
     def parse_stats(self, response, model):
+        if not self.raw_file(response):
+            return
         if len(response.body) > MAX_STATS_BYTES:
             self.report_bad_page(response, f"oversized YAML ({len(response.body)} bytes)")
             return

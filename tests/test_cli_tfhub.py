@@ -192,6 +192,39 @@ def test_a_pause_while_the_tree_waits_out_githubs_rate_limit_stops_at_once_and_r
     assert sorted(i["ModelHub"]["MetadataObjectID"] for i in resumed.items) == sorted(MODELS.values())
 
 
+def test_a_captive_portals_html_page_in_place_of_a_model_file_keeps_the_record_and_fails_the_page(tmp_path):
+    """A proxy or captive portal answering raw files with its 200 HTML page: read as the model's
+    markdown, it replaced the stored record with an empty one (no task, datasets, papers) and its
+    payload with the portal's page, exit status 0. Now the page is fetched again, then reported."""
+    from tests.replicas.server import Reply
+
+    portal = "<!DOCTYPE html>\n<html><head><title>Network login</title></head><body>Sign in</body></html>\n"
+
+    def captive(incoming, call_next):
+        if incoming.path.endswith(UPDATED):
+            return Reply.text(portal, 200, "text/html; charset=utf-8")
+        return call_next()
+
+    settings = {"PTM_CLONE": 0, **FAST}
+    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
+        before = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings}, out_name="before.jsonl")
+        hub.replica.interceptors.append(captive)
+        after = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings}, out_name="after.jsonl",
+                          check=False)
+        fetched = hub.raw_requests(UPDATED)
+    albert = "google/albert_base/3"
+    stored = {r["ModelHub"]["MetadataObjectID"]: r for r in after.records("tfhub")}
+    was = next(i for i in before.items if i["ModelHub"]["MetadataObjectID"] == albert)
+    assert was["ModelTask"] and was["Datasets"]
+    assert (stored[albert]["ModelTask"], stored[albert]["Datasets"]) == (was["ModelTask"], was["Datasets"])
+    listed = {i["ModelHub"]["MetadataObjectID"] for i in after.items}
+    assert listed == set(MODELS.values()) - {albert}
+    assert after.returncode == 1 and fetched == 5  # once before; once now, and PTM_PAGE_RETRIES (3) times again
+    assert after.stats["ptm/pages/failed/HTML page instead of the file"] == 1
+    assert "(HTML page instead of the file (served as text/html: a proxy's or captive portal's page?))" in after.log
+    assert "ptm/store/removed" not in after.stats
+
+
 def test_two_distributed_workers_share_the_crawl(tmp_path):
     import time
 

@@ -297,6 +297,44 @@ def test_a_readme_without_model_rows_gives_no_item_and_is_counted(caplog):
     assert f"No model row in {request.url}" in caplog.text
 
 
+PORTAL = "\ufeff\n<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Your session expired</body></html>\n"
+
+
+@pytest.mark.parametrize("headers, body", [
+    ({"Content-Type": "text/html; charset=utf-8"}, PORTAL),
+    ({"Content-Type": "text/plain; charset=utf-8"}, PORTAL),  # a portal that says it is text
+    ({"Content-Type": "text/html"}, "<head><title>Sign in</title></head>"),  # served as HTML, whatever it is
+])
+def test_an_html_page_in_place_of_a_readme_is_a_failed_page_not_a_readme_without_models(headers, body, caplog):
+    """A proxy or captive portal answering a raw README with its 200 HTML page: read as markdown,
+    the README had no model rows (a WARNING), so its models were missing and, the listing being
+    whole, reported removed, with exit status 0. raw.githubusercontent.com never serves HTML."""
+    spider = make_spider()
+    request = index_requests(spider, "2023")[0]
+    response = text_response(request.url, body, request, headers=headers)
+    with caplog.at_level(logging.WARNING):
+        assert list(spider.parse_model(response, **request.cb_kwargs)) == []
+    assert stat(spider, "ptm/pages/failed/HTML page instead of the file") == 1
+    assert stat(spider, "ptm/pages/readmes_without_models") is None
+    assert f"Page failed (not retried): {request.url} (HTML page instead of the file" in caplog.text
+    for parse in (spider.parse_index, lambda r: spider.parse_unlisted(r, folders=["x/y"])):
+        assert list(parse(text_response(f"{RAW}/README.md", PORTAL, headers=headers))) == []
+    (stats_request,) = tree_requests(spider, tree_entries(GENERATED_DIRS[:1]))
+    assert stats_item(spider, stats_request, "<html><body>Bad gateway</body></html>") == []
+    assert stat(spider, "ptm/pages/failed/HTML page instead of the file") == 4
+
+
+def test_a_readme_that_opens_with_an_html_comment_or_tag_is_a_readme():
+    spider = make_spider()
+    request = index_requests(spider, "2023")[0]
+    readme = (FIXTURES / "2023" / request.url.removeprefix(f"{RAW}/")).read_text()
+    for opening in ("<!--- SPDX-License-Identifier: Apache-2.0 -->\n", "<p align=\"center\"><img src=\"x.png\"></p>\n"):
+        response = text_response(request.url, opening + readme, request,
+                                 headers={"Content-Type": "text/plain; charset=utf-8"})
+        assert list(spider.parse_model(response, **request.cb_kwargs)) != []
+    assert stat(spider, "ptm/pages/failed") is None
+
+
 def test_the_limit_counts_model_rows_not_folders():
     spider = make_spider(limit="3")
     request = index_requests(spider, "2023")[0]  # PebbleNet: 8 rows
