@@ -62,9 +62,9 @@ def paths_below(url: str, base_url: str, site_path: str = "") -> list[str]:
     return [path[len(prefix):] for prefix in prefixes if path.startswith(prefix + "/")]
 
 
-# The start of an HTML page (after blanks or a byte order mark), and the types it is served as.
-_HTML_START = re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<!doctype\s+html|<html[\s>])", re.I)
-_HTML_TYPES = (b"text/html", b"application/xhtml+xml")
+# The start of an HTML page (after blanks or a byte order mark). Not its Content-Type: a mirror
+# set in PTM_*_RAW_URL may serve markdown as text/html.
+_HTML_START = re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<!doctype\s+html|<html[\s>]|<head[\s>])", re.I)
 
 # JSON nested deeper than Python's recursion limit (~1,000 levels), which json reads by recursion.
 _TOO_DEEP = "nested deeper than the decoder reads"
@@ -316,16 +316,16 @@ class HubSpider(scrapy.Spider):
 
     def raw_file(self, response: Response) -> bool:
         """Whether ``response`` can be the raw repository file asked for (markdown, YAML), else False
-        after fetching it again or reporting it (:meth:`page_malformed`). raw.githubusercontent.com
-        serves files as text/plain, never as HTML: a 200 HTML page is a proxy's or a captive
-        portal's, which read as markdown blanked a TF Hub record's metadata, or left an ONNX README
-        without model rows (its models then reported removed), with exit status 0."""
-        content_type = (response.headers.get(b"Content-Type") or b"").split(b";")[0].strip().lower()
-        if content_type not in _HTML_TYPES and not _HTML_START.match(response.body[:512]):
+        after fetching it again or reporting it (:meth:`page_malformed`). A repository file does not
+        open as an HTML document does: such a 200 page is a proxy's or a captive portal's, which read
+        as markdown blanked a TF Hub record's metadata, or left an ONNX README without model rows
+        (its models then reported removed), with exit status 0."""
+        if not _HTML_START.match(response.body[:512]):
             return True
+        content_type = (response.headers.get(b"Content-Type") or b"").split(b";")[0].strip()
         self.page_malformed(response, "HTML page instead of the file",
-                            f"served as {content_type.decode('latin-1') or 'no type'}: a proxy's or captive "
-                            f"portal's page?")
+                            f"an HTML document, served as {content_type.decode('latin-1') or 'no type'}: "
+                            f"a proxy's or captive portal's page?")
         return False
 
     def page_malformed(self, response: Response, kind: str, detail: str) -> None:

@@ -221,7 +221,8 @@ def test_a_captive_portals_html_page_in_place_of_a_model_file_keeps_the_record_a
     assert listed == set(MODELS.values()) - {albert}
     assert after.returncode == 1 and fetched == 5  # once before; once now, and PTM_PAGE_RETRIES (3) times again
     assert after.stats["ptm/pages/failed/HTML page instead of the file"] == 1
-    assert "(HTML page instead of the file (served as text/html: a proxy's or captive portal's page?))" in after.log
+    assert ("(HTML page instead of the file (an HTML document, served as text/html: a proxy's or captive "
+            "portal's page?))") in after.log
     assert "ptm/store/removed" not in after.stats
 
 

@@ -303,7 +303,7 @@ PORTAL = "\ufeff\n<!DOCTYPE html>\n<html><head><title>Sign in</title></head><bod
 @pytest.mark.parametrize("headers, body", [
     ({"Content-Type": "text/html; charset=utf-8"}, PORTAL),
     ({"Content-Type": "text/plain; charset=utf-8"}, PORTAL),  # a portal that says it is text
-    ({"Content-Type": "text/html"}, "<head><title>Sign in</title></head>"),  # served as HTML, whatever it is
+    ({"Content-Type": "text/html"}, "<head><title>Sign in</title></head>"),
 ])
 def test_an_html_page_in_place_of_a_readme_is_a_failed_page_not_a_readme_without_models(headers, body, caplog):
     """A proxy or captive portal answering a raw README with its 200 HTML page: read as markdown,
@@ -324,13 +324,14 @@ def test_an_html_page_in_place_of_a_readme_is_a_failed_page_not_a_readme_without
     assert stat(spider, "ptm/pages/failed/HTML page instead of the file") == 4
 
 
-def test_a_readme_that_opens_with_an_html_comment_or_tag_is_a_readme():
+@pytest.mark.parametrize("content_type", ["text/plain; charset=utf-8", "text/html"])  # a mirror's type for .md
+def test_a_readme_that_opens_with_an_html_comment_or_tag_is_a_readme(content_type):
     spider = make_spider()
     request = index_requests(spider, "2023")[0]
     readme = (FIXTURES / "2023" / request.url.removeprefix(f"{RAW}/")).read_text()
-    for opening in ("<!--- SPDX-License-Identifier: Apache-2.0 -->\n", "<p align=\"center\"><img src=\"x.png\"></p>\n"):
-        response = text_response(request.url, opening + readme, request,
-                                 headers={"Content-Type": "text/plain; charset=utf-8"})
+    openings = ("", "<!--- SPDX-License-Identifier: Apache-2.0 -->\n", "<p align=\"center\"><img src=\"x.png\"></p>\n")
+    for opening in openings:
+        response = text_response(request.url, opening + readme, request, headers={"Content-Type": content_type})
         assert list(spider.parse_model(response, **request.cb_kwargs)) != []
     assert stat(spider, "ptm/pages/failed") is None
 
