@@ -93,6 +93,7 @@ def hub_token(spider) -> tuple[str, str | None]:
 
 
 _RATELIMIT_T = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+)")
+_RATELIMIT_R = re.compile(r"(?:^|;)\s*r\s*=\s*(\d+)")
 
 
 def wait_seconds(headers) -> float | None:
@@ -124,6 +125,20 @@ def named_wait(headers) -> float | None:
             return None
         return max(0.0, when.timestamp() - time.time())
     return None
+
+
+def names_a_wait_for_503(headers) -> bool:
+    """Whether a 503 asks to be retried later: ``Retry-After``, or a ``RateLimit`` budget spent
+    (``r=0``). The Hub sends ``RateLimit: "api";r=<left>;t=<window>`` on every answer: a 503 of an
+    overloaded server with budget left is no rate limit, and waiting out the window (minutes) and
+    counting it as one misled."""
+    if headers.get(b"Retry-After"):
+        return True
+    value = headers.get(b"RateLimit")
+    if not value:
+        return headers.get(b"RateLimit-Reset") is not None
+    m = _RATELIMIT_R.search(value.decode("latin-1"))
+    return m is None or int(m.group(1)) == 0
 
 
 # A reset below this is seconds left, not a Unix time (some APIs send that in X-RateLimit-Reset).
@@ -307,6 +322,8 @@ class RateLimitMiddleware:
         if status not in (403, 429, 503):
             return response
         named = named_wait(response.headers)
+        if status == 503 and named is not None and not names_a_wait_for_503(response.headers):
+            named = None
         until_reset = reset_wait(response.headers) if named is None else None
         if status == 503 and named is None and until_reset is None:
             return response

@@ -153,6 +153,26 @@ def test_an_ordinary_403_is_not_waited_for():
     assert _ratelimit_answer(gated)[0] is gated
 
 
+def test_a_503_with_rate_limit_budget_left_is_no_rate_limit():
+    """The Hub sends ``RateLimit: "api";r=<left>;t=<window>`` on every answer. A 503 of an overloaded
+    server with budget left was taken for a rate limit: the window's seconds (minutes) waited, up to
+    PTM_RATELIMIT_MAX_RETRIES times, and counted as rate-limit waits. It is left to Scrapy's retries
+    now; a 503 with the budget spent, or with Retry-After, is still waited for."""
+    from scrapy import Request
+    from scrapy.http import Response
+
+    url = "https://hub.example/api/models"
+    overloaded = Response(url, status=503, headers={"RateLimit": '"api";r=412;t=240'})
+    answer, slept, stats = _ratelimit_answer(overloaded)
+    assert answer is overloaded and slept == [] and stats.get_value("ptm/ratelimit/waits") is None
+    for headers, wait in (({"RateLimit": '"api";r=0;t=240'}, 240.0),
+                          ({"RateLimit": '"api";r=412;t=240', "Retry-After": "7"}, 240.0),
+                          ({"Retry-After": "7"}, 7.0)):
+        answer, slept, _ = _ratelimit_answer(Response(url, status=503, headers=headers),
+                                             {"PTM_RATELIMIT_MAX_WAIT": 600})
+        assert isinstance(answer, Request) and slept == [wait], headers
+
+
 def test_a_reset_later_than_the_longest_wait_gives_the_request_up_at_once():
     from ptmscrape.middlewares import RateLimited
 
