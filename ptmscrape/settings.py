@@ -103,7 +103,9 @@ PTM_GIT_SEND_TOKEN = True
 
 # --- distributed crawl (scrapy-redis; see ptmscrape/distributed.py) -------------------------
 # Redis URL shared by all workers of a distributed crawl, e.g. redis://host:6379/0 ('' = one process).
-PTM_REDIS_URL = ""
+# Also read from the environment: a password given with -s shows in `ps`, and with Scrapyd's
+# setting= in its listjobs.json and web pages.
+PTM_REDIS_URL = os.environ.get("PTM_REDIS_URL", "")
 # Prefix of the crawl's Redis keys (<prefix>:<spider>:requests, …); one prefix per distributed crawl.
 PTM_REDIS_PREFIX = "ptmscrape"
 

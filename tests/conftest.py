@@ -1,7 +1,13 @@
+import os
+
 import pytest
 
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
 from tests.replicas.server import GitHost, Replica
+
+# The project reads PTM_REDIS_URL from the environment: one set on a developer's machine would turn
+# every crawl of the tests (and their subprocesses) into a distributed one.
+os.environ.pop("PTM_REDIS_URL", None)
 
 
 @pytest.fixture

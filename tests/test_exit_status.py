@@ -225,6 +225,16 @@ def test_a_redis_url_that_is_no_redis_url_is_one_line_and_exit_2(tmp_path):
     assert "s3cret" not in result.log
 
 
+def test_the_redis_url_is_read_from_the_environment_too(tmp_path):
+    # A password in -s shows in `ps`, and in Scrapyd's listjobs.json with setting=: the environment
+    # (Scrapyd's, which its jobs inherit) keeps it out of both. The same check applies to it.
+    env = {"PTM_REDIS_URL": "redis//:s3cret@host:6379"}
+    result = run_crawl("huggingface", tmp_path, check=False, env=env,
+                       settings={"PTM_HUGGINGFACE_URL": "http://127.0.0.1:9"})
+    assert_one_line_error(result, "-s PTM_REDIS_URL=redis//***@host:6379 is not a Redis URL")
+    assert "s3cret" not in result.log
+
+
 def test_a_data_dir_that_is_a_file_is_one_line_and_exit_2(tmp_path):
     data = tmp_path / "data"
     data.write_text("not a directory")
