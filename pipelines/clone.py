@@ -6,6 +6,14 @@ Scrapy; this stage reads the settings, hands it each record's repository and wri
 
 The record gets ``RepoPath``, ``LatestGitCommitSHA`` (the clone's HEAD, or the last commit under
 ``RepoSubPath``) and ``CloneStatus``: cloned / updated / unchanged / skipped[: <reason>] / failed: <reason>.
+
+Once the crawl is closing (a pause: Ctrl-C once, SIGTERM, Scrapyd's cancel), git jobs not started
+yet are not started: Scrapy's graceful stop waits for every model of the pages it has fetched, up to
+a thousand clones a Hugging Face page. With a JOBDIR such a model is dropped (``Deferred``) and the
+page that gave it is saved in the JOBDIR to be fetched again when the job resumes (the
+``model_not_stored`` path of ``ptmscrape/jobdir.py``: its models stored already are skipped);
+without one it is stored with ``skipped: the crawl stopped before its clone``, for the next crawl to
+clone. Both count in ``ptm/clone/deferred``.
 ``ptm/clone/<status>`` counts models, ``ptm/clone/repos/<status>`` repositories (one each,
 however many models share it); ``ptm/clone/waiting`` and ``ptm/clone/running`` are git jobs
 waiting for a thread and running now. ``ptm/clone/bytes`` adds up what landed: the object store of
@@ -18,15 +26,18 @@ import logging
 from urllib.parse import urlsplit
 
 from itemadapter import ItemAdapter
+from scrapy.exceptions import DropItem
 
-from ptmscrape.cloning import GB, NO_DISK_SPACE, Cloner, CloneResult, FreeSpace
+from ptmscrape import signals as ptm_signals
+from ptmscrape.cloning import DEFERRED, GB, NO_DISK_SPACE, Cloner, CloneResult, FreeSpace
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy
 from ptmscrape.items import printable
-from ptmscrape.middlewares import hub_token
+from ptmscrape.middlewares import crawl_closing, hub_token
 from ptmscrape.stats import (
     CLONE_BY_STATUS,
     CLONE_CLONED,
+    CLONE_DEFERRED,
     CLONE_FAILED,
     CLONE_FAILED_BY_REASON,
     CLONE_NO_REPO_URL,
@@ -40,6 +51,15 @@ logger = logging.getLogger(__name__)
 # ptm/clone/<status> of each CloneStatus kind (another kind: CLONE_BY_STATUS + kind).
 _STAT_KEYS = {"cloned": CLONE_CLONED, "updated": CLONE_UPDATED, "unchanged": CLONE_UNCHANGED,
               "skipped": CLONE_SKIPPED, "failed": CLONE_FAILED}
+STOPPED_BEFORE_CLONE = "skipped: the crawl stopped before its clone"
+
+
+class Deferred(DropItem):
+    """A model whose clone the crawl's close came before, in a JOBDIR job: its page is fetched again
+    when the job resumes (logged at DEBUG: a pause may defer a whole page of them)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, log_level="DEBUG")
 
 
 class ClonePipeline:
@@ -51,7 +71,9 @@ class ClonePipeline:
         self.enabled = settings.getbool("PTM_CLONE")
         self.cloner = Cloner(DatasetTree.from_crawler(crawler), Git(GitPolicy.from_settings(settings)),
                              concurrency=settings.getint("PTM_CLONE_CONCURRENCY"), stats=crawler.stats,
-                             free_space=FreeSpace(int(settings.getfloat("PTM_CLONE_MIN_FREE_GB") * GB)))
+                             free_space=FreeSpace(int(settings.getfloat("PTM_CLONE_MIN_FREE_GB") * GB)),
+                             stopping=lambda: crawl_closing(crawler))
+        self.in_job = bool(settings.get("JOBDIR"))
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -86,6 +108,8 @@ class ClonePipeline:
         return self._finish(item, record, result)
 
     def _finish(self, item, record, result: CloneResult):
+        if result.status == DEFERRED:
+            return self._deferred(item, record, result)
         record["RepoPath"] = result.path
         record["LatestGitCommitSHA"] = result.sha
         record["CloneStatus"] = result.status
@@ -99,6 +123,16 @@ class ClonePipeline:
                        "Clone failed for %s (%s): %s", item.label, printable(record.get("RepoURL")),
                        printable(reason, 300))
         return item
+
+    def _deferred(self, item, record, result: CloneResult):
+        self.stats.inc_value(CLONE_DEFERRED)
+        if not self.in_job:
+            return self._finish(item, record, CloneResult(None, result.sha, STOPPED_BEFORE_CLONE))
+        raw = getattr(item, "raw", None)
+        self.crawler.signals.send_catch_log(ptm_signals.model_not_stored, reason="the crawl stopped before its clone",
+                                            request=raw.request if raw is not None else None)
+        raise Deferred(f"{item.label}: the crawl stopped before its clone; the page that gave it is fetched "
+                       f"again when the job resumes")
 
 
 def _hub_auth_header(spider, settings) -> tuple[str, str] | None:

@@ -80,6 +80,8 @@ FINISHED_CACHE_SIZE = 10_000
 # CloneStatus of a model whose clone (or update) was not started for lack of disk space: the same
 # words every time (no numbers), so ptm/clone/failed/<reason> is one counter.
 NO_DISK_SPACE = "not enough free disk space (PTM_CLONE_MIN_FREE_GB)"
+# The status of a git job the crawl's close came before (Cloner.stopping): never a record's.
+DEFERRED = "deferred"
 
 
 class NotEnoughSpace(RepoError):
@@ -184,9 +186,13 @@ class Counters(dict):
 
 class Cloner:
     def __init__(self, tree: DatasetTree, git: Git, *, concurrency: int, stats=None,
-                 free_space: FreeSpace | None = None):
+                 free_space: FreeSpace | None = None, stopping: Callable[[], bool] = lambda: False):
         self.tree = tree
         self.git = git
+        # True once the crawl is closing (a pause): git jobs not started by then are not started
+        # (DEFERRED), since Scrapy's graceful stop waits for every model of the pages it has fetched,
+        # a thousand clones on one Hugging Face page. Asked from the worker threads.
+        self.stopping = stopping
         # No git job starts while the data dir's file system has less free than this keeps.
         self.free_space = free_space if free_space is not None else FreeSpace(0)
         self.concurrency = max(1, concurrency)
@@ -297,6 +303,8 @@ class Cloner:
                 result = await asyncio.shield(future)
             finally:
                 del self.in_flight[key]
+        if result.status == DEFERRED:  # not started: nothing to remember or count per repository
+            return result
         # Per repository (the pipeline counts models: ten models sharing a clone are ten).
         self._count(f"{CLONE_REPOS_BY_STATUS}{result.status.split(':', 1)[0]}")
         self.finished[key] = result
@@ -330,6 +338,9 @@ class Cloner:
         with self.counters_lock:
             self.waiting -= 1
             self.stats.set_value(CLONE_WAITING, self.waiting)
+        if self.stopping():
+            return CloneResult(None, hub_sha, DEFERRED)
+        with self.counters_lock:
             self.running += 1
             self.stats.set_value(CLONE_RUNNING, self.running)
         try:

@@ -47,6 +47,7 @@ DEDUPE_REDELIVERED = "ptm/dedupe/redelivered"
 DEDUPE_STORED_BY_DEAD_WORKER = "ptm/dedupe/stored_by_dead_worker"
 CLONE_BY_STATUS = "ptm/clone/"
 CLONE_CLONED = "ptm/clone/cloned"
+CLONE_DEFERRED = "ptm/clone/deferred"  # git jobs the crawl's close came before (a pause)
 CLONE_UPDATED = "ptm/clone/updated"
 CLONE_UNCHANGED = "ptm/clone/unchanged"
 CLONE_SKIPPED = "ptm/clone/skipped"

@@ -243,3 +243,43 @@ def test_a_clone_landing_where_another_process_put_another_repository_is_refused
             git.clone(f"{server.url}/two/repo", target, tmp_path / "scratch")
     assert git_out(target, "rev-parse", "HEAD") == first != second
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+@pytest.mark.parametrize("jobdir", [False, True])
+def test_a_model_whose_clone_the_crawls_close_came_before(tmp_path, jobdir):
+    """Without a JOBDIR it is stored without a clone, saying why, for the next crawl to clone; in a JOBDIR
+    job it is dropped and the page that gave it is handed to the job (model_not_stored) to be
+    fetched again on resume. Both are counted."""
+    from scrapy.exceptions import DropItem
+
+    from ptmscrape import signals as ptm_signals
+
+    settings = {"PTM_DATA_DIR": str(tmp_path / "data"), "PTM_GIT_ALLOW_PROTOCOL": "https:http"}
+    if jobdir:
+        settings["JOBDIR"] = str(tmp_path / "job")
+    crawler = project_crawler(ModelzooSpider, settings)
+    crawler.spider = ModelzooSpider.from_crawler(crawler)
+    saved = []
+    crawler.signals.connect(lambda reason, request: saved.append((reason, request)),
+                            signal=ptm_signals.model_not_stored, weak=False)
+    record = zoo_record(crawler, "m", "http://127.0.0.1:9/acme/repo")  # never asked: the job is not started
+    record.raw.request = page = object()
+    stage = ClonePipeline.from_crawler(crawler)
+    stage.cloner.stopping = lambda: True  # the crawl is closing
+    stage.open_spider()
+    try:
+        if jobdir:
+            with pytest.raises(DropItem, match="modelzoo:m: the crawl stopped before its clone"):
+                asyncio.run(stage.process_item(record))
+        else:
+            stored = asyncio.run(stage.process_item(record))
+    finally:
+        stage.close_spider()
+    stats = crawler.stats
+    assert stats.get_value("ptm/clone/deferred") == 1 and stats.get_value("ptm/clone/cloned") is None
+    if jobdir:
+        assert saved == [("the crawl stopped before its clone", page)]
+    else:
+        assert saved == []
+        assert (stored["CloneStatus"], stored["RepoPath"]) == ("skipped: the crawl stopped before its clone", None)
+        assert stats.get_value("ptm/clone/skipped") == 1

@@ -76,6 +76,29 @@ def test_one_url_asked_by_many_at_once_is_cloned_once(tmp_path, served):
     assert (c.stats["ptm/clone/waiting"], c.stats["ptm/clone/running"]) == (0, 0)
 
 
+def test_git_jobs_not_started_when_the_crawl_closes_are_deferred_and_not_remembered(tmp_path, served):
+    """A pause waited for every model of the pages fetched (a thousand clones a Hugging Face page):
+    a job whose turn comes once the crawl is closing is not started, and nothing of it is kept, so
+    the resumed job clones it."""
+    host, server = served
+    stopping = threading.Event()
+    c = Cloner(DatasetTree(tmp_path / "data"), Git(POLICY), concurrency=1, stopping=stopping.is_set)
+    c.open("huggingface")
+    url = f"{server.url}/owner/repo"
+    try:
+        stopping.set()
+        deferred = asyncio.run(c.clone("huggingface", url))
+        stopping.clear()
+        cloned = asyncio.run(c.clone("huggingface", url))
+    finally:
+        c.close()
+    assert (deferred.status, deferred.path) == ("deferred", None)
+    assert (cloned.status, cloned.path) == ("cloned", "huggingface/repos/owner/repo")
+    assert server.count("GET", "/info/refs") == 1
+    assert "ptm/clone/repos/deferred" not in c.stats and c.stats["ptm/clone/repos/cloned"] == 1
+    assert (c.stats["ptm/clone/waiting"], c.stats["ptm/clone/running"]) == (0, 0)
+
+
 def test_a_refused_url_fails_without_git_or_the_pool(tmp_path):
     c = cloner(tmp_path / "data")  # never opened: no pool at all
     result = asyncio.run(c.clone("huggingface", "https://user:pw@github.com/a/b", hub_sha="f" * 40))

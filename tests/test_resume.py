@@ -135,24 +135,54 @@ def test_a_paused_crawl_resumes_where_it_stopped_and_keeps_its_limit(tmp_path, h
                      "pages 1-5 stored")
     crawl.proc.send_signal(signal.SIGTERM)  # what Ctrl-C does: stop gracefully
     crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
-    listing.open()  # page 6 (in flight) is finished; page 7 goes into the JOBDIR queue
+    listing.open()  # page 6 (in flight) is read, its models' clones not started; page 7 goes into the queue
     assert crawl.wait() == 1  # paused, not finished (README "Exit status")
     assert "exit status 1: the crawl stopped before the end (finish reason shutdown)" in crawl.log
     paused = json.loads((tmp_path / "1.stats.json").read_text())
     assert paused["finish_reason"] == "shutdown"
-    assert paused["ptm/store/records"] == 6 * PAGE
+    assert (paused["ptm/store/records"], paused["ptm/clone/deferred"]) == (5 * PAGE, PAGE)
     assert listing_requests(hub) == 6
 
     resumed = run_crawl("huggingface", tmp_path, args={"limit": limit},
                         settings=crawl_settings(hub, jobdir), data_dir=data, out_name="2.jsonl")
     assert "Resuming crawl (1 requests scheduled)" in resumed.log
+    assert "fetching again the 1 page(s) of unstored models" in resumed.log
     assert resumed.stats["finish_reason"] == "finished"
-    assert resumed.stats["ptm/store/records"] == limit - 6 * PAGE  # the limit counts both runs
-    assert listing_requests(hub) == 7  # no page fetched twice
+    assert resumed.stats["ptm/store/records"] == limit - 5 * PAGE  # the limit counts both runs
+    assert listing_requests(hub) == 8  # page 6 again (its models were not stored), then page 7
     records = read_jsonl(data / "huggingface/huggingface.jsonl")
     assert sorted(f"{r['ModelOwner']}/{r['ModelName']}" for r in records) == sorted(listing_order(hub)[:limit])
     assert set(info_refs_per_repo(hub).values()) == {1}
     assert "narrowed by -a limit" in resumed.log  # a limited crawl reports nothing as removed
+
+
+def test_a_pause_starts_no_more_clones_and_the_resumed_job_clones_the_rest(tmp_path, hub):
+    """Scrapy's graceful stop waits for every model of the pages it has fetched: a pause (Ctrl-C once,
+    Scrapyd's cancel) cloned all of them first, a thousand repositories a Hugging Face page. The clone
+    in flight finishes; the others are not started, their pages are saved in the JOBDIR, and the
+    resumed job fetches those pages again and clones each repository once."""
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    first = listing_order(hub)[0]
+    clone = hold(hub.replica, "POST", hub.git._smart_http, lambda req, m, n: m.group("repo") == first)
+    settings = {**crawl_settings(hub, jobdir), "PTM_CLONE_CONCURRENCY": 1}
+    cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json", settings=settings)
+    crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
+    crawl.wait_until(lambda: clone.reached.is_set() and listing_requests(hub) >= 2, "the first clone, page 2 listed")
+    crawl.proc.send_signal(signal.SIGTERM)
+    crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
+    clone.open()
+    assert crawl.wait() == 1
+    paused = json.loads((tmp_path / "1.stats.json").read_text())
+    assert (paused["finish_reason"], paused["ptm/store/records"]) == ("shutdown", 1)
+    assert paused["ptm/clone/cloned"] == 1 and paused["ptm/clone/deferred"] >= PAGE - 1
+    assert set(info_refs_per_repo(hub)) == {first}
+
+    resumed = run_crawl("huggingface", tmp_path, settings=settings, data_dir=data, out_name="2.jsonl")
+    assert "fetching again the " in resumed.log and "page(s) of unstored models" in resumed.log
+    assert resumed.stats["ptm/dedupe/stored_by_earlier_runs"] == 1
+    assert resumed.stats["ptm/store/records"] == len(hub.models) - 1
+    assert_dataset_is_whole(data, hub)
+    assert set(info_refs_per_repo(hub).values()) == {1}
 
 
 def test_resuming_a_job_with_nothing_left_to_do_exits_0_so_a_resume_loop_ends(tmp_path, hub):
