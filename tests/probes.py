@@ -102,3 +102,31 @@ class FailingStage:
         if item.get("ModelName") == self.name:
             raise ValueError(f"test stage failed on {self.name}")
         return item
+
+
+class KillAtRename:
+    """SIGKILLs the crawl at the moment an atomic write (``DatasetTree.write_atomic``) would
+    rename its temp file onto a file whose name ends with ``TEST_KILL_AT_RENAME`` (``.txt``:
+    the removed-models report): the temp file is written whole, the rename never happens — what a
+    kill, an OOM or a power cut between the two leaves."""
+
+    def __init__(self, crawler):
+        self.suffix = crawler.settings.get("TEST_KILL_AT_RENAME")
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        probe = cls(crawler)
+        crawler.signals.connect(probe.opened, signal=signals.spider_opened)
+        return probe
+
+    def opened(self, spider):
+        import signal
+
+        real_replace, suffix = os.replace, self.suffix
+
+        def replace(src, dst, *args, **kwargs):
+            if os.path.basename(os.fspath(src)).startswith(".tmp-") and os.fspath(dst).endswith(suffix):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_replace(src, dst, *args, **kwargs)
+
+        os.replace = replace

@@ -167,3 +167,31 @@ def test_shared_appended_files_follow_the_umask(tmp_path):
         os.umask(old)
     for name in ("commits.jsonl", "repo-index.jsonl"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o664, name
+
+
+def test_a_crawl_killed_writing_the_removed_models_report_leaves_no_temp_file_for_good(tmp_path):
+    """The removed-models report is written after the merge (no snapshot is pending any more): a
+    kill between writing its temp file and the rename left ``<hub>/.tmp-<pid>-….txt``, and since
+    stale temp files were removed only when a killed crawl's snapshot was pending, no later crawl
+    that finished removed it."""
+    import json as json_
+
+    import ptmscrape.settings as project
+
+    data = tmp_path / "data"
+    with HuggingFaceReplica(synthetic_models(12, seed=4), repos=False) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0}
+        run_crawl("huggingface", tmp_path, settings=settings, data_dir=data, out_name="1.jsonl")
+        hub.remove_model(sorted(hub.models)[0])  # the next complete crawl writes a removed-models report
+        killed = run_crawl("huggingface", tmp_path, data_dir=data, out_name="2.jsonl", check=False, settings={
+            **settings, "TEST_KILL_AT_RENAME": ".txt",
+            "EXTENSIONS": json_.dumps({**project.EXTENSIONS, "tests.probes.KillAtRename": 0})})
+        assert killed.returncode == -9, killed.log[-3000:]
+        hub_dir = data / "huggingface"
+        assert [p.suffix for p in hub_dir.glob(".tmp-*")] == [".txt"]  # killed between write and rename
+        assert not list(hub_dir.glob("snapshots/*.pending"))  # merged before the report
+
+        result = run_crawl("huggingface", tmp_path, settings=settings, data_dir=data, out_name="3.jsonl")
+    assert "Removed 1 temp file(s) of a killed crawl's unfinished writes" in result.log
+    assert not list(hub_dir.glob(".tmp-*"))
+    assert len(list(hub_dir.glob("removed-*.txt"))) == 1  # the third crawl's

@@ -82,12 +82,16 @@ def pending_snapshots(tree: DatasetTree, hub: str) -> list[Path]:
 
 def merge_interrupted(tree: DatasetTree, hub: str) -> tuple[int, int, int]:
     """Crash recovery at a crawl's start: merge the snapshots of interrupted crawls into
-    ``<hub>.jsonl`` and remove the temp files their killed writers left. Returns how many
-    snapshots were merged, how many records ``<hub>.jsonl`` then holds, how many temp files went."""
+    ``<hub>.jsonl`` and remove the temp files killed writers left. Returns how many
+    snapshots were merged, how many records ``<hub>.jsonl`` then holds, how many temp files went.
+
+    Temp files go whether or not a snapshot is pending: a crawl killed after its merge (writing
+    its removed-models report) leaves one and no pending snapshot. A walk of ``<hub>/`` without
+    ``repos/``: a few files a crawl."""
+    stale = remove_stale_temp_files(tree, hub)
     interrupted = pending_snapshots(tree, hub)
     if not interrupted:
-        return 0, 0, 0
-    stale = remove_stale_temp_files(tree, hub)
+        return 0, 0, stale
     counts = merge_records(tree, hub, interrupted)
     return len(interrupted), counts["records"], stale
 
