@@ -18,7 +18,14 @@ from ptmscrape.items import RawModelItem, printable
 from ptmscrape.json_pages import array_elements
 from ptmscrape.middlewares import backoff_delay
 from ptmscrape.next_page_first import NEXT_PAGE_META
-from ptmscrape.stats import PAGES_FAILED, PAGES_FAILED_BY_KIND, PAGES_NOT_FOUND, PAGES_RETRIED, PAGES_RETRIED_BY_KIND
+from ptmscrape.stats import (
+    PAGES_FAILED,
+    PAGES_FAILED_BY_KIND,
+    PAGES_LISTING_CUT_SHORT,
+    PAGES_NOT_FOUND,
+    PAGES_RETRIED,
+    PAGES_RETRIED_BY_KIND,
+)
 
 # Priority of a paged listing's next page. It is yielded before the page's models, as soon as its
 # URL is known, and goes before requests already queued (detail pages, history calls), so it
@@ -384,6 +391,12 @@ class HubSpider(scrapy.Spider):
         JOBDIR, ``request`` is fetched again when the job resumes)."""
         self.crawler.stats.inc_value(PAGES_FAILED)
         self.crawler.stats.inc_value(PAGES_FAILED_BY_KIND + kind)
+        if request is not None and request.meta.get(NEXT_PAGE_META):
+            # Its successor's URL was to come from it: "1 page failed" hid that the rest of the
+            # hub's listing was never read.
+            self.crawler.stats.inc_value(PAGES_LISTING_CUT_SHORT)
+            self.logger.error("The listing ends at %s: the pages after it were not read (a JOBDIR job fetches "
+                              "it again when resumed)", request.url)
         self.crawler.signals.send_catch_log(ptm_signals.page_failed, kind=kind, request=request)
 
     @property

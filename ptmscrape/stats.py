@@ -11,6 +11,8 @@ from __future__ import annotations
 PAGES_FAILED = "ptm/pages/failed"
 PAGES_FAILED_BY_KIND = "ptm/pages/failed/"
 PAGES_NOT_FOUND = "ptm/pages/not_found"
+# Listing pages lost for good that a next page was asked from: the pages after them were not read.
+PAGES_LISTING_CUT_SHORT = "ptm/pages/listing_cut_short"
 PAGES_RETRIED = "ptm/pages/retried"
 PAGES_RETRIED_BY_KIND = "ptm/pages/retried/"
 PAGES_TREE_TRUNCATED = "ptm/pages/tree_truncated"

@@ -37,6 +37,7 @@ from ptmscrape.stats import (
     MONITORS_FAILED_BY_MONITOR,
     PAGES_FAILED,
     PAGES_FAILED_BY_KIND,
+    PAGES_LISTING_CUT_SHORT,
     PAGES_NOT_FOUND,
     STORE_FAILED,
     STORE_FAILED_BY_REASON,
@@ -97,6 +98,8 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
         detail = ", ".join(f"{kind}: {n}" for kind, n in kinds)
         problems.append(_plural(failed - not_found, "page") + " failed"
                         + (f" ({detail})" if detail else ""))
+    if int(stats.get(PAGES_LISTING_CUT_SHORT) or 0):
+        problems.append("the listing ended at a failed page: the pages after it were not read")
     # The finish reason stays: the listing is whole, so the removed-models report still runs.
     lost = int(stats.get(HISTORY_LOST) or 0)
     if lost:

@@ -133,7 +133,10 @@ def test_a_listing_page_that_never_recovers_is_reported_not_skipped(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.log
     assert stats["finish_reason"] == "failed_pages" and stats["ptm/verdict/exit_status"] == 1
     assert result.log.rstrip().splitlines()[-1].endswith(
-        f"Crawl verdict: exit status 1: 1 page failed ({failed[0][1]}: 1)")
+        f"Crawl verdict: exit status 1: 1 page failed ({failed[0][1]}: 1); the listing ended at a failed page: "
+        "the pages after it were not read")
+    assert stats["ptm/pages/listing_cut_short"] == 1
+    assert f"The listing ends at {failed[0][0]}: the pages after it were not read" in result.log
 
 
 def test_detail_pages_under_faults_and_broken_ones_reported_by_url(tmp_path):
