@@ -50,8 +50,9 @@ def test_a_demo_rerun_updates_its_clones_and_a_failed_rerun_shows_no_old_figures
     (tmp_path / "data").write_text("not a directory")  # the re-run's crawl refuses to start
     failed = run_demo(tmp_path, "huggingface")
     assert failed.returncode == 1
-    assert "FAILED (exit status 2): the crawl wrote no stats" in failed.stdout
-    assert "records;" not in failed.stdout  # not the previous run's figures
+    # The refused run's own verdict (its stats file), not the previous run's report
+    assert f"FAILED (exit status 2: PTM_DATA_DIR={tmp_path / 'data'} is not a directory" in failed.stdout
+    assert f" {cloned[1]} records;" not in failed.stdout and " 0 records;" in failed.stdout  # its own figures
     assert "PTM_DATA_DIR=" in failed.stderr and "Traceback" not in failed.stderr
 
 
