@@ -48,6 +48,13 @@ def test_ptmtorrent_keys_and_extensions_from_a_full_model():
     assert r["CloneStatus"] == "pending"
 
 
+def test_a_chinese_name_that_is_the_name_again_is_no_display_name():
+    # The schema's DisplayName is the hub's human-readable name "when it differs from ModelName".
+    model = fixture_models()[0]
+    assert map_raw(raw({**model, "ChineseName": model["Name"]}))["DisplayName"] is None
+    assert map_raw(raw({**model, "ChineseName": f" {model['Name']} "}))["DisplayName"] is None
+
+
 def test_task_names_iso_times_arxiv_versions_and_user_owners():
     r = map_raw(raw(by_name("Qwen2.5-0.5B-Instruct")))
     assert r["ModelTasks"] == ["text-generation", "chat"] and r["ModelTask"] == "text-generation"

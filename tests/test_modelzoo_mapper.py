@@ -44,6 +44,13 @@ def test_ptmtorrent_keys_from_a_github_model():
     assert r["CloneStatus"] == "pending" and r["LatestGitCommitSHA"] is None
 
 
+def test_a_title_that_is_the_slug_again_is_no_display_name():
+    # The schema's DisplayName is the hub's human-readable name "when it differs from ModelName".
+    assert map_raw(raw("openpose", {"title": "openpose"}))["DisplayName"] is None
+    assert map_raw(raw("openpose", {"title": " OpenPose "}))["DisplayName"] == "OpenPose"
+    assert map_raw(raw("openpose", {"title": "  "}))["DisplayName"] is None
+
+
 def test_the_task_is_the_first_categorys_slug():
     stylegan = record("stylegan")
     assert (stylegan["ModelTask"], stylegan["Tags"]) == ("generative-models", ["generative-models", "computer-vision"])

@@ -69,7 +69,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         Likes=count(obj.get("stars")),
         Tags=tags,
         Library=text(obj.get("framework"), 200),
-        DisplayName=(text(obj.get("title"), 500) or "").strip() or None,
+        DisplayName=_display_name(obj.get("title"), slug),
         Languages=[],
         CreatedAt=None,
         LastModified=None,
@@ -122,3 +122,9 @@ def paper_dois(papers: Any) -> list[str]:
         if doi and doi not in dois:
             dois.append(doi)
     return dois
+
+
+def _display_name(title: object, name: str) -> str | None:
+    """The hub's title, when it says more than the model's name (the schema's ``DisplayName``)."""
+    shown = (text(title, 500) or "").strip()
+    return shown if shown and shown != name else None
