@@ -160,9 +160,12 @@ LOG_LEVEL = os.environ.get("PTM_LOG_LEVEL", "INFO")
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 LOGSTATS_INTERVAL = 60.0  # pages and items per minute, logged by Scrapy's LogStats
 # Scrapy's telnet console logs its password at INFO, in a log Scrapyd serves over HTTP; with it, a
-# local user runs code in the crawl, which holds HF_TOKEN. Scrapy's remote control extension
-# (token in a 0600 file, never logged) is left on. -s TELNETCONSOLE_ENABLED=1 brings the console back.
+# local user runs code in the crawl, which holds HF_TOKEN. -s TELNETCONSOLE_ENABLED=1 brings it back.
 TELNETCONSOLE_ENABLED = False
+# Scrapy 2.19's remote control (an HTTP server running Python sent to it) writes its port and token to
+# a file in ~/.local/state/scrapy/job_files, outside the data dir, which every killed crawl leaves
+# there for good. -s REMOTE_CONTROL_ENABLED=1 brings it back.
+REMOTE_CONTROL_ENABLED = False
 LOG_FORMATTER = "ptmscrape.logformatter.ConciseLogFormatter"  # dropped items: reason + a short excerpt
 # Scrapy's in-memory stats without the per-attribute deprecation check that cost ~60 µs a model.
 STATS_CLASS = "ptmscrape.compat.stats.StatsCollector"

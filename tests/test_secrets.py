@@ -139,3 +139,23 @@ def test_a_crawl_logs_no_password_to_a_console_into_it(tmp_path):
     log = proc.stderr + proc.stdout
     assert proc.returncode == 0 and "Spider closed" in log, log[-3000:]
     assert "Password" not in log and "scrapy.extensions.telnet.TelnetConsole" not in log
+
+
+def test_a_crawl_writes_no_remote_control_token_outside_the_data_dir(tmp_path):
+    """Scrapy 2.19's remote control (on by Scrapy's default: an HTTP server running Python sent to it)
+    writes its port and token to a file in the user's state folder, outside the data dir, and a
+    crawl killed or stopped by force leaves it there: one file per killed crawl, for good."""
+    hub = HuggingFaceReplica(synthetic_models(3), tmp_path / "hub-git")
+    with hub:
+        listing = hold(hub.replica, "GET", hub._listing, lambda req, m, n: n == 1)
+        cmd = crawl_command("huggingface", tmp_path / "out.jsonl", tmp_path / "data", tmp_path / "stats.json",
+                            settings={"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0})
+        state = tmp_path / "state"
+        crawl = BackgroundCrawl(cmd, tmp_path / "crawl.log", env={"XDG_STATE_HOME": str(state)})
+        try:
+            crawl.wait_until(listing.reached.is_set, "the first listing page asked for")
+            assert not state.exists() or not any(state.rglob("*.json"))
+        finally:
+            crawl.kill()
+    assert not state.exists() or not any(state.rglob("*.json"))
+
