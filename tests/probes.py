@@ -35,10 +35,8 @@ class NextPageProbe:
         self.stats.set_value("test/next_page_reached_after", self.seen)
 
 
-class NextPageAtCallbackOnly:
-    """Hugging Face asks for a listing's next page when the page's headers arrive, before its
-    callback runs (``HuggingfaceSpider.listing_headers_received``). This probe turns that off, so a
-    test sees what the callback's next-page request alone does (``tests/test_next_page_first.py``)."""
+class OpenedProbe:
+    """A probe whose ``opened(spider)`` runs when the spider opens."""
 
     def __init__(self, crawler):
         self.crawler = crawler
@@ -48,6 +46,15 @@ class NextPageAtCallbackOnly:
         probe = cls(crawler)
         crawler.signals.connect(probe.opened, signal=signals.spider_opened)
         return probe
+
+    def opened(self, spider):
+        raise NotImplementedError
+
+
+class NextPageAtCallbackOnly(OpenedProbe):
+    """Hugging Face asks for a listing's next page when the page's headers arrive, before its
+    callback runs (``HuggingfaceSpider.listing_headers_received``). This probe turns that off, so a
+    test sees what the callback's next-page request alone does (``tests/test_next_page_first.py``)."""
 
     def opened(self, spider):
         self.crawler.signals.disconnect(spider.listing_headers_received, signal=signals.headers_received)
@@ -104,20 +111,15 @@ class FailingStage:
         return item
 
 
-class KillAtRename:
+class KillAtRename(OpenedProbe):
     """SIGKILLs the crawl at the moment an atomic write (``DatasetTree.write_atomic``) would
     rename its temp file onto a file whose name ends with ``TEST_KILL_AT_RENAME`` (``.txt``:
     the removed-models report): the temp file is written whole, the rename never happens — what a
     kill, an OOM or a power cut between the two leaves."""
 
     def __init__(self, crawler):
+        super().__init__(crawler)
         self.suffix = crawler.settings.get("TEST_KILL_AT_RENAME")
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        probe = cls(crawler)
-        crawler.signals.connect(probe.opened, signal=signals.spider_opened)
-        return probe
 
     def opened(self, spider):
         import signal
