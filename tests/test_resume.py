@@ -195,7 +195,10 @@ def test_resuming_a_job_with_nothing_left_to_do_exits_0_so_a_resume_loop_ends(tm
     cmd = crawl_command("huggingface", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json",
                         settings=crawl_settings(hub, jobdir))
     crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
-    crawl.wait_until(clone.reached.is_set, "the last model's clone")
+    snapshot = lambda: list((data / "huggingface/snapshots").glob("*.jsonl"))  # noqa: E731
+    # Paused once every other model is stored: clones still waiting for a thread would not be started.
+    crawl.wait_until(lambda: clone.reached.is_set() and count_lines(snapshot()) == len(hub.models) - 1,
+                     "the last model's clone, every other model stored")
     crawl.proc.send_signal(signal.SIGTERM)
     crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
     clone.open()
