@@ -142,6 +142,13 @@ def text(value: Any, limit: int = 10_000) -> str | None:
     return None
 
 
+def display_name(value: Any, name: str) -> str | None:
+    """The hub's human-readable name of a model (a title, ModelScope's ``ChineseName``), when it says
+    more than ``name`` (the schema's ``DisplayName``: "when it differs from ModelName")."""
+    shown = (text(value, 500) or "").strip()
+    return shown if shown and shown != name else None
+
+
 def id_text(value: Any, limit: int, label: str) -> str | None:
     """A string field a model's identity is built from (its id, slug, handle, folder…), or None
     when the hub sent another type. One over ``limit`` is refused, never cut: two ids sharing

@@ -17,7 +17,16 @@ from urllib.parse import quote
 
 from ptmscrape.dataset import paths
 from ptmscrape.items import RawModelItem
-from ptmscrape.mappers.common import MappingError, arxiv_doi, count, id_text, new_record, str_list, text
+from ptmscrape.mappers.common import (
+    MappingError,
+    arxiv_doi,
+    count,
+    display_name,
+    id_text,
+    new_record,
+    str_list,
+    text,
+)
 
 DEFAULT_BASE = "https://www.modelscope.cn"
 # Latest plausible Unix time in seconds (year 9999); larger numbers are milliseconds or junk.
@@ -76,7 +85,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         Library=libraries[0] if libraries else None,
         CreatedAt=_time(obj.get("CreatedTime")),
         LastModified=_time(obj.get("LastUpdatedTime")),
-        DisplayName=_display_name(obj.get("ChineseName"), name),
+        DisplayName=display_name(obj.get("ChineseName"), name),
         # Each model is its own git repository (LFS for weights), at the hub's default branch.
         RepoURL=f"{base}/{o}/{n}.git",
         # The hub's own repository: its clone is named by the model's id, never by the URL's
@@ -108,10 +117,3 @@ def _time(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= _MAX_SECONDS:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(value)))
-
-
-def _display_name(chinese_name: object, name: str) -> str | None:
-    """``ChineseName``, when it is not the model's name again (the schema's ``DisplayName``: the
-    hub's human-readable name when it differs)."""
-    shown = (text(chinese_name, 500) or "").strip()
-    return shown if shown and shown != name else None

@@ -23,6 +23,7 @@ from ptmscrape.mappers.common import (
     MappingError,
     arxiv_doi,
     count,
+    display_name,
     github_owner_url,
     id_text,
     new_record,
@@ -69,7 +70,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         Likes=count(obj.get("stars")),
         Tags=tags,
         Library=text(obj.get("framework"), 200),
-        DisplayName=_display_name(obj.get("title"), slug),
+        DisplayName=display_name(obj.get("title"), slug),
         Languages=[],
         CreatedAt=None,
         LastModified=None,
@@ -122,9 +123,3 @@ def paper_dois(papers: Any) -> list[str]:
         if doi and doi not in dois:
             dois.append(doi)
     return dois
-
-
-def _display_name(title: object, name: str) -> str | None:
-    """The hub's title, when it says more than the model's name (the schema's ``DisplayName``)."""
-    shown = (text(title, 500) or "").strip()
-    return shown if shown and shown != name else None
