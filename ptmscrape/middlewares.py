@@ -96,13 +96,6 @@ _RATELIMIT_T = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+)")
 _RATELIMIT_R = re.compile(r"(?:^|;)\s*r\s*=\s*(\d+)")
 
 
-def wait_seconds(headers) -> float | None:
-    """What a rate-limit answer asks us to wait: ``RateLimit: "api";r=0;t=<s>``, ``Retry-After``,
-    or until ``X-RateLimit-Reset`` once ``X-RateLimit-Remaining`` is 0 (:func:`reset_wait`)."""
-    named = named_wait(headers)
-    return named if named is not None else reset_wait(headers)
-
-
 def named_wait(headers) -> float | None:
     """The wait a ``RateLimit`` ``t=`` (or ``RateLimit-Reset``) or ``Retry-After`` header names."""
     for name in (b"RateLimit", b"RateLimit-Reset"):

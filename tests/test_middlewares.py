@@ -3,23 +3,23 @@ import time
 
 from scrapy.http import Headers
 
-from ptmscrape.middlewares import wait_seconds
+from ptmscrape.middlewares import named_wait
 
 
 def test_ratelimit_header_t_parameter():
-    assert wait_seconds(Headers({"RateLimit": '"api";r=0;t=55'})) == 55
-    assert wait_seconds(Headers({"RateLimit": '"default";r=10;t=3'})) == 3
+    assert named_wait(Headers({"RateLimit": '"api";r=0;t=55'})) == 55
+    assert named_wait(Headers({"RateLimit": '"default";r=10;t=3'})) == 3
 
 
 def test_retry_after_seconds_and_http_date():
-    assert wait_seconds(Headers({"Retry-After": "7"})) == 7
+    assert named_wait(Headers({"Retry-After": "7"})) == 7
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 25 <= wait_seconds(Headers({"Retry-After": later})) <= 31
+    assert 25 <= named_wait(Headers({"Retry-After": later})) <= 31
 
 
 def test_no_or_garbage_wait_header():
-    assert wait_seconds(Headers({})) is None
-    assert wait_seconds(Headers({"Retry-After": "soon"})) is None
+    assert named_wait(Headers({})) is None
+    assert named_wait(Headers({"Retry-After": "soon"})) is None
 
 
 def test_the_hub_token_goes_to_the_hubs_host_on_its_scheme_only(monkeypatch):
@@ -191,7 +191,7 @@ def test_reset_wait_reads_githubs_headers():
     assert reset_wait(Headers({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"})) == 30  # seconds left
     assert reset_wait(Headers({"Date": date, "X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "1800000100"})) is None
     assert reset_wait(Headers({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "soon"})) is None
-    assert wait_seconds(Headers({"Retry-After": "7", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"})) == 7
+    assert named_wait(Headers({"Retry-After": "7", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"})) == 7
 
 
 def test_a_wait_ends_within_a_second_once_the_crawl_closes_and_the_request_is_queued_again():
