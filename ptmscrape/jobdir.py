@@ -207,6 +207,7 @@ class JobGuard:
         except BlockingIOError:
             self._lock.close()
             raise busy(jobdir) from None
+        _remove_temp_files(jobdir)  # a run killed inside _write_atomic; the lock says none writes now
         self.restarted: str | None = None  # the stats name saying why, when the job restarts
         self.not_saved: str | None = None  # why this run's state is not in the JOBDIR, if it is not
         # per sort (LOSABLE): what this run lost (pickled request dicts, Scrapy's queue format) and
@@ -396,8 +397,7 @@ class JobGuard:
         """The JOBDIR does not hold this run's state: the running mark stays, so the next run restarts
         the job from its first pages, as after a kill (the models stored are skipped); it says why
         if the mark can still be rewritten."""
-        for name in (FAILED_PAGES_FILE, ENDED_FILE):
-            (self.jobdir / (name + ".tmp")).unlink(missing_ok=True)
+        _remove_temp_files(self.jobdir)
         mark = self.jobdir / RUNNING_MARK
         try:
             previous = _read_json(mark)
@@ -428,6 +428,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def _remove_temp_files(jobdir: Path) -> None:
+    for name in (FAILED_PAGES_FILE, ENDED_FILE):
+        (jobdir / (name + ".tmp")).unlink(missing_ok=True)
 
 
 def _read_pickle(path: Path) -> dict:

@@ -242,3 +242,17 @@ def test_a_job_whose_data_dir_and_jobdir_fill_one_disk_resumes_with_every_model(
     assert "Traceback" not in second.log
     assert second.stats.get(JOB_RESTARTED_AFTER_UNSAVED_STATE) == 1
     assert sorted(stored_ids(second)) == sorted(listed)
+
+
+def test_a_job_file_half_written_when_the_run_was_killed_is_removed_by_the_next_run(tmp_path):
+    # A kill between writing ptm-failed-pages.pickle.tmp (or ptm-ended.json.tmp) and renaming it
+    # leaves the temp file; nothing reads it, and the next run of the job removes it.
+    from ptmscrape.jobdir import ENDED_FILE, FAILED_PAGES_FILE
+
+    job = tmp_path / "job"
+    job.mkdir()
+    left = [job / (FAILED_PAGES_FILE + ".tmp"), job / (ENDED_FILE + ".tmp")]
+    for path in left:
+        path.write_bytes(b"\x80\x04cut")
+    closed_job(tmp_path)
+    assert [path.name for path in left if path.exists()] == []
