@@ -128,6 +128,11 @@ class OllamaSpider(HubSpider):
                 "Input": columns[2] if len(columns) > 2 and columns[2] else None,
                 "Manifest": None, "ManifestDigest": None, "Error": None,
             })
+        if not tags:
+            # Every library model has a tag (``latest`` at least): none found means the page's
+            # tag links changed shape or its rows were cut, not a model without versions.
+            self.page_malformed(response, "no tags", f"no valid link to /library/{model['Name']}:<tag>")
+            return
         model["Tags"] = tags
         yield from self.next_tag(response, model, 0)
 

@@ -207,3 +207,13 @@ def test_distributed_the_finished_model_is_handed_off_and_delivers_the_same_item
         keys = list(client.scan_iter(match=f"{prefix}:*"))
         if keys:
             client.delete(*keys)
+
+
+def test_a_tags_page_that_lists_no_tags_is_reported_not_stored_without_versions():
+    """Every library model has at least one tag: a tags page where none is found (the site's tag
+    links changed shape, or the rows were cut) was stored as a model without versions, exit 0."""
+    body = (FIXTURES / "library/llama3.2/tags.html").read_text().replace("/library/llama3.2:", "/library/llama3.2/")
+    spider = make_spider()
+    assert tags(spider, listing(spider)[0], body) == []
+    assert stat(spider, "ptm/pages/failed") == 1
+    assert stat(spider, "ptm/pages/failed/no tags") == 1
