@@ -351,23 +351,30 @@ class HubSpider(scrapy.Spider):
             retry.meta["ptm_retry_delay"] = backoff_delay(
                 tries + 1, self.settings.getfloat("PTM_RETRY_BACKOFF"),
                 self.settings.getfloat("PTM_RETRY_BACKOFF_MAX"))
-            self.logger.warning("Malformed page %s (%s: %s): fetching it again (%d of %d)",
-                                response.url, kind, detail[:200], tries + 1, limit)
+            self.logger.warning("Malformed page %s (%s: %s)%s: fetching it again (%d of %d)",
+                                response.url, kind, detail[:200], self.page_label(request), tries + 1, limit)
             self.crawler.stats.inc_value(PAGES_RETRIED)
             self.crawler.stats.inc_value(PAGES_RETRIED_BY_KIND + kind)
             engine.crawl(retry)
             return None
         return self.report_bad_page(response, f"{kind} ({detail[:200]})")
 
+    def page_label(self, request: scrapy.Request | None) -> str:
+        """What names a page besides its URL, for the log (`` [owner 'iic', page 3]``): nothing
+        for a hub whose URLs differ page by page; a hub that pages in the request's body
+        (ModelScope's PUTs) says which page it was."""
+        return ""
+
     def report_bad_page(self, response: Response, reason: str) -> None:
         """A page still malformed after its retries: logged with URL and reason, and counted in
         ``ptm/pages/failed`` and ``ptm/pages/failed/<kind>`` (like pages that failed to download)."""
         kind = reason.split(" (")[0]
         request = response.request
+        label = self.page_label(request)
         if request is not None and request.meta.get("ptm_page_retries"):
-            self.logger.error("Page failed after retries: %s (%s)", response.url, reason)
+            self.logger.error("Page failed after retries: %s (%s)%s", response.url, reason, label)
         else:  # PTM_PAGE_RETRIES=0, or a fault fetching it again cannot mend
-            self.logger.error("Page failed (not retried): %s (%s)", response.url, reason)
+            self.logger.error("Page failed (not retried): %s (%s)%s", response.url, reason, label)
         self.count_failed_page(kind, request)
         return None
 
@@ -376,13 +383,14 @@ class HubSpider(scrapy.Spider):
         reason = failure.getErrorMessage() or failure.type.__name__
         status = getattr(getattr(failure.value, "response", None), "status", None)
         kind = f"HTTP {status}" if status else failure.type.__name__
+        label = self.page_label(request)
         if status == 404:  # never retried: the hub says there is no such page
-            self.logger.error("Page not found: %s (%s)", request.url, kind)
+            self.logger.error("Page not found: %s (%s)%s", request.url, kind, label)
             self.crawler.stats.inc_value(PAGES_NOT_FOUND)
         elif request.meta.get("retry_times") or request.meta.get("ptm_ratelimit_retries"):
-            self.logger.error("Page failed after retries: %s (%s: %s)", request.url, kind, reason)
+            self.logger.error("Page failed after retries: %s (%s: %s)%s", request.url, kind, reason, label)
         else:  # an error Scrapy does not retry (e.g. HTTP 403)
-            self.logger.error("Page failed (not retried): %s (%s: %s)", request.url, kind, reason)
+            self.logger.error("Page failed (not retried): %s (%s: %s)%s", request.url, kind, reason, label)
         self.count_failed_page(kind, request)
 
     def count_failed_page(self, kind: str, request: scrapy.Request | None = None) -> None:
@@ -395,8 +403,8 @@ class HubSpider(scrapy.Spider):
             # Its successor's URL was to come from it: "1 page failed" hid that the rest of the
             # hub's listing was never read.
             self.crawler.stats.inc_value(PAGES_LISTING_CUT_SHORT)
-            self.logger.error("The listing ends at %s: the pages after it were not read (a JOBDIR job fetches "
-                              "it again when resumed)", request.url)
+            self.logger.error("The listing ends at %s%s: the pages after it were not read (a JOBDIR job fetches "
+                              "it again when resumed)", request.url, self.page_label(request))
         self.crawler.signals.send_catch_log(ptm_signals.page_failed, kind=kind, request=request)
 
     @property

@@ -61,6 +61,15 @@ class ModelscopeSpider(HubSpider):
                             headers={"Content-Type": "application/json"},
                             cb_kwargs={"number": number, "owner": owner, "size": size, "previous": previous})
 
+    def page_label(self, request) -> str:
+        """Every page of a listing has one URL (the page number is in the PUT body): the log names
+        the listing and the page."""
+        kwargs = getattr(request, "cb_kwargs", None) or {}
+        number, owner = kwargs.get("number"), kwargs.get("owner")
+        if number is None:
+            return ""
+        return f" [owner {owner!r}, page {number}]" if owner is not None else f" [catalogue page {number}]"
+
     def parse_listing(self, response, number: int, owner: str | None = None, size: int = 1,
                       previous: list[str] | None = None):
         """``previous``: the models of page ``number - 1``, by :func:`_key` (page numbers always

@@ -165,3 +165,31 @@ def test_listing_requests_survive_a_jobdir_and_a_retry_with_their_body():
     page2 = spider.page_request(2, "iic")
     fp = spider.crawler.request_fingerprinter.fingerprint
     assert fp(page2) != fp(request) and page2.url == request.url
+
+
+def test_a_failed_page_is_named_by_its_owner_and_page_number_not_only_by_the_shared_url(caplog):
+    """Every ModelScope page has the same URL (the page is in the PUT body), so 'Page failed: <url>'
+    and 'The listing ends at <url>' did not say whose listing, nor which page, stopped."""
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.python.failure import Failure
+
+    from tests.helpers import text_response
+
+    spider = make_spider({"PTM_MODELSCOPE_PAGE_SIZE": 1}, owners="iic,Qwen")
+    _, qwen = start_requests(spider)
+    model = fixture_models()[2]
+    _, (page2,) = items_and_requests(run(spider, qwen, envelope({"Models": [model], "TotalCount": 5})))
+    # Page 2 serves page 1 again: the listing does not advance.
+    assert run(spider, page2, envelope({"Models": [model], "TotalCount": 5})) == []
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("listing does not advance" in line and "owner 'Qwen', page 2" in line for line in said), said
+    assert any(line.startswith("The listing ends at") and "owner 'Qwen', page 2" in line for line in said), said
+    # A page lost to HTTP errors says the same.
+    caplog.clear()
+    page3 = spider.page_request(3, "iic", size=1, next_page=True)
+    failure = Failure(HttpError(text_response(page3.url, b"busy", page3, status=503)))
+    failure.request = page3
+    spider.page_failed(failure)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("HTTP 503" in line and "owner 'iic', page 3" in line for line in said), said
+    assert any(line.startswith("The listing ends at") and "owner 'iic', page 3" in line for line in said), said
