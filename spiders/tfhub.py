@@ -3,7 +3,9 @@
 tfhub.dev's models moved to Kaggle; their documentation stays in git. Each model version is one
 markdown file ``assets/docs/<publisher>/models/<model path>/<version>.md`` (the model path can be
 nested: ``google/models/bit/m-r50x1/ilsvrc2012_classification/1.md``; TF.js and TF Lite
-deployments sit below it, ``…/classification/1/default/tfjs/1.md``, ``…/birds_V1/lite/1.md``).
+deployments sit below it, ``…/classification/1/default/tfjs/1.md``, ``…/birds_V1/lite/1.md``), or
+the same without ``models/`` (the repository's README only asks for the publisher's folder:
+``captain-pool/esrgan-tf2/1.md``).
 Publisher pages (``assets/docs/<publisher>/<publisher>.md``) and collections
 (``assets/docs/<publisher>/collections/…``) are not models and are not fetched.
 
@@ -28,7 +30,10 @@ import re
 from ptmscrape.github_tree import GitTreeHubSpider, text_of
 from ptmscrape.stats import PAGES_NOT_A_MODEL
 
-MODEL_FILE = re.compile(r"^assets/docs/(?P<publisher>[^/]+)/models/(?P<model>.+)/(?P<version>\d+)\.md$")
+# ``models/`` is the layout the repository suggests, not one it enforces: some publishers keep their
+# models directly in their folder (``assets/docs/captain-pool/esrgan-tf2/1.md``). Collections never.
+MODEL_FILE = re.compile(
+    r"^assets/docs/(?P<publisher>[^/]+)/(?:models/)?(?!collections/)(?P<model>.+)/(?P<version>\d+)\.md$")
 NOT_MODELS = {"collection", "publisher"}
 MAX_MARKDOWN = 200_000
 MAX_METADATA = 500  # metadata comments kept per file

@@ -194,3 +194,21 @@ def test_an_accepted_tree_path_never_leaves_the_repository(path):
         normal = posixpath.normpath(kept)
         assert normal == kept and ".." not in normal.split("/") and not normal.startswith(("/", ":"))
         assert "\\" not in normal and "\x00" not in normal
+
+
+def test_model_files_a_publisher_keeps_outside_a_models_folder_are_crawled_too():
+    """The repository's README lets a publisher lay out its files as it likes under its folder
+    (``models/`` is a suggestion): ``captain-pool/esrgan-tf2/1`` is documented at
+    ``assets/docs/captain-pool/esrgan-tf2/1.md``. Such models were never requested, without a word."""
+    blob = {"mode": "100644", "type": "blob", "size": 10, "sha": "a" * 40}
+    outside = ["assets/docs/acme/sharpen-gan/1.md", "assets/docs/acme/sharpen-gan/lite/1.md",
+               "assets/docs/acme/sharpen-gan/2.md"]
+    not_models = ["assets/docs/acme/acme.md", "assets/docs/acme/collections/gans/1.md", "assets/docs/acme/notes.md",
+                  "assets/docs/acme/README.md", "assets/docs/1.md", "assets/docs/acme/1.md"]
+    spider = make_spider()
+    requests = tree_requests(spider, fixture_tree(extra=[dict(blob, path=p) for p in outside + not_models]))
+    assert sorted(r.cb_kwargs["path"] for r in requests) == sorted([*MODELS, *outside])
+    (request,) = [r for r in requests if r.cb_kwargs["path"] == outside[0]]
+    (item,) = fetch(spider, request, "# Module acme/sharpen-gan/1\nSharpens.\n\n<!-- format: saved_model_2 -->\n")
+    assert item.model_id == "acme/sharpen-gan/1"
+    assert (item.payload["publisher"], item.payload["version"]) == ("acme", "1")
