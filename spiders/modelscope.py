@@ -102,6 +102,13 @@ class ModelscopeSpider(HubSpider):
             # The catalogue answers an unknown SortBy (e.g. "Downloads") with an empty page.
             self.logger.warning("ModelScope listed no models for %s", f"owner {owner!r}" if owner
                                 else f"the catalogue with SortBy {self.sort!r}")
+        if (number > 1 and not listing and isinstance(total, int) and not isinstance(total, bool)
+                and total > (number - 1) * size):
+            # Ends the listing all the same (a hub's count may include models it does not list),
+            # but the models past this page, if the count is right, were never read: say so.
+            self.logger.warning("ModelScope listing page is empty though its TotalCount %d says more than "
+                                "the %d listed before it: the listing ends here, any models past it unread%s", total,
+                                (number - 1) * size, self.page_label(response.request))
         if number == 1 and 0 < len(listing) < size and isinstance(total, int) and total > len(listing):
             size = len(listing)  # the hub capped the page size: page on with its size, not ours
         if isinstance(total, int) and not isinstance(total, bool):

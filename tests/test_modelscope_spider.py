@@ -193,3 +193,21 @@ def test_a_failed_page_is_named_by_its_owner_and_page_number_not_only_by_the_sha
     said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert any("HTTP 503" in line and "owner 'iic', page 3" in line for line in said), said
     assert any(line.startswith("The listing ends at") and "owner 'iic', page 3" in line for line in said), said
+
+
+def test_an_empty_page_short_of_total_count_ends_the_listing_with_a_warning(caplog):
+    """An empty page 2 whose own TotalCount says 6 models (2 listed) ended the listing without a word:
+    4 models unread (and reported removed by the next complete crawl's report) with exit status 0."""
+    spider = make_spider({"PTM_MODELSCOPE_PAGE_SIZE": 2}, owners="iic")
+    (request,) = start_requests(spider)
+    (later,) = items_and_requests(run(spider, request, envelope({"Models": fixture_models()[:2], "TotalCount": 6})))[1]
+    caplog.clear()
+    assert run(spider, later, envelope({"Models": [], "TotalCount": 6})) == []
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("[owner 'iic', page 2]" in line and "TotalCount 6" in line and "2 listed" in line
+               for line in said), said
+    # The last page that TotalCount foretold, empty or not, is no news.
+    caplog.clear()
+    (request,) = start_requests(make_spider({"PTM_MODELSCOPE_PAGE_SIZE": 2}))
+    assert len(run(spider, request, catalogue(fixture_models()[:2], total=2))) == 2
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
