@@ -7,7 +7,8 @@ and is the raw payload as served. Page numbers are refused past 1,000 results ("
 instead"), so the crawl never builds one: the next page is this listing's URL with
 ``cursor=<metadata.nextCursor>``, or, when only ``metadata.nextPage`` is given, that URL's query on
 our base URL (the API writes its own host there, which a mirror or a path-prefixed base must not
-leave). The crawl ends at a page without a next cursor or without models. Without ``nsfw=true`` the
+leave). The crawl ends at a page without a next cursor; an empty page with one is followed (a
+search's page can be empty mid-listing), up to ``MAX_EMPTY_PAGES`` in a row, then reported. Without ``nsfw=true`` the
 API hides NSFW models; the crawl asks for them (``-a nsfw=false`` leaves them out) and keeps the
 flags as data. No git repository and no download: the files are described, never fetched.
 
@@ -17,13 +18,15 @@ Arguments: ``limit``, ``sort`` (default ``Newest``, the most stable order while 
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from ptmscrape.checks import BadInput
 from ptmscrape.items import printable
 from ptmscrape.spiders_base import HubSpider
 
 LISTING = "/api/v1/models"
+EMPTY_PAGES_META = "ptm_civitai_empty_pages"  # empty pages with a next cursor in a row, so far
+MAX_EMPTY_PAGES = 10
 
 
 class CivitaiSpider(HubSpider):
@@ -74,8 +77,21 @@ class CivitaiSpider(HubSpider):
             return
         # The next page first: it downloads while this page's models are processed.
         url = self.next_url(response, page.get("metadata"))
-        if url and items and self.more_wanted(len(items)):
-            yield self.next_page(url, self.parse_listing)
+        empty = 0
+        if url and not items:
+            # A next cursor says the hub found more models: a page without any is not the end (a
+            # search's page of ids whose models the database then leaves out is empty). Followed,
+            # but not for ever: a run of empty pages is reported.
+            request = response.request
+            empty = (request.meta.get(EMPTY_PAGES_META, 0) if request is not None else 0) + 1
+            if empty > MAX_EMPTY_PAGES:
+                self.report_bad_page(response, f"empty pages with a next cursor ({empty - 1} before this "
+                                               f"one; next page {printable(unquote(url), 300)})")
+                return
+            self.logger.info("Listing page %s lists no models but gives a next page: following it (%s)",
+                             response.url, printable(unquote(url), 300))
+        if url and (items or empty) and self.more_wanted(len(items)):
+            yield self.next_page(url, self.parse_listing, meta={EMPTY_PAGES_META: empty} if empty else None)
         for model in items:
             if self.limit_reached_for(response):
                 return

@@ -20,10 +20,10 @@ BASE = "https://mirror.example/civitai"  # a base URL with a path: the crawl mus
 make_spider = spider_maker(CivitaiSpider, {"PTM_CIVITAI_URL": BASE})
 
 
-def page(url, items, metadata=None, body=None):
+def page(url, items, metadata=None, body=None, request=None):
     if body is not None:
         return text_response(url, body, headers={"Content-Type": "application/json"})
-    return json_response(url, {"items": items, "metadata": metadata or {}})
+    return json_response(url, {"items": items, "metadata": metadata or {}}, request)
 
 
 def query(url):
@@ -96,7 +96,7 @@ def test_a_next_page_without_cursor_is_reported_never_followed():
 
 
 @pytest.mark.parametrize("metadata, items", [({}, 2), ({"nextCursor": None}, 2), ({"nextCursor": ""}, 2),
-                                             ({"nextCursor": "5|5"}, 0)])
+                                             ({"nextCursor": None}, 0)])
 def test_the_last_page_or_an_empty_one_ends_the_crawl(metadata, items):
     spider = make_spider()
     out = list(spider.parse_listing(page(f"{BASE}/api/v1/models", fixture_models()[:items], metadata)))
@@ -149,3 +149,28 @@ def test_distributed_listing_hands_each_model_off_and_delivers_the_same_item():
         keys = list(client.scan_iter(match=f"{prefix}:*"))
         if keys:
             client.delete(*keys)
+
+
+def test_an_empty_page_that_still_gives_a_next_cursor_is_followed_not_taken_for_the_end(caplog):
+    """A next cursor says the hub found more models; with -a query= the API pages Meilisearch's ids
+    and then drops those the database leaves out, so a page mid-listing can be empty (civitai/civitai
+    runModelSearch). Such a page ended the crawl without a word: the rest unread, exit status 0."""
+    spider = make_spider()
+    url = f"{BASE}/api/v1/models?limit=100&cursor=4%7C4"
+    (follow,) = list(spider.parse_listing(page(url, [], {"nextCursor": "5|5"})))
+    assert isinstance(follow, Request) and query(follow.url)["cursor"] == "5|5"
+    assert follow.url.startswith(f"{BASE}/api/v1/models?") and follow.meta["ptm_civitai_empty_pages"] == 1
+    # The models after it come, and the count of empty pages starts again.
+    out = list(spider.parse_listing(page(follow.url, fixture_models()[:1], {"nextCursor": "6|6"}, request=follow)))
+    (after,) = [o for o in out if isinstance(o, Request)]
+    assert len(out) == 2 and "ptm_civitai_empty_pages" not in after.meta
+    # But not for ever: a run of empty pages is reported (exit status 1, no model reported removed).
+    request = follow
+    for n in range(2, 20):
+        out = list(spider.parse_listing(page(request.url, [], {"nextCursor": f"{n}|{n}"}, request=request)))
+        if not out:
+            break
+        (request,) = out
+    assert n == 11 and stat(spider, "ptm/pages/failed/empty pages with a next cursor") == 1
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("empty pages with a next cursor (10 before this one" in line for line in said), said
