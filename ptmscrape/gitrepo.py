@@ -259,7 +259,7 @@ UNSAFE_CONFIG = "git configuration of the clone holds settings git clone does no
 def check_branch(branch: str | None) -> str | None:
     if branch in (None, ""):
         return None
-    if (not isinstance(branch, str) or not _BRANCH.fullmatch(branch)
+    if (not isinstance(branch, str) or not _BRANCH.fullmatch(branch) or branch == "HEAD"
             or any(part.endswith(".lock") for part in branch.split("/"))):
         raise RepoError(f"invalid branch name {str(branch)[:60]!r}")
     return branch

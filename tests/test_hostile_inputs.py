@@ -171,6 +171,14 @@ def test_check_branch_refuses_options_and_bad_ref_names(branch):
         check_branch(branch)
 
 
+def test_check_branch_refuses_head_which_git_refuses_as_a_branch_name():
+    """``git check-ref-format --branch HEAD`` fails: an entry naming branch ``HEAD`` was accepted
+    and its clone asked git for a branch that cannot exist (found by the property test below)."""
+    with pytest.raises(RepoError, match="invalid branch name"):
+        check_branch("HEAD")
+    assert check_branch("HEAD/x") == "HEAD/x" and check_branch("head") == "head"
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.text(alphabet=string.ascii_letters + string.digits + "._/-@{}~^:?*[\\ ", max_size=24))
 def test_check_branch_accepts_only_what_git_accepts_as_a_branch(branch):
