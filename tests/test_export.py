@@ -315,6 +315,36 @@ def test_records_of_a_crawl_not_merged_yet_are_the_models_latest(tmp_path):
     assert query(inc, "SELECT name FROM tag") == [("new",)]
 
 
+def test_a_killed_crawls_snapshot_is_counted_once(tmp_path):
+    """A killed crawl's snapshot (``.pending``) is read twice by one export, for the model table and
+    for the observations: its file, its lines and each line left out count once, so the figures the
+    command prints (``N skipped``) are the tree's, not twice a snapshot's."""
+    t1, t2 = "2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z"
+    data = tmp_path / "data"
+    hub = data / "huggingface"
+    (hub / "snapshots").mkdir(parents=True)
+    write_records(hub / "huggingface.jsonl", [model_record(1, t1)])
+    snapshot = hub / "snapshots" / "huggingface-20250201T000000Z-7-abc123.jsonl"
+    torn = json.dumps(model_record(4, t2)) + "\n"
+    snapshot.write_text(json.dumps(model_record(2, t2)) + "\nnot json\n" + json.dumps({"no": "id"}) + "\n"
+                        + json.dumps(model_record(3, t2)) + "\n" + torn[:15])
+    snapshot.with_name(snapshot.name + ".pending").touch()
+    db = tmp_path / "d.sqlite"
+    counts = export_sqlite(data, db)
+    assert (counts["files_read"], counts["lines"], counts["bad_lines"], counts["skipped"]) == (2, 4, 1, 1)
+    assert query(db, "SELECT model_id FROM model ORDER BY 1") == [(1,), (2,), (3,)]
+    assert query(db, "SELECT count(*) FROM observation") == [(2,)]
+    with open(snapshot, "a") as f:  # the torn line completed: a resumed run of the crawl went on
+        f.write(torn[15:] + "not json either\n")
+    counts = export_sqlite(data, db)
+    assert (counts["files_read"], counts["files_unchanged"], counts["lines"], counts["bad_lines"]) == (1, 1, 1, 1)
+    assert query(db, "SELECT count(*) FROM observation") == [(3,)]
+    out = scrapy("export", "-s", f"PTM_DATA_DIR={data}", "-o", str(tmp_path / "c.sqlite"))
+    assert out.stdout == f"{tmp_path / 'c.sqlite'}: 2 file(s) read, 0 unchanged, 5 lines, 3 skipped\n"
+    out = scrapy("export", "-s", f"PTM_DATA_DIR={data}", "-o", str(tmp_path / "c.sqlite"))
+    assert out.stdout == f"{tmp_path / 'c.sqlite'}: 0 file(s) read, 2 unchanged, 0 lines, 0 skipped\n"
+
+
 def test_a_base_model_name_two_models_share_is_one_edge_to_the_one_crawled_last(tmp_path):
     """Two models of one hub with one owner/name (a Civitai creator's two models of one name, a
     Hugging Face model deleted and made again): a model naming it as its base is one edge, to the

@@ -25,6 +25,7 @@ import os
 import re
 import sqlite3
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,12 @@ class Loader:
         self._pending = 0
         self._cache: dict[tuple, int] = {}
         self.skipped: dict[str, int] = {}
+        # A line two sources skip (of a pending snapshot, read for models and for observations)
+        # counts once: the lines skipped, (file, byte offset), of the files several sources read
+        # (``shared``); ``position[0]`` is the offset of the line being loaded (set by ``_load``).
+        self.shared: set[str] = set()
+        self.skipped_lines: set[tuple[str, int]] = set()
+        self.position: list[int] = [0, 0]
 
     def add(self, sql: str, params: tuple) -> None:
         """Run ``sql`` with ``params`` at the next flush (after the pending deletes)."""
@@ -156,7 +163,13 @@ class Loader:
         key = f"{relative}: {reason}"
         if key not in self.skipped:
             logger.warning("Skipped a line of %s: %s", relative, reason)
-        self.skipped[key] = self.skipped.get(key, 0) + 1
+            self.skipped[key] = 0
+        if relative in self.shared:
+            line = (relative, self.position[0])
+            if line in self.skipped_lines:
+                return  # counted by another source
+            self.skipped_lines.add(line)
+        self.skipped[key] += 1
 
 
 def _fingerprint(path: Path, start: int, end: int) -> bytes:
@@ -165,26 +178,29 @@ def _fingerprint(path: Path, start: int, end: int) -> bytes:
         return hashlib.sha1(f.read(max(0, end - start))).digest()
 
 
-def _lines(path: Path, offset: int, position: list[int], counts: dict[str, int]) -> Iterator[Line]:
+def _lines(path: Path, offset: int, position: list[int], counts: dict[str, int],
+           counted: range = range(0)) -> Iterator[Line]:
     """Whole lines from ``offset`` on (a torn last line is left for the next export); the byte
     offset after the last line yielded is kept in ``position[0]``, the number of lines read in
-    ``position[1]`` (the line yielded included)."""
+    ``position[1]`` (the line yielded included). Lines starting in ``counted`` (bytes another
+    source read in this export) are not counted again in ``counts``."""
     with open(path, "rb") as f:
         f.seek(offset)
         pos = offset
         for raw in f:
             if not raw.endswith(b"\n"):
                 break
+            new = pos not in counted
             pos += len(raw)
             position[1] += 1
             record = json_object(raw)
             if record is None:
-                counts["bad_lines"] += 1
+                counts["bad_lines"] += new
             else:
                 if (b"\\u" in raw or b"\xed" in raw) and _SURROGATE_BYTES.search(raw):
                     record = _storable(record)
                 yield Line(raw, record)
-                counts["lines"] += 1
+                counts["lines"] += new
             position[0] = pos
 
 
@@ -277,20 +293,30 @@ def export_sqlite(data_dir: str | os.PathLike[str], db_path: str | os.PathLike[s
     """Bring ``db_path`` up to date with the tree at ``data_dir``. Returns counts: ``files_read``,
     ``files_unchanged``, ``files_outside`` (links out of the tree, skipped), ``lines`` read,
     ``bad_lines`` (not JSON objects), ``skipped`` (records a source could not use, lines SQLite could
-    not store)."""
+    not store); a file several sources read (a pending snapshot) and its lines count once."""
     data = Path(data_dir).resolve()
     all_sources = sources()
     counts = {"files_read": 0, "files_unchanged": 0, "files_outside": 0, "lines": 0, "bad_lines": 0,
               "skipped": 0}
+    # A file several sources read (a pending snapshot: models and observations) counts once:
+    # the bytes of each file read so far (relative path -> range), the files left unchanged.
+    read: dict[str, range] = {}
+    unchanged: set[str] = set()
     try:
         con = open_database(db_path)
         try:
             _ensure_schema(con, all_sources)
             loader = Loader(con)
-            for source in all_sources:
-                for path in source.files(data):
-                    _import_file(con, loader, source, data, Path(path), counts)
+            files = [(source, [Path(p).resolve() for p in source.files(data)]) for source in all_sources]
+            listed = Counter(p for _, paths in files for p in set(paths))
+            loader.shared = {p.relative_to(data).as_posix() for p, n in listed.items()
+                             if n > 1 and p.is_relative_to(data)}
+            for source, paths in files:
+                for path in paths:
+                    _import_file(con, loader, source, data, path, counts, read, unchanged)
             counts["skipped"] = sum(loader.skipped.values())
+            counts["files_read"] = len(read)
+            counts["files_unchanged"] = len(unchanged - read.keys())
         finally:
             con.close()
     except sqlite3.Error as exc:  # locked by another writer, disk full, ...
@@ -298,7 +324,8 @@ def export_sqlite(data_dir: str | os.PathLike[str], db_path: str | os.PathLike[s
     return counts
 
 
-def _import_file(con, loader: Loader, source: Source, data: Path, path: Path, counts: dict) -> None:
+def _import_file(con, loader: Loader, source: Source, data: Path, path: Path, counts: dict,
+                 read: dict[str, range], unchanged: set[str]) -> None:
     path = path.resolve()
     if not path.is_relative_to(data):  # a symlink out of the tree: not part of the dataset
         logger.warning("Skipped %s: it leads outside the data dir %s", path, data)
@@ -312,33 +339,34 @@ def _import_file(con, loader: Loader, source: Source, data: Path, path: Path, co
     if state is not None:
         size, mtime_ns, offset, head, tail = state
         if size == st.st_size and mtime_ns == st.st_mtime_ns:
-            counts["files_unchanged"] += 1
+            unchanged.add(relative)
             return
         if (st.st_size >= offset
                 and _fingerprint(path, 0, min(offset, FINGERPRINT_BYTES)) == head
                 and _fingerprint(path, max(0, offset - FINGERPRINT_BYTES), offset) == tail):
             start = offset  # it grew: read on from where the last export stopped
-    before = dict(counts), dict(loader.skipped)
+    counted = read.get(relative, range(0))
+    before = dict(counts), dict(loader.skipped), set(loader.skipped_lines)
     try:
-        end = _load(con, loader, source, relative, path, start, st, counts)
+        end = _load(con, loader, source, relative, path, start, st, counts, counted)
     except UNSTORABLE as exc:
         counts.update(before[0])
-        loader.skipped = before[1]
+        loader.skipped, loader.skipped_lines = before[1], before[2]
         logger.warning("Loading %s again one line at a time: a line cannot be stored (%s)", relative,
                        printable(exc, 300))
-        end = _load(con, loader, source, relative, path, start, st, counts, one_by_one=True)
-    counts["files_read"] += 1
+        end = _load(con, loader, source, relative, path, start, st, counts, counted, one_by_one=True)
     logger.info("Exported %s (%s) from byte %d to %d", relative, source.name, start, end)
+    read[relative] = range(min(start, counted.start), max(end, counted.stop)) if counted else range(start, end)
 
 
 def _load(con, loader: Loader, source: Source, relative: str, path: Path, start: int, st: os.stat_result,
-          counts: dict, one_by_one: bool = False) -> int:
+          counts: dict, counted: range, one_by_one: bool = False) -> int:
     """The lines of ``path`` from ``start`` on into the database, in one transaction; returns the
     offset read to."""
-    position = [start, 0]
+    position = loader.position = [start, 0]
     con.execute("BEGIN IMMEDIATE")
     try:
-        lines = _lines(path, start, position, counts)
+        lines = _lines(path, start, position, counts, counted)
         if one_by_one:
             _load_one_by_one(con, loader, source, relative, lines, position, _lines_before(path, start))
         else:
