@@ -87,9 +87,14 @@ def check_output_dir(name: str, path: Path) -> None:
         raise BadInput(f"{name} {what}")
 
 
-def check_output_file(name: str, path: Path) -> None:
-    """A file we can write (or replace): not a directory, in a directory that exists and that we
-    can write to (SQLite and the report write beside the file)."""
+def check_output_file(name: str, path: str | Path, folder_hint: str = "") -> None:
+    """A file we can write (or replace): not a directory, nor named as one (``out/``, which
+    ``Path`` would make a file ``out``), in a directory that exists and that we can write to
+    (SQLite and the report write beside the file). ``folder_hint``: added to the error for a path
+    named as a folder."""
+    if isinstance(path, str) and path.endswith(("/", os.sep)) and not Path(path).is_dir():
+        raise BadInput(f"{name} names a folder: give a file{folder_hint}")
+    path = Path(path)
     if path.is_dir():
         raise BadInput(f"{name} is a directory: give a file")
     folder = path.absolute().parent

@@ -520,6 +520,25 @@ def test_output_paths_are_checked_before_anything_is_written(tmp_path):
     assert (tmp_path / "file").read_text() == "kept\n" and not list((tmp_path / "folder").iterdir())
 
 
+def test_parquet_options_without_format_parquet_are_refused(tmp_path):
+    """``scrapy export -o parquet/ --sqlite dataset.sqlite`` (``--format parquet`` forgotten) wrote
+    an SQLite file named ``parquet``, left dataset.sqlite as it was and exited 0: the analyst had
+    neither the Parquet files nor the updated database. ``--sqlite`` without ``--format parquet``,
+    and a file path ending in a slash, are usage errors."""
+    data = tmp_path / "data"
+    data.mkdir()
+    tree = "-s", f"PTM_DATA_DIR={data}"
+    assert usage_error("export", *tree, "-o", f"{tmp_path}/pq/", "--sqlite", f"{tmp_path}/d.sqlite") == (
+        "scrapy export: error: --sqlite goes with --format parquet (without it, -o is the SQLite database)")
+    assert usage_error("export", *tree, "-o", f"{tmp_path}/pq/") == (
+        f"scrapy export: error: -o {tmp_path}/pq/ names a folder: give a file (--format parquet for Parquet files)")
+    assert usage_error("report", *tree, "-o", f"{tmp_path}/r/") == (
+        f"scrapy report: error: -o {tmp_path}/r/ names a folder: give a file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing written
+    scrapy("export", *tree, "--format", "parquet", "-o", f"{tmp_path}/pq/", "--sqlite", f"{tmp_path}/d.sqlite")
+    assert (tmp_path / "pq" / "model.parquet").is_file() and (tmp_path / "d.sqlite").is_file()
+
+
 def test_a_report_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
     from ptmscrape.export.report import write_report
 

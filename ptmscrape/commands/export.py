@@ -46,11 +46,13 @@ class Command(ScrapyCommand):
         data_dir = dataset_dir("export", args, self.settings)
         try:
             if opts.format == "sqlite":
-                check_output_file(f"-o {opts.output}", Path(opts.output))
+                if opts.sqlite:
+                    raise BadInput("--sqlite goes with --format parquet (without it, -o is the SQLite database)")
+                check_output_file(f"-o {opts.output}", opts.output, " (--format parquet for Parquet files)")
             else:
                 check_output_dir(f"-o {opts.output}", Path(opts.output))
                 if opts.sqlite:
-                    check_output_file(f"--sqlite {opts.sqlite}", Path(opts.sqlite))
+                    check_output_file(f"--sqlite {opts.sqlite}", opts.sqlite)
         except BadInput as exc:
             fail("export", exc)
         try:

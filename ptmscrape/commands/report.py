@@ -36,9 +36,9 @@ class Command(ScrapyCommand):
         assert self.settings is not None  # set by scrapy.cmdline before run()
         data_dir = dataset_dir("report", args, self.settings)
         try:
-            check_output_file(f"-o {opts.output}", Path(opts.output))
+            check_output_file(f"-o {opts.output}", opts.output)
             if opts.sqlite:
-                check_output_file(f"--sqlite {opts.sqlite}", Path(opts.sqlite))
+                check_output_file(f"--sqlite {opts.sqlite}", opts.sqlite)
         except BadInput as exc:
             fail("report", exc)
         from ptmscrape.export.report import write_report  # matplotlib only when asked for
