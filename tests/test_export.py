@@ -732,6 +732,31 @@ def test_readme_pandas_and_duckdb_snippets_run(tree, analysed):
 # --- the report -------------------------------------------------------------------------------------
 
 
+def test_readme_time_series_snippets_keep_to_one_hub(tmp_path):
+    """ModelScope models carry Hugging Face's owner/name (``Qwen/…``): a model of that name on
+    both hubs is two models, and each snippet's "downloads over time" is the Hugging Face one's."""
+    from ptmscrape.export.parquet import export_parquet
+
+    data = tmp_path / "data"
+    for hub, model_id, downloads in (("huggingface", 1, [111111, 222222]), ("modelscope", 2, [999999])):
+        (data / hub / "snapshots").mkdir(parents=True)
+        records = [model_record(model_id, f"2025-0{i + 1}-01T00:00:00Z", ModelHub={"ModelHubName": hub},
+                                ModelOwner=POPULAR.split("/")[0], ModelName=POPULAR.split("/")[1], Downloads=n)
+                   for i, n in enumerate(downloads)]
+        for i, record in enumerate(records):
+            write_records(data / hub / "snapshots" / f"{hub}-2025010{i + 1}T000000Z-1-abc123.jsonl", [record])
+        write_records(data / hub / f"{hub}.jsonl", records[-1:])
+    export_sqlite(data, tmp_path / "dataset.sqlite")
+    export_parquet(tmp_path / "dataset.sqlite", tmp_path / "parquet")
+    con = sqlite3.connect(tmp_path / "dataset.sqlite")
+    (sql,) = readme_blocks("sql")
+    assert [r[1] for r in con.execute([s for s in sql.split(";") if s.strip()][2])] == [111111, 222222]
+    con.close()
+    for snippet in readme_blocks("python"):
+        out = run_python(snippet, tmp_path)
+        assert "222222" in out and "999999" not in out, out
+
+
 def test_report_is_self_contained_and_renders_in_splash(tree):
     report = tree / "report" / "report.html"
     report.parent.mkdir()
