@@ -798,6 +798,26 @@ def test_report_is_self_contained_and_renders_in_splash(tree):
     assert blue > 5000  # the bars of the plots were drawn (decoded PNGs, not broken images)
 
 
+def test_counts_summing_past_64_bits_are_reported(tmp_path):
+    """A hub's counts may each be up to 2**63 - 1 (``mappers.common.count``): their sum per hub,
+    past SQLite's integers, stopped the whole report (``report failed: …: integer overflow``)."""
+    from ptmscrape.export.report import write_report
+
+    data = tmp_path / "data"
+    (data / "civitai").mkdir(parents=True)
+    big, biggest = 2**62 + 5, 2**63 - 1
+    write_records(data / "civitai" / "civitai.jsonl", [
+        model_record(n, "2025-01-01T00:00:00Z", ModelHub={"ModelHubName": "civitai"}, Downloads=big, Likes=biggest)
+        for n in (1, 2, 3)] + [model_record(4, "2025-01-01T00:00:00Z", ModelHub={"ModelHubName": "civitai"})])
+    (data / "modelzoo").mkdir()
+    write_records(data / "modelzoo" / "modelzoo.jsonl", [
+        model_record(5, "2025-01-01T00:00:00Z", ModelHub={"ModelHubName": "modelzoo"}, Likes=-3)])
+    export_sqlite(data, tmp_path / "d.sqlite")
+    page = write_report(tmp_path / "d.sqlite", tmp_path / "r.html").read_text()
+    assert f"<td>civitai</td><td>4</td><td>{3 * big:,}</td><td>{3 * biggest:,}</td>" in page
+    assert "<td>modelzoo</td><td>1</td><td>—</td><td>-3</td>" in page  # no downloads: none summed
+
+
 def test_hostile_values_are_escaped_in_the_report_and_links_out_of_the_tree_are_skipped(tree, tmp_path):
     from ptmscrape.export.report import write_report
 

@@ -72,6 +72,17 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _halves(column: str) -> str:
+    """SQL summing an integer column exactly whatever its values: the sums of each value's upper
+    and lower 32 bits, each within 64 bits (up to 2**31 rows), put together by :func:`_whole`."""
+    return f"sum({column} >> 32), sum({column} & 4294967295)"
+
+
+def _whole(upper: int | None, lower: int | None) -> int | None:
+    """The sum from :func:`_halves` (None: no value to sum)."""
+    return None if upper is None or lower is None else (upper << 32) + lower
+
+
 def sections(con: sqlite3.Connection) -> list[tuple[str, str]]:
     """(heading, HTML) of every section of the report."""
     q = lambda sql, *p: con.execute(sql, p).fetchall()  # noqa: E731
@@ -79,11 +90,13 @@ def sections(con: sqlite3.Connection) -> list[tuple[str, str]]:
     total = q("SELECT count(*) FROM model")[0][0]
 
     per_hub = q("SELECT hub, count(*) FROM model GROUP BY hub ORDER BY 2 DESC")
-    summary = q("""SELECT hub, count(*), sum(downloads), sum(likes),
-                          avg(EXISTS (SELECT 1 FROM model_paper p WHERE p.model_id = m.model_id)),
-                          avg(EXISTS (SELECT 1 FROM model_dataset d WHERE d.model_id = m.model_id)),
-                          max(crawled_at)
-                   FROM model m GROUP BY hub ORDER BY 2 DESC""")
+    # Counts may each be up to 2**63 - 1: summed in halves, as SQLite's sum() of them can overflow.
+    summary = [(hub, n, _whole(dh, dl), _whole(lh, ll), *rest) for hub, n, dh, dl, lh, ll, *rest in q(
+        f"""SELECT hub, count(*), {_halves("downloads")}, {_halves("likes")},
+                   avg(EXISTS (SELECT 1 FROM model_paper p WHERE p.model_id = m.model_id)),
+                   avg(EXISTS (SELECT 1 FROM model_dataset d WHERE d.model_id = m.model_id)),
+                   max(crawled_at)
+            FROM model m GROUP BY hub ORDER BY 2 DESC""")]
     out.append(("Models per hub",
                 f"<p>{total:,} models from {len(per_hub)} hub(s); "
                 f"{q('SELECT count(*) FROM crawl')[0][0]:,} crawl snapshot(s), "
