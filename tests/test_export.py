@@ -818,6 +818,36 @@ def test_counts_summing_past_64_bits_are_reported(tmp_path):
     assert "<td>modelzoo</td><td>1</td><td>—</td><td>-3</td>" in page  # no downloads: none summed
 
 
+def test_the_growth_plot_has_every_hubs_crawls_on_one_time_axis(tmp_path, monkeypatch):
+    """The x axis of "Models per crawl snapshot" was one category per minute, in the order the hubs
+    were drawn: a hub crawled in between another's crawls came after all of them, and two crawls
+    of one minute were one point. It is time now."""
+    from ptmscrape.export import report
+
+    data = tmp_path / "data"
+    for hub, stamps in (("huggingface", ["2025-01-01T00:00:10Z", "2025-01-01T00:00:40Z", "2025-01-15T00:00:00Z"]),
+                        ("modelzoo", ["2025-01-08T00:00:00Z"])):
+        (data / hub / "snapshots").mkdir(parents=True)
+        for i, stamp in enumerate(stamps):
+            write_records(data / hub / "snapshots" / f"{hub}-{i}.jsonl",  # i + 1 models
+                          [model_record(n, stamp, ModelHub={"ModelHubName": hub}) for n in range(10 * i, 11 * i + 1)])
+    export_sqlite(data, tmp_path / "d.sqlite")
+    plotted: dict[str, dict[str, list]] = {}
+    png = report._png
+
+    def capture(fig):
+        ax = fig.axes[0]
+        plotted[ax.get_title()] = {line.get_label(): line.get_xydata().tolist() for line in ax.lines}
+        return png(fig)
+
+    monkeypatch.setattr(report, "_png", capture)
+    report.write_report(tmp_path / "d.sqlite", tmp_path / "r.html")
+    lines = plotted["Models per crawl snapshot"]
+    (hf1, hf2, hf3), ((mz, _),) = [x for x, _ in lines["huggingface"]], lines["modelzoo"]
+    assert hf1 < hf2 < mz < hf3
+    assert [n for _, n in lines["huggingface"]] == [1, 2, 3]
+
+
 def test_hostile_values_are_escaped_in_the_report_and_links_out_of_the_tree_are_skipped(tree, tmp_path):
     from ptmscrape.export.report import write_report
 

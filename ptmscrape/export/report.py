@@ -13,6 +13,7 @@ import io
 import math
 import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib
@@ -72,6 +73,15 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _when(text) -> datetime | None:
+    """A record's ``CrawledAt`` (``2025-06-01T12:00:00Z``) as a UTC time; None if it is none."""
+    try:
+        when = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
 def _halves(column: str) -> str:
     """SQL summing an integer column exactly whatever its values: the sums of each value's upper
     and lower 32 bits, each within 64 bits (up to 2**31 rows), put together by :func:`_whole`."""
@@ -108,17 +118,19 @@ def sections(con: sqlite3.Connection) -> list[tuple[str, str]]:
     growth = q("""SELECT c.hub, min(o.crawled_at), count(*) FROM observation o
                   JOIN crawl c ON c.crawl_id = o.crawl_id GROUP BY c.crawl_id ORDER BY 2""")
     if growth:
-        fig, ax = _figure("Models per crawl snapshot")
-        for hub in sorted({g[0] for g in growth}):
-            points = [(g[1], g[2]) for g in growth if g[0] == hub]
-            ax.plot([_label(p[0][:16]) for p in points], [p[1] for p in points], marker="o",
-                    label=_label(hub))
-        ax.set_ylabel("models observed")
-        ax.legend()
-        fig.autofmt_xdate()
-        out.append(("Growth across snapshots",
-                    _table(["hub", "crawl started", "models"], growth[-20:])
-                    + f'<img alt="growth" src="{_png(fig)}">'))
+        # One time axis for every hub (not one category per label, in the order hubs are drawn).
+        timed = [(hub, when, n) for hub, started, n in growth if (when := _when(started)) is not None]
+        plot = ""
+        if timed:
+            fig, ax = _figure("Models per crawl snapshot")
+            for hub in sorted({t[0] for t in timed}):
+                points = [(when, n) for h, when, n in timed if h == hub]
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=_label(hub))
+            ax.set_ylabel("models observed")
+            ax.legend()
+            fig.autofmt_xdate()
+            plot = f'<img alt="growth" src="{_png(fig)}">'
+        out.append(("Growth across snapshots", _table(["hub", "crawl started", "models"], growth[-20:]) + plot))
 
     for label, column in _TOP_COLUMNS.items():
         rows = q(f"SELECT {column}, count(*) FROM model WHERE {column} IS NOT NULL "
