@@ -539,6 +539,30 @@ def test_parquet_options_without_format_parquet_are_refused(tmp_path):
     assert (tmp_path / "pq" / "model.parquet").is_file() and (tmp_path / "d.sqlite").is_file()
 
 
+def test_a_report_never_replaces_a_database(tmp_path):
+    """``scrapy report -o dataset.sqlite`` (the export's command with its verb changed) replaced
+    the exported database with the HTML page, as did ``-o`` and ``--sqlite`` naming one file."""
+    data = tmp_path / "data"
+    (data / "huggingface").mkdir(parents=True)
+    write_records(data / "huggingface" / "huggingface.jsonl", [model_record(1, "2025-01-01T00:00:00Z")])
+    db = tmp_path / "dataset.sqlite"
+    export_sqlite(data, db)
+    before = db.read_bytes()
+    tree = "-s", f"PTM_DATA_DIR={data}"
+    assert usage_error("report", *tree, "-o", str(db)) == (
+        f"scrapy report: error: -o {db} is an SQLite database: give the report another file "
+        "(--sqlite names the database to summarise)")
+    assert usage_error("report", *tree, "-o", str(db), "--sqlite", str(db)) == (
+        f"scrapy report: error: -o {db} is an SQLite database: give the report another file "
+        "(--sqlite names the database to summarise)")
+    new = tmp_path / "new.sqlite"
+    assert usage_error("report", *tree, "-o", str(new), "--sqlite", f"{tmp_path}/./new.sqlite") == (
+        f"scrapy report: error: -o {new} and --sqlite {tmp_path}/./new.sqlite are one file: give the report another")
+    assert db.read_bytes() == before and not new.exists()
+    scrapy("report", *tree, "-o", str(tmp_path / "r.html"), "--sqlite", str(db))
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+
+
 def test_a_report_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
     from ptmscrape.export.report import write_report
 

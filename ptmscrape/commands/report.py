@@ -39,6 +39,7 @@ class Command(ScrapyCommand):
             check_output_file(f"-o {opts.output}", opts.output)
             if opts.sqlite:
                 check_output_file(f"--sqlite {opts.sqlite}", opts.sqlite)
+            check_not_a_database(opts.output, opts.sqlite)
         except BadInput as exc:
             fail("report", exc)
         from ptmscrape.export.report import write_report  # matplotlib only when asked for
@@ -58,3 +59,22 @@ class Command(ScrapyCommand):
             self.exitcode = 1
             return
         print(f"{out}: report written")
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_not_a_database(output: str, sqlite: str | None) -> None:
+    """The page never replaces a database: ``-o`` an SQLite file (``scrapy report -o
+    dataset.sqlite``, the export's command with its verb changed), or the file ``--sqlite`` names."""
+    out = Path(output)
+    try:
+        with open(out, "rb") as f:
+            is_database = f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        is_database = False  # no such file (yet), or one the report cannot read: not a database
+    if is_database:
+        raise BadInput(f"-o {output} is an SQLite database: give the report another file "
+                       "(--sqlite names the database to summarise)")
+    if sqlite and out.resolve() == Path(sqlite).resolve():
+        raise BadInput(f"-o {output} and --sqlite {sqlite} are one file: give the report another")
