@@ -48,6 +48,22 @@ def test_tree_paths_never_leave_the_root(tmp_path):
     assert tree.root in tree.path(hostile).parents
 
 
+def test_a_data_dir_given_with_a_tilde_is_the_one_the_crawl_checked(tmp_path, monkeypatch):
+    """``check_data_dir`` expands "~" (``-s "PTM_DATA_DIR=~/d"`` quoted, or a Scrapyd ``setting=``):
+    the tree was written to ./~/d all the same, and export and report looked there too."""
+    from ptmscrape.checks import check_data_dir
+    from ptmscrape.commands import dataset_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    check_data_dir("~/d")
+    tree = DatasetTree("~/d")
+    tree.write_atomic("hub/x.json", b"{}")
+    assert tree.root == tmp_path / "home" / "d" and (tmp_path / "home/d/hub/x.json").exists()
+    assert not (tmp_path / "~").exists()
+    assert dataset_dir("export", [], {"PTM_DATA_DIR": "~/d"}) == tmp_path / "home" / "d"
+
+
 def test_write_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path):
     tree = DatasetTree(tmp_path)
     tree.write_atomic("hub/json/a.json", b'{"v": 1}')

@@ -24,7 +24,7 @@ def dataset_dir(command: str, args: list[str], settings) -> Path:
     :func:`fail` for extra arguments or a tree that is not there."""
     if args:
         fail(command, f"unexpected arguments: {' '.join(args)}")
-    data_dir = Path(settings["PTM_DATA_DIR"])
+    data_dir = Path(settings["PTM_DATA_DIR"]).expanduser()
     if not data_dir.is_dir():
         fail(command, f"no dataset tree at {data_dir} (PTM_DATA_DIR)")
     return data_dir

@@ -21,7 +21,7 @@ class DatasetTree:
     """Paths and files of one data dir. All returned relative paths use ``/``."""
 
     def __init__(self, root: str | os.PathLike[str]):
-        self.root = Path(root).resolve()
+        self.root = Path(root).expanduser().resolve()  # as check_data_dir, which checked it
         # Checked and created folders (relative -> absolute): a crawl writes up to a million
         # files into a few thousand folders, and resolving every path costs a syscall per segment.
         self._folders: dict[str, str] = {}
