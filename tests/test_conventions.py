@@ -88,3 +88,21 @@ def test_no_test_module_keeps_its_own_spider_factory_or_start_request_collector(
         if re.search(r"return \[\w+ async for \w+ in \w+\.start\(\)\]", source):
             copies.append(f"{path.name}: a start-request collector (use tests.helpers.start_requests)")
     assert copies == []
+
+
+def _spider_modules() -> list[Path]:
+    """The spiders and the spider base for hubs of one GitHub repository's files."""
+    root = TESTS.parent
+    return sorted((root / "spiders").glob("*.py")) + [root / "ptmscrape/github_tree.py"]
+
+
+def test_spiders_check_the_limit_per_page_with_limit_reached_for():
+    """``limit_reached`` alone stops a page a resumed JOBDIR job fetches again to store the models a full
+    disk dropped (docs/operations.md): the limit was reached, so they were never stored again.
+    ``limit_reached_for(response)`` lets such a page list them (docs/adding-a-hub.md says so)."""
+    import ast
+
+    bare = [f"{path.name}:{node.lineno}" for path in _spider_modules()
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Attribute) and node.attr == "limit_reached"]
+    assert bare == [], f"use self.limit_reached_for(response): {bare}"
