@@ -106,3 +106,19 @@ def test_spiders_check_the_limit_per_page_with_limit_reached_for():
             for node in ast.walk(ast.parse(path.read_text()))
             if isinstance(node, ast.Attribute) and node.attr == "limit_reached"]
     assert bare == [], f"use self.limit_reached_for(response): {bare}"
+
+
+def test_every_listing_next_page_goes_to_a_callback_named_parse_listing():
+    """A next cursor or link that repeats a page read in this crawl is reported (``Listing loops``,
+    exit status 1) only for pages of a callback named ``parse_listing`` (``HubSpider.listing_page_scheduled``):
+    another name and Scrapy's dupefilter ends the listing there in silence, exit status 0."""
+    import ast
+
+    others = []
+    for path in _spider_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "next_page"
+                    and not (len(node.args) > 1 and isinstance(node.args[1], ast.Attribute)
+                             and node.args[1].attr == "parse_listing")):
+                others.append(f"{path.name}:{node.lineno}")
+    assert others == [], f"call the listing's callback parse_listing: {others}"
