@@ -101,6 +101,9 @@ class HubSpider(scrapy.Spider):
     # -a arguments that only order or tune a crawl. Any other one (limit, search, …) may narrow
     # it, and then a model the crawl did not list is not reported as removed from the hub.
     full_crawl_arguments: frozenset[str] = frozenset()
+    # The callbacks of a listing's pages: one of their next pages that repeats a page this crawl
+    # asked for is a loop (listing_page_scheduled), reported rather than dropped in silence.
+    listing_callbacks: frozenset[str] = frozenset({"parse_listing"})
     arguments: dict[str, Any] = {}
 
     def __init__(self, *args: Any, limit: str | int | None = None, **kwargs: Any):
@@ -203,10 +206,10 @@ class HubSpider(scrapy.Spider):
 
     # -- pages ---------------------------------------------------------------------------
     def listing_page_scheduled(self, request: scrapy.Request, spider=None) -> None:
-        """Remember each listing page (``parse_listing``) this run asks for, by fingerprint (one
+        """Remember each listing page (``listing_callbacks``) this run asks for, by fingerprint (one
         per page, so a few KB for the largest hub), and mark one asked for again: a next cursor or
         link that repeats, or points back to an earlier page."""
-        if getattr(request.callback, "__name__", None) != "parse_listing":
+        if getattr(request.callback, "__name__", None) not in self.listing_callbacks:
             return
         fingerprint = self.crawler.request_fingerprinter.fingerprint(request)
         seen = self.__dict__.setdefault("_listing_pages", set())

@@ -42,6 +42,7 @@ from urllib.parse import quote, unquote
 
 from ptmscrape.checks import BadInput
 from ptmscrape.items import printable
+from ptmscrape.next_page_first import NEXT_PAGE_META
 from ptmscrape.rendering import splash_enabled, splash_request
 from ptmscrape.spiders_base import HubSpider, paths_below
 from ptmscrape.stats import PAGES_ENTRIES_WITHOUT_SLUG
@@ -72,6 +73,7 @@ class ModelzooSpider(HubSpider):
     name = "modelzoo"
     base_url_setting = "PTM_MODELZOO_URL"
     full_crawl_arguments = frozenset({"render"})
+    listing_callbacks = frozenset({"parse_listing", "parse_listing_page"})  # the API's, the rendered site's
 
     def __init__(self, *args, render="api", models=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -152,7 +154,8 @@ class ModelzooSpider(HubSpider):
             if url is None:  # Splash would fetch it: another server, one of the local network...
                 self.report_bad_page(response, f"next page link leaves the hub ({printable(next_page, 200)})")
             else:
-                yield self.rendered(url, self.parse_listing_page)
+                # Marked as a next page: one that leads back to a page read is a loop, not the end.
+                yield self.rendered(url, self.parse_listing_page, meta={NEXT_PAGE_META: True})
         yield from requests
 
     def parse_model_page(self, response, slug: str):

@@ -128,3 +128,31 @@ def test_splash_crawl_of_the_javascript_site_yields_the_api_records(tmp_path, zo
     assert splash_paths.count("/model/stylegan") == splash_paths.count("/?offset=5") == 2
     assert {f"/model/{slug}" for slug in zoo.models} <= set(splash_paths)
     assert {f"/api/models/{slug}/" for slug in zoo.models} <= set(splash_paths)
+
+
+def test_a_rendered_next_page_link_back_to_the_first_page_fails_the_crawl(tmp_path, zoo):
+    """The site's ``a.next-page`` that leads back to a page read already: Scrapy's dupefilter dropped
+    it in silence and the crawl exited 0 with the models after it never listed (the API's paging and
+    the other hubs' report it, docs/failures.md)."""
+    import re
+
+    from tests.replicas.server import Reply
+
+    splash = require_service("Splash", SPLASH_URL, start_hint="bash .ci/splash.sh")
+    slugs = list(zoo.models)
+
+    def listing(req, m):  # static pages: the first two models, then the third and a link back to "/"
+        offset = int(req.arg("offset") or 0)
+        cards = "".join(f'<a class="model-detail-div box-shadow w-100" href="/model/{s}">{s}</a>'
+                        for s in slugs[offset:offset + 2])
+        following = "/?offset=2" if offset == 0 else "/"
+        return Reply.text(f'<!doctype html><html><body>{cards}<a class="next-page" href="{following}">More</a>'
+                          f"</body></html>", content_type="text/html; charset=utf-8")
+
+    zoo.replica.routes.insert(0, ("GET", re.compile(r"/"), listing))
+    result = crawl(zoo, tmp_path, args={"render": "splash"},
+                   settings={"SPLASH_URL": splash, "PTM_CLONE": "0"}, check=False)
+    assert sorted(i["ModelName"] for i in result.items) == sorted(slugs[:4])
+    assert "Listing loops: its next page" in result.log
+    assert result.stats["ptm/pages/failed/listing loops"] == 1
+    assert result.returncode == 1

@@ -108,17 +108,24 @@ def test_spiders_check_the_limit_per_page_with_limit_reached_for():
     assert bare == [], f"use self.limit_reached_for(response): {bare}"
 
 
-def test_every_listing_next_page_goes_to_a_callback_named_parse_listing():
+def test_every_listing_next_page_goes_to_a_listing_callback():
     """A next cursor or link that repeats a page read in this crawl is reported (``Listing loops``,
-    exit status 1) only for pages of a callback named ``parse_listing`` (``HubSpider.listing_page_scheduled``):
-    another name and Scrapy's dupefilter ends the listing there in silence, exit status 0."""
+    exit status 1) only for pages of the spider's ``listing_callbacks`` (``parse_listing``;
+    ``HubSpider.listing_page_scheduled``): under another name Scrapy's dupefilter ended the listing
+    there in silence, exit status 0."""
     import ast
+
+    from ptmscrape.spiders_base import HubSpider
 
     others = []
     for path in _spider_modules():
+        name = f"spiders.{path.stem}" if path.parent.name == "spiders" else "ptmscrape.github_tree"
+        module = importlib.import_module(name)
+        listing = set(HubSpider.listing_callbacks).union(*(
+            c.listing_callbacks for c in vars(module).values() if isinstance(c, type) and issubclass(c, HubSpider)))
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "next_page"
-                    and not (len(node.args) > 1 and isinstance(node.args[1], ast.Attribute)
-                             and node.args[1].attr == "parse_listing")):
-                others.append(f"{path.name}:{node.lineno}")
-    assert others == [], f"call the listing's callback parse_listing: {others}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "next_page":
+                callback = node.args[1] if len(node.args) > 1 else None
+                if not (isinstance(callback, ast.Attribute) and callback.attr in listing):
+                    others.append(f"{path.name}:{node.lineno}")
+    assert others == [], f"name the listing's callback parse_listing (or add it to listing_callbacks): {others}"
