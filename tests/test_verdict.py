@@ -245,3 +245,23 @@ def test_unknown_ptm_setting_names_are_refused_naming_the_nearest():
         check_setting_names(["PTM_CLONES"], ["PTM_CLONE", "PTM_CLONE_LFS"])
     with pytest.raises(BadInput, match=r"-s PTM_XYZZY: no such setting \(docs/settings.md lists them\)"):
         check_setting_names(["PTM_XYZZY"], ["PTM_CLONE"])
+
+
+def test_the_exit_status_table_names_every_finish_reason_that_still_exits_0():
+    """A crawl stopped by a limit you set (CLOSESPIDER_ITEMCOUNT, _PAGECOUNT, _TIMEOUT) exits 0, a
+    CLOSESPIDER_ERRORCOUNT stop 1: docs/failures.md says which, as ptmscrape/verdict.py decides."""
+    import re
+
+    from ptmscrape.verdict import COMPLETE_REASONS
+    from tests.crawl import ROOT
+
+    page = (ROOT / "docs/failures.md").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| `0` |"))
+    named = set(re.findall(r"`(finished|closespider_\w+)`", row))
+    assert named == set(COMPLETE_REASONS), f"the `0` row of docs/failures.md names {sorted(named)}"
+    settings = set(re.findall(r"`(CLOSESPIDER_\w+)`", row))
+    assert settings == {f"CLOSESPIDER_{r.removeprefix('closespider_').upper()}" for r in COMPLETE_REASONS
+                        if r != "finished"}
+    for reason in COMPLETE_REASONS:
+        assert verdict({**GOOD, "finish_reason": reason}).status == 0
+    assert verdict({**GOOD, "finish_reason": "closespider_errorcount"}).status == 1
