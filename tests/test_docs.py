@@ -226,3 +226,29 @@ def test_the_layout_page_names_every_module_and_folder_and_only_ones_that_exist(
     unknown = sorted(n for n in named if re.fullmatch(r"[\w.-]+\.(py|sh|cfg|txt|toml|ini|json|sql|md)", n)
                      and n not in files)
     assert not unknown, f"docs/layout.md names files that do not exist: {unknown}"
+
+
+def test_the_layout_page_names_every_module_of_the_packages_and_every_test_helper():
+    """The check above looks at the top of ptmscrape/; this one at the modules inside its packages
+    (but a hub's mapper: "mappers/<hub>.py"), at tests/' helpers (not test_*.py) and at the replicas'
+    own modules (not a hub's replica)."""
+    page = (ROOT / "docs/layout.md").read_text()
+    (block,) = _FENCE.findall(page)
+    hubs = {p.stem for p in (ROOT / "spiders").glob("*.py")} | {"onnx"}  # the ONNX zoo's replica module
+
+    def named(name: str) -> bool:
+        return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-]|\.\w)", block) is not None
+
+    missing = []
+    for package in sorted(p for p in (ROOT / "ptmscrape").iterdir() if p.is_dir() and (p / "__init__.py").exists()):
+        for module in sorted(package.iterdir()):
+            if module.is_file() and not module.name.startswith("__") and not _ignored(module.name) \
+                    and not (package.name == "mappers" and module.stem in hubs) and not named(module.name):
+                missing.append(str(module.relative_to(ROOT)))
+    for module in sorted((ROOT / "tests").glob("*.py")):
+        if not module.name.startswith(("test_", "__")) and not named(module.name):
+            missing.append(str(module.relative_to(ROOT)))
+    for module in sorted((ROOT / "tests/replicas").glob("*.py")):
+        if not module.name.startswith("__") and module.stem not in hubs and not named(module.name):
+            missing.append(str(module.relative_to(ROOT)))
+    assert not missing, f"docs/layout.md does not name {missing}"
