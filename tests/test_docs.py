@@ -252,3 +252,19 @@ def test_the_layout_page_names_every_module_of_the_packages_and_every_test_helpe
         if not module.name.startswith("__") and module.stem not in hubs and not named(module.name):
             missing.append(str(module.relative_to(ROOT)))
     assert not missing, f"docs/layout.md does not name {missing}"
+
+
+def test_docs_stats_names_every_reason_an_item_is_dropped_for():
+    """``item_dropped_reasons_count/<Reason>`` is Scrapy's count by the class of the DropItem a stage
+    raised: a paused JOBDIR job shows ``…/Deferred`` by the hundred, a full disk ``…/NotStored``."""
+    import importlib
+    import inspect
+
+    from scrapy.exceptions import DropItem
+
+    reasons = {name for path in sorted((ROOT / "pipelines").glob("*.py"))
+               for name, obj in vars(importlib.import_module(f"pipelines.{path.stem}")).items()
+               if inspect.isclass(obj) and issubclass(obj, DropItem) and obj is not DropItem}
+    page = (ROOT / "docs/stats.md").read_text()
+    listed = page[page.index("item_dropped_reasons_count/<Reason>"):].split(".", 1)[0]
+    assert reasons and not {r for r in reasons if f"`{r}`" not in listed}, listed
