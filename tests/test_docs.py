@@ -268,3 +268,11 @@ def test_docs_stats_names_every_reason_an_item_is_dropped_for():
     page = (ROOT / "docs/stats.md").read_text()
     listed = page[page.index("item_dropped_reasons_count/<Reason>"):].split(".", 1)[0]
     assert reasons and not {r for r in reasons if f"`{r}`" not in listed}, listed
+
+
+def test_the_readme_set_up_names_the_python_the_project_requires():
+    """A newcomer reads the README's set-up, not setup.py: its python_requires must be stated there."""
+    required = re.search(r'python_requires=">=(\d+\.\d+)"', (ROOT / "setup.py").read_text())
+    assert required
+    setup = (ROOT / "README.md").read_text().split("## Set up", 1)[1].split("```", 1)[0]
+    assert f"Python {required.group(1)} or newer" in setup
