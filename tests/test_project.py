@@ -78,6 +78,30 @@ def test_every_ptm_setting_is_documented_in_the_readme_and_vice_versa():
     assert defined == documented
 
 
+def test_the_settings_table_gives_each_setting_its_default():
+    """The default column says what ptmscrape/settings.py sets: `value` as it is read, "empty" for
+    "", the first items of a list followed by "…"."""
+    table = (ROOT / "docs/settings.md").read_text()
+    wrong = []
+    for name, shown in re.findall(r"^\| `(PTM_[A-Z0-9_]+)` \| ([^|]+?) \|", table, flags=re.M):
+        value = getattr(settings, name)
+        if name == "PTM_REDIS_URL" and os.environ.get("PTM_REDIS_URL"):
+            value = ""  # its default is the environment's: the table gives the one without it
+        quoted = re.fullmatch(r"`([^`]*)`", shown)
+        if isinstance(value, list):
+            listed = [item.strip() for item in shown.split(",")]
+            ok = listed[-1] == "…" and listed[:-1] == value[:len(listed) - 1]
+        elif value == "":
+            ok = shown == "empty"
+        elif isinstance(value, bool) or isinstance(value, str):
+            ok = quoted is not None and quoted.group(1) == str(value)
+        else:
+            ok = quoted is not None and float(quoted.group(1)) == value
+        if not ok:
+            wrong.append(f"{name}: docs say {shown}, settings.py {value!r}")
+    assert wrong == []
+
+
 def test_every_ptm_environment_variable_the_settings_read_is_documented():
     read = set(re.findall(r'os\.environ\.get\("(PTM_[A-Z0-9_]+)"', (ROOT / "ptmscrape/settings.py").read_text()))
     assert read, "the settings module reads PTM_LOG_LEVEL from the environment"
