@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from scrapy.http import Response
 
+from ptmscrape.checks import BadInput
 from ptmscrape.items import printable
 from ptmscrape.spiders_base import HubSpider
 from ptmscrape.stats import PAGES_TREE_MODEL_FILES, PAGES_TREE_TRUNCATED, PAGES_UNSAFE_TREE_PATHS
@@ -66,6 +67,12 @@ class GitTreeHubSpider(HubSpider):
         if not spider.tree_url:
             raise ValueError(f"{cls.tree_url_setting} is not set")
         return spider
+
+    def check_settings(self, settings) -> None:
+        super().check_settings(settings)
+        if not str(settings.get(self.tree_url_setting) or "").strip():
+            raise BadInput(f"{self.tree_url_setting} is not set: give the URL of the repository's file tree "
+                           f"(GitHub's recursive git-trees API)")
 
     async def start(self):
         if self.limit != 0:

@@ -203,6 +203,13 @@ def test_a_missing_registry_url_is_one_line_and_exit_2(tmp_path):
     assert_one_line_error(result, "PTM_OLLAMA_REGISTRY_URL is not set")
 
 
+@pytest.mark.parametrize("spider, setting", [("tfhub", "PTM_TFHUB_TREE_URL"), ("openvino", "PTM_OPENVINO_TREE_URL")])
+def test_a_missing_tree_url_is_one_line_and_exit_2(tmp_path, spider, setting):
+    # Was a ValueError's traceback as the spider was made, exit status 1 and no verdict line.
+    result = run_crawl(spider, tmp_path, check=False, settings={setting: ""})
+    assert_one_line_error(result, f"{setting} is not set")
+
+
 def test_a_bad_typed_setting_is_one_line_and_exit_2(tmp_path):
     result = run_crawl("huggingface", tmp_path, check=False, settings={"PTM_CLONE_CONCURRENCY": "many"})
     assert_one_line_error(result, "-s PTM_CLONE_CONCURRENCY=", "whole number")
