@@ -786,18 +786,29 @@ def _process_group(text: str) -> int | None:
     return number if 2 <= number <= _MAX_PID else None
 
 
+NOT_FOUND = "repository not found (HTTP 404)"
+AUTH_REQUIRED = "authentication required (HTTP 401/403)"
+# The status git names ("The requested URL returned error: 503") says more than any words around
+# it: a server's own text (git shows it as "remote: Not Found") may say anything.
+_HTTP_STATUS = re.compile(r"returned error: ([1-5][0-9][0-9])\b")
+_BY_STATUS = {401: AUTH_REQUIRED, 403: AUTH_REQUIRED, 404: NOT_FOUND, 410: NOT_FOUND,
+              429: "rate limited (HTTP 429)"}
 _FAILURES = [
-    (re.compile(r"timed out|Operation too slow|transfer rate|Timeout", re.I), "transfer stalled or timed out"),
-    (re.compile(r"error: 404|not found|does not exist", re.I), "repository not found (HTTP 404)"),
-    (re.compile(r"error: 401|error: 403|Authentication failed|could not read Username|terminal prompts disabled", re.I),
-     "authentication required (HTTP 401/403)"),
-    (re.compile(r"transport '[^']*' not allowed", re.I), "transport not allowed"),
+    # First: git quotes the branch ("Remote branch timeout-fix not found in upstream origin").
     (re.compile(r"Remote branch .* not found|couldn't find remote ref", re.I), "branch not found"),
+    (re.compile(r"timed out|Operation too slow|transfer rate|Timeout", re.I), "transfer stalled or timed out"),
+    (re.compile(r"error: 404|not found|does not exist", re.I), NOT_FOUND),
+    (re.compile(r"error: 401|error: 403|Authentication failed|could not read Username|terminal prompts disabled", re.I),
+     AUTH_REQUIRED),
+    (re.compile(r"transport '[^']*' not allowed", re.I), "transport not allowed"),
     (re.compile(r"No space left on device", re.I), "disk full"),
     (re.compile(r"Could not resolve host|Connection refused|Failed to connect", re.I), "host unreachable"),
     (re.compile(r"RPC failed|early EOF|unexpected disconnect|fetch-pack: invalid|the remote end hung up", re.I),
      "connection broken during transfer"),
 ]
+# A URL in git's message ('https://host/owner/timeout-model/'): its words are a repository's name.
+_URL_IN_MESSAGE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s']*")
+_GITPYTHON_STDERR = "\n  stderr: '"
 
 
 def describe_failure(exc: GitCommandError) -> str:
@@ -805,10 +816,23 @@ def describe_failure(exc: GitCommandError) -> str:
     stderr = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode("utf-8", "replace")
     if exc.status in (-9, "-9") or "kill" in str(exc.status).lower():
         return TIMED_OUT
-    for pattern, reason in _FAILURES:
-        if pattern.search(stderr):
+    # GitPython hands git's stderr over as "\n  stderr: '<stderr>'".
+    if stderr.startswith(_GITPYTHON_STDERR) and stderr.endswith("'"):
+        stderr = stderr[len(_GITPYTHON_STDERR):-1]
+    text = _URL_IN_MESSAGE.sub("<url>", stderr)
+    branch_pattern, branch_reason = _FAILURES[0]
+    if branch_pattern.search(text):
+        return branch_reason
+    status = _HTTP_STATUS.search(text)
+    if status:
+        code = int(status.group(1))
+        if code in _BY_STATUS:
+            return _BY_STATUS[code]
+        if code >= 500:
+            return "server error (HTTP 5xx)"
+    for pattern, reason in _FAILURES[1:]:
+        if pattern.search(text):
             return reason
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     last = lines[-1] if lines else f"git exited with status {exc.status}"
-    last = re.sub(r"https?://\S+", "<url>", last)
     return last[:200]

@@ -275,7 +275,7 @@ def test_a_crawl_records_the_repository_over_the_cap_and_clones_the_rest(tmp_pat
 def test_a_watched_clone_fails_with_the_same_reason_as_an_unwatched_one(tmp_path, status):
     # PTM_CLONE_MAX_GB runs a new clone through Git._run_watched instead of GitPython's execute:
     # the CloneStatus reasons must not change, the catch-all (git's last line, URL hidden) included:
-    # here a server that fails with HTTP 500 (status None).
+    # here a server that fails with an HTTP status no reason names, 418 (status None).
     from tests.replicas.server import Reply
 
     host = GitHost(tmp_path / "git")
@@ -286,7 +286,7 @@ def test_a_watched_clone_fails_with_the_same_reason_as_an_unwatched_one(tmp_path
     with Replica() as server:
         host.mount(server)
         server.routes.insert(0, ("GET", re.compile(r"^/junk/repo(\.git)?/info/refs"),
-                                 lambda req, m: Reply.text("oops", 500)))
+                                 lambda req, m: Reply.text("oops", 418)))
         url = f"{server.url}/owner/repo" if status else f"{server.url}/junk/repo"
         for max_bytes in (0, 10**9):
             cloner = Cloner(DatasetTree(tmp_path / f"data{max_bytes}"),
@@ -298,7 +298,7 @@ def test_a_watched_clone_fails_with_the_same_reason_as_an_unwatched_one(tmp_path
                 cloner.close()
     assert reasons[0] == reasons[1], reasons
     if status is None:  # git's own last line, the URL hidden
-        assert reasons[0] == "failed: fatal: unable to access '<url> The requested URL returned error: 500'"
+        assert reasons[0] == "failed: fatal: unable to access '<url>': The requested URL returned error: 418"
 
 
 def crawl_clone(data, url: str, *, hub_sha: str | None = None, branch: str | None = None, **policy) -> CloneResult:

@@ -15,7 +15,7 @@ from ptmscrape.cloning import Cloner, Counters
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy, RepoError
 from tests.crawl import ROOT
-from tests.replicas.server import GitHost, Replica
+from tests.replicas.server import GitHost, Replica, Reply
 
 POLICY = GitPolicy(allow_protocols=("https", "http"))
 
@@ -290,3 +290,36 @@ def test_a_folder_git_cannot_be_asked_about_keeps_the_clones_head(tmp_path, serv
         c.close()
     assert (result.status, result.path) == ("cloned", "modelzoo/repos/owner/repo")
     assert result.sha == folder.sha and len(result.sha) == 40
+
+
+def test_a_failed_clones_reason_is_read_from_git_not_from_the_names_in_its_message(tmp_path):
+    """git's message quotes the URL and the branch, and a server's own words (``remote: …``): a
+    missing branch was "repository not found (HTTP 404)", a repository or branch named
+    ``…timeout…`` "transfer stalled or timed out", and a 500 or 429 whose body said "Not Found" a
+    404; a status git names is the reason, and names are no reason at all."""
+    host = GitHost(tmp_path / "git")
+    host.add_repo("o/model", {"README.md": "x\n"})
+    with Replica() as server:
+        for status in (500, 503, 429):
+            server.route("GET", f"/o/e{status}/info/refs", lambda r, m, s=status: Reply.text("Not Found", s))
+        host.mount(server)
+        c = cloner(tmp_path / "data")
+        c.open("modelzoo")
+        requests = {
+            ("o/model", "no-such-branch"): "branch not found",
+            ("o/model", "timeout-fix"): "branch not found",
+            ("o/gone-Timeout-v2", None): "repository not found (HTTP 404)",
+            ("o/e500", None): "server error (HTTP 5xx)",
+            ("o/e503", None): "server error (HTTP 5xx)",
+            ("o/e429", None): "rate limited (HTTP 429)",
+        }
+
+        async def each():
+            return [await c.clone("modelzoo", f"{server.url}/{repo}", branch=branch) for repo, branch in requests]
+
+        try:
+            results = asyncio.run(each())
+        finally:
+            c.close()
+    assert {k: r.status for k, r in zip(requests, results, strict=True)} == {
+        k: f"failed: {reason}" for k, reason in requests.items()}
