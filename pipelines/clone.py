@@ -117,7 +117,7 @@ class ClonePipeline:
         self._count(_STAT_KEYS.get(kind) or CLONE_BY_STATUS + kind)
         if kind == "failed":
             reason = result.status.split(": ", 1)[1]
-            self.stats.inc_value(CLONE_FAILED_BY_REASON + reason.split(' (')[0].split(':')[0][:60])
+            self.stats.inc_value(CLONE_FAILED_BY_REASON + reason_key(reason))
             # Lack of disk space was logged once for all (FreeSpace): one line a model would flood the log.
             logger.log(logging.DEBUG if reason == NO_DISK_SPACE else logging.WARNING,
                        "Clone failed for %s (%s): %s", item.label, printable(record.get("RepoURL")),
@@ -133,6 +133,15 @@ class ClonePipeline:
                                             request=raw.request if raw is not None else None)
         raise Deferred(f"{item.label}: the crawl stopped before its clone; the page that gave it is fetched "
                        f"again when the job resumes")
+
+
+def reason_key(reason: str) -> str:
+    """The ``ptm/clone/failed/<reason>`` name of a failure's reason: its words before any
+    ``(detail)`` or ``: detail``, without git's ``fatal:``/``error:`` (which every failure git
+    itself words begins with)."""
+    for severity in ("fatal: ", "error: "):
+        reason = reason.removeprefix(severity)
+    return reason.split(" (")[0].split(":")[0][:60]
 
 
 def _hub_auth_header(spider, settings) -> tuple[str, str] | None:

@@ -261,7 +261,7 @@ def check_branch(branch: str | None) -> str | None:
         return None
     if (not isinstance(branch, str) or not _BRANCH.fullmatch(branch) or branch == "HEAD"
             or any(part.endswith(".lock") for part in branch.split("/"))):
-        raise RepoError(f"invalid branch name {str(branch)[:60]!r}")
+        raise RepoError(f"invalid branch name ({str(branch)[:60]!r})")
     return branch
 
 

@@ -14,9 +14,11 @@ from pipelines.dedupe import DedupePipeline, DuplicateModel
 from pipelines.map import MapPipeline, UnmappableModel
 from pipelines.store import StorePipeline
 from pipelines.validate import InvalidRecord, ValidatePipeline
+from ptmscrape.cloning import CloneResult
 from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.dataset.payloads import read_payload
 from ptmscrape.dataset.tree import DatasetTree
+from ptmscrape.gitrepo import RepoError, check_branch
 from ptmscrape.items import PTMRecord, RawModelItem
 from ptmscrape.removed import RemovedModelsReport
 from spiders.huggingface import HuggingfaceSpider
@@ -234,3 +236,25 @@ def test_crawls_started_in_the_same_second_with_the_same_pid_write_apart(monkeyp
     stamps = {crawl_stamp() for _ in range(50)}
     assert len(stamps) == 50
     assert all(s.startswith("20250615T150640Z-7-") for s in stamps)
+
+
+@pytest.mark.parametrize("reason, key", [
+    # git's last line, as gitrepo.describe_failure hands over a failure it has no name for
+    ("fatal: unable to access '<url>': The requested URL returned error: 418", "unable to access '<url>'"),
+    ("error: object file <path> is empty", "object file <path> is empty"),
+    ("fatal: protocol error: bad pack header", "protocol error"),
+    (None, "invalid branch name"),  # a hub's branch, refused (check_branch): one counter, whatever the name
+    ("disk full", "disk full"),
+])
+def test_the_failure_counter_of_a_clone_names_the_reason_not_gits_severity(crawler, reason, key):
+    # Every failure git's words named ended in ptm/clone/failed/fatal (or /error): one counter for
+    # them all, that says nothing of what failed.
+    if reason is None:
+        with pytest.raises(RepoError) as refused:
+            check_branch("feature~1")
+        reason = str(refused.value)
+    stage = ClonePipeline.from_crawler(crawler)
+    record = mapped(crawler, fixture_models()[0])
+    stage._finish(record, record, CloneResult(None, None, f"failed: {reason}"))
+    failed = {k: v for k, v in crawler.stats.get_stats().items() if k.startswith("ptm/clone/failed/")}
+    assert failed == {f"ptm/clone/failed/{key}": 1}
