@@ -454,7 +454,10 @@ class Cloner:
                 shutil.rmtree(path)
             sha = self.git.clone(url, path, scratch, branch, guard=self.free_space.watch(scratch))
             self._count_bytes(self._stored_bytes(path))
-            self._own(key, relative, branch)
+            # The clone has landed: a full disk at its index line fails no model (the next crawl
+            # that meets the clone indexes it, above).
+            with contextlib.suppress(OSError):
+                self._own(key, relative, branch)
             return CloneResult(relative, sha, "cloned")
         finally:
             self._release(relative)

@@ -4,6 +4,7 @@ HTTP from a local replica (``tests/replicas/server.py``), asyncio instead of the
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import subprocess
 import sys
@@ -323,3 +324,33 @@ def test_a_failed_clones_reason_is_read_from_git_not_from_the_names_in_its_messa
             c.close()
     assert {k: r.status for k, r in zip(requests, results, strict=True)} == {
         k: f"failed: {reason}" for k, reason in requests.items()}
+
+
+def test_a_clone_that_landed_is_recorded_cloned_even_if_its_index_line_cannot_be_written(tmp_path, served):
+    """The clone is renamed into place, then its line appended to repo-index.jsonl: a full disk (or
+    a read-only data dir root) at that append failed the model ("filesystem error", no RepoPath)
+    although its complete clone was in the tree, pointed at by no record. An update already
+    shrugged that off (the next crawl indexes the clone)."""
+    host, server = served
+    c = cloner(tmp_path / "data")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    c.tree.append_line = full
+    c.open("modelzoo")
+    try:
+        result = asyncio.run(c.clone("modelzoo", f"{server.url}/owner/repo"))
+    finally:
+        c.close()
+    assert (result.status, result.path) == ("cloned", "modelzoo/repos/owner/repo")
+    assert result.sha == head(tmp_path / "data/modelzoo/repos/owner/repo")
+    assert c.stats["ptm/clone/repos/cloned"] == 1
+    again = cloner(tmp_path / "data")  # the next crawl finds it, and indexes it
+    again.open("modelzoo")
+    try:
+        found = asyncio.run(again.clone("modelzoo", f"{server.url}/owner/repo", hub_sha=result.sha))
+    finally:
+        again.close()
+    assert (found.status, found.path) == ("unchanged", result.path)
+    assert '"path":"modelzoo/repos/owner/repo"' in (tmp_path / "data/repo-index.jsonl").read_text()
