@@ -797,6 +797,8 @@ _FAILURES = [
     # First: git quotes the branch ("Remote branch timeout-fix not found in upstream origin").
     (re.compile(r"Remote branch .* not found|couldn't find remote ref", re.I), "branch not found"),
     (re.compile(r"timed out|Operation too slow|transfer rate|Timeout", re.I), "transfer stalled or timed out"),
+    # git-lfs, an object the LFS server does not have: "[<oid>] Object does not exist: [404] …".
+    (re.compile(r"\[[0-9a-f]{64}\][^\n]*\[404\]"), "LFS object not found (HTTP 404)"),
     (re.compile(r"error: 404|not found|does not exist", re.I), NOT_FOUND),
     (re.compile(r"error: 401|error: 403|Authentication failed|could not read Username|terminal prompts disabled", re.I),
      AUTH_REQUIRED),

@@ -4,6 +4,7 @@ HTTP from a local replica (``tests/replicas/server.py``), asyncio instead of the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import json
 import subprocess
@@ -354,3 +355,20 @@ def test_a_clone_that_landed_is_recorded_cloned_even_if_its_index_line_cannot_be
         again.close()
     assert (found.status, found.path) == ("unchanged", result.path)
     assert '"path":"modelzoo/repos/owner/repo"' in (tmp_path / "data/repo-index.jsonl").read_text()
+
+
+def test_a_missing_lfs_object_is_not_a_missing_repository(tmp_path):
+    # With PTM_CLONE_LFS, git-lfs's "[<oid>] Object does not exist: [404] …" made the clone of a
+    # repository that is there "repository not found (HTTP 404)".
+    host = GitHost(tmp_path / "git")
+    host.add_repo("o/model", {"README.md": "x\n"}, lfs={"model.bin": b"weights\n" * 64})
+    host.lfs_objects.clear()  # the server lost it
+    with Replica() as server:
+        host.mount(server)
+        c = Cloner(DatasetTree(tmp_path / "data"), Git(dataclasses.replace(POLICY, lfs=True)), concurrency=1)
+        c.open("huggingface")
+        try:
+            result = asyncio.run(c.clone("huggingface", f"{server.url}/o/model"))
+        finally:
+            c.close()
+    assert (result.status, result.path) == ("failed: LFS object not found (HTTP 404)", None)
