@@ -10,6 +10,7 @@ import difflib
 import inspect
 import math
 import os
+import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,21 @@ def check_typed_settings(defaults: dict[str, Any], get) -> None:
             raise BadInput(f"-s {name}= must be {word}") from None
         if name.endswith("_PAGE_SIZE") and value < 1:  # a hub asked for pages of 0 models
             raise BadInput(f"-s {name}= must be 1 or more, got {value}")
+
+
+def check_git_lfs(clone: bool, lfs: bool) -> None:
+    """``PTM_CLONE_LFS`` needs git-lfs: without it, every clone failed (git's "'lfs' is not a git
+    command") while the crawl exited 0 (clone failures are the records')."""
+    if not (clone and lfs):
+        return
+    try:
+        ok = subprocess.run(["git", "lfs", "version"], stdin=subprocess.DEVNULL, capture_output=True,
+                            timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        raise BadInput("-s PTM_CLONE_LFS=1 needs git-lfs, and `git lfs version` failed here: install git-lfs "
+                       "(Debian: apt-get install git-lfs) or leave PTM_CLONE_LFS off (LFS pointer files only)")
 
 
 def check_setting_names(given: Iterable[str], known: Iterable[str]) -> None:

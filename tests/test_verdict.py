@@ -3,6 +3,8 @@ functions of stats, arguments and paths, no Scrapy. tests/test_exit_status.py ru
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from ptmscrape.checks import (
@@ -265,3 +267,27 @@ def test_the_exit_status_table_names_every_finish_reason_that_still_exits_0():
     for reason in COMPLETE_REASONS:
         assert verdict({**GOOD, "finish_reason": reason}).status == 0
     assert verdict({**GOOD, "finish_reason": "closespider_errorcount"}).status == 1
+
+
+def test_lfs_cloning_without_git_lfs_is_refused_before_the_crawl(tmp_path, monkeypatch):
+    # Without git-lfs, -s PTM_CLONE_LFS=1 failed every clone ("failed: log": the last line of git's
+    # "'lfs' is not a git command ... The most similar command is log") and the crawl exited 0.
+    from scrapy.settings import Settings
+
+    import ptmscrape.settings as project
+    from ptmscrape.commands.crawl import preflight
+
+    git_only = tmp_path / "bin"
+    git_only.mkdir()
+    (git_only / "git").symlink_to(shutil.which("git"))
+
+    def settings(**given):
+        ours = {k: getattr(project, k) for k in dir(project) if k.isupper()}
+        return Settings({**ours, "PTM_DATA_DIR": str(tmp_path / "data"), **given})
+
+    preflight(HuggingfaceSpider, settings(PTM_CLONE_LFS=True), {})  # git-lfs is installed here
+    monkeypatch.setenv("PATH", str(git_only))
+    with pytest.raises(BadInput, match=r"^-s PTM_CLONE_LFS=1 needs git-lfs"):
+        preflight(HuggingfaceSpider, settings(PTM_CLONE_LFS=True), {})
+    preflight(HuggingfaceSpider, settings(PTM_CLONE_LFS=False), {})  # without it: no git-lfs needed
+    preflight(HuggingfaceSpider, settings(PTM_CLONE_LFS=True, PTM_CLONE=False), {})

@@ -36,6 +36,7 @@ from ptmscrape.checks import (
     BadInput,
     check_data_dir,
     check_feeds,
+    check_git_lfs,
     check_redis_url,
     check_setting_names,
     check_typed_settings,
@@ -139,6 +140,7 @@ def preflight(spidercls, settings, arguments: dict) -> None:
     if check_input is not None:
         check_input(settings, arguments)
     check_data_dir(settings.get("PTM_DATA_DIR"))
+    check_git_lfs(settings.getbool("PTM_CLONE"), settings.getbool("PTM_CLONE_LFS"))
     check_redis_url(settings.get("PTM_REDIS_URL"))
     check_feeds(settings.getdict("FEEDS"))
     jobdir.check_free(settings)
