@@ -172,6 +172,7 @@ class CloneResult:
     path: str | None  # relative to the data dir
     sha: str | None
     status: str  # cloned / updated / unchanged / failed: <reason>
+    detail: str | None = None  # a failure's: what git said (RepoError.detail), for the log
 
 
 class Counters(dict):
@@ -269,7 +270,7 @@ class Cloner:
         if subpath and result.path:
             assert self.executor is not None, "Cloner.open() starts the pool"
             sha = await asyncio.wrap_future(self.executor.submit(self._subpath_sha, result.path, subpath))
-            result = CloneResult(result.path, sha or result.sha, result.status)
+            result = dataclasses.replace(result, sha=sha or result.sha)
         return result
 
     def _planned_dir(self, hub: str, url: str, named: object) -> str:
@@ -349,7 +350,7 @@ class Cloner:
             except DirectoryTaken:  # another process landed another repository there first
                 return self._clone_or_update(url, key, hub, planned, branch, hub_sha)
         except (RepoError, UnsafePath) as exc:
-            return CloneResult(None, hub_sha, f"failed: {exc}")
+            return CloneResult(None, hub_sha, f"failed: {exc}", getattr(exc, "detail", None))
         except OSError as exc:
             return CloneResult(None, hub_sha, f"failed: filesystem error ({exc.strerror or exc})")
         except Exception as exc:
@@ -445,7 +446,7 @@ class Cloner:
                 except RepoError as exc:
                     # A failed update leaves the clone as it was: the record still points at it, at
                     # the commit it is at (a failed new clone has no folder to point at).
-                    return CloneResult(relative, head, f"failed: {exc}")
+                    return CloneResult(relative, head, f"failed: {exc}", exc.detail)
                 self._count_bytes(self._stored_bytes(path) - before)
                 return CloneResult(relative, sha, "updated" if sha != head else "unchanged")
             scratch = self.tree.scratch_dir(hub)

@@ -62,7 +62,10 @@ _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
 class RepoError(Exception):
-    """A repository could not be cloned or updated; ``str()`` is a short reason for CloneStatus."""
+    """A repository could not be cloned or updated; ``str()`` is a short reason for CloneStatus,
+    ``detail`` what git itself said, where git said it (:func:`git_said`), for the log."""
+
+    detail: str | None = None
 
 
 class UnsafeRepoURL(RepoError):
@@ -428,7 +431,7 @@ class Git:
                 process_group=_lifeline.group(),
             )
         except GitCommandError as exc:
-            raise RepoError(describe_failure(exc)) from None
+            raise git_failure(exc) from None
 
     def _run_watched(self, cwd: str | os.PathLike[str], cmd: list[str], scratch: Path, before: int = 0,
                      guard: Callable[[], None] | None = None) -> str:
@@ -477,7 +480,7 @@ class Git:
         # message quotes stderr, and describe_failure would read the closing quote as git's last line).
         out, err = (out or b"").removesuffix(b"\n"), (err or b"").removesuffix(b"\n")
         if popen.returncode:
-            raise RepoError(describe_failure(GitCommandError(cmd, popen.returncode, err, out)))
+            raise git_failure(GitCommandError(cmd, popen.returncode, err, out))
         return out.decode("utf-8", "replace")
 
     def _lfs(self, cwd: str | os.PathLike[str], url: str, *args: str, scratch: Path | None = None,
@@ -813,15 +816,38 @@ _URL_IN_MESSAGE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s']*")
 _GITPYTHON_STDERR = "\n  stderr: '"
 
 
-def describe_failure(exc: GitCommandError) -> str:
-    """A short reason for a failed git command, without URLs' query strings or credentials."""
+def _stderr(exc: GitCommandError) -> str:
+    """git's stderr, its URLs (with any query string or credentials) as ``<url>``."""
     stderr = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode("utf-8", "replace")
-    if exc.status in (-9, "-9") or "kill" in str(exc.status).lower():
-        return TIMED_OUT
     # GitPython hands git's stderr over as "\n  stderr: '<stderr>'".
     if stderr.startswith(_GITPYTHON_STDERR) and stderr.endswith("'"):
         stderr = stderr[len(_GITPYTHON_STDERR):-1]
-    text = _URL_IN_MESSAGE.sub("<url>", stderr)
+    return _URL_IN_MESSAGE.sub("<url>", stderr)
+
+
+# The lines of git's stderr that say what went wrong (not "Cloning into…" or progress).
+_SAID = re.compile(r"^(?:(?:fatal|error|remote|warning):|\[[0-9a-f]{64}\] |Failed to |batch response:)", re.I)
+
+
+def git_said(exc: GitCommandError) -> str | None:
+    """What git said of a failure, for the log: its last few error lines (``fatal:``, ``error:``, a
+    server's ``remote:``, git-lfs's), URLs as ``<url>``, joined with `` | ``, at most 400 characters."""
+    lines = [line.strip() for line in _stderr(exc).replace("\r", "\n").splitlines() if _SAID.match(line.strip())]
+    return " | ".join(lines[-4:])[:400] or None
+
+
+def git_failure(exc: GitCommandError) -> RepoError:
+    """The :class:`RepoError` of a failed git command: its reason, and what git said."""
+    error = RepoError(describe_failure(exc))
+    error.detail = git_said(exc)
+    return error
+
+
+def describe_failure(exc: GitCommandError) -> str:
+    """A short reason for a failed git command, without URLs' query strings or credentials."""
+    if exc.status in (-9, "-9") or "kill" in str(exc.status).lower():
+        return TIMED_OUT
+    text = _stderr(exc)
     branch_pattern, branch_reason = _FAILURES[0]
     if branch_pattern.search(text):
         return branch_reason

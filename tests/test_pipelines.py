@@ -24,7 +24,7 @@ from ptmscrape.removed import RemovedModelsReport
 from spiders.huggingface import HuggingfaceSpider
 from tests.crawl import project_crawler
 from tests.replicas.huggingface import fixture_models
-from tests.replicas.server import GitHost, Replica
+from tests.replicas.server import GitHost, Replica, Reply
 
 BASE = "https://huggingface.co"
 
@@ -258,3 +258,25 @@ def test_the_failure_counter_of_a_clone_names_the_reason_not_gits_severity(crawl
     stage._finish(record, record, CloneResult(None, None, f"failed: {reason}"))
     failed = {k: v for k, v in crawler.stats.get_stats().items() if k.startswith("ptm/clone/failed/")}
     assert failed == {f"ptm/clone/failed/{key}": 1}
+
+
+def test_a_failed_clones_warning_names_the_model_and_quotes_git(tmp_path, crawler, caplog):
+    # The reason is a few fixed words (one counter each); what git itself said was in no log line,
+    # so "connection broken during transfer" on 300 models left nothing to tell curl's errors apart.
+    git_host = GitHost(tmp_path / "git")
+    with Replica() as server:
+        server.route("GET", "/o/busy/info/refs", lambda r, m: Reply.text("Backend pool exhausted", 503))
+        git_host.mount(server)
+        record = mapped(crawler, fixture_models()[0])
+        record["RepoURL"] = f"{server.url}/o/busy"
+        stage = ClonePipeline.from_crawler(crawler)
+        stage.open_spider()
+        with caplog.at_level(logging.WARNING, logger="pipelines.clone"):
+            out = run(stage.process_item(record))
+        stage.close_spider()
+    assert out["CloneStatus"] == "failed: server error (HTTP 5xx)"
+    [line] = [r.getMessage() for r in caplog.records if "Clone failed" in r.getMessage()]
+    assert line.startswith(f"Clone failed for huggingface:acme-research/vit-tiny-demo ({server.url}/o/busy): "
+                           "server error (HTTP 5xx); git: ")
+    assert "remote: Backend pool exhausted" in line and "returned error: 503" in line
+    assert server.url not in line.split("; git: ", 1)[1]  # URLs in git's words are <url>
