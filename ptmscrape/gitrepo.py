@@ -802,6 +802,8 @@ _FAILURES = [
     (re.compile(r"timed out|Operation too slow|transfer rate|Timeout", re.I), "transfer stalled or timed out"),
     # git-lfs, an object the LFS server does not have: "[<oid>] Object does not exist: [404] …".
     (re.compile(r"\[[0-9a-f]{64}\][^\n]*\[404\]"), "LFS object not found (HTTP 404)"),
+    # git-lfs, asked for credentials (its LFS server's 401): "Git credentials for <url> not found".
+    (re.compile(r"Git credentials for \S+ not found"), AUTH_REQUIRED),
     (re.compile(r"error: 404|not found|does not exist", re.I), NOT_FOUND),
     (re.compile(r"error: 401|error: 403|Authentication failed|could not read Username|terminal prompts disabled", re.I),
      AUTH_REQUIRED),

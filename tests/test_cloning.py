@@ -357,13 +357,22 @@ def test_a_clone_that_landed_is_recorded_cloned_even_if_its_index_line_cannot_be
     assert '"path":"modelzoo/repos/owner/repo"' in (tmp_path / "data/repo-index.jsonl").read_text()
 
 
-def test_a_missing_lfs_object_is_not_a_missing_repository(tmp_path):
-    # With PTM_CLONE_LFS, git-lfs's "[<oid>] Object does not exist: [404] …" made the clone of a
-    # repository that is there "repository not found (HTTP 404)".
+@pytest.mark.parametrize("lfs_server, reason", [
+    ("lost the object", "LFS object not found (HTTP 404)"),
+    ("asks for credentials", "authentication required (HTTP 401/403)"),
+])
+def test_an_lfs_failure_is_not_a_missing_repository(tmp_path, lfs_server, reason):
+    # With PTM_CLONE_LFS, git-lfs's "[<oid>] Object does not exist: [404] …" and its "Git credentials
+    # for <url> not found" (a 401 from the LFS server) made the clone of a repository that is there
+    # "repository not found (HTTP 404)".
     host = GitHost(tmp_path / "git")
     host.add_repo("o/model", {"README.md": "x\n"}, lfs={"model.bin": b"weights\n" * 64})
-    host.lfs_objects.clear()  # the server lost it
     with Replica() as server:
+        if lfs_server == "lost the object":
+            host.lfs_objects.clear()
+        else:
+            server.route("POST", "/o/model.git/info/lfs/objects/batch", lambda r, m: Reply.text(
+                "Unauthorized", 401, headers={"WWW-Authenticate": 'Basic realm="lfs"'}))
         host.mount(server)
         c = Cloner(DatasetTree(tmp_path / "data"), Git(dataclasses.replace(POLICY, lfs=True)), concurrency=1)
         c.open("huggingface")
@@ -371,4 +380,4 @@ def test_a_missing_lfs_object_is_not_a_missing_repository(tmp_path):
             result = asyncio.run(c.clone("huggingface", f"{server.url}/o/model"))
         finally:
             c.close()
-    assert (result.status, result.path) == ("failed: LFS object not found (HTTP 404)", None)
+    assert (result.status, result.path) == (f"failed: {reason}", None)
