@@ -549,7 +549,9 @@ class Git:
         # Always a pack (never unpacked to loose objects, as git does below 100 objects): one written
         # as tmp_pack_* until complete, which a killed fetch leaves whole for _undo_fetch to remove.
         args = ["-c", "fetch.unpackLimit=1", "fetch", "--no-recurse-submodules"]
-        if self.policy.depth > 0:
+        # PTM_CLONE_DEPTH is the depth of new clones: a shallow one stays that deep, a full one is
+        # not cut (--depth would make it shallow at the fetched commit, its history gone from git log).
+        if self.policy.depth > 0 and (path / ".git" / "shallow").exists():
             args += ["--depth", str(self.policy.depth)]
         before = downloaded_bytes(path) if self.policy.max_bytes else 0
         marks = _fetch_marks(path)

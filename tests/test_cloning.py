@@ -381,3 +381,37 @@ def test_an_lfs_failure_is_not_a_missing_repository(tmp_path, lfs_server, reason
         finally:
             c.close()
     assert (result.status, result.path) == (f"failed: {reason}", None)
+
+
+def test_ptm_clone_depth_does_not_cut_the_history_of_a_full_clone_it_updates(tmp_path):
+    """PTM_CLONE_DEPTH is the depth of new clones: a crawl run with -s PTM_CLONE_DEPTH=1 over a data
+    dir cloned in full fetched each update with --depth 1, which made the clone shallow at the new
+    commit: its history was gone from git log (and no later full-depth crawl brought it back)."""
+    host = GitHost(tmp_path / "git")
+    host.add_repo("o/full", {"a": "0\n"})
+    host.add_repo("o/shallow", {"a": "0\n"})
+    for i in range(1, 4):
+        host.commit("o/full", {"a": f"{i}\n"})
+        host.commit("o/shallow", {"a": f"{i}\n"})
+    with Replica() as server:
+        host.mount(server)
+
+        def crawl(repo, depth, sha=None):
+            c = Cloner(DatasetTree(tmp_path / "data"), Git(dataclasses.replace(POLICY, depth=depth)), concurrency=1)
+            c.open("modelzoo")
+            try:
+                return asyncio.run(c.clone("modelzoo", f"{server.url}/{repo}", hub_sha=sha))
+            finally:
+                c.close()
+
+        assert crawl("o/full", 0).status == crawl("o/shallow", 1).status == "cloned"
+        new = {repo: host.commit(repo, {"a": "new\n"}) for repo in ("o/full", "o/shallow")}
+        assert [crawl(repo, 1, new[repo]).status for repo in new] == ["updated", "updated"]
+
+    def commits(repo):
+        return subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=tmp_path / "data/modelzoo/repos" / repo,
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    assert commits("o/full") == "5" and not (tmp_path / "data/modelzoo/repos/o/full/.git/shallow").exists()
+    assert commits("o/shallow") == "1"  # a shallow clone stays as deep as PTM_CLONE_DEPTH says
+    assert head(tmp_path / "data/modelzoo/repos/o/full") == new["o/full"]
