@@ -118,9 +118,9 @@ class ClonePipeline:
         if kind == "failed":
             reason = result.status.split(": ", 1)[1]
             self.stats.inc_value(CLONE_FAILED_BY_REASON + reason_key(reason))
-            # Lack of disk space was logged once for all (FreeSpace): one line a model would flood the log.
             # What git said, unless the reason is git's own last line already.
             said = f"; git: {printable(result.detail, 400)}" if result.detail and reason not in result.detail else ""
+            # Lack of disk space was logged once for all (FreeSpace): one line a model would flood the log.
             logger.log(logging.DEBUG if reason == NO_DISK_SPACE else logging.WARNING,
                        "Clone failed for %s (%s): %s%s", item.label, printable(record.get("RepoURL")),
                        printable(reason, 300), said)
