@@ -85,6 +85,8 @@ GB = 10**9  # PTM_CLONE_MIN_FREE_GB and PTM_CLONE_MAX_GB count in GB of 10^9 byt
 # CloneStatus reasons: the same words every time (no numbers), so ptm/clone/failed/<reason> is one counter.
 TOO_LARGE = "larger than PTM_CLONE_MAX_GB"
 TIMED_OUT = "transfer stalled or timed out (killed after PTM_GIT_TIMEOUT)"
+# A new clone of it, or an update asking for its HEAD ("couldn't find remote ref HEAD").
+EMPTY = "no commit on the default branch (empty repository?)"
 SIZE_POLL_SECONDS = 1.0  # how often a clone's size is looked at against PTM_CLONE_MAX_GB
 
 
@@ -514,7 +516,7 @@ class Git:
                 raise TooLarge(TOO_LARGE)  # done between two looks: too large all the same
             sha = head_sha(scratch)
             if sha is None:
-                raise RepoError("clone has no HEAD commit (empty repository?)")
+                raise RepoError(EMPTY)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.rename(scratch, target)
@@ -799,8 +801,10 @@ _HTTP_STATUS = re.compile(r"returned error: ([1-5][0-9][0-9])\b")
 _BY_STATUS = {401: AUTH_REQUIRED, 403: AUTH_REQUIRED, 404: NOT_FOUND, 410: NOT_FOUND,
               429: "rate limited (HTTP 429)"}
 _FAILURES = [
-    # First: git quotes the branch ("Remote branch timeout-fix not found in upstream origin").
-    (re.compile(r"Remote branch .* not found|couldn't find remote ref", re.I), "branch not found"),
+    # First: git quotes the branch ("Remote branch timeout-fix not found in upstream origin"). An
+    # update that names none asks for the remote's HEAD, which an emptied repository lacks.
+    (re.compile(r"Remote branch .* not found|couldn't find remote ref (?!HEAD$)", re.I | re.M), "branch not found"),
+    (re.compile(r"couldn't find remote ref HEAD$", re.M), EMPTY),
     (re.compile(r"timed out|Operation too slow|transfer rate|Timeout", re.I), "transfer stalled or timed out"),
     # git-lfs, an object the LFS server does not have: "[<oid>] Object does not exist: [404] …".
     (re.compile(r"\[[0-9a-f]{64}\][^\n]*\[404\]"), "LFS object not found (HTTP 404)"),
@@ -852,9 +856,9 @@ def describe_failure(exc: GitCommandError) -> str:
     if exc.status in (-9, "-9") or "kill" in str(exc.status).lower():
         return TIMED_OUT
     text = _stderr(exc)
-    branch_pattern, branch_reason = _FAILURES[0]
-    if branch_pattern.search(text):
-        return branch_reason
+    for pattern, reason in _FAILURES[:2]:
+        if pattern.search(text):
+            return reason
     status = _HTTP_STATUS.search(text)
     if status:
         code = int(status.group(1))
@@ -862,7 +866,7 @@ def describe_failure(exc: GitCommandError) -> str:
             return _BY_STATUS[code]
         if code >= 500:
             return "server error (HTTP 5xx)"
-    for pattern, reason in _FAILURES[1:]:
+    for pattern, reason in _FAILURES[2:]:
         if pattern.search(text):
             return reason
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

@@ -415,3 +415,25 @@ def test_ptm_clone_depth_does_not_cut_the_history_of_a_full_clone_it_updates(tmp
     assert commits("o/full") == "5" and not (tmp_path / "data/modelzoo/repos/o/full/.git/shallow").exists()
     assert commits("o/shallow") == "1"  # a shallow clone stays as deep as PTM_CLONE_DEPTH says
     assert head(tmp_path / "data/modelzoo/repos/o/full") == new["o/full"]
+
+
+def test_a_repository_emptied_since_its_clone_is_not_a_missing_branch(tmp_path, served):
+    # Its update asks for the remote's HEAD ("couldn't find remote ref HEAD"): a model that names no
+    # branch was recorded "branch not found".
+    host, server = served
+    url = f"{server.url}/owner/repo"
+
+    def crawl(sha=None):
+        c = cloner(tmp_path / "data")
+        c.open("modelzoo")
+        try:
+            return asyncio.run(c.clone("modelzoo", url, hub_sha=sha))
+        finally:
+            c.close()
+
+    first = crawl()
+    bare = host.bare_path("owner/repo")
+    subprocess.run(["git", "update-ref", "-d", "refs/heads/main"], env={"GIT_DIR": str(bare)}, check=True)
+    again = crawl("f" * 40)
+    assert (again.status, again.path, again.sha) == ("failed: no commit on the default branch (empty repository?)",
+                                                     first.path, first.sha)
