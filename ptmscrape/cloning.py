@@ -476,7 +476,7 @@ class Cloner:
     def _subpath_sha(self, relative: str, subpath: str) -> str | None:
         try:
             return self.git.last_commit_touching(self.tree.path(relative), subpath)
-        except RepoError:
+        except (RepoError, OSError):  # OSError: a folder too long for one argument (E2BIG)
             return None
 
 

@@ -437,3 +437,18 @@ def test_a_repository_emptied_since_its_clone_is_not_a_missing_branch(tmp_path, 
     again = crawl("f" * 40)
     assert (again.status, again.path, again.sha) == ("failed: no commit on the default branch (empty repository?)",
                                                      first.path, first.sha)
+
+
+def test_a_folder_too_long_for_an_argument_keeps_the_clones_head(tmp_path, served):
+    # A hub link's path over Linux's 128 KiB for one argument: git could not be started for it
+    # (OSError: Argument list too long), which left the clone stage: the model was lost with a
+    # traceback, in every crawl.
+    host, server = served
+    c = cloner(tmp_path / "data")
+    c.open("modelzoo")
+    try:
+        result = asyncio.run(c.clone("modelzoo", f"{server.url}/owner/repo", subpath="models/" * 20_000))
+    finally:
+        c.close()
+    assert (result.status, result.path) == ("cloned", "modelzoo/repos/owner/repo")
+    assert result.sha == head(tmp_path / "data/modelzoo/repos/owner/repo")
