@@ -539,14 +539,17 @@ class Git:
         Watched as a new clone is: what the fetch (and, with ``lfs``, the LFS objects of the
         fetched commit) adds to the clone's objects is held against ``policy.max_bytes``, and
         ``guard`` is called. The checkout moves only once both are in: a fetch that fails or is
-        killed leaves the clone at its commit (:func:`_undo_fetch`), so the next crawl tries again."""
+        killed leaves the clone at its commit (:func:`_undo_fetch`), so the next crawl tries again.
+        The checkout is watched by ``guard`` too; one stopped or failed puts the clone back at its
+        commit (:meth:`_roll_back`)."""
         url = check_url(url, self.policy)
         branch = check_branch(branch)
         self.check_clone(path)
-        with _updating(path):
-            return self._update(url, path, branch, guard)
+        with _updating(path) as owned:
+            return self._update(url, path, branch, guard, owned)
 
-    def _update(self, url: str, path: Path, branch: str | None, guard: Callable[[], None] | None) -> str:
+    def _update(self, url: str, path: Path, branch: str | None, guard: Callable[[], None] | None,
+                owned: bool = False) -> str:
         self._run(path, "config", "remote.origin.url", url)
         # Always a pack (never unpacked to loose objects, as git does below 100 objects): one written
         # as tmp_pack_* until complete, which a killed fetch leaves whole for _undo_fetch to remove.
@@ -568,13 +571,37 @@ class Git:
         except Exception:
             _undo_fetch(path, marks)
             raise
-        self._run(path, "reset", "--hard", "--quiet", "FETCH_HEAD")
+        # The checkout is watched too: a small pack may check out into a huge working tree (one
+        # blob under many names), so a guard's stop (free space) applies to it as to the fetch.
+        old = head_sha(path)
+        try:
+            self._run(path, "reset", "--hard", "--quiet", "FETCH_HEAD", scratch=path, before=before, guard=guard)
+        except RepoError:
+            if owned:  # else another process updates it too: its git's locks are not ours to remove
+                self._roll_back(path, old)
+            raise
         if self.policy.lfs:
             self._run(path, "lfs", "checkout")  # from the objects fetched above: no transfer
         sha = head_sha(path)
         if sha is None:
             raise RepoError("clone has no HEAD commit after update")
         return sha
+
+    def _roll_back(self, path: Path, old: str | None) -> None:
+        """Put ``path`` back at commit ``old`` after its checkout failed or was stopped: the locks
+        the killed git left removed (only called while this process holds the update's flock: no
+        other git works there), the files of ``old`` checked out again and those of the new commit removed, so
+        what the checkout wrote does not stay on the disk. Should that fail too, the clone is left
+        as it is: its update mark (:func:`update_unfinished`) has the next crawl's update redo it."""
+        try:
+            _remove_files(_lock_files(path / ".git"), f"after a stopped checkout of {path}")
+            if old is None:
+                raise RepoError("no commit to go back to")
+            self._run(path, "reset", "--hard", "--quiet", old)
+            self._run(path, "clean", "-d", "-x", "--force", "--quiet")
+        except (RepoError, OSError) as exc:
+            logger.warning("Could not put %s back at its commit after a stopped checkout (%s): the next "
+                           "update does", path, exc)
 
     def stored_bytes(self, path: Path) -> int:
         """Bytes of git objects (loose and packed, ``git count-objects -v``) and LFS objects."""
@@ -632,17 +659,17 @@ def _updating(clone: Path):
     with it), it means the locks and unfinished files in ``.git`` are that git's leftovers: removed
     (:func:`_remove_leftovers`), else every later update of the clone would fail on them. Taken by
     another process (a worker updating the same clone), or where ``flock`` does not work, nothing is
-    removed: git's own locks decide, as without it."""
+    removed: git's own locks decide, as without it. Yields whether this process holds the flock."""
     try:
         fd = os.open(clone / ".git" / UPDATE_MARK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     except OSError:
-        yield  # no .git folder (git says so), a read-only clone...
+        yield False  # no .git folder (git says so), a read-only clone...
         return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            yield
+            yield False
             return
         try:
             holder = os.pread(fd, 200, 0).decode("ascii")
@@ -653,7 +680,7 @@ def _updating(clone: Path):
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}-{_lifeline.group()}.{HOST_TAG}".encode(), 0)
-        yield  # an update that fails leaves its name: should git have left anything, the next one removes it
+        yield True  # an update that fails leaves its name: should git have left anything, the next one removes it
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)  # done: nothing of it is left to undo
     finally:

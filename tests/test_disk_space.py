@@ -286,3 +286,44 @@ def test_an_update_in_flight_is_stopped_too_and_leaves_its_clone_as_it_was(tmp_p
     half.on, disk.free = False, 500 * GB  # space freed: the next crawl updates it
     updated = clone(data, url, disk, hub_sha=grown)
     assert (updated.status, updated.sha) == ("updated", grown)
+
+
+def test_an_update_whose_checkout_fills_the_disk_is_stopped_and_rolled_back(tmp_path, served, monkeypatch):
+    # A small pack may check out into a huge working tree (one blob of zeros under a thousand
+    # names: kilobytes of pack, terabytes of files), so what an update fetches says nothing of what
+    # its checkout writes. The checkout (reset --hard) is watched as the fetch is: stopped once free
+    # space falls below the threshold, and the clone put back at the commit it was at.
+    host, server = served
+    data, url = tmp_path / "data", f"{server.url}/owner/repo"
+    clone_dir = data / "huggingface/repos/owner/repo"
+    disk = Disk(500 * GB)
+    host.commit("owner/repo", {".gitattributes": "*.bin filter=slow\n"})
+    made = clone(data, url, disk)
+    grown = host.commit("owner/repo", {"zeros.bin": b"\0" * MB, "README.md": "y\n"})
+    # The checkout of zeros.bin goes through a smudge filter that says so (the disk fills from
+    # then on) and takes a few seconds, the time for the watcher's look.
+    checking_out = tmp_path / "checking-out"
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "2")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "filter.slow.smudge")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", f"touch {checking_out}; sleep 4; cat")
+    monkeypatch.setenv("GIT_CONFIG_KEY_1", "filter.slow.required")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_1", "true")
+    disk.usage = lambda path: SimpleNamespace(total=100 * GB, used=0,
+                                              free=1 * GB if checking_out.exists() else 500 * GB)
+    cloner = Cloner(DatasetTree(data), Git(GitPolicy(allow_protocols=("http",))), concurrency=1,
+                    free_space=FreeSpace(10 * GB, ttl=0, usage=disk.usage))
+    cloner.open("huggingface")
+    try:
+        result = asyncio.run(cloner.clone("huggingface", url, hub_sha=grown))
+    finally:
+        cloner.close()
+    assert checking_out.exists()  # the checkout did start
+    assert result.status == f"failed: {NO_DISK_SPACE}", result
+    assert (result.path, result.sha) == ("huggingface/repos/owner/repo", made.sha)
+    monkeypatch.delenv("GIT_CONFIG_COUNT")
+    assert_usable(clone_dir, made.sha)  # at its commit, nothing of the new one left in its working tree
+    assert not (clone_dir / "zeros.bin").exists() and (clone_dir / "README.md").read_text() == "x\n"
+    checking_out.unlink()
+    updated = clone(data, url, Disk(500 * GB), hub_sha=grown)  # space freed: the next crawl updates it
+    assert (updated.status, updated.sha) == ("updated", grown)
+    assert_usable(clone_dir, grown)
