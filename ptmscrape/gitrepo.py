@@ -40,6 +40,7 @@ import subprocess
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -100,8 +101,9 @@ class GitPolicy:
     # Largest download of one new clone (its packs and LFS objects), in bytes; 0 = no limit.
     max_bytes: int = 0
     # (URL prefix, header) pairs sent by git to matching URLs only, e.g. the hub's bearer token for
-    # its own host. Given to git through GIT_CONFIG_* environment variables: never on a command
-    # line (visible in ps) nor in a clone's .git/config. Not in repr(), so never in a log line.
+    # its own host. Given to git in a config file in memory that only git's processes read (see
+    # Git): never on a command line (visible in ps), in the environment (git-lfs's error logs
+    # copy it) nor in a clone's .git/config. Not in repr(), so never in a log line.
     auth_headers: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
 
     @classmethod
@@ -116,7 +118,12 @@ class GitPolicy:
             max_bytes=max(0, int(settings.getfloat("PTM_CLONE_MAX_GB") * GB)),  # 0 or less: off, as documented
         )
 
-    def env(self) -> dict[str, str]:
+    def env(self, auth_file: str | None = None) -> dict[str, str]:
+        """The environment of every git command. The auth headers are not in it: git-lfs writes
+        every ``GIT_*`` variable of its process into the clone's ``.git/lfs/logs/`` when it logs an
+        error, so a header in ``GIT_CONFIG_VALUE_<n>`` would be stored in the dataset. They are in
+        ``auth_file`` (:meth:`auth_config`, a file only git's processes can read: :class:`Git`),
+        which the environment includes; without one (no ``memfd_create``), in the environment."""
         # Variables that point git at another repository or object store than the one it works
         # on (set, e.g., when a crawl is started from a git hook) must not reach our commands.
         env = {k: v for k, v in os.environ.items() if k not in _REPO_LOCATING_ENV}
@@ -132,16 +139,29 @@ class GitPolicy:
         # the repository's own endpoint (a smudge at checkout would follow its .lfsconfig).
         env["GIT_LFS_SKIP_SMUDGE"] = "1"
         n = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
+        entries: list[tuple[str, str]] = []
         for prefix, header in self.auth_headers:
+            if auth_file is None:
+                entries.append((f"http.{prefix}.extraHeader", header))
             # git keeps a header for the whole session of a URL it matched, also after following
             # a redirect to another host: no redirect is followed where the header is sent.
-            for key, value in ((f"http.{prefix}.extraHeader", header), (f"http.{prefix}.followRedirects", "false")):
-                env[f"GIT_CONFIG_KEY_{n}"] = key
-                env[f"GIT_CONFIG_VALUE_{n}"] = value
-                n += 1
-        if self.auth_headers:
+            entries.append((f"http.{prefix}.followRedirects", "false"))
+        if auth_file is not None and self.auth_headers:
+            entries.append(("include.path", auth_file))
+        for key, value in entries:
+            env[f"GIT_CONFIG_KEY_{n}"] = key
+            env[f"GIT_CONFIG_VALUE_{n}"] = value
+            n += 1
+        if entries:
             env["GIT_CONFIG_COUNT"] = str(n)
         return env
+
+    def auth_config(self) -> bytes:
+        """The auth headers as a git config file: ``[http "<prefix>"] extraHeader = <header>``."""
+        def quoted(text: str) -> str:
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        return "".join(f"[http {quoted(prefix)}]\n\textraHeader = {quoted(header)}\n"
+                       for prefix, header in self.auth_headers).encode()
 
     def config_options(self) -> list[str]:
         return [
@@ -389,7 +409,21 @@ class Git:
 
     def __init__(self, policy: GitPolicy):
         self.policy = policy
-        self._env = policy.env()
+        # The auth headers (the hub's token) in a file in memory that only this process and the git
+        # commands it starts can read (``pass_fds``: git and the processes git starts inherit it,
+        # git-lfs too): never on a command line, in the environment (git-lfs logs it) or on disk.
+        self._fds: tuple[int, ...] = ()
+        auth_file = None
+        if policy.auth_headers and hasattr(os, "memfd_create"):
+            fd = os.memfd_create("ptmscrape-git-auth")  # close-on-exec: reaches git through pass_fds only
+            try:
+                os.write(fd, policy.auth_config())
+            except BaseException:
+                os.close(fd)
+                raise
+            weakref.finalize(self, os.close, fd)
+            self._fds, auth_file = (fd,), f"/dev/fd/{fd}"
+        self._env = policy.env(auth_file)
         self._checked: set[str] = set()  # clones whose .git passed check_clone (in this process)
 
     def check_clone(self, path: str | os.PathLike[str]) -> None:
@@ -430,7 +464,7 @@ class Git:
             return git.Git(os.fspath(cwd)).execute(
                 cmd, env=self._env, kill_after_timeout=self.policy.timeout,
                 with_extended_output=False, strip_newline_in_stdout=True,
-                process_group=_lifeline.group(),
+                process_group=_lifeline.group(), pass_fds=self._fds,
             )
         except GitCommandError as exc:
             raise git_failure(exc) from None
@@ -444,7 +478,7 @@ class Git:
         killed with the processes it started (``git-remote-https``, ``fetch-pack``, ``index-pack``,
         ``git-lfs``), and no other: every git of the crawl shares one process group."""
         proc = git.Git(os.fspath(cwd)).execute(cmd, env=self._env, as_process=True,
-                                               process_group=_lifeline.group())
+                                               process_group=_lifeline.group(), pass_fds=self._fds)
         popen = proc.proc
         assert popen is not None  # set until the AutoInterrupt is deleted
         deadline = time.monotonic() + self.policy.timeout

@@ -129,6 +129,28 @@ def test_the_hubs_git_token_is_not_carried_through_a_redirect_to_another_host(tm
         assert other_headers.seen
 
 
+def test_git_lfs_gets_the_token_but_no_error_log_of_it_can_hold_it(tmp_path):
+    """git-lfs writes every ``GIT_*`` environment variable of its process (what ``git lfs env``
+    prints) into ``.git/lfs/logs/<time>.log`` of the clone when it logs an error: a token given to
+    git in ``GIT_CONFIG_VALUE_<n>`` would be stored in the dataset's clone, for whoever gets the
+    dataset. git and git-lfs still get it for the hub's host (a gated repository's LFS files)."""
+    token = f"hf_{secrets.token_hex(16)}"
+    with Replica() as hub:
+        host = GitHost(tmp_path / "git")
+        host.mount(hub)
+        host.add_repo("gated/repo", {"README.md": "x\n"}, lfs={"model.bin": b"weights\n"})
+        hub.interceptors.append(gated_by(token, "gated/repo"))
+        git = Git(GitPolicy(allow_protocols=("http",), lfs=True,
+                            auth_headers=((f"{hub.url}/", f"Authorization: Bearer {token}"),)))
+        target = tmp_path / "data/hf/repos/gated/repo"
+        git.clone(f"{hub.url}/gated/repo", target, tmp_path / "data/hf/repos/.incoming")
+        assert (target / "model.bin").read_bytes() == b"weights\n"  # the LFS batch call had the token
+        shown = git._run(target, "lfs", "env")  # what git-lfs logs with an error
+    assert "GIT_EXEC_PATH=" in shown and token not in shown
+    assert not any(token in value for value in git._env.values())
+    assert files_containing(tmp_path / "data", token.encode()) == []
+
+
 def test_a_crawl_logs_no_password_to_a_console_into_it(tmp_path):
     """Scrapy's telnet console (on by Scrapy's default) logs its password at INFO: a Python shell in
     the crawl, which holds HF_TOKEN, for whoever reads the log (Scrapyd serves job logs over HTTP)."""
