@@ -441,6 +441,7 @@ class Cloner:
                 scratch = self.tree.scratch_dir(hub)  # one folder a hub: one cached reading
                 try:
                     self.free_space.check(scratch)
+                    self.git.check_clone(path)  # before any git runs there (count-objects)
                     before = self._stored_bytes(path)
                     sha = self.git.update(url, path, branch, guard=self.free_space.watch(scratch))
                 except RepoError as exc:

@@ -429,7 +429,7 @@ class Git:
     def check_clone(self, path: str | os.PathLike[str]) -> None:
         """Raise :class:`RepoError` unless ``path`` is a clone git may run in: its ``.git`` a
         directory of its own (not a symlink, a ``gitdir:`` file or a linked worktree's, which lead
-        to a repository elsewhere), its config holding only what git clone writes. A clone's
+        to a repository elsewhere) with no symlink in it, its config holding only what git clone writes. A clone's
         config is git's own, never a hub's, but a data dir comes from elsewhere too (shared by
         workers, copied from another machine): one with ``core.fsmonitor``, ``core.worktree``,
         ``core.sshCommand``, ``include.path``, a filter or an ``insteadOf`` would have git run a
@@ -441,6 +441,9 @@ class Git:
         if (os.path.islink(dot_git) or not os.path.isdir(dot_git)
                 or os.path.lexists(os.path.join(dot_git, "commondir"))):
             raise RepoError(f"{UNSAFE_CONFIG} (.git is not a folder of the clone's own)")
+        link = _symlink_in(dot_git)
+        if link is not None:  # git follows it: a fetch would write refs, reflogs or packs there
+            raise RepoError(f"{UNSAFE_CONFIG} (.git holds a symlink: {printable_key(link)})")
         # Read from "/", not the clone: git sets itself up in the repository it runs in, as that
         # config says (a core.worktree that does not exist: "fatal: cannot chdir").
         listing = self._run("/", "config", "--file", os.path.abspath(os.path.join(dot_git, "config")),
@@ -654,6 +657,25 @@ class Git:
             raise RepoError("the folder's name holds a NUL character")
         out = self._run(path, "log", "-1", "--format=%H", "--", subpath.strip("/") or ".")
         return out.strip() if _SHA.match(out.strip()) else None
+
+
+def _symlink_in(dot_git: str) -> str | None:
+    """The path (below ``dot_git``) of a symlink in a clone's ``.git``, or None: git clone makes
+    none, and git follows one (``refs``, ``logs``, ``objects/pack`` leading out of the data dir).
+    One walk of ``.git`` (packed objects: a few hundred entries), never of the working tree."""
+    folders = [dot_git]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # git says what is wrong with it
+        for entry in entries:
+            if entry.is_symlink():
+                return os.path.relpath(entry.path, dot_git)
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
+    return None
 
 
 def printable_key(key: str) -> str:

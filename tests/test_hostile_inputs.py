@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import string
 import subprocess
 
@@ -315,6 +316,31 @@ def test_a_clone_whose_git_dir_is_elsewhere_is_not_updated(tmp_path):
     update, subpath, marker, clone = _clone_and_plant(tmp_path, plant)
     assert update.status.startswith(f"failed: {gitrepo.UNSAFE_CONFIG} (.git is not"), update.status
     assert "FETCH_HEAD" not in os.listdir(elsewhere)
+
+
+@pytest.mark.parametrize("inside", ["refs/remotes", "logs", "objects/pack", "refs"])
+def test_a_clone_with_a_symlink_in_its_git_dir_leading_out_is_not_updated(tmp_path, inside):
+    """A data dir copied from elsewhere, or shared, may hold a clone whose ``.git/refs``, ``logs``
+    or ``objects/pack`` is a symlink: git follows it, so an update would write the fetched refs,
+    its reflog or the new pack outside the data dir (and a killed update's lock files would be
+    looked for, and removed, there). No git runs in such a clone; the record says why."""
+    outside = tmp_path / "outside"
+
+    def plant(clone, script):
+        outside.mkdir()
+        folder = clone / ".git" / inside
+        if folder.exists():
+            shutil.copytree(folder, outside, dirs_exist_ok=True)
+            shutil.rmtree(folder)
+        os.symlink(outside, folder)
+        (outside / "keep.lock").write_text("someone else's lock\n")
+        states.append(tree_state(outside))
+    states: list[dict] = []
+    update, subpath, marker, clone = _clone_and_plant(tmp_path, plant)
+    for result in (update, subpath):
+        assert result.status.startswith(f"failed: {gitrepo.UNSAFE_CONFIG} (.git holds a symlink"), result.status
+    assert tree_state(outside) == states[0]  # nothing written, nothing removed there
+    assert (clone / "README.md").read_text() == "x\n"
 
 
 # -- hub JSON of the wrong shape -------------------------------------------------------------
