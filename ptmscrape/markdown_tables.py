@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 _DELIMITER_CELL = re.compile(r"^\s*:?-+:?\s*$")
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+# An ATX heading; its text less a closing run of #s and spaces is cut in code (parse_tables): as a
+# lazy group followed by "\s*#*\s*$", a line of spaces between two words took cubic time.
+_HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*)$")
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 # [text](target "title"); the text may hold one level of brackets, e.g. an image ![alt](src).
 _LINK = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\]]*\])*)\]\(\s*<?([^()\s>]*(?:\([^()\s]*\)[^()\s>]*)*)>?"
@@ -109,7 +111,7 @@ def parse_tables(markdown: str) -> list[Table]:
         line = lines[i]
         heading_match = None if code[i] else _HEADING.match(line)
         if heading_match:
-            heading = heading_match.group(2)
+            heading = heading_match.group(2).rstrip().rstrip("#").rstrip()
         elif (not code[i] and _has_pipe(line) and i + 1 < len(lines) and not code[i + 1]
               and is_delimiter_row(lines[i + 1])):
             table, i = _read_table(lines, code, i, heading)

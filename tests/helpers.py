@@ -63,3 +63,21 @@ def fixture_response(path: str | Path, url: str, request: Request | None = None,
     path = FIXTURES / path
     cls = HtmlResponse if path.suffix in (".html", ".htm") else TextResponse
     return text_response(url, path.read_bytes(), request, cls=cls, **kwargs)
+
+
+def returns_in_reason(code: str, seconds: float = 60) -> str:
+    """Standard output of ``python -c code`` (in the project's folder), failing the test if it has not
+    returned within ``seconds``: for hostile input that could keep a regular expression busy for hours
+    (the C matcher holds the GIL, so no thread of the test could stop it; a process can be)."""
+    import subprocess
+    import sys
+
+    from tests.crawl import ROOT
+
+    try:
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                              timeout=seconds)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still running after {seconds} s: {code[:200]}") from None
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -3,6 +3,7 @@
 import pytest
 
 from ptmscrape.markdown_tables import Link, is_delimiter_row, links, parse_tables, plain_text, split_row
+from tests.helpers import returns_in_reason
 
 
 @pytest.mark.parametrize("line, cells", [
@@ -102,3 +103,30 @@ def test_links_and_plain_text_of_cells():
     assert plain_text("[mIOU](#metric) (%)") == "mIOU (%)"
     assert plain_text("  mAP of [0.024](https://x.example/s)  ") == "mAP of 0.024"
     assert links("Unpaired translation <br>[contribute](contribute.md)") == [Link("contribute", "contribute.md")]
+
+
+@pytest.mark.parametrize("line, heading", [
+    ("# Title", "Title"), ("## Title ##", "Title"), ("### Title ##  #", "Title ##"), ("#   Title  ", "Title"),
+    ("# a #b", "a #b"), ("   # Indented", "Indented"), ("# ", ""), ("# ###", ""), ("#\tTab\t#", "Tab"),
+    ("# C#", "C"), ("#\u00a0Nbsp\u00a0", "Nbsp"),
+])
+def test_heading_text(line, heading):
+    tables = parse_tables(f"{line}\n\n| a |\n|---|\n| 1 |\n")
+    assert tables[0].heading == heading
+
+
+@pytest.mark.parametrize("line", ["####### seven", "#nospace", "    # four spaces"])
+def test_not_a_heading(line):
+    assert parse_tables(f"# Before\n{line}\n\n| a |\n|---|\n| 1 |\n")[0].heading == "Before"
+
+
+def test_a_hostile_heading_line_is_read_in_linear_time():
+    """A README line "# a", 20,000 spaces, "b" kept the heading's regular expression (whose lazy text
+    was followed by optional spaces, #s and spaces) busy for hours: the crawl's one thread stopped."""
+    out = returns_in_reason(
+        "from ptmscrape.markdown_tables import parse_tables\n"
+        "md = '# a' + ' ' * 20000 + 'b\\n\\n| x |\\n|---|\\n| 1 |\\n'\n"
+        "md += '## c' + ' \\t' * 20000 + '#' * 20000 + 'd\\n'\n"
+        "t = parse_tables(md)\n"
+        "print(len(t), len(t[0].heading))")
+    assert out.split() == ["1", str(len("a" + " " * 20000 + "b"))]
