@@ -38,7 +38,10 @@ NOT_MODELS = {"collection", "publisher"}
 MAX_MARKDOWN = 200_000
 MAX_METADATA = 500  # metadata comments kept per file
 _HEADING = re.compile(r"^#[ \t]+(?P<kind>[A-Za-z]+)[ \t]+(?P<handle>\S+)[ \t]*$", re.M)
-_METADATA = re.compile(r"<!--[ \t]*(?P<key>[A-Za-z0-9_-]{1,60})[ \t]*:[ \t]*(?P<value>.*?)[ \t]*-->")
+# <!-- key: value -->, its value's spaces cut in code: as a lazy value between optional spaces, a
+# comment of spaces with no end took cubic time. The value stops at another comment's start, so
+# each character is read by one try at most.
+_METADATA = re.compile(r"<!--[ \t]*(?P<key>[A-Za-z0-9_-]{1,60})[ \t]*:(?P<value>(?:(?!<!--).)*?)-->")
 _LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 
@@ -78,8 +81,9 @@ def parse_doc(markdown: str, path: str) -> dict:
         if number >= MAX_METADATA:
             break
         values = metadata.setdefault(m["key"].lower(), [])
-        if m["value"] and m["value"] not in values:
-            values.append(m["value"][:1000])
+        value = m["value"].strip(" \t")
+        if value and value not in values:
+            values.append(value[:1000])
     links: list[str] = []
     for target in _LINK.findall(markdown):
         if target not in links and len(links) < 500:

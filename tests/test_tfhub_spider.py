@@ -15,7 +15,7 @@ from scrapy.utils.request import request_from_dict
 from ptmscrape.github_tree import safe_tree_path
 from ptmscrape.items import RawModelItem
 from spiders.tfhub import TfhubSpider, parse_doc
-from tests.helpers import fixture_response, spider_maker, start_requests, text_response
+from tests.helpers import fixture_response, returns_in_reason, spider_maker, start_requests, text_response
 from tests.replicas.tfhub import FIXTURES, MODELS
 
 RAW = "https://raw.githubusercontent.com/tensorflow/tfhub.dev/master"
@@ -114,6 +114,29 @@ def test_deployments_keep_their_own_path_handle_and_the_heading_they_name():
     assert page["metadata"]["parent-model"] == ["google/aiy/vision/classifier/birds_V1/1"]
     tfjs = "assets/docs/google/models/imagenet/mobilenet_v2_100_224/classification/4/default/tfjs/1.md"
     assert parse_doc((FIXTURES / tfjs).read_text(), tfjs)["kind"] == "Tfjs"
+
+
+@pytest.mark.parametrize("comment, metadata", [
+    ("<!-- dataset: wikipedia -->", {"dataset": ["wikipedia"]}),
+    ("<!--Format:hub-->", {"format": ["hub"]}),
+    ("<!--  \tfine-tunable \t:  \t true \t -->", {"fine-tunable": ["true"]}),
+    ("<!-- empty: -->", {"empty": []}),
+    ("<!-- a: x --> <!-- a: x --> <!-- a: y -->", {"a": ["x", "y"]}),
+    ("<!-- no colon -->", {}),
+    ("<!-- a: not closed", {}),
+])
+def test_metadata_comments(comment, metadata):
+    assert parse_doc(f"# Module g/m/1\n{comment}\n", "assets/docs/g/models/m/1.md")["metadata"] == metadata
+
+
+def test_a_hostile_metadata_comment_is_read_in_linear_time():
+    """'<!-- a: ' and 20,000 spaces kept the metadata comments' regular expression (a lazy value
+    between optional spaces) busy for hours: the crawl's one thread stopped."""
+    out = returns_in_reason(
+        "from spiders.tfhub import parse_doc\n"
+        "md = '# Module g/m/1\\n<!-- a: ' + ' ' * 20000 + '\\n<!-- b: ' + ' ' * 20000 + 'v' + ' ' * 20000 + '-->\\n'\n"
+        "print(parse_doc(md, 'assets/docs/g/models/m/1.md')['metadata'])")
+    assert out.strip() == "{'b': ['v']}"
 
 
 def test_a_collection_or_publisher_file_under_models_is_not_a_model(caplog):
