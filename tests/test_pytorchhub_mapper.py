@@ -6,6 +6,7 @@ from jsonschema import Draft202012Validator
 from ptmscrape.items import RawModelItem, load_schema
 from ptmscrape.mappers.common import MappingError, paper_doi, stable_id
 from ptmscrape.mappers.pytorchhub import entrypoint_kind, entrypoints, map_raw, repository
+from tests.helpers import returns_in_reason
 from tests.test_pytorchhub_spider import BASE, crawl_fixtures, make_spider
 
 VALIDATOR = Draft202012Validator(load_schema())
@@ -182,6 +183,17 @@ def test_entrypoints_tolerate_junk():
     assert entrypoints(None) == entrypoints("torch.hub.load('a/b', 'x')") == entrypoints([3, None]) == []
     long_block = "x = 1\n" * 200 + "m = torch.hub.load('a/b', 'late')"  # past 500 characters
     assert entrypoints([long_block]) == [{"Repo": "a/b", "Ref": None, "Name": "late", "Kind": "model"}]
+
+
+def test_a_hostile_code_sample_is_read_in_linear_time():
+    """A code sample line of a million spaces before a call with a variable entrypoint kept the
+    assignment's regular expression (spaces, an optional #, spaces) busy for hours: the crawl's
+    one thread stopped."""
+    out = returns_in_reason(
+        "from ptmscrape.mappers.pytorchhub import entrypoints\n"
+        "code = ' ' * 1000000 + '\\n  #  kind = \\'Big\\'\\nm = torch.hub.load(\\'a/b\\', kind)'\n"
+        "print([e['Name'] for e in entrypoints([code])])")
+    assert out.strip() == "['Big']"
 
 
 @pytest.mark.parametrize("url, doi", [

@@ -53,7 +53,9 @@ _HUB_LOAD = re.compile(
     rf"torch\.hub\.load\({_SEP}(?:repo_or_dir{_SEP}={_SEP})?(['\"])([^'\"\n]{{1,300}})\1{_SEP},"
     rf"{_SEP}(?:model{_SEP}={_SEP})?(?:(['\"])([^'\"\n]{{1,300}})\3|([A-Za-z_][A-Za-z0-9_]{{0,99}})(?=[\s#]*[,)]))")
 # <name> = '<literal>' on a line of its own, also commented out (an alternative the page offers).
-_ASSIGNED = r"^[ \t]*#?[ \t]*{name}[ \t]*=[ \t]*(['\"])([^'\"\n]{{1,300}})\1"
+# "(?:#[ \t]*)?", not "#?[ \t]*": two runs of spaces next to each other took quadratic time on a
+# line of spaces.
+_ASSIGNED = r"^[ \t]*(?:#[ \t]*)?{name}[ \t]*=[ \t]*(['\"])([^'\"\n]{{1,300}})\1"
 _MAX_ENTRYPOINTS = 500
 # Words of an entrypoint's name that make it a helper, not a model (the real pages' helpers:
 # nvidia_convnets_processing_utils, nvidia_tts_utils, transforms, tokenizer, config, ofa_specialized_get).
