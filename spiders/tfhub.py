@@ -42,7 +42,10 @@ _HEADING = re.compile(r"^#[ \t]+(?P<kind>[A-Za-z]+)[ \t]+(?P<handle>\S+)[ \t]*$"
 # comment of spaces with no end took cubic time. The value stops at another comment's start, so
 # each character is read by one try at most.
 _METADATA = re.compile(r"<!--[ \t]*(?P<key>[A-Za-z0-9_-]{1,60})[ \t]*:(?P<value>(?:(?!<!--).)*?)-->")
-_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+# ](target "title"): the target stops at "(" but for one level of balanced parentheses (a
+# Wikipedia link's "_(b)"), so that a run of "](" without ")" is not scanned to the end of the
+# file from each of them (quadratic).
+_LINK = re.compile(r"\]\(\s*<?([^()\s>]+(?:\([^()\s]*\)[^()\s>]*)*)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 
 class TfhubSpider(GitTreeHubSpider):

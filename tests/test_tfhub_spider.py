@@ -139,6 +139,25 @@ def test_a_hostile_metadata_comment_is_read_in_linear_time():
     assert out.strip() == "{'b': ['v']}"
 
 
+@pytest.mark.parametrize("markdown, links", [
+    ("[a](https://x.example/a) [b]( <https://x.example/b> ) [c](c.md \"title\")",
+     ["https://x.example/a", "https://x.example/b", "c.md"]),
+    ("[w](https://en.wikipedia.org/wiki/A_(b)) [e]()", ["https://en.wikipedia.org/wiki/A_(b)"]),
+])
+def test_links(markdown, links):
+    assert parse_doc(f"# Module g/m/1\n{markdown}\n", "assets/docs/g/models/m/1.md")["links"] == links
+
+
+def test_a_hostile_run_of_link_starts_is_read_in_linear_time():
+    """A model file of "](" repeated (no closing parenthesis) had the links' regular expression scan
+    to the end of the file from every one of them (quadratic): hours for a few megabytes."""
+    out = returns_in_reason(
+        "from spiders.tfhub import parse_doc\n"
+        "md = '# Module g/m/1\\n' + '](' * 500000 + '\\n[a](b)\\n'\n"
+        "print(parse_doc(md, 'assets/docs/g/models/m/1.md')['links'])")
+    assert out.strip() == "['b']"
+
+
 def test_a_collection_or_publisher_file_under_models_is_not_a_model(caplog):
     spider = make_spider()
     path = "assets/docs/google/models/albert/1.md"
