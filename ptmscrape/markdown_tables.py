@@ -20,9 +20,11 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*)$")
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 # [text](target "title"); the text may hold one level of brackets, e.g. an image ![alt](src).
-_LINK = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\]]*\])*)\]\(\s*<?([^()\s>]*(?:\([^()\s]*\)[^()\s>]*)*)>?"
+# (The nested brackets, and a tag below, end at the next opening one: scanned to the end of the
+# cell from each "[" or "<" of a run without a closing one, they took quadratic time.)
+_LINK = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(\s*<?([^()\s>]*(?:\([^()\s]*\)[^()\s>]*)*)>?"
                    r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
-_TAG = re.compile(r"<[^>]*>")
+_TAG = re.compile(r"<[^<>]*>")
 _BREAK = re.compile(r"<br\s*/?>", re.I)
 
 

@@ -130,3 +130,20 @@ def test_a_hostile_heading_line_is_read_in_linear_time():
         "t = parse_tables(md)\n"
         "print(len(t), len(t[0].heading))")
     assert out.split() == ["1", str(len("a" + " " * 20000 + "b"))]
+
+
+@pytest.mark.parametrize("cell, text", [
+    ("a <b>bold</b> <br/> c", "a bold c"), ("x < y > z", "x z"), ("[a [b] c](t)", "a [b] c"),
+    ("[![alt](img.png)](target)", "alt"),
+])
+def test_plain_text_of_cells_with_tags_and_nested_brackets(cell, text):
+    assert plain_text(cell) == text
+
+
+def test_hostile_cells_are_read_in_linear_time():
+    """A cell of a million '<' (no '>'), or of '[x' repeated (no ']'), had the tag's or the link's
+    regular expression scan to the end of the cell from each of them (quadratic: hours)."""
+    out = returns_in_reason(
+        "from ptmscrape.markdown_tables import links, plain_text\n"
+        "print(len(plain_text('<' * 1000000 + '<b>x</b>')), links('![' + '[x' * 500000 + '[y](t)'))")
+    assert out.strip() == "1000001 [Link(text='y', target='t')]"
