@@ -123,13 +123,10 @@ def test_not_a_heading(line):
 def test_a_hostile_heading_line_is_read_in_linear_time():
     """A README line "# a", 20,000 spaces, "b" kept the heading's regular expression (whose lazy text
     was followed by optional spaces, #s and spaces) busy for hours: the crawl's one thread stopped."""
-    out = returns_in_reason(
-        "from ptmscrape.markdown_tables import parse_tables\n"
-        "md = '# a' + ' ' * 20000 + 'b\\n\\n| x |\\n|---|\\n| 1 |\\n'\n"
-        "md += '## c' + ' \\t' * 20000 + '#' * 20000 + 'd\\n'\n"
-        "t = parse_tables(md)\n"
-        "print(len(t), len(t[0].heading))")
-    assert out.split() == ["1", str(len("a" + " " * 20000 + "b"))]
+    md = "# a" + " " * 20000 + "b\n\n| x |\n|---|\n| 1 |\n" + "## c" + " \t" * 20000 + "#" * 20000 + "d\n"
+    with returns_in_reason():
+        tables = parse_tables(md)
+    assert len(tables) == 1 and tables[0].heading == "a" + " " * 20000 + "b"
 
 
 @pytest.mark.parametrize("cell, text", [
@@ -143,7 +140,7 @@ def test_plain_text_of_cells_with_tags_and_nested_brackets(cell, text):
 def test_hostile_cells_are_read_in_linear_time():
     """A cell of a million '<' (no '>'), or of '[x' repeated (no ']'), had the tag's or the link's
     regular expression scan to the end of the cell from each of them (quadratic: hours)."""
-    out = returns_in_reason(
-        "from ptmscrape.markdown_tables import links, plain_text\n"
-        "print(len(plain_text('<' * 1000000 + '<b>x</b>')), links('![' + '[x' * 500000 + '[y](t)'))")
-    assert out.strip() == "1000001 [Link(text='y', target='t')]"
+    with returns_in_reason():
+        text = plain_text("<" * 1000000 + "<b>x</b>")
+        found = links("![" + "[x" * 500000 + "[y](t)")
+    assert text == "<" * 1000000 + "x" and found == [Link("y", "t")]
