@@ -421,8 +421,14 @@ class Git:
             except BaseException:
                 os.close(fd)
                 raise
-            weakref.finalize(self, os.close, fd)
-            self._fds, auth_file = (fd,), f"/dev/fd/{fd}"
+            # The path git opens it by (the same number in git's processes): where neither exists,
+            # the environment carries the headers as before.
+            auth_file = next((p for p in (f"/dev/fd/{fd}", f"/proc/self/fd/{fd}") if os.path.exists(p)), None)
+            if auth_file is None:
+                os.close(fd)
+            else:
+                weakref.finalize(self, os.close, fd)
+                self._fds = (fd,)
         self._env = policy.env(auth_file)
         self._checked: set[str] = set()  # clones whose .git passed check_clone (in this process)
 
