@@ -147,6 +147,20 @@ def check_redis_url(value: Any) -> None:
                        f"(or rediss://, unix://)")
 
 
+def check_hub_urls(settings: Mapping[str, Any]) -> None:
+    """A hub's ``PTM_*_URL`` must not carry ``user:password@``: Scrapy logs every request URL and the
+    records keep the base URL (``ModelURL``), so they would be in the log and the dataset. The
+    message shows no credentials. (``PTM_REDIS_URL`` may: it is never logged, see ``redacted``.)"""
+    for name in sorted(settings):
+        if not (name.startswith("PTM_") and name.endswith("_URL")) or name == "PTM_REDIS_URL":
+            continue
+        url = str(settings[name] or "").strip()
+        if "@" in urlsplit(url).netloc:
+            raise BadInput(f"-s {name}={redacted(url)[:200]} carries credentials: they would be logged and "
+                           f"stored in the records; give the mirror's address without them (a hub's token "
+                           f"goes in its environment variable, e.g. HF_TOKEN)")
+
+
 def check_typed_settings(defaults: dict[str, Any], get) -> None:
     """Each ``PTM_`` setting whose default is a bool, int or float must parse as one (a float as a
     finite one). ``get(name, kind)`` reads it through Scrapy's ``getbool``/``getint``/``getfloat``."""

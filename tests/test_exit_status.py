@@ -232,6 +232,14 @@ def test_a_redis_url_that_is_no_redis_url_is_one_line_and_exit_2(tmp_path):
     assert "s3cret" not in result.log
 
 
+def test_a_hub_url_with_credentials_is_one_line_and_exit_2(tmp_path):
+    # Was crawled: the password in every logged request URL and in each record's ModelURL.
+    settings = {"PTM_MODELZOO_URL": "http://user:s3cret@127.0.0.1:9/mirror"}
+    result = run_crawl("modelzoo", tmp_path, check=False, settings=settings)
+    assert_one_line_error(result, "-s PTM_MODELZOO_URL=http://***@127.0.0.1:9/mirror carries credentials")
+    assert "s3cret" not in result.log
+
+
 def test_the_redis_url_is_read_from_the_environment_too(tmp_path):
     # A password in -s shows in `ps`, and in Scrapyd's listjobs.json with setting=: the environment
     # (Scrapyd's, which its jobs inherit) keeps it out of both. The same check applies to it.

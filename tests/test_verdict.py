@@ -291,3 +291,18 @@ def test_lfs_cloning_without_git_lfs_is_refused_before_the_crawl(tmp_path, monke
         preflight(HuggingfaceSpider, settings(PTM_CLONE_LFS=True), {})
     preflight(HuggingfaceSpider, settings(PTM_CLONE_LFS=False), {})  # without it: no git-lfs needed
     preflight(HuggingfaceSpider, settings(PTM_CLONE_LFS=True, PTM_CLONE=False), {})
+
+
+@pytest.mark.parametrize("name", ["PTM_HUGGINGFACE_URL", "PTM_ONNX_TREE_URL", "PTM_OLLAMA_REGISTRY_URL"])
+def test_a_hub_url_carrying_credentials_is_refused_without_showing_them(name):
+    # Every request URL is logged, and the base URL is in each record's ModelURL: a mirror's
+    # user:password@ would have been written in the log and the dataset.
+    from ptmscrape.checks import check_hub_urls
+
+    check_hub_urls({name: "https://mirror.example:8443/hf", "PTM_REDIS_URL": "redis://:pw@host/0"})
+    check_hub_urls({name: ""})
+    for given in ("https://user:s3cret@mirror.example/hf", "https://s3cret@mirror.example/hf",
+                  " https://u:s3cret@mirror.example"):
+        with pytest.raises(BadInput, match=rf"^-s {name}=https://\*\*\*@mirror\.example\S* carries credentials") as exc:
+            check_hub_urls({name: given})
+        assert "s3cret" not in str(exc.value)
