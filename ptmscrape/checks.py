@@ -194,6 +194,14 @@ def check_git_lfs(clone: bool, lfs: bool) -> None:
                        "(Debian: apt-get install git-lfs) or leave PTM_CLONE_LFS off (LFS pointer files only)")
 
 
+def check_git_protocols(clone: bool, allowed: Any) -> None:
+    """``PTM_GIT_ALLOW_PROTOCOL`` left empty failed every clone ("transport not allowed") while the
+    crawl exited 0 (clone failures are the records')."""
+    if clone and not [p for p in str(allowed or "").split(":") if p.strip()]:
+        raise BadInput(f"-s PTM_GIT_ALLOW_PROTOCOL={str(allowed or '').strip()} allows no git transport, so "
+                       f"every clone would fail: leave it at https, or turn cloning off (-s PTM_CLONE=0)")
+
+
 def check_setting_names(given: Iterable[str], known: Iterable[str]) -> None:
     """Every ``PTM_`` setting given must be one of the project's (``ptmscrape/settings.py`` defines
     each, with its default): a typo was ignored without a word, and the crawl ran with the default

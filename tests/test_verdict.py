@@ -306,3 +306,15 @@ def test_a_hub_url_carrying_credentials_is_refused_without_showing_them(name):
         with pytest.raises(BadInput, match=rf"^-s {name}=https://\*\*\*@mirror\.example\S* carries credentials") as exc:
             check_hub_urls({name: given})
         assert "s3cret" not in str(exc.value)
+
+
+def test_cloning_with_no_git_transport_allowed_is_refused_before_the_crawl():
+    # -s PTM_GIT_ALLOW_PROTOCOL= failed every clone ("transport not allowed") and the crawl exited 0.
+    from ptmscrape.checks import check_git_protocols
+
+    check_git_protocols(True, "https")
+    check_git_protocols(True, "http:https")
+    check_git_protocols(False, "")  # no clones: no transport needed
+    for value in ("", ":", " "):
+        with pytest.raises(BadInput, match=r"^-s PTM_GIT_ALLOW_PROTOCOL=\S* allows no git transport"):
+            check_git_protocols(True, value)

@@ -37,6 +37,7 @@ from ptmscrape.checks import (
     check_data_dir,
     check_feeds,
     check_git_lfs,
+    check_git_protocols,
     check_hub_urls,
     check_redis_url,
     check_setting_names,
@@ -142,6 +143,7 @@ def preflight(spidercls, settings, arguments: dict) -> None:
         check_input(settings, arguments)
     check_data_dir(settings.get("PTM_DATA_DIR"))
     check_git_lfs(settings.getbool("PTM_CLONE"), settings.getbool("PTM_CLONE_LFS"))
+    check_git_protocols(settings.getbool("PTM_CLONE"), settings.get("PTM_GIT_ALLOW_PROTOCOL"))
     check_redis_url(settings.get("PTM_REDIS_URL"))
     check_hub_urls({name: settings.get(name) for name in defaults})
     check_feeds(settings.getdict("FEEDS"))
