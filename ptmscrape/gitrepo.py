@@ -588,7 +588,7 @@ class Git:
         url = check_url(url, self.policy)
         branch = check_branch(branch)
         self.check_clone(path)
-        with _updating(path) as owned:
+        with _updating(path, wait=self.policy.timeout, guard=guard) as owned:
             return self._update(url, path, branch, guard, owned)
 
     def _update(self, url: str, path: Path, branch: str | None, guard: Callable[[], None] | None,
@@ -713,24 +713,32 @@ def downloaded_bytes(scratch: Path) -> int:
 UPDATE_MARK = "ptmscrape-update"  # in a clone's .git: flock-ed during an update, names the updater
 
 
+# Seconds between two tries at the update mark of a clone another process updates.
+UPDATE_WAIT_POLL = 0.2
+
+
 @contextlib.contextmanager
-def _updating(clone: Path):
+def _updating(clone: Path, wait: float = 0, guard: Callable[[], None] | None = None):
     """Held while this process updates ``clone``: an ``flock`` of ``.git/ptmscrape-update``, which
     names the process group of this crawl's git (``<pid>-<group>.<host tag>``). Found free and
     naming a group of this machine that no longer runs (the crawl was killed mid-update, its git
     with it), it means the locks and unfinished files in ``.git`` are that git's leftovers: removed
-    (:func:`_remove_leftovers`), else every later update of the clone would fail on them. Taken by
-    another process (a worker updating the same clone), or where ``flock`` does not work, nothing is
-    removed: git's own locks decide, as without it. Yields whether this process holds the flock."""
+    (:func:`_remove_leftovers`), else every later update of the clone would fail on them.
+
+    Taken by another process (a worker sharing the data dir updates the same clone: one shared by
+    a hub's models, on every re-crawl), the update waits for it, up to ``wait`` seconds (the
+    other's git is bounded by the same timeout), while ``guard`` lets it: two gits at once in one
+    clone failed on each other's locks (the model's ``CloneStatus`` "failed" though the clone was
+    updated), and a failed fetch's clean-up (:func:`_undo_fetch`) removed the other's pack in the
+    making. After ``wait``, or where ``flock`` does not work, nothing is removed: git's own locks
+    decide, as without it. Yields whether this process holds the flock."""
     try:
         fd = os.open(clone / ".git" / UPDATE_MARK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     except OSError:
         yield False  # no .git folder (git says so), a read-only clone...
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _lock_update_mark(fd, clone, wait, guard):
             yield False
             return
         try:
@@ -747,6 +755,35 @@ def _updating(clone: Path):
             os.ftruncate(fd, 0)  # done: nothing of it is left to undo
     finally:
         os.close(fd)  # releases the flock
+
+
+def _lock_update_mark(fd: int, clone: Path, wait: float, guard: Callable[[], None] | None) -> bool:
+    """``flock`` the update mark ``fd``, waiting up to ``wait`` s while another process holds it;
+    False if it is still held then, or ``flock`` does not work here. Raises :class:`RepoError` when
+    ``guard`` does, or this process is ending, meanwhile."""
+    deadline = time.monotonic() + wait
+    said = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass  # another process updates the clone
+        except OSError:
+            return False  # no flock on this file system
+        if time.monotonic() >= deadline:
+            logger.warning("Another process still updates %s after %s s: updating it too (git's locks decide)",
+                           clone, wait)
+            return False
+        if not said:
+            logger.info("Another process (a worker sharing the data dir?) updates %s: waiting for it before "
+                        "updating it too", clone)
+            said = True
+        if _lifeline.ended:
+            raise RepoError("not started: this process is ending")
+        if guard is not None:
+            guard()
+        time.sleep(UPDATE_WAIT_POLL)
 
 
 def update_unfinished(clone: str | os.PathLike[str]) -> bool:

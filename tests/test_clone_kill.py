@@ -371,12 +371,12 @@ def test_the_next_update_of_a_clone_whose_update_was_killed_removes_the_locks_it
         assert (again.status, again.sha) == ("updated", new)
         assert not (clone / ".git/index.lock").exists()
         assert (clone / "README.md").read_text() == "y\n"
-        # A lock of a git that still runs (another worker's) is left to it.
-        (clone / ".git/index.lock").touch()
+        # A lock of a git that still runs (another worker's) is left to it: the update waits for that
+        # worker's, and does not take a lock it left behind for a killed git's.
         newer = host.commit("owner/repo", {"README.md": "z\n"})
-        with open(clone / ".git/ptmscrape-update", "r+b") as mark:
-            fcntl.flock(mark, fcntl.LOCK_EX)
-            assert crawl(newer).status.startswith("failed: ")
+        out = update_while_another_updates(clone, partial(crawl, newer), git_done=False)
+        assert (out["waited"], out["lock_kept"]) == (True, True)
+        assert out["result"].status.startswith("failed: ")
         assert (clone / ".git/index.lock").exists()
 
 
@@ -452,3 +452,72 @@ def test_no_git_gc_is_left_running_after_updates(tmp_path, monkeypatch):
         time.sleep(0.05)
     assert not (clone / ".git/gc.pid").exists() and not (clone / ".git/gc.log").exists()
     assert len(list((clone / ".git/objects/pack").glob("*.pack"))) == 4  # the clone's and one an update
+
+
+class _Said(logging.Handler):
+    """Sets ``event`` once a record whose message holds ``text`` is logged."""
+
+    def __init__(self, text: str, event: threading.Event):
+        super().__init__()
+        self.text, self.event = text, event
+
+    def emit(self, record):
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+def update_while_another_updates(clone, update, *, git_done: bool) -> dict:
+    """Run ``update()`` in a thread while "another worker" (this test) holds ``clone``'s update mark
+    and its git's ``index.lock``; let go once the update waits (or is over), removing that lock
+    first when ``git_done``. What ``update()`` returned (``result``) or raised (``error``), and
+    whether it waited (``waited``) and the lock was still there meanwhile (``lock_kept``)."""
+    out: dict = {}
+
+    def run():
+        try:
+            out["result"] = update()
+        except RepoError as exc:
+            out["error"] = str(exc)
+
+    waiting = threading.Event()
+    said = _Said("updating it too", waiting)
+    logger = logging.getLogger("ptmscrape.gitrepo")
+    logger.addHandler(said)
+    try:
+        with open(clone / ".git/ptmscrape-update", "a+b") as mark:
+            fcntl.flock(mark, fcntl.LOCK_EX)  # another worker's update runs...
+            (clone / ".git/index.lock").touch()  # ...and its git holds the index
+            thread = threading.Thread(target=run)
+            thread.start()
+            deadline = time.monotonic() + 120  # a guard against a hang, not a timing assertion
+            while not waiting.is_set() and thread.is_alive() and time.monotonic() < deadline:
+                waiting.wait(0.05)
+            out["waited"] = thread.is_alive()
+            out["lock_kept"] = (clone / ".git/index.lock").exists()
+            if git_done:
+                (clone / ".git/index.lock").unlink()
+        thread.join(120)
+    finally:
+        logger.removeHandler(said)
+    return out
+
+
+def test_an_update_waits_for_another_workers_update_of_the_same_clone(tmp_path):
+    """Workers sharing a data dir update a shared clone (onnx/models, tfhub.dev, open_model_zoo, a
+    PyTorch Hub repository) at once on every re-crawl. Both ran git in it together: one failed on
+    the other's locks ("could not lock config file", "Unable to create index.lock … remove the file
+    manually to continue"), its models recorded ``CloneStatus: failed: …`` though the clone was
+    updated, and a failed fetch's clean-up removed the other's pack in the making. The second
+    now waits for the first, then updates (a fetch with nothing new)."""
+    host = GitHost(tmp_path / "git")
+    host.add_repo("owner/repo", {"README.md": "x\n"})
+    git = Git(GitPolicy(allow_protocols=("http",)))
+    with Replica() as server:
+        host.mount(server)
+        url = f"{server.url}/owner/repo"
+        clone = tmp_path / "clone"
+        git.clone(url, clone, tmp_path / "scratch")
+        new = host.commit("owner/repo", {"README.md": "y\n"})
+        out = update_while_another_updates(clone, partial(git.update, url, clone), git_done=True)
+    assert out == {"waited": True, "lock_kept": True, "result": new}
+    assert (clone / "README.md").read_text() == "y\n"
