@@ -26,6 +26,7 @@ import itertools
 import logging
 import os
 import socket
+import time
 import uuid
 
 from redis.exceptions import RedisError
@@ -99,6 +100,9 @@ if id and string.sub(id, 1, 9) ~= 'finished:' then return id end
 redis.call('set', KEYS[1], ARGV[1])
 return ARGV[1]
 """
+# Seconds a worker with nothing in hand waits for a Redis that does not answer before it goes idle
+# and stops (finish reason redis_error): by then the other workers take it for gone anyway.
+REDIS_WAIT = BUSY_TTL
 FINISHED_MARK_TTL = 3600  # s the "finished:<id>" mark of a crawl that ended stays (for its late workers)
 
 
@@ -122,6 +126,9 @@ class SharedScheduler(Scheduler):
     # The crawl's id in Redis (<prefix>:<spider>:crawl), set by its first worker and deleted with
     # its keys: gone, or another, while this worker works, the crawl's state in Redis is lost.
     crawl_id: bytes | None
+    # When Redis stopped answering this worker's looks at the shared queue (None: it answers), and
+    # the clock that says (time.monotonic).
+    redis_down_since: float | None
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -140,6 +147,8 @@ class SharedScheduler(Scheduler):
         scheduler.unqueued_claim = None
         scheduler.unqueued = collections.deque()
         scheduler.crawl_id = None
+        scheduler.redis_down_since = None
+        scheduler.clock = time.monotonic
         scheduler.take_script = scheduler.server.register_script(_TAKE)
         scheduler.claim_script = scheduler.server.register_script(_CLAIM)
         scheduler.enqueue_script = scheduler.server.register_script(_ENQUEUE)
@@ -206,7 +215,12 @@ class SharedScheduler(Scheduler):
             self.looping.stop()
         if self.unqueued and not self.queue_unqueued():
             self._unqueued_lost()
-        self.server.delete(self.busy_key)
+        try:
+            self.server.delete(self.busy_key)
+        except RedisError as exc:  # it expires (BUSY_TTL)
+            logger.warning("Redis error while worker %s removed its busy mark (it expires in %s s): %s",
+                           self.worker, BUSY_TTL, exc)
+            return  # flushing needs Redis too: kept
         if reason == "finished" and not self.persist:
             self.flush()
 
@@ -274,7 +288,34 @@ class SharedScheduler(Scheduler):
         self.unqueued.clear()
 
     def has_pending_requests(self) -> bool:
-        return bool(self.unqueued) or super().has_pending_requests()
+        if self.unqueued:
+            return True
+        try:
+            pending = super().has_pending_requests()
+        except RedisError as exc:
+            # Raised, it failed the engine's look (a traceback) and the worker never went idle:
+            # it waited for ever. Not idle for REDIS_WAIT s, then idle: spider_idle stops it.
+            return self._redis_away(exc) < REDIS_WAIT
+        self._redis_back()
+        return pending
+
+    def _redis_away(self, exc: RedisError) -> float:
+        """Redis did not answer a look at the shared queue: said once an outage; seconds since the
+        first such look."""
+        now = self.clock()
+        if self.redis_down_since is None:
+            self.redis_down_since = now
+            logger.warning("Redis does not answer worker %s (%s): it takes no request meanwhile, and stops "
+                           "(finish reason %s) if Redis is still away in %s s and it has nothing else to do",
+                           self.worker, exc, REDIS_ERROR_REASON, REDIS_WAIT)
+        self.wake_soon()
+        return now - self.redis_down_since
+
+    def _redis_back(self) -> None:
+        if self.redis_down_since is not None:
+            logger.info("Redis answers worker %s again, after %.0f s", self.worker,
+                        self.clock() - self.redis_down_since)
+            self.redis_down_since = None
 
     def _enqueue(self, request, count: bool) -> bool:
         """Note the request's fingerprint and queue it in one step (scrapy-redis takes two calls: a
@@ -300,12 +341,22 @@ class SharedScheduler(Scheduler):
         if self.unqueued:
             self.queue_unqueued()
         if not self.tracking:
-            request = super().next_request()
-            if request is not None:
-                self.mark_busy()
+            try:
+                request = super().next_request()
+                if request is not None:
+                    self.mark_busy()
+            except RedisError as exc:  # a request popped before the error is lost, as upstream's
+                self._redis_away(exc)
+                return None
+            self._redis_back()
             return request
         field = str(next(self.tokens))
-        data = self.take_script(keys=[self.queue.key, self.taken_key, self.busy_key], args=[field, BUSY_TTL])
+        try:
+            data = self.take_script(keys=[self.queue.key, self.taken_key, self.busy_key], args=[field, BUSY_TTL])
+        except RedisError as exc:  # raised: a traceback at every look of the engine's
+            self._redis_away(exc)
+            return None
+        self._redis_back()
         if data is None:
             return None
         request = self.queue._decode_request(data)

@@ -674,7 +674,9 @@ def test_a_redis_error_while_the_refresh_asks_whether_the_worker_is_idle_does_no
     with monkeypatch.context() as m, caplog.at_level(logging.WARNING):
         m.setattr(scheduler.server, "zcard", connection_reset)
         scheduler.refresh()  # raised: the looping call logged it and stopped for good
-    assert f"Redis error while worker {scheduler.worker} refreshed its busy mark" in caplog.text
+    # Said by the refresh, or by has_pending_requests() (which waits for Redis a while: REDIS_WAIT).
+    assert (f"Redis error while worker {scheduler.worker} refreshed its busy mark" in caplog.text
+            or f"Redis does not answer worker {scheduler.worker}" in caplog.text)
     redis_client.zadd(scheduler.queue.key, {b"x": 0})  # queued work: the worker is not idle
     scheduler.refresh()  # the next tick, Redis back
     assert redis_client.ttl(scheduler.busy_key) > 0
@@ -825,3 +827,36 @@ def test_a_dead_workers_request_that_cannot_be_rebuilt_is_said_and_counted_not_p
     stats = scheduler.crawler.stats
     assert stats.get_value("ptm/pages/failed") == 1
     assert stats.get_value("ptm/pages/failed/lost by a dead worker") == 1
+
+
+def test_a_worker_whose_redis_stays_away_stops_with_redis_error_instead_of_waiting_for_ever(
+        prefix, monkeypatch, caplog):
+    """Redis gone mid-crawl (stopped, its host down): the engine's next look at the shared queue
+    raised out of next_request() and has_pending_requests() (an asyncio ERROR traceback every 5 s),
+    the worker never became idle, and so never stopped: it waited for ever, its verdict never
+    written. It now waits for Redis while it has nothing else to do, up to REDIS_WAIT s (one
+    WARNING), then goes idle and stops (finish reason redis_error, exit status 1, the keys kept)."""
+    from scrapy.exceptions import CloseSpider
+
+    from ptmscrape import redis_scheduler
+
+    scheduler = shared_scheduler(prefix)
+    now = [1000.0]
+    scheduler.clock = lambda: now[0]
+    with monkeypatch.context() as m, caplog.at_level(logging.WARNING):
+        m.setattr(scheduler, "take_script", connection_reset)
+        for name in ("zcard", "delete", "set", "eval", "evalsha", "get", "scan_iter", "sismember"):
+            m.setattr(scheduler.server, name, connection_reset)
+        assert scheduler.next_request() is None  # raised: a traceback, the engine's loop tried again
+        assert scheduler.has_pending_requests()  # waits for Redis a while: not idle yet
+        now[0] += redis_scheduler.REDIS_WAIT / 2
+        assert scheduler.next_request() is None and scheduler.has_pending_requests()
+        now[0] += redis_scheduler.REDIS_WAIT
+        assert not scheduler.has_pending_requests()  # idle: the engine asks the spider_idle handler
+        with pytest.raises(CloseSpider) as stopped:
+            scheduler.spider_idle(scheduler.spider)
+        scheduler.close(stopped.value.reason)  # Redis still away: said, not raised
+    assert stopped.value.reason == "redis_error"
+    said = [r.getMessage() for r in caplog.records if "does not answer" in r.getMessage()]
+    assert len(said) == 1 and scheduler.worker in said[0] and "Connection reset by peer" in said[0], said
+    assert f"Redis error while worker {scheduler.worker} looked for work left" in caplog.text
