@@ -129,6 +129,10 @@ class SharedScheduler(Scheduler):
     # When Redis stopped answering this worker's looks at the shared queue (None: it answers), and
     # the clock that says (time.monotonic).
     redis_down_since: float | None
+    # Fields of this worker's taken hash whose requests are done, but a Redis error kept their notes
+    # there: removed once Redis answers, before the worker goes idle (and drops its busy mark, after
+    # which another worker takes the notes for a dead worker's and puts the requests back).
+    undone: list[str]
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -148,6 +152,7 @@ class SharedScheduler(Scheduler):
         scheduler.unqueued = collections.deque()
         scheduler.crawl_id = None
         scheduler.redis_down_since = None
+        scheduler.undone = []
         scheduler.clock = time.monotonic
         scheduler.take_script = scheduler.server.register_script(_TAKE)
         scheduler.claim_script = scheduler.server.register_script(_CLAIM)
@@ -216,6 +221,7 @@ class SharedScheduler(Scheduler):
         if self.unqueued and not self.queue_unqueued():
             self._unqueued_lost()
         try:
+            self.mark_undone_done()
             self.server.delete(self.busy_key)
         except RedisError as exc:  # it expires (BUSY_TTL)
             logger.warning("Redis error while worker %s removed its busy mark (it expires in %s s): %s",
@@ -371,8 +377,15 @@ class SharedScheduler(Scheduler):
             return
         try:
             self.server.hdel(self.taken_key, entry[1])
-        except RedisError as exc:  # left noted: done again by another worker only if this one dies
-            logger.warning("Could not mark %s done in Redis: %s", request.url, exc)
+        except RedisError as exc:
+            logger.warning("Could not mark %s done in Redis (tried again once Redis answers): %s", request.url, exc)
+            self.undone.append(entry[1])
+
+    def mark_undone_done(self) -> None:
+        """Remove the notes of the requests :meth:`done` could not mark done (raises RedisError)."""
+        if self.undone:
+            self.server.hdel(self.taken_key, *self.undone)
+            self.undone.clear()
 
     # -- requests of gone workers ----------------------------------------------------------
     def requeue_taken(self) -> int:
@@ -454,6 +467,7 @@ class SharedScheduler(Scheduler):
             self._refresh_failed(exc)
             return
         try:
+            self.mark_undone_done()
             if working:
                 if self.state_lost():
                     return
@@ -518,6 +532,7 @@ class SharedScheduler(Scheduler):
 
     def _wait_for_others(self) -> None:
         """Raise DontCloseSpider while there is work left: in the queue, or with a busy worker."""
+        self.mark_undone_done()  # before the busy mark goes: else the others would put them back
         self.server.delete(self.busy_key)
         if self.requeue_taken() or len(self.queue):  # another worker pushed since the engine looked
             self.wake_soon()

@@ -860,3 +860,30 @@ def test_a_worker_whose_redis_stays_away_stops_with_redis_error_instead_of_waiti
     said = [r.getMessage() for r in caplog.records if "does not answer" in r.getMessage()]
     assert len(said) == 1 and scheduler.worker in said[0] and "Connection reset by peer" in said[0], said
     assert f"Redis error while worker {scheduler.worker} looked for work left" in caplog.text
+
+
+def test_a_request_done_while_redis_did_not_answer_is_not_given_back_once_its_worker_goes_idle(
+        prefix, redis_client, monkeypatch):
+    """A worker done with a request while Redis did not answer (WARNING 'Could not mark … done') left
+    its note in its taken hash; idle, it removes its busy mark, and another worker took the note
+    for a dead worker's and put the request back: a listing page read again ('Listing loops', a
+    failed page, exit status 1 for a crawl that lost nothing), a model handed off twice. The note
+    is removed once Redis answers, before the worker goes idle."""
+    one, two = shared_scheduler(prefix), shared_scheduler(prefix)
+    one.join_crawl()
+    two.join_crawl()
+    one.mark_busy()
+    two.mark_busy()
+    one.enqueue_request(Request("https://hub.example/api/models?page=3"))
+    page = one.next_request()
+    assert page is not None and redis_client.hlen(one.taken_key) == 1
+    with monkeypatch.context() as m:
+        m.setattr(one.server, "hdel", connection_reset)
+        one.done(page)  # Redis away a moment
+    from scrapy.exceptions import DontCloseSpider
+
+    with pytest.raises(DontCloseSpider):  # Redis back; nothing left to do, but the other is busy
+        one.spider_idle(one.spider)
+    assert redis_client.hlen(one.taken_key) == 0
+    assert two.requeue_taken() == 0
+    assert redis_client.zcard(two.queue.key) == 0
