@@ -224,9 +224,13 @@ class SharedScheduler(Scheduler):
             self.mark_undone_done()
             self.server.delete(self.busy_key)
         except RedisError as exc:  # it expires (BUSY_TTL)
-            logger.warning("Redis error while worker %s removed its busy mark (it expires in %s s): %s",
-                           self.worker, BUSY_TTL, exc)
-            return  # flushing needs Redis too: kept
+            if reason == "finished" and not self.persist:  # flushing needs Redis too: kept
+                logger.error("Redis error while worker %s ended the crawl (%s): its keys %s* are kept; delete "
+                             "them before crawling again with this prefix", self.worker, exc, self.key(""))
+            else:
+                logger.warning("Redis error while worker %s removed its busy mark (it expires in %s s): %s",
+                               self.worker, BUSY_TTL, exc)
+            return
         if reason == "finished" and not self.persist:
             self.flush()
 

@@ -860,6 +860,11 @@ def test_a_worker_whose_redis_stays_away_stops_with_redis_error_instead_of_waiti
     said = [r.getMessage() for r in caplog.records if "does not answer" in r.getMessage()]
     assert len(said) == 1 and scheduler.worker in said[0] and "Connection reset by peer" in said[0], said
     assert f"Redis error while worker {scheduler.worker} looked for work left" in caplog.text
+    ended = shared_scheduler(prefix)  # the last worker ends the crawl as Redis goes: the keys stay, said
+    with monkeypatch.context() as m, caplog.at_level(logging.ERROR):
+        m.setattr(ended.server, "delete", connection_reset)
+        ended.close("finished")
+    assert f"Redis error while worker {ended.worker} ended the crawl" in caplog.text
 
 
 def test_a_request_done_while_redis_did_not_answer_is_not_given_back_once_its_worker_goes_idle(
