@@ -996,5 +996,11 @@ def describe_failure(exc: GitCommandError) -> str:
         if pattern.search(text):
             return reason
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    last = lines[-1] if lines else f"git exited with status {exc.status}"
+    # git's message is its last "fatal:" or "error:" line; advice may follow it ("remove the file
+    # manually to continue.").
+    said = [line for line in lines if _GIT_MESSAGE.match(line)]
+    last = said[-1] if said else lines[-1] if lines else f"git exited with status {exc.status}"
     return last[:200]
+
+
+_GIT_MESSAGE = re.compile(r"(?:fatal|error): ")

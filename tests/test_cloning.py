@@ -452,3 +452,29 @@ def test_a_folder_too_long_for_an_argument_keeps_the_clones_head(tmp_path, serve
         c.close()
     assert (result.status, result.path) == ("cloned", "modelzoo/repos/owner/repo")
     assert result.sha == head(tmp_path / "data/modelzoo/repos/owner/repo")
+
+
+@pytest.mark.parametrize(("stderr", "reason"), [
+    # Two gits at once in one clone: the reason is the "fatal:" line, not the advice after it.
+    (b"fatal: Unable to create '/d/.git/index.lock': File exists.\n\nAnother git process seems to be running "
+     b"in this repository, e.g.\nan editor opened by 'git commit'. Please make sure all processes\nare "
+     b"terminated then try again. If it still fails, a git process\nmay have crashed in this repository "
+     b"earlier:\nremove the file manually to continue.",
+     "fatal: Unable to create '/d/.git/index.lock': File exists."),
+    (b"error: could not lock config file .git/config: File exists",
+     "error: could not lock config file .git/config: File exists"),
+    (b"warning: redirecting to http://x/\nfatal: bad object HEAD", "fatal: bad object HEAD"),
+    (b"fatal: unable to access 'https://h/o/r/': The requested URL returned error: 418",  # 5xx has a reason
+     "fatal: unable to access '<url>': The requested URL returned error: 418"),
+    (b"something odd", "something odd"),
+    (b"", "git exited with status 128"),
+])
+def test_a_git_failure_s_reason_is_gits_own_message_without_the_wrapper_around_it(stderr, reason):
+    """CloneStatus ``failed: <reason>`` of a failure no pattern knows is git's message line: it was the
+    last line of GitPython's quoting of stderr ("stderr: 'error: …'", "…continue.'"), which for a
+    lock held by another git is advice ("remove the file manually to continue.'"), not the reason."""
+    from git.exc import GitCommandError
+
+    from ptmscrape.gitrepo import describe_failure
+
+    assert describe_failure(GitCommandError(["git", "fetch"], 128, stderr, b"")) == reason
