@@ -215,7 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("b", help="the later snapshot")
     parser.add_argument("--fields", help="comma-separated fields to compare (default: all)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("more", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.more:
+        parser.error("one file a side: a crawl with several snapshot files (one a worker of a distributed "
+                     "crawl, one a run of a resumed job) compares as one file once joined: "
+                     "cat <its snapshots> > crawl.jsonl")
     fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
     try:
         diff = compare_files(args.a, args.b, fields)

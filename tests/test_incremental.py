@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from ptmscrape import diff
 from tests.crawl import ROOT, read_jsonl, run_crawl
 from tests.replicas.huggingface import synthetic_models
@@ -202,3 +204,21 @@ def test_diff_of_files_reads_them_as_load_does(tmp_path, capsys):
         assert result.unchanged == 1 and [diff.label(r) for r, _ in result.changed] == ["o/two"]
     huge = write(tmp_path / "huge.jsonl", [record(2**70, "huge")])
     assert [diff.label(r) for r in diff.compare_files(a, huge).added] == ["o/huge"]
+
+
+def test_diff_of_a_crawl_with_several_snapshot_files_says_to_join_them(tmp_path, capsys):
+    """A distributed crawl leaves one snapshot a worker (a resumed job one a run): the documented
+    ``diff …-20250601T*.jsonl …-20250701T*.jsonl`` then gave argparse's 'unrecognized arguments'.
+    The error now says what to do, and the joined files compare as one crawl."""
+    june = [write(tmp_path / f"june-w{w}.jsonl", [record(w, f"m{w}", Downloads=w)]) for w in (1, 2)]
+    july = [write(tmp_path / f"july-w{w}.jsonl", [record(w, f"m{w}", Downloads=w + 1)]) for w in (1, 2)]
+    with pytest.raises(SystemExit) as refused:
+        diff.main([*map(str, june), *map(str, july)])
+    assert refused.value.code == 2
+    assert "cat " in capsys.readouterr().err
+    joined = []
+    for name, parts in (("june", june), ("july", july)):
+        joined.append(tmp_path / f"{name}.jsonl")
+        joined[-1].write_bytes(b"".join(p.read_bytes() for p in parts))
+    result = diff.compare_files(*joined)
+    assert (result.added, result.removed, len(result.changed)) == ([], [], 2)
