@@ -21,7 +21,7 @@ import pytest
 from ptmscrape.cloning import Cloner
 from ptmscrape.dataset.processes import group_running
 from ptmscrape.dataset.tree import DatasetTree
-from ptmscrape.gitrepo import Git, GitPolicy, RepoError, clean_scratch
+from ptmscrape.gitrepo import Git, GitPolicy, RepoError, clean_scratch, head_sha
 from tests.crawl import ROOT
 from tests.replicas.server import GitHost, Incoming, Replica, Reply
 
@@ -372,12 +372,15 @@ def test_the_next_update_of_a_clone_whose_update_was_killed_removes_the_locks_it
         assert not (clone / ".git/index.lock").exists()
         assert (clone / "README.md").read_text() == "y\n"
         # A lock of a git that still runs (another worker's) is left to it: the update waits for that
-        # worker's, and does not take a lock it left behind for a killed git's.
+        # worker's. Its lock still there once that worker's update is over, the checkout fails on it,
+        # and the update, holding the clone now, puts the clone back at its commit (the stale lock
+        # removed, so the next update is not stopped by it).
         newer = host.commit("owner/repo", {"README.md": "z\n"})
         out = update_while_another_updates(clone, partial(crawl, newer), git_done=False)
         assert (out["waited"], out["lock_kept"]) == (True, True)
         assert out["result"].status.startswith("failed: ")
-        assert (clone / ".git/index.lock").exists()
+        assert head_sha(clone) == new and (clone / "README.md").read_text() == "y\n"
+        assert not (clone / ".git/index.lock").exists()
 
 
 UPDATE_KILLED_BEFORE_LFS_CHECKOUT = """
@@ -482,6 +485,8 @@ def update_while_another_updates(clone, update, *, git_done: bool) -> dict:
     waiting = threading.Event()
     said = _Said("updating it too", waiting)
     logger = logging.getLogger("ptmscrape.gitrepo")
+    level = logger.level
+    logger.setLevel(logging.INFO)  # the wait is said at INFO: without it, only the 120 s guard ended the wait here
     logger.addHandler(said)
     try:
         with open(clone / ".git/ptmscrape-update", "a+b") as mark:
@@ -499,6 +504,7 @@ def update_while_another_updates(clone, update, *, git_done: bool) -> dict:
         thread.join(120)
     finally:
         logger.removeHandler(said)
+        logger.setLevel(level)
     return out
 
 
