@@ -13,7 +13,10 @@ Download, Download (with sample test data) (or Compressed), ONNX version, Opset 
 capitalisation), then zero or more accuracy columns whose names vary (Accuracy, Top-1 accuracy
 (%), mAP, Mean IoU, TOP-1 ERROR, …) or a Dataset column. Download cells are ``[<size>](model/
 <file>.onnx)`` relative to the folder. Tables without a Download column (GLUE scores, dataset
-files) are not about model files and are left out; so are rows without a download link.
+files) are not about model files and are left out; so are rows without a download link. A
+download table whose name column is headed otherwise (``Model name``, ``Name``) is read all the
+same, its first column that is no download, version or dataset giving the names, when it links an
+``.onnx`` file.
 
 One item per model: each download-table row with a download link is a model (what the hub offers
 as one downloadable model, as PTMTorrent counted them; ``ResNet50-int8`` and ``ResNet50-qdq`` are
@@ -435,8 +438,15 @@ def readme_spdx_license(markdown: str) -> str | None:
 
 
 def is_download_table(table: Table) -> bool:
+    """A table of model files: it has a download column and a name column, or, when its name column
+    is headed otherwise (``Model name``, ``Name``), a download link to an ``.onnx`` file."""
     roles = [role(h) for h in table.header]
-    return "name" in roles and "download" in roles
+    if "download" not in roles:
+        return False
+    return "name" in roles or any(
+        urlsplit(link.target.strip()).path.lower().endswith(".onnx")
+        for row in table.rows for kind, cell in zip(roles, row, strict=True) if kind == "download"
+        for link in links(cell))
 
 
 def role(header: str) -> str:
@@ -448,13 +458,22 @@ def role(header: str) -> str:
     return _ROLES.get(name, "metric")
 
 
+def column_roles(header: tuple[str, ...]) -> list[str]:
+    """:func:`role` of each column; without a column headed ``Model``, the first column that is
+    neither a download nor a version nor a dataset holds the names (``Model name``, ``Name``)."""
+    roles = [role(h) for h in header]
+    if "name" not in roles and "metric" in roles:
+        roles[roles.index("metric")] = "name"
+    return roles
+
+
 def table_variants(table: Table, model_dir: str):
     """One dict per row: name, download links (repository paths), versions, metrics."""
+    roles = column_roles(table.header)
     for row, line in zip(table.rows, table.row_lines, strict=True):
         variant: dict[str, Any] = {"name": "", "name_url": None, "downloads": [], "onnx_version": None, "opset": None,
                    "dataset": None, "metrics": {}, "line": line}
-        for header, cell in zip(table.header, row, strict=True):
-            kind = role(header)
+        for header, kind, cell in zip(table.header, roles, row, strict=True):
             if kind == "name":
                 variant["name"] = plain_text(cell)
                 variant["name_url"] = next((link.target for link in links(cell)), None)

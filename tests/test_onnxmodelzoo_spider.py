@@ -288,6 +288,32 @@ def test_a_malformed_row_is_reported_and_the_rest_is_kept(caplog):
     assert f"Malformed table row in {request.url}: line 6" in caplog.text
 
 
+@pytest.mark.parametrize("name_header", ["Model name", "Name", "Model Name (ONNX)", "Variant"])
+def test_a_download_table_whose_model_column_is_spelt_otherwise_still_gives_its_models(name_header):
+    """A download table whose name column is not headed ``Model`` (a header variant the zoo's
+    READMEs could take) was left out whole: its models were lost without a word."""
+    spider = make_spider()
+    request = index_requests(spider, "2023")[0]
+    body = (f"# Renamed\n\n|{name_header}|Download|ONNX version|Opset version|Top-1 accuracy (%)|\n"
+            "|-|-|-|-|-|\n"
+            "|NetA|[1 MB](model/neta-7.onnx)|1.2|7|70.1|\n"
+            "|NetB|[2 MB](model/netb-12.onnx)|1.9|12|71.0|\n")
+    items = model_items(spider, request, "2023", body=body)
+    assert [(r["name"], r["opset"], r["metrics"]) for r in rows(items)] == [
+        ("NetA", "7", {"Top-1 accuracy (%)": "70.1"}), ("NetB", "12", {"Top-1 accuracy (%)": "71.0"})]
+    assert [i.model_id.rsplit("/", 1)[-1] for i in items] == ["neta-7.onnx", "netb-12.onnx"]
+    assert not stat(spider, "ptm/pages/readmes_without_models")
+
+
+def test_a_table_with_download_links_but_no_model_file_and_no_model_column_is_not_a_model_table():
+    spider = make_spider()
+    request = index_requests(spider, "2023")[0]
+    body = ("# Data\n\n|Model|Download|ONNX version|Opset version|\n|-|-|-|-|\n"
+            "|NetA|[1 MB](model/neta-7.onnx)|1.2|7|\n\n"
+            "|Dataset|Download|\n|-|-|\n|ImageNet val|[6 GB](https://example.org/val.tar)|\n")
+    assert [r["name"] for r in rows(model_items(spider, request, "2023", body=body))] == ["NetA"]
+
+
 def test_a_readme_without_model_rows_gives_no_item_and_is_counted(caplog):
     spider = make_spider()
     request = index_requests(spider, "2023")[0]
