@@ -156,6 +156,8 @@ class OnnxmodelzooSpider(HubSpider):
             records = table.records()
             for variant, cells in zip(table_variants(table, model_dir), records, strict=True):
                 if not variant["downloads"]:
+                    self.logger.warning("Table row without a download link in %s: line %d (%r), not a model",
+                                        response.url, variant["line"], variant["name"][:100])
                     skipped += 1
                     continue
                 if self.limit_reached_for(response):

@@ -305,6 +305,22 @@ def test_a_download_table_whose_model_column_is_spelt_otherwise_still_gives_its_
     assert not stat(spider, "ptm/pages/readmes_without_models")
 
 
+def test_a_model_row_without_a_download_link_is_logged_by_readme_line_and_name(caplog):
+    """Only counted, a row whose download cell has no markdown link (an HTML ``<a href>``, a bare
+    path) could not be found among a crawl's thousands of READMEs: the log names it."""
+    spider = make_spider()
+    request = index_requests(spider, "2023")[0]
+    before = stat(spider, "ptm/pages/rows_without_link")  # the index's placeholder rows
+    body = ("# Odd\n\n|Model|Download|ONNX version|Opset version|\n|-|-|-|-|\n"
+            "|NetA|[1 MB](model/neta-7.onnx)|1.2|7|\n"
+            '|NetB|<a href="model/netb-12.onnx">2 MB</a>|1.9|12|\n')
+    with caplog.at_level(logging.INFO, logger="onnxmodelzoo"):
+        items = model_items(spider, request, "2023", body=body)
+    assert [r["name"] for r in rows(items)] == ["NetA"]
+    assert stat(spider, "ptm/pages/rows_without_link") == before + 1
+    assert f"Table row without a download link in {request.url}: line 6 ('NetB'), not a model" in caplog.text
+
+
 def test_a_table_with_download_links_but_no_model_file_and_no_model_column_is_not_a_model_table():
     spider = make_spider()
     request = index_requests(spider, "2023")[0]
