@@ -472,20 +472,28 @@ def column_roles(header: tuple[str, ...]) -> list[str]:
 def table_variants(table: Table, model_dir: str):
     """One dict per row: name, download links (repository paths), versions, metrics."""
     roles = column_roles(table.header)
+    # Columns as a reader sees their headers, a repeated one numbered (|mAP|mAP| -> "mAP (2)"),
+    # so no metric overwrites another.
+    seen: dict[str, int] = {}
+    names = []
+    for header in table.header:
+        name = plain_text(header)
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
     for row, line in zip(table.rows, table.row_lines, strict=True):
         variant: dict[str, Any] = {"name": "", "name_url": None, "downloads": [], "onnx_version": None, "opset": None,
                    "dataset": None, "metrics": {}, "line": line}
-        for header, kind, cell in zip(table.header, roles, row, strict=True):
+        for header, kind, cell in zip(names, roles, row, strict=True):
             if kind == "name":
                 variant["name"] = plain_text(cell)
                 variant["name_url"] = next((link.target for link in links(cell)), None)
             elif kind == "download":
-                variant["downloads"] += [{"column": plain_text(header), "size": link.text,
+                variant["downloads"] += [{"column": header, "size": link.text,
                                           **download_location(link.target, model_dir)}
                                          for link in links(cell) if link.target]
             elif kind == "metric":
                 if plain_text(cell):
-                    variant["metrics"][plain_text(header)] = plain_text(cell)
+                    variant["metrics"][header] = plain_text(cell)
             else:  # onnx_version, opset, dataset
                 variant[kind] = plain_text(cell) or None
         yield variant

@@ -604,3 +604,15 @@ def test_a_broken_index_read_again_is_reported():
     (again,) = tree_requests(spider, [blob("a/b/README.md"), blob("a/b/model/b.onnx")])
     assert list(spider.parse_unlisted(text_response(again.url, "# Maintenance\n", again), **again.cb_kwargs)) == []
     assert stat(spider, "ptm/pages/failed/no model tables") == 1
+
+
+def test_two_accuracy_columns_with_one_header_keep_both_values():
+    """A table measuring on two datasets under one header (``|mAP|mAP|``) kept the second value
+    only: the first was overwritten in the row's metrics."""
+    spider = make_spider()
+    request = index_requests(spider, "2023")[0]
+    body = ("# Two\n\n|Model|Download|ONNX version|Opset version|mAP|mAP|\n|-|-|-|-|-|-|\n"
+            "|NetA|[1 MB](model/neta-7.onnx)|1.2|7|0.31|0.45|\n")
+    (item,) = model_items(spider, request, "2023", body=body)
+    assert item.payload["row"]["metrics"] == {"mAP": "0.31", "mAP (2)": "0.45"}
+    assert item.payload["cells"]["mAP (2)"] == "0.45"
