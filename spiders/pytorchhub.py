@@ -7,8 +7,8 @@ A card whose link is not a model page (``/hub/<slug>/``, also absolute or under 
 one path segment, not ``.`` or ``..``) is reported with its number and the crawl goes on.
 Each model page ``<base>/<slug>/`` (built from the base URL and the card's slug, not from the
 card's site-relative href, so a mirror under a path works) gives the name (the jumbotron's ``h1``:
-articles have ``h1`` headings of their own), the author (the first ``p.detail-lead``,
-rendered ``By <author> ``), the summary (``p.lead-summary``) and buttons whose parent ``<a>`` holds the
+articles have ``h1`` headings of their own), the author (the first ``p.detail-lead`` that is not
+the summary, rendered ``By <author> ``), the summary (``p.lead-summary``) and buttons whose parent ``<a>`` holds the
 GitHub link (usually a deep ``blob``/``tree`` URL), the Colab notebook and, for some, a demo. The
 button classes are the same in the current layout (buttons in ``div.detail-button-container``) and
 the ~2020 one (buttons loose in ``div.col-md-6``). From the article (``article.pytorch-article``)
@@ -78,7 +78,8 @@ class PytorchhubSpider(HubSpider):
             return
         if self.limit_reached_for(response):
             return
-        author = _text(response.css("p.detail-lead")[:1])
+        # The summary is p.detail-lead.lead-summary: not the author on a page without a "By" line.
+        author = _text(response.css("p.detail-lead:not(.lead-summary)")[:1])
         article = response.css(ARTICLE)[:1] or response.css("div.main-content")[:1]
         yield self.raw_item(card["slug"], response, {
             "Slug": card["slug"],

@@ -205,3 +205,15 @@ def test_a_page_without_buttons_still_gives_the_model():
     assert item.payload["ModelName"] == "Bare"
     assert (item.payload["ModelAuthor"], item.payload["GitHubURL"], item.payload["ColabURL"]) == (None, None, None)
     assert item.payload["ModelDescription"] == "Pre-trained voice activity detector for noisy rooms"  # from the card
+
+
+def test_a_page_without_an_author_line_does_not_take_the_summary_for_the_author():
+    """The summary is ``p.detail-lead.lead-summary``: it also has class ``detail-lead``, so on a
+    page without the ``By <author>`` line the first ``p.detail-lead`` was the summary."""
+    spider = make_spider()
+    request = listing(spider)[0]
+    body = ("<html><body><div class='jumbotron'><h1>\n  NoAuthor\n</h1>"
+            "<p class='detail-lead lead-summary'>A model without a credit line</p></div></body></html>")
+    (item,) = model_item(spider, request, body)
+    assert item.payload["ModelAuthor"] is None
+    assert item.payload["ModelDescription"] == "A model without a credit line"
