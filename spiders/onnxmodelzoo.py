@@ -254,8 +254,9 @@ class OnnxmodelzooSpider(HubSpider):
 
 
 def markdown_of(response) -> str:
-    """The file's text: raw GitHub files are UTF-8, whatever type they are served as."""
-    return response.body.decode("utf-8", "replace")
+    """The file's text: raw GitHub files are UTF-8, whatever type they are served as; served as
+    committed, so CRLF line ends (a README written on Windows) are read as LF."""
+    return response.body.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 def row_key(row: dict) -> str:

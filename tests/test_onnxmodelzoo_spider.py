@@ -616,3 +616,17 @@ def test_two_accuracy_columns_with_one_header_keep_both_values():
     (item,) = model_items(spider, request, "2023", body=body)
     assert item.payload["row"]["metrics"] == {"mAP": "0.31", "mAP (2)": "0.45"}
     assert item.payload["cells"]["mAP (2)"] == "0.45"
+
+
+def test_a_readme_with_windows_line_ends_gives_its_license_section():
+    """A README committed with CRLF line ends (raw GitHub serves it so) had no License section
+    for the crawl: its License became the SPDX identifier (``MIT`` where the section says
+    ``MIT License``), unlike the same README with LF line ends."""
+    spider = make_spider()
+    request = index_requests(spider, "2023")[0]
+    body = ("<!--- SPDX-License-Identifier: MIT -->\n\n# Net\n\n|Model|Download|ONNX version|Opset version|\n"
+            "|-|-|-|-|\n|NetA|[1 MB](model/neta-7.onnx)|1.2|7|\n\n## License\nMIT License\n")
+    (lf,) = model_items(spider, request, "2023", body=body)
+    (crlf,) = model_items(make_spider(), request, "2023", body=body.replace("\n", "\r\n"))
+    assert crlf.payload["license"] == lf.payload["license"] == "MIT License"
+    assert crlf.payload["title"] == "Net" and crlf.payload["spdx_license"] == "MIT"
