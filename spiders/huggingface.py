@@ -131,6 +131,9 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
         self.last_page_listed_models = bool(page)
         if url and page and not asked and self.more_wanted(len(page)):
             yield self.next_page(url, self.parse_listing, **self.listing_priority)
+        elif url and not page and not asked:
+            self.logger.warning("Listing page %s lists no model but links a next page (%s): the listing ends here",
+                                response.url, url)
         for model, served in page:
             if self.limit_reached_for(response):
                 return

@@ -268,3 +268,17 @@ def test_a_next_page_scheduled_at_the_headers_is_not_asked_for_again():
     assert [r.url for r in scheduled] == [nxt] and first.meta[NEXT_PAGE_ASKED]
     out = list(spider.parse_listing(page(first.url, fixture_models()[:2], link=nxt).replace(request=first)))
     assert not [r for r in out if isinstance(r, Request)]
+
+
+def test_an_empty_page_that_ends_the_listing_says_so(caplog):
+    """An empty page with a next link ends the listing (the Hub sends none; following them could
+    go on for ever), but it ended without a word: the crawl looked complete."""
+    spider = make_spider()
+    links = [f"{BASE}/api/models?cursor={c}" for c in "ab"]
+    list(spider.parse_listing(page(f"{BASE}/api/models", fixture_models()[:2], link=links[0])))
+    list(spider.parse_listing(page(links[0], [], link=links[1])))  # its next page was asked already
+    assert "lists no model" not in caplog.text
+    with caplog.at_level("WARNING", logger="huggingface"):
+        assert list(spider.parse_listing(page(links[1], [], link=f"{BASE}/api/models?cursor=c"))) == []
+    assert (f"Listing page {links[1]} lists no model but links a next page ({BASE}/api/models?cursor=c): "
+            "the listing ends here") in caplog.text
