@@ -16,7 +16,8 @@ capitalisation), then zero or more accuracy columns whose names vary (Accuracy, 
 files) are not about model files and are left out; so are rows without a download link. A
 download table whose name column is headed otherwise (``Model name``, ``Name``) is read all the
 same, its first column that is no download, version or dataset giving the names, when it links an
-``.onnx`` file.
+``.onnx`` file; and a column headed otherwise (``Link``, ``ONNX file``) whose cells link ``.onnx``
+files is a download column.
 
 One item per model: each download-table row with a download link is a model (what the hub offers
 as one downloadable model, as PTMTorrent counted them; ``ResNet50-int8`` and ``ResNet50-qdq`` are
@@ -443,13 +444,12 @@ def readme_spdx_license(markdown: str) -> str | None:
 def is_download_table(table: Table) -> bool:
     """A table of model files: it has a download column and a name column, or, when its name column
     is headed otherwise (``Model name``, ``Name``), a download link to an ``.onnx`` file."""
-    roles = [role(h) for h in table.header]
+    roles = column_roles(table)
     if "download" not in roles:
         return False
-    return "name" in roles or any(
-        urlsplit(link.target.strip()).path.lower().endswith(".onnx")
-        for row in table.rows for kind, cell in zip(roles, row, strict=True) if kind == "download"
-        for link in links(cell))
+    return "name" in (role(h) for h in table.header) or any(
+        _links_onnx_file(cell) for row in table.rows for kind, cell in zip(roles, row, strict=True)
+        if kind == "download")
 
 
 def role(header: str) -> str:
@@ -461,18 +461,27 @@ def role(header: str) -> str:
     return _ROLES.get(name, "metric")
 
 
-def column_roles(header: tuple[str, ...]) -> list[str]:
-    """:func:`role` of each column; without a column headed ``Model``, the first column that is
-    neither a download nor a version nor a dataset holds the names (``Model name``, ``Name``)."""
-    roles = [role(h) for h in header]
+def column_roles(table: Table) -> list[str]:
+    """:func:`role` of each column, where a column headed otherwise (``Link``, ``ONNX file``)
+    whose cells link ``.onnx`` files is a download column; without a column headed ``Model``,
+    the first column that is neither a download nor a version nor a dataset holds the names
+    (``Model name``, ``Name``)."""
+    roles = [role(h) for h in table.header]
+    for column, kind in enumerate(roles):
+        if kind == "metric" and any(_links_onnx_file(row[column]) for row in table.rows):
+            roles[column] = "download"
     if "name" not in roles and "metric" in roles:
         roles[roles.index("metric")] = "name"
     return roles
 
 
+def _links_onnx_file(cell: str) -> bool:
+    return any(urlsplit(link.target.strip()).path.lower().endswith(".onnx") for link in links(cell))
+
+
 def table_variants(table: Table, model_dir: str):
     """One dict per row: name, download links (repository paths), versions, metrics."""
-    roles = column_roles(table.header)
+    roles = column_roles(table)
     # Columns as a reader sees their headers, a repeated one numbered (|mAP|mAP| -> "mAP (2)"),
     # so no metric overwrites another.
     seen: dict[str, int] = {}

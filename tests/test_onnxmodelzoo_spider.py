@@ -630,3 +630,20 @@ def test_a_readme_with_windows_line_ends_gives_its_license_section():
     (crlf,) = model_items(make_spider(), request, "2023", body=body.replace("\n", "\r\n"))
     assert crlf.payload["license"] == lf.payload["license"] == "MIT License"
     assert crlf.payload["title"] == "Net" and crlf.payload["spdx_license"] == "MIT"
+
+
+@pytest.mark.parametrize("file_header", ["Link", "ONNX file", "Model file"])
+def test_a_table_whose_download_column_is_headed_otherwise_still_gives_its_models(file_header):
+    """A table linking its .onnx files under a header other than Download/Compressed was no
+    download table: its models were lost (the README's other tables still gave theirs)."""
+    spider = make_spider()
+    request = index_requests(spider, "2023")[0]
+    body = ("# Net\n\n|Model|Download|ONNX version|Opset version|\n|-|-|-|-|\n"
+            "|NetA|[1 MB](model/neta-7.onnx)|1.2|7|\n\n"
+            f"|Model|{file_header}|ONNX version|Opset version|Accuracy|\n|-|-|-|-|-|\n"
+            "|NetB|[2 MB](model/netb-12.onnx)|1.9|12|0.7|\n")
+    items = model_items(spider, request, "2023", body=body)
+    assert [(r["name"], r["opset"], r["metrics"]) for r in rows(items)] == [
+        ("NetA", "7", {}), ("NetB", "12", {"Accuracy": "0.7"})]
+    assert rows(items)[1]["downloads"] == [{"column": file_header, "size": "2 MB",
+                                            "path": "vision/classification/pebblenet/model/netb-12.onnx"}]
