@@ -458,6 +458,8 @@ def role(header: str) -> str:
     name = _column(header)
     if name.startswith("download") or name == "compressed":
         return "download"
+    if re.fullmatch(r"(?:onnx )?opset(?:[ _-]versions?)?", name):  # Opset, ONNX Opset, Opset Version(s)
+        return "opset"
     return _ROLES.get(name, "metric")
 
 

@@ -647,3 +647,15 @@ def test_a_table_whose_download_column_is_headed_otherwise_still_gives_its_model
         ("NetA", "7", {}), ("NetB", "12", {"Accuracy": "0.7"})]
     assert rows(items)[1]["downloads"] == [{"column": file_header, "size": "2 MB",
                                             "path": "vision/classification/pebblenet/model/netb-12.onnx"}]
+
+
+@pytest.mark.parametrize("opset_header", ["Opset", "Opset Versions", "ONNX Opset", "opset-version"])
+def test_an_opset_column_headed_otherwise_gives_the_opset(opset_header):
+    """``Opset`` (or ``ONNX Opset``) was read as an accuracy column: the record's Opset was null
+    and its Metrics held ``{"Opset": "12"}``."""
+    spider = make_spider()
+    request = index_requests(spider, "2023")[0]
+    body = (f"# Net\n\n|Model|Download|ONNX version|{opset_header}|Accuracy|\n|-|-|-|-|-|\n"
+            "|NetA|[1 MB](model/neta-12.onnx)|1.9|12|0.7|\n")
+    (row,) = rows(model_items(spider, request, "2023", body=body))
+    assert (row["opset"], row["metrics"]) == ("12", {"Accuracy": "0.7"})
