@@ -16,8 +16,9 @@ capitalisation), then zero or more accuracy columns whose names vary (Accuracy, 
 files) are not about model files and are left out; so are rows without a download link. A
 download table whose name column is headed otherwise (``Model name``, ``Name``) is read all the
 same, its first column that is no download, version or dataset giving the names, when it links an
-``.onnx`` file; and a column headed otherwise (``Link``, ``ONNX file``) whose cells link ``.onnx``
-files is a download column.
+``.onnx`` file; a column headed otherwise (``Link``, ``ONNX file``) whose cells link ``.onnx``
+files is a download column; in a table without one, the names' ``.onnx`` links
+(``[ResNet18](model/resnet18.onnx)``) are the downloads.
 
 One item per model: each download-table row with a download link is a model (what the hub offers
 as one downloadable model, as PTMTorrent counted them; ``ResNet50-int8`` and ``ResNet50-qdq`` are
@@ -445,8 +446,9 @@ def is_download_table(table: Table) -> bool:
     """A table of model files: it has a download column and a name column, or, when its name column
     is headed otherwise (``Model name``, ``Name``), a download link to an ``.onnx`` file."""
     roles = column_roles(table)
-    if "download" not in roles:
-        return False
+    if "download" not in roles:  # the names may link the model files: [ResNet18](model/resnet18.onnx)
+        return any(_links_onnx_file(cell) for row in table.rows for kind, cell in zip(roles, row, strict=True)
+                   if kind == "name")
     return "name" in (role(h) for h in table.header) or any(
         _links_onnx_file(cell) for row in table.rows for kind, cell in zip(roles, row, strict=True)
         if kind == "download")
@@ -478,12 +480,17 @@ def column_roles(table: Table) -> list[str]:
 
 
 def _links_onnx_file(cell: str) -> bool:
-    return any(urlsplit(link.target.strip()).path.lower().endswith(".onnx") for link in links(cell))
+    return any(_is_onnx_file(link.target) for link in links(cell))
+
+
+def _is_onnx_file(target: str) -> bool:
+    return urlsplit(target.strip()).path.lower().endswith(".onnx")
 
 
 def table_variants(table: Table, model_dir: str):
     """One dict per row: name, download links (repository paths), versions, metrics."""
     roles = column_roles(table)
+    names_link_files = "download" not in roles  # then the names' .onnx links are the downloads
     # Columns as a reader sees their headers, a repeated one numbered (|mAP|mAP| -> "mAP (2)"),
     # so no metric overwrites another.
     seen: dict[str, int] = {}
@@ -499,6 +506,10 @@ def table_variants(table: Table, model_dir: str):
             if kind == "name":
                 variant["name"] = plain_text(cell)
                 variant["name_url"] = next((link.target for link in links(cell)), None)
+                if names_link_files:
+                    variant["downloads"] += [{"column": header, "size": link.text,
+                                              **download_location(link.target, model_dir)}
+                                             for link in links(cell) if _is_onnx_file(link.target)]
             elif kind == "download":
                 variant["downloads"] += [{"column": header, "size": link.text,
                                           **download_location(link.target, model_dir)}

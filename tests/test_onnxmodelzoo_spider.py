@@ -659,3 +659,17 @@ def test_an_opset_column_headed_otherwise_gives_the_opset(opset_header):
             "|NetA|[1 MB](model/neta-12.onnx)|1.9|12|0.7|\n")
     (row,) = rows(model_items(spider, request, "2023", body=body))
     assert (row["opset"], row["metrics"]) == ("12", {"Accuracy": "0.7"})
+
+
+def test_a_table_linking_its_models_from_the_name_column_gives_them():
+    """A table without a download column whose model names link the .onnx files
+    (``[NetB](model/netb-12.onnx)``) was no download table: its models were lost without a word."""
+    spider = make_spider()
+    request = index_requests(spider, "2023")[0]
+    body = ("# Net\n\n|Model|ONNX version|Opset version|Accuracy|\n|-|-|-|-|\n"
+            "|[NetB](model/netb-12.onnx)|1.9|12|0.7|\n|[NetC docs](https://example.org/netc)|1.9|12|0.6|\n")
+    items = model_items(spider, request, "2023", body=body)
+    assert [(r["name"], r["opset"], r["metrics"]) for r in rows(items)] == [("NetB", "12", {"Accuracy": "0.7"})]
+    assert rows(items)[0]["downloads"] == [{"column": "Model", "size": "NetB",
+                                            "path": "vision/classification/pebblenet/model/netb-12.onnx"}]
+    assert stat(spider, "ptm/pages/readmes_without_models") is None
