@@ -102,3 +102,14 @@ def test_unmappable_payloads_say_why(payload, reason):
     item = RawModelItem("huggingface", "x", "u", payload, {"base_url": "https://huggingface.co"})
     with pytest.raises(MappingError, match=reason):
         map_raw(item)
+
+
+def test_times_are_written_as_every_hub_writes_them_utc_to_the_second():
+    # The API serves milliseconds ("2022-03-02T23:29:04.000Z"); the dataset writes every time
+    # as YYYY-MM-DDTHH:MM:SSZ (CrawledAt, Civitai, Ollama, ModelScope), so times of all hubs compare
+    # and sort as one column.
+    r = map_raw(raw(by_id("google-bert/bert-base-uncased")))
+    assert (r["CreatedAt"], r["LastModified"]) == ("2022-03-02T23:29:04Z", "2024-02-19T11:06:12Z")
+    offset = map_raw(raw({**by_id("google-bert/bert-base-uncased"), "lastModified": "2024-02-19T13:06:12.5+02:00",
+                          "createdAt": "yesterday"}))
+    assert (offset["CreatedAt"], offset["LastModified"]) == (None, "2024-02-19T11:06:12Z")

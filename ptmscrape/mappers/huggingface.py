@@ -15,6 +15,7 @@ from ptmscrape.mappers.common import (
     new_record,
     str_list,
     text,
+    utc_timestamp,
 )
 
 _MODEL_ID = re.compile(r"^[^\s/]+(/[^\s/]+)?$")
@@ -60,8 +61,10 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
         Tags=tags,
         Library=text(obj.get("library_name"), 200) or text(card.get("library_name"), 200),
         Languages=str_list(card.get("language")),
-        CreatedAt=text(obj.get("createdAt"), 40),
-        LastModified=text(obj.get("lastModified"), 40),
+        # Served to the millisecond ("2022-03-02T23:29:04.000Z"); written as every time in the
+        # dataset, UTC to the second ("2022-03-02T23:29:04Z"), so all hubs' times are one column.
+        CreatedAt=utc_timestamp(obj.get("createdAt")),
+        LastModified=utc_timestamp(obj.get("lastModified")),
         Gated=obj.get("gated") if isinstance(obj.get("gated"), (bool, str)) else None,
         BaseModels=_tagged(tags, "base_model", card.get("base_model")),
         ParameterCount=count((obj.get("safetensors") or {}).get("total"))
