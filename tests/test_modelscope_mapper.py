@@ -58,7 +58,7 @@ def test_a_chinese_name_that_is_the_name_again_is_no_display_name():
 def test_task_names_iso_times_arxiv_versions_and_user_owners():
     r = map_raw(raw(by_name("Qwen2.5-0.5B-Instruct")))
     assert r["ModelTasks"] == ["text-generation", "chat"] and r["ModelTask"] == "text-generation"
-    assert r["CreatedAt"] == "2024-09-18T08:00:00Z"  # text kept as the hub wrote it
+    assert r["CreatedAt"] == "2024-09-18T08:00:00Z"  # ISO text
     assert r["ModelPaperDOIs"] == ["10.48550/arXiv.2407.10671"]
     user = map_raw(raw(by_name("sd-lora-inkwash")))
     assert user["ModelOwnerURL"] == f"{BASE}/profile/zhang-wei"  # no Organization: a user
@@ -122,3 +122,17 @@ def test_wrong_types_and_huge_strings_give_a_valid_bounded_record():
     assert len(r["DisplayName"]) == 500 and r["ModelPaperDOIs"] == []
     assert (r["ModelArchitecture"], r["Library"]) == ("bert", "onnx")
     assert r["ModelOwnerURL"] == f"{BASE}/profile/p"
+
+
+def test_text_times_are_written_as_every_time_in_the_dataset_utc_to_the_second():
+    # CreatedTime/LastUpdatedTime come as Unix seconds or as text: text with a zone offset (the
+    # hub is in UTC+8), milliseconds or digits must not reach the record as written, where every
+    # other time (CrawledAt, the other hubs') is YYYY-MM-DDTHH:MM:SSZ.
+    model = by_name("Qwen2.5-0.5B-Instruct")
+    r = map_raw(raw({**model, "CreatedTime": "2024-09-18T16:00:00+08:00",
+                     "LastUpdatedTime": "2024-09-25T10:30:00.250Z"}))
+    assert (r["CreatedAt"], r["LastModified"]) == ("2024-09-18T08:00:00Z", "2024-09-25T10:30:00Z")
+    r = map_raw(raw({**model, "CreatedTime": "1667260800", "LastUpdatedTime": "last week"}))
+    assert (r["CreatedAt"], r["LastModified"]) == ("2022-11-01T00:00:00Z", None)
+    r = map_raw(raw({**model, "CreatedTime": "20240918", "LastUpdatedTime": "2024"}))
+    assert (r["CreatedAt"], r["LastModified"]) == ("2024-09-18T00:00:00Z", None)

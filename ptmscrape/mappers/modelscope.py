@@ -26,6 +26,7 @@ from ptmscrape.mappers.common import (
     new_record,
     str_list,
     text,
+    utc_timestamp,
 )
 
 DEFAULT_BASE = "https://www.modelscope.cn"
@@ -111,9 +112,14 @@ def _dois(value: Any) -> list[str]:
 
 
 def _time(value: Any) -> str | None:
-    """Unix seconds -> ``YYYY-MM-DDTHH:MM:SSZ`` (UTC); text is kept as the hub wrote it."""
+    """Unix seconds (also as digits) or ISO 8601 text -> ``YYYY-MM-DDTHH:MM:SSZ`` (UTC), as every
+    time in the dataset; text with a zone offset is converted, text without one read as UTC."""
     if isinstance(value, str):
-        return value[:40] or None
+        value = value.strip()
+        # Digits are Unix seconds (nine to eleven: 1973 to 5138); eight are an ISO date (20240918).
+        if not (value.isascii() and value.isdigit() and 9 <= len(value) <= 11):
+            return utc_timestamp(value)
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= _MAX_SECONDS:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(value)))
