@@ -77,6 +77,33 @@ def test_validate_drops_an_invalid_record_naming_model_and_field(crawler):
     assert crawler.stats.get_value("ptm/validate/invalid") == 1
 
 
+@pytest.mark.parametrize("where, value", [
+    ("CreatedAt", "2022-03-02T23:29:04.000Z"),  # milliseconds
+    ("LastModified", "2024-09-18T16:00:00+08:00"),  # not UTC
+    ("LastModified", "Jun 16, 2025 8:46 PM UTC"),  # as a page shows it
+    ("CrawledAt", "2025-06-01 12:00:00"),
+])
+def test_validate_drops_a_time_not_written_as_the_dataset_writes_times(crawler, where, value):
+    # Every time in the dataset is UTC to the second (YYYY-MM-DDTHH:MM:SSZ), whatever the hub: the
+    # schema catches a mapper that writes one as the hub served it.
+    record = mapped(crawler, fixture_models()[0])
+    record[where] = value
+    with pytest.raises(InvalidRecord, match=rf"huggingface:acme-research/vit-tiny-demo: {where}: "):
+        run(ValidatePipeline.from_crawler(crawler).process_item(record))
+
+
+def test_validate_drops_a_civitai_version_time_not_written_as_the_dataset_writes_times(crawler):
+    from tests.replicas.civitai import fixture_models as civitai_models
+
+    item = civitai_models()[0]
+    record = run(MapPipeline.from_crawler(crawler).process_item(
+        RawModelItem("civitai", str(item["id"]), "u", item, {})))
+    run(ValidatePipeline.from_crawler(crawler).process_item(record))
+    record["ModelVersions"][0]["CreatedAt"] = "2023-10-05T13:31:16.745"
+    with pytest.raises(InvalidRecord, match=r"ModelVersions/0/CreatedAt: "):
+        run(ValidatePipeline.from_crawler(crawler).process_item(record))
+
+
 def test_dedupe_drops_the_second_sighting_of_a_model(crawler):
     stage = DedupePipeline.from_crawler(crawler)
     model = fixture_models()[0]
