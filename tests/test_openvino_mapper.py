@@ -143,3 +143,11 @@ def test_junk_in_model_yml_fields_gives_a_valid_record():
                                {"Name": "", "Size": None, "SHA256": "ab" * 32, "URL": None}]
     assert (record["UsedStorage"], record["ModelTask"], record["Library"]) == (None, None, None)
     assert record["ModelHub"]["MetadataFilePath"] == "openvino/json/metadata/public/%2E..json"
+
+
+def test_a_tensorflow_model_has_the_library_every_other_hub_names_tensorflow():
+    # The zoo writes "framework: tf"; TF Hub, ModelZoo and Modelhub records say "tensorflow", so a
+    # count of models per Library would else split TensorFlow in two.
+    r = record_of("models/public/googlenet-v1-tf")
+    assert r["Library"] == "tensorflow"
+    assert "tf" in r["Tags"]  # the zoo's own word stays among the tags

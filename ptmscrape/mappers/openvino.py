@@ -4,7 +4,8 @@ One record per ``models/<group>/<name>/model.yml``: ``ModelOwner`` is the group 
 own models, shipped as OpenVINO IR; ``public``: third-party models with conversion recipes),
 ``ModelName`` the folder name (a composite model's part: the part's folder), the id
 ``<group>/<folder>``. ``task_type`` -> ``ModelTask``,
-``framework`` -> ``Library`` (``dldt`` is OpenVINO IR: ``ModelFormat`` ``openvino_ir``),
+``framework`` -> ``Library`` (``tf`` as ``tensorflow``, as other hubs name it; ``dldt`` is OpenVINO IR:
+``ModelFormat`` ``openvino_ir``),
 ``license`` (a URL) -> ``License``, ``files`` -> ``Files`` (name, size, SHA256, source URL: a
 ``{$type: google_drive, id}`` source gets the Google Drive URL the zoo's downloader fetches) and
 their total size -> ``UsedStorage``; arXiv and doi.org links in the description ->
@@ -30,6 +31,9 @@ DEFAULT_REPO = "https://github.com/openvinotoolkit/open_model_zoo"
 DRIVE_DOWNLOAD = "https://docs.google.com/uc?export=download&id="
 _DRIVE_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")  # Drive file ids: nothing that could end the parameter
 GROUPS = ("intel", "public")
+# The zoo's framework names that other hubs' records spell otherwise (TF Hub, ModelZoo, Modelhub and
+# Hugging Face: "tensorflow"), so Library is one vocabulary across hubs; Tags keep the zoo's word.
+LIBRARY_OF_FRAMEWORK = {"tf": "tensorflow"}
 MAX_FILES = 1000
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 
@@ -63,7 +67,7 @@ def map_raw(raw: RawModelItem) -> dict[str, Any]:
     sizes = [f["Size"] for f in files if f["Size"] is not None]
     record.update(
         ModelTask=task,
-        Library=framework,
+        Library=LIBRARY_OF_FRAMEWORK.get(framework, framework) if framework else None,
         License=text(model.get("license"), 1000),
         Tags=[t for t in (group, task, framework) if t]
         + (["quantizable"] if model.get("quantizable") is True else []),
