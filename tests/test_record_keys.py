@@ -42,3 +42,12 @@ def test_a_key_new_in_the_schema_is_null_or_empty_in_every_record(monkeypatch):
     assert set(record) == set(schema["properties"])
     assert (record["NewScalar"], record["NewList"], record["Downloads"], record["Languages"]) == (None, [], None, [])
     assert next(iter(record)) == "id"  # stored lines start with the id (the store's fast path)
+
+
+def test_the_published_schema_names_the_version_its_records_carry():
+    # A reader fetching or caching the schema by its $id must get the version records say they follow.
+    from ptmscrape.items import SCHEMA_VERSION
+
+    schema = load_schema()
+    assert schema["properties"]["SchemaVersion"]["const"] == SCHEMA_VERSION
+    assert schema["$id"].endswith(f"/{SCHEMA_VERSION}.json"), schema["$id"]
