@@ -14,6 +14,7 @@ from scrapy.exceptions import CloseSpider, NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
 from ptmscrape import distributed
+from ptmscrape.rendering import splash_page
 from ptmscrape.stats import (
     CLONE_BY_STATUS,
     CLONE_BYTES,
@@ -287,8 +288,11 @@ class WaitReport:
         for started, request in waiting[:10]:
             attempt = request.meta.get("retry_times", 0) + 1
             timeout = request.meta.get("download_timeout", self.timeout)
+            url, splash = splash_page(request)
+            if splash:  # the wait is on the Splash server rendering the page
+                url = f"{url} through Splash at {splash}"
             logger.warning("Waiting %.0f s for %s (attempt %d of %d; each attempt is given up after "
-                           "DOWNLOAD_TIMEOUT=%g s)", now - started, request.url, attempt,
+                           "DOWNLOAD_TIMEOUT=%g s)", now - started, url, attempt,
                            self.retries + 1, timeout)
         if len(waiting) > 10:
             logger.warning("... and %d more request(s) waiting over %g s", len(waiting) - 10, self.interval)

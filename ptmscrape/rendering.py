@@ -21,6 +21,7 @@ The Splash server itself (3.5, without Docker) is installed and started by ``.ci
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,8 @@ __all__ = [
     "SPLASH_SPIDER_MIDDLEWARES",
     "SplashRendering",
     "splash_enabled",
+    "splash_error",
+    "splash_page",
     "splash_request",
     "splash_settings",
 ]
@@ -201,3 +204,38 @@ def splash_request(
         splash_args["timeout"] = timeout
     splash_args.update(args or {})
     return SplashRequest(url, callback, endpoint="render.html", args=splash_args, **kwargs)
+
+
+# --- failures ------------------------------------------------------------------------------
+
+
+def splash_page(request) -> tuple[str, str | None]:
+    """``(the page's own URL, the Splash endpoint it was sent to)`` of a request, or
+    ``(request.url, None)`` for one not sent through Splash.
+
+    Once SplashMiddleware has rewritten a Splash request (what a retry, an errback or the downloader
+    sees), its URL is the Splash server's (``http://127.0.0.1:8050/render.html``): a page reported
+    by that URL names neither the page nor the model."""
+    if request.meta.get("_splash_processed"):
+        url = ((request.meta.get("splash") or {}).get("args") or {}).get("url")
+        if isinstance(url, str) and url:
+            return url, request.url
+    return request.url, None
+
+
+def splash_error(response) -> str | None:
+    """Splash's own reason for a non-200 answer (its JSON error body), e.g. ``GlobalTimeoutError:
+    Timeout exceeded rendering page`` (504) or ``RenderError: Error rendering page (HTTP 404 Not
+    Found)`` (502), or None when the body is not Splash's error object."""
+    try:
+        error = json.loads(response.body)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    if not isinstance(error, dict) or not (error.get("type") or error.get("description")):
+        return None
+    said = ": ".join(str(part) for part in (error.get("type"), error.get("description")) if part)
+    info = error.get("info")
+    if isinstance(info, dict) and (info.get("code") or info.get("text")):
+        said += " (" + " ".join(str(part) for part in (info.get("type"), info.get("code"), info.get("text"))
+                                if part not in (None, "")) + ")"
+    return said[:300]

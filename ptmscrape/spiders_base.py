@@ -18,6 +18,7 @@ from ptmscrape.items import RawModelItem, printable
 from ptmscrape.json_pages import array_elements
 from ptmscrape.middlewares import backoff_delay
 from ptmscrape.next_page_first import NEXT_PAGE_META
+from ptmscrape.rendering import splash_error, splash_page
 from ptmscrape.stats import (
     PAGES_FAILED,
     PAGES_FAILED_BY_KIND,
@@ -384,16 +385,20 @@ class HubSpider(scrapy.Spider):
     def page_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]  # Scrapy sets it on errback failures
         reason = failure.getErrorMessage() or failure.type.__name__
-        status = getattr(getattr(failure.value, "response", None), "status", None)
+        response = getattr(failure.value, "response", None)
+        status = getattr(response, "status", None)
         kind = f"HTTP {status}" if status else failure.type.__name__
         label = self.page_label(request)
-        if status == 404:  # never retried: the hub says there is no such page
-            self.logger.error("Page not found: %s (%s)%s", request.url, kind, label)
+        url, splash = splash_page(request)
+        if splash:  # the error is the Splash server's (a render timeout, Splash down...), not the hub's
+            reason = f"Splash at {splash}: {(splash_error(response) if response is not None else None) or reason}"
+        if status == 404 and not splash:  # never retried: the hub says there is no such page
+            self.logger.error("Page not found: %s (%s)%s", url, kind, label)
             self.crawler.stats.inc_value(PAGES_NOT_FOUND)
         elif request.meta.get("retry_times") or request.meta.get("ptm_ratelimit_retries"):
-            self.logger.error("Page failed after retries: %s (%s: %s)%s", request.url, kind, reason, label)
+            self.logger.error("Page failed after retries: %s (%s: %s)%s", url, kind, reason, label)
         else:  # an error Scrapy does not retry (e.g. HTTP 403)
-            self.logger.error("Page failed (not retried): %s (%s: %s)%s", request.url, kind, reason, label)
+            self.logger.error("Page failed (not retried): %s (%s: %s)%s", url, kind, reason, label)
         self.count_failed_page(kind, request)
 
     def count_failed_page(self, kind: str, request: scrapy.Request | None = None) -> None:
@@ -407,7 +412,7 @@ class HubSpider(scrapy.Spider):
             # hub's listing was never read.
             self.crawler.stats.inc_value(PAGES_LISTING_CUT_SHORT)
             self.logger.error("The listing ends at %s%s: the pages after it were not read (a JOBDIR job fetches "
-                              "it again when resumed)", request.url, self.page_label(request))
+                              "it again when resumed)", splash_page(request)[0], self.page_label(request))
         self.crawler.signals.send_catch_log(ptm_signals.page_failed, kind=kind, request=request)
 
     @property

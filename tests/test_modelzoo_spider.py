@@ -246,3 +246,60 @@ def test_unrendered_shell_is_reported_not_taken_for_an_empty_site():
     model_shell = HtmlResponse(f"{RENDERED_BASE}/model/ray", body=shell_html().encode(), encoding="utf-8")
     assert list(spider.parse_model_page(model_shell, slug="ray")) == []
     assert spider.crawler.stats.get_value("ptm/pages/failed/page not rendered") == 2
+
+
+# -- Splash failing ------------------------------------------------------------------------------
+
+def _through_splash(spider, request):
+    """``request`` as SplashMiddleware sends it to the Splash server (what an errback is given)."""
+    from types import SimpleNamespace
+
+    from ptmscrape.compat.splash import SplashMiddleware
+
+    crawler = spider.crawler
+    crawler.engine = SimpleNamespace(downloader=SimpleNamespace(get_slot_key=lambda r: "slot"))
+    mw = SplashMiddleware.from_crawler(crawler)
+    return mw, mw.process_request(request)
+
+
+def test_a_page_splash_failed_to_render_is_reported_by_its_own_url_with_splashs_error(caplog):
+    """Splash answering 504 (its render timeout) for a model page: the ERROR named the Splash
+    endpoint ('Page failed after retries: http://127.0.0.1:8050/render.html (HTTP 504: Ignoring
+    non-200 response)'), not the model's page, and not Splash's reason."""
+    import json
+
+    from scrapy.http import Response
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.python.failure import Failure
+
+    spider = rendered_spider()
+    mw, sent = _through_splash(spider, spider.model_request("stylegan"))
+    assert sent.url == "http://127.0.0.1:8050/render.html"
+    sent.meta["retry_times"] = 5
+    error = {"error": 504, "type": "GlobalTimeoutError", "description": "Timeout exceeded rendering page",
+             "info": {"timeout": 30.0}}
+    response = mw.process_response(sent, Response(sent.url, status=504, body=json.dumps(error).encode(),
+                                                  headers={"Content-Type": "application/json"}, request=sent))
+    failure = Failure(HttpError(response))
+    failure.request = sent
+    spider.page_failed(failure)
+    (said,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert said.startswith(f"Page failed after retries: {RENDERED_BASE}/model/stylegan (HTTP 504: "), said
+    assert "Splash" in said and "GlobalTimeoutError: Timeout exceeded rendering page" in said, said
+    assert spider.crawler.stats.get_value("ptm/pages/failed/HTTP 504") == 1
+
+
+def test_a_page_lost_because_splash_is_down_names_the_page_and_splash(caplog):
+    from scrapy.exceptions import DownloadConnectionRefusedError
+    from twisted.python.failure import Failure
+
+    spider = rendered_spider()
+    _, sent = _through_splash(spider, spider.rendered(f"{RENDERED_BASE}/", spider.parse_listing_page))
+    sent.meta["retry_times"] = 5
+    failure = Failure(DownloadConnectionRefusedError("Connection was refused by other side: 111"))
+    failure.request = sent
+    spider.page_failed(failure)
+    (said,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert said.startswith(f"Page failed after retries: {RENDERED_BASE}/ (DownloadConnectionRefusedError: "), said
+    assert "Splash at http://127.0.0.1:8050" in said, said
+    assert spider.crawler.stats.get_value("ptm/pages/failed/DownloadConnectionRefusedError") == 1
