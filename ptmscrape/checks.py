@@ -161,6 +161,17 @@ def check_hub_urls(settings: Mapping[str, Any]) -> None:
                            f"goes in its environment variable, e.g. HF_TOKEN)")
 
 
+def check_splash_url(url: str | None) -> None:
+    """``SPLASH_URL`` must not carry ``user:password@`` either: Scrapy cannot connect to such a URL
+    (every page would fail with "invalid hostname") and logs it with every Splash request.
+    scrapy-splash sends Splash's credentials from ``SPLASH_USER`` and ``SPLASH_PASS``."""
+    url = str(url or "").strip()
+    if "@" in urlsplit(url).netloc:
+        raise BadInput(f"-s SPLASH_URL={redacted(url)[:200]} carries credentials: they would be logged, and Scrapy "
+                       f"cannot connect to such a URL; give Splash's address without them and its credentials "
+                       f"in SPLASH_USER and SPLASH_PASS")
+
+
 def check_typed_settings(defaults: dict[str, Any], get) -> None:
     """Each ``PTM_`` setting whose default is a bool, int or float must parse as one (a float as a
     finite one). ``get(name, kind)`` reads it through Scrapy's ``getbool``/``getint``/``getfloat``."""

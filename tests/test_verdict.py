@@ -318,3 +318,26 @@ def test_cloning_with_no_git_transport_allowed_is_refused_before_the_crawl():
     for value in ("", ":", " "):
         with pytest.raises(BadInput, match=r"^-s PTM_GIT_ALLOW_PROTOCOL=\S* allows no git transport"):
             check_git_protocols(True, value)
+
+
+def test_a_splash_url_carrying_credentials_is_refused_without_showing_them(tmp_path, monkeypatch):
+    # -s SPLASH_URL=http://user:s3cret@splash:8050 (or the environment variable) was crawled: Scrapy
+    # cannot connect to such a URL ("ValueError: invalid hostname: user:s3cret@…"), so every page
+    # failed, each ERROR and Scrapy's request log showing the password. Splash's credentials go in
+    # SPLASH_USER and SPLASH_PASS.
+    from scrapy.settings import Settings
+
+    import ptmscrape.settings as project
+    from ptmscrape.commands.crawl import preflight
+
+    def settings(**given):
+        ours = {k: getattr(project, k) for k in dir(project) if k.isupper()}
+        return Settings({**ours, "PTM_DATA_DIR": str(tmp_path / "data"), "PTM_CLONE": False, **given})
+
+    preflight(ModelzooSpider, settings(SPLASH_URL="http://127.0.0.1:8050", SPLASH_USER="u", SPLASH_PASS="p"),
+              {"render": "splash"})
+    for given in ("http://user:s3cret@127.0.0.1:8050", "https://s3cret@splash.example"):
+        with pytest.raises(BadInput, match=r"^-s SPLASH_URL=https?://\*\*\*@\S+ carries credentials.*"
+                                           r"SPLASH_USER and SPLASH_PASS") as exc:
+            preflight(ModelzooSpider, settings(SPLASH_URL=given), {"render": "splash"})
+        assert "s3cret" not in str(exc.value)

@@ -41,6 +41,7 @@ from ptmscrape.checks import (
     check_hub_urls,
     check_redis_url,
     check_setting_names,
+    check_splash_url,
     check_typed_settings,
 )
 from ptmscrape.extensions import StatsFile, forget_report, write_report
@@ -146,6 +147,7 @@ def preflight(spidercls, settings, arguments: dict) -> None:
     check_git_protocols(settings.getbool("PTM_CLONE"), settings.get("PTM_GIT_ALLOW_PROTOCOL"))
     check_redis_url(settings.get("PTM_REDIS_URL"))
     check_hub_urls({name: settings.get(name) for name in defaults})
+    check_splash_url(settings.get("SPLASH_URL"))
     check_feeds(settings.getdict("FEEDS"))
     jobdir.check_free(settings)
 
