@@ -40,6 +40,8 @@ PINS=(
 # lupa (Lua scripting: /execute, /run, SplashRequest(endpoint='execute')) is built from source
 # against Debian's Lua 5.2 like Splash's Docker image does: lupa's PyPI wheels bundle Lua 5.4, whose
 # require() returns two values and breaks Splash's sandbox setup ("tuple indices must be integers").
+# 1.14.1 is the last 1.x: lupa 2.x built from source still builds its own bundled Lua (2.8: "Lua 5.5",
+# which the check below refuses), so it cannot be pinned here without another build recipe.
 LUPA=lupa==1.14.1
 
 ping_splash() {
