@@ -52,6 +52,7 @@ _INFO = "div.model-info-div.box-shadow"
 _GET_MODEL = "a.btn.btn-primary.btn-get-model[target=_blank]"
 _MODEL_PATH = re.compile(r"^/model/([^/]+)/?$")
 _NOT_SLUGS = (".", "..")  # path segments that name no model
+SPLASH_MAX_WAIT = 30.0  # seconds: the largest wait Splash takes (its render timeout when none is asked for)
 # The hub's categories: (slug, title, short_title), as the schemas PTMTorrent generated from the real
 # API list them (their numeric ids are unknown). A rendered page shows the title.
 CATEGORIES = (
@@ -90,6 +91,21 @@ class ModelzooSpider(HubSpider):
         if self.render == "splash" and not splash_enabled(settings):
             raise BadInput("-a render=splash needs a Splash server: set SPLASH_URL "
                            "(e.g. -s SPLASH_URL=http://127.0.0.1:8050)")
+        if self.render == "splash":
+            self.check_splash_wait(settings)
+
+    @staticmethod
+    def check_splash_wait(settings) -> None:
+        """A wait Splash refuses (HTTP 400 for every page), or that outlasts ``DOWNLOAD_TIMEOUT`` (every
+        page given up before Splash answers), fails the whole crawl: refused before it starts."""
+        given = f"-s PTM_MODELZOO_SPLASH_WAIT={settings.get('PTM_MODELZOO_SPLASH_WAIT')}"
+        wait = settings.getfloat("PTM_MODELZOO_SPLASH_WAIT")
+        if not 0 <= wait <= SPLASH_MAX_WAIT:
+            raise BadInput(f"{given} must be from 0 to {SPLASH_MAX_WAIT:g} seconds (Splash refuses another wait)")
+        timeout = settings.getfloat("DOWNLOAD_TIMEOUT")
+        if timeout > 0 and wait >= timeout:
+            raise BadInput(f"{given} must be below DOWNLOAD_TIMEOUT ({timeout:g} s): each page is given up after "
+                           f"that, before Splash has rendered it")
 
     async def start(self):
         if self.limit == 0:

@@ -303,3 +303,17 @@ def test_a_page_lost_because_splash_is_down_names_the_page_and_splash(caplog):
     assert said.startswith(f"Page failed after retries: {RENDERED_BASE}/ (DownloadConnectionRefusedError: "), said
     assert "Splash at http://127.0.0.1:8050" in said, said
     assert spider.crawler.stats.get_value("ptm/pages/failed/DownloadConnectionRefusedError") == 1
+
+
+@pytest.mark.parametrize("wait", ["-1", "45", "nan"])
+def test_a_splash_wait_splash_refuses_or_cannot_finish_is_refused_before_the_crawl(wait):
+    """Splash takes a wait of 0 to 30 s: -s PTM_MODELZOO_SPLASH_WAIT=45 (or -1) failed every page with
+    HTTP 400 (BadOption), and a wait of DOWNLOAD_TIMEOUT (30 s) or more had every page given up
+    before Splash answered; the crawl ran to the end with exit status 1."""
+    with pytest.raises(ValueError, match=rf"^-s PTM_MODELZOO_SPLASH_WAIT={wait} must be from 0 to 30 seconds"):
+        make_spider({**SPLASH, "PTM_MODELZOO_SPLASH_WAIT": wait}, render="splash")
+    with pytest.raises(ValueError, match=r"^-s PTM_MODELZOO_SPLASH_WAIT=30 must be below DOWNLOAD_TIMEOUT \(30 s\)"):
+        make_spider({**SPLASH, "PTM_MODELZOO_SPLASH_WAIT": "30"}, render="splash")
+    make_spider({**SPLASH, "PTM_MODELZOO_SPLASH_WAIT": "30", "DOWNLOAD_TIMEOUT": "60"}, render="splash")
+    make_spider({**SPLASH, "PTM_MODELZOO_SPLASH_WAIT": "29.5"}, render="splash")
+    make_spider({"PTM_MODELZOO_SPLASH_WAIT": wait} if wait != "nan" else {})  # the API path never waits
