@@ -1,6 +1,7 @@
 """Real ``scrapy crawl modelzoo`` runs (subprocess) against the local ModelZoo replica: the JSON API
 path, and the rendered-site path through a real Splash server."""
 
+import json
 import os
 import subprocess
 import urllib.request
@@ -13,6 +14,7 @@ from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.modelzoo import ModelZooReplica, detail, fixture_models
+from tests.replicas.server import Replica, Reply
 from tests.services import require_service
 
 VALIDATOR = Draft202012Validator(load_schema())
@@ -158,54 +160,29 @@ def test_a_rendered_next_page_link_back_to_the_first_page_fails_the_crawl(tmp_pa
     assert result.returncode == 1
 
 
-class _FailingSplash:
-    """A stand-in Splash server on 127.0.0.1: render.html of a page whose URL holds ``timeout``
-    answers Splash's 504 (its render timeout); of one holding ``hang``, nothing (until the client
-    gives up)."""
+def failing_splash() -> Replica:
+    """A stand-in Splash server on 127.0.0.1: render.html of a page whose URL holds ``hang``
+    answers nothing until the client gives up; of any other, Splash's 504 (its render timeout)."""
 
-    def __init__(self):
-        import json
-        import threading
-        import time
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    def render(incoming, match):
+        if "hang" in json.loads(incoming.body).get("url", ""):
+            return Reply(cut=-1, stall=6)
+        return Reply.json({"error": 504, "type": "GlobalTimeoutError",
+                           "description": "Timeout exceeded rendering page", "info": {"timeout": 30}}, 504)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                args = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                if "hang" in args.get("url", ""):
-                    time.sleep(6)
-                    return
-                body = json.dumps({"error": 504, "type": "GlobalTimeoutError",
-                                   "description": "Timeout exceeded rendering page", "info": {"timeout": 30}}).encode()
-                self.send_response(504)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    splash = Replica()
+    splash.route("POST", "/render.html", render)
+    return splash
 
 
 def test_pages_splash_fails_to_render_are_reported_by_page_and_splashs_reason(tmp_path, zoo):
     """Splash timing out (504) on one model page and never answering for another: each ERROR named
     Splash's endpoint ('http://127.0.0.1:8050/render.html (HTTP 504: Ignoring non-200 response)'),
     not the model's page, and not Splash's reason; the wait report named the endpoint too."""
-    splash = _FailingSplash()
-    try:
+    with failing_splash() as splash:
         result = crawl(zoo, tmp_path, args={"render": "splash", "models": "timeout-model,hang-model"}, check=False,
                        settings={"SPLASH_URL": splash.url, "RETRY_TIMES": 1, "PTM_RETRY_BACKOFF": 0.05,
                                  "PTM_CLONE": 0, "DOWNLOAD_TIMEOUT": 2, "PTM_WAIT_REPORT_INTERVAL": 1})
-    finally:
-        splash.close()
     assert result.returncode == 1 and "Traceback" not in result.log, result.log[-3000:]
     endpoint = f"Splash at {splash.url}/render.html"
     assert (f"Page failed after retries: {zoo.url}/model/timeout-model (HTTP 504: {endpoint}: "
