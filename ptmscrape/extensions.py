@@ -29,7 +29,7 @@ from ptmscrape.stats import (
     VERDICT_EXIT_STATUS,
     VERDICT_REASON,
 )
-from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED, Verdict, verdict
+from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED, Verdict, left_out, verdict
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +190,9 @@ class CrawlVerdict:
       (``ptm/items/failed``), which fails the crawl.
     * When the engine has stopped (spidermon's monitors have run by then), the verdict goes into
       the stats (``ptm/verdict/exit_status``, ``ptm/verdict/reason``) before ``StatsFile`` writes
-      them, and is logged as the crawl's last line; ``scrapy crawl`` exits with it.
+      them, and is logged as the crawl's last line; ``scrapy crawl`` exits with it. Just before it, a
+      WARNING says what the crawl left out (models dropped, clones failed, history calls and pages
+      not read) and where each is named (``verdict.left_out``): an exit status 0 does not mean none.
     """
 
     def __init__(self, crawler):
@@ -237,6 +239,11 @@ class CrawlVerdict:
 
     def log(self):
         if self.result is not None:
+            spider = getattr(self.crawler, "spider", None)
+            text = left_out(self.stats.get_stats(), getattr(spider, "name", "<hub>"),
+                            str(self.crawler.settings.get("PTM_DATA_DIR") or ""))
+            if text:
+                logger.warning("Left out by this crawl: %s", text)
             logger.log(logging.ERROR if self.result.status else logging.INFO, "%s", self.result.line)
 
 

@@ -22,17 +22,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ptmscrape.dataset.paths import records_file
+from ptmscrape.history.store import FAILURES_FILE, history_file
 from ptmscrape.stats import (
+    CLONE_FAILED,
+    CLONE_FAILED_BY_REASON,
     CLONE_FAILED_NO_DISK_SPACE,
     DEDUPE_STORED_BEFORE_RESUME,
     DEDUPE_STORED_BY_DEAD_WORKER,
     DEDUPE_STORED_BY_EARLIER_RUNS,
     FEED_NOT_WRITTEN,
     FEED_NOT_WRITTEN_BY_REASON,
+    HISTORY_FAILED,
     HISTORY_LOST,
     HISTORY_LOST_BY_REASON,
     ITEMS_FAILED,
     ITEMS_FAILED_BY_ERROR,
+    MAP_FAILED,
     MONITORS_FAILED,
     MONITORS_FAILED_BY_MONITOR,
     PAGES_FAILED,
@@ -43,6 +49,7 @@ from ptmscrape.stats import (
     STORE_FAILED_BY_REASON,
     STORE_MERGE_FAILED,
     STORE_RECORDS,
+    VALIDATE_INVALID,
 )
 
 OK, FAILED, BAD_INPUT = 0, 1, 2
@@ -158,3 +165,31 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     if finish is not None and finish not in ("finished", FAILED_PAGES, NOTHING_STORED):
         new_finish = finish  # a stop (Ctrl-C, CLOSESPIDER_*) keeps its own reason
     return Verdict(FAILED, "; ".join(problems), new_finish)
+
+
+def left_out(stats: Mapping[str, Any], hub: str, tree: str = "") -> str:
+    """What the crawl did not bring in, and where each is named, or '' (logged just before the
+    verdict). Models dropped as bad hub data and failed clones do not fail the crawl (exit status 0),
+    so the verdict alone does not show them; lost pages do, and this says where their URLs are.
+    ``tree``: the dataset tree's folder (``PTM_DATA_DIR``), to prefix the files named."""
+    def where(relative: str) -> str:
+        return f"{tree.rstrip('/')}/{relative}" if tree else relative
+
+    parts: list[str] = []
+    unmappable, invalid = int(stats.get(MAP_FAILED) or 0), int(stats.get(VALIDATE_INVALID) or 0)
+    if unmappable or invalid:
+        parts.append(f"{_plural(unmappable + invalid, 'model')} dropped ({unmappable} unmappable, {invalid} "
+                     f"invalid): each named in a WARNING 'Dropped: {hub}:<id>: <reason>'")
+    clones = int(stats.get(CLONE_FAILED) or 0)
+    if clones:
+        parts.append(f"{_plural(clones, 'model')} not cloned{_by_reason(stats, CLONE_FAILED_BY_REASON)}: "
+                     f"their CloneStatus in {where(records_file(hub))}")
+    # A call an earlier run of a JOBDIR job lost counts as lost, not in ptm/history/failed.
+    failed_calls, lost = int(stats.get(HISTORY_FAILED) or 0), int(stats.get(HISTORY_LOST) or 0)
+    if failed_calls or lost:
+        parts.append(f"{_plural(max(failed_calls, lost), 'history call')} not stored ({lost} lost, "
+                     f"{max(failed_calls - lost, 0)} refused by the hub): {where(history_file(hub, FAILURES_FILE))}")
+    pages = int(stats.get(PAGES_FAILED) or 0)
+    if pages:
+        parts.append(f"{_plural(pages, 'page')} failed: each named by URL in an ERROR above")
+    return "; ".join(parts)

@@ -150,3 +150,19 @@ def test_a_run_report_that_cannot_be_written_is_one_error_and_leaves_no_temp_fil
     monkeypatch.undo()
     assert path.read_text() == before and json.loads(before)["finish_reason"] == "finished"
     assert not (tmp_path / "stats.json.tmp").exists()
+
+
+def test_the_end_of_a_crawl_says_what_it_left_out_just_before_the_verdict(crawler, caplog):
+    from ptmscrape.extensions import CrawlVerdict
+
+    ext = CrawlVerdict.from_crawler(crawler)
+    crawler.stats.set_value("ptm/store/records", 10)
+    crawler.stats.set_value("ptm/clone/failed", 2)
+    crawler.stats.set_value("ptm/clone/failed/repository not found", 2)
+    with caplog.at_level(logging.INFO, logger="ptmscrape.extensions"):
+        ext.decide()
+        ext.log()
+    lines = [r for r in caplog.records if r.name == "ptmscrape.extensions"]
+    assert lines[-1].getMessage() == "Crawl verdict: exit status 0: every listed page was read"
+    assert lines[-2].levelno == logging.WARNING
+    assert lines[-2].getMessage().startswith("Left out by this crawl: 2 models not cloned (repository not found: 2)")

@@ -341,3 +341,29 @@ def test_a_splash_url_carrying_credentials_is_refused_without_showing_them(tmp_p
                                            r"SPLASH_USER and SPLASH_PASS") as exc:
             preflight(ModelzooSpider, settings(SPLASH_URL=given), {"render": "splash"})
         assert "s3cret" not in str(exc.value)
+
+
+# -- what a successful crawl left out, and where to look ----------------------------------------
+def test_a_crawl_that_left_models_out_says_which_counts_and_where_they_are_named():
+    from ptmscrape.verdict import left_out
+
+    assert left_out(GOOD, "huggingface") == ""  # nothing left out: no line
+    stats = {**GOOD, "ptm/map/failed": 3, "ptm/validate/invalid": 2, "ptm/clone/failed": 4,
+             "ptm/clone/failed/repository not found": 3, "ptm/clone/failed/authentication required": 1,
+             "ptm/history/failed": 7, "ptm/history/lost": 2, "ptm/pages/failed": 1}
+    # Exit status 0 for bad hub data and failed clones (README "Exit status"), but the end says so.
+    assert verdict({k: v for k, v in stats.items() if k not in ("ptm/pages/failed", "ptm/history/lost")}).status == 0
+    text = left_out(stats, "huggingface")
+    assert "5 models dropped (3 unmappable, 2 invalid)" in text
+    assert "'Dropped: huggingface:<id>: <reason>'" in text
+    assert ("4 models not cloned (authentication required: 1, repository not found: 3): "
+            "their CloneStatus in huggingface/huggingface.jsonl") in text
+    assert "7 history calls not stored (2 lost, 5 refused by the hub): huggingface/history/failures.jsonl" in text
+    assert "1 page failed: each named by URL in an ERROR above" in text
+
+
+def test_history_calls_an_earlier_run_lost_are_left_out_too():
+    from ptmscrape.verdict import left_out
+
+    text = left_out({**GOOD, "ptm/history/lost": 1, "ptm/history/lost/lost by an earlier run": 1}, "huggingface")
+    assert text == "1 history call not stored (1 lost, 0 refused by the hub): huggingface/history/failures.jsonl"
