@@ -17,7 +17,7 @@ from ptmscrape.items import PTMRecord, RawModelItem, printable
 from ptmscrape.loop_turns import loop_turns
 from ptmscrape.mappers import mapper_for
 from ptmscrape.mappers.common import MappingError
-from ptmscrape.stats import MAP_FAILED, MAP_MAPPED
+from ptmscrape.stats import ITEMS_FAILED, ITEMS_FAILED_BY_ERROR, MAP_FAILED, MAP_MAPPED
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +57,13 @@ class MapPipeline:
             self._count(MAP_FAILED)
             self._signal(ptm_signals.model_unmapped, item=item)
             raise UnmappableModel(f"{_label(item)}: {exc}") from None
-        except Exception as exc:  # a mapper bug must not stop a week-long crawl
+        except Exception as exc:  # a mapper bug must not stop a week-long crawl...
             label = _label(item)
             logger.exception("Mapper crashed on %s", label)
-            self._count(MAP_FAILED)
+            # ...but it is no bad hub data (ptm/map/failed): the model is lost to an error in an item
+            # stage, which fails the crawl (ptmscrape/verdict.py), as Scrapy's item_error would.
+            self._count(ITEMS_FAILED)
+            self._count(ITEMS_FAILED_BY_ERROR + type(exc).__name__)
             self._signal(ptm_signals.model_unmapped, item=item)
             raise UnmappableModel(f"{label}: mapper error {type(exc).__name__}: {exc}") from None
         if isinstance(record.get("RepoURL"), str):

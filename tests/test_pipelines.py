@@ -56,6 +56,26 @@ def test_map_drops_an_unmappable_model_naming_it(crawler):
     assert crawler.stats.get_value("ptm/map/failed") == 1
 
 
+def test_a_mapper_that_crashes_loses_the_model_and_fails_the_crawl(crawler):
+    # README "Exit status": a model lost to an error in an item stage exits 1. A mapper's bug (not bad
+    # hub data) was dropped as UnmappableModel and the crawl ended "exit status 0".
+    from ptmscrape.verdict import verdict
+
+    pipeline = MapPipeline.from_crawler(crawler)
+
+    def crashing(item):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+    pipeline.mappers["huggingface"] = crashing
+    with pytest.raises(UnmappableModel, match=r"huggingface:o/a: mapper error TypeError"):
+        run(pipeline.process_item(raw({"id": "o/a", "_id": "1"})))
+    stats = crawler.stats.get_stats()
+    assert stats["ptm/items/failed"] == 1 and stats["ptm/items/failed/TypeError"] == 1
+    assert "ptm/map/failed" not in stats  # counted once: not also as bad hub data
+    result = verdict({**stats, "finish_reason": "finished", "ptm/store/records": 5})
+    assert result.status == 1 and "1 model lost to an error in an item stage (TypeError: 1)" in result.reason
+
+
 def test_map_scrubs_credentials_from_the_repo_url_before_validate_and_dedupe(crawler):
     model = fixture_models()[0]
     item = RawModelItem("huggingface", model["id"], "u", model, {"base_url": "https://user:pw@127.0.0.1/x"})
