@@ -3,6 +3,7 @@ files, the tables module and RateLimit pacing — no crawl, no network."""
 
 import asyncio
 import json
+import logging
 import sqlite3
 
 import pytest
@@ -573,3 +574,23 @@ def test_without_a_listed_sha_commits_stop_at_the_stored_head_and_files_are_aske
     (item,) = spider.parse_history_commits(respond(calls["commits"], [{"id": SHA}, {"id": "b" * 40}],
                                                    headers={"Link": '</api/models/x/commits/main?p=1>; rel="next"'}))
     assert item.rows["commits"] == [] and item.states[0]["head"] == SHA  # nothing new: one call
+
+
+def test_refusals_are_named_at_warning_up_to_a_limit_then_at_debug(tmp_path, caplog):
+    # A crawl of a big hub meets thousands of gated models, each refusing every kind of call: a
+    # WARNING a call buried the log's real problems. failures.jsonl lists them all.
+    spider = history_spider(tmp_path)
+    refusals = []
+    for i in range(15):
+        model = {**MODEL, "id": f"gated/m{i}", "_id": f"{0x670000000000000000000100 + i:024x}"}
+        refusals.append(by_kind(spider.history_requests(model))["commits"])
+    with caplog.at_level(logging.DEBUG, logger="huggingface"):
+        for request in refusals:
+            list(spider.parse_history_commits(respond(request, {"error": "x"}, 401)))
+    named = [r for r in caplog.records if "not stored: gated, private or missing" in r.getMessage()]
+    assert len(named) == 15  # every one named, the first ten at WARNING
+    assert [r.levelno for r in named] == [logging.WARNING] * 10 + [logging.DEBUG] * 5
+    assert "huggingface:gated/m0 (commits)" in named[0].getMessage()
+    (more,) = [r for r in caplog.records if r.getMessage().startswith("More history calls refused")]
+    assert more.levelno == logging.WARNING and "huggingface/history/failures.jsonl" in more.getMessage()
+    assert spider.crawler.stats.get_value("ptm/history/failed/gated, private or missing (HTTP 401)") == 15

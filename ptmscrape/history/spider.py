@@ -40,7 +40,7 @@ from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput
 from ptmscrape.dataset.paths import UTC_TIMESTAMP, utc_now
 from ptmscrape.dataset.tree import DatasetTree
-from ptmscrape.history.store import HistoryItem, digest, load_state
+from ptmscrape.history.store import FAILURES_FILE, HistoryItem, digest, history_file, load_state
 from ptmscrape.idset import IdSet
 from ptmscrape.items import printable
 from ptmscrape.mappers.common import stable_id, text
@@ -73,6 +73,8 @@ _REFUSALS = [401, 403, 404, 410]
 # fewer commits than this re-stores nothing older; one that rewrote more stores the history again
 # (the tables keep each commit once). Bounded, so the state a crawl loads stays small per model.
 RECENT_COMMITS = 20
+# Refusals (gated, private, deleted: expected, in failures.jsonl) named at WARNING; the rest at DEBUG.
+NAMED_REFUSALS = 10
 
 
 def parse_history_kinds(value: str | None) -> tuple[str, ...]:
@@ -114,6 +116,7 @@ class HistoryMixin(_MixedInto):
         self._history_state: dict[int, dict[str, Any]] | None = None
         self._history_models = IdSet()  # models whose history this crawl asked for
         self._refresh_before: str | None = None
+        self._refusals = 0  # refused calls so far (the first NAMED_REFUSALS logged at WARNING)
 
     @property
     def history_state(self) -> dict[int, dict[str, Any]]:
@@ -215,6 +218,16 @@ class HistoryMixin(_MixedInto):
         self._history_count(HISTORY_FAILED_BY + reason)
         if not refused:
             self.count_lost_history_call(reason, request)
+        elif level == logging.WARNING:
+            # A big hub has thousands of gated models, each refusing every kind: a WARNING a call would
+            # bury the log's real problems. failures.jsonl and ptm/history/failed/<reason> have them all.
+            self._refusals += 1
+            if self._refusals > NAMED_REFUSALS:
+                level = logging.DEBUG
+            if self._refusals == NAMED_REFUSALS + 1:
+                self.logger.warning("More history calls refused by the hub (gated, private or deleted "
+                                    "repositories): logged at DEBUG from here on; each is in %s "
+                                    "(ptm/history/failed/<reason>)", history_file(self.name, FAILURES_FILE))
         self.logger.log(level, "History of %s (%s) not stored: %s%s",
                         printable(f"{self.name}:{ctx['model_id']}"), kind, reason,
                         f" ({detail[:200]})" if detail else "")
