@@ -35,8 +35,14 @@ from ptmscrape.stats import (
 logger = logging.getLogger(__name__)
 
 
+# Models listed twice named at WARNING ("Dropped: …"); the rest at DEBUG (ptm/dedupe/duplicate counts all).
+NAMED_DUPLICATES = 10
+
+
 class DuplicateModel(DropItem):
-    """The model was already processed in this crawl."""
+    """The model was already processed in this crawl (a long crawl's listing shifts: there may be
+    thousands; the first :data:`NAMED_DUPLICATES` are logged at DEFAULT_DROPITEM_LOG_LEVEL (WARNING),
+    the rest at DEBUG)."""
 
 
 class StoredBeforeResume(DropItem):
@@ -62,6 +68,7 @@ class DedupePipeline:
         self.stored_by_workers = distributed.shared_stored_set(crawler)
         self.settings = crawler.settings
         self.stored_before: set[int] = set()
+        self.duplicates = 0
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -89,7 +96,13 @@ class DedupePipeline:
                 self.stats.inc_value(DEDUPE_REDELIVERED)  # its dead worker marked it seen
                 return record
             self.stats.inc_value(DEDUPE_DUPLICATE)
-            raise DuplicateModel(f"{record.label}: already processed in this crawl (id {record['id']})")
+            self.duplicates += 1
+            if self.duplicates == NAMED_DUPLICATES + 1:
+                logger.warning("More models listed twice (already processed in this crawl): logged at DEBUG "
+                               "from here on; ptm/dedupe/duplicate counts them (a listing that shifts as "
+                               "the crawl goes may also have skipped models)")
+            raise DuplicateModel(f"{record.label}: already processed in this crawl (id {record['id']})",
+                                 log_level=None if self.duplicates <= NAMED_DUPLICATES else "DEBUG")
         self._count(DEDUPE_UNIQUE)
         return record
 

@@ -146,6 +146,31 @@ def test_dedupe_drops_the_second_sighting_of_a_model(crawler):
     assert crawler.stats.get_value("ptm/dedupe/duplicate") == 1
 
 
+def test_models_listed_twice_are_dropped_at_warning_up_to_a_limit_then_at_debug(crawler, caplog):
+    # A week-long crawl's listing shifts (docs/operations.md): thousands of models listed twice, each a
+    # two-line WARNING with the record, buried the log's real problems. ptm/dedupe/duplicate counts them.
+    import logging
+
+    from scrapy.utils.log import logformatter_adapter
+
+    from ptmscrape.logformatter import ConciseLogFormatter
+
+    stage = DedupePipeline.from_crawler(crawler)
+    record = mapped(crawler, fixture_models()[0])
+    run(stage.process_item(record))
+    levels = []
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(14):
+            with pytest.raises(DuplicateModel) as dropped:
+                run(stage.process_item(record))
+            level, *_ = logformatter_adapter(ConciseLogFormatter().dropped(record, dropped.value, None, crawler.spider))
+            levels.append(level)
+    assert levels == [logging.WARNING] * 10 + [logging.DEBUG] * 4
+    (more,) = [r for r in caplog.records if r.getMessage().startswith("More models listed twice")]
+    assert more.levelno == logging.WARNING and "ptm/dedupe/duplicate" in more.getMessage()
+    assert crawler.stats.get_value("ptm/dedupe/duplicate") == 14
+
+
 @pytest.mark.parametrize("url, reason", [
     ("ext::sh -c touch% /tmp/pwned", "remote-helper URL not allowed"),
     ("file:///etc", "transport 'file' not allowed"),
