@@ -56,6 +56,9 @@ def why_incomplete(reason: str, spider: Any, failed: int, settings: BaseSettings
         return f"{failed_items} model(s) were lost to an error in an item stage"
     if reason != "finished":
         return f"the crawl did not finish normally (finish reason {reason!r})"
+    short = getattr(spider, "listing_ended_short", None)
+    if short:
+        return short
     narrowed = getattr(spider, "narrowed_by", [])
     if narrowed:
         return "the crawl was narrowed by " + ", ".join(f"-a {name}" for name in narrowed)

@@ -106,6 +106,9 @@ class HubSpider(scrapy.Spider):
     # asked for is a loop (listing_page_scheduled), reported rather than dropped in silence.
     listing_callbacks: frozenset[str] = frozenset({"parse_listing"})
     arguments: dict[str, Any] = {}
+    # Why the listing may have ended before the hub's last model though no page failed (a hub's count
+    # saying more than it listed): the removed-models report is then not written (ptmscrape/removed.py).
+    listing_ended_short: str | None = None
 
     def __init__(self, *args: Any, limit: str | int | None = None, **kwargs: Any):
         check_arguments(type(self), {name: None for name in kwargs if name != "name"})

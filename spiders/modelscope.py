@@ -109,6 +109,10 @@ class ModelscopeSpider(HubSpider):
             self.logger.warning("ModelScope listing page is empty though its TotalCount %d says more than "
                                 "the %d listed before it: the listing ends here, any models past it unread%s", total,
                                 (number - 1) * size, self.page_label(response.request))
+            # Unread, not gone: the removed-models report would list them as removed from the hub.
+            self.listing_ended_short = (f"the listing ended at an empty page{self.page_label(response.request)} "
+                                        f"though its TotalCount {total} says more than the {(number - 1) * size} "
+                                        f"listed before it")
         if number == 1 and 0 < len(listing) < size and isinstance(total, int) and total > len(listing):
             size = len(listing)  # the hub capped the page size: page on with its size, not ours
         if isinstance(total, int) and not isinstance(total, bool):

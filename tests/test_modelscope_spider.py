@@ -211,3 +211,17 @@ def test_an_empty_page_short_of_total_count_ends_the_listing_with_a_warning(capl
     (request,) = start_requests(make_spider({"PTM_MODELSCOPE_PAGE_SIZE": 2}))
     assert len(run(spider, request, catalogue(fixture_models()[:2], total=2))) == 2
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_catalogue_that_ends_short_of_its_total_count_reports_no_model_removed():
+    # The models past the empty page were never read: the removed-models report (run after a complete,
+    # unnarrowed crawl) listed them as gone from the hub, with exit status 0.
+    from ptmscrape.removed import why_incomplete
+
+    spider = make_spider({"PTM_MODELSCOPE_PAGE_SIZE": 2})
+    (request,) = start_requests(spider)
+    (later,) = items_and_requests(run(spider, request, catalogue(fixture_models()[:2], total=6)))[1]
+    assert why_incomplete("finished", spider, 0, spider.settings) is None  # so far, so whole
+    assert run(spider, later, catalogue([], total=6)) == []
+    why = why_incomplete("finished", spider, 0, spider.settings)
+    assert why is not None and "TotalCount 6" in why and "page 2" in why
