@@ -166,3 +166,16 @@ def test_the_end_of_a_crawl_says_what_it_left_out_just_before_the_verdict(crawle
     assert lines[-1].getMessage() == "Crawl verdict: exit status 0: every listed page was read"
     assert lines[-2].levelno == logging.WARNING
     assert lines[-2].getMessage().startswith("Left out by this crawl: 2 models not cloned (repository not found: 2)")
+
+
+def test_the_history_progress_line_tells_lost_calls_from_the_hubs_refusals(crawler):
+    # "History: … 4000 failed" could not say whether the crawl was losing data (lost calls fail it)
+    # or meeting gated models (refusals: expected, exit status 0).
+    from ptmscrape.history.progress import HistoryProgress
+
+    progress = HistoryProgress(crawler, 60.0)
+    for name, value in {"ptm/history/models": 10, "ptm/history/calls": 40, "ptm/history/failed": 7,
+                        "ptm/history/lost": 2}.items():
+        crawler.stats.set_value(name, value)
+    line = progress.line(final=True)
+    assert line.startswith("10 models, 40 calls (4.0 per model), 7 failed (2 lost, 5 refused by the hub); stored ")

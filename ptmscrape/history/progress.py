@@ -8,7 +8,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
-from ptmscrape.stats import HISTORY_CALLS, HISTORY_FAILED, HISTORY_MODELS, HISTORY_STORED_BY_FILE
+from ptmscrape.stats import HISTORY_CALLS, HISTORY_FAILED, HISTORY_LOST, HISTORY_MODELS, HISTORY_STORED_BY_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -16,8 +16,8 @@ _ROWS = ("commits", "refs", "discussions", "discussion_events", "files")
 
 
 class HistoryProgress:
-    """Logs ``History: 120 models, 830 calls (6.9 per model, 40/min), 3 failed; stored 5400
-    commits, …`` for crawls with ``-a history``; silent otherwise."""
+    """Logs ``History: 120 models, 830 calls (6.9 per model, 40/min), 3 failed (1 lost, 2 refused by
+    the hub); stored 5400 commits, …`` for crawls with ``-a history``; silent otherwise."""
 
     def __init__(self, crawler, interval: float):
         self.stats = crawler.stats
@@ -58,5 +58,8 @@ class HistoryProgress:
             per_model += f", {(calls - self.last_calls) * 60 / self.interval:.0f}/min"
             self.last_calls = calls
         stored = ", ".join(f"{get(HISTORY_STORED_BY_FILE + k, 0)} {k}" for k in _ROWS)
-        return (f"{models} models, {calls} calls ({per_model}), {get(HISTORY_FAILED, 0)} failed; "
-                f"stored {stored}")
+        # Lost calls fail the crawl; the hub's refusals (gated, private, deleted) are expected.
+        # (A call an earlier run of a JOBDIR job lost counts as lost, not in ptm/history/failed.)
+        failed, lost = get(HISTORY_FAILED, 0), get(HISTORY_LOST, 0)
+        return (f"{models} models, {calls} calls ({per_model}), {max(failed, lost)} failed ({lost} lost, "
+                f"{max(failed - lost, 0)} refused by the hub); stored {stored}")
