@@ -38,8 +38,10 @@ class Reply:
     # (-1: not even the status line), hold the connection ``stall`` seconds, then drop it.
     cut: int | None = None
     stall: float = 0.0
-    # A slow body: the status line and headers go out at once, the body this many seconds later.
+    # A slow body: the status line and headers go out at once, the body this many seconds later
+    # (or, with ``body_after``, once that event is set, ``body_delay`` seconds at most).
     body_delay: float = 0.0
+    body_after: threading.Event | None = None
 
     @classmethod
     def json(cls, obj, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -155,7 +157,7 @@ class Replica:
         h.end_headers()
         if reply.body_delay:
             h.wfile.flush()
-            self.stopping.wait(reply.body_delay)
+            (reply.body_after or self.stopping).wait(reply.body_delay)
         if h.command != "HEAD":
             h.wfile.write(reply.body if reply.cut is None else reply.body[:reply.cut])
         if reply.cut is not None:
