@@ -85,6 +85,22 @@ def test_wrong_types_are_dropped_field_by_field_not_fatal():
     assert list(VALIDATOR.iter_errors(r)) == []
 
 
+def test_task_library_and_license_fall_back_to_the_card_then_the_tags():
+    """Listings often leave ``pipeline_tag``/``library_name`` out while the model card has them;
+    a card may list several licenses (the first is the model's), or none but a ``license:`` tag."""
+    model = by_id("acme-research/vit-tiny-demo")
+    del model["pipeline_tag"], model["library_name"]
+    model["cardData"].update(pipeline_tag="image-segmentation", library_name="timm", license=["mit", "apache-2.0"])
+    model["tags"] = [t for t in model["tags"] if not t.startswith("license:")] + ["license:cc-by-4.0"]
+    r = map_raw(raw(model))
+    assert (r["ModelTask"], r["Library"], r["License"]) == ("image-segmentation", "timm", "mit")
+    del model["cardData"]["license"]
+    assert map_raw(raw(model))["License"] == "cc-by-4.0"
+    model["pipeline_tag"], model["library_name"] = "image-classification", "transformers"
+    r = map_raw(raw(model))  # the listing's own fields come first
+    assert (r["ModelTask"], r["Library"]) == ("image-classification", "transformers")
+
+
 def test_counts_beyond_64_bits_are_dropped_so_every_exporter_can_hold_the_record():
     model = by_id("acme-research/vit-tiny-demo")
     model.update(downloads=10**30, likes=2**63 - 1, usedStorage=2**63, safetensors={"total": 10**40})
