@@ -52,6 +52,15 @@ def test_short_ids_other_owners_and_colab_only_backends():
     assert kidney["ModelHub"]["MetadataFilePath"] == "modelhub/json/metadata/_/0003.json"  # the hub's id
 
 
+def test_gpu_is_a_tag_only_when_the_index_says_true():
+    """``"gpu": true`` adds the tag ``gpu`` once; anything else (false, or a string such as
+    ``"false"`` that is truthy in Python) adds nothing."""
+    entry = by_name("brats-cascade")
+    assert map_raw(raw(dict(entry, gpu=True, backend=["pytorch", "gpu"])))["Tags"] == ["pytorch", "gpu"]
+    for not_true in (False, "false", "yes", 1, None):
+        assert map_raw(raw(dict(entry, gpu=not_true)))["Tags"] == ["pytorch"], not_true
+
+
 def test_repo_url_spellings_are_normalised():
     entry = dict(by_name("tiny-squeeze"), github="https://github.com/modelhub-ai/tiny-squeeze.git/")
     assert map_raw(raw(entry))["RepoURL"] == "https://github.com/modelhub-ai/tiny-squeeze"
