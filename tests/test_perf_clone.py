@@ -93,6 +93,22 @@ def test_a_clone_of_another_repository_at_the_same_place_is_not_taken_as_unchang
     assert second["RepoPath"].startswith(first["RepoPath"] + "%7E")  # "<name>~<suffix>", escaped
 
 
+def test_an_indexed_clone_whose_origin_is_another_repository_is_not_taken_as_unchanged(tmp_path, crawler):
+    """The index names the folder and its HEAD is the hub's commit, but its origin is no longer the
+    model's repository (another process landed another repository there, a hand edit): the
+    origin check, which the test above never reaches (its second clone is not indexed), refuses it."""
+    with cloned_once(tmp_path, crawler) as (_, _, record, sha, first):
+        clone = tmp_path / "data" / first["RepoPath"]
+        subprocess.run(["git", "-C", str(clone), "remote", "set-url", "origin", "https://elsewhere.invalid/owner/repo"],
+                       check=True)
+        again = crawl_one(crawler, record)
+        got = tmp_path / "data" / again["RepoPath"]
+        origin = subprocess.run(["git", "-C", str(got), "remote", "get-url", "origin"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+    assert again["CloneStatus"] != "unchanged" and again["LatestGitCommitSHA"] == sha
+    assert origin == record["RepoURL"]
+
+
 def test_a_broken_clone_at_the_hub_commit_is_replaced_not_kept(tmp_path, crawler):
     with cloned_once(tmp_path, crawler) as (_, _, record, sha, first):
         clone = tmp_path / "data" / first["RepoPath"]
