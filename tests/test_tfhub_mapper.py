@@ -130,3 +130,12 @@ def test_junk_in_metadata_and_links_is_tolerated():
     assert list(VALIDATOR.iter_errors(record)) == []
     assert (record["License"], record["FineTunable"], record["Files"], record["Datasets"]) == ("bsd", None, [], [])
     assert record["ModelHub"]["MetadataFilePath"].startswith("tfhub/json/metadata/%2E.%252F/")
+
+
+@pytest.mark.parametrize("written, fine_tunable", [("true", True), ("True", True), ("FALSE", False), ("false", False),
+                                                    ("yes", None)])
+def test_fine_tunable_is_read_whatever_its_case(written, fine_tunable):
+    """The metadata comments are hand-written markdown: ``fine-tunable: True`` means what ``true`` does."""
+    record = map_raw(raw({"handle": "acme/m/1", "path": "assets/docs/acme/models/m/1.md",
+                          "metadata": {"fine-tunable": [written]}}))
+    assert record["FineTunable"] is fine_tunable
