@@ -227,6 +227,20 @@ def test_hostile_url_paths_and_ids_stay_single_safe_segments():
         assert all(len(p) <= 120 for p in parts)
 
 
+def test_spellings_of_one_repository_share_one_index_key_and_other_repositories_do_not():
+    """The repository index's key (``normalize_url``): one repository reached by two hubs spelled
+    two ways is cloned once. GitHub and GitLab paths are case-blind; other hosts' are not."""
+    from ptmscrape.gitrepo import normalize_url
+
+    for spelling in ("https://github.com/Owner/Repo", "https://github.com/owner/repo.git",
+                     "https://www.github.com/owner/repo/", "HTTPS://GitHub.com/OWNER/repo.git/"):
+        assert normalize_url(spelling) == "https://github.com/owner/repo", spelling
+    assert normalize_url("https://gitlab.com/Group/Sub/Project.git") == "https://gitlab.com/group/sub/project"
+    assert normalize_url("https://huggingface.co/Org/Model.git") == "https://huggingface.co/Org/Model"
+    assert normalize_url("https://huggingface.co/Org/Model") != normalize_url("https://huggingface.co/org/model")
+    assert normalize_url("http://127.0.0.1:8080/o/r") != normalize_url("http://127.0.0.1:9090/o/r")
+
+
 def test_a_clone_landing_where_another_process_put_another_repository_is_refused(tmp_path):
     from ptmscrape.gitrepo import DirectoryTaken, Git, GitPolicy
 
