@@ -151,3 +151,12 @@ def test_a_tensorflow_model_has_the_library_every_other_hub_names_tensorflow():
     r = record_of("models/public/googlenet-v1-tf")
     assert r["Library"] == "tensorflow"
     assert "tf" in r["Tags"]  # the zoo's own word stays among the tags
+
+
+@pytest.mark.parametrize("quantizable, tagged", [(True, True), (False, False), ("false", False), ("no", False),
+                                                 (1, False), (None, False)])
+def test_only_a_yaml_true_makes_a_model_quantizable(quantizable, tagged):
+    """``quantizable: yes`` is YAML 1.1's true; a quoted ``"false"`` or ``"no"`` (text) must not tag it."""
+    payload = payload_of("models/public/resnet-50-pytorch")
+    payload["model"]["quantizable"] = quantizable
+    assert ("quantizable" in map_raw(raw(payload))["Tags"]) is tagged
