@@ -1,4 +1,6 @@
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -8,6 +10,13 @@ from tests.replicas.server import GitHost, Replica
 # The project reads PTM_REDIS_URL from the environment: one set on a developer's machine would turn
 # every crawl of the tests (and their subprocesses) into a distributed one.
 os.environ.pop("PTM_REDIS_URL", None)
+
+# Only loopback: this process's sockets, and (as their sitecustomize) every Python process a test starts.
+_NETGUARD = Path(__file__).parent / "netguard"
+_spec = importlib.util.spec_from_file_location("ptm_netguard", _NETGUARD / "sitecustomize.py")
+netguard = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(netguard)  # installs it
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(_NETGUARD), os.environ.get("PYTHONPATH")) if p)
 
 
 @pytest.fixture
