@@ -796,7 +796,17 @@ def update_unfinished(clone: str | os.PathLike[str]) -> bool:
             holder = f.read(200).decode("ascii")
     except (OSError, UnicodeDecodeError):
         return False
-    return bool(holder) and _left_by_a_killed_update(holder)
+    return bool(holder) and (_left_by_a_killed_update(holder) or _updater_gone(holder))
+
+
+def _updater_gone(holder: str) -> bool:
+    """Whether ``holder`` names a crawl process of this machine that runs no more. Its git's group
+    ends a moment after it (the lifeline shell sees the pipe close, then kills the group): a crawl
+    started in between must not take the clone for unchanged. Its leftovers wait for the group's end
+    (:func:`_left_by_a_killed_update`): a git still being killed may hold them."""
+    name, dot, host = holder.partition(".")
+    pid = name.partition("-")[0]
+    return bool(dot) and host == HOST_TAG and pid.isascii() and pid.isdigit() and not pid_alive(int(pid))
 
 
 def _left_by_a_killed_update(holder: str) -> bool:

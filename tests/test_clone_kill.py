@@ -527,3 +527,28 @@ def test_an_update_waits_for_another_workers_update_of_the_same_clone(tmp_path):
         out = update_while_another_updates(clone, partial(git.update, url, clone), git_done=True)
     assert out == {"waited": True, "lock_kept": True, "result": new}
     assert (clone / "README.md").read_text() == "y\n"
+
+
+def test_an_update_whose_crawl_is_gone_is_unfinished_while_its_git_group_is_still_ending(tmp_path):
+    """SIGKILL ends the crawl at once, its git's group a moment later (the lifeline shell sees the
+    pipe close, then kills it): a crawl started in between took the clone for unchanged at the hub's
+    commit, LFS pointers where the files go, for as long as that commit was the hub's (seen in CI
+    under load). A mark naming a crawl process that is gone is an unfinished update, whatever its
+    group does; one naming a live crawl (another worker's update in progress) is not."""
+    from ptmscrape.dataset.processes import HOST_TAG
+    from ptmscrape.gitrepo import UPDATE_MARK, update_unfinished
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(gone.stdout)
+    (tmp_path / ".git").mkdir()
+    mark = tmp_path / ".git" / UPDATE_MARK
+    live_group = os.getpgrp()  # a group that runs: the dying crawl's git, still being killed
+    mark.write_text(f"{dead_pid}-{live_group}.{HOST_TAG}")
+    assert update_unfinished(tmp_path)
+    mark.write_text(f"{os.getpid()}-{live_group}.{HOST_TAG}")
+    assert not update_unfinished(tmp_path)
+    mark.write_text(f"{dead_pid}-{live_group}.000000000000")  # another machine's: not ours to judge
+    assert not update_unfinished(tmp_path)
+    mark.write_text("")
+    assert not update_unfinished(tmp_path)
