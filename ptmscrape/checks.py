@@ -154,9 +154,9 @@ def check_hub_urls(settings: Mapping[str, Any]) -> None:
     for name in sorted(settings):
         if not (name.startswith("PTM_") and name.endswith("_URL")) or name == "PTM_REDIS_URL":
             continue
-        url = str(settings[name] or "").strip()
-        if "@" in urlsplit(url).netloc:
-            raise BadInput(f"-s {name}={redacted(url)[:200]} carries credentials: they would be logged and "
+        shown = _with_credentials(settings[name])
+        if shown:
+            raise BadInput(f"-s {name}={shown} carries credentials: they would be logged and "
                            f"stored in the records; give the mirror's address without them (a hub's token "
                            f"goes in its environment variable, e.g. HF_TOKEN)")
 
@@ -165,11 +165,18 @@ def check_splash_url(url: str | None) -> None:
     """``SPLASH_URL`` must not carry ``user:password@`` either: Scrapy cannot connect to such a URL
     (every page would fail with "invalid hostname") and logs it with every Splash request.
     scrapy-splash sends Splash's credentials from ``SPLASH_USER`` and ``SPLASH_PASS``."""
-    url = str(url or "").strip()
-    if "@" in urlsplit(url).netloc:
-        raise BadInput(f"-s SPLASH_URL={redacted(url)[:200]} carries credentials: they would be logged, and Scrapy "
+    shown = _with_credentials(url)
+    if shown:
+        raise BadInput(f"-s SPLASH_URL={shown} carries credentials: they would be logged, and Scrapy "
                        f"cannot connect to such a URL; give Splash's address without them and its credentials "
                        f"in SPLASH_USER and SPLASH_PASS")
+
+
+def _with_credentials(value: Any) -> str:
+    """``value``, a URL holding ``user:password@``, as shown in a message (``***`` for them); ``""``
+    for any other."""
+    url = str(value or "").strip()
+    return redacted(url)[:200] if "@" in urlsplit(url).netloc else ""
 
 
 def check_typed_settings(defaults: dict[str, Any], get) -> None:

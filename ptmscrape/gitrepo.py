@@ -804,20 +804,25 @@ def _updater_gone(holder: str) -> bool:
     ends a moment after it (the lifeline shell sees the pipe close, then kills the group): a crawl
     started in between must not take the clone for unchanged. Its leftovers wait for the group's end
     (:func:`_left_by_a_killed_update`): a git still being killed may hold them."""
-    name, dot, host = holder.partition(".")
-    pid = name.partition("-")[0]
-    return bool(dot) and host == HOST_TAG and pid.isascii() and pid.isdigit() and not pid_alive(int(pid))
+    named = _updater_of(holder)
+    return named is not None and not pid_alive(named[0])
 
 
 def _left_by_a_killed_update(holder: str) -> bool:
     """Whether ``holder`` (an update mark's ``<pid>-<group>.<host tag>``) names a git process group
     of this machine that runs no process any more."""
+    named = _updater_of(holder)
+    return named is not None and not group_running(named[1])
+
+
+def _updater_of(holder: str) -> tuple[int, int] | None:
+    """The (crawl pid, git process group) an update mark names, if it names this machine's."""
     name, dot, host = holder.partition(".")
     pid, _, group_text = name.partition("-")
     group = _process_group(group_text)
     if not dot or host != HOST_TAG or not (pid.isascii() and pid.isdigit()) or group is None:
-        return False
-    return not group_running(group)
+        return None
+    return int(pid), group
 
 
 def _remove_leftovers(clone: Path) -> None:
