@@ -14,6 +14,10 @@ page that gave it is saved in the JOBDIR to be fetched again when the job resume
 ``model_not_stored`` path of ``ptmscrape/jobdir.py``: its models stored already are skipped);
 without one it is stored with ``skipped: the crawl stopped before its clone``, for the next crawl to
 clone. Both count in ``ptm/clone/deferred``.
+A git job that failed for a reason of the moment (a 429, a 5xx, a connection dropped or stalled)
+is tried again up to ``PTM_CLONE_RETRIES`` times, ``PTM_CLONE_RETRY_DELAY`` seconds later (doubled
+each time), waited on the loop (``ptm/clone/retried``); a retry the crawl's close comes before is
+deferred as above.
 ``ptm/clone/<status>`` counts models, ``ptm/clone/repos/<status>`` repositories (one each,
 however many models share it); ``ptm/clone/waiting`` and ``ptm/clone/running`` are git jobs
 waiting for a thread and running now. ``ptm/clone/bytes`` adds up what landed: the object store of
@@ -72,7 +76,9 @@ class ClonePipeline:
         self.cloner = Cloner(DatasetTree.from_crawler(crawler), Git(GitPolicy.from_settings(settings)),
                              concurrency=settings.getint("PTM_CLONE_CONCURRENCY"), stats=crawler.stats,
                              free_space=FreeSpace(int(settings.getfloat("PTM_CLONE_MIN_FREE_GB") * GB)),
-                             stopping=lambda: crawl_closing(crawler))
+                             stopping=lambda: crawl_closing(crawler),
+                             retries=settings.getint("PTM_CLONE_RETRIES"),
+                             retry_delay=settings.getfloat("PTM_CLONE_RETRY_DELAY"))
         self.in_job = bool(settings.get("JOBDIR"))
 
     @classmethod
@@ -104,6 +110,7 @@ class ClonePipeline:
             result = await self.cloner.clone(
                 record["ModelHub"]["ModelHubName"], url, named=record.get("RepoPath"),
                 branch=record.get("RepoBranch"), hub_sha=hub_sha, subpath=record.get("RepoSubPath"),
+                label=printable(item.label),
             )
         return self._finish(item, record, result)
 

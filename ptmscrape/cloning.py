@@ -26,8 +26,9 @@ flight, ``counters_lock`` the git job counters and the byte count. No code holds
 Counters go to ``stats`` (anything with ``inc_value(key, count=1)`` and ``set_value(key, value)``,
 e.g. Scrapy's stats collector; :class:`Counters` by default): ``ptm/clone/queued``,
 ``ptm/clone/shared``, ``ptm/clone/repos/<status>`` (once per repository), ``ptm/clone/waiting``
-and ``ptm/clone/running`` (git jobs waiting for a thread, running now) and ``ptm/clone/bytes`` (the
-object store of each new clone, the growth of each updated one).
+and ``ptm/clone/running`` (git jobs waiting for a thread, running now), ``ptm/clone/bytes`` (the
+object store of each new clone, the growth of each updated one) and ``ptm/clone/retried[/<reason>]``
+(git jobs tried again after a failure of the moment: ``retries``, ``retry_delay``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from ptmscrape.dataset.paths import UnsafePath
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import (
     GB,
+    TRANSIENT,
     DirectoryTaken,
     Git,
     RepoError,
@@ -69,6 +71,8 @@ from ptmscrape.stats import (
     CLONE_BYTES,
     CLONE_QUEUED,
     CLONE_REPOS_BY_STATUS,
+    CLONE_RETRIED,
+    CLONE_RETRIED_BY_REASON,
     CLONE_RUNNING,
     CLONE_SHARED,
     CLONE_WAITING,
@@ -82,6 +86,13 @@ FINISHED_CACHE_SIZE = 10_000
 NO_DISK_SPACE = "not enough free disk space (PTM_CLONE_MIN_FREE_GB)"
 # The status of a git job the crawl's close came before (Cloner.stopping): never a record's.
 DEFERRED = "deferred"
+# A transient failure's retry waits ``retry_delay`` seconds, doubled at each further one, up to this
+# (or ``retry_delay`` itself, if longer).
+RETRY_DELAY_MAX = 600.0
+# How often a retry's wait looks whether the crawl is closing (a pause must not wait it out).
+RETRY_POLL = 0.5
+# Retries logged at INFO for each reason; the rest at DEBUG (a rate-limited host: a line a model).
+NAMED_RETRIES = 10
 
 
 class NotEnoughSpace(RepoError):
@@ -187,9 +198,16 @@ class Counters(dict):
 
 class Cloner:
     def __init__(self, tree: DatasetTree, git: Git, *, concurrency: int, stats=None,
-                 free_space: FreeSpace | None = None, stopping: Callable[[], bool] = lambda: False):
+                 free_space: FreeSpace | None = None, stopping: Callable[[], bool] = lambda: False,
+                 retries: int = 0, retry_delay: float = 0.0):
         self.tree = tree
         self.git = git
+        # A git job that failed for a reason of the moment (gitrepo.TRANSIENT: a 429, a 5xx, a
+        # connection dropped or stalled) is tried again up to ``retries`` times, after ``retry_delay``
+        # seconds (doubled each time, up to RETRY_DELAY_MAX), waited on the loop, not in a git thread.
+        self.retries = max(0, int(retries))
+        self.retry_delay = max(0.0, float(retry_delay))
+        self.retries_said: dict[str, int] = {}  # reason -> retries logged (loop thread only)
         # True once the crawl is closing (a pause): git jobs not started by then are not started
         # (DEFERRED), since Scrapy's graceful stop waits for every model of the pages it has fetched,
         # a thousand clones on one Hugging Face page. Asked from the worker threads.
@@ -250,10 +268,10 @@ class Cloner:
 
     # -- the loop thread -----------------------------------------------------------------
     async def clone(self, hub: str, url: str, *, named: object = None, branch: str | None = None,
-                    hub_sha: str | None = None, subpath: str | None = None) -> CloneResult:
+                    hub_sha: str | None = None, subpath: str | None = None, label: str | None = None) -> CloneResult:
         """Clone ``url`` for ``hub`` (or update, or recognise as unchanged at ``hub_sha``); with
         ``subpath``, the SHA is the last commit touching it. Never raises for a bad URL or a git
-        failure: the result's status is ``failed: <reason>``."""
+        failure: the result's status is ``failed: <reason>``. ``label`` names the model in the log."""
         try:
             check_url(url, self.git.policy)
             branch = check_branch(branch)
@@ -266,7 +284,7 @@ class Cloner:
             self.finished.move_to_end(key)
             self.stats.inc_value(CLONE_SHARED)
         else:
-            result = await self._materialize_once(hub, url, key, planned, branch, hub_sha)
+            result = await self._materialize_once(hub, url, key, planned, branch, hub_sha, label)
         if subpath and result.path:
             assert self.executor is not None, "Cloner.open() starts the pool"
             sha = await asyncio.wrap_future(self.executor.submit(self._subpath_sha, result.path, subpath))
@@ -281,7 +299,7 @@ class Cloner:
             return named
         return paths.repo_dir_at(hub, path_segments(url))
 
-    async def _materialize_once(self, hub, url, key, planned, branch, hub_sha) -> CloneResult:
+    async def _materialize_once(self, hub, url, key, planned, branch, hub_sha, label=None) -> CloneResult:
         future = self.in_flight.get(key)
         if future is not None:
             self.stats.inc_value(CLONE_SHARED)
@@ -292,13 +310,8 @@ class Cloner:
         # GIL hand-offs with the event loop cost more than the check itself.
         result = self._unchanged(key, planned, hub_sha) if hub_sha else None
         if result is None:
-            assert self.executor is not None, "Cloner.open() starts the pool"
-            with self.counters_lock:
-                self.waiting += 1
-                self.stats.set_value(CLONE_WAITING, self.waiting)
-            future = asyncio.wrap_future(self.executor.submit(
-                self._materialize, url, key, hub, planned, branch, hub_sha,
-            ))
+            # One future for the job and its retries: the models sharing it wait for the last try.
+            future = asyncio.ensure_future(self._git_job(url, key, hub, planned, branch, hub_sha, label))
             self.in_flight[key] = future
             try:
                 result = await asyncio.shield(future)
@@ -312,6 +325,54 @@ class Cloner:
         if len(self.finished) > FINISHED_CACHE_SIZE:
             self.finished.popitem(last=False)
         return result
+
+    async def _git_job(self, url, key, hub, planned, branch, hub_sha, label) -> CloneResult:
+        """The git job of ``key`` in the pool, tried again after a transient failure (up to
+        ``retries`` times): its wait is on the loop (no git thread held), and ends within
+        ``RETRY_POLL`` once the crawl closes: the retry is not started then (DEFERRED), as a job
+        whose turn comes then is not. A failed try leaves nothing to clean: a new clone's scratch
+        folder is removed, an update's clone left as it was (``Git.clone``, ``Git.update``)."""
+        done = 0
+        while True:
+            assert self.executor is not None, "Cloner.open() starts the pool"
+            with self.counters_lock:
+                self.waiting += 1
+                self.stats.set_value(CLONE_WAITING, self.waiting)
+            result = await asyncio.wrap_future(self.executor.submit(
+                self._materialize, url, key, hub, planned, branch, hub_sha,
+            ))
+            reason = result.status.removeprefix("failed: ")
+            if reason not in TRANSIENT or done >= self.retries:
+                return result
+            done += 1
+            # Doubled from retry_delay, up to RETRY_DELAY_MAX (or retry_delay, if longer).
+            delay = min(self.retry_delay * 2 ** (done - 1), max(RETRY_DELAY_MAX, self.retry_delay))
+            self._say_retry(label or url, url, reason, delay, done)
+            if not await self._wait_unless_stopping(delay):
+                return CloneResult(None, hub_sha, DEFERRED)
+            key_words = reason.split(" (")[0]  # ptm/clone/retried/server error, as ptm/clone/failed/<reason>
+            self._count(CLONE_RETRIED)
+            self._count(CLONE_RETRIED_BY_REASON + key_words)
+
+    def _say_retry(self, label: str, url: str, reason: str, delay: float, done: int) -> None:
+        said = self.retries_said[reason] = self.retries_said.get(reason, 0) + 1
+        level = logging.INFO if said <= NAMED_RETRIES else logging.DEBUG
+        logger.log(level, "Clone of %s (%s) failed: %s; trying again in %.3g s (retry %d of %d, PTM_CLONE_RETRIES)",
+                   label, url, reason, delay, done, self.retries)
+        if said == NAMED_RETRIES:
+            logger.info("More clones failing with %s will be tried again: logged at DEBUG from here on "
+                        "(ptm/clone/retried/<reason> counts them)", reason)
+
+    async def _wait_unless_stopping(self, seconds: float) -> bool:
+        """Wait ``seconds`` without holding the loop; False (at once, or within ``RETRY_POLL``) if
+        the crawl is closing."""
+        end = time.monotonic() + seconds
+        while not self.stopping():
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            await asyncio.sleep(min(left, RETRY_POLL))
+        return False
 
     def _indexed(self, key: str) -> str | None:
         with self.index_lock:

@@ -936,17 +936,25 @@ def _process_group(text: str) -> int | None:
 
 NOT_FOUND = "repository not found (HTTP 404)"
 AUTH_REQUIRED = "authentication required (HTTP 401/403)"
+RATE_LIMITED = "rate limited (HTTP 429)"
+SERVER_ERROR = "server error (HTTP 5xx)"
+STALLED = "transfer stalled or timed out"
+BROKEN = "connection broken during transfer"
+# Failures of the moment, not of the repository: the clone stage tries them again in the crawl
+# (PTM_CLONE_RETRIES). Not TIMED_OUT (a clone that ran PTM_GIT_TIMEOUT would run it again), nor
+# a 401/403/404, a missing branch, a size or disk limit, a refused URL: facts that stay.
+TRANSIENT = frozenset({RATE_LIMITED, SERVER_ERROR, STALLED, BROKEN})
 # The status git names ("The requested URL returned error: 503") says more than any words around
 # it: a server's own text (git shows it as "remote: Not Found") may say anything.
 _HTTP_STATUS = re.compile(r"returned error: ([1-5][0-9][0-9])\b")
 _BY_STATUS = {401: AUTH_REQUIRED, 403: AUTH_REQUIRED, 404: NOT_FOUND, 410: NOT_FOUND,
-              429: "rate limited (HTTP 429)"}
+              429: RATE_LIMITED}
 _FAILURES = [
     # First: git quotes the branch ("Remote branch timeout-fix not found in upstream origin"). An
     # update that names none asks for the remote's HEAD, which an emptied repository lacks.
     (re.compile(r"Remote branch .* not found|couldn't find remote ref (?!HEAD$)", re.I | re.M), "branch not found"),
     (re.compile(r"couldn't find remote ref HEAD$", re.M), EMPTY),
-    (re.compile(r"timed out|Operation too slow|transfer rate|Timeout", re.I), "transfer stalled or timed out"),
+    (re.compile(r"timed out|Operation too slow|transfer rate|Timeout", re.I), STALLED),
     # git-lfs, an object the LFS server does not have: "[<oid>] Object does not exist: [404] …".
     (re.compile(r"\[[0-9a-f]{64}\][^\n]*\[404\]"), "LFS object not found (HTTP 404)"),
     # git-lfs, asked for credentials (its LFS server's 401): "Git credentials for <url> not found".
@@ -957,8 +965,10 @@ _FAILURES = [
     (re.compile(r"transport '[^']*' not allowed", re.I), "transport not allowed"),
     (re.compile(r"No space left on device", re.I), "disk full"),
     (re.compile(r"Could not resolve host|Connection refused|Failed to connect", re.I), "host unreachable"),
-    (re.compile(r"RPC failed|early EOF|unexpected disconnect|fetch-pack: invalid|the remote end hung up", re.I),
-     "connection broken during transfer"),
+    # curl's words for a connection dropped before or during an answer ("Empty reply from server",
+    # "Recv failure: Connection reset by peer") are git's last line: the same reason.
+    (re.compile(r"RPC failed|early EOF|unexpected disconnect|fetch-pack: invalid|the remote end hung up"
+                r"|Empty reply from server|Connection reset|Recv failure", re.I), BROKEN),
 ]
 # A URL in git's message ('https://host/owner/timeout-model/'): its words are a repository's name.
 _URL_IN_MESSAGE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s']*")
@@ -1006,7 +1016,7 @@ def describe_failure(exc: GitCommandError) -> str:
         if code in _BY_STATUS:
             return _BY_STATUS[code]
         if code >= 500:
-            return "server error (HTTP 5xx)"
+            return SERVER_ERROR
     for pattern, reason in _FAILURES[2:]:
         if pattern.search(text):
             return reason

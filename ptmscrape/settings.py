@@ -92,6 +92,12 @@ PTM_CLONE_MIN_FREE_GB = 10.0
 # once what it added to its clone's objects does; its model gets CloneStatus "failed: larger than PTM_CLONE_MAX_GB"
 # and nothing lands (an updated clone stays as it was). 0 = off.
 PTM_CLONE_MAX_GB = 20.0
+# Try a clone or update again, up to this many times, when it failed for a reason of the moment
+# (HTTP 429 or 5xx, a connection dropped or stalled; never a 401/403/404, a missing branch, a size or
+# disk limit), within the crawl. 0 = off: the next crawl tries again.
+PTM_CLONE_RETRIES = 2
+# Seconds before the first such retry, doubled before each further one (at most 600).
+PTM_CLONE_RETRY_DELAY = 30.0
 # Colon-separated git transports allowed for clones (git's GIT_ALLOW_PROTOCOL syntax).
 PTM_GIT_ALLOW_PROTOCOL = "https"
 # Abort a transfer slower than 1 KB/s for this many seconds (git's http.lowSpeedTime).

@@ -58,6 +58,9 @@ CLONE_FAILED_BY_REASON = "ptm/clone/failed/"
 # Models whose clone was not started: less free disk space than PTM_CLONE_MIN_FREE_GB (the verdict counts it).
 CLONE_FAILED_NO_DISK_SPACE = "ptm/clone/failed/not enough free disk space"
 CLONE_REPOS_BY_STATUS = "ptm/clone/repos/"
+# Tries again of a git job that failed for a reason of the moment (PTM_CLONE_RETRIES), by reason.
+CLONE_RETRIED = "ptm/clone/retried"
+CLONE_RETRIED_BY_REASON = "ptm/clone/retried/"
 CLONE_NO_REPO_URL = "ptm/clone/no_repo_url"
 CLONE_QUEUED = "ptm/clone/queued"
 CLONE_SHARED = "ptm/clone/shared"

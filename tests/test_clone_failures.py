@@ -6,12 +6,14 @@ ends as ``CloneStatus: failed: <reason>`` and ``ptm/clone/failed/<reason>``, wit
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from contextlib import contextmanager
 
 import pytest
 
-from tests.crawl import run_crawl
+from tests.crawl import crawl_command, read_jsonl, run_crawl
+from tests.crawl_control import BackgroundCrawl
 from tests.reliability_support import assert_only_complete_clones
 from tests.replicas.faults import FaultPlan, inject
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
@@ -47,7 +49,7 @@ def test_gone_gated_stalled_and_dying_clones_are_recorded_failures(tmp_path):
                                               stall=600))
         # ...or part of the pack, then the connection is reset.
         dies = inject(hub.replica, FaultPlan(broken={r"^/dies/repo(\.git)?/git-upload-pack": "cut"}))
-        result = crawl(hub, tmp_path)
+        result = crawl(hub, tmp_path, PTM_CLONE_RETRIES=0)  # each reason as one try meets it
 
     assert [k for *_, k in stall.injected] == ["cut"] and [k for *_, k in dies.injected] == ["cut"]
     records = by_id(result.records("huggingface"))
@@ -65,6 +67,50 @@ def test_gone_gated_stalled_and_dying_clones_are_recorded_failures(tmp_path):
     clones = assert_only_complete_clones(result.data_dir / "huggingface/repos")
     assert sorted(f"{c.parent.name}/{c.name}" for c in clones) == sorted(
         m for m in records if m not in failing)
+
+
+def test_a_clone_the_git_server_failed_for_a_moment_is_tried_again_in_the_crawl(tmp_path):
+    """A 5xx from the hub's git server (or a 429, a dropped connection) failed the model's clone
+    until the next crawl, a week later on a big hub. Tried again now within the crawl, up to
+    PTM_CLONE_RETRIES times; a 404 is a fact about the repository and is not."""
+    with HuggingFaceReplica(synthetic_models(1), tmp_path / "hub-git") as hub:
+        for i, model_id in enumerate(("flaky/repo", "down/repo", "gone/repo")):
+            hub.add_model(model(i, model_id))
+        hub.git.denied["gone/repo"] = 404
+        faults = inject(hub.replica, FaultPlan(rates={"5xx": 1.0}, paths=r"^/flaky/repo(\.git)?/info/refs",
+                                               healthy_after=2, broken={r"^/down/repo(\.git)?/info/refs": "5xx"}))
+        result = crawl(hub, tmp_path, PTM_CLONE_RETRIES=2, PTM_CLONE_RETRY_DELAY=0.2)
+        asked = {repo: hub.replica.count("GET", rf"^/{repo}(\.git)?/info/refs") for repo in ("gone/repo", "down/repo")}
+
+    records = by_id(result.records("huggingface"))
+    assert records["flaky/repo"]["CloneStatus"] == "cloned"
+    assert records["down/repo"]["CloneStatus"] == "failed: server error (HTTP 5xx)"  # after 1 + 2 tries
+    assert records["gone/repo"]["CloneStatus"] == "failed: repository not found (HTTP 404)"
+    assert asked == {"gone/repo": 1, "down/repo": 3} and len(faults.injected) == 4
+    stats = result.stats
+    assert (stats["ptm/clone/retried"], stats["ptm/clone/retried/server error"]) == (3, 3)
+    assert stats["ptm/clone/failed"] == 2 and stats["ptm/clone/cloned"] == 2
+    assert "INFO: Clone of huggingface:flaky/repo (" in result.log
+    assert "failed: server error (HTTP 5xx); trying again in 0.2 s (retry 1 of 2, PTM_CLONE_RETRIES)" in result.log
+    assert_only_complete_clones(result.data_dir / "huggingface/repos")
+
+
+def test_a_pause_does_not_wait_out_a_clones_retry_delay(tmp_path):
+    """Ctrl-C once (a pause) waits for the models in flight: one waiting an hour before its retry
+    held the crawl that hour, and a supervisor's stop timeout killed it instead. Its retry is not
+    started: the model is stored for the next crawl to clone."""
+    with HuggingFaceReplica([model(0, "down/repo")], tmp_path / "hub-git") as hub:
+        inject(hub.replica, FaultPlan(broken={r"^/down/repo(\.git)?/info/refs": "5xx"}))
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE_RETRIES": 3, "PTM_CLONE_RETRY_DELAY": 3000}
+        cmd = crawl_command("huggingface", tmp_path / "out.jsonl", tmp_path / "data", tmp_path / "stats.json",
+                            settings=settings)
+        paused = BackgroundCrawl(cmd, tmp_path / "crawl.log")
+        paused.wait_until(lambda: "trying again in 3e+03 s" in paused.log, "the retry's wait")
+        paused.proc.send_signal(signal.SIGINT)
+        paused.wait()  # a guard of WAIT_LIMIT (180 s), far below the hour
+    [record] = read_jsonl(tmp_path / "data/huggingface/huggingface.jsonl")
+    assert (record["CloneStatus"], record["RepoPath"]) == ("skipped: the crawl stopped before its clone", None)
+    assert hub.replica.count("GET", r"^/down/repo(\.git)?/info/refs") == 1
 
 
 def test_a_clone_outliving_ptm_git_timeout_is_killed_and_recorded(tmp_path):

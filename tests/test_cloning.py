@@ -7,16 +7,19 @@ import asyncio
 import dataclasses
 import errno
 import json
+import logging
+import re
 import subprocess
 import sys
 import threading
 
 import pytest
 
-from ptmscrape.cloning import Cloner, Counters
+from ptmscrape.cloning import NAMED_RETRIES, Cloner, Counters
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy, RepoError
 from tests.crawl import ROOT
+from tests.replicas.faults import FaultInjector, FaultPlan, inject
 from tests.replicas.server import GitHost, Replica, Reply
 
 POLICY = GitPolicy(allow_protocols=("https", "http"))
@@ -468,6 +471,10 @@ def test_a_folder_too_long_for_an_argument_keeps_the_clones_head(tmp_path, serve
      "fatal: unable to access '<url>': The requested URL returned error: 418"),
     (b"something odd", "something odd"),
     (b"", "git exited with status 128"),
+    # A connection dropped before any answer: a reason of the moment (tried again), not git's line.
+    (b"fatal: unable to access 'https://h/o/r/': Empty reply from server", "connection broken during transfer"),
+    (b"fatal: unable to access 'https://h/o/r/': Recv failure: Connection reset by peer",
+     "connection broken during transfer"),
 ])
 def test_a_git_failure_s_reason_is_gits_own_message_without_the_wrapper_around_it(stderr, reason):
     """CloneStatus ``failed: <reason>`` of a failure no pattern knows is git's message line: it was the
@@ -478,3 +485,154 @@ def test_a_git_failure_s_reason_is_gits_own_message_without_the_wrapper_around_i
     from ptmscrape.gitrepo import describe_failure
 
     assert describe_failure(GitCommandError(["git", "fetch"], 128, stderr, b"")) == reason
+
+
+# -- transient failures are tried again within the crawl (PTM_CLONE_RETRIES) ---------------------
+def flaky(server, repo: str, kind: str, failing: int | None) -> FaultInjector:
+    """The first ``failing`` requests for ``repo``'s refs (every one: None) answered with ``kind``."""
+    return inject(server, FaultPlan(rates={kind: 1.0}, paths=rf"^/{re.escape(repo)}(\.git)?/info/refs",
+                                    healthy_after=None if failing is None else failing + 1))
+
+
+def retrying(data_dir, retries: int, delay: float = 0.0, stopping=lambda: False) -> Cloner:
+    return Cloner(DatasetTree(data_dir), Git(POLICY), concurrency=2, retries=retries, retry_delay=delay,
+                  stopping=stopping)
+
+
+def test_a_clone_the_server_answered_5xx_once_is_tried_again_and_lands_clean(tmp_path, served, caplog):
+    """A 503 from a hub's git server failed the model's clone for the whole crawl (a week, for a
+    big one): only the next crawl tried again. Tried again now, in this crawl, from a clean start."""
+    host, server = served
+    faults = flaky(server, "owner/repo", "5xx", 1)
+    c = retrying(tmp_path / "data", retries=2)
+    c.open("huggingface")
+
+    async def two_models():  # two models of one repository share its clone, and its retry
+        return await asyncio.gather(c.clone("huggingface", f"{server.url}/owner/repo", label="huggingface:a/one"),
+                                    c.clone("huggingface", f"{server.url}/owner/repo.git", label="huggingface:a/two"))
+
+    try:
+        with caplog.at_level(logging.DEBUG, logger="ptmscrape.cloning"):
+            results = asyncio.run(two_models())
+    finally:
+        c.close()
+    assert [k for *_, k in faults.injected] == ["5xx"]
+    assert {(r.status, r.path) for r in results} == {("cloned", "huggingface/repos/owner/repo")}
+    assert server.count("GET", "/info/refs") == 2
+    assert (c.stats["ptm/clone/retried"], c.stats["ptm/clone/retried/server error"]) == (1, 1)
+    assert c.stats["ptm/clone/repos/cloned"] == 1 and "ptm/clone/repos/failed" not in c.stats
+    [said] = [r for r in caplog.records if "again" in r.getMessage()]
+    assert said.levelno == logging.INFO
+    assert said.getMessage().startswith(
+        f"Clone of huggingface:a/one ({server.url}/owner/repo) failed: server error (HTTP 5xx); trying again")
+    assert list((tmp_path / "data/huggingface/repos/.incoming").iterdir()) == []  # no half clone left
+
+
+@pytest.mark.parametrize("kind, failing, retries, status, tries", [
+    ("429", 1, 2, "cloned", 2),
+    ("reset", 1, 2, "cloned", 2),  # the connection dropped before any answer
+    ("5xx", 2, 2, "cloned", 3),
+    ("5xx", None, 2, "failed: server error (HTTP 5xx)", 3),  # for good: the 5xx reason, after 1 + 2 tries
+    ("5xx", None, 0, "failed: server error (HTTP 5xx)", 1),  # PTM_CLONE_RETRIES=0: no retry
+])
+def test_transient_failures_are_tried_again_up_to_ptm_clone_retries(tmp_path, served, kind, failing, retries,
+                                                                    status, tries):
+    host, server = served
+    flaky(server, "owner/repo", kind, failing)
+    c = retrying(tmp_path / "data", retries=retries)
+    c.open("huggingface")
+    try:
+        result = asyncio.run(c.clone("huggingface", f"{server.url}/owner/repo"))
+    finally:
+        c.close()
+    assert result.status == status
+    assert server.count("GET", "/info/refs") == tries
+    assert c.stats.get("ptm/clone/retried", 0) == tries - 1
+    assert list((tmp_path / "data/huggingface/repos/.incoming").iterdir()) == []
+
+
+def test_failures_that_are_facts_about_the_repository_are_not_tried_again(tmp_path, served):
+    host, server = served
+    host.add_repo("o/gated", {"README.md": "x\n"})
+    host.denied["o/gated"] = 401
+    c = retrying(tmp_path / "data", retries=3)
+    c.open("huggingface")
+    requests = {
+        (f"{server.url}/o/gone", None): "failed: repository not found (HTTP 404)",
+        (f"{server.url}/o/gated", None): "failed: authentication required (HTTP 401/403)",
+        (f"{server.url}/owner/repo", "no-such-branch"): "failed: branch not found",
+        ("ext::sh -c touch% /tmp/x", None): "failed: remote-helper URL not allowed: 'ext::sh -c touch% /tmp/x'",
+    }
+
+    async def each():
+        return [(await c.clone("huggingface", url, branch=branch)).status for url, branch in requests]
+
+    try:
+        statuses = asyncio.run(each())
+    finally:
+        c.close()
+    assert statuses == list(requests.values())
+    assert server.count("GET", "/info/refs") == 3  # one try each
+    assert "ptm/clone/retried" not in c.stats
+
+
+def test_an_update_the_server_answered_5xx_once_is_tried_again_from_the_clone_as_it_was(tmp_path, served):
+    host, server = served
+    c = retrying(tmp_path / "data", retries=1)
+    c.open("huggingface")
+    try:
+        first = asyncio.run(c.clone("huggingface", f"{server.url}/owner/repo"))
+    finally:
+        c.close()
+    new = host.commit("owner/repo", {"README.md": "y\n"})
+    flaky(server, "owner/repo", "5xx", 1)
+    c = retrying(tmp_path / "data", retries=1)
+    c.open("huggingface")
+    try:
+        again = asyncio.run(c.clone("huggingface", f"{server.url}/owner/repo", hub_sha=new))
+    finally:
+        c.close()
+    assert (first.status, again.status, again.sha, again.path) == ("cloned", "updated", new, first.path)
+    assert c.stats["ptm/clone/retried"] == 1
+    clone = tmp_path / "data" / first.path
+    assert not list((clone / ".git").glob("*.lock")) and not list((clone / ".git/objects/pack").glob("tmp_*"))
+
+
+def test_a_retry_waiting_when_the_crawl_closes_is_not_started(tmp_path, served):
+    """A pause (Ctrl-C once) must not wait out a retry's delay: the model is deferred, as a git job
+    not started is (stored for the next crawl, or its page fetched again by a resumed JOBDIR job)."""
+    host, server = served
+    closing = threading.Event()
+    faults = flaky(server, "owner/repo", "5xx", None)
+
+    def stop_after_the_first_try(req, call_next):
+        reply = call_next()
+        closing.set()  # the crawl closes while the retry waits its hour
+        return reply
+
+    server.interceptors.append(stop_after_the_first_try)  # outermost: sees the injected 5xx
+    c = retrying(tmp_path / "data", retries=3, delay=3600, stopping=closing.is_set)
+    c.open("huggingface")
+    try:  # wait_for: a guard against a hung test, not a timing assertion
+        result = asyncio.run(asyncio.wait_for(c.clone("huggingface", f"{server.url}/owner/repo"), 120))
+    finally:
+        c.close()
+    assert (result.status, result.path) == ("deferred", None)
+    assert len(faults.injected) == 1 and "ptm/clone/retried" not in c.stats
+    assert "ptm/clone/repos/deferred" not in c.stats and "ptm/clone/repos/failed" not in c.stats
+
+
+def test_the_first_retries_of_each_reason_are_logged_at_info_the_rest_at_debug(tmp_path, caplog):
+    # A rate-limited git host: a line a model would bury the log (the counters have them all).
+    c = retrying(tmp_path / "data", retries=2)
+    with caplog.at_level(logging.DEBUG, logger="ptmscrape.cloning"):
+        for i in range(NAMED_RETRIES + 5):
+            c._say_retry(f"huggingface:o/m{i}", f"https://h/o/m{i}", "rate limited (HTTP 429)", 30, 1)
+        c._say_retry("huggingface:o/x", "https://h/o/x", "server error (HTTP 5xx)", 30, 1)
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len([m for m in info if m.startswith("Clone of ") and "429" in m]) == NAMED_RETRIES
+    assert [m for m in info if m.startswith("More clones")] == [
+        "More clones failing with rate limited (HTTP 429) will be tried again: logged at DEBUG from here on "
+        "(ptm/clone/retried/<reason> counts them)"]
+    assert info[-1].startswith("Clone of huggingface:o/x (https://h/o/x) failed: server error (HTTP 5xx)")
+    assert len([r for r in caplog.records if r.levelno == logging.DEBUG]) == 5

@@ -353,6 +353,7 @@ def test_a_failed_clones_warning_names_the_model_and_quotes_git(tmp_path, crawle
         record = mapped(crawler, fixture_models()[0])
         record["RepoURL"] = f"{server.url}/o/busy"
         stage = ClonePipeline.from_crawler(crawler)
+        stage.cloner.retries = 0  # the failure's warning, not PTM_CLONE_RETRIES (tests/test_cloning.py)
         stage.open_spider()
         with caplog.at_level(logging.WARNING, logger="pipelines.clone"):
             out = run(stage.process_item(record))
