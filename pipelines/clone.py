@@ -17,7 +17,8 @@ clone. Both count in ``ptm/clone/deferred``.
 A git job that failed for a reason of the moment (a 429, a 5xx, a connection dropped or stalled)
 is tried again up to ``PTM_CLONE_RETRIES`` times, ``PTM_CLONE_RETRY_DELAY`` seconds later (doubled
 each time), waited on the loop (``ptm/clone/retried``); a retry the crawl's close comes before is
-deferred as above.
+deferred as above. A failed clone is a WARNING ``Clone failed for …`` for the first ``NAMED_FAILURES``
+of its reason, DEBUG after (``ptm/clone/failed/<reason>`` and the records have them all).
 ``ptm/clone/<status>`` counts models, ``ptm/clone/repos/<status>`` repositories (one each,
 however many models share it); ``ptm/clone/waiting`` and ``ptm/clone/running`` are git jobs
 waiting for a thread and running now. ``ptm/clone/bytes`` adds up what landed: the object store of
@@ -34,6 +35,7 @@ from scrapy.exceptions import DropItem
 
 from ptmscrape import signals as ptm_signals
 from ptmscrape.cloning import DEFERRED, GB, NO_DISK_SPACE, Cloner, CloneResult, FreeSpace
+from ptmscrape.dataset.paths import records_file
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy
 from ptmscrape.items import printable
@@ -56,6 +58,9 @@ logger = logging.getLogger(__name__)
 _STAT_KEYS = {"cloned": CLONE_CLONED, "updated": CLONE_UPDATED, "unchanged": CLONE_UNCHANGED,
               "skipped": CLONE_SKIPPED, "failed": CLONE_FAILED}
 STOPPED_BEFORE_CLONE = "skipped: the crawl stopped before its clone"
+# Failed clones of each reason logged at WARNING; the rest at DEBUG (a tokenless Hugging Face crawl
+# meets thousands of gated models: a WARNING each buried the log). Counted and in the records all the same.
+NAMED_FAILURES = 10
 
 
 class Deferred(DropItem):
@@ -80,6 +85,7 @@ class ClonePipeline:
                              retries=settings.getint("PTM_CLONE_RETRIES"),
                              retry_delay=settings.getfloat("PTM_CLONE_RETRY_DELAY"))
         self.in_job = bool(settings.get("JOBDIR"))
+        self.failures_said: dict[str, int] = {}  # ptm/clone/failed/<reason> key -> failures logged
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -124,14 +130,27 @@ class ClonePipeline:
         self._count(_STAT_KEYS.get(kind) or CLONE_BY_STATUS + kind)
         if kind == "failed":
             reason = result.status.split(": ", 1)[1]
-            self.stats.inc_value(CLONE_FAILED_BY_REASON + reason_key(reason))
+            key = reason_key(reason)
+            self.stats.inc_value(CLONE_FAILED_BY_REASON + key)
             # What git said, unless the reason is git's own last line already.
             said = f"; git: {printable(result.detail, 400)}" if result.detail and reason not in result.detail else ""
-            # Lack of disk space was logged once for all (FreeSpace): one line a model would flood the log.
-            logger.log(logging.DEBUG if reason == NO_DISK_SPACE else logging.WARNING,
-                       "Clone failed for %s (%s): %s%s", item.label, printable(record.get("RepoURL")),
-                       printable(reason, 300), said)
+            logger.log(self._failure_level(reason, key), "Clone failed for %s (%s): %s%s", item.label,
+                       printable(record.get("RepoURL")), printable(reason, 300), said)
         return item
+
+    def _failure_level(self, reason: str, key: str) -> int:
+        """WARNING for the first NAMED_FAILURES failures of a reason, then one WARNING saying the rest
+        are at DEBUG. Lack of disk space was logged once for all (FreeSpace): DEBUG always."""
+        if reason == NO_DISK_SPACE:
+            return logging.DEBUG
+        said = self.failures_said[key] = self.failures_said.get(key, 0) + 1
+        if said == NAMED_FAILURES + 1:
+            data_dir = str(self.crawler.settings.get("PTM_DATA_DIR") or "").rstrip("/")
+            where = records_file(self.crawler.spider.name)
+            logger.warning("More clones failed for %s: logged at DEBUG from here on; each model's CloneStatus is "
+                           "in %s (%s counts them)", printable(reason, 300),
+                           f"{data_dir}/{where}" if data_dir else where, CLONE_FAILED_BY_REASON + key)
+        return logging.WARNING if said <= NAMED_FAILURES else logging.DEBUG
 
     def _deferred(self, item, record, result: CloneResult):
         self.stats.inc_value(CLONE_DEFERRED)

@@ -113,6 +113,30 @@ def test_a_pause_does_not_wait_out_a_clones_retry_delay(tmp_path):
     assert hub.replica.count("GET", r"^/down/repo(\.git)?/info/refs") == 1
 
 
+def test_a_tokenless_crawl_warns_of_the_first_gated_clones_and_counts_them_all(tmp_path):
+    """Without HF_TOKEN every gated model's clone fails (401): a WARNING each was thousands of lines.
+    The first NAMED_FAILURES of each reason are warnings, the rest DEBUG; the summary counts all."""
+    from pipelines.clone import NAMED_FAILURES
+
+    gated = [f"gated/m{i}" for i in range(NAMED_FAILURES + 2)]
+    with HuggingFaceReplica([], tmp_path / "hub-git") as hub:
+        for i, model_id in enumerate([*gated, "gone/repo"]):
+            hub.add_model(model(i, model_id))
+            hub.git.denied[model_id] = 401 if model_id in gated else 404
+        result = crawl(hub, tmp_path, LOG_LEVEL="INFO")
+
+    records = by_id(result.records("huggingface"))
+    assert {records[m]["CloneStatus"] for m in gated} == {"failed: authentication required (HTTP 401/403)"}
+    lines = [line for line in result.log.splitlines() if "WARNING: Clone failed for huggingface:" in line]
+    assert len([line for line in lines if "authentication required" in line]) == NAMED_FAILURES
+    assert len([line for line in lines if "gone/repo" in line]) == 1  # another reason: warnings of its own
+    assert result.log.count("WARNING: More clones failed for authentication required (HTTP 401/403)") == 1
+    assert (f"Left out by this crawl: {len(gated) + 1} models not cloned (authentication required: {len(gated)}, "
+            f"repository not found: 1): their CloneStatus in {result.data_dir}/huggingface/huggingface.jsonl"
+            in result.log)
+    assert result.stats["ptm/clone/failed/authentication required"] == len(gated)
+
+
 def test_a_clone_outliving_ptm_git_timeout_is_killed_and_recorded(tmp_path):
     # A trickle (a few bytes, then silence) under a huge stall limit: only PTM_GIT_TIMEOUT ends it.
     with HuggingFaceReplica([model(0, "slow/repo")], tmp_path / "hub-git") as hub:

@@ -343,6 +343,36 @@ def test_the_failure_counter_of_a_clone_names_the_reason_not_gits_severity(crawl
     assert failed == {f"ptm/clone/failed/{key}": 1}
 
 
+def test_the_first_clone_failures_of_each_reason_are_warnings_the_rest_debug(crawler, caplog):
+    """A tokenless Hugging Face crawl logged a WARNING for every gated model (401), thousands of lines
+    burying the log's real problems; each one is still counted, in its record and in the summary."""
+    from pipelines.clone import NAMED_FAILURES
+    from ptmscrape.verdict import left_out
+
+    stage = ClonePipeline.from_crawler(crawler)
+    gated, busy = "failed: authentication required (HTTP 401/403)", "failed: server error (HTTP 5xx)"
+    with caplog.at_level(logging.DEBUG, logger="pipelines.clone"):
+        for status in [gated] * (NAMED_FAILURES + 3) + [busy] * 2:
+            record = mapped(crawler, fixture_models()[0])
+            out = stage._finish(record, record, CloneResult(None, None, status))
+            assert out["CloneStatus"] == status
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([m for m in warned if m.startswith("Clone failed") and "authentication" in m]) == NAMED_FAILURES
+    assert len([m for m in warned if m.startswith("Clone failed") and "server error" in m]) == 2
+    assert [m for m in warned if not m.startswith("Clone failed")] == [
+        "More clones failed for authentication required (HTTP 401/403): logged at DEBUG from here on; each "
+        f"model's CloneStatus is in {crawler.settings['PTM_DATA_DIR']}/huggingface/huggingface.jsonl "
+        "(ptm/clone/failed/authentication required counts them)"]
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert len([m for m in debug if m.startswith("Clone failed") and "authentication" in m]) == 3
+    stats = crawler.stats.get_stats()
+    assert (stats["ptm/clone/failed"], stats["ptm/clone/failed/authentication required"]) == (NAMED_FAILURES + 5,
+                                                                                            NAMED_FAILURES + 3)
+    assert left_out(stats, "huggingface").startswith(
+        f"{NAMED_FAILURES + 5} models not cloned (authentication required: {NAMED_FAILURES + 3}, server error: 2): "
+        "their CloneStatus in huggingface/huggingface.jsonl")
+
+
 def test_a_failed_clones_warning_names_the_model_and_quotes_git(tmp_path, crawler, caplog):
     # The reason is a few fixed words (one counter each); what git itself said was in no log line,
     # so "connection broken during transfer" on 300 models left nothing to tell curl's errors apart.
