@@ -59,7 +59,7 @@ class HistoryPipeline:
         if not isinstance(item, HistoryItem):
             return item
         try:
-            if self.stopped_by is not None and (item.rows or item.states):
+            if self.stopped_by is not None and (item.rows or item.states or item.began):
                 raise self._not_stored(item, self.stopped_by)
             written = self.store.write(item)
         except OSError as exc:
@@ -74,7 +74,7 @@ class HistoryPipeline:
         """Count the call of an item the tree did not take as lost, record it if the failures file
         still takes a line, and stop the crawl (once). Returns the exception that drops the item."""
         reason = exc.strerror or type(exc).__name__  # "No space left on device": no numbers, no path
-        if item.rows or item.states:
+        if item.rows or item.states or item.began:
             failure = self.crawler.spider.history_not_stored(item, reason)
             try:
                 self.store.write(failure)

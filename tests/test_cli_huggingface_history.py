@@ -5,13 +5,11 @@ refused calls are recorded per model."""
 import json
 import math
 import signal
-import time
 from collections import Counter
 
 import pytest
 
 from ptmscrape.dataset.jsonl import read_jsonl
-from ptmscrape.dataset.paths import utc_now
 from ptmscrape.history.spider import RECENT_COMMITS
 from ptmscrape.history.store import digest
 from ptmscrape.history.tables import TABLES, rows
@@ -246,15 +244,6 @@ def dropped_at(data, model_id):
     return {r[at[1]]: r[at[2]] for r in rows(data, "commit") if r[at[0]] == model_id}
 
 
-def after_the_second_of(lines) -> None:
-    """Wait for the second after the newest ``crawled_at`` of ``lines``: times have whole seconds,
-    and a crawl that begins in the second the last one stored its lines in cannot tell which of the
-    two a line of that second is from (a commit listed again looked dropped)."""
-    stored_at = max(line["crawled_at"] for line in lines)
-    while utc_now() <= stored_at:
-        time.sleep(0.05)
-
-
 def test_a_history_rewritten_deeper_than_the_recent_commits_marks_every_commit_it_left_out(tmp_path, hub):
     data = tmp_path / "data"
     deep = max(hub.histories, key=lambda m: len(hub.histories[m].commits))
@@ -264,7 +253,6 @@ def test_a_history_rewritten_deeper_than_the_recent_commits_marks_every_commit_i
     crawl(hub, tmp_path, "1", args={"history": "commits"})
     # all but the oldest 2 rewritten: deeper than the recent commits a re-crawl stops at
     dropped = hub.force_push(deep, rewritten=len(original) - 2, new=3)
-    after_the_second_of(history(data, "commits"))
     second = crawl(hub, tmp_path, "2", args={"history": "commits"})
     assert second.stats["ptm/history/rewritten"] == 1 and "rewritten (a force-push)" in second.log
     (marker,) = history(data, "dropped_commits")
@@ -281,7 +269,6 @@ def test_a_history_rewritten_deeper_than_the_recent_commits_marks_every_commit_i
     # rewritten ones above the meeting point dropped
     rewritten = [c["id"] for c in hub.histories[deep].commits[:3]]
     hub.restore(deep, original)
-    after_the_second_of(history(data, "commits"))
     crawl(hub, tmp_path, "3", args={"history": "commits"})
     assert [d.get("commit_id") for d in history(data, "dropped_commits")[1:]] == rewritten
     got = dropped_at(data, deep)
@@ -310,7 +297,6 @@ def test_commits_a_killed_paging_stored_are_marked_dropped_once_a_force_push_lef
     gate.open()
     stored = first_page()
     dropped = hub.force_push(deep, rewritten=len(hub.histories[deep].commits), new=2)  # squashed
-    after_the_second_of(history(data, "commits"))
     assert stored <= set(dropped)
 
     crawl(hub, tmp_path, "2", args=args)

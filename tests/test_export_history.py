@@ -228,6 +228,40 @@ def test_commits_a_force_push_dropped_are_marked_as_the_tables_module_marks_them
         assert query(database, 'SELECT commit_id, dropped_at FROM "commit" ORDER BY 1') == expected
 
 
+
+def test_commits_dropped_and_stored_again_within_one_second_are_told_apart_by_their_paging(tmp_path):
+    """Back-to-back crawls store their lines in one second (crawled_at has whole seconds): what a
+    drop line drops is told by the numbers of the pagings, as the tables module tells it."""
+    history = tmp_path / "data" / "huggingface" / "history"
+    m = {"model": 7, "model_id": "o/m", "crawled_at": "2025-01-01T00:00:00Z"}
+    now = m["crawled_at"]
+    crawls = [
+        ([{**m, "paging": 1, "raw": {"id": c}} for c in ("c1", "c2", "c3")], []),
+        # squashed: the whole history listed again, every commit stored before it dropped
+        ([{**m, "paging": 2, "raw": {"id": "s1"}}], [{**m, "paging": 2, "stored_before": now, "head": "s1"}]),
+        # pushed back: listed again (live), the squashed one dropped
+        ([{**m, "paging": 3, "raw": {"id": c}} for c in ("c1", "c2", "c3")],
+         [{**m, "paging": 3, "stored_before": now, "head": "c1"}]),
+        # amended head: met c2, c1 above it dropped; then pushed back: c1 live, a1 dropped
+        ([{**m, "paging": 4, "raw": {"id": "a1"}}], [{**m, "paging": 4, "commit_id": "c1", "head": "a1"}]),
+        ([{**m, "paging": 5, "raw": {"id": "c1"}}], [{**m, "paging": 5, "commit_id": "a1", "head": "c1"}]),
+    ]
+    expected = [[("c1", None), ("c2", None), ("c3", None)],
+                [("c1", now), ("c2", now), ("c3", now), ("s1", None)],
+                [("c1", None), ("c2", None), ("c3", None), ("s1", now)],
+                [("a1", None), ("c1", now), ("c2", None), ("c3", None), ("s1", now)],
+                [("a1", now), ("c1", None), ("c2", None), ("c3", None), ("s1", now)]]
+    db, together = tmp_path / "d.sqlite", tmp_path / "together.sqlite"
+    dropped_at = [TABLES["commit"].columns.index(c) for c in ("commit_id", "dropped_at")]
+    for (commits, dropped), want in zip(crawls, expected, strict=True):
+        write_lines(history / "commits.jsonl", commits)
+        write_lines(history / "dropped_commits.jsonl", dropped)
+        export_sqlite(tmp_path / "data", db)
+        assert query(db, 'SELECT commit_id, dropped_at FROM "commit" ORDER BY 1') == want
+        assert sorted((r[dropped_at[0]], r[dropped_at[1]]) for r in rows(tmp_path / "data", "commit")) == want
+    export_sqlite(tmp_path / "data", together)
+    assert query(together, 'SELECT commit_id, dropped_at FROM "commit" ORDER BY 1') == expected[-1]
+
 def test_a_version_2_database_gets_the_dropped_at_column(tmp_path):
     history = tmp_path / "data" / "huggingface" / "history"
     write_lines(history / "commits.jsonl", [{"model": 1, "model_id": "o/m", "crawled_at": "2025-01-01T00:00:00Z",

@@ -96,12 +96,15 @@ def test_commit_pages_stop_at_the_newest_stored_commit(tmp_path):
         "X-Total-Count": "17", "Link": f'</api/models/{MODEL["id"]}/commits/{SHA}?p=1&limit=2>; rel="next"'})))
     item, follow = first
     assert [r["raw"]["id"] for r in item.rows["commits"]] == [SHA, commits[1]["id"]] and item.states == []
+    # the paging's number, taken before its first lines (a state line of older crawls has none: 1)
+    assert item.began == [{"kind": "commits_paging", "head": SHA, "paging": 1}]
     # the Hub's root-relative link, put back under the mirror's path
     assert follow.url == f"{BASE}/api/models/{MODEL['id']}/commits/{SHA}?p=1&limit=2"
     (last,) = spider.parse_history_commits(respond(follow, commits[2:4], headers={"X-Total-Count": "17"}))
     assert [r["raw"]["id"] for r in last.rows["commits"]] == [commits[2]["id"]]  # stopped at the known one
     assert last.states == [{"kind": "commits", "head": SHA, "total": 17,
-                            "recent": [c["id"] for c in commits[:4]]}]
+                            "recent": [c["id"] for c in commits[:4]], "paging": 1}]
+    assert {r["paging"] for r in item.rows["commits"] + last.rows["commits"]} == {1} and last.began == []
     assert "dropped_commits" not in last.rows  # the old head is below the new one: nothing dropped
 
 
@@ -111,7 +114,8 @@ def test_after_a_force_push_commit_pages_stop_at_the_first_commit_stored_before(
     rid = map_raw(RawModelItem("huggingface", MODEL["id"], BASE, MODEL, {}))["id"]
     old_head = "b" * 40  # amended: SHA replaces it on top of commits[1]
     stored = [old_head] + [c["id"] for c in commits[1:]] + [f"{n:040x}" for n in range(30)]
-    spider._history_state = {rid: {"commits": {"head": old_head, "recent": stored[:RECENT_COMMITS]}}}
+    spider._history_state = {rid: {"commits": {"head": old_head, "recent": stored[:RECENT_COMMITS], "paging": 3},
+                                   "commits_paging": {"head": "c" * 40, "paging": 4}}}  # 4 cut short
     request = by_kind(spider.history_requests(MODEL))["commits"]
     (item,) = spider.parse_history_commits(respond(request, commits[:2], headers={
         "X-Total-Count": "17", "Link": f'</api/models/{MODEL["id"]}/commits/{SHA}?p=1&limit=2>; rel="next"'}))
@@ -120,7 +124,8 @@ def test_after_a_force_push_commit_pages_stop_at_the_first_commit_stored_before(
     assert state["head"] == SHA and state["recent"] == [SHA] + stored[1:RECENT_COMMITS]
     assert len(state["recent"]) == RECENT_COMMITS  # bounded, however long the history
     # the amended head is no longer reached: a dropped-commit line, written before the state line
-    assert item.rows["dropped_commits"] == [{"commit_id": old_head, "head": SHA}]
+    assert item.rows["dropped_commits"] == [{"commit_id": old_head, "head": SHA, "paging": 5}]
+    assert item.rows["commits"][0]["paging"] == 5 and state["paging"] == 5
     assert spider.crawler.stats.get_value("ptm/history/rewritten") == 1
 
 
@@ -139,7 +144,7 @@ def test_a_history_rewritten_below_every_recent_commit_marks_what_was_stored_bef
     (last,) = spider.parse_history_commits(respond(follow, commits[2:3], headers={"X-Total-Count": "3"}))
     (marker,) = last.rows["dropped_commits"]
     # every commit of the new history is stored by this paging, at or after the time it began
-    assert marker == {"stored_before": follow.meta["ptm_history"]["since"], "head": SHA}
+    assert marker == {"stored_before": follow.meta["ptm_history"]["since"], "head": SHA, "paging": 1}
     assert before <= marker["stored_before"] <= utc_now()
     # a listing shorter than the hub's count is not the whole history: nothing is marked
     request = by_kind(spider.history_requests(other))["commits"]
@@ -443,6 +448,74 @@ def test_the_commit_table_marks_what_a_force_push_dropped_until_it_is_stored_aga
     assert got == {(5, "c1"): at(2), (5, "c2"): at(4), (5, "c3"): None,  # stored again after the drop
                    (5, "c4"): None, (5, "n1"): None, (6, "x1"): None}
 
+
+def crawl_commits(tmp_path, commits, page=2):
+    """One crawl's commit paging of MODEL on a hub whose history is ``commits`` (newest first),
+    its items stored as the history stage stores them."""
+    spider = history_spider(tmp_path, history="commits", PTM_HUGGINGFACE_COMMITS_PAGE_SIZE=page)
+    store = HistoryStore(DatasetTree(tmp_path))
+    head = commits[0]["id"]
+    pending = [r for r in spider.history_requests({**MODEL, "sha": head}) if isinstance(r, Request)]
+    while pending:
+        request = pending.pop()
+        p = int(request.url.partition("&p=")[2] or 0)
+        more = (p + 1) * page < len(commits)
+        headers = {"X-Total-Count": str(len(commits)),
+                   **({"Link": f'</api/models/{MODEL["id"]}/commits/{head}?limit={page}&p={p + 1}>; rel="next"'}
+                      if more else {})}
+        for out in spider.parse_history_commits(respond(request, commits[p * page:(p + 1) * page], headers=headers)):
+            if isinstance(out, HistoryItem):
+                store.write(out)
+            else:
+                pending.append(out)
+    return spider
+
+
+def live_and_dropped(tmp_path):
+    cols = TABLES["commit"].columns
+    got = {r[cols.index("commit_id")]: r[cols.index("dropped_at")] for r in rows(tmp_path, "commit")}
+    return {c for c, at in got.items() if at is None}, {c for c, at in got.items() if at is not None}
+
+
+def test_back_to_back_crawls_within_one_second_neither_keep_dropped_commits_live_nor_drop_listed_ones(
+        tmp_path, monkeypatch):
+    """History lines have whole-second times: crawls one right after the other store their lines
+    in the same second. What is dropped must not depend on it (every crawl here is in one second)."""
+    for module in ("ptmscrape.history.spider", "ptmscrape.history.store"):
+        monkeypatch.setattr(f"{module}.utc_now", lambda: "2026-01-01T00:00:00Z")
+    original = synthetic_history(MODEL["id"], SHA, 3).commits  # 17 commits
+    ids = [c["id"] for c in original]
+    crawl_commits(tmp_path, original)
+    # squashed (deeper than the recent commits): listed whole again, every stored commit left out dropped
+    squashed = [{**original[0], "id": "e" * 40}, {**original[1], "id": "f" * 40}]
+    crawl_commits(tmp_path, squashed)
+    assert live_and_dropped(tmp_path) == ({"e" * 40, "f" * 40}, set(ids))
+    # pushed back: listed whole again (none of the squashed commits is in it): live again
+    crawl_commits(tmp_path, original)
+    assert live_and_dropped(tmp_path) == (set(ids), {"e" * 40, "f" * 40})
+    # the head amended: paging meets the stored commits below it, the old head dropped
+    amended = [{**original[0], "id": "b" * 40}, *original[1:]]
+    crawl_commits(tmp_path, amended)
+    assert live_and_dropped(tmp_path) == ({"b" * 40, *ids[1:]}, {ids[0], "e" * 40, "f" * 40})
+    # and pushed back: the old head listed again is live, the amended one dropped
+    crawl_commits(tmp_path, original)
+    assert live_and_dropped(tmp_path) == (set(ids), {"b" * 40, "e" * 40, "f" * 40})
+
+
+
+def test_lines_of_versions_that_did_not_number_pagings_are_older_than_every_numbered_one(tmp_path):
+    m = {"model": 5, "model_id": "o/m"}
+    at = "2025-01-0{}T00:00:00Z".format
+    _write(tmp_path, "commits", [{**m, "crawled_at": at(1), "raw": {"id": c}} for c in ("c1", "c2", "c3")]
+           + [{**m, "crawled_at": at(2), "paging": 1, "raw": {"id": "c2"}}])  # upgraded: c2 listed again
+    _write(tmp_path, "dropped_commits", [
+        {**m, "crawled_at": at(1), "commit_id": "c3"},  # unnumbered, with c3 in its second: times decide
+        {**m, "crawled_at": at(3), "commit_id": "c2"},  # unnumbered: older than c2's numbered line
+        {**m, "crawled_at": at(2), "paging": 1, "stored_before": at(2), "head": "c2"}])  # drops c1 and c3
+    cols = TABLES["commit"].columns
+    got = {r[cols.index("commit_id")]: (r[cols.index("dropped_at")], r[cols.index("paging")])
+           for r in rows(tmp_path, "commit")}
+    assert got == {"c1": (at(2), None), "c2": (None, 1), "c3": (at(1), None)}
 
 def test_tables_of_an_empty_data_dir_are_empty(tmp_path):
     assert all(list(rows(tmp_path, name)) == [] for name in TABLES)

@@ -172,11 +172,15 @@ def load_refs(loader, relative: str, lines: Iterator[Line]) -> None:
 
 
 # A commit keeps the earliest time a crawl found it dropped; a commit line stored since (newer than
-# the drop) replaced the row with dropped_at NULL, and the crawled_at test keeps it live.
-_DROP_COMMIT = ('UPDATE "commit" SET dropped_at = ? WHERE model_id = ? AND commit_id = ? AND crawled_at <= ? '
-                'AND (dropped_at IS NULL OR dropped_at > ?)')
-_DROP_STORED_BEFORE = ('UPDATE "commit" SET dropped_at = ? WHERE model_id = ? AND crawled_at < ? '
-                       'AND (dropped_at IS NULL OR dropped_at > ?)')
+# the drop) replaced the row with dropped_at NULL, and the test of ``tables.dropped_before`` keeps it
+# live: by the pagings' numbers when the drop line has one (a row without one is older), else by
+# crawled_at, for a row without a number too (lines of versions that did not number pagings).
+_STORED_BEFORE_DROP = ("(CASE WHEN ? IS NOT NULL THEN COALESCE(paging, 0) < ? "
+                       "ELSE paging IS NULL AND crawled_at {} ? END)")
+_DROP_COMMIT = ('UPDATE "commit" SET dropped_at = ? WHERE model_id = ? AND commit_id = ? AND '
+                + _STORED_BEFORE_DROP.format("<=") + ' AND (dropped_at IS NULL OR dropped_at > ?)')
+_DROP_STORED_BEFORE = ('UPDATE "commit" SET dropped_at = ? WHERE model_id = ? AND '
+                       + _STORED_BEFORE_DROP.format("<") + ' AND (dropped_at IS NULL OR dropped_at > ?)')
 
 
 def load_dropped_commits(loader, relative: str, lines: Iterator[Line]) -> None:
@@ -187,11 +191,11 @@ def load_dropped_commits(loader, relative: str, lines: Iterator[Line]) -> None:
         if found is None or not INT64_MIN <= found[0] <= INT64_MAX:
             loader.skip(relative, "not a dropped-commit line (no record id within 64 bits, commit id or time)")
             continue
-        model, commit, before, at = found
+        model, commit, before, at, paging = found
         if commit is not None:
-            loader.add(_DROP_COMMIT, (at, model, commit, at, at))
+            loader.add(_DROP_COMMIT, (at, model, commit, paging, paging, at, at))
         else:
-            loader.add(_DROP_STORED_BEFORE, (at, model, before, at))
+            loader.add(_DROP_STORED_BEFORE, (at, model, paging, paging, before, at))
 
 
 def load_file_trees(loader, relative: str, lines: Iterator[Line]) -> None:

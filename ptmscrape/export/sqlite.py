@@ -37,15 +37,15 @@ from ptmscrape.items import printable
 logger = logging.getLogger(__name__)
 
 # PRAGMA user_version of the databases this code writes; bump it when a table changes shape.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Older versions this code brings up to date by creating what is missing (the schema only grew
-# since: version 2 added the history tables, version 3 the column below) and making the views
-# below again (version 4: lineage takes one model per name).
-UPGRADABLE_VERSIONS = (1, 2, 3)
+# since: version 2 added the history tables, versions 3 and 5 the columns below) and making the
+# views below again (version 4: lineage takes one model per name).
+UPGRADABLE_VERSIONS = (1, 2, 3, 4)
 REMADE_VIEWS = ("lineage",)
 # Columns added to existing tables since version 2, each at the end (inserts name no columns):
 # (table, column, declared type).
-ADDED_COLUMNS = (("commit", "dropped_at", "TEXT"),)
+ADDED_COLUMNS = (("commit", "dropped_at", "TEXT"), ("commit", "paging", "INTEGER"))
 BATCH_ROWS = 20_000      # buffered rows before they are written (per flush, all statements)
 LOOKUP_CACHE = 200_000   # cached lookup values (tags, papers, ...) before the cache is emptied
 FINGERPRINT_BYTES = 4096

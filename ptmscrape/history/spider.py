@@ -277,9 +277,9 @@ class HistoryMixin(_MixedInto):
                                 printable(f"{self.name}:{ctx['model_id']}"), kind, n, "y" if n == 1 else "ies",
                                 lacking)
 
-    def _item(self, ctx: dict[str, Any], kind: str, rows, states, response) -> HistoryItem:
+    def _item(self, ctx: dict[str, Any], kind: str, rows, states, response, began=None) -> HistoryItem:
         return HistoryItem(self.name, ctx["model"], ctx["model_id"], kind, rows or {}, states or [],
-                           request=response.request)
+                           request=response.request, began=began or [])
 
     def _next(self, response, ctx, kind, callback, new_ctx):
         """The request for the next page, or a failure item when the link leaves the hub."""
@@ -311,8 +311,12 @@ class HistoryMixin(_MixedInto):
             yield from self._given_up(response, "commits")
             return
         head = ctx.get("head") or (ctx["rev"] if _SHA.fullmatch(ctx["rev"]) else None)
-        # Before any line of this paging is written: every commit it lists is stored at or after
-        # this time, which tells a whole history listed again from the commits it left out.
+        # The model's pagings are numbered (state.jsonl): every line this one writes carries its
+        # number, so a reader tells what it listed (again) from what an earlier paging stored,
+        # however close in time (crawled_at has whole seconds). ``since`` (the time, before any line
+        # of it is written) is what readers of lines without a number go by.
+        first = "paging" not in ctx
+        paging = ctx["paging"] if not first else self._next_paging(ctx["model"])
         since = ctx.get("since") or utc_now()
         listed_entries = ctx.get("entries", 0) + len(page)
         stored = self._stored_commits(ctx["model"])
@@ -328,22 +332,23 @@ class HistoryMixin(_MixedInto):
         listed = ctx.get("recent", []) + [r["raw"]["id"] for r in rows if _SHA.fullmatch(r["raw"]["id"])]
         follow = None if reached else self._next(response, ctx, "commits", self.parse_history_commits,
                                                  {**ctx, "head": head, "recent": listed[:RECENT_COMMITS],
-                                                  "since": since, "entries": listed_entries})
-        states, files = [], {"commits": rows}
-        if follow is not None and not stored and "since" not in ctx:
-            # The first page of a paging of several, with no history stored completely before: if
-            # this paging is cut short (a kill, a refused page), its commits are stored with no state
-            # line, and the paging that completes it must know some may be in no history any more.
-            states.append({"kind": "commits_paging", "head": head})
+                                                  "since": since, "entries": listed_entries, "paging": paging})
+        states, files = [], {"commits": [{**r, "paging": paging} for r in rows]}
+        # Written before the page's lines: the number is taken even if the crawl is killed right
+        # after them; and a paging cut short (a kill, a refused page) leaves its commits stored with
+        # no commits state line: the paging that completes it must know some may be in no history
+        # any more.
+        began = [{"kind": "commits_paging", "head": head, "paging": paging}] if first else []
         if follow is None and head:
             if reached:  # what follows it in the hub's list was stored with it
                 listed += stored[stored.index(reached):]
             dropped = self._dropped_commits(ctx, stored, reached, since,
                                             whole=total is None or listed_entries >= total)
             if dropped:
-                files["dropped_commits"] = [{**d, "head": head} for d in dropped]
-            states.append({"kind": "commits", "head": head, "total": total, "recent": listed[:RECENT_COMMITS]})
-        yield self._item(ctx, "commits", files, states, response)
+                files["dropped_commits"] = [{**d, "head": head, "paging": paging} for d in dropped]
+            states.append({"kind": "commits", "head": head, "total": total, "recent": listed[:RECENT_COMMITS],
+                           "paging": paging})
+        yield self._item(ctx, "commits", files, states, response, began)
         if follow is not None:
             yield follow
 
@@ -352,9 +357,9 @@ class HistoryMixin(_MixedInto):
         """The ``dropped_commits`` lines of a paging that ended: stored commits the new head no
         longer reaches (a force-push). Paging met a stored commit: the stored head's newest commits
         above it. It met none: the whole new history was listed (``whole``, unless the hub listed
-        fewer than it counts), so every commit of the model stored before the paging began and not
-        listed again; the hub's commits carry no parents, so the tables tell which (their
-        ``crawled_at``)."""
+        fewer than it counts), so every commit of the model an earlier paging stored and this one did
+        not list again; the hub's commits carry no parents, so the tables tell which (the ``paging``
+        of their lines, lower than this one's)."""
         if ctx.get("relist") and whole:
             # Listed again for a count that did not add up (_commit_count_agrees): what it left out is
             # in no history; a rewrite or not, the crawl cannot tell, so not counted as one.
@@ -395,6 +400,14 @@ class HistoryMixin(_MixedInto):
                          printable(f"{self.name}:{ctx['model_id']}"), total, stored_total, dropped, new,
                          stored_total - dropped + new)
         return False
+
+    def _next_paging(self, model: int) -> int:
+        """The number of a new commit paging of ``model``: one above every paging an earlier crawl
+        began (``state.jsonl``; 1 for a model none began)."""
+        entry = self.history_state.get(model, {})
+        numbers = [line.get("paging") for line in (entry.get("commits", {}), entry.get("commits_paging", {}))]
+        return 1 + max((n for n in numbers if isinstance(n, int) and not isinstance(n, bool) and n > 0),
+                       default=0)
 
     def _stored_commits(self, model: int) -> list[str]:
         """The newest commits of the head an earlier crawl stored completely, newest first: each

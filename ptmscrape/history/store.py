@@ -13,8 +13,10 @@ Layout (one JSON Lines file per kind, whatever the number of models)::
                                                   or lost (failed after retries, malformed)
 
 Every line carries ``model`` (the record ``id`` of ``<hub>.jsonl``), ``model_id`` (the hub's id) and
-``crawled_at``; the hub's object is under ``raw``: as served, except a discussion's, which is its
-list entry merged with its details, without ``events`` (one line each in discussion_events). A
+``crawled_at`` (whole seconds: what drops what goes by the ``paging`` of commit and
+dropped_commits lines, see ``ptmscrape.history.tables.dropped_before``); the hub's object is
+under ``raw``: as served, except a discussion's, which is its list entry merged with its details,
+without ``events`` (one line each in discussion_events). A
 dropped_commits line has no ``raw`` (it is the crawl's finding, not the hub's object): see
 ``ptmscrape.history.tables.dropped_commit``. Files
 are only appended to, each item's lines in one append, whole or not at all: a write a full disk cuts
@@ -57,6 +59,9 @@ class HistoryItem:
     rows: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
     states: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     failure: dict[str, Any] | None = None
+    # State lines written before the rows: they vouch for nothing, they say a commit paging began
+    # (and take its number, which its lines carry).
+    began: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     # The call's request: when its lines cannot be written (a full disk), a JOBDIR job fetches it again.
     request: Any = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -79,8 +84,11 @@ class HistoryStore:
         self.tree = tree
 
     def write(self, item: HistoryItem) -> dict[str, int]:
-        """Store one item: its rows, then its failure, then its states. Returns rows per file."""
+        """Store one item: the states saying what began, its rows, then its failure, then the states
+        vouching for the rows. Returns rows per file."""
         head = {"model": item.model, "model_id": item.model_id, "crawled_at": utc_now()}
+        if item.began:
+            self.append(history_file(item.hub, STATE_FILE), ({**head, **s} for s in item.began))
         written = {}
         for name, rows in item.rows.items():
             if name not in ROW_FILES:
@@ -106,9 +114,10 @@ class HistoryStore:
 
 def load_state(tree: DatasetTree, hub: str) -> dict[int, dict[str, Any]]:
     """What earlier crawls stored completely, per model record id:
-    ``{"commits": {"head": …, "recent": [its newest commit ids]}, "refs": {"digest": …},
-    "commits_paging": {"head": …} (a first paging of several pages began: its pages may be stored
-    without a "commits" line), "files": {"revision": …}, "discussion": {num: {"signature": …,
+    ``{"commits": {"head": …, "recent": [its newest commit ids], "paging": its number},
+    "refs": {"digest": …}, "commits_paging": {"head": …, "paging": its number} (the last commit
+    paging that began: its pages may be stored without a "commits" line, if it was cut short),
+    "files": {"revision": …}, "discussion": {num: {"signature": …,
     "events": {event id: digest}, "pr_head": the commit refs/pr/<num> pointed at, when known}}}``
     (the last line wins)."""
     state: dict[int, dict[str, Any]] = {}

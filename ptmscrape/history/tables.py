@@ -142,7 +142,14 @@ def commit_rows(line: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield {"model": line["model"], "model_id": line.get("model_id"), "commit_id": c.get("id"),
            "title": c.get("title"), "message": c.get("message"), "date": c.get("date"),
            "authors": _json([a.get("user") for a in authors if isinstance(a, dict)]),
-           "crawled_at": line.get("crawled_at")}
+           "crawled_at": line.get("crawled_at"), "paging": _paging(line)}
+
+
+def _paging(line: dict[str, Any]) -> int | None:
+    """The number of the model's commit paging that wrote a line (1, 2, …), None for a line of a
+    version that did not number them (every such line is older than every numbered one)."""
+    n = line.get("paging")
+    return n if isinstance(n, int) and not isinstance(n, bool) and 0 < n < 1 << 62 else None
 
 
 def _commits(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
@@ -153,43 +160,58 @@ def _commits(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def dropped_commit(line: dict[str, Any]) -> tuple[int, str | None, str | None, str] | None:
-    """``(model, commit id, stored before, dropped at)`` of a line of ``dropped_commits.jsonl``
+def dropped_commit(line: dict[str, Any]) -> tuple[int, str | None, str | None, str, int | None] | None:
+    """``(model, commit id, stored before, dropped at, paging)`` of a line of ``dropped_commits.jsonl``
     (exactly one of the commit id and ``stored_before`` is given), None for any other line.
 
     A line names a stored commit the model's new head no longer reaches, or (``stored_before``)
-    says every commit of the model last stored before that time is no longer reached: the crawl
-    listed the whole new history, storing each of its commits again. A commit stored again after
-    the line was written is live again."""
+    says every commit of the model stored last before the paging that wrote the line is no longer
+    reached: that paging listed the whole new history, storing each of its commits again. A commit
+    stored again after the line was written is live again. ``paging`` (the number of the paging
+    that wrote the line) tells which commit lines came before it (:func:`dropped_before`)."""
     model, commit, before, at = (line.get(k) for k in ("model", "commit_id", "stored_before", "crawled_at"))
     if (not isinstance(model, int) or isinstance(model, bool) or not isinstance(at, str)
             or isinstance(commit, str) == isinstance(before, str)):
         return None
-    return model, commit if isinstance(commit, str) else None, before if isinstance(before, str) else None, at
+    return (model, commit if isinstance(commit, str) else None, before if isinstance(before, str) else None, at,
+            _paging(line))
+
+
+def dropped_before(row: dict[str, Any], paging: int | None, before: str | None, at: str) -> bool:
+    """Whether a commit row was stored last before a dropped-commit line (``paging``, ``before``
+    and ``at`` as :func:`dropped_commit` gives them), so that the line drops it (if it names the
+    row's commit, or is a ``stored_before`` line of the row's model). Lines numbered by their
+    paging go by the numbers (crawled_at has whole seconds: back-to-back crawls share one); a
+    numbered commit line is newer than any line that is not; two lines without numbers (of older
+    versions) go by their times."""
+    if paging is not None:
+        return (row.get("paging") or 0) < paging
+    stored = row.get("crawled_at")
+    if row.get("paging") is not None or not isinstance(stored, str):
+        return False
+    return stored < before if before is not None else stored <= at
 
 
 class _Drops:
     """The lines of ``dropped_commits.jsonl`` (a force-push is rare: they are few), asked per row."""
 
     def __init__(self, data_dir: Path, hub: str):
-        self.commits: dict[int, list[str]] = {}  # key hash of (model, commit id) -> times dropped
-        self.models: dict[int, list[tuple[str, str]]] = {}  # model -> (stored before, time dropped)
+        # key hash of (model, commit id) -> its drops; model -> its stored_before lines: (paging, before, at)
+        self.commits: dict[int, list[tuple[int | None, str | None, str]]] = {}
+        self.models: dict[int, list[tuple[int | None, str | None, str]]] = {}
         for line in read_jsonl(data_dir / history_file(hub, "dropped_commits")):
             if found := dropped_commit(line):
-                model, commit, before, at = found
+                model, commit, before, at, paging = found
                 if commit is not None:
-                    self.commits.setdefault(_key_hash((model, commit)), []).append(at)
+                    self.commits.setdefault(_key_hash((model, commit)), []).append((paging, None, at))
                 else:
-                    self.models.setdefault(model, []).append((before or "", at))
+                    self.models.setdefault(model, []).append((paging, before, at))
 
     def dropped_at(self, row: dict[str, Any]) -> str | None:
         """When a crawl first found the row's commit dropped since it was last stored; None: live."""
-        stored = row.get("crawled_at")
-        if not isinstance(stored, str):
-            return None
-        times = [at for at in self.commits.get(_key_hash((row["model"], row["commit_id"])), ()) if at >= stored]
-        times += [at for before, at in self.models.get(row["model"], ()) if stored < before]
-        return min(times, default=None)
+        drops = [*self.commits.get(_key_hash((row["model"], row["commit_id"])), ()),
+                 *self.models.get(row["model"], ())]
+        return min((at for paging, before, at in drops if dropped_before(row, paging, before, at)), default=None)
 
 
 _REF_TYPES = {"branches": "branch", "tags": "tag", "converts": "convert", "pullRequests": "pull_request"}
@@ -284,7 +306,7 @@ _MODEL = [("model", "INTEGER NOT NULL"), ("model_id", "TEXT NOT NULL")]
 TABLES: dict[str, Table] = {t.name: t for t in (
     _table("commit", _MODEL + [("commit_id", "TEXT NOT NULL"), ("title", "TEXT"), ("message", "TEXT"),
                                ("date", "TEXT"), ("authors", "TEXT"), ("crawled_at", "TEXT"),
-                               ("dropped_at", "TEXT")],
+                               ("dropped_at", "TEXT"), ("paging", "INTEGER")],
            ("model", "commit_id"), _commits),
     _table("ref", _MODEL + [("ref_type", "TEXT"), ("name", "TEXT"), ("ref", "TEXT NOT NULL"),
                             ("target_commit", "TEXT"), ("crawled_at", "TEXT")],
