@@ -124,7 +124,9 @@ def test_after_a_force_push_commit_pages_stop_at_the_first_commit_stored_before(
     assert state["head"] == SHA and state["recent"] == [SHA] + stored[1:RECENT_COMMITS]
     assert len(state["recent"]) == RECENT_COMMITS  # bounded, however long the history
     # the amended head is no longer reached: a dropped-commit line, written before the state line
-    assert item.rows["dropped_commits"] == [{"commit_id": old_head, "head": SHA, "paging": 5}]
+    # and paging 4, cut short, may have stored commits this one did not list again: in no history
+    assert item.rows["dropped_commits"] == [{"commit_id": old_head, "head": SHA, "paging": 5},
+                                            {"unfinished_after": 3, "head": SHA, "paging": 5}]
     assert item.rows["commits"][0]["paging"] == 5 and state["paging"] == 5
     assert spider.crawler.stats.get_value("ptm/history/rewritten") == 1
 
@@ -449,9 +451,9 @@ def test_the_commit_table_marks_what_a_force_push_dropped_until_it_is_stored_aga
                    (5, "c4"): None, (5, "n1"): None, (6, "x1"): None}
 
 
-def crawl_commits(tmp_path, commits, page=2):
+def crawl_commits(tmp_path, commits, page=2, killed_after=None):
     """One crawl's commit paging of MODEL on a hub whose history is ``commits`` (newest first),
-    its items stored as the history stage stores them."""
+    its items stored as the history stage stores them (``killed_after`` pages: the rest never read)."""
     spider = history_spider(tmp_path, history="commits", PTM_HUGGINGFACE_COMMITS_PAGE_SIZE=page)
     store = HistoryStore(DatasetTree(tmp_path))
     head = commits[0]["id"]
@@ -459,6 +461,8 @@ def crawl_commits(tmp_path, commits, page=2):
     while pending:
         request = pending.pop()
         p = int(request.url.partition("&p=")[2] or 0)
+        if p == killed_after:
+            break
         more = (p + 1) * page < len(commits)
         headers = {"X-Total-Count": str(len(commits)),
                    **({"Link": f'</api/models/{MODEL["id"]}/commits/{head}?limit={page}&p={p + 1}>; rel="next"'}
@@ -502,6 +506,41 @@ def test_back_to_back_crawls_within_one_second_neither_keep_dropped_commits_live
     assert live_and_dropped(tmp_path) == (set(ids), {"b" * 40, "e" * 40, "f" * 40})
 
 
+
+
+def test_commits_a_paging_cut_short_stored_are_dropped_once_the_next_paging_finds_them_gone(tmp_path):
+    """A re-crawl pages new commits and is killed after a page of them (stored, no state line);
+    then the hub's history drops them (a force-push). The paging that completes meets the commits
+    stored before: what the killed paging stored, not listed again, is in no history any more."""
+    original = synthetic_history(MODEL["id"], SHA, 3).commits  # 5 commits
+    ids = [c["id"] for c in original]
+    crawl_commits(tmp_path, original)
+    pushed = [{**original[0], "id": f"{n:x}" * 40} for n in (1, 2, 3)]  # 3 new commits on top
+    crawl_commits(tmp_path, pushed + original, killed_after=1)  # stores the first 2 of them
+    force_pushed = [{**original[0], "id": "d" * 40}]  # the 3 replaced by another one
+    crawl_commits(tmp_path, force_pushed + original)
+    assert live_and_dropped(tmp_path) == ({"d" * 40, *ids}, {"1" * 40, "2" * 40})
+    # and the export marks them as the tables do
+    from ptmscrape.export.sqlite import export_sqlite
+    export_sqlite(tmp_path, tmp_path / "d.sqlite")
+    db = sqlite3.connect(tmp_path / "d.sqlite")
+    assert {r[0] for r in db.execute('SELECT commit_id FROM "commit" WHERE dropped_at IS NOT NULL')} == {
+        "1" * 40, "2" * 40}
+    db.close()
+    # a paging that completes after one cut short, the history unchanged: nothing more dropped
+    two_more = [{**original[0], "id": f"{n:x}" * 40} for n in (8, 9)] + force_pushed + original
+    crawl_commits(tmp_path, two_more, killed_after=1)
+    crawl_commits(tmp_path, two_more)
+    assert live_and_dropped(tmp_path) == ({"8" * 40, "9" * 40, "d" * 40, *ids}, {"1" * 40, "2" * 40})
+    # cut short again, then the hub's head put back to the one stored: its commits are still asked
+    # for (once), to find what the paging cut short stored is gone
+    crawl_commits(tmp_path, [{**original[0], "id": f"{n:x}" * 40} for n in (6, 7)] + two_more, killed_after=1)
+    spider = crawl_commits(tmp_path, two_more)
+    assert spider.crawler.stats.get_value("ptm/history/calls/commits") == 1
+    assert live_and_dropped(tmp_path) == ({"8" * 40, "9" * 40, "d" * 40, *ids},
+                                          {"1" * 40, "2" * 40, "6" * 40, "7" * 40})
+    spider = crawl_commits(tmp_path, two_more)  # and then no more
+    assert spider.crawler.stats.get_value("ptm/history/unchanged/commits") == 1
 
 def test_lines_of_versions_that_did_not_number_pagings_are_older_than_every_numbered_one(tmp_path):
     m = {"model": 5, "model_id": "o/m"}

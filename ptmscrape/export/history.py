@@ -181,6 +181,8 @@ _DROP_COMMIT = ('UPDATE "commit" SET dropped_at = ? WHERE model_id = ? AND commi
                 + _STORED_BEFORE_DROP.format("<=") + ' AND (dropped_at IS NULL OR dropped_at > ?)')
 _DROP_STORED_BEFORE = ('UPDATE "commit" SET dropped_at = ? WHERE model_id = ? AND '
                        + _STORED_BEFORE_DROP.format("<") + ' AND (dropped_at IS NULL OR dropped_at > ?)')
+_DROP_UNFINISHED = ('UPDATE "commit" SET dropped_at = ? WHERE model_id = ? AND paging > ? AND paging < ? '
+                    'AND (dropped_at IS NULL OR dropped_at > ?)')
 
 
 def load_dropped_commits(loader, relative: str, lines: Iterator[Line]) -> None:
@@ -191,11 +193,13 @@ def load_dropped_commits(loader, relative: str, lines: Iterator[Line]) -> None:
         if found is None or not INT64_MIN <= found[0] <= INT64_MAX:
             loader.skip(relative, "not a dropped-commit line (no record id within 64 bits, commit id or time)")
             continue
-        model, commit, before, at, paging = found
+        model, commit, before, at, paging, after = found
         if commit is not None:
             loader.add(_DROP_COMMIT, (at, model, commit, paging, paging, at, at))
-        else:
+        elif before is not None:
             loader.add(_DROP_STORED_BEFORE, (at, model, paging, paging, before, at))
+        else:
+            loader.add(_DROP_UNFINISHED, (at, model, after, paging, at))
 
 
 def load_file_trees(loader, relative: str, lines: Iterator[Line]) -> None:

@@ -6,8 +6,9 @@ Per model (``<api>`` is ``<base>/api/models/<id>``, the id as the hub gave it):
 * commits — ``<api>/commits/<sha>?limit=N``, newest first, the next page in a (relative) ``Link``
   header; paging stops at the first commit among the newest ones (``RECENT_COMMITS``) of the head
   an earlier crawl stored completely (so a force-push re-stores nothing older), and no call is
-  made when the listed SHA is that head; the stored commits a force-push dropped are written to
-  ``dropped_commits`` when the paging ends;
+  made when the listed SHA is that head (unless a paging was cut short since); the stored commits
+  a force-push dropped are written to ``dropped_commits`` when the paging ends (each paging is
+  numbered, its lines carry the number: ``ptmscrape.history.tables.dropped_before``);
 * refs — ``<api>/refs?include_prs=1``: one call; stored only when the body changed; its answer
   (whatever it was) asks for the discussion list, with the pull requests' heads;
 * discussions — ``<api>/discussions?p=N`` until ``start + len(discussions) >= count``, then
@@ -161,7 +162,9 @@ class HistoryMixin(_MixedInto):
         ctx = {"model": record_id, "model_id": model_id, "api": api}
         if "commits" in self.history_kinds:
             known = state.get("commits", {}).get("head")
-            if sha and known == sha:
+            # A paging cut short since (a kill, a lost page) may have stored commits the head no
+            # longer reaches: its first page tells (one call).
+            if sha and known == sha and self._unfinished_after(record_id) is None:
                 self._history_count(HISTORY_UNCHANGED_BY_KIND + "commits")
             else:
                 size = self.settings.getint("PTM_HUGGINGFACE_COMMITS_PAGE_SIZE")
@@ -344,6 +347,10 @@ class HistoryMixin(_MixedInto):
                 listed += stored[stored.index(reached):]
             dropped = self._dropped_commits(ctx, stored, reached, since,
                                             whole=total is None or listed_entries >= total)
+            if reached and (after := self._unfinished_after(ctx["model"])) is not None:
+                # Pagings cut short since the head stored last stored new commits: those this one
+                # did not list again above the commit it met are in no history any more.
+                dropped.append({"unfinished_after": after})
             if dropped:
                 files["dropped_commits"] = [{**d, "head": head, "paging": paging} for d in dropped]
             states.append({"kind": "commits", "head": head, "total": total, "recent": listed[:RECENT_COMMITS],
@@ -408,6 +415,15 @@ class HistoryMixin(_MixedInto):
         numbers = [line.get("paging") for line in (entry.get("commits", {}), entry.get("commits_paging", {}))]
         return 1 + max((n for n in numbers if isinstance(n, int) and not isinstance(n, bool) and n > 0),
                        default=0)
+
+    def _unfinished_after(self, model: int) -> int | None:
+        """The number of the model's last paging that finished (0: none numbered), when pagings
+        began after it (cut short: a kill, a lost page); else None."""
+        entry = self.history_state.get(model, {})
+        began, done = entry.get("commits_paging", {}).get("paging"), entry.get("commits", {}).get("paging", 0)
+        if not isinstance(began, int) or not isinstance(done, int) or isinstance(done, bool):
+            return None
+        return done if began > done else None
 
     def _stored_commits(self, model: int) -> list[str]:
         """The newest commits of the head an earlier crawl stored completely, newest first: each

@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ptmscrape.dataset.jsonl import read_jsonl
 from ptmscrape.history.store import STATE_FILE, history_file
@@ -160,58 +160,73 @@ def _commits(data_dir: Path, hub: str) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def dropped_commit(line: dict[str, Any]) -> tuple[int, str | None, str | None, str, int | None] | None:
-    """``(model, commit id, stored before, dropped at, paging)`` of a line of ``dropped_commits.jsonl``
-    (exactly one of the commit id and ``stored_before`` is given), None for any other line.
+class Drop(NamedTuple):
+    """One line of ``dropped_commits.jsonl`` (:func:`dropped_commit`): exactly one of ``commit``,
+    ``before`` and ``after`` is given."""
 
-    A line names a stored commit the model's new head no longer reaches, or (``stored_before``)
+    model: int
+    commit: str | None  # the stored commit the new head no longer reaches
+    before: str | None  # stored_before: every commit last stored by an earlier paging
+    at: str  # when the crawl found it (crawled_at)
+    paging: int | None  # the number of the paging that wrote the line (None: of an older version)
+    after: int | None = None  # unfinished_after: every commit last stored by a paging after that one
+
+
+def dropped_commit(line: dict[str, Any]) -> Drop | None:
+    """The :class:`Drop` of a line of ``dropped_commits.jsonl``, None for any other line.
+
+    A line names a stored commit the model's new head no longer reaches; or (``stored_before``)
     says every commit of the model stored last before the paging that wrote the line is no longer
-    reached: that paging listed the whole new history, storing each of its commits again. A commit
-    stored again after the line was written is live again. ``paging`` (the number of the paging
-    that wrote the line) tells which commit lines came before it (:func:`dropped_before`)."""
+    reached: that paging listed the whole new history, storing each of its commits again; or
+    (``unfinished_after``, with ``paging``) says the same of every commit stored last by a paging
+    numbered above that and below the line's: pagings cut short, whose new commits the paging that
+    finished did not list again. A commit stored again after the line was written is live again.
+    ``paging`` tells which commit lines came before the line (:func:`dropped_before`)."""
     model, commit, before, at = (line.get(k) for k in ("model", "commit_id", "stored_before", "crawled_at"))
+    after = line.get("unfinished_after")
+    after = after if isinstance(after, int) and not isinstance(after, bool) and after >= 0 else None
+    paging = _paging(line)
     if (not isinstance(model, int) or isinstance(model, bool) or not isinstance(at, str)
-            or isinstance(commit, str) == isinstance(before, str)):
+            or isinstance(commit, str) + isinstance(before, str) + (after is not None) != 1
+            or after is not None and (paging is None or after >= paging)):
         return None
-    return (model, commit if isinstance(commit, str) else None, before if isinstance(before, str) else None, at,
-            _paging(line))
+    return Drop(model, commit if isinstance(commit, str) else None, before if isinstance(before, str) else None,
+                at, paging, after)
 
 
-def dropped_before(row: dict[str, Any], paging: int | None, before: str | None, at: str) -> bool:
-    """Whether a commit row was stored last before a dropped-commit line (``paging``, ``before``
-    and ``at`` as :func:`dropped_commit` gives them), so that the line drops it (if it names the
-    row's commit, or is a ``stored_before`` line of the row's model). Lines numbered by their
-    paging go by the numbers (crawled_at has whole seconds: back-to-back crawls share one); a
-    numbered commit line is newer than any line that is not; two lines without numbers (of older
-    versions) go by their times."""
-    if paging is not None:
-        return (row.get("paging") or 0) < paging
+def dropped_before(row: dict[str, Any], drop: Drop) -> bool:
+    """Whether a commit row was stored last before a dropped-commit line, so that the line drops it
+    (if it names the row's commit, or is a ``stored_before`` or ``unfinished_after`` line of the
+    row's model). Lines numbered by their paging go by the numbers (crawled_at has whole seconds:
+    back-to-back crawls share one); a numbered commit line is newer than any line that is not; two
+    lines without numbers (of older versions) go by their times."""
+    row_paging = row.get("paging")
+    if drop.paging is not None:
+        return (drop.after if drop.after is not None else -1) < (row_paging or 0) < drop.paging
     stored = row.get("crawled_at")
-    if row.get("paging") is not None or not isinstance(stored, str):
+    if row_paging is not None or not isinstance(stored, str):
         return False
-    return stored < before if before is not None else stored <= at
+    return stored < drop.before if drop.before is not None else stored <= drop.at
 
 
 class _Drops:
     """The lines of ``dropped_commits.jsonl`` (a force-push is rare: they are few), asked per row."""
 
     def __init__(self, data_dir: Path, hub: str):
-        # key hash of (model, commit id) -> its drops; model -> its stored_before lines: (paging, before, at)
-        self.commits: dict[int, list[tuple[int | None, str | None, str]]] = {}
-        self.models: dict[int, list[tuple[int | None, str | None, str]]] = {}
+        self.commits: dict[int, list[Drop]] = {}  # key hash of (model, commit id) -> its drops
+        self.models: dict[int, list[Drop]] = {}  # model -> its stored_before and unfinished_after lines
         for line in read_jsonl(data_dir / history_file(hub, "dropped_commits")):
-            if found := dropped_commit(line):
-                model, commit, before, at, paging = found
-                if commit is not None:
-                    self.commits.setdefault(_key_hash((model, commit)), []).append((paging, None, at))
+            if drop := dropped_commit(line):
+                if drop.commit is not None:
+                    self.commits.setdefault(_key_hash((drop.model, drop.commit)), []).append(drop)
                 else:
-                    self.models.setdefault(model, []).append((paging, before, at))
+                    self.models.setdefault(drop.model, []).append(drop)
 
     def dropped_at(self, row: dict[str, Any]) -> str | None:
         """When a crawl first found the row's commit dropped since it was last stored; None: live."""
         drops = [*self.commits.get(_key_hash((row["model"], row["commit_id"])), ()),
                  *self.models.get(row["model"], ())]
-        return min((at for paging, before, at in drops if dropped_before(row, paging, before, at)), default=None)
+        return min((d.at for d in drops if dropped_before(row, d)), default=None)
 
 
 _REF_TYPES = {"branches": "branch", "tags": "tag", "converts": "convert", "pullRequests": "pull_request"}
