@@ -307,6 +307,54 @@ def test_commits_a_killed_paging_stored_are_marked_dropped_once_a_force_push_lef
     assert others and not any(others)  # the other models' commits stay live
 
 
+
+def test_new_commits_a_killed_re_crawl_stored_are_marked_dropped_once_a_force_push_left_them_out(tmp_path, hub):
+    """The history stored completely; commits pushed, and the re-crawl paging them killed after
+    its first page (stored, no state line); then those commits force-pushed away. The next crawl
+    meets the commits stored before: the killed paging's commits must not stay live."""
+    from tests.crawl import crawl_command
+    from tests.crawl_control import BackgroundCrawl, hold
+
+    data = tmp_path / "data"
+    model = sorted(hub.histories)[0]
+    args = {"history": "commits"}
+    crawl(hub, tmp_path, "1", args=args)
+    before = {c["id"] for c in hub.histories[model].commits}
+    pushed = [hub.push_commit(model, f"p{i}.md") for i in range(12)]  # pages of 5: 3 pages of them
+    gate = hold(hub.hub.replica, "GET", hub._commits, lambda req, m, n: m.group("id") == model and req.arg("p") == "1")
+    settings = {"PTM_HUGGINGFACE_URL": hub.hub.url + PREFIX, "PTM_HUGGINGFACE_PAGE_SIZE": 5, "PTM_CLONE": 0,
+                "PTM_HUGGINGFACE_COMMITS_PAGE_SIZE": 5}
+    killed = BackgroundCrawl(crawl_command("huggingface", tmp_path / "2.jsonl", data, tmp_path / "2.stats.json",
+                                           args, settings), tmp_path / "2.log")
+    stored = lambda: {c["raw"]["id"] for c in history(data, "commits") if c["model_id"] == model} - before  # noqa: E731
+    killed.wait_until(lambda: gate.reached.is_set() and len(stored()) == 5, "the first page of new commits stored")
+    killed.kill()
+    gate.open()
+    assert stored() == set(pushed[-5:])  # newest first
+    dropped = hub.force_push(model, rewritten=12, new=2)
+    assert set(dropped) == set(pushed)
+
+    third = crawl(hub, tmp_path, "3", args=args)
+    assert "ptm/history/rewritten" not in third.stats  # none of what the last complete crawl stored went
+    got = dropped_at(data, model)
+    assert {c for c, at in got.items() if at is None} == {c["id"] for c in hub.histories[model].commits}
+    assert {c for c, at in got.items() if at is not None} == set(pushed[-5:])
+    # killed again in the middle of new commits, then the head put back to the one stored: found too
+    gone = set(pushed[-5:])
+    pushed = [hub.push_commit(model, f"q{i}.md") for i in range(12)]
+    gate = hold(hub.hub.replica, "GET", hub._commits, lambda req, m, n: m.group("id") == model and req.arg("p") == "1")
+    killed = BackgroundCrawl(crawl_command("huggingface", tmp_path / "4.jsonl", data, tmp_path / "4.stats.json",
+                                           args, settings), tmp_path / "4.log")
+    killed.wait_until(lambda: gate.reached.is_set() and set(pushed[-5:]) <= stored(), "the first page stored")
+    killed.kill()
+    gate.open()
+    hub.restore(model, hub.histories[model].commits[12:])
+    fifth = crawl(hub, tmp_path, "5", args=args)
+    assert fifth.stats["ptm/history/calls/commits"] == 1
+    got = dropped_at(data, model)
+    assert {c for c, at in got.items() if at is None} == {c["id"] for c in hub.histories[model].commits}
+    assert {c for c, at in got.items() if at is not None} == gone | set(pushed[-5:])
+
 def test_a_commit_pushed_to_a_pull_request_is_seen_by_the_next_crawl(tmp_path, hub):
     data = tmp_path / "data"
     args = {"history": "refs,discussions"}
