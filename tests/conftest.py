@@ -17,6 +17,10 @@ _spec = importlib.util.spec_from_file_location("ptm_netguard", _NETGUARD / "site
 netguard = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(netguard)  # installs it
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(_NETGUARD), os.environ.get("PYTHONPATH")) if p)
+# ... and the other programs tests start (git, curl, git-lfs): every URL but a loopback one goes to a
+# proxy on a loopback port this process keeps bound and never listening, and is refused there.
+_REFUSING_PROXY = netguard.refusing_port()
+os.environ.update(netguard.proxy_env(_REFUSING_PROXY.getsockname()[1]))
 
 
 @pytest.fixture
@@ -43,6 +47,10 @@ def crawler(tmp_path):
     crawler.spider = HuggingfaceSpider.from_crawler(crawler)
     return crawler
 
+
+
+def pytest_unconfigure(config):
+    _REFUSING_PROXY.close()  # held for the whole session (no ResourceWarning at exit)
 
 
 # -- tiers: ``pytest -m "not crawl" tests`` is the quick tier (tests/tiers.py finds what to mark) --

@@ -1,8 +1,15 @@
 """No test may reach past this machine: Python's sockets here connect to loopback addresses only, and
 resolve no name but ``localhost`` (an error naming the host instead). ``tests/conftest.py`` installs
 it in the test process and puts this folder on ``PYTHONPATH``, so every Python process a test starts
-(crawls, Scrapyd) loads it as ``sitecustomize`` too. git and other programs are not covered: their
-URLs come from the tests' replicas on 127.0.0.1."""
+(crawls, Scrapyd) loads it as ``sitecustomize`` too.
+
+Programs that are not Python (git, git-remote-https through curl, git-lfs) are held by the proxy
+variables of the environment instead: conftest sets ``http_proxy``, ``https_proxy``, ``all_proxy``
+(and their upper-case spellings) to :func:`proxy_env`'s loopback port, which it keeps bound and never
+listening, and ``no_proxy`` to the loopback names. A loopback URL (every replica's) is fetched
+directly; any other fails at once, before its host is looked up, with git's "Failed to connect to
+127.0.0.1 port <the guard's>" (git-lfs: "proxyconnect tcp: ... connection refused"). Scrapy's
+HttpProxyMiddleware and urllib read the same variables, and bypass the proxy for loopback the same way."""
 
 from __future__ import annotations
 
@@ -33,6 +40,24 @@ def is_local(host) -> bool:
 def _refused(host) -> OSError:
     return OSError(errno.ENETUNREACH, f"tests reach only this machine: {host!r} is not a loopback address "
                                       "(tests/netguard)")
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+NO_PROXY = "127.0.0.1,localhost,::1"
+
+
+def refusing_port() -> socket.socket:
+    """A socket bound to a loopback port, never listening: a connection there is refused at once,
+    and no other socket can take the port while this one is open (keep a reference to it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def proxy_env(port: int) -> dict[str, str]:
+    """The proxy variables that send every URL but a loopback one to ``127.0.0.1:port``."""
+    proxy = f"http://127.0.0.1:{port}"
+    return {**dict.fromkeys(PROXY_VARIABLES, proxy), "no_proxy": NO_PROXY, "NO_PROXY": NO_PROXY}
 
 
 def install() -> None:
