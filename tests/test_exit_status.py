@@ -377,9 +377,10 @@ def test_a_feed_that_is_a_writable_file_in_a_folder_we_cannot_write_is_not_refus
             "print(json.dumps({uri: check(uri) for uri in"
             " ('/dev/stdout', '/dev/null', '/proc/version', '/dev/new/out.jsonl')}))")
     # Standard output a pipe of the user's own, as in `scrapy crawl … -O /dev/stdout | jq`.
+    pythonpath = os.pathsep.join((str(ROOT), os.environ["PYTHONPATH"]))  # the network guard's folder kept
     proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
                            '"$0" -c "$1" | cat', sys.executable, code],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": pythonpath}, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {

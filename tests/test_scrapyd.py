@@ -26,6 +26,7 @@ from tests.crawl import ROOT, project_crawler, read_jsonl
 from tests.replicas.huggingface import HuggingFaceReplica, fixture_models, synthetic_models
 
 BIN = Path(sys.executable).parent
+NETGUARD = Path(__file__).parent / "netguard"
 # What a deploy needs from the work tree; the rest (venv, git, data, tests) never goes in an egg.
 NOT_DEPLOYED = shutil.ignore_patterns(".git", ".venv", ".splash-venv", "data", "demo-data", "build", "dist",
                                       "*.egg-info", "__pycache__", ".pytest_cache", "tests", "bench", "*.jsonl")
@@ -47,10 +48,24 @@ def build_egg(tmp_path: Path) -> Path:
 
 
 def clean_env(home: Path) -> dict:
-    """An environment in which only the egg can provide the project (no PYTHONPATH, no work tree)."""
+    """An environment in which only the egg can provide the project (no work tree on PYTHONPATH, only
+    the network guard's folder, which holds nothing but its sitecustomize)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SCRAPY_SETTINGS_MODULE", "SCRAPY_PROJECT")}
+    env["PYTHONPATH"] = str(NETGUARD)
     env["HOME"] = str(home)  # no ~/.scrapyd.conf or ~/.scrapy.cfg of the machine
     return env
+
+
+def test_scrapyd_and_its_jobs_are_held_by_the_network_guard(tmp_path):
+    """The clean environment drops PYTHONPATH (the work tree on it would provide the project), not
+    the network guard that it also carries (tests/netguard): Scrapyd and its crawls resolve no name
+    but localhost either."""
+    probe = ("import importlib.util as u, socket\nprint(u.find_spec('ptmscrape'))\n"
+             "try:\n    socket.getaddrinfo('huggingface.co', 443)\nexcept OSError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=clean_env(tmp_path),
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines()[0] == "None", out.stdout + out.stderr
+    assert "tests resolve no name but localhost: 'huggingface.co'" in out.stdout, out.stdout + out.stderr
 
 
 # -- spiders accept Scrapyd's arguments ---------------------------------------------------------
