@@ -1,4 +1,5 @@
-"""Services that some tests need (Splash, Redis, Scrapyd …) and one rule for when they are missing.
+"""Services that some tests need (Splash, Redis, Scrapyd …) and one rule for when they, or anything
+else of the machine a test needs (root, a tmpfs mount, namespaces: :func:`missing`), are missing.
 
 A test that needs a running service calls :func:`require_service` first:
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -63,10 +65,20 @@ def require_service(
 ) -> str:
     """Return ``url_or_hostport`` if the service answers there; otherwise skip the calling test,
     or fail it under ``CI=true``."""
+    __tracebackhide__ = True  # the skip is reported at the caller's line
     problem = reachable(url_or_hostport, timeout)
     if problem is None:
         return url_or_hostport
-    reason = f"{name} is not reachable at {url_or_hostport} ({problem}); start it with: {start_hint}"
+    missing(f"{name} is not reachable at {url_or_hostport} ({problem}); start it with: {start_hint}")
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip the calling test for want of something of the machine (``reason`` names it), or fail it
+    under ``CI=true``: CI runs as root on a machine that has what the tests need (the services,
+    ``mount``, ``unshare`` with user, pid and mount namespaces, ``setpriv``, git-lfs), so a test
+    skipped there would be a check quietly not made. The only way a test skips
+    (``tests/test_conventions.py``)."""
+    __tracebackhide__ = True  # reported at the caller's line, not this one
     if in_ci():
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)

@@ -10,13 +10,12 @@ import signal
 import subprocess
 from contextlib import contextmanager
 
-import pytest
-
 from tests.crawl import crawl_command, read_jsonl, run_crawl
 from tests.crawl_control import BackgroundCrawl
 from tests.reliability_support import assert_only_complete_clones
 from tests.replicas.faults import FaultPlan, inject
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
+from tests.services import missing
 
 
 def model(i: int, model_id: str) -> dict:
@@ -149,12 +148,13 @@ def test_a_clone_outliving_ptm_git_timeout_is_killed_and_recorded(tmp_path):
 
 @contextmanager
 def mounted_tmpfs(path, options: str):
-    """A tmpfs at ``path`` (root only); skips the test when mounting is not permitted."""
+    """A tmpfs at ``path`` (root only); skips the test when mounting is not permitted (fails it under
+    ``CI=true``, where the tests run as root: tests/services.py)."""
     path.mkdir(parents=True, exist_ok=True)
     out = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
                          text=True)
     if out.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({out.stderr.strip() or 'not root'}); "
+        missing(f"cannot mount a tmpfs here ({out.stderr.strip() or 'not root'}); "
                     "the disk-error tests need root and mount permission")
     try:
         yield path

@@ -24,6 +24,7 @@ from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy, RepoError, clean_scratch, head_sha
 from tests.crawl import ROOT
 from tests.replicas.server import GitHost, Incoming, Replica, Reply
+from tests.services import missing
 
 GRACE = 60  # seconds; a guard for a loaded machine, never a wait when things work (milliseconds)
 NO_PID = 4_194_305  # above the largest pid_max Linux allows (2**22): no process or group has it
@@ -307,11 +308,11 @@ def test_the_host_tag_names_the_pid_namespace_too():
     code = "from ptmscrape.dataset.processes import HOST_TAG; print(HOST_TAG)"
     unshare = shutil.which("unshare")
     if unshare is None:
-        pytest.skip("no unshare(1) to start a process in another pid namespace")
+        missing("no unshare(1) to start a process in another pid namespace")
     inside = subprocess.run([unshare, "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
     if inside.returncode != 0:
-        pytest.skip(f"cannot make a pid namespace here: {inside.stderr.strip()[:200]}")
+        missing(f"cannot make a pid namespace here: {inside.stderr.strip()[:200]}")
     same = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert same.stdout.strip() == HOST_TAG
     assert len(inside.stdout.strip()) == 12 and inside.stdout.strip() != HOST_TAG

@@ -129,3 +129,51 @@ def test_every_listing_next_page_goes_to_a_listing_callback():
                 if not (isinstance(callback, ast.Attribute) and callback.attr in listing):
                     others.append(f"{path.name}:{node.lineno}")
     assert others == [], f"name the listing's callback parse_listing (or add it to listing_callbacks): {others}"
+
+
+def _skips_and_xfails():
+    """``(file, line, name, call)`` of every ``pytest.skip``/``skipif``/``importorskip``/``xfail``
+    call in ``tests/`` (decorators included)."""
+    import ast
+
+    for path in sorted(TESTS.rglob("*.py")):
+        if "fixtures" in path.relative_to(TESTS).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("skip", "skipif", "importorskip", "xfail"):
+                yield path.relative_to(TESTS).as_posix(), node.lineno, node.func.attr, node
+
+
+def test_a_test_is_skipped_only_through_tests_services():
+    """Whatever a test needs of the machine (a service, root, a tmpfs mount, namespaces, setpriv),
+    CI provides: a test that skips for want of it must fail under ``CI=true``, as a missing service
+    does. So the only skip is ``tests.services.missing`` (and ``require_service``, which calls it)."""
+    skips = [f"{path}:{line} {name}" for path, line, name, _ in _skips_and_xfails()
+             if name != "xfail" and path != "services.py"]
+    assert skips == []
+
+
+def test_what_a_test_misses_of_the_machine_skips_it_here_and_fails_it_under_ci(monkeypatch):
+    from tests.services import missing
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"^CI=true and no setpriv\(1\)$"):
+        missing("no setpriv(1)")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=r"^no setpriv\(1\)$"):
+        missing("no setpriv(1)")
+
+
+def test_every_xfail_is_strict_and_names_how_it_fails():
+    """An xfail that starts passing fails the run (strict), so a probe of an upstream bug says when
+    its workaround can go; ``raises=`` keeps a new, different breakage from hiding behind it."""
+    loose = []
+    for path, line, name, call in _skips_and_xfails():
+        if name != "xfail":
+            continue
+        keywords = {k.arg: k.value for k in call.keywords}
+        strict = keywords.get("strict")
+        if not (getattr(strict, "value", None) is True and "raises" in keywords):
+            loose.append(f"{path}:{line}")
+    assert loose == []

@@ -20,6 +20,7 @@ import pytest
 import ptmscrape.settings as project
 from ptmscrape.checks import BadInput, check_feeds
 from tests.crawl import ROOT, crawl_command, run_crawl
+from tests.services import missing
 
 FAST = {"RETRY_TIMES": 1, "PTM_RETRY_BACKOFF": 0.05, "PTM_CLONE": 0}
 
@@ -301,8 +302,8 @@ def read_only_command(cmd: list[str], data: Path) -> list[str]:
     probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                            capture_output=True, text=True) if shutil.which("unshare") else None
     if probe is None or probe.returncode != 0:
-        pytest.skip("running as root, and no mount namespace to make a read-only directory in: "
-                    + (probe.stderr.strip() if probe else "no unshare(1)"))
+        missing("running as root, and no mount namespace to make a read-only directory in: "
+                + (probe.stderr.strip() if probe else "no unshare(1)"))
     script = f'mount -t tmpfs -o ro,size=16k tmpfs {shlex.quote(str(data))} && exec "$@"'
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
 
@@ -363,11 +364,11 @@ def test_only_local_feeds_named_before_the_crawl_are_checked(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="runs the check as nobody: root and setpriv(1)")
 def test_a_feed_that_is_a_writable_file_in_a_folder_we_cannot_write_is_not_refused():
     """``-O /dev/stdout`` (or ``/dev/null``) for a user who may not write /dev: Scrapy opens the file
     as it is, so the file decides, not its folder."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        missing("runs the check as nobody: needs root and setpriv(1)")
     code = ("import json; from ptmscrape.checks import BadInput, check_feeds\n"
             "def check(uri):\n"
             "    try:\n"

@@ -17,6 +17,7 @@ import ptmscrape.settings as project
 from ptmscrape.dataset.processes import _parent_pids
 from tests.crawl import ROOT, CrawlResult, crawl_command
 from tests.replicas.huggingface import HuggingFaceReplica, synthetic_models
+from tests.services import missing
 
 UNSHARE = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"]
 
@@ -25,7 +26,7 @@ UNSHARE = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-p
 def pid_namespaces():
     probe = subprocess.run([*UNSHARE, "true"], capture_output=True, text=True)
     if probe.returncode != 0:
-        pytest.skip(f"cannot make a pid namespace with unshare: {probe.stderr.strip()}")
+        missing(f"cannot make a pid namespace with unshare: {probe.stderr.strip()}")
 
 
 def crawl_as_pid_1(tmp_path, hub, settings) -> subprocess.Popen:
