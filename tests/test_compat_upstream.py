@@ -238,7 +238,7 @@ def redis_scheduler():
 def test_scrapy_redis_fix_1_scheduler_joins_a_queue_without_deprecation(redis_scheduler):
     crawler, scheduler = redis_scheduler
     scheduler.open(crawler.spider)
-    scheduler.enqueue_request(scrapy.Request("http://site.test/queued"))
+    warnings_of(lambda: scheduler.enqueue_request(scrapy.Request("http://site.test/queued")))  # fix 2's warning
     joining = type(scheduler).from_crawler(crawler)  # a second worker, the queue not empty
     assert [w for w in warnings_of(lambda: joining.open(crawler.spider)) if "Spider.log" in w] == []
 
