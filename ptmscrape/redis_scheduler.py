@@ -93,12 +93,25 @@ return 1
 
 
 # Join the crawl (KEYS[1]: its id): a crawl that runs keeps its id; none, or one that finished
-# ("finished:<id>"), gets ARGV[1]. Returns the crawl's id.
+# ("finished:<id>"), gets ARGV[1], and the crawl's state keys found then (KEYS[2..], and those
+# matching ARGV[2]: the workers' taken hashes) are deleted first: no running crawl owns them. A
+# crawl that ends deletes them; what is left was written by workers of a crawl whose state Redis
+# lost (restarted without its data) before they noticed and stopped (state_lost), and a new crawl
+# that joined them skipped, as seen, listing pages and models no one had stored. Returns the
+# crawl's id and how many keys were deleted.
 _JOIN = """
 local id = redis.call('get', KEYS[1])
-if id and string.sub(id, 1, 9) ~= 'finished:' then return id end
+if id and string.sub(id, 1, 9) ~= 'finished:' then return {id, 0} end
+local left = 0
+for i = 2, #KEYS do left = left + redis.call('del', KEYS[i]) end
+local cursor = '0'
+repeat
+  local found = redis.call('scan', cursor, 'MATCH', ARGV[2], 'COUNT', 1000)
+  cursor = found[1]
+  for _, key in ipairs(found[2]) do left = left + redis.call('del', key) end
+until cursor == '0'
 redis.call('set', KEYS[1], ARGV[1])
-return ARGV[1]
+return {ARGV[1], left}
 """
 # Seconds a worker with nothing in hand waits for a Redis that does not answer before it goes idle
 # and stops (finish reason redis_error): by then the other workers take it for gone anyway.
@@ -188,8 +201,14 @@ class SharedScheduler(Scheduler):
         self.requeue_taken()
 
     def join_crawl(self) -> None:
-        """Take the crawl's id (:meth:`state_lost`), the first worker setting it."""
-        self.crawl_id = self.join_script(keys=[self.key("crawl")], args=[uuid.uuid4().hex])
+        """Take the crawl's id (:meth:`state_lost`), the first worker setting it (and deleting what
+        workers of a crawl whose state Redis lost left under the prefix: see ``_JOIN``)."""
+        state = [self.queue.key, self.df.key, self.key("models"), self.key("stored"), self.key("listed")]
+        self.crawl_id, left = self.join_script(keys=[self.key("crawl"), *state],
+                                               args=[uuid.uuid4().hex, self.key("taken:*")])
+        if left:
+            logger.warning("Redis holds keys %s* that no running crawl owns (left by workers of a crawl whose "
+                           "state Redis lost): deleted them, starting a new crawl", self.key(""))
 
     def serve_handoffs(self, spider) -> None:
         """Queue ``spider``'s hand-offs, counting them for ``-a limit`` (see :meth:`enqueue_request`)."""

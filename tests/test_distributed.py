@@ -370,6 +370,29 @@ def test_persisted_crawl_keeps_its_keys_and_a_rerun_skips_what_was_seen(tmp_path
     assert left_in_redis(redis_client, prefix) == []
 
 
+def test_a_crawl_started_after_a_crawl_lost_its_state_in_redis_does_not_inherit_its_leftovers(
+        tmp_path, replica, prefix, redis_client):
+    """Redis restarted without its data mid-crawl: the workers still running wrote keys again (a
+    dupefilter, a seen-set, a queue) for a few seconds, without the crawl's id, then stopped with
+    redis_error ("Crawl again"). The crawl started again with that prefix joined those leftovers:
+    listing pages and models they held as seen were never fetched or were dropped as duplicates,
+    and it ended with exit status 0, the hub's models missing (found operating it on Scrapyd)."""
+    args = {"limit": 5}
+    settings = {**hub_settings(replica), **redis_settings(prefix), "PTM_CLONE": "0"}
+    first = run_crawl("huggingface", tmp_path, args=args, out_name="1.jsonl",
+                      settings={**settings, "SCHEDULER_PERSIST": "True"})
+    assert len(first.items) == 5
+    redis_client.delete(f"{prefix}:huggingface:crawl")  # what a crawl that lost its state leaves
+    assert redis_client.exists(f"{prefix}:huggingface:dupefilter", f"{prefix}:huggingface:models") == 2
+
+    again = run_crawl("huggingface", tmp_path, args=args, out_name="2.jsonl", settings=settings)
+    assert again.returncode == 0, again.log[-3000:]
+    assert sorted(i["id"] for i in again.items) == sorted(i["id"] for i in first.items)
+    assert (f"Redis holds keys {prefix}:huggingface:* that no running crawl owns (left by workers of a crawl "
+            f"whose state Redis lost): deleted them, starting a new crawl") in again.log
+    assert left_in_redis(redis_client, prefix) == []
+
+
 def test_a_limited_crawl_counts_its_models_in_the_database_of_its_redis_url(tmp_path, replica, prefix, redis_client):
     """The hand-off client (the shared ``-a limit`` counter) is made with the spider, before Scrapy
     applies the add-on that sets ``REDIS_URL``: it connected to localhost's database 0, whatever
@@ -748,6 +771,29 @@ def test_a_worker_at_work_whose_crawl_is_gone_from_redis_stops_with_redis_error(
     four._wait_for_others()  # another worker of that crawl, waiting: ends too
     four.join_crawl()  # a worker started after the crawl ended starts afresh
     assert four.crawl_id not in (three.crawl_id, b"finished:" + three.crawl_id)
+
+
+def test_the_first_worker_of_a_new_crawl_deletes_what_workers_of_a_lost_crawl_left(prefix, redis_client, caplog):
+    """Keys written under the prefix without a crawl's id (a worker of a crawl whose state Redis lost,
+    before it noticed) are no crawl's: the first worker of the next crawl deletes them, the workers
+    joining it after keep what it queued."""
+    one = shared_scheduler(prefix)
+    one.join_crawl()
+    redis_client.delete(*redis_client.scan_iter(match=f"{prefix}:*"))  # Redis restarted empty
+    page = Request("https://hub.example/api/models?page=2")
+    assert one._enqueue(page, count=False)  # the lost worker, before it noticed
+    redis_client.sadd(one.key("models"), "m1")
+    redis_client.hset(one.key(f"taken:{one.worker}"), "0", "x")
+
+    two = shared_scheduler(prefix)
+    with caplog.at_level(logging.WARNING):
+        two.join_crawl()
+    assert "that no running crawl owns" in caplog.text
+    assert len(two.queue) == 0 and not redis_client.exists(one.key("models"), one.key(f"taken:{one.worker}"))
+    assert two._enqueue(page, count=False)  # not held for seen
+    three = shared_scheduler(prefix)
+    three.join_crawl()  # joins the running crawl: nothing of it is deleted
+    assert three.crawl_id == two.crawl_id and len(three.queue) == 1
 
 
 def test_requests_a_redis_error_left_half_given_back_go_back_at_the_next_look(prefix, redis_client, monkeypatch):
