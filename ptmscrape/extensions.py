@@ -244,7 +244,7 @@ class CrawlVerdict:
                             str(self.crawler.settings.get("PTM_DATA_DIR") or ""))
             if text:
                 logger.warning("Left out by this crawl: %s", text)
-            logger.log(logging.ERROR if self.result.status else logging.INFO, "%s", self.result.line)
+            logger.log(self.result.log_level(self.crawler.settings), "%s", self.result.line)
 
 
 class WaitReport:

@@ -18,6 +18,7 @@ exits with it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,16 @@ class Verdict:
     @property
     def line(self) -> str:
         return f"Crawl verdict: exit status {self.status}: {self.reason}"
+
+    def log_level(self, settings) -> int:
+        """The level of the verdict's line: INFO for exit status 0, else ERROR, raised to the
+        crawl's ``LOG_LEVEL`` when that is higher. The line is the crawl's last word (Scrapyd shows
+        no exit status); ``-s LOG_LEVEL=WARNING`` on a long crawl filtered an exit status 0 out."""
+        level = logging.ERROR if self.status else logging.INFO
+        configured = settings.get("LOG_LEVEL") if settings is not None else None
+        if isinstance(configured, str):
+            configured = logging.getLevelName(configured.upper())
+        return max(level, configured) if isinstance(configured, int) else level
 
 
 def _by_reason(stats: Mapping[str, Any], prefix: str) -> str:

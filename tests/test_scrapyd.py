@@ -235,8 +235,16 @@ def test_scrapyd_deploy_schedule_and_crawl_into_the_dataset_tree(tmp_path):
         # A typo in an argument: refused before the crawl starts (README "Exit status").
         typo = scrapyd.post("schedule.json", [("project", "ptmscrape"), ("spider", "huggingface"),
                                               ("limt", "5"), ("setting", f"PTM_DATA_DIR={data}")])["jobid"]
+        # A week-long crawl's log kept small: LOG_LEVEL=WARNING. Its verdict (exit status 0, an INFO
+        # line) was filtered out with the rest, and the log the docs point to for it was empty.
+        quiet = scrapyd.post("schedule.json", [
+            ("project", "ptmscrape"), ("spider", "huggingface"), ("limit", "2"),
+            ("setting", f"PTM_HUGGINGFACE_URL={hub.url}"), ("setting", "PTM_CLONE=0"),
+            ("setting", f"PTM_DATA_DIR={tmp_path / 'quiet-data'}"), ("setting", "LOG_LEVEL=WARNING"),
+        ])["jobid"]
         scrapyd.wait_finished("ptmscrape", job)
         scrapyd.wait_finished("ptmscrape", typo)
+        scrapyd.wait_finished("ptmscrape", quiet)
         assert scrapyd.get("status.json", job=job, project="ptmscrape")["currstate"] == "finished"
 
     log = (scrapyd.dirs["logs"] / "ptmscrape" / "huggingface" / f"{job}.log").read_text()
@@ -251,6 +259,10 @@ def test_scrapyd_deploy_schedule_and_crawl_into_the_dataset_tree(tmp_path):
                                                        "-a limt: huggingface accepts author, history, limit, "
                                                        "models, search, sort")
     assert "exitstatus=2" in scrapyd.log.read_text()  # Scrapyd's own log: "Process died: exitstatus=2"
+    quiet_log = (scrapyd.dirs["logs"] / "ptmscrape" / "huggingface" / f"{quiet}.log").read_text()
+    assert " INFO: " not in quiet_log  # the level asked for holds for every other line
+    assert quiet_log.rstrip().splitlines()[-1].endswith(
+        "WARNING: Crawl verdict: exit status 0: every listed page was read"), quiet_log[-3000:]
 
     # Items feed written by Scrapyd (items_dir), and the dataset tree written by the pipelines.
     items = read_jsonl(scrapyd.dirs["items"] / "ptmscrape" / "huggingface" / f"{job}.jl")

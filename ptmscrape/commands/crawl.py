@@ -128,7 +128,8 @@ def stopped_by_force(crawler) -> int:
         if isinstance(extension, StatsFile):
             extension.reason = "shutdown (forced)"
             extension.write()
-    logger.error("%s", Verdict(FAILED, FORCED).line)
+    result = Verdict(FAILED, FORCED)
+    logger.log(result.log_level(crawler.settings), "%s", result.line)
     return FAILED
 
 
