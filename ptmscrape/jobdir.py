@@ -161,6 +161,29 @@ def check_free(settings) -> None:
             raise busy(jobdir) from None
 
 
+def check_data_dir(settings) -> None:
+    """Raise :class:`BadInput` if the JOBDIR's earlier runs stored in another data dir than this
+    run's ``PTM_DATA_DIR`` (their snapshots still there): resumed there, the job skipped the models
+    they stored and stored the rest in this tree, both trees part of the job, and exited 0. A data
+    dir that moved (its recorded snapshots gone) is not refused. Creates nothing."""
+    path, data = settings.get("JOBDIR"), settings.get("PTM_DATA_DIR")
+    if not path or not data:
+        return
+    try:
+        lines = (Path(path) / SNAPSHOTS_FILE).read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return
+    here = Path(data).resolve()
+    for line in dict.fromkeys(lines):
+        snapshot = Path(line.strip())
+        if not snapshot.is_absolute() or len(snapshot.parents) < 3:
+            continue
+        tree = snapshot.parents[2]  # <data dir>/<hub>/snapshots/<file>
+        if tree != here and snapshot.is_file():
+            raise BadInput(f"-s JOBDIR={path} is a job of the data dir {tree} (its earlier runs stored "
+                           f"there): resume it with -s PTM_DATA_DIR={tree}, or give this crawl a new JOBDIR")
+
+
 def folder(settings) -> Path | None:
     path = job_dir(settings)
     return Path(path) if path else None

@@ -653,3 +653,21 @@ def test_every_spiders_start_requests_can_be_saved_in_a_jobdir(spidercls):
         restored = request_from_dict(pickle.loads(saved), spider=spider)
         assert (restored.url, restored.callback, restored.errback) == (request.url, request.callback,
                                                                         request.errback)
+
+
+def test_a_job_resumed_into_another_data_dir_is_refused_before_it_starts(tmp_path, hub):
+    """Each Scrapyd schedule call repeats the settings: a job resumed with another PTM_DATA_DIR (a
+    typo, a relative path, none) skipped the models its earlier runs stored, stored the rest in the
+    other tree, and exited 0: the job's dataset was split in two, neither whole."""
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    settings = {**crawl_settings(hub, jobdir), "PTM_CLONE": "0"}
+    run_crawl("huggingface", tmp_path, args={"limit": 5}, settings=settings, data_dir=data, out_name="1.jsonl")
+    other = tmp_path / "other-data"
+    again = run_crawl("huggingface", tmp_path, args={"limit": 5}, settings=settings, data_dir=other,
+                      out_name="2.jsonl", check=False)
+    assert again.returncode == 2, again.log[-3000:]
+    assert (f"-s JOBDIR={jobdir} is a job of the data dir {data} (its earlier runs stored there): resume it "
+            f"with -s PTM_DATA_DIR={data}, or give this crawl a new JOBDIR") in again.log
+    assert not other.exists()
+    run_crawl("huggingface", tmp_path, args={"limit": 5}, settings=settings, data_dir=data / "huggingface" / "..",
+              out_name="3.jsonl")  # the job's own data dir, however written: not refused (exit status 0)

@@ -151,6 +151,7 @@ def preflight(spidercls, settings, arguments: dict) -> None:
     check_splash_url(settings.get("SPLASH_URL"))
     check_feeds(settings.getdict("FEEDS"))
     jobdir.check_free(settings)
+    jobdir.check_data_dir(settings)
 
 
 def fail(spider: str, exc: BadInput, settings=None) -> NoReturn:
