@@ -418,7 +418,7 @@ def test_schema_file_is_current_and_other_versions_are_refused(tmp_path):
     sqlite3.connect(old).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}").connection.close()
     with pytest.raises(ExportError, match="schema version"):
         export_sqlite(tmp_path, old)
-    (tmp_path / "data").mkdir()
+    one_record_tree(tmp_path / "data")
     proc = scrapy("export", "-s", f"PTM_DATA_DIR={tmp_path / 'data'}", "-o", str(old), check=False)
     assert proc.returncode == 1 and "schema version" in proc.stderr
     (tmp_path / "notes.txt").write_text("not a database\n" * 100)
@@ -495,6 +495,43 @@ def test_bad_usage_is_one_line_and_exit_status_2(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def one_record_tree(data: Path) -> Path:
+    """A dataset tree holding one model record: an empty one is refused before any database is opened."""
+    (data / "huggingface").mkdir(parents=True)
+    write_records(data / "huggingface" / "huggingface.jsonl", [model_record(1, "2025-01-01T00:00:00Z")])
+    return data
+
+
+def test_a_tree_with_nothing_to_export_is_one_line_and_exit_status_2(tmp_path):
+    """An empty data dir, or hub folders holding no records (a crawl that stored nothing), was
+    exported as an empty database (exit status 0, "0 file(s) read"): a script could not tell a
+    mistyped PTM_DATA_DIR from a dataset. Now the dir and what it lacks are named, nothing written."""
+    data = tmp_path / "data"
+    data.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    missing = "no records (<hub>/<hub>.jsonl or <hub>/snapshots/) nor history files: crawl into it first"
+    for command, args in (("export", ("-o", f"{out}/d.sqlite")), ("export", ("--format", "parquet", "-o", f"{out}/pq")),
+                          ("report", ("-o", f"{out}/r.html"))):
+        assert usage_error(command, "-s", f"PTM_DATA_DIR={data}", *args) == (
+            f"scrapy {command}: error: nothing to export in {data} (PTM_DATA_DIR): {missing}")
+    (data / "huggingface" / "repos").mkdir(parents=True)  # a hub folder, but no records in it
+    (data / "civitai" / "snapshots").mkdir(parents=True)  # what a crawl that stored nothing leaves
+    (data / "civitai" / "civitai.jsonl").write_text("")
+    (data / "civitai" / "snapshots" / "civitai-20250101T000000Z-1-abcdef.jsonl").write_text("")
+    assert usage_error("export", "-s", f"PTM_DATA_DIR={data}", "-o", f"{out}/d.sqlite") == (
+        f"scrapy export: error: nothing to export in {data} (PTM_DATA_DIR): {missing} "
+        "(hub folders without records: civitai, huggingface)")
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert usage_error("report", "-s", f"PTM_DATA_DIR={afile}", "-o", f"{out}/r.html") == (
+        f"scrapy report: error: no dataset tree at {afile} (PTM_DATA_DIR): it is a file")
+    standalone = subprocess.run([sys.executable, "-m", "ptmscrape.export.sqlite", str(data), f"{out}/d.sqlite"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert standalone.returncode == 2 and f"nothing to export in {data}: {missing}" in standalone.stderr
+    assert not list(out.iterdir())
+
+
 def test_output_paths_are_checked_before_anything_is_written(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -525,8 +562,7 @@ def test_parquet_options_without_format_parquet_are_refused(tmp_path):
     an SQLite file named ``parquet``, left dataset.sqlite as it was and exited 0: the analyst had
     neither the Parquet files nor the updated database. ``--sqlite`` without ``--format parquet``,
     and a file path ending in a slash, are usage errors."""
-    data = tmp_path / "data"
-    data.mkdir()
+    data = one_record_tree(tmp_path / "data")
     tree = "-s", f"PTM_DATA_DIR={data}"
     assert usage_error("export", *tree, "-o", f"{tmp_path}/pq/", "--sqlite", f"{tmp_path}/d.sqlite") == (
         "scrapy export: error: --sqlite goes with --format parquet (without it, -o is the SQLite database)")
@@ -578,7 +614,7 @@ def test_another_programs_database_and_a_locked_one_are_one_line_errors(tmp_path
     from ptmscrape.export.parquet import export_parquet
     from ptmscrape.export.report import write_report
 
-    (tmp_path / "data").mkdir()
+    one_record_tree(tmp_path / "data")
     other = tmp_path / "other.db"
     con = sqlite3.connect(other)
     con.execute("CREATE TABLE model (x)")

@@ -12,7 +12,7 @@ from pathlib import Path
 from scrapy.commands import ScrapyCommand
 
 from ptmscrape.checks import BadInput, check_output_dir, check_output_file
-from ptmscrape.commands import dataset_dir, fail
+from ptmscrape.commands import check_something_to_export, dataset_dir, fail
 from ptmscrape.export.sqlite import ExportError, export_sqlite
 
 
@@ -55,6 +55,7 @@ class Command(ScrapyCommand):
                     check_output_file(f"--sqlite {opts.sqlite}", opts.sqlite)
         except BadInput as exc:
             fail("export", exc)
+        check_something_to_export("export", data_dir)
         try:
             if opts.format == "sqlite":
                 counts = export_sqlite(data_dir, opts.output)

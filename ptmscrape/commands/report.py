@@ -11,7 +11,7 @@ from pathlib import Path
 from scrapy.commands import ScrapyCommand
 
 from ptmscrape.checks import BadInput, check_output_file
-from ptmscrape.commands import dataset_dir, fail
+from ptmscrape.commands import check_something_to_export, dataset_dir, fail
 from ptmscrape.export.sqlite import ExportError, export_sqlite
 
 
@@ -42,6 +42,7 @@ class Command(ScrapyCommand):
             check_not_a_database(opts.output, opts.sqlite)
         except BadInput as exc:
             fail("report", exc)
+        check_something_to_export("report", data_dir)
         from ptmscrape.export.report import write_report  # matplotlib only when asked for
 
         out = Path(opts.output)

@@ -289,6 +289,26 @@ def _statements(ddl: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
+def nothing_to_export(data_dir: str | os.PathLike[str]) -> str | None:
+    """What the tree at ``data_dir`` lacks when no source has a file with anything in it (an empty
+    dir, hub folders of crawls that stored nothing: ``-a limit=0``, a failed crawl, which leave
+    empty files; a mistyped ``PTM_DATA_DIR``), or None: an export of it would be an empty database
+    that looks like a dataset (``scrapy export`` refuses it)."""
+    data = Path(data_dir)
+    if any(_has_content(path) for source in sources() for path in source.files(data)):
+        return None
+    text = "no records (<hub>/<hub>.jsonl or <hub>/snapshots/) nor history files: crawl into it first"
+    folders = sorted(d.name for d in data.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return text + (f" (hub folders without records: {', '.join(folders)})" if folders else "")
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
 def export_sqlite(data_dir: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> dict[str, Any]:
     """Bring ``db_path`` up to date with the tree at ``data_dir``. Returns counts: ``files_read``,
     ``files_unchanged``, ``files_outside`` (links out of the tree, skipped), ``lines`` read,
@@ -438,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.data_dir or not args.db:
         parser.error("give DATA_DIR and DB (or --schema)")
+    if not Path(args.data_dir).is_dir():
+        parser.error(f"no dataset tree at {args.data_dir}")
+    lacking = nothing_to_export(args.data_dir)
+    if lacking:
+        parser.error(f"nothing to export in {args.data_dir}: {lacking}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(export_sqlite(args.data_dir, args.db))
     return 0
