@@ -226,6 +226,38 @@ def test_a_captive_portals_html_page_in_place_of_a_model_file_keeps_the_record_a
     assert "ptm/store/removed" not in after.stats
 
 
+def test_a_model_file_cut_short_is_fetched_again_then_fails_the_page(tmp_path):
+    """A raw file that arrives whole per HTTP but cut short (a 200 answer with a Content-Length
+    of half the file: a proxy's cache, a mirror's partial copy): its first half is still markdown,
+    so the record was stored from it with what the cut lost, and exit status 0. The tree lists
+    every file's size: a file shorter than that is fetched again, then reported (exit status 1)."""
+    from tests.replicas.server import Reply
+
+    def cut_short(incoming, call_next):
+        reply = call_next()
+        if incoming.path.endswith(UPDATED) and reply.status == 200:
+            return Reply(200, reply.body[: len(reply.body) // 2], reply.headers)
+        return reply
+
+    settings = {"PTM_CLONE": 0, **FAST}
+    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
+        before = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings}, out_name="before.jsonl")
+        hub.replica.interceptors.append(cut_short)
+        after = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings}, out_name="after.jsonl",
+                          check=False)
+        fetched = hub.raw_requests(UPDATED)
+    albert = "google/albert_base/3"
+    was = next(i for i in before.items if i["ModelHub"]["MetadataObjectID"] == albert)
+    stored = {r["ModelHub"]["MetadataObjectID"]: r for r in after.records("tfhub")}
+    assert stored[albert] == was  # the record stored before is kept as it was
+    assert {i["ModelHub"]["MetadataObjectID"] for i in after.items} == set(MODELS.values()) - {albert}
+    assert after.returncode == 1 and fetched == 5  # once before; once now, and PTM_PAGE_RETRIES (3) times again
+    assert after.stats["ptm/pages/failed/file cut short"] == 1
+    assert f"/{UPDATED} (file cut short (" in after.log and "bytes of the" in after.log
+    assert after.log.rstrip().endswith("Crawl verdict: exit status 1: 1 page failed (file cut short: 1)")
+    assert "ptm/store/removed" not in after.stats
+
+
 def test_two_distributed_workers_share_the_crawl(tmp_path):
     import time
 
