@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from ptmscrape.dataset.paths import segment
 from ptmscrape.distributed import redacted
 
 
@@ -70,6 +71,20 @@ def check_data_dir(value: Any) -> None:
     if not value:
         raise BadInput("PTM_DATA_DIR is empty: give the dataset tree a directory")
     check_output_dir(f"PTM_DATA_DIR={value}", Path(str(value)).expanduser())
+
+
+# The folders of a hub every crawl of it writes in (ptmscrape/dataset/paths.py), outermost first.
+HUB_FOLDERS = ("", "snapshots", "json", "json/payloads")
+
+
+def check_hub_folders(value: Any, hub: str) -> None:
+    """The folders of ``hub`` in the data dir (``PTM_DATA_DIR``, checked before) that every crawl
+    writes in, each writable or creatable: a tree copied from elsewhere, or crawled by another
+    user, may have them read-only in a writable data dir (the store stage failed as it opened)."""
+    data = Path(str(value)).expanduser()
+    for folder in HUB_FOLDERS:
+        path = data / segment(hub) / folder if folder else data / segment(hub)
+        check_output_dir(f"PTM_DATA_DIR={value}: {path}", path)
 
 
 def check_output_dir(name: str, path: Path) -> None:

@@ -323,6 +323,27 @@ def test_a_read_only_data_dir_is_one_line_and_exit_2(tmp_path):
         assert not out.exists() and not any(data.iterdir())
 
 
+@pytest.mark.parametrize("part", ["huggingface", "huggingface/snapshots"])
+def test_a_read_only_hub_folder_of_a_writable_data_dir_is_one_line_and_exit_2(tmp_path, part):
+    """The data dir writable, the hub's folder in it (or its snapshots/) not, as a tree copied
+    from elsewhere or a crawl run by another user leaves it: the store stage's OSError as the spider
+    opened was a traceback ("The crawl could not start"), exit status 1 and no verdict line. Now it
+    is refused before the crawl, as a read-only data dir is."""
+    data = tmp_path / "data"
+    (data / part).mkdir(parents=True)
+    stats = tmp_path / "stats.json"
+    cmd = read_only_command(crawl_command("huggingface", tmp_path / "out.jsonl", data, stats,
+                                          settings={"PTM_HUGGINGFACE_URL": "http://127.0.0.1:9", **FAST}),
+                            data / part)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    (data / part).chmod(0o755)
+    lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0] == f"scrapy crawl huggingface: error: PTM_DATA_DIR={data}: {data / part} is read-only"
+    assert json.loads(stats.read_text())["ptm/verdict/exit_status"] == 2
+    assert not (tmp_path / "out.jsonl").exists() and [p.name for p in (data / part).iterdir()] == []
+
+
 # -- CSV feeds ------------------------------------------------------------------------------------
 
 def test_a_csv_feed_has_nested_keys_as_columns_and_lists_as_json(tmp_path, hf_replica):

@@ -38,6 +38,7 @@ from ptmscrape.checks import (
     check_feeds,
     check_git_lfs,
     check_git_protocols,
+    check_hub_folders,
     check_hub_urls,
     check_redis_url,
     check_setting_names,
@@ -144,6 +145,7 @@ def preflight(spidercls, settings, arguments: dict) -> None:
     if check_input is not None:
         check_input(settings, arguments)
     check_data_dir(settings.get("PTM_DATA_DIR"))
+    check_hub_folders(settings.get("PTM_DATA_DIR"), spidercls.name)
     check_git_lfs(settings.getbool("PTM_CLONE"), settings.getbool("PTM_CLONE_LFS"))
     check_git_protocols(settings.getbool("PTM_CLONE"), settings.get("PTM_GIT_ALLOW_PROTOCOL"))
     check_redis_url(settings.get("PTM_REDIS_URL"))
