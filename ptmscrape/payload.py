@@ -7,7 +7,9 @@ or its record ``id``; a bare name (``gpt2``) only when one model alone has it. T
 of the model (``<hub>/<hub>.jsonl``, then the snapshots of crawls not merged yet) locates the
 payload: its ``MetadataFilePath`` is ``<file>#<byte offset>``, one line of a crawl's
 ``<hub>/json/payloads/<hub>-<stamp>.jsonl`` (see ``ptmscrape/dataset/payloads.py``).
-Exit status 1 when no record of that model is found, or a bare name names several (they are listed).
+Exit status 1 when no record of that model is found (the hub's folder holds no records at all: said
+so), or a bare name names several (they are listed); 2, one line, when the data dir is not there (or
+is a file) or holds no folder of that hub (the hubs it holds are named).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ptmscrape.dataset.jsonl import compact_json, read_jsonl
-from ptmscrape.dataset.paths import records_file
+from ptmscrape.dataset.paths import records_file, segment
 from ptmscrape.dataset.payloads import read_payload
 from ptmscrape.dataset.snapshots import pending_snapshots
 from ptmscrape.dataset.tree import DatasetTree
@@ -74,12 +77,44 @@ def find_payload(data_dir: str, hub: str, model_id: str) -> Any:
     raise KeyError(f"no record of {hub}:{model_id} in {tree.root}")
 
 
+def missing_input(data_dir: str, hub: str) -> str | None:
+    """What is wrong with the command's data dir and hub (exit status 2), or None: no tree there,
+    a file, or no folder of that hub in it (a typo, or a hub never crawled into it)."""
+    data = Path(data_dir)
+    if not data.is_dir():
+        return f"no dataset tree at {data_dir}" + (": it is a file" if data.exists() else "")
+    if (data / segment(hub)).is_dir():
+        return None
+    hubs = sorted(d.name for d in data.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return (f"no folder of hub {hub!r} in {data_dir} "
+            + (f"(its hubs: {', '.join(hubs)})" if hubs else "(it holds no hub folder)"))
+
+
+def _has_records(path: Path) -> bool:
+    """Whether a records file or snapshot is there with something in it (a crawl that stored
+    nothing leaves them empty)."""
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ptmscrape.payload", description=__doc__.split("\n\n")[0])
     ap.add_argument("data_dir")
     ap.add_argument("hub")
     ap.add_argument("model_id")
     args = ap.parse_args(argv)
+    missing = missing_input(args.data_dir, args.hub)
+    if missing:
+        print(f"{ap.prog}: error: {missing}", file=sys.stderr)
+        return 2
+    tree = DatasetTree(args.data_dir)
+    if not any(_has_records(path) for path in [tree.path(records_file(args.hub)),
+                                               *pending_snapshots(tree, args.hub)]):
+        print(f"no records of {args.hub} in {args.data_dir}: no {records_file(args.hub)} nor snapshot of an "
+              "unmerged crawl (its crawls stored nothing?)", file=sys.stderr)
+        return 1
     try:
         payload = find_payload(args.data_dir, args.hub, args.model_id)
     except KeyError as exc:

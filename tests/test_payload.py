@@ -222,3 +222,32 @@ def test_a_payload_file_not_opened_for_lack_of_descriptors_is_tried_again(tmp_pa
     assert stored.unchanged(first["id"], b'{"id":"m1"}') is None  # written again this once
     assert stored.unchanged(first["id"], b'{"id":"m1"}') == first["ModelHub"]["MetadataFilePath"]
     stored.close()
+
+
+def test_the_command_names_what_is_missing_a_dir_a_hub_or_any_record(tmp_path):
+    """A data dir that is not there, a file, or a hub the tree has no folder of (a typo: ``hugginface``)
+    all said "no record of <hub>:<id> in <dir>", exit status 1, as for a model the hub never had:
+    a script could not tell a wrong path from a missing model. Now bad input is one line and exit
+    status 2, naming the hubs the tree holds; a hub folder without records says so (exit status 1)."""
+    def payload(data, hub="huggingface", model="gpt2"):
+        out = subprocess.run([sys.executable, "-m", "ptmscrape.payload", str(data), hub, model],
+                             capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert out.stdout == "" and out.stderr.count("\n") == 1, out.stderr
+        return out.returncode, out.stderr.strip()
+
+    error = "python -m ptmscrape.payload: error:"
+    missing = tmp_path / "nope"
+    assert payload(missing) == (2, f"{error} no dataset tree at {missing}")
+    (tmp_path / "afile").write_text("")
+    assert payload(tmp_path / "afile") == (2, f"{error} no dataset tree at {tmp_path / 'afile'}: it is a file")
+    data = tmp_path / "data"
+    data.mkdir()
+    assert payload(data) == (2, f"{error} no folder of hub 'huggingface' in {data} (it holds no hub folder)")
+    (data / "huggingface" / "repos").mkdir(parents=True)
+    (data / "civitai").mkdir()
+    assert payload(data, "hugginface") == (
+        2, f"{error} no folder of hub 'hugginface' in {data} (its hubs: civitai, huggingface)")
+    assert payload(data) == (1, f"no records of huggingface in {data}: no huggingface/huggingface.jsonl nor "
+                                "snapshot of an unmerged crawl (its crawls stored nothing?)")
+    (data / "huggingface" / "huggingface.jsonl").write_text("")  # as a crawl that stored nothing leaves it
+    assert payload(data)[0] == 1 and "no records of huggingface" in payload(data)[1]
