@@ -7,6 +7,8 @@ the models added and removed between two snapshots (or any two record files, e.g
     ~ google-bert/bert-base-uncased  Downloads: 55443322 -> 56000000 (+556678)
 
 ``--fields Downloads,Likes`` compares only these fields; ``--json`` prints one JSON object instead.
+A file that is not there, or holds no record (empty, other JSON Lines), is one line and exit status 2:
+compared, every model of the other side would look added or removed.
 ``CrawledAt`` and ``CloneStatus`` differ on every crawl, so they are compared only when named;
 ``ModelHub.MetadataFilePath`` (the payload's locator, which moves to the new crawl's payload file
 whenever the payload changed) only when ``ModelHub`` is named.
@@ -81,6 +83,14 @@ def compare(a: dict[int, dict], b: dict[int, dict], fields: list[str] | None = N
     return out
 
 
+class NoRecords(ValueError):
+    """A side of the diff holds no PTM record: compared, every model of the other looked added or removed."""
+
+    def __init__(self, side: str, path: str | Path):
+        super().__init__(f"{side}: {path} holds no PTM record (no JSON line with an integer id): "
+                         "not a snapshot or record file, or one of a crawl that stored nothing")
+
+
 def compare_files(a_path: str | Path, b_path: str | Path, fields: list[str] | None = None) -> SnapshotDiff:
     """:func:`compare` of two record files, with memory for their ids, not their records: each
     file's ids and line offsets are indexed (the last line of an id wins, as in :func:`load`), then
@@ -88,7 +98,14 @@ def compare_files(a_path: str | Path, b_path: str | Path, fields: list[str] | No
     what names them (``id``, ``ModelOwner``, ``ModelName``)."""
     a, b = _index(a_path), _index(b_path)
     if a is None or b is None:  # an id beyond 64 bits: the files' records in memory
-        return compare(load(a_path), load(b_path), fields)
+        a_records, b_records = load(a_path), load(b_path)
+        for side, path, held in (("a", a_path, a_records), ("b", b_path, b_records)):
+            if not held:
+                raise NoRecords(side, path)
+        return compare(a_records, b_records, fields)
+    for side, path, index in (("a", a_path, a), ("b", b_path, b)):
+        if not index[0]:
+            raise NoRecords(side, path)
     out = SnapshotDiff()
     changed: list[tuple[dict, list[FieldChange]]] = []
     with open(a_path, "rb") as fa, open(b_path, "rb") as fb:
@@ -126,6 +143,8 @@ def _changes(old: dict, new: dict, fields: list[str] | None) -> list[FieldChange
 def _index(path: str | Path) -> tuple[array, array] | None:
     """The ids of a record file, sorted, and the offset of each one's last line (lines as
     :func:`load` reads them); None if an id does not fit in 64 bits."""
+    if Path(path).is_dir():
+        raise FileNotFoundError(f"{path} is a directory: give a snapshot file")
     if not Path(path).is_file():
         raise FileNotFoundError(f"no such snapshot: {path}")
     ids, offsets = array("q"), array("q")
@@ -224,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
     try:
         diff = compare_files(args.a, args.b, fields)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NoRecords) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:

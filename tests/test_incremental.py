@@ -222,3 +222,23 @@ def test_diff_of_a_crawl_with_several_snapshot_files_says_to_join_them(tmp_path,
         joined[-1].write_bytes(b"".join(p.read_bytes() for p in parts))
     result = diff.compare_files(*joined)
     assert (result.added, result.removed, len(result.changed)) == ([], [], 2)
+
+
+def test_diff_of_a_file_holding_no_record_is_refused(tmp_path, capsys):
+    """An empty file (a crawl that stored nothing, a copy cut short) or one of other JSON Lines
+    compared as a crawl of no model: "0 added, N removed", exit status 0, every model of the other
+    side looking removed or added. Now the file is named as holding no record, exit status 2."""
+    records = write(tmp_path / "b.jsonl", [record(1, "one"), record(2, "two")])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"model": "x"}\nnot json\n')
+    for a, b, side, named in ((empty, records, "a", empty), (records, other, "b", other),
+                              (empty, empty, "a", empty)):
+        assert diff.main([str(a), str(b)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err == (f"error: {side}: {named} holds no PTM record (no JSON line with an integer id): "
+                                "not a snapshot or record file, or one of a crawl that stored nothing\n")
+    assert diff.main([str(tmp_path), str(records)]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path} is a directory: give a snapshot file\n"
