@@ -158,7 +158,7 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     stored = sum(int(stats.get(name) or 0) for name in (
         STORE_RECORDS, DEDUPE_STORED_BEFORE_RESUME, DEDUPE_STORED_BY_EARLIER_RUNS, DEDUPE_STORED_BY_DEAD_WORKER))
     if expect_records and not stored:
-        problems.append("nothing was stored")
+        problems.append("nothing was stored" + ("" if problems else _why_nothing(stats)))
     monitors = int(stats.get(MONITORS_FAILED) or 0)
     if monitors:
         names = sorted(k.removeprefix(MONITORS_FAILED_BY_MONITOR) for k in stats
@@ -176,6 +176,20 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     if finish is not None and finish not in ("finished", FAILED_PAGES, NOTHING_STORED):
         new_finish = finish  # a stop (Ctrl-C, CLOSESPIDER_*) keeps its own reason
     return Verdict(FAILED, "; ".join(problems), new_finish)
+
+
+def _why_nothing(stats: Mapping[str, Any]) -> str:
+    """Why a crawl that lost nothing stored nothing, when the stats tell: its hub listed no model
+    (an empty first page), or it dropped every one as bad hub data; '' otherwise."""
+    if int(stats.get("item_scraped_count") or 0):
+        return ""
+    listed_dropped = int(stats.get("item_dropped_count") or 0)
+    bad_data = int(stats.get(MAP_FAILED) or 0) + int(stats.get(VALIDATE_INVALID) or 0)
+    if not listed_dropped:
+        return ": the hub listed no model"
+    if bad_data == listed_dropped:
+        return f": all {_plural(bad_data, 'model')} listed were dropped as bad hub data"
+    return ""
 
 
 def left_out(stats: Mapping[str, Any], hub: str, tree: str = "") -> str:

@@ -171,6 +171,32 @@ def test_a_model_an_item_stage_fails_on_is_lost_and_exits_1(tmp_path, hf_replica
     assert list((data / "huggingface").glob("removed-*.txt")) == []
 
 
+@pytest.mark.parametrize("listing, reason", [
+    ("empty", "nothing was stored: the hub listed no model"),
+    ("unmappable", "nothing was stored: all 12 models listed were dropped as bad hub data"),
+])
+def test_a_crawl_that_stored_nothing_says_why_last(tmp_path, hf_replica, listing, reason):
+    """A hub whose listing answers 200 but names no model (an empty first page), or whose every model
+    is dropped: the last line said only "nothing was stored", the same as for a crawl whose
+    pages all failed, so the log had to be read back to tell a broken hub from an empty one."""
+    from tests.replicas.server import Reply
+
+    def rewrite(incoming, call_next):
+        reply = call_next()
+        if incoming.path != "/api/models" or reply.status != 200:
+            return reply
+        models = json.loads(reply.body)
+        if listing == "empty":
+            return Reply(200, b"[]", {"Content-Type": "application/json"})
+        return Reply(200, json.dumps([{**m, "id": 7, "modelId": 7} for m in models]).encode(), reply.headers)
+
+    hf_replica.replica.interceptors.append(rewrite)
+    result = run_crawl("huggingface", tmp_path, check=False, settings=hf(hf_replica, PTM_CLONE=0))
+    assert result.returncode == 1, result.log[-3000:]
+    assert last_line(result.log).endswith(f"Crawl verdict: exit status 1: {reason}")
+    assert result.stats["finish_reason"] == "nothing_stored"
+
+
 # -- exit status 2: one line on stderr, no traceback ----------------------------------------------
 
 def assert_one_line_error(result, *expected: str):

@@ -66,7 +66,13 @@ def test_lost_history_calls_are_1_and_refused_ones_are_not():
 def test_nothing_stored_is_1_unless_none_was_expected():
     empty = {"finish_reason": "finished"}
     assert (verdict(empty).status, verdict(empty).reason, verdict(empty).finish_reason) == (
-        1, "nothing was stored", NOTHING_STORED)
+        1, "nothing was stored: the hub listed no model", NOTHING_STORED)
+    scraped = {**empty, "item_scraped_count": 3}  # items no store stage took (Scrapy alone: bench/)
+    assert verdict(scraped).reason == "nothing was stored"
+    dropped = {**empty, "item_dropped_count": 3, "ptm/map/failed": 1, "ptm/validate/invalid": 2}
+    assert verdict(dropped).reason == "nothing was stored: all 3 models listed were dropped as bad hub data"
+    assert verdict({**dropped, "item_dropped_count": 4}).reason == "nothing was stored"  # other drops too
+    assert verdict({**empty, "ptm/pages/failed": 1}).reason == "1 page failed; nothing was stored"
     assert verdict(empty, expect_records=False).status == 0
     # A resumed job whose models were all stored by the run that was killed stored them all.
     assert verdict({**empty, "ptm/dedupe/stored_before_resume": 5}).status == 0
