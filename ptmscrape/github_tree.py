@@ -26,7 +26,7 @@ from scrapy.http import Response
 
 from ptmscrape.checks import BadInput
 from ptmscrape.items import printable
-from ptmscrape.spiders_base import HubSpider
+from ptmscrape.spiders_base import HubSpider, listed_size
 from ptmscrape.stats import PAGES_TREE_MODEL_FILES, PAGES_TREE_TRUNCATED, PAGES_UNSAFE_TREE_PATHS
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -121,18 +121,14 @@ class GitTreeHubSpider(HubSpider):
             entry = files[path]
             yield self.request(f"{self.base_url}/{quote(path)}", self.parse_file, cb_kwargs={
                 "path": path, "tree_sha": tree_sha,
-                "blob_sha": git_sha(entry.get("sha")), "blob_size": blob_size(entry.get("size")),
+                "blob_sha": git_sha(entry.get("sha")), "blob_size": listed_size(entry.get("size")),
             })
 
     def parse_file(self, response: Response, path: str, tree_sha: str | None = None,
                    blob_sha: str | None = None, blob_size: int | None = None):
         if self.limit_reached_for(response) or not self.raw_file(response):
             return
-        if blob_size is not None and len(response.body) < blob_size:
-            # A 200 answer that ends early (a proxy's cache, a mirror's partial copy) is still
-            # markdown or YAML: read, it stored a record without what the cut lost, exit status 0.
-            self.page_malformed(response, "file cut short",
-                                f"{len(response.body)} bytes of the {blob_size} the tree lists")
+        if self.cut_short(response, blob_size):
             return
         found = self.model_payload(response, path)
         if found is None:
@@ -141,11 +137,6 @@ class GitTreeHubSpider(HubSpider):
         payload = {**payload, "path": path, "raw_url": response.url, "blob_sha": blob_sha,
                    "tree_sha": tree_sha, "tree_url": self.tree_url}
         yield self.raw_item(model_id, response, payload, repo_url=self.repo_url)
-
-
-def blob_size(value: Any) -> int | None:
-    """A blob's size in bytes from the tree (``size``), or None for anything else."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def git_sha(value: Any) -> str | None:

@@ -78,6 +78,11 @@ _HTML_START = re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<!doctype\s+html|<html[\s>]|<
 _TOO_DEEP = "nested deeper than the decoder reads"
 
 
+def listed_size(value: Any) -> int | None:
+    """A file's size in bytes as a git tree listing gives it (``size``), or None for anything else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 class HubSpider(scrapy.Spider):
     """A spider for one model hub.
 
@@ -341,6 +346,17 @@ class HubSpider(scrapy.Spider):
                             f"an HTML document, served as {content_type.decode('latin-1') or 'no type'}: "
                             f"a proxy's or captive portal's page?")
         return False
+
+    def cut_short(self, response: Response, size: Any) -> bool:
+        """Whether ``response``, a repository file whose size a git tree listing gave (``size``; None
+        or anything but a whole number: unknown), is shorter than that; if so it is fetched again
+        or reported (:meth:`page_malformed`). A 200 answer that ends early (a proxy's cache, a
+        mirror's partial copy) still reads as markdown or YAML: read, it stored a record without
+        what the cut lost, with exit status 0."""
+        if listed_size(size) is None or len(response.body) >= size:
+            return False
+        self.page_malformed(response, "file cut short", f"{len(response.body)} bytes of the {size} the tree lists")
+        return True
 
     def page_malformed(self, response: Response, kind: str, detail: str) -> None:
         """Fetch a malformed 200 page again (Scrapy's retries only cover errors), up to

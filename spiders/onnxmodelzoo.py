@@ -83,7 +83,7 @@ from urllib.parse import quote, unquote, urlsplit
 import yaml
 
 from ptmscrape.markdown_tables import Table, links, parse_tables, plain_text
-from ptmscrape.spiders_base import HubSpider
+from ptmscrape.spiders_base import HubSpider, listed_size
 from ptmscrape.stats import (
     PAGES_GENERATED_MODELS_LISTED,
     PAGES_MALFORMED_TABLE_ROWS,
@@ -199,12 +199,15 @@ class OnnxmodelzooSpider(HubSpider):
             self.crawler.stats.set_value(PAGES_TREE_TRUNCATED, 1)
             self.count_failed_page("truncated tree", response.request)
         tree_sha = data.get("sha") if isinstance(data.get("sha"), str) else None
+        sizes = {e["path"]: listed_size(e.get("size")) for e in entries
+                 if isinstance(e, dict) and isinstance(e.get("path"), str)}
         for number, (folder_path, files) in enumerate(folders.items()):
             if self.limit is not None and number >= self.limit:
                 return
             yield self.request(f"{self.base_url}/{quote(folder_path)}/{STATS_FILE}", self.parse_stats,
                                cb_kwargs={"model": {"model_dir": folder_path, "files": files,
-                                                    "tree_sha": tree_sha}})
+                                                    "tree_sha": tree_sha},
+                                          "size": sizes.get(f"{folder_path}/{STATS_FILE}")})
 
     def parse_unlisted(self, response, folders):
         """The top-level README again, for the tree's README model folders (``folders``): each one
@@ -226,8 +229,8 @@ class OnnxmodelzooSpider(HubSpider):
             yield self.request(f"{self.base_url}/{quote(model_dir)}/README.md", self.parse_model,
                                cb_kwargs={"entry": entry})
 
-    def parse_stats(self, response, model):
-        if not self.raw_file(response):
+    def parse_stats(self, response, model, size=None):
+        if not self.raw_file(response) or self.cut_short(response, size):
             return
         if len(response.body) > MAX_STATS_BYTES:
             self.report_bad_page(response, f"oversized YAML ({len(response.body)} bytes)")

@@ -203,3 +203,30 @@ def test_limit_and_a_missing_model_readme(tmp_path):
     assert f"Page not found: {zoo.raw_url}/{gone} (HTTP 404)" in result.log
     assert result.returncode == 1 and "exit status 1: 1 page not found (HTTP 404)" in result.log
     assert {i["CloneStatus"] for i in result.items} == {"skipped"}
+
+
+def test_a_generated_models_stats_file_cut_short_fails_the_page(tmp_path):
+    """A ``turnkey_stats.yaml`` served whole per HTTP but cut short (a 200 answer of half the file)
+    is still a YAML mapping: the generated model was stored without what the cut lost (its ONNX
+    information, its task), exit status 0. The tree lists the file's size: a shorter file is
+    fetched again, then reported (exit status 1), as TF Hub's and OpenVINO's files are."""
+    from tests.replicas.server import Reply
+
+    cut = f"{generated_dirs('2025')[0]}/turnkey_stats.yaml"
+
+    def cut_short(incoming, call_next):
+        reply = call_next()
+        if incoming.path.endswith(cut) and reply.status == 200:
+            return Reply(200, reply.body[: len(reply.body) // 2], reply.headers)
+        return reply
+
+    with OnnxZooReplica(tmp_path / "zoo-git", layout="2025") as zoo:
+        zoo.replica.interceptors.append(cut_short)
+        result = run_crawl("onnxmodelzoo", tmp_path, settings={**zoo.settings(), "PTM_CLONE": 0,
+                                                               "PTM_RETRY_BACKOFF": 0.02}, env=zoo.env(), check=False)
+        fetched = zoo.raw_requests(cut)
+    assert result.returncode == 1 and fetched == 4  # once, and PTM_PAGE_RETRIES (3) times again
+    assert generated_dirs("2025")[0] not in {i["RepoSubPath"] for i in result.items}
+    assert len(result.items) == ROWS["2025"] + UNLISTED_ROWS + len(GENERATED_DIRS) - 1
+    assert result.stats["ptm/pages/failed/file cut short"] == 1
+    assert result.log.rstrip().endswith("Crawl verdict: exit status 1: 1 page failed (file cut short: 1)")

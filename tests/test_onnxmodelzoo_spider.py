@@ -395,8 +395,16 @@ def tree_entries(dirs, extra=()):
         entries += [{"path": d.split("/")[0], "type": "tree", "sha": "1" * 40, "mode": "040000"},
                     {"path": d, "type": "tree", "sha": "2" * 40, "mode": "040000"},
                     {"path": generated_model_file(d), "type": "blob", "sha": "3" * 40, "size": 133},
-                    {"path": f"{d}/turnkey_stats.yaml", "type": "blob", "sha": "4" * 40, "size": 900}]
+                    {"path": f"{d}/turnkey_stats.yaml", "type": "blob", "sha": "4" * 40,
+                     "size": stats_size(d)}]
     return entries + list(extra)
+
+
+def stats_size(model_dir: str) -> int:
+    """The size the tree lists for a folder's turnkey_stats.yaml: its fixture's (a file shorter
+    than that is cut short), or a made-up one for a folder without a fixture."""
+    fixture = FIXTURES / "2025" / model_dir / "turnkey_stats.yaml"
+    return fixture.stat().st_size if fixture.is_file() else 900
 
 
 def tree_requests(spider, entries, truncated=False):
@@ -405,9 +413,11 @@ def tree_requests(spider, entries, truncated=False):
 
 
 def stats_item(spider, request, body=None):
+    """The items of a stats file: its fixture, or ``body`` (then the size the tree lists is its own)."""
     response = (fixture_response(FIXTURES / "2025" / request.url.removeprefix(f"{RAW}/"), request.url, request)
                 if body is None else text_response(request.url, body, request))
-    return list(spider.parse_stats(response, **request.cb_kwargs))
+    kwargs = request.cb_kwargs if body is None else {**request.cb_kwargs, "size": len(response.body)}
+    return list(spider.parse_stats(response, **kwargs))
 
 
 def test_the_tree_lists_each_generated_model_folder_once():
@@ -416,7 +426,8 @@ def test_the_tree_lists_each_generated_model_folder_once():
     assert [r.url for r in requests] == [f"{RAW}/{d}/turnkey_stats.yaml" for d in GENERATED_DIRS]
     assert requests[1].cb_kwargs == {"model": {
         "model_dir": "Computer_Vision/tinyvit_Opset17_timm", "tree_sha": "f" * 40,
-        "files": ["Computer_Vision/tinyvit_Opset17_timm/tinyvit_Opset17.onnx"]}}
+        "files": ["Computer_Vision/tinyvit_Opset17_timm/tinyvit_Opset17.onnx"]},
+        "size": stats_size("Computer_Vision/tinyvit_Opset17_timm")}
     assert stat(spider, "ptm/pages/generated_models_listed") == len(GENERATED_DIRS)
     assert stat(spider, "ptm/pages/unverified_models_skipped") == 1  # Computer_Vision/skip/…
     assert stat(spider, "ptm/pages/tree_truncated") is None and stat(spider, "ptm/pages/failed") is None
