@@ -345,8 +345,9 @@ class Cloner:
             if reason not in TRANSIENT or done >= self.retries:
                 return result
             done += 1
-            # Doubled from retry_delay, up to RETRY_DELAY_MAX (or retry_delay, if longer).
-            delay = min(self.retry_delay * 2 ** (done - 1), max(RETRY_DELAY_MAX, self.retry_delay))
+            # Doubled from retry_delay, up to RETRY_DELAY_MAX (or retry_delay, if longer). The
+            # exponent is capped: 2 ** 1024 is no float (an OverflowError past the 1024th retry).
+            delay = min(self.retry_delay * 2 ** min(done - 1, 1000), max(RETRY_DELAY_MAX, self.retry_delay))
             self._say_retry(label or url, url, reason, delay, done)
             if not await self._wait_unless_stopping(delay):
                 return CloneResult(None, hub_sha, DEFERRED)

@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from ptmscrape.cloning import NAMED_RETRIES, Cloner, Counters
+from ptmscrape.cloning import NAMED_RETRIES, Cloner, CloneResult, Counters
 from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy, RepoError
 from tests.crawl import ROOT
@@ -636,3 +636,26 @@ def test_the_first_retries_of_each_reason_are_logged_at_info_the_rest_at_debug(t
         "(ptm/clone/retried/<reason> counts them)"]
     assert info[-1].startswith("Clone of huggingface:o/x (https://h/o/x) failed: server error (HTTP 5xx)")
     assert len([r for r in caplog.records if r.levelno == logging.DEBUG]) == 5
+
+
+def test_a_retry_past_the_thousandth_waits_the_longest_delay_and_does_not_crash(tmp_path, monkeypatch):
+    """The delay was ``retry_delay * 2 ** (retry - 1)``: past the 1024th retry the int no longer
+    converts to a float, and the OverflowError reached every model sharing the clone (an item error
+    each: models lost, the crawl failed) instead of its failure. A large PTM_CLONE_RETRIES waits
+    at most RETRY_DELAY_MAX between tries however many came before."""
+    c = retrying(tmp_path / "data", retries=1030)
+    tries = []
+
+    def fails_of_the_moment(url, key, hub, planned, branch, hub_sha):
+        with c.counters_lock:
+            c.waiting -= 1
+        tries.append(1)
+        return CloneResult(None, hub_sha, "failed: server error (HTTP 5xx)")
+
+    monkeypatch.setattr(c, "_materialize", fails_of_the_moment)
+    c.open("huggingface")
+    try:
+        result = asyncio.run(c.clone("huggingface", "https://example.org/owner/repo"))
+    finally:
+        c.close()
+    assert (result.status, len(tries), c.stats["ptm/clone/retried"]) == ("failed: server error (HTTP 5xx)", 1031, 1030)
