@@ -194,6 +194,11 @@ def _with_credentials(value: Any) -> str:
     return redacted(url)[:200] if "@" in urlsplit(url).netloc else ""
 
 
+# Settings a negative value of which means nothing: refused, not taken silently for 0 (a retry
+# delay of -30 retried a rate-limited git host at once).
+NOT_NEGATIVE = frozenset({"PTM_CLONE_RETRIES", "PTM_CLONE_RETRY_DELAY"})
+
+
 def check_typed_settings(defaults: dict[str, Any], get) -> None:
     """Each ``PTM_`` setting whose default is a bool, int or float must parse as one (a float as a
     finite one). ``get(name, kind)`` reads it through Scrapy's ``getbool``/``getint``/``getfloat``."""
@@ -210,6 +215,8 @@ def check_typed_settings(defaults: dict[str, Any], get) -> None:
             raise BadInput(f"-s {name}= must be {word}") from None
         if name.endswith("_PAGE_SIZE") and value < 1:  # a hub asked for pages of 0 models
             raise BadInput(f"-s {name}= must be 1 or more, got {value}")
+        if name in NOT_NEGATIVE and value < 0:
+            raise BadInput(f"-s {name}= must not be negative, got {value:g}")
 
 
 def check_git_lfs(clone: bool, lfs: bool) -> None:

@@ -177,6 +177,15 @@ def test_a_page_size_must_be_one_or_more(value):
     check_typed_settings({"PTM_HUGGINGFACE_PAGE_SIZE": 1000, "PTM_CLONE_DEPTH": 0}, lambda name, kind: 1)
 
 
+@pytest.mark.parametrize("name, default", [("PTM_CLONE_RETRIES", 2), ("PTM_CLONE_RETRY_DELAY", 30.0)])
+def test_a_retry_count_or_delay_must_not_be_negative(name, default):
+    # -s PTM_CLONE_RETRIES=-1 turned retries off, -s PTM_CLONE_RETRY_DELAY=-30 (a sign too many)
+    # retried a rate-limited git host at once, both without a word: refused before the crawl.
+    with pytest.raises(BadInput, match=f"-s {name}= must not be negative, got -1"):
+        check_typed_settings({name: default}, lambda name, kind: kind(-1))
+    check_typed_settings({name: default}, lambda name, kind: kind(0))
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
 def test_a_float_setting_must_be_a_finite_number(value):
     # -s PTM_CLONE_MAX_GB=nan parsed as a float, then failed the clone stage's start with a
