@@ -21,8 +21,9 @@ deferred as above. A failed clone is a WARNING ``Clone failed for …`` for the 
 of its reason, DEBUG after (``ptm/clone/failed/<reason>`` and the records have them all).
 ``ptm/clone/<status>`` counts models, ``ptm/clone/repos/<status>`` repositories (one each,
 however many models share it); ``ptm/clone/waiting`` and ``ptm/clone/running`` are git jobs
-waiting for a thread and running now. ``ptm/clone/bytes`` adds up what landed: the object store of
-each new clone, the growth of each updated one (the progress extension logs it).
+waiting for a thread and running now, ``ptm/clone/retrying`` those waiting to be tried again.
+``ptm/clone/bytes`` adds up what landed: the object store of each new clone, the growth of each
+updated one (the progress extension logs it).
 """
 
 from __future__ import annotations

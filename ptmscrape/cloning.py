@@ -28,7 +28,8 @@ e.g. Scrapy's stats collector; :class:`Counters` by default): ``ptm/clone/queued
 ``ptm/clone/shared``, ``ptm/clone/repos/<status>`` (once per repository), ``ptm/clone/waiting``
 and ``ptm/clone/running`` (git jobs waiting for a thread, running now), ``ptm/clone/bytes`` (the
 object store of each new clone, the growth of each updated one) and ``ptm/clone/retried[/<reason>]``
-(git jobs tried again after a failure of the moment: ``retries``, ``retry_delay``).
+(git jobs tried again after a failure of the moment: ``retries``, ``retry_delay``) and
+``ptm/clone/retrying`` (those waiting now to be tried again).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ from ptmscrape.stats import (
     CLONE_REPOS_BY_STATUS,
     CLONE_RETRIED,
     CLONE_RETRIED_BY_REASON,
+    CLONE_RETRYING,
     CLONE_RUNNING,
     CLONE_SHARED,
     CLONE_WAITING,
@@ -208,6 +210,7 @@ class Cloner:
         self.retries = max(0, int(retries))
         self.retry_delay = max(0.0, float(retry_delay))
         self.retries_said: dict[str, int] = {}  # reason -> retries logged (loop thread only)
+        self.retrying = 0  # git jobs waiting to be tried again (ptm/clone/retrying; loop thread only)
         # True once the crawl is closing (a pause): git jobs not started by then are not started
         # (DEFERRED), since Scrapy's graceful stop waits for every model of the pages it has fetched,
         # a thousand clones on one Hugging Face page. Asked from the worker threads.
@@ -349,7 +352,16 @@ class Cloner:
             # exponent is capped: 2 ** 1024 is no float (an OverflowError past the 1024th retry).
             delay = min(self.retry_delay * 2 ** min(done - 1, 1000), max(RETRY_DELAY_MAX, self.retry_delay))
             self._say_retry(label or url, url, reason, delay, done)
-            if not await self._wait_unless_stopping(delay):
+            # Neither waiting for a thread nor running: counted apart, else a crawl whose clones all
+            # wait on a rate-limited host looks hung (0 waiting, 0 running).
+            self.retrying += 1
+            self.stats.set_value(CLONE_RETRYING, self.retrying)
+            try:
+                tried = await self._wait_unless_stopping(delay)
+            finally:
+                self.retrying -= 1
+                self.stats.set_value(CLONE_RETRYING, self.retrying)
+            if not tried:
                 return CloneResult(None, hub_sha, DEFERRED)
             key_words = reason.split(" (")[0]  # ptm/clone/retried/server error, as ptm/clone/failed/<reason>
             self._count(CLONE_RETRIED)

@@ -21,6 +21,7 @@ from ptmscrape.stats import (
     CLONE_FAILED,
     CLONE_FAILED_NO_DISK_SPACE,
     CLONE_REPOS_BY_STATUS,
+    CLONE_RETRYING,
     CLONE_RUNNING,
     CLONE_SKIPPED,
     CLONE_WAITING,
@@ -157,7 +158,9 @@ class CloneProgress:
         finished = sum(done.values())
         models = sum(get(CLONE_BY_STATUS + kind, 0) for kind in ("cloned", "updated", "unchanged", "failed", "skipped"))
         no_space = get(CLONE_FAILED_NO_DISK_SPACE, 0)
+        retrying = get(CLONE_RETRYING, 0)  # named only while some are: a rate-limited git host
         text = (f"{get(CLONE_WAITING, 0)} waiting, {get(CLONE_RUNNING, 0)} running, "
+                + (f"{retrying} waiting to retry, " if retrying else "") +
                 f"{finished} done ({', '.join(f'{n} {kind}' for kind, n in done.items())}), "
                 f"{get(CLONE_REPOS_BY_STATUS + 'failed', 0)} failed; {models} models "
                 f"({get(CLONE_FAILED, 0)} failed, "

@@ -61,6 +61,8 @@ CLONE_REPOS_BY_STATUS = "ptm/clone/repos/"
 # Tries again of a git job that failed for a reason of the moment (PTM_CLONE_RETRIES), by reason.
 CLONE_RETRIED = "ptm/clone/retried"
 CLONE_RETRIED_BY_REASON = "ptm/clone/retried/"
+# Git jobs waiting now to be tried again (a gauge, as ptm/clone/waiting and ptm/clone/running).
+CLONE_RETRYING = "ptm/clone/retrying"
 CLONE_NO_REPO_URL = "ptm/clone/no_repo_url"
 CLONE_QUEUED = "ptm/clone/queued"
 CLONE_SHARED = "ptm/clone/shared"

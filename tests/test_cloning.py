@@ -659,3 +659,34 @@ def test_a_retry_past_the_thousandth_waits_the_longest_delay_and_does_not_crash(
     finally:
         c.close()
     assert (result.status, len(tries), c.stats["ptm/clone/retried"]) == ("failed: server error (HTTP 5xx)", 1031, 1030)
+
+
+@pytest.mark.parametrize("closing", [False, True])
+def test_a_git_job_waiting_for_its_retry_is_counted_until_it_is_tried_or_deferred(tmp_path, monkeypatch, closing):
+    """A job waiting (up to 600 s) to be tried again was neither waiting nor running: a crawl whose
+    clones all waited on a rate-limited git host showed ``0 waiting, 0 running … (0 done/min)``, as a
+    hung one would. ``ptm/clone/retrying`` counts them (the progress line names them), back to 0
+    once they are tried again, or deferred by a pause."""
+    c = retrying(tmp_path / "data", retries=1)
+    statuses = iter(["failed: rate limited (HTTP 429)", "cloned"])
+    seen = []
+
+    def materialize(url, key, hub, planned, branch, hub_sha):
+        with c.counters_lock:
+            c.waiting -= 1
+            c.stats.set_value("ptm/clone/waiting", c.waiting)
+        return CloneResult(None, hub_sha, next(statuses))
+
+    async def wait(seconds):
+        seen.append((c.stats.get("ptm/clone/retrying"), c.stats.get("ptm/clone/waiting")))
+        return not closing
+
+    monkeypatch.setattr(c, "_materialize", materialize)
+    monkeypatch.setattr(c, "_wait_unless_stopping", wait)
+    c.open("huggingface")
+    try:
+        result = asyncio.run(c.clone("huggingface", "https://example.org/owner/repo"))
+    finally:
+        c.close()
+    assert result.status == ("deferred" if closing else "cloned")
+    assert seen == [(1, 0)] and c.stats["ptm/clone/retrying"] == 0

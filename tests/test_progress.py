@@ -179,3 +179,15 @@ def test_the_history_progress_line_tells_lost_calls_from_the_hubs_refusals(crawl
         crawler.stats.set_value(name, value)
     line = progress.line(final=True)
     assert line.startswith("10 models, 40 calls (4.0 per model), 7 failed (2 lost, 5 refused by the hub); stored ")
+
+
+def test_the_clone_progress_line_names_the_git_jobs_waiting_to_be_tried_again(crawler):
+    # Jobs waiting out a retry's delay (a rate-limited git host) are neither waiting for a thread
+    # nor running: without them the line read "0 waiting, 0 running", as a hung crawl's would.
+    from ptmscrape.extensions import CloneProgress
+
+    progress = CloneProgress(crawler, 60.0)
+    crawler.stats.set_value("ptm/clone/retrying", 3)
+    assert progress.line(final=True).startswith("0 waiting, 0 running, 3 waiting to retry, 0 done (")
+    crawler.stats.set_value("ptm/clone/retrying", 0)
+    assert progress.line(final=True).startswith("0 waiting, 0 running, 0 done (")
