@@ -370,8 +370,10 @@ class Cloner:
     def _say_retry(self, label: str, url: str, reason: str, delay: float, done: int) -> None:
         said = self.retries_said[reason] = self.retries_said.get(reason, 0) + 1
         level = logging.INFO if said <= NAMED_RETRIES else logging.DEBUG
-        logger.log(level, "Clone of %s (%s) failed: %s; trying again in %.3g s (retry %d of %d, PTM_CLONE_RETRIES)",
-                   label, url, reason, delay, done, self.retries)
+        # Whole seconds from 10 on ("%.3g" said 3000 s as "3e+03 s"), else up to 3 digits (0.15 s).
+        seconds = f"{delay:.0f}" if delay >= 10 else f"{delay:.3g}"
+        logger.log(level, "Clone of %s (%s) failed: %s; trying again in %s s (retry %d of %d, PTM_CLONE_RETRIES)",
+                   label, url, reason, seconds, done, self.retries)
         if said == NAMED_RETRIES:
             logger.info("More clones failing with %s will be tried again: logged at DEBUG from here on "
                         "(ptm/clone/retried/<reason> counts them)", reason)

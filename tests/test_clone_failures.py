@@ -104,7 +104,7 @@ def test_a_pause_does_not_wait_out_a_clones_retry_delay(tmp_path):
         cmd = crawl_command("huggingface", tmp_path / "out.jsonl", tmp_path / "data", tmp_path / "stats.json",
                             settings=settings)
         paused = BackgroundCrawl(cmd, tmp_path / "crawl.log")
-        paused.wait_until(lambda: "trying again in 3e+03 s" in paused.log, "the retry's wait")
+        paused.wait_until(lambda: "trying again in 3000 s" in paused.log, "the retry's wait")
         paused.proc.send_signal(signal.SIGINT)
         paused.wait()  # a guard of WAIT_LIMIT (180 s), far below the hour
     [record] = read_jsonl(tmp_path / "data/huggingface/huggingface.jsonl")

@@ -690,3 +690,13 @@ def test_a_git_job_waiting_for_its_retry_is_counted_until_it_is_tried_or_deferre
         c.close()
     assert result.status == ("deferred" if closing else "cloned")
     assert seen == [(1, 0)] and c.stats["ptm/clone/retrying"] == 0
+
+
+@pytest.mark.parametrize("delay, said", [(30, "30 s"), (3000, "3000 s"), (86400, "86400 s"), (0.2, "0.2 s"),
+                                         (0.15, "0.15 s")])
+def test_a_retry_delay_is_said_in_plain_seconds(tmp_path, caplog, delay, said):
+    # "%.3g" said a PTM_CLONE_RETRY_DELAY of 3000 s as "trying again in 3e+03 s".
+    c = retrying(tmp_path / "data", retries=2)
+    with caplog.at_level(logging.INFO, logger="ptmscrape.cloning"):
+        c._say_retry("huggingface:o/m", "https://h/o/m", "rate limited (HTTP 429)", delay, 1)
+    assert f"; trying again in {said} (retry 1 of 2, PTM_CLONE_RETRIES)" in caplog.records[0].getMessage()
