@@ -336,13 +336,14 @@ class Cloner:
         whose turn comes then is not. A failed try leaves nothing to clean: a new clone's scratch
         folder is removed, an update's clone left as it was (``Git.clone``, ``Git.update``)."""
         done = 0
+        retry_of = None  # the reason of the failure a retry follows (counted once the retry starts)
         while True:
             assert self.executor is not None, "Cloner.open() starts the pool"
             with self.counters_lock:
                 self.waiting += 1
                 self.stats.set_value(CLONE_WAITING, self.waiting)
             result = await asyncio.wrap_future(self.executor.submit(
-                self._materialize, url, key, hub, planned, branch, hub_sha,
+                self._materialize, url, key, hub, planned, branch, hub_sha, retry_of,
             ))
             reason = result.status.removeprefix("failed: ")
             if reason not in TRANSIENT or done >= self.retries:
@@ -363,9 +364,7 @@ class Cloner:
                 self.stats.set_value(CLONE_RETRYING, self.retrying)
             if not tried:
                 return CloneResult(None, hub_sha, DEFERRED)
-            key_words = reason.split(" (")[0]  # ptm/clone/retried/server error, as ptm/clone/failed/<reason>
-            self._count(CLONE_RETRIED)
-            self._count(CLONE_RETRIED_BY_REASON + key_words)
+            retry_of = reason
 
     def _say_retry(self, label: str, url: str, reason: str, delay: float, done: int) -> None:
         said = self.retries_said[reason] = self.retries_said.get(reason, 0) + 1
@@ -411,7 +410,9 @@ class Cloner:
         return None
 
     # -- worker threads ------------------------------------------------------------------
-    def _materialize(self, url, key, hub, planned, branch, hub_sha) -> CloneResult:
+    def _materialize(self, url, key, hub, planned, branch, hub_sha, retry_of: str | None = None) -> CloneResult:
+        """The git job of ``key`` (a retry after a failure for ``retry_of``), unless the crawl closes
+        before its turn (DEFERRED, not counted as a retry: ``ptm/clone/retried`` counts those started)."""
         with self.counters_lock:
             self.waiting -= 1
             self.stats.set_value(CLONE_WAITING, self.waiting)
@@ -420,6 +421,9 @@ class Cloner:
         with self.counters_lock:
             self.running += 1
             self.stats.set_value(CLONE_RUNNING, self.running)
+            if retry_of is not None:  # ptm/clone/retried/server error, as ptm/clone/failed/<reason>
+                self.stats.inc_value(CLONE_RETRIED)
+                self.stats.inc_value(CLONE_RETRIED_BY_REASON + retry_of.split(" (")[0])
         try:
             try:
                 return self._clone_or_update(url, key, hub, planned, branch, hub_sha)

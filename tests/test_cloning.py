@@ -647,12 +647,10 @@ def test_a_retry_past_the_thousandth_waits_the_longest_delay_and_does_not_crash(
     tries = []
 
     def fails_of_the_moment(url, key, hub, planned, branch, hub_sha):
-        with c.counters_lock:
-            c.waiting -= 1
         tries.append(1)
         return CloneResult(None, hub_sha, "failed: server error (HTTP 5xx)")
 
-    monkeypatch.setattr(c, "_materialize", fails_of_the_moment)
+    monkeypatch.setattr(c, "_clone_or_update", fails_of_the_moment)
     c.open("huggingface")
     try:
         result = asyncio.run(c.clone("huggingface", "https://example.org/owner/repo"))
@@ -671,17 +669,14 @@ def test_a_git_job_waiting_for_its_retry_is_counted_until_it_is_tried_or_deferre
     statuses = iter(["failed: rate limited (HTTP 429)", "cloned"])
     seen = []
 
-    def materialize(url, key, hub, planned, branch, hub_sha):
-        with c.counters_lock:
-            c.waiting -= 1
-            c.stats.set_value("ptm/clone/waiting", c.waiting)
+    def clone_or_update(url, key, hub, planned, branch, hub_sha):
         return CloneResult(None, hub_sha, next(statuses))
 
     async def wait(seconds):
         seen.append((c.stats.get("ptm/clone/retrying"), c.stats.get("ptm/clone/waiting")))
         return not closing
 
-    monkeypatch.setattr(c, "_materialize", materialize)
+    monkeypatch.setattr(c, "_clone_or_update", clone_or_update)
     monkeypatch.setattr(c, "_wait_unless_stopping", wait)
     c.open("huggingface")
     try:
@@ -700,3 +695,26 @@ def test_a_retry_delay_is_said_in_plain_seconds(tmp_path, caplog, delay, said):
     with caplog.at_level(logging.INFO, logger="ptmscrape.cloning"):
         c._say_retry("huggingface:o/m", "https://h/o/m", "rate limited (HTTP 429)", delay, 1)
     assert f"; trying again in {said} (retry 1 of 2, PTM_CLONE_RETRIES)" in caplog.records[0].getMessage()
+
+
+def test_a_retry_the_crawls_close_comes_before_it_starts_is_not_counted_as_tried_again(tmp_path, monkeypatch):
+    """``ptm/clone/retried`` counts retries started: a retry whose wait ended, but whose turn for a
+    git thread came after the crawl began to close (a pause, behind a page's other clones), is
+    deferred, never run; it was counted all the same."""
+    calls = iter([False, False, True])  # the first try starts, its wait ends, the retry's turn: closing
+    c = retrying(tmp_path / "data", retries=2, stopping=lambda: next(calls))
+    tries = []
+
+    def fails(url, key, hub, planned, branch, hub_sha):
+        tries.append(url)
+        return CloneResult(None, hub_sha, "failed: server error (HTTP 5xx)")
+
+    monkeypatch.setattr(c, "_clone_or_update", fails)
+    c.open("huggingface")
+    try:
+        result = asyncio.run(c.clone("huggingface", "https://example.org/owner/repo"))
+    finally:
+        c.close()
+    assert (result.status, len(tries)) == ("deferred", 1)
+    assert "ptm/clone/retried" not in c.stats and "ptm/clone/retried/server error" not in c.stats
+    assert (c.stats["ptm/clone/waiting"], c.stats["ptm/clone/running"], c.stats["ptm/clone/retrying"]) == (0, 0, 0)
