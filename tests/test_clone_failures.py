@@ -5,6 +5,7 @@ ends as ``CloneStatus: failed: <reason>`` and ``ptm/clone/failed/<reason>``, wit
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -110,6 +111,29 @@ def test_a_pause_does_not_wait_out_a_clones_retry_delay(tmp_path):
     [record] = read_jsonl(tmp_path / "data/huggingface/huggingface.jsonl")
     assert (record["CloneStatus"], record["RepoPath"]) == ("skipped: the crawl stopped before its clone", None)
     assert hub.replica.count("GET", r"^/down/repo(\.git)?/info/refs") == 1
+
+
+def test_a_jobdir_job_paused_during_a_retrys_wait_clones_the_model_on_resume(tmp_path):
+    """The model whose retry a pause cut short is not stored (neither failed nor skipped): its page
+    is fetched again by the resumed job, which clones it (the server well again)."""
+    with HuggingFaceReplica([model(0, "down/repo")], tmp_path / "hub-git") as hub:
+        inject(hub.replica, FaultPlan(rates={"5xx": 1.0}, paths=r"^/down/repo(\.git)?/info/refs", healthy_after=2))
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE_RETRIES": 3, "PTM_CLONE_RETRY_DELAY": 3000,
+                    "JOBDIR": str(tmp_path / "job")}
+        cmd = crawl_command("huggingface", tmp_path / "1.jsonl", tmp_path / "data", tmp_path / "1.stats.json",
+                            settings=settings)
+        paused = BackgroundCrawl(cmd, tmp_path / "1.log")
+        paused.wait_until(lambda: "trying again in 3000 s" in paused.log, "the retry's wait")
+        paused.proc.send_signal(signal.SIGINT)
+        paused.wait()
+        assert read_jsonl(tmp_path / "data/huggingface/huggingface.jsonl") == []
+        stats = json.loads((tmp_path / "1.stats.json").read_text())
+        assert (stats["ptm/clone/deferred"], stats["ptm/clone/retrying"], stats["ptm/clone/waiting"]) == (1, 0, 0)
+        assert "ptm/clone/failed" not in stats and "ptm/clone/retried" not in stats
+        resumed = run_crawl("huggingface", tmp_path, settings=settings, data_dir=tmp_path / "data", out_name="2.jsonl")
+    [record] = read_jsonl(tmp_path / "data/huggingface/huggingface.jsonl")
+    assert record["CloneStatus"] == "cloned"
+    assert "ptm/clone/retried" not in resumed.stats and resumed.stats.get("ptm/clone/retrying", 0) == 0
 
 
 def test_a_tokenless_crawl_warns_of_the_first_gated_clones_and_counts_them_all(tmp_path):
