@@ -68,6 +68,7 @@ from ptmscrape.gitrepo import (
     path_segments,
     update_unfinished,
 )
+from ptmscrape.items import printable
 from ptmscrape.stats import (
     CLONE_BYTES,
     CLONE_QUEUED,
@@ -352,7 +353,7 @@ class Cloner:
             # Doubled from retry_delay, up to RETRY_DELAY_MAX (or retry_delay, if longer). The
             # exponent is capped: 2 ** 1024 is no float (an OverflowError past the 1024th retry).
             delay = min(self.retry_delay * 2 ** min(done - 1, 1000), max(RETRY_DELAY_MAX, self.retry_delay))
-            self._say_retry(label or url, url, reason, delay, done)
+            self._say_retry(label, url, reason, delay, done)
             # Neither waiting for a thread nor running: counted apart, else a crawl whose clones all
             # wait on a rate-limited host looks hung (0 waiting, 0 running).
             self.retrying += 1
@@ -366,13 +367,16 @@ class Cloner:
                 return CloneResult(None, hub_sha, DEFERRED)
             retry_of = reason
 
-    def _say_retry(self, label: str, url: str, reason: str, delay: float, done: int) -> None:
+    def _say_retry(self, label: str | None, url: str, reason: str, delay: float, done: int) -> None:
+        """``label`` (the pipeline's, printable already) names the model; without one, the URL.
+        The URL is the hub's text: escaped (printable), as every line that shows it."""
+        shown = printable(url)
         said = self.retries_said[reason] = self.retries_said.get(reason, 0) + 1
         level = logging.INFO if said <= NAMED_RETRIES else logging.DEBUG
         # Whole seconds from 10 on ("%.3g" said 3000 s as "3e+03 s"), else up to 3 digits (0.15 s).
         seconds = f"{delay:.0f}" if delay >= 10 else f"{delay:.3g}"
         logger.log(level, "Clone of %s (%s) failed: %s; trying again in %s s (retry %d of %d, PTM_CLONE_RETRIES)",
-                   label, url, reason, seconds, done, self.retries)
+                   label or shown, shown, reason, seconds, done, self.retries)
         if said == NAMED_RETRIES:
             logger.info("More clones failing with %s will be tried again: logged at DEBUG from here on "
                         "(ptm/clone/retried/<reason> counts them)", reason)

@@ -718,3 +718,15 @@ def test_a_retry_the_crawls_close_comes_before_it_starts_is_not_counted_as_tried
     assert (result.status, len(tries)) == ("deferred", 1)
     assert "ptm/clone/retried" not in c.stats and "ptm/clone/retried/server error" not in c.stats
     assert (c.stats["ptm/clone/waiting"], c.stats["ptm/clone/running"], c.stats["ptm/clone/retrying"]) == (0, 0, 0)
+
+
+def test_a_retry_line_shows_the_hubs_url_escaped_as_every_other_line_does(tmp_path, caplog):
+    # A RepoURL is the hub's text: a right-to-left override (which check_url lets through) reached the
+    # INFO line as it was, where the clone-failure WARNING escapes it (printable).
+    c = retrying(tmp_path / "data", retries=2)
+    url = "https://h/o/\u202egpj.m"
+    with caplog.at_level(logging.INFO, logger="ptmscrape.cloning"):
+        c._say_retry(None, url, "rate limited (HTTP 429)", 30, 1)  # no label: the URL names the model
+    [said] = [r.getMessage() for r in caplog.records]
+    shown = "https://h/o/\\u202egpj.m"
+    assert "\u202e" not in said and said.startswith(f"Clone of {shown} ({shown}) failed")
