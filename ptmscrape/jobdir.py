@@ -68,7 +68,7 @@ from scrapy.utils.request import request_from_dict
 from ptmscrape import signals as ptm_signals
 from ptmscrape.checks import BadInput
 from ptmscrape.dataset.jsonl import read_jsonl
-from ptmscrape.spiders_base import LISTED_META, RELISTED_META
+from ptmscrape.spiders_base import FETCHED_AGAIN_META, LISTED_META, RELISTED_META
 from ptmscrape.stats import (
     JOB_HISTORY_CALLS_FETCHED_AGAIN,
     JOB_PAGES_FETCHED_AGAIN,
@@ -337,6 +337,7 @@ class JobGuard:
                     unfetchable += 1
                     continue
                 meta = {k: v for k, v in request.meta.items() if k not in RETRY_META}
+                meta[FETCHED_AGAIN_META] = True  # no loop when the next page of another one is it
                 listed = request.meta.get(LISTED_META)
                 if sort is UNSTORED and isinstance(listed, int) and listed > 0:
                     meta[RELISTED_META] = listed  # the same models again, already counted by -a limit

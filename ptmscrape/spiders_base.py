@@ -44,6 +44,9 @@ RELISTED_META = "ptm_relisted"
 # Meta of a listing page's request whose URL this run asked for before (see
 # ``HubSpider.listing_page_scheduled``): the hub's next cursor or link repeats a page.
 REPEATED_PAGE_META = "ptm_repeated_page"
+# Meta of a page a JOBDIR job fetches again (ptmscrape/jobdir.py: lost, or its models not stored):
+# the earlier run asked for it, not a link of this run, so it is no page this run asked for before.
+FETCHED_AGAIN_META = "ptm_fetched_again"
 LISTING_LOOPS = "listing loops"
 
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
@@ -220,6 +223,11 @@ class HubSpider(scrapy.Spider):
         link that repeats, or points back to an earlier page."""
         if getattr(request.callback, "__name__", None) not in self.listing_callbacks:
             return
+        if request.meta.get(FETCHED_AGAIN_META):
+            # Two pages the job fetches again may follow each other (a pause leaves the models
+            # of several pages unstored): the first one's next page is the second, which the
+            # dupefilter drops, as any page the earlier run read (not a loop).
+            return
         fingerprint = self.crawler.request_fingerprinter.fingerprint(request)
         seen = self.__dict__.setdefault("_listing_pages", set())
         if fingerprint in seen:
@@ -232,7 +240,8 @@ class HubSpider(scrapy.Spider):
         logs that at DEBUG): the listing loops and ends here, though the hub said there was more.
         Reported as a failed page, so the crawl exits 1 and reports no model as removed. (A page a
         resumed JOBDIR job reads again may ask for a next page the earlier run read: not marked,
-        as this run did not ask for it before.)"""
+        as this run did not ask for it before, nor when this run fetches it again for the job:
+        ``FETCHED_AGAIN_META``.)"""
         if not request.meta.get(REPEATED_PAGE_META) or not request.meta.get(NEXT_PAGE_META):
             return
         self.logger.error("Listing loops: its next page %s was read already in this crawl (the hub's "

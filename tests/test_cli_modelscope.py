@@ -207,6 +207,33 @@ def test_a_resumed_jobdir_crawl_ends_with_every_model_once(tmp_path, ms):
     assert [b["PageNumber"] for b in ms.listing_puts("catalogue")] == [1, 2, 3]  # no page twice
 
 
+def test_a_job_paused_with_the_clones_of_two_pages_unstarted_resumes_to_exit_status_0(tmp_path, ms):
+    """A pause while the first clone is held: the models of pages 1 and 2 wait for the clone stage,
+    so both pages are saved and the resumed run fetches both again. Page 1's next page is page 2
+    (dropped by the dupefilter: the paused run read it), which was taken for a listing loop: exit
+    status 1 and a lost page that failed every later run of the job (found by bench/crash_soak.py)."""
+    data, jobdir = tmp_path / "data", tmp_path / "job"
+    clone = hold(ms.replica, "POST", ms.git._smart_http, lambda req, m, n: True)
+    run_settings = settings(ms, JOBDIR=jobdir, PTM_CLONE_CONCURRENCY=1)
+    cmd = crawl_command("modelscope", tmp_path / "1.jsonl", data, tmp_path / "1.stats.json", settings=run_settings)
+    crawl = BackgroundCrawl(cmd, tmp_path / "1.log")
+    # Page 3 is asked for by page 2's callback, before page 2's models: they reach the clone stage.
+    crawl.wait_until(lambda: clone.reached.is_set() and len(ms.listing_puts()) >= 3, "a clone held, page 3 asked for")
+    crawl.proc.send_signal(signal.SIGTERM)
+    crawl.wait_until(lambda: "shutting down gracefully" in crawl.log, "the graceful stop")
+    clone.open()
+    assert crawl.wait() == 1
+    resumed = run_crawl("modelscope", tmp_path, settings=run_settings, data_dir=data, out_name="2.jsonl", check=False)
+    assert "page(s) of unstored models the job lost" in resumed.log
+    assert int(resumed.log.split("fetching again the ")[1].split(" ")[0]) >= 2, resumed.log[-3000:]
+    assert "Listing loops" not in resumed.log
+    assert resumed.returncode == 0, resumed.log[-3000:]
+    records = read_jsonl(data / "modelscope/modelscope.jsonl")
+    assert sorted(map(key, records)) == sorted(ms.models)
+    again = run_crawl("modelscope", tmp_path, settings=run_settings, data_dir=data, out_name="3.jsonl")
+    assert "has finished" in again.log  # the job is done: a resume loop ends
+
+
 def test_two_distributed_workers_share_the_crawl_each_model_once(tmp_path):
     """Listing pages (PUTs told apart only by their body) fetched once, each model handed off
     (raw_item) to one worker, which maps and clones it."""

@@ -563,6 +563,46 @@ def test_a_page_whose_models_were_not_stored_is_saved_once_and_fetched_again_wit
     assert not (tmp_path / "job/ptm-failed-pages.pickle").exists()  # nothing left to fetch again
 
 
+def test_two_pages_the_job_fetches_again_that_follow_each_other_are_no_listing_loop(tmp_path, caplog):
+    """A pause (the clone stage had not started the clones of two listing pages' models) saves both
+    pages; the resumed run fetches both again, and the first one's next page is the second, which
+    Scrapy's dupefilter drops (the earlier run read it). That was taken for a loop: an ERROR
+    'Listing loops', a failed page no JOBDIR could save, so every later run of the job exited 1
+    ('lost by an earlier run') though the job had every model (found by a kill/pause soak)."""
+    from ptmscrape import signals as ptm_signals
+
+    spider, guard = listing_job(tmp_path)
+    base = spider.base_url + "/api/models"
+    first, _ = listed_models(spider, base + "?p=1", 10)
+    second, page2 = listed_models(spider, base + "?p=2", 10, first=10)
+    for item in (first[4], second[0]):  # what the clone stage says of each model a pause leaves unstarted
+        spider.crawler.signals.send_catch_log(ptm_signals.model_not_stored, reason="the crawl stopped before its clone",
+                                              request=item.request)
+    guard.spider_closed(spider, "shutdown")
+
+    resumed, guard = listing_job(tmp_path)
+    resumed.crawler.engine = engine = Engine()
+    guard.spider_opened(resumed)
+    assert sorted(r.url for r in engine.crawled) == [base + "?p=1", base + "?p=2"]
+    signals = resumed.crawler.signals
+    for request in engine.crawled:  # the scheduler takes them (dont_filter: past the dupefilter)
+        signals.send_catch_log(scrapy.signals.request_scheduled, request=request, spider=resumed)
+    # Page 1, read again, asks for page 2: the engine signals it scheduled, then the dupefilter drops it.
+    next_page = resumed.next_page(page2.url, resumed.parse_listing)
+    with caplog.at_level("ERROR"):
+        signals.send_catch_log(scrapy.signals.request_scheduled, request=next_page, spider=resumed)
+        signals.send_catch_log(scrapy.signals.request_dropped, request=next_page, spider=resumed)
+    assert "Listing loops" not in caplog.text
+    assert resumed.crawler.stats.get_value("ptm/pages/failed") is None
+    # A next page that repeats one this run asked for by a link is still a loop.
+    again = resumed.next_page(base + "?p=3", resumed.parse_listing)
+    for _ in range(2):
+        repeat = again.copy()
+        signals.send_catch_log(scrapy.signals.request_scheduled, request=repeat, spider=resumed)
+    signals.send_catch_log(scrapy.signals.request_dropped, request=repeat, spider=resumed)
+    assert resumed.crawler.stats.get_value("ptm/pages/failed/listing loops") == 1
+
+
 def test_without_a_limit_a_listing_request_carries_nothing_per_model(tmp_path):
     spider, _ = listing_job(tmp_path)
     items, page = listed_models(spider, spider.base_url + "/api/models?p=1", 3)
