@@ -173,7 +173,7 @@ def check_data_dir(settings) -> None:
         lines = (Path(path) / SNAPSHOTS_FILE).read_text().splitlines()
     except (OSError, UnicodeDecodeError):
         return
-    here = Path(data).resolve()
+    here = Path(str(data)).expanduser().resolve()  # as the store's DatasetTree: ~/data is the job's tree
     for line in dict.fromkeys(lines):
         snapshot = Path(line.strip())
         if not snapshot.is_absolute() or len(snapshot.parents) < 3:

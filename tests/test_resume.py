@@ -711,3 +711,30 @@ def test_a_job_resumed_into_another_data_dir_is_refused_before_it_starts(tmp_pat
     assert not other.exists()
     run_crawl("huggingface", tmp_path, args={"limit": 5}, settings=settings, data_dir=data / "huggingface" / "..",
               out_name="3.jsonl")  # the job's own data dir, however written: not refused (exit status 0)
+
+
+@pytest.mark.parametrize("written", ["~/data", "~/data/", "~/link"])
+def test_a_job_resumed_with_its_own_data_dir_however_written_is_not_refused(tmp_path, monkeypatch, written):
+    """``PTM_DATA_DIR=~/data`` (the tree, check_data_dir and every command expand ``~``): the job's
+    snapshots are noted under the expanded path, and the check compared them with ``~/data`` taken
+    as a folder named ``~`` in the working directory, so every resume of such a job was refused
+    (exit status 2) though it names the job's own data dir."""
+    from scrapy.settings import Settings
+
+    from ptmscrape import jobdir as jobdir_module
+    from ptmscrape.checks import BadInput
+
+    home = tmp_path / "home"
+    snapshots = home / "data" / "huggingface" / "snapshots"
+    snapshots.mkdir(parents=True)
+    (home / "link").symlink_to(home / "data")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    job = tmp_path / "job"
+    settings = Settings({"JOBDIR": str(job), "PTM_DATA_DIR": written})
+    snapshot = snapshots / "huggingface-20260101T000000.jsonl"
+    snapshot.write_text('{"id": 1}\n')
+    jobdir_module.remember_snapshot(settings, snapshot)
+    jobdir_module.check_data_dir(settings)  # its own data dir: not refused
+    with pytest.raises(BadInput, match=f"is a job of the data dir {home / 'data'} "):
+        jobdir_module.check_data_dir(Settings({"JOBDIR": str(job), "PTM_DATA_DIR": "~/other"}))
