@@ -180,12 +180,16 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
 
 def _why_nothing(stats: Mapping[str, Any]) -> str:
     """Why a crawl that lost nothing stored nothing, when the stats tell: its hub listed no model
-    (an empty first page), or it dropped every one as bad hub data; '' otherwise."""
+    (an empty first page; not said of a crawl a ``CLOSESPIDER_*`` limit stopped, which may have
+    listed many still in flight), or it dropped every one as bad hub data; '' otherwise."""
     if int(stats.get("item_scraped_count") or 0):
         return ""
     listed_dropped = int(stats.get("item_dropped_count") or 0)
     bad_data = int(stats.get(MAP_FAILED) or 0) + int(stats.get(VALIDATE_INVALID) or 0)
     if not listed_dropped:
+        finish = stats.get("finish_reason")
+        if finish in COMPLETE_REASONS - {"finished"}:  # CLOSESPIDER_*: the listing may be in flight, not empty
+            return f": the crawl's limit stopped it first (finish reason {finish})"
         return ": the hub listed no model"
     if bad_data == listed_dropped:
         return f": all {_plural(bad_data, 'model')} listed were dropped as bad hub data"

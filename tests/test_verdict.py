@@ -382,3 +382,15 @@ def test_history_calls_an_earlier_run_lost_are_left_out_too():
 
     text = left_out({**GOOD, "ptm/history/lost": 1, "ptm/history/lost/lost by an earlier run": 1}, "huggingface")
     assert text == "1 history call not stored (1 lost, 0 refused by the hub): huggingface/history/failures.jsonl"
+
+
+@pytest.mark.parametrize("limit", ["closespider_timeout", "closespider_pagecount", "closespider_itemcount"])
+def test_a_crawl_a_limit_stopped_before_it_stored_anything_is_not_said_to_list_no_model(limit):
+    """``-s CLOSESPIDER_TIMEOUT=…`` (or a page count) that stops a crawl before its first model reached
+    the store stage: the hub may have listed hundreds (their pages or clones still in flight), yet the
+    verdict said "the hub listed no model", sending its reader to check the hub's URL."""
+    result = verdict({"finish_reason": limit})
+    assert (result.status, result.finish_reason) == (1, limit)
+    assert result.reason == f"nothing was stored: the crawl's limit stopped it first (finish reason {limit})"
+    for finish in (None, "finished", NOTHING_STORED):  # NOTHING_STORED: CrawlVerdict closed it at idle
+        assert verdict({"finish_reason": finish}).reason == "nothing was stored: the hub listed no model"
