@@ -93,23 +93,19 @@ return 1
 
 
 # Join the crawl (KEYS[1]: its id): a crawl that runs keeps its id; none, or one that finished
-# ("finished:<id>"), gets ARGV[1], and the crawl's state keys found then (KEYS[2..], and those
-# matching ARGV[2]: the workers' taken hashes) are deleted first: no running crawl owns them. A
-# crawl that ends deletes them; what is left was written by workers of a crawl whose state Redis
-# lost (restarted without its data) before they noticed and stopped (state_lost), and a new crawl
-# that joined them skipped, as seen, listing pages and models no one had stored. Returns the
+# ("finished:<id>"), gets ARGV[1], and the crawl's state keys found then (KEYS[2..]: the queue,
+# dupefilter, seen-sets, and the workers' taken hashes the joining worker found) are deleted first:
+# no running crawl owns them. A crawl that ends deletes them; what is left was written by workers
+# of a crawl whose state Redis lost (restarted without its data) before they noticed and stopped
+# (state_lost), and a new crawl that joined them skipped, as seen, listing pages and models no one
+# had stored. No SCAN here: a script runs alone, and a walk of a shared Redis's whole keyspace held
+# every other client (BUSY past lua-time-limit); every key it touches is given in KEYS. Returns the
 # crawl's id and how many keys were deleted.
 _JOIN = """
 local id = redis.call('get', KEYS[1])
 if id and string.sub(id, 1, 9) ~= 'finished:' then return {id, 0} end
 local left = 0
 for i = 2, #KEYS do left = left + redis.call('del', KEYS[i]) end
-local cursor = '0'
-repeat
-  local found = redis.call('scan', cursor, 'MATCH', ARGV[2], 'COUNT', 1000)
-  cursor = found[1]
-  for _, key in ipairs(found[2]) do left = left + redis.call('del', key) end
-until cursor == '0'
 redis.call('set', KEYS[1], ARGV[1])
 return {ARGV[1], left}
 """
@@ -204,8 +200,13 @@ class SharedScheduler(Scheduler):
         """Take the crawl's id (:meth:`state_lost`), the first worker setting it (and deleting what
         workers of a crawl whose state Redis lost left under the prefix: see ``_JOIN``)."""
         state = [self.queue.key, self.df.key, self.key("models"), self.key("stored"), self.key("listed")]
-        self.crawl_id, left = self.join_script(keys=[self.key("crawl"), *state],
-                                               args=[uuid.uuid4().hex, self.key("taken:*")])
+        running = self.server.get(self.key("crawl"))
+        if running is None or running.startswith(b"finished:"):
+            # Likely the first worker: the taken hashes left, found a batch per call (other clients
+            # served between them); the script deletes them only if no crawl runs by then. A worker
+            # of a new crawl writes its taken hash only after it joined, so none is a running crawl's.
+            state += self.server.scan_iter(match=self.key("taken:*"), count=1000)
+        self.crawl_id, left = self.join_script(keys=[self.key("crawl"), *state], args=[uuid.uuid4().hex])
         if left:
             logger.warning("Redis holds keys %s* that no running crawl owns (left by workers of a crawl whose "
                            "state Redis lost): deleted them, starting a new crawl", self.key(""))

@@ -938,3 +938,32 @@ def test_a_request_done_while_redis_did_not_answer_is_not_given_back_once_its_wo
     assert redis_client.hlen(one.taken_key) == 0
     assert two.requeue_taken() == 0
     assert redis_client.zcard(two.queue.key) == 0
+
+
+def test_the_join_script_scans_nothing_and_touches_only_the_keys_it_is_given(prefix, redis_client):
+    """A Lua script runs alone on Redis: ``_JOIN`` walked the whole keyspace with SCAN (to find the
+    taken hashes a lost crawl's workers left), so on a shared Redis of millions of keys the first worker
+    of every crawl held every other client for seconds, and past ``lua-time-limit`` they got BUSY
+    errors; a key a script reaches without being given in KEYS breaks on a Redis Cluster too. The
+    taken hashes are found by the worker (an incremental SCAN, others served between its calls) and
+    given to the script, which still deletes them only when no crawl runs."""
+    one = shared_scheduler(prefix)
+    one.join_crawl()
+    redis_client.delete(one.key("crawl"))  # Redis restarted empty (and the lost worker wrote again)
+    redis_client.hset(one.key(f"taken:{one.worker}"), "0", "x")
+    redis_client.sadd(one.key("models"), "m1")
+    sentinel = f"{prefix}:sentinel"
+    two = shared_scheduler(prefix)
+    commands = []
+    with redis_client.monitor() as monitor:
+        two.join_crawl()
+        redis_client.get(sentinel)
+        while not commands or sentinel not in commands[-1]["command"]:
+            commands.append(monitor.next_command())
+    in_script = [c["command"] for c in commands if c["client_type"] == "lua" and prefix in c["command"]]
+    assert in_script and not [c for c in in_script if c.split()[0].upper() == "SCAN"], in_script
+    assert not redis_client.exists(one.key(f"taken:{one.worker}"), one.key("models"))
+    redis_client.hset(one.key(f"taken:{one.worker}"), "0", "x")  # a worker of the running crawl
+    three = shared_scheduler(prefix)
+    three.join_crawl()  # joins it: nothing deleted
+    assert three.crawl_id == two.crawl_id and redis_client.exists(one.key(f"taken:{one.worker}"))
