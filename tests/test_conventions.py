@@ -133,16 +133,30 @@ def test_every_listing_next_page_goes_to_a_listing_callback():
 
 def _skips_and_xfails():
     """``(file, line, name, call)`` of every ``pytest.skip``/``skipif``/``importorskip``/``xfail``
-    call in ``tests/`` (decorators included)."""
+    call in ``tests/`` (decorators included), of every such mark not called (``@pytest.mark.skip``,
+    ``marks=pytest.mark.xfail``: ``call`` None) and of every import of one (``from pytest import
+    skip``: ``call`` None), in line order per file."""
     import ast
 
+    names = ("skip", "skipif", "importorskip", "xfail")
     for path in sorted(TESTS.rglob("*.py")):
         if "fixtures" in path.relative_to(TESTS).parts:
             continue
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                    node.func.attr in ("skip", "skipif", "importorskip", "xfail"):
-                yield path.relative_to(TESTS).as_posix(), node.lineno, node.func.attr, node
+        tree = ast.parse(path.read_text(), str(path))
+        # Attributes that are a call's function (counted as the call) or the object of another
+        # attribute (``pytest.skip.Exception``: no skip).
+        inner = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        inner |= {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        found = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names:
+                found.append((node.lineno, node.func.attr, node))
+            elif isinstance(node, ast.Attribute) and node.attr in names and id(node) not in inner:
+                found.append((node.lineno, node.attr, None))
+            elif isinstance(node, ast.ImportFrom) and node.module in ("pytest", "_pytest.outcomes"):
+                found.extend((node.lineno, a.name, None) for a in node.names if a.name in names)
+        for line, name, call in sorted(found, key=lambda f: f[0]):
+            yield path.relative_to(TESTS).as_posix(), line, name, call
 
 
 def test_a_test_is_skipped_only_through_tests_services():
@@ -172,8 +186,25 @@ def test_every_xfail_is_strict_and_names_how_it_fails():
     for path, line, name, call in _skips_and_xfails():
         if name != "xfail":
             continue
-        keywords = {k.arg: k.value for k in call.keywords}
+        keywords = {k.arg: k.value for k in call.keywords} if call is not None else {}
         strict = keywords.get("strict")
         if not (getattr(strict, "value", None) is True and "raises" in keywords):
             loose.append(f"{path}:{line}")
     assert loose == []
+
+
+def test_the_skip_and_xfail_checks_see_marks_not_called(tmp_path, monkeypatch):
+    """``@pytest.mark.skip`` (or ``pytestmark = pytest.mark.skip``, ``marks=pytest.mark.xfail``) is
+    no call: the checks above walked calls only, so such a test skipped under CI=true unseen, and a
+    bare xfail passed for strict; ``from pytest import skip`` then ``skip(…)`` slipped by too."""
+    import tests.test_conventions as conventions
+
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\nfrom pytest import skip\n"
+        "pytestmark = pytest.mark.skip\n"
+        "@pytest.mark.skip\ndef test_a(): pass\n"
+        "@pytest.mark.parametrize('v', [pytest.param(1, marks=pytest.mark.xfail)])\ndef test_b(v): pass\n"
+        "def test_c():\n    with pytest.raises(pytest.skip.Exception): skip('x')\n")
+    monkeypatch.setattr(conventions, "TESTS", tmp_path)
+    found = [(line, name) for _, line, name, _ in conventions._skips_and_xfails()]
+    assert found == [(2, "skip"), (3, "skip"), (4, "skip"), (6, "xfail")], found
