@@ -364,7 +364,9 @@ class HubSpider(scrapy.Spider):
         what the cut lost, with exit status 0."""
         if listed_size(size) is None or len(response.body) >= size:
             return False
-        self.page_malformed(response, "file cut short", f"{len(response.body)} bytes of the {size} the tree lists")
+        # Raw files come from the branch, not the tree's commit: a file made shorter in between reads the same.
+        self.page_malformed(response, "file cut short", f"{len(response.body)} bytes of the {size} the tree lists; "
+                                                        "or made shorter on the hub since the tree was read")
         return True
 
     def page_malformed(self, response: Response, kind: str, detail: str) -> None:
