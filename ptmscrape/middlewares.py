@@ -17,6 +17,7 @@ from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.spidermiddlewares.urllength import UrlLengthMiddleware
 
+from ptmscrape.rendering import splash_page
 from ptmscrape.stats import (
     RATELIMIT_GAVE_UP,
     RATELIMIT_PACED,
@@ -207,7 +208,7 @@ def requeued(request: Request, reason: str) -> Request:
     """``request`` handed back to the scheduler unfetched as the crawl closes (a JOBDIR keeps it for
     the next run): unfiltered, as its fingerprint is seen already."""
     logger.info("Crawl closing while %s waited (%s): handed back to the queue unfetched (a JOBDIR keeps "
-                "it for the next run)", request.url, reason)
+                "it for the next run)", splash_page(request)[0], reason)
     return request.replace(dont_filter=True)
 
 
@@ -323,9 +324,10 @@ class RateLimitMiddleware:
         if status == 403 and not rate_limited_403(response):
             return response
         attempts = request.meta.get("ptm_ratelimit_retries", 0)
+        page = splash_page(request)[0]  # a Splash request's page, not Splash's endpoint
         if attempts >= self.max_retries:
             self._give_up(request, status, f"rate limited {attempts} times",
-                          "Rate limited %d times, giving up on %s", attempts, request.url)
+                          "Rate limited %d times, giving up on %s", attempts, page)
         if named is not None:
             wait = min(max(named, 0.0), self.max_wait)
         elif until_reset is not None:
@@ -333,7 +335,7 @@ class RateLimitMiddleware:
                 self._give_up(request, status, f"rate limit resets in {until_reset:.0f} s, later than "
                                                f"PTM_RATELIMIT_MAX_RESET_WAIT={self.max_reset_wait:g}",
                               "HTTP %d from %s: the hub's rate limit resets in %.0f s, later than "
-                              "PTM_RATELIMIT_MAX_RESET_WAIT=%g s: giving up on it", status, request.url,
+                              "PTM_RATELIMIT_MAX_RESET_WAIT=%g s: giving up on it", status, page,
                               until_reset, self.max_reset_wait)
             wait = until_reset
         else:
@@ -343,7 +345,7 @@ class RateLimitMiddleware:
             wait = min(wait, self.max_wait)
         self.stats.inc_value(RATELIMIT_WAITS)
         self.stats.inc_value(RATELIMIT_WAIT_SECONDS, round(wait, 3))
-        logger.info("HTTP %d from %s: waiting %.1fs as the hub asks", status, request.url, wait)
+        logger.info("HTTP %d from %s: waiting %.1fs as the hub asks", status, page, wait)
         if not await sleep_unless_closing(self.crawler, wait):
             return requeued(request, f"HTTP {status}: rate limited")
         retry = request.replace(dont_filter=True)
@@ -353,7 +355,7 @@ class RateLimitMiddleware:
     def _give_up(self, request: Request, status: int, reason: str, message: str, *args: Any) -> NoReturn:
         self.stats.inc_value(RATELIMIT_GAVE_UP)
         logger.error(message, *args)
-        raise RateLimited(f"{reason}: {request.url}", status)
+        raise RateLimited(f"{reason}: {splash_page(request)[0]}", status)
 
 
 class BackoffRetryMiddleware(RetryMiddleware):

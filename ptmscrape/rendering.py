@@ -3,7 +3,10 @@
 Off unless ``SPLASH_URL`` is set. Then the add-on :class:`SplashRendering` (or the dict that
 :func:`splash_settings` returns) routes requests built with :func:`splash_request` (or any
 ``scrapy_splash.SplashRequest``) through the Splash server: the response a callback gets is the page
-*after* its JavaScript ran, with ``response.url`` the page's own URL. Plain requests are untouched.
+*after* its JavaScript ran, with ``response.url`` the page's own URL. A :func:`splash_request` is
+rendered by a Lua script (:data:`RENDER_SCRIPT`, Splash's ``execute`` endpoint), so its
+``response.status`` and headers are the page's own: the hub's 404, 429 or 5xx is handled as for a
+plain request (Splash's render.html answered 200 for them). Plain requests are untouched.
 
 Enable it in a project's settings, either way::
 
@@ -33,9 +36,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_WAIT",
+    "RENDER_SCRIPT",
     "SPLASH_DOWNLOADER_MIDDLEWARES",
     "SPLASH_SPIDER_MIDDLEWARES",
     "SplashRendering",
+    "page_status",
     "splash_enabled",
     "splash_error",
     "splash_page",
@@ -179,6 +184,52 @@ class SplashRendering:
 # Seconds Splash waits after the page loaded before returning the DOM (lets XHR-filled content land).
 DEFAULT_WAIT = 0.5
 
+# The Lua script of every Splash request (Splash's ``execute`` endpoint): the page rendered as
+# ``render.html`` renders it, answered with the page's own HTTP status (``http_status``) and headers,
+# which scrapy-splash makes ``response.status`` and ``response.headers``. Splash 3.5's render.html
+# answers 200 for a page the hub answered 404, 429, 500 or 503 with a body (its own 502 only for one
+# without), and has no argument that carries the page's status. Headers that describe the hub's
+# bytes rather than the DOM (length, encoding), its cookies and a ``Location`` (Splash followed the
+# redirects it was going to) are left out. A page that gave no answer of its own (the network
+# failed, Splash's browser refused the URL) gets Splash's 502 ``RenderError``, as render.html did.
+RENDER_SCRIPT = """\
+local dropped = {["content-length"] = true, ["content-encoding"] = true, ["transfer-encoding"] = true,
+                 ["connection"] = true, ["keep-alive"] = true, ["set-cookie"] = true, ["set-cookie2"] = true,
+                 ["location"] = true}
+
+function main(splash, args)
+  if args.images ~= nil then
+    splash.images_enabled = args.images ~= 0 and args.images ~= false
+  end
+  local ok, reason = splash:go(args.url)
+  local status = splash:status_code()
+  if not ok then
+    local _, _, code = string.find(reason or "", "^http(%d%d%d)$")
+    status = code and tonumber(code)
+    if not status then
+      -- No answer of the page's own (the network failed, Splash refused the URL...): Splash's own
+      -- error, as render.html gives it.
+      splash:set_result_status_code(502)
+      local _, _, text = string.find(splash:html() or "", "<h1>Failed loading page %((.-)%)</h1>")
+      return {error = 502, type = "RenderError", description = "Error rendering page",
+              info = {type = reason, text = text, url = args.url}}
+    end
+  elseif args.wait and args.wait > 0 then
+    splash:wait(args.wait)
+  end
+  local headers = {}
+  local entries = splash:history()
+  local last = entries[#entries]
+  for _, header in ipairs(last and last.response.headers or {}) do
+    if not dropped[string.lower(header.name)] then
+      local seen = headers[header.name]
+      headers[header.name] = seen and (seen .. ", " .. header.value) or header.value
+    end
+  end
+  return {html = splash:html(), http_status = status, headers = headers}
+end
+"""
+
 
 def splash_request(
     url: str,
@@ -189,21 +240,24 @@ def splash_request(
     args: dict | None = None,
     **kwargs: Any,
 ) -> SplashRequest:
-    """A request for ``url`` rendered by Splash's ``render.html``: ``response.text`` is the DOM after
-    the page's JavaScript ran and ``wait`` more seconds; ``response.url`` is ``url``.
+    """A request for ``url`` rendered by Splash (:data:`RENDER_SCRIPT` on its ``execute`` endpoint):
+    ``response.text`` is the DOM after the page's JavaScript ran and ``wait`` more seconds;
+    ``response.url`` is ``url``; ``response.status`` and ``response.headers`` are the page's own
+    (a hub's 404, 429 or 5xx is handled as for a plain request: HttpError, retries, rate-limit
+    waits), Splash's answer is ``response.splash_response_status``.
 
     ``timeout`` is Splash's render timeout (server default 30 s, at most its ``--max-timeout``);
-    ``args`` are more render.html arguments (e.g. ``{"images": 0}``); other keyword arguments go
+    ``args`` are more arguments (the script reads ``images``: 0 loads none); other keyword arguments go
     to :class:`scrapy_splash.SplashRequest` / :class:`scrapy.Request` (``meta``, ``cb_kwargs``,
     ``errback``, ``dont_filter``…). Without ``SPLASH_URL`` (Splash off) it is fetched as a plain GET.
     """
     from ptmscrape.compat.splash import SplashRequest
 
-    splash_args: dict[str, Any] = {"wait": wait}
+    splash_args: dict[str, Any] = {"wait": wait, "lua_source": RENDER_SCRIPT}
     if timeout is not None:
         splash_args["timeout"] = timeout
     splash_args.update(args or {})
-    return SplashRequest(url, callback, endpoint="render.html", args=splash_args, **kwargs)
+    return SplashRequest(url, callback, endpoint="execute", args=splash_args, **kwargs)
 
 
 # --- failures ------------------------------------------------------------------------------
@@ -214,7 +268,7 @@ def splash_page(request) -> tuple[str, str | None]:
     ``(request.url, None)`` for one not sent through Splash.
 
     Once SplashMiddleware has rewritten a Splash request (what a retry, an errback or the downloader
-    sees), its URL is the Splash server's (``http://127.0.0.1:8050/render.html``): a page reported
+    sees), its URL is the Splash server's (``http://127.0.0.1:8050/execute``): a page reported
     by that URL names neither the page nor the model."""
     if request.meta.get("_splash_processed"):
         url = ((request.meta.get("splash") or {}).get("args") or {}).get("url")
@@ -223,10 +277,17 @@ def splash_page(request) -> tuple[str, str | None]:
     return request.url, None
 
 
+def page_status(response) -> bool:
+    """Whether a Splash response's status is the rendered page's own, which Splash carried (it
+    answered 200: :data:`RENDER_SCRIPT`), rather than Splash's own error (a render timeout's 504, a
+    page it could not load's 502, a bad request's 400). False for a plain response."""
+    return response is not None and getattr(response, "splash_response_status", None) == 200
+
+
 def splash_error(response) -> str | None:
     """Splash's own reason for a non-200 answer (its JSON error body), e.g. ``GlobalTimeoutError:
-    Timeout exceeded rendering page`` (504) or ``RenderError: Error rendering page (HTTP 404 Not
-    Found)`` (502), or None when the body is not Splash's error object."""
+    Timeout exceeded rendering page`` (504) or ``RenderError: Error rendering page (network1
+    Connection refused)`` (502), or None when the body is not Splash's error object."""
     try:
         error = json.loads(response.body)
     except (ValueError, TypeError, AttributeError):

@@ -18,7 +18,7 @@ from ptmscrape.items import RawModelItem, printable
 from ptmscrape.json_pages import array_elements
 from ptmscrape.middlewares import backoff_delay
 from ptmscrape.next_page_first import NEXT_PAGE_META
-from ptmscrape.rendering import splash_error, splash_page
+from ptmscrape.rendering import page_status, splash_error, splash_page
 from ptmscrape.stats import (
     PAGES_FAILED,
     PAGES_FAILED_BY_KIND,
@@ -420,6 +420,8 @@ class HubSpider(scrapy.Spider):
         kind = f"HTTP {status}" if status else failure.type.__name__
         label = self.page_label(request)
         url, splash = splash_page(request)
+        if splash and page_status(response):  # the hub's own status, which Splash carried
+            splash = None
         if splash:  # the error is the Splash server's (a render timeout, Splash down...), not the hub's
             reason = f"Splash at {splash}: {(splash_error(response) if response is not None else None) or reason}"
         if status == 404 and not splash:  # never retried: the hub says there is no such page

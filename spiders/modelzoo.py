@@ -96,8 +96,10 @@ class ModelzooSpider(HubSpider):
 
     @staticmethod
     def check_splash_wait(settings) -> None:
-        """A wait Splash refuses (HTTP 400 for every page), or that outlasts ``DOWNLOAD_TIMEOUT`` (every
-        page given up before Splash answers), fails the whole crawl: refused before it starts."""
+        """A wait Splash cannot give (render.html refused it with HTTP 400; the render script's wait
+        outlasts Splash's 30 s render timeout: 504 for every page), or that outlasts
+        ``DOWNLOAD_TIMEOUT`` (every page given up before Splash answers), fails the whole crawl:
+        refused before it starts."""
         given = f"-s PTM_MODELZOO_SPLASH_WAIT={settings.get('PTM_MODELZOO_SPLASH_WAIT')}"
         wait = settings.getfloat("PTM_MODELZOO_SPLASH_WAIT")
         if not 0 <= wait <= SPLASH_MAX_WAIT:

@@ -123,7 +123,7 @@ def test_splash_crawl_of_the_javascript_site_yields_the_api_records(tmp_path, zo
     # The pages went through Splash, and Splash's browser ran the script that called the API.
     stats = rendered.stats
     # 4 listing pages, 14 model pages, 2 rendered again
-    assert stats["splash/render.html/response_count/200"] == 4 + 14 + 2
+    assert stats["splash/execute/response_count/200"] == 4 + 14 + 2
     assert stats["ptm/pages/retried/page not rendered"] == 2 and "ptm/pages/failed" not in stats
     splash_paths = [p for m, p in zoo.replica.requests[before:]]
     assert splash_paths.count("/") == 1 and "/?offset=14" in splash_paths
@@ -161,7 +161,7 @@ def test_a_rendered_next_page_link_back_to_the_first_page_fails_the_crawl(tmp_pa
 
 
 def failing_splash() -> Replica:
-    """A stand-in Splash server on 127.0.0.1: render.html of a page whose URL holds ``hang``
+    """A stand-in Splash server on 127.0.0.1: the render (``execute``) of a page whose URL holds ``hang``
     answers nothing until the client gives up; of any other, Splash's 504 (its render timeout)."""
 
     def render(incoming, match):
@@ -171,20 +171,20 @@ def failing_splash() -> Replica:
                            "description": "Timeout exceeded rendering page", "info": {"timeout": 30}}, 504)
 
     splash = Replica()
-    splash.route("POST", "/render.html", render)
+    splash.route("POST", "/execute", render)
     return splash
 
 
 def test_pages_splash_fails_to_render_are_reported_by_page_and_splashs_reason(tmp_path, zoo):
     """Splash timing out (504) on one model page and never answering for another: each ERROR named
-    Splash's endpoint ('http://127.0.0.1:8050/render.html (HTTP 504: Ignoring non-200 response)'),
+    Splash's endpoint ('http://127.0.0.1:8050/execute (HTTP 504: Ignoring non-200 response)'),
     not the model's page, and not Splash's reason; the wait report named the endpoint too."""
     with failing_splash() as splash:
         result = crawl(zoo, tmp_path, args={"render": "splash", "models": "timeout-model,hang-model"}, check=False,
                        settings={"SPLASH_URL": splash.url, "RETRY_TIMES": 1, "PTM_RETRY_BACKOFF": 0.05,
                                  "PTM_CLONE": 0, "DOWNLOAD_TIMEOUT": 2, "PTM_WAIT_REPORT_INTERVAL": 1})
     assert result.returncode == 1 and "Traceback" not in result.log, result.log[-3000:]
-    endpoint = f"Splash at {splash.url}/render.html"
+    endpoint = f"Splash at {splash.url}/execute"
     assert (f"Page failed after retries: {zoo.url}/model/timeout-model (HTTP 504: {endpoint}: "
             "GlobalTimeoutError: Timeout exceeded rendering page)") in result.log, result.log[-3000:]
     assert f"Page failed after retries: {zoo.url}/model/hang-model (DownloadTimeoutError: {endpoint}: " in result.log
@@ -192,3 +192,72 @@ def test_pages_splash_fails_to_render_are_reported_by_page_and_splashs_reason(tm
     assert result.stats["ptm/pages/failed/HTTP 504"] == result.stats["ptm/pages/failed/DownloadTimeoutError"] == 1
     assert result.log.rstrip().splitlines()[-1].endswith(
         "exit status 1: 2 pages failed (DownloadTimeoutError: 1, HTTP 504: 1); nothing was stored")
+
+
+def hub_errors(zoo, render: str):
+    """The hub's errors, on the API's paths or the rendered site's (HTML pages, as a site serves
+    them, the 500 page with the site's "no models" box): the second listing page answers 500, the
+    first listed model's page 404, the second's 429 (``Retry-After: 1``) once."""
+    slugs = list(zoo.models)
+    gone, limited = slugs[0], slugs[1]
+    if render == "api":
+        paths = {"500": "/api/models/5/", "404": f"/api/models/{gone}/", "429": f"/api/models/{limited}/"}
+    else:
+        paths = {"500": "/?offset=5", "404": f"/model/{gone}", "429": f"/model/{limited}"}
+    limited_once = []
+
+    def page(status, text):
+        if render == "api":
+            return Reply.json({"detail": text}, status)
+        return Reply.text(f'<!doctype html><html><body><h1>{text}</h1><div class="no-models">No models here'
+                          f"</div></body></html>", status, content_type="text/html; charset=utf-8")
+
+    def intercept(incoming, call_next):
+        path = incoming.path + ("?" + "&".join(f"{k}={v}" for k, v in incoming.query) if incoming.query else "")
+        if path == paths["500"]:
+            return page(500, "Internal Server Error")
+        if path == paths["404"]:
+            return page(404, "Not Found")
+        if path == paths["429"] and not limited_once:
+            limited_once.append(path)
+            reply = page(429, "Too Many Requests")
+            reply.headers["Retry-After"] = "1"
+            return reply
+        return call_next()
+
+    zoo.replica.interceptors.append(intercept)
+    return paths, gone, limited
+
+
+@pytest.mark.parametrize("render", ["api", "splash"])
+def test_a_hubs_error_pages_fail_a_rendered_crawl_as_they_fail_the_api_crawl(tmp_path, zoo, render):
+    """Through Splash (render.html), a 500 listing page rendered as a 200 "no models" page: the
+    listing ended there "successfully" (exit 0, the models after it never listed, nothing said); a
+    404 model page was "not rendered" (fetched again, then failed under the wrong reason), a 429 one
+    failed the same way instead of waiting as the hub asked. Now each is the hub's status, as on the
+    API: the 500 retried (RETRY_TIMES) then reported, the listing cut short; the 404 a page not
+    found, not retried; the 429 waited for and fetched again; the same verdict either way."""
+    settings = {"PTM_CLONE": "0", "RETRY_TIMES": "1", "PTM_RETRY_BACKOFF": "0.05", "PTM_PAGE_RETRIES": "1"}
+    if render == "splash":
+        settings["SPLASH_URL"] = require_service("Splash", SPLASH_URL, start_hint="bash .ci/splash.sh")
+    paths, gone, limited = hub_errors(zoo, render)
+    result = crawl(zoo, tmp_path, args={"render": render}, settings=settings, check=False)
+    log = result.log
+    assert "Traceback" not in log, log[-4000:]
+    assert sorted(i["ModelName"] for i in result.items) == sorted(set(list(zoo.models)[:5]) - {gone}), log[-4000:]
+    requested = [p for _, p in zoo.replica.requests]
+    assert requested.count(paths["500"]) == 2  # retried once (RETRY_TIMES=1), as Scrapy retries a 500
+    assert requested.count(paths["404"]) == 1  # a 404 is not retried
+    assert requested.count(paths["429"]) == 2  # waited for, then fetched again
+    assert f"Page failed after retries: {zoo.url}{paths['500']} (HTTP 500: Ignoring non-200 response)" in log
+    assert f"The listing ends at {zoo.url}{paths['500']}: the pages after it were not read" in log
+    assert f"Page not found: {zoo.url}{paths['404']} (HTTP 404)" in log
+    assert f"HTTP 429 from {zoo.url}{paths['429']}: waiting 1.0s as the hub asks" in log
+    stats = result.stats
+    assert (stats["ptm/pages/failed/HTTP 500"], stats["ptm/pages/failed/HTTP 404"]) == (1, 1)
+    assert (stats["ptm/pages/not_found"], stats["ptm/pages/listing_cut_short"]) == (1, 1)
+    assert stats["ptm/ratelimit/waits"] == 1 and "ptm/pages/retried" not in stats
+    assert stats["finish_reason"] == "failed_pages" and result.returncode == 1
+    assert log.rstrip().splitlines()[-1].endswith(
+        "Crawl verdict: exit status 1: 1 page not found (HTTP 404); 1 page failed (HTTP 500: 1); the listing "
+        "ended at a failed page: the pages after it were not read"), log[-2000:]

@@ -6,6 +6,7 @@ import pytest
 from scrapy.http import HtmlResponse, Request
 
 from ptmscrape.items import RawModelItem
+from ptmscrape.rendering import RENDER_SCRIPT
 from spiders.modelzoo import ModelzooSpider
 from tests.helpers import fixture_response, html_response, json_response, spider_maker, start_requests, text_response
 from tests.replicas.modelzoo import DETAIL_KEYS, LISTING_KEYS, detail, fixture_models, listing_entry
@@ -157,8 +158,9 @@ def test_render_argument_is_checked_and_splash_needs_a_splash_url():
 def test_splash_crawl_starts_at_the_homepage_through_splash():
     (request,) = start_requests(make_spider(SPLASH, render="splash"))
     assert request.url == f"{BASE}/"
-    assert request.meta["splash"]["endpoint"] == "render.html"
+    assert request.meta["splash"]["endpoint"] == "execute"
     assert request.meta["splash"]["args"]["wait"] == 1.0
+    assert request.meta["splash"]["args"]["lua_source"] == RENDER_SCRIPT
 
 
 def test_rendered_homepage_cards_lead_to_model_pages_and_the_next_page():
@@ -264,7 +266,7 @@ def _through_splash(spider, request):
 
 def test_a_page_splash_failed_to_render_is_reported_by_its_own_url_with_splashs_error(caplog):
     """Splash answering 504 (its render timeout) for a model page: the ERROR named the Splash
-    endpoint ('Page failed after retries: http://127.0.0.1:8050/render.html (HTTP 504: Ignoring
+    endpoint ('Page failed after retries: http://127.0.0.1:8050/execute (HTTP 504: Ignoring
     non-200 response)'), not the model's page, and not Splash's reason."""
     import json
 
@@ -274,7 +276,7 @@ def test_a_page_splash_failed_to_render_is_reported_by_its_own_url_with_splashs_
 
     spider = rendered_spider()
     mw, sent = _through_splash(spider, spider.model_request("stylegan"))
-    assert sent.url == "http://127.0.0.1:8050/render.html"
+    assert sent.url == "http://127.0.0.1:8050/execute"
     sent.meta["retry_times"] = 5
     error = {"error": 504, "type": "GlobalTimeoutError", "description": "Timeout exceeded rendering page",
              "info": {"timeout": 30.0}}
@@ -287,6 +289,37 @@ def test_a_page_splash_failed_to_render_is_reported_by_its_own_url_with_splashs_
     assert said.startswith(f"Page failed after retries: {RENDERED_BASE}/model/stylegan (HTTP 504: "), said
     assert "Splash" in said and "GlobalTimeoutError: Timeout exceeded rendering page" in said, said
     assert spider.crawler.stats.get_value("ptm/pages/failed/HTTP 504") == 1
+
+
+@pytest.mark.parametrize("status, said", [
+    (404, "Page not found: {page} (HTTP 404)"),
+    (500, "Page failed after retries: {page} (HTTP 500: Ignoring non-200 response)"),
+])
+def test_the_hubs_own_error_carried_by_splash_is_reported_as_the_hubs(caplog, status, said):
+    """Splash rendered the page (its answer 200) and carried the hub's status (``http_status``, the
+    render script): the failure is the hub's, reported as for a page fetched without Splash (a 404
+    is a page not found), not as Splash's error."""
+    import json
+
+    from scrapy.http import Response
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.python.failure import Failure
+
+    spider = rendered_spider()
+    mw, sent = _through_splash(spider, spider.model_request("stylegan"))
+    sent.meta["retry_times"] = 5
+    rendered_page = {"html": "<html><body><h1>Server Error</h1></body></html>", "http_status": status,
+                     "headers": {"Content-Type": "text/html"}}
+    response = mw.process_response(sent, Response(sent.url, status=200, body=json.dumps(rendered_page).encode(),
+                                                  headers={"Content-Type": "application/json"}, request=sent))
+    assert (response.status, response.splash_response_status) == (status, 200)
+    failure = Failure(HttpError(response, "Ignoring non-200 response"))  # as HttpErrorMiddleware raises it
+    failure.request = sent
+    spider.page_failed(failure)
+    (logged,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert logged == said.format(page=f"{RENDERED_BASE}/model/stylegan")
+    assert spider.crawler.stats.get_value(f"ptm/pages/failed/HTTP {status}") == 1
+    assert spider.crawler.stats.get_value("ptm/pages/not_found") == (1 if status == 404 else None)
 
 
 def test_a_page_lost_because_splash_is_down_names_the_page_and_splash(caplog):

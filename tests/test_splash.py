@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -139,12 +140,13 @@ def test_scrapy_accepts_the_fixed_middlewares_without_deprecation_warnings():
     assert any(isinstance(mw, splash.SplashDeduplicateArgsMiddleware) for mw in smw.middlewares)
 
 
-def test_splash_request_is_render_html_with_wait():
+def test_splash_request_is_the_render_script_with_wait():
     req = rendering.splash_request("http://a.test/page", wait=1.5, timeout=20, args={"images": 0},
                                 cb_kwargs={"k": 1})
     assert isinstance(req, scrapy_splash.SplashRequest)
-    assert req.meta["splash"]["endpoint"] == "render.html"
-    assert req.meta["splash"]["args"] == {"url": "http://a.test/page", "wait": 1.5, "timeout": 20, "images": 0}
+    assert req.meta["splash"]["endpoint"] == "execute"
+    assert req.meta["splash"]["args"] == {"url": "http://a.test/page", "wait": 1.5, "timeout": 20, "images": 0,
+                                          "lua_source": rendering.RENDER_SCRIPT}
     assert req.cb_kwargs == {"k": 1}
     assert rendering.splash_request("http://a.test/")._splash_args["wait"] == rendering.DEFAULT_WAIT
 
@@ -180,7 +182,7 @@ def test_splash_middleware_uses_the_public_slot_key_and_passes_offsite():
     crawler, mw = _splash_middleware(["site.test"])
     original = rendering.splash_request("http://site.test/page")
     rewritten = mw.process_request(original)  # no spider argument: Scrapy 2.19 passes none
-    assert rewritten.url == "http://127.0.0.1:8050/render.html"
+    assert rewritten.url == "http://127.0.0.1:8050/execute"
     assert rewritten.meta["download_slot"] == "slot:http://site.test/page"  # fix 2
     offsite = OffsiteMiddleware.from_crawler(crawler)
     offsite.spider_opened(crawler.spider)
@@ -327,10 +329,123 @@ def test_spider_sees_javascript_content_through_real_splash(tmp_path):
     rendered, plain = items["splash"], items["plain"]
     assert rendered["titles"] == titles, log[-4000:]  # written by the page's JavaScript
     assert rendered["url"] == page.url  # the page's URL, not Splash's
-    assert rendered["response_class"] == "SplashTextResponse"
+    assert rendered["response_class"] == "SplashJsonResponse"  # the render script's JSON, its "html" the body
     assert plain["titles"] == [] and plain["app"] == "loading"  # the bare shell
     assert "/titles.json" in page.paths  # fetched by Splash's browser, only it runs the script
-    assert "'splash/render.html/response_count/200': 1" in log
+    assert "'splash/execute/response_count/200': 1" in log
 
     assert splash_warnings(log.splitlines()) == [], "deprecation warnings from the Splash middlewares"
     assert "Traceback" not in log, log[-4000:]
+
+
+# --- the hub's own status, carried through Splash -------------------------------------------------
+
+STATUS_SPIDER = '''
+import scrapy
+from ptmscrape.rendering import splash_request
+
+
+class StatusSpider(scrapy.Spider):
+    name = "status"
+    custom_settings = {"ADDONS": {"ptmscrape.rendering.SplashRendering": 0}, "RETRY_ENABLED": False}
+
+    async def start(self):
+        for path in self.paths.split(","):
+            yield splash_request(self.base + path, self.parse, wait=0.1, cb_kwargs={"path": path},
+                                 meta={"handle_httpstatus_all": True})
+        yield splash_request(self.refused, self.parse, cb_kwargs={"path": "refused"},
+                             meta={"handle_httpstatus_all": True})
+
+    def parse(self, response, path):
+        from ptmscrape.rendering import page_status, splash_error
+
+        yield {
+            "path": path,
+            "page_status": page_status(response),
+            "splash_error": splash_error(response),
+            "url": response.url,
+            "status": response.status,
+            "splash_status": getattr(response, "splash_response_status", None),
+            "retry_after": (response.headers.get("Retry-After") or b"").decode(),
+            "text": " ".join(response.css("p::text").getall()),
+            "no_models": bool(response.css(".no-models")),
+        }
+'''
+
+
+class _StatusPages:
+    """A 127.0.0.1 server whose ``/<status>`` answers that status with a small HTML page (``/<status>/empty``:
+    no body), a 429 with ``Retry-After: 7``."""
+
+    def __init__(self):
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                code, _, rest = self.path.strip("/").partition("/")
+                body = b"" if rest == "empty" else (
+                    f'<!doctype html><html><body><p>hub said {code}</p><div class="no-models">No models</div>'
+                    f"</body></html>".encode())
+                self.send_response(int(code))
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                if code == "429":
+                    self.send_header("Retry-After", "7")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_hubs_status_reaches_the_spider_through_real_splash(tmp_path):
+    """Splash 3.5's render.html answered 200 for a hub's error page that has a body (its own 502
+    only for one without), and has no argument that carries the page's status (scrapy-splash's
+    ``http_status_from_error_code`` is a request option of the ``execute`` endpoint; Splash 3.5
+    ignores it as a render.html argument): a 500, 503 or 429 page reached the callback as a 200
+    page, a 404 with a body too. Rendered by the project's script, the response carries the hub's
+    status and headers; Splash's own answer stays in ``splash_response_status``."""
+    splash_url = require_service("Splash", SPLASH_URL, start_hint="bash .ci/splash.sh")
+    spider_file = tmp_path / "status_spider.py"
+    spider_file.write_text(STATUS_SPIDER)
+    out = tmp_path / "items.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRAPY_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    paths = ["/200", "/404", "/500", "/503", "/429", "/404/empty", "/500/empty"]
+    with socket.socket() as closed:  # a port nothing listens on: Splash's browser cannot reach the page
+        closed.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    with _StatusPages() as pages:
+        proc = subprocess.run(
+            [sys.executable, "-m", "scrapy.cmdline", "runspider", str(spider_file), "-a", f"base={pages.url}",
+             "-a", "paths=" + ",".join(paths), "-a", f"refused={refused}", "-s", f"SPLASH_URL={splash_url}",
+             "-s", "LOG_LEVEL=INFO", "-O", str(out)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in log, log[-4000:]
+    got = {item["path"]: item for item in json.loads(out.read_text())}
+    assert sorted(got) == sorted([*paths, "refused"]), log[-4000:]
+    # No answer of the page's own: Splash's 502, as render.html gave it, with Splash's reason.
+    unreached = got.pop("refused")
+    assert (unreached["status"], unreached["splash_status"], unreached["page_status"]) == (502, 502, False)
+    assert unreached["splash_error"] == "RenderError: Error rendering page (network1 Connection refused)"
+    for path, item in got.items():
+        code = int(path.split("/")[1])
+        assert (item["status"], item["splash_status"]) == (code, 200), (path, item)  # the hub's; Splash's
+        assert item["page_status"] and item["splash_error"] is None
+        assert item["url"] == pages.url + path
+    for code in (200, 404, 500, 503, 429):  # the page as rendered, whatever its status
+        assert got[f"/{code}"]["text"] == f"hub said {code}" and got[f"/{code}"]["no_models"]
+    assert got["/429"]["retry_after"] == "7"  # the hub's headers: RateLimitMiddleware reads the wait
+    assert "'splash/execute/response_count/200': 7" in log and "'splash/execute/response_count/502': 1" in log
