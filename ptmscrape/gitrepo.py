@@ -45,8 +45,13 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import git
-from git.exc import GitCommandError
+# Without git on PATH, GitPython's import raised ("Bad git executable") as Scrapy loaded the
+# project's commands: a traceback for every command, cloning on or not. A crawl that clones is
+# refused before it starts instead (checks.check_git); the others need no git.
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+import git  # noqa: E402
+from git.exc import GitCommandError  # noqa: E402
 
 from ptmscrape.dataset.processes import HOST_TAG, group_running, kill_tree, pid_alive
 from ptmscrape.gitfiles import read_clone

@@ -295,6 +295,21 @@ def test_a_feed_that_cannot_be_written_is_one_line_and_exit_2_before_the_crawl(t
         f"scrapy crawl huggingface: error: the feed {tmp_path / 'd.jsonl'} is a directory: give a file"
     assert not any((tmp_path / "d.jsonl").iterdir()) and not (tmp_path / "data").exists()
 
+def test_cloning_without_git_on_the_path_is_one_line_and_exit_2(tmp_path, hf_replica):
+    """Without git on PATH the crawl did not even start: GitPython's import raised ("Bad git
+    executable") as Scrapy loaded the project's commands: a traceback, exit status 1, with cloning
+    on or off. Cloning on, it is refused now as any bad setting; off, the crawl runs without git."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = run_crawl("huggingface", tmp_path, check=False, env={"PATH": str(empty)},
+                       settings=hf(hf_replica))
+    assert_one_line_error(result, "-s PTM_CLONE=1 needs git, and `git --version` failed here",
+                          "or turn cloning off (-s PTM_CLONE=0)")
+    result = run_crawl("huggingface", tmp_path, env={"PATH": str(empty)}, settings=hf(hf_replica, PTM_CLONE=0))
+    assert last_line(result.log).endswith("Crawl verdict: exit status 0: every listed page was read")
+    assert result.items
+
+
 def test_an_unknown_spider_is_one_line_naming_the_spiders_and_exit_2(tmp_path):
     result = run_crawl("huggingfce", tmp_path, check=False)
     assert_one_line_error(result, "no spider named 'huggingfce'", "huggingface, modelhub")

@@ -394,3 +394,26 @@ def test_a_crawl_a_limit_stopped_before_it_stored_anything_is_not_said_to_list_n
     assert result.reason == f"nothing was stored: the crawl's limit stopped it first (finish reason {limit})"
     for finish in (None, "finished", NOTHING_STORED):  # NOTHING_STORED: CrawlVerdict closed it at idle
         assert verdict({"finish_reason": finish}).reason == "nothing was stored: the hub listed no model"
+
+
+def test_cloning_without_git_is_refused_before_the_crawl(tmp_path, monkeypatch):
+    # Without git on PATH, every clone failed, or rather the crawl never started: GitPython's import
+    # raised ("Bad git executable") as scrapy loaded its commands, a traceback and exit status 1.
+    from scrapy.settings import Settings
+
+    import ptmscrape.settings as project
+    from ptmscrape.commands.crawl import preflight
+
+    def settings(**given):
+        ours = {k: getattr(project, k) for k in dir(project) if k.isupper()}
+        return Settings({**ours, "PTM_DATA_DIR": str(tmp_path / "data"), **given})
+
+    preflight(HuggingfaceSpider, settings(), {})  # git is installed here
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    for given in ({}, {"PTM_CLONE_LFS": True}):  # named before git-lfs, which needs git too
+        with pytest.raises(BadInput, match=r"^-s PTM_CLONE=1 needs git, and `git --version` failed here: "
+                                           r"install git .* or turn cloning off \(-s PTM_CLONE=0\)$"):
+            preflight(HuggingfaceSpider, settings(**given), {})
+    preflight(HuggingfaceSpider, settings(PTM_CLONE=False), {})  # no clones: no git needed

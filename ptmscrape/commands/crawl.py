@@ -36,6 +36,7 @@ from ptmscrape.checks import (
     BadInput,
     check_data_dir,
     check_feeds,
+    check_git,
     check_git_lfs,
     check_git_protocols,
     check_hub_folders,
@@ -146,6 +147,7 @@ def preflight(spidercls, settings, arguments: dict) -> None:
         check_input(settings, arguments)
     check_data_dir(settings.get("PTM_DATA_DIR"))
     check_hub_folders(settings.get("PTM_DATA_DIR"), spidercls.name)
+    check_git(settings.getbool("PTM_CLONE"))
     check_git_lfs(settings.getbool("PTM_CLONE"), settings.getbool("PTM_CLONE_LFS"))
     check_git_protocols(settings.getbool("PTM_CLONE"), settings.get("PTM_GIT_ALLOW_PROTOCOL"))
     check_redis_url(settings.get("PTM_REDIS_URL"))
