@@ -6,6 +6,9 @@ Scrapy; this stage reads the settings, hands it each record's repository and wri
 
 The record gets ``RepoPath``, ``LatestGitCommitSHA`` (the clone's HEAD, or the last commit under
 ``RepoSubPath``) and ``CloneStatus``: cloned / updated / unchanged / skipped[: <reason>] / failed: <reason>.
+A failure of this machine, not of the repository (a read-only, full or failing file system, git
+missing or broken: ``CloneResult.local``) is counted in ``ptm/clone/failed_locally[/<reason>]`` too,
+which fails the crawl (``ptmscrape/verdict.py``); the record is the same.
 
 Once the crawl is closing (a pause: Ctrl-C once, SIGTERM, Scrapyd's cancel), git jobs not started
 yet are not started: Scrapy's graceful stop waits for every model of the pages it has fetched, up to
@@ -47,6 +50,8 @@ from ptmscrape.stats import (
     CLONE_DEFERRED,
     CLONE_FAILED,
     CLONE_FAILED_BY_REASON,
+    CLONE_FAILED_LOCALLY,
+    CLONE_FAILED_LOCALLY_BY_REASON,
     CLONE_NO_REPO_URL,
     CLONE_SKIPPED,
     CLONE_UNCHANGED,
@@ -133,6 +138,9 @@ class ClonePipeline:
             reason = result.status.split(": ", 1)[1]
             key = reason_key(reason)
             self.stats.inc_value(CLONE_FAILED_BY_REASON + key)
+            if result.local:  # this machine's fault, not the repository's: it fails the crawl
+                self.stats.inc_value(CLONE_FAILED_LOCALLY)
+                self.stats.inc_value(CLONE_FAILED_LOCALLY_BY_REASON + key)
             # What git said, unless the reason is git's own last line already.
             said = f"; git: {printable(result.detail, 400)}" if result.detail and reason not in result.detail else ""
             logger.log(self._failure_level(reason, key), "Clone failed for %s (%s): %s%s", item.label,

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import functools
 import logging
 import os
@@ -87,6 +88,11 @@ FINISHED_CACHE_SIZE = 10_000
 # CloneStatus of a model whose clone (or update) was not started for lack of disk space: the same
 # words every time (no numbers), so ptm/clone/failed/<reason> is one counter.
 NO_DISK_SPACE = "not enough free disk space (PTM_CLONE_MIN_FREE_GB)"
+# The errors of the data dir's file system that are this machine's, not a repository's: read-only,
+# not ours to write, failing, full (of blocks or inodes), over quota, too many files open. Not a name
+# too long, a file missing or in the way (a repository's names, another process's folder).
+LOCAL_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.ENOSPC, errno.EDQUOT,
+                          errno.EMFILE, errno.ENFILE})
 # The status of a git job the crawl's close came before (Cloner.stopping): never a record's.
 DEFERRED = "deferred"
 # A transient failure's retry waits ``retry_delay`` seconds, doubled at each further one, up to this
@@ -187,6 +193,10 @@ class CloneResult:
     sha: str | None
     status: str  # cloned / updated / unchanged / failed: <reason>
     detail: str | None = None  # a failure's: what git said (RepoError.detail), for the log
+    # A failure of this machine, not of the repository (RepoError.local, a file system error of the
+    # data dir, an internal error): the clone stage counts it in ptm/clone/failed_locally, which
+    # fails the crawl. Lack of disk space (NO_DISK_SPACE) has a counter of its own.
+    local: bool = False
 
 
 class Counters(dict):
@@ -434,12 +444,14 @@ class Cloner:
             except DirectoryTaken:  # another process landed another repository there first
                 return self._clone_or_update(url, key, hub, planned, branch, hub_sha)
         except (RepoError, UnsafePath) as exc:
-            return CloneResult(None, hub_sha, f"failed: {exc}", getattr(exc, "detail", None))
+            return CloneResult(None, hub_sha, f"failed: {exc}", getattr(exc, "detail", None),
+                               getattr(exc, "local", False))
         except OSError as exc:
-            return CloneResult(None, hub_sha, f"failed: filesystem error ({exc.strerror or exc})")
+            return CloneResult(None, hub_sha, f"failed: filesystem error ({exc.strerror or exc})",
+                               local=exc.errno in LOCAL_ERRNOS)
         except Exception as exc:
             logger.exception("Unexpected error cloning %s", url)
-            return CloneResult(None, hub_sha, f"failed: internal error ({type(exc).__name__})")
+            return CloneResult(None, hub_sha, f"failed: internal error ({type(exc).__name__})", local=True)
         finally:
             with self.counters_lock:
                 self.running -= 1
@@ -531,7 +543,7 @@ class Cloner:
                 except RepoError as exc:
                     # A failed update leaves the clone as it was: the record still points at it, at
                     # the commit it is at (a failed new clone has no folder to point at).
-                    return CloneResult(relative, head, f"failed: {exc}", exc.detail)
+                    return CloneResult(relative, head, f"failed: {exc}", exc.detail, exc.local)
                 self._count_bytes(self._stored_bytes(path) - before)
                 return CloneResult(relative, sha, "updated" if sha != head else "unchanged")
             scratch = self.tree.scratch_dir(hub)

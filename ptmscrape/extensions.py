@@ -19,6 +19,7 @@ from ptmscrape.stats import (
     CLONE_BY_STATUS,
     CLONE_BYTES,
     CLONE_FAILED,
+    CLONE_FAILED_LOCALLY,
     CLONE_FAILED_NO_DISK_SPACE,
     CLONE_REPOS_BY_STATUS,
     CLONE_RETRYING,
@@ -158,6 +159,7 @@ class CloneProgress:
         finished = sum(done.values())
         models = sum(get(CLONE_BY_STATUS + kind, 0) for kind in ("cloned", "updated", "unchanged", "failed", "skipped"))
         no_space = get(CLONE_FAILED_NO_DISK_SPACE, 0)
+        local = get(CLONE_FAILED_LOCALLY, 0)
         retrying = get(CLONE_RETRYING, 0)  # named only while some are: a rate-limited git host
         text = (f"{get(CLONE_WAITING, 0)} waiting, {get(CLONE_RUNNING, 0)} running, "
                 + (f"{retrying} waiting to retry, " if retrying else "") +
@@ -165,6 +167,7 @@ class CloneProgress:
                 f"{get(CLONE_REPOS_BY_STATUS + 'failed', 0)} failed; {models} models "
                 f"({get(CLONE_FAILED, 0)} failed, "
                 + (f"{no_space} of them for lack of disk space, " if no_space else "")
+                + (f"{local} of them for a reason of this machine, " if local else "")
                 + f"{get(CLONE_SKIPPED, 0)} skipped); "
                 f"{human_bytes(get(CLONE_BYTES, 0))} landed")
         if not final:

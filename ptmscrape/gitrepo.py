@@ -23,7 +23,9 @@ Rules (repo URLs come from strangers):
   until the update succeeds): the locks and unfinished files git left in a clone when its crawl was
   killed mid-update (SIGKILL leaves ``index.lock``, ``config.lock``...) are removed by the next
   update, which would else fail for ever (and leave the half-checked-out working tree as it was);
-  and such a clone is never "unchanged" (:func:`update_unfinished`), even at the hub's commit.
+  and such a clone is never "unchanged" (:func:`update_unfinished`), even at the hub's commit;
+* a failure of this machine, not of the repository (a read-only, full or failing file system, git
+  missing or broken: :func:`local_failure`) is marked ``RepoError.local``: it fails the crawl.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from urllib.parse import unquote, urlsplit
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 import git  # noqa: E402
-from git.exc import GitCommandError  # noqa: E402
+from git.exc import GitCommandError, GitCommandNotFound  # noqa: E402
 
 from ptmscrape.dataset.processes import HOST_TAG, group_running, kill_tree, pid_alive
 from ptmscrape.gitfiles import read_clone
@@ -72,6 +74,10 @@ class RepoError(Exception):
     ``detail`` what git itself said, where git said it (:func:`git_said`), for the log."""
 
     detail: str | None = None
+    # A failure of this machine, not of the repository (a read-only, full or failing file system,
+    # git missing or broken): the dataset is incomplete by the operator's fault, so it fails the
+    # crawl (ptm/clone/failed_locally, the verdict); a repository's (404, gated, too large) does not.
+    local: bool = False
 
 
 class UnsafeRepoURL(RepoError):
@@ -482,6 +488,8 @@ class Git:
             )
         except GitCommandError as exc:
             raise git_failure(exc) from None
+        except GitCommandNotFound:
+            raise git_not_found() from None
 
     def _run_watched(self, cwd: str | os.PathLike[str], cmd: list[str], scratch: Path, before: int = 0,
                      guard: Callable[[], None] | None = None) -> str:
@@ -491,8 +499,11 @@ class Git:
         ``policy.timeout``, or once ``guard`` raises a :class:`RepoError` (raised in turn), it is
         killed with the processes it started (``git-remote-https``, ``fetch-pack``, ``index-pack``,
         ``git-lfs``), and no other: every git of the crawl shares one process group."""
-        proc = git.Git(os.fspath(cwd)).execute(cmd, env=self._env, as_process=True,
-                                               process_group=_lifeline.group(), pass_fds=self._fds)
+        try:
+            proc = git.Git(os.fspath(cwd)).execute(cmd, env=self._env, as_process=True,
+                                                   process_group=_lifeline.group(), pass_fds=self._fds)
+        except GitCommandNotFound:
+            raise git_not_found() from None
         popen = proc.proc
         assert popen is not None  # set until the AutoInterrupt is deleted
         deadline = time.monotonic() + self.policy.timeout
@@ -1001,10 +1012,47 @@ def git_said(exc: GitCommandError) -> str | None:
 
 
 def git_failure(exc: GitCommandError) -> RepoError:
-    """The :class:`RepoError` of a failed git command: its reason, and what git said."""
+    """The :class:`RepoError` of a failed git command: its reason, what git said, and whether the
+    failure is this machine's (:func:`local_failure`)."""
     error = RepoError(describe_failure(exc))
     error.detail = git_said(exc)
+    error.local = local_failure(_stderr(exc))
     return error
+
+
+GIT_NOT_FOUND = "git not found (install git, or put it on PATH)"
+
+
+def git_not_found() -> RepoError:
+    """git is not on PATH (any more): no clone can be made here."""
+    error = RepoError(GIT_NOT_FOUND)
+    error.local = True
+    return error
+
+
+# What git (or git-lfs, lower case) says of a failure of this machine: its file system read-only,
+# full (of blocks or inodes), over quota, failing or not ours to write; too many files open; git
+# installed without its https helper, or without git-lfs. Not a file name too long or a name the file
+# system refuses (a repository's files), nor memory (a repository may ask for any amount).
+_LOCAL = re.compile(r"Read-only file system|No space left on device|Disk quota exceeded|Input/output error"
+                    r"|Permission denied|Operation not permitted|Too many open files", re.I)
+# git's own lines for a program of its it cannot run (they quote what they name).
+_LOCAL_PROGRAM = re.compile(r"^git: 'lfs' is not a git command|unable to find remote helper for 'https?'$")
+# Lines a server wrote (git shows them as "remote: …"); quoted text (a path, a URL, a branch: named by the hub).
+_REMOTE_LINE = re.compile(r"^\s*remote:", re.I)
+_QUOTED = re.compile(r"'[^'\n]*'")
+
+
+def local_failure(stderr: str) -> bool:
+    """Whether git's ``stderr`` (:func:`_stderr`) tells of a failure of this machine, in git's own
+    words: the lines a server wrote and the text git quotes (paths, URLs: the hub's names) aside."""
+    for line in stderr.replace("\r", "\n").splitlines():
+        line = line.strip()
+        if _REMOTE_LINE.match(line):
+            continue
+        if _LOCAL_PROGRAM.search(line) or _LOCAL.search(_QUOTED.sub("''", line)):
+            return True
+    return False
 
 
 def describe_failure(exc: GitCommandError) -> str:

@@ -57,6 +57,10 @@ CLONE_FAILED = "ptm/clone/failed"
 CLONE_FAILED_BY_REASON = "ptm/clone/failed/"
 # Models whose clone was not started: less free disk space than PTM_CLONE_MIN_FREE_GB (the verdict counts it).
 CLONE_FAILED_NO_DISK_SPACE = "ptm/clone/failed/not enough free disk space"
+# Models whose clone failed for a reason of this machine, not of the repository (a read-only, full or
+# failing file system, git missing or broken; not lack of disk space, counted above): the verdict counts it.
+CLONE_FAILED_LOCALLY = "ptm/clone/failed_locally"
+CLONE_FAILED_LOCALLY_BY_REASON = "ptm/clone/failed_locally/"
 CLONE_REPOS_BY_STATUS = "ptm/clone/repos/"
 # Tries again of a git job that failed for a reason of the moment (PTM_CLONE_RETRIES), by reason.
 CLONE_RETRIED = "ptm/clone/retried"

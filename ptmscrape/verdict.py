@@ -6,7 +6,8 @@
   private or deleted repositories), a callback raised, an item stage raised on a model (not a
   DropItem: the model is lost), nothing was stored (with a JOBDIR: by any
   run of the job), records or history could not be written (a full disk: the crawl stops) or merged, clones were
-  not started or were stopped for lack of disk space (``PTM_CLONE_MIN_FREE_GB``), a feed (``-O``)
+  not started or were stopped for lack of disk space (``PTM_CLONE_MIN_FREE_GB``) or failed for another
+  reason of this machine (a read-only, full or failing file system, git missing or broken), a feed (``-O``)
   missed items or was not stored, the crawl was stopped before the end, or a spidermon monitor failed;
 * ``2`` — bad arguments or settings (decided before the crawl starts: ``ptmscrape/checks.py``).
 
@@ -28,6 +29,8 @@ from ptmscrape.history.store import FAILURES_FILE, history_file
 from ptmscrape.stats import (
     CLONE_FAILED,
     CLONE_FAILED_BY_REASON,
+    CLONE_FAILED_LOCALLY,
+    CLONE_FAILED_LOCALLY_BY_REASON,
     CLONE_FAILED_NO_DISK_SPACE,
     DEDUPE_STORED_BEFORE_RESUME,
     DEDUPE_STORED_BY_DEAD_WORKER,
@@ -150,6 +153,13 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
     if no_space:
         problems.append(_plural(no_space, "model") + " not cloned: less free disk space than "
                         "PTM_CLONE_MIN_FREE_GB (free space, then crawl again)")
+    # So are clones that failed for another reason of this machine (a read-only, full or failing
+    # file system, git missing or broken): the operator's to fix, not facts about the hub.
+    local = int(stats.get(CLONE_FAILED_LOCALLY) or 0)
+    if local:
+        problems.append(_plural(local, "model") + " not cloned for a reason of this machine, not of the hub"
+                        + _by_reason(stats, CLONE_FAILED_LOCALLY_BY_REASON)
+                        + ": fix it (the WARNINGs 'Clone failed for …' say what), then crawl again")
     errors = int(stats.get("spider_exceptions_count") or 0)
     if errors:
         problems.append(_plural(errors, "callback error") + " (pages only partly read)")
@@ -198,8 +208,9 @@ def _why_nothing(stats: Mapping[str, Any]) -> str:
 
 def left_out(stats: Mapping[str, Any], hub: str, tree: str = "") -> str:
     """What the crawl did not bring in, and where each is named, or '' (logged just before the
-    verdict). Models dropped as bad hub data and failed clones do not fail the crawl (exit status 0),
-    so the verdict alone does not show them; lost pages do, and this says where their URLs are.
+    verdict). Models dropped as bad hub data and clones failed for their repository's sake (404,
+    gated) do not fail the crawl (exit status 0), so the verdict alone does not show them; lost pages
+    and clones failed for a reason of this machine do, and this says where each is named.
     ``tree``: the dataset tree's folder (``PTM_DATA_DIR``), to prefix the files named."""
     def where(relative: str) -> str:
         return f"{tree.rstrip('/')}/{relative}" if tree else relative
@@ -211,8 +222,10 @@ def left_out(stats: Mapping[str, Any], hub: str, tree: str = "") -> str:
                      f"invalid): each named in a WARNING 'Dropped: {hub}:<id>: <reason>'")
     clones = int(stats.get(CLONE_FAILED) or 0)
     if clones:
-        parts.append(f"{_plural(clones, 'model')} not cloned{_by_reason(stats, CLONE_FAILED_BY_REASON)}: "
-                     f"their CloneStatus in {where(records_file(hub))}")
+        local = int(stats.get(CLONE_FAILED_LOCALLY) or 0)
+        parts.append(f"{_plural(clones, 'model')} not cloned{_by_reason(stats, CLONE_FAILED_BY_REASON)}"
+                     + (f", {local} of them for a reason of this machine" if local else "")
+                     + f": their CloneStatus in {where(records_file(hub))}")
     # A call an earlier run of a JOBDIR job lost counts as lost, not in ptm/history/failed.
     failed_calls, lost = int(stats.get(HISTORY_FAILED) or 0), int(stats.get(HISTORY_LOST) or 0)
     if failed_calls or lost:

@@ -27,9 +27,13 @@ def by_id(records) -> dict[str, dict]:
     return {f"{r['ModelOwner']}/{r['ModelName']}": r for r in records}
 
 
-def crawl(hub, tmp_path, **settings):
-    return run_crawl("huggingface", tmp_path, settings={
+def crawl(hub, tmp_path, check: bool = True, **settings):
+    return run_crawl("huggingface", tmp_path, check=check, settings={
         "PTM_HUGGINGFACE_URL": hub.url, "PTM_GIT_STALL_TIMEOUT": 2, "PTM_GIT_TIMEOUT": 120, **settings})
+
+
+def last_line(log: str) -> str:
+    return [line for line in log.splitlines() if line.strip()][-1]
 
 
 def test_gone_gated_stalled_and_dying_clones_are_recorded_failures(tmp_path):
@@ -67,6 +71,11 @@ def test_gone_gated_stalled_and_dying_clones_are_recorded_failures(tmp_path):
     clones = assert_only_complete_clones(result.data_dir / "huggingface/repos")
     assert sorted(f"{c.parent.name}/{c.name}" for c in clones) == sorted(
         m for m in records if m not in failing)
+    # Facts about the hub's repositories, kept in the records: the crawl is a success all the same.
+    assert result.returncode == 0
+    assert last_line(result.log).endswith("Crawl verdict: exit status 0: every listed page was read")
+    assert "ptm/clone/failed_locally" not in stats
+    assert "for a reason of this machine" not in result.log
 
 
 def test_a_clone_the_git_server_failed_for_a_moment_is_tried_again_in_the_crawl(tmp_path):
@@ -198,7 +207,7 @@ def test_a_full_disk_fails_the_clone_that_does_not_fit_and_keeps_the_rest(tmp_pa
     data = tmp_path / "data"
     hub = big_model_hub(tmp_path)
     with hub, mounted_tmpfs(data / "huggingface/repos", "size=1m"):
-        result = crawl(hub, tmp_path, PTM_CLONE_CONCURRENCY=1)
+        result = crawl(hub, tmp_path, check=False, PTM_CLONE_CONCURRENCY=1)
         records = by_id(result.records("huggingface"))
         assert records["big/repo"]["CloneStatus"] in ("failed: disk full",
                                                       "failed: filesystem error (No space left on device)")
@@ -207,9 +216,16 @@ def test_a_full_disk_fails_the_clone_that_does_not_fit_and_keeps_the_rest(tmp_pa
         assert "big" not in {c.parent.name for c in clones}
         stats = result.stats
         assert stats.get("ptm/clone/failed/disk full", 0) + stats.get("ptm/clone/failed/filesystem error", 0) >= 1
+        # This machine's disk, not the repository: the dataset is incomplete, and the crawl says so.
+        assert result.returncode == 1, result.log[-3000:]
+        assert stats["ptm/clone/failed_locally"] == stats["ptm/clone/failed"] >= 1
+        assert " not cloned for a reason of this machine, not of the hub (" in last_line(result.log)
 
 
-def test_a_read_only_repos_dir_fails_every_clone_with_the_reason(tmp_path):
+def test_a_read_only_repos_dir_fails_every_clone_with_the_reason_and_the_crawl(tmp_path):
+    """Every clone failed (``filesystem error``) and the crawl exited 0, as if the hub's repositories
+    were gone: the dataset is incomplete by this machine's fault, which its operator can fix, as for
+    lack of disk space (exit status 1). The records are stored, each with its CloneStatus."""
     data = tmp_path / "data"
     repos = data / "huggingface/repos"
     with HuggingFaceReplica(synthetic_models(3), tmp_path / "hub-git") as hub:
@@ -220,10 +236,21 @@ def test_a_read_only_repos_dir_fails_every_clone_with_the_reason(tmp_path):
             repos.chmod(0o555)
             ctx = contextmanager(lambda: (yield repos))()
         with ctx:
-            result = crawl(hub, tmp_path)
+            result = crawl(hub, tmp_path, check=False)
             assert list(repos.iterdir()) == []
     records = result.records("huggingface")
     assert len(records) == 3  # the records are stored: only the clones failed
     assert {r["CloneStatus"] for r in records} in (
         {"failed: filesystem error (Read-only file system)"}, {"failed: filesystem error (Permission denied)"})
-    assert result.stats["ptm/clone/failed/filesystem error"] == 3
+    stats = result.stats
+    assert stats["ptm/clone/failed/filesystem error"] == 3
+    assert stats["ptm/clone/failed_locally"] == stats["ptm/clone/failed_locally/filesystem error"] == 3
+    assert result.returncode == 1, result.log[-3000:]
+    assert "Traceback" not in result.log
+    assert last_line(result.log).endswith(
+        "Crawl verdict: exit status 1: 3 models not cloned for a reason of this machine, not of the hub "
+        "(filesystem error: 3): fix it (the WARNINGs 'Clone failed for …' say what), then crawl again")
+    assert (stats["ptm/verdict/exit_status"], stats["finish_reason"]) == (1, "finished")
+    assert ("Left out by this crawl: 3 models not cloned (filesystem error: 3), 3 of them for a reason of "
+            "this machine: their CloneStatus in ") in result.log
+    assert "Clones at the end: " in result.log and "(3 failed, 3 of them for a reason of this machine, " in result.log

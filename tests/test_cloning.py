@@ -730,3 +730,58 @@ def test_a_retry_line_shows_the_hubs_url_escaped_as_every_other_line_does(tmp_pa
     [said] = [r.getMessage() for r in caplog.records]
     shown = "https://h/o/\\u202egpj.m"
     assert "\u202e" not in said and said.startswith(f"Clone of {shown} ({shown}) failed")
+
+
+# -- failures of this machine (they fail the crawl) and of the repository (they are data) --------
+@pytest.mark.parametrize(("stderr", "local"), [
+    (b"fatal: could not create work tree dir '/d/repos/.incoming/1-2-x.h': Read-only file system", True),
+    (b"error: unable to write file objects/pack/tmp_pack_x: No space left on device\nfatal: index-pack failed", True),
+    (b"fatal: unable to create temporary file: Disk quota exceeded", True),
+    (b"error: unable to write sha1 file\nfatal: cannot store pack file: Input/output error", True),
+    (b"fatal: could not create leading directories of '/d/x': Permission denied", True),
+    (b"git: 'remote-https' is not a git command. See 'git --help'.\n"
+     b"fatal: unable to find remote helper for 'https'", True),
+    (b"git: 'lfs' is not a git command. See 'git --help'.", True),
+    (b"remote: Repository not found.\nfatal: repository 'https://h/o/r/' not found", False),
+    (b"fatal: unable to access 'https://h/o/r/': The requested URL returned error: 401", False),
+    (b"fatal: Remote branch nope not found in upstream origin", False),
+    # Words of the server's, or of a path the hub named, are not this machine's.
+    (b"remote: Read-only file system\nfatal: the remote end hung up unexpectedly", False),
+    (b"fatal: Unable to create '/d/Permission denied/.git/index.lock': File exists.", False),
+    # A repository's file names too long for the file system: the repository's.
+    (b"error: unable to create file a/b: File name too long\nfatal: unable to checkout working tree", False),
+])
+def test_a_git_failure_of_this_machine_is_told_from_one_of_the_repository(stderr, local):
+    from git.exc import GitCommandError
+
+    from ptmscrape.gitrepo import git_failure
+
+    assert git_failure(GitCommandError(["git", "clone"], 128, stderr, b"")).local is local
+
+
+@pytest.mark.parametrize(("error", "local"), [
+    (OSError(errno.EROFS, "Read-only file system"), True),
+    (PermissionError(errno.EACCES, "Permission denied"), True),
+    (OSError(errno.EIO, "Input/output error"), True),
+    (OSError(errno.ENOSPC, "No space left on device"), True),
+    (OSError(errno.ENAMETOOLONG, "File name too long"), False),
+    (RepoError("repository not found (HTTP 404)"), False),
+    (RuntimeError("a bug"), True),
+])
+def test_a_clone_that_failed_for_a_reason_of_this_machine_says_so(tmp_path, error, local):
+    """The result of a clone the data dir's file system (or git, or a bug) failed is marked local, so
+    the clone stage counts it (ptm/clone/failed_locally) and the crawl exits 1; its CloneStatus is
+    what it was."""
+    c = cloner(tmp_path / "data")
+
+    def failing(*args, **kwargs):
+        raise error
+
+    c.git.clone = failing
+    c.open("modelzoo")
+    try:
+        result = asyncio.run(c.clone("modelzoo", "https://git.example/owner/repo"))
+    finally:
+        c.close()
+    assert result.status.startswith("failed: ") and result.path is None
+    assert result.local is local

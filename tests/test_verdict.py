@@ -396,6 +396,33 @@ def test_a_crawl_a_limit_stopped_before_it_stored_anything_is_not_said_to_list_n
         assert verdict({"finish_reason": finish}).reason == "nothing was stored: the hub listed no model"
 
 
+# -- clones that failed for a reason of this machine, not of the repository ----------------------
+def test_clones_failed_for_a_reason_of_this_machine_are_1_and_the_repositorys_own_are_0():
+    """A read-only or failing repos dir, git missing or broken: the dataset is incomplete by the
+    operator's machine, as for lack of disk space; a 404 or a gated repository is the hub's fact."""
+    hubs_own = {**GOOD, "ptm/clone/failed": 2, "ptm/clone/failed/repository not found": 1,
+                "ptm/clone/failed/authentication required": 1}
+    assert verdict(hubs_own).status == 0
+    local = {**GOOD, "ptm/clone/failed": 3, "ptm/clone/failed/filesystem error": 3,
+             "ptm/clone/failed_locally": 3, "ptm/clone/failed_locally/filesystem error": 3}
+    result = verdict(local)
+    assert result.status == 1
+    assert result.reason == ("3 models not cloned for a reason of this machine, not of the hub (filesystem "
+                             "error: 3): fix it (the WARNINGs 'Clone failed for …' say what), then crawl again")
+    assert result.finish_reason == "finished"  # the listing was read whole: removed models are reported
+
+
+def test_the_left_out_line_says_how_many_clones_failed_for_a_reason_of_this_machine():
+    from ptmscrape.verdict import left_out
+
+    stats = {**GOOD, "ptm/clone/failed": 4, "ptm/clone/failed/repository not found": 1,
+             "ptm/clone/failed/filesystem error": 3, "ptm/clone/failed_locally": 3,
+             "ptm/clone/failed_locally/filesystem error": 3}
+    assert left_out(stats, "huggingface") == (
+        "4 models not cloned (filesystem error: 3, repository not found: 1), 3 of them for a reason of this "
+        "machine: their CloneStatus in huggingface/huggingface.jsonl")
+
+
 def test_cloning_without_git_is_refused_before_the_crawl(tmp_path, monkeypatch):
     # Without git on PATH, every clone failed, or rather the crawl never started: GitPython's import
     # raised ("Bad git executable") as scrapy loaded its commands, a traceback and exit status 1.
