@@ -219,17 +219,18 @@ def check_typed_settings(defaults: dict[str, Any], get) -> None:
             raise BadInput(f"-s {name}= must not be negative, got {value:g}")
 
 
+def _runs(command: list[str]) -> bool:
+    """Whether ``command`` is there and exits 0 (within a minute)."""
+    try:
+        return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def check_git(clone: bool) -> None:
     """``PTM_CLONE`` (on by default) needs git on PATH: without it, the crawl did not start (GitPython's
     import raised, a traceback and exit status 1); had it started, every clone would have failed."""
-    if not clone:
-        return
-    try:
-        ok = subprocess.run(["git", "--version"], stdin=subprocess.DEVNULL, capture_output=True,
-                            timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    if not ok:
+    if clone and not _runs(["git", "--version"]):
         raise BadInput("-s PTM_CLONE=1 needs git, and `git --version` failed here: install git (Debian: "
                        "apt-get install git) or put it on PATH, or turn cloning off (-s PTM_CLONE=0)")
 
@@ -237,14 +238,7 @@ def check_git(clone: bool) -> None:
 def check_git_lfs(clone: bool, lfs: bool) -> None:
     """``PTM_CLONE_LFS`` needs git-lfs: without it, every clone failed (git's "'lfs' is not a git
     command") while the crawl exited 0 (clone failures are the records')."""
-    if not (clone and lfs):
-        return
-    try:
-        ok = subprocess.run(["git", "lfs", "version"], stdin=subprocess.DEVNULL, capture_output=True,
-                            timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    if not ok:
+    if clone and lfs and not _runs(["git", "lfs", "version"]):
         raise BadInput("-s PTM_CLONE_LFS=1 needs git-lfs, and `git lfs version` failed here: install git-lfs "
                        "(Debian: apt-get install git-lfs) or leave PTM_CLONE_LFS off (LFS pointer files only)")
 

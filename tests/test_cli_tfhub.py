@@ -192,6 +192,18 @@ def test_a_pause_while_the_tree_waits_out_githubs_rate_limit_stops_at_once_and_r
     assert sorted(i["ModelHub"]["MetadataObjectID"] for i in resumed.items) == sorted(MODELS.values())
 
 
+def crawled_before_and_with(tmp_path, interceptor):
+    """A crawl of the replica, then one with ``interceptor`` changing its answers; both results and how
+    often the second asked for ``UPDATED``'s raw file (with the first's request)."""
+    settings = {"PTM_CLONE": 0, **FAST}
+    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
+        before = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings}, out_name="before.jsonl")
+        hub.replica.interceptors.append(interceptor)
+        after = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings}, out_name="after.jsonl",
+                          check=False)
+        return before, after, hub.raw_requests(UPDATED)
+
+
 def test_a_captive_portals_html_page_in_place_of_a_model_file_keeps_the_record_and_fails_the_page(tmp_path):
     """A proxy or captive portal answering raw files with its 200 HTML page: read as the model's
     markdown, it replaced the stored record with an empty one (no task, datasets, papers) and its
@@ -205,13 +217,7 @@ def test_a_captive_portals_html_page_in_place_of_a_model_file_keeps_the_record_a
             return Reply.text(portal, 200, "text/html; charset=utf-8")
         return call_next()
 
-    settings = {"PTM_CLONE": 0, **FAST}
-    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
-        before = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings}, out_name="before.jsonl")
-        hub.replica.interceptors.append(captive)
-        after = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings}, out_name="after.jsonl",
-                          check=False)
-        fetched = hub.raw_requests(UPDATED)
+    before, after, fetched = crawled_before_and_with(tmp_path, captive)
     albert = "google/albert_base/3"
     stored = {r["ModelHub"]["MetadataObjectID"]: r for r in after.records("tfhub")}
     was = next(i for i in before.items if i["ModelHub"]["MetadataObjectID"] == albert)
@@ -239,13 +245,7 @@ def test_a_model_file_cut_short_is_fetched_again_then_fails_the_page(tmp_path):
             return Reply(200, reply.body[: len(reply.body) // 2], reply.headers)
         return reply
 
-    settings = {"PTM_CLONE": 0, **FAST}
-    with TfhubReplica(tmp_path / "hub-git", prefix=PREFIX) as hub:
-        before = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings}, out_name="before.jsonl")
-        hub.replica.interceptors.append(cut_short)
-        after = run_crawl("tfhub", tmp_path, settings={**hub.settings(), **settings}, out_name="after.jsonl",
-                          check=False)
-        fetched = hub.raw_requests(UPDATED)
+    before, after, fetched = crawled_before_and_with(tmp_path, cut_short)
     albert = "google/albert_base/3"
     was = next(i for i in before.items if i["ModelHub"]["MetadataObjectID"] == albert)
     stored = {r["ModelHub"]["MetadataObjectID"]: r for r in after.records("tfhub")}

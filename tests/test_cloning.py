@@ -499,6 +499,15 @@ def retrying(data_dir, retries: int, delay: float = 0.0, stopping=lambda: False)
                   stopping=stopping)
 
 
+def clone_once(c: Cloner, url: str, **kwargs):
+    """``c``'s clone of ``url`` for Hugging Face, its pool opened for it and closed after."""
+    c.open("huggingface")
+    try:
+        return asyncio.run(c.clone("huggingface", url, **kwargs))
+    finally:
+        c.close()
+
+
 def test_a_clone_the_server_answered_5xx_once_is_tried_again_and_lands_clean(tmp_path, served, caplog):
     """A 503 from a hub's git server failed the model's clone for the whole crawl (a week, for a
     big one): only the next crawl tried again. Tried again now, in this crawl, from a clean start."""
@@ -540,11 +549,7 @@ def test_transient_failures_are_tried_again_up_to_ptm_clone_retries(tmp_path, se
     host, server = served
     flaky(server, "owner/repo", kind, failing)
     c = retrying(tmp_path / "data", retries=retries)
-    c.open("huggingface")
-    try:
-        result = asyncio.run(c.clone("huggingface", f"{server.url}/owner/repo"))
-    finally:
-        c.close()
+    result = clone_once(c, f"{server.url}/owner/repo")
     assert result.status == status
     assert server.count("GET", "/info/refs") == tries
     assert c.stats.get("ptm/clone/retried", 0) == tries - 1
@@ -579,19 +584,11 @@ def test_failures_that_are_facts_about_the_repository_are_not_tried_again(tmp_pa
 def test_an_update_the_server_answered_5xx_once_is_tried_again_from_the_clone_as_it_was(tmp_path, served):
     host, server = served
     c = retrying(tmp_path / "data", retries=1)
-    c.open("huggingface")
-    try:
-        first = asyncio.run(c.clone("huggingface", f"{server.url}/owner/repo"))
-    finally:
-        c.close()
+    first = clone_once(c, f"{server.url}/owner/repo")
     new = host.commit("owner/repo", {"README.md": "y\n"})
     flaky(server, "owner/repo", "5xx", 1)
     c = retrying(tmp_path / "data", retries=1)
-    c.open("huggingface")
-    try:
-        again = asyncio.run(c.clone("huggingface", f"{server.url}/owner/repo", hub_sha=new))
-    finally:
-        c.close()
+    again = clone_once(c, f"{server.url}/owner/repo", hub_sha=new)
     assert (first.status, again.status, again.sha, again.path) == ("cloned", "updated", new, first.path)
     assert c.stats["ptm/clone/retried"] == 1
     clone = tmp_path / "data" / first.path
@@ -651,11 +648,7 @@ def test_a_retry_past_the_thousandth_waits_the_longest_delay_and_does_not_crash(
         return CloneResult(None, hub_sha, "failed: server error (HTTP 5xx)")
 
     monkeypatch.setattr(c, "_clone_or_update", fails_of_the_moment)
-    c.open("huggingface")
-    try:
-        result = asyncio.run(c.clone("huggingface", "https://example.org/owner/repo"))
-    finally:
-        c.close()
+    result = clone_once(c, "https://example.org/owner/repo")
     assert (result.status, len(tries), c.stats["ptm/clone/retried"]) == ("failed: server error (HTTP 5xx)", 1031, 1030)
 
 
@@ -678,11 +671,7 @@ def test_a_git_job_waiting_for_its_retry_is_counted_until_it_is_tried_or_deferre
 
     monkeypatch.setattr(c, "_clone_or_update", clone_or_update)
     monkeypatch.setattr(c, "_wait_unless_stopping", wait)
-    c.open("huggingface")
-    try:
-        result = asyncio.run(c.clone("huggingface", "https://example.org/owner/repo"))
-    finally:
-        c.close()
+    result = clone_once(c, "https://example.org/owner/repo")
     assert result.status == ("deferred" if closing else "cloned")
     assert seen == [(1, 0)] and c.stats["ptm/clone/retrying"] == 0
 
@@ -710,11 +699,7 @@ def test_a_retry_the_crawls_close_comes_before_it_starts_is_not_counted_as_tried
         return CloneResult(None, hub_sha, "failed: server error (HTTP 5xx)")
 
     monkeypatch.setattr(c, "_clone_or_update", fails)
-    c.open("huggingface")
-    try:
-        result = asyncio.run(c.clone("huggingface", "https://example.org/owner/repo"))
-    finally:
-        c.close()
+    result = clone_once(c, "https://example.org/owner/repo")
     assert (result.status, len(tries)) == ("deferred", 1)
     assert "ptm/clone/retried" not in c.stats and "ptm/clone/retried/server error" not in c.stats
     assert (c.stats["ptm/clone/waiting"], c.stats["ptm/clone/running"], c.stats["ptm/clone/retrying"]) == (0, 0, 0)

@@ -264,7 +264,24 @@ class JsSpider(scrapy.Spider):
 '''
 
 
-class _Page:
+class _LocalSite:
+    """A 127.0.0.1 server (thread, free port) for Splash to render; ``url`` without a trailing slash."""
+
+    def __init__(self, handler):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _Page(_LocalSite):
     """A 127.0.0.1 server (thread, free port) serving the JS shell and the JSON it loads."""
 
     def __init__(self, titles):
@@ -291,17 +308,8 @@ class _Page:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url += "/"
 
 
 def test_spider_sees_javascript_content_through_real_splash(tmp_path):
@@ -373,7 +381,7 @@ class StatusSpider(scrapy.Spider):
 '''
 
 
-class _StatusPages:
+class _StatusPages(_LocalSite):
     """A 127.0.0.1 server whose ``/<status>`` answers that status with a small HTML page (``/<status>/empty``:
     no body), a 429 with ``Retry-After: 7``."""
 
@@ -395,17 +403,7 @@ class _StatusPages:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def test_the_hubs_status_reaches_the_spider_through_real_splash(tmp_path):
