@@ -14,7 +14,7 @@ LFS pointer with ``--lfs``), ``repo-index.jsonl`` agreeing with the clones on di
 locator giving the model's payload (``python -m ptmscrape.payload`` too), nothing written into the
 project, no git left running, and exit status 0 only for a whole dataset.
 
-    .venv/bin/python -m bench.crash_soak [--rounds 6] [--passes 1] [--seed S] [--out DIR] [hub ...]
+    .venv/bin/python -m bench.crash_soak [--rounds 4] [--passes 1] [--seed S] [--out DIR] [hub ...]
     .venv/bin/python -m bench.crash_soak huggingface --big 100 --updates --lfs   # commits pushed between jobs
     .venv/bin/python -m bench.crash_soak --modes term,int2 -a limit=30 -s PTM_CLONE_CONCURRENCY=1
 
