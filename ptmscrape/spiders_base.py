@@ -117,6 +117,9 @@ class HubSpider(scrapy.Spider):
     # Why the listing may have ended before the hub's last model though no page failed (a hub's count
     # saying more than it listed): the removed-models report is then not written (ptmscrape/removed.py).
     listing_ended_short: str | None = None
+    # False for a hub whose models have no git repository (Civitai, Ollama: CloneStatus 'skipped:
+    # the hub has no git repository'): its crawl needs no git, git-lfs or git transport.
+    has_repositories: bool = True
 
     def __init__(self, *args: Any, limit: str | int | None = None, **kwargs: Any):
         check_arguments(type(self), {name: None for name in kwargs if name != "name"})

@@ -32,6 +32,7 @@ MAX_EMPTY_PAGES = 10
 class CivitaiSpider(HubSpider):
     name = "civitai"
     base_url_setting = "PTM_CIVITAI_URL"
+    has_repositories = False  # nothing to clone: no git needed
     full_crawl_arguments = frozenset({"sort"})
 
     def __init__(self, *args, sort="Newest", types=None, query=None, username=None, nsfw="true",

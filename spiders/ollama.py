@@ -44,6 +44,7 @@ _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 class OllamaSpider(HubSpider):
     name = "ollama"
     base_url_setting = "PTM_OLLAMA_URL"
+    has_repositories = False  # nothing to clone: no git needed
     registry_url: str  # PTM_OLLAMA_REGISTRY_URL, set by from_crawler
 
     @classmethod

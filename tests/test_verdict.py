@@ -444,3 +444,24 @@ def test_cloning_without_git_is_refused_before_the_crawl(tmp_path, monkeypatch):
                                            r"install git .* or turn cloning off \(-s PTM_CLONE=0\)$"):
             preflight(HuggingfaceSpider, settings(**given), {})
     preflight(HuggingfaceSpider, settings(PTM_CLONE=False), {})  # no clones: no git needed
+
+
+def test_a_hub_without_git_repositories_needs_no_git(tmp_path, monkeypatch):
+    # Civitai and Ollama clone nothing (CloneStatus 'skipped: the hub has no git repository'): their
+    # crawls were refused without git ("-s PTM_CLONE=1 needs git", a setting nobody gave) or git-lfs.
+    from scrapy.settings import Settings
+
+    import ptmscrape.settings as project
+    from ptmscrape.commands.crawl import preflight
+    from spiders.civitai import CivitaiSpider
+    from spiders.ollama import OllamaSpider
+
+    ours = {k: getattr(project, k) for k in dir(project) if k.isupper()}
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    for spidercls in (CivitaiSpider, OllamaSpider):
+        for given in ({}, {"PTM_CLONE_LFS": True}, {"PTM_GIT_ALLOW_PROTOCOL": ""}):
+            preflight(spidercls, Settings({**ours, "PTM_DATA_DIR": str(tmp_path / "data"), **given}), {})
+    with pytest.raises(BadInput, match=r"^-s PTM_CLONE=1 needs git"):  # a hub with repositories still does
+        preflight(HuggingfaceSpider, Settings({**ours, "PTM_DATA_DIR": str(tmp_path / "data")}), {})
