@@ -192,6 +192,8 @@ DEFAULT_WAIT = 0.5
 # bytes rather than the DOM (length, encoding), its cookies and a ``Location`` (Splash followed the
 # redirects it was going to) are left out. A page that gave no answer of its own (the network
 # failed, Splash's browser refused the URL) gets Splash's 502 ``RenderError``, as render.html did.
+# The page is asked for with the request's headers (``args.headers``, which scrapy-splash fills
+# from the request: the crawl's User-Agent, DEFAULT_REQUEST_HEADERS), as render.html did.
 RENDER_SCRIPT = """\
 local dropped = {["content-length"] = true, ["content-encoding"] = true, ["transfer-encoding"] = true,
                  ["connection"] = true, ["keep-alive"] = true, ["set-cookie"] = true, ["set-cookie2"] = true,
@@ -201,7 +203,8 @@ function main(splash, args)
   if args.images ~= nil then
     splash.images_enabled = args.images ~= 0 and args.images ~= false
   end
-  local ok, reason = splash:go(args.url)
+  -- The request's headers (the crawl's User-Agent...), which scrapy-splash passes and render.html sent.
+  local ok, reason = splash:go{args.url, headers = args.headers}
   local status = splash:status_code()
   if not ok then
     local _, _, code = string.find(reason or "", "^http(%d%d%d)$")

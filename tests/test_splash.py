@@ -447,3 +447,88 @@ def test_the_hubs_status_reaches_the_spider_through_real_splash(tmp_path):
         assert got[f"/{code}"]["text"] == f"hub said {code}" and got[f"/{code}"]["no_models"]
     assert got["/429"]["retry_after"] == "7"  # the hub's headers: RateLimitMiddleware reads the wait
     assert "'splash/execute/response_count/200': 7" in log and "'splash/execute/response_count/502': 1" in log
+
+
+# --- what the hub is sent, and from where the page came -------------------------------------------
+
+PAGE_SPIDER = '''
+import scrapy
+from ptmscrape.rendering import splash_request
+
+
+class PageSpider(scrapy.Spider):
+    name = "page"
+    custom_settings = {"ADDONS": {"ptmscrape.rendering.SplashRendering": 0}, "RETRY_ENABLED": False,
+                       "USER_AGENT": "ptmscrape-test-agent/1",
+                       "DEFAULT_REQUEST_HEADERS": {"Accept-Language": "x-ptm-test"}}
+
+    async def start(self):
+        for path in self.paths.split(","):
+            yield splash_request(self.base + path, self.parse, wait=0.1, cb_kwargs={"path": path},
+                                 errback=self.failed, meta={"path": path})
+
+    def parse(self, response, path):
+        yield {"path": path, "url": response.url, "text": " ".join(response.css("p::text").getall())}
+
+    def failed(self, failure):
+        yield {"path": failure.request.meta["path"], "failed": failure.type.__name__}
+'''
+
+
+class _EchoPages(_LocalSite):
+    """A 127.0.0.1 server: ``/page`` names the User-Agent and Accept-Language it was sent (and records
+    them in ``seen``), ``/away`` redirects to ``elsewhere`` + ``/landed``, ``/here`` to ``/page``."""
+
+    def __init__(self, elsewhere: str = ""):
+        site = self
+        self.seen: list[tuple[str, str, str]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                site.seen.append((self.path, self.headers.get("User-Agent", ""),
+                                  self.headers.get("Accept-Language", "")))
+                if self.path in ("/away", "/here"):
+                    self.send_response(302)
+                    self.send_header("Location", elsewhere + "/landed" if self.path == "/away" else "/page")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = f"<html><body><p>{self.path} of {site.url}</p></body></html>".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(Handler)
+
+
+def _run_page_spider(tmp_path, base: str, paths: list[str], source: str = PAGE_SPIDER) -> tuple[dict, str]:
+    splash_url = require_service("Splash", SPLASH_URL, start_hint="bash .ci/splash.sh")
+    spider_file = tmp_path / "page_spider.py"
+    spider_file.write_text(source)
+    out = tmp_path / "items.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRAPY_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "scrapy.cmdline", "runspider", str(spider_file), "-a", f"base={base}",
+         "-a", "paths=" + ",".join(paths), "-s", f"SPLASH_URL={splash_url}", "-s", "LOG_LEVEL=INFO",
+         "-O", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in log, log[-4000:]
+    return {item["path"]: item for item in json.loads(out.read_text())}, log
+
+
+def test_the_hub_is_sent_the_crawls_headers_through_real_splash(tmp_path):
+    """render.html sent the page request with the request's headers (scrapy-splash passes them as
+    the ``headers`` argument): the crawl's User-Agent and DEFAULT_REQUEST_HEADERS. The render
+    script ignored that argument, so the hub saw Splash's browser's own User-Agent."""
+    with _EchoPages() as site:
+        got, log = _run_page_spider(tmp_path, site.url, ["/page"])
+    assert got["/page"]["text"] == f"/page of {site.url}", log[-4000:]
+    assert ("/page", "ptmscrape-test-agent/1", "x-ptm-test") in site.seen, site.seen
