@@ -17,7 +17,7 @@ from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.spidermiddlewares.urllength import UrlLengthMiddleware
 
-from ptmscrape.rendering import splash_page
+from ptmscrape.rendering import final_url, splash_page
 from ptmscrape.stats import (
     RATELIMIT_GAVE_UP,
     RATELIMIT_PACED,
@@ -252,7 +252,8 @@ class HubRedirectMiddleware:
     metadata endpoint at 169.254.169.254, an internal service) was stored as the hub's data, past
     the check that keeps a listing's ``Link`` on the hub. Redirects on the same host are followed,
     unfiltered; one relative to the host's root gets the base URL's path back
-    (``HubSpider.rooted_location``)."""
+    (``HubSpider.rooted_location``). A page rendered through Splash, whose browser followed the
+    redirects itself, fails the same way when it came from another host (``rendering.final_url``)."""
 
     def __init__(self, crawler=None):
         self.crawler = crawler
@@ -262,11 +263,15 @@ class HubRedirectMiddleware:
         return cls(crawler)
 
     def process_response(self, request: Request, response):
+        if "splash" in request.meta:  # a page Splash rendered: its browser followed the redirects
+            landed = final_url(response)
+            page = splash_page(request)[0]
+            if landed is not None and not same_origin(page, landed):
+                raise RedirectLeavesHub(f"rendered page redirected to another host: {landed[:200]!r}")
+            return response
         if response.status not in _REDIRECTS or b"Location" not in response.headers:
             return response
         if request.meta.get("dont_redirect") or response.status in request.meta.get("handle_httpstatus_list", ()):
-            return response
-        if "splash" in request.meta:  # a Splash render's own answer
             return response
         location = response.headers[b"Location"].decode("latin-1")
         target = urljoin(request.url, location)

@@ -40,6 +40,7 @@ __all__ = [
     "SPLASH_DOWNLOADER_MIDDLEWARES",
     "SPLASH_SPIDER_MIDDLEWARES",
     "SplashRendering",
+    "final_url",
     "page_status",
     "splash_enabled",
     "splash_error",
@@ -194,6 +195,10 @@ DEFAULT_WAIT = 0.5
 # failed, Splash's browser refused the URL) gets Splash's 502 ``RenderError``, as render.html did.
 # The page is asked for with the request's headers (``args.headers``, which scrapy-splash fills
 # from the request: the crawl's User-Agent, DEFAULT_REQUEST_HEADERS), as render.html did.
+# ``final_url`` is the URL the page came from after Splash's browser followed the hub's redirects
+# (:func:`final_url`): HubRedirectMiddleware refuses one on another host, as it refuses such a
+# redirect of a plain request. ``response.url`` stays the page's own URL (not Splash's URL: Qt
+# rewrites its percent-escapes).
 RENDER_SCRIPT = """\
 local dropped = {["content-length"] = true, ["content-encoding"] = true, ["transfer-encoding"] = true,
                  ["connection"] = true, ["keep-alive"] = true, ["set-cookie"] = true, ["set-cookie2"] = true,
@@ -229,7 +234,7 @@ function main(splash, args)
       headers[header.name] = seen and (seen .. ", " .. header.value) or header.value
     end
   end
-  return {html = splash:html(), http_status = status, headers = headers}
+  return {html = splash:html(), http_status = status, headers = headers, final_url = splash:url()}
 end
 """
 
@@ -285,6 +290,14 @@ def page_status(response) -> bool:
     answered 200: :data:`RENDER_SCRIPT`), rather than Splash's own error (a render timeout's 504, a
     page it could not load's 502, a bad request's 400). False for a plain response."""
     return response is not None and getattr(response, "splash_response_status", None) == 200
+
+
+def final_url(response) -> str | None:
+    """The URL a page rendered by :data:`RENDER_SCRIPT` came from, after the redirects Splash's
+    browser followed (``response.url`` stays the URL asked for); None for any other response."""
+    data = getattr(response, "data", None) if page_status(response) else None
+    url = data.get("final_url") if isinstance(data, dict) else None
+    return url if isinstance(url, str) and url else None
 
 
 def splash_error(response) -> str | None:

@@ -532,3 +532,18 @@ def test_the_hub_is_sent_the_crawls_headers_through_real_splash(tmp_path):
         got, log = _run_page_spider(tmp_path, site.url, ["/page"])
     assert got["/page"]["text"] == f"/page of {site.url}", log[-4000:]
     assert ("/page", "ptmscrape-test-agent/1", "x-ptm-test") in site.seen, site.seen
+
+
+def test_a_rendered_page_redirected_to_another_host_is_refused_through_real_splash(tmp_path):
+    """Splash's browser follows a hub's redirect to any host; the rendered page came back as the
+    hub's (``response.url`` the hub's URL), past HubRedirectMiddleware, which refuses such a
+    redirect for a plain request. The render script names the URL it ended on, and the middleware
+    refuses a rendered page from another host as it refuses the redirect; one on the hub's own
+    host is kept."""
+    with _EchoPages() as elsewhere, _EchoPages(elsewhere.url) as site:
+        # runspider reads no project settings: the spider enables the project's middleware itself.
+        spider = PAGE_SPIDER.replace('"RETRY_ENABLED": False,', '"RETRY_ENABLED": False, "DOWNLOADER_MIDDLEWARES": '
+                                     '{"ptmscrape.middlewares.HubRedirectMiddleware": 605},')
+        got, log = _run_page_spider(tmp_path, site.url, ["/away", "/here"], source=spider)
+    assert got["/here"].get("text") == f"/page of {site.url}", log[-4000:]  # same host: followed
+    assert got["/away"] == {"path": "/away", "failed": "RedirectLeavesHub"}, (got, log[-4000:])
