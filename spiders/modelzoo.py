@@ -52,7 +52,7 @@ _INFO = "div.model-info-div.box-shadow"
 _GET_MODEL = "a.btn.btn-primary.btn-get-model[target=_blank]"
 _MODEL_PATH = re.compile(r"^/model/([^/]+)/?$")
 _NOT_SLUGS = (".", "..")  # path segments that name no model
-SPLASH_MAX_WAIT = 30.0  # seconds: the largest wait Splash takes (its render timeout when none is asked for)
+SPLASH_MAX_WAIT = 30.0  # seconds: Splash's render timeout (none is asked for); a wait must end before it
 # The hub's categories: (slug, title, short_title), as the schemas PTMTorrent generated from the real
 # API list them (their numeric ids are unknown). A rendered page shows the title.
 CATEGORIES = (
@@ -96,14 +96,15 @@ class ModelzooSpider(HubSpider):
 
     @staticmethod
     def check_splash_wait(settings) -> None:
-        """A wait Splash cannot give (render.html refused it with HTTP 400; the render script's wait
-        outlasts Splash's 30 s render timeout: 504 for every page), or that outlasts
+        """A wait Splash cannot give (render.html refused one over 30 s with HTTP 400; the render
+        script's wait of 30 s or more outlasts Splash's 30 s render timeout: 504 for every page), or that outlasts
         ``DOWNLOAD_TIMEOUT`` (every page given up before Splash answers), fails the whole crawl:
         refused before it starts."""
         given = f"-s PTM_MODELZOO_SPLASH_WAIT={settings.get('PTM_MODELZOO_SPLASH_WAIT')}"
         wait = settings.getfloat("PTM_MODELZOO_SPLASH_WAIT")
-        if not 0 <= wait <= SPLASH_MAX_WAIT:
-            raise BadInput(f"{given} must be from 0 to {SPLASH_MAX_WAIT:g} seconds (Splash refuses another wait)")
+        if not 0 <= wait < SPLASH_MAX_WAIT:
+            raise BadInput(f"{given} must be from 0 to below {SPLASH_MAX_WAIT:g} seconds (Splash's render timeout: "
+                           f"the page's load and the wait must fit in it)")
         timeout = settings.getfloat("DOWNLOAD_TIMEOUT")
         if timeout > 0 and wait >= timeout:
             raise BadInput(f"{given} must be below DOWNLOAD_TIMEOUT ({timeout:g} s): each page is given up after "
