@@ -28,6 +28,7 @@ import json
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from scrapy.utils.misc import load_object
 
@@ -303,11 +304,12 @@ def final_url(response) -> str | None:
 def splash_error(response) -> str | None:
     """Splash's own reason for a non-200 answer (its JSON error body), e.g. ``GlobalTimeoutError:
     Timeout exceeded rendering page`` (504) or ``RenderError: Error rendering page (network1
-    Connection refused)`` (502), or None when the body is not Splash's error object."""
+    Connection refused)`` (502), or :data:`NO_LUA` for a Splash without Lua, or None when the body
+    is not Splash's error object."""
     try:
         error = json.loads(response.body)
     except (ValueError, TypeError, AttributeError):
-        return None
+        return _no_lua(response)
     if not isinstance(error, dict) or not (error.get("type") or error.get("description")):
         return None
     said = ": ".join(str(part) for part in (error.get("type"), error.get("description")) if part)
@@ -316,3 +318,19 @@ def splash_error(response) -> str | None:
         said += " (" + " ".join(str(part) for part in (info.get("type"), info.get("code"), info.get("text"))
                                 if part not in (None, "")) + ")"
     return said[:300]
+
+
+NO_LUA = ("no execute endpoint: this Splash runs no Lua scripts (started with --disable-lua?), and pages are "
+          "rendered by one (ptmscrape.rendering.RENDER_SCRIPT)")
+
+
+def _no_lua(response) -> str | None:
+    """:data:`NO_LUA` for Splash's 404 of its ``execute`` endpoint (a Splash without Lua has none:
+    Twisted's 'No Such Resource' page for every page rendered), else None."""
+    request = getattr(response, "request", None)
+    url = request.url if request is not None else getattr(response, "url", "")
+    # Splash's own 404, not a hub's 404 page that it carried (splash_response_status 200).
+    status = getattr(response, "splash_response_status", getattr(response, "status", None))
+    if status == 404 and urlsplit(url).path.rstrip("/").endswith("/execute"):
+        return NO_LUA
+    return None

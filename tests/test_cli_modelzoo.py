@@ -3,8 +3,11 @@ path, and the rendered-site path through a real Splash server."""
 
 import json
 import os
+import socket
 import subprocess
+import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -15,10 +18,11 @@ from ptmscrape.items import load_schema
 from tests.crawl import run_crawl
 from tests.replicas.modelzoo import ModelZooReplica, detail, fixture_models
 from tests.replicas.server import Replica, Reply
-from tests.services import require_service
+from tests.services import missing, require_service
 
 VALIDATOR = Draft202012Validator(load_schema())
 SPLASH_URL = os.environ.get("SPLASH_URL", "http://127.0.0.1:8050")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -261,3 +265,48 @@ def test_a_hubs_error_pages_fail_a_rendered_crawl_as_they_fail_the_api_crawl(tmp
     assert log.rstrip().splitlines()[-1].endswith(
         "Crawl verdict: exit status 1: 1 page not found (HTTP 404); 1 page failed (HTTP 500: 1); the listing "
         "ended at a failed page: the pages after it were not read"), log[-2000:]
+
+
+@pytest.fixture
+def splash_without_lua():
+    """A real Splash 3.5 (the venv of ``.ci/splash.sh``) started with ``--disable-lua`` on a free
+    127.0.0.1 port: it has no ``execute`` endpoint (404)."""
+    python = ROOT / ".splash-venv" / "bin" / "python"
+    if not python.exists():
+        missing("no .splash-venv to start a Splash without Lua from; install it with: bash .ci/splash.sh")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = {**os.environ, "QTWEBENGINE_CHROMIUM_FLAGS": "--no-sandbox", "QT_QPA_PLATFORM": "offscreen",
+           "QT_QUICK_BACKEND": "software"}
+    proc = subprocess.Popen([str(python), "-m", "splash.server", "-i", "127.0.0.1", "-p", str(port),
+                             "--disable-xvfb", "--disable-lua"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"{url}/_ping", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail("Splash --disable-lua did not start")
+                time.sleep(0.1)
+        else:
+            pytest.fail("Splash --disable-lua did not answer /_ping in 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_splash_without_lua_fails_each_page_saying_so(tmp_path, zoo, splash_without_lua):
+    """Pages are rendered by a Lua script (Splash's execute endpoint): a Splash started with
+    --disable-lua answers 404 'No Such Resource' for every page, which was reported as 'HTTP 404:
+    Splash at …/execute: Ignoring non-200 response', naming no cause."""
+    result = crawl(zoo, tmp_path, args={"render": "splash", "models": "a-model"}, check=False,
+                   settings={"SPLASH_URL": splash_without_lua, "PTM_CLONE": 0})
+    assert result.returncode == 1 and "Traceback" not in result.log, result.log[-3000:]
+    assert (f"Page failed (not retried): {zoo.url}/model/a-model (HTTP 404: Splash at {splash_without_lua}/execute: "
+            "no execute endpoint: this Splash runs no Lua scripts (started with --disable-lua?), and pages are "
+            "rendered by one (ptmscrape.rendering.RENDER_SCRIPT))") in result.log, result.log[-3000:]
