@@ -22,6 +22,7 @@ from tests.services import missing, require_service
 
 VALIDATOR = Draft202012Validator(load_schema())
 SPLASH_URL = os.environ.get("SPLASH_URL", "http://127.0.0.1:8050")
+SPLASH_PORT = os.environ.get("PTM_SPLASH_PORT", "8050")  # .ci/splash.sh's port and pid file
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -267,12 +268,28 @@ def test_a_hubs_error_pages_fail_a_rendered_crawl_as_they_fail_the_api_crawl(tmp
         "ended at a failed page: the pages after it were not read"), log[-2000:]
 
 
+def splash_python() -> Path | None:
+    """The python of a Splash venv: this checkout's ``.splash-venv``, or else that of the Splash
+    ``.ci/splash.sh`` started (its pid file), which it leaves running and does not install again
+    in another checkout (a clean clone's CI on a machine whose Splash already answers)."""
+    python = ROOT / ".splash-venv" / "bin" / "python"
+    if python.exists():
+        return python
+    try:
+        pid = int(Path(f"/tmp/ptmscrape-splash-{SPLASH_PORT}.pid").read_text())
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except (OSError, ValueError):
+        return None
+    started = Path(argv0)
+    return started if started.name.startswith("python") and (started.parent / "activate").exists() else None
+
+
 @pytest.fixture
 def splash_without_lua():
     """A real Splash 3.5 (the venv of ``.ci/splash.sh``) started with ``--disable-lua`` on a free
     127.0.0.1 port: it has no ``execute`` endpoint (404)."""
-    python = ROOT / ".splash-venv" / "bin" / "python"
-    if not python.exists():
+    python = splash_python()
+    if python is None:
         missing("no .splash-venv to start a Splash without Lua from; install it with: bash .ci/splash.sh")
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
