@@ -1033,22 +1033,29 @@ def git_not_found() -> RepoError:
 # What git (or git-lfs, lower case) says of a failure of this machine: its file system read-only,
 # full (of blocks or inodes), over quota, failing or not ours to write; too many files open; git
 # installed without its https helper, or without git-lfs. Not a file name too long or a name the file
-# system refuses (a repository's files), nor memory (a repository may ask for any amount).
-_LOCAL = re.compile(r"Read-only file system|No space left on device|Disk quota exceeded|Input/output error"
-                    r"|Permission denied|Operation not permitted|Too many open files", re.I)
+# system refuses (a repository's files), nor memory (a repository may ask for any amount). The words
+# are the system's error, which git and git-lfs put last on a line ("<what>: <strerror>"): before
+# it, a line may name the repository's files unquoted ("unable to create file <path>: …").
+_LOCAL = re.compile(r":\s*(?:Read-only file system|No space left on device|Disk quota exceeded|Input/output error"
+                    r"|Permission denied|Operation not permitted|Too many open files)\.?$", re.I)
 # git's own lines for a program of its it cannot run (they quote what they name).
 _LOCAL_PROGRAM = re.compile(r"^git: 'lfs' is not a git command|unable to find remote helper for 'https?'$")
-# Lines a server wrote (git shows them as "remote: …"); quoted text (a path, a URL, a branch: named by the hub).
-_REMOTE_LINE = re.compile(r"^\s*remote:", re.I)
-_QUOTED = re.compile(r"'[^'\n]*'")
+# Lines a server wrote: git shows them as "remote: …"; git-lfs shows an LFS server's words (the JSON
+# "message" of its answer) as "batch response: …", "LFS: …", "Fatal error: …" (a 5xx) or an
+# object's error "[<oid>] <message>: [<HTTP status>] <message>". Quoted text: a path, a URL, a
+# branch, named by the hub.
+_REMOTE_LINE = re.compile(r"^\s*(?:remote:|(?:\[[0-9a-f]{64}\] )?(?:batch response:|LFS:|Fatal error:))"
+                          r"|\[\d{3}\] ", re.I)
+_QUOTED = re.compile(r"'[^'\n]*'|\"(?:[^\"\\\n]|\\.)*\"")
 
 
 def local_failure(stderr: str) -> bool:
     """Whether git's ``stderr`` (:func:`_stderr`) tells of a failure of this machine, in git's own
-    words: the lines a server wrote and the text git quotes (paths, URLs: the hub's names) aside."""
+    words: the lines a server wrote, the text git quotes (paths, URLs: the hub's names) and what
+    comes before the system's error on a line (unquoted paths) aside."""
     for line in stderr.replace("\r", "\n").splitlines():
         line = line.strip()
-        if _REMOTE_LINE.match(line):
+        if _REMOTE_LINE.search(line):
             continue
         if _LOCAL_PROGRAM.search(line) or _LOCAL.search(_QUOTED.sub("''", line)):
             return True

@@ -8,6 +8,7 @@ import dataclasses
 import errno
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from ptmscrape.dataset.tree import DatasetTree
 from ptmscrape.gitrepo import Git, GitPolicy, RepoError
 from tests.crawl import ROOT
 from tests.replicas.faults import FaultInjector, FaultPlan, inject
-from tests.replicas.server import GitHost, Replica, Reply
+from tests.replicas.server import GIT_ENV, GitHost, Replica, Reply
 
 POLICY = GitPolicy(allow_protocols=("https", "http"))
 
@@ -735,6 +736,21 @@ def test_a_retry_line_shows_the_hubs_url_escaped_as_every_other_line_does(tmp_pa
     (b"fatal: Unable to create '/d/Permission denied/.git/index.lock': File exists.", False),
     # A repository's file names too long for the file system: the repository's.
     (b"error: unable to create file a/b: File name too long\nfatal: unable to checkout working tree", False),
+    # ... even where git names it unquoted, and the name is a local error's words.
+    (b"error: unable to create file dir/Permission denied aaa: File name too long\n"
+     b"fatal: unable to checkout working tree", False),
+    # What an LFS server said, as git-lfs shows it (no "remote: "): its batch response, an object's
+    # error, a download's error message (JSON "message"), a 5xx's.
+    (b"batch response: Read-only file system\nFailed to fetch some objects from '<url>'", False),
+    (b"batch response: Fatal error: No space left on device\nFailed to fetch some objects from '<url>'", False),
+    (b"[54b74fa3b75131703c57f171843dc58b7ec633810c1d414697a7b314d5fc6d5d] Permission denied: [404] Permission "
+     b"denied\nFailed to fetch some objects from '<url>'", False),
+    (b"LFS: Permission denied\nFailed to fetch some objects from '<url>'", False),
+    (b"Fatal error: Disk quota exceeded\nFailed to fetch some objects from '<url>'", False),
+    # git-lfs's own words for this machine's file system (Go's, lower case) are.
+    (b"[54b74fa3b75131703c57f171843dc58b7ec633810c1d414697a7b314d5fc6d5d] write /d/.git/lfs/tmp/x: no space "
+     b"left on device\nFailed to fetch some objects from '<url>'", True),
+    (b"Could not check out \"a.bin\": open /d/r/a.bin: read-only file system", True),
 ])
 def test_a_git_failure_of_this_machine_is_told_from_one_of_the_repository(stderr, local):
     from git.exc import GitCommandError
@@ -742,6 +758,76 @@ def test_a_git_failure_of_this_machine_is_told_from_one_of_the_repository(stderr
     from ptmscrape.gitrepo import git_failure
 
     assert git_failure(GitCommandError(["git", "clone"], 128, stderr, b"")).local is local
+
+
+def _lfs_says(words: str, status: int, where: str):
+    """An LFS server whose answer carries ``words`` (JSON "message", or an object's error)."""
+    def answer(req, m):
+        if where == "object":
+            objects = [{"oid": o["oid"], "size": o["size"], "error": {"code": 404, "message": words}}
+                       for o in json.loads(req.body)["objects"]]
+            return Reply.json({"transfer": "basic", "objects": objects},
+                              headers={"Content-Type": "application/vnd.git-lfs+json"})
+        return Reply(status, json.dumps({"message": words}).encode(), {"Content-Type": "application/vnd.git-lfs+json"})
+    return answer
+
+
+@pytest.mark.parametrize(("where", "status", "words"), [
+    ("batch", 403, "Read-only file system"),
+    ("batch", 500, "No space left on device"),
+    ("object", 404, "Permission denied"),
+    ("download", 403, "Permission denied"),
+    ("download", 500, "Too many open files"),
+])
+def test_an_lfs_server_cannot_make_its_failure_look_like_this_machines(tmp_path, where, status, words):
+    # git-lfs prints what an LFS server says ("batch response: <message>", "LFS: <message>", "[<oid>]
+    # <message>: [404] <message>") with no "remote: " before it: a hostile hub's "Read-only file
+    # system" marked the clone local, which fails the whole crawl (exit status 1).
+    host = GitHost(tmp_path / "git")
+    host.add_repo("o/model", {"README.md": "x\n"}, lfs={"model.bin": b"weights\n" * 64})
+    with Replica() as server:
+        if where == "download":
+            server.route("GET", "/lfs-objects/(?P<oid>[0-9a-f]{64})", _lfs_says(words, status, where))
+        else:
+            server.route("POST", "/o/model.git/info/lfs/objects/batch", _lfs_says(words, status, where))
+        host.mount(server)
+        c = Cloner(DatasetTree(tmp_path / "data"), Git(dataclasses.replace(POLICY, lfs=True)), concurrency=1)
+        c.open("huggingface")
+        try:
+            result = asyncio.run(c.clone("huggingface", f"{server.url}/o/model"))
+        finally:
+            c.close()
+    assert result.status.startswith("failed: ") and result.path is None
+    assert result.local is False
+
+
+def test_a_repositorys_file_named_like_a_local_error_does_not_make_its_failure_local(tmp_path):
+    # git names a file it cannot create unquoted ("unable to create file <path>: File name too long"):
+    # a file "Permission denied aaa…" (too long a name, the repository's doing) marked the clone local.
+    host = GitHost(tmp_path / "git")
+    host.add_repo("o/model", {"README.md": "x\n"})
+    env = {**GIT_ENV, "GIT_DIR": str(host.bare_path("o/model"))}
+
+    def plumbing(*args, stdin: bytes) -> str:
+        return subprocess.run(["git", *args], input=stdin, env={**os.environ, **env}, capture_output=True,
+                              check=True).stdout.decode().strip()
+
+    blob = plumbing("hash-object", "-w", "--stdin", stdin=b"x\n")
+    sub = plumbing("mktree", stdin=f"100644 blob {blob}\tPermission denied {'a' * 300}\n".encode())
+    base = plumbing("ls-tree", "main", stdin=b"")
+    tree = plumbing("mktree", stdin=f"{base}\n040000 tree {sub}\tdir\n".encode())
+    sha = plumbing("commit-tree", tree, "-p", "main", "-m", "long name", stdin=b"")
+    plumbing("update-ref", "refs/heads/main", sha, stdin=b"")
+    with Replica() as server:
+        host.mount(server)
+        c = cloner(tmp_path / "data")
+        c.open("modelzoo")
+        try:
+            result = asyncio.run(c.clone("modelzoo", f"{server.url}/o/model"))
+        finally:
+            c.close()
+    assert result.status.startswith("failed: ") and "File name too long" in (result.detail or "")
+    assert result.local is False
 
 
 @pytest.mark.parametrize(("error", "local"), [
