@@ -64,6 +64,8 @@ logger = logging.getLogger(__name__)
 _STAT_KEYS = {"cloned": CLONE_CLONED, "updated": CLONE_UPDATED, "unchanged": CLONE_UNCHANGED,
               "skipped": CLONE_SKIPPED, "failed": CLONE_FAILED}
 STOPPED_BEFORE_CLONE = "skipped: the crawl stopped before its clone"
+# Said after the reason of a clone failed for a reason of this machine (CloneResult.local).
+LOCAL_WORDS = " (a reason of this machine, not of the hub)"
 # Failed clones of each reason logged at WARNING; the rest at DEBUG (a tokenless Hugging Face crawl
 # meets thousands of gated models: a WARNING each buried the log). Counted and in the records all the same.
 NAMED_FAILURES = 10
@@ -143,22 +145,29 @@ class ClonePipeline:
                 self.stats.inc_value(CLONE_FAILED_LOCALLY_BY_REASON + key)
             # What git said, unless the reason is git's own last line already.
             said = f"; git: {printable(result.detail, 400)}" if result.detail and reason not in result.detail else ""
-            logger.log(self._failure_level(reason, key), "Clone failed for %s (%s): %s%s", item.label,
-                       printable(record.get("RepoURL")), printable(reason, 300), said)
+            # The verdict sends the operator to these WARNINGs for the failures of this machine: they
+            # say so, and are counted apart from the repositories' own of the same reason (which may
+            # be many, and came first).
+            mine = LOCAL_WORDS if result.local else ""
+            logger.log(self._failure_level(reason, key, result.local), "Clone failed for %s (%s): %s%s%s",
+                       item.label, printable(record.get("RepoURL")), printable(reason, 300), mine, said)
         return item
 
-    def _failure_level(self, reason: str, key: str) -> int:
-        """WARNING for the first NAMED_FAILURES failures of a reason, then one WARNING saying the rest
-        are at DEBUG. Lack of disk space was logged once for all (FreeSpace): DEBUG always."""
+    def _failure_level(self, reason: str, key: str, local: bool = False) -> int:
+        """WARNING for the first NAMED_FAILURES failures of a reason (this machine's and the
+        repositories' each), then one WARNING saying the rest are at DEBUG. Lack of disk space was
+        logged once for all (FreeSpace): DEBUG always."""
         if reason == NO_DISK_SPACE:
             return logging.DEBUG
-        said = self.failures_said[key] = self.failures_said.get(key, 0) + 1
+        said_key = ("local:" if local else "") + key
+        said = self.failures_said[said_key] = self.failures_said.get(said_key, 0) + 1
         if said == NAMED_FAILURES + 1:
             data_dir = str(self.crawler.settings.get("PTM_DATA_DIR") or "").rstrip("/")
             where = records_file(self.crawler.spider.name)
-            logger.warning("More clones failed for %s: logged at DEBUG from here on; each model's CloneStatus is "
-                           "in %s (%s counts them)", printable(reason, 300),
-                           f"{data_dir}/{where}" if data_dir else where, CLONE_FAILED_BY_REASON + key)
+            logger.warning("More clones failed for %s%s: logged at DEBUG from here on; each model's CloneStatus is "
+                           "in %s (%s counts them)", printable(reason, 300), LOCAL_WORDS if local else "",
+                           f"{data_dir}/{where}" if data_dir else where,
+                           (CLONE_FAILED_LOCALLY_BY_REASON if local else CLONE_FAILED_BY_REASON) + key)
         return logging.WARNING if said <= NAMED_FAILURES else logging.DEBUG
 
     def _deferred(self, item, record, result: CloneResult):

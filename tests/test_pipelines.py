@@ -394,3 +394,24 @@ def test_a_failed_clones_warning_names_the_model_and_quotes_git(tmp_path, crawle
                            "server error (HTTP 5xx); git: ")
     assert "remote: Backend pool exhausted" in line and "returned error: 503" in line
     assert server.url not in line.split("; git: ", 1)[1]  # URLs in git's words are <url>
+
+
+def test_a_clone_failed_for_a_reason_of_this_machine_is_a_warning_after_many_of_the_hubs_own(crawler, caplog):
+    """The verdict on a clone failed for a reason of this machine points at the WARNINGs 'Clone failed
+    for …' to say which: one that came after NAMED_FAILURES of the repositories' own with the same
+    reason key ('filesystem error (File name too long)', then '… (Read-only file system)') was at
+    DEBUG, and no WARNING said it was this machine's, so no line named the model to fix."""
+    from pipelines.clone import NAMED_FAILURES
+
+    stage = ClonePipeline.from_crawler(crawler)
+    hubs = CloneResult(None, None, "failed: filesystem error (File name too long)")
+    ours = CloneResult(None, None, "failed: filesystem error (Read-only file system)", local=True)
+    with caplog.at_level(logging.DEBUG, logger="pipelines.clone"):
+        for result in [hubs] * (NAMED_FAILURES + 1) + [ours]:
+            record = mapped(crawler, fixture_models()[0])
+            stage._finish(record, record, result)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warned = [m for m in warnings if "Read-only" in m]
+    assert len(warned) == 1 and "this machine" in warned[0]
+    hub_warned = [m for m in warnings if "File name" in m]
+    assert hub_warned and not any("this machine" in m for m in hub_warned)
