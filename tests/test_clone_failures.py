@@ -254,3 +254,27 @@ def test_a_read_only_repos_dir_fails_every_clone_with_the_reason_and_the_crawl(t
     assert ("Left out by this crawl: 3 models not cloned (filesystem error: 3), 3 of them for a reason of "
             "this machine: their CloneStatus in ") in result.log
     assert "Clones at the end: " in result.log and "(3 failed, 3 of them for a reason of this machine, " in result.log
+
+
+def test_a_crawl_again_once_the_repos_dir_is_fixed_clones_them_all_and_exits_0(tmp_path):
+    """The verdict on clones failed for a reason of this machine says 'fix it, then crawl again': the
+    next crawl over the same data dir retries every clone the first one failed, and exits 0."""
+    data = tmp_path / "data"
+    repos = data / "huggingface/repos"
+    with HuggingFaceReplica(synthetic_models(3), tmp_path / "hub-git") as hub:
+        if os.geteuid() == 0:
+            ctx = mounted_tmpfs(repos, "ro,size=64k")
+        else:
+            repos.mkdir(parents=True)
+            repos.chmod(0o555)
+            ctx = contextmanager(lambda: (yield repos))()
+        with ctx:
+            first = crawl(hub, tmp_path, check=False)
+        assert first.returncode == 1
+        if os.geteuid() != 0:
+            repos.chmod(0o755)
+        again = crawl(hub, tmp_path, check=False)
+    assert again.returncode == 0, again.log[-3000:]
+    assert {r["CloneStatus"] for r in again.records("huggingface")} == {"cloned"}
+    assert "ptm/clone/failed_locally" not in again.stats
+    assert "Crawl verdict: exit status 0: " in last_line(again.log)
