@@ -239,7 +239,8 @@ class CrawlVerdict:
             raise CloseSpider(result.finish_reason)
 
     def decide(self):
-        self.result = verdict(self.stats.get_stats(), expect_records=self.expect_records)
+        self.result = verdict(self.stats.get_stats(), expect_records=self.expect_records,
+                              jobdir=bool(self.crawler.settings.get("JOBDIR")))
         self.stats.set_value(VERDICT_EXIT_STATUS, self.result.status)
         self.stats.set_value(VERDICT_REASON, self.result.reason)
 

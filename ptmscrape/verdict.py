@@ -99,7 +99,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict:
+def verdict(stats: Mapping[str, Any], *, expect_records: bool = True, jobdir: bool = False) -> Verdict:
     """The verdict on a crawl from its stats (``finish_reason`` absent while it runs).
 
     ``expect_records``: whether storing nothing is a failure (not for ``-a limit=0``, nor for a
@@ -149,17 +149,20 @@ def verdict(stats: Mapping[str, Any], *, expect_records: bool = True) -> Verdict
         problems.append("a feed was not stored (see the ERROR above)")
     # Clones the crawl did not even start for lack of disk space: a run that skipped them is not
     # complete (a clone that failed for its repository's sake, 404 or too large, is in the record).
+    # A run of a JOBDIR job does not clone again the models the job stored (and in the JOBDIR of a
+    # finished job a run does nothing, exit status 0): crawling again means a new JOBDIR.
+    again = "then crawl again" + (" with a new JOBDIR (this job's runs do not clone them again)" if jobdir else "")
     no_space = int(stats.get(CLONE_FAILED_NO_DISK_SPACE) or 0)
     if no_space:
         problems.append(_plural(no_space, "model") + " not cloned: less free disk space than "
-                        "PTM_CLONE_MIN_FREE_GB (free space, then crawl again)")
+                        f"PTM_CLONE_MIN_FREE_GB (free space, {again})")
     # So are clones that failed for another reason of this machine (a read-only, full or failing
     # file system, git missing or broken): the operator's to fix, not facts about the hub.
     local = int(stats.get(CLONE_FAILED_LOCALLY) or 0)
     if local:
         problems.append(_plural(local, "model") + " not cloned for a reason of this machine, not of the hub"
                         + _by_reason(stats, CLONE_FAILED_LOCALLY_BY_REASON)
-                        + ": fix it (the WARNINGs 'Clone failed for …' say what), then crawl again")
+                        + f": fix it (the WARNINGs 'Clone failed for …' say what), {again}")
     errors = int(stats.get("spider_exceptions_count") or 0)
     if errors:
         problems.append(_plural(errors, "callback error") + " (pages only partly read)")

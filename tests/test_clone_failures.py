@@ -278,3 +278,30 @@ def test_a_crawl_again_once_the_repos_dir_is_fixed_clones_them_all_and_exits_0(t
     assert {r["CloneStatus"] for r in again.records("huggingface")} == {"cloned"}
     assert "ptm/clone/failed_locally" not in again.stats
     assert "Crawl verdict: exit status 0: " in last_line(again.log)
+
+
+def test_a_jobdir_job_whose_clones_failed_for_a_reason_of_this_machine_says_to_crawl_again_with_a_new_one(tmp_path):
+    """In the JOBDIR of a finished job a new run does nothing and exits 0: a job whose clones failed
+    for a reason of this machine (exit status 1: 'fix it, then crawl again'), crawled again as told,
+    with its JOBDIR, exited 0 with not one clone retried. The verdict now says to use a new JOBDIR,
+    which clones them."""
+    data = tmp_path / "data"
+    repos = data / "huggingface/repos"
+    with HuggingFaceReplica(synthetic_models(3), tmp_path / "hub-git") as hub:
+        if os.geteuid() == 0:
+            ctx = mounted_tmpfs(repos, "ro,size=64k")
+        else:
+            repos.mkdir(parents=True)
+            repos.chmod(0o555)
+            ctx = contextmanager(lambda: (yield repos))()
+        with ctx:
+            first = crawl(hub, tmp_path, check=False, JOBDIR=str(tmp_path / "job1"))
+        assert first.returncode == 1
+        assert last_line(first.log).endswith(
+            "fix it (the WARNINGs 'Clone failed for …' say what), then crawl again with a new JOBDIR "
+            "(this job's runs do not clone them again)")
+        if os.geteuid() != 0:
+            repos.chmod(0o755)
+        again = crawl(hub, tmp_path, check=False, JOBDIR=str(tmp_path / "job2"))
+    assert again.returncode == 0, again.log[-3000:]
+    assert {r["CloneStatus"] for r in again.records("huggingface")} == {"cloned"}
