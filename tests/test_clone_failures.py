@@ -222,6 +222,16 @@ def test_a_full_disk_fails_the_clone_that_does_not_fit_and_keeps_the_rest(tmp_pa
         assert " not cloned for a reason of this machine, not of the hub (" in last_line(result.log)
 
 
+def read_only(repos):
+    """``repos`` made read-only while in the block: a read-only tmpfs over it as root (root writes
+    through mode bits), else mode 555 (left so: a test that fixes it chmods it back)."""
+    if os.geteuid() == 0:
+        return mounted_tmpfs(repos, "ro,size=64k")
+    repos.mkdir(parents=True)
+    repos.chmod(0o555)
+    return contextmanager(lambda: (yield repos))()
+
+
 def test_a_read_only_repos_dir_fails_every_clone_with_the_reason_and_the_crawl(tmp_path):
     """Every clone failed (``filesystem error``) and the crawl exited 0, as if the hub's repositories
     were gone: the dataset is incomplete by this machine's fault, which its operator can fix, as for
@@ -229,13 +239,7 @@ def test_a_read_only_repos_dir_fails_every_clone_with_the_reason_and_the_crawl(t
     data = tmp_path / "data"
     repos = data / "huggingface/repos"
     with HuggingFaceReplica(synthetic_models(3), tmp_path / "hub-git") as hub:
-        if os.geteuid() == 0:
-            ctx = mounted_tmpfs(repos, "ro,size=64k")
-        else:
-            repos.mkdir(parents=True)
-            repos.chmod(0o555)
-            ctx = contextmanager(lambda: (yield repos))()
-        with ctx:
+        with read_only(repos):
             result = crawl(hub, tmp_path, check=False)
             assert list(repos.iterdir()) == []
     records = result.records("huggingface")
@@ -262,13 +266,7 @@ def test_a_crawl_again_once_the_repos_dir_is_fixed_clones_them_all_and_exits_0(t
     data = tmp_path / "data"
     repos = data / "huggingface/repos"
     with HuggingFaceReplica(synthetic_models(3), tmp_path / "hub-git") as hub:
-        if os.geteuid() == 0:
-            ctx = mounted_tmpfs(repos, "ro,size=64k")
-        else:
-            repos.mkdir(parents=True)
-            repos.chmod(0o555)
-            ctx = contextmanager(lambda: (yield repos))()
-        with ctx:
+        with read_only(repos):
             first = crawl(hub, tmp_path, check=False)
         assert first.returncode == 1
         if os.geteuid() != 0:
@@ -288,13 +286,7 @@ def test_a_jobdir_job_whose_clones_failed_for_a_reason_of_this_machine_says_to_c
     data = tmp_path / "data"
     repos = data / "huggingface/repos"
     with HuggingFaceReplica(synthetic_models(3), tmp_path / "hub-git") as hub:
-        if os.geteuid() == 0:
-            ctx = mounted_tmpfs(repos, "ro,size=64k")
-        else:
-            repos.mkdir(parents=True)
-            repos.chmod(0o555)
-            ctx = contextmanager(lambda: (yield repos))()
-        with ctx:
+        with read_only(repos):
             first = crawl(hub, tmp_path, check=False, JOBDIR=str(tmp_path / "job1"))
         assert first.returncode == 1
         assert last_line(first.log).endswith(

@@ -379,11 +379,7 @@ def test_an_lfs_failure_is_not_a_missing_repository(tmp_path, lfs_server, reason
                 "Unauthorized", 401, headers={"WWW-Authenticate": 'Basic realm="lfs"'}))
         host.mount(server)
         c = Cloner(DatasetTree(tmp_path / "data"), Git(dataclasses.replace(POLICY, lfs=True)), concurrency=1)
-        c.open("huggingface")
-        try:
-            result = asyncio.run(c.clone("huggingface", f"{server.url}/o/model"))
-        finally:
-            c.close()
+        result = clone_once(c, f"{server.url}/o/model")
     assert (result.status, result.path) == (f"failed: {reason}", None)
 
 
@@ -792,11 +788,7 @@ def test_an_lfs_server_cannot_make_its_failure_look_like_this_machines(tmp_path,
             server.route("POST", "/o/model.git/info/lfs/objects/batch", _lfs_says(words, status, where))
         host.mount(server)
         c = Cloner(DatasetTree(tmp_path / "data"), Git(dataclasses.replace(POLICY, lfs=True)), concurrency=1)
-        c.open("huggingface")
-        try:
-            result = asyncio.run(c.clone("huggingface", f"{server.url}/o/model"))
-        finally:
-            c.close()
+        result = clone_once(c, f"{server.url}/o/model")
     assert result.status.startswith("failed: ") and result.path is None
     assert result.local is False
 

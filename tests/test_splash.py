@@ -264,6 +264,22 @@ class JsSpider(scrapy.Spider):
 '''
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    """A local site's handler: no request log, and ``answer`` for a whole reply."""
+
+    def answer(self, status: int, body: bytes, ctype: str = "text/html; charset=utf-8", **headers: str):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
 class _LocalSite:
     """A 127.0.0.1 server (thread, free port) for Splash to render; ``url`` without a trailing slash."""
 
@@ -289,7 +305,7 @@ class _Page(_LocalSite):
         self.titles = titles
         self.paths: list[str] = []
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_GET(self):
                 page.paths.append(self.path)
                 if self.path == "/titles.json":
@@ -299,14 +315,7 @@ class _Page(_LocalSite):
                 else:
                     self.send_error(404)
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
+                self.answer(200, body, ctype)
 
         super().__init__(Handler)
         self.url += "/"
@@ -386,22 +395,13 @@ class _StatusPages(_LocalSite):
     no body), a 429 with ``Retry-After: 7``."""
 
     def __init__(self):
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_GET(self):
                 code, _, rest = self.path.strip("/").partition("/")
                 body = b"" if rest == "empty" else (
                     f'<!doctype html><html><body><p>hub said {code}</p><div class="no-models">No models</div>'
                     f"</body></html>".encode())
-                self.send_response(int(code))
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                if code == "429":
-                    self.send_header("Retry-After", "7")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
+                self.answer(int(code), body, **({"Retry-After": "7"} if code == "429" else {}))
 
         super().__init__(Handler)
 
@@ -483,7 +483,7 @@ class _EchoPages(_LocalSite):
         site = self
         self.seen: list[tuple[str, str, str]] = []
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_GET(self):
                 site.seen.append((self.path, self.headers.get("User-Agent", ""),
                                   self.headers.get("Accept-Language", "")))
@@ -494,14 +494,7 @@ class _EchoPages(_LocalSite):
                     self.end_headers()
                     return
                 body = f"<html><body><p>{self.path} of {site.url}</p></body></html>".encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
+                self.answer(200, body)
 
         super().__init__(Handler)
 
