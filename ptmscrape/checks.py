@@ -10,6 +10,7 @@ import difflib
 import inspect
 import math
 import os
+import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -227,12 +228,40 @@ def _runs(command: list[str]) -> bool:
         return False
 
 
-def check_git(clone: bool) -> None:
+# The transports of PTM_GIT_ALLOW_PROTOCOL git runs a remote helper for (git-remote-<name>).
+HELPER_TRANSPORTS = ("https", "http")
+
+
+def check_git(clone: bool, allowed: Any = "https") -> None:
     """``PTM_CLONE`` (on by default) needs git on PATH: without it, the crawl did not start (GitPython's
-    import raised, a traceback and exit status 1); had it started, every clone would have failed."""
-    if clone and not _runs(["git", "--version"]):
+    import raised, a traceback and exit status 1); had it started, every clone would have failed.
+    So it does without the remote helper (``git-remote-https``) of each allowed transport
+    (``allowed``: ``PTM_GIT_ALLOW_PROTOCOL``): a minimal git build, or a broken git-core, passed
+    ``git --version`` and failed every clone at the end ("unable to find remote helper for 'https'").
+    git looks for the helper in ``git --exec-path``, then on PATH; so does this check."""
+    if not clone:
+        return
+    if not _runs(["git", "--version"]):
         raise BadInput("-s PTM_CLONE=1 needs git, and `git --version` failed here: install git (Debian: "
                        "apt-get install git) or put it on PATH, or turn cloning off (-s PTM_CLONE=0)")
+    wanted = [p for p in HELPER_TRANSPORTS if p in {p.strip().lower() for p in str(allowed or "").split(":")}]
+    if not wanted:
+        return
+    try:
+        found = subprocess.run(["git", "--exec-path"], stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=60)
+        exec_path = found.stdout.strip() if found.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        exec_path = ""
+    for transport in wanted:
+        helper = f"git-remote-{transport}"
+        there = os.path.join(exec_path, helper) if exec_path else ""
+        if (there and os.path.isfile(there) and os.access(there, os.X_OK)) or shutil.which(helper):
+            continue
+        raise BadInput(f"-s PTM_CLONE=1 needs git's {transport} transport, and {helper} is neither in "
+                       f"`git --exec-path` ({exec_path or 'no answer'}) nor on PATH: install git with its "
+                       f"{transport} support (Debian: apt-get install git; a git built from source needs "
+                       f"libcurl) or turn cloning off (-s PTM_CLONE=0)")
 
 
 def check_git_lfs(clone: bool, lfs: bool) -> None:

@@ -310,6 +310,23 @@ def test_cloning_without_git_on_the_path_is_one_line_and_exit_2(tmp_path, hf_rep
     assert result.items
 
 
+def test_a_git_without_its_https_helper_is_one_line_and_exit_2(tmp_path):
+    """A git that answers `git --version` but has no git-remote-https (a minimal build, a broken
+    git-core) ran the crawl, every clone failing at the end ("unable to find remote helper for
+    'https'", exit status 1): it is refused before the crawl now."""
+    core = tmp_path / "git-core"
+    core.mkdir()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text(f'#!/bin/sh\ncase "$1" in\n  --version|version) echo "git version 2.47.0";;\n'
+                              f'  --exec-path) echo "{core}";;\n  *) exit 1;;\nesac\n')
+    (fake / "git").chmod(0o755)
+    result = run_crawl("huggingface", tmp_path, check=False, env={"PATH": str(fake)},
+                       settings={"PTM_HUGGINGFACE_URL": "http://127.0.0.1:9"})
+    assert_one_line_error(result, "-s PTM_CLONE=1 needs git's https transport, and git-remote-https is neither "
+                          f"in `git --exec-path` ({core}) nor on PATH", "or turn cloning off (-s PTM_CLONE=0)")
+
+
 def test_an_unknown_spider_is_one_line_naming_the_spiders_and_exit_2(tmp_path):
     result = run_crawl("huggingfce", tmp_path, check=False)
     assert_one_line_error(result, "no spider named 'huggingfce'", "huggingface, modelhub")

@@ -3,6 +3,7 @@ functions of stats, arguments and paths, no Scrapy. tests/test_exit_status.py ru
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -444,6 +445,48 @@ def test_cloning_without_git_is_refused_before_the_crawl(tmp_path, monkeypatch):
                                            r"install git .* or turn cloning off \(-s PTM_CLONE=0\)$"):
             preflight(HuggingfaceSpider, settings(**given), {})
     preflight(HuggingfaceSpider, settings(PTM_CLONE=False), {})  # no clones: no git needed
+
+
+def test_cloning_with_a_git_that_has_no_https_helper_is_refused_before_the_crawl(tmp_path, monkeypatch):
+    # A git without git-remote-https (a minimal build, a broken git-core) passed `git --version`:
+    # the crawl ran and every clone failed at the end ("unable to find remote helper for 'https'").
+    from scrapy.settings import Settings
+
+    import ptmscrape.settings as project
+    from ptmscrape.checks import check_git
+    from ptmscrape.commands.crawl import preflight
+
+    def settings(**given):
+        ours = {k: getattr(project, k) for k in dir(project) if k.isupper()}
+        return Settings({**ours, "PTM_DATA_DIR": str(tmp_path / "data"), **given})
+
+    preflight(HuggingfaceSpider, settings(), {})  # the real git has its helpers here
+    preflight(HuggingfaceSpider, settings(PTM_GIT_ALLOW_PROTOCOL="https:http"), {})
+    core = tmp_path / "git-core"
+    core.mkdir()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text(f'#!/bin/sh\ncase "$1" in\n  --version|version) echo "git version 2.47.0";;\n'
+                              f'  --exec-path) echo "{core}";;\n  *) exit 1;;\nesac\n')
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake))
+    where = re.escape(str(core))
+    with pytest.raises(BadInput, match=r"^-s PTM_CLONE=1 needs git's https transport, and git-remote-https is "
+                                       rf"neither in `git --exec-path` \({where}\) nor on PATH: install .* "
+                                       r"or turn cloning off \(-s PTM_CLONE=0\)$"):
+        preflight(HuggingfaceSpider, settings(), {})
+    helper = core / "git-remote-https"
+    helper.write_text("#!/bin/sh\n")
+    with pytest.raises(BadInput, match=r"git-remote-https is neither"):  # there, but not executable
+        check_git(True, "https")
+    helper.chmod(0o755)
+    check_git(True, "https")
+    check_git(True)  # the existing callers' form: https, as by default
+    with pytest.raises(BadInput, match=r"^-s PTM_CLONE=1 needs git's http transport, and git-remote-http is"):
+        preflight(HuggingfaceSpider, settings(PTM_GIT_ALLOW_PROTOCOL="https:http"), {})
+    helper.unlink()
+    preflight(HuggingfaceSpider, settings(PTM_CLONE=False), {})  # no clones: no check
+    preflight(HuggingfaceSpider, settings(PTM_GIT_ALLOW_PROTOCOL="ssh"), {})  # no helper needed for ssh
 
 
 def test_a_hub_without_git_repositories_needs_no_git(tmp_path, monkeypatch):

@@ -149,7 +149,7 @@ def preflight(spidercls, settings, arguments: dict) -> None:
     check_hub_folders(settings.get("PTM_DATA_DIR"), spidercls.name)
     # A hub without git repositories clones nothing, cloning on or off.
     clone = settings.getbool("PTM_CLONE") and getattr(spidercls, "has_repositories", True)
-    check_git(clone)
+    check_git(clone, settings.get("PTM_GIT_ALLOW_PROTOCOL"))
     check_git_lfs(clone, settings.getbool("PTM_CLONE_LFS"))
     check_git_protocols(clone, settings.get("PTM_GIT_ALLOW_PROTOCOL"))
     check_redis_url(settings.get("PTM_REDIS_URL"))
