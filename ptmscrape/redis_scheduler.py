@@ -132,6 +132,9 @@ class SharedScheduler(Scheduler):
     # enqueue_request, the error lost them (the next listing page: the rest of the listing), and the
     # crawl ended with exit status 0.
     unqueued: collections.deque[tuple[Request, bool]]
+    # open() logs "Joining a crawl with N request(s) queued" after join_crawl(), not before (the
+    # compat scheduler's place): N counted requests join_crawl() then deleted as a lost crawl's.
+    log_queued_on_open = False
     # The crawl's id in Redis (<prefix>:<spider>:crawl), set by its first worker and deleted with
     # its keys: gone, or another, while this worker works, the crawl's state in Redis is lost.
     crawl_id: bytes | None
@@ -187,6 +190,7 @@ class SharedScheduler(Scheduler):
         super().open(spider)
         self.serve_handoffs(spider)
         self.join_crawl()
+        self.log_queued()  # after join_crawl(): never counting the leftovers it deleted
         # Busy from the start: a worker whose start request was just deduplicated must not
         # see an idle peer that has not popped the listing yet and close the crawl.
         self.mark_busy()

@@ -796,6 +796,43 @@ def test_the_first_worker_of_a_new_crawl_deletes_what_workers_of_a_lost_crawl_le
     assert three.crawl_id == two.crawl_id and len(three.queue) == 1
 
 
+def test_the_joining_line_counts_no_request_the_new_crawl_deleted(prefix, redis_client, caplog, monkeypatch):
+    """open() logged "Joining a crawl with N request(s) queued in Redis" before join_crawl() deleted
+    those N requests, left by workers of a crawl whose state Redis lost: the log read as if the new
+    crawl had joined them. The line comes after that decision now, counting what is joined."""
+    from types import SimpleNamespace
+
+    from ptmscrape.redis_scheduler import SharedScheduler
+
+    # Neither an engine nor a reactor here: no tracking hook, no busy-mark refresh.
+    monkeypatch.setattr(SharedScheduler, "_track_done_requests", lambda self: True)
+    monkeypatch.setattr("ptmscrape.redis_scheduler.create_looping_call",
+                        lambda function: SimpleNamespace(start=lambda *args, **kwargs: None, running=False))
+
+    def opened():
+        spider = redis_spider(prefix)
+        scheduler = SharedScheduler.from_crawler(spider.crawler)
+        with caplog.at_level(logging.INFO):
+            scheduler.open(spider)
+        scheduler.server.delete(scheduler.busy_key)
+        return scheduler
+
+    one = shared_scheduler(prefix)
+    one.join_crawl()
+    redis_client.delete(*redis_client.scan_iter(match=f"{prefix}:*"))  # Redis restarted empty
+    pages = [Request(f"https://hub.example/api/models?page={n}") for n in (2, 3)]
+    assert all(one._enqueue(page, count=False) for page in pages)  # the lost worker, before it noticed
+
+    two = opened()
+    assert "that no running crawl owns" in caplog.text and len(two.queue) == 0
+    assert "Joining a crawl" not in caplog.text  # the 2 requests were deleted, not joined
+    caplog.clear()
+    assert two._enqueue(pages[0], count=False)
+    three = opened()  # joins the running crawl, and its one request
+    assert three.crawl_id == two.crawl_id and "that no running crawl owns" not in caplog.text
+    assert "Joining a crawl with 1 request(s) queued in Redis" in caplog.text
+
+
 def test_requests_a_redis_error_left_half_given_back_go_back_at_the_next_look(prefix, redis_client, monkeypatch):
     """A gone worker's requests are claimed in one step, then put back in the queue one by one: a
     Redis error half-way left the rest in this worker's taken hash, where no look went again and

@@ -7,7 +7,8 @@ Its ``RedisSpider`` relies on the removed ``start_requests()``, so the project u
 1. **``open()`` logs through ``Spider.log()``** ("Resuming crawl …"), deprecated in Scrapy 2.19 (a
    ScrapyDeprecationWarning, an error once it is removed). Here ``open()`` is upstream's, copied,
    with that line logged through this module's logger ("Joining a crawl with N request(s) queued
-   in Redis") instead.
+   in Redis", by ``log_queued()``) instead; ``SharedScheduler`` logs it later, once it has deleted
+   a lost crawl's leftovers (``log_queued_on_open``).
 2. **Its stats calls pass ``spider=``** (``scheduler/enqueued/redis``, ``scheduler/dequeued/redis``),
    deprecated in Scrapy 2.19. Here upstream's stats are off and the same counters are counted
    without it.
@@ -46,6 +47,14 @@ class Scheduler(_upstream.Scheduler):
             self.df = load_object(self.dupefilter_cls).from_spider(spider)
         if self.flush_on_start:
             self.flush()
+        if self.log_queued_on_open:
+            self.log_queued()
+
+    # Whether open() logs what is queued. ptmscrape.redis_scheduler.SharedScheduler may yet delete it
+    # (a lost crawl's leftovers, join_crawl()): it logs the line itself once that is decided.
+    log_queued_on_open = True
+
+    def log_queued(self):
         if len(self.queue):
             logger.info("Joining a crawl with %d request(s) queued in Redis", len(self.queue))
 
