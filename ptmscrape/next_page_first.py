@@ -27,8 +27,22 @@ TURNS = 12
 
 
 class NextPageFirstMiddleware:
+    """Also records in each next page which page asked for it (``HubSpider.mark_listing_link``)."""
+
+    def __init__(self, crawler: Any = None):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> NextPageFirstMiddleware:
+        return cls(crawler)
+
     async def process_spider_output(self, response: Any, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         async for output in result:
+            next_page = isinstance(output, Request) and output.meta.get(NEXT_PAGE_META)
+            if next_page and response is not None:
+                mark = getattr(getattr(self.crawler, "spider", None), "mark_listing_link", None)
+                if mark is not None:
+                    mark(output, response.request)
             yield output
-            if isinstance(output, Request) and output.meta.get(NEXT_PAGE_META):
+            if next_page:
                 await loop_turns(TURNS)

@@ -47,6 +47,10 @@ REPEATED_PAGE_META = "ptm_repeated_page"
 # Meta of a page a JOBDIR job fetches again (ptmscrape/jobdir.py: lost, or its models not stored):
 # the earlier run asked for it, not a link of this run, so it is no page this run asked for before.
 FETCHED_AGAIN_META = "ptm_fetched_again"
+# Meta of a listing's next page: the fingerprint (hex) of the page that asked for it
+# (``HubSpider.mark_listing_link``), so a link back to a page the job fetches again is told from
+# the link of the page before it (``listing_page_scheduled``).
+LISTING_FROM_META = "ptm_listing_from"
 LISTING_LOOPS = "listing loops"
 
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
@@ -226,17 +230,38 @@ class HubSpider(scrapy.Spider):
         link that repeats, or points back to an earlier page."""
         if getattr(request.callback, "__name__", None) not in self.listing_callbacks:
             return
+        fingerprint = self.crawler.request_fingerprinter.fingerprint(request).hex()
+        again = self.__dict__.setdefault("_listing_pages_again", set())
         if request.meta.get(FETCHED_AGAIN_META):
             # Two pages the job fetches again may follow each other (a pause leaves the models
             # of several pages unstored): the first one's next page is the second, which the
-            # dupefilter drops, as any page the earlier run read (not a loop).
+            # dupefilter drops, as any page the earlier run read (not a loop) ...
+            again.add(fingerprint)
             return
-        fingerprint = self.crawler.request_fingerprinter.fingerprint(request)
-        seen = self.__dict__.setdefault("_listing_pages", set())
-        if fingerprint in seen:
+        seen = self.__dict__.setdefault("_listing_pages", {})  # fingerprint: the page that asked for it
+        if fingerprint in seen or (fingerprint in again and self._links_from(request, fingerprint, seen)):
+            # ... but a link back to one from a page this run reached from it is a loop.
             request.meta[REPEATED_PAGE_META] = True
         else:
-            seen.add(fingerprint)
+            seen[fingerprint] = request.meta.get(LISTING_FROM_META)
+
+    @staticmethod
+    def _links_from(request: scrapy.Request, fingerprint: str, seen: dict[str, Any]) -> bool:
+        """Whether ``request`` was asked for by a page this run reached by next pages from the page
+        ``fingerprint``."""
+        page = request.meta.get(LISTING_FROM_META)
+        for _ in range(len(seen) + 1):  # a bound, should the pages' records ever form a cycle
+            if page is None:
+                return False
+            if page == fingerprint:
+                return True
+            page = seen.get(page)
+        return False
+
+    def mark_listing_link(self, request: scrapy.Request, page: scrapy.Request | None) -> None:
+        """Record in a listing's next page ``request`` which page asked for it (``LISTING_FROM_META``)."""
+        if page is not None and getattr(page.callback, "__name__", None) in self.listing_callbacks:
+            request.meta.setdefault(LISTING_FROM_META, self.crawler.request_fingerprinter.fingerprint(page).hex())
 
     def listing_page_dropped(self, request: scrapy.Request, spider=None) -> None:
         """Scrapy's dupefilter dropped a listing's next page that this run read already (it only

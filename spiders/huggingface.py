@@ -104,6 +104,7 @@ class HuggingfaceSpider(HistoryMixin, HubSpider):
         following = self.early_next_page(self.next_listing_url(request.url, next_link(headers.get("Link"))))
         if following is None:
             return
+        self.mark_listing_link(following, request)
         try:
             self.crawler.engine.crawl(following)
         except Exception as exc:  # a signal handler's error is only logged: the listing would end here

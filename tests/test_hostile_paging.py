@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -305,3 +305,41 @@ def test_a_civitai_next_cursor_of_the_wrong_type_is_reported_not_taken_for_the_e
     assert len(result.items) == 3
     assert f"nsfw=true ({reason})" in result.log
     assert result.stats["ptm/pages/failed/malformed next cursor"] == 1
+
+
+
+class SecondPageDownHub(HuggingFaceReplica):
+    """Pages whose third one's Link leads back to the second, which answers 404 while ``down``
+    (a page the JOBDIR job fetches again)."""
+
+    down = True
+    second: str | None = None
+
+    def _listing(self, req, m):
+        reply = super()._listing(req, m)
+        if not req.arg("cursor"):
+            self.second = reply.headers["Link"]
+        elif req.arg("cursor") == parse_qs(urlsplit(self.second[1:].split(">")[0]).query)["cursor"][0]:
+            if self.down:
+                return Reply(404, b"", {})
+        else:
+            reply.headers["Link"] = self.second
+        return reply
+
+
+def test_a_link_back_to_a_page_a_resumed_job_fetches_again_is_a_loop_as_in_a_fresh_crawl(tmp_path):
+    """The second page failed in the job's first run; the resumed run fetches it again, reads the
+    third page, whose Link leads back to the second: a loop, as in a fresh crawl (it ended the
+    listing in silence, exit status 0, as pages fetched again were not remembered)."""
+    with SecondPageDownHub(hf_models(6), repos=False) as hub:
+        settings = {"PTM_HUGGINGFACE_URL": hub.url, "PTM_CLONE": 0, "PTM_HUGGINGFACE_PAGE_SIZE": 2,
+                    "JOBDIR": str(tmp_path / "job"), **FAST}
+        first = run_crawl("huggingface", tmp_path, settings=settings, out_name="1.jsonl", check=False)
+        assert first.returncode == 1 and len(first.items) == 2, first.log[-3000:]
+        hub.down = False
+        resumed = run_crawl("huggingface", tmp_path, settings=settings, out_name="2.jsonl", check=False)
+    assert "fetching again the 1 page(s)" in resumed.log, resumed.log[-3000:]
+    assert len(resumed.items) == 4
+    assert "Listing loops: its next page" in resumed.log, resumed.log[-3000:]
+    assert resumed.returncode == 1
+    assert resumed.stats["ptm/pages/failed/listing loops"] == 1

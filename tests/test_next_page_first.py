@@ -130,3 +130,25 @@ def test_hugging_face_asks_for_the_next_page_when_a_page_s_headers_arrive_not_it
     # Each next page was asked for while the body of the page before was still held back.
     assert [gate.opened for gate in gates] == [True] * len(gates)
     assert result.stats.get("dupefilter/filtered") is None  # and only once
+
+
+def test_a_next_page_names_the_listing_page_that_asked_for_it():
+    """What tells a listing loop back to a page a resumed JOBDIR job fetches again from the link of
+    the page before it (``HubSpider.listing_page_scheduled``)."""
+    from scrapy.http import TextResponse
+
+    from ptmscrape.spiders_base import LISTING_FROM_META
+
+    spider = make_spider(HuggingfaceSpider, {"PTM_HUGGINGFACE_URL": "http://127.0.0.1:9"})
+    page = spider.request(spider.base_url + "/api/models?p=1", spider.parse_listing)
+    response = TextResponse(page.url, body=b"[]", request=page)
+    nxt = spider.next_page(spider.base_url + "/api/models?p=2", spider.parse_listing)
+    model = spider.request(spider.base_url + "/api/models/a/b", spider.parse_listing)
+
+    async def main():
+        middleware = NextPageFirstMiddleware.from_crawler(spider.crawler)
+        return [out async for out in middleware.process_spider_output(response, _outputs(nxt, model))]
+
+    assert asyncio.run(main()) == [nxt, model]
+    assert nxt.meta[LISTING_FROM_META] == spider.crawler.request_fingerprinter.fingerprint(page).hex()
+    assert LISTING_FROM_META not in model.meta  # not a next page

@@ -589,6 +589,7 @@ def test_two_pages_the_job_fetches_again_that_follow_each_other_are_no_listing_l
         signals.send_catch_log(scrapy.signals.request_scheduled, request=request, spider=resumed)
     # Page 1, read again, asks for page 2: the engine signals it scheduled, then the dupefilter drops it.
     next_page = resumed.next_page(page2.url, resumed.parse_listing)
+    resumed.mark_listing_link(next_page, next(r for r in engine.crawled if r.url.endswith("?p=1")))
     with caplog.at_level("ERROR"):
         signals.send_catch_log(scrapy.signals.request_scheduled, request=next_page, spider=resumed)
         signals.send_catch_log(scrapy.signals.request_dropped, request=next_page, spider=resumed)
@@ -738,3 +739,36 @@ def test_a_job_resumed_with_its_own_data_dir_however_written_is_not_refused(tmp_
     jobdir_module.check_data_dir(settings)  # its own data dir: not refused
     with pytest.raises(BadInput, match=f"is a job of the data dir {home / 'data'} "):
         jobdir_module.check_data_dir(Settings({"JOBDIR": str(job), "PTM_DATA_DIR": "~/other"}))
+
+
+def test_a_next_page_back_to_a_page_the_job_fetches_again_after_it_is_a_listing_loop(tmp_path, caplog):
+    """A hostile hub whose page 2 links back to page 1, while page 1 is a page the resumed job
+    fetches again: page 1 read again asks for page 2, whose next page is page 1, which the
+    dupefilter drops (the earlier run read it). A fresh crawl reports that loop (exit status 1); the
+    resumed job ended the listing in silence (exit status 0, the models past the loop reported as
+    removed), as pages fetched again were not remembered at all."""
+    from ptmscrape import signals as ptm_signals
+
+    spider, guard = listing_job(tmp_path)
+    base = spider.base_url + "/api/models"
+    first, page1 = listed_models(spider, base + "?p=1", 10)
+    spider.crawler.signals.send_catch_log(ptm_signals.model_not_stored, reason="the crawl stopped before its clone",
+                                          request=first[0].request)
+    guard.spider_closed(spider, "shutdown")
+
+    resumed, guard = listing_job(tmp_path)
+    resumed.crawler.engine = engine = Engine()
+    guard.spider_opened(resumed)
+    (again,) = engine.crawled
+    signals = resumed.crawler.signals
+    signals.send_catch_log(scrapy.signals.request_scheduled, request=again, spider=resumed)
+    page2 = resumed.next_page(base + "?p=2", resumed.parse_listing)  # page 1's next page, read by this run
+    resumed.mark_listing_link(page2, again)
+    signals.send_catch_log(scrapy.signals.request_scheduled, request=page2, spider=resumed)
+    back = resumed.next_page(base + "?p=1", resumed.parse_listing)  # page 2's next page: page 1
+    resumed.mark_listing_link(back, page2)
+    with caplog.at_level("ERROR"):
+        signals.send_catch_log(scrapy.signals.request_scheduled, request=back, spider=resumed)
+        signals.send_catch_log(scrapy.signals.request_dropped, request=back, spider=resumed)
+    assert "Listing loops: its next page " + base + "?p=1" in caplog.text
+    assert resumed.crawler.stats.get_value("ptm/pages/failed/listing loops") == 1
