@@ -87,3 +87,15 @@ def returns_in_reason(seconds: int = 60):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def git_without_helpers(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder for PATH holding a ``git`` that answers ``--version`` and whose ``--exec-path`` is an
+    empty folder (a git without git-remote-https), and that folder: ``(bin, exec_path)``."""
+    core, fake = tmp_path / "git-core", tmp_path / "bin"
+    core.mkdir()
+    fake.mkdir()
+    (fake / "git").write_text(f'#!/bin/sh\ncase "$1" in\n  --version|version) echo "git version 2.47.0";;\n'
+                              f'  --exec-path) echo "{core}";;\n  *) exit 1;;\nesac\n')
+    (fake / "git").chmod(0o755)
+    return fake, core

@@ -20,6 +20,7 @@ import pytest
 import ptmscrape.settings as project
 from ptmscrape.checks import BadInput, check_feeds
 from tests.crawl import ROOT, crawl_command, run_crawl
+from tests.helpers import git_without_helpers
 from tests.services import missing
 
 FAST = {"RETRY_TIMES": 1, "PTM_RETRY_BACKOFF": 0.05, "PTM_CLONE": 0}
@@ -314,13 +315,7 @@ def test_a_git_without_its_https_helper_is_one_line_and_exit_2(tmp_path):
     """A git that answers `git --version` but has no git-remote-https (a minimal build, a broken
     git-core) ran the crawl, every clone failing at the end ("unable to find remote helper for
     'https'", exit status 1): it is refused before the crawl now."""
-    core = tmp_path / "git-core"
-    core.mkdir()
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "git").write_text(f'#!/bin/sh\ncase "$1" in\n  --version|version) echo "git version 2.47.0";;\n'
-                              f'  --exec-path) echo "{core}";;\n  *) exit 1;;\nesac\n')
-    (fake / "git").chmod(0o755)
+    fake, core = git_without_helpers(tmp_path)
     result = run_crawl("huggingface", tmp_path, check=False, env={"PATH": str(fake)},
                        settings={"PTM_HUGGINGFACE_URL": "http://127.0.0.1:9"})
     assert_one_line_error(result, "-s PTM_CLONE=1 needs git's https transport, and git-remote-https is neither "

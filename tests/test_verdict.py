@@ -21,6 +21,7 @@ from ptmscrape.verdict import FAILED_PAGES, NOTHING_STORED, verdict
 from spiders.huggingface import HuggingfaceSpider
 from spiders.modelhub import ModelhubSpider
 from spiders.modelzoo import ModelzooSpider
+from tests.helpers import git_without_helpers
 
 GOOD = {"finish_reason": "finished", "ptm/store/records": 12}
 
@@ -462,13 +463,7 @@ def test_cloning_with_a_git_that_has_no_https_helper_is_refused_before_the_crawl
 
     preflight(HuggingfaceSpider, settings(), {})  # the real git has its helpers here
     preflight(HuggingfaceSpider, settings(PTM_GIT_ALLOW_PROTOCOL="https:http"), {})
-    core = tmp_path / "git-core"
-    core.mkdir()
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "git").write_text(f'#!/bin/sh\ncase "$1" in\n  --version|version) echo "git version 2.47.0";;\n'
-                              f'  --exec-path) echo "{core}";;\n  *) exit 1;;\nesac\n')
-    (fake / "git").chmod(0o755)
+    fake, core = git_without_helpers(tmp_path)
     monkeypatch.setenv("PATH", str(fake))
     where = re.escape(str(core))
     with pytest.raises(BadInput, match=r"^-s PTM_CLONE=1 needs git's https transport, and git-remote-https is "
