@@ -413,26 +413,12 @@ def test_the_hubs_status_reaches_the_spider_through_real_splash(tmp_path):
     ignores it as a render.html argument): a 500, 503 or 429 page reached the callback as a 200
     page, a 404 with a body too. Rendered by the project's script, the response carries the hub's
     status and headers; Splash's own answer stays in ``splash_response_status``."""
-    splash_url = require_service("Splash", SPLASH_URL, start_hint="bash .ci/splash.sh")
-    spider_file = tmp_path / "status_spider.py"
-    spider_file.write_text(STATUS_SPIDER)
-    out = tmp_path / "items.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRAPY_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     paths = ["/200", "/404", "/500", "/503", "/429", "/404/empty", "/500/empty"]
     with socket.socket() as closed:  # a port nothing listens on: Splash's browser cannot reach the page
         closed.bind(("127.0.0.1", 0))
         refused = f"http://127.0.0.1:{closed.getsockname()[1]}/"
     with _StatusPages() as pages:
-        proc = subprocess.run(
-            [sys.executable, "-m", "scrapy.cmdline", "runspider", str(spider_file), "-a", f"base={pages.url}",
-             "-a", "paths=" + ",".join(paths), "-a", f"refused={refused}", "-s", f"SPLASH_URL={splash_url}",
-             "-s", "LOG_LEVEL=INFO", "-O", str(out)],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
-        )
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0 and "Traceback" not in log, log[-4000:]
-    got = {item["path"]: item for item in json.loads(out.read_text())}
+        got, log = _run_page_spider(tmp_path, pages.url, paths, STATUS_SPIDER, refused=refused)
     assert sorted(got) == sorted([*paths, "refused"]), log[-4000:]
     # No answer of the page's own: Splash's 502, as render.html gave it, with Splash's reason.
     unreached = got.pop("refused")
@@ -499,16 +485,19 @@ class _EchoPages(_LocalSite):
         super().__init__(Handler)
 
 
-def _run_page_spider(tmp_path, base: str, paths: list[str], source: str = PAGE_SPIDER) -> tuple[dict, str]:
+def _run_page_spider(tmp_path, base: str, paths: list[str], source: str = PAGE_SPIDER,
+                     **spider_args: str) -> tuple[dict, str]:
+    """``source``'s spider run through the real Splash over ``base`` + ``paths``: its items by path, and its log."""
     splash_url = require_service("Splash", SPLASH_URL, start_hint="bash .ci/splash.sh")
     spider_file = tmp_path / "page_spider.py"
     spider_file.write_text(source)
     out = tmp_path / "items.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCRAPY_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    more = [arg for name, value in spider_args.items() for arg in ("-a", f"{name}={value}")]
     proc = subprocess.run(
         [sys.executable, "-m", "scrapy.cmdline", "runspider", str(spider_file), "-a", f"base={base}",
-         "-a", "paths=" + ",".join(paths), "-s", f"SPLASH_URL={splash_url}", "-s", "LOG_LEVEL=INFO",
+         "-a", "paths=" + ",".join(paths), *more, "-s", f"SPLASH_URL={splash_url}", "-s", "LOG_LEVEL=INFO",
          "-O", str(out)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
     )
