@@ -235,7 +235,7 @@ HELPER_TRANSPORTS = ("https", "http")
 def check_git(clone: bool, allowed: Any = "https") -> None:
     """``PTM_CLONE`` (on by default) needs git on PATH: without it, the crawl did not start (GitPython's
     import raised, a traceback and exit status 1); had it started, every clone would have failed.
-    So it does without the remote helper (``git-remote-https``) of each allowed transport
+    So does a git without the remote helper (``git-remote-https``) of an allowed transport
     (``allowed``: ``PTM_GIT_ALLOW_PROTOCOL``): a minimal git build, or a broken git-core, passed
     ``git --version`` and failed every clone at the end ("unable to find remote helper for 'https'").
     git looks for the helper in ``git --exec-path``, then on PATH; so does this check."""
@@ -244,7 +244,8 @@ def check_git(clone: bool, allowed: Any = "https") -> None:
     if not _runs(["git", "--version"]):
         raise BadInput("-s PTM_CLONE=1 needs git, and `git --version` failed here: install git (Debian: "
                        "apt-get install git) or put it on PATH, or turn cloning off (-s PTM_CLONE=0)")
-    wanted = [p for p in HELPER_TRANSPORTS if p in {p.strip().lower() for p in str(allowed or "").split(":")}]
+    given = {name.strip().lower() for name in str(allowed or "").split(":")}
+    wanted = [transport for transport in HELPER_TRANSPORTS if transport in given]
     if not wanted:
         return
     try:
